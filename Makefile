@@ -1,0 +1,33 @@
+# The README's two commands. Both work on a machine that has only Python.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install -c constraints.txt
+
+.PHONY: demo test install install-all clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+# torch is installed first, alone, so the pin is taken before any package asks for torch.
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-all: $(VENV)/.installed
+	$(PIP) -e '.[all]'
+	touch $@
+
+install: $(VENV)/.installed
+install-all: $(VENV)/.installed-all
+
+demo: install
+	$(BIN)/edgeprune demo
+
+test: install-all
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

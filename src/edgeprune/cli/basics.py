@@ -1,0 +1,116 @@
+"""Foundation commands: train, measure, models, datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgeprune import data as data_lib
+from edgeprune import models as model_lib
+from edgeprune.cli import app
+from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
+from edgeprune.errors import ConfigError, check_positive
+from edgeprune.measure import accuracy, checkpoint_bytes, latency, machine_info, macs, nonzeros, param_count, sparsity
+from edgeprune.methods.dense import train_dense
+from edgeprune.train import default_config
+
+DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
+
+
+@app.command()
+def models():
+    """List the model specs edgeprune can build."""
+    console.print(table("models", ["spec", "description"], model_lib.list_models().items()))
+
+
+@app.command()
+def datasets():
+    """List the data set specs edgeprune can load."""
+    console.print(table("datasets", ["spec", "description"], data_lib.list_datasets().items()))
+
+
+@app.command()
+def train(
+    model: str = typer.Option(..., "--model", "-m", help="Model spec, e.g. lenet5, resnet20, vit, hf-config:deit."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Data set spec, e.g. digits, mnist, cifar10."),
+    data_dir: Optional[Path] = DATA_DIR,
+    epochs: int = typer.Option(10, help="Training epochs (> 0)."),
+    batch_size: int = typer.Option(128, help="Batch size (> 0)."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (> 0); default by model family."),
+    optimizer: Optional[str] = typer.Option(None, help="sgd | adam | adamw; default by model family."),
+    schedule: str = typer.Option("cosine", help="cosine | step | constant."),
+    weight_decay: Optional[float] = typer.Option(None, help="Weight decay; default by model family."),
+    patience: Optional[int] = typer.Option(None, help="Early stopping: epochs without validation improvement."),
+    seed: int = typer.Option(0, help="Seed for initialisation, data order and the validation split."),
+    val_fraction: float = typer.Option(0.1, help="Fraction of the training data held out for validation."),
+    limit: Optional[int] = typer.Option(None, help="Use at most this many training examples (quick runs)."),
+    arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable), e.g. --arg dim=96."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder; default runs/train-MODEL-DATASET."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Train a model; write model.pt and metrics.json (test accuracy measured once, on the best-validation weights)."""
+    config = default_config(
+        model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
+        weight_decay=weight_decay, patience=patience, seed=seed,
+    )
+    model_kwargs = parse_kv(arg)
+    splits = data_lib.load(dataset, root=data_dir, val_fraction=val_fraction, seed=seed, limit=limit)
+    out = out or Path("runs") / f"train-{model.replace(':', '-').replace('/', '-')}-{dataset.split(':')[0]}"
+    _, m = train_dense(model, splits, config, out, model_kwargs=model_kwargs, progress=not quiet)
+    console.print(
+        table(
+            f"{model} on {splits.name}",
+            ["metric", "value"],
+            [
+                ["val accuracy (best epoch)", f"{m['val_acc']:.2%} (epoch {m['train']['best_epoch']})"],
+                ["test accuracy", f"{m['test_acc']:.2%}"],
+                ["params", m["params"]],
+                ["MACs / image", m["macs"]],
+                ["seconds / epoch", round(m["train"]["seconds_per_epoch"], 2)],
+                ["checkpoint", f"{out / 'model.pt'} ({human_bytes(m['checkpoint_bytes'])})"],
+            ],
+        )
+    )
+
+
+@app.command()
+def measure(
+    checkpoint: Path = typer.Argument(..., help="An edgeprune checkpoint (model.pt)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Also measure test accuracy on this data set."),
+    data_dir: Optional[Path] = DATA_DIR,
+    batch: str = typer.Option("1,32", help="Batch sizes for latency, comma-separated."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for latency (> 0); default torch's."),
+    runs: int = typer.Option(30, help="Timed runs per batch size after warm-up (> 0)."),
+):
+    """Print params, non-zeros, sparsity, MACs, bytes and latency of a checkpoint (and accuracy with --dataset)."""
+    batches = parse_int_list(batch, "--batch")
+    check_positive("--runs", runs)
+    if threads is not None:
+        check_positive("--threads", threads)
+    model = model_lib.load(checkpoint)
+    build = model.edgeprune_build
+    shape = (build["in_channels"], build["image_size"], build["image_size"])
+    import torch
+
+    report = macs(model, torch.zeros(1, *shape))
+    rows = [
+        ["model", build["spec"]],
+        ["params", param_count(model)],
+        ["non-zeros", nonzeros(model)],
+        ["sparsity (prunable weights)", f"{sparsity(model):.2%}"],
+        ["MACs / image (dense)", report.dense],
+        ["MACs / image (sparsity-effective)", report.effective],
+        ["checkpoint bytes", f"{checkpoint_bytes(checkpoint):,} ({human_bytes(checkpoint_bytes(checkpoint))})"],
+    ]
+    for b in batches:
+        lat = latency(model, shape, batch_size=b, runs=runs, threads=threads)
+        rows.append([f"latency batch {b} (median, torch)", f"{lat['median_ms']:.3f} ms  [p10 {lat['p10_ms']:.3f}, p90 {lat['p90_ms']:.3f}]"])
+    rows.append(["threads / CPU", f"{lat['threads']} / {machine_info()['cpu']}"])
+    if dataset:
+        splits = data_lib.load(dataset, root=data_dir)
+        if splits.num_classes != build["num_classes"]:
+            raise ConfigError(f"data set {dataset!r} has {splits.num_classes} classes but the checkpoint's model has {build['num_classes']}")
+        rows.append([f"test accuracy ({splits.name})", f"{accuracy(model, splits.test):.2%}"])
+    console.print(table(str(checkpoint), ["metric", "value"], rows))

@@ -1,0 +1,73 @@
+"""Helpers shared by the CLI commands: parsing small option values and printing tables."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from edgeprune.errors import ConfigError
+
+console = Console()
+
+
+def parse_kv(items: Iterable[str] | None, option: str = "--arg") -> dict:
+    """['dim=64', 'depth=4'] -> {'dim': 64, 'depth': 4} (values parsed as YAML scalars)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} {item!r} must look like key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    """'1,32' -> [1, 32]; every value must be a positive integer."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} must be a comma-separated list of positive integers") from None
+    if not values or any(v <= 0 for v in values):
+        raise ConfigError(f"{option} {text!r} must be a comma-separated list of positive integers")
+    return values
+
+
+def parse_float_list(text: str, option: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} must be a comma-separated list of numbers") from None
+    if not values:
+        raise ConfigError(f"{option} {text!r} must name at least one value")
+    return values
+
+
+def table(title: str, columns: list[str], rows: Iterable[Iterable]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*[fmt(v) for v in r])
+    return t
+
+
+def fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n} B"

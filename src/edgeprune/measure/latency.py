@@ -1,0 +1,90 @@
+"""Latency: median wall time of N forward passes after warm-up, thread count and CPU recorded."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgeprune.errors import check_positive
+
+
+def machine_info() -> dict:
+    """The machine line stored beside every measured figure."""
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import os
+
+    return {
+        "cpu": cpu or "unknown",
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 10) -> dict:
+    """Time ``fn`` ``runs`` times after ``warmup`` calls; milliseconds: median, p10, p90, mean."""
+    check_positive("runs", runs)
+    check_positive("warmup", warmup, allow_zero=True)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    q = statistics.quantiles(times, n=10) if len(times) >= 2 else [times[0]] * 9
+    return {
+        "median_ms": statistics.median(times),
+        "p10_ms": q[0],
+        "p90_ms": q[-1],
+        "mean_ms": statistics.fmean(times),
+        "runs": runs,
+    }
+
+
+@torch.no_grad()
+def latency(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch_size: int = 1,
+    runs: int = 50,
+    warmup: int = 10,
+    threads: int | None = None,
+) -> dict:
+    """PyTorch CPU latency of ``model`` on a random batch of shape (batch_size, *input_shape)."""
+    check_positive("batch size", batch_size)
+    if threads is not None:
+        check_positive("threads", threads)
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.randn(batch_size, *input_shape)
+        result = time_calls(lambda: model(x), runs=runs, warmup=warmup)
+    finally:
+        model.train(was_training)
+        torch.set_num_threads(old_threads)
+    return {
+        **result,
+        "batch_size": batch_size,
+        "threads": threads or old_threads,
+        "runtime": "torch",
+        "cpu": machine_info()["cpu"],
+    }

@@ -1,0 +1,53 @@
+"""MACs with torch.utils.flop_counter.FlopCounterMode: dense, per layer, and sparsity-effective.
+
+Effective MACs assume a sparse kernel skips every multiply by a pruned weight: each Conv/Linear layer's
+MACs are scaled by its weight density; all other MACs (attention matmuls, norms) stay dense.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from edgeprune.measure.size import PRUNABLE_TYPES
+
+
+@dataclass
+class MacsReport:
+    dense: int
+    effective: int
+    per_layer: dict[str, int] = field(default_factory=dict)  # prunable module name -> dense MACs
+
+    def as_dict(self) -> dict:
+        return {"macs": self.dense, "effective_macs": self.effective}
+
+
+@torch.no_grad()
+def macs(model: nn.Module, example: torch.Tensor) -> MacsReport:
+    """Count MACs of one forward pass on ``example`` (batch included: pass a batch of 1 for per-image)."""
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter:
+            model(example)
+    finally:
+        model.train(was_training)
+    counts = counter.get_flop_counts()
+    total = sum(counts.get("Global", {}).values()) // 2
+    root = type(model).__name__
+    per_layer, saved = {}, 0.0
+    for name, module in model.named_modules():
+        if not isinstance(module, PRUNABLE_TYPES) or not name:
+            continue
+        layer = sum(counts.get(f"{root}.{name}", {}).values()) // 2
+        if layer == 0:
+            continue
+        per_layer[name] = layer
+        w = module.weight
+        density = int(torch.count_nonzero(w)) / w.numel()
+        saved += layer * (1.0 - density)
+    return MacsReport(dense=int(total), effective=int(round(total - saved)), per_layer=per_layer)

@@ -1,0 +1,66 @@
+"""Dense training: build a model for a dataset, train it with the one loop, measure it, save it."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from edgeprune import models as model_lib
+from edgeprune.measure import accuracy, machine_info, summarize
+from edgeprune.train import TrainConfig, fit
+from edgeprune.utils.io import ensure_dir, write_json
+
+
+def build_for(model_spec: str, splits, model_kwargs: dict | None = None):
+    """The model ``model_spec`` shaped for ``splits`` (classes, channels, image size)."""
+    return model_lib.create(
+        model_spec,
+        num_classes=splits.num_classes,
+        in_channels=splits.in_channels,
+        image_size=splits.image_size,
+        **(model_kwargs or {}),
+    )
+
+
+def train_dense(
+    model_spec: str,
+    splits,
+    config: TrainConfig,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    model_kwargs: dict | None = None,
+    progress: bool = True,
+    latency_batches: tuple[int, ...] = (1,),
+) -> tuple[object, dict]:
+    """Train ``model_spec`` on ``splits``; returns (model, metrics). Writes model.pt + metrics.json to out_dir.
+
+    Test accuracy is measured once, after selection on validation.
+    """
+    if out_dir is not None:
+        ensure_dir(out_dir)  # fail before training, not after
+    model = build_for(model_spec, splits, model_kwargs)
+    result = fit(model, splits.train, splits.val, config, progress=progress, description=f"train {model_spec}")
+    test_acc = accuracy(model, splits.test, config.eval_batch_size)
+    input_shape = (splits.in_channels, splits.image_size, splits.image_size)
+    metrics = {
+        "model": model_spec,
+        "model_kwargs": model_kwargs or {},
+        "dataset": splits.name,
+        "val_acc": result.best_val_acc,
+        "test_acc": test_acc,
+        "train": result.as_dict(),
+        "config": config.model_dump(),
+        **summarize(model, input_shape, latency_batches=latency_batches),
+        "machine": machine_info(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if out_dir is not None:
+        path = Path(out_dir) / "model.pt"
+        meta = {k: metrics[k] for k in ("dataset", "val_acc", "test_acc")}
+        meta["config"] = config.model_dump()
+        model_lib.save(model, path, meta=meta)
+        metrics["checkpoint_bytes"] = path.stat().st_size
+        write_json(Path(out_dir) / "metrics.json", metrics)
+    return model, metrics
+

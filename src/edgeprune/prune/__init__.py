@@ -1,0 +1,1 @@
+"""Pruning: unstructured masks (``masks``) and structured, physical removal (``surgery``)."""

@@ -1,0 +1,249 @@
+"""The one training loop of edgeprune: dense training, fine-tuning of pruned models and KD.
+
+Every method (Mix-and-Match fine-tunes, VBP's KD fine-tune, Reconvene's training from scratch) calls
+:func:`fit`. Selection is on the validation split: the best validation epoch's weights are restored at the
+end, and early stopping watches validation accuracy. Test data never enters this module.
+
+Distributed data parallel: when ``torch.distributed`` is initialised (``torchrun``), :func:`fit` shards the
+training set with a DistributedSampler, wraps the model in DDP and only rank 0 shows progress; the caller
+lets only rank 0 write files.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pydantic
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgeprune.config import Config
+from edgeprune.errors import EdgepruneError
+from edgeprune.prune.masks import Masks, apply_masks, mask_gradients
+
+
+class TrainConfig(Config):
+    """Settings of :func:`fit`. ``epochs``, ``lr`` and ``batch_size`` must be > 0."""
+
+    epochs: int = pydantic.Field(10, gt=0)
+    batch_size: int = pydantic.Field(128, gt=0)
+    lr: float = pydantic.Field(0.05, gt=0)
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    momentum: float = pydantic.Field(0.9, ge=0, lt=1)
+    weight_decay: float = pydantic.Field(5e-4, ge=0)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    step_size: int = pydantic.Field(30, gt=0)  # epochs between LR drops, schedule="step"
+    gamma: float = pydantic.Field(0.1, gt=0, le=1)
+    warmup_epochs: float = pydantic.Field(0.0, ge=0)
+    label_smoothing: float = pydantic.Field(0.0, ge=0, lt=1)
+    patience: int | None = pydantic.Field(None, gt=0)  # early stopping: epochs without val improvement
+    seed: int = 0
+    kd_alpha: float = pydantic.Field(0.5, ge=0, le=1)  # weight of the hard-label CE when a teacher is given
+    kd_temperature: float = pydantic.Field(4.0, gt=0)
+    max_batches: int | None = pydantic.Field(None, gt=0)  # cap per epoch, for quick runs
+    eval_batch_size: int = pydantic.Field(512, gt=0)
+
+
+def default_config(model_spec: str, **overrides) -> TrainConfig:
+    """Sensible defaults by model family: AdamW for transformers, SGD with momentum for CNNs."""
+    transformer = model_spec.split(":", 1)[-1].startswith("vit") or model_spec.startswith("hf")
+    base = (
+        {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05, "warmup_epochs": 1.0}
+        if transformer
+        else {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
+    )
+    return TrainConfig.build(base, **overrides)
+
+
+class TrainingDiverged(EdgepruneError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    best_val_acc: float
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.seconds / max(self.epochs_run, 1)
+
+    def as_dict(self) -> dict:
+        return {
+            "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "seconds": self.seconds,
+            "seconds_per_epoch": self.seconds_per_epoch,
+            "history": self.history,
+        }
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, alpha: float, T: float):
+    """alpha * CE(student, target) + (1 - alpha) * T^2 * KL(softmax(teacher/T) || softmax(student/T))."""
+    ce = F.cross_entropy(student, target)
+    kl = F.kl_div(F.log_softmax(student / T, 1), F.log_softmax(teacher / T, 1), log_target=True, reduction="batchmean")
+    return alpha * ce + (1.0 - alpha) * T * T * kl
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """LR multiplier at optimizer step ``step`` (per-step schedule, linear warm-up first)."""
+    total = cfg.epochs * steps_per_epoch
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+    if step < warm:
+        return (step + 1) / warm
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "step":
+        return cfg.gamma ** ((step // steps_per_epoch) // cfg.step_size)
+    progress = (step - warm) / max(total - warm, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _distributed() -> tuple[bool, int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return True, dist.get_rank(), dist.get_world_size()
+    return False, 0, 1
+
+
+def fit(
+    model: nn.Module,
+    train_data,
+    val_data,
+    config: TrainConfig | None = None,
+    *,
+    teacher: nn.Module | None = None,
+    masks: Masks | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    description: str = "train",
+) -> TrainResult:
+    """Train ``model`` in place on ``train_data``; keep the weights of the best validation epoch.
+
+    ``masks`` ({param name: bool keep-mask}) stay exact: pruned weights are zero at every step.
+    ``teacher`` switches the loss to knowledge distillation (see :func:`kd_loss`).
+    Raises :class:`TrainingDiverged` if the loss becomes NaN/inf.
+    """
+    from edgeprune.data import make_loader
+    from edgeprune.measure import accuracy
+
+    cfg = config or TrainConfig()
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    distributed, rank, world = _distributed()
+    torch.manual_seed(cfg.seed)
+    model.to(device)
+    if teacher is not None:
+        teacher.to(device).eval()
+    if masks:
+        masks = {k: v.to(device) for k, v in masks.items()}
+        apply_masks(model, masks)
+
+    sampler = None
+    if distributed:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    loader = make_loader(train_data, cfg.batch_size, shuffle=sampler is None, seed=cfg.seed, sampler=sampler)
+    steps_per_epoch = len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
+    net = model
+    if distributed:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    optimizer = _optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(cfg, s, steps_per_epoch))
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    best_acc, best_epoch, best_state, history = -1.0, 0, None, []
+    since_best = 0
+    start = time.perf_counter()
+    bar = _progress(progress and rank == 0)
+    with bar:
+        task = bar.add_task(description, total=cfg.epochs * steps_per_epoch)
+        for epoch in range(1, cfg.epochs + 1):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            net.train()
+            t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+            for i, (x, y) in enumerate(loader):
+                if i >= steps_per_epoch:
+                    break
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with torch.autocast(device.type, enabled=use_amp):
+                    logits = net(x)
+                    if teacher is not None:
+                        with torch.no_grad():
+                            t_logits = teacher(x)
+                        loss = kd_loss(logits.float(), t_logits.float(), y, cfg.kd_alpha, cfg.kd_temperature)
+                    else:
+                        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"training loss became {loss.item()} at epoch {epoch}, batch {i + 1} (lr={cfg.lr})")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if masks:
+                    mask_gradients(model, masks)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                if masks:
+                    apply_masks(model, masks)
+                loss_sum += loss.item() * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                bar.update(task, advance=1, description=f"{description} ep {epoch}/{cfg.epochs} loss {loss.item():.3f}")
+            val_acc = accuracy(model, val_data, cfg.eval_batch_size)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": loss_sum / max(seen, 1),
+                    "train_acc": correct / max(seen, 1),
+                    "val_acc": val_acc,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            if val_acc > best_acc:
+                best_acc, best_epoch, since_best = val_acc, epoch, 0
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            else:
+                since_best += 1
+                if cfg.patience is not None and since_best >= cfg.patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if masks:
+        apply_masks(model, masks)
+    return TrainResult(best_acc, best_epoch, len(history), time.perf_counter() - start, history)
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not enabled,
+    )
