@@ -1,14 +1,21 @@
 """Unstructured pruning masks: {parameter name: bool tensor of the parameter's shape}.
 
-A mask entry is True where the weight is kept. Masks stay exact during training because the training loop
+A mask entry is True where the weight is kept. Masks are built from per-weight scores (higher = kept) by
+exact top-k: :class:`MaskBuilder` (sort once, many masks), :func:`layerwise_masks` (floor(s·n) pruned per
+layer) and :func:`global_masks` (round(p·N) pruned under one threshold). Masks stay exact during training because the training loop
 zeroes the gradients of pruned weights before the optimizer step and re-applies the masks after it
 (momentum and Adam's moments could otherwise move a pruned weight off zero).
 """
 
 from __future__ import annotations
 
+import math
+from typing import Iterable
+
 import torch
 from torch import nn
+
+from edgeprune.errors import ConfigError
 
 Masks = dict[str, torch.Tensor]
 
@@ -34,3 +41,196 @@ def mask_gradients(model: nn.Module, masks: Masks) -> None:
     for param, mask in _params(model, masks):
         if param.grad is not None:
             param.grad.mul_(mask.to(device=param.device, dtype=param.grad.dtype))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building masks from scores
+#
+# Rule everywhere: the weights with the LOWEST scores are pruned; among equal scores the lower flat index is
+# pruned first. A stable ascending sort puts exactly that order first, so a weight's rank in the stable sort
+# is the number of weights pruned before it, and "prune k weights" is "keep rank >= k".
+# ---------------------------------------------------------------------------------------------------
+
+
+def _check_sparsity(name: str, value) -> float:
+    try:
+        s = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"sparsity of {name} must be a number in [0, 1), got {value!r}") from None
+    if not 0.0 <= s < 1.0:  # also rejects NaN
+        raise ConfigError(f"sparsity of {name} must be in [0, 1), got {value!r}")
+    return s
+
+
+def _stable_ranks(flat: torch.Tensor) -> torch.Tensor:
+    """int32 rank of every entry in the stable ascending order of ``flat`` (ties: lower index first)."""
+    order = torch.sort(flat, stable=True).indices
+    ranks = torch.empty(flat.numel(), dtype=torch.int32, device=flat.device)
+    ranks[order] = torch.arange(flat.numel(), dtype=torch.int32, device=flat.device)
+    return ranks
+
+
+def prune_lowest(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep-mask of a 1-D score tensor with exactly its ``k`` lowest entries pruned (ties: lower index first).
+
+    One ``kthvalue`` instead of a full sort: cheaper when the scores change every call (iterative SynFlow).
+    """
+    n = flat.numel()
+    keep = torch.ones(n, dtype=torch.bool, device=flat.device)
+    if k <= 0:
+        return keep
+    if k >= n:
+        return keep.zero_()
+    threshold = torch.kthvalue(flat, k).values
+    below = flat < threshold
+    keep &= ~below
+    ties_to_prune = k - int(below.sum())
+    if ties_to_prune > 0:
+        keep[torch.nonzero(flat == threshold).squeeze(1)[:ties_to_prune]] = False
+    return keep
+
+
+class MaskBuilder:
+    """Sort the scores once, then build any number of exact masks cheaply.
+
+    ``layerwise(sparsities)`` prunes exactly ``floor(s * n)`` lowest-score weights in each layer;
+    ``global_(sparsity)`` prunes exactly ``round(sparsity * N)`` over all (or the selected) layers with one
+    threshold. Per-layer ranks are computed on the first ``layerwise`` call, global ranks on the first
+    ``global_`` call for a given layer selection (int32: 4 bytes per weight each); each later mask costs one
+    comparison per weight. Masks are bool tensors on the scores' device; layers not pruned get all-True.
+    """
+
+    def __init__(self, scores: dict[str, torch.Tensor]):
+        if not scores:
+            raise ConfigError("no scores given: the model has no prunable layer (Conv/Linear weight)")
+        self.shapes: dict[str, torch.Size] = {}
+        self._flat: dict[str, torch.Tensor] = {}
+        for name, score in scores.items():
+            if not isinstance(score, torch.Tensor):
+                raise ConfigError(f"score of {name} must be a tensor, got {type(score).__name__}")
+            flat = score.detach().reshape(-1)
+            if flat.is_floating_point() and bool(torch.isnan(flat).any()):
+                raise ConfigError(f"scores of {name} contain NaN; scores must be comparable numbers")
+            self.shapes[name] = score.shape
+            self._flat[name] = flat
+        self._layer_ranks: dict[str, torch.Tensor] | None = None
+        self._global_ranks: dict[tuple[str, ...], torch.Tensor] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.shapes)
+
+    def _dense(self, name: str) -> torch.Tensor:
+        return torch.ones(self.shapes[name], dtype=torch.bool, device=self._flat[name].device)
+
+    def layerwise(self, sparsities: dict[str, float]) -> Masks:
+        """Exact per-layer masks; layers missing from ``sparsities`` stay dense."""
+        unknown = [n for n in sparsities if n not in self.shapes]
+        if unknown:
+            raise ConfigError(f"sparsity given for unknown layer {unknown[0]!r}; layers: {', '.join(self.shapes)}")
+        checked = {n: _check_sparsity(n, s) for n, s in sparsities.items()}
+        if self._layer_ranks is None:
+            self._layer_ranks = {n: _stable_ranks(f) for n, f in self._flat.items()}
+        masks: Masks = {}
+        for name, shape in self.shapes.items():
+            s = checked.get(name)
+            if s is None:
+                masks[name] = self._dense(name)
+                continue
+            k = math.floor(s * self._flat[name].numel())
+            masks[name] = (self._layer_ranks[name] >= k).reshape(shape)
+        return masks
+
+    def global_(self, sparsity: float, layers: Iterable[str] | None = None) -> Masks:
+        """One threshold over the selected layers (all by default), exactly ``round(sparsity * N)`` pruned.
+
+        Ties across layers are broken by position in the concatenation of the selected layers in the
+        scores' key order (lower position pruned first). Unselected layers stay dense.
+        """
+        s = _check_sparsity("global target", sparsity)
+        selected = self._select(layers)
+        ranks = self._global_ranks.get(selected)
+        if ranks is None:
+            ranks = _stable_ranks(torch.cat([self._flat[n] for n in selected]))
+            self._global_ranks[selected] = ranks
+        k = round(s * ranks.numel())
+        masks: Masks = {}
+        offset = 0
+        chosen = set(selected)
+        for name, shape in self.shapes.items():
+            if name not in chosen:
+                masks[name] = self._dense(name)
+                continue
+            n = self._flat[name].numel()
+            masks[name] = (ranks[offset:offset + n] >= k).reshape(shape)
+            offset += n
+        return masks
+
+    def _select(self, layers: Iterable[str] | None) -> tuple[str, ...]:
+        if layers is None:
+            return tuple(self.shapes)
+        if isinstance(layers, str):
+            layers = [layers]
+        wanted = set(layers)
+        unknown = sorted(wanted - set(self.shapes))
+        if unknown:
+            raise ConfigError(f"unknown layer {unknown[0]!r} for global masks; layers: {', '.join(self.shapes)}")
+        if not wanted:
+            raise ConfigError("global masks need at least one layer; got an empty layer selection")
+        return tuple(n for n in self.shapes if n in wanted)
+
+
+def layerwise_masks(scores: dict[str, torch.Tensor], sparsities: dict[str, float]) -> Masks:
+    """Per-layer top-k: prune exactly ``floor(s * n)`` lowest-score weights in each layer named in
+    ``sparsities`` (ties: lower flat index pruned first); other layers stay dense. s must be in [0, 1)."""
+    return MaskBuilder(scores).layerwise(sparsities)
+
+
+def global_masks(scores: dict[str, torch.Tensor], sparsity: float, layers: Iterable[str] | None = None) -> Masks:
+    """One score threshold over all (or the selected) layers: exactly ``round(sparsity * N)`` weights pruned."""
+    return MaskBuilder(scores).global_(sparsity, layers)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading masks and models
+# ---------------------------------------------------------------------------------------------------
+
+
+def masks_sparsity(masks: Masks) -> float:
+    """Fraction of pruned entries over all masks (0.0 for no masks)."""
+    total = sum(m.numel() for m in masks.values())
+    kept = sum(int(m.count_nonzero()) for m in masks.values())
+    return (total - kept) / total if total else 0.0
+
+
+def per_layer_sparsity(masks: Masks) -> dict[str, float]:
+    """{name: fraction of pruned entries} of every mask."""
+    return {n: 1.0 - int(m.count_nonzero()) / m.numel() if m.numel() else 0.0 for n, m in masks.items()}
+
+
+def masks_from_model(model: nn.Module) -> Masks:
+    """Keep-masks (weight != 0) of the model's prunable weights, on CPU."""
+    from edgeprune.measure import prunable_weights
+
+    return {n: (w.detach() != 0).cpu() for n, w in prunable_weights(model).items()}
+
+
+def make_permanent(model: nn.Module, masks: Masks) -> None:
+    """Zero the pruned weights of ``model`` once, in place.
+
+    edgeprune keeps masks outside the model (no reparametrisation); if a module carries
+    ``torch.nn.utils.prune`` hooks, they are removed first so the plain ``weight`` parameter is masked.
+    """
+    from torch.nn.utils import prune as torch_prune
+
+    for module in model.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, torch_prune.BasePruningMethod):
+                torch_prune.remove(module, hook._tensor_name)
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        if name in params and tuple(mask.shape) != tuple(params[name].shape):
+            raise ConfigError(
+                f"mask of {name} has shape {tuple(mask.shape)} but the weight has shape {tuple(params[name].shape)}"
+            )
+    apply_masks(model, masks)

@@ -1,0 +1,189 @@
+"""Pruning-at-initialisation scores: SNIP, GraSP (and its |·| variant) and SynFlow.
+
+Sign convention: every score is "higher = keep". GraSP's own saliency S(−θ) = −θ ⊙ Hg names the weights to
+REMOVE first (largest S), so our ``grasp`` score is its negation θ ⊙ Hg; ``grasp_abs`` = |θ ⊙ Hg| is the
+variant Mix-and-Match's baseline code ranks by.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from edgeprune.errors import ConfigError, check_fraction
+from edgeprune.measure import prunable_weights
+from edgeprune.prune.masks import prune_lowest
+from edgeprune.scores.registry import criterion
+from edgeprune.scores.weights import (
+    Batch,
+    LossFn,
+    Scores,
+    batch_gradients,
+    batch_loss,
+    check_mode,
+    logits_of,
+    scoring_state,
+    to_scores,
+)
+
+
+@criterion("snip", "SNIP connection sensitivity |sum_b dL_b/dw * w| (Lee et al. 2019)", needs_data=True)
+def snip(model: nn.Module, batches, *, loss_fn, seed, mode: str = "train") -> Scores:
+    """|Σ_b g_b ⊙ w|: the gradient of the loss summed over the given batches, times the weight.
+
+    SNIP's normalisation by Σ|g ⊙ w| is a positive constant and does not change any ranking, so it is left out.
+    """
+    total: dict[str, torch.Tensor] = {}
+    for grads in batch_gradients(model, batches, loss_fn, seed=seed, train=check_mode(mode)):
+        for n, g in grads.items():
+            total[n] = total[n].add_(g) if n in total else g.detach().clone()
+    weights = prunable_weights(model)
+    return to_scores({n: (g * weights[n].detach()).abs() for n, g in total.items()})
+
+
+def hessian_gradient(model: nn.Module, batches: Sequence[Batch], loss_fn: LossFn | None, *, seed: int,
+                     train: bool, temperature: float) -> dict[str, torch.Tensor]:
+    """H g over the prunable weights, by double back-propagation (GraSP's Hessian-gradient product).
+
+    L = Σ_b L_b (logits divided by ``temperature``); g = ∂L/∂w is computed first without a graph, then for
+    each batch z_b = g · ∂L_b/∂w is differentiated once more, so H g = Σ_b ∂z_b/∂w. Both passes start
+    from the same RNG seed, so dropout masks match batch by batch.
+    """
+    weights = prunable_weights(model)
+    names, params = list(weights), list(weights.values())
+    g_stop = [torch.zeros_like(p) for p in params]
+    hg = [torch.zeros_like(p) for p in params]
+    with scoring_state(model, train=train, seed=seed, weights=params):
+        for batch in batches:
+            loss = batch_loss(model, batch, loss_fn, params[0], temperature=temperature)
+            for acc, g in zip(g_stop, torch.autograd.grad(loss, params, allow_unused=True)):
+                if g is not None:
+                    acc.add_(g)
+        torch.manual_seed(seed)
+        for batch in batches:
+            loss = batch_loss(model, batch, loss_fn, params[0], temperature=temperature)
+            grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+            z = sum((g * gs).sum() for g, gs in zip(grads, g_stop) if g is not None)
+            if not isinstance(z, torch.Tensor) or not z.requires_grad:
+                continue  # the loss is linear in every weight: H g = 0 for this batch
+            for acc, h in zip(hg, torch.autograd.grad(z, params, allow_unused=True)):
+                if h is not None:
+                    acc.add_(h)
+    return dict(zip(names, hg))
+
+
+def _check_temperature(temperature: float) -> float:
+    if not temperature > 0:
+        raise ConfigError(f"temperature must be > 0, got {temperature!r}")
+    return float(temperature)
+
+
+@criterion("grasp", "GraSP, higher = keep: w * (H g) = -S(-w) (Wang et al. 2020), T=200", needs_data=True)
+def grasp(model: nn.Module, batches, *, loss_fn, seed, mode: str = "train", temperature: float = 200.0) -> Scores:
+    """θ ⊙ Hg. GraSP removes the weights with the largest −θ ⊙ Hg, i.e. keeps the largest θ ⊙ Hg."""
+    hg = hessian_gradient(model, batches, loss_fn, seed=seed, train=check_mode(mode),
+                          temperature=_check_temperature(temperature))
+    weights = prunable_weights(model)
+    return to_scores({n: weights[n].detach() * h for n, h in hg.items()})
+
+
+@criterion("grasp_abs", "|w * (H g)|, the GraSP variant of Mix-and-Match's baseline code, T=1", needs_data=True)
+def grasp_abs(model: nn.Module, batches, *, loss_fn, seed, mode: str = "train", temperature: float = 1.0) -> Scores:
+    hg = hessian_gradient(model, batches, loss_fn, seed=seed, train=check_mode(mode),
+                          temperature=_check_temperature(temperature))
+    weights = prunable_weights(model)
+    return to_scores({n: (weights[n].detach() * h).abs() for n, h in hg.items()})
+
+
+# ---------------------------------------------------------------------------------------------------
+# SynFlow
+# ---------------------------------------------------------------------------------------------------
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _input_shape(model: nn.Module, batches, input_shape) -> tuple[int, ...]:
+    if input_shape is not None:
+        shape = tuple(int(d) for d in input_shape)
+        if not shape or any(d <= 0 for d in shape):
+            raise ConfigError(f"input_shape must be positive sizes like (3, 32, 32), got {input_shape!r}")
+        return shape
+    if batches:
+        return tuple(batches[0][0].shape[1:])
+    build = getattr(model, "edgeprune_build", None)
+    if isinstance(build, dict) and "in_channels" in build and "image_size" in build:
+        return (int(build["in_channels"]), int(build["image_size"]), int(build["image_size"]))
+    raise ConfigError("synflow needs the input shape of one example: pass input_shape=(C, H, W)")
+
+
+@criterion("synflow", "SynFlow |dR/dw * w|, R = sum of the all-ones output of |θ| (Tanaka et al. 2020); data-free",
+           needs_data=False)
+def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, sparsity: float | None = None,
+            rounds: int | None = None, dtype: str = "float64") -> Scores:
+    """SynFlow scores, single-shot (no ``sparsity``) or iterative towards ``sparsity``.
+
+    Every parameter is replaced by its absolute value (the model itself is never modified: the forward
+    runs through ``torch.func.functional_call`` on |θ| copies), the model is in eval mode (BatchNorm uses
+    its running statistics), the input is one all-ones example of ``input_shape`` and R = Σ output.
+    Computed in ``dtype`` (float64 by default, as OpenLTH, so deep nets do not overflow).
+
+    Iterative (``sparsity`` given, ``rounds`` defaults to 100): round k scores the masked |θ| and prunes
+    globally to p_k = 1 − (1 − p)^(k / rounds), never reviving a pruned weight. The returned scores are the
+    last round's scores for the kept weights (all >= 0) and k − rounds − 1 (a negative number, earlier
+    pruned = lower) for a weight pruned in round k, so the global top-(1−p) of the result is exactly the
+    final iterative mask (round(p · N) weights pruned).
+    """
+    if dtype not in _DTYPES:
+        raise ConfigError(f"synflow dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    if sparsity is None:
+        if rounds not in (None, 1):
+            raise ConfigError(f"synflow with rounds={rounds!r} needs the target sparsity (option sparsity)")
+        rounds = 1
+    else:
+        sparsity = check_fraction("synflow sparsity", sparsity)
+        rounds = 100 if rounds is None else rounds
+        if not isinstance(rounds, int) or rounds < 1:
+            raise ConfigError(f"synflow rounds must be an integer >= 1, got {rounds!r}")
+    shape = _input_shape(model, batches, input_shape)
+    weights = prunable_weights(model)
+    names = list(weights)
+    ref = next(iter(weights.values()))
+    precision = _DTYPES[dtype]
+
+    abs_params = {n: p.detach().abs().to(precision) for n, p in model.named_parameters()}
+    for n in names:
+        abs_params[n].requires_grad_(True)
+    buffers = {n: (b.to(precision) if b.is_floating_point() else b) for n, b in model.named_buffers()}
+    x = torch.ones((1, *shape), dtype=precision, device=ref.device)
+
+    def score_once() -> dict[str, torch.Tensor]:
+        out = logits_of(functional_call(model, {**abs_params, **buffers}, (x,)))
+        params = [abs_params[n] for n in names]
+        grads = torch.autograd.grad(out.sum(), params, allow_unused=True)
+        return {n: (g * p).detach().abs() if g is not None else torch.zeros_like(p)
+                for n, p, g in zip(names, params, grads)}
+
+    with scoring_state(model, train=False, seed=seed):
+        if sparsity is None:
+            return to_scores(score_once())
+        sizes = [abs_params[n].numel() for n in names]
+        total = sum(sizes)
+        keep = torch.ones(total, dtype=torch.bool, device=ref.device)
+        pruned_round = torch.zeros(total, dtype=torch.int32, device=ref.device)
+        for k in range(1, rounds + 1):
+            scores = score_once()
+            flat = torch.cat([scores[n].reshape(-1) for n in names])
+            flat[~keep] = -math.inf  # pruned weights stay pruned (their score is already 0)
+            target = round((1.0 - (1.0 - sparsity) ** (k / rounds)) * total) if k < rounds else round(sparsity * total)
+            new_keep = prune_lowest(flat, target)
+            pruned_round[keep & ~new_keep] = k
+            keep = new_keep
+            with torch.no_grad():
+                for n, m in zip(names, torch.split(keep, sizes)):
+                    abs_params[n].mul_(m.reshape(abs_params[n].shape))
+        flat = torch.where(keep, flat, (pruned_round - rounds - 1).to(flat.dtype))
+        return to_scores({n: part.reshape(weights[n].shape) for n, part in zip(names, torch.split(flat, sizes))})
