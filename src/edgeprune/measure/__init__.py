@@ -8,6 +8,7 @@ from edgeprune.measure.size import (
     nonzeros,
     param_count,
     prunable_weights,
+    sparse_bytes_bound,
     sparsity,
 )
 from edgeprune.measure.summary import summarize
@@ -23,6 +24,7 @@ __all__ = [
     "nonzeros",
     "param_count",
     "prunable_weights",
+    "sparse_bytes_bound",
     "sparsity",
     "summarize",
 ]

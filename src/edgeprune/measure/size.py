@@ -48,3 +48,22 @@ def sparsity(model: nn.Module, per_layer: bool = False):
 def checkpoint_bytes(path: str | os.PathLike) -> int:
     """Bytes of a file on disk (the saved FP32 checkpoint, an ONNX file, a compressed artifact)."""
     return os.path.getsize(path)
+
+
+def _binary_entropy(p: float) -> float:
+    import math
+
+    return 0.0 if p <= 0.0 or p >= 1.0 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+def sparse_bytes_bound(model: nn.Module, value_bits: int = 32) -> int:
+    """Information bound of a sparse encoding: per prunable weight tensor n·H(density) bits for the pattern
+    plus nnz·value_bits for the values; every other parameter stored dense at value_bits."""
+    weights = prunable_weights(model)
+    ids = {id(w) for w in weights.values()}
+    bits = 0.0
+    for w in weights.values():
+        n, nnz = w.numel(), int(torch.count_nonzero(w))
+        bits += n * _binary_entropy(nnz / n) + nnz * value_bits
+    bits += sum(p.numel() for p in {id(p): p for p in model.parameters()}.values() if id(p) not in ids) * value_bits
+    return int(bits // 8 + (bits % 8 > 0))

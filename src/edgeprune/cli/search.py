@@ -1,0 +1,93 @@
+"""``edgeprune search`` (Mix-and-Match) and ``edgeprune report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+
+from edgeprune.cli import app
+from edgeprune.cli.common import console, parse_kv, table
+from edgeprune.errors import ConfigError
+
+
+def load_recipe(path: Path) -> dict:
+    """A YAML recipe (safe_load): a mapping of SearchConfig fields."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"recipe {str(path)!r} cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {str(path)!r} must be a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def print_summary(summary: dict, run_dir: Path) -> None:
+    rows = [[f["setting"], f"{100 * f['sparsity']:.2f}", f"{100 * f['val_acc']:.2f}", f"{100 * f['test_acc']:.2f}"] for f in summary["front"]]
+    console.print(table("Pareto front (validation accuracy vs sparsity)", ["setting", "sparsity %", "val %", "test %"], rows))
+    dense = summary["dense"]
+    console.print(f"dense: val {100 * dense['val_acc']:.2f}%, test {100 * dense['test_acc']:.2f}%")
+    chosen = summary.get("chosen")
+    if chosen:
+        console.print(f"chosen: [bold]{chosen['id']}[/bold] — sparsity {100 * chosen['sparsity']:.2f}%, "
+                      f"test {100 * chosen['test_acc']:.2f}% → {run_dir / 'chosen.pt'}")
+    for d in summary.get("drop_reductions", [])[:1]:
+        if d["reduction"] is not None:
+            console.print(f"accuracy drop vs best baseline ({d['best_baseline']}) at {100 * d['sparsity']:.1f}% sparsity: "
+                          f"{100 * d['drop']:.2f} pp vs {100 * d['baseline_drop']:.2f} pp ({100 * d['reduction']:.0f}% less)")
+    console.print(f"plot: {run_dir / 'pareto.png'}   report: {run_dir / 'report.md'}")
+
+
+@app.command()
+def search(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec (required unless in the recipe)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Data set spec (default digits)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Trained dense model; without it the dense model is trained first."),
+    criteria: Optional[str] = typer.Option(None, help="Comma-separated: magnitude,gradient,product."),
+    strategies: Optional[str] = typer.Option(None, help="Comma-separated subset of the ten strategies."),
+    ranges: Optional[str] = typer.Option(None, help="rules | derived."),
+    target_sparsity: Optional[float] = typer.Option(None, help="Calibrate every strategy to this global sparsity."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds per setting (> 0)."),
+    epochs: Optional[int] = typer.Option(None, help="Fine-tuning epochs per candidate (> 0)."),
+    dense_epochs: Optional[int] = typer.Option(None, help="Epochs of dense training when no checkpoint is given."),
+    calib_batches: Optional[int] = typer.Option(None, help="Calibration batches for gradient scores (> 0)."),
+    kd: Optional[bool] = typer.Option(None, "--kd/--no-kd", help="Distil from the dense model while fine-tuning."),
+    arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="YAML recipe with the same settings; flags override it."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (re-running resumes it)."),
+    executor: str = typer.Option("local", help="local | ray."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Mix-and-Match search: ten strategies per criterion, matched baselines, Pareto report."""
+    from edgeprune.methods.mix_and_match import SearchConfig, run_search
+
+    base = load_recipe(recipe) if recipe else {}
+    if model is None and "model" not in base:
+        raise ConfigError("--model is required (or a recipe with a 'model' key)")
+    config = SearchConfig.build(
+        base, model=model, dataset=dataset, data_dir=str(data_dir) if data_dir else None,
+        checkpoint=str(checkpoint) if checkpoint else None, criteria=_split(criteria), strategies=_split(strategies),
+        ranges=ranges, target_sparsity=target_sparsity, seeds=seeds, epochs=epochs, dense_epochs=dense_epochs,
+        calib_batches=calib_batches, kd=kd, model_args=parse_kv(arg) or None,
+    )
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"--executor {executor!r} is not one of: local, ray")
+    run_dir = out or Path("runs") / f"search-{config.model.replace(':', '-').replace('/', '-')}-{config.dataset.split(':')[0]}"
+    print_summary(run_search(config, run_dir, progress=not quiet), run_dir)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A search run directory.")):
+    """Re-render a search's report (results.csv, pareto.png, report.md) from results.jsonl."""
+    from edgeprune.report.search_report import render
+
+    print_summary(render(run_dir), run_dir)

@@ -1,0 +1,294 @@
+"""Mix-and-Match pruning: one run, many pruned models, one Pareto front.
+
+roles → scores (once per criterion) → ranges → ten strategies → per candidate: exact per-layer masks →
+fine-tune (masks exact, optional KD) → measure → one record in RUN_DIR/results.jsonl. Then single-criterion
+baselines (global magnitude / SNIP / GraSP / random) are pruned to the sparsity of the Mix-and-Match
+candidates they are compared with, fine-tuned the same way, and the report is rendered.
+
+Selection happens on the validation split; each final model's test accuracy is measured once.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+import torch
+from torch import nn
+
+from edgeprune import data as data_lib
+from edgeprune import models as model_lib
+from edgeprune import ranges as ranges_lib
+from edgeprune import roles as roles_lib
+from edgeprune import scores as scores_lib
+from edgeprune import strategies as strategies_lib
+from edgeprune.config import Config
+from edgeprune.errors import CheckpointError, ConfigError, EdgepruneError
+from edgeprune.measure import accuracy, macs, nonzeros, param_count, sparse_bytes_bound, sparsity
+from edgeprune.methods.dense import train_dense
+from edgeprune.prune.masks import MaskBuilder, apply_masks
+from edgeprune.search.store import RunStore
+from edgeprune.train import TrainConfig, default_config, fit
+
+CRITERIA = ("magnitude", "gradient", "product")
+BASELINES = ("magnitude", "snip", "grasp", "random")
+
+
+class SearchConfig(Config):
+    """A Mix-and-Match search; the same fields are the keys of a YAML recipe."""
+
+    model: str
+    dataset: str = "digits"
+    data_dir: str | None = None
+    model_args: dict = {}
+    checkpoint: str | None = None
+    criteria: list[Literal["magnitude", "gradient", "product"]] = list(CRITERIA)
+    strategies: list[str] = list(strategies_lib.NAMES)
+    ranges: Literal["rules", "derived"] = "rules"
+    range_rules: dict = {}
+    target_sparsity: float | None = pydantic.Field(None, ge=0, lt=1)
+    seeds: int = pydantic.Field(1, gt=0)
+    baselines: list[Literal["magnitude", "snip", "grasp", "random"]] = list(BASELINES)
+    baseline_matches: int = pydantic.Field(2, ge=0)
+    calib_batches: int = pydantic.Field(10, gt=0)
+    calib_batch_size: int = pydantic.Field(32, gt=0)
+    epochs: int = pydantic.Field(5, gt=0)
+    kd: bool = False
+    finetune: dict = {}
+    dense_epochs: int = pydantic.Field(10, gt=0)
+    dense: dict = {}
+    val_fraction: float = pydantic.Field(0.1, gt=0, lt=1)
+    limit: int | None = pydantic.Field(None, gt=0)
+    choose_tolerance: float = pydantic.Field(0.01, ge=0, lt=1)
+    save_checkpoints: bool = True
+
+    @pydantic.field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, value):
+        unknown = [s for s in value if s not in strategies_lib.NAMES]
+        if unknown:
+            raise ValueError(f"unknown strategy {unknown[0]!r}; allowed: {', '.join(strategies_lib.NAMES)}")
+        if not value:
+            raise ValueError("name at least one strategy")
+        return value
+
+    @pydantic.field_validator("criteria")
+    @classmethod
+    def _some_criteria(cls, value):
+        if not value:
+            raise ValueError("name at least one criterion")
+        return value
+
+    def identity(self) -> dict:
+        """The fields that change results: a run directory refuses a configuration that differs in them."""
+        return self.model_dump(exclude={"data_dir", "save_checkpoints"})
+
+    def finetune_config(self, seed: int) -> TrainConfig:
+        base = default_config(self.model)
+        defaults = {"lr": base.lr * 0.2, "patience": 3, "warmup_epochs": 0.0}
+        return TrainConfig.build({**base.model_dump(), **defaults, **self.finetune}, epochs=self.epochs, seed=seed)
+
+    def dense_config(self) -> TrainConfig:
+        return default_config(self.model, **{**self.dense, "epochs": self.dense_epochs})
+
+
+@dataclass
+class Candidate:
+    id: str
+    kind: str  # "mam" | "baseline"
+    criterion: str
+    seed: int
+    strategy: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    sparsities: dict[str, float] | None = None  # per layer (mam)
+    target: float | None = None  # global sparsity (baseline)
+    matched_to: str | None = None
+
+
+@dataclass
+class SearchContext:
+    """Everything a candidate needs; built once per run."""
+
+    config: SearchConfig
+    splits: object
+    dense: nn.Module
+    dense_record: dict
+    roles: object
+    builders: dict[str, MaskBuilder]
+    store: RunStore
+
+
+def load_dense(config: SearchConfig, splits, store: RunStore, progress: bool) -> tuple[nn.Module, dict]:
+    """The user's checkpoint, the run's own dense model from an earlier run, or a freshly trained one."""
+    own = store.root / "dense" / "model.pt"
+    path = Path(config.checkpoint) if config.checkpoint else own
+    if path.exists():
+        model = model_lib.load(path)
+        build = model.edgeprune_build
+        if build["num_classes"] != splits.num_classes or build["in_channels"] != splits.in_channels:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} is a {build['spec']} for {build['num_classes']} classes / {build['in_channels']} channels; "
+                f"data set {splits.name!r} has {splits.num_classes} / {splits.in_channels}"
+            )
+        if config.checkpoint and build["spec"].split(":")[-1] != config.model.split(":")[-1]:
+            raise CheckpointError(f"checkpoint {str(path)!r} holds model {build['spec']!r}, not {config.model!r}")
+    elif config.checkpoint:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    else:
+        model, _ = train_dense(
+            config.model, splits, config.dense_config(), store.root / "dense",
+            model_kwargs=config.model_args, progress=progress,
+        )
+    record = {
+        "id": "dense",
+        "kind": "dense",
+        "val_acc": accuracy(model, splits.val),
+        "test_acc": accuracy(model, splits.test),
+        **_size_metrics(model, splits),
+        "checkpoint": str(path if config.checkpoint else own.relative_to(store.root)),
+    }
+    return model, record
+
+
+def _size_metrics(model: nn.Module, splits) -> dict:
+    report = macs(model, torch.zeros(1, splits.in_channels, splits.image_size, splits.image_size))
+    return {
+        "sparsity": sparsity(model),
+        "params": param_count(model),
+        "nonzeros": nonzeros(model),
+        "macs": report.dense,
+        "effective_macs": report.effective,
+        "bytes_estimate": sparse_bytes_bound(model),
+    }
+
+
+def build_context(config: SearchConfig, out_dir: str | Path, progress: bool = True) -> SearchContext:
+    splits = data_lib.load(config.dataset, root=config.data_dir, val_fraction=config.val_fraction, limit=config.limit)
+    store = RunStore(out_dir).open(config.identity())
+    dense, dense_record = load_dense(config, splits, store, progress)
+    example = torch.zeros(2, splits.in_channels, splits.image_size, splits.image_size)
+    roles = roles_lib.classify(dense, example)
+    if not roles.prunable():
+        raise ConfigError(f"model {config.model!r} has no prunable layer (conv or linear weight)")
+    calib = scores_lib.calibration_batches(splits.train, config.calib_batches, config.calib_batch_size, seed=0)
+    names = sorted(set(config.criteria) | set(config.baselines) | ({"magnitude", "snip", "grasp"} if config.ranges == "derived" else set()))
+    builders = {}
+    for name in names:
+        s = scores_lib.compute(name, dense, None if name in ("magnitude", "random") else calib, seed=0)
+        builders[name] = MaskBuilder(s)
+    return SearchContext(config, splits, dense, dense_record, roles, builders, store)
+
+
+def plan_mam(ctx: SearchContext) -> list[Candidate]:
+    """criteria × distinct strategies × seeds; strategies with identical per-layer sparsities run once."""
+    cfg = ctx.config
+    if cfg.ranges == "rules":
+        layer_ranges = ranges_lib.rules(ctx.roles, ranges_lib.RangeRules.build(cfg.range_rules))
+    else:
+        baseline_scores = {n: ctx.builders[n].scores for n in ("magnitude", "snip", "grasp")}
+        layer_ranges = ranges_lib.derived(ctx.roles, baseline_scores, rules=ranges_lib.RangeRules.build(cfg.range_rules))
+    built = strategies_lib.build_all(layer_ranges, ctx.roles, cfg.target_sparsity)
+    built = {name: built[name] for name in cfg.strategies}
+    groups = strategies_lib.duplicates(built)
+    seen, plan = set(), []
+    for name in cfg.strategies:
+        if name in seen:
+            continue
+        aliases = [a for a in groups.get(name, []) if a in built]
+        seen.update([name, *aliases])
+        for criterion in cfg.criteria:
+            for seed in range(cfg.seeds):
+                plan.append(Candidate(f"mam-{criterion}-{name}-s{seed}", "mam", criterion, seed, name, aliases, built[name]))
+    return plan
+
+
+def plan_baselines(ctx: SearchContext, records: list[dict]) -> list[Candidate]:
+    """Each baseline at the sparsity of the Mix-and-Match settings it is compared with: the chosen one and
+    the next best on the validation Pareto front (``baseline_matches`` in all)."""
+    from edgeprune.report.choose import matched_settings
+
+    cfg = ctx.config
+    plan = []
+    for setting in matched_settings(records, ctx.dense_record, cfg.baseline_matches, cfg.choose_tolerance):
+        tag = f"{setting['criterion']}-{setting['strategy']}"
+        for baseline in cfg.baselines:
+            for seed in range(cfg.seeds):
+                plan.append(
+                    Candidate(
+                        f"base-{baseline}@{tag}-s{seed}", "baseline", baseline, seed,
+                        target=setting["sparsity"], matched_to=f"mam-{tag}",
+                    )
+                )
+    return plan
+
+
+def run_candidate(ctx: SearchContext, cand: Candidate, progress: bool = False) -> dict:
+    """Prune, fine-tune and measure one candidate; returns its record (status "failed" on divergence)."""
+    cfg, splits = ctx.config, ctx.splits
+    builder = ctx.builders[cand.criterion]
+    masks = builder.layerwise(cand.sparsities) if cand.kind == "mam" else builder.global_(cand.target)
+    model = copy.deepcopy(ctx.dense)
+    apply_masks(model, masks)
+    record = {
+        "id": cand.id, "kind": cand.kind, "criterion": cand.criterion, "strategy": cand.strategy,
+        "aliases": cand.aliases, "seed": cand.seed, "matched_to": cand.matched_to,
+        "target": cand.target if cand.kind == "baseline" else cfg.target_sparsity,
+    }
+    started = time.perf_counter()
+    try:
+        record["val_acc_pruned"] = accuracy(model, splits.val)
+        result = fit(
+            model, splits.train, splits.val, cfg.finetune_config(cand.seed),
+            teacher=ctx.dense if cfg.kd else None, masks=masks, progress=progress, description=cand.id,
+        )
+    except EdgepruneError as exc:
+        return {**record, "status": "failed", "error": str(exc), "seconds": time.perf_counter() - started}
+    record.update(
+        status="ok",
+        val_acc=result.best_val_acc,
+        test_acc=accuracy(model, splits.test),
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        **_size_metrics(model, splits),
+        per_layer={n: round(s, 6) for n, s in sparsity(model, per_layer=True).items()},
+        seconds=time.perf_counter() - started,
+    )
+    if cfg.save_checkpoints:
+        rel = Path("candidates") / f"{cand.id}.pt"
+        model_lib.save(model, ctx.store.root / rel, meta={"record_id": cand.id, "dataset": splits.name})
+        record["checkpoint"] = str(rel)
+    return record
+
+
+def run_search(config: SearchConfig, out_dir: str | Path, *, progress: bool = True, executor=None) -> dict:
+    """Run (or resume) a search in ``out_dir``; returns the report summary. Finished candidates are skipped."""
+    from edgeprune.report.search_report import render
+    from edgeprune.search.executor import LocalExecutor
+
+    ctx = build_context(config, out_dir, progress)
+    store = ctx.store
+    executor = executor or LocalExecutor()
+    if "dense" not in store.finished_ids():
+        store.append(ctx.dense_record)
+    executor.run(ctx, plan_mam(ctx), progress=progress, title="Mix-and-Match candidates")
+    executor.run(ctx, plan_baselines(ctx, store.records()), progress=progress, title="matched baselines")
+    return render(store.root)
+
+
+def copy_chosen(run_dir: Path, record: dict) -> Path | None:
+    """Copy the chosen candidate's checkpoint to RUN_DIR/chosen.pt."""
+    if not record.get("checkpoint"):
+        return None
+    src = run_dir / record["checkpoint"]
+    dst = run_dir / "chosen.pt"
+    if src.exists():
+        tmp = dst.with_suffix(".pt.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+        return dst
+    return None

@@ -1,0 +1,6 @@
+"""Reports: Pareto front + hypervolume, tables over seeds, matplotlib plots, markdown and CSV."""
+
+from edgeprune.report.pareto import hypervolume, pareto_front
+from edgeprune.report.tables import group_by_setting, write_csv
+
+__all__ = ["pareto_front", "hypervolume", "group_by_setting", "write_csv"]

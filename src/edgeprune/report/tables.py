@@ -1,0 +1,53 @@
+"""Tables of results: group records that differ only by seed (mean ± std), write CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from pathlib import Path
+
+from edgeprune.utils.io import write_text
+
+SETTING_KEYS = ("kind", "criterion", "strategy", "matched_to")
+NUMERIC_KEYS = ("sparsity", "val_acc", "test_acc", "val_acc_pruned", "nonzeros", "effective_macs", "bytes_estimate", "seconds")
+
+
+def setting_of(record: dict) -> tuple:
+    return tuple(record.get(k) for k in SETTING_KEYS)
+
+
+def group_by_setting(records: list[dict]) -> list[dict]:
+    """One row per setting (records equal but for the seed): mean and std of every numeric field."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r.get("status", "ok") == "ok":
+            groups.setdefault(setting_of(r), []).append(r)
+    rows = []
+    for key, members in groups.items():
+        row = dict(zip(SETTING_KEYS, key))
+        row["aliases"] = members[0].get("aliases", [])
+        row["seeds"] = sorted(m.get("seed", 0) for m in members)
+        row["ids"] = [m["id"] for m in members]
+        for k in NUMERIC_KEYS:
+            values = [m[k] for m in members if isinstance(m.get(k), (int, float))]
+            if values:
+                row[k] = statistics.fmean(values)
+                row[f"{k}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def write_csv(path: str | Path, records: list[dict]) -> Path:
+    """All records, one row each, columns in first-seen order; nested values as JSON-ish strings."""
+    columns: list[str] = []
+    for r in records:
+        for k in r:
+            if k not in columns and not isinstance(r[k], dict):
+                columns.append(k)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: ("|".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items() if k in columns})
+    return write_text(path, buf.getvalue())

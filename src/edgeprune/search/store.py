@@ -1,0 +1,102 @@
+"""The run directory: config, one JSON record per finished item, artifacts, lock.
+
+Layout::
+
+    RUN_DIR/config.json      the configuration that made the run (a different one is refused)
+    RUN_DIR/results.jsonl    one record per finished candidate, appended atomically (flush + fsync)
+    RUN_DIR/candidates/      artifacts (checkpoints) written to temp files and moved into place
+    RUN_DIR/.lock            pid of the live process writing the run
+
+A crash can leave at most a torn last line in results.jsonl; it is detected, dropped with a warning and
+the candidate recomputed. Re-running the same command skips every finished candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+from edgeprune.errors import ConfigError
+from edgeprune.utils.io import append_jsonl, ensure_dir, write_json
+
+
+class RunStore:
+    def __init__(self, run_dir: str | os.PathLike):
+        self.root = Path(run_dir)
+
+    # -- configuration ------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def results_path(self) -> Path:
+        return self.root / "results.jsonl"
+
+    def artifact(self, name: str) -> Path:
+        return self.root / "candidates" / name
+
+    def open(self, config: dict, identity_keys: list[str] | None = None) -> "RunStore":
+        """Create the run directory for ``config``, or reopen it if it was made by the same configuration.
+
+        ``identity_keys`` are the config keys that change results (default: all); a run made with other
+        values is refused, so results of two configurations are never mixed.
+        """
+        ensure_dir(self.root)
+        if self.config_path.exists():
+            old = json.loads(self.config_path.read_text())
+            keys = identity_keys or sorted(set(old) | set(config))
+            for key in keys:
+                if old.get(key) != config.get(key):
+                    raise ConfigError(
+                        f"run directory {str(self.root)!r} was made by a different configuration "
+                        f"({key}: {old.get(key)!r} there, {config.get(key)!r} now); use another --out or delete it to start fresh"
+                    )
+        else:
+            write_json(self.config_path, config)
+        return self
+
+    def config(self) -> dict:
+        if not self.config_path.exists():
+            raise ConfigError(f"{str(self.root)!r} is not a run directory (no config.json)")
+        return json.loads(self.config_path.read_text())
+
+    # -- results ------------------------------------------------------------------------------------
+    def records(self, repair: bool = True) -> list[dict]:
+        """All finished records. A corrupt LAST line (a crash mid-write) is dropped with a warning and the
+        file truncated to its last good record; a corrupt line before it is an error (the file was edited)."""
+        if not self.results_path.exists():
+            return []
+        raw = self.results_path.read_bytes()
+        lines = raw.split(b"\n")
+        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+        records, good_bytes = [], 0
+        for i, line in enumerate(lines[: last + 1]):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    if i < last:
+                        raise ConfigError(f"{self.results_path}: line {i + 1} is not valid JSON (was the file edited?)") from None
+                    warnings.warn(f"{self.results_path}: dropped a corrupt last line (a crash mid-write?); that candidate is recomputed")
+                    break
+            good_bytes += len(line) + 1
+        if repair and good_bytes != len(raw):
+            with open(self.results_path, "rb+") as f:
+                f.truncate(min(good_bytes, len(raw)))
+                if good_bytes > len(raw):  # last record complete but without its newline
+                    f.seek(0, os.SEEK_END)
+                    f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+        return records
+
+    def finished_ids(self) -> set[str]:
+        return {r["id"] for r in self.records()}
+
+    def append(self, record: dict) -> None:
+        if "id" not in record:
+            raise ValueError("a record needs an 'id'")
+        append_jsonl(self.results_path, record)
