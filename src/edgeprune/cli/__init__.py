@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from edgeprune import __version__
@@ -36,20 +35,13 @@ def _root(
 
 
 # Command modules register themselves on ``app`` when imported.
-from edgeprune.cli import basics, demo, search  # noqa: E402,F401
+from edgeprune.cli import basics, demo, search, vbp  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point: Typer handles usage errors (exit 2); edgeprune's own errors become one line, exit 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="edgeprune")
     except EdgepruneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
