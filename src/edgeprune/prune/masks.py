@@ -205,7 +205,7 @@ def masks_sparsity(masks: Masks) -> float:
 
 def per_layer_sparsity(masks: Masks) -> dict[str, float]:
     """{name: fraction of pruned entries} of every mask."""
-    return {n: 1.0 - int(m.count_nonzero()) / m.numel() if m.numel() else 0.0 for n, m in masks.items()}
+    return {n: (m.numel() - int(m.count_nonzero())) / m.numel() if m.numel() else 0.0 for n, m in masks.items()}
 
 
 def masks_from_model(model: nn.Module) -> Masks:
