@@ -1,0 +1,15 @@
+"""Model zoo and model specs: ``create`` any supported model, ``save``/``load`` safe checkpoints.
+
+Specs: zoo names (``lenet300``, ``lenet5``, ``vgg11``, ``vgg16``, ``resnet20``, ``resnet56``, ``resnet18``,
+``vit``; also as ``zoo:<name>``), ``hf:<hub id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``
+and ``torchvision:<name>``. Every model maps [B, C, H, W] images to [B, num_classes] logits.
+"""
+
+from edgeprune.models.registry import create, list_models, register
+from edgeprune.models.checkpoint import load, load_meta, save
+
+# importing the families registers their builders
+from edgeprune.models import lenet, resnet, vgg, vit  # noqa: E402,F401  isort: skip
+from edgeprune.models.hf import HFImageClassifier  # noqa: E402
+
+__all__ = ["create", "list_models", "save", "load", "load_meta", "register", "HFImageClassifier"]

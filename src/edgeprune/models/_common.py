@@ -1,0 +1,85 @@
+"""Helpers shared by the model families: argument checks, plain-type conversion, dry runs, weight init."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+import torch
+from torch import nn
+
+from edgeprune.errors import ConfigError, ModelError
+
+
+def first_line(exc: BaseException) -> str:
+    """``"TypeName: first line of the message"`` of an exception, to embed in a one-line error."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def check_int(name: str, value, minimum: int, *, what: str = "") -> int:
+    """Return ``value`` if it is an int >= ``minimum``, else raise a one-line ModelError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        where = f" for {what}" if what else ""
+        raise ModelError(f"{name} must be an integer >= {minimum}{where}, got {value!r}")
+    return value
+
+
+def check_build_args(num_classes, in_channels, image_size) -> None:
+    """Validate the three arguments every builder receives."""
+    check_int("num_classes", num_classes, 2)
+    check_int("in_channels", in_channels, 1)
+    check_int("image_size", image_size, 1)
+
+
+def to_plain(obj, what: str):
+    """Convert ``obj`` to plain Python types (str/int/float/bool/None/list/dict) or raise ConfigError.
+
+    Tuples become lists, paths become strings and numpy/torch scalars become Python numbers, so the
+    result survives ``torch.load(..., weights_only=True)`` and JSON.
+    """
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v, what) for v in obj]
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise ConfigError(f"{what} keys must be str or int, got {k!r}")
+            out[k] = to_plain(v, what)
+        return out
+    if isinstance(obj, torch.dtype):
+        return str(obj).removeprefix("torch.")
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy / torch scalars
+        return obj.item()
+    raise ConfigError(
+        f"{what} must hold only str/int/float/bool/None/list/dict values, got {type(obj).__name__}: {obj!r:.60}"
+    )
+
+
+@torch.no_grad()
+def dry_run_shape(module: nn.Module, in_channels: int, image_size: int) -> torch.Size:
+    """Shape of ``module``'s output for one zero image; a RuntimeError means the input is too small."""
+    was_training = module.training
+    module.eval()
+    try:
+        return module(torch.zeros(1, in_channels, image_size, image_size)).shape
+    finally:
+        module.train(was_training)
+
+
+def init_cnn_weights(model: nn.Module) -> None:
+    """Kaiming-normal convs (fan_out, ReLU) with zero bias and unit/zero norms.
+
+    Linear layers keep PyTorch's default (Kaiming-uniform), which suits the small classifier heads here.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

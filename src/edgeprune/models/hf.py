@@ -1,0 +1,199 @@
+"""HF transformers image classifiers: ``hf:<hub id or folder>`` and ``hf-config:<model_type>``.
+
+Models are wrapped in :class:`HFImageClassifier` so they map a batch to logits like every other model,
+and their config dict is kept in the build info so a checkpoint rebuilds offline with ``from_config``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgeprune.errors import ConfigError, DependencyError, ModelError
+from edgeprune.models._common import first_line, to_plain
+
+# create() arguments that must not also arrive as config overrides
+_RESERVED = {"num_labels": "num_classes", "id2label": "num_classes", "label2id": "num_classes",
+             "image_size": "image_size", "num_channels": "in_channels"}
+
+
+def _transformers():
+    try:
+        import transformers
+    except Exception as exc:  # noqa: BLE001  (a broken install raises more than ImportError)
+        raise DependencyError(
+            f"transformers is not installed/importable here ({first_line(exc)}); pip install 'edgeprune[hf]'"
+        ) from None
+    return transformers
+
+
+class HFImageClassifier(nn.Module):
+    """Transparent wrapper: ``forward(x)`` returns ``hf_model(pixel_values=x).logits``.
+
+    Submodules stay under ``hf_model.`` so layer names match the HF model's own names.
+    """
+
+    def __init__(self, hf_model: nn.Module):
+        super().__init__()
+        self.hf_model = hf_model
+
+    @property
+    def config(self):
+        """The wrapped model's transformers config."""
+        return self.hf_model.config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hf_model(pixel_values=x).logits
+
+
+def _config_class(model_type: str):
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    try:
+        return CONFIG_MAPPING[model_type]
+    except KeyError:
+        raise ConfigError(
+            f"unknown transformers model_type {model_type!r}; allowed e.g. vit, deit, swin, levit, convnext"
+        ) from None
+
+
+def _classifier_class(transformers, model_type: str):
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES as names
+
+    name = names.get(model_type)
+    if name is None:
+        raise ConfigError(
+            f"transformers model_type {model_type!r} has no image-classification model; "
+            f"allowed: {', '.join(sorted(names))}"
+        )
+    if isinstance(name, (tuple, list)):
+        name = name[0]  # DeiT / LeViT: the plain head, not the ...WithTeacher distillation variant
+    return getattr(transformers, name)
+
+
+def _known_keys(config_cls) -> tuple[set[str], list[str]]:
+    """All accepted override keys, and the model-specific ones (for error messages)."""
+    from transformers import PretrainedConfig
+
+    base = set(PretrainedConfig().to_dict())
+    known = set(config_cls().to_dict()) | set(getattr(config_cls, "attribute_map", {}) or {})
+    return known, sorted(known - base - set(_RESERVED))
+
+
+def _levit_patch_size(settings: dict, image_size: int) -> int:
+    """LeViT's ``patch_size`` only sets the token grid side (image_size // patch_size) that its attention
+    biases are built for; the real grid comes from four stride-2 convs, so derive a patch_size matching it."""
+    k, s, p = (settings.get(key, default) for key, default in (("kernel_size", 3), ("stride", 2), ("padding", 1)))
+    side = image_size
+    for _ in range(4):
+        side = (side + 2 * p - k) // s + 1
+    if not 1 <= side <= image_size or image_size // (image_size // side) != side:
+        raise ModelError(
+            f"image_size {image_size} does not fit hf-config:levit's 4-conv stem (kernel {k}, stride {s}, "
+            f"padding {p}); allowed: >= 8 px, or pass patch_size/stride explicitly"
+        )
+    return image_size // side
+
+
+@torch.no_grad()
+def _check_forward(model: nn.Module, what: str, in_channels: int, image_size: int) -> None:
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, in_channels, image_size, image_size))
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise ModelError(
+            f"{what} cannot take {in_channels}x{image_size}x{image_size} inputs with these settings "
+            f"({first_line(exc)}); for small images lower patch_size / window_size or use fewer stages"
+        ) from None
+    finally:
+        model.train(was_training)
+
+
+def from_model_type(model_type: str, num_classes: int, in_channels: int, image_size: int,
+                    overrides: dict) -> tuple[nn.Module, dict]:
+    """Untrained classifier from ``model_type``'s config class (as ``AutoConfig.for_model``) plus ``overrides``.
+
+    Returns (model, build extras with ``hf_config`` and ``hf_class``). Unknown override keys are a
+    ConfigError; a config that cannot take the requested input size is a ModelError (checked by a dry run).
+    """
+    transformers = _transformers()
+    model_type = model_type.strip().lower()
+    what = f"hf-config:{model_type}"
+    config_cls = _config_class(model_type)
+    model_cls = _classifier_class(transformers, model_type)
+    known, specific = _known_keys(config_cls)
+    for key in overrides:
+        if key in _RESERVED:
+            raise ConfigError(f"pass {_RESERVED[key]} as an argument of create, not as the {what} override {key!r}")
+        if key not in known:
+            raise ConfigError(f"unknown config key {key!r} for {what}; allowed: {', '.join(specific)}")
+
+    settings = copy.deepcopy(overrides)  # LeViT appends to its down_ops list while building
+    if "image_size" in known:
+        settings["image_size"] = image_size
+    if model_type == "levit" and "patch_size" not in settings:
+        settings["patch_size"] = _levit_patch_size(settings, image_size)
+    try:
+        config = config_cls(num_labels=num_classes, num_channels=in_channels, **settings)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid overrides for {what} ({first_line(exc)})") from None
+    hf_config = to_plain(config.to_dict(), f"{what} config")  # before the model can mutate it
+    try:
+        model = HFImageClassifier(model_cls(config))
+    except (ValueError, RuntimeError, TypeError, IndexError, ZeroDivisionError) as exc:
+        raise ModelError(f"{what} cannot be built with these settings ({first_line(exc)})") from None
+    _check_forward(model, what, in_channels, image_size)
+    return model, {"hf_config": hf_config, "hf_class": model_cls.__name__}
+
+
+def from_pretrained(ref: str, num_classes: int, in_channels: int, image_size: int,
+                    options: dict) -> tuple[nn.Module, dict]:
+    """Pretrained classifier from a hub id or local folder with a fresh ``num_classes`` head."""
+    transformers = _transformers()
+    folder = Path(ref).expanduser()
+    is_local = folder.is_dir()
+    if not is_local and (ref.startswith(("/", ".", "~")) or "\\" in ref or folder.exists()):
+        raise ConfigError(
+            f"hf model folder {ref!r} does not exist or is not a directory; pass a model folder or hub id"
+        )
+    try:
+        hf_model = transformers.AutoModelForImageClassification.from_pretrained(
+            str(folder) if is_local else ref, num_labels=num_classes, ignore_mismatched_sizes=True, **options
+        )
+    except OSError as exc:
+        if is_local:
+            raise ModelError(f"hf folder {ref!r} holds no loadable transformers model ({first_line(exc)})") from None
+        raise DependencyError(
+            f"hf weights {ref!r} cannot be fetched offline ({first_line(exc)}); "
+            f"download them where there is network and pass the local directory as hf:<dir>"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{ref!r} is not a transformers image-classification model ({first_line(exc)})") from None
+    channels = getattr(hf_model.config, "num_channels", in_channels)
+    if channels != in_channels:
+        raise ModelError(f"hf model {ref!r} takes {channels} input channels, got in_channels {in_channels}")
+    extras = {"hf_config": to_plain(hf_model.config.to_dict(), f"hf:{ref} config"),
+              "hf_class": type(hf_model).__name__}
+    model = HFImageClassifier(hf_model)
+    _check_forward(model, f"hf:{ref}", in_channels, image_size)
+    return model, extras
+
+
+def from_build(build: dict) -> nn.Module:
+    """Rebuild an untrained model from a checkpoint's ``hf_config`` (offline; weights come from the state_dict)."""
+    transformers = _transformers()
+    hf_config = copy.deepcopy(build["hf_config"])
+    model_type = hf_config.get("model_type") if isinstance(hf_config, dict) else None
+    config_cls = _config_class(model_type)
+    name = build.get("hf_class")
+    cls = getattr(transformers, name, None) if isinstance(name, str) else None
+    try:
+        return HFImageClassifier((cls or _classifier_class(transformers, model_type))(config_cls.from_dict(hf_config)))
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(
+            f"hf model {model_type!r} cannot be rebuilt from its saved config ({first_line(exc)})"
+        ) from None

@@ -1,0 +1,127 @@
+"""One registry of model builders and the ``create`` entry point for every model spec.
+
+A spec is a zoo name (``resnet20`` or ``zoo:resnet20``) or a prefixed reference handled by an adapter:
+``hf:<id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``, ``torchvision:<name>``. Every model
+maps a float batch [B, C, H, W] to logits [B, num_classes] and carries ``model.edgeprune_build``, the
+plain-typed recipe :func:`edgeprune.models.load` uses to rebuild it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+from torch import nn
+
+from edgeprune.errors import ConfigError
+from edgeprune.models._common import check_build_args, to_plain
+
+Builder = Callable[..., nn.Module]
+
+_ZOO: dict[str, tuple[Builder, str]] = {}
+
+PREFIXES: dict[str, str] = {
+    "hf:": "HF transformers image classifier from a hub id or a local folder (from_pretrained)",
+    "hf-config:": "untrained HF transformers classifier from a config model_type (vit, deit, swin, levit, convnext...)",
+    "timm:": "timm model by name (optional; timm must be importable)",
+    "torchvision:": "torchvision model by name (optional; torchvision must be importable)",
+}
+
+
+def register(name: str, description: str) -> Callable[[Builder], Builder]:
+    """Decorator adding a zoo builder ``fn(num_classes, in_channels, image_size, *, **options)``.
+
+    The builder's keyword-only parameters are the options ``create`` accepts for that model.
+    """
+    key = name.lower()
+
+    def decorator(fn: Builder) -> Builder:
+        if key in _ZOO and _ZOO[key][0] is not fn:
+            raise ValueError(f"zoo model {key!r} is already registered")
+        _ZOO[key] = (fn, description)
+        return fn
+
+    return decorator
+
+
+def _ensure_zoo() -> None:
+    import edgeprune.models  # noqa: F401  (importing the package registers every family)
+
+
+def list_models() -> dict[str, str]:
+    """Name -> one-line description of every zoo model, plus the spec prefixes."""
+    _ensure_zoo()
+    out = {name: desc for name, (_, desc) in sorted(_ZOO.items())}
+    out.update(PREFIXES)
+    return out
+
+
+def _unknown_spec(spec: str) -> ConfigError:
+    _ensure_zoo()
+    return ConfigError(
+        f"unknown model spec {spec!r}; allowed: a zoo name ({', '.join(sorted(_ZOO))}, optionally as zoo:<name>) "
+        f"or a prefix {', '.join(PREFIXES)}"
+    )
+
+
+def _zoo_options(builder: Builder) -> list[str]:
+    params = inspect.signature(builder).parameters.values()
+    return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, **kwargs) -> nn.Module:
+    """Build the model named by ``spec`` for ``in_channels`` x ``image_size``² inputs and ``num_classes``.
+
+    ``kwargs`` are the zoo model's options (e.g. ``dim=`` for ``vit``), HF config overrides for
+    ``hf-config:``, ``from_pretrained`` options for ``hf:``, and builder arguments for timm/torchvision.
+    The model is stamped with ``model.edgeprune_build`` so ``save(model, path)`` needs no spec.
+    Raises ConfigError (unknown spec/option), ModelError (impossible sizes) or DependencyError.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"model spec must be a non-empty string, got {spec!r}")
+    spec = spec.strip()
+    check_build_args(num_classes, in_channels, image_size)
+    options = to_plain(kwargs, f"options of model {spec!r}")
+    extra: dict = {}
+
+    prefix, sep, ref = spec.partition(":")
+    kind = prefix.lower() if sep else "zoo"
+    if kind == "zoo":
+        model = _create_zoo(ref if sep else spec, num_classes, in_channels, image_size, options, spec)
+    elif f"{kind}:" not in PREFIXES or not ref:
+        raise _unknown_spec(spec)
+    elif kind in ("hf", "hf-config"):
+        from edgeprune.models import hf
+
+        build = hf.from_pretrained if kind == "hf" else hf.from_model_type
+        model, extra = build(ref, num_classes, in_channels, image_size, options)
+    else:
+        from edgeprune.models import adapters
+
+        build = adapters.create_timm if kind == "timm" else adapters.create_torchvision
+        model = build(ref, num_classes, in_channels, image_size, options)
+
+    model.edgeprune_build = {
+        "spec": spec,
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "image_size": image_size,
+        "kwargs": options,
+        **extra,
+    }
+    return model
+
+
+def _create_zoo(name: str, num_classes, in_channels, image_size, options: dict, spec: str) -> nn.Module:
+    _ensure_zoo()
+    entry = _ZOO.get(name.strip().lower())
+    if entry is None:
+        raise _unknown_spec(spec)
+    builder = entry[0]
+    allowed = _zoo_options(builder)
+    for key in options:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown option {key!r} for model {name!r}; allowed: {', '.join(allowed) or 'none'}"
+            )
+    return builder(num_classes, in_channels, image_size, **options)
