@@ -94,7 +94,7 @@ def describe_shape_mismatch(got: tuple, expected: tuple | None, exc: Exception) 
     """One-line DataError for a calibration batch the model cannot take."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     want = f"expected batches shaped (B, {', '.join(map(str, expected))})" if expected else "the model rejected it"
-    return DataError(f"calibration data shape {got} does not fit the model: {want}, got {got} ({first[:160]})")
+    return DataError(f"calibration data does not fit the model: {want}, got {got} ({first[:160]})")
 
 
 @torch.no_grad()

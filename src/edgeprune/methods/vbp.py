@@ -1,0 +1,657 @@
+"""Variance-Based Pruning (Berisha et al., ICCV 2025): prune MLP hidden neurons of a trained network.
+
+One pass of calibration data gives every MLP hidden neuron's post-activation mean and variance (the
+input of ``mlp_out``); the lowest-variance neurons of the whole network are removed, their means are
+folded into ``mlp_out``'s bias (mean-shift compensation), and the pruned model is fine-tuned with
+knowledge distillation from the unpruned one. MLP blocks are found by layer roles, never by names.
+
+    pruned, stats = edgeprune.methods.vbp.prune(model, calib_loader, 0.5)
+
+:func:`run` is the whole method with a run directory (dense model, statistics, one record per ratio,
+report and plot); ``edgeprune vbp`` calls it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping
+
+import pydantic
+import torch
+from torch import nn
+
+from edgeprune.config import Config
+from edgeprune.errors import ConfigError, DataError, ModelError, check_fraction
+from edgeprune.prune.neurons import (
+    SELECTIONS,
+    hidden_width,
+    magnitude_scores,
+    prune_blocks,
+    random_scores,
+    select_lowest,
+)
+from edgeprune.scores.activations import RunningMoments, describe_shape_mismatch, input_statistics
+
+DEFAULT_MIN_KEEP = 1  # neurons every MLP block keeps, whatever the ratio (the paper does not say)
+
+
+# --------------------------------------------------------------------------------------------------
+# finding MLP blocks
+
+
+def _expected_input(model: nn.Module) -> tuple | None:
+    build = getattr(model, "edgeprune_build", None)
+    if isinstance(build, dict) and all(isinstance(build.get(k), int) for k in ("in_channels", "image_size")):
+        return (build["in_channels"], build["image_size"], build["image_size"])
+    return None
+
+
+def _first_input(loader) -> torch.Tensor:
+    for batch in loader:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return x[:1]
+    raise DataError("calibration data is empty: no batch to collect activation statistics from")
+
+
+def example_input_for(model: nn.Module, loader=None) -> torch.Tensor:
+    """One zero image of the shape the model was built for, else the first calibration image."""
+    shape = _expected_input(model)
+    if shape is not None:
+        return torch.zeros(1, *shape)
+    if loader is None:
+        raise ModelError("the model has no edgeprune_build; pass example_input= or calibration data")
+    return _first_input(loader)
+
+
+def find_mlp_blocks(model: nn.Module, example_input: torch.Tensor) -> dict[str, tuple[str, str]]:
+    """{block name (= the mlp_in module name): (mlp_in name, mlp_out name)} in forward order.
+
+    Blocks come from :func:`edgeprune.roles.classify`; only Linear -> Linear pairs qualify. ModelError
+    (naming the roles that were found) when the model has none.
+    """
+    from edgeprune import roles
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    try:
+        table = roles.classify(model, example_input.to(device))
+    except RuntimeError as exc:
+        raise describe_shape_mismatch(tuple(example_input.shape), _expected_input(model), exc) from None
+    blocks = {}
+    for mlp_in, mlp_out in table.mlp_pairs():
+        a, b = model.get_submodule(mlp_in.module_name), model.get_submodule(mlp_out.module_name)
+        if isinstance(a, nn.Linear) and isinstance(b, nn.Linear):
+            hidden_width(a, b, mlp_in.module_name)
+            blocks[mlp_in.module_name] = (mlp_in.module_name, mlp_out.module_name)
+    if not blocks:
+        counts = table.counts()
+        found = ", ".join(f"{role} x{n}" for role, n in counts.items() if n) or "none"
+        raise ModelError(
+            f"{type(model).__name__} has no MLP block (Linear mlp_in -> activation -> Linear mlp_out) to prune; "
+            f"roles found: {found}"
+        )
+    return blocks
+
+
+# --------------------------------------------------------------------------------------------------
+# statistics and pruning
+
+
+@dataclass
+class BlockStats:
+    """One MLP block: statistics of its hidden neurons (original indexing) and the neurons pruned."""
+
+    mlp_in: str
+    mlp_out: str
+    mean: torch.Tensor  # float64 [H]
+    var: torch.Tensor  # float64 [H], unbiased
+    count: int  # samples (tokens / positions) behind mean and var
+    score: torch.Tensor | None = None  # the selection score (= var for "variance")
+    pruned: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+
+    @property
+    def width(self) -> int:
+        return int(self.mean.numel())
+
+    @property
+    def kept(self) -> int:
+        return self.width - int(self.pruned.numel())
+
+
+@dataclass
+class VbpStats:
+    """What :func:`prune` did: per-block statistics and chosen indices, and the settings used."""
+
+    blocks: dict[str, BlockStats]
+    ratio: float = 0.0
+    selection: str = "variance"
+    compensation: bool = True
+    per_layer: bool = False
+    min_keep: int = DEFAULT_MIN_KEEP
+
+    @property
+    def total_neurons(self) -> int:
+        return sum(b.width for b in self.blocks.values())
+
+    @property
+    def pruned_neurons(self) -> int:
+        return sum(int(b.pruned.numel()) for b in self.blocks.values())
+
+    def summary(self) -> dict:
+        """JSON-ready: settings, counts and per block [kept, width]."""
+        return {
+            "ratio": self.ratio,
+            "selection": self.selection,
+            "compensation": self.compensation,
+            "per_layer": self.per_layer,
+            "min_keep": self.min_keep,
+            "total_neurons": self.total_neurons,
+            "pruned_neurons": self.pruned_neurons,
+            "blocks": {n: [b.kept, b.width] for n, b in self.blocks.items()},
+        }
+
+
+def collect_statistics(
+    model: nn.Module,
+    calib_loader,
+    *,
+    blocks: Mapping[str, tuple[str, str]] | None = None,
+    calib_batches: int = 0,
+    example_input: torch.Tensor | None = None,
+    progress: bool = False,
+) -> dict[str, BlockStats]:
+    """Mean and variance of every MLP block's hidden neurons (the input of ``mlp_out``), in float64.
+
+    ``calib_batches`` = 0 uses every batch of ``calib_loader`` (one pass). The model runs in eval mode.
+    """
+    if isinstance(calib_batches, bool) or not isinstance(calib_batches, int) or calib_batches < 0:
+        raise ConfigError(f"calib_batches must be an integer >= 0 (0 = one full pass), got {calib_batches!r}")
+    if blocks is None:
+        if example_input is None:
+            example_input = example_input_for(model, calib_loader)
+        blocks = find_mlp_blocks(model, example_input)
+    consumers = {name: model.get_submodule(out_name) for name, (_, out_name) in blocks.items()}
+    moments: dict[str, RunningMoments] = input_statistics(
+        model, consumers, calib_loader, max_batches=calib_batches, expected_input=_expected_input(model),
+        progress=progress, description="VBP statistics",
+    )
+    return {
+        name: BlockStats(in_name, out_name, moments[name].mean, moments[name].variance, moments[name].count)
+        for name, (in_name, out_name) in blocks.items()
+    }
+
+
+def _scores(model: nn.Module, blocks: Mapping[str, BlockStats], selection: str, seed: int) -> dict[str, torch.Tensor]:
+    if selection == "variance":
+        return {n: b.var for n, b in blocks.items()}
+    if selection == "magnitude":
+        return {n: magnitude_scores(model.get_submodule(b.mlp_in), model.get_submodule(b.mlp_out))
+                for n, b in blocks.items()}
+    return random_scores({n: b.width for n, b in blocks.items()}, seed)
+
+
+def prune_with_statistics(
+    model: nn.Module,
+    statistics: Mapping[str, BlockStats],
+    ratio: float,
+    *,
+    compensation: bool = True,
+    selection: str = "variance",
+    per_layer: bool = False,
+    min_keep: int = DEFAULT_MIN_KEEP,
+    seed: int = 0,
+) -> tuple[nn.Module, VbpStats]:
+    """Like :func:`prune`, with statistics already collected on ``model`` (reuse them across ratios)."""
+    check_fraction("ratio", ratio)
+    if selection not in SELECTIONS:
+        raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    for name, b in statistics.items():
+        width = hidden_width(model.get_submodule(b.mlp_in), model.get_submodule(b.mlp_out), name)
+        if width != b.width:
+            raise ModelError(f"statistics of block {name!r} cover {b.width} neurons but the model has {width}; "
+                             f"collect them on this (unpruned) model")
+    scores = _scores(model, statistics, selection, seed)
+    pruned = select_lowest(scores, ratio, per_layer=per_layer, min_keep=min_keep)
+    new = copy.deepcopy(model)
+    prune_blocks(new, {n: (b.mlp_in, b.mlp_out) for n, b in statistics.items()}, pruned,
+                 {n: b.mean for n, b in statistics.items()} if compensation else None)
+    blocks = {n: BlockStats(b.mlp_in, b.mlp_out, b.mean, b.var, b.count, scores[n], pruned[n])
+              for n, b in statistics.items()}
+    return new, VbpStats(blocks, float(ratio), selection, bool(compensation), bool(per_layer), int(min_keep))
+
+
+def prune(
+    model: nn.Module,
+    calib_loader,
+    ratio: float,
+    *,
+    compensation: bool = True,
+    selection: str = "variance",
+    per_layer: bool = False,
+    min_keep: int = DEFAULT_MIN_KEEP,
+    calib_batches: int = 0,
+    seed: int = 0,
+    example_input: torch.Tensor | None = None,
+    progress: bool = False,
+) -> tuple[nn.Module, VbpStats]:
+    """Variance-Based Pruning of ``model``'s MLP hidden neurons; returns (pruned deep copy, stats).
+
+    ``calib_loader`` yields ``(x, y)`` batches (or tensors); ``calib_batches`` = 0 means all of them.
+    The lowest ``ratio`` of all MLP hidden neurons (by count, ranked globally; per block with
+    ``per_layer=True``) by ``selection`` score ("variance" = the paper; "magnitude", "random" for
+    ablations) are removed; every block keeps at least ``min_keep``. With ``compensation`` their means
+    are folded into the next layer's bias. ``model`` itself is not changed.
+    """
+    check_fraction("ratio", ratio)
+    if selection not in SELECTIONS:
+        raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    if example_input is None:
+        example_input = example_input_for(model, calib_loader)
+    blocks = find_mlp_blocks(model, example_input)
+    statistics = collect_statistics(model, calib_loader, blocks=blocks, calib_batches=calib_batches, progress=progress)
+    return prune_with_statistics(model, statistics, ratio, compensation=compensation, selection=selection,
+                                 per_layer=per_layer, min_keep=min_keep, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# the method with a run directory
+
+
+class VbpConfig(Config):
+    """Settings of :func:`run` (and ``edgeprune vbp``). Fine-tune defaults follow the paper."""
+
+    model: str
+    dataset: str
+    checkpoint: str | None = None
+    data_dir: str | None = None
+    model_kwargs: dict = {}
+    ratios: list[float] = pydantic.Field(default_factory=lambda: [0.5], min_length=1)
+    calib_batches: int = pydantic.Field(0, ge=0)  # 0 = one pass over the training split
+    calib_batch_size: int = pydantic.Field(64, gt=0)
+    compensation: bool = True
+    selection: Literal["variance", "magnitude", "random"] = "variance"
+    per_layer: bool = False
+    min_keep: int = pydantic.Field(DEFAULT_MIN_KEEP, ge=1)
+    # fine-tune (paper: AdamW, lr 1.5e-5, cosine, wd 0.01, batch 32, 10 epochs, KD from the unpruned model)
+    epochs: int = pydantic.Field(10, ge=0)  # 0 = no fine-tune
+    batch_size: int = pydantic.Field(32, gt=0)
+    lr: float = pydantic.Field(1.5e-5, gt=0)
+    weight_decay: float = pydantic.Field(0.01, ge=0)
+    patience: int | None = pydantic.Field(3, gt=0)
+    kd_alpha: float = pydantic.Field(0.5, ge=0, le=1)
+    kd_temperature: float = pydantic.Field(4.0, gt=0)
+    max_batches: int | None = pydantic.Field(None, gt=0)  # per fine-tune epoch, for quick runs
+    # dense model (only without checkpoint)
+    dense_epochs: int = pydantic.Field(10, gt=0)
+    dense_batch_size: int = pydantic.Field(128, gt=0)
+    dense_lr: float | None = pydantic.Field(None, gt=0)
+    # data and measurement
+    seed: int = 0
+    val_fraction: float = pydantic.Field(0.1, gt=0, lt=1)
+    limit: int | None = pydantic.Field(None, gt=0)
+    latency_batches: list[int] = pydantic.Field(default_factory=lambda: [1], min_length=1)
+    latency_runs: int = pydantic.Field(30, gt=0)
+    onnx_latency: bool = True  # also time ONNX Runtime when edgeprune.export is available
+
+    @pydantic.field_validator("ratios")
+    @classmethod
+    def _ratios_in_range(cls, values: list[float]) -> list[float]:
+        for v in values:
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"every ratio must be in [0, 1), got {v}")
+        return sorted(set(values))
+
+    @pydantic.field_validator("latency_batches")
+    @classmethod
+    def _positive_batches(cls, values: list[int]) -> list[int]:
+        if any(v <= 0 for v in values):
+            raise ValueError("latency batch sizes must be > 0")
+        return values
+
+
+# settings that may differ between invocations on the same run directory (adding ratios resumes)
+_RESUMABLE_KEYS = {"ratios", "latency_runs", "onnx_latency", "data_dir"}
+
+
+def _measure_cost(model: nn.Module, input_shape: tuple, cfg: VbpConfig) -> dict:
+    from edgeprune.measure import latency, macs, param_count
+
+    out = {"params": param_count(model), "macs": macs(model, torch.zeros(1, *input_shape)).dense}
+    for b in cfg.latency_batches:
+        out[f"latency_ms_b{b}"] = latency(model, input_shape, batch_size=b, runs=cfg.latency_runs)["median_ms"]
+    if cfg.onnx_latency:
+        out.update(_onnx_latency(model, input_shape, cfg))
+    return out
+
+
+def _onnx_latency(model: nn.Module, input_shape: tuple, cfg: VbpConfig) -> dict:
+    """ONNX Runtime latency through ``edgeprune.export`` when that package provides it; else nothing."""
+    try:
+        from edgeprune import export  # noqa: F401
+        from edgeprune.export import onnx_latency
+    except ImportError:
+        return {}
+    out = {}
+    for b in cfg.latency_batches:
+        out[f"ort_latency_ms_b{b}"] = onnx_latency(model, input_shape, batch_size=b, runs=cfg.latency_runs)["median_ms"]
+    return out
+
+
+def _reductions(before: dict, after: dict) -> dict:
+    out = {
+        "params_reduction": 1.0 - after["params"] / before["params"],
+        "macs_reduction": 1.0 - after["macs"] / before["macs"],
+    }
+    mac_ratio = before["macs"] / after["macs"]
+    out["mac_ratio"] = mac_ratio
+    for key in before:
+        if "latency_ms_b" in key and key in after:
+            prefix = "ort_" if key.startswith("ort_") else ""
+            b = key.rsplit("_b", 1)[1]
+            speedup = before[key] / after[key]
+            out[f"{prefix}speedup_b{b}"] = speedup
+            out[f"{prefix}speedup_over_mac_ratio_b{b}"] = speedup / mac_ratio
+    return out
+
+
+def _check_run_dir(out: Path, cfg: VbpConfig) -> None:
+    path = out / "config.json"
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise ConfigError(f"{str(path)!r} is not readable JSON; remove it or use another --out") from None
+    new = cfg.model_dump()
+    diff = sorted(k for k in set(old) | set(new) if k not in _RESUMABLE_KEYS and old.get(k) != new.get(k))
+    if diff:
+        raise ConfigError(
+            f"run directory {str(out)!r} holds a VBP run with other settings ({', '.join(diff)}); "
+            f"use another --out or the same settings to resume"
+        )
+
+
+def _finished(out: Path) -> dict[float, dict]:
+    path = out / "results.jsonl"
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a crash: that ratio runs again
+            done[round(float(rec["ratio"]), 6)] = rec
+    return done
+
+
+def _preflight(cfg: VbpConfig, splits) -> nn.Module | None:
+    """Fail before anything is written or trained: the checkpoint loads and fits the data, and the model
+    has MLP blocks. Returns the checkpoint's model (None when a dense model will be trained)."""
+    from edgeprune import models as model_lib
+    from edgeprune.methods.dense import build_for
+
+    if cfg.checkpoint is None:
+        model = build_for(cfg.model, splits, cfg.model_kwargs)
+        find_mlp_blocks(model, example_input_for(model))
+        return None
+    model = model_lib.load(cfg.checkpoint)
+    build = model.edgeprune_build
+    if build["num_classes"] != splits.num_classes:
+        raise ConfigError(f"checkpoint {cfg.checkpoint!r} has {build['num_classes']} classes but data set "
+                          f"{cfg.dataset!r} has {splits.num_classes}")
+    check_input_fits(model, splits.val)
+    find_mlp_blocks(model, example_input_for(model))
+    return model
+
+
+def _dense_model(cfg: VbpConfig, splits, out: Path, checkpoint_model: nn.Module | None,
+                 progress: bool) -> tuple[nn.Module, dict]:
+    """The unpruned model: the checkpoint, a dense model trained earlier in this run, or train one now."""
+    from edgeprune import models as model_lib
+    from edgeprune.measure import accuracy
+    from edgeprune.methods.dense import train_dense
+    from edgeprune.train import default_config
+    from edgeprune.utils.io import write_json
+
+    dense_dir = out / "dense"
+    if checkpoint_model is not None:
+        info_path = dense_dir / "metrics.json"
+        if info_path.exists():
+            return checkpoint_model, json.loads(info_path.read_text())
+        info = {"source": "checkpoint", "checkpoint": cfg.checkpoint,
+                "val_acc": accuracy(checkpoint_model, splits.val),
+                "test_acc": accuracy(checkpoint_model, splits.test)}  # the dense model is a final model: test once
+        write_json(info_path, info)
+        return checkpoint_model, info
+    if (dense_dir / "model.pt").exists() and (dense_dir / "metrics.json").exists():
+        return model_lib.load(dense_dir / "model.pt"), json.loads((dense_dir / "metrics.json").read_text())
+    train_cfg = default_config(cfg.model, epochs=cfg.dense_epochs, batch_size=cfg.dense_batch_size,
+                               lr=cfg.dense_lr, seed=cfg.seed)
+    model, metrics = train_dense(cfg.model, splits, train_cfg, dense_dir, model_kwargs=cfg.model_kwargs,
+                                 progress=progress, latency_batches=tuple(cfg.latency_batches))
+    return model, {"source": "trained", **metrics}
+
+
+@torch.no_grad()
+def check_input_fits(model: nn.Module, dataset) -> None:
+    """DataError (expected vs got shape) when ``dataset``'s images do not fit ``model``."""
+    x = dataset[0][0].unsqueeze(0)
+    was_training = model.training
+    model.eval()
+    try:
+        model(x)
+    except RuntimeError as exc:
+        raise describe_shape_mismatch(tuple(x.shape), _expected_input(model), exc) from None
+    finally:
+        model.train(was_training)
+
+
+def _finetune_config(cfg: VbpConfig):
+    from edgeprune.train import TrainConfig
+
+    return TrainConfig.build(
+        optimizer="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, schedule="cosine", epochs=cfg.epochs,
+        batch_size=cfg.batch_size, patience=cfg.patience, seed=cfg.seed, kd_alpha=cfg.kd_alpha,
+        kd_temperature=cfg.kd_temperature, max_batches=cfg.max_batches,
+    )
+
+
+def _load_statistics(path: Path, blocks: Mapping[str, tuple[str, str]]) -> dict[str, BlockStats] | None:
+    """Statistics saved by an earlier invocation of the same run (None if absent or for other blocks)."""
+    if not path.exists():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=True)["blocks"]
+    if list(saved) != list(blocks):
+        return None
+    return {n: BlockStats(s["mlp_in"], s["mlp_out"], s["mean"], s["var"], int(s["count"])) for n, s in saved.items()}
+
+
+def _save_statistics(path: Path, statistics: Mapping[str, BlockStats], seconds: float) -> None:
+    from edgeprune.utils.io import atomic_path
+
+    blocks = {n: {"mlp_in": b.mlp_in, "mlp_out": b.mlp_out, "mean": b.mean, "var": b.var, "count": b.count}
+              for n, b in statistics.items()}
+    payload = {"blocks": blocks, "seconds": float(seconds)}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def run(cfg: VbpConfig, out_dir: str | os.PathLike, *, progress: bool = True) -> list[dict]:
+    """VBP end to end into ``out_dir``: dense model, statistics once, then per ratio prune, measure,
+    KD fine-tune, measure, save. Finished ratios (in results.jsonl) are skipped; returns all records."""
+    from edgeprune import data as data_lib
+    from edgeprune import models as model_lib
+    from edgeprune.measure import accuracy, machine_info
+    from edgeprune.train import fit
+    from edgeprune.utils.io import append_jsonl, ensure_dir, write_json
+
+    out = Path(out_dir)
+    _check_run_dir(out, cfg)
+    splits = data_lib.load(cfg.dataset, root=cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                           limit=cfg.limit)
+    checkpoint_model = _preflight(cfg, splits)
+    ensure_dir(out)
+    write_json(out / "config.json", cfg.model_dump())
+    dense, dense_info = _dense_model(cfg, splits, out, checkpoint_model, progress)
+    dense.eval()
+    input_shape = (splits.in_channels, splits.image_size, splits.image_size)
+
+    calib = data_lib.make_loader(splits.train.with_augment(False), cfg.calib_batch_size, shuffle=True, seed=cfg.seed)
+    blocks = find_mlp_blocks(dense, example_input_for(dense, calib))
+    stats_path = out / "statistics.pt"
+    statistics = _load_statistics(stats_path, blocks)
+    if statistics is None:
+        t0 = time.perf_counter()
+        statistics = collect_statistics(dense, calib, blocks=blocks, calib_batches=cfg.calib_batches, progress=progress)
+        _save_statistics(stats_path, statistics, time.perf_counter() - t0)
+    stats_seconds = torch.load(stats_path, map_location="cpu", weights_only=True)["seconds"]
+
+    cost_path = out / "dense" / "cost.json"
+    if cost_path.exists():
+        before = json.loads(cost_path.read_text())
+    else:
+        before = _measure_cost(dense, input_shape, cfg)
+        write_json(cost_path, before)
+
+    done = _finished(out)
+    records = []
+    for ratio in cfg.ratios:
+        key = round(ratio, 6)
+        if key in done:
+            records.append(done[key])
+            continue
+        t0 = time.perf_counter()
+        pruned, vstats = prune_with_statistics(
+            dense, statistics, ratio, compensation=cfg.compensation, selection=cfg.selection,
+            per_layer=cfg.per_layer, min_keep=cfg.min_keep, seed=cfg.seed,
+        )
+        prune_seconds = time.perf_counter() - t0
+        val_retained = accuracy(pruned, splits.val)
+        test_retained = accuracy(pruned, splits.test)  # the training-free result is itself a final model
+        after = _measure_cost(pruned, input_shape, cfg)
+        finetune, val_final, finetune_kept = None, val_retained, False
+        if cfg.epochs > 0:
+            retained_state = copy.deepcopy(pruned.state_dict())
+            result = fit(pruned, splits.train, splits.val, _finetune_config(cfg),
+                         teacher=dense, progress=progress, description=f"VBP fine-tune {ratio:.0%}")
+            finetune = result.as_dict()
+            if result.best_val_acc >= val_retained:  # selection on validation
+                val_final, finetune_kept = result.best_val_acc, True
+            else:
+                pruned.load_state_dict(retained_state)
+        test_final = accuracy(pruned, splits.test) if finetune_kept else test_retained
+        ratio_dir = ensure_dir(out / f"ratio-{ratio:.3f}")
+        model_lib.save(pruned, ratio_dir / "model.pt",
+                       meta={"method": "vbp", "ratio": ratio, "val_acc": val_final, "test_acc": test_final})
+        record = {
+            "ratio": ratio,
+            "seed": cfg.seed,
+            **{k: v for k, v in vstats.summary().items() if k != "ratio"},
+            "dense_val_acc": dense_info["val_acc"],
+            "dense_test_acc": dense_info["test_acc"],
+            "retained_val_acc": val_retained,
+            "retained_test_acc": test_retained,
+            "retained_rel_val": val_retained / dense_info["val_acc"],
+            "retained_rel_test": test_retained / dense_info["test_acc"],
+            "final_val_acc": val_final,
+            "final_test_acc": test_final,
+            "final_rel_val": val_final / dense_info["val_acc"],
+            "final_rel_test": test_final / dense_info["test_acc"],
+            "finetuned": finetune_kept,
+            **{f"{k}_before": v for k, v in before.items()},
+            **{f"{k}_after": v for k, v in after.items()},
+            **_reductions(before, after),
+            "statistics_seconds": stats_seconds,
+            "calibration_samples": next(iter(statistics.values())).count,
+            "prune_seconds": prune_seconds,
+            "finetune": finetune,
+            "checkpoint": str(ratio_dir / "model.pt"),
+            "machine": machine_info(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        append_jsonl(out / "results.jsonl", record)
+        records.append(record)
+    write_report(out, cfg, dense_info, records)
+    return records
+
+
+# --------------------------------------------------------------------------------------------------
+# report
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}%"
+
+
+def write_report(out: Path, cfg: VbpConfig, dense_info: dict, records: list[dict]) -> None:
+    """report.md (a table per ratio) and accuracy_vs_ratio.png when there are several ratios."""
+    from edgeprune.utils.io import write_text
+
+    records = sorted(records, key=lambda r: r["ratio"])
+    lat_keys = [k[: -len("_before")] for k in (records[0] if records else {}) if "latency_ms_b" in k and k.endswith("_before")]
+    lines = [
+        f"# Variance-Based Pruning: {cfg.model} on {cfg.dataset}",
+        "",
+        f"Selection: **{cfg.selection}**{' (per layer)' if cfg.per_layer else ' (global)'}, mean-shift "
+        f"compensation: **{'on' if cfg.compensation else 'off'}**, min_keep {cfg.min_keep}, calibration batches "
+        f"{cfg.calib_batches or 'all (one pass over train)'} of {cfg.calib_batch_size}. Fine-tune: {cfg.epochs} epochs, "
+        f"AdamW lr {cfg.lr:g}, cosine, wd {cfg.weight_decay:g}, batch {cfg.batch_size}, KD from the unpruned model "
+        f"(alpha {cfg.kd_alpha:g}, T {cfg.kd_temperature:g}). Seed {cfg.seed}.",
+        "",
+        f"Dense model: val {_pct(dense_info['val_acc'])}, test {_pct(dense_info['test_acc'])}.",
+        "Retained = right after pruning (no training). Final = after fine-tuning (best validation epoch; "
+        "test measured once). Relative = % of the dense model's accuracy on the same split.",
+        "",
+        "| ratio | neurons pruned | params (red.) | MACs (red.) | retained val / test (rel. test) | "
+        "final val / test (rel. test) | " + " | ".join(f"{k} before → after (speedup, ÷MAC ratio)" for k in lat_keys) + " |",
+        "|" + "---|" * (6 + len(lat_keys)),
+    ]
+    for r in records:
+        lat = []
+        for k in lat_keys:
+            b = k.rsplit("_b", 1)[1]
+            prefix = "ort_" if k.startswith("ort_") else ""
+            lat.append(f"{r[k + '_before']:.3f} → {r[k + '_after']:.3f} ms ({r[f'{prefix}speedup_b{b}']:.2f}×, "
+                       f"{r[f'{prefix}speedup_over_mac_ratio_b{b}']:.2f})")
+        lines.append(
+            f"| {r['ratio']:.2f} | {r['pruned_neurons']}/{r['total_neurons']} | {r['params_after']:,} "
+            f"(−{_pct(r['params_reduction'])}) | {r['macs_after']:,} (−{_pct(r['macs_reduction'])}) | "
+            f"{_pct(r['retained_val_acc'])} / {_pct(r['retained_test_acc'])} ({_pct(r['retained_rel_test'])}) | "
+            f"{_pct(r['final_val_acc'])} / {_pct(r['final_test_acc'])} ({_pct(r['final_rel_test'])}) | "
+            + " | ".join(lat) + " |"
+        )
+    if records:
+        r = records[0]
+        lines += ["", f"Before pruning: {r['params_before']:,} params, {r['macs_before']:,} MACs per image."]
+    write_text(out / "report.md", "\n".join(lines) + "\n")
+    if len(records) >= 2:
+        plot_accuracy(out / "accuracy_vs_ratio.png", records, dense_info, title=f"VBP: {cfg.model} on {cfg.dataset}")
+
+
+def plot_accuracy(path: Path, records: list[dict], dense_info: dict, title: str = "VBP") -> None:
+    """Test accuracy (retained and final) against the pruning ratio, dense accuracy as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgeprune.utils.io import atomic_path
+
+    ratios = [r["ratio"] for r in records]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(ratios, [r["retained_test_acc"] for r in records], "o-", label="retained (no training)")
+    ax.plot(ratios, [r["final_test_acc"] for r in records], "s-", label="after KD fine-tune")
+    ax.axhline(dense_info["test_acc"], color="gray", linestyle="--", label="dense")
+    ax.set_xlabel("fraction of MLP neurons pruned")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
