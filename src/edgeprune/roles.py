@@ -18,13 +18,15 @@ Roles (first matching rule wins):
     the prunable layers whose outputs reach the model's output without passing another prunable layer,
     and whose output size is the number of classes (LeViT: head and distillation head both).
 ``attn_proj``
-    a Linear whose input comes from an attention operation (softmax / SDPA on its input path).
+    a Linear whose input comes from an attention operation (softmax / SDPA on its input path); also the
+    ``out_proj`` of torch's ``nn.MultiheadAttention`` (its fused ``in_proj_weight`` is a bare parameter,
+    not a Conv/Linear weight, so it is not prunable in edgeprune and has no row).
 ``attn_qkv``
     the Linears feeding that attention: every prunable layer upstream of an ``attn_proj`` (fused d->3d
     qkv, separate q/k/v, LeViT's fused d->h(2k+v) qkv and its separate queries/keys_values).
 ``patch_embed``
     in a model that has attention: every prunable layer that runs (in forward order) before the first
-    ``attn_qkv`` layer (ViT/DeiT/Swin: the patchify conv; LeViT: its 4-conv stem). In a model without
+    attention layer (ViT/DeiT/Swin: the patchify conv; LeViT: its 4-conv stem). In a model without
     attention: the first conv consuming the image if it is a *patchify* conv (kernel == stride > 1, as
     ConvNeXt's stem); ordinary stems (ResNet's 3x3/7x7) stay ``conv``.
 ``mlp_in`` / ``mlp_out``
@@ -153,6 +155,7 @@ class _Call:
     out_shape: tuple = ()
     example_in: torch.Tensor | None = None
     example_out: torch.Tensor | None = None
+    forced_role: str | None = None  # set when the module type fixes the role (MultiheadAttention.out_proj)
 
 
 def _first_tensor(args, kwargs) -> torch.Tensor | None:
@@ -191,7 +194,38 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Ca
     handles = []
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children()) or _is_prunable(m)]
 
+    # torch's nn.MultiheadAttention applies out_proj.weight functionally (out_proj is never called): its
+    # call stands for out_proj's, and out_proj is an attention projection by construction.
+    mha_proj = set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.MultiheadAttention) and _is_prunable(module.out_proj):
+            proj_name = f"{name}.out_proj" if name else "out_proj"
+            mha_proj.add(proj_name)
+
+            def mha_pre(mod, args, kwargs, _name=proj_name):
+                x = _first_tensor(args, kwargs)
+                call = calls.get(_name) or calls.setdefault(_name, _Call(_name, mod.out_proj, len(calls)))
+                call.forced_role = "attn_proj"
+                if x is not None:
+                    call.in_shape = call.in_shape or tuple(x.shape)
+                    call.in_nodes.append(x.grad_fn)
+
+            def mha_hook(mod, args, kwargs, output, _name=proj_name):
+                first = output[0] if isinstance(output, tuple) else output
+                if not isinstance(first, torch.Tensor) or not first.requires_grad:
+                    return None
+                call = calls[_name]
+                call.out_shape = call.out_shape or tuple(first.shape)
+                first = first.clone()
+                call.out_nodes.append(first.grad_fn)
+                return (first, *output[1:]) if isinstance(output, tuple) else first
+
+            handles.append(module.register_forward_pre_hook(mha_pre, with_kwargs=True))
+            handles.append(module.register_forward_hook(mha_hook, with_kwargs=True))
+
     for name, module in leaves:
+        if name in mha_proj:
+            continue
         prunable = _is_prunable(module)
         watch = prunable or isinstance(module, _NORM_TYPES) or _norm_candidate(module)
         if not watch:
@@ -331,6 +365,9 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
 
     # attention: projection after softmax/SDPA; its prunable inputs are q/k/v
     for c in prunable:
+        if c.forced_role and c.name not in role:
+            role[c.name] = c.forced_role
+    for c in prunable:
         if c.name in role or not via_attention[c.name] or not isinstance(c.module, nn.Linear):
             continue
         role[c.name] = "attn_proj"
@@ -353,10 +390,10 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
             partner[up_name], partner[c.name] = c.name, up_name
 
     # patch embedding
-    has_attention = any(r == "attn_qkv" for r in role.values())
-    if has_attention:
+    attention_roles = ("attn_qkv", "attn_proj")
+    if any(r in attention_roles for r in role.values()):
         for c in prunable:
-            if role.get(c.name) == "attn_qkv":
+            if role.get(c.name) in attention_roles:
                 break
             role.setdefault(c.name, "patch_embed")
     else:
