@@ -55,7 +55,7 @@ def default_config(model_spec: str, **overrides) -> TrainConfig:
     base = (
         {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05, "warmup_epochs": 1.0}
         if transformer
-        else {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
+        else {"optimizer": "sgd", "lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4}
     )
     return TrainConfig.build(base, **overrides)
 

@@ -119,6 +119,7 @@ class SearchContext:
     dense: nn.Module
     dense_record: dict
     roles: object
+    scores: dict[str, dict[str, torch.Tensor]]  # criterion -> {param: score}, computed once
     builders: dict[str, MaskBuilder]
     store: RunStore
 
@@ -177,11 +178,9 @@ def build_context(config: SearchConfig, out_dir: str | Path, progress: bool = Tr
         raise ConfigError(f"model {config.model!r} has no prunable layer (conv or linear weight)")
     calib = scores_lib.calibration_batches(splits.train, config.calib_batches, config.calib_batch_size, seed=0)
     names = sorted(set(config.criteria) | set(config.baselines) | ({"magnitude", "snip", "grasp"} if config.ranges == "derived" else set()))
-    builders = {}
-    for name in names:
-        s = scores_lib.compute(name, dense, None if name in ("magnitude", "random") else calib, seed=0)
-        builders[name] = MaskBuilder(s)
-    return SearchContext(config, splits, dense, dense_record, roles, builders, store)
+    scores = {n: scores_lib.compute(n, dense, None if n in ("magnitude", "random") else calib, seed=0) for n in names}
+    builders = {n: MaskBuilder(s) for n, s in scores.items()}
+    return SearchContext(config, splits, dense, dense_record, roles, scores, builders, store)
 
 
 def plan_mam(ctx: SearchContext) -> list[Candidate]:
@@ -190,7 +189,7 @@ def plan_mam(ctx: SearchContext) -> list[Candidate]:
     if cfg.ranges == "rules":
         layer_ranges = ranges_lib.rules(ctx.roles, ranges_lib.RangeRules.build(cfg.range_rules))
     else:
-        baseline_scores = {n: ctx.builders[n].scores for n in ("magnitude", "snip", "grasp")}
+        baseline_scores = {n: ctx.scores[n] for n in ("magnitude", "snip", "grasp")}
         layer_ranges = ranges_lib.derived(ctx.roles, baseline_scores, rules=ranges_lib.RangeRules.build(cfg.range_rules))
     built = strategies_lib.build_all(layer_ranges, ctx.roles, cfg.target_sparsity)
     built = {name: built[name] for name in cfg.strategies}

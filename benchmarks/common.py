@@ -1,0 +1,49 @@
+"""Shared by the benchmark scripts: the provenance block stored beside every result."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edgeprune.measure import machine_info
+from edgeprune.utils.io import write_json, write_text
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+SECTIONS = ROOT / "sections"
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance() -> dict:
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "git_revision": git_revision(),
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def save(name: str, result: dict, section_md: str) -> Path:
+    """Write results/<name>.json (with provenance) and sections/<name>.md (the README table)."""
+    path = write_json(RESULTS / f"{name}.json", {**provenance(), **result})
+    write_text(SECTIONS / f"{name}.md", section_md.rstrip() + "\n")
+    return path
+
+
+def shared_data_dir() -> Path | None:
+    import os
+
+    for candidate in (os.environ.get("EDGEPRUNE_DATA"), ROOT.parent.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "mnist").is_dir():
+            return Path(candidate)
+    return None
