@@ -59,5 +59,7 @@ def test_classify_restores_mode_and_frozen_flags():
     model = models.create("resnet20", num_classes=10, in_channels=3, image_size=32).train()
     frozen = next(model.parameters())
     frozen.requires_grad_(False)
+    model.bn1.eval()  # a frozen BatchNorm inside a training model keeps its own mode
     classify(model, torch.zeros(1, 3, 32, 32))
-    assert model.training and not frozen.requires_grad
+    assert model.training and not frozen.requires_grad and not model.bn1.training
+    assert all(m.training for n, m in model.named_modules() if n != "bn1")

@@ -238,7 +238,7 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Ca
                 call = calls[_name] = _Call(_name, mod, len(calls))
                 if x is not None:
                     call.in_shape = tuple(x.shape)
-                    if not _prunable:
+                    if not _prunable and not isinstance(mod, _NORM_TYPES):  # kept for the scale test
                         call.example_in = x.detach().clone()
             if x is not None:
                 call.in_nodes.append(x.grad_fn)
@@ -249,7 +249,7 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Ca
                 return None
             if not call.out_shape:
                 call.out_shape = tuple(output.shape)
-                if not _prunable:
+                if not _prunable and not isinstance(mod, _NORM_TYPES):
                     call.example_out = output.detach().clone()
             if _prunable and output.requires_grad:
                 # A clone gives a graph node of our own that later in-place ops (ReLU(inplace) on a
@@ -262,7 +262,7 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Ca
         handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
         handles.append(module.register_forward_hook(hook, with_kwargs=True))
 
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # restored one by one: mixed modes survive
     frozen = [p for p in model.parameters() if not p.requires_grad]
     try:
         for p in frozen:
@@ -275,7 +275,8 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Ca
             h.remove()
         for p in frozen:
             p.requires_grad_(False)
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
     return calls, out
 
 
@@ -336,7 +337,6 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
                          f"{tuple(example_input.shape)} ({type(exc).__name__}: {exc})") from None
     num_classes = int(logits.shape[-1]) if logits.ndim else None
 
-    module_names = {id(m): n for n, m in model.named_modules()}
     prunable_modules = [(n, m) for n, m in model.named_modules() if _is_prunable(m)]
     # Prunable layers never called in the forward pass still get a row (at the end, role from type).
     for name, module in prunable_modules:
@@ -427,7 +427,6 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
             shape = tuple(params[0].shape) if params else ()
             entries.append(LayerRole(c.name, None, "norm", numel < SMALL_NUMEL, last_depth, len(entries),
                                      numel, shape, None))
-    del module_names
     return RoleTable(tuple(entries), num_classes)
 
 
