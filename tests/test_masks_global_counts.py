@@ -43,7 +43,7 @@ def test_builder_reuses_its_sort_across_candidates():
     builder = MaskBuilder(scores)
     for p in (0.1, 0.5, 0.9):
         assert all(torch.equal(x, y) for x, y in zip(builder.global_(p).values(), global_masks(scores, p).values()))
-    assert len(builder._global_ranks) == 1
+    assert len(builder._global_sorted) == 1
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1])

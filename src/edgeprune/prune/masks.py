@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -46,9 +47,11 @@ def mask_gradients(model: nn.Module, masks: Masks) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Building masks from scores
 #
-# Rule everywhere: the weights with the LOWEST scores are pruned; among equal scores the lower flat index is
-# pruned first. A stable ascending sort puts exactly that order first, so a weight's rank in the stable sort
-# is the number of weights pruned before it, and "prune k weights" is "keep rank >= k".
+# Rule everywhere: the k weights with the LOWEST scores are pruned; among equal scores the lower flat index
+# is pruned first (for global masks: the lower position in the concatenation of the layers in key order).
+# With the scores sorted once, a mask for any k costs one comparison per weight: t = sorted[k - 1] is the
+# threshold, everything below t is pruned, everything above kept, and of the weights equal to t the first
+# (k - #below) in index order are pruned.
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -62,18 +65,46 @@ def _check_sparsity(name: str, value) -> float:
     return s
 
 
-def _stable_ranks(flat: torch.Tensor) -> torch.Tensor:
-    """int32 rank of every entry in the stable ascending order of ``flat`` (ties: lower index first)."""
-    order = torch.sort(flat, stable=True).indices
-    ranks = torch.empty(flat.numel(), dtype=torch.int32, device=flat.device)
-    ranks[order] = torch.arange(flat.numel(), dtype=torch.int32, device=flat.device)
-    return ranks
+def _sorted(flat: torch.Tensor) -> torch.Tensor:
+    """Ascending copy of a 1-D score tensor (values only: numpy's SIMD sort on CPU is the fastest here)."""
+    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64, torch.int32, torch.int64):
+        return torch.from_numpy(np.sort(flat.numpy()))
+    return torch.sort(flat).values
+
+
+class _Cut:
+    """Where "prune the k lowest" cuts a sorted score list: threshold, and how many ties at it are pruned."""
+
+    def __init__(self, sorted_scores: torch.Tensor, k: int):
+        n = sorted_scores.numel()
+        self.all, self.none = k >= n, k <= 0
+        if self.all or self.none:
+            return
+        self.threshold = sorted_scores[k - 1]
+        below = int(torch.searchsorted(sorted_scores, self.threshold, right=False))
+        equal = int(torch.searchsorted(sorted_scores, self.threshold, right=True)) - below
+        self.ties_to_prune = k - below  # 1 <= ties_to_prune <= equal
+        self.partial_ties = self.ties_to_prune < equal
+
+    def keep(self, flat: torch.Tensor, ties_seen: int = 0) -> tuple[torch.Tensor, int]:
+        """Keep-mask of one chunk of the scores and the count of threshold ties seen so far (chunks in order)."""
+        if self.none:
+            return torch.ones_like(flat, dtype=torch.bool), ties_seen
+        if self.all:
+            return torch.zeros_like(flat, dtype=torch.bool), ties_seen
+        keep = flat > self.threshold
+        if self.partial_ties:
+            ties = torch.nonzero(flat == self.threshold).squeeze(1)
+            pruned_here = max(0, min(ties.numel(), self.ties_to_prune - ties_seen))
+            keep[ties[pruned_here:]] = True
+            ties_seen += ties.numel()
+        return keep, ties_seen
 
 
 def prune_lowest(flat: torch.Tensor, k: int) -> torch.Tensor:
     """Keep-mask of a 1-D score tensor with exactly its ``k`` lowest entries pruned (ties: lower index first).
 
-    One ``kthvalue`` instead of a full sort: cheaper when the scores change every call (iterative SynFlow).
+    One ``kthvalue`` instead of a sort: cheaper when the scores change every call (iterative SynFlow).
     """
     n = flat.numel()
     keep = torch.ones(n, dtype=torch.bool, device=flat.device)
@@ -95,9 +126,10 @@ class MaskBuilder:
 
     ``layerwise(sparsities)`` prunes exactly ``floor(s * n)`` lowest-score weights in each layer;
     ``global_(sparsity)`` prunes exactly ``round(sparsity * N)`` over all (or the selected) layers with one
-    threshold. Per-layer ranks are computed on the first ``layerwise`` call, global ranks on the first
-    ``global_`` call for a given layer selection (int32: 4 bytes per weight each); each later mask costs one
-    comparison per weight. Masks are bool tensors on the scores' device; layers not pruned get all-True.
+    threshold. Each layer's scores are sorted on the first ``layerwise`` call, the concatenated scores on the
+    first ``global_`` call for a layer selection (one sorted copy each, same dtype as the scores); each later
+    mask costs about one comparison per weight. Masks are bool tensors on the scores' device; layers that are
+    not pruned get all-True masks.
     """
 
     def __init__(self, scores: dict[str, torch.Tensor]):
@@ -109,12 +141,14 @@ class MaskBuilder:
             if not isinstance(score, torch.Tensor):
                 raise ConfigError(f"score of {name} must be a tensor, got {type(score).__name__}")
             flat = score.detach().reshape(-1)
+            if flat.dtype in (torch.float16, torch.bfloat16):
+                flat = flat.float()
             if flat.is_floating_point() and bool(torch.isnan(flat).any()):
                 raise ConfigError(f"scores of {name} contain NaN; scores must be comparable numbers")
             self.shapes[name] = score.shape
             self._flat[name] = flat
-        self._layer_ranks: dict[str, torch.Tensor] | None = None
-        self._global_ranks: dict[tuple[str, ...], torch.Tensor] = {}
+        self._layer_sorted: dict[str, torch.Tensor] = {}
+        self._global_sorted: dict[tuple[str, ...], torch.Tensor] = {}
 
     @property
     def names(self) -> list[str]:
@@ -129,16 +163,17 @@ class MaskBuilder:
         if unknown:
             raise ConfigError(f"sparsity given for unknown layer {unknown[0]!r}; layers: {', '.join(self.shapes)}")
         checked = {n: _check_sparsity(n, s) for n, s in sparsities.items()}
-        if self._layer_ranks is None:
-            self._layer_ranks = {n: _stable_ranks(f) for n, f in self._flat.items()}
         masks: Masks = {}
         for name, shape in self.shapes.items():
             s = checked.get(name)
-            if s is None:
+            flat = self._flat[name]
+            k = math.floor(s * flat.numel()) if s is not None else 0
+            if k == 0:
                 masks[name] = self._dense(name)
                 continue
-            k = math.floor(s * self._flat[name].numel())
-            masks[name] = (self._layer_ranks[name] >= k).reshape(shape)
+            if name not in self._layer_sorted:
+                self._layer_sorted[name] = _sorted(flat)
+            masks[name] = _Cut(self._layer_sorted[name], k).keep(flat)[0].reshape(shape)
         return masks
 
     def global_(self, sparsity: float, layers: Iterable[str] | None = None) -> Masks:
@@ -149,21 +184,20 @@ class MaskBuilder:
         """
         s = _check_sparsity("global target", sparsity)
         selected = self._select(layers)
-        ranks = self._global_ranks.get(selected)
-        if ranks is None:
-            ranks = _stable_ranks(torch.cat([self._flat[n] for n in selected]))
-            self._global_ranks[selected] = ranks
-        k = round(s * ranks.numel())
+        sorted_scores = self._global_sorted.get(selected)
+        if sorted_scores is None:
+            sorted_scores = _sorted(torch.cat([self._flat[n] for n in selected]))
+            self._global_sorted[selected] = sorted_scores
+        cut = _Cut(sorted_scores, round(s * sorted_scores.numel()))
         masks: Masks = {}
-        offset = 0
+        ties_seen = 0
         chosen = set(selected)
         for name, shape in self.shapes.items():
             if name not in chosen:
                 masks[name] = self._dense(name)
                 continue
-            n = self._flat[name].numel()
-            masks[name] = (ranks[offset:offset + n] >= k).reshape(shape)
-            offset += n
+            keep, ties_seen = cut.keep(self._flat[name].to(sorted_scores.dtype), ties_seen)
+            masks[name] = keep.reshape(shape)
         return masks
 
     def _select(self, layers: Iterable[str] | None) -> tuple[str, ...]:

@@ -186,4 +186,4 @@ def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, spars
                 for n, m in zip(names, torch.split(keep, sizes)):
                     abs_params[n].mul_(m.reshape(abs_params[n].shape))
         flat = torch.where(keep, flat, (pruned_round - rounds - 1).to(flat.dtype))
-        return to_scores({n: part.reshape(weights[n].shape) for n, part in zip(names, torch.split(flat, sizes))})
+        return to_scores({n: part.reshape(weights[n].shape).clone() for n, part in zip(names, torch.split(flat, sizes))})

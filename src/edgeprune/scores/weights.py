@@ -26,8 +26,12 @@ MODES = ("train", "eval")
 
 
 def to_scores(tensors: dict[str, torch.Tensor]) -> Scores:
-    """The public score format: detached float32 CPU tensors (a fresh copy, never a view of a weight)."""
-    return {n: t.detach().to(device="cpu", dtype=torch.float32, copy=True) for n, t in tensors.items()}
+    """The public score format: detached float32 CPU tensors.
+
+    Callers pass freshly computed tensors (``w.abs()``, products...), never a weight itself, so no copy is
+    made when they already are float32 on CPU.
+    """
+    return {n: t.detach().to(device="cpu", dtype=torch.float32) for n, t in tensors.items()}
 
 
 def logits_of(output) -> torch.Tensor:
