@@ -6,7 +6,7 @@ from edgeprune import models
 
 ARGS = ["--model", "vit", "--dataset", "digits", "--arg", "dim=16", "--arg", "depth=2", "--arg", "num_heads=2",
         "--dense-epochs", "2", "--epochs", "1", "--max-batches", "4", "--calib-batches", "3", "--limit", "400",
-        "--latency-runs", "3", "-q"]
+        "--latency-runs", "3", "--no-onnx", "-q"]
 
 
 def test_vbp_run_folder_and_resume(run_cli, tmp_path):
@@ -53,4 +53,5 @@ def test_vbp_run_folder_and_resume(run_cli, tmp_path):
     assert code == 0, err
     (rec,) = [json.loads(line) for line in (other / "results.jsonl").read_text().splitlines()]
     assert rec["finetune"] is None and rec["final_test_acc"] == rec["retained_test_acc"]
+    assert "ort_error" not in rec and rec["ort_latency_ms_b1_after"] > 0 and rec["ort_speedup_b1"] > 0  # ONNX Runtime timed
     assert rec["retained_test_acc"] == records[1]["retained_test_acc"]  # same model, same statistics, same choice

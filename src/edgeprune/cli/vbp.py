@@ -37,6 +37,7 @@ def vbp(
     limit: Optional[int] = typer.Option(None, help="Use at most this many training examples (quick runs)."),
     latency_batch: str = typer.Option("1", help="Batch sizes for latency, comma-separated."),
     latency_runs: int = typer.Option(30, help="Timed runs per latency measurement (> 0)."),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Also time ONNX Runtime (export with edgeprune.export)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder; default runs/vbp-MODEL-DATASET."),
     seed: int = typer.Option(0, help="Seed for the split, calibration order, fine-tune and random selection."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -58,7 +59,7 @@ def vbp(
         selection=selection, per_layer=per_layer, min_keep=min_keep, epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, patience=patience, max_batches=max_batches, dense_epochs=dense_epochs,
         seed=seed, limit=limit, latency_batches=parse_int_list(latency_batch, "--latency-batch"),
-        latency_runs=latency_runs,
+        latency_runs=latency_runs, onnx_latency=onnx,
     )
     out = out or Path("runs") / f"vbp-{model.replace(':', '-').replace('/', '-')}-{dataset.split(':')[0]}"
     records = run(config, out, progress=not quiet)

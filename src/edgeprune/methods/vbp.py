@@ -317,31 +317,52 @@ class VbpConfig(Config):
 _RESUMABLE_KEYS = {"ratios", "latency_runs", "onnx_latency", "data_dir"}
 
 
-def _measure_cost(model: nn.Module, input_shape: tuple, cfg: VbpConfig) -> dict:
+def measure_cost(model: nn.Module, input_shape: tuple, *, latency_batches=(1,), runs: int = 30,
+                 onnx: bool = True) -> dict:
+    """Params, MACs per image and median latency (torch; ONNX Runtime too with ``onnx``) per batch size."""
     from edgeprune.measure import latency, macs, param_count
 
     out = {"params": param_count(model), "macs": macs(model, torch.zeros(1, *input_shape)).dense}
-    for b in cfg.latency_batches:
-        out[f"latency_ms_b{b}"] = latency(model, input_shape, batch_size=b, runs=cfg.latency_runs)["median_ms"]
-    if cfg.onnx_latency:
-        out.update(_onnx_latency(model, input_shape, cfg))
+    for b in latency_batches:
+        out[f"latency_ms_b{b}"] = latency(model, input_shape, batch_size=b, runs=runs)["median_ms"]
+    if onnx:
+        out.update(onnx_latency(model, input_shape, latency_batches=latency_batches, runs=runs))
     return out
 
 
-def _onnx_latency(model: nn.Module, input_shape: tuple, cfg: VbpConfig) -> dict:
-    """ONNX Runtime latency through ``edgeprune.export`` when that package provides it; else nothing."""
+def onnx_latency(model: nn.Module, input_shape: tuple, *, latency_batches=(1,), runs: int = 30) -> dict:
+    """ONNX Runtime latency (export with ``edgeprune.export.onnx``, time ``session.run``); {} when that package
+    is not importable, ``ort_error`` when the model cannot be exported."""
     try:
-        from edgeprune import export  # noqa: F401
-        from edgeprune.export import onnx_latency
+        from edgeprune.export.onnx import export_onnx, ort_session
     except ImportError:
         return {}
+    import tempfile
+
+    import numpy as np
+
+    from edgeprune.errors import EdgepruneError
+    from edgeprune.measure.latency import time_calls
+
     out = {}
-    for b in cfg.latency_batches:
-        out[f"ort_latency_ms_b{b}"] = onnx_latency(model, input_shape, batch_size=b, runs=cfg.latency_runs)["median_ms"]
+    with tempfile.TemporaryDirectory(prefix="edgeprune-vbp-") as folder:
+        path = Path(folder) / "model.onnx"
+        try:
+            export_onnx(model, path, input_shape=tuple(input_shape))
+            session = ort_session(path)
+        except EdgepruneError as exc:
+            return {"ort_error": str(exc)}
+        name = session.get_inputs()[0].name
+        gen = np.random.default_rng(0)
+        for b in latency_batches:
+            x = gen.standard_normal((b, *input_shape), dtype=np.float32)
+            timing = time_calls(lambda: session.run(None, {name: x}), runs=runs, warmup=5)
+            out[f"ort_latency_ms_b{b}"] = timing["median_ms"]
     return out
 
 
-def _reductions(before: dict, after: dict) -> dict:
+def reductions(before: dict, after: dict) -> dict:
+    """Params/MACs reductions, MAC ratio, and per latency key the speedup and speedup / MAC ratio."""
     out = {
         "params_reduction": 1.0 - after["params"] / before["params"],
         "macs_reduction": 1.0 - after["macs"] / before["macs"],
@@ -460,6 +481,24 @@ def _finetune_config(cfg: VbpConfig):
     )
 
 
+def finetune_kd(pruned: nn.Module, teacher: nn.Module, splits, config, *, val_retained: float | None = None,
+                progress: bool = False, description: str = "VBP fine-tune") -> tuple[dict, float, bool]:
+    """KD fine-tune ``pruned`` in place from ``teacher`` with the one loop (best validation epoch kept).
+
+    When ``val_retained`` (the pruned model's validation accuracy before training) is at least the best
+    fine-tuned validation accuracy, the untrained weights are restored: selection is on validation.
+    Returns (training record, final validation accuracy, whether the fine-tuned weights were kept).
+    """
+    from edgeprune.train import fit
+
+    before = copy.deepcopy(pruned.state_dict()) if val_retained is not None else None
+    result = fit(pruned, splits.train, splits.val, config, teacher=teacher, progress=progress, description=description)
+    if val_retained is not None and result.best_val_acc < val_retained:
+        pruned.load_state_dict(before)
+        return result.as_dict(), val_retained, False
+    return result.as_dict(), result.best_val_acc, True
+
+
 def _load_statistics(path: Path, blocks: Mapping[str, tuple[str, str]]) -> dict[str, BlockStats] | None:
     """Statistics saved by an earlier invocation of the same run (None if absent or for other blocks)."""
     if not path.exists():
@@ -486,7 +525,6 @@ def run(cfg: VbpConfig, out_dir: str | os.PathLike, *, progress: bool = True) ->
     from edgeprune import data as data_lib
     from edgeprune import models as model_lib
     from edgeprune.measure import accuracy, machine_info
-    from edgeprune.train import fit
     from edgeprune.utils.io import append_jsonl, ensure_dir, write_json
 
     out = Path(out_dir)
@@ -514,7 +552,8 @@ def run(cfg: VbpConfig, out_dir: str | os.PathLike, *, progress: bool = True) ->
     if cost_path.exists():
         before = json.loads(cost_path.read_text())
     else:
-        before = _measure_cost(dense, input_shape, cfg)
+        before = measure_cost(dense, input_shape, latency_batches=cfg.latency_batches,
+                              runs=cfg.latency_runs, onnx=cfg.onnx_latency)
         write_json(cost_path, before)
 
     done = _finished(out)
@@ -532,17 +571,13 @@ def run(cfg: VbpConfig, out_dir: str | os.PathLike, *, progress: bool = True) ->
         prune_seconds = time.perf_counter() - t0
         val_retained = accuracy(pruned, splits.val)
         test_retained = accuracy(pruned, splits.test)  # the training-free result is itself a final model
-        after = _measure_cost(pruned, input_shape, cfg)
+        after = measure_cost(pruned, input_shape, latency_batches=cfg.latency_batches,
+                             runs=cfg.latency_runs, onnx=cfg.onnx_latency)
         finetune, val_final, finetune_kept = None, val_retained, False
         if cfg.epochs > 0:
-            retained_state = copy.deepcopy(pruned.state_dict())
-            result = fit(pruned, splits.train, splits.val, _finetune_config(cfg),
-                         teacher=dense, progress=progress, description=f"VBP fine-tune {ratio:.0%}")
-            finetune = result.as_dict()
-            if result.best_val_acc >= val_retained:  # selection on validation
-                val_final, finetune_kept = result.best_val_acc, True
-            else:
-                pruned.load_state_dict(retained_state)
+            finetune, val_final, finetune_kept = finetune_kd(
+                pruned, dense, splits, _finetune_config(cfg), val_retained=val_retained, progress=progress,
+                description=f"VBP fine-tune {ratio:.0%}")
         test_final = accuracy(pruned, splits.test) if finetune_kept else test_retained
         ratio_dir = ensure_dir(out / f"ratio-{ratio:.3f}")
         model_lib.save(pruned, ratio_dir / "model.pt",
@@ -564,7 +599,7 @@ def run(cfg: VbpConfig, out_dir: str | os.PathLike, *, progress: bool = True) ->
             "finetuned": finetune_kept,
             **{f"{k}_before": v for k, v in before.items()},
             **{f"{k}_after": v for k, v in after.items()},
-            **_reductions(before, after),
+            **reductions(before, after),
             "statistics_seconds": stats_seconds,
             "calibration_samples": next(iter(statistics.values())).count,
             "prune_seconds": prune_seconds,
