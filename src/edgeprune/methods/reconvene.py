@@ -42,7 +42,7 @@ from edgeprune.config import Config
 from edgeprune.errors import ConfigError, check_fraction
 from edgeprune.measure.size import prunable_weights
 from edgeprune.prune.channels import ChannelGroup, build_graph, coupled_groups, remove_channels
-from edgeprune.prune.masks import Masks, apply_masks, global_masks, masks_sparsity, per_layer_sparsity
+from edgeprune.prune.masks import Masks, apply_masks, global_masks
 
 #: the PaI criteria Reconvene runs on (keys of edgeprune.scores.CRITERIA)
 PAI_SCORES = ("synflow", "snip", "grasp", "magnitude", "random")
@@ -138,8 +138,13 @@ def evaluate_sensitivity(masks: Masks, conv_layers: Sequence[str], *, weighted: 
         raise ConfigError(f"no mask for conv layer {missing[0]!r}")
     if not conv_layers:
         raise ConfigError("no conv layer to evaluate")
-    per_layer = per_layer_sparsity({n: masks[n] for n in conv_layers})
-    average = masks_sparsity(masks) if weighted else statistics.fmean(per_layer.values())
+    kept = {n: int(m.count_nonzero()) for n, m in masks.items()}  # counted once: masks can hold 10^7 entries
+    per_layer = {n: 1.0 - kept[n] / masks[n].numel() for n in conv_layers}
+    if weighted:
+        total = sum(m.numel() for m in masks.values())
+        average = 1.0 - sum(kept.values()) / total
+    else:
+        average = statistics.fmean(per_layer.values())
     # a tiny tolerance so a layer at exactly the average (up to float rounding) counts as sensitive
     insensitive = {n: s > average + 1e-12 for n, s in per_layer.items()}
     return Sensitivity(average=average, weighted=weighted, sparsity=per_layer, insensitive=insensitive)
@@ -190,9 +195,9 @@ def _per_channel(weight_name: str, masks: Masks, scores: dict[str, torch.Tensor]
     """(score mass, kept count) per output channel: sums over each filter's KEPT weights."""
     mask = masks[weight_name]
     kept = mask.reshape(mask.shape[0], -1)
-    score = scores[weight_name].reshape(mask.shape[0], -1).to(torch.float64)
-    mass = torch.where(kept, score, torch.zeros_like(score)).sum(1)
-    return mass, kept.sum(1)
+    score = scores[weight_name].reshape(mask.shape[0], -1)
+    mass = (score * kept).sum(1).to(torch.float64)
+    return mass, kept.count_nonzero(1)
 
 
 def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, scores, keep: str, density: float) -> list[int]:
@@ -207,8 +212,8 @@ def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, score
         removed = torch.nonzero(count == 0).flatten().tolist()
         if len(removed) == group.channels:
             raise ConfigError(
-                f"keep='zero_filters' would remove every channel of layer {members[0]!r} (all its filters are pruned); "
-                "use keep='score_mass' or a lower sparsity"
+                f"keep=zero_filters would remove every channel of layer {members[0]!r} (all its filters are pruned); "
+                "use keep=score_mass or a lower sparsity"
             )
         return removed
     k = max(1, round(density * group.channels))
@@ -550,10 +555,12 @@ def run(config: PaIConfig, out_dir, *, data_dir=None, progress: bool = True) -> 
             "use --mode unstructured"
         )
     del probe
-    ensure_dir(out / "models")
-    write_json(out / "config.json", json.loads(config.model_dump_json()))
     results = out / "results.jsonl"
     done = {(r.get("mode"), r.get("seed")) for r in _read_records(results)}
+
+    def start() -> None:  # the run folder appears only once the first model is generated (bad input leaves nothing)
+        ensure_dir(out / "models")
+        write_json(out / "config.json", json.loads(config.model_dump_json()))
     calib_size = config.calibration_batch_size or 10 * splits.num_classes
 
     for seed in range(config.seeds):
@@ -587,6 +594,7 @@ def run(config: PaIConfig, out_dir, *, data_dir=None, progress: bool = True) -> 
             else:
                 train_masks, generation = masks, score_seconds
                 apply_masks(candidate, train_masks)
+            start()
             tcfg = config.train_config(seed)
             result = fit(candidate, splits.train, splits.val, tcfg, masks=train_masks, progress=progress,
                          description=f"{mode} s{seed}")
@@ -624,7 +632,8 @@ def run(config: PaIConfig, out_dir, *, data_dir=None, progress: bool = True) -> 
             }
             append_jsonl(results, record)
     records = _read_records(results)
-    write_report(out, config, records)
+    if records:
+        write_report(out, config, records)
     return records
 
 

@@ -1,0 +1,25 @@
+"""Generating a Reconvene VGG-16 (3x32x32) takes seconds: < 5 s on 2 cores (SynFlow with few rounds here).
+
+The default 100-round SynFlow is measured by benchmarks/reconvene_mnist.py (--timing) and reported there.
+"""
+
+import time
+
+import torch
+
+from edgeprune import models
+from edgeprune.methods.reconvene import generate
+
+
+def test_vgg16_generation_takes_under_five_seconds():
+    torch.manual_seed(0)
+    model = models.create("vgg16", num_classes=10, in_channels=3, image_size=32)
+    x = torch.zeros(1, 3, 32, 32)
+    generate(model, x, 0.9, "synflow", score_options={"rounds": 1})  # warm-up: first float64 convs are slow
+    start = time.perf_counter()
+    pruned, _, info = generate(model, x, 0.9, "synflow", score_options={"rounds": 2})
+    elapsed = time.perf_counter() - start
+    assert info["structured"], "expected insensitive layers at p=0.9"
+    assert pruned(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    assert info["generation_seconds"] <= elapsed
+    assert elapsed < 5.0, f"generation took {elapsed:.2f} s ({info['seconds']})"

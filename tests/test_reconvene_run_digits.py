@@ -1,0 +1,40 @@
+"""edgeprune pai end to end on digits: both modes train, the run folder is complete, a rerun resumes."""
+
+import json
+
+import torch
+
+from edgeprune import models
+
+
+def test_pai_both_modes_writes_a_complete_resumable_run(run_cli, tmp_path):
+    out = tmp_path / "run"
+    args = ["pai", "--model", "resnet20", "--dataset", "digits", "--sparsity", "0.9", "--score", "magnitude",
+            "--epochs", "1", "--max-batches", "2", "--limit", "300", "--latency-batch", "1", "--latency-runs", "2",
+            "--out", str(out), "-q"]
+    code, stdout, stderr = run_cli(*args)
+    assert code == 0, stderr
+    for name in ("config.json", "results.jsonl", "report.md", "accuracy_vs_size.png"):
+        assert (out / name).stat().st_size > 0, name
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["mode"] for r in records) == ["reconvene", "unstructured"]
+    rec, upai = sorted(records, key=lambda r: r["mode"])
+    assert rec["structured"] and rec["params"] < upai["params"] and rec["dense_bytes"] < upai["dense_bytes"]
+    assert rec["macs"] < upai["macs"]
+    assert upai["nonzeros"] < upai["params"]  # the UPaI model keeps dense shapes with zeros
+    for r in records:
+        assert 0.0 <= r["test_acc"] <= 1.0 and r["sparse_bytes"] > 0 and r["generation_seconds"] > 0
+        assert r["sparse_bytes_kind"] in ("artifact", "estimate")
+        # the saved (resized) Reconvene checkpoint loads back with the trained weights
+        loaded = models.load(out / "models" / f"{r['mode']}-seed0.pt")
+        assert sum(p.numel() for p in loaded.parameters()) == r["params"]
+        assert loaded(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+    report = (out / "report.md").read_text()
+    assert "Reconvene" in report and "UPaI" in report and "Pruning Sensitivity Evaluator" in report
+
+    code, stdout, stderr = run_cli(*args)  # resume: nothing left to do
+    assert code == 0, stderr
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+    code, _, stderr = run_cli(*[a if a != "0.9" else "0.8" for a in args])
+    assert code == 2 and "holds results of another configuration" in stderr
