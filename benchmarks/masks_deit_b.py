@@ -182,7 +182,7 @@ def main() -> None:
         "",
         f"Global masks: {result['speedup_global_vs_torch']:.1f}x faster per candidate than torch "
         f"({ours_global_per_call:.2f} s vs {torch_per_call:.2f} s), "
-        f"Same pruned counts as torch; {sum(mismatches)} mask entries differ over {len(torch_times)} compared candidates, "
+        f"same pruned counts as torch; {sum(mismatches)} mask entries differ over {len(torch_times)} compared candidates, "
         f"{sum(off_tie)} of them away from a tie at the threshold (torch's topk breaks ties arbitrarily, ours by index). "
         f"Peak RSS {result['peak_rss_mib']['end']:.0f} MiB (model, scores, one sorted copy per scope and {n} candidates' masks "
         f"held at once). Whole run {result['wall_s']:.0f} s on a shared 2-core machine.",

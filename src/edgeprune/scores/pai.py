@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from edgeprune.errors import ConfigError, check_fraction
 from edgeprune.measure import prunable_weights
@@ -57,7 +58,8 @@ def hessian_gradient(model: nn.Module, batches: Sequence[Batch], loss_fn: LossFn
     names, params = list(weights), list(weights.values())
     g_stop = [torch.zeros_like(p) for p in params]
     hg = [torch.zeros_like(p) for p in params]
-    with scoring_state(model, train=train, seed=seed, weights=params):
+    # the fused attention kernels have no double backward; the math kernel is composed of ops that do
+    with scoring_state(model, train=train, seed=seed, weights=params), sdpa_kernel(SDPBackend.MATH):
         for batch in batches:
             loss = batch_loss(model, batch, loss_fn, params[0], temperature=temperature)
             for acc, g in zip(g_stop, torch.autograd.grad(loss, params, allow_unused=True)):
