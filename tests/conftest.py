@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Test models are tiny: one intra-op thread is faster than two and immune to a busy machine.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -35,7 +35,7 @@ def test_recipe_unknown_key_and_wrong_type(run_cli, tmp_path):
     assert "epochz" in one_line(*run_cli("search", "--recipe", recipe, "-q")[::2])
     recipe.write_text("model: lenet300\nepochs: many\n")
     assert "epochs" in one_line(*run_cli("search", "--recipe", recipe, "-q")[::2])
-    recipe.write_text("model: lenet300\nrange_rules: {conv_early: [0.9, 0.2]}\n")
+    recipe.write_text("model: lenet300\nrange_rules: {patch_embed: [0.9, 0.2]}\n")
     assert "0.9" in one_line(*run_cli("search", "--recipe", recipe, "-q", "--out", tmp_path / "x")[::2])
 
 

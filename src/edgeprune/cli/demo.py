@@ -31,6 +31,9 @@ def demo(
     from edgeprune.cli.search import print_summary
     from edgeprune.methods.mix_and_match import run_search
 
+    import torch
+
+    torch.set_num_threads(1)  # a LeNet-5 on 8×8 images: per-op overhead dominates, one thread is fastest
     started = time.perf_counter()
     console.print("edgeprune demo: Mix-and-Match pruning of LeNet-5 on scikit-learn's digits (8×8, 10 classes)")
     summary = run_search(demo_config(epochs, dense_epochs), out, progress=not quiet)

@@ -17,7 +17,7 @@ MARKERS = {"magnitude": "o", "gradient": "^", "product": "D"}
 def pareto_plot(groups: list[dict], front: list[dict], dense_acc: float, path: Path, chosen: dict | None = None,
                 title: str = "Mix-and-Match: validation accuracy vs sparsity") -> Path:
     """Strategies as points per criterion, baselines as squares, dense accuracy as a line, front highlighted."""
-    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9.5, 5), dpi=120)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     criteria = sorted({g["criterion"] for g in groups if g["kind"] == "mam"})
     for k, crit in enumerate(criteria):
@@ -41,7 +41,7 @@ def pareto_plot(groups: list[dict], front: list[dict], dense_acc: float, path: P
     ax.set_ylabel("validation top-1 (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
