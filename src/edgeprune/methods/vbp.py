@@ -465,7 +465,7 @@ def check_input_fits(model: nn.Module, dataset) -> None:
     model.eval()
     try:
         model(x)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:  # HF models raise ValueError for wrong channels
         raise describe_shape_mismatch(tuple(x.shape), _expected_input(model), exc) from None
     finally:
         model.train(was_training)

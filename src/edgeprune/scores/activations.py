@@ -43,9 +43,13 @@ class RunningMoments:
         n_b = int(samples.shape[0])
         if n_b == 0:
             return
-        x = samples.detach().to(device="cpu", dtype=torch.float64)
+        x = samples.detach()
+        if x.device.type == "mps":  # no float64 there
+            x = x.cpu()
+        x = x.to(torch.float64)  # batch moments on the activation's device; only [C] vectors move
         mean_b = x.mean(0)
-        m2_b = (x - mean_b).square_().sum(0)
+        m2_b = (x - mean_b).square_().sum(0).cpu()
+        mean_b = mean_b.cpu()
         n_a = self.count
         n = n_a + n_b
         delta = mean_b - self.mean
@@ -142,7 +146,7 @@ def input_statistics(
                 x = _batch_input(batch).to(device)
                 try:
                     model(x)
-                except RuntimeError as exc:
+                except (RuntimeError, ValueError) as exc:  # HF models raise ValueError for wrong channels
                     raise describe_shape_mismatch(tuple(x.shape), expected_input, exc) from None
                 seen += 1
                 bar.update(task, advance=1)
