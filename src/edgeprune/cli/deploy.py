@@ -1,0 +1,295 @@
+"""``edgeprune export`` (ONNX + optional INT8 and sparse artifact, verified in ONNX Runtime) and ``edgeprune bench``."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgeprune.cli import app
+from edgeprune.cli.common import console, human_bytes, parse_int_list, table
+from edgeprune.errors import ConfigError, check_positive
+
+DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
+RUNTIMES = ("torch", "onnxruntime", "both")
+
+
+# ----------------------------------------------------------------------------------------------------
+# what to export: a checkpoint, a sparse artifact, or a candidate of a run directory
+# ----------------------------------------------------------------------------------------------------
+
+
+def _run_records(run_dir: Path) -> list[dict]:
+    from edgeprune.search.store import RunStore
+
+    return RunStore(run_dir).records(repair=False)
+
+
+def resolve_checkpoint(source: Path, candidate: str | None = None) -> tuple[Path, str | None]:
+    """The model file named by ``source`` (a checkpoint/.epz file or a run directory) and the candidate id.
+
+    In a run directory (``results.jsonl`` records with ``id`` and ``checkpoint`` relative to it),
+    ``candidate`` picks a record; without it ``chosen.pt``, else the record marked ``"chosen": true``,
+    else a ``model.pt`` (a ``train`` output folder) is used.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise ConfigError(f"{str(source)!r} does not exist; pass a checkpoint (.pt), a sparse artifact (.epz) or a run directory")
+    if source.is_file():
+        if candidate is not None:
+            raise ConfigError(f"--candidate {candidate!r} needs a run directory, but {str(source)!r} is a file")
+        return source, None
+    records = _run_records(source) if (source / "results.jsonl").exists() else []
+    if candidate is not None:
+        if not records:
+            raise ConfigError(f"--candidate {candidate!r}: {str(source)!r} has no results.jsonl records")
+        match = next((r for r in records if str(r.get("id")) == str(candidate)), None)
+        if match is None:
+            ids = [str(r.get("id")) for r in records if r.get("checkpoint")]
+            shown = ", ".join(ids[:5]) + (f", ... ({len(ids)} in all)" if len(ids) > 5 else "")
+            raise ConfigError(f"unknown candidate {candidate!r} in {str(source)!r}; candidates with checkpoints: {shown or 'none'}")
+        return _record_checkpoint(source, match), str(candidate)
+    if (source / "chosen.pt").is_file():
+        return source / "chosen.pt", "chosen"
+    chosen = next((r for r in records if r.get("chosen") is True and r.get("checkpoint")), None)
+    if chosen is not None:
+        return _record_checkpoint(source, chosen), str(chosen.get("id"))
+    if (source / "model.pt").is_file():
+        return source / "model.pt", None
+    ids = [str(r.get("id")) for r in records if r.get("checkpoint")][:5]
+    raise ConfigError(
+        f"{str(source)!r} has no chosen.pt, no record marked chosen and no model.pt; pass --candidate ID"
+        + (f" (e.g. {', '.join(ids)})" if ids else "")
+    )
+
+
+def _record_checkpoint(run_dir: Path, record: dict) -> Path:
+    rel = record.get("checkpoint")
+    if not rel:
+        raise ConfigError(f"candidate {record.get('id')!r} in {str(run_dir)!r} has no checkpoint (it was not saved)")
+    path = run_dir / rel
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {rel!r} of candidate {record.get('id')!r} is missing from {str(run_dir)!r}")
+    return path
+
+
+def load_model(path: Path):
+    """A model from an edgeprune checkpoint or a sparse artifact (chosen by the file's magic bytes)."""
+    from edgeprune import models
+    from edgeprune.export import sparse
+
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return sparse.load(path) if head == sparse.MAGIC else models.load(path)
+
+
+def _dataset_for(model, dataset: str | None, data_dir: Path | None) -> tuple[object | None, str]:
+    """(splits or None, note): the named data set, else the checkpoint's own, else none (random inputs)."""
+    from edgeprune import data as data_lib
+    from edgeprune.errors import DataError
+
+    build = model.edgeprune_build
+    recorded = (getattr(model, "edgeprune_meta", None) or {}).get("dataset")
+    name = dataset or recorded
+    if not name:
+        return None, "random normal inputs (no --dataset and none recorded in the checkpoint)"
+    try:
+        splits = data_lib.load(name, root=data_dir)
+    except DataError as exc:
+        if dataset:
+            raise
+        return None, f"random normal inputs (the checkpoint's data set {name!r} could not be loaded: {exc})"
+    if splits.num_classes != build["num_classes"] or splits.in_channels != build["in_channels"] \
+            or splits.image_size != build["image_size"]:
+        raise ConfigError(
+            f"data set {name!r} has {splits.num_classes} classes of {splits.in_channels}x{splits.image_size}px images "
+            f"but the model takes {build['num_classes']} classes of {build['in_channels']}x{build['image_size']}px"
+        )
+    return splits, f"{splits.name} test split"
+
+
+# ----------------------------------------------------------------------------------------------------
+# edgeprune export
+# ----------------------------------------------------------------------------------------------------
+
+
+@app.command("export")
+def export_command(
+    source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz) or run directory."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for model.onnx (+ model.int8.onnx, model.epz) and export.json."),
+    candidate: Optional[str] = typer.Option(None, "--candidate", help="Candidate id in a run directory's results.jsonl; default: the chosen one."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset (18..23)."),
+    batch: str = typer.Option("dynamic", "--batch", help="'dynamic' (symbolic batch dimension) or a fixed batch size."),
+    int8: Optional[str] = typer.Option(None, "--int8", help="Also write model.int8.onnx: static (QDQ, calibrated on the training split) or dynamic."),
+    sparse_values: Optional[str] = typer.Option(None, "--sparse", help="Also write the compressed sparse artifact model.epz with fp32 | fp16 | int8 values."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Data set for parity inputs, accuracies and calibration; default: the checkpoint's."),
+    data_dir: Optional[Path] = DATA_DIR,
+    calib_batches: int = typer.Option(16, help="Calibration batches for --int8 static (> 0)."),
+    calib_batch_size: int = typer.Option(32, help="Calibration batch size (> 0)."),
+    tolerance: float = typer.Option(1e-4, help="Largest allowed |ORT - PyTorch| logit difference (FP32)."),
+):
+    """Export a model to ONNX, verify it in ONNX Runtime, optionally quantize to INT8; write export.json."""
+    from edgeprune.data import make_loader
+    from edgeprune.export import int8 as int8_lib
+    from edgeprune.export import sparse
+    from edgeprune.export.onnx import check_opset, export_verified, input_shape_of, ort_accuracy, ort_session, parse_batch
+    from edgeprune.measure import accuracy, machine_info
+    from edgeprune.utils.io import ensure_dir, write_json
+
+    check_opset(opset)
+    batch_value = parse_batch(batch)
+    if int8 is not None:
+        int8_lib.check_mode(int8)
+    if sparse_values is not None and sparse_values not in sparse.VALUE_FORMATS:
+        raise ConfigError(f"--sparse {sparse_values!r} is not a value format; allowed: {', '.join(sparse.VALUE_FORMATS)}")
+    check_positive("--calib-batches", calib_batches)
+    check_positive("--calib-batch-size", calib_batch_size)
+    if not tolerance > 0:
+        raise ConfigError(f"--tolerance must be > 0, got {tolerance!r}")
+    path, cand = resolve_checkpoint(source, candidate)
+    model = load_model(path)
+    splits, inputs_note = _dataset_for(model, dataset, data_dir)
+    if int8 == "static" and splits is None:
+        raise ConfigError(f"--int8 static needs calibration data: pass --dataset ({inputs_note.split('(', 1)[-1].rstrip(')')})")
+    ensure_dir(out)
+
+    import torch
+
+    if splits is not None:
+        inputs = next(iter(make_loader(splits.test, 64)))[0]
+    else:
+        inputs = torch.randn(16, *input_shape_of(model), generator=torch.Generator().manual_seed(0))
+    if isinstance(batch_value, int):
+        inputs = inputs[:batch_value] if len(inputs) >= batch_value else inputs.repeat(batch_value // len(inputs) + 1, 1, 1, 1)[:batch_value]
+    onnx_info = export_verified(model, out / "model.onnx", inputs, opset=opset, batch=batch_value, tolerance=tolerance)
+    onnx_info["path"] = "model.onnx"
+    record: dict = {
+        "source": str(source), "checkpoint": str(path), "candidate": cand, "model": model.edgeprune_build["spec"],
+        "build": model.edgeprune_build, "onnx": {k: v for k, v in onnx_info.items() if k not in ("max_abs_diff", "tolerance", "parity_inputs")},
+        "parity": {"max_abs_diff": onnx_info["max_abs_diff"], "tolerance": tolerance, "inputs": f"{len(inputs)} images: {inputs_note}",
+                   "batches_checked": "full batch and batch 1" if batch_value == "dynamic" else f"batch {batch_value}"},
+    }
+    rows = [["model", record["model"] + (f" (candidate {cand})" if cand else "")],
+            ["model.onnx", f"{human_bytes(onnx_info['bytes'])}, opset {opset}, batch {batch_value}"],
+            ["max |ORT - torch| (FP32 logits)", f"{onnx_info['max_abs_diff']:.2e} on {inputs_note}"]]
+    if splits is not None:
+        acc = {"dataset": splits.name, "split": "test", "images": len(splits.test),
+               "fp32_torch": accuracy(model, splits.test), "fp32_ort": ort_accuracy(ort_session(out / "model.onnx"), splits.test)}
+        record["accuracy"] = acc
+        rows.append(["test top-1 FP32 (torch / ORT)", f"{acc['fp32_torch']:.2%} / {acc['fp32_ort']:.2%}"])
+    if int8 is not None:
+        q = int8_lib.quantize(out / "model.onnx", out / "model.int8.onnx", int8,
+                              calibration_data=splits.train if splits is not None else None,
+                              calib_batches=calib_batches, calib_batch_size=calib_batch_size)
+        q["path"] = "model.int8.onnx"
+        record["int8"] = q
+        rows.append(["model.int8.onnx", f"{human_bytes(q['bytes'])} ({int8}, {onnx_info['bytes'] / q['bytes']:.2f}x smaller)"])
+        if splits is not None:
+            record["accuracy"]["int8_ort"] = ort_accuracy(ort_session(out / "model.int8.onnx"), splits.test)
+            rows.append(["test top-1 INT8 (ORT)", f"{record['accuracy']['int8_ort']:.2%}"])
+    if sparse_values is not None:
+        described = sparse.save(model, out / "model.epz", values=sparse_values,
+                                meta=getattr(model, "edgeprune_meta", None) or {})
+        described["path"] = "model.epz"
+        record["sparse"] = {k: v for k, v in described.items() if k != "tensors"}
+        rows.append(["model.epz", f"{human_bytes(described['bytes'])} ({sparse_values} values; {described['ratio_to_bound']:.3f}x "
+                                  f"the information bound, {described['ratio_to_dense']:.1%} of dense FP32)"])
+    record.update({"machine": machine_info(), "versions": _versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_json(out / "export.json", record)
+    rows.append(["written", str(out / "export.json")])
+    console.print(table(f"export {path}", ["item", "value"], rows))
+
+
+def _versions() -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+# ----------------------------------------------------------------------------------------------------
+# edgeprune bench
+# ----------------------------------------------------------------------------------------------------
+
+
+def bench(
+    source: Path,
+    *,
+    runtime: str | None = None,
+    batches: list[int] = (1, 32),
+    threads: int | None = None,
+    runs: int = 50,
+    warmup: int = 10,
+    candidate: str | None = None,
+) -> dict:
+    """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT) or of an .onnx file (ORT)."""
+    import torch
+
+    from edgeprune.export.onnx import export_onnx, input_shape_of
+    from edgeprune.measure import latency, machine_info
+    from edgeprune.measure.ort_latency import ort_latency
+
+    check_positive("--runs", runs)
+    check_positive("--warmup", warmup, allow_zero=True)
+    if threads is not None:
+        check_positive("--threads", threads)
+    source = Path(source)
+    is_onnx = source.suffix.lower() == ".onnx"
+    runtime = runtime or ("onnxruntime" if is_onnx else "torch")
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"--runtime {runtime!r} is not allowed; allowed: {', '.join(RUNTIMES)}")
+    results, info = [], {"source": str(source)}
+    if is_onnx:
+        if not source.is_file():
+            raise ConfigError(f"{str(source)!r} does not exist")
+        if runtime != "onnxruntime":
+            raise ConfigError(f"--runtime {runtime!r} needs a PyTorch checkpoint; {str(source)!r} is an ONNX file (use onnxruntime)")
+        for b in batches:
+            results.append(ort_latency(source, batch_size=b, runs=runs, warmup=warmup, threads=threads))
+    else:
+        path, cand = resolve_checkpoint(source, candidate)
+        model = load_model(path)
+        shape = input_shape_of(model)
+        info.update({"checkpoint": str(path), "candidate": cand, "model": model.edgeprune_build["spec"]})
+        if runtime in ("torch", "both"):
+            for b in batches:
+                results.append(latency(model, shape, batch_size=b, runs=runs, warmup=warmup, threads=threads))
+        if runtime in ("onnxruntime", "both"):
+            with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as folder:
+                onnx_path = Path(folder) / "model.onnx"
+                export_onnx(model, onnx_path)
+                for b in batches:
+                    results.append(ort_latency(onnx_path, shape, batch_size=b, runs=runs, warmup=warmup, threads=threads))
+    info.update({"runs": runs, "warmup": warmup, "results": results, "machine": machine_info(),
+                 "torch_threads_default": torch.get_num_threads()})
+    return info
+
+
+@app.command("bench")
+def bench_command(
+    source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory or .onnx file."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | both; default torch (onnxruntime for .onnx)."),
+    batch: str = typer.Option("1,32", "--batch", help="Batch sizes, comma-separated."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (> 0; ORT: intra_op_num_threads); default torch's."),
+    runs: int = typer.Option(50, "--runs", help="Timed runs per batch size after warm-up (> 0)."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed warm-up runs (>= 0)."),
+    candidate: Optional[str] = typer.Option(None, "--candidate", help="Candidate id in a run directory."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+):
+    """Median latency and spread (p10/p90) per batch size after warm-up, with threads and CPU recorded."""
+    from edgeprune.utils.io import write_json
+
+    if threads is not None:
+        check_positive("--threads", threads)
+    info = bench(source, runtime=runtime, batches=parse_int_list(batch, "--batch"), threads=threads, runs=runs,
+                 warmup=warmup, candidate=candidate)
+    rows = [[r["runtime"], r["batch_size"], r["median_ms"], r["p10_ms"], r["p90_ms"], r["median_ms"] / r["batch_size"],
+             r["threads"]] for r in info["results"]]
+    console.print(table(f"latency of {info.get('model', source)} on {info['machine']['cpu']} ({runs} runs after {warmup} warm-up)",
+                        ["runtime", "batch", "median ms", "p10 ms", "p90 ms", "ms / image", "threads"], rows))
+    if json_out is not None:
+        write_json(json_out, info)

@@ -1,0 +1,266 @@
+"""ONNX export with torch.onnx's dynamo exporter, verified in ONNX Runtime against PyTorch.
+
+Exporter choice (torch 2.13): ``torch.onnx.export(..., dynamo=True)`` traces with ``torch.export`` and
+translates with onnxscript. It exports the zoo CNNs, the zoo ViT (``scaled_dot_product_attention``) and
+HF transformers classifiers built from configs, with a symbolic batch dimension. The TorchScript exporter
+(``dynamo=False``) still works here but is deprecated and warns that it will be removed, so it is not
+used. The dynamo exporter writes opset 18 natively and converts to other versions; edgeprune allows
+:data:`OPSET_RANGE` (18 up to torch.onnx's newest supported opset).
+
+Weights are stored inside the ``.onnx`` file (no external-data side file), so its size on disk is the
+model's deployable size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import time
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeprune.errors import ConfigError, ModelError, check_positive
+
+OPSET_RANGE = (18, 23)
+DEFAULT_OPSET = 18
+PARITY_TOLERANCE = 1e-4
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+EXPORTER = "torch.onnx.export(dynamo=True)"
+
+
+def check_opset(opset: int) -> int:
+    """Return ``opset`` if the exporter and ONNX Runtime here support it, else a ConfigError naming the range."""
+    lo, hi = OPSET_RANGE
+    if isinstance(opset, bool) or not isinstance(opset, int) or not lo <= opset <= hi:
+        raise ConfigError(f"ONNX opset {opset!r} is not supported; allowed: {lo}..{hi} (torch.onnx dynamo exporter)")
+    return opset
+
+
+def parse_batch(value) -> str | int:
+    """``"dynamic"`` or a positive integer batch size (from the CLI text or Python)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return check_positive("batch", value)
+    text = str(value).strip().lower()
+    if text == "dynamic":
+        return "dynamic"
+    try:
+        number = int(text)
+    except ValueError:
+        raise ConfigError(f"--batch {value!r} must be 'dynamic' or a positive integer") from None
+    if number <= 0:
+        raise ConfigError(f"--batch {value!r} must be 'dynamic' or a positive integer")
+    return number
+
+
+def input_shape_of(model: nn.Module) -> tuple[int, int, int]:
+    """(channels, height, width) of one input image, from ``model.edgeprune_build``."""
+    build = getattr(model, "edgeprune_build", None)
+    if not isinstance(build, dict):
+        raise ModelError(f"{type(model).__name__} has no edgeprune_build; build it with edgeprune.models.create "
+                         f"or pass input_shape=")
+    return (int(build["in_channels"]), int(build["image_size"]), int(build["image_size"]))
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporter: it logs warnings (missing torchvision ops) and prints graphs when it fails."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def describe_export_failure(exc: BaseException) -> str:
+    """One line naming what stopped the export: the untranslatable op or the data-dependent Python line."""
+    text = "\n".join(str(e) for e in _chain(exc))
+    op = re.search(r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'", text)
+    if op:
+        return f"op {op.group(1)}.{op.group(2)} has no ONNX translation"
+    node = re.search(r"target=torch\.ops\.([\w.]+)", text)
+    if node:
+        reason = re.search(r"<class '[\w.]*(?:NotImplementedError|DispatchError)'>: ([^\n]+)", text)
+        why = f": {reason.group(1).strip()}" if reason else ""
+        return f"op {node.group(1)} cannot be translated to ONNX{why}"
+    if "data-dependent" in text or "GuardOnDataDependent" in text:
+        call = re.search(r'File "([^"]+)", line (\d+), in (\w+)\n\s+([^\n]+)', text)
+        where = f" at {Path(call.group(1)).name}:{call.group(2)} `{call.group(4).strip()}`" if call else ""
+        return (f"data-dependent Python control flow (aten.item: a branch or size read from tensor values){where}; "
+                f"torch.export cannot trace it (use torch.where / torch.cond)")
+    summary = re.search(r"## Exception summary\s+<class '([\w.]+)'>: ([^\n]+)", text)
+    if summary:
+        return f"{summary.group(1).rsplit('.', 1)[-1]}: {summary.group(2).strip()}"
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _chain(exc: BaseException | None) -> Iterable[BaseException]:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    batch: str | int = "dynamic",
+    input_shape: tuple[int, int, int] | None = None,
+) -> dict:
+    """Export ``model`` (eval mode, FP32) to ``path``; input ``input`` [B, C, H, W] -> output ``logits``.
+
+    ``batch`` is ``"dynamic"`` (symbolic batch dimension) or a fixed size. Raises ConfigError for a bad
+    opset/batch and ModelError naming the op when the model cannot be traced or translated. Writes
+    ``path`` directly: callers wanting atomicity export to a temporary path (see :func:`export_verified`).
+    """
+    check_opset(opset)
+    batch = parse_batch(batch)
+    shape = tuple(input_shape or input_shape_of(model))
+    example = torch.randn(2 if batch == "dynamic" else batch, *shape)
+    dynamic = ({0: torch.export.Dim("batch", min=1)},) if batch == "dynamic" else None
+    name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    try:
+        with _quiet(), torch.no_grad():
+            torch.onnx.export(
+                model, (example,), str(path), dynamo=True, opset_version=opset, dynamic_shapes=dynamic,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False,
+            )
+    except Exception as exc:  # noqa: BLE001  (the exporter raises many types; all mean "this model cannot be exported")
+        raise ModelError(f"model {name!r} cannot be exported to ONNX: {describe_export_failure(exc)}") from None
+    finally:
+        model.train(was_training)
+    produced = _opset_of(path)
+    if produced != opset:
+        Path(path).unlink(missing_ok=True)
+        raise ConfigError(f"ONNX opset {opset} could not be produced for model {name!r} (the exporter wrote opset "
+                          f"{produced}); allowed: {OPSET_RANGE[0]}..{OPSET_RANGE[1]}, try {produced}")
+    return {"path": str(path), "bytes": Path(path).stat().st_size, "opset": opset, "batch": batch,
+            "input_shape": list(shape), "exporter": EXPORTER, "torch": torch.__version__,
+            "seconds": time.perf_counter() - start}
+
+
+def _opset_of(path) -> int:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# ONNX Runtime
+# ----------------------------------------------------------------------------------------------------
+
+
+def ort_session(path: str | Path, threads: int | None = None):
+    """A CPU InferenceSession; ``threads`` sets intra_op_num_threads (None: torch's thread count)."""
+    import onnxruntime as ort
+
+    if threads is not None:
+        check_positive("threads", threads)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001  (ORT raises its own Fail/InvalidGraph/... types)
+        from edgeprune.errors import CheckpointError
+
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"ONNX Runtime cannot load {str(path)!r}: {first[:240]}") from None
+
+
+def fixed_batch(session) -> int | None:
+    """The model's fixed batch size, or None when the batch dimension is symbolic."""
+    dim = session.get_inputs()[0].shape[0]
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def ort_run(session, x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Logits for a batch of any size: a fixed-batch model gets chunks of its size (the last one padded)."""
+    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    name = session.get_inputs()[0].name
+    size = fixed_batch(session)
+    if size is None or len(x) == size:
+        return session.run(None, {name: x})[0]
+    outs = []
+    for i in range(0, len(x), size):
+        chunk = x[i:i + size]
+        n = len(chunk)
+        if n < size:
+            chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), dtype=np.float32)])
+        outs.append(session.run(None, {name: chunk})[0][:n])
+    return np.concatenate(outs)
+
+
+def ort_accuracy(session, dataset, batch_size: int = 256) -> float:
+    """Top-1 accuracy in [0, 1] of an ONNX Runtime session on ``dataset``."""
+    from edgeprune.data import make_loader
+
+    correct = total = 0
+    for x, y in make_loader(dataset, batch_size):
+        correct += int((ort_run(session, x).argmax(1) == y.numpy()).sum())
+        total += len(y)
+    return correct / total if total else float("nan")
+
+
+@torch.no_grad()
+def parity(model: nn.Module, session, inputs: torch.Tensor) -> float:
+    """Max |ONNX Runtime logits - PyTorch logits| over ``inputs`` (model in eval mode)."""
+    was_training = model.training
+    model.eval()
+    try:
+        expected = model(inputs).float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return float(np.abs(ort_run(session, inputs) - expected).max())
+
+
+def export_verified(
+    model: nn.Module,
+    path: str | Path,
+    inputs: torch.Tensor,
+    *,
+    opset: int = DEFAULT_OPSET,
+    batch: str | int = "dynamic",
+    tolerance: float = PARITY_TOLERANCE,
+) -> dict:
+    """Export to ``path`` and check ONNX Runtime against PyTorch on ``inputs`` (batch 1 and the whole batch).
+
+    The file appears only if the check passes (temp file + os.replace); ModelError when the difference
+    exceeds ``tolerance``. Returns :func:`export_onnx`'s dict plus ``max_abs_diff`` and ``tolerance``.
+    """
+    from edgeprune.utils.io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        info = export_onnx(model, tmp, opset=opset, batch=batch, input_shape=tuple(inputs.shape[1:]))
+        session = ort_session(tmp)
+        diffs = [parity(model, session, inputs)]
+        if fixed_batch(session) is None:
+            diffs.append(parity(model, session, inputs[:1]))
+        diff = max(diffs)
+        if not diff <= tolerance:  # also catches NaN
+            name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
+            raise ModelError(f"ONNX export of {name!r} does not match PyTorch: max abs logit difference {diff:.3g} "
+                             f"> tolerance {tolerance:g}")
+    info.update({"path": str(path), "max_abs_diff": diff, "tolerance": tolerance, "parity_inputs": len(inputs)})
+    return info
