@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import resource
 import statistics
 import sys
@@ -71,6 +72,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     start = time.perf_counter()
+    load_start = os.getloadavg()[0]
     torch.manual_seed(args.seed)
 
     t = time.perf_counter()
@@ -162,6 +164,7 @@ def main() -> None:
         "speedup_global_vs_torch": torch_per_call / ours_global_per_call,
         "peak_rss_mib": {"after_layerwise": rss_layerwise, "after_global": rss_global, "end": peak_rss_mib()},
         "wall_s": time.perf_counter() - start,
+        "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
     }
     n = args.candidates
     section = "\n".join([
@@ -185,7 +188,9 @@ def main() -> None:
         f"same pruned counts as torch; {sum(mismatches)} mask entries differ over {len(torch_times)} compared candidates, "
         f"{sum(off_tie)} of them away from a tie at the threshold (torch's topk breaks ties arbitrarily, ours by index). "
         f"Peak RSS {result['peak_rss_mib']['end']:.0f} MiB (model, scores, one sorted copy per scope and {n} candidates' masks "
-        f"held at once). Whole run {result['wall_s']:.0f} s on a shared 2-core machine.",
+        f"held at once). Whole run {result['wall_s']:.0f} s on a shared 2-core machine "
+        f"(1-min load average {load_start:.1f} at start, {result['load_average_1min']['end']:.1f} at end: "
+        "other jobs were running, so times are upper bounds).",
     ])
     save(NAME, result, section)
     print(section)

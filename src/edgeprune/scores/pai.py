@@ -11,6 +11,7 @@ import math
 from typing import Sequence
 
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -125,13 +126,14 @@ def _input_shape(model: nn.Module, batches, input_shape) -> tuple[int, ...]:
 @criterion("synflow", "SynFlow |dR/dw * w|, R = sum of the all-ones output of |θ| (Tanaka et al. 2020); data-free",
            needs_data=False)
 def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, sparsity: float | None = None,
-            rounds: int | None = None, dtype: str = "float64") -> Scores:
+            rounds: int | None = None, dtype: str = "float64", progress: bool = True) -> Scores:
     """SynFlow scores, single-shot (no ``sparsity``) or iterative towards ``sparsity``.
 
     Every parameter is replaced by its absolute value (the model itself is never modified: the forward
     runs through ``torch.func.functional_call`` on |θ| copies), the model is in eval mode (BatchNorm uses
     its running statistics), the input is one all-ones example of ``input_shape`` and R = Σ output.
-    Computed in ``dtype`` (float64 by default, as OpenLTH, so deep nets do not overflow).
+    Computed in ``dtype`` (float64 by default, as OpenLTH, so deep nets do not overflow). ``progress`` shows a
+    transient progress bar over the rounds.
 
     Iterative (``sparsity`` given, ``rounds`` defaults to 100): round k scores the masked |θ| and prunes
     globally to p_k = 1 − (1 − p)^(k / rounds), never reviving a pruned weight. The returned scores are the
@@ -176,16 +178,21 @@ def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, spars
         total = sum(sizes)
         keep = torch.ones(total, dtype=torch.bool, device=ref.device)
         pruned_round = torch.zeros(total, dtype=torch.int32, device=ref.device)
-        for k in range(1, rounds + 1):
-            scores = score_once()
-            flat = torch.cat([scores[n].reshape(-1) for n in names])
-            flat[~keep] = -math.inf  # pruned weights stay pruned (their score is already 0)
-            target = round((1.0 - (1.0 - sparsity) ** (k / rounds)) * total) if k < rounds else round(sparsity * total)
-            new_keep = prune_lowest(flat, target)
-            pruned_round[keep & ~new_keep] = k
-            keep = new_keep
-            with torch.no_grad():
-                for n, m in zip(names, torch.split(keep, sizes)):
-                    abs_params[n].mul_(m.reshape(abs_params[n].shape))
+        bar = Progress(TextColumn("synflow"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       transient=True, disable=not progress)
+        with bar:
+            task = bar.add_task("synflow", total=rounds)
+            for k in range(1, rounds + 1):
+                scores = score_once()
+                flat = torch.cat([scores[n].reshape(-1) for n in names])
+                flat[~keep] = -math.inf  # pruned weights stay pruned (their score is already 0)
+                p_k = sparsity if k == rounds else 1.0 - (1.0 - sparsity) ** (k / rounds)
+                new_keep = prune_lowest(flat, round(p_k * total))
+                pruned_round[keep & ~new_keep] = k
+                keep = new_keep
+                with torch.no_grad():
+                    for n, m in zip(names, torch.split(keep, sizes)):
+                        abs_params[n].mul_(m.reshape(abs_params[n].shape))
+                bar.advance(task)
         flat = torch.where(keep, flat, (pruned_round - rounds - 1).to(flat.dtype))
         return to_scores({n: part.reshape(weights[n].shape).clone() for n, part in zip(names, torch.split(flat, sizes))})
