@@ -62,6 +62,7 @@ def search(
     dense_epochs: Optional[int] = typer.Option(None, help="Epochs of dense training when no checkpoint is given."),
     calib_batches: Optional[int] = typer.Option(None, help="Calibration batches for gradient scores (> 0)."),
     kd: Optional[bool] = typer.Option(None, "--kd/--no-kd", help="Distil from the dense model while fine-tuning."),
+    int8: Optional[str] = typer.Option(None, "--int8", help="static | dynamic: also measure INT8 test accuracy in ONNX Runtime."),
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="YAML recipe with the same settings; flags override it."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (re-running resumes it)."),
@@ -78,7 +79,7 @@ def search(
         base, model=model, dataset=dataset, data_dir=str(data_dir) if data_dir else None,
         checkpoint=str(checkpoint) if checkpoint else None, criteria=_split(criteria), strategies=_split(strategies),
         ranges=ranges, target_sparsity=target_sparsity, seeds=seeds, epochs=epochs, dense_epochs=dense_epochs,
-        calib_batches=calib_batches, kd=kd, model_args=parse_kv(arg) or None,
+        calib_batches=calib_batches, kd=kd, int8=int8, model_args=parse_kv(arg) or None,
     )
     if executor not in ("local", "ray"):
         raise ConfigError(f"--executor {executor!r} is not one of: local, ray")

@@ -65,6 +65,7 @@ class SearchConfig(Config):
     val_fraction: float = pydantic.Field(0.1, gt=0, lt=1)
     limit: int | None = pydantic.Field(None, gt=0)
     choose_tolerance: float = pydantic.Field(0.01, ge=0, lt=1)
+    int8: Literal["static", "dynamic"] | None = None  # also measure INT8 test accuracy in ONNX Runtime
     save_checkpoints: bool = True
 
     @pydantic.field_validator("strategies")
@@ -151,9 +152,20 @@ def load_dense(config: SearchConfig, splits, store: RunStore, progress: bool) ->
         "val_acc": accuracy(model, splits.val),
         "test_acc": accuracy(model, splits.test),
         **_size_metrics(model, splits),
+        **_int8_metrics(model, splits, config.int8),
         "checkpoint": str(path if config.checkpoint else own.relative_to(store.root)),
     }
     return model, record
+
+
+def _int8_metrics(model: nn.Module, splits, mode: str | None) -> dict:
+    """INT8 (and FP32) test accuracy measured in ONNX Runtime, when the configuration asks for it."""
+    if mode is None:
+        return {}
+    from edgeprune.export import evaluate_int8
+
+    r = evaluate_int8(model, splits, mode)
+    return {"int8_acc": r["int8_acc_ort"], "fp32_acc_ort": r["fp32_acc_ort"], "int8_mode": mode, "int8_onnx_bytes": r["int8_onnx_bytes"]}
 
 
 def _size_metrics(model: nn.Module, splits) -> dict:
@@ -254,6 +266,7 @@ def run_candidate(ctx: SearchContext, cand: Candidate, progress: bool = False) -
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
         **_size_metrics(model, splits),
+        **_int8_metrics(model, splits, cfg.int8),
         per_layer={n: round(s, 6) for n, s in sparsity(model, per_layer=True).items()},
         seconds=time.perf_counter() - started,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 from edgeprune.utils.io import write_text
 
 SETTING_KEYS = ("kind", "criterion", "strategy", "matched_to")
-NUMERIC_KEYS = ("sparsity", "val_acc", "test_acc", "val_acc_pruned", "nonzeros", "effective_macs", "bytes_estimate", "seconds")
+NUMERIC_KEYS = ("sparsity", "val_acc", "test_acc", "int8_acc", "val_acc_pruned", "nonzeros", "effective_macs", "bytes_estimate", "seconds")
 
 
 def setting_of(record: dict) -> tuple:
