@@ -1,0 +1,50 @@
+"""Assemble benchmarks/README.md from the sections the benchmark scripts wrote (sections/*.md).
+
+    python benchmarks/make_readme.py
+
+Every table in the README comes from a committed results/*.json written by the script named beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+ORDER = ["train_mnist", "mam_mnist", "masks_deit_b", "vbp_vit_mnist", "reconvene_mnist", "deploy", "scale"]
+
+HEADER = """# Benchmarks
+
+Each script below writes `results/<name>.json` (the command, git revision, machine line and every number)
+and `sections/<name>.md` (the table shown here); `python benchmarks/make_readme.py` assembles this page.
+Run them from the repository root with the project's virtual environment, e.g.
+`EDGEPRUNE_DATA=../shared/data .venv/bin/python benchmarks/mam_mnist.py`.
+
+All figures were measured on the 2-core CPU machines this project runs on (no GPU); the machine line and the
+load average at the start of each run are in the JSON. Accuracy claims use selection on a validation split
+and test accuracy measured once per final model.
+"""
+
+
+def provenance(name: str) -> str:
+    path = ROOT / "results" / f"{name}.json"
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    m = data.get("machine", {})
+    return (f"\n_Source: `results/{name}.json` — `{data.get('command', '?')}` at `{data.get('git_revision', '?')}`, "
+            f"{m.get('cpu', '?')} ({m.get('cores', '?')} cores), {data.get('date', '?')}._\n")
+
+
+def main() -> None:
+    names = [n for n in ORDER if (ROOT / "sections" / f"{n}.md").exists()]
+    names += sorted(p.stem for p in (ROOT / "sections").glob("*.md") if p.stem not in names)
+    parts = [HEADER]
+    for name in names:
+        parts.append((ROOT / "sections" / f"{name}.md").read_text().rstrip() + "\n" + provenance(name))
+    (ROOT / "README.md").write_text("\n".join(parts))
+    print(f"wrote {ROOT / 'README.md'} with {len(names)} sections")
+
+
+if __name__ == "__main__":
+    main()
