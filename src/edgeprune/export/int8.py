@@ -101,7 +101,7 @@ def quantize(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from edgeprune.export.onnx import fixed_batch, ort_session
+    from edgeprune.export.onnx import quiet_exporters, fixed_batch, ort_session
     from edgeprune.utils.io import atomic_path
 
     check_mode(mode)
@@ -118,7 +118,8 @@ def quantize(
         if preprocess:
             prepared = Path(work) / "prepared.onnx"
             try:
-                quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
+                with quiet_exporters():
+                    quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
                 source = prepared
                 info["preprocess"] = "quant_pre_process (shape inference + graph optimisation)"
             except Exception as exc:  # noqa: BLE001  (it fails on some graphs; quantizing the raw export still works)
@@ -131,19 +132,21 @@ def quantize(
                     reader = calibration_reader(calibration_data, calib_batches, batch, seed=seed)
                     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                               "percentile": CalibrationMethod.Percentile}[calib_method]
-                    quantize_static(
-                        str(source), str(tmp), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=cpu["reduce_range"], activation_type=getattr(QuantType, cpu["activation_type"]),
-                        weight_type=QuantType.QInt8, calibrate_method=method,
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
-                    )
+                    with quiet_exporters():  # ORT logs per-tensor fallbacks (e.g. LayerNorm scales) on the root logger
+                        quantize_static(
+                            str(source), str(tmp), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                            reduce_range=cpu["reduce_range"], activation_type=getattr(QuantType, cpu["activation_type"]),
+                            weight_type=QuantType.QInt8, calibrate_method=method,
+                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+                        )
                     info.update({"activation_type": cpu["activation_type"], "reduce_range": cpu["reduce_range"],
                                  "cpu_rule": cpu["why"], "calibration": {
                                      "method": calib_method, "batches": calib_batches, "batch_size": batch,
                                      "images": min(calib_batches * batch, len(calibration_data)),
                                      "split": "train (augmentation off)", "seed": seed}})
                 else:
-                    quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
+                    with quiet_exporters():
+                        quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
                     info.update({"activation_type": "dynamic (UINT8 at run time)", "reduce_range": False})
             except (ConfigError, ModelError):
                 raise

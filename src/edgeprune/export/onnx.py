@@ -69,8 +69,9 @@ def input_shape_of(model: nn.Module) -> tuple[int, int, int]:
 
 
 @contextlib.contextmanager
-def _quiet():
-    """Silence the exporter: it logs warnings (missing torchvision ops) and prints graphs when it fails."""
+def quiet_exporters():
+    """Silence torch.onnx / onnxruntime.quantization: they log warnings (missing torchvision ops, per-tensor
+    fallbacks) and print graphs when they fail; failures still raise and are reported in one line."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
@@ -137,7 +138,7 @@ def export_onnx(
     model.eval()
     start = time.perf_counter()
     try:
-        with _quiet(), torch.no_grad():
+        with quiet_exporters(), torch.no_grad():
             torch.onnx.export(
                 model, (example,), str(path), dynamo=True, opset_version=opset, dynamic_shapes=dynamic,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False,
