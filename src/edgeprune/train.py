@@ -117,11 +117,9 @@ def _lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def _distributed() -> tuple[bool, int, int]:
-    import torch.distributed as dist
+    from edgeprune import distributed as dist_lib
 
-    if dist.is_available() and dist.is_initialized():
-        return True, dist.get_rank(), dist.get_world_size()
-    return False, 0, 1
+    return dist_lib.is_initialized(), dist_lib.rank(), dist_lib.world_size()
 
 
 def fit(
@@ -145,9 +143,11 @@ def fit(
     from edgeprune.data import make_loader
     from edgeprune.measure import accuracy
 
+    from edgeprune import distributed as dist_lib
+
     cfg = config or TrainConfig()
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     distributed, rank, world = _distributed()
+    device = torch.device(device) if device is not None else dist_lib.device()  # under DDP: this rank's GPU
     torch.manual_seed(cfg.seed)
     model.to(device)
     if teacher is not None:
@@ -195,7 +195,11 @@ def fit(
                         loss = kd_loss(logits.float(), t_logits.float(), y, cfg.kd_alpha, cfg.kd_temperature)
                     else:
                         loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-                if not torch.isfinite(loss):
+                if distributed:  # every rank must take the same decision, or the others hang in backward
+                    finite = math.isfinite(dist_lib.all_reduce_sum([loss.item()], device)[0])
+                else:
+                    finite = bool(torch.isfinite(loss))
+                if not finite:
                     raise TrainingDiverged(f"training loss became {loss.item()} at epoch {epoch}, batch {i + 1} (lr={cfg.lr})")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -210,12 +214,19 @@ def fit(
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(y)
                 bar.update(task, advance=1, description=f"{description} ep {epoch}/{cfg.epochs} loss {loss.item():.3f}")
-            val_acc = accuracy(model, val_data, cfg.eval_batch_size)
+            if distributed:
+                # rank 0 evaluates and broadcasts, so all ranks agree on early stopping and the best state
+                loss_sum, correct, seen = dist_lib.all_reduce_sum([loss_sum, correct, seen], device)
+                val_acc = accuracy(model, val_data, cfg.eval_batch_size) if rank == 0 else 0.0
+                val_acc = dist_lib.broadcast_value(val_acc, 0, device)
+            else:
+                val_acc = accuracy(model, val_data, cfg.eval_batch_size)
             history.append(
                 {
                     "epoch": epoch,
                     "train_loss": loss_sum / max(seen, 1),
                     "train_acc": correct / max(seen, 1),
+                    "examples": int(seen),  # all ranks together under DDP
                     "val_acc": val_acc,
                     "lr": optimizer.param_groups[0]["lr"],
                     "seconds": time.perf_counter() - t0,

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from edgeprune import data as data_lib
+from edgeprune import distributed
 from edgeprune import models as model_lib
 from edgeprune.cli import app
 from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
@@ -50,7 +51,10 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder; default runs/train-MODEL-DATASET."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
-    """Train a model; write model.pt and metrics.json (test accuracy measured once, on the best-validation weights)."""
+    """Train a model; write model.pt and metrics.json (test accuracy measured once, on the best-validation weights).
+
+    Runs data-parallel under ``torchrun --nproc_per_node N -m edgeprune train …`` (rank 0 writes).
+    """
     config = default_config(
         model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
         weight_decay=weight_decay, patience=patience, seed=seed,
@@ -58,7 +62,10 @@ def train(
     model_kwargs = parse_kv(arg)
     splits = data_lib.load(dataset, root=data_dir, val_fraction=val_fraction, seed=seed, limit=limit)
     out = out or Path("runs") / f"train-{model.replace(':', '-').replace('/', '-')}-{dataset.split(':')[0]}"
-    _, m = train_dense(model, splits, config, out, model_kwargs=model_kwargs, progress=not quiet)
+    with distributed.session():  # a process group under torchrun; nothing otherwise
+        _, m = train_dense(model, splits, config, out, model_kwargs=model_kwargs, progress=not quiet)
+        if not distributed.is_rank0():
+            return
     console.print(
         table(
             f"{model} on {splits.name}",

@@ -66,7 +66,11 @@ def search(
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="YAML recipe with the same settings; flags override it."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (re-running resumes it)."),
-    executor: str = typer.Option("local", help="local | ray."),
+    executor: str = typer.Option("local", help="local | ray (each candidate a Ray task)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join (HOST:PORT, ray://HOST:PORT or auto); default: start a local Ray."),
+    workers: Optional[int] = typer.Option(None, help="Candidates in flight at once with --executor ray (> 0); default: as many as the cluster fits."),
+    cpus_per_candidate: Optional[int] = typer.Option(None, help="CPUs (torch threads) per candidate (> 0); default 1 with ray, torch's setting locally."),
+    gpus_per_candidate: Optional[float] = typer.Option(None, help="GPUs per candidate (>= 0, fractions allowed with ray)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Mix-and-Match search: ten strategies per criterion, matched baselines, Pareto report."""
@@ -81,10 +85,14 @@ def search(
         ranges=ranges, target_sparsity=target_sparsity, seeds=seeds, epochs=epochs, dense_epochs=dense_epochs,
         calib_batches=calib_batches, kd=kd, int8=int8, model_args=parse_kv(arg) or None,
     )
-    if executor not in ("local", "ray"):
-        raise ConfigError(f"--executor {executor!r} is not one of: local, ray")
+    from edgeprune.search.executor import make_executor
+
+    runner = make_executor(executor, ray_address=ray_address, workers=workers,
+                           cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
     run_dir = out or Path("runs") / f"search-{config.model.replace(':', '-').replace('/', '-')}-{config.dataset.split(':')[0]}"
-    print_summary(run_search(config, run_dir, progress=not quiet), run_dir)
+    with runner:
+        summary = run_search(config, run_dir, progress=not quiet, executor=runner)
+    print_summary(summary, run_dir)
 
 
 @app.command()

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+from edgeprune import distributed as dist_lib
 from edgeprune import models as model_lib
 from edgeprune.measure import accuracy, machine_info, summarize
 from edgeprune.train import TrainConfig, fit
@@ -35,12 +36,16 @@ def train_dense(
 ) -> tuple[object, dict]:
     """Train ``model_spec`` on ``splits``; returns (model, metrics). Writes model.pt + metrics.json to out_dir.
 
-    Test accuracy is measured once, after selection on validation.
+    Test accuracy is measured once, after selection on validation. Under torchrun (DDP) every rank trains,
+    but only rank 0 measures and writes; the other ranks return their training result only.
     """
-    if out_dir is not None:
+    rank0 = dist_lib.is_rank0()
+    if out_dir is not None and rank0:
         ensure_dir(out_dir)  # fail before training, not after
     model = build_for(model_spec, splits, model_kwargs)
     result = fit(model, splits.train, splits.val, config, progress=progress, description=f"train {model_spec}")
+    if not rank0:
+        return model, {"model": model_spec, "val_acc": result.best_val_acc, "train": result.as_dict(), "rank": dist_lib.rank()}
     test_acc = accuracy(model, splits.test, config.eval_batch_size)
     input_shape = (splits.in_channels, splits.image_size, splits.image_size)
     metrics = {
@@ -53,6 +58,7 @@ def train_dense(
         "config": config.model_dump(),
         **summarize(model, input_shape, latency_batches=latency_batches),
         "machine": machine_info(),
+        "world_size": dist_lib.world_size(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     if out_dir is not None:

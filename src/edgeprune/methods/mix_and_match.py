@@ -11,6 +11,7 @@ Selection happens on the validation split; each final model's test accuracy is m
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -122,7 +123,17 @@ class SearchContext:
     roles: object
     scores: dict[str, dict[str, torch.Tensor]]  # criterion -> {param: score}, computed once
     builders: dict[str, MaskBuilder]
-    store: RunStore
+    store: RunStore | None  # None in a Ray worker's copy: only the driver writes the run directory
+
+    def builder(self, criterion: str) -> MaskBuilder:
+        """The mask builder of ``criterion``, made from the shared scores on first use."""
+        if criterion not in self.builders:
+            self.builders[criterion] = MaskBuilder(self.scores[criterion])
+        return self.builders[criterion]
+
+    def for_workers(self) -> "SearchContext":
+        """What a Ray task needs (config, data, dense model, scores); builders are rebuilt there, no store."""
+        return dataclasses.replace(self, roles=None, builders={}, store=None)
 
 
 def load_dense(config: SearchConfig, splits, store: RunStore, progress: bool) -> tuple[nn.Module, dict]:
@@ -238,18 +249,28 @@ def plan_baselines(ctx: SearchContext, records: list[dict]) -> list[Candidate]:
     return plan
 
 
-def run_candidate(ctx: SearchContext, cand: Candidate, progress: bool = False) -> dict:
-    """Prune, fine-tune and measure one candidate; returns its record (status "failed" on divergence)."""
-    cfg, splits = ctx.config, ctx.splits
-    builder = ctx.builders[cand.criterion]
-    masks = builder.layerwise(cand.sparsities) if cand.kind == "mam" else builder.global_(cand.target)
-    model = copy.deepcopy(ctx.dense)
-    apply_masks(model, masks)
-    record = {
+def base_record(cfg: SearchConfig, cand: Candidate) -> dict:
+    """The fields that identify a candidate's record, finished or failed."""
+    return {
         "id": cand.id, "kind": cand.kind, "criterion": cand.criterion, "strategy": cand.strategy,
         "aliases": cand.aliases, "seed": cand.seed, "matched_to": cand.matched_to,
         "target": cand.target if cand.kind == "baseline" else cfg.target_sparsity,
     }
+
+
+def train_candidate(ctx: SearchContext, cand: Candidate, progress: bool = False) -> tuple[dict, nn.Module | None]:
+    """Prune, fine-tune and measure one candidate in memory: (record, trained model or None if it failed).
+
+    Writes nothing, so it runs the same in the driver and inside a Ray task. Status "failed" on divergence.
+    """
+    cfg, splits = ctx.config, ctx.splits
+    builder = ctx.builder(cand.criterion)
+    masks = builder.layerwise(cand.sparsities) if cand.kind == "mam" else builder.global_(cand.target)
+    model = copy.deepcopy(ctx.dense)
+    apply_masks(model, masks)
+    if hasattr(splits.train, "reseed"):  # augmentation draws depend on the candidate, not on execution order
+        splits.train.reseed(cand.seed)
+    record = base_record(cfg, cand)
     started = time.perf_counter()
     try:
         record["val_acc_pruned"] = accuracy(model, splits.val)
@@ -258,7 +279,7 @@ def run_candidate(ctx: SearchContext, cand: Candidate, progress: bool = False) -
             teacher=ctx.dense if cfg.kd else None, masks=masks, progress=progress, description=cand.id,
         )
     except EdgepruneError as exc:
-        return {**record, "status": "failed", "error": str(exc), "seconds": time.perf_counter() - started}
+        return {**record, "status": "failed", "error": str(exc), "seconds": time.perf_counter() - started}, None
     record.update(
         status="ok",
         val_acc=result.best_val_acc,
@@ -266,30 +287,69 @@ def run_candidate(ctx: SearchContext, cand: Candidate, progress: bool = False) -
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
         **_size_metrics(model, splits),
-        **_int8_metrics(model, splits, cfg.int8),
         per_layer={n: round(s, 6) for n, s in sparsity(model, per_layer=True).items()},
         seconds=time.perf_counter() - started,
     )
-    if cfg.save_checkpoints:
-        rel = Path("candidates") / f"{cand.id}.pt"
-        model_lib.save(model, ctx.store.root / rel, meta={"record_id": cand.id, "dataset": splits.name})
-        record["checkpoint"] = str(rel)
-    return record
+    return record, model
+
+
+def save_candidate(ctx: SearchContext, record: dict, trained: nn.Module | dict) -> dict:
+    """Driver side: write the trained model (a module, or its state_dict from a Ray task) atomically to
+    RUN_DIR/candidates/ID.pt; returns the record with its ``checkpoint``. No-op without save_checkpoints."""
+    if not ctx.config.save_checkpoints:
+        return record
+    model = trained
+    if isinstance(trained, dict):
+        model = copy.deepcopy(ctx.dense)
+        model.load_state_dict(trained)
+    rel = Path("candidates") / f"{record['id']}.pt"
+    model_lib.save(model, ctx.store.root / rel, meta={"record_id": record["id"], "dataset": ctx.splits.name})
+    return {**record, "checkpoint": str(rel)}
+
+
+def run_candidate(ctx: SearchContext, cand: Candidate, progress: bool = False) -> dict:
+    """Prune, fine-tune, measure and save one candidate; returns its record (status "failed" on divergence)."""
+    record, model = train_candidate(ctx, cand, progress)
+    return record if model is None else save_candidate(ctx, record, model)
 
 
 def run_search(config: SearchConfig, out_dir: str | Path, *, progress: bool = True, executor=None) -> dict:
-    """Run (or resume) a search in ``out_dir``; returns the report summary. Finished candidates are skipped."""
-    from edgeprune.report.search_report import render
-    from edgeprune.search.executor import LocalExecutor
+    """Run (or resume) a search in ``out_dir``; returns the report summary. Finished candidates are skipped.
 
-    ctx = build_context(config, out_dir, progress)
-    store = ctx.store
+    The run directory is locked for the duration (RUN_DIR/.lock); the plan is written to RUN_DIR/plan.json
+    as it is made (see ``edgeprune status``). ``executor`` defaults to a :class:`LocalExecutor`; one made here
+    is closed here, one passed in is left to the caller.
+    """
+    from edgeprune.report.search_report import render
+    from edgeprune.search import status
+    from edgeprune.search.executor import LocalExecutor
+    from edgeprune.search.lock import RunLock
+
+    own = executor is None
     executor = executor or LocalExecutor()
-    if "dense" not in store.finished_ids():
-        store.append(ctx.dense_record)
-    executor.run(ctx, plan_mam(ctx), progress=progress, title="Mix-and-Match candidates")
-    executor.run(ctx, plan_baselines(ctx, store.records()), progress=progress, title="matched baselines")
-    return render(store.root)
+    try:
+        with RunLock(out_dir) as lock:
+            lock.sweep_temp_files()  # half-written artifacts of a killed run
+            RunStore(out_dir).open(config.identity())  # refuse another configuration before writing anything
+            status.start_session(out_dir, executor=getattr(executor, "name", type(executor).__name__))
+            status.write_plan(out_dir, "dense", ["dense"])
+            ctx = build_context(config, out_dir, progress)
+            store = ctx.store
+            if "dense" not in store.finished_ids():
+                store.append(ctx.dense_record)
+            mam = plan_mam(ctx)
+            status.write_plan(store.root, "mam", [c.id for c in mam])
+            if status.read_plan(store.root)["kinds"].get("baseline", {}).get("ids") is None:
+                expected = len(config.baselines) * config.baseline_matches * config.seeds
+                status.write_plan(store.root, "baseline", None, expected=expected)
+            executor.run(ctx, mam, progress=progress, title="Mix-and-Match candidates")
+            baselines = plan_baselines(ctx, store.records())
+            status.write_plan(store.root, "baseline", [c.id for c in baselines])
+            executor.run(ctx, baselines, progress=progress, title="matched baselines")
+            return render(store.root)
+    finally:
+        if own:
+            executor.close()
 
 
 def copy_chosen(run_dir: Path, record: dict) -> Path | None:

@@ -1,15 +1,33 @@
 """Executors run a plan of candidates and stream their records into the run directory.
 
-The driver is the only writer of the run directory: it appends each record as it arrives, so a killed
-search loses at most the candidates still running. Candidates already in results.jsonl are skipped.
+Two executors share one contract, ``run(ctx, plan, *, progress, title) -> list[dict]``:
+
+* :class:`LocalExecutor` trains the candidates one after another in this process;
+* :class:`~edgeprune.search.ray_executor.RayExecutor` runs each candidate as a Ray task.
+
+Either way the driver (this process) is the only writer of the run directory: for each finished candidate
+it first moves the checkpoint into place (temp file + os.replace), then appends the record to
+results.jsonl (flush + fsync). A killed search loses at most the candidates still running; candidates
+already in results.jsonl are skipped. A candidate that raises (or whose Ray worker dies) is retried once,
+then recorded with ``status: "failed"`` and its reason, and the search goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+import warnings
+
+import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from edgeprune.errors import ConfigError, check_positive
+
+EXECUTORS = ("local", "ray")
 
 
 def pending(store, plan):
+    """The candidates of ``plan`` without a record in the run directory yet."""
     done = store.finished_ids()
     return [c for c in plan if c.id not in done]
 
@@ -18,20 +36,122 @@ def _bar(enabled: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=not enabled)
 
 
+def describe_failure(exc: BaseException) -> str:
+    """One line naming what went wrong (the original exception of a Ray task, not Ray's wrapper)."""
+    cause = getattr(exc, "cause", None)  # RayTaskError keeps the task's own exception here
+    if isinstance(cause, BaseException):
+        exc = cause
+    text = " ".join(str(exc).split()) or "no message"
+    line = f"{type(exc).__name__}: {text}"
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def failed_record(ctx, cand, reason: str, attempts: int, seconds: float) -> dict:
+    from edgeprune.methods.mix_and_match import base_record
+
+    return {**base_record(ctx.config, cand), "status": "failed", "error": reason, "attempts": attempts, "seconds": seconds}
+
+
+def finish(ctx, cand, record: dict, trained) -> dict:
+    """Driver side: write the candidate's artifact (if any), then append its record. Returns the record."""
+    from edgeprune.methods.mix_and_match import save_candidate
+
+    if trained is not None and record.get("status") == "ok":
+        record = save_candidate(ctx, record, trained)
+    ctx.store.append(record)
+    return record
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Intra-op threads for the block (restored afterwards); ``None`` keeps torch's setting."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class LocalExecutor:
-    """Run candidates one after another in this process."""
+    """Run candidates one after another in this process (``threads`` torch threads each)."""
+
+    name = "local"
+
+    def __init__(self, threads: int | None = None, retries: int = 1):
+        self.threads = check_positive("--cpus-per-candidate", threads) if threads is not None else None
+        self.retries = check_positive("retries", retries, allow_zero=True)
 
     def run(self, ctx, plan, *, progress: bool = True, title: str = "candidates") -> list[dict]:
-        from edgeprune.methods.mix_and_match import run_candidate
+        from edgeprune.methods.mix_and_match import train_candidate
 
         todo = pending(ctx.store, plan)
         records = []
-        with _bar(progress) as bar:
+        with _bar(progress) as bar, torch_threads(self.threads):
             task = bar.add_task(f"{title} ({len(plan) - len(todo)} done before)", total=len(todo))
             for cand in todo:
                 bar.update(task, description=f"{title}: {cand.id}")
-                record = run_candidate(ctx, cand)
-                ctx.store.append(record)
-                records.append(record)
+                started = time.perf_counter()
+                for attempt in range(1, self.retries + 2):
+                    try:
+                        record, trained = train_candidate(ctx, cand)
+                        break
+                    except Exception as exc:  # noqa: BLE001  a bug in one candidate must not end the search
+                        reason = describe_failure(exc)
+                        if attempt <= self.retries:
+                            warn(f"candidate {cand.id} failed ({reason}); retrying")
+                            continue
+                        warn(f"candidate {cand.id} failed again ({reason}); recorded as failed")
+                        record, trained = failed_record(ctx, cand, reason, attempt, time.perf_counter() - started), None
+                records.append(finish(ctx, cand, record, trained))
                 bar.advance(task)
         return records
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_executor(
+    kind: str = "local",
+    *,
+    ray_address: str | None = None,
+    workers: int | None = None,
+    cpus_per_candidate: int | None = None,
+    gpus_per_candidate: float | None = None,
+):
+    """An executor from the CLI flags, checked up front (one-line ConfigError/DependencyError on bad input)."""
+    if kind not in EXECUTORS:
+        raise ConfigError(f"--executor {kind!r} is not one of: {', '.join(EXECUTORS)}")
+    if workers is not None:
+        check_positive("--workers", workers)
+    if cpus_per_candidate is not None:
+        check_positive("--cpus-per-candidate", cpus_per_candidate)
+    if gpus_per_candidate is not None:
+        check_positive("--gpus-per-candidate", gpus_per_candidate, allow_zero=True)
+    if kind == "local":
+        if ray_address is not None:
+            raise ConfigError("--ray-address needs --executor ray")
+        if workers not in (None, 1):
+            raise ConfigError(f"--workers {workers} needs --executor ray (the local executor runs one candidate at a time)")
+        if gpus_per_candidate and gpus_per_candidate > torch.cuda.device_count():
+            raise ConfigError(
+                f"--gpus-per-candidate {gpus_per_candidate:g}: this machine has {torch.cuda.device_count()} GPU(s)"
+            )
+        return LocalExecutor(threads=cpus_per_candidate)
+    from edgeprune.search.ray_executor import RayExecutor
+
+    return RayExecutor(
+        address=ray_address, workers=workers, cpus_per_candidate=cpus_per_candidate or 1,
+        gpus_per_candidate=gpus_per_candidate or 0,
+    )

@@ -1,0 +1,108 @@
+"""Progress of a run directory: planned vs finished vs failed per kind, elapsed time, who holds the lock.
+
+RUN_DIR/plan.json is written (atomically) whenever a plan is made::
+
+    {"created": <first start, unix s>, "session_started": <latest start>, "executor": "ray",
+     "kinds": {"dense": {"ids": ["dense"]},
+               "mam": {"ids": [...]},
+               "baseline": {"ids": null, "expected": 4}}}   # planned once Mix-and-Match has finished
+
+``expected`` is what a kind will plan before its ids are known. :func:`run_status` combines plan.json,
+results.jsonl and the lock; ``edgeprune status RUN_DIR`` prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from edgeprune.errors import ConfigError
+from edgeprune.search.lock import lock_state
+from edgeprune.search.store import RunStore
+from edgeprune.utils.io import write_json
+
+PLAN_NAME = "plan.json"
+KINDS = ("dense", "mam", "baseline")
+
+
+def read_plan(run_dir: str | os.PathLike) -> dict:
+    path = Path(run_dir) / PLAN_NAME
+    if not path.exists():
+        return {"kinds": {}}
+    try:
+        plan = json.loads(path.read_text())
+    except ValueError:
+        raise ConfigError(f"{str(path)!r} is not valid JSON (was it edited?)") from None
+    plan.setdefault("kinds", {})
+    return plan
+
+
+def start_session(run_dir: str | os.PathLike, **facts) -> dict:
+    """Record that a search (re)starts now; keeps the first start time across resumes."""
+    plan = read_plan(run_dir)
+    now = time.time()
+    plan.setdefault("created", now)
+    plan.update(session_started=now, **facts)
+    write_json(Path(run_dir) / PLAN_NAME, plan)
+    return plan
+
+
+def write_plan(run_dir: str | os.PathLike, kind: str, ids: list[str] | None, expected: int | None = None) -> dict:
+    """Record the candidate ids planned for ``kind`` (or only how many are expected, with ids=None)."""
+    plan = read_plan(run_dir)
+    plan.setdefault("created", time.time())
+    entry = {"ids": list(ids) if ids is not None else None}
+    entry["expected"] = len(ids) if ids is not None else expected
+    plan["kinds"][kind] = entry
+    write_json(Path(run_dir) / PLAN_NAME, plan)
+    return plan
+
+
+def run_status(run_dir: str | os.PathLike) -> dict:
+    """Counts per kind (planned, finished, ok, failed, pending), elapsed seconds and the lock state."""
+    store = RunStore(run_dir)
+    store.config()  # ConfigError if this is not a run directory
+    plan = read_plan(run_dir)
+    records = store.records(repair=False)
+    by_id = {r["id"]: r for r in records}
+    kinds = {}
+    for kind in sorted(set(KINDS) | set(plan["kinds"]) | {r.get("kind", "?") for r in records}, key=_kind_order):
+        entry = plan["kinds"].get(kind)
+        done = [r for r in records if r.get("kind") == kind]
+        ids = entry.get("ids") if entry else None
+        planned = len(ids) if ids is not None else (entry or {}).get("expected")
+        if planned is None and not done:
+            continue
+        finished = [by_id[i] for i in ids if i in by_id] if ids is not None else done
+        failed = sum(r.get("status") == "failed" for r in finished)
+        kinds[kind] = {
+            "planned": planned,
+            "planned_known": ids is not None,
+            "finished": len(finished),
+            "ok": len(finished) - failed,
+            "failed": failed,
+            "pending": None if planned is None else max(planned - len(finished), 0),
+        }
+    state, info = lock_state(run_dir)
+    last = store.results_path.stat().st_mtime if store.results_path.exists() else None
+    created = plan.get("created")
+    end = time.time() if state == "live" else (last or created)
+    return {
+        "run_dir": str(run_dir),
+        "kinds": kinds,
+        "lock": {"state": state, "pid": info.pid if info else None, "host": info.host if info else None,
+                 "command": info.command if info else None},
+        "created": created,
+        "session_started": plan.get("session_started"),
+        "elapsed_seconds": (end - created) if created and end else None,
+        "last_record_age_seconds": (time.time() - last) if last else None,
+        "candidate_seconds": sum(float(r.get("seconds") or 0.0) for r in records),
+        "executor": plan.get("executor"),
+        "complete": bool(kinds) and all(k["planned_known"] and k["pending"] == 0 for k in kinds.values()),
+    }
+
+
+def _kind_order(kind: str) -> tuple[int, str]:
+    return (KINDS.index(kind) if kind in KINDS else len(KINDS), kind)

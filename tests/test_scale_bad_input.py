@@ -1,0 +1,37 @@
+"""Bad executor flags: one line, exit 2, nothing written, and no Ray started to find out."""
+
+import pytest
+
+SEARCH = ["search", "--model", "lenet300", "--dataset", "digits", "-q"]
+
+
+def one_line(code, err):
+    assert code == 2, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["--executor", "ray", "--workers", "0"], ["--workers", "> 0"]),
+        (["--executor", "ray", "--workers", "-3"], ["--workers"]),
+        (["--executor", "ray", "--cpus-per-candidate", "0"], ["--cpus-per-candidate"]),
+        (["--executor", "ray", "--gpus-per-candidate", "-1"], ["--gpus-per-candidate", ">= 0"]),
+        (["--executor", "ray", "--cpus-per-candidate", "512"], ["no node", "512", "largest node"]),
+        (["--executor", "ray", "--gpus-per-candidate", "1"], ["no node", "GPU"]),
+        (["--executor", "ray", "--ray-address", "127.0.0.1:1"], ["127.0.0.1:1", "unreachable", "ray start --head", "omit --ray-address"]),
+        (["--executor", "ray", "--ray-address", "not an address"], ["not an address", "HOST:PORT"]),
+        (["--workers", "2"], ["--workers 2", "--executor ray"]),
+        (["--ray-address", "auto"], ["--ray-address", "--executor ray"]),
+    ],
+)
+def test_executor_flags_refused(run_cli, tmp_path, args, needles):
+    code, _, err = run_cli(*SEARCH, *args, "--out", tmp_path / "r")
+    err = one_line(code, err)
+    for needle in needles:
+        assert needle in err
+    assert not (tmp_path / "r").exists()
+    import ray
+
+    assert not ray.is_initialized()
