@@ -27,7 +27,11 @@ RUNS = [("lenet5", 3, 0.988), ("lenet300", 3, 0.978), ("vit", 5, 0.97)]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     root = shared_data_dir()
     if root is None:
         sys.exit("MNIST not found: set EDGEPRUNE_DATA to a folder holding mnist/")
