@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import tempfile
 import time
@@ -85,7 +86,7 @@ def halve_channels(model, example: torch.Tensor, fraction: float = 0.5) -> dict:
 
 
 def measure(label: str, model, splits, args, workdir: Path) -> dict:
-    """Accuracies (torch, ORT FP32, ORT INT8), sizes of every artifact, latency torch/ORT at batch 1 and 32."""
+    """Accuracies (torch, ORT FP32, ORT INT8) and the sizes of every artifact (latency: see latency_rounds)."""
     t0 = time.perf_counter()
     model.eval()
     shape = (splits.in_channels, splits.image_size, splits.image_size)
@@ -120,20 +121,40 @@ def measure(label: str, model, splits, args, workdir: Path) -> dict:
                                           zip(model.state_dict().values(), loaded.state_dict().values()))
     out["artifacts"] = artifacts
 
-    lat = {}
-    for b in BATCHES:
-        lat[f"torch_b{b}"] = latency(model, shape, batch_size=b, runs=args.runs, warmup=5, threads=args.threads)
-        lat[f"ort_b{b}"] = ort_latency(folder / "model.onnx", shape, batch_size=b, runs=args.runs, warmup=5,
-                                       threads=args.threads)
-        lat[f"ort_int8_b{b}"] = ort_latency(folder / "model.int8.onnx", shape, batch_size=b, runs=args.runs,
-                                            warmup=5, threads=args.threads)
-    out["latency"] = {k: {m: v[m] for m in ("median_ms", "p10_ms", "p90_ms", "threads")} for k, v in lat.items()}
     out["seconds"] = time.perf_counter() - t0
     log(f"{label}: sparsity {out['sparsity']:.3f} acc torch {out['test_acc_torch']:.4f} ORT FP32 "
         f"{out['fp32_acc_ort']:.4f} INT8 {out['int8_acc_ort']:.4f}; epz FP32 {artifacts['fp32']['bytes']:,} B "
-        f"({artifacts['fp32']['ratio_to_bound']:.3f}x bound); torch b1 {lat['torch_b1']['median_ms']:.3f} ms, "
-        f"ORT b1 {lat['ort_b1']['median_ms']:.3f} ms ({out['seconds']:.0f} s)")
+        f"({artifacts['fp32']['ratio_to_bound']:.3f}x bound) ({out['seconds']:.0f} s)")
     return out
+
+
+LATENCY_KEYS = tuple(f"{r}_b{b}" for b in BATCHES for r in ("torch", "ort", "ort_int8"))
+
+
+def latency_rounds(entries: list[tuple[dict, object]], shape: tuple, args, workdir: Path) -> None:
+    """Time every (row, model) of one family in ``args.rounds`` interleaved rounds (dense, pruned, dense...)
+    so a change in machine load hits all of them alike; store the median of the round medians."""
+    seen: dict[str, dict[str, list[float]]] = {row["model"]: {k: [] for k in LATENCY_KEYS} for row, _ in entries}
+    threads = args.threads
+    for _ in range(args.rounds):
+        for row, model in entries:
+            folder = workdir / row["model"]
+            for b in BATCHES:
+                times = seen[row["model"]]
+                times[f"torch_b{b}"].append(latency(model, shape, batch_size=b, runs=args.runs, warmup=5,
+                                                    threads=threads)["median_ms"])
+                times[f"ort_b{b}"].append(ort_latency(folder / "model.onnx", shape, batch_size=b, runs=args.runs,
+                                                      warmup=5, threads=threads)["median_ms"])
+                times[f"ort_int8_b{b}"].append(ort_latency(folder / "model.int8.onnx", shape, batch_size=b,
+                                                           runs=args.runs, warmup=5, threads=threads)["median_ms"])
+    for row, _ in entries:
+        times = seen[row["model"]]
+        row["latency"] = {k: {"median_ms": statistics.median(v), "round_medians_ms": v, "threads": threads,
+                              "runs_per_round": args.runs} for k, v in times.items()}
+        log(f"{row['model']}: latency ms torch b1/b32 {row['latency']['torch_b1']['median_ms']:.3f} / "
+            f"{row['latency']['torch_b32']['median_ms']:.3f}, ORT {row['latency']['ort_b1']['median_ms']:.3f} / "
+            f"{row['latency']['ort_b32']['median_ms']:.3f}, ORT INT8 {row['latency']['ort_int8_b1']['median_ms']:.3f} / "
+            f"{row['latency']['ort_int8_b32']['median_ms']:.3f}")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -154,6 +175,7 @@ def train(spec: str, splits, epochs: int, seed: int):
 def unstructured(spec: str, splits, args, workdir: Path) -> list[dict]:
     dense, res = train(spec, splits, args.lenet300_epochs if spec == "lenet300" else args.lenet5_epochs, args.seed)
     rows = [{**measure(f"{spec}-dense", dense, splits, args, workdir), "train_seconds": res.seconds}]
+    entries = [(rows[0], dense)]
     for level in LEVELS:
         model = models.create(spec, num_classes=splits.num_classes, in_channels=splits.in_channels,
                               image_size=splits.image_size)
@@ -166,6 +188,8 @@ def unstructured(spec: str, splits, args, workdir: Path) -> list[dict]:
         row = measure(f"{spec}-mag{round(level * 100)}", model, splits, args, workdir)
         row.update({"target_sparsity": level, "val_acc_pruned": before, "val_acc_finetuned": ft.best_val_acc})
         rows.append(row)
+        entries.append((row, model))
+    latency_rounds(entries, (splits.in_channels, splits.image_size, splits.image_size), args, workdir)
     return rows
 
 
@@ -182,9 +206,11 @@ def structured(splits, args, workdir: Path) -> dict:
     log(f"{spec} 50% channels: val {before:.4f} after removal, {ft.best_val_acc:.4f} after fine-tune")
     pruned_row = measure(f"{spec}-ch50", model, splits, args, workdir)
     pruned_row.update({"val_acc_pruned": before, "val_acc_finetuned": ft.best_val_acc, "layers_touched": len(removed)})
+    latency_rounds([(dense_row, dense), (pruned_row, model)],
+                   (splits.in_channels, splits.image_size, splits.image_size), args, workdir)
     mac_ratio = dense_row["macs"] / pruned_row["macs"]
     speed = {}
-    for key in ("torch_b1", "torch_b32", "ort_b1", "ort_b32", "ort_int8_b1", "ort_int8_b32"):
+    for key in LATENCY_KEYS:
         s = dense_row["latency"][key]["median_ms"] / pruned_row["latency"][key]["median_ms"]
         speed[key] = {"speedup": s, "speedup_over_mac_ratio": s / mac_ratio}
     return {"dense": dense_row, "pruned": pruned_row, "mac_ratio": mac_ratio,
@@ -257,8 +283,9 @@ def section(result: dict) -> str:
                     f"{100 * r['artifacts']['int8-channel']['test_acc_torch']:.2f} / tensor "
                     f"{100 * r['artifacts']['int8-tensor']['test_acc_torch']:.2f}" for r in rows if r["sparsity"] > 0) + ".",
         "",
-        f"Latency, median ms per call ({s['threads']} intra-op thread(s), {s['runs']} runs after 5 warm-up; "
-        f"{result['machine']['cpu']}, shared 2-core machine):",
+        f"Latency, ms per call: median over {s['rounds']} interleaved rounds (every model of a family timed in "
+        f"turn, so load changes on this shared 2-core machine hit all alike) of the median of {s['runs']} runs "
+        f"after 5 warm-up; {s['threads']} intra-op thread(s); {result['machine']['cpu']}:",
         "",
         "| model | torch b1 | ORT b1 | ORT INT8 b1 | torch b32 | ORT b32 | ORT INT8 b32 |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -305,14 +332,15 @@ def main() -> None:
     ap.add_argument("--resnet-epochs", type=int, default=3)
     ap.add_argument("--resnet-limit", type=int, default=8000, help="MNIST train+val images for ResNet-20")
     ap.add_argument("--calib-batches", type=int, default=16)
-    ap.add_argument("--runs", type=int, default=30, help="timed latency runs per setting")
+    ap.add_argument("--runs", type=int, default=30, help="timed latency runs per setting and round")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved latency rounds (median of round medians)")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads for training and latency")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="smoke run: 2000 images, 1 epoch, 5 runs")
     args = ap.parse_args()
     if args.quick:
         args.lenet300_epochs, args.lenet5_epochs, args.ft_epochs, args.resnet_epochs = 1, 1, 1, 1
-        args.resnet_limit, args.runs = 2000, 5
+        args.resnet_limit, args.runs, args.rounds = 2000, 5, 1
     root = shared_data_dir()
     if root is None:
         sys.exit("MNIST not found: set EDGEPRUNE_DATA to a folder holding mnist/")

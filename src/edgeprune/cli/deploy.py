@@ -153,7 +153,7 @@ def export_command(
     model = load_model(path)
     splits, inputs_note = _dataset_for(model, dataset, data_dir)
     if int8 == "static" and splits is None:
-        raise ConfigError(f"--int8 static needs calibration data: pass --dataset ({inputs_note.split('(', 1)[-1].rstrip(')')})")
+        raise ConfigError(f"--int8 static needs calibration data: pass --dataset (and --data-dir); found {inputs_note}")
     ensure_dir(out)
 
     import torch
