@@ -97,7 +97,7 @@ def candidate_task(key: str, box: list, cand, threads: int):
 
     from edgeprune.methods.mix_and_match import train_candidate
 
-    started = time.perf_counter()
+    started, cpu_started, wall_started = time.perf_counter(), time.process_time(), time.time()
     torch.set_num_threads(max(int(threads), 1))
     ctx = _WORKER_CONTEXT.get(key)
     if ctx is None:
@@ -106,7 +106,10 @@ def candidate_task(key: str, box: list, cand, threads: int):
     fetched = time.perf_counter()
     record, model = train_candidate(ctx, cand)
     state = None if model is None else {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    info = {"pid": os.getpid(), "fetch_seconds": fetched - started, "task_seconds": time.perf_counter() - started}
+    info = {
+        "pid": os.getpid(), "started_unix": wall_started, "fetch_seconds": fetched - started,
+        "task_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
+    }
     return record, state, info
 
 
