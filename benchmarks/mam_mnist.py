@@ -42,8 +42,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="lenet300,lenet5")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per candidate")
-    ap.add_argument("--dense-epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs per candidate")
+    ap.add_argument("--dense-epochs", type=int, default=5)
+    ap.add_argument("--finetune-lr", type=float, default=0.02, help="SGD lr of the fine-tunes (cosine); the dense lr is 0.02")
     ap.add_argument("--criteria", default="magnitude,gradient,product")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(RESULTS.parent / "runs"))
@@ -59,7 +60,7 @@ def main() -> None:
             model=model, dataset="mnist", data_dir=str(root), criteria=args.criteria.split(","),
             target_sparsity=s["target"], range_rules=s["range_rules"], seeds=args.seeds, epochs=args.epochs,
             dense_epochs=args.dense_epochs, val_fraction=5000 / 60000, baseline_matches=2, calib_batches=10,
-            finetune={"patience": 2},
+            finetune={"patience": 2, "lr": args.finetune_lr},
         )
         run_dir = Path(args.out) / f"mam-{model}"
         t0 = time.perf_counter()
