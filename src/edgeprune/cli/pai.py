@@ -27,6 +27,7 @@ def pai(
     unweighted: bool = typer.Option(False, "--unweighted", help="PSE: compare with the unweighted mean of conv-layer sparsities instead of p."),
     keep: str = typer.Option("score_mass", help="Channels an insensitive layer keeps: score_mass (round(density x C) by score) | zero_filters (drop only all-zero filters)."),
     group_rule: str = typer.Option("pooled", help="Residual groups: pooled (the members' weights together) | all (every member insensitive)."),
+    width: str = typer.Option("density", help="With --keep score_mass: density (keep round(d x C) channels) | sqrt (keep round(sqrt(d) x C): chains of shrunken layers keep about d of their weights)."),
     reinit: str = typer.Option("changed", help="Re-initialise: changed (layers whose shape changed) | all | none."),
     rounds: int = typer.Option(100, help="SynFlow rounds (exponential schedule)."),
     calib_batches: int = typer.Option(1, help="Calibration batches for snip/grasp (> 0)."),
@@ -40,12 +41,13 @@ def pai(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Prune at initialisation (UPaI mask), turn insensitive conv layers into smaller dense ones (Reconvene), train both from scratch, compare."""
-    from edgeprune.methods.reconvene import GROUP_RULES, KEEP_RULES, REINIT_RULES, PaIConfig, check_score, run
+    from edgeprune.methods.reconvene import GROUP_RULES, KEEP_RULES, REINIT_RULES, WIDTH_RULES, PaIConfig, check_score, run
 
     check_fraction("--sparsity", sparsity)
     check_score(score)
     for name, value, allowed in (("--mode", mode, ("reconvene", "unstructured", "both")), ("--keep", keep, KEEP_RULES),
-                                 ("--group-rule", group_rule, GROUP_RULES), ("--reinit", reinit, REINIT_RULES)):
+                                 ("--group-rule", group_rule, GROUP_RULES), ("--width", width, WIDTH_RULES),
+                                 ("--reinit", reinit, REINIT_RULES)):
         if value not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     for name, value in (("--epochs", epochs), ("--seeds", seeds), ("--rounds", rounds), ("--calib-batches", calib_batches)):
@@ -58,7 +60,7 @@ def pai(
         train["max_batches"] = max_batches
     config = PaIConfig.build(
         model=model, dataset=dataset, sparsity=sparsity, score=score, mode=mode, seeds=seeds, weighted=not unweighted,
-        keep=keep, group_rule=group_rule, reinit=reinit, synflow_rounds=rounds, calibration_batches=calib_batches,
+        keep=keep, group_rule=group_rule, width=width, reinit=reinit, synflow_rounds=rounds, calibration_batches=calib_batches,
         calibration_batch_size=calib_batch_size, limit=limit, model_kwargs=parse_kv(arg),
         latency_batches=parse_int_list(latency_batch, "--latency-batch"), latency_runs=latency_runs, train=train,
     )

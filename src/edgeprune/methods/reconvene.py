@@ -50,6 +50,7 @@ PAI_SCORES = ("synflow", "snip", "grasp", "magnitude", "random")
 DATA_SCORES = ("snip", "grasp")
 KEEP_RULES = ("score_mass", "zero_filters")
 GROUP_RULES = ("pooled", "all")
+WIDTH_RULES = ("density", "sqrt")
 REINIT_RULES = ("changed", "all", "none")
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -81,6 +82,7 @@ def pai_masks(
     *,
     seed: int = 0,
     score_options: dict | None = None,
+    progress: bool = False,
 ) -> tuple[dict[str, torch.Tensor], Masks]:
     """(scores, global keep-masks at ``sparsity``) of ``model`` under the PaI criterion ``score``.
 
@@ -96,6 +98,8 @@ def pai_masks(
     if score == "synflow":
         options.setdefault("sparsity", sparsity)
         options.setdefault("input_shape", tuple(example_input.shape[1:]))
+    if "progress" in scores_lib.REGISTRY[score].options:  # SynFlow's bar over its rounds
+        options.setdefault("progress", progress)
     if score in DATA_SCORES and not batches:
         raise ConfigError(f"score {score!r} needs calibration batches (batches=scores.calibration_batches(train, 1, 100))")
     scores = scores_lib.compute(score, model, batches, seed=seed, **options)
@@ -200,8 +204,20 @@ def _per_channel(weight_name: str, masks: Masks, scores: dict[str, torch.Tensor]
     return mass, kept.count_nonzero(1)
 
 
-def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, scores, keep: str, density: float) -> list[int]:
-    """Original output-channel indices the group loses."""
+def _widths(candidates, width: str) -> dict[str, int]:
+    """Channels each structured group keeps (keyed by its first member), by the ``width`` rule.
+
+    ``density``: ``max(1, round(d × C))`` with d the group's pooled UPaI density.
+    ``sqrt``: ``max(1, round(√d × C))``. A layer between two insensitive layers loses inputs as well as
+    outputs, so with ``density`` it keeps about d² of its weights (and chains of them collapse to a few
+    channels); with ``sqrt`` both sides shrink by √d and it keeps about d, the UPaI layer's budget.
+    """
+    factor = (lambda d: d) if width == "density" else math.sqrt
+    return {d.members[0]: max(1, round(factor(1.0 - d.sparsity) * group.channels)) for group, d in candidates}
+
+
+def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, scores, keep: str, k: int | None) -> list[int]:
+    """Original output-channel indices the group loses (``k`` channels survive with keep=score_mass)."""
     mass = torch.zeros(group.channels, dtype=torch.float64)
     count = torch.zeros(group.channels, dtype=torch.int64)
     for m in members:
@@ -216,7 +232,6 @@ def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, score
                 "use keep=score_mass or a lower sparsity"
             )
         return removed
-    k = max(1, round(density * group.channels))
     # rank: score mass, then kept weights, then lower index first (stable sort on the reversed keys)
     order = sorted(range(group.channels), key=lambda c: (-float(mass[c]), -int(count[c]), c))
     return sorted(order[k:])
@@ -245,6 +260,7 @@ def rectify(
     weighted: bool = True,
     keep: str = "score_mass",
     group_rule: str = "pooled",
+    width: str = "density",
     reinit: str = "changed",
     reinit_fn: Callable[[nn.Module], None] = default_reinit,
 ) -> tuple[nn.Module, Masks, dict]:
@@ -260,6 +276,7 @@ def rectify(
     """
     _check_choice("keep", keep, KEEP_RULES)
     _check_choice("group_rule", group_rule, GROUP_RULES)
+    _check_choice("width", width, WIDTH_RULES)
     _check_choice("reinit", reinit, REINIT_RULES)
     convs = [n for n in conv_weight_names(model) if n in masks]
     if not convs:
@@ -273,9 +290,9 @@ def rectify(
     groups = coupled_groups(model, example_input, graph=graph)
     sizes = {n: masks[n].numel() for n in convs}
 
-    plan: dict[str, list[int]] = {}
     decisions: list[GroupDecision] = []
     group_of: dict[str, int] = {}
+    candidates: list[tuple[ChannelGroup, GroupDecision]] = []
     for group in groups:
         members = [m for m in group.members if f"{m}.weight" in pse.insensitive]
         if not members:
@@ -291,19 +308,22 @@ def rectify(
         decisions.append(decision)
         if not insensitive:
             decision.reason = "sensitive"
-            continue
-        if group.protected:
+        elif group.protected:
             decision.reason = "produces the model output"
-            continue
-        if len(members) != len(group.members):
+        elif len(members) != len(group.members):
             decision.reason = "coupled with a non-conv layer"
-            continue
-        removed = _choose_removed(group, members, masks, scores, keep, 1.0 - pooled)
-        decision.structured = True
+        else:
+            decision.structured = True
+            candidates.append((group, decision))
+
+    widths = _widths(candidates, width) if keep == "score_mass" else {}
+    plan: dict[str, list[int]] = {}
+    for group, decision in candidates:
+        removed = _choose_removed(group, decision.members, masks, scores, keep, widths.get(decision.members[0]))
         decision.channels_after = group.channels - len(removed)
-        decision.reason = f"{keep}: kept {decision.channels_after}/{group.channels} channels"
+        decision.reason = f"{keep}{'/' + width if keep == 'score_mass' else ''}: kept {decision.channels_after}/{group.channels} channels"
         if removed:
-            plan[members[0]] = removed
+            plan[decision.members[0]] = removed
 
     removed_idx = remove_channels(model, example_input, plan, graph=graph) if plan else {}
     structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
@@ -352,6 +372,7 @@ def rectify(
         "weighted": weighted,
         "keep": keep,
         "group_rule": group_rule,
+        "width": width,
         "reinit": reinit,
         "insensitive": [n.rsplit(".", 1)[0] for n in pse.insensitive_layers],
         "structured": sorted({n.rsplit(".", 1)[0] for n in structured_members}, key=list(modules).index),
@@ -386,6 +407,7 @@ def generate(
     weighted: bool = True,
     keep: str = "score_mass",
     group_rule: str = "pooled",
+    width: str = "density",
     reinit: str = "changed",
     seed: int = 0,
     score_options: dict | None = None,
@@ -404,6 +426,7 @@ def generate(
     check_score(score)
     _check_choice("keep", keep, KEEP_RULES)
     _check_choice("group_rule", group_rule, GROUP_RULES)
+    _check_choice("width", width, WIDTH_RULES)
     _check_choice("reinit", reinit, REINIT_RULES)
     if not any(isinstance(m, CONV_TYPES) for m in model.modules()):
         raise ConfigError(
@@ -415,7 +438,7 @@ def generate(
     t_scores = time.perf_counter() - t0
     pruned = copy.deepcopy(model)
     pruned, new_masks, info = rectify(pruned, example_input, masks, scores, weighted=weighted, keep=keep,
-                                      group_rule=group_rule, reinit=reinit, reinit_fn=reinit_fn)
+                                      group_rule=group_rule, width=width, reinit=reinit, reinit_fn=reinit_fn)
     total = time.perf_counter() - t0
     info = {
         "sparsity": sparsity,
@@ -449,6 +472,7 @@ class PaIConfig(Config):
     weighted: bool = True
     keep: Literal["score_mass", "zero_filters"] = "score_mass"
     group_rule: Literal["pooled", "all"] = "pooled"
+    width: Literal["density", "sqrt"] = "density"
     reinit: Literal["changed", "all", "none"] = "changed"
     synflow_rounds: int = pydantic.Field(100, gt=0)
     calibration_batches: int = pydantic.Field(1, gt=0)
@@ -573,14 +597,15 @@ def run(config: PaIConfig, out_dir, *, data_dir=None, progress: bool = True) -> 
         options = {"rounds": config.synflow_rounds} if config.score == "synflow" else None
         t0 = time.perf_counter()
         scores, masks = pai_masks(model, example, config.sparsity, config.score, batches, seed=seed,
-                                  score_options=options)
+                                  score_options=options, progress=progress)
         score_seconds = time.perf_counter() - t0
         for mode in todo:
             extra: dict = {}
             candidate = copy.deepcopy(model)
             if mode == "reconvene":
                 candidate, train_masks, info = rectify(candidate, example, masks, scores, weighted=config.weighted,
-                                                      keep=config.keep, group_rule=config.group_rule, reinit=config.reinit)
+                                                      keep=config.keep, group_rule=config.group_rule, width=config.width,
+                                                      reinit=config.reinit)
                 generation = score_seconds + info["rectify_seconds"]
                 before = _channels(model)
                 extra = {
@@ -751,7 +776,7 @@ def write_report(out: Path, config: PaIConfig, records: list[dict]) -> dict:
         f"# Reconvene vs UPaI: {config.model} on {config.dataset}, sparsity {config.sparsity}, score {config.score}",
         "",
         f"Seeds: {config.seeds}. PSE average: {'parameter-weighted (= p)' if config.weighted else 'unweighted mean of conv layers'}; "
-        f"channels kept by {config.keep}; residual groups: {config.group_rule}; re-initialised: {config.reinit}. "
+        f"channels kept by {config.keep}{' (width rule ' + config.width + ')' if config.keep == 'score_mass' else ''}; residual groups: {config.group_rule}; re-initialised: {config.reinit}. "
         f"Both models train from scratch with the same schedule ({config.train_config(0).epochs} epochs).",
         "",
         "| | test acc (%) | params | non-zeros | dense file | sparse form | MACs (dense) | MACs (effective) | latency b1 (ms) | latency b32 (ms) | generation (s) |",
