@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Literal
 
-import torch
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError, check_positive
