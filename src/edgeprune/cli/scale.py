@@ -45,8 +45,8 @@ def status(
         "foreign": f"locked by pid {lock['pid']} on {lock['host']} (cannot check from here)",
         "none": "not running",
     }[lock["state"]]
-    done = "complete" if info["complete"] else "incomplete"
-    console.print(f"search: {holder}; {done}")
+    console.print(f"state: {'complete' if info['complete'] else 'incomplete'}")
+    console.print(f"process: {holder}")
     console.print(f"elapsed: {_duration(info['elapsed_seconds'])} since the first start "
                   f"(candidate compute {_duration(info['candidate_seconds'])})")
     console.print(f"last record: {_duration(info['last_record_age_seconds'])} ago; executor: {info['executor'] or '–'}")

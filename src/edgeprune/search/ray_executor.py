@@ -8,8 +8,9 @@ record and the trained weights. At most ``workers`` tasks are in flight; the dri
 finish (``ray.wait``), writes the checkpoint and appends the record — it is the only writer of the run
 directory. A task that raises or whose worker dies is resubmitted once, then recorded as failed.
 
-Without ``address`` a local Ray instance is started (and shut down by :meth:`RayExecutor.close`); an
-already initialised Ray (``ray.init`` by the caller) is used as is.
+With ``address`` the cluster is joined (and its resources checked) when the executor is made; without it a
+local Ray instance is started when the first candidate is due (about 10 s here) and shut down by
+:meth:`RayExecutor.close`. An already initialised Ray (``ray.init`` by the caller) is used as is.
 """
 
 from __future__ import annotations
@@ -141,9 +142,10 @@ class RayExecutor:
         self.startup_seconds: float | None = None
         if self.ray.is_initialized():
             return
-        if address is not None:
+        if address is not None:  # joining is quick: do it now, so a bad cluster fails before any work
             check_reachable(address)
-        else:  # a local Ray will be this machine: check now, before any start
+            self.connect()
+        else:  # a local Ray will be this machine: check now; start it only when there is work
             local = [{"Resources": {"CPU": os.cpu_count() or 1, "GPU": torch.cuda.device_count()}}]
             check_resources(local, self.cpus, self.gpus, "this machine")
 
@@ -157,16 +159,24 @@ class RayExecutor:
             if self.address is None:
                 # the local Ray is this machine; enough logical CPUs for the workers asked for
                 cpus = max(int((self.workers or 0) * self.cpus), os.cpu_count() or 1)
-                ray.init(num_cpus=cpus, num_gpus=torch.cuda.device_count(), **common)
+                ray.init(address="local", num_cpus=cpus, num_gpus=torch.cuda.device_count(), **common)
             else:
                 try:
                     ray.init(address=self.address, **{k: v for k, v in common.items() if k != "include_dashboard"})
                 except (ConnectionError, TimeoutError, RuntimeError) as exc:
-                    raise ConfigError(f"Ray cluster at {self.address!r} is unreachable ({describe_failure(exc)}); {START_HINT}") from None
+                    raise ConfigError(
+                        f"could not join the Ray cluster at {self.address!r} ({describe_failure(exc)}): check that it is "
+                        f"the head's GCS port (6379 by default) and, with Ray's token authentication, that this process "
+                        f"may connect (same token, or RAY_AUTH_MODE=disabled on both sides); {START_HINT}"
+                    ) from None
             self._started = True
             self.startup_seconds = time.perf_counter() - t0
         where = f"the Ray cluster at {self.address!r}" if self.address else "the Ray cluster"
-        check_resources(ray.nodes(), self.cpus, self.gpus, where)
+        try:
+            check_resources(ray.nodes(), self.cpus, self.gpus, where)
+        except ConfigError:
+            self.close()
+            raise
         if self.workers is None:
             total = ray.cluster_resources()
             slots = int(total.get("CPU", 1) // self.cpus) if self.cpus else 1
