@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--finetune-lr", type=float, default=0.02, help="SGD lr of the fine-tunes (cosine); the dense lr is 0.02")
     ap.add_argument("--criteria", default="magnitude,gradient,product")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=None, help="use this many MNIST training images (train + validation)")
     ap.add_argument("--out", default=str(RESULTS.parent / "runs"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -59,8 +60,8 @@ def main() -> None:
         cfg = SearchConfig.build(
             model=model, dataset="mnist", data_dir=str(root), criteria=args.criteria.split(","),
             target_sparsity=s["target"], range_rules=s["range_rules"], seeds=args.seeds, epochs=args.epochs,
-            dense_epochs=args.dense_epochs, val_fraction=5000 / 60000, baseline_matches=2, calib_batches=10,
-            finetune={"patience": 2, "lr": args.finetune_lr},
+            dense_epochs=args.dense_epochs, val_fraction=0.1 if args.limit else 5000 / 60000, baseline_matches=2, calib_batches=10,
+            finetune={"patience": 2, "lr": args.finetune_lr}, limit=args.limit,
         )
         run_dir = Path(args.out) / f"mam-{model}"
         t0 = time.perf_counter()
@@ -86,8 +87,11 @@ def main() -> None:
         print(lines[-1], flush=True)
     table = ["| model | sparsity % | dense test error % | Mix-and-Match test error % (best / mean) | chosen (by validation) error % | drop: best baseline vs M&M at matched sparsity (reduction) | s / candidate |",
              "|---|---:|---:|---:|---|---|---:|", *lines]
-    save("mam_mnist", {"settings": vars(args), **result},
-         f"### Mix-and-Match on MNIST ({args.seeds} seeds, {args.epochs} fine-tune epochs)\n\n" + "\n".join(table))
+    name = "mam_mnist_" + "_".join(args.models.split(","))
+    subset = f", {args.limit:,} training images" if args.limit else ""
+    save(name, {"settings": vars(args), **result},
+         f"### Mix-and-Match on MNIST: {args.models} ({args.seeds} seed(s), criteria {args.criteria}, {args.epochs} fine-tune epochs{subset})\n\n"
+         + "\n".join(table))
 
 
 if __name__ == "__main__":
