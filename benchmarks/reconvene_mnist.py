@@ -20,7 +20,8 @@ latency speed-up at batch 1 and 32, generation time.
 * ``--width sqrt``: Reconvene with the sqrt width rule instead of the default density rule.
 
 Part 2, structure only (no training; seed 0): VGG-16 and ResNet-20 at CIFAR shape (3x32x32) - what
-Reconvene does to the paper's model at each p and score (synflow, snip, magnitude): size ratio, MAC ratio,
+Reconvene does to the paper's model at each p and score (synflow, snip, magnitude), with the PSE average
+parameter-weighted (the default) and unweighted: size ratio, MAC ratio,
 latency speed-up and generation time, the numbers behind the paper's "up to 16.21x smaller, 2x faster,
 within seconds". SynFlow runs ``--structure-rounds`` (default 20) rounds here to fit the time budget.
 
@@ -94,6 +95,8 @@ def trained_grid(args, data_root: Path) -> list[dict]:
             train={"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.05},
         )
         t0 = time.perf_counter()
+        existing = out / "results.jsonl"
+        before = len(existing.read_text().splitlines()) if existing.exists() else 0
         records = reconvene.run(config, out, data_dir=data_root, progress=False)
         summary = reconvene.summarize_records(records)
         cmp = summary.get("comparison", {})
@@ -115,6 +118,8 @@ def trained_grid(args, data_root: Path) -> list[dict]:
             "structured_layers": first["structured"],
             "seconds_per_epoch_upai": upai.get("seconds_per_epoch"), "seconds_per_epoch_reconvene": rec.get("seconds_per_epoch"),
             "wall_seconds": time.perf_counter() - t0,
+            "resumed_items": before,  # (mode, seed) items found finished in the run folder by this invocation
+            "train_seconds_total": sum(r["train_seconds"] for r in records),
         }
         rows.append(row)
         print(f"[{i}/{len(settings)}] {model} {score} p={p}: acc UPaI {100 * row['upai_test_acc']:.2f} "
@@ -149,30 +154,32 @@ def structure_grid(args) -> list[dict]:
                 t_scores = time.perf_counter() - t0
                 upai = copy.deepcopy(model)
                 apply_masks(upai, masks)
-                pruned, _, info = reconvene.rectify(copy.deepcopy(model), x, masks, scores, width=args.width)
-                gen_seconds = t_scores + info["rectify_seconds"]
-                lat = {}
-                for name, m in (("upai", upai), ("reconvene", pruned)):
-                    for b in (1, 32):
-                        lat[f"{name}_b{b}"] = latency(m, shape, batch_size=b, runs=args.latency_runs)["median_ms"]
-                row = {
-                    "model": spec, "score": score, "sparsity": p,
-                    "upai_bytes": _file_bytes(upai), "reconvene_bytes": _file_bytes(pruned),
-                    "upai_params": sum(q.numel() for q in upai.parameters()),
-                    "reconvene_params": sum(q.numel() for q in pruned.parameters()),
-                    "upai_macs": macs(upai, x).dense, "reconvene_macs": macs(pruned, x).dense,
-                    **{f"latency_ms_{k}": v for k, v in lat.items()},
-                    "generation_seconds": gen_seconds, "score_seconds": t_scores, "rectify_seconds": info["rectify_seconds"],
-                    "structured_layers": info["structured"],
-                }
-                row["size_ratio"] = row["upai_bytes"] / row["reconvene_bytes"]
-                row["macs_ratio"] = row["upai_macs"] / row["reconvene_macs"]
-                row["speedup_b1"] = lat["upai_b1"] / lat["reconvene_b1"]
-                row["speedup_b32"] = lat["upai_b32"] / lat["reconvene_b32"]
-                rows.append(row)
-                print(f"[structure] {spec} {score} p={p}: {row['size_ratio']:.2f}x smaller, MACs {row['macs_ratio']:.2f}x, "
-                      f"speed-up b1 {row['speedup_b1']:.2f}x b32 {row['speedup_b32']:.2f}x, generation {gen_seconds:.2f} s",
-                      flush=True)
+                upai_lat = {b: latency(upai, shape, batch_size=b, runs=args.latency_runs)["median_ms"] for b in (1, 32)}
+                upai_bytes, upai_macs = _file_bytes(upai), macs(upai, x).dense
+                for weighted in (True, False):
+                    pruned, _, info = reconvene.rectify(copy.deepcopy(model), x, masks, scores, weighted=weighted,
+                                                        width=args.width)
+                    lat = {b: latency(pruned, shape, batch_size=b, runs=args.latency_runs)["median_ms"] for b in (1, 32)}
+                    row = {
+                        "model": spec, "score": score, "sparsity": p, "pse": "weighted" if weighted else "unweighted",
+                        "average_sparsity": info["average_sparsity"],
+                        "upai_bytes": upai_bytes, "reconvene_bytes": _file_bytes(pruned),
+                        "upai_params": sum(q.numel() for q in upai.parameters()),
+                        "reconvene_params": sum(q.numel() for q in pruned.parameters()),
+                        "upai_macs": upai_macs, "reconvene_macs": macs(pruned, x).dense,
+                        **{f"latency_ms_upai_b{b}": v for b, v in upai_lat.items()},
+                        **{f"latency_ms_reconvene_b{b}": v for b, v in lat.items()},
+                        "generation_seconds": t_scores + info["rectify_seconds"], "score_seconds": t_scores,
+                        "rectify_seconds": info["rectify_seconds"], "structured_layers": info["structured"],
+                    }
+                    row["size_ratio"] = row["upai_bytes"] / row["reconvene_bytes"]
+                    row["macs_ratio"] = row["upai_macs"] / row["reconvene_macs"]
+                    row["speedup_b1"] = upai_lat[1] / lat[1]
+                    row["speedup_b32"] = upai_lat[32] / lat[32]
+                    rows.append(row)
+                    print(f"[structure] {spec} {score} p={p} {row['pse']}: {row['size_ratio']:.2f}x smaller, "
+                          f"MACs {row['macs_ratio']:.2f}x, speed-up b1 {row['speedup_b1']:.2f}x b32 {row['speedup_b32']:.2f}x, "
+                          f"generation {row['generation_seconds']:.2f} s", flush=True)
     return rows
 
 
@@ -245,11 +252,13 @@ def section(result: dict) -> str:
                       f"accuracy difference from {100 * min(diffs):+.2f} to {100 * max(diffs):+.2f} points over {len(diffs)} settings "
                       f"(paper: up to {PAPER['size_reduction_max']}x smaller, up to {PAPER['speedup_max']}x faster, same accuracy)."]
     if result["structure"]:
-        lines += ["", "Structure only at CIFAR shape (3x32x32, seed 0, no training): what Reconvene does to the paper's models.", "",
-                  "| model | score | p | size ratio (file) | params UPaI → Reconvene | MACs ratio | speed-up b1 | speed-up b32 | generation (s) |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += ["", "Structure only at CIFAR shape (3x32x32, seed 0, no training): what Reconvene does to the paper's "
+                      f"models, with the PSE average parameter-weighted (= p, the default) or unweighted (mean of the conv "
+                      f"layers' sparsities); width rule {s['width']}; SynFlow {s['structure_synflow_rounds']} rounds.", "",
+                  "| model | score | p | PSE average | size ratio (file) | params UPaI → Reconvene | MACs ratio | speed-up b1 | speed-up b32 | generation (s) |",
+                  "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         for r in result["structure"]:
-            lines.append(f"| {r['model']} | {r['score']} | {r['sparsity']} | {r['size_ratio']:.2f}x | "
+            lines.append(f"| {r['model']} | {r['score']} | {r['sparsity']} | {r['pse']} ({r['average_sparsity']:.3f}) | {r['size_ratio']:.2f}x | "
                          f"{r['upai_params']:,} → {r['reconvene_params']:,} | {r['macs_ratio']:.2f}x | {r['speedup_b1']:.2f}x | "
                          f"{r['speedup_b32']:.2f}x | {r['generation_seconds']:.2f} |")
     if result["timing"]:
@@ -258,8 +267,14 @@ def section(result: dict) -> str:
         for r in result["timing"]:
             lines.append(f"| {r['setting']} | {r['repeats']} | {r['total_s']:.2f} | {r['scores_s']:.2f} | {r['rectify_s']:.2f} |")
     m = result["machine"]
-    lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores (shared with other jobs while this ran), torch {m['torch']}; "
-                  f"whole run {result['elapsed_seconds'] / 60:.0f} min."]
+    resumed = sum(r.get("resumed_items", 0) for r in result["trained"])
+    note = ""
+    if resumed:
+        train_min = sum(r["train_seconds_total"] for r in result["trained"]) / 60
+        note = (f" {resumed} trained items were resumed from the run folders of an earlier invocation of the same command "
+                f"(their training took {train_min:.0f} min in total).")
+    lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores (shared with other jobs while this ran), torch {m['torch']}, "
+                  f"{s['threads']} torch thread(s); this invocation {result['elapsed_seconds'] / 60:.0f} min.{note}"]
     return "\n".join(lines)
 
 
@@ -285,6 +300,7 @@ def main() -> None:
     ap.add_argument("--no-structure", action="store_true", help="skip part 2")
     ap.add_argument("--no-timing", action="store_true", help="skip part 3")
     ap.add_argument("--runs", default=None, help="folder of the per-setting run folders (resumable)")
+    ap.add_argument("--name", default=None, help="results name (default reconvene_mnist[_full][_sqrt]; for smoke runs)")
     args = ap.parse_args()
     args.models = (args.models or ("vgg11,resnet20" if args.full else "vgg11_quarter,resnet20_half")).split(",")
     args.scores = (args.scores or ("synflow,snip,magnitude" if args.full else "synflow")).split(",")
@@ -322,7 +338,7 @@ def main() -> None:
     from common import provenance
 
     result["machine"] = provenance()["machine"]
-    path = save(NAME + suffix, result, section(result))
+    path = save(args.name or NAME + suffix, result, section(result))
     print(f"wrote {path} in {result['elapsed_seconds'] / 60:.1f} min")
 
 
