@@ -320,10 +320,13 @@ def rectify(
     plan: dict[str, list[int]] = {}
     for group, decision in candidates:
         removed = _choose_removed(group, decision.members, masks, scores, keep, widths.get(decision.members[0]))
+        if not removed:  # nothing to take away: the layer stays as it is, mask included
+            decision.structured = False
+            decision.reason = "insensitive, but every channel is kept"
+            continue
         decision.channels_after = group.channels - len(removed)
         decision.reason = f"{keep}{'/' + width if keep == 'score_mass' else ''}: kept {decision.channels_after}/{group.channels} channels"
-        if removed:
-            plan[decision.members[0]] = removed
+        plan[decision.members[0]] = removed
 
     removed_idx = remove_channels(model, example_input, plan, graph=graph) if plan else {}
     structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
