@@ -9,14 +9,9 @@ from edgeprune.export import sparse
 from edgeprune.models import registry
 from edgeprune.utils.io import append_jsonl
 
+from helpers import assert_one_line_error
 
-def assert_one_line_error(code, err, *needles):
-    assert code == 2, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+
 
 
 class Branchy(nn.Module):

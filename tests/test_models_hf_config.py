@@ -7,16 +7,8 @@ pytest.importorskip("transformers")
 
 from edgeprune.errors import ConfigError, ModelError  # noqa: E402
 from edgeprune.models import HFImageClassifier, create  # noqa: E402
+from helpers import TINY_HF as TINY  # noqa: E402
 
-# override sets small enough to build and run in milliseconds at 32 px and 28 px
-TINY = {
-    "vit": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=4),
-    "deit": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=4),
-    "swin": dict(embed_dim=16, depths=[1, 1], num_heads=[1, 2], window_size=4, patch_size=4),
-    "levit": dict(hidden_sizes=[32, 48, 64], num_attention_heads=[1, 2, 2], depths=[1, 1, 1], key_dim=[8, 8, 8],
-                  down_ops=[["Subsample", 8, 1, 2, 2, 2], ["Subsample", 8, 2, 2, 2, 2]]),
-    "convnext": dict(hidden_sizes=[8, 16, 32], depths=[1, 1, 1], num_stages=3, patch_size=2),
-}
 
 
 @pytest.mark.parametrize("model_type", sorted(TINY))

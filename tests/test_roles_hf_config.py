@@ -8,15 +8,8 @@ pytest.importorskip("transformers")
 from edgeprune import models  # noqa: E402
 from edgeprune.measure import prunable_weights  # noqa: E402
 from edgeprune.roles import ROLES, classify  # noqa: E402
+from helpers import TINY_HF as TINY  # noqa: E402
 
-TINY = {
-    "vit": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=4),
-    "deit": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=4),
-    "swin": dict(embed_dim=16, depths=[1, 1], num_heads=[1, 2], window_size=4, patch_size=4),
-    "levit": dict(hidden_sizes=[32, 48, 64], num_attention_heads=[1, 2, 2], depths=[1, 1, 1], key_dim=[8, 8, 8],
-                  down_ops=[["Subsample", 8, 1, 2, 2, 2], ["Subsample", 8, 2, 2, 2, 2]]),
-    "convnext": dict(hidden_sizes=[8, 16, 32], depths=[1, 1, 1], num_stages=3, patch_size=2),
-}
 
 # ViT/DeiT: separate q, k, v Linears (3 per block) + output projection; Swin adds patch merging (linear);
 # LeViT: 4-conv stem = patch_embed, fused qkv per block, subsample blocks have keys_values + queries,

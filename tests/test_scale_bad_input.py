@@ -4,13 +4,11 @@ import sys
 
 import pytest
 
+from helpers import assert_one_line_error
+
 SEARCH = ["search", "--model", "lenet300", "--dataset", "digits", "-q"]
 
 
-def one_line(code, err):
-    assert code == 2, err
-    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    return err
 
 
 @pytest.mark.parametrize(
@@ -30,7 +28,7 @@ def one_line(code, err):
 )
 def test_executor_flags_refused(run_cli, tmp_path, args, needles):
     code, _, err = run_cli(*SEARCH, *args, "--out", tmp_path / "r")
-    err = one_line(code, err)
+    err = assert_one_line_error(code, err)
     for needle in needles:
         assert needle in err
     assert not (tmp_path / "r").exists()

@@ -3,11 +3,9 @@ import pytest
 from edgeprune.errors import ConfigError
 from edgeprune.methods.mix_and_match import SearchConfig
 
+from helpers import assert_one_line_error
 
-def one_line(code, err):
-    assert code == 2, err
-    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    return err
+
 
 
 @pytest.mark.parametrize(
@@ -25,18 +23,18 @@ def one_line(code, err):
 )
 def test_search_flags_refused(run_cli, tmp_path, args, needle):
     code, _, err = run_cli("search", "--model", "lenet300", "--dataset", "digits", *args, "--out", tmp_path / "r", "-q")
-    assert needle in one_line(code, err)
+    assert needle in assert_one_line_error(code, err)
     assert not (tmp_path / "r").exists()
 
 
 def test_recipe_unknown_key_and_wrong_type(run_cli, tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model: lenet300\nepochz: 3\n")
-    assert "epochz" in one_line(*run_cli("search", "--recipe", recipe, "-q")[::2])
+    assert "epochz" in assert_one_line_error(*run_cli("search", "--recipe", recipe, "-q")[::2])
     recipe.write_text("model: lenet300\nepochs: many\n")
-    assert "epochs" in one_line(*run_cli("search", "--recipe", recipe, "-q")[::2])
+    assert "epochs" in assert_one_line_error(*run_cli("search", "--recipe", recipe, "-q")[::2])
     recipe.write_text("model: lenet300\nrange_rules: {patch_embed: [0.9, 0.2]}\n")
-    assert "0.9" in one_line(*run_cli("search", "--recipe", recipe, "-q", "--out", tmp_path / "x")[::2])
+    assert "0.9" in assert_one_line_error(*run_cli("search", "--recipe", recipe, "-q", "--out", tmp_path / "x")[::2])
 
 
 def test_checkpoint_of_another_model_is_refused(run_cli, tmp_path):
@@ -44,7 +42,7 @@ def test_checkpoint_of_another_model_is_refused(run_cli, tmp_path):
 
     ckpt = models.save(models.create("lenet300", num_classes=10, in_channels=1, image_size=8), tmp_path / "m.pt")
     code, _, err = run_cli("search", "--model", "lenet5", "--dataset", "digits", "--checkpoint", ckpt, "-q", "--out", tmp_path / "r")
-    assert "lenet300" in one_line(code, err)
+    assert "lenet300" in assert_one_line_error(code, err)
 
 
 def test_a_run_directory_of_another_configuration_is_refused(tmp_path):

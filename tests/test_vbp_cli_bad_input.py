@@ -5,14 +5,9 @@ import torch
 
 from edgeprune import models
 
+from helpers import assert_one_line_error
 
-def assert_one_line_error(code, err, *needles):
-    assert code == 2, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+
 
 
 @pytest.mark.parametrize(

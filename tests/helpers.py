@@ -1,0 +1,22 @@
+"""Shared by several test files (tests/ is on sys.path under pytest's default import mode)."""
+
+# HF config overrides small enough to build and run in milliseconds at 32 px and 28 px
+TINY_HF = {
+    "vit": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=4),
+    "deit": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=4),
+    "swin": dict(embed_dim=16, depths=[1, 1], num_heads=[1, 2], window_size=4, patch_size=4),
+    "levit": dict(hidden_sizes=[32, 48, 64], num_attention_heads=[1, 2, 2], depths=[1, 1, 1], key_dim=[8, 8, 8],
+                  down_ops=[["Subsample", 8, 1, 2, 2, 2], ["Subsample", 8, 2, 2, 2, 2]]),
+    "convnext": dict(hidden_sizes=[8, 16, 32], depths=[1, 1, 1], num_stages=3, patch_size=2),
+}
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> str:
+    """A CLI refusal: exit 2, exactly one stderr line starting with 'error: ', no traceback; returns the line."""
+    assert code == 2, err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
