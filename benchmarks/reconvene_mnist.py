@@ -225,12 +225,14 @@ def _pm(mean, std, scale=1.0, digits=2):
 
 def section(result: dict) -> str:
     s = result["settings"]
-    lines = [f"### Reconvene vs UPaI on MNIST (`benchmarks/reconvene_mnist.py{' --full' if s['full'] else ''}`)", ""]
+    args = " ".join(s["args"]) if "args" in s else result.get("command", "").split("reconvene_mnist.py", 1)[-1].strip()
+    lines = [f"### Reconvene vs UPaI on MNIST (`benchmarks/reconvene_mnist.py{' ' + args if args else ''}`)", ""]
     if result["trained"]:
         lines += [
             f"Trained from scratch, {s['seeds']} seeds (mean ± std, differences and ratios paired by seed): "
             f"{', '.join(s['models'])}; MNIST pool {s['limit'] or 'all 60,000'} images (10 % validation), "
-            f"{s['epochs']} epoch(s) at batch {s['batch_size']}, full 10,000-image test set. Size ratio = UPaI ÷ "
+            f"{s['epochs']} epoch(s) at batch {s['batch_size']}, full 10,000-image test set; Reconvene width rule "
+            f"{s.get('width', 'density')}. Size ratio = UPaI ÷ "
             "Reconvene bytes of the saved checkpoint (dense tensors) and of the compressed sparse `.epz` artifact; "
             "speed-up = UPaI ÷ Reconvene median torch CPU latency.",
             "",
@@ -258,7 +260,7 @@ def section(result: dict) -> str:
                   "| model | score | p | PSE average | size ratio (file) | params UPaI → Reconvene | MACs ratio | speed-up b1 | speed-up b32 | generation (s) |",
                   "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         for r in result["structure"]:
-            lines.append(f"| {r['model']} | {r['score']} | {r['sparsity']} | {r['pse']} ({r['average_sparsity']:.3f}) | {r['size_ratio']:.2f}x | "
+            lines.append(f"| {r['model']} | {r['score']} | {r['sparsity']} | {r.get('pse', 'weighted')} ({r.get('average_sparsity', r['sparsity']):.3f}) | {r['size_ratio']:.2f}x | "
                          f"{r['upai_params']:,} → {r['reconvene_params']:,} | {r['macs_ratio']:.2f}x | {r['speedup_b1']:.2f}x | "
                          f"{r['speedup_b32']:.2f}x | {r['generation_seconds']:.2f} |")
     if result["timing"]:
@@ -301,7 +303,18 @@ def main() -> None:
     ap.add_argument("--no-timing", action="store_true", help="skip part 3")
     ap.add_argument("--runs", default=None, help="folder of the per-setting run folders (resumable)")
     ap.add_argument("--name", default=None, help="results name (default reconvene_mnist[_full][_sqrt]; for smoke runs)")
+    ap.add_argument("--section-from", default=None, help="only rewrite sections/<name>.md from an existing results JSON")
     args = ap.parse_args()
+    if args.section_from:
+        import json
+
+        from common import SECTIONS
+        from edgeprune.utils.io import write_text
+
+        stored = json.loads(Path(args.section_from).read_text())
+        out = write_text(SECTIONS / f"{Path(args.section_from).stem}.md", section(stored).rstrip() + "\n")
+        print(f"wrote {out}")
+        return
     args.models = (args.models or ("vgg11,resnet20" if args.full else "vgg11_quarter,resnet20_half")).split(",")
     args.scores = (args.scores or ("synflow,snip,magnitude" if args.full else "synflow")).split(",")
     args.structure_scores = args.structure_scores.split(",")
@@ -328,7 +341,7 @@ def main() -> None:
                      "synflow_rounds": 100, "width": args.width, "structure_models": args.structure_models,
                      "structure_scores": args.structure_scores, "structure_synflow_rounds": args.structure_rounds,
                      "latency_runs": args.latency_runs,
-                     "runs": args.runs, "threads": torch.get_num_threads()},
+                     "runs": args.runs, "threads": torch.get_num_threads(), "args": sys.argv[1:]},
         "paper": PAPER,
         "trained": trained,
         "structure": structure,
