@@ -188,7 +188,7 @@ class GroupDecision:
     channels_after: int
     sparsity: float  # pooled UPaI sparsity of the members
     insensitive: bool  # the group's verdict (pooled or all-members rule)
-    structured: bool  # channels were physically removed (or would have been: none were all-zero)
+    structured: bool  # output channels were physically removed
     reason: str = ""
 
     def as_dict(self) -> dict:
