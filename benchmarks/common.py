@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ def provenance() -> dict:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "git_revision": git_revision(),
         "machine": machine_info(),
+        "load_average_at_save": list(os.getloadavg()),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -41,8 +43,6 @@ def save(name: str, result: dict, section_md: str) -> Path:
 
 
 def shared_data_dir() -> Path | None:
-    import os
-
     for candidate in (os.environ.get("EDGEPRUNE_DATA"), ROOT.parent.parent / "shared" / "data"):
         if candidate and (Path(candidate) / "mnist").is_dir():
             return Path(candidate)
