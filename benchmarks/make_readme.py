@@ -20,8 +20,9 @@ and `sections/<name>.md` (the table shown here); `python benchmarks/make_readme.
 Run them from the repository root with the project's virtual environment, e.g.
 `EDGEPRUNE_DATA=../shared/data .venv/bin/python benchmarks/mam_mnist.py`.
 
-All figures were measured on the 2-core CPU machines this project runs on (no GPU); the machine line and the
-load average at the start of each run are in the JSON. Accuracy claims use selection on a validation split
+All figures were measured on the 2-core CPU machines this project runs on (no GPU); the machine line (and, where
+recorded, the load average) is in the JSON. Most runs shared the 2 cores with other jobs: timings are upper
+bounds, ratios were measured side by side in one run. Accuracy claims use selection on a validation split
 and test accuracy measured once per final model.
 """
 
