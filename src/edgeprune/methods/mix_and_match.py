@@ -287,6 +287,7 @@ def train_candidate(ctx: SearchContext, cand: Candidate, progress: bool = False)
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
         **_size_metrics(model, splits),
+        **_int8_metrics(model, splits, cfg.int8),
         per_layer={n: round(s, 6) for n, s in sparsity(model, per_layer=True).items()},
         seconds=time.perf_counter() - started,
     )
