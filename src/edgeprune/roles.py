@@ -54,6 +54,7 @@ from torch import nn
 
 from edgeprune.errors import ModelError
 from edgeprune.measure.size import PRUNABLE_TYPES
+from edgeprune.models import logits_of
 
 ROLES = ("norm", "patch_embed", "classifier", "attn_qkv", "attn_proj", "mlp_in", "mlp_out", "conv", "linear")
 SMALL_NUMEL = 10_000
@@ -176,19 +177,6 @@ def _norm_candidate(module: nn.Module) -> bool:
     return bool(params) and all(p.ndim == 1 for p in params) and len({p.numel() for p in params}) == 1
 
 
-def _logits(output) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(output, dict) and isinstance(output.get("logits"), torch.Tensor):
-        return output["logits"]
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise ModelError(f"cannot find logits in the model output of type {type(output).__name__}")
-
-
 def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Call], torch.Tensor]:
     calls: dict[str, _Call] = {}
     handles = []
@@ -269,7 +257,7 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Ca
             p.requires_grad_(True)
         model.eval()
         with torch.enable_grad():
-            out = _logits(model(example_input))
+            out = logits_of(model(example_input))
     finally:
         for h in handles:
             h.remove()

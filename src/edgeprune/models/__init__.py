@@ -11,5 +11,6 @@ from edgeprune.models.checkpoint import load, load_meta, save
 # importing the families registers their builders
 from edgeprune.models import lenet, resnet, vgg, vit  # noqa: E402,F401  isort: skip
 from edgeprune.models.hf import HFImageClassifier  # noqa: E402
+from edgeprune.models._common import logits_of  # noqa: E402
 
-__all__ = ["create", "list_models", "save", "load", "load_meta", "register", "HFImageClassifier"]
+__all__ = ["create", "list_models", "save", "load", "load_meta", "register", "HFImageClassifier", "logits_of"]

@@ -18,6 +18,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from edgeprune.errors import ConfigError, check_fraction
 from edgeprune.measure import prunable_weights
+from edgeprune.models import logits_of
 from edgeprune.prune.masks import prune_lowest
 from edgeprune.scores.registry import criterion
 from edgeprune.scores.weights import (
@@ -27,7 +28,6 @@ from edgeprune.scores.weights import (
     batch_gradients,
     batch_loss,
     check_mode,
-    logits_of,
     scoring_state,
     to_scores,
 )

@@ -16,6 +16,7 @@ from torch import nn
 
 from edgeprune.errors import ConfigError
 from edgeprune.measure import prunable_weights
+from edgeprune.models import logits_of
 from edgeprune.scores.registry import criterion
 
 Scores = dict[str, torch.Tensor]
@@ -32,18 +33,6 @@ def to_scores(tensors: dict[str, torch.Tensor]) -> Scores:
     made when they already are float32 on CPU.
     """
     return {n: t.detach().to(device="cpu", dtype=torch.float32) for n, t in tensors.items()}
-
-
-def logits_of(output) -> torch.Tensor:
-    """Logits from a model output: a tensor, an object with ``.logits`` (HF) or a tuple whose first item is."""
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise ConfigError(f"cannot find logits in a model output of type {type(output).__name__}")
 
 
 def check_mode(mode: str) -> bool:
