@@ -519,15 +519,10 @@ def _sparse_bytes(model: nn.Module, path: Path, meta: dict, write: bool) -> tupl
 
 
 def _read_records(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a torn last line from an interrupted run: that item is simply redone
-    return records
+    """The finished records; a torn last line (an interrupted run) is repaired by the run store and redone."""
+    from edgeprune.search.store import RunStore
+
+    return RunStore(path.parent).records()
 
 
 def _check_run_dir(out: Path, config: PaIConfig) -> None:

@@ -397,16 +397,10 @@ def _check_run_dir(out: Path, cfg: VbpConfig) -> None:
 
 
 def _finished(out: Path) -> dict[float, dict]:
-    path = out / "results.jsonl"
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from a crash: that ratio runs again
-            done[round(float(rec["ratio"]), 6)] = rec
-    return done
+    """Finished ratios; a torn last line (a crash) is repaired by the run store and that ratio runs again."""
+    from edgeprune.search.store import RunStore
+
+    return {round(float(rec["ratio"]), 6): rec for rec in RunStore(out).records()}
 
 
 def _preflight(cfg: VbpConfig, splits) -> nn.Module | None:
