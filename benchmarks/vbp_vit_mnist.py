@@ -23,6 +23,7 @@ Results: benchmarks/results/vbp_vit_mnist.json and the README section benchmarks
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -295,9 +296,10 @@ def section(result: dict, args) -> str:
                                                      n != "variance+mean-shift"]
         lines.append(f"| {r['ratio']:.0%} | " + " | ".join(c + " %" for c in cells) + " |")
     if any("ort_speedup_b1" in r for r in rows):
-        lines += ["", "ONNX Runtime speedups (same models): " + ", ".join(
-            f"{r['ratio']:.0%}: " + ", ".join(f"b{b} {r[f'ort_speedup_b{b}'][0]:.2f}×" for b in args.latency_batches
-                                              if f"ort_speedup_b{b}" in r) for r in rows) + "."]
+        lines += ["", "ONNX Runtime speedup (÷MAC), same models: " + "; ".join(
+            f"{r['ratio']:.0%}: " + ", ".join(
+                f"b{b} {r[f'ort_speedup_b{b}'][0]:.2f}× ({r[f'ort_speedup_over_mac_ratio_b{b}'][0]:.2f})"
+                for b in args.latency_batches if f"ort_speedup_b{b}" in r) for r in rows) + "."]
     deit = result.get("deit_base")
     if deit:
         ort = ""
@@ -314,8 +316,10 @@ def section(result: dict, args) -> str:
             f"({deit['speedup_b1']:.2f}×, ÷MAC {deit['speedup_over_mac_ratio_b1']:.2f}){ort} (paper: 1.44× on H200, "
             f"1.50× on a Xeon CPU).",
         ]
+    load = ", ".join(f"{v:.1f}" for v in result["load_average_start"])
     lines += ["", f"Whole run {result['seconds'] / 60:.1f} min wall ({result['cpu_seconds'] / 60:.1f} CPU-min, "
-                  f"{result['threads']} torch threads) on {result['machine_line']}, shared with other jobs."]
+                  f"{result['threads']} torch threads) on {result['machine_line']}; load average at start {load} "
+                  f"(the machine is shared)."]
     return "\n".join(lines)
 
 
@@ -360,7 +364,8 @@ def main() -> None:
         sys.exit("MNIST not found: set EDGEPRUNE_DATA to a folder holding mnist/")
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    result = {"name": NAME, "settings": {k: v for k, v in vars(args).items()}, "threads": torch.get_num_threads()}
+    result = {"name": NAME, "settings": {k: v for k, v in vars(args).items()}, "threads": torch.get_num_threads(),
+              "load_average_start": list(os.getloadavg())}
     seeds = []
     for seed in args.seeds:
         seeds.append(run_seed(seed, args, root))
@@ -373,6 +378,7 @@ def main() -> None:
               f"speedup b1 {d['speedup_b1']:.2f}x", flush=True)
     result["seconds"] = time.perf_counter() - start
     result["cpu_seconds"] = time.process_time() - cpu_start
+    result["load_average_end"] = list(os.getloadavg())
     from edgeprune.measure import machine_info
 
     info = machine_info()
