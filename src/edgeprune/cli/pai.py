@@ -24,10 +24,10 @@ def pai(
     batch_size: int = typer.Option(128, help="Training batch size (> 0)."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (> 0); default by model family."),
     max_batches: Optional[int] = typer.Option(None, help="Cap on training batches per epoch (quick runs)."),
-    unweighted: bool = typer.Option(False, "--unweighted", help="PSE: compare with the unweighted mean of conv-layer sparsities instead of p."),
-    keep: str = typer.Option("score_mass", help="Channels an insensitive layer keeps: score_mass (round(density x C) by score) | zero_filters (drop only all-zero filters)."),
+    weighted: bool = typer.Option(False, "--weighted", help="PSE: compare each conv layer with p (parameter-weighted average) instead of the unweighted mean of conv-layer sparsities."),
+    keep: str = typer.Option("score_mass", help="Channels an insensitive layer keeps: score_mass (the --width rule, ranked by score) | zero_filters (drop only all-zero filters)."),
     group_rule: str = typer.Option("pooled", help="Residual groups: pooled (the members' weights together) | all (every member insensitive)."),
-    width: str = typer.Option("density", help="With --keep score_mass: density (keep round(d x C) channels) | sqrt (keep round(sqrt(d) x C): chains of shrunken layers keep about d of their weights)."),
+    width: str = typer.Option("sqrt", help="With --keep score_mass: sqrt (keep round(sqrt(d) x C) channels: chains of shrunken layers keep about d of their weights) | density (keep round(d x C))."),
     reinit: str = typer.Option("changed", help="Re-initialise: changed (layers whose shape changed) | all | none."),
     rounds: int = typer.Option(100, help="SynFlow rounds (exponential schedule)."),
     calib_batches: int = typer.Option(1, help="Calibration batches for snip/grasp (> 0)."),
@@ -59,7 +59,7 @@ def pai(
     if max_batches is not None:
         train["max_batches"] = max_batches
     config = PaIConfig.build(
-        model=model, dataset=dataset, sparsity=sparsity, score=score, mode=mode, seeds=seeds, weighted=not unweighted,
+        model=model, dataset=dataset, sparsity=sparsity, score=score, mode=mode, seeds=seeds, weighted=weighted,
         keep=keep, group_rule=group_rule, width=width, reinit=reinit, synflow_rounds=rounds, calibration_batches=calib_batches,
         calibration_batch_size=calib_batch_size, limit=limit, model_kwargs=parse_kv(arg),
         latency_batches=parse_int_list(latency_batch, "--latency-batch"), latency_runs=latency_runs, train=train,

@@ -6,15 +6,16 @@ Pipeline (one pass, before any training):
    the freshly initialised model; one GLOBAL threshold keeps the top (1 − p) fraction
    (:func:`pai_masks`).
 2. **Pruning Sensitivity Evaluator** (:func:`evaluate_sensitivity`) — each conv layer's sparsity is
-   compared with the global average (parameter-weighted by default, i.e. ``p``; or the unweighted mean of
-   the conv layers' sparsities). Layers pruned harder than the average are *insensitive*.
+   compared with the global average: by default the unweighted mean of the conv layers' sparsities (or,
+   ``weighted=True``, the parameter-weighted one, i.e. ``p``). Layers pruned harder are *insensitive*.
 3. **Resilient Layer Rectifier** (:func:`rectify`) — insensitive layers lose output channels physically
-   (torch-pruning dependency graph, :mod:`edgeprune.prune.channels`): ``max(1, round(density × C_out))``
-   channels ranked by their per-filter score mass survive (``keep="score_mass"``), or only the all-zero
+   (torch-pruning dependency graph, :mod:`edgeprune.prune.channels`): ``max(1, round(√density × C_out))``
+   channels (``width="sqrt"``, the default; ``"density"``: ``round(density × C_out)``) ranked by their
+   per-filter score mass survive (``keep="score_mass"``), or only the all-zero
    filters go (``keep="zero_filters"``, lossless). Consumers lose the matching inputs. Layers coupled
    through a residual sum are one *group*: the group's pooled sparsity (all members' weights together)
    is compared with the average (``group_rule="pooled"``; ``"all"`` needs every member insensitive), and
-   the group keeps ``round(pooled density × C)`` channels ranked by the summed score mass of the members.
+   the group keeps the width rule's channels of its pooled density, ranked by the summed score mass of the members.
    Every layer whose shape changed is re-initialised; sensitive layers keep their unstructured masks,
    sliced where their inputs were removed.
 4. Train from scratch with :func:`edgeprune.train.fit` (``masks=`` keeps the remaining masks exact), next
@@ -130,7 +131,7 @@ class Sensitivity:
         return [n for n, v in self.insensitive.items() if v]
 
 
-def evaluate_sensitivity(masks: Masks, conv_layers: Sequence[str], *, weighted: bool = True) -> Sensitivity:
+def evaluate_sensitivity(masks: Masks, conv_layers: Sequence[str], *, weighted: bool = False) -> Sensitivity:
     """Classify each conv layer in ``conv_layers`` (weight names) against the global average sparsity.
 
     ``weighted=True``: the average is the parameter-weighted sparsity of ALL masked weights (conv and
@@ -257,10 +258,10 @@ def rectify(
     masks: Masks,
     scores: dict[str, torch.Tensor],
     *,
-    weighted: bool = True,
+    weighted: bool = False,
     keep: str = "score_mass",
     group_rule: str = "pooled",
-    width: str = "density",
+    width: str = "sqrt",
     reinit: str = "changed",
     reinit_fn: Callable[[nn.Module], None] = default_reinit,
 ) -> tuple[nn.Module, Masks, dict]:
@@ -407,10 +408,10 @@ def generate(
     score: str = "synflow",
     batches=None,
     *,
-    weighted: bool = True,
+    weighted: bool = False,
     keep: str = "score_mass",
     group_rule: str = "pooled",
-    width: str = "density",
+    width: str = "sqrt",
     reinit: str = "changed",
     seed: int = 0,
     score_options: dict | None = None,
@@ -472,10 +473,10 @@ class PaIConfig(Config):
     score: Literal["synflow", "snip", "grasp", "magnitude", "random"] = "synflow"
     mode: Literal["reconvene", "unstructured", "both"] = "both"
     seeds: int = pydantic.Field(1, gt=0)
-    weighted: bool = True
+    weighted: bool = False
     keep: Literal["score_mass", "zero_filters"] = "score_mass"
     group_rule: Literal["pooled", "all"] = "pooled"
-    width: Literal["density", "sqrt"] = "density"
+    width: Literal["density", "sqrt"] = "sqrt"
     reinit: Literal["changed", "all", "none"] = "changed"
     synflow_rounds: int = pydantic.Field(100, gt=0)
     calibration_batches: int = pydantic.Field(1, gt=0)

@@ -24,6 +24,13 @@ def check_int(name: str, value, minimum: int, *, what: str = "") -> int:
     return value
 
 
+def scaled_channels(channels: list, width_mult, what: str) -> list:
+    """``channels`` (ints; other entries such as "M" pass through) times ``width_mult``, at least 1 each."""
+    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or not width_mult > 0:
+        raise ModelError(f"width_mult must be a number > 0 for {what}, got {width_mult!r}")
+    return [max(1, round(c * width_mult)) if isinstance(c, int) else c for c in channels]
+
+
 def check_build_args(num_classes, in_channels, image_size) -> None:
     """Validate the three arguments every builder receives."""
     check_int("num_classes", num_classes, 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgeprune.models._common import init_cnn_weights
+from edgeprune.models._common import init_cnn_weights, scaled_channels
 from edgeprune.models.registry import register
 
 
@@ -61,24 +61,24 @@ class ResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
-def _cifar_resnet(depth: int, num_classes: int, in_channels: int) -> ResNet:
+def _cifar_resnet(depth: int, num_classes: int, in_channels: int, width_mult: float) -> ResNet:
     n = (depth - 2) // 6
-    return ResNet([n, n, n], [16, 32, 64], num_classes, in_channels)
+    return ResNet([n, n, n], scaled_channels([16, 32, 64], width_mult, f"resnet{depth}"), num_classes, in_channels)
 
 
 @register("resnet20", "CIFAR ResNet-20 (3 stages 16/32/64, 3 BasicBlocks each, 1x1 conv shortcuts)")
-def resnet20(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-    """CIFAR ResNet-20 (0.27 M parameters)."""
-    return _cifar_resnet(20, num_classes, in_channels)
+def resnet20(num_classes: int, in_channels: int, image_size: int, *, width_mult: float = 1.0) -> nn.Module:
+    """CIFAR ResNet-20 (0.27 M parameters); ``width_mult`` scales the stage widths (0.5: 8/16/32)."""
+    return _cifar_resnet(20, num_classes, in_channels, width_mult)
 
 
 @register("resnet56", "CIFAR ResNet-56 (3 stages 16/32/64, 9 BasicBlocks each, 1x1 conv shortcuts)")
-def resnet56(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+def resnet56(num_classes: int, in_channels: int, image_size: int, *, width_mult: float = 1.0) -> nn.Module:
     """CIFAR ResNet-56 (0.85 M parameters)."""
-    return _cifar_resnet(56, num_classes, in_channels)
+    return _cifar_resnet(56, num_classes, in_channels, width_mult)
 
 
 @register("resnet18", "ResNet-18 (BasicBlock [2,2,2,2], 64..512) with a CIFAR stem (3x3 conv, no max pool)")
-def resnet18(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+def resnet18(num_classes: int, in_channels: int, image_size: int, *, width_mult: float = 1.0) -> nn.Module:
     """ResNet-18 for small images: 3x3 stride-1 stem and no max pool (11 M parameters)."""
-    return ResNet([2, 2, 2, 2], [64, 128, 256, 512], num_classes, in_channels)
+    return ResNet([2, 2, 2, 2], scaled_channels([64, 128, 256, 512], width_mult, "resnet18"), num_classes, in_channels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgeprune.models._common import check_int, init_cnn_weights
+from edgeprune.models._common import check_int, init_cnn_weights, scaled_channels
 from edgeprune.models.registry import register
 
 CFGS: dict[str, list[int | str]] = {
@@ -43,20 +43,24 @@ class VGG(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
-def _vgg(cfg: str, num_classes, in_channels, image_size, classifier_width, dropout) -> VGG:
+def _vgg(cfg: str, num_classes, in_channels, image_size, classifier_width, dropout, width_mult) -> VGG:
     check_int("classifier_width", classifier_width, 1, what="vgg")
-    return VGG(CFGS[cfg], num_classes, in_channels, image_size, classifier_width, float(dropout))
+    convs = scaled_channels(CFGS[cfg], width_mult, "vgg")
+    return VGG(convs, num_classes, in_channels, image_size, classifier_width, float(dropout))
 
 
 @register("vgg11", "CIFAR VGG-11 with BatchNorm (config A), GAP + 512-512-classes head")
 def vgg11(num_classes: int, in_channels: int, image_size: int, *, classifier_width: int = 512,
-          dropout: float = 0.0) -> nn.Module:
-    """VGG-11-BN for CIFAR-sized inputs; pools are skipped once the feature map is 1x1."""
-    return _vgg("A", num_classes, in_channels, image_size, classifier_width, dropout)
+          dropout: float = 0.0, width_mult: float = 1.0) -> nn.Module:
+    """VGG-11-BN for CIFAR-sized inputs; pools are skipped once the feature map is 1x1.
+
+    ``width_mult`` scales every conv layer's channels (0.25: 16..128); the head keeps ``classifier_width``.
+    """
+    return _vgg("A", num_classes, in_channels, image_size, classifier_width, dropout, width_mult)
 
 
 @register("vgg16", "CIFAR VGG-16 with BatchNorm (config D), GAP + 512-512-classes head")
 def vgg16(num_classes: int, in_channels: int, image_size: int, *, classifier_width: int = 512,
-          dropout: float = 0.0) -> nn.Module:
-    """VGG-16-BN for CIFAR-sized inputs; pools are skipped once the feature map is 1x1."""
-    return _vgg("D", num_classes, in_channels, image_size, classifier_width, dropout)
+          dropout: float = 0.0, width_mult: float = 1.0) -> nn.Module:
+    """VGG-16-BN for CIFAR-sized inputs; pools are skipped once the feature map is 1x1 (``width_mult`` as vgg11)."""
+    return _vgg("D", num_classes, in_channels, image_size, classifier_width, dropout, width_mult)
