@@ -5,6 +5,7 @@ import json
 import torch
 
 from edgeprune import models
+from edgeprune.export.onnx import ort_run, ort_session
 
 
 def test_pai_both_modes_writes_a_complete_resumable_run(run_cli, tmp_path):
@@ -29,8 +30,14 @@ def test_pai_both_modes_writes_a_complete_resumable_run(run_cli, tmp_path):
         loaded = models.load(out / "models" / f"{r['mode']}-seed0.pt")
         assert sum(p.numel() for p in loaded.parameters()) == r["params"]
         assert loaded(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+        # the exported ONNX model runs in ONNX Runtime and gives the checkpoint's logits
+        session = ort_session(out / "models" / f"{r['mode']}-seed0.onnx")
+        x = torch.randn(3, 1, 8, 8)
+        assert torch.allclose(torch.from_numpy(ort_run(session, x)), loaded.eval()(x), atol=1e-4)
+        assert r["onnx_latency_ms_b1"] > 0
     report = (out / "report.md").read_text()
     assert "Reconvene" in report and "UPaI" in report and "Pruning Sensitivity Evaluator" in report
+    assert "ONNX Runtime latency b1" in report
 
     code, stdout, stderr = run_cli(*args)  # resume: nothing left to do
     assert code == 0, stderr

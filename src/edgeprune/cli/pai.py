@@ -86,10 +86,11 @@ def pai(
     ))
     cmp = summary.get("comparison")
     if cmp:
-        speed = cmp.get(f"speedup_b{config.latency_batches[0]}")
+        batch = config.latency_batches[0]
+        speed = [f"{cmp[k]:.2f}x faster in {name} (batch {batch})"
+                 for k, name in ((f"speedup_b{batch}", "PyTorch"), (f"onnx_speedup_b{batch}", "ONNX Runtime")) if k in cmp]
         console.print(
             f"Reconvene vs UPaI: accuracy {cmp['acc_diff'] * 100:+.2f} points, dense file {cmp['size_ratio']:.2f}x smaller, "
-            f"sparse form {cmp['sparse_size_ratio']:.2f}x smaller"
-            + (f", {speed:.2f}x faster (batch {config.latency_batches[0]})" if speed is not None else "")
+            f"sparse form {cmp['sparse_size_ratio']:.2f}x smaller" + "".join(", " + s for s in speed)
         )
     console.print(f"run folder: {out} (report.md, results.jsonl, accuracy_vs_size.png)")

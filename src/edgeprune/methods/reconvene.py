@@ -487,6 +487,7 @@ class PaIConfig(Config):
     latency_batches: list[int] = pydantic.Field(default_factory=lambda: [1, 32])
     latency_runs: int = pydantic.Field(30, gt=0)
     sparse_artifact: bool = True  # write the compressed sparse artifact (edgeprune.export.sparse)
+    onnx: bool = True  # export each trained model to ONNX (parity-checked) and time it in ONNX Runtime
     train: dict = pydantic.Field(default_factory=dict)  # TrainConfig fields; defaults by model family
 
     @property
@@ -524,6 +525,16 @@ def _read_records(path: Path) -> list[dict]:
     from edgeprune.search.store import RunStore
 
     return RunStore(path.parent).records()
+
+
+def _onnx_latency(model: nn.Module, path: Path, shape: tuple, config: PaIConfig) -> dict:
+    """Export ``model`` to ``path`` (checked against PyTorch) and time it in ONNX Runtime at each latency batch."""
+    from edgeprune.export.onnx import export_verified
+    from edgeprune.measure.ort_latency import ort_latency
+
+    export_verified(model.eval(), path, torch.randn(4, *shape, generator=torch.Generator().manual_seed(0)))
+    return {f"onnx_latency_ms_b{b}": ort_latency(path, batch_size=b, runs=config.latency_runs)["median_ms"]
+            for b in config.latency_batches}
 
 
 def _check_run_dir(out: Path, config: PaIConfig) -> None:
@@ -630,6 +641,8 @@ def run(config: PaIConfig, out_dir, *, data_dir=None, progress: bool = True) -> 
                                                       config.sparse_artifact)
             measured = summarize(candidate, shape, latency_batches=tuple(config.latency_batches),
                                  latency_runs=config.latency_runs)
+            if config.onnx:
+                measured.update(_onnx_latency(candidate, out / "models" / f"{mode}-seed{seed}.onnx", shape, config))
             record = {
                 "mode": mode,
                 "seed": seed,
@@ -666,7 +679,8 @@ def run(config: PaIConfig, out_dir, *, data_dir=None, progress: bool = True) -> 
 # ---------------------------------------------------------------------------------------------------
 
 SUMMARY_KEYS = ("test_acc", "val_acc", "params", "nonzeros", "dense_bytes", "sparse_bytes", "macs", "effective_macs",
-                "latency_ms_b1", "latency_ms_b32", "generation_seconds", "seconds_per_epoch")
+                "latency_ms_b1", "latency_ms_b32", "onnx_latency_ms_b1", "onnx_latency_ms_b32", "generation_seconds",
+                "seconds_per_epoch")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -678,7 +692,8 @@ def summarize_records(records: list[dict]) -> dict:
 
     Comparison (paired by seed): ``acc_diff`` = Reconvene − UPaI test accuracy; ``size_ratio`` = UPaI ÷
     Reconvene dense checkpoint bytes; ``sparse_size_ratio`` = the same for the compressed sparse form;
-    ``speedup_b<k>`` = UPaI ÷ Reconvene torch latency at batch k; ``macs_ratio`` dense MACs.
+    ``speedup_b<k>`` = UPaI ÷ Reconvene torch latency at batch k (``onnx_speedup_b<k>``: ONNX Runtime);
+    ``macs_ratio`` dense MACs.
     """
     by_mode: dict[str, dict] = {}
     for mode in MODES:
@@ -704,9 +719,11 @@ def summarize_records(records: list[dict]) -> dict:
             "params_ratio": lambda a, b: b["params"] / a["params"],
             "macs_ratio": lambda a, b: b["macs"] / a["macs"],
         }
-        for key in ("latency_ms_b1", "latency_ms_b32"):
-            if all(key in rec[s] and key in upai[s] for s in paired):
-                comparisons[f"speedup_{key.rsplit('_', 1)[-1]}"] = lambda a, b, key=key: b[key] / a[key]
+        for runtime in ("", "onnx_"):
+            for batch in ("b1", "b32"):
+                key = f"{runtime}latency_ms_{batch}"
+                if all(key in rec[s] and key in upai[s] for s in paired):
+                    comparisons[f"{runtime}speedup_{batch}"] = lambda a, b, key=key: b[key] / a[key]
         cmp = {"seeds": paired}
         for name, fn in comparisons.items():
             cmp[name], cmp[f"{name}_std"] = _mean_std([fn(rec[s], upai[s]) for s in paired])
@@ -778,8 +795,8 @@ def write_report(out: Path, config: PaIConfig, records: list[dict]) -> dict:
         f"channels kept by {config.keep}{' (width rule ' + config.width + ')' if config.keep == 'score_mass' else ''}; residual groups: {config.group_rule}; re-initialised: {config.reinit}. "
         f"Both models train from scratch with the same schedule ({config.train_config(0).epochs} epochs).",
         "",
-        "| | test acc (%) | params | non-zeros | dense file | sparse form | MACs (dense) | MACs (effective) | latency b1 (ms) | latency b32 (ms) | generation (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| | test acc (%) | params | non-zeros | dense file | sparse form | MACs (dense) | MACs (effective) | torch b1 (ms) | torch b32 (ms) | ONNX Runtime b1 (ms) | ONNX Runtime b32 (ms) | generation (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = {"unstructured": "UPaI", "reconvene": "Reconvene"}
     for mode, s in summary["modes"].items():
@@ -788,7 +805,8 @@ def write_report(out: Path, config: PaIConfig, records: list[dict]) -> dict:
             f"| {names[mode]} | {_fmt_pm(s, 'test_acc', 100)} | {s['params']:,.0f} | {s['nonzeros']:,.0f} | "
             f"{_human(s['dense_bytes'])} | {_human(s['sparse_bytes'])}{'' if kind == 'artifact' else ' (estimate)'} | "
             f"{s['macs']:,.0f} | {s['effective_macs']:,.0f} | {_fmt_pm(s, 'latency_ms_b1', 1, 3)} | "
-            f"{_fmt_pm(s, 'latency_ms_b32', 1, 3)} | {_fmt_pm(s, 'generation_seconds', 1, 2)} |"
+            f"{_fmt_pm(s, 'latency_ms_b32', 1, 3)} | {_fmt_pm(s, 'onnx_latency_ms_b1', 1, 3)} | "
+            f"{_fmt_pm(s, 'onnx_latency_ms_b32', 1, 3)} | {_fmt_pm(s, 'generation_seconds', 1, 2)} |"
         )
     cmp = summary.get("comparison")
     if cmp:
@@ -797,8 +815,9 @@ def write_report(out: Path, config: PaIConfig, records: list[dict]) -> dict:
             f"Reconvene vs UPaI (paired by seed, {len(cmp['seeds'])} seed(s)): accuracy difference "
             f"{_fmt_pm(cmp, 'acc_diff', 100)} points; dense file {_fmt_pm(cmp, 'size_ratio', 1, 2)}x smaller; "
             f"sparse form {_fmt_pm(cmp, 'sparse_size_ratio', 1, 2)}x smaller; dense MACs {_fmt_pm(cmp, 'macs_ratio', 1, 2)}x fewer; "
-            + "; ".join(f"torch latency {k.split('_', 1)[1]} {_fmt_pm(cmp, k, 1, 2)}x faster"
-                        for k in ("speedup_b1", "speedup_b32") if k in cmp) + ".",
+            + "; ".join(f"{'ONNX Runtime' if k.startswith('onnx') else 'torch'} latency {k.rsplit('_', 1)[1]} "
+                        f"{_fmt_pm(cmp, k, 1, 2)}x faster"
+                        for k in ("speedup_b1", "speedup_b32", "onnx_speedup_b1", "onnx_speedup_b32") if k in cmp) + ".",
         ]
     rec = [r for r in records if r.get("mode") == "reconvene"]
     if rec:
@@ -822,7 +841,7 @@ def write_report(out: Path, config: PaIConfig, records: list[dict]) -> dict:
     if records:
         m = records[0]["machine"]
         lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}. Latency is the median of "
-                  f"{config.latency_runs} runs (PyTorch eager, CPU). Sizes: dense file = `edgeprune.models.save` "
+                  f"{config.latency_runs} runs (PyTorch eager, CPU; and ONNX Runtime CPU on the exported `models/*.onnx`). Sizes: dense file = `edgeprune.models.save` "
                   "checkpoint; sparse form = `edgeprune.export.sparse` artifact (`.epz`) unless marked estimate "
                   "(bitmap n/8 + 4 bytes per non-zero).", ""]
         lines.append("![accuracy vs size](accuracy_vs_size.png)")
