@@ -7,7 +7,6 @@ variant Mix-and-Match's baseline code ranks by.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -185,9 +184,11 @@ def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, spars
             for k in range(1, rounds + 1):
                 scores = score_once()
                 flat = torch.cat([scores[n].reshape(-1) for n in names])
-                flat[~keep] = -math.inf  # pruned weights stay pruned (their score is already 0)
                 p_k = sparsity if k == rounds else 1.0 - (1.0 - sparsity) ** (k / rounds)
-                new_keep = prune_lowest(flat, round(p_k * total))
+                # pruned weights stay pruned: select only among the kept ones (cheaper as the mask thins out)
+                kept = torch.nonzero(keep).squeeze(1)
+                new_keep = torch.zeros_like(keep)
+                new_keep[kept[prune_lowest(flat[kept], round(p_k * total) - (total - kept.numel()))]] = True
                 pruned_round[keep & ~new_keep] = k
                 keep = new_keep
                 with torch.no_grad():
