@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeprune.errors import ConfigError
+from edgeprune.report.tables import human_bytes  # noqa: F401  (re-exported for the command modules)
 
 console = Console()
 
@@ -65,9 +66,3 @@ def fmt(v) -> str:
     return str(v)
 
 
-def human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n} B"

@@ -13,6 +13,15 @@ SETTING_KEYS = ("kind", "criterion", "strategy", "matched_to")
 NUMERIC_KEYS = ("sparsity", "val_acc", "test_acc", "int8_acc", "val_acc_pruned", "nonzeros", "effective_macs", "bytes_estimate", "seconds")
 
 
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``"1.50 KiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.0f} B"
+
+
 def setting_of(record: dict) -> tuple:
     return tuple(record.get(k) for k in SETTING_KEYS)
 

@@ -1,0 +1,319 @@
+"""Reconvene's structured step on a PaI mask: the Pruning Sensitivity Evaluator and the Resilient Layer Rectifier.
+
+* :func:`evaluate_sensitivity` (PSE) — each conv layer's UPaI sparsity against the average (by default the
+  unweighted mean of the conv layers' sparsities; ``weighted=True``: the parameter-weighted one, ``p``).
+  Layers pruned harder than the average are *insensitive*.
+* :func:`rectify` (RLR) — insensitive layers (residual-coupled layers as one group) lose output channels
+  physically through torch-pruning's dependency graph (:mod:`edgeprune.prune.channels`), consumers lose the
+  matching inputs, changed layers are re-initialised, sensitive layers keep their (sliced) masks.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from edgeprune.errors import ConfigError
+from edgeprune.prune.channels import ChannelGroup, build_graph, coupled_groups, remove_channels
+from edgeprune.prune.masks import Masks, apply_masks
+
+KEEP_RULES = ("score_mass", "zero_filters")
+GROUP_RULES = ("pooled", "all")
+WIDTH_RULES = ("density", "sqrt")
+REINIT_RULES = ("changed", "all", "none")
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def check_choice(what: str, value: str, allowed: Sequence[str]) -> str:
+    """``value`` if it is one of ``allowed``, else a one-line ConfigError naming both."""
+    if value not in allowed:
+        raise ConfigError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pruning Sensitivity Evaluator
+# ---------------------------------------------------------------------------------------------------
+
+
+def conv_weight_names(model: nn.Module) -> list[str]:
+    """Parameter names of the conv weights (the subject of the structured step), in module order."""
+    return [f"{n}.weight" for n, m in model.named_modules() if n and isinstance(m, CONV_TYPES)]
+
+
+@dataclass
+class Sensitivity:
+    """PSE verdict: the average the layers are compared with and each conv layer's sparsity."""
+
+    average: float
+    weighted: bool
+    sparsity: dict[str, float]  # conv weight name -> fraction pruned by the UPaI mask
+    insensitive: dict[str, bool]  # conv weight name -> pruned harder than the average
+
+    @property
+    def insensitive_layers(self) -> list[str]:
+        return [n for n, v in self.insensitive.items() if v]
+
+
+def evaluate_sensitivity(masks: Masks, conv_layers: Sequence[str], *, weighted: bool = False) -> Sensitivity:
+    """Classify each conv layer in ``conv_layers`` (weight names) against the global average sparsity.
+
+    ``weighted=True``: the average is the parameter-weighted sparsity of ALL masked weights (conv and
+    linear), i.e. the global target ``p``. ``weighted=False``: the unweighted mean of the conv layers'
+    sparsities. A layer is insensitive when its sparsity is strictly greater than the average.
+    """
+    missing = [n for n in conv_layers if n not in masks]
+    if missing:
+        raise ConfigError(f"no mask for conv layer {missing[0]!r}")
+    if not conv_layers:
+        raise ConfigError("no conv layer to evaluate")
+    kept = {n: int(m.count_nonzero()) for n, m in masks.items()}  # counted once: masks can hold 10^7 entries
+    per_layer = {n: 1.0 - kept[n] / masks[n].numel() for n in conv_layers}
+    if weighted:
+        total = sum(m.numel() for m in masks.values())
+        average = 1.0 - sum(kept.values()) / total
+    else:
+        average = statistics.fmean(per_layer.values())
+    # a tiny tolerance so a layer at exactly the average (up to float rounding) counts as sensitive
+    insensitive = {n: s > average + 1e-12 for n, s in per_layer.items()}
+    return Sensitivity(average=average, weighted=weighted, sparsity=per_layer, insensitive=insensitive)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Resilient Layer Rectifier
+# ---------------------------------------------------------------------------------------------------
+
+
+def default_reinit(module: nn.Module) -> None:
+    """Re-initialise one layer as the zoo CNNs are initialised at their new shape.
+
+    Conv: Kaiming-normal (fan_out, ReLU), zero bias; BatchNorm/GroupNorm: weight 1, bias 0, fresh running
+    statistics; Linear and anything else with ``reset_parameters``: PyTorch's default.
+    """
+    if isinstance(module, CONV_TYPES):
+        nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
+        if getattr(module, "weight", None) is not None:
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        if hasattr(module, "reset_running_stats"):
+            module.reset_running_stats()
+    elif hasattr(module, "reset_parameters"):
+        module.reset_parameters()
+
+
+@dataclass
+class GroupDecision:
+    """What the rectifier did with one coupled group of conv layers."""
+
+    members: list[str]  # conv module names
+    channels_before: int
+    channels_after: int
+    sparsity: float  # pooled UPaI sparsity of the members
+    insensitive: bool  # the group's verdict (pooled or all-members rule)
+    structured: bool  # output channels were physically removed
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _per_channel(weight_name: str, masks: Masks, scores: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(score mass, kept count) per output channel: sums over each filter's KEPT weights."""
+    mask = masks[weight_name]
+    kept = mask.reshape(mask.shape[0], -1)
+    score = scores[weight_name].reshape(mask.shape[0], -1)
+    mass = (score * kept).sum(1).to(torch.float64)
+    return mass, kept.count_nonzero(1)
+
+
+def _widths(candidates, width: str) -> dict[str, int]:
+    """Channels each structured group keeps (keyed by its first member), by the ``width`` rule.
+
+    ``density``: ``max(1, round(d × C))`` with d the group's pooled UPaI density.
+    ``sqrt``: ``max(1, round(√d × C))``. A layer between two insensitive layers loses inputs as well as
+    outputs, so with ``density`` it keeps about d² of its weights (and chains of them collapse to a few
+    channels); with ``sqrt`` both sides shrink by √d and it keeps about d, the UPaI layer's budget.
+    """
+    factor = (lambda d: d) if width == "density" else math.sqrt
+    return {d.members[0]: max(1, round(factor(1.0 - d.sparsity) * group.channels)) for group, d in candidates}
+
+
+def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, scores, keep: str, k: int | None) -> list[int]:
+    """Original output-channel indices the group loses (``k`` channels survive with keep=score_mass)."""
+    mass = torch.zeros(group.channels, dtype=torch.float64)
+    count = torch.zeros(group.channels, dtype=torch.int64)
+    for m in members:
+        mm, cc = _per_channel(f"{m}.weight", masks, scores)
+        mass += mm
+        count += cc
+    if keep == "zero_filters":
+        removed = torch.nonzero(count == 0).flatten().tolist()
+        if len(removed) == group.channels:
+            raise ConfigError(
+                f"keep=zero_filters would remove every channel of layer {members[0]!r} (all its filters are pruned); "
+                "use keep=score_mass or a lower sparsity"
+            )
+        return removed
+    # rank: score mass, then kept weights, then lower index first (stable sort on the reversed keys)
+    order = sorted(range(group.channels), key=lambda c: (-float(mass[c]), -int(count[c]), c))
+    return sorted(order[k:])
+
+
+def _slice(mask: torch.Tensor, weight: torch.Tensor, removed: dict | None) -> torch.Tensor:
+    """``mask`` with the removed output (dim 0) and input (dim 1) indices dropped to fit ``weight``."""
+    if removed:
+        for dim, side in ((0, "out"), (1, "in")):
+            idx = removed.get(side) or []
+            if idx and mask.dim() > dim and mask.shape[dim] != weight.shape[dim]:
+                keep = torch.ones(mask.shape[dim], dtype=torch.bool)
+                keep[torch.as_tensor(idx, dtype=torch.long)] = False
+                mask = mask.index_select(dim, torch.nonzero(keep).flatten())
+    if tuple(mask.shape) != tuple(weight.shape):
+        raise ConfigError(f"cannot slice a mask of shape {tuple(mask.shape)} to its weight's shape {tuple(weight.shape)}")
+    return mask.contiguous()
+
+
+def rectify(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    masks: Masks,
+    scores: dict[str, torch.Tensor],
+    *,
+    weighted: bool = False,
+    keep: str = "score_mass",
+    group_rule: str = "pooled",
+    width: str = "sqrt",
+    reinit: str = "changed",
+    reinit_fn: Callable[[nn.Module], None] = default_reinit,
+) -> tuple[nn.Module, Masks, dict]:
+    """PSE + RLR on ``model`` IN PLACE, given its UPaI ``masks`` and the ``scores`` they came from.
+
+    Returns ``(model, masks, info)``: the physically smaller model, the masks still needed for training
+    (sensitive layers' UPaI masks, sliced where their inputs shrank; with ``keep="zero_filters"`` also the
+    structurally pruned layers' sliced masks), and a JSON-able report (see :func:`generate`).
+
+    ``reinit``: ``"changed"`` re-initialises every layer whose shape changed (pruned layers, their norms,
+    their consumers), ``"all"`` every Conv/Linear/norm layer, ``"none"`` keeps the surviving initial
+    weights. Masks are re-applied after re-initialisation, so sensitive layers stay exactly as sparse.
+    """
+    check_choice("keep", keep, KEEP_RULES)
+    check_choice("group_rule", group_rule, GROUP_RULES)
+    check_choice("width", width, WIDTH_RULES)
+    check_choice("reinit", reinit, REINIT_RULES)
+    convs = [n for n in conv_weight_names(model) if n in masks]
+    if not convs:
+        raise ConfigError(
+            f"model {type(model).__name__} has no convolution layer for Reconvene's structured step; "
+            "run the unstructured PaI only (--mode unstructured)"
+        )
+    t0 = time.perf_counter()
+    pse = evaluate_sensitivity(masks, convs, weighted=weighted)
+    graph = build_graph(model, example_input)
+    groups = coupled_groups(model, example_input, graph=graph)
+    sizes = {n: masks[n].numel() for n in convs}
+
+    decisions: list[GroupDecision] = []
+    group_of: dict[str, int] = {}
+    candidates: list[tuple[ChannelGroup, GroupDecision]] = []
+    for group in groups:
+        members = [m for m in group.members if f"{m}.weight" in pse.insensitive]
+        if not members:
+            continue  # a Linear-only group (classifier): not a subject of the structured step
+        for m in members:
+            group_of[f"{m}.weight"] = len(decisions)
+        total = sum(sizes[f"{m}.weight"] for m in members)
+        pruned = sum(pse.sparsity[f"{m}.weight"] * sizes[f"{m}.weight"] for m in members)
+        pooled = pruned / total
+        verdicts = [pse.insensitive[f"{m}.weight"] for m in members]
+        insensitive = all(verdicts) if group_rule == "all" else pooled > pse.average + 1e-12
+        decision = GroupDecision(members, group.channels, group.channels, pooled, insensitive, False)
+        decisions.append(decision)
+        if not insensitive:
+            decision.reason = "sensitive"
+        elif group.protected:
+            decision.reason = "produces the model output"
+        elif len(members) != len(group.members):
+            decision.reason = "coupled with a non-conv layer"
+        else:
+            decision.structured = True
+            candidates.append((group, decision))
+
+    widths = _widths(candidates, width) if keep == "score_mass" else {}
+    plan: dict[str, list[int]] = {}
+    for group, decision in candidates:
+        removed = _choose_removed(group, decision.members, masks, scores, keep, widths.get(decision.members[0]))
+        if not removed:  # nothing to take away: the layer stays as it is, mask included
+            decision.structured = False
+            decision.reason = "insensitive, but every channel is kept"
+            continue
+        decision.channels_after = group.channels - len(removed)
+        decision.reason = f"{keep}{'/' + width if keep == 'score_mass' else ''}: kept {decision.channels_after}/{group.channels} channels"
+        plan[decision.members[0]] = removed
+
+    removed_idx = remove_channels(model, example_input, plan, graph=graph) if plan else {}
+    structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
+
+    # masks: drop the density-matched layers (now dense), slice the others to their new shapes
+    params = dict(model.named_parameters())
+    new_masks: Masks = {}
+    for name, mask in masks.items():
+        if name in structured_members and keep == "score_mass":
+            continue
+        new_masks[name] = _slice(mask, params[name], removed_idx.get(name.rsplit(".", 1)[0]))
+
+    modules = dict(model.named_modules())
+    if reinit == "all":
+        touched = [n for n, m in modules.items() if n and (isinstance(m, (*CONV_TYPES, nn.Linear)) or
+                                                            isinstance(m, nn.modules.batchnorm._BatchNorm))]
+    elif reinit == "changed":
+        touched = [n for n in modules if n in removed_idx]
+    else:
+        touched = []
+    with torch.no_grad():
+        for n in touched:
+            reinit_fn(modules[n])
+    apply_masks(model, new_masks)
+
+    layers = []
+    for name in convs:
+        w = params[name]
+        d = decisions[group_of[name]] if name in group_of else None
+        layers.append({
+            "layer": name.rsplit(".", 1)[0],
+            "sparsity": pse.sparsity[name],
+            "insensitive": pse.insensitive[name],
+            "group": group_of.get(name),
+            "structured": name in structured_members,
+            "channels_before": int(masks[name].shape[0]),
+            "channels_after": int(w.shape[0]),
+            "weights_before": int(masks[name].numel()),
+            "weights_after": int(w.numel()),
+            "nonzeros_after": int(torch.count_nonzero(w)),
+            "reinitialised": name.rsplit(".", 1)[0] in touched,
+            "group_reason": d.reason if d else "",
+        })
+    info = {
+        "average_sparsity": pse.average,
+        "weighted": weighted,
+        "keep": keep,
+        "group_rule": group_rule,
+        "width": width,
+        "reinit": reinit,
+        "insensitive": [n.rsplit(".", 1)[0] for n in pse.insensitive_layers],
+        "structured": sorted({n.rsplit(".", 1)[0] for n in structured_members}, key=list(modules).index),
+        "reinitialised": touched,
+        "layers": layers,
+        "groups": [d.as_dict() for d in decisions],
+        "removed": removed_idx,
+        "rectify_seconds": time.perf_counter() - t0,
+    }
+    return model, new_masks, info
