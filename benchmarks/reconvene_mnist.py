@@ -47,9 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, save, shared_data_dir  # noqa: E402
 
 from edgeprune import models  # noqa: E402
-from edgeprune.export.onnx import export_verified  # noqa: E402
 from edgeprune.measure import latency, macs  # noqa: E402
-from edgeprune.measure.ort_latency import ort_latency  # noqa: E402
+from edgeprune.measure.ort_latency import exported_latency  # noqa: E402
 from edgeprune.methods import reconvene  # noqa: E402
 from edgeprune.prune.masks import apply_masks  # noqa: E402
 
@@ -143,10 +142,7 @@ def _file_bytes(model) -> int:
 def _latencies(model, shape, runs: int) -> dict:
     """Median ms in PyTorch eager and in ONNX Runtime (exported, parity-checked) at batch 1 and 32."""
     out = {f"latency_ms_b{b}": latency(model, shape, batch_size=b, runs=runs)["median_ms"] for b in (1, 32)}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "m.onnx"
-        export_verified(model.eval(), path, torch.randn(4, *shape, generator=torch.Generator().manual_seed(0)))
-        out.update({f"onnx_latency_ms_b{b}": ort_latency(path, batch_size=b, runs=runs)["median_ms"] for b in (1, 32)})
+    out.update({f"onnx_latency_ms_b{b}": ms for b, ms in exported_latency(model, shape, (1, 32), runs).items()})
     return out
 
 

@@ -56,3 +56,22 @@ def ort_latency(
         "runtime": "onnxruntime",
         "cpu": machine_info()["cpu"],
     }
+
+
+def exported_latency(model: torch.nn.Module, input_shape: tuple, batches=(1,), runs: int = 30,
+                     path: str | os.PathLike | None = None) -> dict[int, float]:
+    """Export ``model`` to ONNX (checked against PyTorch) and time it in ONNX Runtime: median ms per batch size.
+
+    The ``.onnx`` file is kept at ``path`` when given (a deployable artifact), else written to a temporary
+    folder and removed. Raises the export's ModelError when the model cannot be exported.
+    """
+    import tempfile
+
+    from edgeprune.export.onnx import export_verified
+
+    example = torch.randn(4, *input_shape, generator=torch.Generator().manual_seed(0))
+    with tempfile.TemporaryDirectory(prefix="edgeprune-ort-") as folder:
+        target = Path(path) if path is not None else Path(folder) / "model.onnx"
+        export_verified(model.eval(), target, example)
+        return {b: ort_latency(target, input_shape, batch_size=b, runs=runs)["median_ms"] for b in batches}
+

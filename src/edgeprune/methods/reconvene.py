@@ -234,16 +234,6 @@ def _read_records(path: Path) -> list[dict]:
     return RunStore(path.parent).records()
 
 
-def _onnx_latency(model: nn.Module, path: Path, shape: tuple, config: PaIConfig) -> dict:
-    """Export ``model`` to ``path`` (checked against PyTorch) and time it in ONNX Runtime at each latency batch."""
-    from edgeprune.export.onnx import export_verified
-    from edgeprune.measure.ort_latency import ort_latency
-
-    export_verified(model.eval(), path, torch.randn(4, *shape, generator=torch.Generator().manual_seed(0)))
-    return {f"onnx_latency_ms_b{b}": ort_latency(path, batch_size=b, runs=config.latency_runs)["median_ms"]
-            for b in config.latency_batches}
-
-
 def _check_run_dir(out: Path, config: PaIConfig) -> None:
     """A run directory holds one configuration: refuse to mix results of another into it."""
     existing = out / "config.json"
@@ -270,6 +260,7 @@ def run(config: PaIConfig, out_dir, *, data_dir=None, progress: bool = True) -> 
     from edgeprune import data as data_lib
     from edgeprune import models as model_lib
     from edgeprune.measure import accuracy, machine_info, summarize
+    from edgeprune.measure.ort_latency import exported_latency
     from edgeprune.scores import calibration_batches
     from edgeprune.train import fit
     from edgeprune.utils.io import append_jsonl, ensure_dir, write_json
@@ -349,7 +340,9 @@ def run(config: PaIConfig, out_dir, *, data_dir=None, progress: bool = True) -> 
             measured = summarize(candidate, shape, latency_batches=tuple(config.latency_batches),
                                  latency_runs=config.latency_runs)
             if config.onnx:
-                measured.update(_onnx_latency(candidate, out / "models" / f"{mode}-seed{seed}.onnx", shape, config))
+                timings = exported_latency(candidate, shape, config.latency_batches, config.latency_runs,
+                                           path=out / "models" / f"{mode}-seed{seed}.onnx")
+                measured.update({f"onnx_latency_ms_b{b}": ms for b, ms in timings.items()})
             record = {
                 "mode": mode,
                 "seed": seed,

@@ -331,34 +331,16 @@ def measure_cost(model: nn.Module, input_shape: tuple, *, latency_batches=(1,), 
 
 
 def onnx_latency(model: nn.Module, input_shape: tuple, *, latency_batches=(1,), runs: int = 30) -> dict:
-    """ONNX Runtime latency (export with ``edgeprune.export.onnx``, time ``session.run``); {} when that package
-    is not importable, ``ort_error`` when the model cannot be exported."""
-    try:
-        from edgeprune.export.onnx import export_onnx, ort_session
-    except ImportError:
-        return {}
-    import tempfile
-
-    import numpy as np
-
+    """ONNX Runtime latency per batch size (``ort_latency_ms_b<k>``); ``ort_error`` when the model cannot be
+    exported."""
     from edgeprune.errors import EdgepruneError
-    from edgeprune.measure.latency import time_calls
+    from edgeprune.measure.ort_latency import exported_latency
 
-    out = {}
-    with tempfile.TemporaryDirectory(prefix="edgeprune-vbp-") as folder:
-        path = Path(folder) / "model.onnx"
-        try:
-            export_onnx(model, path, input_shape=tuple(input_shape))
-            session = ort_session(path)
-        except EdgepruneError as exc:
-            return {"ort_error": str(exc)}
-        name = session.get_inputs()[0].name
-        gen = np.random.default_rng(0)
-        for b in latency_batches:
-            x = gen.standard_normal((b, *input_shape), dtype=np.float32)
-            timing = time_calls(lambda: session.run(None, {name: x}), runs=runs, warmup=5)
-            out[f"ort_latency_ms_b{b}"] = timing["median_ms"]
-    return out
+    try:
+        timings = exported_latency(model, tuple(input_shape), latency_batches, runs)
+    except EdgepruneError as exc:
+        return {"ort_error": str(exc)}
+    return {f"ort_latency_ms_b{b}": ms for b, ms in timings.items()}
 
 
 def reductions(before: dict, after: dict) -> dict:
