@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.errors import CheckpointError, ConfigError, ModelError
+from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.export.golomb import GolombCode, decode_positions, encode_positions
 
 MAGIC = b"EPZ1"
@@ -237,16 +237,16 @@ def save(
     """
     from edgeprune.measure.size import prunable_weights
     from edgeprune.models._common import to_plain
-    from edgeprune.models.checkpoint import _build_info, _state_dict, _unwrap, structure
+    from edgeprune.models.checkpoint import snapshot, unwrap
     from edgeprune.utils.io import atomic_path
 
     if values not in VALUE_FORMATS:
         raise ConfigError(f"values {values!r} is not a value format; allowed: {', '.join(VALUE_FORMATS)}")
     if int8_scale not in SCALE_MODES:
         raise ConfigError(f"int8_scale {int8_scale!r} is not allowed; allowed: {', '.join(SCALE_MODES)}")
-    model = _unwrap(model)
-    build, state = _build_info(model, None), _state_dict(model)
-    weights = set(prunable_weights(model))
+    snap = snapshot(model)
+    state = snap["state_dict"]
+    weights = set(prunable_weights(unwrap(model)))
     entries, payload = [], []
     for name, tensor in state.items():
         fmt = values if name in weights and tensor.is_floating_point() else "exact"
@@ -255,7 +255,7 @@ def save(
         payload.extend(sections)
     header = {
         "format": FORMAT, "version": VERSION, "values": values, "int8_scale": int8_scale,
-        "build": build, "structure": structure(model), "meta": to_plain(meta or {}, "artifact meta"),
+        "build": snap["build"], "structure": snap["structure"], "meta": to_plain(meta or {}, "artifact meta"),
         "tensors": entries,
     }
     head = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
@@ -368,17 +368,11 @@ def read(path: str | os.PathLike) -> Artifact:
 
 def load(path: str | os.PathLike) -> nn.Module:
     """Rebuild the model stored at ``path`` (eval mode); an FP32 artifact reproduces every weight exactly."""
-    from edgeprune.models.checkpoint import _check_keys, _rebuild, _resize
+    from edgeprune.models.checkpoint import restore
 
     artifact = read(path)
-    build = artifact.build
-    try:
-        model = _rebuild(build)
-    except (ConfigError, ModelError) as exc:
-        raise CheckpointError(f"sparse artifact {str(path)!r} cannot rebuild its model ({exc})") from None
-    _resize(model, artifact.header.get("structure") or {}, artifact.state_dict)
-    _check_keys(model, artifact.state_dict, path, build["spec"])
-    model.load_state_dict(artifact.state_dict, strict=True)
+    model = restore(artifact.build, artifact.state_dict, artifact.header.get("structure"),
+                    f"sparse artifact {str(path)!r}")
     model.edgeprune_meta = artifact.meta
     return model.eval()
 

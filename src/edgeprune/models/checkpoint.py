@@ -40,7 +40,7 @@ _SHAPE_ATTRS: tuple[tuple[type, tuple[str, ...]], ...] = (
 _HEAD_ATTRS = ("num_heads", "num_attention_heads", "attention_head_size", "all_head_size")
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> nn.Module:
     """The plain module behind torch.compile / DataParallel / DDP wrappers."""
     model = getattr(model, "_orig_mod", model)
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
@@ -103,15 +103,7 @@ def save(model: nn.Module, path: str | os.PathLike, *, spec: str | None = None, 
     """
     if meta is not None and not isinstance(meta, dict):
         raise ConfigError(f"meta must be a dict, got {type(meta).__name__}")
-    model = _unwrap(model)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "build": _build_info(model, spec),
-        "state_dict": _state_dict(model),
-        "structure": structure(model),
-        "meta": to_plain(meta or {}, "checkpoint meta"),
-    }
+    payload = {"format": FORMAT, "version": VERSION, **snapshot(model, spec), "meta": to_plain(meta or {}, "checkpoint meta")}
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -224,7 +216,7 @@ def _resize(model: nn.Module, layers: dict, state: dict[str, torch.Tensor]) -> N
                 setattr(module, bname, torch.empty(saved.shape, dtype=buf.dtype, device=buf.device))
 
 
-def _check_keys(model: nn.Module, state: dict[str, torch.Tensor], path, spec: str) -> None:
+def _check_keys(model: nn.Module, state: dict[str, torch.Tensor], source: str, spec: str) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -235,9 +227,28 @@ def _check_keys(model: nn.Module, state: dict[str, torch.Tensor], path, spec: st
         if keys:
             problems.append(f"{label} ({len(keys)}): {', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''}")
     if problems:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} does not fit its rebuilt model {spec!r}: {'; '.join(problems)}"
-        )
+        raise CheckpointError(f"{source} does not fit its rebuilt model {spec!r}: {'; '.join(problems)}")
+
+
+def snapshot(model: nn.Module, spec: str | None = None) -> dict:
+    """What rebuilds ``model``: ``build`` info, CPU ``state_dict`` and layer ``structure`` (what :func:`save` stores)."""
+    model = unwrap(model)
+    return {"build": _build_info(model, spec), "state_dict": _state_dict(model), "structure": structure(model)}
+
+
+def restore(build: dict, state: dict[str, torch.Tensor], layers: dict | None, source: str) -> nn.Module:
+    """Rebuild the model ``build`` describes, resize its layers to ``layers`` and load ``state`` strictly.
+
+    ``source`` names the file in errors (e.g. ``"checkpoint 'm.pt'"``); raises CheckpointError.
+    """
+    try:
+        model = _rebuild(build)
+    except (ConfigError, ModelError) as exc:
+        raise CheckpointError(f"{source} cannot rebuild its model ({exc})") from None
+    _resize(model, layers or {}, state)
+    _check_keys(model, state, source, build["spec"])
+    model.load_state_dict(state, strict=True)
+    return model
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> nn.Module:
@@ -249,14 +260,7 @@ def load(path: str | os.PathLike, map_location="cpu") -> nn.Module:
     Raises CheckpointError for missing/foreign/unsafe files or weights that do not fit the model.
     """
     obj = _read(path, map_location)
-    build, state = obj["build"], obj["state_dict"]
-    try:
-        model = _rebuild(build)
-    except (ConfigError, ModelError) as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot rebuild its model ({exc})") from None
-    _resize(model, obj.get("structure") or {}, state)
-    _check_keys(model, state, path, build["spec"])
-    model.load_state_dict(state, strict=True)
+    model = restore(obj["build"], obj["state_dict"], obj.get("structure"), f"checkpoint {str(path)!r}")
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)
     model.edgeprune_meta = obj.get("meta") or {}
@@ -269,4 +273,4 @@ def load_meta(path: str | os.PathLike) -> dict:
     return {**(obj.get("meta") or {}), "build": obj["build"]}
 
 
-__all__ = ["save", "load", "load_meta", "structure"]
+__all__ = ["save", "load", "load_meta", "structure", "snapshot", "restore", "unwrap"]
