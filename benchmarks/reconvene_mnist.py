@@ -264,9 +264,9 @@ def section(result: dict) -> str:
     if result["trained"]:
         lines += [
             f"Trained from scratch, {s['seeds']} seeds (mean ± std, differences and ratios paired by seed): "
-            f"{', '.join(s['models'])} (`spec@width_mult`); MNIST pool {s['limit'] or 'all 60,000'} images "
+            f"{', '.join(s['models'])}{' (`spec@width_mult`)' if any('@' in m for m in s['models']) else ''}; MNIST pool {s['limit'] or 'all 60,000'} images "
             f"(10 % validation), {s['epochs']} epoch(s) at batch {s['batch_size']}, the 10,000-image test set; "
-            f"PSE average {'parameter-weighted (= p)' if s.get('weighted') else 'unweighted'}, width rule "
+            f"PSE average {'parameter-weighted (= p)' if s.get('weighted', True) else 'unweighted'}, width rule "
             f"{s.get('width', 'density')}. Size ratio = UPaI ÷ Reconvene bytes of the saved checkpoint (dense tensors) "
             "and of the compressed sparse `.epz` artifact; speed-up = UPaI ÷ Reconvene median CPU latency in PyTorch "
             "eager and in ONNX Runtime (exported models), batch 1 and 32.",
@@ -291,7 +291,9 @@ def section(result: dict) -> str:
                   "| model | score | p | PSE average / width | size ratio (file) | params UPaI → Reconvene | MACs ratio | torch b1 | torch b32 | ORT b1 | ORT b32 | generation (s) |",
                   "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in result["structure"]:
-            lines.append(f"| {r['model']} | {r['score']} | {r['sparsity']} | {r['pse']} ({r['average_sparsity']:.3f}) / {r['width']} | "
+            width = r.get("width", s.get("width", "density"))  # results of the session-1 script lack the key
+            lines.append(f"| {r['model']} | {r['score']} | {r['sparsity']} | {r.get('pse', 'weighted')} "
+                         f"({r.get('average_sparsity', r['sparsity']):.3f}) / {width} | "
                          f"{_x(r['size_ratio'])} | {r['upai_params']:,} → {r['reconvene_params']:,} | {_x(r['macs_ratio'])} | "
                          f"{_x(r['speedup_b1'])} | {_x(r['speedup_b32'])} | {_x(r.get('onnx_speedup_b1'))} | "
                          f"{_x(r.get('onnx_speedup_b32'))} | {r['generation_seconds']:.2f} |")
