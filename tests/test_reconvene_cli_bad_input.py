@@ -12,6 +12,7 @@ import pytest
         (["--mode", "mixed"], "--mode must be one of reconvene, unstructured, both"),
         (["--keep", "most"], "--keep must be one of score_mass, zero_filters"),
         (["--epochs", "0"], "--epochs must be > 0"),
+        (["--round-to", "0"], "round_to"),
         (["--model", "lenet300"], "no convolution layer for Reconvene's structured step; use --mode unstructured"),
         (["--model", "resnet20", "--score", "magnitude", "--sparsity", "0.9999", "--keep", "zero_filters"],
          "keep=zero_filters would remove every channel of layer"),

@@ -43,5 +43,14 @@ def test_pai_both_modes_writes_a_complete_resumable_run(run_cli, tmp_path):
     assert code == 0, stderr
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
 
+    # a run folder written before a setting existed resumes when the setting is at its default
+    config = json.loads((out / "config.json").read_text())
+    del config["round_to"]
+    (out / "config.json").write_text(json.dumps(config))
+    code, stdout, stderr = run_cli(*args)
+    assert code == 0, stderr
+    code, _, stderr = run_cli(*args, "--round-to", "8")
+    assert code == 2 and "holds results of another configuration" in stderr
+
     code, _, stderr = run_cli(*[a if a != "0.9" else "0.8" for a in args])
     assert code == 2 and "holds results of another configuration" in stderr

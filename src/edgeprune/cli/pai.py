@@ -28,6 +28,7 @@ def pai(
     keep: str = typer.Option("score_mass", help="Channels an insensitive layer keeps: score_mass (the --width rule, ranked by score) | zero_filters (drop only all-zero filters)."),
     group_rule: str = typer.Option("pooled", help="Residual groups: pooled (the members' weights together) | all (every member insensitive)."),
     width: str = typer.Option("sqrt", help="With --keep score_mass: sqrt (keep round(sqrt(d) x C) channels: chains of shrunken layers keep about d of their weights) | density (keep round(d x C))."),
+    round_to: int = typer.Option(1, "--round-to", help="Round each pruned layer's kept channels up to a multiple of this (8 or 16 suit SIMD kernels)."),
     reinit: str = typer.Option("changed", help="Re-initialise: changed (layers whose shape changed) | all | none."),
     rounds: int = typer.Option(100, help="SynFlow rounds (exponential schedule)."),
     calib_batches: int = typer.Option(1, help="Calibration batches for snip/grasp (> 0)."),
@@ -60,7 +61,7 @@ def pai(
         train["max_batches"] = max_batches
     config = PaIConfig.build(
         model=model, dataset=dataset, sparsity=sparsity, score=score, mode=mode, seeds=seeds, weighted=weighted,
-        keep=keep, group_rule=group_rule, width=width, reinit=reinit, synflow_rounds=rounds, calibration_batches=calib_batches,
+        keep=keep, group_rule=group_rule, width=width, round_to=round_to, reinit=reinit, synflow_rounds=rounds, calibration_batches=calib_batches,
         calibration_batch_size=calib_batch_size, limit=limit, model_kwargs=parse_kv(arg),
         latency_batches=parse_int_list(latency_batch, "--latency-batch"), latency_runs=latency_runs, train=train,
     )

@@ -122,6 +122,7 @@ def generate(
     keep: str = "score_mass",
     group_rule: str = "pooled",
     width: str = "sqrt",
+    round_to: int = 1,
     reinit: str = "changed",
     seed: int = 0,
     score_options: dict | None = None,
@@ -152,7 +153,8 @@ def generate(
     t_scores = time.perf_counter() - t0
     pruned = copy.deepcopy(model)
     pruned, new_masks, info = rectify(pruned, example_input, masks, scores, weighted=weighted, keep=keep,
-                                      group_rule=group_rule, width=width, reinit=reinit, reinit_fn=reinit_fn)
+                                      group_rule=group_rule, width=width, round_to=round_to, reinit=reinit,
+                                      reinit_fn=reinit_fn)
     total = time.perf_counter() - t0
     info = {
         "sparsity": sparsity,
@@ -184,6 +186,7 @@ class PaIConfig(Config):
     keep: Literal["score_mass", "zero_filters"] = "score_mass"
     group_rule: Literal["pooled", "all"] = "pooled"
     width: Literal["density", "sqrt"] = "sqrt"
+    round_to: int = pydantic.Field(1, ge=1)  # kept channels rounded up to a multiple of this
     reinit: Literal["changed", "all", "none"] = "changed"
     synflow_rounds: int = pydantic.Field(100, gt=0)
     calibration_batches: int = pydantic.Field(1, gt=0)
@@ -242,7 +245,12 @@ def _check_run_dir(out: Path, config: PaIConfig) -> None:
             old = json.loads(existing.read_text())
         except json.JSONDecodeError:
             old = None
-        if old != json.loads(config.model_dump_json()):
+        new = json.loads(config.model_dump_json())
+        if isinstance(old, dict):  # a setting added after that run was written ran with its default
+            fields = type(config).model_fields
+            old = {**{k: v for k, v in new.items() if k not in old and k in fields
+                      and v == fields[k].get_default(call_default_factory=True)}, **old}
+        if old != new:
             raise ConfigError(f"run directory {str(out)!r} holds results of another configuration; use another --out")
 
 
@@ -313,6 +321,7 @@ def run(config: PaIConfig, out_dir, *, data_dir=None, progress: bool = True) -> 
             if mode == "reconvene":
                 candidate, train_masks, info = rectify(candidate, example, masks, scores, weighted=config.weighted,
                                                       keep=config.keep, group_rule=config.group_rule, width=config.width,
+                                                      round_to=config.round_to,
                                                       reinit=config.reinit)
                 generation = score_seconds + info["rectify_seconds"]
                 before = _channels(model)
