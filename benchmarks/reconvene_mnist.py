@@ -48,7 +48,7 @@ from common import ROOT, save, shared_data_dir  # noqa: E402
 
 from edgeprune import models  # noqa: E402
 from edgeprune.measure import latency, macs  # noqa: E402
-from edgeprune.measure.ort_latency import exported_latency  # noqa: E402
+from edgeprune.measure.ort_latency import exported_latency, ort_latency  # noqa: E402
 from edgeprune.methods import reconvene  # noqa: E402
 from edgeprune.prune.masks import apply_masks  # noqa: E402
 
@@ -79,6 +79,40 @@ def mean_std(values):
 
 COMPARISON_KEYS = ("acc_diff", "size_ratio", "sparse_size_ratio", "macs_ratio", "speedup_b1", "speedup_b32",
                    "onnx_speedup_b1", "onnx_speedup_b32")
+
+
+SPEEDUP_KEYS = ("speedup_b1", "speedup_b32", "onnx_speedup_b1", "onnx_speedup_b32")
+
+
+def paired_speedups(run_dir: Path, seeds: list[int], runs: int, rounds: int = 5) -> dict:
+    """UPaI ÷ Reconvene latency of each seed's two trained models, timed side by side after training.
+
+    Latency inside ``reconvene.run`` is measured right after each model's training, minutes apart and under
+    whatever else the machine was doing; here the two models of a seed alternate (``rounds`` rounds of
+    ``runs`` timed calls each, torch checkpoint and exported ONNX file) and the medians are compared.
+    Returns each speed-up's mean and std over seeds.
+    """
+    modes = ("unstructured", "reconvene")
+    per_seed: dict[str, list[float]] = {k: [] for k in SPEEDUP_KEYS}
+    for seed in seeds:
+        files = {m: run_dir / "models" / f"{m}-seed{seed}" for m in modes}
+        loaded = {m: models.load(files[m].with_suffix(".pt")) for m in modes}
+        shape = (loaded["reconvene"].edgeprune_build["in_channels"],) + (loaded["reconvene"].edgeprune_build["image_size"],) * 2
+        for b in (1, 32):
+            times: dict[tuple, list[float]] = {}
+            for _ in range(rounds):
+                for m in modes:
+                    times.setdefault(("torch", m), []).append(
+                        latency(loaded[m], shape, batch_size=b, runs=runs)["median_ms"])
+                    times.setdefault(("onnx", m), []).append(
+                        ort_latency(files[m].with_suffix(".onnx"), shape, batch_size=b, runs=runs)["median_ms"])
+            for runtime, prefix in (("torch", ""), ("onnx", "onnx_")):
+                per_seed[f"{prefix}speedup_b{b}"].append(
+                    statistics.median(times[(runtime, "unstructured")]) / statistics.median(times[(runtime, "reconvene")]))
+    out = {}
+    for key, values in per_seed.items():
+        out[key], out[f"{key}_std"] = mean_std(values)
+    return out
 
 
 def trained_grid(args, data_root: Path) -> list[dict]:
@@ -118,6 +152,9 @@ def trained_grid(args, data_root: Path) -> list[dict]:
             "resumed_items": before,  # (mode, seed) items found finished in the run folder by this invocation
             "train_seconds_total": sum(r["train_seconds"] for r in records),
         }
+        # the table's speed-ups: both models of a seed timed side by side; the in-run figures are kept beside
+        row.update({f"inrun_{k}": row[k] for key in SPEEDUP_KEYS for k in (key, f"{key}_std")})
+        row.update(paired_speedups(out, cmp["seeds"], args.latency_runs))
         rows.append(row)
         print(f"[{i}/{len(settings)}] {model} {score} p={p}: acc UPaI {100 * row['upai_test_acc']:.2f} "
               f"Reconvene {100 * row['reconvene_test_acc']:.2f} (diff {100 * (row['acc_diff'] or 0):+.2f}), "
@@ -269,7 +306,8 @@ def section(result: dict) -> str:
             f"PSE average {'parameter-weighted (= p)' if s.get('weighted', True) else 'unweighted'}, width rule "
             f"{s.get('width', 'density')}. Size ratio = UPaI ÷ Reconvene bytes of the saved checkpoint (dense tensors) "
             "and of the compressed sparse `.epz` artifact; speed-up = UPaI ÷ Reconvene median CPU latency in PyTorch "
-            "eager and in ONNX Runtime (exported models), batch 1 and 32.",
+            "eager and in ONNX Runtime (exported models), batch 1 and 32, the two trained models of each seed timed "
+            f"side by side after training (5 alternating rounds of {s['latency_runs']} runs, medians).",
             "",
             "| model | score | p | UPaI acc (%) | Reconvene acc (%) | Δacc (pts) | size ratio (dense file) | size ratio (sparse .epz) | MACs ratio | torch b1 | torch b32 | ORT b1 | ORT b32 | generation (s) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
