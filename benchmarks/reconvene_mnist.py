@@ -345,8 +345,9 @@ def section(result: dict) -> str:
     note = ""
     if resumed:
         train_min = sum(r["train_seconds_total"] for r in result["trained"]) / 60
-        note = (f" {resumed} trained items were resumed from the run folders of an earlier invocation of the same command "
-                f"(their training took {train_min:.0f} min in total).")
+        note = (f" {resumed} trained items were resumed from the `--runs` folders, trained there by earlier invocations "
+                f"(e.g. one per model with `--models M --no-structure --no-timing`, run in parallel); their training took "
+                f"{train_min:.0f} min in total.")
     load = result.get("load_average_at_save")
     lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {s['threads']} torch thread(s)"
                   + (f", load average {load[1]:.1f} (5 min) when it ended" if load else "")
