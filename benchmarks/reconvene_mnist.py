@@ -125,6 +125,7 @@ def trained_grid(args, data_root: Path) -> list[dict]:
             model=spec, model_kwargs=kwargs, dataset="mnist", sparsity=p, score=score, mode="both", seeds=args.seeds,
             limit=args.limit, calibration_batches=1, calibration_batch_size=100,
             latency_batches=[1, 32], latency_runs=args.latency_runs, width=args.width, weighted=args.weighted,
+            group_rule=args.group_rule,
             train={"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.05},
         )
         t0 = time.perf_counter()
@@ -304,7 +305,7 @@ def section(result: dict) -> str:
             f"{', '.join(s['models'])}{' (`spec@width_mult`)' if any('@' in m for m in s['models']) else ''}; MNIST pool {s['limit'] or 'all 60,000'} images "
             f"(10 % validation), {s['epochs']} epoch(s) at batch {s['batch_size']}, the 10,000-image test set; "
             f"PSE average {'parameter-weighted (= p)' if s.get('weighted', True) else 'unweighted'}, width rule "
-            f"{s.get('width', 'density')}. Size ratio = UPaI ÷ Reconvene bytes of the saved checkpoint (dense tensors) "
+            f"{s.get('width', 'density')}, residual groups {s.get('group_rule', 'pooled')}. Size ratio = UPaI ÷ Reconvene bytes of the saved checkpoint (dense tensors) "
             "and of the compressed sparse `.epz` artifact; speed-up = UPaI ÷ Reconvene median CPU latency in PyTorch "
             "eager and in ONNX Runtime (exported models), batch 1 and 32, the two trained models of each seed timed "
             f"side by side after training (5 alternating rounds of {s['latency_runs']} runs, medians).",
@@ -363,6 +364,7 @@ def main() -> None:
     ap.add_argument("--structure-scores", default="synflow,snip,magnitude")
     ap.add_argument("--width", default="sqrt", choices=["sqrt", "density"], help="Reconvene width rule (trained grid)")
     ap.add_argument("--weighted", action="store_true", help="PSE average parameter-weighted (= p) in the trained grid")
+    ap.add_argument("--group-rule", default="pooled", choices=["pooled", "all"], help="residual groups (trained grid)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: OpenMP threads spin badly when the 2 cores are shared)")
     ap.add_argument("--sparsities", default="0.9,0.95,0.98", help="trained grid")
@@ -400,7 +402,8 @@ def main() -> None:
     args.structure_models = [m for m in args.structure_models.split(",") if m]
     args.epochs = args.epochs or (5 if args.full else 2)
     args.batch_size = args.batch_size or 128
-    suffix = ("_full" if args.full else "") + ("_weighted" if args.weighted else "") + ("" if args.width == "sqrt" else f"_{args.width}")
+    suffix = (("_full" if args.full else "") + ("_weighted" if args.weighted else "")
+              + ("" if args.width == "sqrt" else f"_{args.width}") + ("" if args.group_rule == "pooled" else "_group_all"))
     args.runs = args.runs or str(ROOT / "runs" / (NAME + suffix))
 
     data_root = shared_data_dir()
@@ -414,7 +417,7 @@ def main() -> None:
     result = {
         "settings": {"full": args.full, "models": args.models, "scores": args.scores, "sparsities": args.sparsities,
                      "seeds": args.seeds, "epochs": args.epochs, "batch_size": args.batch_size, "limit": args.limit,
-                     "synflow_rounds": 100, "width": args.width, "weighted": args.weighted,
+                     "synflow_rounds": 100, "width": args.width, "weighted": args.weighted, "group_rule": args.group_rule,
                      "structure_models": args.structure_models, "structure_sparsities": args.structure_sparsities,
                      "structure_scores": args.structure_scores, "structure_synflow_rounds": args.structure_rounds,
                      "latency_runs": args.latency_runs,
