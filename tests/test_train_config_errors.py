@@ -21,5 +21,7 @@ def test_unknown_setting_and_optimizer_are_named():
 
 def test_defaults_follow_the_model_family():
     assert default_config("vit").optimizer == "adamw"
+    assert default_config("vit").batch_size == 64 and default_config("lenet5").batch_size == 128
+    assert default_config("vit", batch_size=None).batch_size == 64  # an unset CLI option keeps the family default
     assert default_config("lenet5").optimizer == "sgd"
     assert default_config("lenet5", lr=0.2).lr == 0.2

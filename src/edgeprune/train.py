@@ -49,8 +49,9 @@ class TrainConfig(Config):
     eval_batch_size: int = pydantic.Field(512, gt=0)
 
 
-# Measured on MNIST (batch 128, cosine): the MLP wants a larger step; LeNet-5 diverges at 0.05 without the
-# short warm-up; the zoo ViT reached 97.0 % in 5 epochs with AdamW 2e-3 / 0.5 warm-up epochs (96.3 % at 1e-3 / 1).
+# Measured on MNIST (cosine): the MLP wants a larger step; LeNet-5 diverges at 0.05 without the short warm-up;
+# the zoo ViT (AdamW 2e-3, 0.5 warm-up epochs, 5 epochs) reached 96.97 ± 0.27 % at batch 128 and 97.7 % (seed 0;
+# 96.7 % at 128) at batch 64: twice the steps matter more than batch size in a 5-epoch budget.
 _LR_BY_MODEL = {"lenet300": 0.1}
 
 
@@ -59,7 +60,7 @@ def default_config(model_spec: str, **overrides) -> TrainConfig:
     name = model_spec.split(":", 1)[-1]
     transformer = name.startswith("vit") or model_spec.startswith("hf")
     base = (
-        {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "warmup_epochs": 0.5}
+        {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "warmup_epochs": 0.5, "batch_size": 64}
         if transformer
         else {"optimizer": "sgd", "lr": _LR_BY_MODEL.get(name, 0.05), "momentum": 0.9, "weight_decay": 5e-4, "warmup_epochs": 0.3}
     )

@@ -38,7 +38,7 @@ def train(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Data set spec, e.g. digits, mnist, cifar10."),
     data_dir: Optional[Path] = DATA_DIR,
     epochs: int = typer.Option(10, help="Training epochs (> 0)."),
-    batch_size: int = typer.Option(128, help="Batch size (> 0)."),
+    batch_size: Optional[int] = typer.Option(None, help="Batch size (> 0); default by model family (128 CNNs, 64 transformers)."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (> 0); default by model family."),
     optimizer: Optional[str] = typer.Option(None, help="sgd | adam | adamw; default by model family."),
     schedule: str = typer.Option("cosine", help="cosine | step | constant."),
