@@ -43,8 +43,8 @@ from edgeprune.errors import ConfigError, check_fraction
 from edgeprune.measure.size import prunable_weights
 from edgeprune.prune.masks import Masks, apply_masks, global_masks
 from edgeprune.prune.rectify import (  # noqa: F401  (re-exported: the pipeline's pieces in one namespace)
-    CONV_TYPES, GROUP_RULES, KEEP_RULES, REINIT_RULES, WIDTH_RULES, Sensitivity, check_choice, default_reinit,
-    evaluate_sensitivity, rectify,
+    CONV_TYPES, GROUP_RULES, KEEP_RULES, REINIT_RULES, WIDTH_RULES, Sensitivity, check_options,
+    default_reinit, evaluate_sensitivity, rectify,
 )
 from edgeprune.report.reconvene_report import MODES, summarize_records, write_report  # noqa: F401
 
@@ -139,10 +139,7 @@ def generate(
     """
     sparsity = check_fraction("sparsity", sparsity)
     check_score(score)
-    check_choice("keep", keep, KEEP_RULES)
-    check_choice("group_rule", group_rule, GROUP_RULES)
-    check_choice("width", width, WIDTH_RULES)
-    check_choice("reinit", reinit, REINIT_RULES)
+    check_options(keep, group_rule, width, round_to, reinit)
     if not any(isinstance(m, CONV_TYPES) for m in model.modules()):
         raise ConfigError(
             f"model {type(model).__name__} has no convolution layer for Reconvene's structured step; "

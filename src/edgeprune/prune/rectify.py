@@ -37,6 +37,16 @@ def check_choice(what: str, value: str, allowed: Sequence[str]) -> str:
     return value
 
 
+def check_options(keep: str, group_rule: str, width: str, round_to: int, reinit: str) -> None:
+    """Validate :func:`rectify`'s switches (callers check them before the expensive scoring step)."""
+    check_choice("keep", keep, KEEP_RULES)
+    check_choice("group_rule", group_rule, GROUP_RULES)
+    check_choice("width", width, WIDTH_RULES)
+    check_choice("reinit", reinit, REINIT_RULES)
+    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
+        raise ConfigError(f"round_to must be an integer >= 1 (channel multiple), got {round_to!r}")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Pruning Sensitivity Evaluator
 # ---------------------------------------------------------------------------------------------------
@@ -212,12 +222,7 @@ def rectify(
     their consumers), ``"all"`` every Conv/Linear/norm layer, ``"none"`` keeps the surviving initial
     weights. Masks are re-applied after re-initialisation, so sensitive layers stay exactly as sparse.
     """
-    check_choice("keep", keep, KEEP_RULES)
-    check_choice("group_rule", group_rule, GROUP_RULES)
-    check_choice("width", width, WIDTH_RULES)
-    check_choice("reinit", reinit, REINIT_RULES)
-    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-        raise ConfigError(f"round_to must be an integer >= 1 (channel multiple), got {round_to!r}")
+    check_options(keep, group_rule, width, round_to, reinit)
     convs = [n for n in conv_weight_names(model) if n in masks]
     if not convs:
         raise ConfigError(
