@@ -38,6 +38,7 @@ def pai(
     limit: Optional[int] = typer.Option(None, help="Use at most this many training examples (quick runs)."),
     latency_batch: str = typer.Option("1,32", help="Batch sizes for latency, comma-separated."),
     latency_runs: int = typer.Option(30, help="Timed runs per latency measurement (> 0)."),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Export each trained model to ONNX (models/*.onnx) and time it in ONNX Runtime."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder; default runs/pai-MODEL-DATASET-SCORE-P."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
@@ -63,7 +64,7 @@ def pai(
         model=model, dataset=dataset, sparsity=sparsity, score=score, mode=mode, seeds=seeds, weighted=weighted,
         keep=keep, group_rule=group_rule, width=width, round_to=round_to, reinit=reinit, synflow_rounds=rounds, calibration_batches=calib_batches,
         calibration_batch_size=calib_batch_size, limit=limit, model_kwargs=parse_kv(arg),
-        latency_batches=parse_int_list(latency_batch, "--latency-batch"), latency_runs=latency_runs, train=train,
+        latency_batches=parse_int_list(latency_batch, "--latency-batch"), latency_runs=latency_runs, onnx=onnx, train=train,
     )
     out = out or Path("runs") / f"pai-{model.replace(':', '-').replace('/', '-')}-{dataset.split(':')[0]}-{score}-{sparsity:g}"
     from edgeprune.methods.reconvene import summarize_records
