@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, save, shared_data_dir  # noqa: E402
 
 from edgeprune.methods.mix_and_match import SearchConfig, run_search  # noqa: E402
-from edgeprune.search import RunStore  # noqa: E402
+from edgeprune.runs import RunStore  # noqa: E402
 
 SETTINGS = {
     # ranges wide enough to reach the anchors; the small classifier may be pruned too at these sparsities

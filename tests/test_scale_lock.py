@@ -10,7 +10,7 @@ import time
 import pytest
 
 from edgeprune.errors import ConfigError
-from edgeprune.search.lock import RunLock, _proc_start, lock_state, read_lock
+from edgeprune.runs.lock import RunLock, _proc_start, lock_state, read_lock
 
 
 def write_lock(run_dir, pid, proc_start=None):

@@ -11,8 +11,8 @@ ray = pytest.importorskip("ray")
 from edgeprune.errors import ConfigError  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
 from edgeprune.methods.mix_and_match import SearchConfig, run_search  # noqa: E402
-from edgeprune.search.executor import LocalExecutor  # noqa: E402
-from edgeprune.search.ray_executor import RayExecutor, candidate_task  # noqa: E402
+from edgeprune.runs.executor import LocalExecutor  # noqa: E402
+from edgeprune.runs.ray_executor import RayExecutor, candidate_task  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -5,8 +5,8 @@ import os
 import socket
 import time
 
-from edgeprune.search import RunStore
-from edgeprune.search.status import start_session, write_plan
+from edgeprune.runs import RunStore
+from edgeprune.runs.status import start_session, write_plan
 
 
 def test_status_of_a_half_finished_run(run_cli, tmp_path):

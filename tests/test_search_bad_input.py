@@ -46,7 +46,7 @@ def test_checkpoint_of_another_model_is_refused(run_cli, tmp_path):
 
 
 def test_a_run_directory_of_another_configuration_is_refused(tmp_path):
-    from edgeprune.search import RunStore
+    from edgeprune.runs import RunStore
 
     RunStore(tmp_path).open(SearchConfig.build(model="lenet300", epochs=2).identity())
     with pytest.raises(ConfigError, match="different configuration"):

@@ -3,7 +3,7 @@
 import pytest
 
 from edgeprune.methods.mix_and_match import SearchConfig, run_search
-from edgeprune.search import RunStore
+from edgeprune.runs import RunStore
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from edgeprune.errors import ConfigError
-from edgeprune.search import RunStore
+from edgeprune.runs import RunStore
 
 
 def test_records_survive_and_a_torn_last_line_is_repaired(tmp_path):

@@ -23,7 +23,7 @@ RUNTIMES = ("torch", "onnxruntime", "both")
 
 
 def _run_records(run_dir: Path) -> list[dict]:
-    from edgeprune.search.store import RunStore
+    from edgeprune.runs.store import RunStore
 
     return RunStore(run_dir).records(repair=False)
 

@@ -26,7 +26,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ):
     """Progress of a run directory: planned / finished / failed per kind, elapsed time, lock holder."""
-    from edgeprune.search.status import run_status
+    from edgeprune.runs.status import run_status
 
     info = run_status(run_dir)
     if as_json:

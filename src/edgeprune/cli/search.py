@@ -85,7 +85,7 @@ def search(
         ranges=ranges, target_sparsity=target_sparsity, seeds=seeds, epochs=epochs, dense_epochs=dense_epochs,
         calib_batches=calib_batches, kd=kd, int8=int8, model_args=parse_kv(arg) or None,
     )
-    from edgeprune.search.executor import make_executor
+    from edgeprune.runs.executor import make_executor
 
     runner = make_executor(executor, ray_address=ray_address, workers=workers,
                            cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)

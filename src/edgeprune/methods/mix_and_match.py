@@ -33,7 +33,7 @@ from edgeprune.errors import CheckpointError, ConfigError, EdgepruneError
 from edgeprune.measure import accuracy, macs, nonzeros, param_count, sparse_bytes_bound, sparsity
 from edgeprune.methods.dense import train_dense
 from edgeprune.prune.masks import MaskBuilder, apply_masks
-from edgeprune.search.store import RunStore
+from edgeprune.runs.store import RunStore
 from edgeprune.train import TrainConfig, default_config, fit
 
 CRITERIA = ("magnitude", "gradient", "product")
@@ -134,6 +134,26 @@ class SearchContext:
     def for_workers(self) -> "SearchContext":
         """What a Ray task needs (config, data, dense model, scores); builders are rebuilt there, no store."""
         return dataclasses.replace(self, roles=None, builders={}, store=None)
+
+    # -- the executors' job contract (edgeprune.runs.executor) ------------------------------------------
+    def train(self, cand: "Candidate") -> tuple[dict, nn.Module | None]:
+        return train_candidate(self, cand)
+
+    @staticmethod
+    def portable(model: nn.Module) -> dict:
+        """A Ray task sends back the weights only: masks do not change shapes."""
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+    def finish(self, cand: "Candidate", record: dict, trained) -> dict:
+        """Driver side: write the candidate's checkpoint (if it trained), then append its record."""
+        if trained is not None and record.get("status") == "ok":
+            record = save_candidate(self, record, trained)
+        self.store.append(record)
+        return record
+
+    def failed(self, cand: "Candidate", reason: str, attempts: int, seconds: float) -> dict:
+        return {**base_record(self.config, cand), "status": "failed", "error": reason, "attempts": attempts,
+                "seconds": seconds}
 
 
 def load_dense(config: SearchConfig, splits, store: RunStore, progress: bool) -> tuple[nn.Module, dict]:
@@ -322,9 +342,9 @@ def run_search(config: SearchConfig, out_dir: str | Path, *, progress: bool = Tr
     is closed here, one passed in is left to the caller.
     """
     from edgeprune.report.search_report import render
-    from edgeprune.search import status
-    from edgeprune.search.executor import LocalExecutor
-    from edgeprune.search.lock import RunLock
+    from edgeprune.runs import status
+    from edgeprune.runs.executor import LocalExecutor
+    from edgeprune.runs.lock import RunLock
 
     own = executor is None
     executor = executor or LocalExecutor()

@@ -229,7 +229,7 @@ def _sparse_bytes(model: nn.Module, path: Path, meta: dict, write: bool) -> tupl
 
 def _read_records(path: Path) -> list[dict]:
     """The finished records; a torn last line (an interrupted run) is repaired by the run store and redone."""
-    from edgeprune.search.store import RunStore
+    from edgeprune.runs.store import RunStore
 
     return RunStore(path.parent).records()
 

@@ -381,7 +381,7 @@ def _check_run_dir(out: Path, cfg: VbpConfig) -> None:
 
 def _finished(out: Path) -> dict[float, dict]:
     """Finished ratios; a torn last line (a crash) is repaired by the run store and that ratio runs again."""
-    from edgeprune.search.store import RunStore
+    from edgeprune.runs.store import RunStore
 
     return {round(float(rec["ratio"]), 6): rec for rec in RunStore(out).records()}
 

@@ -47,3 +47,32 @@ def pareto_plot(groups: list[dict], front: list[dict], dense_acc: float, path: P
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
+
+
+def front_plot(groups: list[dict], front: list[dict], dense_acc: float, path: Path, chosen: dict | None = None,
+               title: str = "validation accuracy vs weights removed") -> Path:
+    """Settings as points per method (error bars over seeds), the front as a line, the chosen one as a star."""
+    fig, ax = plt.subplots(figsize=(9.5, 5), dpi=120)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, method in enumerate(sorted({g["method"] for g in groups})):
+        pts = [g for g in groups if g["method"] == method]
+        ax.errorbar([100 * g["removed"] for g in pts], [100 * g["val_acc"] for g in pts],
+                    yerr=[100 * g.get("val_acc_std", 0) for g in pts], fmt="o", color=colors[k % len(colors)],
+                    label=method, alpha=0.85, capsize=2)
+    if front:
+        ax.plot([100 * g["removed"] for g in front], [100 * g["val_acc"] for g in front], "-", color="black",
+                lw=1.2, alpha=0.6, label="front", zorder=0)
+    if chosen:
+        ax.scatter([100 * chosen["removed"]], [100 * chosen["val_acc"]], marker="*", s=260, color="gold",
+                   edgecolors="black", zorder=5, label="chosen")
+    ax.axhline(100 * dense_acc, ls="--", color="green", label=f"input model ({100 * dense_acc:.2f}%)")
+    ax.set_xlabel("non-zero weights removed (%)")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

@@ -15,7 +15,7 @@ from edgeprune.report.choose import choose, front_of
 from edgeprune.report.pareto import hypervolume
 from edgeprune.report.plots import pareto_plot
 from edgeprune.report.tables import group_by_setting, write_csv
-from edgeprune.search.store import RunStore
+from edgeprune.runs.store import RunStore
 from edgeprune.utils.io import write_json, write_text
 
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from edgeprune.errors import ConfigError
-from edgeprune.search.lock import lock_state
-from edgeprune.search.store import RunStore
+from edgeprune.runs.lock import lock_state
+from edgeprune.runs.store import RunStore
 from edgeprune.utils.io import write_json
 
 PLAN_NAME = "plan.json"

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import torch
 
 from edgeprune.errors import ConfigError, DependencyError
-from edgeprune.search.executor import _bar, describe_failure, failed_record, finish, pending, warn
+from edgeprune.runs.executor import _bar, describe_failure, pending, warn
 
 START_HINT = "start one with `ray start --head` (then --ray-address auto), or omit --ray-address to start a local Ray"
 
@@ -105,8 +105,8 @@ def candidate_task(key: str, box: list, cand, threads: int):
         _WORKER_CONTEXT.clear()  # a new run: drop the previous one
         ctx = _WORKER_CONTEXT[key] = ray.get(box[0])
     fetched = time.perf_counter()
-    record, model = train_candidate(ctx, cand)
-    state = None if model is None else {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    record, model = ctx.train(cand)
+    state = None if model is None else ctx.portable(model)
     info = {
         "pid": os.getpid(), "started_unix": wall_started, "fetch_seconds": fetched - started,
         "task_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
@@ -232,11 +232,11 @@ class RayExecutor:
                             continue
                         warn(f"candidate {cand.id} failed again ({reason}); recorded as failed")
                         spent = time.perf_counter() - first_try[cand.id]
-                        record, state, info = failed_record(ctx, cand, reason, attempts[cand.id], spent), None, {}
+                        record, state, info = ctx.failed(cand, reason, attempts[cand.id], spent), None, {}
                     arrived = time.perf_counter()
                     self.stats.append({"id": cand.id, "attempts": attempts[cand.id],
                                        "driver_seconds": arrived - submitted, **info})
-                    records.append(finish(ctx, cand, record, state))
+                    records.append(ctx.finish(cand, record, state))
                     bar.advance(task)
             except BaseException:
                 for job in in_flight:  # Ctrl-C or a driver error: do not leave tasks running

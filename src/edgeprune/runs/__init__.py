@@ -1,5 +1,5 @@
 """Searches: candidates → executor (local | ray) → results store (the run directory)."""
 
-from edgeprune.search.store import RunStore
+from edgeprune.runs.store import RunStore
 
 __all__ = ["RunStore"]

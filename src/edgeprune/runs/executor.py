@@ -1,9 +1,14 @@
 """Executors run a plan of candidates and stream their records into the run directory.
 
-Two executors share one contract, ``run(ctx, plan, *, progress, title) -> list[dict]``:
+Two executors share one contract, ``run(job, plan, *, progress, title) -> list[dict]``, over a *job* that
+knows its own candidates (a :class:`~edgeprune.runs.job.Job` of any method, or Mix-and-Match's search
+context). A job provides ``store`` (the run directory), ``train(cand) -> (record, trained or None)`` (writes
+nothing), ``portable(trained)`` (what a Ray task sends back), ``finish(cand, record, trained) -> record``
+(driver side: artifact, then record), ``failed(cand, reason, attempts, seconds) -> record`` and
+``for_workers()`` (the part shipped to Ray workers):
 
 * :class:`LocalExecutor` trains the candidates one after another in this process;
-* :class:`~edgeprune.search.ray_executor.RayExecutor` runs each candidate as a Ray task.
+* :class:`~edgeprune.runs.ray_executor.RayExecutor` runs each candidate as a Ray task.
 
 Either way the driver (this process) is the only writer of the run directory: for each finished candidate
 it first moves the checkpoint into place (temp file + os.replace), then appends the record to
@@ -50,22 +55,6 @@ def warn(message: str) -> None:
     warnings.warn(message, UserWarning, stacklevel=3)
 
 
-def failed_record(ctx, cand, reason: str, attempts: int, seconds: float) -> dict:
-    from edgeprune.methods.mix_and_match import base_record
-
-    return {**base_record(ctx.config, cand), "status": "failed", "error": reason, "attempts": attempts, "seconds": seconds}
-
-
-def finish(ctx, cand, record: dict, trained) -> dict:
-    """Driver side: write the candidate's artifact (if any), then append its record. Returns the record."""
-    from edgeprune.methods.mix_and_match import save_candidate
-
-    if trained is not None and record.get("status") == "ok":
-        record = save_candidate(ctx, record, trained)
-    ctx.store.append(record)
-    return record
-
-
 @contextlib.contextmanager
 def torch_threads(n: int | None):
     """Intra-op threads for the block (restored afterwards); ``None`` keeps torch's setting."""
@@ -88,8 +77,6 @@ class LocalExecutor:
         self.retries = check_positive("retries", retries, allow_zero=True)
 
     def run(self, ctx, plan, *, progress: bool = True, title: str = "candidates") -> list[dict]:
-        from edgeprune.methods.mix_and_match import train_candidate
-
         todo = pending(ctx.store, plan)
         records = []
         with _bar(progress) as bar, torch_threads(self.threads):
@@ -99,7 +86,7 @@ class LocalExecutor:
                 started = time.perf_counter()
                 for attempt in range(1, self.retries + 2):
                     try:
-                        record, trained = train_candidate(ctx, cand)
+                        record, trained = ctx.train(cand)
                         break
                     except Exception as exc:  # noqa: BLE001  a bug in one candidate must not end the search
                         reason = describe_failure(exc)
@@ -107,8 +94,8 @@ class LocalExecutor:
                             warn(f"candidate {cand.id} failed ({reason}); retrying")
                             continue
                         warn(f"candidate {cand.id} failed again ({reason}); recorded as failed")
-                        record, trained = failed_record(ctx, cand, reason, attempt, time.perf_counter() - started), None
-                records.append(finish(ctx, cand, record, trained))
+                        record, trained = ctx.failed(cand, reason, attempt, time.perf_counter() - started), None
+                records.append(ctx.finish(cand, record, trained))
                 bar.advance(task)
         return records
 
@@ -149,7 +136,7 @@ def make_executor(
                 f"--gpus-per-candidate {gpus_per_candidate:g}: this machine has {torch.cuda.device_count()} GPU(s)"
             )
         return LocalExecutor(threads=cpus_per_candidate)
-    from edgeprune.search.ray_executor import RayExecutor
+    from edgeprune.runs.ray_executor import RayExecutor
 
     return RayExecutor(
         address=ray_address, workers=workers, cpus_per_candidate=cpus_per_candidate or 1,

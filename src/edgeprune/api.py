@@ -1,0 +1,104 @@
+"""The public API: one call shape for every method.
+
+    pruned = edgeprune.prune(model, (train_loader, val_loader, test_loader), method="vbp", budget=0.5)
+    result = edgeprune.sweep(model, data, method="mix_and_match", budgets=[0.8, 0.9], seeds=3, out="runs/mam")
+    edgeprune.save(pruned, "small.pt");  model = edgeprune.load("small.pt", model=MyNet())
+
+``model`` is any ``nn.Module`` (or a model spec: zoo name, ``hf:``, ``hf-config:``, ``timm:``,
+``torchvision:``, ``path/to/file.py:factory``); ``data`` is ``(train, val[, test])`` DataLoaders, an
+``edgeprune.data.Data`` or a dataset spec (``digits``, ``mnist``, ``imagefolder:PATH``...).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
+from edgeprune import models as model_lib
+from edgeprune.errors import ConfigError
+from edgeprune.methods.base import get_method, list_methods
+from edgeprune.prune.masks import Masks
+from edgeprune.runs import inputs as inputs_lib
+from edgeprune.runs.job import Job, dense_record
+from edgeprune.runs.sweep import SweepResult, run_sweep
+
+
+@dataclass
+class Pruned:
+    """One pruned (and fine-tuned) model in memory, with what it measured and what the method decided."""
+
+    model: nn.Module
+    method: str
+    budget: float
+    record: dict  # the candidate's record: accuracies, sparsity, params, MACs, budget_achieved...
+    dense: dict  # the same measurements of the input model
+    masks: Masks | None = None  # unstructured methods: the exact keep-masks
+    candidates: list[dict] = field(default_factory=list)  # every candidate tried (the best is ``record``)
+
+    @property
+    def decided(self) -> dict:
+        return self.record.get("decided", {})
+
+
+def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None, *, kd: bool | None = None,
+          seed: int = 0, example_input=None, progress: bool = False, **options) -> Pruned:
+    """Prune ``model`` with ``method`` at ``budget`` and fine-tune it; nothing is written, ``model`` is untouched.
+
+    When the method makes several candidates for one budget (Mix-and-Match: criteria × strategies), each is
+    fine-tuned and the best on validation is returned. ``finetune``: None (the method's default epochs), 0
+    (none), an epoch count, a dict of TrainConfig fields or a TrainConfig. ``options`` are the method's own.
+    """
+    m = get_method(method, **options)
+    value = m.check_budget(m.default_budget if budget is None else budget)
+    inputs = inputs_lib.resolve(model, data, example_input=example_input)
+    train = inputs_lib.train_config(m, inputs.model, finetune)
+    state = m.prepare(inputs.model, inputs.data, inputs.example)
+    job = Job(m, state, inputs.model, inputs.data, train, m.kd if kd is None else bool(kd), inputs.example)
+    results = [job.run(c, progress) for c in m.candidates(state, [value], [int(seed)])]
+    ok = [(r, d) for r, d in results if d is not None]
+    if not ok:
+        raise ConfigError(f"every candidate of {method!r} at budget {value:g} failed: {results[0][0]['error']}")
+    record, decision = max(ok, key=lambda rd: rd[0]["val_acc"])
+    return Pruned(decision.model, m.name, value, record, dense_record(inputs.model, inputs.data, inputs.example),
+                  decision.masks, [r for r, _ in results])
+
+
+def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out=None, *, executor="local",
+          finetune=None, kd: bool | None = None, example_input=None, progress: bool = True, **options) -> SweepResult:
+    """Every candidate of ``method`` over ``budgets`` × ``seeds`` in the run directory ``out`` (resumable).
+
+    Returns the records, the validation front and the chosen candidate (its model: ``out/chosen.pt``).
+    ``executor``: "local", "ray" or an executor object. Everything is checked before ``out`` is written.
+    """
+    if out is None:
+        raise ConfigError("sweep needs out= (the run directory)")
+    m = get_method(method, **options)
+    values, seed_list = inputs_lib.budgets_of(m, budgets), inputs_lib.seeds_of(seeds)
+    inputs = inputs_lib.resolve(model, data, example_input=example_input)
+    train = inputs_lib.train_config(m, inputs.model, finetune)
+    return run_sweep(m, inputs, values, seed_list, out, train=train, kd=m.kd if kd is None else bool(kd),
+                     executor=executor, progress=progress)
+
+
+def save(pruned: Pruned | nn.Module, path: str | os.PathLike) -> Path:
+    """Write a pruned model (or any module) with its structure, so :func:`load` rebuilds narrower layers."""
+    if isinstance(pruned, Pruned):
+        meta = {"method": pruned.method, "budget": pruned.budget,
+                **{k: pruned.record[k] for k in ("val_acc", "test_acc", "sparsity", "params") if k in pruned.record}}
+        return model_lib.save(pruned.model, path, meta=meta)
+    if isinstance(pruned, nn.Module):
+        return model_lib.save(pruned, path)
+    raise ConfigError(f"save takes a Pruned result or a torch.nn.Module, got {type(pruned).__name__}")
+
+
+def load(path: str | os.PathLike, model=None) -> nn.Module:
+    """The model saved at ``path`` (``weights_only`` loading); ``model=`` a fresh instance of the user's class
+    (or a factory) for models without a spec; removed channels and neurons are re-applied to it."""
+    return model_lib.load(path, model=model)
+
+
+__all__ = ["prune", "sweep", "save", "load", "list_methods", "Pruned", "SweepResult"]

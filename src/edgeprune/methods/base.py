@@ -1,0 +1,132 @@
+"""The Method contract and the one registry of methods.
+
+A method is a small class: it prepares what its candidates share once (scores, statistics, roles), lists
+its candidates for the budgets and seeds asked for, and prunes one candidate. Fine-tuning, measuring,
+saving and recording belong to the shared runner (:mod:`edgeprune.runs`), so every method's records have
+the same schema. A new method is one class decorated with :func:`register`::
+
+    @register
+    class MyMethod(Method):
+        name = "mine"
+        summary = "what it does, in one line"
+
+        def prepare(self, model, data, example): ...
+        def prune(self, state, model, candidate) -> Decision: ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from edgeprune.config import Config
+from edgeprune.errors import ConfigError
+from edgeprune.measure.size import prunable_weights
+from edgeprune.prune.masks import Masks
+
+
+class NoOptions(Config):
+    """A method without options of its own."""
+
+
+@dataclass
+class Candidate:
+    """One model a method will produce: a budget, a seed and the method's own setting (JSON-able)."""
+
+    id: str
+    budget: float
+    seed: int
+    setting: dict = field(default_factory=dict)
+
+
+@dataclass
+class Decision:
+    """What pruning one candidate gave: the pruned model (a copy), its masks if any, what was decided."""
+
+    model: nn.Module
+    masks: Masks | None = None
+    info: dict = field(default_factory=dict)
+
+
+class Method:
+    """Base class of every registered method; see the module docstring."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    budget_name: ClassVar[str] = "sparsity"
+    budget_help: ClassVar[str] = "fraction of prunable weights (conv/linear) removed"
+    budget_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # [low, high)
+    default_budget: ClassVar[float] = 0.5
+    finetune_epochs: ClassVar[int] = 3  # default fine-tune budget
+    kd: ClassVar[bool] = False  # distil from the input model while fine-tuning, by default
+    from_scratch: ClassVar[bool] = False  # the pruned model is re-initialised and trained, not fine-tuned
+    Options: ClassVar[type[Config]] = NoOptions
+
+    def __init__(self, **options):
+        self.options = self.Options.build(options)
+
+    # -- budgets ------------------------------------------------------------------------------------
+    def check_budget(self, budget) -> float:
+        lo, hi = self.budget_range
+        try:
+            value = float(budget)
+        except (TypeError, ValueError):
+            value = None
+        if isinstance(budget, bool) or value is None or not lo <= value < hi:
+            raise ConfigError(
+                f"budget {budget!r} is not allowed for method {self.name!r}: a {self.budget_name} "
+                f"({self.budget_help}) in [{lo:g}, {hi:g})"
+            )
+        return value
+
+    def achieved(self, dense: nn.Module, decision: Decision) -> float:
+        """The budget quantity measured on the pruned model (default: sparsity of prunable weights)."""
+        masks = decision.masks or {}
+        total = sum(w.numel() for w in prunable_weights(dense).values())
+        kept = sum(int(masks[n].count_nonzero()) if n in masks else int(w.count_nonzero())
+                   for n, w in prunable_weights(decision.model).items())
+        return 1.0 - kept / max(total, 1)
+
+    budget_tolerance: ClassVar[float] = 0.02  # |achieved - budget| the contract test accepts
+
+    # -- the three steps ----------------------------------------------------------------------------
+    def prepare(self, model: nn.Module, data, example: torch.Tensor) -> object:
+        """What every candidate shares, computed once on the (unchanged) input model."""
+        return None
+
+    def candidates(self, state: object, budgets: list[float], seeds: list[int]) -> list[Candidate]:
+        """Every candidate of a sweep; one per (budget, seed) unless the method has settings to vary."""
+        return [Candidate(f"{self.name}-b{b:g}-s{s}", b, s) for b in budgets for s in seeds]
+
+    def prune(self, state: object, model: nn.Module, candidate: Candidate) -> Decision:
+        raise NotImplementedError
+
+
+# -- the registry ------------------------------------------------------------------------------------
+
+_METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator adding ``cls`` to the registry under ``cls.name``."""
+    if cls.name in _METHODS and _METHODS[cls.name] is not cls:
+        raise ValueError(f"method {cls.name!r} is already registered")
+    _METHODS[cls.name] = cls
+    return cls
+
+
+def list_methods() -> dict[str, str]:
+    """Name -> one-line summary of every registered method."""
+    return {name: cls.summary for name, cls in sorted(_METHODS.items())}
+
+
+def get_method(name: str, **options) -> Method:
+    """An instance of the method ``name`` with ``options`` validated (ConfigError on a bad one)."""
+    cls = _METHODS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ConfigError(f"unknown method {name!r}; allowed: {', '.join(sorted(_METHODS))}")
+    return cls(**options)
+

@@ -1,0 +1,66 @@
+"""Global single-criterion baselines: one threshold over all prunable weights (unstructured)."""
+
+from __future__ import annotations
+
+import copy
+
+from edgeprune import scores as scores_lib
+from edgeprune.config import Config
+from edgeprune.methods.base import Decision, Method, register
+from edgeprune.prune.masks import MaskBuilder, apply_masks
+
+
+class Options(Config):
+    calib_batches: int = 10
+    calib_batch_size: int = 32
+
+
+class GlobalBaseline(Method):
+    criterion: str
+    needs_data = True
+    default_budget = 0.8
+    Options = Options
+
+    def prepare(self, model, data, example):
+        batches = None
+        if self.needs_data:
+            batches = scores_lib.calibration_batches(data.train, self.options.calib_batches, self.options.calib_batch_size)
+        return MaskBuilder(scores_lib.compute(self.criterion, model, batches))
+
+    def prune(self, state: MaskBuilder, model, candidate):
+        masks = state.global_(candidate.budget)
+        pruned = copy.deepcopy(model)
+        apply_masks(pruned, masks)
+        return Decision(pruned, masks, {"criterion": self.criterion})
+
+
+@register
+class GlobalMagnitude(GlobalBaseline):
+    name, criterion, needs_data = "magnitude", "magnitude", False
+    summary = "global magnitude pruning: the smallest |w| of the whole model go (unstructured)"
+
+
+@register
+class Snip(GlobalBaseline):
+    name = criterion = "snip"
+    summary = "SNIP: global threshold on |w · dL/dw| over calibration batches (unstructured)"
+
+
+@register
+class Grasp(GlobalBaseline):
+    name = criterion = "grasp"
+    summary = "GraSP: global threshold on the gradient-flow score (unstructured)"
+
+
+@register
+class RandomBaseline(GlobalBaseline):
+    name = criterion = "random"
+    needs_data = False
+    summary = "random pruning at the same sparsity (the floor every method must beat)"
+
+    def prepare(self, model, data, example):
+        return None
+
+    def prune(self, state, model, candidate):
+        builder = MaskBuilder(scores_lib.compute("random", model, seed=candidate.seed))
+        return super().prune(builder, model, candidate)

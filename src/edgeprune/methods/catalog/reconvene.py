@@ -1,0 +1,70 @@
+"""Reconvene: structured pruning at initialisation. An unstructured PaI mask of a freshly initialised copy
+tells which conv layers tolerate structured pruning; those lose channels physically; the shared runner
+then trains the smaller model from scratch (``finetune`` is its training budget)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import pydantic
+import torch
+
+from edgeprune import scores as scores_lib
+from edgeprune.config import Config
+from edgeprune.errors import ConfigError
+from edgeprune.methods.base import Decision, Method, register
+from edgeprune.methods.reconvene import DATA_SCORES, generate
+from edgeprune.prune.rectify import CONV_TYPES, default_reinit
+
+
+class Options(Config):
+    score: Literal["synflow", "snip", "grasp", "magnitude", "random"] = "synflow"
+    synflow_rounds: int = pydantic.Field(100, gt=0)
+    weighted: bool = False
+    keep: Literal["score_mass", "zero_filters"] = "score_mass"
+    group_rule: Literal["pooled", "all"] = "pooled"
+    width: Literal["density", "sqrt"] = "sqrt"
+    round_to: int = pydantic.Field(1, ge=1)
+    calib_batches: int = pydantic.Field(1, gt=0)
+    calib_batch_size: int = pydantic.Field(100, gt=0)
+
+
+def reinitialised(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A copy of ``model`` with every layer re-initialised from ``seed`` (the 'at initialisation' model)."""
+    fresh = copy.deepcopy(model)
+    torch.manual_seed(seed)
+    for module in fresh.modules():
+        default_reinit(module)
+    return fresh
+
+
+@register
+class Reconvene(Method):
+    name = "reconvene"
+    summary = "Reconvene: a PaI mask at initialisation picks the conv layers that lose channels (structured)"
+    default_budget = 0.9
+    finetune_epochs = 5
+    from_scratch = True
+    budget_tolerance = 0.1
+    Options = Options
+
+    def prepare(self, model, data, example):
+        if not any(isinstance(m, CONV_TYPES) for m in model.modules()):
+            raise ConfigError(f"model {type(model).__name__} has no convolution layer for Reconvene's structured step")
+        batches = None
+        if self.options.score in DATA_SCORES:
+            batches = scores_lib.calibration_batches(data.train, self.options.calib_batches, self.options.calib_batch_size)
+        return example[:1], batches
+
+    def prune(self, state, model, candidate):
+        example, batches = state
+        o = self.options
+        score_options = {"rounds": o.synflow_rounds} if o.score == "synflow" else None
+        pruned, masks, info = generate(
+            reinitialised(model, candidate.seed), example, candidate.budget, o.score, batches,
+            weighted=o.weighted, keep=o.keep, group_rule=o.group_rule, width=o.width, round_to=o.round_to,
+            seed=candidate.seed, score_options=score_options,
+        )
+        decided = {k: info[k] for k in ("score", "insensitive", "structured", "upai", "reconvene", "generation_seconds")}
+        return Decision(pruned, masks, decided)

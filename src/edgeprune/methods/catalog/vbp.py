@@ -1,0 +1,49 @@
+"""Variance-Based Pruning: MLP hidden neurons of lowest activation variance go, their mean is folded into
+the next bias; the shared runner fine-tunes with knowledge distillation from the input model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+from edgeprune.config import Config
+from edgeprune.methods.base import Decision, Method, register
+from edgeprune.methods.vbp import DEFAULT_MIN_KEEP, collect_statistics, find_mlp_blocks, prune_with_statistics
+
+
+class Options(Config):
+    selection: Literal["variance", "magnitude", "random"] = "variance"
+    compensation: bool = True
+    per_layer: bool = False
+    min_keep: int = pydantic.Field(DEFAULT_MIN_KEEP, ge=1)
+    calib_batches: int = pydantic.Field(0, ge=0)  # 0 = one pass over the training data
+
+
+@register
+class VarianceBasedPruning(Method):
+    name = "vbp"
+    summary = "Variance-Based Pruning: remove low-variance MLP hidden neurons, fold their mean (structured)"
+    budget_name = "ratio"
+    budget_help = "fraction of all MLP hidden neurons removed"
+    default_budget = 0.5
+    kd = True
+    budget_tolerance = 0.0
+    Options = Options
+
+    def prepare(self, model, data, example):
+        blocks = find_mlp_blocks(model, example)
+        return collect_statistics(model, data.train, blocks=blocks, calib_batches=self.options.calib_batches)
+
+    def prune(self, state, model, candidate):
+        o = self.options
+        pruned, stats = prune_with_statistics(
+            model, state, candidate.budget, compensation=o.compensation, selection=o.selection,
+            per_layer=o.per_layer, min_keep=o.min_keep, seed=candidate.seed,
+        )
+        return Decision(pruned, None, stats.summary())
+
+    def achieved(self, dense, decision):
+        info = decision.info
+        return info["pruned_neurons"] / max(info["total_neurons"], 1)
+
