@@ -35,7 +35,7 @@ def _root(
 
 
 # Command modules register themselves on ``app`` when imported.
-from edgeprune.cli import basics, demo, deploy, search, vbp, roles, pai, scale  # noqa: E402,F401
+from edgeprune.cli import basics, demo, deploy, prune, search, vbp, roles, pai, scale  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

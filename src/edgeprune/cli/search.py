@@ -96,8 +96,20 @@ def search(
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A search run directory.")):
-    """Re-render a search's report (results.csv, pareto.png, report.md) from results.jsonl."""
+def report(run_dir: Path = typer.Argument(..., help="A run directory of `edgeprune prune` or `edgeprune search`.")):
+    """Re-render a run's report (results.csv, plot, report.md, chosen.pt) from results.jsonl."""
+    from edgeprune.cli.prune import print_result
     from edgeprune.report.search_report import render
+    from edgeprune.runs import report as run_report
+    from edgeprune.runs.store import RunStore
+    from edgeprune.runs.sweep import FORMAT, SweepResult
 
-    print_summary(render(run_dir), run_dir)
+    config = RunStore(run_dir).config()
+    if config.get("format") == FORMAT:
+        summary = run_report.render(run_dir)
+        print_result(SweepResult(run_dir, [], summary["front"], summary["chosen"], summary))
+    elif "criteria" in config:
+        print_summary(render(run_dir), run_dir)
+    else:
+        raise ConfigError(f"{str(run_dir)!r} was made by `edgeprune vbp` or `edgeprune pai`, whose report.md is "
+                          "written by the run itself; re-run that command to re-render it")
