@@ -1,0 +1,138 @@
+"""What a user hands us, checked before any work: a model, data, an example input, budgets, seeds, a
+fine-tune budget. Every problem is one line naming the value and what is allowed."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from edgeprune import data as data_lib
+from edgeprune import models as model_lib
+from edgeprune.errors import ConfigError, ModelError
+from edgeprune.methods.base import Method
+from edgeprune.models import logits_of
+from edgeprune.train import TrainConfig, default_config
+
+
+@dataclass
+class Inputs:
+    model: nn.Module
+    data: object  # edgeprune.data.Data
+    example: torch.Tensor  # one input of the data's shape
+
+
+def _example(data, example_input) -> torch.Tensor:
+    if example_input is not None:
+        if not isinstance(example_input, torch.Tensor):
+            raise ConfigError(f"example_input must be a tensor, got {type(example_input).__name__}")
+        return example_input[:1] if example_input.ndim >= 2 else example_input.unsqueeze(0)
+    shape = getattr(data, "input_shape", None) or (data.in_channels, data.image_size, data.image_size)
+    return torch.zeros(1, *shape)
+
+
+def resolve(model, data, *, example_input=None, model_args: dict | None = None, data_dir=None) -> Inputs:
+    """The user's module (or a spec built for the data), the data as a ``Data``, and a checked example."""
+    data = data_lib.resolve(data, root=data_dir)
+    example = _example(data, example_input)
+    if isinstance(model, str):
+        model = model_lib.create(model, num_classes=data.num_classes or 10, in_channels=example.shape[1],
+                                 image_size=example.shape[-1], **(model_args or {}))
+    elif not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module or a model spec string, got {type(model).__name__}")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = logits_of(model(example))
+    except Exception as exc:  # noqa: BLE001  any failure of the user's forward is a shape/type mismatch here
+        first = " ".join(str(exc).split())[:200]
+        raise ModelError(f"{type(model).__name__} rejects an input of shape {tuple(example.shape)} taken from the "
+                         f"data ({type(exc).__name__}: {first}); pass example_input= of the shape it expects") from None
+    finally:
+        model.train(was_training)
+    if out.ndim != 2:
+        raise ModelError(f"{type(model).__name__} returns shape {tuple(out.shape)}; expected logits [batch, classes]")
+    if data.num_classes is not None and out.shape[1] != data.num_classes:
+        raise ModelError(f"{type(model).__name__} has {out.shape[1]} outputs but the data has {data.num_classes} classes")
+    if data.num_classes is None:
+        data.num_classes = int(out.shape[1])
+    return Inputs(model, data, example)
+
+
+def budgets_of(method: Method, budgets) -> list[float]:
+    if budgets is None:
+        return [method.default_budget]
+    values = [budgets] if isinstance(budgets, (int, float, str)) else list(budgets)
+    if not values:
+        raise ConfigError("budgets must name at least one budget")
+    return sorted({method.check_budget(b) for b in values})
+
+
+def seeds_of(seeds) -> list[int]:
+    if isinstance(seeds, bool):
+        raise ConfigError(f"seeds must be a count > 0 or a list of integers, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds <= 0:
+            raise ConfigError(f"seeds must be a count > 0 or a list of integers, got {seeds!r}")
+        return list(range(seeds))
+    values = list(seeds) if isinstance(seeds, (list, tuple)) else None
+    if not values or not all(isinstance(s, int) and not isinstance(s, bool) for s in values):
+        raise ConfigError(f"seeds must be a count > 0 or a list of integers, got {seeds!r}")
+    return sorted(set(values))
+
+
+def _transformer(model: nn.Module) -> bool:
+    spec = str(getattr(model, "edgeprune_build", {}).get("spec", ""))
+    return spec.startswith(("vit", "hf")) or any(isinstance(m, (nn.MultiheadAttention, nn.LayerNorm)) for m in model.modules())
+
+
+def train_config(method: Method, model: nn.Module, finetune) -> TrainConfig | None:
+    """The fine-tune (or, for methods that start from scratch, training) settings; None for no training.
+
+    ``finetune``: None (the method's default epochs), 0/False (none), an epoch count, a dict of TrainConfig
+    fields, or a TrainConfig. Defaults follow the model family; a fine-tune starts at a fifth of the
+    training learning rate, without warm-up, and stops after 3 epochs without validation gain.
+    """
+    if isinstance(finetune, TrainConfig):
+        return finetune
+    if finetune is False or (isinstance(finetune, int) and not isinstance(finetune, bool) and finetune == 0):
+        return None
+    if finetune is None or finetune is True:
+        fields: dict = {"epochs": method.finetune_epochs}
+    elif isinstance(finetune, int):
+        if finetune < 0:
+            raise ConfigError(f"finetune must be an epoch count >= 0, a dict of training settings or a TrainConfig, got {finetune!r}")
+        fields = {"epochs": finetune}
+    elif isinstance(finetune, dict):
+        fields = {"epochs": method.finetune_epochs, **finetune}
+    else:
+        raise ConfigError(f"finetune must be an epoch count >= 0, a dict of training settings or a TrainConfig, got {finetune!r}")
+    base = default_config("vit" if _transformer(model) else "cnn")
+    if not method.from_scratch:
+        base = base.replace(lr=base.lr * 0.2, patience=3, warmup_epochs=0.0)
+    return TrainConfig.build(base.model_dump(), **fields)
+
+
+def fingerprint(model: nn.Module) -> dict:
+    """Identity of the input model for a run directory: its class or spec and a hash of its weights."""
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    spec = getattr(model, "edgeprune_build", {}).get("spec")
+    return {"name": spec or type(model).__name__, "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "weights_sha256": digest.hexdigest()[:16]}
+
+
+def describe_data(data) -> dict:
+    def size(part):
+        if part is None:
+            return None
+        dataset = getattr(part, "dataset", part)
+        return len(dataset) if hasattr(dataset, "__len__") else None
+
+    return {"name": getattr(data, "name", "data"), "num_classes": data.num_classes,
+            "train": size(data.train), "val": size(data.val), "test": size(data.test)}

@@ -1,0 +1,116 @@
+"""One candidate's life, the same for every method: prune → fine-tune (or train) → measure → record.
+
+A :class:`Job` holds what every candidate of a run shares (the method and its prepared state, the input
+model, the data, the training settings). :meth:`Job.train` prunes and trains one candidate in memory and
+returns its record (one schema for every method) and the trained model; it writes nothing, so it runs the
+same in the driver and in a Ray task. With a run directory (``store``), :meth:`Job.finish` saves the
+model to ``candidates/ID.pt`` and appends the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgeprune import models as model_lib
+from edgeprune.errors import EdgepruneError
+from edgeprune.measure import accuracy, macs, nonzeros, param_count, sparse_bytes_bound, sparsity
+from edgeprune.methods.base import Candidate, Decision, Method
+from edgeprune.runs.store import RunStore
+from edgeprune.train import TrainConfig, fit
+
+
+def measure(model: nn.Module, data, example: torch.Tensor) -> dict:
+    """Validation and test accuracy (test once, on the final model) and the size of ``model``."""
+    report = macs(model, example[:1])
+    out = {"val_acc": accuracy(model, data.val)}
+    if data.test is not None:
+        out["test_acc"] = accuracy(model, data.test)
+    return {
+        **out,
+        "sparsity": sparsity(model),
+        "params": param_count(model),
+        "nonzeros": nonzeros(model),
+        "macs": report.dense,
+        "effective_macs": report.effective,
+        "bytes_estimate": sparse_bytes_bound(model),
+    }
+
+
+def dense_record(model: nn.Module, data, example: torch.Tensor) -> dict:
+    return {"id": "dense", "kind": "dense", "method": "dense", "status": "ok", **measure(model, data, example)}
+
+
+@dataclass
+class Job:
+    method: Method
+    state: object
+    model: nn.Module  # the input model: teacher for KD, never modified
+    data: object  # edgeprune.data.Data
+    train_config: TrainConfig | None  # None: no fine-tune
+    kd: bool
+    example: torch.Tensor
+    store: RunStore | None = None
+
+    def base_record(self, cand: Candidate) -> dict:
+        setting = {k: v for k, v in cand.setting.items() if k != "sparsities"}
+        return {"id": cand.id, "kind": "candidate", "method": self.method.name, "budget": cand.budget,
+                "budget_name": self.method.budget_name, "seed": cand.seed, "setting": setting}
+
+    def prune(self, cand: Candidate) -> Decision:
+        return self.method.prune(self.state, self.model, cand)
+
+    def train(self, cand: Candidate, progress: bool = False) -> tuple[dict, nn.Module | None]:
+        """Prune, train and measure ``cand``: (record, trained model), or (failed record, None)."""
+        record, decision = self.run(cand, progress)
+        return record, decision.model if decision is not None else None
+
+    def run(self, cand: Candidate, progress: bool = False) -> tuple[dict, Decision | None]:
+        """:meth:`train`, keeping the method's whole decision (masks included)."""
+        record = self.base_record(cand)
+        started = time.perf_counter()
+        try:
+            decision = self.prune(cand)
+            record["decided"] = decision.info
+            record["budget_achieved"] = self.method.achieved(self.model, decision)
+            model = decision.model
+            record["val_acc_pruned"] = accuracy(model, self.data.val)
+            if self.train_config is not None:
+                if hasattr(self.data.train, "reseed"):  # augmentation draws depend on the candidate only
+                    self.data.train.reseed(cand.seed)
+                teacher = self.model if self.kd else None
+                result = fit(model, self.data.train, self.data.val, self.train_config.replace(seed=cand.seed),
+                             teacher=teacher, masks=decision.masks, progress=progress, description=cand.id)
+                record.update(epochs_run=result.epochs_run, best_epoch=result.best_epoch)
+        except EdgepruneError as exc:
+            return self.failed(cand, str(exc), 1, time.perf_counter() - started), None
+        record.update(status="ok", **measure(model, self.data, self.example), seconds=time.perf_counter() - started)
+        return record, decision
+
+    # -- the executors' contract (edgeprune.runs.executor) --------------------------------------------
+    @staticmethod
+    def portable(model: nn.Module) -> nn.Module:
+        """A Ray task sends the whole module back: structured methods change its shapes."""
+        return model
+
+    def finish(self, cand: Candidate, record: dict, trained: nn.Module | None) -> dict:
+        """Driver side: the model to ``candidates/ID.pt`` (atomic), then the record to results.jsonl."""
+        if trained is not None and record.get("status") == "ok":
+            rel = Path("candidates") / f"{record['id']}.pt"
+            model_lib.save(trained, self.store.root / rel, meta={"record_id": record["id"], "method": self.method.name,
+                                                                     "dataset": getattr(self.data, "name", None)})
+            record = {**record, "checkpoint": str(rel)}
+        self.store.append(record)
+        return record
+
+    def failed(self, cand: Candidate, reason: str, attempts: int, seconds: float) -> dict:
+        return {**self.base_record(cand), "status": "failed", "error": reason, "attempts": attempts, "seconds": seconds}
+
+    def for_workers(self) -> "Job":
+        return dataclasses.replace(self, store=None)
+

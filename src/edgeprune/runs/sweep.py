@@ -1,0 +1,94 @@
+"""A sweep: every candidate of a method over budgets × seeds in one run directory, resumable.
+
+Layout of RUN_DIR: ``config.json`` (what made it: a different configuration is refused), ``plan.json``
+(``edgeprune status``), ``results.jsonl`` (one record per finished candidate, the input model's first),
+``candidates/ID.pt``, and the report files of :mod:`edgeprune.runs.report`. The directory is locked while
+a sweep writes it; running the same sweep again skips every finished candidate, also after ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeprune.errors import ConfigError
+from edgeprune.methods.base import Method
+from edgeprune.runs import status
+from edgeprune.runs.executor import make_executor
+from edgeprune.runs.inputs import Inputs, describe_data, fingerprint
+from edgeprune.runs.job import Job, dense_record
+from edgeprune.runs.lock import RunLock
+from edgeprune.runs.report import render
+from edgeprune.runs.store import RunStore
+from edgeprune.train import TrainConfig
+
+FORMAT = "edgeprune-run"
+
+
+@dataclass
+class SweepResult:
+    run_dir: Path
+    records: list[dict]
+    front: list[dict]
+    chosen: dict | None  # the chosen candidate's record (its model: run_dir / "chosen.pt")
+    summary: dict
+
+
+def run_config(method: Method, inputs: Inputs, budgets, seeds, train: TrainConfig | None, kd: bool) -> dict:
+    return {
+        "format": FORMAT, "method": method.name, "options": json.loads(method.options.model_dump_json()),
+        "budgets": budgets, "seeds": seeds, "finetune": train.model_dump() if train else None, "kd": kd,
+        "model": fingerprint(inputs.model), "data": describe_data(inputs.data),
+    }
+
+
+def check_run_dir(out: Path, config: dict) -> None:
+    """Refuse, before anything is written, a folder that is a file or a run of another method/configuration."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file, not a run directory")
+    path = out / "config.json"
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"{str(path)!r} is not readable JSON; use another --out or delete the folder") from None
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        raise ConfigError(f"{str(out)!r} is a run directory of another command (edgeprune search/vbp/pai); use another --out")
+    if old.get("method") != config["method"]:
+        raise ConfigError(f"{str(out)!r} is a run directory of method {old.get('method')!r}, not "
+                          f"{config['method']!r}; use another --out")
+    for key in config:
+        if old.get(key) != config[key]:
+            raise ConfigError(f"run directory {str(out)!r} was made by a different configuration ({key}: "
+                              f"{old.get(key)!r} there, {config[key]!r} now); use another --out or delete it")
+
+
+def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[int], out, *,
+              train: TrainConfig | None, kd: bool, executor="local", progress: bool = True) -> SweepResult:
+    out = Path(out)
+    config = run_config(method, inputs, budgets, seeds, train, kd)
+    check_run_dir(out, config)
+    runner = make_executor(executor) if isinstance(executor, str) else executor
+    own = isinstance(executor, str)
+    try:
+        with RunLock(out) as lock:
+            lock.sweep_temp_files()
+            store = RunStore(out).open(config)
+            status.start_session(out, executor=getattr(runner, "name", type(runner).__name__))
+            status.write_plan(out, "dense", ["dense"])
+            if "dense" not in store.finished_ids():
+                store.append(dense_record(inputs.model, inputs.data, inputs.example))
+            state = method.prepare(inputs.model, inputs.data, inputs.example)
+            plan = method.candidates(state, budgets, seeds)
+            status.write_plan(out, "candidate", [c.id for c in plan])
+            job = Job(method, state, inputs.model, inputs.data, train, kd, inputs.example, store)
+            runner.run(job, plan, progress=progress, title=method.name)
+            summary = render(out)
+    finally:
+        if own:
+            runner.close()
+    records = RunStore(out).records()
+    return SweepResult(out, records, summary["front"], summary["chosen"], summary)
+
