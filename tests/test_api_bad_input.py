@@ -1,0 +1,68 @@
+"""Bad input to the public API: one-line errors naming the value and what is allowed; nothing written."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import edgeprune
+from byom.mynet import build
+from byom.userdata import loaders
+from edgeprune.errors import ConfigError, DataError, EdgepruneError, ModelError
+
+
+def one_line(exc: pytest.ExceptionInfo) -> str:
+    text = str(exc.value)
+    assert "\n" not in text
+    return text
+
+
+def test_unknown_method():
+    with pytest.raises(ConfigError) as exc:
+        edgeprune.prune(build(), loaders(), method="nope")
+    assert "nope" in one_line(exc) and "mix_and_match" in str(exc.value)
+
+
+@pytest.mark.parametrize("budget", [1.0, -0.1, "lots", True])
+def test_budget_outside_the_range(budget):
+    with pytest.raises(ConfigError) as exc:
+        edgeprune.prune(build(), loaders(), method="magnitude", budget=budget)
+    assert repr(budget) in one_line(exc) and "[0, 1)" in str(exc.value)
+
+
+def test_unknown_method_option():
+    with pytest.raises(ConfigError) as exc:
+        edgeprune.prune(build(), loaders(), method="vbp", budget=0.5, colour="red")
+    assert "colour" in one_line(exc)
+
+
+def test_input_shape_the_model_rejects():
+    x = torch.zeros(32, 3, 8, 8)  # three channels; MyNet takes one
+    data = (DataLoader(TensorDataset(x, torch.zeros(32, dtype=torch.long)), 8),) * 2
+    with pytest.raises(ModelError) as exc:
+        edgeprune.prune(build(), data, method="magnitude", budget=0.5)
+    assert "(1, 3, 8, 8)" in one_line(exc)
+
+
+def test_batches_that_are_not_pairs():
+    data = (DataLoader(torch.zeros(16, 1, 8, 8), 8),) * 2
+    with pytest.raises(DataError) as exc:
+        edgeprune.prune(build(), data, method="magnitude", budget=0.5)
+    one_line(exc)
+
+
+def test_not_a_module():
+    with pytest.raises(ConfigError) as exc:
+        edgeprune.prune({"weights": 1}, loaders(), method="magnitude")
+    assert "dict" in one_line(exc)
+
+
+def test_sweep_into_a_run_of_another_method(tmp_path):
+    model, data = build(), loaders()
+    edgeprune.sweep(model, data, method="magnitude", budgets=[0.5], out=tmp_path, finetune=0, progress=False)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(EdgepruneError) as exc:
+        edgeprune.sweep(model, data, method="random", budgets=[0.5], out=tmp_path, finetune=0, progress=False)
+    assert "'magnitude'" in one_line(exc) and "'random'" in str(exc.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
