@@ -14,5 +14,5 @@ from edgeprune.data.bundle import Data
 from edgeprune.data.loaders import check_batch, make_loader
 from edgeprune.data.registry import list_datasets, load, resolve, resolve_root
 
-__all__ = ["Data", "ImageDataset", "Splits", "check_batch", "load", "list_datasets", "make_loader", "resolve",
+__all__ = ["Data", "ImageDataset", "Splits", "check_batch", "list_datasets", "load", "make_loader", "resolve",
            "resolve_root"]
