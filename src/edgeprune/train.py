@@ -7,6 +7,12 @@ end, and early stopping watches validation accuracy. Test data never enters this
 Distributed data parallel: when ``torch.distributed`` is initialised (``torchrun``), :func:`fit` shards the
 training set with a DistributedSampler, wraps the model in DDP and only rank 0 shows progress; the caller
 lets only rank 0 write files.
+
+User DataLoaders: ``train_data`` / ``val_data`` may be DataLoaders yielding ``(x, y)`` tensor batches. They
+are used as they are: their batch size and order win over ``batch_size`` / ``seed`` (the global torch RNG is
+seeded with ``seed`` first, so a loader shuffling with it repeats). Under DDP a user training DataLoader
+must already shard with a DistributedSampler (fit calls its ``set_epoch``); anything else is a ConfigError,
+since every rank would train on all the data.
 """
 
 from __future__ import annotations
@@ -21,9 +27,14 @@ import pydantic
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
 
+from edgeprune import distributed as dist_lib
 from edgeprune.config import Config
-from edgeprune.errors import EdgepruneError
+from edgeprune.data.loaders import checked, make_loader
+from edgeprune.errors import ConfigError, DataError, EdgepruneError
+from edgeprune.measure import accuracy
 from edgeprune.prune.masks import Masks, apply_masks, mask_gradients
 
 
@@ -124,9 +135,32 @@ def _lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def _distributed() -> tuple[bool, int, int]:
-    from edgeprune import distributed as dist_lib
-
     return dist_lib.is_initialized(), dist_lib.rank(), dist_lib.world_size()
+
+
+def _train_loader(train_data, cfg: TrainConfig, distributed: bool, rank: int, world: int):
+    """(loader, sampler to ``set_epoch``): a user DataLoader as it is, else a seeded (sharded) loader."""
+    if isinstance(train_data, DataLoader):
+        sampler = train_data.sampler if isinstance(train_data.sampler, DistributedSampler) else None
+        if distributed and sampler is None:
+            raise ConfigError(f"under torchrun a training DataLoader must shard with a DistributedSampler, got "
+                              f"{type(train_data.sampler).__name__}; add one or pass the dataset to let fit shard it")
+        return train_data, sampler
+    sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed) if distributed else None
+    return make_loader(train_data, cfg.batch_size, shuffle=sampler is None, seed=cfg.seed, sampler=sampler), sampler
+
+
+def _steps_per_epoch(loader, cfg: TrainConfig) -> int:
+    try:
+        n = len(loader)
+    except TypeError:  # an IterableDataset without __len__
+        if cfg.max_batches is None:
+            raise ConfigError("the training DataLoader has no len() (IterableDataset); set max_batches "
+                              "to fix the steps per epoch") from None
+        return cfg.max_batches
+    if n == 0:
+        raise DataError("training data is empty: it yields no batch; expected at least one (x, y) batch")
+    return n if cfg.max_batches is None else min(n, cfg.max_batches)
 
 
 def fit(
@@ -145,13 +179,10 @@ def fit(
 
     ``masks`` ({param name: bool keep-mask}) stay exact: pruned weights are zero at every step.
     ``teacher`` switches the loss to knowledge distillation (see :func:`kd_loss`).
+    ``train_data`` / ``val_data``: datasets or DataLoaders yielding ``(x, y)`` tensor batches (a DataLoader
+    keeps its own batch size and order; see the module notes for DDP). Malformed batches: DataError.
     Raises :class:`TrainingDiverged` if the loss becomes NaN/inf.
     """
-    from edgeprune.data import make_loader
-    from edgeprune.measure import accuracy
-
-    from edgeprune import distributed as dist_lib
-
     cfg = config or TrainConfig()
     distributed, rank, world = _distributed()
     device = torch.device(device) if device is not None else dist_lib.device()  # under DDP: this rank's GPU
@@ -163,13 +194,8 @@ def fit(
         masks = {k: v.to(device) for k, v in masks.items()}
         apply_masks(model, masks)
 
-    sampler = None
-    if distributed:
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
-    loader = make_loader(train_data, cfg.batch_size, shuffle=sampler is None, seed=cfg.seed, sampler=sampler)
-    steps_per_epoch = len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
+    loader, sampler = _train_loader(train_data, cfg, distributed, rank, world)
+    steps_per_epoch = _steps_per_epoch(loader, cfg)
     net = model
     if distributed:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -190,7 +216,7 @@ def fit(
                 sampler.set_epoch(epoch)
             net.train()
             t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-            for i, (x, y) in enumerate(loader):
+            for i, (x, y) in enumerate(checked(loader, "training data")):
                 if i >= steps_per_epoch:
                     break
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

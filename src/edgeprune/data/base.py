@@ -1,4 +1,4 @@
-"""In-memory image datasets, the train/val/test bundle and the DataLoader factory.
+"""In-memory image datasets and :class:`Splits`, the train/val/test bundle that ``load(spec)`` returns.
 
 :class:`ImageDataset` keeps every image in one tensor and hands out whole batches through
 ``__getitems__``, which torch's DataLoader calls when it auto-batches; augmentation and normalisation
@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from edgeprune.errors import ConfigError, DataError, check_positive
+from edgeprune.errors import DataError, check_positive
+from edgeprune.data.bundle import SPLIT_NAMES, Data  # noqa: F401  (re-exported)
+from edgeprune.data.loaders import make_loader  # noqa: F401  (re-exported)
 from edgeprune.data.transforms import random_crop, random_hflip, to_unit_float
 
 
@@ -151,79 +153,21 @@ class ImageDataset(Dataset):
                 f"classes={self.num_classes}, augment={aug})")
 
 
-def _pass_batch(batch):
-    """collate_fn for datasets whose ``__getitems__`` already returns a stacked batch."""
-    return batch
-
-
-def make_loader(
-    dataset: Dataset,
-    batch_size: int,
-    *,
-    shuffle: bool = False,
-    seed: int = 0,
-    drop_last: bool = False,
-    sampler=None,
-) -> DataLoader:
-    """A single-process DataLoader over an :class:`ImageDataset`, one ``__getitems__`` call per batch.
-
-    ``shuffle`` draws a new order every epoch from a generator seeded with ``seed``, so runs repeat.
-    Pass ``sampler`` (e.g. a DistributedSampler) instead of ``shuffle`` to control the order yourself.
-    """
-    check_positive("batch_size", batch_size)
-    if sampler is not None and shuffle:
-        raise ConfigError("shuffle=True cannot be combined with a sampler; let the sampler shuffle")
-    collate = _pass_batch if hasattr(dataset, "__getitems__") else None
-    return DataLoader(
-        dataset,
-        batch_size=int(batch_size),
-        shuffle=bool(shuffle),
-        sampler=sampler,
-        drop_last=drop_last,
-        num_workers=0,
-        collate_fn=collate,
-        generator=torch.Generator().manual_seed(int(seed)),
-    )
-
-
-SPLIT_NAMES = ("train", "val", "test")
-
-
-@dataclass
-class Splits:
-    """train / val / test datasets of one data spec plus the facts a model needs to fit it.
+@dataclass(kw_only=True)
+class Splits(Data):
+    """train / val / test :class:`ImageDataset` s of one data spec (what :func:`~edgeprune.data.load` returns).
 
     ``val`` is carved from the training data (selection happens on it); ``test`` is the official
-    test split and is meant to be evaluated once per final model.
+    test split and is meant to be evaluated once per final model. Besides :class:`Data`'s fields it keeps
+    the class names, the normalisation statistics and how the split was made.
     """
 
-    train: ImageDataset
-    val: ImageDataset
-    test: ImageDataset
-    name: str
-    num_classes: int
-    in_channels: int
-    image_size: int
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     seed: int = 0
     val_fraction: float = 0.1
     limit: int | None = None
-
-    def split(self, split: str) -> ImageDataset:
-        """The dataset called ``split`` ('train', 'val' or 'test')."""
-        if split not in SPLIT_NAMES:
-            raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_NAMES)}")
-        return getattr(self, split)
-
-    def loader(self, split: str, batch_size: int, shuffle: bool | None = None, seed: int = 0,
-               *, drop_last: bool = False) -> DataLoader:
-        """A DataLoader over ``split``; ``shuffle`` defaults to True for 'train' and False otherwise."""
-        dataset = self.split(split)
-        if shuffle is None:
-            shuffle = split == "train"
-        return make_loader(dataset, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
 
     def describe(self) -> dict:
         """A JSON-ready summary (sizes, shapes, statistics, seed) to store next to results."""

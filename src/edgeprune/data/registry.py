@@ -1,4 +1,4 @@
-"""Data specs -> readers, and :func:`load`, which turns a reader's pools into :class:`Splits`.
+"""Data specs -> readers; :func:`load`, which turns a reader's pools into :class:`Splits`; :func:`resolve`.
 
 A spec is ``name`` or ``name:argument`` (``synthetic:classes=4``, ``imagefolder:/data/pets``).
 """
@@ -14,6 +14,7 @@ import numpy as np
 
 from edgeprune.errors import ConfigError
 from edgeprune.data.base import ImageDataset, RawData, Splits
+from edgeprune.data.bundle import Data
 from edgeprune.data.splits import SALT_VAL, limit_indices, stratified_split
 from edgeprune.data.transforms import channel_stats
 
@@ -154,6 +155,36 @@ def load(
     train = dataset(train_x, train_y, raw.augment if augment is None else augment)
     return Splits(
         train=train, val=dataset(pool_x[val_idx], pool_y[val_idx], False), test=dataset(test_x, test_y, False),
-        name=name, num_classes=len(raw.classes), in_channels=train.in_channels, image_size=train.image_size,
+        name=name, num_classes=len(raw.classes), input_shape=tuple(int(d) for d in train.images.shape[1:]),
         classes=list(raw.classes), mean=mean, std=std, seed=int(seed), val_fraction=float(val_fraction), limit=limit,
     )
+
+
+def resolve(
+    data,
+    *,
+    root: str | os.PathLike | None = None,
+    val_fraction: float = 0.1,
+    limit: int | None = None,
+    seed: int = 0,
+) -> Data:
+    """Whatever a user hands over as data, as a :class:`Data` bundle.
+
+    * a :class:`Data` (e.g. the :class:`Splits` of :func:`load`) is returned as it is;
+    * a tuple/list ``(train, val)`` or ``(train, val, test)`` of DataLoaders (or datasets) goes through
+      :meth:`Data.from_loaders` (``num_classes`` unknown: None);
+    * a data spec string (``"digits"``, ``"mnist"``, ...) is loaded with :func:`load` and the options.
+
+    Anything else, or a tuple of another length, is a ConfigError.
+    """
+    if isinstance(data, Data):
+        return data
+    if isinstance(data, (tuple, list)):
+        if len(data) not in (2, 3):
+            raise ConfigError(f"data as a {type(data).__name__} must be (train, val) or (train, val, test) "
+                              f"DataLoaders, got {len(data)} items")
+        return Data.from_loaders(*data)
+    if isinstance(data, str):
+        return load(data, root, val_fraction=val_fraction, seed=seed, limit=limit)
+    raise ConfigError(f"data must be a Data bundle, a (train, val[, test]) tuple of DataLoaders or a data spec "
+                      f"string (known: {', '.join(DATASETS)}), got {type(data).__name__}")

@@ -12,6 +12,7 @@ Accuracy is always measured in ONNX Runtime, never by simulating INT8 in PyTorch
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import tempfile
@@ -19,9 +20,14 @@ import time
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from torch import nn
+from torch.utils.data import DataLoader
 
-from edgeprune.errors import ConfigError, ModelError, check_positive
+from edgeprune.data.loaders import batches as checked_batches, checked, first_batch, make_loader
+from edgeprune.errors import ConfigError, DataError, ModelError, check_positive
+from edgeprune.export.onnx import DEFAULT_OPSET, export_verified, fixed_batch, ort_run, ort_session, quiet_exporters
+from edgeprune.utils.io import atomic_path
 
 MODES = ("static", "dynamic")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -58,24 +64,35 @@ def cpu_quant_settings() -> dict:
 
 
 def calibration_reader(dataset, batches: int, batch_size: int, *, seed: int = 0, input_name: str = "input"):
-    """An ORT CalibrationDataReader over ``batches`` shuffled batches of ``dataset`` (augmentation off)."""
-    from onnxruntime.quantization import CalibrationDataReader
+    """An ORT CalibrationDataReader over ``batches`` shuffled batches of ``dataset`` (augmentation off).
 
-    from edgeprune.data import make_loader
+    A DataLoader gives its first ``batches`` batches as it yields them (its order, batch size and
+    augmentation; ``batch_size`` and ``seed`` are not used). The reader's ``images`` counts what it handed
+    out. The first batch is read and checked here: DataError for malformed or empty data.
+    """
+    from onnxruntime.quantization import CalibrationDataReader
 
     check_positive("calibration batches", batches)
     check_positive("calibration batch size", batch_size)
-    plain = dataset.with_augment(False) if hasattr(dataset, "with_augment") else dataset
-    loader = make_loader(plain, batch_size, shuffle=True, seed=seed, drop_last=len(plain) >= batch_size)
+    if isinstance(dataset, DataLoader):
+        loader = dataset
+    else:
+        plain = dataset.with_augment(False) if hasattr(dataset, "with_augment") else dataset
+        loader = make_loader(plain, batch_size, shuffle=True, seed=seed, drop_last=len(plain) >= batch_size)
+    stream = checked(loader, "calibration data")
+    first = next(stream)
 
     class _Reader(CalibrationDataReader):
         def __init__(self):
-            self._batches = (
-                {input_name: x.numpy()} for i, (x, _) in enumerate(loader) if i < batches
-            )
+            self._batches = itertools.islice(itertools.chain([first], stream), batches)
+            self.images = 0
 
         def get_next(self):
-            return next(self._batches, None)
+            x, _ = next(self._batches, (None, None))
+            if x is None:
+                return None
+            self.images += len(x)
+            return {input_name: x.numpy()}
 
     return _Reader()
 
@@ -94,14 +111,12 @@ def quantize(
 ) -> dict:
     """Quantize ``onnx_path`` to ``out_path`` (written atomically); returns the settings and sizes.
 
-    ``calibration_data`` (a dataset, normally the training split) is required for ``static``. A model with
-    a fixed batch dimension is calibrated with batches of that size.
+    ``calibration_data`` (a dataset, normally the training split, or a DataLoader) is required for
+    ``static``. A model with a fixed batch dimension is calibrated with batches of that size (a DataLoader
+    must yield batches of that size itself).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from edgeprune.export.onnx import quiet_exporters, fixed_batch, ort_session
-    from edgeprune.utils.io import atomic_path
 
     check_mode(mode)
     if calib_method not in CALIBRATION_METHODS:
@@ -140,14 +155,13 @@ def quantize(
                         )
                     info.update({"activation_type": cpu["activation_type"], "reduce_range": cpu["reduce_range"],
                                  "cpu_rule": cpu["why"], "calibration": {
-                                     "method": calib_method, "batches": calib_batches, "batch_size": batch,
-                                     "images": min(calib_batches * batch, len(calibration_data)),
-                                     "split": "train (augmentation off)", "seed": seed}})
+                                     "method": calib_method, "batches": calib_batches, "images": reader.images,
+                                     **_calibration_source(calibration_data, batch, seed)}})
                 else:
                     with quiet_exporters():
                         quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
                     info.update({"activation_type": "dynamic (UINT8 at run time)", "reduce_range": False})
-            except (ConfigError, ModelError):
+            except (ConfigError, DataError, ModelError):
                 raise
             except Exception as exc:  # noqa: BLE001
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -156,6 +170,21 @@ def quantize(
             ort_session(tmp)  # the quantized graph must load before it replaces anything
     info.update({"path": str(out_path), "bytes": out_path.stat().st_size, "seconds": time.perf_counter() - start})
     return info
+
+
+def _calibration_source(data, batch: int, seed: int) -> dict:
+    if isinstance(data, DataLoader):
+        return {"batch_size": data.batch_size, "split": "user DataLoader (its order and augmentation)"}
+    return {"batch_size": batch, "split": "train (augmentation off)", "seed": seed}
+
+
+def _ort_accuracy(session, data, batch_size: int, what: str) -> tuple[float, int]:
+    """(top-1 accuracy, images) of an ONNX Runtime session on a dataset or DataLoader."""
+    correct = total = 0
+    for x, y in checked_batches(data, batch_size, what):
+        correct += int((np.asarray(ort_run(session, x)).argmax(1) == y.numpy()).sum())
+        total += len(y)
+    return correct / total, total
 
 
 def evaluate_int8(
@@ -172,27 +201,32 @@ def evaluate_int8(
 ) -> dict:
     """FP32 and INT8 top-1 on ``splits.test``, both measured in ONNX Runtime, and the two files' sizes.
 
-    Exports ``model`` (parity-checked on test images), quantizes it (calibration on ``splits.train``) and
-    returns ``{"fp32_acc_ort", "int8_acc_ort", "onnx_bytes", "int8_onnx_bytes", "mode", "max_abs_diff", ...}``.
-    Files go to ``workdir`` (``model.onnx``, ``model.int8.onnx``), or to a temporary folder removed after.
+    ``splits`` is a :class:`~edgeprune.data.Data` bundle (``data.load`` / ``data.resolve``) whose splits may
+    be DataLoaders; without a test split (None) the accuracies are on ``val`` (``"split"`` says which).
+    Exports ``model`` (parity-checked on the first evaluation batch), quantizes it (calibration on
+    ``splits.train``) and returns ``{"fp32_acc_ort", "int8_acc_ort", "onnx_bytes", "int8_onnx_bytes", "mode",
+    "max_abs_diff", "split", "test_images", ...}``. Files go to ``workdir`` (``model.onnx``,
+    ``model.int8.onnx``), or to a temporary folder removed after.
     """
-    from edgeprune.data import make_loader
-    from edgeprune.export.onnx import DEFAULT_OPSET, export_verified, ort_accuracy, ort_session
-
     check_mode(mode)
+    split = "test" if splits.test is not None else "val"
+    evaluation, what = splits.split(split), f"{split} data"
     with tempfile.TemporaryDirectory(prefix="edgeprune-eval-int8-") as tmp:
         folder = Path(workdir) if workdir is not None else Path(tmp)
-        inputs = next(iter(make_loader(splits.test, 64)))[0]
+        inputs = first_batch(evaluation, what)[0]
         fp32 = export_verified(model, folder / "model.onnx", inputs, opset=opset or DEFAULT_OPSET)
         int8 = quantize(folder / "model.onnx", folder / "model.int8.onnx", mode, calibration_data=splits.train,
                         calib_batches=calib_batches, calib_batch_size=calib_batch_size, seed=seed)
+        fp32_acc, images = _ort_accuracy(ort_session(folder / "model.onnx"), evaluation, batch_size, what)
+        int8_acc, _ = _ort_accuracy(ort_session(folder / "model.int8.onnx"), evaluation, batch_size, what)
         return {
             "mode": mode,
-            "fp32_acc_ort": ort_accuracy(ort_session(folder / "model.onnx"), splits.test, batch_size),
-            "int8_acc_ort": ort_accuracy(ort_session(folder / "model.int8.onnx"), splits.test, batch_size),
+            "fp32_acc_ort": fp32_acc,
+            "int8_acc_ort": int8_acc,
             "onnx_bytes": fp32["bytes"],
             "int8_onnx_bytes": int8["bytes"],
             "max_abs_diff": fp32["max_abs_diff"],
             "int8": {k: v for k, v in int8.items() if k != "path"},
-            "test_images": len(splits.test),
+            "split": split,
+            "test_images": images,
         }

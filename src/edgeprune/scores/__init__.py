@@ -15,7 +15,9 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
+from edgeprune.data.loaders import check_batch, take
 from edgeprune.errors import ConfigError
 from edgeprune.measure import prunable_weights
 from edgeprune.scores import pai, weights  # noqa: F401  (importing registers the criteria)
@@ -76,12 +78,18 @@ def calibration_batches(dataset, num_batches: int, batch_size: int = 32, seed: i
     never validation or test data, which stay for selection and the final measurement. Augmentation is
     switched off. Examples are drawn without replacement; only when the dataset is smaller than
     ``num_batches * batch_size`` does a new shuffled pass begin, so every batch is full.
+
+    A DataLoader (or a bundle whose ``train`` is one) gives its first ``num_batches`` batches as it yields
+    them (a new pass begins if it has fewer): its order, batch size and augmentation; ``batch_size`` and
+    ``seed`` are not used. Batches that are not ``(x, y)`` tensor pairs, or no batch at all: DataError.
     """
     if num_batches is None or int(num_batches) <= 0:
         raise ConfigError(f"num_batches must be > 0, got {num_batches!r}")
     if batch_size is None or int(batch_size) <= 0:
         raise ConfigError(f"batch_size must be > 0, got {batch_size!r}")
     dataset = getattr(dataset, "train", dataset)
+    if isinstance(dataset, DataLoader):
+        return take(dataset, int(num_batches), "calibration data")
     if hasattr(dataset, "with_augment"):
         dataset = dataset.with_augment(False)
     n = len(dataset)
@@ -99,5 +107,5 @@ def calibration_batches(dataset, num_batches: int, batch_size: int = 32, seed: i
             items = [dataset[i] for i in idx]
             x = torch.stack([torch.as_tensor(a) for a, _ in items])
             y = torch.as_tensor([int(b) for _, b in items])
-        batches.append((x, torch.as_tensor(y)))
+        batches.append(check_batch((x, torch.as_tensor(y)), "calibration data"))
     return batches

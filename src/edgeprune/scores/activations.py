@@ -16,6 +16,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
+from edgeprune.data.loaders import checked
 from edgeprune.errors import DataError, ModelError, check_positive
 
 
@@ -82,13 +83,6 @@ def consumer_channels(module: nn.Module) -> int:
     raise ModelError(f"activation statistics support Linear and Conv2d consumers, got {type(module).__name__}")
 
 
-def _batch_input(batch):
-    """The model input of a loader item: ``x`` of ``(x, y)``, or the tensor itself."""
-    if isinstance(batch, (tuple, list)):
-        return batch[0]
-    return batch
-
-
 def _device_of(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
@@ -114,8 +108,9 @@ def input_statistics(
 ) -> dict[str, RunningMoments]:
     """Per-channel mean/variance of the input of each module in ``consumers`` ({name: module}).
 
-    Runs ``model`` in eval mode on ``batches`` (a DataLoader of ``(x, y)`` or of tensors); ``max_batches``
-    = 0 means one full pass. ``expected_input`` (C, H, W) only improves the error message when a batch
+    Runs ``model`` in eval mode on ``batches`` (a DataLoader, or any iterable, of ``(x, y)`` tensor pairs or
+    of bare input tensors), used as it yields them; ``max_batches`` = 0 means one full pass. Other batches
+    (checked with :func:`edgeprune.data.check_batch`), or none at all: DataError. ``expected_input`` (C, H, W) only improves the error message when a batch
     does not fit the model (DataError). The model's train/eval mode is restored afterwards.
     """
     check_positive("calibration batches", max_batches, allow_zero=True)
@@ -140,10 +135,10 @@ def input_statistics(
     try:
         with _progress(progress) as bar:
             task = bar.add_task(description, total=total)
-            for i, batch in enumerate(batches):
+            for i, (x, _) in enumerate(checked(batches, "calibration data", labels=False)):
                 if max_batches and i >= max_batches:
                     break
-                x = _batch_input(batch).to(device)
+                x = x.to(device)
                 try:
                     model(x)
                 except (RuntimeError, ValueError) as exc:  # HF models raise ValueError for wrong channels
