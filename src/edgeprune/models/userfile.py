@@ -113,7 +113,8 @@ def _call_kwargs(factory, spec: str, options: dict, build_args: dict) -> dict:
     try:
         inspect.signature(factory).bind(**kwargs)
     except TypeError as exc:
-        raise ConfigError(f"factory {spec!r} cannot be called with {sorted(kwargs)} ({exc})") from None
+        given = ", ".join(sorted(kwargs)) or "no arguments"
+        raise ConfigError(f"factory {spec!r} cannot be called with {given}: {exc}; pass options as --arg key=value") from None
     return kwargs
 
 
