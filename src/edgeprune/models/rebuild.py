@@ -66,7 +66,8 @@ def _verified(model: nn.Module, build: dict, state: dict, layers: dict) -> dict:
         check_keys(dry, state, f"save(spec={spec!r}): this {name}", f"the model the spec rebuilds ({sizes})")
         dry.load_state_dict(state, strict=True)
     except EdgepruneError as exc:
-        detail = str(exc) if isinstance(exc, CheckpointError) else f"the spec cannot rebuild it ({exc})"
+        detail = str(exc) if isinstance(exc, CheckpointError) else (
+            f"save(spec={spec!r}): the spec cannot rebuild this {name} ({exc})")
         raise CheckpointError(f"{detail}; {hint}") from None
     x = torch.randn(2, build["in_channels"], build["image_size"], build["image_size"],
                     generator=torch.Generator().manual_seed(0))

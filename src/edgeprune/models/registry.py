@@ -21,6 +21,7 @@ from edgeprune.models._common import check_build_args, to_plain
 
 Builder = Callable[..., nn.Module]
 
+# filled by the families' @register when edgeprune.models (which any import of this module runs first) loads
 _ZOO: dict[str, tuple[Builder, str]] = {}
 
 PREFIXES: dict[str, str] = {
@@ -49,20 +50,14 @@ def register(name: str, description: str) -> Callable[[Builder], Builder]:
     return decorator
 
 
-def _ensure_zoo() -> None:
-    import edgeprune.models  # noqa: F401  (importing the package registers every family)
-
-
 def list_models() -> dict[str, str]:
     """Name -> one-line description of every zoo model, plus the spec prefixes."""
-    _ensure_zoo()
     out = {name: desc for name, (_, desc) in sorted(_ZOO.items())}
     out.update(PREFIXES)
     return out
 
 
 def _unknown_spec(spec: str) -> ConfigError:
-    _ensure_zoo()
     return ConfigError(
         f"unknown model spec {spec!r}; allowed: a zoo name ({', '.join(sorted(_ZOO))}, optionally as zoo:<name>) "
         f"or a prefix {', '.join(PREFIXES)}"
@@ -120,7 +115,6 @@ def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: i
 
 
 def _create_zoo(name: str, num_classes, in_channels, image_size, options: dict, spec: str) -> nn.Module:
-    _ensure_zoo()
     entry = _ZOO.get(name.strip().lower())
     if entry is None:
         raise _unknown_spec(spec)
