@@ -60,10 +60,22 @@ def test_torch_file_that_is_not_an_edgeprune_checkpoint(tmp_path):
 
 
 def test_weights_of_another_model(tmp_path):
-    path = save(create("lenet5", in_channels=1, image_size=8), tmp_path / "m.pt", spec="resnet20")
+    path = save(create("lenet5", in_channels=1, image_size=8), tmp_path / "m.pt")
+    raw = torch.load(path, weights_only=True)
+    raw["build"]["spec"] = "resnet20"
+    torch.save(raw, path)
     message = _error(path)
     assert "'resnet20'" in message and "missing (" in message and "unexpected (" in message
     assert "features.0.weight" in message
+
+
+def test_save_refuses_a_spec_that_cannot_load_back(tmp_path):
+    with pytest.raises(CheckpointError) as info:
+        save(create("lenet5", in_channels=1, image_size=8), tmp_path / "m.pt", spec="resnet20")
+    message = str(info.value)
+    assert "\n" not in message and "spec='resnet20'" in message and "LeNet5" in message
+    assert "missing (" in message and "features.0.weight" in message and "model=" in message
+    assert not (tmp_path / "m.pt").exists()
 
 
 def test_tampered_shapes(tmp_path):

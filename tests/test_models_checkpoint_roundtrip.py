@@ -56,12 +56,27 @@ def test_baked_masks_and_torch_prune_reparametrisation(tmp_path):
     assert (again.classifier[0].weight[:, ::2] == 0).all()
 
 
-def test_spec_argument_overrides_and_is_needed_without_build_info(tmp_path):
+def test_spec_argument_is_checked_to_load_back(tmp_path):
     model = create("resnet20", num_classes=4)
     del model.edgeprune_build
-    with pytest.raises(CheckpointError, match="edgeprune_build"):
-        save(model, tmp_path / "a.pt")
-    model = create("lenet300")
-    plain = torch.nn.Sequential(*model.children())  # same layers, no build info
-    path = save(plain, tmp_path / "b.pt", spec="lenet300")
-    assert load_meta(path)["build"]["spec"] == "lenet300"
+    path = save(model, tmp_path / "a.pt")  # no build info: a custom model, spec None
+    assert load_meta(path)["build"]["spec"] is None
+    with pytest.raises(CheckpointError, match="custom ResNet model without a spec; pass model=ResNet"):
+        load(path)
+    # create()'s defaults (num_classes=10) would describe another model than the 4-class one saved
+    with pytest.raises(CheckpointError, match=r"spec='resnet20'.*num_classes=10.*does not reproduce"):
+        save(model, tmp_path / "b.pt", spec="resnet20")
+    assert not (tmp_path / "b.pt").exists()
+
+    plain = torch.nn.Sequential(*create("lenet300").children())  # same layers under other names
+    with pytest.raises(CheckpointError, match=r"this Sequential does not fit.*unexpected \(6\): 0\.1\.weight"):
+        save(plain, tmp_path / "c.pt", spec="lenet300")
+
+    torch.manual_seed(0)
+    model = create("resnet20").eval()  # create()'s default sizes: the spec alone describes it
+    del model.edgeprune_build
+    path = save(model, tmp_path / "d.pt", spec="zoo:resnet20")
+    assert load_meta(path)["build"]["spec"] == "zoo:resnet20"
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(load(path)(x), model(x))

@@ -22,7 +22,8 @@ def test_zoo_model_gives_logits(name, channels, size):
     assert logits.shape == (2, 7)
     assert torch.isfinite(logits).all()
     assert model.edgeprune_build == {"spec": name, "num_classes": 7, "in_channels": channels,
-                                     "image_size": size, "kwargs": {}}
+                                     "image_size": size, "kwargs": {}, "class": type(model).__qualname__,
+                                     "module": type(model).__module__}
 
 
 def test_list_models_names_zoo_and_prefixes():

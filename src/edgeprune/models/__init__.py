@@ -1,8 +1,12 @@
 """Model zoo and model specs: ``create`` any supported model, ``save``/``load`` safe checkpoints.
 
 Specs: zoo names (``lenet300``, ``lenet5``, ``vgg11``, ``vgg16``, ``resnet20``, ``resnet56``, ``resnet18``,
-``vit``; also as ``zoo:<name>``), ``hf:<hub id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``
-and ``torchvision:<name>``. Every model maps [B, C, H, W] images to [B, num_classes] logits.
+``vit``; also as ``zoo:<name>``), ``hf:<hub id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``,
+``torchvision:<name>`` and ``path/to/file.py:factory`` (a factory in your own file). Every model maps
+[B, C, H, W] images to [B, num_classes] logits.
+
+``save`` writes any ``nn.Module``; a model of your own class (no spec) loads back into a fresh instance
+with ``load(path, model=MyNet(...))``, physically pruned layers resized to their saved shapes.
 """
 
 from edgeprune.models.registry import create, list_models, register

@@ -1,9 +1,11 @@
 """One registry of model builders and the ``create`` entry point for every model spec.
 
-A spec is a zoo name (``resnet20`` or ``zoo:resnet20``) or a prefixed reference handled by an adapter:
-``hf:<id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``, ``torchvision:<name>``. Every model
-maps a float batch [B, C, H, W] to logits [B, num_classes] and carries ``model.edgeprune_build``, the
-plain-typed recipe :func:`edgeprune.models.load` uses to rebuild it.
+A spec is a zoo name (``resnet20`` or ``zoo:resnet20``), a prefixed reference handled by an adapter
+(``hf:<id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``, ``torchvision:<name>``) or a factory in
+the user's own file, ``path/to/file.py:build`` (see :mod:`edgeprune.models.userfile`). Every model maps a
+float batch [B, C, H, W] to logits [B, num_classes] and carries ``model.edgeprune_build``, the plain-typed
+recipe :func:`edgeprune.models.load` uses to rebuild it: ``spec`` (file paths made absolute), ``num_classes``,
+``in_channels``, ``image_size``, ``kwargs``, and the model's ``class`` (qualname) and ``module``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from typing import Callable
 from torch import nn
 
 from edgeprune.errors import ConfigError
+from edgeprune.models import adapters, hf, userfile
 from edgeprune.models._common import check_build_args, to_plain
 
 Builder = Callable[..., nn.Module]
 
+# filled by the families' @register when edgeprune.models (which any import of this module runs first) loads
 _ZOO: dict[str, tuple[Builder, str]] = {}
 
 PREFIXES: dict[str, str] = {
@@ -25,6 +29,8 @@ PREFIXES: dict[str, str] = {
     "hf-config:": "untrained HF transformers classifier from a config model_type (vit, deit, swin, levit, convnext...)",
     "timm:": "timm model by name (optional; timm must be importable)",
     "torchvision:": "torchvision model by name (optional; torchvision must be importable)",
+    userfile.PREFIX_HELP: "factory in your own Python file, called with the options (--arg key=value) and "
+                          "those of num_classes, in_channels, image_size its signature accepts",
 }
 
 
@@ -44,20 +50,14 @@ def register(name: str, description: str) -> Callable[[Builder], Builder]:
     return decorator
 
 
-def _ensure_zoo() -> None:
-    import edgeprune.models  # noqa: F401  (importing the package registers every family)
-
-
 def list_models() -> dict[str, str]:
     """Name -> one-line description of every zoo model, plus the spec prefixes."""
-    _ensure_zoo()
     out = {name: desc for name, (_, desc) in sorted(_ZOO.items())}
     out.update(PREFIXES)
     return out
 
 
 def _unknown_spec(spec: str) -> ConfigError:
-    _ensure_zoo()
     return ConfigError(
         f"unknown model spec {spec!r}; allowed: a zoo name ({', '.join(sorted(_ZOO))}, optionally as zoo:<name>) "
         f"or a prefix {', '.join(PREFIXES)}"
@@ -73,8 +73,8 @@ def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: i
     """Build the model named by ``spec`` for ``in_channels`` x ``image_size``² inputs and ``num_classes``.
 
     ``kwargs`` are the zoo model's options (e.g. ``dim=`` for ``vit``), HF config overrides for
-    ``hf-config:``, ``from_pretrained`` options for ``hf:``, and builder arguments for timm/torchvision.
-    The model is stamped with ``model.edgeprune_build`` so ``save(model, path)`` needs no spec.
+    ``hf-config:``, ``from_pretrained`` options for ``hf:``, builder arguments for timm/torchvision, and the
+    factory's keyword arguments for ``file.py:factory``. The model is stamped with ``model.edgeprune_build`` so ``save(model, path)`` needs no spec.
     Raises ConfigError (unknown spec/option), ModelError (impossible sizes) or DependencyError.
     """
     if not isinstance(spec, str) or not spec.strip():
@@ -86,18 +86,18 @@ def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: i
 
     prefix, sep, ref = spec.partition(":")
     kind = prefix.lower() if sep else "zoo"
-    if kind == "zoo":
+    if userfile.is_file_spec(spec):
+        model, spec = userfile.create_from_file(spec, num_classes, in_channels, image_size, options)
+    elif spec.lower().endswith(".py"):
+        raise ConfigError(f"model spec {spec!r} names a file but no factory; allowed: {userfile.PREFIX_HELP}")
+    elif kind == "zoo":
         model = _create_zoo(ref if sep else spec, num_classes, in_channels, image_size, options, spec)
     elif f"{kind}:" not in PREFIXES or not ref:
         raise _unknown_spec(spec)
     elif kind in ("hf", "hf-config"):
-        from edgeprune.models import hf
-
         build = hf.from_pretrained if kind == "hf" else hf.from_model_type
         model, extra = build(ref, num_classes, in_channels, image_size, options)
     else:
-        from edgeprune.models import adapters
-
         build = adapters.create_timm if kind == "timm" else adapters.create_torchvision
         model = build(ref, num_classes, in_channels, image_size, options)
 
@@ -108,12 +108,13 @@ def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: i
         "image_size": image_size,
         "kwargs": options,
         **extra,
+        "class": type(model).__qualname__,
+        "module": type(model).__module__,
     }
     return model
 
 
 def _create_zoo(name: str, num_classes, in_channels, image_size, options: dict, spec: str) -> nn.Module:
-    _ensure_zoo()
     entry = _ZOO.get(name.strip().lower())
     if entry is None:
         raise _unknown_spec(spec)
