@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from edgeprune import models as model_lib
+from edgeprune.data import Splits
 from edgeprune.errors import EdgepruneError
 from edgeprune.measure import accuracy, macs, nonzeros, param_count, sparse_bytes_bound, sparsity
 from edgeprune.methods.base import Candidate, Decision, Method
@@ -102,8 +103,10 @@ class Job:
         """Driver side: the model to ``candidates/ID.pt`` (atomic), then the record to results.jsonl."""
         if trained is not None and record.get("status") == "ok":
             rel = Path("candidates") / f"{record['id']}.pt"
-            model_lib.save(trained, self.store.root / rel, meta={"record_id": record["id"], "method": self.method.name,
-                                                                     "dataset": getattr(self.data, "name", None)})
+            meta = {"record_id": record["id"], "method": self.method.name}
+            if isinstance(self.data, Splits):  # a data set spec that `edgeprune export --dataset` can load again
+                meta["dataset"] = self.data.name
+            model_lib.save(trained, self.store.root / rel, meta=meta)
             record = {**record, "checkpoint": str(rel)}
         self.store.append(record)
         return record

@@ -8,6 +8,7 @@ from typing import Literal
 import pydantic
 
 from edgeprune.config import Config
+from edgeprune.data import make_loader
 from edgeprune.methods.base import Decision, Method, register
 from edgeprune.methods.vbp import DEFAULT_MIN_KEEP, collect_statistics, find_mlp_blocks, prune_with_statistics
 
@@ -18,6 +19,7 @@ class Options(Config):
     per_layer: bool = False
     min_keep: int = pydantic.Field(DEFAULT_MIN_KEEP, ge=1)
     calib_batches: int = pydantic.Field(0, ge=0)  # 0 = one pass over the training data
+    calib_batch_size: int = pydantic.Field(64, gt=0)
 
 
 @register
@@ -33,7 +35,8 @@ class VarianceBasedPruning(Method):
 
     def prepare(self, model, data, example):
         blocks = find_mlp_blocks(model, example)
-        return collect_statistics(model, data.train, blocks=blocks, calib_batches=self.options.calib_batches)
+        loader = make_loader(data.train, self.options.calib_batch_size)  # a user's DataLoader passes as it is
+        return collect_statistics(model, loader, blocks=blocks, calib_batches=self.options.calib_batches)
 
     def prune(self, state, model, candidate):
         o = self.options
