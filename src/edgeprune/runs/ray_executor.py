@@ -94,9 +94,7 @@ def check_resources(nodes: list[dict], cpus: float, gpus: float, where: str) -> 
 
 def candidate_task(key: str, box: list, cand, threads: int):
     """Body of one Ray task: train and measure ``cand`` against the shared context; writes nothing."""
-    import ray
-
-    from edgeprune.methods.mix_and_match import train_candidate
+    import ray  # noqa: PLC0415  (optional dependency: the ray extra)
 
     started, cpu_started, wall_started = time.perf_counter(), time.process_time(), time.time()
     torch.set_num_threads(max(int(threads), 1))
