@@ -231,7 +231,7 @@ def bench(
 
     from edgeprune.export.onnx import export_onnx, input_shape_of
     from edgeprune.measure import latency, machine_info
-    from edgeprune.measure.ort_latency import ort_latency
+    from edgeprune.export.ort_latency import ort_latency
 
     check_positive("--runs", runs)
     check_positive("--warmup", warmup, allow_zero=True)
