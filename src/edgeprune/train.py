@@ -20,10 +20,15 @@ from typing import Literal
 import pydantic
 import torch
 import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
+from torch.utils.data.distributed import DistributedSampler
 
+from edgeprune import distributed as dist_lib
 from edgeprune.config import Config
+from edgeprune.data import make_loader
 from edgeprune.errors import EdgepruneError
+from edgeprune.measure import accuracy
 from edgeprune.prune.masks import Masks, apply_masks, mask_gradients
 
 
@@ -124,8 +129,6 @@ def _lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def _distributed() -> tuple[bool, int, int]:
-    from edgeprune import distributed as dist_lib
-
     return dist_lib.is_initialized(), dist_lib.rank(), dist_lib.world_size()
 
 
@@ -147,11 +150,6 @@ def fit(
     ``teacher`` switches the loss to knowledge distillation (see :func:`kd_loss`).
     Raises :class:`TrainingDiverged` if the loss becomes NaN/inf.
     """
-    from edgeprune.data import make_loader
-    from edgeprune.measure import accuracy
-
-    from edgeprune import distributed as dist_lib
-
     cfg = config or TrainConfig()
     distributed, rank, world = _distributed()
     device = torch.device(device) if device is not None else dist_lib.device()  # under DDP: this rank's GPU
@@ -165,8 +163,6 @@ def fit(
 
     sampler = None
     if distributed:
-        from torch.utils.data.distributed import DistributedSampler
-
         sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     loader = make_loader(train_data, cfg.batch_size, shuffle=sampler is None, seed=cfg.seed, sampler=sampler)
     steps_per_epoch = len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
@@ -254,8 +250,6 @@ def fit(
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

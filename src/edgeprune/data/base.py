@@ -13,8 +13,8 @@ from typing import Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from edgeprune.errors import ConfigError, DataError, check_positive
 from edgeprune.data.transforms import random_crop, random_hflip, to_unit_float
+from edgeprune.errors import ConfigError, DataError, check_positive
 
 
 class ImageDataset(Dataset):

@@ -19,9 +19,21 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
+from edgeprune.data import make_loader
 from edgeprune.errors import ConfigError, ModelError, check_positive
+from edgeprune.export.onnx import DEFAULT_OPSET, export_verified, fixed_batch, ort_accuracy, ort_session, quiet_exporters
+from edgeprune.utils.io import atomic_path
 
 MODES = ("static", "dynamic")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -59,10 +71,6 @@ def cpu_quant_settings() -> dict:
 
 def calibration_reader(dataset, batches: int, batch_size: int, *, seed: int = 0, input_name: str = "input"):
     """An ORT CalibrationDataReader over ``batches`` shuffled batches of ``dataset`` (augmentation off)."""
-    from onnxruntime.quantization import CalibrationDataReader
-
-    from edgeprune.data import make_loader
-
     check_positive("calibration batches", batches)
     check_positive("calibration batch size", batch_size)
     plain = dataset.with_augment(False) if hasattr(dataset, "with_augment") else dataset
@@ -97,12 +105,6 @@ def quantize(
     ``calibration_data`` (a dataset, normally the training split) is required for ``static``. A model with
     a fixed batch dimension is calibrated with batches of that size.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from edgeprune.export.onnx import quiet_exporters, fixed_batch, ort_session
-    from edgeprune.utils.io import atomic_path
-
     check_mode(mode)
     if calib_method not in CALIBRATION_METHODS:
         raise ConfigError(f"calibration method {calib_method!r} is not allowed; allowed: {', '.join(CALIBRATION_METHODS)}")
@@ -176,9 +178,6 @@ def evaluate_int8(
     returns ``{"fp32_acc_ort", "int8_acc_ort", "onnx_bytes", "int8_onnx_bytes", "mode", "max_abs_diff", ...}``.
     Files go to ``workdir`` (``model.onnx``, ``model.int8.onnx``), or to a temporary folder removed after.
     """
-    from edgeprune.data import make_loader
-    from edgeprune.export.onnx import DEFAULT_OPSET, export_verified, ort_accuracy, ort_session
-
     check_mode(mode)
     with tempfile.TemporaryDirectory(prefix="edgeprune-eval-int8-") as tmp:
         folder = Path(workdir) if workdir is not None else Path(tmp)

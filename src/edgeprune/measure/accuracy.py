@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgeprune.data import make_loader
+
 
 def _device_of(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
@@ -14,8 +16,6 @@ def _device_of(model: nn.Module) -> torch.device:
 @torch.no_grad()
 def predict_logits(model: nn.Module, dataset, batch_size: int = 256, max_batches: int | None = None):
     """Return (logits, labels) for ``dataset`` in order; restores the model's train/eval mode."""
-    from edgeprune.data import make_loader
-
     was_training = model.training
     model.eval()
     device = _device_of(model)

@@ -50,8 +50,16 @@ from edgeprune.measure import accuracy, machine_info, summarize
 from edgeprune.measure.size import prunable_weights
 from edgeprune.prune.masks import Masks, apply_masks, global_masks
 from edgeprune.prune.rectify import (  # noqa: F401  (re-exported: the pipeline's pieces in one namespace)
-    CONV_TYPES, GROUP_RULES, KEEP_RULES, REINIT_RULES, WIDTH_RULES, Sensitivity, check_options,
-    default_reinit, evaluate_sensitivity, rectify,
+    CONV_TYPES,
+    GROUP_RULES,
+    KEEP_RULES,
+    REINIT_RULES,
+    WIDTH_RULES,
+    Sensitivity,
+    check_options,
+    default_reinit,
+    evaluate_sensitivity,
+    rectify,
 )
 from edgeprune.report.reconvene_report import summarize_records, write_report  # noqa: F401
 from edgeprune.scores import calibration_batches

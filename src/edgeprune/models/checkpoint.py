@@ -22,7 +22,9 @@ import torch
 from torch import nn
 
 from edgeprune.errors import CheckpointError, ConfigError, ModelError
+from edgeprune.models import hf
 from edgeprune.models._common import first_line, to_plain
+from edgeprune.models.registry import create
 from edgeprune.utils.io import atomic_path
 
 FORMAT = "edgeprune-checkpoint"
@@ -151,7 +153,7 @@ def _read(path: str | os.PathLike, map_location) -> dict:
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds content that safe weights_only loading refuses ({first_line(exc)})"
         ) from None
-    except Exception as exc:  # noqa: BLE001  (torch raises KeyError/UnicodeDecodeError/EOFError/RuntimeError for junk)
+    except Exception:  # noqa: BLE001  (torch raises KeyError/UnicodeDecodeError/EOFError/RuntimeError for junk)
         raise CheckpointError(f"{str(path)!r} is not a torch checkpoint (found {_describe(path)})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         if isinstance(obj, dict):
@@ -178,11 +180,7 @@ def _read(path: str | os.PathLike, map_location) -> dict:
 
 
 def _rebuild(build: dict) -> nn.Module:
-    from edgeprune.models.registry import create
-
     if "hf_config" in build:
-        from edgeprune.models import hf
-
         model = hf.from_build(build)
     else:
         model = create(build["spec"], build["num_classes"], build["in_channels"], build["image_size"],

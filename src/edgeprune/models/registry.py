@@ -14,6 +14,7 @@ from typing import Callable
 from torch import nn
 
 from edgeprune.errors import ConfigError
+from edgeprune.models import adapters, hf
 from edgeprune.models._common import check_build_args, to_plain
 
 Builder = Callable[..., nn.Module]
@@ -45,7 +46,8 @@ def register(name: str, description: str) -> Callable[[Builder], Builder]:
 
 
 def _ensure_zoo() -> None:
-    import edgeprune.models  # noqa: F401  (importing the package registers every family)
+    """Nothing to do: importing this module imports the package ``edgeprune.models`` first, which registers
+    every family."""
 
 
 def list_models() -> dict[str, str]:
@@ -91,13 +93,9 @@ def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: i
     elif f"{kind}:" not in PREFIXES or not ref:
         raise _unknown_spec(spec)
     elif kind in ("hf", "hf-config"):
-        from edgeprune.models import hf
-
         build = hf.from_pretrained if kind == "hf" else hf.from_model_type
         model, extra = build(ref, num_classes, in_channels, image_size, options)
     else:
-        from edgeprune.models import adapters
-
         build = adapters.create_timm if kind == "timm" else adapters.create_torchvision
         model = build(ref, num_classes, in_channels, image_size, options)
 

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import torch
 
 from edgeprune.errors import ConfigError, DependencyError
-from edgeprune.runs.executor import _bar, describe_failure, pending, warn
+from edgeprune.runs.execution import _bar, describe_failure, pending, warn
 
 START_HINT = "start one with `ray start --head` (then --ray-address auto), or omit --ray-address to start a local Ray"
 
@@ -35,7 +35,7 @@ _WORKER_CONTEXT: dict[str, object] = {}
 
 def _import_ray():
     try:
-        import ray
+        import ray  # noqa: PLC0415  (optional dependency: the ray extra)
     except ImportError:
         raise DependencyError("--executor ray needs the ray package: pip install 'edgeprune[ray]'") from None
     return ray

@@ -90,7 +90,7 @@ def read_jsonl(path: str | os.PathLike, repair: bool = True) -> list[dict]:
             except ValueError:
                 if i < last:
                     raise ConfigError(f"{path}: line {i + 1} is not valid JSON (was the file edited?)") from None
-                warnings.warn(f"{path}: dropped a corrupt last line (a crash mid-write?); that candidate is recomputed")
+                warnings.warn(f"{path}: dropped a corrupt last line (a crash mid-write?); that candidate is recomputed", stacklevel=1)
                 break
         good_bytes += len(line) + 1
     if repair and good_bytes != len(raw):
