@@ -27,6 +27,8 @@ demo: install
 	$(BIN)/edgeprune demo
 
 test: install-all
+	$(BIN)/ruff check src
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, save, shared_data_dir  # noqa: E402
 
-from edgeprune.methods.mix_and_match import SearchConfig, run_search  # noqa: E402
+from edgeprune.runs.search import SearchConfig, run_search  # noqa: E402
 from edgeprune.runs import RunStore  # noqa: E402
 
 SETTINGS = {

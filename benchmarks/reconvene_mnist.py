@@ -48,7 +48,7 @@ from common import ROOT, save, shared_data_dir  # noqa: E402
 
 from edgeprune import models  # noqa: E402
 from edgeprune.measure import latency, macs  # noqa: E402
-from edgeprune.measure.ort_latency import exported_latency, ort_latency  # noqa: E402
+from edgeprune.export.ort_latency import exported_latency, ort_latency  # noqa: E402
 from edgeprune.methods import reconvene  # noqa: E402
 from edgeprune.prune.masks import apply_masks  # noqa: E402
 

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from edgeprune import data  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
-from edgeprune.methods.mix_and_match import SearchConfig, run_search  # noqa: E402
+from edgeprune.runs.search import SearchConfig, run_search  # noqa: E402
 from edgeprune.runs.executor import LocalExecutor  # noqa: E402
 from edgeprune.runs.ray_executor import RayExecutor  # noqa: E402
 from edgeprune.train import default_config  # noqa: E402

@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from edgeprune.methods.mix_and_match import SearchConfig, run_search
+from edgeprune.runs.search import SearchConfig, run_search
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgeprune.methods.mix_and_match import SearchConfig, run_search
+from edgeprune.runs.search import SearchConfig, run_search
 from edgeprune.runs import RunStore
 
 pytestmark = pytest.mark.timeout(300)

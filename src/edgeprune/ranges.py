@@ -21,6 +21,7 @@ import pydantic
 
 from edgeprune.config import Config
 from edgeprune.errors import ConfigError
+from edgeprune.prune.masks import MaskBuilder, per_layer_sparsity
 from edgeprune.roles import RoleTable
 
 Pair = tuple[float, float]
@@ -135,8 +136,6 @@ def derived(
     ``constrain`` the structural constraints replace them: norm [0, 0], small layers ``rules.small``,
     patch embeddings ``rules.patch_embed`` (in that order). Accuracy plays no part.
     """
-    from edgeprune.prune.masks import MaskBuilder, per_layer_sparsity
-
     r = rules or RangeRules()
     if not scores_by_baseline:
         raise ConfigError("derived ranges need the scores of at least one baseline (e.g. magnitude, snip, grasp)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 
 from edgeprune import data as data_lib
@@ -99,7 +100,6 @@ def measure(
     model = model_lib.load(checkpoint)
     build = model.edgeprune_build
     shape = (build["in_channels"], build["image_size"], build["image_size"])
-    import torch
 
     report = macs(model, torch.zeros(1, *shape))
     rows = [

@@ -7,11 +7,32 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import onnx
+import onnxruntime
+import torch
 import typer
 
+from edgeprune import data as data_lib
+from edgeprune import models
 from edgeprune.cli import app
 from edgeprune.cli.common import console, human_bytes, parse_int_list, table
-from edgeprune.errors import ConfigError, check_positive
+from edgeprune.data import make_loader
+from edgeprune.errors import ConfigError, DataError, check_positive
+from edgeprune.export import int8 as int8_lib
+from edgeprune.export import sparse
+from edgeprune.export.onnx import (
+    check_opset,
+    export_onnx,
+    export_verified,
+    input_shape_of,
+    ort_accuracy,
+    ort_session,
+    parse_batch,
+)
+from edgeprune.export.ort_latency import ort_latency
+from edgeprune.measure import accuracy, latency, machine_info
+from edgeprune.runs.store import RunStore
+from edgeprune.utils.io import ensure_dir, write_json
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
 RUNTIMES = ("torch", "onnxruntime", "both")
@@ -23,8 +44,6 @@ RUNTIMES = ("torch", "onnxruntime", "both")
 
 
 def _run_records(run_dir: Path) -> list[dict]:
-    from edgeprune.runs.store import RunStore
-
     return RunStore(run_dir).records(repair=False)
 
 
@@ -78,9 +97,6 @@ def _record_checkpoint(run_dir: Path, record: dict) -> Path:
 
 def load_model(path: Path):
     """A model from an edgeprune checkpoint or a sparse artifact (chosen by the file's magic bytes)."""
-    from edgeprune import models
-    from edgeprune.export import sparse
-
     with open(path, "rb") as f:
         head = f.read(4)
     return sparse.load(path) if head == sparse.MAGIC else models.load(path)
@@ -88,9 +104,6 @@ def load_model(path: Path):
 
 def _dataset_for(model, dataset: str | None, data_dir: Path | None) -> tuple[object | None, str]:
     """(splits or None, note): the named data set, else the checkpoint's own, else none (random inputs)."""
-    from edgeprune import data as data_lib
-    from edgeprune.errors import DataError
-
     build = model.edgeprune_build
     recorded = (getattr(model, "edgeprune_meta", None) or {}).get("dataset")
     name = dataset or recorded
@@ -132,13 +145,6 @@ def export_command(
     tolerance: float = typer.Option(1e-4, help="Largest allowed |ORT - PyTorch| logit difference (FP32)."),
 ):
     """Export a model to ONNX, verify it in ONNX Runtime, optionally quantize to INT8; write export.json."""
-    from edgeprune.data import make_loader
-    from edgeprune.export import int8 as int8_lib
-    from edgeprune.export import sparse
-    from edgeprune.export.onnx import check_opset, export_verified, input_shape_of, ort_accuracy, ort_session, parse_batch
-    from edgeprune.measure import accuracy, machine_info
-    from edgeprune.utils.io import ensure_dir, write_json
-
     check_opset(opset)
     batch_value = parse_batch(batch)
     if int8 is not None:
@@ -156,7 +162,6 @@ def export_command(
         raise ConfigError(f"--int8 static needs calibration data: pass --dataset (and --data-dir); found {inputs_note}")
     ensure_dir(out)
 
-    import torch
 
     if splits is not None:
         inputs = next(iter(make_loader(splits.test, 64)))[0]
@@ -204,10 +209,6 @@ def export_command(
 
 
 def _versions() -> dict:
-    import onnx
-    import onnxruntime
-    import torch
-
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
@@ -227,12 +228,6 @@ def bench(
     candidate: str | None = None,
 ) -> dict:
     """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT) or of an .onnx file (ORT)."""
-    import torch
-
-    from edgeprune.export.onnx import export_onnx, input_shape_of
-    from edgeprune.measure import latency, machine_info
-    from edgeprune.measure.ort_latency import ort_latency
-
     check_positive("--runs", runs)
     check_positive("--warmup", warmup, allow_zero=True)
     if threads is not None:
@@ -281,8 +276,6 @@ def bench_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
 ):
     """Median latency and spread (p10/p90) per batch size after warm-up, with threads and CPU recorded."""
-    from edgeprune.utils.io import write_json
-
     if threads is not None:
         check_positive("--threads", threads)
     info = bench(source, runtime=runtime, batches=parse_int_list(batch, "--batch"), threads=threads, runs=runs,

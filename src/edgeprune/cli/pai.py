@@ -10,6 +10,16 @@ import typer
 from edgeprune.cli import app
 from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
 from edgeprune.errors import ConfigError, check_fraction
+from edgeprune.methods.reconvene import (
+    GROUP_RULES,
+    KEEP_RULES,
+    REINIT_RULES,
+    WIDTH_RULES,
+    PaIConfig,
+    check_score,
+    run,
+    summarize_records,
+)
 
 
 @app.command()
@@ -43,8 +53,6 @@ def pai(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Prune at initialisation (UPaI mask), turn insensitive conv layers into smaller dense ones (Reconvene), train both from scratch, compare."""
-    from edgeprune.methods.reconvene import GROUP_RULES, KEEP_RULES, REINIT_RULES, WIDTH_RULES, PaIConfig, check_score, run
-
     check_fraction("--sparsity", sparsity)
     check_score(score)
     for name, value, allowed in (("--mode", mode, ("reconvene", "unstructured", "both")), ("--keep", keep, KEEP_RULES),
@@ -67,7 +75,6 @@ def pai(
         latency_batches=parse_int_list(latency_batch, "--latency-batch"), latency_runs=latency_runs, onnx=onnx, train=train,
     )
     out = out or Path("runs") / f"pai-{model.replace(':', '-').replace('/', '-')}-{dataset.split(':')[0]}-{score}-{sparsity:g}"
-    from edgeprune.methods.reconvene import summarize_records
 
     records = run(config, out, data_dir=data_dir, progress=not quiet)
     summary = summarize_records(records)

@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 from rich.console import Console
 
+from edgeprune import data as data_lib
+from edgeprune import models as model_lib
+from edgeprune import ranges as ranges_lib
+from edgeprune import roles as roles_lib
 from edgeprune.cli import app
 from edgeprune.cli.common import console, fmt, parse_kv, table
 from edgeprune.errors import ConfigError, check_positive
@@ -25,12 +30,6 @@ def roles(
     rule: Optional[list[str]] = typer.Option(None, "--rule", help="Range rule override key=value (repeatable), e.g. --rule linear=[0.95,0.995]."),
 ):
     """Print every prunable layer's role (and every norm), its depth, size and the rule range [lo, hi]."""
-    import torch
-
-    from edgeprune import models as model_lib
-    from edgeprune import ranges as ranges_lib
-    from edgeprune import roles as roles_lib
-
     sizes = {"--in-channels": in_channels, "--image-size": image_size, "--num-classes": num_classes}
     for option, value in sizes.items():
         if value is not None:
@@ -47,7 +46,6 @@ def roles(
             given = [o for o, v in sizes.items() if v is not None]
             if given:
                 raise ConfigError(f"give either --dataset or {', '.join(given)}, not both")
-            from edgeprune import data as data_lib
 
             splits = data_lib.load(dataset, root=data_dir, limit=64)
             channels, size, classes = splits.in_channels, splits.image_size, splits.num_classes

@@ -9,6 +9,7 @@ import typer
 
 from edgeprune.cli import app
 from edgeprune.cli.common import console, table
+from edgeprune.runs.status import run_status
 
 
 def _duration(seconds: float | None) -> str:
@@ -26,8 +27,6 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ):
     """Progress of a run directory: planned / finished / failed per kind, elapsed time, lock holder."""
-    from edgeprune.runs.status import run_status
-
     info = run_status(run_dir)
     if as_json:
         typer.echo(json.dumps(info, indent=2))

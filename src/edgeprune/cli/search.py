@@ -9,8 +9,14 @@ import typer
 import yaml
 
 from edgeprune.cli import app
-from edgeprune.cli.common import console, parse_kv, table
+from edgeprune.cli.common import parse_kv, print_summary
+from edgeprune.cli.prune import print_result
 from edgeprune.errors import ConfigError
+from edgeprune.runs import report as run_report
+from edgeprune.runs.executor import make_executor
+from edgeprune.runs.search import SearchConfig, render, run_search
+from edgeprune.runs.store import RunStore
+from edgeprune.runs.sweep import FORMAT, SweepResult
 
 
 def load_recipe(path: Path) -> dict:
@@ -28,23 +34,6 @@ def load_recipe(path: Path) -> dict:
 
 def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
-
-
-def print_summary(summary: dict, run_dir: Path) -> None:
-    rows = [[f["setting"], f"{100 * f['sparsity']:.2f}", f"{100 * f['val_acc']:.2f}", f"{100 * f['test_acc']:.2f}"] for f in summary["front"]]
-    console.print(table("Pareto front (validation accuracy vs sparsity)", ["setting", "sparsity %", "val %", "test %"], rows))
-    dense = summary["dense"]
-    console.print(f"dense: val {100 * dense['val_acc']:.2f}%, test {100 * dense['test_acc']:.2f}%")
-    chosen = summary.get("chosen")
-    if chosen:
-        console.print(f"chosen: [bold]{chosen['id']}[/bold] — sparsity {100 * chosen['sparsity']:.2f}%, "
-                      f"test {100 * chosen['test_acc']:.2f}% → {run_dir / 'chosen.pt'}")
-    for d in summary.get("drop_reductions", [])[:1]:
-        if d["reduction"] is not None:
-            console.print(f"accuracy drop at {100 * d['sparsity']:.1f}% sparsity: Mix-and-Match {100 * d['drop']:.2f} pp, "
-                          f"best global baseline ({d['best_baseline']}) {100 * d['baseline_drop']:.2f} pp "
-                          f"→ drop reduction {100 * d['reduction']:+.0f}%")
-    console.print(f"plot: {run_dir / 'pareto.png'}   report: {run_dir / 'report.md'}")
 
 
 @app.command()
@@ -74,8 +63,6 @@ def search(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Mix-and-Match search: ten strategies per criterion, matched baselines, Pareto report."""
-    from edgeprune.methods.mix_and_match import SearchConfig, run_search
-
     base = load_recipe(recipe) if recipe else {}
     if model is None and "model" not in base:
         raise ConfigError("--model is required (or a recipe with a 'model' key)")
@@ -85,8 +72,6 @@ def search(
         ranges=ranges, target_sparsity=target_sparsity, seeds=seeds, epochs=epochs, dense_epochs=dense_epochs,
         calib_batches=calib_batches, kd=kd, int8=int8, model_args=parse_kv(arg) or None,
     )
-    from edgeprune.runs.executor import make_executor
-
     runner = make_executor(executor, ray_address=ray_address, workers=workers,
                            cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
     run_dir = out or Path("runs") / f"search-{config.model.replace(':', '-').replace('/', '-')}-{config.dataset.split(':')[0]}"
@@ -98,12 +83,6 @@ def search(
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run directory of `edgeprune prune` or `edgeprune search`.")):
     """Re-render a run's report (results.csv, plot, report.md, chosen.pt) from results.jsonl."""
-    from edgeprune.cli.prune import print_result
-    from edgeprune.report.search_report import render
-    from edgeprune.runs import report as run_report
-    from edgeprune.runs.store import RunStore
-    from edgeprune.runs.sweep import FORMAT, SweepResult
-
     config = RunStore(run_dir).config()
     if config.get("format") == FORMAT:
         summary = run_report.render(run_dir)

@@ -10,6 +10,7 @@ import typer
 from edgeprune.cli import app
 from edgeprune.cli.common import console, parse_float_list, parse_int_list, parse_kv, table
 from edgeprune.errors import ConfigError, check_fraction
+from edgeprune.methods.vbp import VbpConfig, run
 
 
 @app.command()
@@ -43,8 +44,6 @@ def vbp(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Prune the lowest-variance MLP neurons, fold their means into the next bias, KD fine-tune, measure."""
-    from edgeprune.methods.vbp import VbpConfig, run
-
     values = parse_float_list(ratios, "--ratios") if ratios is not None else [ratio]
     for v in values:
         check_fraction("ratio", v)

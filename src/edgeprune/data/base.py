@@ -13,10 +13,10 @@ from typing import Sequence
 import torch
 from torch.utils.data import Dataset
 
-from edgeprune.errors import DataError, check_positive
 from edgeprune.data.bundle import SPLIT_NAMES, Data  # noqa: F401  (re-exported)
 from edgeprune.data.loaders import make_loader  # noqa: F401  (re-exported)
 from edgeprune.data.transforms import random_crop, random_hflip, to_unit_float
+from edgeprune.errors import DataError, check_positive
 
 
 class ImageDataset(Dataset):

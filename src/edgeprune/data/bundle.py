@@ -12,8 +12,8 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
-from edgeprune.errors import ConfigError
 from edgeprune.data.loaders import first_batch, make_loader
+from edgeprune.errors import ConfigError
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -19,10 +19,11 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from edgeprune.errors import DataError
 from edgeprune.data.base import RawData
 from edgeprune.data.checksum import verify_md5
-from edgeprune.data.download import CIFAR_MIRRORS, download as fetch
+from edgeprune.data.download import CIFAR_MIRRORS
+from edgeprune.data.download import download as fetch
+from edgeprune.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.datasets import load_digits as sklearn_digits
 
 from edgeprune.data.base import RawData
 from edgeprune.data.splits import SALT_TEST, stratified_split
@@ -18,8 +19,6 @@ TEST_SEED = 0
 
 def load_digits() -> RawData:
     """The digits as uint8 [N, 1, 8, 8] (0..16 scaled to 0..255) with the fixed test split."""
-    from sklearn.datasets import load_digits as sklearn_digits  # sklearn import is slow: only when asked
-
     bunch = sklearn_digits()
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
     labels = bunch.target.astype(np.int64)

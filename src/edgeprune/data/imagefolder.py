@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from edgeprune.errors import ConfigError, DataError
 from edgeprune.data.base import RawData
 from edgeprune.data.splits import SALT_TEST, limit_indices, stratified_split
+from edgeprune.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})

@@ -7,11 +7,12 @@ from typing import Mapping
 
 import torch
 
-from edgeprune.errors import DataError
 from edgeprune.data.base import RawData
 from edgeprune.data.checksum import verify_md5
-from edgeprune.data.download import MNIST_MIRRORS, download as fetch
+from edgeprune.data.download import MNIST_MIRRORS
+from edgeprune.data.download import download as fetch
 from edgeprune.data.idx import MAGIC_IMAGES, MAGIC_LABELS, read_idx
+from edgeprune.errors import DataError
 
 FOLDER = "mnist"
 FILES = {

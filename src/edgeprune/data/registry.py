@@ -12,11 +12,16 @@ from typing import Callable
 
 import numpy as np
 
-from edgeprune.errors import ConfigError
 from edgeprune.data.base import ImageDataset, RawData, Splits
 from edgeprune.data.bundle import Data
+from edgeprune.data.cifar import load_cifar
+from edgeprune.data.digits import load_digits
+from edgeprune.data.imagefolder import load_imagefolder
+from edgeprune.data.mnist import load_mnist
 from edgeprune.data.splits import SALT_VAL, limit_indices, stratified_split
+from edgeprune.data.synthetic import load_synthetic
 from edgeprune.data.transforms import channel_stats
+from edgeprune.errors import ConfigError
 
 ENV_ROOT = "EDGEPRUNE_DATA"
 
@@ -35,29 +40,24 @@ class Entry:
 
 
 def _digits(arg, root, download, limit):
-    from edgeprune.data.digits import load_digits
     return load_digits()
 
 
 def _mnist(arg, root, download, limit):
-    from edgeprune.data.mnist import load_mnist
     return load_mnist(root, download=download)
 
 
 def _cifar(variant):
     def read(arg, root, download, limit):
-        from edgeprune.data.cifar import load_cifar
         return load_cifar(variant, root, download=download)
     return read
 
 
 def _imagefolder(arg, root, download, limit):
-    from edgeprune.data.imagefolder import load_imagefolder
     return load_imagefolder(arg, root, limit=limit)
 
 
 def _synthetic(arg, root, download, limit):
-    from edgeprune.data.synthetic import load_synthetic
     return load_synthetic(arg)
 
 

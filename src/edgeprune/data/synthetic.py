@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from edgeprune.errors import ConfigError
 from edgeprune.data.base import RawData
+from edgeprune.errors import ConfigError
 
 DEFAULTS = {"classes": 10, "channels": 3, "size": 32, "n": 512, "test": None, "noise": 0.25, "seed": 0}
 _LIMITS = {  # key -> (type, min, max)

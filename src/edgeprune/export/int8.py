@@ -21,10 +21,20 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 from torch.utils.data import DataLoader
 
-from edgeprune.data.loaders import batches as checked_batches, checked, first_batch, make_loader
+from edgeprune.data.loaders import batches as checked_batches
+from edgeprune.data.loaders import checked, first_batch, make_loader
 from edgeprune.errors import ConfigError, DataError, ModelError, check_positive
 from edgeprune.export.onnx import DEFAULT_OPSET, export_verified, fixed_batch, ort_run, ort_session, quiet_exporters
 from edgeprune.utils.io import atomic_path
@@ -70,8 +80,6 @@ def calibration_reader(dataset, batches: int, batch_size: int, *, seed: int = 0,
     augmentation; ``batch_size`` and ``seed`` are not used). The reader's ``images`` counts what it handed
     out. The first batch is read and checked here: DataError for malformed or empty data.
     """
-    from onnxruntime.quantization import CalibrationDataReader
-
     check_positive("calibration batches", batches)
     check_positive("calibration batch size", batch_size)
     if isinstance(dataset, DataLoader):
@@ -115,9 +123,6 @@ def quantize(
     ``static``. A model with a fixed batch dimension is calibrated with batches of that size (a DataLoader
     must yield batches of that size itself).
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     check_mode(mode)
     if calib_method not in CALIBRATION_METHODS:
         raise ConfigError(f"calibration method {calib_method!r} is not allowed; allowed: {', '.join(CALIBRATION_METHODS)}")

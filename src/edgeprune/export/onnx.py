@@ -23,10 +23,14 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
 from torch import nn
 
-from edgeprune.errors import ConfigError, ModelError, check_positive
+from edgeprune.data import make_loader
+from edgeprune.errors import CheckpointError, ConfigError, ModelError, check_positive
+from edgeprune.utils.io import atomic_path
 
 OPSET_RANGE = (18, 23)
 DEFAULT_OPSET = 18
@@ -158,8 +162,6 @@ def export_onnx(
 
 
 def _opset_of(path) -> int:
-    import onnx
-
     proto = onnx.load(str(path), load_external_data=False)
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
 
@@ -171,8 +173,6 @@ def _opset_of(path) -> int:
 
 def ort_session(path: str | Path, threads: int | None = None):
     """A CPU InferenceSession; ``threads`` sets intra_op_num_threads (None: torch's thread count)."""
-    import onnxruntime as ort
-
     if threads is not None:
         check_positive("threads", threads)
     options = ort.SessionOptions()
@@ -182,7 +182,6 @@ def ort_session(path: str | Path, threads: int | None = None):
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001  (ORT raises its own Fail/InvalidGraph/... types)
-        from edgeprune.errors import CheckpointError
 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"ONNX Runtime cannot load {str(path)!r}: {first[:240]}") from None
@@ -214,8 +213,6 @@ def ort_run(session, x: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def ort_accuracy(session, dataset, batch_size: int = 256) -> float:
     """Top-1 accuracy in [0, 1] of an ONNX Runtime session on ``dataset``."""
-    from edgeprune.data import make_loader
-
     correct = total = 0
     for x, y in make_loader(dataset, batch_size):
         correct += int((ort_run(session, x).argmax(1) == y.numpy()).sum())
@@ -249,8 +246,6 @@ def export_verified(
     The file appears only if the check passes (temp file + os.replace); ModelError when the difference
     exceeds ``tolerance``. Returns :func:`export_onnx`'s dict plus ``max_abs_diff`` and ``tolerance``.
     """
-    from edgeprune.utils.io import atomic_path
-
     path = Path(path)
     with atomic_path(path) as tmp:
         info = export_onnx(model, tmp, opset=opset, batch=batch, input_shape=tuple(inputs.shape[1:]))

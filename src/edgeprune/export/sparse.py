@@ -47,6 +47,10 @@ from torch import nn
 
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.export.golomb import GolombCode, decode_positions, encode_positions
+from edgeprune.measure.size import prunable_weights
+from edgeprune.models._common import to_plain
+from edgeprune.models.checkpoint import restore, snapshot, unwrap
+from edgeprune.utils.io import atomic_path
 
 MAGIC = b"EPZ1"
 FORMAT = "edgeprune-sparse"
@@ -235,11 +239,6 @@ def save(
     ``values`` is the precision of the prunable weights' values (``fp32`` round-trips bit-exactly);
     ``int8_scale`` picks one INT8 scale per output channel or one per tensor.
     """
-    from edgeprune.measure.size import prunable_weights
-    from edgeprune.models._common import to_plain
-    from edgeprune.models.checkpoint import snapshot, unwrap
-    from edgeprune.utils.io import atomic_path
-
     if values not in VALUE_FORMATS:
         raise ConfigError(f"values {values!r} is not a value format; allowed: {', '.join(VALUE_FORMATS)}")
     if int8_scale not in SCALE_MODES:
@@ -368,8 +367,6 @@ def read(path: str | os.PathLike) -> Artifact:
 
 def load(path: str | os.PathLike) -> nn.Module:
     """Rebuild the model stored at ``path`` (eval mode); an FP32 artifact reproduces every weight exactly."""
-    from edgeprune.models.checkpoint import restore
-
     artifact = read(path)
     model = restore(artifact.build, artifact.state_dict, artifact.header.get("structure"),
                     f"sparse artifact {str(path)!r}")

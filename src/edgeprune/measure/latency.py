@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -24,7 +25,6 @@ def machine_info() -> dict:
                     break
     except OSError:
         pass
-    import os
 
     return {
         "cpu": cpu or "unknown",

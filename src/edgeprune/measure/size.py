@@ -6,6 +6,7 @@ layers with ndim >= 2; biases and normalisation parameters are excluded.
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -51,8 +52,6 @@ def checkpoint_bytes(path: str | os.PathLike) -> int:
 
 
 def _binary_entropy(p: float) -> float:
-    import math
-
     return 0.0 if p <= 0.0 or p >= 1.0 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from pathlib import Path
 from typing import Callable, Literal
@@ -38,15 +39,35 @@ import pydantic
 import torch
 from torch import nn
 
+from edgeprune import data as data_lib
+from edgeprune import models as model_lib
+from edgeprune import scores as scores_lib
 from edgeprune.config import Config
 from edgeprune.errors import ConfigError, check_fraction
+from edgeprune.export import sparse
+from edgeprune.export.ort_latency import exported_latency
+from edgeprune.measure import accuracy, machine_info, summarize
 from edgeprune.measure.size import prunable_weights
 from edgeprune.prune.masks import Masks, apply_masks, global_masks
 from edgeprune.prune.rectify import (  # noqa: F401  (re-exported: the pipeline's pieces in one namespace)
-    CONV_TYPES, GROUP_RULES, KEEP_RULES, REINIT_RULES, WIDTH_RULES, Sensitivity, check_options,
-    default_reinit, evaluate_sensitivity, rectify,
+    CONV_TYPES,
+    GROUP_RULES,
+    KEEP_RULES,
+    REINIT_RULES,
+    WIDTH_RULES,
+    Sensitivity,
+    check_options,
+    default_reinit,
+    evaluate_sensitivity,
+    rectify,
 )
-from edgeprune.report.reconvene_report import MODES, summarize_records, write_report  # noqa: F401
+from edgeprune.report.reconvene_report import summarize_records, write_report  # noqa: F401
+from edgeprune.scores import calibration_batches
+from edgeprune.train import default_config, fit
+from edgeprune.utils.io import append_jsonl, ensure_dir, read_jsonl, write_json
+
+#: "unstructured" = UPaI (a global unstructured mask); "reconvene" = UPaI + PSE + RLR, channels removed
+MODES = ("reconvene", "unstructured")
 
 PAI_SCORES = ("synflow", "snip", "grasp", "magnitude", "random")
 #: criteria that need calibration batches
@@ -83,8 +104,6 @@ def pai_masks(
     ``score_options={"rounds": n}``) on an all-ones input of ``example_input``'s shape. The model is not
     modified.
     """
-    from edgeprune import scores as scores_lib
-
     sparsity = check_fraction("sparsity", sparsity)
     check_score(score)
     options = dict(score_options or {})
@@ -202,25 +221,18 @@ class PaIConfig(Config):
         return list(MODES) if self.mode == "both" else [self.mode]
 
     def train_config(self, seed: int):
-        from edgeprune.train import default_config
-
         return default_config(self.model, **{**self.train, "seed": seed})
 
 
 def _sparse_bytes(model: nn.Module, path: Path, meta: dict, write: bool) -> tuple[int, str]:
     """Bytes of the compressed sparse form: the real ``.epz`` artifact, or a labelled estimate.
 
-    The estimate (only without :mod:`edgeprune.export.sparse` or with ``write=False``) stores every
+    The estimate (with ``write=False``) stores every
     parameter as a bitmap (n/8 bytes) plus its non-zero FP32 values (4 bytes each).
     """
     if write:
-        try:
-            from edgeprune.export import sparse
-        except ImportError:
-            sparse = None
-        if sparse is not None:
-            described = sparse.save(model, path, meta=meta)
-            return int(described["bytes"]), "artifact"
+        described = sparse.save(model, path, meta=meta)
+        return int(described["bytes"]), "artifact"
     est = 0
     for p in {id(p): p for p in model.parameters()}.values():
         est += int(torch.count_nonzero(p)) * 4 + math.ceil(p.numel() / 8)
@@ -228,10 +240,8 @@ def _sparse_bytes(model: nn.Module, path: Path, meta: dict, write: bool) -> tupl
 
 
 def _read_records(path: Path) -> list[dict]:
-    """The finished records; a torn last line (an interrupted run) is repaired by the run store and redone."""
-    from edgeprune.runs.store import RunStore
-
-    return RunStore(path.parent).records()
+    """The finished records; a torn last line (an interrupted run) is repaired and that run redone."""
+    return read_jsonl(path)
 
 
 def _check_run_dir(out: Path, config: PaIConfig) -> None:
@@ -262,14 +272,6 @@ def run(config: PaIConfig, out_dir, *, data_dir=None, progress: bool = True) -> 
     ``report.md`` and ``accuracy_vs_size.png`` to ``out_dir``. Finished (mode, seed) items are skipped
     when the same command runs again. Returns all records.
     """
-    from edgeprune import data as data_lib
-    from edgeprune import models as model_lib
-    from edgeprune.measure import accuracy, machine_info, summarize
-    from edgeprune.measure.ort_latency import exported_latency
-    from edgeprune.scores import calibration_batches
-    from edgeprune.train import fit
-    from edgeprune.utils.io import append_jsonl, ensure_dir, write_json
-
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output folder {str(out)!r} is a file")

@@ -7,7 +7,8 @@ knowledge distillation from the unpruned one. MLP blocks are found by layer role
 
     pruned, stats = edgeprune.methods.vbp.prune(model, calib_loader, 0.5)
 
-:func:`run` is the whole method with a run directory (dense model, statistics, one record per ratio,
+The pruning itself (blocks, statistics, :func:`prune`) is :mod:`edgeprune.methods.vbp_core`, re-exported
+here. :func:`run` is the whole method with a run directory (dense model, statistics, one record per ratio,
 report and plot); ``edgeprune vbp`` calls it.
 """
 
@@ -17,7 +18,6 @@ import copy
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Mapping
 
@@ -25,237 +25,34 @@ import pydantic
 import torch
 from torch import nn
 
+from edgeprune import data as data_lib
+from edgeprune import models as model_lib
 from edgeprune.config import Config
-from edgeprune.errors import ConfigError, DataError, ModelError, check_fraction
-from edgeprune.prune.neurons import (
-    SELECTIONS,
-    hidden_width,
-    magnitude_scores,
-    prune_blocks,
-    random_scores,
-    select_lowest,
+from edgeprune.errors import ConfigError, EdgepruneError
+from edgeprune.export.ort_latency import exported_latency
+from edgeprune.measure import accuracy, latency, machine_info, macs, param_count
+from edgeprune.methods.dense import build_for, train_dense
+from edgeprune.methods.vbp_core import (
+    DEFAULT_MIN_KEEP,
+    BlockStats,
+    VbpStats,
+    _expected_input,
+    collect_statistics,
+    example_input_for,
+    find_mlp_blocks,
+    prune,
+    prune_with_statistics,
 )
 from edgeprune.report.vbp_report import write_report
-from edgeprune.scores.activations import RunningMoments, describe_shape_mismatch, input_statistics
+from edgeprune.scores.activations import describe_shape_mismatch
+from edgeprune.train import TrainConfig, default_config, fit
+from edgeprune.utils.io import append_jsonl, atomic_path, ensure_dir, read_jsonl, write_json
 
-DEFAULT_MIN_KEEP = 1  # neurons every MLP block keeps, whatever the ratio (the paper does not say)
-
-
-# --------------------------------------------------------------------------------------------------
-# finding MLP blocks
-
-
-def _expected_input(model: nn.Module) -> tuple | None:
-    build = getattr(model, "edgeprune_build", None)
-    if isinstance(build, dict) and all(isinstance(build.get(k), int) for k in ("in_channels", "image_size")):
-        return (build["in_channels"], build["image_size"], build["image_size"])
-    return None
-
-
-def _first_input(loader) -> torch.Tensor:
-    for batch in loader:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return x[:1]
-    raise DataError("calibration data is empty: no batch to collect activation statistics from")
-
-
-def example_input_for(model: nn.Module, loader=None) -> torch.Tensor:
-    """One zero image of the shape the model was built for, else the first calibration image."""
-    shape = _expected_input(model)
-    if shape is not None:
-        return torch.zeros(1, *shape)
-    if loader is None:
-        raise ModelError("the model has no edgeprune_build; pass example_input= or calibration data")
-    return _first_input(loader)
-
-
-def find_mlp_blocks(model: nn.Module, example_input: torch.Tensor) -> dict[str, tuple[str, str]]:
-    """{block name (= the mlp_in module name): (mlp_in name, mlp_out name)} in forward order.
-
-    Blocks come from :func:`edgeprune.roles.classify`; only Linear -> Linear pairs qualify. ModelError
-    (naming the roles that were found) when the model has none.
-    """
-    from edgeprune import roles
-
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    try:
-        table = roles.classify(model, example_input.to(device))
-    except RuntimeError as exc:
-        raise describe_shape_mismatch(tuple(example_input.shape), _expected_input(model), exc) from None
-    blocks = {}
-    for mlp_in, mlp_out in table.mlp_pairs():
-        a, b = model.get_submodule(mlp_in.module_name), model.get_submodule(mlp_out.module_name)
-        if isinstance(a, nn.Linear) and isinstance(b, nn.Linear):
-            hidden_width(a, b, mlp_in.module_name)
-            blocks[mlp_in.module_name] = (mlp_in.module_name, mlp_out.module_name)
-    if not blocks:
-        counts = table.counts()
-        found = ", ".join(f"{role} x{n}" for role, n in counts.items() if n) or "none"
-        raise ModelError(
-            f"{type(model).__name__} has no MLP block (Linear mlp_in -> activation -> Linear mlp_out) to prune; "
-            f"roles found: {found}"
-        )
-    return blocks
-
-
-# --------------------------------------------------------------------------------------------------
-# statistics and pruning
-
-
-@dataclass
-class BlockStats:
-    """One MLP block: statistics of its hidden neurons (original indexing) and the neurons pruned."""
-
-    mlp_in: str
-    mlp_out: str
-    mean: torch.Tensor  # float64 [H]
-    var: torch.Tensor  # float64 [H], unbiased
-    count: int  # samples (tokens / positions) behind mean and var
-    score: torch.Tensor | None = None  # the selection score (= var for "variance")
-    pruned: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-
-    @property
-    def width(self) -> int:
-        return int(self.mean.numel())
-
-    @property
-    def kept(self) -> int:
-        return self.width - int(self.pruned.numel())
-
-
-@dataclass
-class VbpStats:
-    """What :func:`prune` did: per-block statistics and chosen indices, and the settings used."""
-
-    blocks: dict[str, BlockStats]
-    ratio: float = 0.0
-    selection: str = "variance"
-    compensation: bool = True
-    per_layer: bool = False
-    min_keep: int = DEFAULT_MIN_KEEP
-
-    @property
-    def total_neurons(self) -> int:
-        return sum(b.width for b in self.blocks.values())
-
-    @property
-    def pruned_neurons(self) -> int:
-        return sum(int(b.pruned.numel()) for b in self.blocks.values())
-
-    def summary(self) -> dict:
-        """JSON-ready: settings, counts and per block [kept, width]."""
-        return {
-            "ratio": self.ratio,
-            "selection": self.selection,
-            "compensation": self.compensation,
-            "per_layer": self.per_layer,
-            "min_keep": self.min_keep,
-            "total_neurons": self.total_neurons,
-            "pruned_neurons": self.pruned_neurons,
-            "blocks": {n: [b.kept, b.width] for n, b in self.blocks.items()},
-        }
-
-
-def collect_statistics(
-    model: nn.Module,
-    calib_loader,
-    *,
-    blocks: Mapping[str, tuple[str, str]] | None = None,
-    calib_batches: int = 0,
-    example_input: torch.Tensor | None = None,
-    progress: bool = False,
-) -> dict[str, BlockStats]:
-    """Mean and variance of every MLP block's hidden neurons (the input of ``mlp_out``), in float64.
-
-    ``calib_batches`` = 0 uses every batch of ``calib_loader`` (one pass). The model runs in eval mode.
-    """
-    if isinstance(calib_batches, bool) or not isinstance(calib_batches, int) or calib_batches < 0:
-        raise ConfigError(f"calib_batches must be an integer >= 0 (0 = one full pass), got {calib_batches!r}")
-    if blocks is None:
-        if example_input is None:
-            example_input = example_input_for(model, calib_loader)
-        blocks = find_mlp_blocks(model, example_input)
-    consumers = {name: model.get_submodule(out_name) for name, (_, out_name) in blocks.items()}
-    moments: dict[str, RunningMoments] = input_statistics(
-        model, consumers, calib_loader, max_batches=calib_batches, expected_input=_expected_input(model),
-        progress=progress, description="VBP statistics",
-    )
-    return {
-        name: BlockStats(in_name, out_name, moments[name].mean, moments[name].variance, moments[name].count)
-        for name, (in_name, out_name) in blocks.items()
-    }
-
-
-def _scores(model: nn.Module, blocks: Mapping[str, BlockStats], selection: str, seed: int) -> dict[str, torch.Tensor]:
-    if selection == "variance":
-        return {n: b.var for n, b in blocks.items()}
-    if selection == "magnitude":
-        return {n: magnitude_scores(model.get_submodule(b.mlp_in), model.get_submodule(b.mlp_out))
-                for n, b in blocks.items()}
-    return random_scores({n: b.width for n, b in blocks.items()}, seed)
-
-
-def prune_with_statistics(
-    model: nn.Module,
-    statistics: Mapping[str, BlockStats],
-    ratio: float,
-    *,
-    compensation: bool = True,
-    selection: str = "variance",
-    per_layer: bool = False,
-    min_keep: int = DEFAULT_MIN_KEEP,
-    seed: int = 0,
-) -> tuple[nn.Module, VbpStats]:
-    """Like :func:`prune`, with statistics already collected on ``model`` (reuse them across ratios)."""
-    check_fraction("ratio", ratio)
-    if selection not in SELECTIONS:
-        raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
-    for name, b in statistics.items():
-        width = hidden_width(model.get_submodule(b.mlp_in), model.get_submodule(b.mlp_out), name)
-        if width != b.width:
-            raise ModelError(f"statistics of block {name!r} cover {b.width} neurons but the model has {width}; "
-                             f"collect them on this (unpruned) model")
-    scores = _scores(model, statistics, selection, seed)
-    pruned = select_lowest(scores, ratio, per_layer=per_layer, min_keep=min_keep)
-    new = copy.deepcopy(model)
-    prune_blocks(new, {n: (b.mlp_in, b.mlp_out) for n, b in statistics.items()}, pruned,
-                 {n: b.mean for n, b in statistics.items()} if compensation else None)
-    blocks = {n: BlockStats(b.mlp_in, b.mlp_out, b.mean, b.var, b.count, scores[n], pruned[n])
-              for n, b in statistics.items()}
-    return new, VbpStats(blocks, float(ratio), selection, bool(compensation), bool(per_layer), int(min_keep))
-
-
-def prune(
-    model: nn.Module,
-    calib_loader,
-    ratio: float,
-    *,
-    compensation: bool = True,
-    selection: str = "variance",
-    per_layer: bool = False,
-    min_keep: int = DEFAULT_MIN_KEEP,
-    calib_batches: int = 0,
-    seed: int = 0,
-    example_input: torch.Tensor | None = None,
-    progress: bool = False,
-) -> tuple[nn.Module, VbpStats]:
-    """Variance-Based Pruning of ``model``'s MLP hidden neurons; returns (pruned deep copy, stats).
-
-    ``calib_loader`` yields ``(x, y)`` batches (or tensors); ``calib_batches`` = 0 means all of them.
-    The lowest ``ratio`` of all MLP hidden neurons (by count, ranked globally; per block with
-    ``per_layer=True``) by ``selection`` score ("variance" = the paper; "magnitude", "random" for
-    ablations) are removed; every block keeps at least ``min_keep``. With ``compensation`` their means
-    are folded into the next layer's bias. ``model`` itself is not changed.
-    """
-    check_fraction("ratio", ratio)
-    if selection not in SELECTIONS:
-        raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
-    if example_input is None:
-        example_input = example_input_for(model, calib_loader)
-    blocks = find_mlp_blocks(model, example_input)
-    statistics = collect_statistics(model, calib_loader, blocks=blocks, calib_batches=calib_batches, progress=progress)
-    return prune_with_statistics(model, statistics, ratio, compensation=compensation, selection=selection,
-                                 per_layer=per_layer, min_keep=min_keep, seed=seed)
+__all__ = [
+    "DEFAULT_MIN_KEEP", "BlockStats", "VbpConfig", "VbpStats", "check_input_fits", "collect_statistics",
+    "example_input_for", "finetune_kd", "find_mlp_blocks", "measure_cost", "onnx_latency", "prune",
+    "prune_with_statistics", "reductions", "run",
+]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -321,8 +118,6 @@ _RESUMABLE_KEYS = {"ratios", "latency_runs", "onnx_latency", "data_dir"}
 def measure_cost(model: nn.Module, input_shape: tuple, *, latency_batches=(1,), runs: int = 30,
                  onnx: bool = True) -> dict:
     """Params, MACs per image and median latency (torch; ONNX Runtime too with ``onnx``) per batch size."""
-    from edgeprune.measure import latency, macs, param_count
-
     out = {"params": param_count(model), "macs": macs(model, torch.zeros(1, *input_shape)).dense}
     for b in latency_batches:
         out[f"latency_ms_b{b}"] = latency(model, input_shape, batch_size=b, runs=runs)["median_ms"]
@@ -334,9 +129,6 @@ def measure_cost(model: nn.Module, input_shape: tuple, *, latency_batches=(1,), 
 def onnx_latency(model: nn.Module, input_shape: tuple, *, latency_batches=(1,), runs: int = 30) -> dict:
     """ONNX Runtime latency per batch size (``ort_latency_ms_b<k>``); ``ort_error`` when the model cannot be
     exported."""
-    from edgeprune.errors import EdgepruneError
-    from edgeprune.measure.ort_latency import exported_latency
-
     try:
         timings = exported_latency(model, tuple(input_shape), latency_batches, runs)
     except EdgepruneError as exc:
@@ -380,18 +172,13 @@ def _check_run_dir(out: Path, cfg: VbpConfig) -> None:
 
 
 def _finished(out: Path) -> dict[float, dict]:
-    """Finished ratios; a torn last line (a crash) is repaired by the run store and that ratio runs again."""
-    from edgeprune.runs.store import RunStore
-
-    return {round(float(rec["ratio"]), 6): rec for rec in RunStore(out).records()}
+    """Finished ratios; a torn last line (a crash) is repaired and that ratio runs again."""
+    return {round(float(rec["ratio"]), 6): rec for rec in read_jsonl(out / "results.jsonl")}
 
 
 def _preflight(cfg: VbpConfig, splits) -> nn.Module | None:
     """Fail before anything is written or trained: the checkpoint loads and fits the data, and the model
     has MLP blocks. Returns the checkpoint's model (None when a dense model will be trained)."""
-    from edgeprune import models as model_lib
-    from edgeprune.methods.dense import build_for
-
     if cfg.checkpoint is None:
         model = build_for(cfg.model, splits, cfg.model_kwargs)
         find_mlp_blocks(model, example_input_for(model))
@@ -409,12 +196,6 @@ def _preflight(cfg: VbpConfig, splits) -> nn.Module | None:
 def _dense_model(cfg: VbpConfig, splits, out: Path, checkpoint_model: nn.Module | None,
                  progress: bool) -> tuple[nn.Module, dict]:
     """The unpruned model: the checkpoint, a dense model trained earlier in this run, or train one now."""
-    from edgeprune import models as model_lib
-    from edgeprune.measure import accuracy
-    from edgeprune.methods.dense import train_dense
-    from edgeprune.train import default_config
-    from edgeprune.utils.io import write_json
-
     dense_dir = out / "dense"
     if checkpoint_model is not None:
         info_path = dense_dir / "metrics.json"
@@ -449,8 +230,6 @@ def check_input_fits(model: nn.Module, dataset) -> None:
 
 
 def _finetune_config(cfg: VbpConfig):
-    from edgeprune.train import TrainConfig
-
     return TrainConfig.build(
         optimizer="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, schedule="cosine", epochs=cfg.epochs,
         batch_size=cfg.batch_size, patience=cfg.patience, seed=cfg.seed, kd_alpha=cfg.kd_alpha,
@@ -466,8 +245,6 @@ def finetune_kd(pruned: nn.Module, teacher: nn.Module, splits, config, *, val_re
     fine-tuned validation accuracy, the untrained weights are restored: selection is on validation.
     Returns (training record, final validation accuracy, whether the fine-tuned weights were kept).
     """
-    from edgeprune.train import fit
-
     before = copy.deepcopy(pruned.state_dict()) if val_retained is not None else None
     result = fit(pruned, splits.train, splits.val, config, teacher=teacher, progress=progress, description=description)
     if val_retained is not None and result.best_val_acc < val_retained:
@@ -487,8 +264,6 @@ def _load_statistics(path: Path, blocks: Mapping[str, tuple[str, str]]) -> dict[
 
 
 def _save_statistics(path: Path, statistics: Mapping[str, BlockStats], seconds: float) -> None:
-    from edgeprune.utils.io import atomic_path
-
     blocks = {n: {"mlp_in": b.mlp_in, "mlp_out": b.mlp_out, "mean": b.mean, "var": b.var, "count": b.count}
               for n, b in statistics.items()}
     payload = {"blocks": blocks, "seconds": float(seconds)}
@@ -499,11 +274,6 @@ def _save_statistics(path: Path, statistics: Mapping[str, BlockStats], seconds: 
 def run(cfg: VbpConfig, out_dir: str | os.PathLike, *, progress: bool = True) -> list[dict]:
     """VBP end to end into ``out_dir``: dense model, statistics once, then per ratio prune, measure,
     KD fine-tune, measure, save. Finished ratios (in results.jsonl) are skipped; returns all records."""
-    from edgeprune import data as data_lib
-    from edgeprune import models as model_lib
-    from edgeprune.measure import accuracy, machine_info
-    from edgeprune.utils.io import append_jsonl, ensure_dir, write_json
-
     out = Path(out_dir)
     _check_run_dir(out, cfg)
     splits = data_lib.load(cfg.dataset, root=cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed,

@@ -9,12 +9,12 @@ Specs: zoo names (``lenet300``, ``lenet5``, ``vgg11``, ``vgg16``, ``resnet20``, 
 with ``load(path, model=MyNet(...))``, physically pruned layers resized to their saved shapes.
 """
 
-from edgeprune.models.registry import create, list_models, register
 from edgeprune.models.checkpoint import load, load_meta, save
+from edgeprune.models.registry import create, list_models, register
 
 # importing the families registers their builders
 from edgeprune.models import lenet, resnet, vgg, vit  # noqa: E402,F401  isort: skip
-from edgeprune.models.hf import HFImageClassifier  # noqa: E402
 from edgeprune.models._common import logits_of  # noqa: E402
+from edgeprune.models.hf import HFImageClassifier  # noqa: E402
 
 __all__ = ["create", "list_models", "save", "load", "load_meta", "register", "HFImageClassifier", "logits_of"]

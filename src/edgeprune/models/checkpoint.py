@@ -92,7 +92,7 @@ def _read(path: str | os.PathLike, map_location) -> dict:
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds content that safe weights_only loading refuses ({first_line(exc)})"
         ) from None
-    except Exception as exc:  # noqa: BLE001  (torch raises KeyError/UnicodeDecodeError/EOFError/RuntimeError for junk)
+    except Exception:  # noqa: BLE001  (torch raises KeyError/UnicodeDecodeError/EOFError/RuntimeError for junk)
         raise CheckpointError(f"{str(path)!r} is not a torch checkpoint (found {_describe(path)})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         if isinstance(obj, dict):

@@ -22,7 +22,7 @@ _RESERVED = {"num_labels": "num_classes", "id2label": "num_classes", "label2id":
 
 def _transformers():
     try:
-        import transformers
+        import transformers  # noqa: PLC0415  (optional dependency: the hf extra)
     except Exception as exc:  # noqa: BLE001  (a broken install raises more than ImportError)
         raise DependencyError(
             f"transformers is not installed/importable here ({first_line(exc)}); pip install 'edgeprune[hf]'"
@@ -50,7 +50,7 @@ class HFImageClassifier(nn.Module):
 
 
 def _config_class(model_type: str):
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # noqa: PLC0415  (optional dependency: the hf extra)
 
     try:
         return CONFIG_MAPPING[model_type]
@@ -61,7 +61,7 @@ def _config_class(model_type: str):
 
 
 def _classifier_class(transformers, model_type: str):
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES as names
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES as names  # noqa: PLC0415  (optional dependency: the hf extra)
 
     name = names.get(model_type)
     if name is None:
@@ -76,7 +76,7 @@ def _classifier_class(transformers, model_type: str):
 
 def _known_keys(config_cls) -> tuple[set[str], list[str]]:
     """All accepted override keys, and the model-specific ones (for error messages)."""
-    from transformers import PretrainedConfig
+    from transformers import PretrainedConfig  # noqa: PLC0415  (optional dependency: the hf extra)
 
     base = set(PretrainedConfig().to_dict())
     known = set(config_cls().to_dict()) | set(getattr(config_cls, "attribute_map", {}) or {})

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
+import torch_pruning as tp
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
@@ -47,13 +48,7 @@ class ChannelGroup:
 
 
 def _torch_pruning():
-    try:
-        import torch_pruning as tp
-    except ImportError:  # pragma: no cover - a core dependency
-        from edgeprune.errors import DependencyError
-
-        raise DependencyError("structured pruning needs torch-pruning; install it with `pip install torch-pruning`") from None
-    return tp
+    return tp  # a core dependency (torch-pruning), imported at the top
 
 
 def build_graph(model: nn.Module, example_input: torch.Tensor):

@@ -15,8 +15,10 @@ from typing import Iterable
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import prune as torch_prune
 
 from edgeprune.errors import ConfigError
+from edgeprune.measure import prunable_weights
 
 Masks = dict[str, torch.Tensor]
 
@@ -244,8 +246,6 @@ def per_layer_sparsity(masks: Masks) -> dict[str, float]:
 
 def masks_from_model(model: nn.Module) -> Masks:
     """Keep-masks (weight != 0) of the model's prunable weights, on CPU."""
-    from edgeprune.measure import prunable_weights
-
     return {n: (w.detach() != 0).cpu() for n, w in prunable_weights(model).items()}
 
 
@@ -255,8 +255,6 @@ def make_permanent(model: nn.Module, masks: Masks) -> None:
     edgeprune keeps masks outside the model (no reparametrisation); if a module carries
     ``torch.nn.utils.prune`` hooks, they are removed first so the plain ``weight`` parameter is masked.
     """
-    from torch.nn.utils import prune as torch_prune
-
     for module in model.modules():
         for hook in list(module._forward_pre_hooks.values()):
             if isinstance(hook, torch_prune.BasePruningMethod):

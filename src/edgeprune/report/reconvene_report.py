@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from edgeprune.report.tables import human_bytes
+import matplotlib
 
-if TYPE_CHECKING:
-    from edgeprune.methods.reconvene import PaIConfig
+matplotlib.use("Agg")  # before pyplot: reports are written without a display
+import matplotlib.pyplot as plt  # noqa: E402
 
-MODES = ("reconvene", "unstructured")
+from edgeprune.config import Config  # noqa: E402
+from edgeprune.report.tables import human_bytes  # noqa: E402
+from edgeprune.utils.io import atomic_path, write_text  # noqa: E402
+
+# The two arms the report compares, in the order it lists them (the modes of
+# edgeprune.methods.reconvene.PaIConfig; records of any other mode are not reported).
+ARMS = ("reconvene", "unstructured")
 
 SUMMARY_KEYS = ("test_acc", "val_acc", "params", "nonzeros", "dense_bytes", "sparse_bytes", "macs", "effective_macs",
                 "latency_ms_b1", "latency_ms_b32", "onnx_latency_ms_b1", "onnx_latency_ms_b32", "generation_seconds",
@@ -31,7 +36,7 @@ def summarize_records(records: list[dict]) -> dict:
     ``macs_ratio`` dense MACs.
     """
     by_mode: dict[str, dict] = {}
-    for mode in MODES:
+    for mode in ARMS:
         rows = [r for r in records if r.get("mode") == mode]
         if not rows:
             continue
@@ -74,17 +79,10 @@ def _fmt_pm(stats: dict, key: str, scale: float = 1.0, digits: int = 2) -> str:
 
 def plot_accuracy_vs_size(records: list[dict], path: Path) -> Path:
     """Test accuracy vs bytes: dense checkpoint (filled) and compressed sparse form (hollow), per mode."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from edgeprune.utils.io import atomic_path
-
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     colors = {"unstructured": "tab:blue", "reconvene": "tab:red"}
     labels = {"unstructured": "UPaI", "reconvene": "Reconvene"}
-    for mode in MODES:
+    for mode in ARMS:
         rows = [r for r in records if r.get("mode") == mode]
         if not rows:
             continue
@@ -108,10 +106,8 @@ def plot_accuracy_vs_size(records: list[dict], path: Path) -> Path:
     return path
 
 
-def write_report(out: Path, config: PaIConfig, records: list[dict]) -> dict:
+def write_report(out: Path, config: Config, records: list[dict]) -> dict:
     """``report.md`` and ``accuracy_vs_size.png`` from the records; returns :func:`summarize_records`."""
-    from edgeprune.utils.io import write_text
-
     summary = summarize_records(records)
     if records:
         plot_accuracy_vs_size(records, out / "accuracy_vs_size.png")

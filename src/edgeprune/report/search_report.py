@@ -9,13 +9,14 @@ drop_best_baseline, where the best baseline is the one with the smallest drop at
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+from edgeprune.errors import ConfigError
 from edgeprune.report.choose import choose, front_of
 from edgeprune.report.pareto import hypervolume
 from edgeprune.report.plots import pareto_plot
 from edgeprune.report.tables import group_by_setting, write_csv
-from edgeprune.runs.store import RunStore
 from edgeprune.utils.io import write_json, write_text
 
 
@@ -52,19 +53,30 @@ def drop_reductions(groups: list[dict], dense_test: float, key: str = "test_acc"
     return rows
 
 
-def render(run_dir: str | Path) -> dict:
-    """Write results.csv, pareto.png, report.md and chosen.pt; return a summary dict."""
-    from edgeprune.methods.mix_and_match import copy_chosen
+def copy_chosen(run_dir: Path, record: dict) -> Path | None:
+    """Copy the chosen candidate's checkpoint to RUN_DIR/chosen.pt."""
+    if not record.get("checkpoint"):
+        return None
+    src = run_dir / record["checkpoint"]
+    dst = run_dir / "chosen.pt"
+    if src.exists():
+        tmp = dst.with_suffix(".pt.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+        return dst
+    return None
 
-    store = RunStore(run_dir)
-    config = store.config()
-    records = store.records()
+
+def render(run_dir: str | Path, config: dict, records: list[dict]) -> dict:
+    """Write results.csv, pareto.png, report.md and chosen.pt into ``run_dir`` from the run's ``config``
+    and ``records`` (RUN_DIR/config.json, results.jsonl); return a summary dict.
+
+    :func:`edgeprune.runs.search.render` reads them from the run directory and calls this.
+    """
+    root = Path(run_dir)
     dense = next((r for r in records if r["kind"] == "dense"), None)
     if dense is None:
-        from edgeprune.errors import ConfigError
-
-        raise ConfigError(f"{str(store.root)!r} has no finished dense record yet; run the search first")
-    root = store.root
+        raise ConfigError(f"{str(root)!r} has no finished dense record yet; run the search first")
     write_csv(root / "results.csv", records)
     groups = group_by_setting([r for r in records if r["kind"] != "dense"])
     mam = [g for g in groups if g["kind"] == "mam"]

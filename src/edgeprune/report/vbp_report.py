@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from edgeprune.methods.vbp import VbpConfig
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: reports are written without a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from edgeprune.config import Config  # noqa: E402
+from edgeprune.utils.io import atomic_path, write_text  # noqa: E402
+
 
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}%"
 
 
-def write_report(out: Path, cfg: VbpConfig, dense_info: dict, records: list[dict]) -> None:
-    """report.md (a table per ratio) and accuracy_vs_ratio.png when there are several ratios."""
-    from edgeprune.utils.io import write_text
+def write_report(out: Path, cfg: Config, dense_info: dict, records: list[dict]) -> None:
+    """report.md (a table per ratio) and accuracy_vs_ratio.png when there are several ratios.
 
+    ``cfg`` is the run's :class:`edgeprune.methods.vbp.VbpConfig` (passed in: reports do not import methods).
+    """
     records = sorted(records, key=lambda r: r["ratio"])
     lat_keys = [k[: -len("_before")] for k in (records[0] if records else {}) if "latency_ms_b" in k and k.endswith("_before")]
     lines = [
@@ -59,13 +65,6 @@ def write_report(out: Path, cfg: VbpConfig, dense_info: dict, records: list[dict
 
 def plot_accuracy(path: Path, records: list[dict], dense_info: dict, title: str = "VBP") -> None:
     """Test accuracy (retained and final) against the pruning ratio, dense accuracy as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from edgeprune.utils.io import atomic_path
-
     ratios = [r["ratio"] for r in records]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(ratios, [r["retained_test_acc"] for r in records], "o-", label="retained (no training)")

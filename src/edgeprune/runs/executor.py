@@ -21,38 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edgeprune.errors import ConfigError, check_positive
+from edgeprune.runs.execution import _bar, describe_failure, pending, warn
+from edgeprune.runs.ray_executor import RayExecutor
+
+__all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "describe_failure", "make_executor", "pending", "torch_threads", "warn"]
 
 EXECUTORS = ("local", "ray")
-
-
-def pending(store, plan):
-    """The candidates of ``plan`` without a record in the run directory yet."""
-    done = store.finished_ids()
-    return [c for c in plan if c.id not in done]
-
-
-def _bar(enabled: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=not enabled)
-
-
-def describe_failure(exc: BaseException) -> str:
-    """One line naming what went wrong (the original exception of a Ray task, not Ray's wrapper)."""
-    cause = getattr(exc, "cause", None)  # RayTaskError keeps the task's own exception here
-    if isinstance(cause, BaseException):
-        exc = cause
-    text = " ".join(str(exc).split()) or "no message"
-    line = f"{type(exc).__name__}: {text}"
-    return line if len(line) <= 300 else line[:297] + "..."
-
-
-def warn(message: str) -> None:
-    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -136,8 +114,6 @@ def make_executor(
                 f"--gpus-per-candidate {gpus_per_candidate:g}: this machine has {torch.cuda.device_count()} GPU(s)"
             )
         return LocalExecutor(threads=cpus_per_candidate)
-    from edgeprune.runs.ray_executor import RayExecutor
-
     return RayExecutor(
         address=ray_address, workers=workers, cpus_per_candidate=cpus_per_candidate or 1,
         gpus_per_candidate=gpus_per_candidate or 0,

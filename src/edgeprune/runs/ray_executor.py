@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import torch
 
 from edgeprune.errors import ConfigError, DependencyError
-from edgeprune.runs.executor import _bar, describe_failure, pending, warn
+from edgeprune.runs.execution import _bar, describe_failure, pending, warn
 
 START_HINT = "start one with `ray start --head` (then --ray-address auto), or omit --ray-address to start a local Ray"
 
@@ -35,7 +35,7 @@ _WORKER_CONTEXT: dict[str, object] = {}
 
 def _import_ray():
     try:
-        import ray
+        import ray  # noqa: PLC0415  (optional dependency: the ray extra)
     except ImportError:
         raise DependencyError("--executor ray needs the ray package: pip install 'edgeprune[ray]'") from None
     return ray
@@ -94,9 +94,7 @@ def check_resources(nodes: list[dict], cpus: float, gpus: float, where: str) -> 
 
 def candidate_task(key: str, box: list, cand, threads: int):
     """Body of one Ray task: train and measure ``cand`` against the shared context; writes nothing."""
-    import ray
-
-    from edgeprune.methods.mix_and_match import train_candidate
+    import ray  # noqa: PLC0415  (optional dependency: the ray extra)
 
     started, cpu_started, wall_started = time.perf_counter(), time.process_time(), time.time()
     torch.set_num_threads(max(int(threads), 1))

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 from edgeprune.errors import ConfigError
-from edgeprune.utils.io import append_jsonl, ensure_dir, write_json
+from edgeprune.utils.io import append_jsonl, ensure_dir, read_jsonl, write_json
 
 
 class RunStore:
@@ -67,31 +66,7 @@ class RunStore:
     def records(self, repair: bool = True) -> list[dict]:
         """All finished records. A corrupt LAST line (a crash mid-write) is dropped with a warning and the
         file truncated to its last good record; a corrupt line before it is an error (the file was edited)."""
-        if not self.results_path.exists():
-            return []
-        raw = self.results_path.read_bytes()
-        lines = raw.split(b"\n")
-        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-        records, good_bytes = [], 0
-        for i, line in enumerate(lines[: last + 1]):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    if i < last:
-                        raise ConfigError(f"{self.results_path}: line {i + 1} is not valid JSON (was the file edited?)") from None
-                    warnings.warn(f"{self.results_path}: dropped a corrupt last line (a crash mid-write?); that candidate is recomputed")
-                    break
-            good_bytes += len(line) + 1
-        if repair and good_bytes != len(raw):
-            with open(self.results_path, "rb+") as f:
-                f.truncate(min(good_bytes, len(raw)))
-                if good_bytes > len(raw):  # last record complete but without its newline
-                    f.seek(0, os.SEEK_END)
-                    f.write(b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-        return records
+        return read_jsonl(self.results_path, repair=repair)
 
     def finished_ids(self) -> set[str]:
         return {r["id"] for r in self.records()}

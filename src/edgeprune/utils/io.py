@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -69,3 +70,35 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
         f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | os.PathLike, repair: bool = True) -> list[dict]:
+    """All records of a file written by :func:`append_jsonl`. A corrupt LAST line (a crash mid-write) is
+    dropped with a warning and, with ``repair``, the file truncated to its last good record; a corrupt line
+    before it is a ConfigError (the file was edited)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    records, good_bytes = [], 0
+    for i, line in enumerate(lines[: last + 1]):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                if i < last:
+                    raise ConfigError(f"{path}: line {i + 1} is not valid JSON (was the file edited?)") from None
+                warnings.warn(f"{path}: dropped a corrupt last line (a crash mid-write?); that candidate is recomputed", stacklevel=1)
+                break
+        good_bytes += len(line) + 1
+    if repair and good_bytes != len(raw):
+        with open(path, "rb+") as f:
+            f.truncate(min(good_bytes, len(raw)))
+            if good_bytes > len(raw):  # last record complete but without its newline
+                f.seek(0, os.SEEK_END)
+                f.write(b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+    return records

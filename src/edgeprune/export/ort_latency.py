@@ -7,12 +7,14 @@ torch's thread count, so torch and ORT figures compare like for like) and one in
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from edgeprune.errors import ConfigError, check_positive
+from edgeprune.export.onnx import export_verified, fixed_batch, ort_session
 from edgeprune.measure.latency import machine_info, time_calls
 
 
@@ -29,8 +31,6 @@ def ort_latency(
     ``model`` is an ``.onnx`` path; ``input_shape`` (C, H, W) defaults to the model's input shape. The
     returned dict has the keys of :func:`edgeprune.measure.latency` with ``runtime="onnxruntime"``.
     """
-    from edgeprune.export.onnx import fixed_batch, ort_session
-
     check_positive("batch size", batch_size)
     if threads is not None:
         check_positive("threads", threads)
@@ -65,10 +65,6 @@ def exported_latency(model: torch.nn.Module, input_shape: tuple, batches=(1,), r
     The ``.onnx`` file is kept at ``path`` when given (a deployable artifact), else written to a temporary
     folder and removed. Raises the export's ModelError when the model cannot be exported.
     """
-    import tempfile
-
-    from edgeprune.export.onnx import export_verified
-
     example = torch.randn(4, *input_shape, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory(prefix="edgeprune-ort-") as folder:
         target = Path(path) if path is not None else Path(folder) / "model.onnx"

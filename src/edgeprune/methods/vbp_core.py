@@ -1,0 +1,250 @@
+"""Variance-Based Pruning (Berisha et al., ICCV 2025), the pruning itself: MLP hidden neurons of a trained network.
+
+One pass of calibration data gives every MLP hidden neuron's post-activation mean and variance (the
+input of ``mlp_out``); the lowest-variance neurons of the whole network are removed, their means are
+folded into ``mlp_out``'s bias (mean-shift compensation), and the pruned model is fine-tuned with
+knowledge distillation from the unpruned one. MLP blocks are found by layer roles, never by names.
+
+    pruned, stats = edgeprune.methods.vbp.prune(model, calib_loader, 0.5)
+
+This module writes nothing; :mod:`edgeprune.methods.vbp` re-exports it and adds :func:`~edgeprune.methods.vbp.run`,
+the whole method with a run directory (dense model, statistics, one record per ratio, report and plot).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from edgeprune import roles
+from edgeprune.errors import ConfigError, DataError, ModelError, check_fraction
+from edgeprune.prune.neurons import (
+    SELECTIONS,
+    hidden_width,
+    magnitude_scores,
+    prune_blocks,
+    random_scores,
+    select_lowest,
+)
+from edgeprune.scores.activations import RunningMoments, describe_shape_mismatch, input_statistics
+
+DEFAULT_MIN_KEEP = 1  # neurons every MLP block keeps, whatever the ratio (the paper does not say)
+
+
+# --------------------------------------------------------------------------------------------------
+# finding MLP blocks
+
+
+def _expected_input(model: nn.Module) -> tuple | None:
+    build = getattr(model, "edgeprune_build", None)
+    if isinstance(build, dict) and all(isinstance(build.get(k), int) for k in ("in_channels", "image_size")):
+        return (build["in_channels"], build["image_size"], build["image_size"])
+    return None
+
+
+def _first_input(loader) -> torch.Tensor:
+    for batch in loader:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return x[:1]
+    raise DataError("calibration data is empty: no batch to collect activation statistics from")
+
+
+def example_input_for(model: nn.Module, loader=None) -> torch.Tensor:
+    """One zero image of the shape the model was built for, else the first calibration image."""
+    shape = _expected_input(model)
+    if shape is not None:
+        return torch.zeros(1, *shape)
+    if loader is None:
+        raise ModelError("the model has no edgeprune_build; pass example_input= or calibration data")
+    return _first_input(loader)
+
+
+def find_mlp_blocks(model: nn.Module, example_input: torch.Tensor) -> dict[str, tuple[str, str]]:
+    """{block name (= the mlp_in module name): (mlp_in name, mlp_out name)} in forward order.
+
+    Blocks come from :func:`edgeprune.roles.classify`; only Linear -> Linear pairs qualify. ModelError
+    (naming the roles that were found) when the model has none.
+    """
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    try:
+        table = roles.classify(model, example_input.to(device))
+    except RuntimeError as exc:
+        raise describe_shape_mismatch(tuple(example_input.shape), _expected_input(model), exc) from None
+    blocks = {}
+    for mlp_in, mlp_out in table.mlp_pairs():
+        a, b = model.get_submodule(mlp_in.module_name), model.get_submodule(mlp_out.module_name)
+        if isinstance(a, nn.Linear) and isinstance(b, nn.Linear):
+            hidden_width(a, b, mlp_in.module_name)
+            blocks[mlp_in.module_name] = (mlp_in.module_name, mlp_out.module_name)
+    if not blocks:
+        counts = table.counts()
+        found = ", ".join(f"{role} x{n}" for role, n in counts.items() if n) or "none"
+        raise ModelError(
+            f"{type(model).__name__} has no MLP block (Linear mlp_in -> activation -> Linear mlp_out) to prune; "
+            f"roles found: {found}"
+        )
+    return blocks
+
+
+# --------------------------------------------------------------------------------------------------
+# statistics and pruning
+
+
+@dataclass
+class BlockStats:
+    """One MLP block: statistics of its hidden neurons (original indexing) and the neurons pruned."""
+
+    mlp_in: str
+    mlp_out: str
+    mean: torch.Tensor  # float64 [H]
+    var: torch.Tensor  # float64 [H], unbiased
+    count: int  # samples (tokens / positions) behind mean and var
+    score: torch.Tensor | None = None  # the selection score (= var for "variance")
+    pruned: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+
+    @property
+    def width(self) -> int:
+        return int(self.mean.numel())
+
+    @property
+    def kept(self) -> int:
+        return self.width - int(self.pruned.numel())
+
+
+@dataclass
+class VbpStats:
+    """What :func:`prune` did: per-block statistics and chosen indices, and the settings used."""
+
+    blocks: dict[str, BlockStats]
+    ratio: float = 0.0
+    selection: str = "variance"
+    compensation: bool = True
+    per_layer: bool = False
+    min_keep: int = DEFAULT_MIN_KEEP
+
+    @property
+    def total_neurons(self) -> int:
+        return sum(b.width for b in self.blocks.values())
+
+    @property
+    def pruned_neurons(self) -> int:
+        return sum(int(b.pruned.numel()) for b in self.blocks.values())
+
+    def summary(self) -> dict:
+        """JSON-ready: settings, counts and per block [kept, width]."""
+        return {
+            "ratio": self.ratio,
+            "selection": self.selection,
+            "compensation": self.compensation,
+            "per_layer": self.per_layer,
+            "min_keep": self.min_keep,
+            "total_neurons": self.total_neurons,
+            "pruned_neurons": self.pruned_neurons,
+            "blocks": {n: [b.kept, b.width] for n, b in self.blocks.items()},
+        }
+
+
+def collect_statistics(
+    model: nn.Module,
+    calib_loader,
+    *,
+    blocks: Mapping[str, tuple[str, str]] | None = None,
+    calib_batches: int = 0,
+    example_input: torch.Tensor | None = None,
+    progress: bool = False,
+) -> dict[str, BlockStats]:
+    """Mean and variance of every MLP block's hidden neurons (the input of ``mlp_out``), in float64.
+
+    ``calib_batches`` = 0 uses every batch of ``calib_loader`` (one pass). The model runs in eval mode.
+    """
+    if isinstance(calib_batches, bool) or not isinstance(calib_batches, int) or calib_batches < 0:
+        raise ConfigError(f"calib_batches must be an integer >= 0 (0 = one full pass), got {calib_batches!r}")
+    if blocks is None:
+        if example_input is None:
+            example_input = example_input_for(model, calib_loader)
+        blocks = find_mlp_blocks(model, example_input)
+    consumers = {name: model.get_submodule(out_name) for name, (_, out_name) in blocks.items()}
+    moments: dict[str, RunningMoments] = input_statistics(
+        model, consumers, calib_loader, max_batches=calib_batches, expected_input=_expected_input(model),
+        progress=progress, description="VBP statistics",
+    )
+    return {
+        name: BlockStats(in_name, out_name, moments[name].mean, moments[name].variance, moments[name].count)
+        for name, (in_name, out_name) in blocks.items()
+    }
+
+
+def _scores(model: nn.Module, blocks: Mapping[str, BlockStats], selection: str, seed: int) -> dict[str, torch.Tensor]:
+    if selection == "variance":
+        return {n: b.var for n, b in blocks.items()}
+    if selection == "magnitude":
+        return {n: magnitude_scores(model.get_submodule(b.mlp_in), model.get_submodule(b.mlp_out))
+                for n, b in blocks.items()}
+    return random_scores({n: b.width for n, b in blocks.items()}, seed)
+
+
+def prune_with_statistics(
+    model: nn.Module,
+    statistics: Mapping[str, BlockStats],
+    ratio: float,
+    *,
+    compensation: bool = True,
+    selection: str = "variance",
+    per_layer: bool = False,
+    min_keep: int = DEFAULT_MIN_KEEP,
+    seed: int = 0,
+) -> tuple[nn.Module, VbpStats]:
+    """Like :func:`prune`, with statistics already collected on ``model`` (reuse them across ratios)."""
+    check_fraction("ratio", ratio)
+    if selection not in SELECTIONS:
+        raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    for name, b in statistics.items():
+        width = hidden_width(model.get_submodule(b.mlp_in), model.get_submodule(b.mlp_out), name)
+        if width != b.width:
+            raise ModelError(f"statistics of block {name!r} cover {b.width} neurons but the model has {width}; "
+                             f"collect them on this (unpruned) model")
+    scores = _scores(model, statistics, selection, seed)
+    pruned = select_lowest(scores, ratio, per_layer=per_layer, min_keep=min_keep)
+    new = copy.deepcopy(model)
+    prune_blocks(new, {n: (b.mlp_in, b.mlp_out) for n, b in statistics.items()}, pruned,
+                 {n: b.mean for n, b in statistics.items()} if compensation else None)
+    blocks = {n: BlockStats(b.mlp_in, b.mlp_out, b.mean, b.var, b.count, scores[n], pruned[n])
+              for n, b in statistics.items()}
+    return new, VbpStats(blocks, float(ratio), selection, bool(compensation), bool(per_layer), int(min_keep))
+
+
+def prune(
+    model: nn.Module,
+    calib_loader,
+    ratio: float,
+    *,
+    compensation: bool = True,
+    selection: str = "variance",
+    per_layer: bool = False,
+    min_keep: int = DEFAULT_MIN_KEEP,
+    calib_batches: int = 0,
+    seed: int = 0,
+    example_input: torch.Tensor | None = None,
+    progress: bool = False,
+) -> tuple[nn.Module, VbpStats]:
+    """Variance-Based Pruning of ``model``'s MLP hidden neurons; returns (pruned deep copy, stats).
+
+    ``calib_loader`` yields ``(x, y)`` batches (or tensors); ``calib_batches`` = 0 means all of them.
+    The lowest ``ratio`` of all MLP hidden neurons (by count, ranked globally; per block with
+    ``per_layer=True``) by ``selection`` score ("variance" = the paper; "magnitude", "random" for
+    ablations) are removed; every block keeps at least ``min_keep``. With ``compensation`` their means
+    are folded into the next layer's bias. ``model`` itself is not changed.
+    """
+    check_fraction("ratio", ratio)
+    if selection not in SELECTIONS:
+        raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    if example_input is None:
+        example_input = example_input_for(model, calib_loader)
+    blocks = find_mlp_blocks(model, example_input)
+    statistics = collect_statistics(model, calib_loader, blocks=blocks, calib_batches=calib_batches, progress=progress)
+    return prune_with_statistics(model, statistics, ratio, compensation=compensation, selection=selection,
+                                 per_layer=per_layer, min_keep=min_keep, seed=seed)
