@@ -11,7 +11,7 @@ from edgeprune.measure.size import (
     sparse_bytes_bound,
     sparsity,
 )
-from edgeprune.measure.summary import summarize
+from edgeprune.measure.summary import size_metrics, summarize
 
 __all__ = [
     "accuracy",
@@ -26,5 +26,6 @@ __all__ = [
     "prunable_weights",
     "sparse_bytes_bound",
     "sparsity",
+    "size_metrics",
     "summarize",
 ]

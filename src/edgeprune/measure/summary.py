@@ -7,7 +7,7 @@ from torch import nn
 
 from edgeprune.measure.latency import latency
 from edgeprune.measure.macs import macs
-from edgeprune.measure.size import nonzeros, param_count, prunable_weights, sparsity
+from edgeprune.measure.size import nonzeros, param_count, prunable_weights, sparse_bytes_bound, sparsity
 
 
 def summarize(
@@ -33,3 +33,16 @@ def summarize(
         out[f"latency_ms_b{b}"] = lat["median_ms"]
         out["threads"] = lat["threads"]
     return out
+
+
+def size_metrics(model: nn.Module, example: torch.Tensor) -> dict:
+    """What a run record holds of a model's size: sparsity, params, non-zeros, MACs per image, est. bytes."""
+    report = macs(model, example[:1])
+    return {
+        "sparsity": sparsity(model),
+        "params": param_count(model),
+        "nonzeros": nonzeros(model),
+        "macs": report.dense,
+        "effective_macs": report.effective,
+        "bytes_estimate": sparse_bytes_bound(model),
+    }

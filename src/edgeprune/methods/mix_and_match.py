@@ -29,7 +29,8 @@ from edgeprune import strategies as strategies_lib
 from edgeprune.config import Config
 from edgeprune.errors import EdgepruneError
 from edgeprune.export import evaluate_int8
-from edgeprune.measure import accuracy, macs, nonzeros, param_count, sparse_bytes_bound, sparsity
+from edgeprune.measure import accuracy, sparsity
+from edgeprune.measure import size_metrics as measure_sizes
 from edgeprune.prune.masks import apply_masks
 from edgeprune.report.choose import matched_settings
 from edgeprune.train import TrainConfig, default_config, fit
@@ -119,15 +120,7 @@ def int8_metrics(model: nn.Module, splits, mode: str | None) -> dict:
 
 
 def size_metrics(model: nn.Module, splits) -> dict:
-    report = macs(model, torch.zeros(1, splits.in_channels, splits.image_size, splits.image_size))
-    return {
-        "sparsity": sparsity(model),
-        "params": param_count(model),
-        "nonzeros": nonzeros(model),
-        "macs": report.dense,
-        "effective_macs": report.effective,
-        "bytes_estimate": sparse_bytes_bound(model),
-    }
+    return measure_sizes(model, torch.zeros(1, splits.in_channels, splits.image_size, splits.image_size))
 
 
 def plan_mam(ctx) -> list[Candidate]:

@@ -36,8 +36,13 @@ def pareto_plot(groups: list[dict], front: list[dict], dense_acc: float, path: P
     if chosen:
         ax.scatter([100 * chosen["sparsity"]], [100 * chosen["val_acc"]], marker="*", s=260, color="gold",
                    edgecolors="black", zorder=5, label="chosen")
-    ax.axhline(100 * dense_acc, ls="--", color="green", label=f"dense ({100 * dense_acc:.2f}%)")
-    ax.set_xlabel("sparsity of prunable weights (%)")
+    return _finish(fig, ax, path, dense_acc, "dense", "sparsity of prunable weights (%)", title)
+
+
+def _finish(fig, ax, path: Path, dense_acc: float, dense_label: str, xlabel: str, title: str) -> Path:
+    """The reference line, labels, legend, and the PNG written atomically."""
+    ax.axhline(100 * dense_acc, ls="--", color="green", label=f"{dense_label} ({100 * dense_acc:.2f}%)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation top-1 (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -65,14 +70,4 @@ def front_plot(groups: list[dict], front: list[dict], dense_acc: float, path: Pa
     if chosen:
         ax.scatter([100 * chosen["removed"]], [100 * chosen["val_acc"]], marker="*", s=260, color="gold",
                    edgecolors="black", zorder=5, label="chosen")
-    ax.axhline(100 * dense_acc, ls="--", color="green", label=f"input model ({100 * dense_acc:.2f}%)")
-    ax.set_xlabel("non-zero weights removed (%)")
-    ax.set_ylabel("validation top-1 (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, dense_acc, "input model", "non-zero weights removed (%)", title)

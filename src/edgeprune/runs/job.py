@@ -20,7 +20,7 @@ from torch import nn
 from edgeprune import models as model_lib
 from edgeprune.data import Splits
 from edgeprune.errors import EdgepruneError
-from edgeprune.measure import accuracy, macs, nonzeros, param_count, sparse_bytes_bound, sparsity
+from edgeprune.measure import accuracy, size_metrics
 from edgeprune.methods.base import Candidate, Decision, Method
 from edgeprune.runs.store import RunStore
 from edgeprune.train import TrainConfig, fit
@@ -28,19 +28,10 @@ from edgeprune.train import TrainConfig, fit
 
 def measure(model: nn.Module, data, example: torch.Tensor) -> dict:
     """Validation and test accuracy (test once, on the final model) and the size of ``model``."""
-    report = macs(model, example[:1])
     out = {"val_acc": accuracy(model, data.val)}
     if data.test is not None:
         out["test_acc"] = accuracy(model, data.test)
-    return {
-        **out,
-        "sparsity": sparsity(model),
-        "params": param_count(model),
-        "nonzeros": nonzeros(model),
-        "macs": report.dense,
-        "effective_macs": report.effective,
-        "bytes_estimate": sparse_bytes_bound(model),
-    }
+    return {**out, **size_metrics(model, example)}
 
 
 def dense_record(model: nn.Module, data, example: torch.Tensor) -> dict:
