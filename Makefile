@@ -10,9 +10,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 
-# torch is installed first, alone, so the pin is taken before any package asks for torch.
+# torch and torchvision first, alone, so the pins in constraints.txt are taken before any package asks for torch.
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) torch==2.13.0
+	$(PIP) torch torchvision
 	$(PIP) -e .
 	touch $@
 
