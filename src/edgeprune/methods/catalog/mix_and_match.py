@@ -53,6 +53,9 @@ class MixAndMatch(Method):
     default_budget = 0.8
     Options = Options
 
+    def check(self, model, example):
+        check_prunable(roles_lib.classify(model, example), model)
+
     def prepare(self, model, data, example):
         opts = self.options
         if not opts.criteria or not opts.strategies:
