@@ -27,15 +27,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save, shared_data_dir  # noqa: E402
-
 import torch  # noqa: E402
 
+from common import save, shared_data_dir  # noqa: E402
 from edgeprune import data  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
-from edgeprune.runs.search import SearchConfig, run_search  # noqa: E402
 from edgeprune.runs.executor import LocalExecutor  # noqa: E402
 from edgeprune.runs.ray_executor import RayExecutor  # noqa: E402
+from edgeprune.runs.search import SearchConfig, run_search  # noqa: E402
 from edgeprune.train import default_config  # noqa: E402
 
 CRITERIA = ["magnitude", "gradient", "product"]

@@ -7,7 +7,6 @@ import pytest
 
 from edgeprune import models
 from edgeprune.runs.sweep import FORMAT
-
 from helpers import assert_one_line_error
 
 pytestmark = pytest.mark.timeout(300)

@@ -8,8 +8,6 @@ import torch
 from helpers import assert_one_line_error
 
 
-
-
 @pytest.mark.parametrize(
     "args,needles",
     [

@@ -43,7 +43,7 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(run_cli, tmp_path):
     try:
         deadline = time.time() + 180
         # dense + at least two candidates finished; kill while the next one runs
-        while len([l for l in lines(results) if l.strip()]) < 3:
+        while len([ln for ln in lines(results) if ln.strip()]) < 3:
             assert driver.poll() is None, driver.stderr.read().decode()
             assert time.time() < deadline, "the search produced no records in time"
             time.sleep(0.02)
@@ -55,7 +55,7 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(run_cli, tmp_path):
 
     before = results.read_bytes()
     kept = before[: before.rfind(b"\n") + 1]  # complete lines (a torn last one is dropped on resume)
-    finished_before = [json.loads(l)["id"] for l in kept.splitlines()]
+    finished_before = [json.loads(ln)["id"] for ln in kept.splitlines()]
     plan = json.loads((run / "plan.json").read_text())
     assert len(plan["kinds"]["candidate"]["ids"]) == 6
     assert len(finished_before) < 1 + 6, "the search finished before it could be killed"
@@ -75,7 +75,7 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(run_cli, tmp_path):
 
     after = results.read_bytes()
     assert after.startswith(kept)  # what was finished is kept as written, not recomputed
-    ids = [json.loads(l)["id"] for l in after.splitlines()]
+    ids = [json.loads(ln)["id"] for ln in after.splitlines()]
     plan = json.loads((run / "plan.json").read_text())
     planned = ["dense", *plan["kinds"]["candidate"]["ids"]]
     assert sorted(ids) == sorted(planned)  # every candidate exactly once

@@ -10,9 +10,9 @@ ray = pytest.importorskip("ray")
 
 from edgeprune.errors import ConfigError  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
-from edgeprune.runs.search import SearchConfig, run_search  # noqa: E402
 from edgeprune.runs.executor import LocalExecutor  # noqa: E402
 from edgeprune.runs.ray_executor import RayExecutor, candidate_task  # noqa: E402
+from edgeprune.runs.search import SearchConfig, run_search  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -4,10 +4,7 @@ import pytest
 import torch
 
 from edgeprune import models
-
 from helpers import assert_one_line_error
-
-
 
 
 @pytest.mark.parametrize(
