@@ -4,11 +4,17 @@
     python benchmarks/reconvene_mnist.py --full     # full-width models, three scores (many hours)
     nohup python benchmarks/reconvene_mnist.py > /tmp/reconvene_mnist.log 2>&1 &
 
-Part 1, trained (``edgeprune.methods.reconvene.run`` per setting, one run folder each, resumable): models x
-sparsities p x PaI scores x seeds, Reconvene and its UPaI counterpart at the same p trained from scratch with
-the same schedule. Reported per setting, paired by seed: test-accuracy difference, size ratio (UPaI ÷
-Reconvene bytes of the saved dense checkpoint, and of the compressed sparse ``.epz`` artifact), latency
-speed-up in PyTorch (eager) and ONNX Runtime at batch 1 and 32, generation time.
+Part 1, trained: models x sparsities p x PaI scores x seeds, Reconvene and its UPaI counterpart at the same p
+trained from scratch with the same schedule. Each setting is one sweep of the public API,
+``edgeprune.sweep(model, mnist, method="reconvene", budgets=[p], seeds=N, modes=["reconvene", "unstructured"],
+finetune={...})``, in its own run folder under ``--runs`` (resumable); after the sweep, the candidates'
+checkpoints ``RUN/candidates/ID.pt`` are measured here: bytes of the checkpoint and of the compressed sparse
+``.epz`` artifact (``RUN/sparse/``), and PyTorch / ONNX Runtime latency (``edgeprune.export.ort_latency`` on
+``RUN/onnx/ID.onnx``), the two models of a seed timed side by side. Reported per setting, paired by seed:
+test-accuracy difference, size ratio (UPaI ÷ Reconvene bytes of the saved dense checkpoint, and of the
+``.epz`` artifact), latency speed-up in PyTorch (eager) and ONNX Runtime at batch 1 and 32, Reconvene's
+generation time (scores + PSE + RLR, from the sweep's record). ``seconds_per_epoch`` is a candidate's whole
+time in the sweep (generation, training, measuring) ÷ its epochs.
 
 * default: VGG-16 at 1/4 width (``vgg16@0.25``: 16..128 channels) and ResNet-20 at 1/2 width
   (``resnet20@0.5``: 8/16/32 channels); all of MNIST (10 % of the training images for validation), 2 epochs
@@ -28,13 +34,20 @@ Part 3, generation time of VGG-16 (3x32x32) broken down into scoring and rectifi
 default 100 rounds (once), SynFlow with 1 round (what the test uses), magnitude, SNIP (random CIFAR-shaped
 batch); the last three take the median of ``--timing-repeats`` runs.
 
-Results: benchmarks/results/reconvene_mnist.json and the README section benchmarks/sections/reconvene_mnist.md.
+Results: benchmarks/results/reconvene_mnist.json and the README section benchmarks/sections/reconvene_mnist.md
+(``--name`` writes results/<name>.json and sections/<name>.md instead). The committed results came from the
+revision recorded in each JSON (``git_revision``), which ran part 1 with the per-method pipeline of that time
+(``edgeprune.methods.reconvene.run``, since retired for ``edgeprune.sweep``); the quantities are the same, but
+that pipeline built each seed's model from the zoo with that seed (the sweep re-initialises the input model's
+layers with the candidate's seed instead) and also kept in-run latencies (``inrun_*``), which this script no
+longer reports.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import sys
 import tempfile
@@ -44,12 +57,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, save, shared_data_dir  # noqa: E402
-from edgeprune import models  # noqa: E402
+import edgeprune  # noqa: E402
+from common import ROOT, SECTIONS, provenance, save, shared_data_dir  # noqa: E402
+from edgeprune import data, models  # noqa: E402
+from edgeprune.export import sparse  # noqa: E402
+from edgeprune.export.onnx import export_verified  # noqa: E402
 from edgeprune.export.ort_latency import exported_latency, ort_latency  # noqa: E402
 from edgeprune.measure import latency, macs  # noqa: E402
+from edgeprune.measure.size import prunable_weights  # noqa: E402
 from edgeprune.methods import reconvene  # noqa: E402
 from edgeprune.prune.masks import apply_masks  # noqa: E402
+from edgeprune.utils.io import write_text  # noqa: E402
 
 NAME = "reconvene_mnist"
 PAPER = {"size_reduction_max": 16.21, "speedup_max": 2.0, "accuracy": "same as UPaI", "generation": "seconds"}
@@ -78,65 +96,152 @@ def mean_std(values):
 
 COMPARISON_KEYS = ("acc_diff", "size_ratio", "sparse_size_ratio", "macs_ratio", "speedup_b1", "speedup_b32",
                    "onnx_speedup_b1", "onnx_speedup_b32")
-
-
 SPEEDUP_KEYS = ("speedup_b1", "speedup_b32", "onnx_speedup_b1", "onnx_speedup_b32")
+MODE_KEYS = ("test_acc", "val_acc", "params", "nonzeros", "dense_bytes", "sparse_bytes", "macs", "effective_macs",
+             "latency_ms_b1", "latency_ms_b32", "onnx_latency_ms_b1", "onnx_latency_ms_b32", "generation_seconds",
+             "seconds_per_epoch")
+MODES = ("reconvene", "unstructured")  # the sweep's candidates of one seed: Reconvene and its UPaI counterpart
 
 
-def paired_speedups(run_dir: Path, seeds: list[int], runs: int, rounds: int = 5) -> dict:
-    """UPaI ÷ Reconvene latency of each seed's two trained models, timed side by side after training.
+def finished_candidates(run_dir: Path) -> int:
+    """Candidates already finished in ``run_dir`` (a resumed sweep skips them)."""
+    path = run_dir / "results.jsonl"
+    if not path.exists():
+        return 0
+    count = 0
+    for line in path.read_text().splitlines():
+        try:
+            count += json.loads(line).get("kind") == "candidate"
+        except ValueError:  # a torn last line: the sweep repairs it and runs that candidate again
+            pass
+    return count
 
-    Latency inside ``reconvene.run`` is measured right after each model's training, minutes apart and under
-    whatever else the machine was doing; here the two models of a seed alternate (``rounds`` rounds of
-    ``runs`` timed calls each, torch checkpoint and exported ONNX file) and the medians are compared.
-    Returns each speed-up's mean and std over seeds.
+
+def candidates_by_seed(result) -> dict[int, dict[str, dict]]:
+    """seed -> mode -> the sweep's finished record, for the seeds where both modes finished."""
+    out: dict[int, dict[str, dict]] = {}
+    for r in result.records:
+        if r.get("kind") == "candidate" and r.get("status") == "ok":
+            out.setdefault(r["seed"], {})[r["setting"]["mode"]] = r
+    return {seed: modes for seed, modes in sorted(out.items()) if set(MODES) <= set(modes)}
+
+
+def average_sparsity(upai: torch.nn.Module, weighted: bool) -> float:
+    """The PSE's global average, read off the trained UPaI model (its masks stay exact while it trains):
+    the unweighted mean of the conv layers' sparsities, or (``weighted``) the sparsity of all prunable weights."""
+    if weighted:
+        weights = prunable_weights(upai).values()
+        return 1.0 - sum(int(w.count_nonzero()) for w in weights) / sum(w.numel() for w in weights)
+    convs = [m.weight for m in upai.modules() if isinstance(m, reconvene.CONV_TYPES)]
+    return statistics.fmean(1.0 - int(w.count_nonzero()) / w.numel() for w in convs)
+
+
+def conv_widths(model: torch.nn.Module) -> dict[str, int]:
+    return {n: int(m.weight.shape[0]) for n, m in model.named_modules() if n and isinstance(m, reconvene.CONV_TYPES)}
+
+
+def measure_candidates(run_dir: Path, pairs: dict[int, dict[str, dict]], shape: tuple, runs: int, *,
+                       weighted: bool, rounds: int = 5) -> dict[int, dict[str, dict]]:
+    """Per seed and mode, what the sweep's records hold plus what is measured here on ``candidates/ID.pt``.
+
+    Sizes: bytes of the saved checkpoint (dense tensors) and of the compressed sparse ``.epz`` artifact
+    (``edgeprune.export.sparse``, written to ``RUN/sparse/ID.epz``). Latency: the two models of a seed
+    alternate (``rounds`` rounds of ``runs`` timed calls each, PyTorch eager and ONNX Runtime on the model
+    exported to ``RUN/onnx/ID.onnx`` and checked against PyTorch), medians over rounds.
     """
-    modes = ("unstructured", "reconvene")
-    per_seed: dict[str, list[float]] = {k: [] for k in SPEEDUP_KEYS}
-    for seed in seeds:
-        files = {m: run_dir / "models" / f"{m}-seed{seed}" for m in modes}
-        loaded = {m: models.load(files[m].with_suffix(".pt")) for m in modes}
-        shape = (loaded["reconvene"].edgeprune_build["in_channels"],) + (loaded["reconvene"].edgeprune_build["image_size"],) * 2
+    out: dict[int, dict[str, dict]] = {}
+    example = torch.randn(4, *shape, generator=torch.Generator().manual_seed(0))
+    for seed, recs in pairs.items():
+        loaded, onnx_files, rows = {}, {}, {}
+        for mode in MODES:
+            r = recs[mode]
+            ckpt = run_dir / r["checkpoint"]
+            loaded[mode] = models.load(ckpt).eval()
+            onnx_files[mode] = run_dir / "onnx" / f"{r['id']}.onnx"
+            if not onnx_files[mode].exists():
+                onnx_files[mode].parent.mkdir(parents=True, exist_ok=True)
+                export_verified(loaded[mode], onnx_files[mode], example)
+            meta = {"record_id": r["id"], "mode": mode, "seed": seed}
+            rows[mode] = {
+                "id": r["id"], "test_acc": r["test_acc"], "val_acc": r["val_acc"],
+                **{k: r[k] for k in ("params", "nonzeros", "macs", "effective_macs")},
+                "dense_bytes": ckpt.stat().st_size,
+                "sparse_bytes": int(sparse.save(loaded[mode], run_dir / "sparse" / f"{r['id']}.epz", meta=meta)["bytes"]),
+                "generation_seconds": r["decided"].get("generation_seconds"),
+                "seconds_per_epoch": r["seconds"] / max(r.get("epochs_run") or 1, 1),
+                "candidate_seconds": r["seconds"],
+            }
         for b in (1, 32):
             times: dict[tuple, list[float]] = {}
             for _ in range(rounds):
-                for m in modes:
-                    times.setdefault(("torch", m), []).append(
-                        latency(loaded[m], shape, batch_size=b, runs=runs)["median_ms"])
-                    times.setdefault(("onnx", m), []).append(
-                        ort_latency(files[m].with_suffix(".onnx"), shape, batch_size=b, runs=runs)["median_ms"])
-            for runtime, prefix in (("torch", ""), ("onnx", "onnx_")):
-                per_seed[f"{prefix}speedup_b{b}"].append(
-                    statistics.median(times[(runtime, "unstructured")]) / statistics.median(times[(runtime, "reconvene")]))
-    out = {}
-    for key, values in per_seed.items():
-        out[key], out[f"{key}_std"] = mean_std(values)
+                for mode in MODES:
+                    times.setdefault(("", mode), []).append(
+                        latency(loaded[mode], shape, batch_size=b, runs=runs)["median_ms"])
+                    times.setdefault(("onnx_", mode), []).append(
+                        ort_latency(onnx_files[mode], shape, batch_size=b, runs=runs)["median_ms"])
+            for (prefix, mode), values in times.items():
+                rows[mode][f"{prefix}latency_ms_b{b}"] = statistics.median(values)
+        rows["reconvene"]["structured"] = recs["reconvene"]["decided"]["structured"]
+        before = conv_widths(loaded["unstructured"])  # UPaI keeps every channel of the input model
+        rows["reconvene"]["channels"] = {n: [before[n], c] for n, c in conv_widths(loaded["reconvene"]).items()}
+        rows["reconvene"]["average_sparsity"] = average_sparsity(loaded["unstructured"], weighted)
+        out[seed] = rows
     return out
 
 
+def summarize(per_seed: dict[int, dict[str, dict]]) -> dict:
+    """Mean/std per mode over seeds, and the Reconvene-vs-UPaI comparison paired by seed: ``acc_diff`` =
+    Reconvene − UPaI test accuracy; ``size_ratio`` / ``sparse_size_ratio`` / ``macs_ratio`` = UPaI ÷ Reconvene
+    checkpoint bytes / sparse-artifact bytes / MACs; ``speedup_b<k>`` = UPaI ÷ Reconvene latency (``onnx_``:
+    ONNX Runtime)."""
+    modes = {}
+    for mode in MODES:
+        stats = {}
+        for k in MODE_KEYS:
+            stats[k], stats[f"{k}_std"] = mean_std([rows[mode].get(k) for rows in per_seed.values()])
+        modes[mode] = stats
+    ratios = {"acc_diff": lambda a, b: a["test_acc"] - b["test_acc"],
+              "size_ratio": lambda a, b: b["dense_bytes"] / a["dense_bytes"],
+              "sparse_size_ratio": lambda a, b: b["sparse_bytes"] / a["sparse_bytes"],
+              "params_ratio": lambda a, b: b["params"] / a["params"],
+              "macs_ratio": lambda a, b: b["macs"] / a["macs"]}
+    for key in SPEEDUP_KEYS:
+        latency_key = key.replace("speedup", "latency_ms")
+        ratios[key] = lambda a, b, k=latency_key: b[k] / a[k]
+    cmp: dict = {"seeds": sorted(per_seed)}
+    for name, fn in ratios.items():
+        cmp[name], cmp[f"{name}_std"] = mean_std([fn(rows["reconvene"], rows["unstructured"]) for rows in per_seed.values()])
+    return {"modes": modes, "comparison": cmp}
+
+
 def trained_grid(args, data_root: Path) -> list[dict]:
+    """Each setting is one ``edgeprune.sweep(..., method="reconvene", modes=["reconvene", "unstructured"])``
+    in its own run directory (resumable), then the measurements of :func:`measure_candidates`."""
     rows = []
+    splits = data.load("mnist", root=data_root, val_fraction=0.1, seed=0, limit=args.limit)
+    shape = (splits.in_channels, splits.image_size, splits.image_size)
     settings = [(m, s, p) for m in args.models for s in args.scores for p in args.sparsities]
     for i, (model, score, p) in enumerate(settings, 1):
         out = Path(args.runs) / f"{model}-{score}-p{p:g}"
-        spec, kwargs = parse_model(model)
-        config = reconvene.PaIConfig.build(
-            model=spec, model_kwargs=kwargs, dataset="mnist", sparsity=p, score=score, mode="both", seeds=args.seeds,
-            limit=args.limit, calibration_batches=1, calibration_batch_size=100,
-            latency_batches=[1, 32], latency_runs=args.latency_runs, width=args.width, weighted=args.weighted,
-            group_rule=args.group_rule,
-            train={"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.05},
-        )
+        torch.manual_seed(0)  # the input model only gives the architecture: every candidate is re-initialised
+        dense = build(model, splits.in_channels, splits.image_size)
         t0 = time.perf_counter()
-        existing = out / "results.jsonl"
-        before = len(existing.read_text().splitlines()) if existing.exists() else 0
-        records = reconvene.run(config, out, data_dir=data_root, progress=False)
-        summary = reconvene.summarize_records(records)
-        cmp = summary.get("comparison", {})
-        rec, upai = summary["modes"]["reconvene"], summary["modes"]["unstructured"]
-        first = min((r for r in records if r["mode"] == "reconvene"), key=lambda r: r["seed"])
+        before = finished_candidates(out)
+        result = edgeprune.sweep(
+            dense, splits, method="reconvene", budgets=[p], seeds=args.seeds, out=out, progress=False,
+            finetune={"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.05},
+            modes=list(MODES), score=score, synflow_rounds=100, weighted=args.weighted, keep="score_mass",
+            group_rule=args.group_rule, width=args.width, calib_batches=1, calib_batch_size=100,
+        )
+        pairs = candidates_by_seed(result)
+        if not pairs:
+            sys.exit(f"{out}: no seed finished both Reconvene and UPaI (see {out / 'results.jsonl'})")
+        per_seed = measure_candidates(out, pairs, shape, args.latency_runs, weighted=args.weighted)
+        summary = summarize(per_seed)
+        cmp, rec, upai = summary["comparison"], summary["modes"]["reconvene"], summary["modes"]["unstructured"]
+        first = per_seed[min(per_seed)]
         row = {
-            "model": model, "score": score, "sparsity": p, "seeds": cmp.get("seeds"), "run_dir": str(out),
+            "model": model, "score": score, "sparsity": p, "seeds": cmp["seeds"], "run_dir": str(out),
             "upai_test_acc": upai["test_acc"], "upai_test_acc_std": upai["test_acc_std"],
             "reconvene_test_acc": rec["test_acc"], "reconvene_test_acc_std": rec["test_acc_std"],
             **{k: cmp.get(k) for key in COMPARISON_KEYS for k in (key, f"{key}_std")},
@@ -144,17 +249,14 @@ def trained_grid(args, data_root: Path) -> list[dict]:
                for k in ("dense_bytes", "sparse_bytes", "params", "nonzeros", "macs", "generation_seconds",
                          "seconds_per_epoch", "latency_ms_b1", "latency_ms_b32", "onnx_latency_ms_b1",
                          "onnx_latency_ms_b32")},
-            "sparse_bytes_kind": rec.get("sparse_bytes_kind"),
-            "average_sparsity": first["average_sparsity"],
-            "channels": first["channels"],
-            "structured_layers": first["structured"],
+            "sparse_bytes_kind": "artifact",
+            "average_sparsity": first["reconvene"]["average_sparsity"],
+            "channels": first["reconvene"]["channels"],
+            "structured_layers": first["reconvene"]["structured"],
             "wall_seconds": time.perf_counter() - t0,
-            "resumed_items": before,  # (mode, seed) items found finished in the run folder by this invocation
-            "train_seconds_total": sum(r["train_seconds"] for r in records),
+            "resumed_items": before,  # candidates found finished in the run folder by this invocation
+            "train_seconds_total": sum(rows[m]["candidate_seconds"] for rows in per_seed.values() for m in MODES),
         }
-        # the table's speed-ups: both models of a seed timed side by side; the in-run figures are kept beside
-        row.update({f"inrun_{k}": row[k] for key in SPEEDUP_KEYS for k in (key, f"{key}_std")})
-        row.update(paired_speedups(out, cmp["seeds"], args.latency_runs))
         rows.append(row)
         print(f"[{i}/{len(settings)}] {model} {score} p={p}: acc UPaI {100 * row['upai_test_acc']:.2f} "
               f"Reconvene {100 * row['reconvene_test_acc']:.2f} (diff {100 * (row['acc_diff'] or 0):+.2f}), "
@@ -384,11 +486,6 @@ def main() -> None:
     ap.add_argument("--section-from", default=None, help="only rewrite sections/<name>.md from an existing results JSON")
     args = ap.parse_args()
     if args.section_from:
-        import json
-
-        from common import SECTIONS
-        from edgeprune.utils.io import write_text
-
         stored = json.loads(Path(args.section_from).read_text())
         out = write_text(SECTIONS / f"{Path(args.section_from).stem}.md", section(stored).rstrip() + "\n")
         print(f"wrote {out}")
@@ -427,8 +524,6 @@ def main() -> None:
         "timing": timing,
         "elapsed_seconds": time.perf_counter() - t0,
     }
-    from common import provenance
-
     result.update(provenance())
     path = save(args.name or NAME + suffix, result, section(result))
     print(f"wrote {path} in {result['elapsed_seconds'] / 60:.1f} min")

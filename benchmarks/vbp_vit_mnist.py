@@ -1,40 +1,55 @@
 """Variance-Based Pruning on a small ViT trained on MNIST (3 seeds), plus DeiT-Base cost at 55 %.
 
-    python benchmarks/vbp_vit_mnist.py [--seeds 0,1,2] [--epochs 3] [--no-deit] [--quick]
+    python benchmarks/vbp_vit_mnist.py [--seeds 0,1,2] [--epochs 3] [--no-deit] [--quick] [--runs DIR]
 
 Part 1 (per seed): train the zoo ViT (dim 64, depth 4, 4 heads, patch 4; 50 tokens) on MNIST with the one
-training loop (AdamW, lr ``--dense-lr``, wd 0.05, cosine, ``--warmup`` warm-up epochs), collect the MLP statistics in one pass over the
-training split (eval transforms), then for every ratio in ``--ratios``:
+training loop (AdamW, lr ``--dense-lr``, wd 0.05, cosine, ``--warmup`` warm-up epochs), then prune it with the
+public API, ``edgeprune.sweep(dense, splits, method="vbp", budgets=ratios, ...)`` (statistics: one pass over
+the training split unless ``--calib-batches``), in two run directories per seed under ``--runs``:
 
-* VBP (variance selection + mean-shift): retained accuracy (val and test), params / MACs per image,
-  CPU latency (torch and ONNX Runtime, dense and pruned timed in alternating rounds) at batch 1 and 32;
-* ablation, retained test accuracy: variance without mean-shift, magnitude + mean-shift (structured
-  magnitude: squared norm of the neuron's fc1 row, bias and fc2 column);
-* at ``--ft-ratios``: a short KD fine-tune of the VBP model from the dense model (``finetune_kd``: the one
-  loop, AdamW, cosine, wd 0.01, KD alpha 0.5 / T 4; best validation epoch; test measured once).
+* ``RUNS/seedS/vbp`` (``finetune=0``): VBP (variance selection + mean-shift) at every ratio in ``--ratios``:
+  retained accuracy (val and test), params / MACs per image from the records; then, on the candidates'
+  checkpoints ``candidates/ID.pt``, CPU latency in torch and ONNX Runtime (``edgeprune.export.ort_latency``),
+  dense and pruned timed in alternating rounds, at batch 1 and 32;
+* ``RUNS/seedS/vbp-kd``: at ``--ft-ratios``, the sweep's KD fine-tune from the dense model (the one loop,
+  ``edgeprune.train.fit(..., teacher=dense)``: AdamW, cosine, wd 0.01, KD alpha 0.5 / T 4; best validation
+  epoch; test measured once). When the fine-tune does not beat the retained validation accuracy, the
+  retained model is the final one (selection on validation).
+* ablation, retained test accuracy (library functions on one pass of statistics,
+  ``vbp.collect_statistics`` + ``vbp.prune_with_statistics``): variance without mean-shift, magnitude +
+  mean-shift (structured magnitude: squared norm of the neuron's fc1 row, bias and fc2 column).
 
 Part 2: ``hf-config:deit`` (DeiT-Base default config, 224 px, 1000 classes, random weights: accuracy is
-meaningless) pruned at 55 % with statistics from random images: params and MACs reductions and CPU latency
-at batch 1, to compare with the paper's -36.01 % params / -34.93 % MACs / 1.44x (H200) / 1.50x (CPU).
+meaningless) pruned at 55 % with ``vbp.prune`` and statistics from random images: params and MACs
+reductions and CPU latency at batch 1, to compare with the paper's -36.01 % params / -34.93 % MACs / 1.44x
+(H200) / 1.50x (CPU).
 
-Results: benchmarks/results/vbp_vit_mnist.json and the README section benchmarks/sections/vbp_vit_mnist.md.
+Results: benchmarks/results/vbp_vit_mnist.json and the README section benchmarks/sections/vbp_vit_mnist.md
+(``--quick`` only prints). The committed results came from the revision recorded in the JSON
+(``git_revision``), which ran the per-method pipeline of that time (``edgeprune.methods.vbp``, since retired
+for ``edgeprune.sweep``); the numbers it reports are the same quantities.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save, shared_data_dir  # noqa: E402
+import edgeprune  # noqa: E402
+from common import ROOT, save, shared_data_dir  # noqa: E402
 from edgeprune import data, models  # noqa: E402
-from edgeprune.measure import accuracy  # noqa: E402
+from edgeprune.export.onnx import export_onnx  # noqa: E402
+from edgeprune.export.ort_latency import ort_latency  # noqa: E402
+from edgeprune.measure import accuracy, latency, machine_info, macs, param_count  # noqa: E402
 from edgeprune.methods import vbp  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
 from edgeprune.train import TrainConfig, default_config  # noqa: E402
@@ -46,6 +61,7 @@ ABLATIONS = {  # name -> (selection, compensation)
     "magnitude+mean-shift": ("magnitude", True),
 }
 PAPER_DEIT_B = {"params_reduction": 0.3601, "macs_reduction": 0.3493, "speedup_h200": 1.44, "speedup_cpu": 1.50}
+CALIB_BATCH_SIZE = 256
 
 
 def floats(text: str) -> list[float]:
@@ -59,11 +75,21 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def cost(model, shape) -> dict:
+    """Params and MACs per image of ``model`` (C, H, W inputs)."""
+    return {"params": param_count(model), "macs": macs(model, torch.zeros(1, *shape)).dense}
+
+
+def reductions(before: dict, after: dict) -> dict:
+    """Params/MACs reductions and the MAC ratio (dense ÷ pruned) from two :func:`cost` dicts."""
+    return {"params_reduction": 1.0 - after["params"] / before["params"],
+            "macs_reduction": 1.0 - after["macs"] / before["macs"],
+            "mac_ratio": before["macs"] / after["macs"]}
+
+
 def paired_latency(dense, pruned, shape, batches, runs: int, rounds: int = 5) -> dict:
     """Torch CPU latency of dense and pruned measured in alternating rounds (so load drift on a shared
     machine hits both alike): per batch size, the median over rounds of each round's median."""
-    from edgeprune.measure import latency
-
     per_round = max(runs // rounds, 3)
     out = {}
     for b in batches:
@@ -77,37 +103,27 @@ def paired_latency(dense, pruned, shape, batches, runs: int, rounds: int = 5) ->
 
 
 def paired_ort_latency(dense, pruned, shape, batches, runs: int, rounds: int = 5) -> dict:
-    """ONNX Runtime latency of dense and pruned (exported with edgeprune.export.onnx), alternating rounds."""
-    import tempfile
-
-    import numpy as np
-
-    from edgeprune.export.onnx import export_onnx, ort_session
-    from edgeprune.measure.latency import time_calls
-
+    """ONNX Runtime latency (``edgeprune.export.ort_latency``) of dense and pruned, exported with
+    edgeprune.export.onnx, in alternating rounds."""
     per_round = max(runs // rounds, 3)
     out = {}
     with tempfile.TemporaryDirectory(prefix="vbp-bench-") as folder:
-        sessions = []
+        paths = []
         for tag, model in (("dense", dense), ("pruned", pruned)):
-            path = Path(folder) / f"{tag}.onnx"
-            export_onnx(model, path, input_shape=tuple(shape))
-            sessions.append(ort_session(path))
-        name = sessions[0].get_inputs()[0].name
+            paths.append(Path(folder) / f"{tag}.onnx")
+            export_onnx(model.eval(), paths[-1], input_shape=tuple(shape))
         for b in batches:
-            x = np.random.default_rng(0).standard_normal((b, *shape), dtype=np.float32)
             times = [[], []]
             for _ in range(rounds):
-                for i, session in enumerate(sessions):
-                    t = time_calls(lambda s=session, x=x: s.run(None, {name: x}), runs=per_round, warmup=3)
-                    times[i].append(t["median_ms"])
+                for i, path in enumerate(paths):
+                    times[i].append(ort_latency(path, tuple(shape), batch_size=b, runs=per_round, warmup=3)["median_ms"])
             out[f"ort_latency_ms_b{b}_before"] = statistics.median(times[0])
             out[f"ort_latency_ms_b{b}_after"] = statistics.median(times[1])
     return out
 
 
 def with_speedups(rec: dict, batches) -> None:
-    """Speedup and speedup / MAC ratio from the paired latencies (overrides the unpaired ones)."""
+    """Speedup and speedup / MAC ratio from the paired latencies."""
     for b in batches:
         for prefix in ("", "ort_"):
             if f"{prefix}latency_ms_b{b}_before" in rec:
@@ -116,62 +132,91 @@ def with_speedups(rec: dict, batches) -> None:
                 rec[f"{prefix}speedup_over_mac_ratio_b{b}"] = speedup / rec["mac_ratio"]
 
 
-def run_seed(seed: int, args, root: Path) -> dict:
-    t_seed = time.perf_counter()
-    splits = data.load("mnist", root=root, seed=seed, limit=args.limit)
-    shape = (splits.in_channels, splits.image_size, splits.image_size)
+def dense_model(seed: int, splits, args, folder: Path):
+    """The dense ViT of ``seed``: trained once into ``folder`` and loaded from there when the benchmark runs
+    again (the sweeps' run directories are tied to the dense model's weights)."""
+    if (folder / "model.pt").exists() and (folder / "metrics.json").exists():
+        return models.load(folder / "model.pt"), json.loads((folder / "metrics.json").read_text())
     kwargs = {"dim": args.dim, "depth": args.depth, "num_heads": args.heads}
     train_cfg = default_config("vit", epochs=args.epochs, batch_size=128, lr=args.dense_lr,
                                warmup_epochs=args.warmup, seed=seed)
     torch.manual_seed(seed)
-    dense, dense_metrics = train_dense("vit", splits, train_cfg, None, model_kwargs=kwargs, progress=False,
-                                       latency_batches=())
+    return train_dense("vit", splits, train_cfg, folder, model_kwargs=kwargs, progress=False, latency_batches=())
+
+
+def by_budget(result) -> dict[float, dict]:
+    """The sweep's finished candidate records by budget (ratio)."""
+    return {round(r["budget"], 6): r for r in result.records if r.get("kind") == "candidate" and r.get("status") == "ok"}
+
+
+def run_seed(seed: int, args, root: Path, runs: Path) -> dict:
+    t_seed = time.perf_counter()
+    splits = data.load("mnist", root=root, seed=seed, limit=args.limit)
+    shape = (splits.in_channels, splits.image_size, splits.image_size)
+    dense, dense_metrics = dense_model(seed, splits, args, runs / f"seed{seed}" / "dense")
     dense.eval()
     out = {"seed": seed, "dense": {"val_acc": dense_metrics["val_acc"], "test_acc": dense_metrics["test_acc"],
                                    "train_seconds": dense_metrics["train"]["seconds"]}}
     print(f"[seed {seed}] dense val {dense_metrics['val_acc']:.4f} test {dense_metrics['test_acc']:.4f} "
           f"({dense_metrics['train']['seconds']:.0f} s)", flush=True)
 
+    # VBP through the public API: retained models (no fine-tune) at every ratio, KD fine-tune at --ft-ratios
+    options = {"selection": "variance", "compensation": True, "calib_batches": args.calib_batches,
+               "calib_batch_size": CALIB_BATCH_SIZE}
     t = time.perf_counter()
-    calib = data.make_loader(splits.train.with_augment(False), 256, shuffle=True, seed=seed)
-    stats = vbp.collect_statistics(dense, calib, calib_batches=args.calib_batches)
+    retained_run = edgeprune.sweep(dense, splits, method="vbp", budgets=args.ratios, seeds=[seed],
+                                   out=runs / f"seed{seed}" / "vbp", finetune=0, progress=False, **options)
+    sweep_seconds = time.perf_counter() - t
+    ft_cfg = TrainConfig.build(optimizer="adamw", lr=args.ft_lr, weight_decay=0.01, schedule="cosine",
+                               epochs=args.ft_epochs, batch_size=args.ft_batch, max_batches=args.ft_steps,
+                               patience=None, seed=seed, kd_alpha=0.5, kd_temperature=4.0)
+    ft_run = None
+    if args.ft_ratios:
+        ft_run = edgeprune.sweep(dense, splits, method="vbp", budgets=args.ft_ratios, seeds=[seed],
+                                 out=runs / f"seed{seed}" / "vbp-kd", finetune=ft_cfg, kd=True, progress=False, **options)
+    retained, finetuned = by_budget(retained_run), (by_budget(ft_run) if ft_run else {})
+    dense_rec = next(r for r in retained_run.records if r.get("kind") == "dense")
+    before = {"params": dense_rec["params"], "macs": dense_rec["macs"]}
+    out["dense"].update(before)
+    out["sweep"] = {"run_dir": str(retained_run.run_dir), "kd_run_dir": str(ft_run.run_dir) if ft_run else None,
+                    "seconds": sweep_seconds}
+
+    # ablations: the library functions on one pass of the same statistics
+    t = time.perf_counter()
+    stats = vbp.collect_statistics(dense, data.make_loader(splits.train, CALIB_BATCH_SIZE), calib_batches=args.calib_batches)
     out["statistics"] = {"seconds": time.perf_counter() - t, "samples": next(iter(stats.values())).count,
                          "blocks": len(stats), "neurons": sum(b.width for b in stats.values())}
 
-    before = vbp.measure_cost(dense, shape, latency_batches=(), onnx=False)
-    out["dense"].update(before)
-    ft_cfg = TrainConfig.build(optimizer="adamw", lr=args.ft_lr, weight_decay=0.01, schedule="cosine",
-                               epochs=args.ft_epochs, batch_size=args.ft_batch, max_batches=args.ft_steps,
-                               patience=None, seed=seed)
     ratios = []
     for ratio in args.ratios:
-        rec = {"ratio": ratio}
+        r = retained[round(ratio, 6)]
+        decided = r["decided"]
+        rec = {"ratio": ratio, "checkpoint": str(retained_run.run_dir / r["checkpoint"]),
+               "pruned_neurons": decided["pruned_neurons"],
+               "kept_per_block": [kept for kept, _ in decided["blocks"].values()],
+               "retained_val_acc": r["val_acc"], "retained_test_acc": r["test_acc"]}
+        after = {"params": r["params"], "macs": r["macs"]}
+        rec.update({f"{k}_after": v for k, v in after.items()})
+        rec.update(reductions(before, after))
+        pruned = models.load(retained_run.run_dir / r["checkpoint"]).eval()
+        rec.update(paired_latency(dense, pruned, shape, args.latency_batches, args.latency_runs))
+        if args.onnx:
+            rec.update(paired_ort_latency(dense, pruned, shape, args.latency_batches, args.latency_runs))
+        with_speedups(rec, args.latency_batches)
+        f = finetuned.get(round(ratio, 6))
+        if f is not None:
+            kept = f["val_acc"] >= rec["retained_val_acc"]  # selection on validation: fine-tuned or retained
+            rec["final_val_acc"] = f["val_acc"] if kept else rec["retained_val_acc"]
+            rec["final_test_acc"] = f["test_acc"] if kept else rec["retained_test_acc"]
+            rec["finetune_kept"] = kept
+            rec["finetune_seconds"] = f["seconds"]
+            rec["finetune_epochs_run"], rec["finetune_best_epoch"] = f.get("epochs_run"), f.get("best_epoch")
+            rec["finetune_checkpoint"] = str(ft_run.run_dir / f["checkpoint"])
         for name, (selection, compensation) in ABLATIONS.items():
-            pruned, vstats = vbp.prune_with_statistics(dense, stats, ratio, selection=selection,
+            if name != "variance+mean-shift":
+                ablated, _ = vbp.prune_with_statistics(dense, stats, ratio, selection=selection,
                                                        compensation=compensation, seed=seed)
-            if name == "variance+mean-shift":
-                rec["pruned_neurons"] = vstats.pruned_neurons
-                rec["kept_per_block"] = [b.kept for b in vstats.blocks.values()]
-                rec["retained_val_acc"] = accuracy(pruned, splits.val)
-                rec["retained_test_acc"] = accuracy(pruned, splits.test)
-                after = vbp.measure_cost(pruned, shape, latency_batches=(), onnx=False)
-                rec.update({f"{k}_after": v for k, v in after.items()})
-                rec.update(vbp.reductions(before, after))
-                rec.update(paired_latency(dense, pruned, shape, args.latency_batches, args.latency_runs))
-                if args.onnx:
-                    rec.update(paired_ort_latency(dense, pruned, shape, args.latency_batches, args.latency_runs))
-                with_speedups(rec, args.latency_batches)
-                if any(abs(ratio - r) < 1e-9 for r in args.ft_ratios):
-                    t = time.perf_counter()
-                    ft, val_final, kept = vbp.finetune_kd(pruned, dense, splits, ft_cfg,
-                                                          val_retained=rec["retained_val_acc"])
-                    rec["final_val_acc"] = val_final
-                    rec["final_test_acc"] = accuracy(pruned, splits.test) if kept else rec["retained_test_acc"]
-                    rec["finetune_kept"] = kept
-                    rec["finetune_seconds"] = time.perf_counter() - t
-                    rec["finetune_val_history"] = [h["val_acc"] for h in ft["history"]]
-            else:
-                rec[f"ablation_test_acc[{name}]"] = accuracy(pruned, splits.test)
+                rec[f"ablation_test_acc[{name}]"] = accuracy(ablated, splits.test)
         ratios.append(rec)
         extra = f", FT test {rec['final_test_acc']:.4f}" if "final_test_acc" in rec else ""
         print(f"[seed {seed}] ratio {ratio:.2f}: retained test {rec['retained_test_acc']:.4f}{extra}, MACs "
@@ -221,8 +266,7 @@ def deit_base(args) -> dict:
     pruned, vstats = vbp.prune(model, calib, args.deit_ratio)
     prune_s = time.perf_counter() - t
     shape = (3, 224, 224)
-    before = vbp.measure_cost(model, shape, latency_batches=(), onnx=False)
-    after = vbp.measure_cost(pruned, shape, latency_batches=(), onnx=False)
+    before, after = cost(model, shape), cost(pruned, shape)
     rounds = max(args.deit_runs // 3, 1)
     paired = paired_latency(model, pruned, shape, (1,), args.deit_runs, rounds=rounds)
     if args.deit_onnx:
@@ -240,7 +284,7 @@ def deit_base(args) -> dict:
         "prune_seconds": prune_s,
         **{f"{k}_before": v for k, v in before.items()},
         **{f"{k}_after": v for k, v in after.items()},
-        **vbp.reductions(before, after),
+        **reductions(before, after),
         **paired,
         "max_abs_logit_change": drift,
         "paper": PAPER_DEIT_B,
@@ -347,7 +391,9 @@ def main() -> None:
     ap.add_argument("--deit-runs", type=int, default=12)
     ap.add_argument("--no-deit-onnx", dest="deit_onnx", action="store_false", help="skip DeiT-B in ONNX Runtime")
     ap.add_argument("--limit", type=int, default=None, help="training examples (quick runs)")
-    ap.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 1 epoch, 6000 images, no DeiT")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 1 epoch, 6000 images, no DeiT; prints only")
+    ap.add_argument("--runs", default=None, help="folder of the per-seed run directories (default benchmarks/runs/"
+                                                 "vbp_vit_mnist; --quick: a temporary folder)")
     args = ap.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.ratios = floats(args.ratios)
@@ -365,9 +411,10 @@ def main() -> None:
     start, cpu_start = time.perf_counter(), time.process_time()
     result = {"name": NAME, "settings": {k: v for k, v in vars(args).items()}, "threads": torch.get_num_threads(),
               "load_average_start": list(os.getloadavg())}
-    seeds = []
-    for seed in args.seeds:
-        seeds.append(run_seed(seed, args, root))
+    with tempfile.TemporaryDirectory(prefix="vbp-bench-runs-") as tmp:
+        runs = Path(args.runs or (tmp if args.quick else ROOT / "runs" / NAME))
+        result["settings"]["runs"] = str(runs)
+        seeds = [run_seed(seed, args, root, runs) for seed in args.seeds]
     result["seeds"] = seeds
     result["summary"] = aggregate(seeds, args)
     if not args.no_deit:
@@ -378,8 +425,6 @@ def main() -> None:
     result["seconds"] = time.perf_counter() - start
     result["cpu_seconds"] = time.process_time() - cpu_start
     result["load_average_end"] = list(os.getloadavg())
-    from edgeprune.measure import machine_info
-
     info = machine_info()
     result["machine_line"] = f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}"
     md = section(result, args)
