@@ -7,8 +7,8 @@ knowledge distillation from the unpruned one. MLP blocks are found by layer role
 
     pruned, stats = edgeprune.methods.vbp.prune(model, calib_loader, 0.5)
 
-This module writes nothing; :mod:`edgeprune.methods.vbp` re-exports it and adds :func:`~edgeprune.methods.vbp.run`,
-the whole method with a run directory (dense model, statistics, one record per ratio, report and plot).
+This module writes nothing; :mod:`edgeprune.methods.vbp` re-exports it. The registered method
+(``edgeprune.sweep(..., method="vbp")``, :mod:`edgeprune.methods.catalog.vbp`) runs it with the shared run layer.
 """
 
 from __future__ import annotations

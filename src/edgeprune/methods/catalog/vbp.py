@@ -38,7 +38,8 @@ class VarianceBasedPruning(Method):
 
     def prepare(self, model, data, example):
         blocks = find_mlp_blocks(model, example)
-        loader = make_loader(data.train, self.options.calib_batch_size)  # a user's DataLoader passes as it is
+        train = data.train.with_augment(False) if hasattr(data.train, "with_augment") else data.train  # statistics of the images as they are
+        loader = make_loader(train, self.options.calib_batch_size)  # a user's DataLoader passes as it is
         return collect_statistics(model, loader, blocks=blocks, calib_batches=self.options.calib_batches)
 
     def prune(self, state, model, candidate):
