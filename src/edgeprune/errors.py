@@ -31,6 +31,11 @@ class ModelError(EdgepruneError):
     """A model cannot be built or cannot take the requested input (channels, classes, image size)."""
 
 
+class DamagedFileError(ConfigError):
+    """A file edgeprune reads (run record, config, plan, recipe, checkpoint) is damaged: not UTF-8, not valid
+    JSON/YAML at a named line, the wrong shape, or its content hash does not match (bytes changed on disk)."""
+
+
 class DependencyError(EdgepruneError):
     """An optional library (transformers, timm, torchvision, ray) is missing or cannot reach its weights."""
 
@@ -41,6 +46,13 @@ def check_positive(name: str, value, *, allow_zero: bool = False):
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"{name} must be {bound}, got {value!r}")
+    return value
+
+
+def check_at_most(name: str, value, bound):
+    """Raise ConfigError if ``value`` > ``bound`` (sane upper bounds on epochs, batches, seeds...)."""
+    if value > bound:
+        raise ConfigError(f"{name} must be <= {bound:,}, got {value!r}")
     return value
 
 

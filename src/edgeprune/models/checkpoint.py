@@ -5,6 +5,11 @@ A checkpoint is one ``torch.save`` dict of plain types and tensors::
     {"format": "edgeprune-checkpoint", "version": 1, "build": {...}, "state_dict": {...},
      "structure": {module name: shape-defining attributes}, "meta": {...}}
 
+``sha256`` (since edgeprune 0.2) is a hash of everything else (every tensor's name, dtype, shape and bytes;
+build, structure and meta as canonical JSON), checked on load: a file whose bytes changed on disk (a flipped
+bit, a bad copy) is refused with one line naming it. Files written before the hash existed load as before,
+with a warning that they are unverified.
+
 ``build`` is :func:`edgeprune.models.rebuild.build_info`: the spec and sizes a model was created with plus
 its class, or ``spec`` None for a model of the user's own class. ``load`` reads the file with
 ``weights_only=True``, rebuilds the model from its spec (or takes the caller's ``model=`` instance),
@@ -14,6 +19,8 @@ heads), and loads the weights strictly.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 import re
@@ -45,10 +52,40 @@ def save(model: nn.Module, path: str | os.PathLike, *, spec: str | None = None, 
     if meta is not None and not isinstance(meta, dict):
         raise ConfigError(f"meta must be a dict, got {type(meta).__name__}")
     payload = {"format": FORMAT, "version": VERSION, **snapshot(model, spec), "meta": to_plain(meta or {}, "checkpoint meta")}
+    digest = content_hash(payload)
+    if digest is not None:
+        payload["sha256"] = digest
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
+
+
+def content_hash(payload: dict) -> str | None:
+    """sha256 of a checkpoint's content (tensors byte for byte, the rest as canonical JSON); None if some
+    tensor cannot be viewed as bytes (then the file carries no hash)."""
+    digest = hashlib.sha256()
+    rest = {k: v for k, v in payload.items() if k not in ("state_dict", "sha256")}
+    digest.update(json.dumps(rest, sort_keys=True, default=repr).encode())
+    for name, tensor in sorted(payload.get("state_dict", {}).items()):
+        try:
+            raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+        except (RuntimeError, TypeError):  # quantized / sparse / exotic tensors
+            return None
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(raw.data)
+    return digest.hexdigest()
+
+
+def _verify(obj: dict, path: Path) -> None:
+    stored = obj.get("sha256")
+    if stored is None:
+        warnings.warn(f"checkpoint {str(path)!r} has no content hash (written before edgeprune checked them); "
+                      "loaded unverified — re-save it to add one", stacklevel=3)
+        return
+    if stored != content_hash(obj):
+        raise CheckpointError(f"checkpoint {str(path)!r} is damaged: its weights do not match the content hash "
+                              "written with them (changed on disk?); restore it from a good copy")
 
 
 def _describe(path: Path) -> str:
@@ -118,6 +155,7 @@ def _read(path: str | os.PathLike, map_location) -> dict:
         )
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {str(path)!r} has no valid state_dict (a dict of tensors)")
+    _verify(obj, path)
     return obj
 
 

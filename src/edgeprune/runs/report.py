@@ -14,10 +14,11 @@ import shutil
 import statistics
 from pathlib import Path
 
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, DamagedFileError
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.plots import front_plot
 from edgeprune.report.tables import write_csv
+from edgeprune.runs.lock import check_not_running
 from edgeprune.runs.store import RunStore
 from edgeprune.utils.io import write_json, write_text
 
@@ -77,13 +78,47 @@ def _table(rows: list[dict]) -> list[str]:
     return out
 
 
+_NUMBER = (int, float)
+_FIELDS = {  # what the report reads from each kind of record, and its type
+    "dense": {"val_acc": _NUMBER, "params": _NUMBER, "nonzeros": _NUMBER, "macs": _NUMBER},
+    "ok": {"method": str, "budget": _NUMBER, "budget_name": str, "seed": int, "setting": dict,
+           "val_acc": _NUMBER, "params": _NUMBER, "nonzeros": _NUMBER, "macs": _NUMBER},
+    "failed": {"error": str},
+}
+_CONFIG = {"method": str, "model": dict, "data": dict, "budgets": list, "seeds": list}
+
+
+def check_records(store: RunStore) -> list[dict]:
+    """The records of ``store``, each checked to hold the fields the report reads (one line naming the line)."""
+    out = []
+    for line, r in store.records(repair=False, with_lines=True):
+        where = f"{str(store.results_path)!r} line {line}"
+        kind = "dense" if r.get("kind") == "dense" else r.get("status") if r.get("kind") == "candidate" else None
+        if kind not in _FIELDS:
+            raise DamagedFileError(f"{where}: record {r['id']!r} has kind {r.get('kind')!r} / status {r.get('status')!r}; "
+                                   "expected a dense record or a candidate with status ok or failed (was the file edited?)")
+        for key, types in _FIELDS[kind].items():
+            if not isinstance(r.get(key), types) or isinstance(r.get(key), bool):
+                raise DamagedFileError(f"{where}: record {r['id']!r} has {key}={r.get(key)!r}; expected a "
+                                       f"{'number' if types is _NUMBER else types.__name__} (was the file edited?)")
+        out.append(r)
+    return out
+
+
 def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
-    """Write the report files of ``run_dir``; returns the summary (also written as summary.json)."""
+    """Write the report files of ``run_dir``; returns the summary (also written as summary.json).
+
+    Refused while another process's sweep holds the run directory's lock (it is still writing it)."""
     store = RunStore(run_dir)
     config = store.config()
     if "method" not in config:
         raise ConfigError(f"{str(store.root)!r} was not made by `edgeprune prune` / edgeprune.sweep (no method in config.json)")
-    records = store.records(repair=False)
+    for key, kind in _CONFIG.items():
+        if not isinstance(config.get(key), kind):
+            raise DamagedFileError(f"run config {str(store.config_path)!r} has {key}={config.get(key)!r}; expected a "
+                                   f"{kind.__name__} (was the file edited?)")
+    check_not_running(store.root, "report on")
+    records = check_records(store)
     dense = next((r for r in records if r.get("kind") == "dense"), None)
     if dense is None:
         raise ConfigError(f"{str(store.root)!r} has no finished dense record yet; run the sweep first")
@@ -94,7 +129,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
     front.sort(key=lambda g: g["removed"])
     chosen = choose(front, dense["val_acc"], tolerance)
     chosen_record = next(r for r in records if r["id"] == chosen["ids"][0]) if chosen else None
-    if chosen_record and chosen_record.get("checkpoint"):
+    if chosen_record and isinstance(chosen_record.get("checkpoint"), str):
         src = root / chosen_record["checkpoint"]
         if src.is_file():
             tmp = root / ".chosen.pt.tmp"
@@ -104,7 +139,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
                title=f"{config['method']}: validation accuracy vs weights removed")
     failed = [r for r in records if r.get("status") == "failed"]
     lines = [
-        f"# {config['method']} — {config['model']['name']} on {config['data']['name']}", "",
+        f"# {config['method']} — {config['model'].get('name')} on {config['data'].get('name')}", "",
         f"Input model: validation {100 * dense['val_acc']:.2f}%"
         + (f", test {100 * dense['test_acc']:.2f}%" if "test_acc" in dense else "")
         + f", {dense['params']:,} parameters, {dense['nonzeros']:,} non-zero, {dense['macs']:,} MACs per image.",

@@ -13,15 +13,14 @@ results.jsonl and the lock; ``edgeprune status RUN_DIR`` prints it.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
-from edgeprune.errors import ConfigError
+from edgeprune.errors import DamagedFileError
 from edgeprune.runs.lock import lock_state
 from edgeprune.runs.store import RunStore
-from edgeprune.utils.io import write_json
+from edgeprune.utils.io import read_json, write_json
 
 PLAN_NAME = "plan.json"
 KINDS = ("dense", "mam", "baseline")
@@ -31,11 +30,10 @@ def read_plan(run_dir: str | os.PathLike) -> dict:
     path = Path(run_dir) / PLAN_NAME
     if not path.exists():
         return {"kinds": {}}
-    try:
-        plan = json.loads(path.read_text())
-    except ValueError:
-        raise ConfigError(f"{str(path)!r} is not valid JSON (was it edited?)") from None
-    plan.setdefault("kinds", {})
+    plan = read_json(path, "run plan")
+    if not isinstance(plan.setdefault("kinds", {}), dict) or not all(
+            isinstance(k, dict) and (k.get("ids") is None or isinstance(k.get("ids"), list)) for k in plan["kinds"].values()):
+        raise DamagedFileError(f"run plan {str(path)!r} is damaged: 'kinds' must map kinds to {{'ids': [...]}}")
     return plan
 
 
@@ -45,7 +43,7 @@ def start_session(run_dir: str | os.PathLike, **facts) -> dict:
     now = time.time()
     plan.setdefault("created", now)
     plan.update(session_started=now, **facts)
-    write_json(Path(run_dir) / PLAN_NAME, plan)
+    write_json(Path(run_dir) / PLAN_NAME, plan, sealed=True)
     return plan
 
 
@@ -56,7 +54,7 @@ def write_plan(run_dir: str | os.PathLike, kind: str, ids: list[str] | None, exp
     entry = {"ids": list(ids) if ids is not None else None}
     entry["expected"] = len(ids) if ids is not None else expected
     plan["kinds"][kind] = entry
-    write_json(Path(run_dir) / PLAN_NAME, plan)
+    write_json(Path(run_dir) / PLAN_NAME, plan, sealed=True)
     return plan
 
 

@@ -13,12 +13,11 @@ the candidate recomputed. Re-running the same command skips every finished candi
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from edgeprune.errors import ConfigError
-from edgeprune.utils.io import append_jsonl, ensure_dir, read_jsonl, write_json
+from edgeprune.utils.io import append_jsonl, ensure_dir, read_json, read_jsonl, write_json
 
 
 class RunStore:
@@ -45,7 +44,7 @@ class RunStore:
         """
         ensure_dir(self.root)
         if self.config_path.exists():
-            old = json.loads(self.config_path.read_text())
+            old = read_json(self.config_path, "run config")
             keys = identity_keys or sorted(set(old) | set(config))
             for key in keys:
                 if old.get(key) != config.get(key):
@@ -54,19 +53,20 @@ class RunStore:
                         f"({key}: {old.get(key)!r} there, {config.get(key)!r} now); use another --out or delete it to start fresh"
                     )
         else:
-            write_json(self.config_path, config)
+            write_json(self.config_path, config, sealed=True)
         return self
 
     def config(self) -> dict:
         if not self.config_path.exists():
             raise ConfigError(f"{str(self.root)!r} is not a run directory (no config.json)")
-        return json.loads(self.config_path.read_text())
+        return read_json(self.config_path, "run config")
 
     # -- results ------------------------------------------------------------------------------------
-    def records(self, repair: bool = True) -> list[dict]:
+    def records(self, repair: bool = True, *, with_lines: bool = False) -> list:
         """All finished records. A corrupt LAST line (a crash mid-write) is dropped with a warning and the
-        file truncated to its last good record; a corrupt line before it is an error (the file was edited)."""
-        return read_jsonl(self.results_path, repair=repair)
+        file truncated to its last good record; a corrupt line before it, a line that is not a record with
+        an ``id``, or one whose content hash does not match is a one-line DamagedFileError naming the line."""
+        return read_jsonl(self.results_path, repair=repair, with_lines=with_lines, key="id")
 
     def finished_ids(self) -> set[str]:
         return {r["id"] for r in self.records()}

@@ -18,9 +18,10 @@ from edgeprune.runs import status
 from edgeprune.runs.executor import make_executor
 from edgeprune.runs.inputs import Inputs, describe_data, fingerprint
 from edgeprune.runs.job import Job, dense_record
-from edgeprune.runs.lock import RunLock
+from edgeprune.runs.lock import RunLock, check_not_running
 from edgeprune.runs.report import render
 from edgeprune.runs.store import RunStore
+from edgeprune.utils.io import read_json
 from edgeprune.train import TrainConfig
 
 FORMAT = "edgeprune-run"
@@ -52,14 +53,17 @@ def check_run_dir(out: Path, config: dict) -> None:
     """Refuse, before anything is written, a folder that is a file or a run of another method/configuration."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file, not a run directory")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--out {str(out)!r} cannot be created: {str(parent)!r} is a file")
+            break
+    check_not_running(out, "sweep into")
     path = out / "config.json"
     if not path.exists():
         return
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise ConfigError(f"{str(path)!r} is not readable JSON; use another --out or delete the folder") from None
-    if not isinstance(old, dict) or old.get("format") != FORMAT:
+    old = read_json(path, "run config")
+    if old.get("format") != FORMAT:
         raise ConfigError(f"{str(out)!r} is a run directory of another command (edgeprune search/vbp/pai); use another --out")
     if old.get("method") != config["method"]:
         raise ConfigError(f"{str(out)!r} is a run directory of method {old.get('method')!r}, not "
@@ -78,6 +82,9 @@ def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[
     runner = make_executor(executor) if isinstance(executor, str) else executor
     own = isinstance(executor, str)
     try:
+        # the method's own refusals (a model it cannot prune, options that do not fit it) come before any write
+        state = method.prepare(inputs.model, inputs.data, inputs.example)
+        plan = method.candidates(state, budgets, seeds)
         with RunLock(out) as lock:
             lock.sweep_temp_files()
             store = RunStore(out).open(config)
@@ -85,8 +92,6 @@ def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[
             status.write_plan(out, "dense", ["dense"])
             if "dense" not in store.finished_ids():
                 store.append(dense_record(inputs.model, inputs.data, inputs.example))
-            state = method.prepare(inputs.model, inputs.data, inputs.example)
-            plan = method.candidates(state, budgets, seeds)
             status.write_plan(out, "candidate", [c.id for c in plan])
             job = Job(method, state, inputs.model, inputs.data, train, kd, inputs.example, store)
             runner.run(job, plan, progress=progress, title=method.name)

@@ -1,8 +1,15 @@
-"""Atomic writes: a file appears whole or not at all (temp file in the same folder, fsync, os.replace)."""
+"""Atomic writes (a file appears whole or not at all: temp file in the same folder, fsync, os.replace) and the
+one checked reader of JSON / JSONL / YAML: damage (not UTF-8, invalid syntax, the wrong shape, a content
+hash that does not match) is a one-line :class:`~edgeprune.errors.DamagedFileError` naming the file and line.
+
+Run records are *sealed*: :func:`seal` adds ``"_sha256"``, the hash of the record's canonical JSON, and the
+readers verify and strip it. Records written before seals existed (no ``_sha256``) are accepted as they are.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -10,7 +17,11 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
-from edgeprune.errors import ConfigError
+import yaml
+
+from edgeprune.errors import ConfigError, DamagedFileError
+
+SEAL = "_sha256"
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -29,6 +40,8 @@ def ensure_dir(path: str | os.PathLike) -> Path:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsynced and moved onto ``path``."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{str(path)!r} is a directory; expected the path of a file to write")
     ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -49,8 +62,9 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_json(path: str | os.PathLike, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+def write_json(path: str | os.PathLike, obj, *, sealed: bool = False) -> Path:
+    """``obj`` as indented JSON, atomically; ``sealed``: with its content hash (run records)."""
+    return write_text(path, json.dumps(seal(obj) if sealed else obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def _json_default(obj):
@@ -61,9 +75,31 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _digest(obj) -> str:
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def seal(record: dict) -> dict:
+    """``record`` (as JSON would read it back) plus ``_sha256``, the hash of its canonical JSON."""
+    plain = json.loads(json.dumps({k: v for k, v in record.items() if k != SEAL}, default=_json_default))
+    return {**plain, SEAL: _digest(plain)}
+
+
+def unseal(record, where: str):
+    """Verify and strip the seal of a dict read from a file (``where`` names file and line for the error)."""
+    if not isinstance(record, dict) or SEAL not in record:
+        return record  # not sealed: a file from before seals, or not a record
+    record = dict(record)
+    stored = record.pop(SEAL)
+    if stored != _digest(record):
+        raise DamagedFileError(f"{where} is damaged: its content does not match its hash (changed on disk?)")
+    return record
+
+
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    """Append one record as a single line, flushed and fsynced (a crash leaves at most a torn last line)."""
-    line = json.dumps(record, default=_json_default, sort_keys=False)
+    """Append one sealed record as a single line, flushed and fsynced (a crash leaves at most a torn last line)."""
+    line = json.dumps(seal(record), default=_json_default, sort_keys=False)
     if "\n" in line:
         raise ValueError("a JSONL record must serialise to one line")
     with open(path, "a", encoding="utf-8") as f:
@@ -72,26 +108,91 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
         os.fsync(f.fileno())
 
 
-def read_jsonl(path: str | os.PathLike, repair: bool = True) -> list[dict]:
-    """All records of a file written by :func:`append_jsonl`. A corrupt LAST line (a crash mid-write) is
-    dropped with a warning and, with ``repair``, the file truncated to its last good record; a corrupt line
-    before it is a ConfigError (the file was edited)."""
+def _bytes_of(path: Path, what: str) -> bytes:
+    if path.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} is a directory, not a file")
+    if not path.exists():
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {exc.strerror}") from None
+
+
+def _text_of(path: Path, what: str) -> str:
+    raw = _bytes_of(path, what)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DamagedFileError(f"{what} {str(path)!r} is damaged: line {line} is not UTF-8 text") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "file", *, kind: type = dict):
+    """The JSON value in ``path`` (a ``kind``, default an object), its seal verified; one-line errors."""
+    path = Path(path)
+    text = _text_of(path, what)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DamagedFileError(f"{what} {str(path)!r} is damaged: line {exc.lineno} is not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DamagedFileError(f"{what} {str(path)!r} is damaged: nested too deeply to be JSON edgeprune wrote") from None
+    if not isinstance(obj, kind):
+        raise DamagedFileError(f"{what} {str(path)!r} is damaged: it holds a JSON {type(obj).__name__}, "
+                               f"expected a {'JSON object' if kind is dict else kind.__name__}")
+    return unseal(obj, f"{what} {str(path)!r}")
+
+
+def read_yaml(path: str | os.PathLike, what: str = "recipe") -> dict:
+    """A YAML mapping (``safe_load``: no code) from ``path``; damage is one line naming the file and line."""
+    path = Path(path)
+    text = _text_of(path, what)
+    try:
+        obj = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "it"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DamagedFileError(f"{what} {str(path)!r} is not valid YAML: {where}: {problem}") from None
+    except RecursionError:
+        raise DamagedFileError(f"{what} {str(path)!r} is not valid YAML: nested too deeply") from None
+    if obj is None:
+        obj = {}
+    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
+        raise DamagedFileError(f"{what} {str(path)!r} must be a mapping of settings (name: value), "
+                               f"got {type(obj).__name__}")
+    return obj
+
+
+def read_jsonl(path: str | os.PathLike, repair: bool = True, *, with_lines: bool = False, key: str | None = None) -> list:
+    """All records of a file written by :func:`append_jsonl` (seals verified and stripped). A corrupt LAST
+    line (a crash mid-write) is dropped with a warning and, with ``repair``, the file truncated to its last
+    good record; a corrupt line before it, or a line that is not a JSON object, is a DamagedFileError
+    naming the line (the file was edited or damaged). ``key``: a string field every record must have.
+    ``with_lines``: (line number, record) pairs."""
     path = Path(path)
     if not path.exists():
         return []
-    raw = path.read_bytes()
+    raw = _bytes_of(path, "record file")
     lines = raw.split(b"\n")
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     records, good_bytes = [], 0
     for i, line in enumerate(lines[: last + 1]):
         if line.strip():
+            where = f"{str(path)!r} line {i + 1}"
             try:
-                records.append(json.loads(line))
-            except ValueError:
+                obj = json.loads(line.decode("utf-8"))
+            except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
                 if i < last:
-                    raise ConfigError(f"{path}: line {i + 1} is not valid JSON (was the file edited?)") from None
+                    raise DamagedFileError(f"{where} is not valid JSON (was the file edited or damaged?)") from None
                 warnings.warn(f"{path}: dropped a corrupt last line (a crash mid-write?); that candidate is recomputed", stacklevel=1)
                 break
+            if not isinstance(obj, dict) or (key is not None and not isinstance(obj.get(key), str)):
+                wanted = "a JSON object" + (f" with a string {key!r}" if key else "")
+                raise DamagedFileError(f"{where} is not a record ({wanted}); was the file edited?")
+            obj = unseal(obj, where)
+            records.append((i + 1, obj) if with_lines else obj)
         good_bytes += len(line) + 1
     if repair and good_bytes != len(raw):
         with open(path, "rb+") as f:
