@@ -39,7 +39,7 @@ def test_payload_is_plain_and_weights_only(tmp_path):
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == "edgeprune-checkpoint" and raw["version"] == 1
     assert raw["structure"]["classifier"] == {"type": "Linear", "in_features": 100, "out_features": 10}
-    assert set(raw) == {"format", "version", "build", "state_dict", "structure", "meta"}
+    assert set(raw) == {"format", "version", "build", "state_dict", "structure", "meta", "sha256"}
 
 
 def test_baked_masks_and_torch_prune_reparametrisation(tmp_path):

@@ -14,7 +14,8 @@ def test_records_survive_and_a_torn_last_line_is_repaired(tmp_path):
         f.write(b'{"id": "c", "val_ac')  # killed mid-write
     with pytest.warns(UserWarning, match="corrupt last line"):
         assert [r["id"] for r in store.records()] == ["a", "b"]
-    assert store.results_path.read_text().endswith('"val_acc": 0.8}\n')
+    last = store.results_path.read_text().splitlines(keepends=True)[-1]
+    assert last.startswith('{"id": "b", "val_acc": 0.8, "_sha256": ') and last.endswith("}\n")  # sealed record
     store.append({"id": "c", "val_acc": 0.7})
     assert store.finished_ids() == {"a", "b", "c"}
 

@@ -15,6 +15,14 @@ from edgeprune.errors import ConfigError
 
 C = TypeVar("C", bound="Config")
 
+# Sane upper bounds: a value above them is a typo (``--epochs 99999999999999999999999``), not a plan; a
+# longer run is a benchmark script, not a command line.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+MAX_BATCHES = 1_000_000  # batches per epoch (max_batches) or for calibration
+MAX_SEEDS = 1_000  # seeds per budget
+MAX_SEED = 2**32 - 1  # a seed value (numpy's limit)
+
 
 class Config(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True, frozen=False)

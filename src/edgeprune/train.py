@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from edgeprune import distributed as dist_lib
-from edgeprune.config import Config
+from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, MAX_EPOCHS, MAX_SEED, Config
 from edgeprune.data.loaders import checked, make_loader
 from edgeprune.errors import ConfigError, DataError, EdgepruneError
 from edgeprune.measure import accuracy
@@ -42,23 +42,23 @@ from edgeprune.prune.masks import Masks, apply_masks, mask_gradients
 class TrainConfig(Config):
     """Settings of :func:`fit`. ``epochs``, ``lr`` and ``batch_size`` must be > 0."""
 
-    epochs: int = pydantic.Field(10, gt=0)
-    batch_size: int = pydantic.Field(128, gt=0)
+    epochs: int = pydantic.Field(10, gt=0, le=MAX_EPOCHS)
+    batch_size: int = pydantic.Field(128, gt=0, le=MAX_BATCH_SIZE)
     lr: float = pydantic.Field(0.05, gt=0)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     momentum: float = pydantic.Field(0.9, ge=0, lt=1)
     weight_decay: float = pydantic.Field(5e-4, ge=0)
     schedule: Literal["cosine", "step", "constant"] = "cosine"
-    step_size: int = pydantic.Field(30, gt=0)  # epochs between LR drops, schedule="step"
+    step_size: int = pydantic.Field(30, gt=0, le=MAX_EPOCHS)  # epochs between LR drops, schedule="step"
     gamma: float = pydantic.Field(0.1, gt=0, le=1)
-    warmup_epochs: float = pydantic.Field(0.0, ge=0)
+    warmup_epochs: float = pydantic.Field(0.0, ge=0, le=MAX_EPOCHS)
     label_smoothing: float = pydantic.Field(0.0, ge=0, lt=1)
-    patience: int | None = pydantic.Field(None, gt=0)  # early stopping: epochs without val improvement
-    seed: int = 0
+    patience: int | None = pydantic.Field(None, gt=0, le=MAX_EPOCHS)  # early stopping: epochs without val improvement
+    seed: int = pydantic.Field(0, ge=0, le=MAX_SEED)
     kd_alpha: float = pydantic.Field(0.5, ge=0, le=1)  # weight of the hard-label CE when a teacher is given
     kd_temperature: float = pydantic.Field(4.0, gt=0)
-    max_batches: int | None = pydantic.Field(None, gt=0)  # cap per epoch, for quick runs
-    eval_batch_size: int = pydantic.Field(512, gt=0)
+    max_batches: int | None = pydantic.Field(None, gt=0, le=MAX_BATCHES)  # cap per epoch, for quick runs
+    eval_batch_size: int = pydantic.Field(512, gt=0, le=MAX_BATCH_SIZE)
 
 
 # Measured on MNIST (cosine): the MLP wants a larger step; LeNet-5 diverges at 0.05 without the short warm-up;

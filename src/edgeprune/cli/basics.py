@@ -13,11 +13,12 @@ from edgeprune import distributed
 from edgeprune import models as model_lib
 from edgeprune.cli import app
 from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
-from edgeprune.errors import ConfigError, check_positive
+from edgeprune.errors import ConfigError, check_at_most, check_positive
 from edgeprune.measure import accuracy, checkpoint_bytes, latency, machine_info, macs, nonzeros, param_count, sparsity
 from edgeprune.methods.dense import train_dense
 from edgeprune.train import default_config
 
+MAX_RUNS = 1_000_000  # timed latency runs per batch size
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
 
 
@@ -94,12 +95,20 @@ def measure(
 ):
     """Print params, non-zeros, sparsity, MACs, bytes and latency of a checkpoint (and accuracy with --dataset)."""
     batches = parse_int_list(batch, "--batch")
-    check_positive("--runs", runs)
+    check_at_most("--runs", check_positive("--runs", runs), MAX_RUNS)
     if threads is not None:
         check_positive("--threads", threads)
     model = model_lib.load(checkpoint)
     build = model.edgeprune_build
     shape = (build["in_channels"], build["image_size"], build["image_size"])
+    # the data set must fit the checkpoint before any measurement (a digits model on mnist: one line, not a crash)
+    splits = data_lib.load(dataset, root=data_dir) if dataset else None
+    if splits is not None:
+        given = (splits.num_classes, splits.in_channels, splits.image_size)
+        if given != (build["num_classes"], *shape[:2]):
+            raise ConfigError(
+                f"data set {dataset!r} has {given[0]} classes of {given[1]}x{given[2]}px images but checkpoint "
+                f"{str(checkpoint)!r} takes {build['num_classes']} classes of {shape[0]}x{shape[1]}px")
 
     report = macs(model, torch.zeros(1, *shape))
     rows = [
@@ -115,9 +124,6 @@ def measure(
         lat = latency(model, shape, batch_size=b, runs=runs, threads=threads)
         rows.append([f"latency batch {b} (median, torch)", f"{lat['median_ms']:.3f} ms  [p10 {lat['p10_ms']:.3f}, p90 {lat['p90_ms']:.3f}]"])
     rows.append(["threads / CPU", f"{lat['threads']} / {machine_info()['cpu']}"])
-    if dataset:
-        splits = data_lib.load(dataset, root=data_dir)
-        if splits.num_classes != build["num_classes"]:
-            raise ConfigError(f"data set {dataset!r} has {splits.num_classes} classes but the checkpoint's model has {build['num_classes']}")
+    if splits is not None:
         rows.append([f"test accuracy ({splits.name})", f"{accuracy(model, splits.test):.2%}"])
     console.print(table(str(checkpoint), ["metric", "value"], rows))

@@ -9,6 +9,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from edgeprune.config import MAX_BATCH_SIZE
 from edgeprune.errors import ConfigError
 from edgeprune.report.tables import human_bytes  # noqa: F401  (re-exported for the command modules)
 
@@ -37,6 +38,8 @@ def parse_int_list(text: str, option: str) -> list[int]:
         raise ConfigError(f"{option} {text!r} must be a comma-separated list of positive integers") from None
     if not values or any(v <= 0 for v in values):
         raise ConfigError(f"{option} {text!r} must be a comma-separated list of positive integers")
+    if max(values) > MAX_BATCH_SIZE:
+        raise ConfigError(f"{option} {text!r}: every value must be <= {MAX_BATCH_SIZE:,}")
     return values
 
 

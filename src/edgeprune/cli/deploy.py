@@ -31,6 +31,7 @@ from edgeprune.export.onnx import (
 )
 from edgeprune.export.ort_latency import ort_latency
 from edgeprune.measure import accuracy, latency, machine_info
+from edgeprune.runs.lock import check_not_running
 from edgeprune.runs.store import RunStore
 from edgeprune.utils.io import ensure_dir, write_json
 
@@ -61,6 +62,7 @@ def resolve_checkpoint(source: Path, candidate: str | None = None) -> tuple[Path
         if candidate is not None:
             raise ConfigError(f"--candidate {candidate!r} needs a run directory, but {str(source)!r} is a file")
         return source, None
+    check_not_running(source, "export from")  # a sweep still writing it: its chosen model is not decided yet
     records = _run_records(source) if (source / "results.jsonl").exists() else []
     if candidate is not None:
         if not records:

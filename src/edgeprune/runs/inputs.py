@@ -11,7 +11,8 @@ from torch import nn
 
 from edgeprune import data as data_lib
 from edgeprune import models as model_lib
-from edgeprune.errors import ConfigError, ModelError
+from edgeprune.config import MAX_SEED, MAX_SEEDS
+from edgeprune.errors import ConfigError, ModelError, check_at_most
 from edgeprune.methods.base import Method
 from edgeprune.models import logits_of
 from edgeprune.train import TrainConfig, default_config
@@ -72,15 +73,21 @@ def budgets_of(method: Method, budgets) -> list[float]:
 
 
 def seeds_of(seeds) -> list[int]:
+    """A seed count (0..count-1) or a list of seeds; at most MAX_SEEDS of them, each in [0, MAX_SEED]."""
     if isinstance(seeds, bool):
         raise ConfigError(f"seeds must be a count > 0 or a list of integers, got {seeds!r}")
     if isinstance(seeds, int):
         if seeds <= 0:
             raise ConfigError(f"seeds must be a count > 0 or a list of integers, got {seeds!r}")
+        check_at_most("seeds", seeds, MAX_SEEDS)
         return list(range(seeds))
     values = list(seeds) if isinstance(seeds, (list, tuple)) else None
     if not values or not all(isinstance(s, int) and not isinstance(s, bool) for s in values):
         raise ConfigError(f"seeds must be a count > 0 or a list of integers, got {seeds!r}")
+    bad = next((s for s in values if not 0 <= s <= MAX_SEED), None)
+    if bad is not None:
+        raise ConfigError(f"seed {bad!r} is not allowed; allowed: 0 to {MAX_SEED:,}")
+    check_at_most("the number of seeds", len(set(values)), MAX_SEEDS)
     return sorted(set(values))
 
 

@@ -21,8 +21,8 @@ from edgeprune.runs.job import Job, dense_record
 from edgeprune.runs.lock import RunLock, check_not_running
 from edgeprune.runs.report import render
 from edgeprune.runs.store import RunStore
-from edgeprune.utils.io import read_json
 from edgeprune.train import TrainConfig
+from edgeprune.utils.io import read_json
 
 FORMAT = "edgeprune-run"
 
@@ -53,6 +53,7 @@ def check_run_dir(out: Path, config: dict) -> None:
     """Refuse, before anything is written, a folder that is a file or a run of another method/configuration."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file, not a run directory")
+    # ... or below a file, or held by a live sweep; a damaged config.json is one line naming its line
     for parent in out.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import copy
 
+import pydantic
+
 from edgeprune import scores as scores_lib
-from edgeprune.config import Config
+from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, Config
 from edgeprune.methods.base import Decision, Method, register
 from edgeprune.prune.masks import MaskBuilder, apply_masks
 
 
 class Options(Config):
-    calib_batches: int = 10
-    calib_batch_size: int = 32
+    calib_batches: int = pydantic.Field(10, le=MAX_BATCHES)
+    calib_batch_size: int = pydantic.Field(32, le=MAX_BATCH_SIZE)
 
 
 class GlobalBaseline(Method):

@@ -10,13 +10,14 @@ import copy
 from dataclasses import dataclass
 from typing import Literal
 
+import pydantic
 from torch import nn
 
 from edgeprune import ranges as ranges_lib
 from edgeprune import roles as roles_lib
 from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
-from edgeprune.config import Config
+from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, Config
 from edgeprune.errors import ConfigError
 from edgeprune.methods.base import Candidate, Decision, Method, register
 from edgeprune.prune.masks import MaskBuilder, apply_masks
@@ -30,8 +31,8 @@ class Options(Config):
     criteria: list[Criterion] = list(CRITERIA)
     strategies: list[Strategy] = list(strategies_lib.NAMES)
     range_rules: dict = {}
-    calib_batches: int = 10
-    calib_batch_size: int = 32
+    calib_batches: int = pydantic.Field(10, le=MAX_BATCHES)
+    calib_batch_size: int = pydantic.Field(32, le=MAX_BATCH_SIZE)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pydantic
 import torch
 
 from edgeprune import scores as scores_lib
-from edgeprune.config import Config
+from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, Config
 from edgeprune.errors import ConfigError
 from edgeprune.methods.base import Candidate, Decision, Method, register
 from edgeprune.methods.reconvene import DATA_SCORES, generate, pai_masks
@@ -25,14 +25,14 @@ from edgeprune.prune.rectify import CONV_TYPES, default_reinit
 class Options(Config):
     modes: list[Literal["reconvene", "unstructured"]] = ["reconvene"]
     score: Literal["synflow", "snip", "grasp", "magnitude", "random"] = "synflow"
-    synflow_rounds: int = pydantic.Field(100, gt=0)
+    synflow_rounds: int = pydantic.Field(100, gt=0, le=MAX_BATCHES)
     weighted: bool = False
     keep: Literal["score_mass", "zero_filters"] = "score_mass"
     group_rule: Literal["pooled", "all"] = "pooled"
     width: Literal["density", "sqrt"] = "sqrt"
     round_to: int = pydantic.Field(1, ge=1)
-    calib_batches: int = pydantic.Field(1, gt=0)
-    calib_batch_size: int = pydantic.Field(100, gt=0)
+    calib_batches: int = pydantic.Field(1, gt=0, le=MAX_BATCHES)
+    calib_batch_size: int = pydantic.Field(100, gt=0, le=MAX_BATCH_SIZE)
 
 
 def reinitialised(model: torch.nn.Module, seed: int) -> torch.nn.Module:

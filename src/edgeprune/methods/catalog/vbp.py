@@ -7,7 +7,7 @@ from typing import Literal
 
 import pydantic
 
-from edgeprune.config import Config
+from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, Config
 from edgeprune.data import make_loader
 from edgeprune.methods.base import Decision, Method, register
 from edgeprune.methods.vbp import DEFAULT_MIN_KEEP, collect_statistics, find_mlp_blocks, prune_with_statistics
@@ -18,8 +18,8 @@ class Options(Config):
     compensation: bool = True
     per_layer: bool = False
     min_keep: int = pydantic.Field(DEFAULT_MIN_KEEP, ge=1)
-    calib_batches: int = pydantic.Field(0, ge=0)  # 0 = one pass over the training data
-    calib_batch_size: int = pydantic.Field(64, gt=0)
+    calib_batches: int = pydantic.Field(0, ge=0, le=MAX_BATCHES)  # 0 = one pass over the training data
+    calib_batch_size: int = pydantic.Field(64, gt=0, le=MAX_BATCH_SIZE)
 
 
 @register
