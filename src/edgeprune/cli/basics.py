@@ -107,8 +107,8 @@ def measure(
         given = (splits.num_classes, splits.in_channels, splits.image_size)
         if given != (build["num_classes"], *shape[:2]):
             raise ConfigError(
-                f"data set {dataset!r} has {given[0]} classes of {given[1]}x{given[2]}px images but checkpoint "
-                f"{str(checkpoint)!r} takes {build['num_classes']} classes of {shape[0]}x{shape[1]}px")
+                f"data set {dataset!r} has {given[0]} classes of {given[1]}x{given[2]}x{given[2]} images but checkpoint "
+                f"{str(checkpoint)!r} takes {build['num_classes']} classes of {shape[0]}x{shape[1]}x{shape[2]}")
 
     report = macs(model, torch.zeros(1, *shape))
     rows = [

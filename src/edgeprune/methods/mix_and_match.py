@@ -26,7 +26,7 @@ from torch import nn
 
 from edgeprune import ranges as ranges_lib
 from edgeprune import strategies as strategies_lib
-from edgeprune.config import Config
+from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, MAX_EPOCHS, MAX_SEEDS, Config
 from edgeprune.errors import EdgepruneError
 from edgeprune.export import evaluate_int8
 from edgeprune.measure import accuracy, sparsity
@@ -52,15 +52,15 @@ class SearchConfig(Config):
     ranges: Literal["rules", "derived"] = "rules"
     range_rules: dict = {}
     target_sparsity: float | None = pydantic.Field(None, ge=0, lt=1)
-    seeds: int = pydantic.Field(1, gt=0)
+    seeds: int = pydantic.Field(1, gt=0, le=MAX_SEEDS)
     baselines: list[Literal["magnitude", "snip", "grasp", "random"]] = list(BASELINES)
     baseline_matches: int = pydantic.Field(2, ge=0)
-    calib_batches: int = pydantic.Field(10, gt=0)
-    calib_batch_size: int = pydantic.Field(32, gt=0)
-    epochs: int = pydantic.Field(5, gt=0)
+    calib_batches: int = pydantic.Field(10, gt=0, le=MAX_BATCHES)
+    calib_batch_size: int = pydantic.Field(32, gt=0, le=MAX_BATCH_SIZE)
+    epochs: int = pydantic.Field(5, gt=0, le=MAX_EPOCHS)
     kd: bool = False
     finetune: dict = {}
-    dense_epochs: int = pydantic.Field(10, gt=0)
+    dense_epochs: int = pydantic.Field(10, gt=0, le=MAX_EPOCHS)
     dense: dict = {}
     val_fraction: float = pydantic.Field(0.1, gt=0, lt=1)
     limit: int | None = pydantic.Field(None, gt=0)

@@ -31,10 +31,21 @@ def read_plan(run_dir: str | os.PathLike) -> dict:
     if not path.exists():
         return {"kinds": {}}
     plan = read_json(path, "run plan")
-    if not isinstance(plan.setdefault("kinds", {}), dict) or not all(
-            isinstance(k, dict) and (k.get("ids") is None or isinstance(k.get("ids"), list)) for k in plan["kinds"].values()):
-        raise DamagedFileError(f"run plan {str(path)!r} is damaged: 'kinds' must map kinds to {{'ids': [...]}}")
+    if not isinstance(plan.setdefault("kinds", {}), dict) or not all(_plan_entry_ok(k) for k in plan["kinds"].values()):
+        raise DamagedFileError(f"run plan {str(path)!r} is damaged: 'kinds' must map each kind to "
+                               "{'ids': [names] or null, 'expected': a count or null} (was it edited?)")
+    for key in ("created", "session_started"):
+        if plan.get(key) is not None and (not isinstance(plan[key], (int, float)) or isinstance(plan[key], bool)):
+            raise DamagedFileError(f"run plan {str(path)!r} is damaged: {key}={plan[key]!r} is not a time in seconds")
     return plan
+
+
+def _plan_entry_ok(entry) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    ids, expected = entry.get("ids"), entry.get("expected")
+    return (ids is None or (isinstance(ids, list) and all(isinstance(i, str) for i in ids))) and (
+        expected is None or (isinstance(expected, int) and not isinstance(expected, bool)))
 
 
 def start_session(run_dir: str | os.PathLike, **facts) -> dict:
@@ -96,7 +107,8 @@ def run_status(run_dir: str | os.PathLike) -> dict:
         "session_started": plan.get("session_started"),
         "elapsed_seconds": (end - created) if created and end else None,
         "last_record_age_seconds": (time.time() - last) if last else None,
-        "candidate_seconds": sum(float(r.get("seconds") or 0.0) for r in records),
+        "candidate_seconds": sum(float(r["seconds"]) for r in records
+                                 if isinstance(r.get("seconds"), (int, float)) and not isinstance(r["seconds"], bool)),
         "executor": plan.get("executor"),
         "complete": bool(kinds) and all(k["planned_known"] and k["pending"] == 0 for k in kinds.values()),
     }
