@@ -1,10 +1,14 @@
-"""Every method's sweep, killed with SIGKILL mid-run and started again: every candidate exactly once, the
-records written before the kill kept byte for byte; then report, status and export work on the folder."""
+"""Every method's sweep, killed with SIGKILL at a random moment and started again: every candidate exactly
+once, the records written before the kill kept byte for byte; then report, status and export work on the folder.
+
+The moment is drawn per method (reproducible: ``EDGEPRUNE_KILL_SEED`` changes the draw): after 0, 1 or 2
+finished records (0: anywhere from import to the first record), plus a random extra delay."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -38,6 +42,11 @@ def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+def complete(path: Path) -> list[bytes]:
+    """The finished lines of ``path`` (a line being appended is not counted)."""
+    return path.read_bytes().split(b"\n")[:-1] if path.exists() else []
+
+
 @pytest.mark.parametrize("method", sorted(edgeprune.list_methods()))
 def test_sweep_resumes_after_kill_9(method, tmp_path, run_cli):
     run = tmp_path / "run"
@@ -45,19 +54,23 @@ def test_sweep_resumes_after_kill_9(method, tmp_path, run_cli):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     driver = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     results = run / "results.jsonl"
+    draw = random.Random(f"{os.environ.get('EDGEPRUNE_KILL_SEED', '0')}-{method}")
+    after, delay = draw.choice([0, 1, 2]), draw.uniform(0.0, 6.0 if draw.random() < 0.5 else 0.5)
     try:
         deadline = time.time() + 120
-        while len(records(results)) < 2:  # the input model and one candidate
+        while len(complete(results)) < after:
             if driver.poll() is not None:
                 break
             assert time.time() < deadline, "the sweep produced no records in time"
             time.sleep(0.02)
+        time.sleep(delay)
         driver.send_signal(signal.SIGKILL)
     finally:
         driver.kill()
         driver.wait()
     assert driver.returncode in (-signal.SIGKILL, 0), driver.stderr.read().decode()
-    before = results.read_bytes()
+    raw = results.read_bytes() if results.exists() else b""
+    before = raw[: raw.rfind(b"\n") + 1]  # a torn last line (killed mid-append) is dropped on resume
 
     again = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
     assert again.returncode == 0, again.stderr
