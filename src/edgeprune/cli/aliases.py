@@ -12,28 +12,19 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 
 from edgeprune.cli import app
 from edgeprune.cli.common import parse_float_list, parse_kv
 from edgeprune.cli.prune import default_out, run_prune
 from edgeprune.errors import ConfigError
 from edgeprune.runs.executor import make_executor
+from edgeprune.utils.io import read_yaml
 
 
 def load_recipe(path: Path) -> dict:
-    """A YAML recipe (safe_load): a mapping of the search flags (``model``, ``criteria``, ``epochs``...)."""
-    try:
-        data = yaml.safe_load(Path(path).read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"recipe {str(path)!r} cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"recipe {str(path)!r} is not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"recipe {str(path)!r} must be a mapping of settings, got {type(data).__name__}")
-    return data
+    """A YAML recipe (safe_load): a mapping of the search flags (``model``, ``criteria``, ``epochs``...); the one
+    checked reader names the file and line of any damage (not UTF-8, invalid YAML, not a mapping)."""
+    return read_yaml(path, "recipe")
 
 
 RECIPE_KEYS = ("model", "dataset", "data_dir", "checkpoint", "criteria", "strategies", "range_rules",
