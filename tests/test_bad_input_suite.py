@@ -187,6 +187,46 @@ CASES += [
 ]
 
 
+def alias(cmd, *args, model=MYNET):
+    def build(assets, tmp):
+        dense = [] if cmd == "pai" else ["--dense-epochs", "1"]  # pai trains from scratch: no input model
+        return [cmd, "--model", model, "--dataset", "digits", *dense, "--out", tmp / "out", "-q", *args], tmp
+    return build
+
+
+def _recipe(data: bytes):
+    def build(assets, tmp):
+        return ["search", "--recipe", _file(tmp, "r.yaml", data), "--out", tmp / "out", "-q"], tmp
+    return build
+
+
+# search, vbp and pai: aliases of `prune` (mix_and_match, vbp, reconvene) with their own flags
+CASES += [
+    ("search-target-sparsity-out-of-range", alias("search", "--target-sparsity", "1.2"), ["1.2"]),
+    ("search-unknown-criterion", alias("search", "--criteria", "nope"), ["nope"]),
+    ("search-absurd-epochs", alias("search", "--epochs", HUGE), ["epochs"]),
+    ("search-seeds-absurd", alias("search", "--seeds", "5000"), ["seeds"]),
+    ("search-damaged-checkpoint", lambda a, t: alias("search", "--checkpoint", flip(Path(shutil.copy(a["ckpt"], t / "m.pt"))),
+                                                     model="lenet5")(a, t), ["m.pt", "damaged"]),
+    ("search-recipe-not-utf8", _recipe(b"model: lenet5\n\xff\xfe\x00"), ["r.yaml", "line 2", "UTF-8"]),
+    ("search-recipe-random-bytes", _recipe(bytes(range(256))), ["r.yaml"]),
+    ("search-recipe-bad-yaml", _recipe(b"model: lenet5\nseeds: [1, 2\n"), ["r.yaml", "line 3"]),
+    ("search-recipe-a-list", _recipe(b"- lenet5\n"), ["r.yaml", "mapping"]),
+    ("search-recipe-missing", lambda a, t: (["search", "--recipe", t / "nope.yaml", "--out", t / "out", "-q"], t), ["nope.yaml"]),
+    ("search-recipe-python-tag", _recipe(b"model: !!python/object/apply:os.system ['echo pwned']\n"), ["r.yaml"]),
+    ("vbp-ratio-out-of-range", alias("vbp", "--ratio", "1.0"), ["1"]),
+    ("vbp-ratios-not-numbers", alias("vbp", "--ratios", "0.3,x"), ["0.3,x"]),
+    ("vbp-absurd-epochs", alias("vbp", "--epochs", HUGE), ["epochs"]),
+    ("vbp-negative-calibration", alias("vbp", "--calib-batches", "-1"), ["calib_batches"]),
+    ("vbp-a-model-without-mlp-blocks", alias("vbp", model="lenet5"), ["MLP"]),
+    ("pai-sparsity-out-of-range", alias("pai", "--sparsity", "-0.1"), ["-0.1"]),
+    ("pai-unknown-score", alias("pai", "--score", "nope"), ["nope"]),
+    ("pai-unknown-mode", alias("pai", "--mode", "sideways"), ["sideways"]),
+    ("pai-absurd-epochs", alias("pai", "--epochs", HUGE), ["epochs"]),
+    ("pai-absurd-rounds", alias("pai", "--rounds", HUGE), ["rounds"]),
+]
+
+
 def report(change=None, *extra, cmd="report"):
     def build(assets, tmp):
         run = copy_run(assets, tmp)
@@ -364,8 +404,8 @@ CASES += [
 def test_the_suite_is_large_and_covers_every_command():
     commands = {name.split("-")[0] for name, _, _ in CASES}
     assert len(CASES) >= 80 and len({n for n, _, _ in CASES}) == len(CASES)
-    assert {"prune", "report", "status", "export", "measure", "train", "bench", "roles", "methods", "models",
-            "datasets", "demo"} <= commands
+    assert {"prune", "search", "vbp", "pai", "report", "status", "export", "measure", "train", "bench", "roles",
+            "methods", "models", "datasets", "demo"} <= commands
     assert all(any(n.startswith(f"prune-{m}-") for n, _, _ in CASES) for m in METHODS)
 
 
