@@ -183,7 +183,7 @@ CASES += [
     ("prune-out-config-truncated", _prune_into(_run_with(lambda r: (r / "config.json").write_text('{"format": "edgeprune-run", "meth'))), ["config.json", "line 1"]),
     ("prune-out-of-another-method", lambda a, t: (["prune", "random", "--model", MYNET, "--budget", "0.5",
                                                    "--out", copy_run(a, t), *FAST], t), ["magnitude"]),
-    ("prune-out-held-by-a-live-sweep", _prune_into(_run_with(live_lock)), ["running"]),
+    ("prune-out-held-by-a-live-sweep", _prune_into(_run_with(live_lock)), ["live search"]),
 ]
 
 
@@ -224,6 +224,39 @@ CASES += [
     ("pai-unknown-mode", alias("pai", "--mode", "sideways"), ["sideways"]),
     ("pai-absurd-epochs", alias("pai", "--epochs", HUGE), ["epochs"]),
     ("pai-absurd-rounds", alias("pai", "--rounds", HUGE), ["rounds"]),
+]
+
+
+def _images(tmp: Path, broken: bytes | None) -> Path:
+    """A class-per-folder image tree (two classes, 8x8 PNGs), with one broken image when ``broken`` is given."""
+    from PIL import Image
+
+    root = tmp / "images"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (8, 8), color=40 * i).save(root / cls / f"{i}.png")
+    if broken is not None:
+        (root / "b" / "broken.jpg").write_bytes(broken)
+    return root
+
+
+def _mnist_garbage(tmp: Path) -> Path:
+    from edgeprune.data import mnist
+
+    (tmp / "mnist").mkdir()
+    for pair in mnist.FILES.values():
+        for name in pair:
+            (tmp / "mnist" / name).write_bytes(b"\x1f\x8b garbage")
+    return tmp
+
+
+CASES += [  # data that cannot be read, refused before anything is trained or written
+    ("prune-corrupt-image", lambda a, t: prune("magnitude", "--dataset", f"imagefolder:{_images(t, b'not a jpeg')}")(a, t),
+     ["broken.jpg"]),
+    ("prune-image-folder-missing", prune("magnitude", "--dataset", "imagefolder:/nowhere/images"), ["/nowhere/images"]),
+    ("train-mnist-garbage", lambda a, t: train("--dataset", "mnist", "--data-dir", _mnist_garbage(t))(a, t), ["md5"]),
+    ("train-synthetic-bad-spec", lambda a, t: train("--dataset", "synthetic:classes=x")(a, t), ["classes"]),
 ]
 
 
@@ -282,7 +315,7 @@ CASES += [
         (r / "config.json").read_text().replace('"magnitude"', '"random"', 1))), ["config.json", "hash"]),
     ("report-config-method-not-a-string", report(lambda r: (r / "config.json").write_text(json.dumps(
         {**unsealed(json.loads((r / "config.json").read_text())), "method": ["x"]}))), ["method"]),
-    ("report-live-sweep", report(live_lock), ["running"]),
+    ("report-live-sweep", report(live_lock), ["live search"]),
     ("report-missing-folder", lambda a, t: (["report", t / "nowhere"], t), ["nowhere"]),
     ("report-empty-folder", lambda a, t: (["report", t], t), ["config.json"]),
     ("report-a-file", lambda a, t: (["report", _file(t)], t), ["file.txt"]),
@@ -316,7 +349,7 @@ def _export_file(make, *extra):
 
 
 CASES += [
-    ("export-live-sweep", export(live_lock), ["running"]),
+    ("export-live-sweep", export(live_lock), ["live search"]),
     ("export-damaged-chosen", export(lambda r: flip(r / "chosen.pt")), ["chosen.pt", "damaged"]),
     ("export-damaged-records", export(_middle_line("[1, 2, 3]")), ["line 2"]),
     ("export-unknown-candidate", export(candidate_id="nope"), ["nope"]),
@@ -385,7 +418,7 @@ CASES += [
     ("bench-unknown-runtime", bench("--runtime", "tvm"), ["tvm"]),
     ("bench-batch-0", bench("--batch", "0"), ["batch"]),
     ("bench-damaged", lambda a, t: (["bench", flip(Path(shutil.copy(a["ckpt"], t / "m.pt")))], t), ["m.pt", "damaged"]),
-    ("bench-live-sweep", lambda a, t: (["bench", live_lock(copy_run(a, t))], t), ["running"]),
+    ("bench-live-sweep", lambda a, t: (["bench", live_lock(copy_run(a, t))], t), ["live search"]),
     ("roles-unknown-model", lambda a, t: (["roles", "lenet9"], t), ["lenet9"]),
     ("roles-unknown-dataset", lambda a, t: (["roles", "lenet5", "--dataset", "imagenet"], t), ["imagenet"]),
     ("roles-bad-arg", lambda a, t: (["roles", "lenet5", "--arg", "oops"], t), ["oops"]),

@@ -107,8 +107,8 @@ def check_not_running(run_dir: str | os.PathLike, action: str) -> None:
     ``export`` would otherwise read records and checkpoints a running sweep is still writing."""
     state, info = lock_state(run_dir)
     if state == "live" and not (info.pid == os.getpid() and info.local):
-        raise ConfigError(f"cannot {action} {str(run_dir)!r}: a sweep is still running on it ({info.describe()}); "
-                          "wait for it to finish (edgeprune status shows its progress)")
+        raise ConfigError(f"cannot {action} {str(run_dir)!r}: it is locked by a live search ({info.describe()}) that is "
+                          "still writing it; wait for it to finish (edgeprune status shows its progress)")
     if state == "foreign":
         raise ConfigError(f"cannot {action} {str(run_dir)!r}: it is locked by {info.describe()}, which cannot be "
                           f"checked from {socket.gethostname()}; if that sweep is gone, delete {str(Path(run_dir) / LOCK_NAME)!r}")
