@@ -173,6 +173,9 @@ CASES += [
     ("prune-vbp-negative-calibration", prune("vbp", "-O", "calib_batches=-1"), ["calib_batches"]),
     ("prune-reconvene-unknown-score", prune("reconvene", "-O", "score=nope"), ["score"]),
     ("prune-snip-absurd-calib-batch", prune("snip", "-O", "calib_batch_size=10000000"), ["calib_batch_size"]),
+    ("prune-model-arg-sets-classes", prune("magnitude", "--arg", "num_classes=3"), ["num_classes"]),
+    ("prune-mam-range-rules-out-of-range", prune("mix_and_match", "-O", "range_rules={norm: [2, 1]}"), ["norm"]),
+    ("prune-mam-range-rules-not-a-mapping", prune("mix_and_match", "-O", "range_rules=5"), ["range_rules"]),
     ("prune-checkpoint-of-another-data-set", _prune_ckpt("ckpt28"), ["LeNet5", "(1, 1, 8, 8)"]),
     ("prune-damaged-checkpoint", _prune_ckpt("ckpt", flipped=True), ["input.pt", "damaged"]),
     ("prune-checkpoint-missing", lambda a, t: (["prune", "magnitude", "--model", "lenet5", "--checkpoint", t / "nope.pt",
@@ -404,6 +407,8 @@ CASES += [
     ("train-patience-absurd", train("--patience", HUGE), ["patience"]),
     ("train-out-below-a-file", lambda a, t: (train()(a, t)[0][:-3] + ["--out", _file(t) / "run", "-q"], t), ["file.txt"]),
     ("train-optimizer-unknown", train("--optimizer", "lion"), ["lion"]),
+    ("train-lr-inf", train("--lr", "inf"), ["lr", "inf"]),
+    ("train-model-arg-sets-channels", train("--arg", "in_channels=3"), ["in_channels"]),
 ]
 
 

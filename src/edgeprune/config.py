@@ -25,7 +25,8 @@ MAX_SEED = 2**32 - 1  # a seed value (numpy's limit)
 
 
 class Config(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # nan / inf are never a setting (lr=inf trains until the loss is nan; a nan bound compares false)
+    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
     @classmethod
     def build(cls: type[C], data: dict[str, Any] | None = None, /, **overrides) -> C:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgeprune import distributed as dist_lib
 from edgeprune import models as model_lib
+from edgeprune.errors import ConfigError
 from edgeprune.measure import accuracy, machine_info, summarize
 from edgeprune.train import TrainConfig, fit
 from edgeprune.utils.io import ensure_dir, write_json
@@ -15,6 +16,9 @@ from edgeprune.utils.io import ensure_dir, write_json
 
 def build_for(model_spec: str, splits, model_kwargs: dict | None = None):
     """The model ``model_spec`` shaped for ``splits`` (classes, channels, image size)."""
+    taken = [k for k in ("num_classes", "in_channels", "image_size") if k in (model_kwargs or {})]
+    if taken:
+        raise ConfigError(f"model argument {taken[0]!r} is taken from the data set; allowed: the model's own options")
     return model_lib.create(
         model_spec,
         num_classes=splits.num_classes,
@@ -40,9 +44,9 @@ def train_dense(
     but only rank 0 measures and writes; the other ranks return their training result only.
     """
     rank0 = dist_lib.is_rank0()
+    model = build_for(model_spec, splits, model_kwargs)  # a spec or argument that cannot build: nothing written
     if out_dir is not None and rank0:
         ensure_dir(out_dir)  # fail before training, not after
-    model = build_for(model_spec, splits, model_kwargs)
     result = fit(model, splits.train, splits.val, config, progress=progress, description=f"train {model_spec}")
     if not rank0:
         return model, {"model": model_spec, "val_acc": result.best_val_acc, "train": result.as_dict(), "rank": dist_lib.rank()}

@@ -39,6 +39,7 @@ def resolve(model, data, *, example_input=None, model_args: dict | None = None, 
     data = data_lib.resolve(data, root=data_dir)
     example = _example(data, example_input)
     if isinstance(model, str):
+        check_model_args(model_args)
         model = model_lib.create(model, num_classes=data.num_classes or 10, in_channels=example.shape[1],
                                  image_size=example.shape[-1], **(model_args or {}))
     elif not isinstance(model, nn.Module):
@@ -61,6 +62,17 @@ def resolve(model, data, *, example_input=None, model_args: dict | None = None, 
     if data.num_classes is None:
         data.num_classes = int(out.shape[1])
     return Inputs(model, data, example)
+
+
+SIZES = ("num_classes", "in_channels", "image_size")
+
+
+def check_model_args(model_args: dict | None) -> None:
+    """Model arguments may not set the sizes the data decides (classes, channels, image size)."""
+    taken = [k for k in SIZES if k in (model_args or {})]
+    if taken:
+        raise ConfigError(f"model argument {taken[0]!r} is taken from the data set; allowed: the model's own "
+                          f"options (not {', '.join(SIZES)})")
 
 
 def budgets_of(method: Method, budgets) -> list[float]:

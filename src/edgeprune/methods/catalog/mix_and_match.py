@@ -34,6 +34,12 @@ class Options(Config):
     calib_batches: int = pydantic.Field(10, le=MAX_BATCHES)
     calib_batch_size: int = pydantic.Field(32, le=MAX_BATCH_SIZE)
 
+    @pydantic.field_validator("range_rules")
+    @classmethod
+    def _rules_are_valid(cls, value: dict) -> dict:
+        ranges_lib.RangeRules.build(value)  # a one-line ConfigError now, not after the input model is trained
+        return value
+
 
 @dataclass
 class State:
