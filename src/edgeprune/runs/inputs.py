@@ -52,7 +52,8 @@ def resolve(model, data, *, example_input=None, model_args: dict | None = None, 
     except Exception as exc:  # noqa: BLE001  any failure of the user's forward is a shape/type mismatch here
         first = " ".join(str(exc).split())[:200]
         raise ModelError(f"{type(model).__name__} rejects an input of shape {tuple(example.shape)} taken from the "
-                         f"data ({type(exc).__name__}: {first}); pass example_input= of the shape it expects") from None
+                         f"data ({type(exc).__name__}: {first}); a model built for another data set? (from Python: pass "
+                         "example_input= of the shape it expects)") from None
     finally:
         model.train(was_training)
     if out.ndim != 2:
