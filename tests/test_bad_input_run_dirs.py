@@ -87,6 +87,9 @@ CASES += [
         (r / "config.json").read_text().replace('"magnitude"', '"random"', 1))), ["config.json", "hash"]),
     ("report-config-method-not-a-string", report(lambda r: (r / "config.json").write_text(json.dumps(
         {**unsealed(json.loads((r / "config.json").read_text())), "method": ["x"]}))), ["method"]),
+    ("report-checkpoint-outside-the-run", report(lambda r: rewrite_results(r, [
+        {**unsealed(x), "checkpoint": "../../../etc/passwd"} if x.get("kind") == "candidate" else x for x in lines(r)])),
+     ["../../../etc/passwd", "inside the run directory"]),
     ("report-live-sweep", report(live_lock), ["live search"]),
     ("report-missing-folder", lambda a, t: (["report", t / "nowhere"], t), ["nowhere"]),
     ("report-empty-folder", lambda a, t: (["report", t], t), ["config.json"]),

@@ -101,6 +101,11 @@ def check_records(store: RunStore) -> list[dict]:
             if not isinstance(r.get(key), types) or isinstance(r.get(key), bool):
                 raise DamagedFileError(f"{where}: record {r['id']!r} has {key}={r.get(key)!r}; expected a "
                                        f"{'number' if types is _NUMBER else types.__name__} (was the file edited?)")
+        checkpoint = r.get("checkpoint")
+        if checkpoint is not None and (not isinstance(checkpoint, str)
+                                       or store.root.resolve() not in (store.root / checkpoint).resolve().parents):
+            raise DamagedFileError(f"{where}: record {r['id']!r} names checkpoint {checkpoint!r}, not a file inside "
+                                   "the run directory (was the file edited?)")
         out.append(r)
     return out
 
