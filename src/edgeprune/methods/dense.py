@@ -14,11 +14,16 @@ from edgeprune.train import TrainConfig, fit
 from edgeprune.utils.io import ensure_dir, write_json
 
 
-def build_for(model_spec: str, splits, model_kwargs: dict | None = None):
-    """The model ``model_spec`` shaped for ``splits`` (classes, channels, image size)."""
+def check_model_args(model_kwargs: dict | None) -> None:
+    """Model arguments may not set the sizes the data decides (classes, channels, image size)."""
     taken = [k for k in ("num_classes", "in_channels", "image_size") if k in (model_kwargs or {})]
     if taken:
         raise ConfigError(f"model argument {taken[0]!r} is taken from the data set; allowed: the model's own options")
+
+
+def build_for(model_spec: str, splits, model_kwargs: dict | None = None):
+    """The model ``model_spec`` shaped for ``splits`` (classes, channels, image size)."""
+    check_model_args(model_kwargs)
     return model_lib.create(
         model_spec,
         num_classes=splits.num_classes,
@@ -43,10 +48,11 @@ def train_dense(
     Test accuracy is measured once, after selection on validation. Under torchrun (DDP) every rank trains,
     but only rank 0 measures and writes; the other ranks return their training result only.
     """
+    check_model_args(model_kwargs)  # before --out is created
     rank0 = dist_lib.is_rank0()
-    model = build_for(model_spec, splits, model_kwargs)  # a spec or argument that cannot build: nothing written
     if out_dir is not None and rank0:
         ensure_dir(out_dir)  # fail before training, not after
+    model = build_for(model_spec, splits, model_kwargs)
     result = fit(model, splits.train, splits.val, config, progress=progress, description=f"train {model_spec}")
     if not rank0:
         return model, {"model": model_spec, "val_acc": result.best_val_acc, "train": result.as_dict(), "rank": dist_lib.rank()}
