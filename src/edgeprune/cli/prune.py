@@ -26,6 +26,7 @@ from edgeprune.runs.search import render as render_search
 from edgeprune.runs.store import RunStore
 from edgeprune.runs.sweep import FORMAT, SweepResult, check_run_dir, sweep_identity
 from edgeprune.train import default_config
+from edgeprune.utils.io import read_json
 
 
 def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, dense_epochs: int, out: Path,
@@ -42,7 +43,14 @@ def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, 
                 f"channels; data set {splits.name!r} has {splits.num_classes} / {splits.in_channels}")
         return model
     own = out / "dense" / "model.pt"
-    if own.is_file():
+    if own.is_file():  # trained by an earlier run of this command into the same --out
+        made = read_json(out / "dense" / "metrics.json")
+        now = {"model": spec, "model_kwargs": model_args, "dataset": splits.name, "epochs": dense_epochs}
+        then = {**{k: made.get(k) for k in now}, "epochs": made.get("config", {}).get("epochs")}
+        for key in now:
+            if then[key] != now[key]:
+                raise ConfigError(f"{str(own)!r} was trained with {key} {then[key]!r}, not {now[key]!r}; "
+                                  "use another --out or delete its dense/ folder")
         return model_lib.load(own)
     config = default_config(spec, epochs=dense_epochs)
     model, _ = train_dense(spec, splits, config, out / "dense", model_kwargs=model_args, progress=progress)
@@ -123,7 +131,7 @@ def prune_command(
     """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."""
     runner = make_executor(executor, ray_address=ray_address, workers=workers,
                            cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
-    run_prune(method, model, dataset, data_dir=data_dir, budgets=parse_float_list(budget, "--budget") if budget else None,
+    run_prune(method, model, dataset, data_dir=data_dir, budgets=parse_float_list(budget, "--budget") if budget is not None else None,
               seeds=seeds, finetune=finetune, kd=kd, checkpoint=checkpoint, dense_epochs=dense_epochs,
               model_args=parse_kv(arg), options=parse_kv(option, "--option"), out=out, executor=runner,
               progress=not quiet)
