@@ -47,7 +47,10 @@ class Budget(float):
                                           "precision": self.precision, "text": self.text}
 
     def __format__(self, spec: str) -> str:
-        return self.text if spec in ("", "g") else float.__format__(self, spec)
+        """``f"{b:g}"`` gives a file-name-safe tag (``macs40pct``, ``latency2.5ms-b32``); ``str(b)`` the text."""
+        if spec in ("", "g"):
+            return self.text.replace("<=", "").replace("<", "").replace("%", "pct").replace("@", "-")
+        return float.__format__(self, spec)
 
     def __str__(self) -> str:
         return self.text

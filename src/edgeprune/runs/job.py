@@ -51,8 +51,12 @@ class Job:
 
     def base_record(self, cand: Candidate) -> dict:
         setting = {k: v for k, v in cand.setting.items() if k != "sparsities"}
-        return {"id": cand.id, "kind": "candidate", "method": self.method.name, "budget": cand.budget,
-                "budget_name": self.method.budget_name, "seed": cand.seed, "setting": setting}
+        record = {"id": cand.id, "kind": "candidate", "method": self.method.name, "budget": cand.budget,
+                  "budget_name": getattr(cand.budget, "quantity", self.method.budget_name), "seed": cand.seed,
+                  "setting": setting}
+        if hasattr(cand.budget, "quantity"):  # a typed budget (edgeprune.measure.budget): its text too
+            record["budget_text"] = str(cand.budget)
+        return record
 
     def prune(self, cand: Candidate) -> Decision:
         return self.method.prune(self.state, self.model, cand)

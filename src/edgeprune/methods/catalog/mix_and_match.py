@@ -2,6 +2,9 @@
 
 Each candidate is one (criterion, strategy) pair calibrated to the budget (global sparsity of the
 prunable weights); its exact per-layer masks are kept while the shared runner fine-tunes it.
+With ``granularity="channel"`` the strategies are channel fractions: whole channels, neurons and heads
+leave the model (:mod:`edgeprune.methods.structured_mam`), the budget may be a measured latency, ONNX
+size, MACs or parameter count (:mod:`edgeprune.measure.budget`), and fine-tuning distils from the input.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import copy
 from dataclasses import dataclass
 from typing import Literal
 
+import pydantic
 from torch import nn
 
 from edgeprune import ranges as ranges_lib
@@ -18,6 +22,8 @@ from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
 from edgeprune.config import Config
 from edgeprune.errors import ConfigError
+from edgeprune.measure import budget as budget_lib
+from edgeprune.methods import structured_mam
 from edgeprune.methods.base import Candidate, Decision, Method, register
 from edgeprune.prune.masks import MaskBuilder, apply_masks
 
@@ -32,6 +38,9 @@ class Options(Config):
     range_rules: dict = {}
     calib_batches: int = 10
     calib_batch_size: int = 32
+    granularity: Literal["weight", "channel"] = "weight"
+    round_to: int = pydantic.Field(1, ge=1)  # channel: kept widths are multiples of it
+    latency_runs: int = pydantic.Field(20, gt=0)  # channel: ONNX Runtime runs per latency measurement
 
 
 @dataclass
@@ -53,10 +62,31 @@ class MixAndMatch(Method):
     default_budget = 0.8
     Options = Options
 
+    @property
+    def channel(self) -> bool:
+        return self.options.granularity == "channel"
+
+    @property
+    def kd(self) -> bool:  # channel granularity distils from the input model by default
+        return self.channel
+
+    def check_budget(self, budget):
+        value = budget_lib.parse(budget) if isinstance(budget, str) or self.channel else budget
+        if isinstance(value, budget_lib.Budget) and not self.channel:
+            raise ConfigError(f"budget {value} needs granularity='channel' (unstructured masks change neither "
+                              f"latency, ONNX size nor MACs); with granularity='weight' give a sparsity in [0, 1)")
+        return value if isinstance(value, budget_lib.Budget) else super().check_budget(value)
+
+    def achieved(self, dense, decision):
+        measured = decision.info.get("measured")
+        return measured if measured is not None else super().achieved(dense, decision)
+
     def prepare(self, model, data, example):
         opts = self.options
         if not opts.criteria or not opts.strategies:
             raise ConfigError("mix_and_match needs at least one criterion and one strategy")
+        if self.channel:
+            return structured_mam.prepare(model, data, example, opts)
         roles = roles_lib.classify(model, example)
         check_prunable(roles, model)
         ranges = ranges_lib.rules(roles, ranges_lib.RangeRules.build(opts.range_rules))
@@ -66,10 +96,13 @@ class MixAndMatch(Method):
                     for c in opts.criteria}
         return State(roles, ranges, builders)
 
-    def candidates(self, state: State, budgets, seeds):
+    def candidates(self, state, budgets, seeds):
         plan = []
         for budget in budgets:
-            built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in self.options.strategies}
+            if self.channel:
+                built = structured_mam.strategy_vectors(state, self.options.strategies, budget)
+            else:
+                built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in self.options.strategies}
             same = strategies_lib.duplicates(built)
             seen: set[str] = set()
             for strategy in self.options.strategies:
@@ -80,11 +113,18 @@ class MixAndMatch(Method):
                 for criterion in self.options.criteria:
                     setting = {"criterion": criterion, "strategy": strategy, "aliases": aliases,
                                "sparsities": built[strategy]}
+                    if self.channel:
+                        setting["granularity"] = "channel"
                     plan += [Candidate(f"mam-{criterion}-{strategy}-b{budget:g}-s{s}", budget, s, setting) for s in seeds]
         return plan
 
-    def prune(self, state: State, model, candidate):
+    def prune(self, state, model, candidate):
         setting = candidate.setting
+        if self.channel:
+            pruned, widths = structured_mam.pruned_copy(state, model, setting["sparsities"], setting["criterion"])
+            info = {k: setting[k] for k in ("criterion", "strategy", "aliases", "granularity")}
+            calibration = state.calibrated.get((str(candidate.budget), setting["strategy"]), {})
+            return Decision(pruned, None, {**info, **calibration, "widths": widths})
         masks = state.builders[setting["criterion"]].layerwise(setting["sparsities"])
         pruned = copy.deepcopy(model)
         apply_masks(pruned, masks)

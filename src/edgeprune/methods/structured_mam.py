@@ -1,0 +1,188 @@
+"""Mix-and-Match at channel granularity: the ten strategies as per-layer channel fractions, calibrated to a
+budget measured on the pruned model (ONNX Runtime latency, ONNX file bytes, MACs, parameters or sparsity).
+
+The ranges come from the layer roles exactly as for weights, with channel-sized defaults
+(:data:`CHANNEL_RANGES`, overridable through ``range_rules``). Every strategy is moved by ONE common shift
+``t`` (each layer ``clip(s + t, lo, hi)``, so it keeps its shape), found by bisection on the measured
+quantity: the least pruning whose measured cost fits the budget. If the budget cannot be met inside the
+ranges, layers may leave them (``[0, CEILING]``); if it cannot be met even then, the error names the
+smallest reachable value. Channel counts depend on the fractions only, never on the criterion, so one
+calibration serves all three criteria; measurements are cached per set of widths.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgeprune import ranges as ranges_lib
+from edgeprune import roles as roles_lib
+from edgeprune import scores as scores_lib
+from edgeprune import strategies as strategies_lib
+from edgeprune.errors import ConfigError
+from edgeprune.export.int8 import quantize
+from edgeprune.export.onnx import export_onnx
+from edgeprune.export.ort_latency import ort_latency
+from edgeprune.measure import macs, param_count, prunable_weights
+from edgeprune.measure.budget import Budget, kind_of
+from edgeprune.prune import structured
+
+CEILING = 0.9  # a layer never loses more than this fraction of its channels
+STEPS = {"latency": 7, "size": 8}  # bisection steps per measured kind (others: DEFAULT_STEPS)
+DEFAULT_STEPS = 12
+
+# channel fractions per role: far below the weight ranges (removing a fraction f of channels on both sides
+# of a layer removes about 1 - (1 - f)^2 of its weights and MACs)
+CHANNEL_RANGES = {
+    "small": (0.0, 0.2), "small_numel": 1000, "patch_embed": (0.0, 0.1),
+    "classifier_large": (0.0, 0.0), "classifier_small": (0.0, 0.0),
+    "conv": [(0.4, 0.10, 0.30), (0.6, 0.20, 0.40), (0.8, 0.25, 0.50), (1.0, 0.30, 0.60)],
+    "attn_qkv": (0.0, 0.5), "attn_proj": (0.0, 0.2),
+    "mlp_in": [(0.5, 0.20, 0.50), (1.0, 0.30, 0.60)], "mlp_out": (0.0, 0.2),
+    "linear": (0.30, 0.70), "transformer_linear": (0.0, 0.2),
+}
+
+
+@dataclass
+class ChannelState:
+    roles: roles_lib.RoleTable
+    ranges: dict
+    structure: structured.StructurePlan
+    scores: dict  # criterion -> per-weight scores (None: magnitude, read from the weights)
+    example: torch.Tensor
+    dense: dict  # the input model's params, MACs, prunable weights (relative budgets, sparsity)
+    model: nn.Module  # the input model (calibration prunes copies of it)
+    round_to: int = 1
+    latency_runs: int = 20
+    cache: dict = field(default_factory=dict)  # (budget kind, widths) -> measured value
+    calibrated: dict = field(default_factory=dict)  # (budget text, strategy) -> what calibration found
+
+
+def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelState:
+    """Roles, channel ranges, the model's structure and each criterion's scores, computed once."""
+    roles = roles_lib.classify(model, example)
+    rules = ranges_lib.RangeRules.build({**CHANNEL_RANGES, **options.range_rules})
+    ranges = ranges_lib.rules(roles, rules)
+    keep = frozenset(e.module_name for e in roles.prunable() if e.role == "patch_embed")
+    structure = structured.plan(model, example, keep_embedding=keep)
+    needs_data = any(c != "magnitude" for c in options.criteria)
+    batches = scores_lib.calibration_batches(data.train, options.calib_batches, options.calib_batch_size) if needs_data else None
+    scores = {c: None if c == "magnitude" else scores_lib.compute(c, model, batches) for c in options.criteria}
+    dense = {"params": param_count(model), "macs": macs(model, example[:1]).dense,
+             "prunable": sum(w.numel() for w in prunable_weights(model).values())}
+    return ChannelState(roles, ranges, structure, scores, example[:1], dense, model, options.round_to,
+                        options.latency_runs)
+
+
+def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, criterion: str = "magnitude"):
+    """A copy of ``model`` with the channels of strategy ``vector`` ("<module>.weight" -> fraction) removed."""
+    small = copy.deepcopy(model)
+    widths = structured.prune_channels(small, state.example, state.structure, structured.fractions_from_params(vector),
+                                       state.scores.get(criterion), round_to=state.round_to)
+    return small, widths
+
+
+# --------------------------------------------------------------------------------------------- measuring
+
+
+def measure(state: ChannelState, model: nn.Module, budget) -> float:
+    """The budget's quantity measured on ``model`` (sparsity: fraction of the input's prunable weights removed)."""
+    kind = kind_of(budget)
+    if kind == "sparsity":
+        return 1.0 - sum(w.numel() for w in prunable_weights(model).values()) / max(state.dense["prunable"], 1)
+    if kind == "params":
+        return float(param_count(model))
+    if kind == "macs":
+        return float(macs(model, state.example).dense)
+    with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(model, path, input_shape=tuple(state.example.shape[1:]))
+        if kind == "latency":
+            return float(ort_latency(path, batch_size=budget.batch, runs=state.latency_runs, threads=1)["median_ms"])
+        if budget.precision == "int8":
+            return float(quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"])
+        return float(path.stat().st_size)
+
+
+def _cost(state: ChannelState, budget) -> tuple[Callable[[float], bool], float]:
+    """(does a measured value fit, the absolute limit) of ``budget``."""
+    if kind_of(budget) == "sparsity":
+        return (lambda v: v >= float(budget) - 1e-9), float(budget)
+    limit = budget.limit(state.dense[budget.kind]) if budget.relative else float(budget)
+    return (lambda v: v <= limit), limit
+
+
+def _shifted(vector: dict, bounds: dict, t: float) -> dict:
+    return {p: min(max(s + t, bounds[p][0]), bounds[p][1]) for p, s in vector.items()}
+
+
+@dataclass
+class Calibrated:
+    vector: dict
+    shift: float
+    measured: float
+    widened: bool  # some layers had to leave their ranges
+
+
+def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
+    """Shift ``vector`` by one common amount so the pruned model fits ``budget`` with the least pruning."""
+    fits, limit = _cost(state, budget)
+
+    def value(v: dict) -> float:
+        small, widths = pruned_copy(state, state.model, v)
+        key = (str(budget) if isinstance(budget, Budget) else "sparsity", tuple(sorted(widths.items())),
+               tuple(getattr(m, "num_heads", 0) for m in small.modules()))
+        if key not in state.cache:
+            state.cache[key] = measure(state, small, budget)
+        return state.cache[key]
+
+    inside = dict(state.ranges)
+    widened = {p: ((0.0, 0.0) if hi == 0.0 else (0.0, CEILING)) for p, (lo, hi) in state.ranges.items()}
+    bounds, wide = inside, False
+    if not fits(value(_shifted(vector, inside, 1.0))):
+        bounds, wide = widened, True
+        best = value(_shifted(vector, widened, 1.0))
+        if not fits(best):
+            what = kind_of(budget)
+            shown = f"{best:.4f}" if what == "sparsity" else (budget.describe(best) if isinstance(budget, Budget) else best)
+            raise ConfigError(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
+                              f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed)")
+    elif fits(value(_shifted(vector, inside, -1.0))):
+        bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
+        if fits(value(_shifted(vector, widened, -1.0))):
+            v = _shifted(vector, widened, -1.0)
+            return Calibrated(v, -1.0, value(v), True)
+    lo_t, hi_t = -1.0, 1.0
+    for _ in range(STEPS.get(kind_of(budget), DEFAULT_STEPS)):
+        mid = 0.5 * (lo_t + hi_t)
+        if fits(value(_shifted(vector, bounds, mid))):
+            hi_t = mid
+        else:
+            lo_t = mid
+    best = _shifted(vector, bounds, hi_t)
+    return Calibrated(best, hi_t, value(best), wide)
+
+
+def strategy_vectors(state: ChannelState, names, budget) -> dict[str, dict]:
+    """Each strategy of ``names`` calibrated to ``budget`` (shared by every criterion): name -> vector.
+
+    What the calibration found (shift, measured value, whether layers left their ranges) is kept in
+    ``state.calibrated[(str(budget), name)]`` for the candidates' records.
+    """
+    out = {}
+    for name in names:
+        c = calibrate(state, strategies_lib.build(name, state.ranges, state.roles), budget)
+        state.calibrated[(str(budget), name)] = {"budget": str(budget), "shift": round(c.shift, 6),
+                                                 "measured": c.measured, "widened": c.widened}
+        out[name] = c.vector
+    return out
+
+
+__all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "pruned_copy", "measure", "calibrate",
+           "strategy_vectors"]
