@@ -11,7 +11,7 @@ from edgeprune import data as data_lib
 from edgeprune import models as model_lib
 from edgeprune.api import sweep
 from edgeprune.cli import app
-from edgeprune.cli.common import console, parse_float_list, parse_kv, table
+from edgeprune.cli.common import console, parse_kv, table
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.methods.dense import train_dense
@@ -57,7 +57,7 @@ def prune_command(
     model: str = typer.Option(..., "--model", "-m", help="Model spec: zoo name, hf:, hf-config:, timm:, torchvision: or path/to/file.py:factory."),
     dataset: str = typer.Option("digits", "--dataset", "-d", help="Data set spec."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets."),
-    budget: str = typer.Option(None, "--budget", "-b", help="Budget(s), comma-separated (the method's sparsity or ratio); default: the method's."),
+    budget: str = typer.Option(None, "--budget", "-b", help="Budget(s), comma-separated: the method's sparsity or ratio, or for mix_and_match with -O granularity=channel latency<=2.5ms[@b32], size<=1.5MB[@int8], macs<=40%, params<=100k; default: the method's."),
     seeds: int = typer.Option(1, "--seeds", help="Seeds per budget (> 0)."),
     finetune: Optional[int] = typer.Option(None, "--finetune", help="Fine-tune (or, for reconvene, training) epochs; 0 = none; default: the method's."),
     kd: Optional[bool] = typer.Option(None, "--kd/--no-kd", help="Distil from the input model while fine-tuning (default: the method's)."),
@@ -71,7 +71,7 @@ def prune_command(
 ):
     """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."""
     m = get_method(method, **parse_kv(option, "--option"))
-    budgets = inputs_lib.budgets_of(m, parse_float_list(budget, "--budget") if budget else None)
+    budgets = inputs_lib.budgets_of(m, [b.strip() for b in budget.split(",") if b.strip()] if budget else None)
     seed_list = inputs_lib.seeds_of(seeds)
     if dense_epochs <= 0:
         raise ConfigError(f"--dense-epochs must be > 0, got {dense_epochs}")

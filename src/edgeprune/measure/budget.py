@@ -47,8 +47,10 @@ class Budget(float):
                                           "precision": self.precision, "text": self.text}
 
     def __format__(self, spec: str) -> str:
-        """``f"{b:g}"`` gives a file-name-safe tag (``macs40pct``, ``latency2.5ms-b32``); ``str(b)`` the text."""
-        if spec in ("", "g"):
+        """``f"{b:g}"`` gives a file-name-safe tag (``macs40pct``, ``latency2.5ms-b32``); ``f"{b}"`` the text."""
+        if spec == "":
+            return self.text
+        if spec == "g":
             return self.text.replace("<=", "").replace("<", "").replace("%", "pct").replace("@", "-")
         return float.__format__(self, spec)
 

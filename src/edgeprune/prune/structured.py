@@ -20,6 +20,7 @@ averaged over those layers. Magnitude uses ``w**2`` (Torch-Pruning's group L2), 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -186,12 +187,14 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
     was_training = model.training
     model.eval()
     try:
-        pruner = tp.pruner.BasePruner(
-            model, example, importance=ScoreImportance(weights), pruning_ratio=0.0, pruning_ratio_dict=ratios,
-            ignored_layers=ignored, round_to=round_to if round_to > 1 else None, num_heads=num_heads,
-            prune_num_heads=bool(head_ratios), prune_head_dims=False, head_pruning_ratio_dict=head_ratios or None,
-        )
-        pruner.step()
+        with warnings.catch_warnings():  # ViT cls_token/pos_embed: "unwrapped parameters", pruned on their last dim
+            warnings.filterwarnings("ignore", message="Unwrapped parameters")
+            pruner = tp.pruner.BasePruner(
+                model, example, importance=ScoreImportance(weights), pruning_ratio=0.0, pruning_ratio_dict=ratios,
+                ignored_layers=ignored, round_to=round_to if round_to > 1 else None, num_heads=num_heads,
+                prune_num_heads=bool(head_ratios), prune_head_dims=False, head_pruning_ratio_dict=head_ratios or None,
+            )
+            pruner.step()
     finally:
         model.train(was_training)
     for qkv, attn in attention.items():
