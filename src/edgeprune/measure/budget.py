@@ -5,6 +5,7 @@
     parse("size<=1.5MB")         # bytes of the exported ONNX file (FP32); "size<=400KB@int8": INT8 file
     parse("macs<=40%")           # MACs per image, relative to the input model (or absolute: "macs<=20M")
     parse("params<=100k")        # parameter count (or relative: "params<=50%")
+    parse("latency<=50%")        # every kind may be relative to the input model's measured value
     parse(0.8) / parse("sparsity=0.8")   # a sparsity, as always: returned as a plain float
 
 A typed budget is a :class:`Budget`: a ``float`` (its limit, in ms, bytes, a count or a fraction of the
@@ -20,7 +21,8 @@ from edgeprune.errors import ConfigError
 
 KINDS = ("sparsity", "latency", "size", "macs", "params")
 ALLOWED = ("a sparsity in [0, 1) (0.8 or sparsity=0.8), latency<=2.5ms (optionally @b32), size<=1.5MB "
-           "(B/KB/MB/GB, optionally @int8), macs<=40% or macs<=20M, params<=50% or params<=100k")
+           "(B/KB/MB/GB, optionally @int8), macs<=20M, params<=100k, or any of them relative to the input "
+           "model (latency<=50%)")
 _SIZE_UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _TIME_UNITS = {"ms": 1.0, "s": 1e3, "us": 1e-3}
 _COUNT_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}
@@ -116,7 +118,9 @@ def parse(value) -> float:
     precision = suffix if suffix in ("int8", "fp32") else "fp32"
     if suffix and (kind != "latency" if suffix.startswith("b") else kind != "size"):
         raise ConfigError(f"budget {value!r}: @{suffix} does not apply to {kind}; allowed: {ALLOWED}")
-    if kind == "latency":
+    if unit == "%":
+        limit, relative = number / 100.0, True
+    elif kind == "latency":
         if unit not in _TIME_UNITS:
             raise ConfigError(f"budget {value!r}: latency needs a unit (ms, s or us); allowed: {ALLOWED}")
         limit, relative = number * _TIME_UNITS[unit], False
@@ -124,8 +128,6 @@ def parse(value) -> float:
         if unit not in _SIZE_UNITS:
             raise ConfigError(f"budget {value!r}: size needs a unit (B, KB, MB, GB, KiB, MiB); allowed: {ALLOWED}")
         limit, relative = number * _SIZE_UNITS[unit], False
-    elif unit == "%":
-        limit, relative = number / 100.0, True
     elif unit in _COUNT_UNITS:
         limit, relative = number * _COUNT_UNITS[unit], False
     else:

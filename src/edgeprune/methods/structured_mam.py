@@ -114,8 +114,16 @@ def _cost(state: ChannelState, budget) -> tuple[Callable[[float], bool], float]:
     """(does a measured value fit, the absolute limit) of ``budget``."""
     if kind_of(budget) == "sparsity":
         return (lambda v: v >= float(budget) - 1e-9), float(budget)
-    limit = budget.limit(state.dense[budget.kind]) if budget.relative else float(budget)
+    limit = budget.limit(dense_value(state, budget)) if budget.relative else float(budget)
     return (lambda v: v <= limit), limit
+
+
+def dense_value(state: ChannelState, budget: Budget) -> float:
+    """The input model's value of ``budget``'s quantity (measured once)."""
+    key = ("dense", budget.quantity)
+    if key not in state.cache:
+        state.cache[key] = state.dense.get(budget.kind) or measure(state, state.model, budget)
+    return state.cache[key]
 
 
 def _shifted(vector: dict, bounds: dict, t: float) -> dict:
@@ -130,16 +138,33 @@ class Calibrated:
     widened: bool  # some layers had to leave their ranges
 
 
-def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
-    """Shift ``vector`` by one common amount so the pruned model fits ``budget`` with the least pruning."""
-    fits, limit = _cost(state, budget)
+def _tensors(model: nn.Module) -> int:
+    """Numbers an FP32 ONNX file stores: parameters and floating-point buffers (BatchNorm statistics)."""
+    return param_count(model) + sum(b.numel() for b in model.buffers() if b.is_floating_point())
 
-    def value(v: dict) -> float:
+
+def _predicted_bytes(budget) -> bool:
+    """FP32 ONNX bytes are the input model's non-weight bytes plus 4 per stored number (checked by export)."""
+    return isinstance(budget, Budget) and budget.kind == "size" and budget.precision == "fp32"
+
+
+def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
+    """Shift ``vector`` by one common amount so the pruned model fits ``budget`` with the least pruning.
+
+    FP32 ONNX size is bisected on the file size predicted from the stored numbers (the graph's other bytes
+    measured once on the input model's export), then the chosen model is exported and measured; should the
+    real file exceed the budget, the shift grows until it fits. Every other quantity is measured at every step.
+    """
+    fits, limit = _cost(state, budget)
+    predict = _predicted_bytes(budget)
+    overhead = dense_value(state, budget) - 4 * _tensors(state.model) if predict else 0.0
+
+    def value(v: dict, exact: bool = not predict) -> float:
         small, widths = pruned_copy(state, state.model, v)
-        key = (str(budget) if isinstance(budget, Budget) else "sparsity", tuple(sorted(widths.items())),
+        key = (str(budget) if isinstance(budget, Budget) else "sparsity", exact, tuple(sorted(widths.items())),
                tuple(getattr(m, "num_heads", 0) for m in small.modules()))
         if key not in state.cache:
-            state.cache[key] = measure(state, small, budget)
+            state.cache[key] = measure(state, small, budget) if exact else overhead + 4 * _tensors(small)
         return state.cache[key]
 
     inside = dict(state.ranges)
@@ -147,26 +172,34 @@ def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
     bounds, wide = inside, False
     if not fits(value(_shifted(vector, inside, 1.0))):
         bounds, wide = widened, True
-        best = value(_shifted(vector, widened, 1.0))
-        if not fits(best):
-            what = kind_of(budget)
-            shown = f"{best:.4f}" if what == "sparsity" else (budget.describe(best) if isinstance(budget, Budget) else best)
-            raise ConfigError(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
-                              f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed)")
+        if not fits(value(_shifted(vector, widened, 1.0))):
+            _unreachable(budget, value(_shifted(vector, widened, 1.0), exact=True))
     elif fits(value(_shifted(vector, inside, -1.0))):
         bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
         if fits(value(_shifted(vector, widened, -1.0))):
             v = _shifted(vector, widened, -1.0)
-            return Calibrated(v, -1.0, value(v), True)
+            return Calibrated(v, -1.0, value(v, exact=True), True)
     lo_t, hi_t = -1.0, 1.0
-    for _ in range(STEPS.get(kind_of(budget), DEFAULT_STEPS)):
+    for _ in range(STEPS.get(kind_of(budget), DEFAULT_STEPS) if not predict else DEFAULT_STEPS):
         mid = 0.5 * (lo_t + hi_t)
         if fits(value(_shifted(vector, bounds, mid))):
             hi_t = mid
         else:
             lo_t = mid
-    best = _shifted(vector, bounds, hi_t)
-    return Calibrated(best, hi_t, value(best), wide)
+    measured = value(_shifted(vector, bounds, hi_t), exact=True)
+    for _ in range(6 if predict else 0):  # the real file is a little larger than predicted: prune a bit more
+        if fits(measured):
+            break
+        hi_t = 0.5 * (hi_t + 1.0)
+        measured = value(_shifted(vector, bounds, hi_t), exact=True)
+    return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide)
+
+
+def _unreachable(budget, best: float):
+    what = kind_of(budget)
+    shown = f"{best:.4f}" if what == "sparsity" else budget.describe(best)
+    raise ConfigError(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
+                      f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed)")
 
 
 def strategy_vectors(state: ChannelState, names, budget) -> dict[str, dict]:
