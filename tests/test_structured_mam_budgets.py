@@ -9,7 +9,7 @@ from edgeprune import models
 from edgeprune.errors import ConfigError
 
 OPTIONS = dict(granularity="channel", criteria=["magnitude", "gradient"], strategies=["balanced", "late_heavy", "early_heavy"],
-               calib_batches=2)
+               calib_batches=2, deploy_metrics=False)
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,7 @@ class ChannelState:
     model: nn.Module  # the input model (calibration prunes copies of it)
     round_to: int = 1
     latency_runs: int = 20
+    deploy: bool = True  # measure every candidate's ONNX bytes and ONNX Runtime latency
     cache: dict = field(default_factory=dict)  # (budget kind, widths) -> measured value
     calibrated: dict = field(default_factory=dict)  # (budget text, strategy) -> what calibration found
 
@@ -77,7 +78,7 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     dense = {"params": param_count(model), "macs": macs(model, example[:1]).dense,
              "prunable": sum(w.numel() for w in prunable_weights(model).values())}
     return ChannelState(roles, ranges, structure, scores, example[:1], dense, model, options.round_to,
-                        options.latency_runs)
+                        options.latency_runs, options.deploy_metrics)
 
 
 def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, criterion: str = "magnitude"):
@@ -89,6 +90,37 @@ def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, criterion: 
 
 
 # --------------------------------------------------------------------------------------------- measuring
+
+LATENCY_BATCHES = (1, 32)
+
+
+def _deploy(model: nn.Module, example: torch.Tensor, runs: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="edgeprune-deploy-") as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(model, path, input_shape=tuple(example.shape[1:]))
+        out = {"onnx_bytes": path.stat().st_size,
+               "onnx_bytes_int8": quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"]}
+        for b in LATENCY_BATCHES:
+            out[f"ort_latency_ms_b{b}"] = ort_latency(path, batch_size=b, runs=runs, threads=1)["median_ms"]
+    return out
+
+
+def deploy_metrics(state: ChannelState, model: nn.Module, widths: dict) -> dict:
+    """FP32 and INT8 (dynamic) ONNX bytes and ONNX Runtime latency (1 thread, batch 1 and 32) of ``model``,
+    with the input model's and the speed-ups; measured once per set of widths (fine-tuning changes neither).
+    """
+    if not state.deploy:
+        return {}
+    if "deploy-dense" not in state.cache:
+        state.cache["deploy-dense"] = _deploy(state.model, state.example, state.latency_runs)
+    key = ("deploy", tuple(sorted(widths.items())), tuple(getattr(m, "num_heads", 0) for m in model.modules()))
+    if key not in state.cache:
+        state.cache[key] = _deploy(model, state.example, state.latency_runs)
+    out, dense = dict(state.cache[key]), state.cache["deploy-dense"]
+    for b in LATENCY_BATCHES:
+        out[f"speedup_b{b}"] = dense[f"ort_latency_ms_b{b}"] / out[f"ort_latency_ms_b{b}"]
+    out["dense"] = dense
+    return out
 
 
 def measure(state: ChannelState, model: nn.Module, budget) -> float:
@@ -211,11 +243,12 @@ def strategy_vectors(state: ChannelState, names, budget) -> dict[str, dict]:
     out = {}
     for name in names:
         c = calibrate(state, strategies_lib.build(name, state.ranges, state.roles), budget)
-        state.calibrated[(str(budget), name)] = {"budget": str(budget), "shift": round(c.shift, 6),
+        _, limit = _cost(state, budget)
+        state.calibrated[(str(budget), name)] = {"budget": str(budget), "limit": limit, "shift": round(c.shift, 6),
                                                  "measured": c.measured, "widened": c.widened}
         out[name] = c.vector
     return out
 
 
 __all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "pruned_copy", "measure", "calibrate",
-           "strategy_vectors"]
+           "strategy_vectors", "deploy_metrics"]

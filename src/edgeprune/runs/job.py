@@ -85,7 +85,9 @@ class Job:
                 record.update(epochs_run=result.epochs_run, best_epoch=result.best_epoch)
         except EdgepruneError as exc:
             return self.failed(cand, str(exc), 1, time.perf_counter() - started), None
-        record.update(status="ok", **measure(model, self.data, self.example), seconds=time.perf_counter() - started)
+        deploy = {k: v for k, v in decision.info.get("deploy", {}).items() if not isinstance(v, dict)}
+        record.update(status="ok", **measure(model, self.data, self.example), **deploy,
+                      seconds=time.perf_counter() - started)
         return record, decision
 
     # -- the executors' contract (edgeprune.runs.executor) --------------------------------------------

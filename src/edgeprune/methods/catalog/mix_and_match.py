@@ -41,6 +41,7 @@ class Options(Config):
     granularity: Literal["weight", "channel"] = "weight"
     round_to: int = pydantic.Field(1, ge=1)  # channel: kept widths are multiples of it
     latency_runs: int = pydantic.Field(20, gt=0)  # channel: ONNX Runtime runs per latency measurement
+    deploy_metrics: bool = True  # channel: ONNX bytes and ONNX Runtime latency (batch 1, 32) in every record
 
 
 @dataclass
@@ -124,7 +125,8 @@ class MixAndMatch(Method):
             pruned, widths = structured_mam.pruned_copy(state, model, setting["sparsities"], setting["criterion"])
             info = {k: setting[k] for k in ("criterion", "strategy", "aliases", "granularity")}
             calibration = state.calibrated.get((str(candidate.budget), setting["strategy"]), {})
-            return Decision(pruned, None, {**info, **calibration, "widths": widths})
+            deploy = structured_mam.deploy_metrics(state, pruned, widths)
+            return Decision(pruned, None, {**info, **calibration, "widths": widths, "deploy": deploy})
         masks = state.builders[setting["criterion"]].layerwise(setting["sparsities"])
         pruned = copy.deepcopy(model)
         apply_masks(pruned, masks)
