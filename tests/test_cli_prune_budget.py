@@ -1,5 +1,5 @@
 """`edgeprune prune mix_and_match -O granularity=channel --budget macs<=50%`: a run directory whose every
-candidate fits the budget; a malformed --budget is one line, exit 2, nothing written."""
+candidate fits the budget (and running it again resumes); a malformed --budget is one line, exit 2, nothing written."""
 
 import json
 
@@ -22,6 +22,9 @@ def test_prune_to_a_macs_budget(run_cli, tmp_path):
         assert r["status"] == "ok" and r["budget_text"] == "macs<=50%" and r["budget_name"] == "macs"
         assert r["macs"] <= 0.5 * dense["macs"] and (out / r["checkpoint"]).is_file()
     assert "macs<=50%" in (out / "report.md").read_text()
+    code, _, err = run_cli("prune", "mix_and_match", "--budget", "macs<=50%", "--out", out, *COMMON)  # resumes
+    assert code == 0, err
+    assert len((out / "results.jsonl").read_text().splitlines()) == len(records)
 
 
 def test_a_malformed_budget_is_refused(run_cli, tmp_path):

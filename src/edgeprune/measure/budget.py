@@ -65,11 +65,14 @@ class Budget(float):
     def _key(self):
         return (self.kind, float(self), self.relative, self.batch, self.precision)
 
-    def __eq__(self, other):
-        return isinstance(other, Budget) and self._key() == other._key()
+    def __eq__(self, other):  # two budgets: same kind and limit; a plain number (a run's JSON): same limit
+        return self._key() == other._key() if isinstance(other, Budget) else float.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self == other
 
     def __hash__(self):
-        return hash(self._key())
+        return float.__hash__(self)
 
     @property
     def quantity(self) -> str:
