@@ -106,3 +106,16 @@ def test_round_to_and_bad_fractions():
     assert widths["c2"] == 16
     with pytest.raises(Exception, match="c1"):
         structured.prune_channels(model, x, structure, {"c1": 1.0})
+
+
+def test_timm_vit_loses_heads_and_its_recorded_structure_says_so():
+    timm = pytest.importorskip("timm")
+    from edgeprune.models._shapes import structure
+
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=16, patch_size=8, num_classes=10,
+                              depth=1)
+    pruned(model, torch.randn(2, 3, 16, 16), keep=frozenset({"patch_embed.proj"}))
+    attn = model.blocks[0].attn
+    assert attn.num_heads == 1 and attn.qkv.out_features == 3 * 64
+    recorded = structure(model)["blocks.0.attn"]
+    assert recorded["num_heads"] == 1 and recorded.get("attn_dim", 64) == 64

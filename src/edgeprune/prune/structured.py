@@ -200,8 +200,12 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
     for qkv, attn in attention.items():
         module = modules[attn]
         module.num_heads = pruner.num_heads[modules[qkv]]
+        width = modules[qkv].out_features // 3
         if isinstance(getattr(module, "head_dim", None), int):
-            module.head_dim = modules[qkv].out_features // (3 * module.num_heads)
+            module.head_dim = width // module.num_heads
+        for attr in ("attn_dim", "all_head_size"):  # timm >= 1.0 / HF: the width of all heads together
+            if isinstance(getattr(module, attr, None), int):
+                setattr(module, attr, width)
     return _widths(model, structure)
 
 
