@@ -59,7 +59,8 @@ def check_prunable(roles: roles_lib.RoleTable, model: nn.Module) -> None:
 @register
 class MixAndMatch(Method):
     name = "mix_and_match"
-    summary = "ten per-layer strategies from layer roles × criteria (magnitude, gradient, product); unstructured"
+    summary = ("ten per-layer strategies from layer roles × criteria (magnitude, gradient, product); unstructured, "
+               "or channels/neurons/heads under a latency, size or MACs budget (granularity=channel)")
     default_budget = 0.8
     Options = Options
 
