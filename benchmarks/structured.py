@@ -31,18 +31,16 @@ import torch
 import torch_pruning as tp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save, shared_data_dir  # noqa: E402
-
 import edgeprune  # noqa: E402
+from common import save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
-from edgeprune import models  # noqa: E402
 from edgeprune.export.onnx import export_onnx  # noqa: E402
 from edgeprune.export.ort_latency import ort_latency  # noqa: E402
 from edgeprune.measure import accuracy, macs, param_count  # noqa: E402
 from edgeprune.measure.budget import parse  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
-from edgeprune.runs.inputs import train_config  # noqa: E402
 from edgeprune.methods.base import get_method  # noqa: E402
+from edgeprune.runs.inputs import train_config  # noqa: E402
 from edgeprune.scores import calibration_batches  # noqa: E402
 from edgeprune.train import default_config, fit  # noqa: E402
 
@@ -167,7 +165,7 @@ def main() -> None:
 
     device = side_by_side(finals, shape)
     base = device["dense"]
-    for name, d in device.items():
+    for d in device.values():
         d["speedup_b1"], d["speedup_b32"] = base["ms_b1"] / d["ms_b1"], base["ms_b32"] / d["ms_b32"]
     dense_macs = macs(dense, example).dense
     chosen_macs = ours.record["macs"]

@@ -7,6 +7,7 @@ from torch import nn
 
 from edgeprune import models
 from edgeprune.measure import param_count
+from edgeprune.models._shapes import structure
 from edgeprune.prune import structured
 
 
@@ -110,8 +111,6 @@ def test_round_to_and_bad_fractions():
 
 def test_timm_vit_loses_heads_and_its_recorded_structure_says_so():
     timm = pytest.importorskip("timm")
-    from edgeprune.models._shapes import structure
-
     model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=16, patch_size=8, num_classes=10,
                               depth=1)
     pruned(model, torch.randn(2, 3, 16, 16), keep=frozenset({"patch_embed.proj"}))
