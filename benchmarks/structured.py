@@ -38,8 +38,8 @@ from edgeprune.export.onnx import export_onnx  # noqa: E402
 from edgeprune.export.ort_latency import ort_latency  # noqa: E402
 from edgeprune.measure import accuracy, macs, param_count  # noqa: E402
 from edgeprune.measure.budget import parse  # noqa: E402
-from edgeprune.methods.dense import train_dense  # noqa: E402
 from edgeprune.methods.base import get_method  # noqa: E402
+from edgeprune.methods.dense import train_dense  # noqa: E402
 from edgeprune.runs.inputs import train_config  # noqa: E402
 from edgeprune.scores import calibration_batches  # noqa: E402
 from edgeprune.train import default_config, fit  # noqa: E402
