@@ -27,7 +27,7 @@ demo: install
 	$(BIN)/edgeprune demo
 
 test: install-all
-	$(BIN)/ruff check src
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 

@@ -35,11 +35,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, shared_data_dir  # noqa: E402
-
 from edgeprune import data, models  # noqa: E402
 from edgeprune.export import evaluate_int8, sparse  # noqa: E402
-from edgeprune.measure import accuracy, latency, macs, nonzeros, param_count, prunable_weights, sparsity  # noqa: E402
 from edgeprune.export.ort_latency import ort_latency  # noqa: E402
+from edgeprune.measure import accuracy, latency, macs, nonzeros, param_count, prunable_weights, sparsity  # noqa: E402
 from edgeprune.prune.channels import coupled_groups, remove_channels  # noqa: E402
 from edgeprune.prune.masks import global_masks, make_permanent  # noqa: E402
 from edgeprune.train import default_config, fit  # noqa: E402

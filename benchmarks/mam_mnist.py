@@ -22,9 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, save, shared_data_dir  # noqa: E402
-
-from edgeprune.runs.search import SearchConfig, run_search  # noqa: E402
 from edgeprune.runs import RunStore  # noqa: E402
+from edgeprune.runs.search import SearchConfig, run_search  # noqa: E402
 
 SETTINGS = {
     # ranges wide enough to reach the anchors; the small classifier may be pruned too at these sparsities

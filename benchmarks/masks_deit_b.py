@@ -34,7 +34,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save  # noqa: E402
-
 from edgeprune import models, scores  # noqa: E402
 from edgeprune.measure import prunable_weights  # noqa: E402
 from edgeprune.prune.masks import MaskBuilder  # noqa: E402

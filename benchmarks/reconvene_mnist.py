@@ -45,10 +45,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, save, shared_data_dir  # noqa: E402
-
 from edgeprune import models  # noqa: E402
-from edgeprune.measure import latency, macs  # noqa: E402
 from edgeprune.export.ort_latency import exported_latency, ort_latency  # noqa: E402
+from edgeprune.measure import latency, macs  # noqa: E402
 from edgeprune.methods import reconvene  # noqa: E402
 from edgeprune.prune.masks import apply_masks  # noqa: E402
 

@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save, shared_data_dir  # noqa: E402
-
 import torch  # noqa: E402
 
+import edgeprune  # noqa: E402
+from common import save, shared_data_dir  # noqa: E402
 from edgeprune import data  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
-from edgeprune.runs.search import SearchConfig, run_search  # noqa: E402
 from edgeprune.runs.executor import LocalExecutor  # noqa: E402
 from edgeprune.runs.ray_executor import RayExecutor  # noqa: E402
 from edgeprune.train import default_config  # noqa: E402
@@ -43,7 +42,7 @@ STRATEGIES = ["min", "p30", "p70", "max"]  # four distinct per-layer vectors -> 
 
 
 def records(run: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in map(json.loads, (run / "results.jsonl").read_text().splitlines()) if r["kind"] == "mam"}
+    return {r["id"]: r for r in map(json.loads, (run / "results.jsonl").read_text().splitlines()) if r["kind"] == "candidate"}
 
 
 def main() -> None:
@@ -61,22 +60,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         splits = data.load(dataset, root=root, limit=args.limit)
-        train_dense(args.model, splits, default_config(args.model, epochs=2, batch_size=64, lr=0.02), tmp / "dense", progress=False)
-        settings = dict(
-            model=args.model, dataset=dataset, data_dir=str(root) if root else None, limit=args.limit,
-            checkpoint=str(tmp / "dense" / "model.pt"), criteria=CRITERIA, strategies=STRATEGIES, epochs=args.epochs,
-            calib_batches=4, baseline_matches=0, baselines=[], finetune={"batch_size": 64}, save_checkpoints=True,
-        )
-        config = SearchConfig.build(settings)
+        dense, _ = train_dense(args.model, splits, default_config(args.model, epochs=2, batch_size=64, lr=0.02),
+                               tmp / "dense", progress=False)
+        settings = dict(model=args.model, dataset=dataset, limit=args.limit, method="mix_and_match", budgets=[0.9],
+                        criteria=CRITERIA, strategies=STRATEGIES, calib_batches=4,
+                        finetune={"epochs": args.epochs, "batch_size": 64})
+
+        def sweep(out, executor):
+            return edgeprune.sweep(dense, splits, method="mix_and_match", budgets=[0.9], out=out, executor=executor,
+                                   finetune=settings["finetune"], criteria=CRITERIA, strategies=STRATEGIES,
+                                   calib_batches=4, progress=False)
 
         t0, c0 = time.perf_counter(), time.process_time()
-        run_search(config, tmp / "local", progress=False, executor=LocalExecutor(threads=1))
+        sweep(tmp / "local", LocalExecutor(threads=1))
         local_wall, local_cpu = time.perf_counter() - t0, time.process_time() - c0
         print(f"sequential: {local_wall:.1f} s", flush=True)
 
         t0 = time.perf_counter()
         with RayExecutor(workers=args.workers, cpus_per_candidate=1) as executor:
-            run_search(config, tmp / "ray", progress=False, executor=executor)
+            sweep(tmp / "ray", executor)
             ray_wall = time.perf_counter() - t0
             stats = list(executor.stats)
             startup = executor.startup_seconds

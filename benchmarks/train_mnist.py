@@ -16,7 +16,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, shared_data_dir  # noqa: E402
-
 from edgeprune import data  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
 from edgeprune.train import default_config  # noqa: E402

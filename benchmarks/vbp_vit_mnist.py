@@ -33,7 +33,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, shared_data_dir  # noqa: E402
-
 from edgeprune import data, models  # noqa: E402
 from edgeprune.measure import accuracy  # noqa: E402
 from edgeprune.methods import vbp  # noqa: E402
@@ -100,7 +99,7 @@ def paired_ort_latency(dense, pruned, shape, batches, runs: int, rounds: int = 5
             times = [[], []]
             for _ in range(rounds):
                 for i, session in enumerate(sessions):
-                    t = time_calls(lambda: session.run(None, {name: x}), runs=per_round, warmup=3)
+                    t = time_calls(lambda s=session, x=x: s.run(None, {name: x}), runs=per_round, warmup=3)
                     times[i].append(t["median_ms"])
             out[f"ort_latency_ms_b{b}_before"] = statistics.median(times[0])
             out[f"ort_latency_ms_b{b}_after"] = statistics.median(times[1])
@@ -189,7 +188,7 @@ def aggregate(seeds: list[dict], args) -> list[dict]:
         recs = [(s["dense"], s["ratios"][i]) for s in seeds]
         row = {"ratio": ratio}
 
-        def add(key, fn):
+        def add(key, fn, recs=recs, row=row):
             vals = [fn(d, r) for d, r in recs]
             if all(v is not None for v in vals):
                 row[key] = mean_std(vals)

@@ -7,8 +7,8 @@ import torch
 
 from edgeprune import models
 from edgeprune.export import export_onnx
-from edgeprune.measure import latency
 from edgeprune.export.ort_latency import ort_latency
+from edgeprune.measure import latency
 
 
 def test_ort_latency_matches_torch_latency_shape(tmp_path):

@@ -8,8 +8,6 @@ import torch
 from helpers import assert_one_line_error
 
 
-
-
 @pytest.mark.parametrize(
     "args,needles",
     [
@@ -19,8 +17,6 @@ from helpers import assert_one_line_error
         (["--lr", "-0.1"], ["lr", "-0.1"]),
         (["--batch-size", "0"], ["batch_size", "0"]),
         (["--model", "vit", "--arg", "patch_size=3"], ["3"]),
-        (["--model", "timm:resnet18"], ["timm"]),
-        (["--model", "torchvision:resnet18"], ["torchvision"]),
         (["--arg", "oops"], ["oops", "key=value"]),
     ],
 )

@@ -8,7 +8,7 @@ from edgeprune.errors import DataError
 
 
 def test_wrong_md5_is_refused_before_unpickling(tmp_path, monkeypatch):
-    path = write_cifar_tarball(tmp_path, "cifar10")
+    write_cifar_tarball(tmp_path, "cifar10")
     monkeypatch.setattr(cifar, "unpickle", lambda *a: pytest.fail("unpickled an unverified file"))
     with pytest.raises(DataError, match=r"cifar-10-python\.tar\.gz has md5 [0-9a-f]{32}, expected c58f30108f"):
         load("cifar10", tmp_path)

@@ -26,7 +26,8 @@ def test_getitems_equals_stacking_getitem(splits):
 def test_loader_batches_cover_the_split_and_shuffle_is_seeded(splits):
     batches = list(splits.loader("val", batch_size=4))
     assert [b[0].shape[0] for b in batches] == [4, 4, 1] and batches[0][0].shape[1:] == (3, 8, 8)
-    order = lambda seed: torch.cat([y for _, y in splits.loader("train", 16, seed=seed)])
+    def order(seed):
+        return torch.cat([y for _, y in splits.loader("train", 16, seed=seed)])
     ref = torch.cat([y for _, y in make_loader(splits.train, 16)])
     assert torch.equal(order(3), order(3)) and not torch.equal(order(3), ref)
     assert sorted(order(3).tolist()) == sorted(ref.tolist())

@@ -8,10 +8,7 @@ from edgeprune import models
 from edgeprune.export import sparse
 from edgeprune.models import registry
 from edgeprune.utils.io import append_jsonl
-
 from helpers import assert_one_line_error
-
-
 
 
 class Branchy(nn.Module):

@@ -13,7 +13,7 @@ from edgeprune.utils.io import append_jsonl
 @pytest.fixture
 def run_dir(tmp_path):
     root = tmp_path / "run"
-    for i, cid in enumerate(["dense", "mag-s90", "mag-s95"]):
+    for _i, cid in enumerate(["dense", "mag-s90", "mag-s95"]):
         model = models.create("lenet300", num_classes=10, in_channels=1, image_size=8)
         models.save(model, root / "candidates" / f"{cid}.pt", meta={"dataset": "digits"})
         append_jsonl(root / "results.jsonl", {"id": cid, "checkpoint": f"candidates/{cid}.pt", "chosen": cid == "mag-s90"})

@@ -5,9 +5,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from edgeprune import scores
 from edgeprune.errors import ConfigError
 from edgeprune.prune.masks import global_masks, make_permanent, masks_from_model
-from edgeprune import scores
 
 
 def test_make_permanent_then_read_back():

@@ -10,7 +10,6 @@ from edgeprune.models import HFImageClassifier, create  # noqa: E402
 from helpers import TINY_HF as TINY  # noqa: E402
 
 
-
 @pytest.mark.parametrize("model_type", sorted(TINY))
 @pytest.mark.parametrize("channels,size", [(3, 32), (1, 28)])
 def test_tiny_hf_config_model_gives_logits(model_type, channels, size):

@@ -1,4 +1,4 @@
-"""A search killed with SIGKILL mid-run, then re-run with the same command: every candidate exactly once.
+"""A search (the alias of `prune mix_and_match`) killed with SIGKILL mid-run, then re-run with the same command: every candidate exactly once.
 
 The driver is killed as soon as a few candidate records exist (the next candidate is being trained, or its
 checkpoint or record is being written). The re-run takes over the dead process's lock, keeps the records
@@ -20,14 +20,10 @@ RECIPE = """\
 model: lenet300
 dataset: digits
 criteria: [magnitude, gradient]
-strategies: [min, balanced, p50, max]
+strategies: [min, balanced, max]
 dense_epochs: 1
 epochs: 2
 calib_batches: 2
-baselines: [magnitude, random]
-baseline_matches: 1
-dense: {batch_size: 64}
-finetune: {batch_size: 32}
 """
 
 
@@ -47,7 +43,7 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(run_cli, tmp_path):
     try:
         deadline = time.time() + 180
         # dense + at least two candidates finished; kill while the next one runs
-        while len([l for l in lines(results) if l.strip()]) < 3:
+        while len([ln for ln in lines(results) if ln.strip()]) < 3:
             assert driver.poll() is None, driver.stderr.read().decode()
             assert time.time() < deadline, "the search produced no records in time"
             time.sleep(0.02)
@@ -59,10 +55,10 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(run_cli, tmp_path):
 
     before = results.read_bytes()
     kept = before[: before.rfind(b"\n") + 1]  # complete lines (a torn last one is dropped on resume)
-    finished_before = [json.loads(l)["id"] for l in kept.splitlines()]
+    finished_before = [json.loads(ln)["id"] for ln in kept.splitlines()]
     plan = json.loads((run / "plan.json").read_text())
-    assert len(plan["kinds"]["mam"]["ids"]) == 6
-    assert len(finished_before) < 1 + 6 + 2, "the search finished before it could be killed"
+    assert len(plan["kinds"]["candidate"]["ids"]) == 6
+    assert len(finished_before) < 1 + 6, "the search finished before it could be killed"
 
     code, out, _ = run_cli("status", run)
     assert code == 0
@@ -79,11 +75,10 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(run_cli, tmp_path):
 
     after = results.read_bytes()
     assert after.startswith(kept)  # what was finished is kept as written, not recomputed
-    ids = [json.loads(l)["id"] for l in after.splitlines()]
+    ids = [json.loads(ln)["id"] for ln in after.splitlines()]
     plan = json.loads((run / "plan.json").read_text())
-    planned = ["dense", *plan["kinds"]["mam"]["ids"], *plan["kinds"]["baseline"]["ids"]]
+    planned = ["dense", *plan["kinds"]["candidate"]["ids"]]
     assert sorted(ids) == sorted(planned)  # every candidate exactly once
-    assert len(plan["kinds"]["baseline"]["ids"]) == 2
     for record in map(json.loads, after.splitlines()[1:]):
         assert record["status"] == "ok"
         assert (run / record["checkpoint"]).is_file()
@@ -92,4 +87,4 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(run_cli, tmp_path):
     code, out, _ = run_cli("status", run, "--json")
     status = json.loads(out)
     assert status["complete"] and status["lock"]["state"] == "none"
-    assert status["kinds"]["mam"] == {"planned": 6, "planned_known": True, "finished": 6, "ok": 6, "failed": 0, "pending": 0}
+    assert status["kinds"]["candidate"] == {"planned": 6, "planned_known": True, "finished": 6, "ok": 6, "failed": 0, "pending": 0}

@@ -10,7 +10,6 @@ from edgeprune.measure import prunable_weights  # noqa: E402
 from edgeprune.roles import ROLES, classify  # noqa: E402
 from helpers import TINY_HF as TINY  # noqa: E402
 
-
 # ViT/DeiT: separate q, k, v Linears (3 per block) + output projection; Swin adds patch merging (linear);
 # LeViT: 4-conv stem = patch_embed, fused qkv per block, subsample blocks have keys_values + queries,
 # BatchNorm after every Linear; ConvNeXt: patchify stem, depthwise + downsampling convs, pwconv MLP pairs.

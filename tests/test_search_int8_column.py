@@ -2,8 +2,8 @@
 
 import pytest
 
-from edgeprune.runs.search import SearchConfig, run_search
 from edgeprune.runs import RunStore
+from edgeprune.runs.search import SearchConfig, run_search
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -55,6 +55,7 @@ def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None
     m = get_method(method, **options)
     value = m.check_budget(m.default_budget if budget is None else budget)
     inputs = inputs_lib.resolve(model, data, example_input=example_input)
+    m.check(inputs.model, inputs.example)
     train = inputs_lib.train_config(m, inputs.model, finetune)
     state = m.prepare(inputs.model, inputs.data, inputs.example)
     job = Job(m, state, inputs.model, inputs.data, train, m.kd if kd is None else bool(kd), inputs.example)
@@ -79,6 +80,7 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     m = get_method(method, **options)
     values, seed_list = inputs_lib.budgets_of(m, budgets), inputs_lib.seeds_of(seeds)
     inputs = inputs_lib.resolve(model, data, example_input=example_input)
+    m.check(inputs.model, inputs.example)
     train = inputs_lib.train_config(m, inputs.model, finetune)
     return run_sweep(m, inputs, values, seed_list, out, train=train, kd=m.kd if kd is None else bool(kd),
                      executor=executor, progress=progress)

@@ -36,7 +36,7 @@ def _root(
 
 # Command modules register themselves on ``app`` when imported.
 # (not sorted: this order is the order of the commands in `edgeprune --help`)
-from edgeprune.cli import basics, demo, deploy, prune, search, vbp, roles, pai, scale  # noqa: E402,F401,I001
+from edgeprune.cli import basics, demo, deploy, prune, aliases, roles, scale  # noqa: E402,F401,I001
 
 
 def main(argv: list[str] | None = None) -> None:

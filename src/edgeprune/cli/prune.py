@@ -1,4 +1,8 @@
-"""``edgeprune prune METHOD``: any registered method on any model, one run directory, one report."""
+"""``edgeprune prune METHOD``: any registered method on any model, one run directory, one report.
+
+:func:`run_prune` is the one path every pruning command takes; ``search``, ``vbp`` and ``pai`` are aliases
+that translate their flags into it (see :mod:`edgeprune.cli.aliases`).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,16 @@ from edgeprune import data as data_lib
 from edgeprune import models as model_lib
 from edgeprune.api import sweep
 from edgeprune.cli import app
-from edgeprune.cli.common import console, parse_kv, table
+from edgeprune.cli.common import console, parse_kv, print_summary, table
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.methods.dense import train_dense
 from edgeprune.runs import inputs as inputs_lib
+from edgeprune.runs import report as run_report
+from edgeprune.runs.executor import make_executor
+from edgeprune.runs.search import render as render_search
+from edgeprune.runs.store import RunStore
+from edgeprune.runs.sweep import FORMAT, SweepResult, check_run_dir, sweep_identity
 from edgeprune.train import default_config
 
 
@@ -25,6 +34,8 @@ def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, 
     if checkpoint is not None:
         model = model_lib.load(checkpoint)
         build = model.edgeprune_build
+        if build.get("spec") != spec:
+            raise CheckpointError(f"checkpoint {str(checkpoint)!r} holds a {build.get('spec')!r} model, not --model {spec!r}")
         if (build.get("num_classes"), build.get("in_channels")) != (splits.num_classes, splits.in_channels):
             raise CheckpointError(
                 f"checkpoint {str(checkpoint)!r} is for {build.get('num_classes')} classes / {build.get('in_channels')} "
@@ -36,6 +47,42 @@ def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, 
     config = default_config(spec, epochs=dense_epochs)
     model, _ = train_dense(spec, splits, config, out / "dense", model_kwargs=model_args, progress=progress)
     return model
+
+
+def default_out(prefix: str, model: str, dataset: str) -> Path:
+    return Path("runs") / f"{prefix}-{Path(model.split(':')[0]).stem}-{dataset.split(':')[0]}"
+
+
+def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Path | None = None, budgets=None,
+              seeds=1, finetune=None, kd: bool | None = None, checkpoint: Path | None = None, dense_epochs: int = 5,
+              model_args: dict | None = None, options: dict | None = None, out: Path | None = None,
+              executor=None, progress: bool = True) -> SweepResult:
+    """Check everything, train the input model if no checkpoint is given, sweep, print the front."""
+    m = get_method(method, **(options or {}))
+    budget_list = inputs_lib.budgets_of(m, budgets)
+    seed_list = inputs_lib.seeds_of(seeds)
+    if dense_epochs <= 0:
+        raise ConfigError(f"--dense-epochs must be > 0, got {dense_epochs}")
+    model_args = model_args or {}
+    splits = data_lib.load(dataset, root=data_dir)
+    probe = inputs_lib.resolve(model, splits, model_args=model_args)  # the spec builds and takes the data
+    m.check(probe.model, probe.example)
+    train = inputs_lib.train_config(m, probe.model, finetune)
+    run_dir = out or default_out(f"prune-{method}", model, dataset)
+    # refuse another method's or configuration's folder before the input model is trained into it
+    check_run_dir(run_dir, sweep_identity(m, budget_list, seed_list, train, m.kd if kd is None else bool(kd)))
+    runner = executor or make_executor("local")
+    with runner:
+        trained = trained_input(model, model_args, checkpoint, splits, dense_epochs, run_dir, progress)
+        result = sweep(trained, splits, method=method, budgets=budget_list, seeds=seed_list, out=run_dir,
+                       executor=runner, finetune=finetune, kd=kd, progress=progress, **m.options.model_dump())
+    ok = [r for r in result.records if r.get("kind") == "candidate" and r.get("status") == "ok"]
+    if not ok:
+        failed = next((r for r in result.records if r.get("status") == "failed"), None)
+        raise ConfigError(f"every candidate failed (run directory {str(run_dir)!r}); the first: "
+                          f"{failed['error'] if failed else 'no candidate was planned'}")
+    print_result(result)
+    return result
 
 
 def print_result(result) -> None:
@@ -66,24 +113,34 @@ def prune_command(
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Method option key=value (repeatable), e.g. -O criteria=[magnitude]."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (re-running resumes it)."),
-    executor: str = typer.Option("local", help="local | ray."),
+    executor: str = typer.Option("local", help="local | ray (each candidate a Ray task)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join (HOST:PORT, ray://HOST:PORT or auto); default: start a local Ray."),
+    workers: Optional[int] = typer.Option(None, help="Candidates in flight at once with --executor ray (> 0)."),
+    cpus_per_candidate: Optional[int] = typer.Option(None, help="CPUs (torch threads) per candidate (> 0)."),
+    gpus_per_candidate: Optional[float] = typer.Option(None, help="GPUs per candidate (>= 0, fractions allowed with ray)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."""
-    m = get_method(method, **parse_kv(option, "--option"))
-    budgets = inputs_lib.budgets_of(m, [b.strip() for b in budget.split(",") if b.strip()] if budget else None)
-    seed_list = inputs_lib.seeds_of(seeds)
-    if dense_epochs <= 0:
-        raise ConfigError(f"--dense-epochs must be > 0, got {dense_epochs}")
-    model_args = parse_kv(arg)
-    splits = data_lib.load(dataset, root=data_dir)
-    probe = inputs_lib.resolve(model, splits, model_args=model_args)  # the spec builds and takes the data
-    inputs_lib.train_config(m, probe.model, finetune)
-    run_dir = out or Path("runs") / f"prune-{method}-{Path(model.split(':')[0]).stem}-{dataset.split(':')[0]}"
-    trained = trained_input(model, model_args, checkpoint, splits, dense_epochs, run_dir, not quiet)
-    result = sweep(trained, splits, method=method, budgets=budgets, seeds=seed_list, out=run_dir,
-                   executor=executor, finetune=finetune, kd=kd, progress=not quiet, **m.options.model_dump())
-    print_result(result)
+    runner = make_executor(executor, ray_address=ray_address, workers=workers,
+                           cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
+    run_prune(method, model, dataset, data_dir=data_dir, budgets=[b.strip() for b in budget.split(",") if b.strip()] if budget else None,
+              seeds=seeds, finetune=finetune, kd=kd, checkpoint=checkpoint, dense_epochs=dense_epochs,
+              model_args=parse_kv(arg), options=parse_kv(option, "--option"), out=out, executor=runner,
+              progress=not quiet)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run directory of `edgeprune prune` (or its aliases search, vbp, pai).")):
+    """Re-render a run's report (report.md, front.png, summary.json, chosen.pt) from results.jsonl."""
+    config = RunStore(run_dir).config()
+    if config.get("format") == FORMAT:
+        summary = run_report.render(run_dir)
+        print_result(SweepResult(run_dir, [], summary["front"], summary["chosen"], summary))
+    elif "criteria" in config:  # a run of the retired search pipeline (edgeprune demo still writes one)
+        print_summary(render_search(run_dir), run_dir)
+    else:
+        raise ConfigError(f"{str(run_dir)!r} was made by the `vbp`/`pai` commands of an earlier release, whose "
+                          "report.md was written by the run itself; re-run the command (now an alias of `prune`)")
 
 
 @app.command("methods")

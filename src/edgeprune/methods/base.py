@@ -92,7 +92,12 @@ class Method:
 
     budget_tolerance: ClassVar[float] = 0.02  # |achieved - budget| the contract test accepts
 
-    # -- the three steps ----------------------------------------------------------------------------
+    # -- the steps ----------------------------------------------------------------------------------
+    def check(self, model: nn.Module, example: torch.Tensor) -> None:
+        """Refuse, before anything is trained or written, a model this method cannot prune (one-line error).
+
+        Looks at the architecture only: it may be called on an untrained instance of the user's model."""
+
     def prepare(self, model: nn.Module, data, example: torch.Tensor) -> object:
         """What every candidate shares, computed once on the (unchanged) input model."""
         return None

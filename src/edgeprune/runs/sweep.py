@@ -35,12 +35,17 @@ class SweepResult:
     summary: dict
 
 
-def run_config(method: Method, inputs: Inputs, budgets, seeds, train: TrainConfig | None, kd: bool) -> dict:
+def sweep_identity(method: Method, budgets, seeds, train: TrainConfig | None, kd: bool) -> dict:
+    """What identifies a sweep apart from its model and data (known before the input model is trained)."""
     return {
         "format": FORMAT, "method": method.name, "options": json.loads(method.options.model_dump_json()),
         "budgets": budgets, "seeds": seeds, "finetune": train.model_dump() if train else None, "kd": kd,
-        "model": fingerprint(inputs.model), "data": describe_data(inputs.data),
     }
+
+
+def run_config(method: Method, inputs: Inputs, budgets, seeds, train: TrainConfig | None, kd: bool) -> dict:
+    return {**sweep_identity(method, budgets, seeds, train, kd),
+            "model": fingerprint(inputs.model), "data": describe_data(inputs.data)}
 
 
 def check_run_dir(out: Path, config: dict) -> None:

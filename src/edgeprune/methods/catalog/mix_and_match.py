@@ -83,6 +83,9 @@ class MixAndMatch(Method):
         measured = decision.info.get("measured")
         return measured if measured is not None else super().achieved(dense, decision)
 
+    def check(self, model, example):
+        check_prunable(roles_lib.classify(model, example), model)
+
     def prepare(self, model, data, example):
         opts = self.options
         if not opts.criteria or not opts.strategies:

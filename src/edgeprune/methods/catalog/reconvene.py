@@ -1,6 +1,9 @@
 """Reconvene: structured pruning at initialisation. An unstructured PaI mask of a freshly initialised copy
 tells which conv layers tolerate structured pruning; those lose channels physically; the shared runner
-then trains the smaller model from scratch (``finetune`` is its training budget)."""
+then trains the smaller model from scratch (``finetune`` is its training budget).
+
+``modes=["reconvene", "unstructured"]`` also trains the unstructured PaI mask itself (UPaI, the paper's
+comparison) as candidates of the same sweep, from the same initialisation and scores."""
 
 from __future__ import annotations
 
@@ -13,12 +16,14 @@ import torch
 from edgeprune import scores as scores_lib
 from edgeprune.config import Config
 from edgeprune.errors import ConfigError
-from edgeprune.methods.base import Decision, Method, register
-from edgeprune.methods.reconvene import DATA_SCORES, generate
+from edgeprune.methods.base import Candidate, Decision, Method, register
+from edgeprune.methods.reconvene import DATA_SCORES, generate, pai_masks
+from edgeprune.prune.masks import apply_masks
 from edgeprune.prune.rectify import CONV_TYPES, default_reinit
 
 
 class Options(Config):
+    modes: list[Literal["reconvene", "unstructured"]] = ["reconvene"]
     score: Literal["synflow", "snip", "grasp", "magnitude", "random"] = "synflow"
     synflow_rounds: int = pydantic.Field(100, gt=0)
     weighted: bool = False
@@ -49,22 +54,38 @@ class Reconvene(Method):
     budget_tolerance = 0.1
     Options = Options
 
+    def check(self, model, example):
+        if "reconvene" in self.options.modes and not any(isinstance(m, CONV_TYPES) for m in model.modules()):
+            raise ConfigError(f"model {type(model).__name__} has no convolution layer for Reconvene's structured step; "
+                              "-O modes=[unstructured] (pai --mode unstructured) trains the unstructured PaI mask only")
+
     def prepare(self, model, data, example):
-        if not any(isinstance(m, CONV_TYPES) for m in model.modules()):
-            raise ConfigError(f"model {type(model).__name__} has no convolution layer for Reconvene's structured step")
         batches = None
         if self.options.score in DATA_SCORES:
             batches = scores_lib.calibration_batches(data.train, self.options.calib_batches, self.options.calib_batch_size)
         return example[:1], batches
 
+    def candidates(self, state, budgets, seeds):
+        if not self.options.modes:
+            raise ConfigError("reconvene needs at least one mode: reconvene, unstructured")
+        names = {"reconvene": "reconvene", "unstructured": "upai"}
+        return [Candidate(f"{names[mode]}-b{b:g}-s{s}", b, s, {"mode": mode})
+                for b in budgets for s in seeds for mode in dict.fromkeys(self.options.modes)]
+
     def prune(self, state, model, candidate):
         example, batches = state
         o = self.options
         score_options = {"rounds": o.synflow_rounds} if o.score == "synflow" else None
+        if candidate.setting.get("mode") == "unstructured":
+            init = reinitialised(model, candidate.seed)
+            _, masks = pai_masks(init, example, candidate.budget, o.score, batches, seed=candidate.seed,
+                                 score_options=score_options)
+            apply_masks(init, masks)
+            return Decision(init, masks, {"mode": "unstructured", "score": o.score})
         pruned, masks, info = generate(
             reinitialised(model, candidate.seed), example, candidate.budget, o.score, batches,
             weighted=o.weighted, keep=o.keep, group_rule=o.group_rule, width=o.width, round_to=o.round_to,
             seed=candidate.seed, score_options=score_options,
         )
-        decided = {k: info[k] for k in ("score", "insensitive", "structured", "upai", "reconvene", "generation_seconds")}
+        decided = {"mode": "reconvene"} | {k: info[k] for k in ("score", "insensitive", "structured", "upai", "reconvene", "generation_seconds")}
         return Decision(pruned, masks, decided)

@@ -33,6 +33,9 @@ class VarianceBasedPruning(Method):
     budget_tolerance = 0.0
     Options = Options
 
+    def check(self, model, example):
+        find_mlp_blocks(model, example)
+
     def prepare(self, model, data, example):
         blocks = find_mlp_blocks(model, example)
         loader = make_loader(data.train, self.options.calib_batch_size)  # a user's DataLoader passes as it is

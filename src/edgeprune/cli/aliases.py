@@ -1,0 +1,174 @@
+"""``edgeprune search``, ``vbp`` and ``pai``: the commands of earlier releases, kept as aliases of
+``edgeprune prune METHOD``. Each translates its flags into :func:`~edgeprune.cli.prune.run_prune`, so the
+run directory, records, report, ``status`` and ``export`` are those of ``prune``.
+
+Flags that no longer apply (``--int8``, ``--limit``, ``--latency-*``, ``--onnx``, ``--reinit``,
+``--ranges derived``) are gone: Typer refuses them in one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+
+from edgeprune.cli import app
+from edgeprune.cli.common import parse_float_list, parse_kv
+from edgeprune.cli.prune import default_out, run_prune
+from edgeprune.errors import ConfigError
+from edgeprune.runs.executor import make_executor
+
+
+def load_recipe(path: Path) -> dict:
+    """A YAML recipe (safe_load): a mapping of the search flags (``model``, ``criteria``, ``epochs``...)."""
+    try:
+        data = yaml.safe_load(Path(path).read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"recipe {str(path)!r} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"recipe {str(path)!r} is not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {str(path)!r} must be a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+RECIPE_KEYS = ("model", "dataset", "data_dir", "checkpoint", "criteria", "strategies", "range_rules",
+               "target_sparsity", "seeds", "epochs", "dense_epochs", "calib_batches", "kd", "model_args")
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _given(**values) -> dict:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@app.command()
+def search(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec (required unless in the recipe)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Data set spec (default digits)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Trained dense model; without it the dense model is trained first."),
+    criteria: Optional[str] = typer.Option(None, help="Comma-separated: magnitude,gradient,product."),
+    strategies: Optional[str] = typer.Option(None, help="Comma-separated subset of the ten strategies."),
+    target_sparsity: Optional[str] = typer.Option(None, help="Global sparsity (or several, comma-separated) every strategy is calibrated to."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds per setting (> 0)."),
+    epochs: Optional[int] = typer.Option(None, help="Fine-tuning epochs per candidate (>= 0)."),
+    dense_epochs: Optional[int] = typer.Option(None, help="Epochs of dense training when no checkpoint is given."),
+    calib_batches: Optional[int] = typer.Option(None, help="Calibration batches for gradient scores (> 0)."),
+    kd: Optional[bool] = typer.Option(None, "--kd/--no-kd", help="Distil from the dense model while fine-tuning."),
+    arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="YAML recipe with the same settings; flags override it."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (re-running resumes it)."),
+    executor: str = typer.Option("local", help="local | ray (each candidate a Ray task)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join (HOST:PORT, ray://HOST:PORT or auto)."),
+    workers: Optional[int] = typer.Option(None, help="Candidates in flight at once with --executor ray (> 0)."),
+    cpus_per_candidate: Optional[int] = typer.Option(None, help="CPUs (torch threads) per candidate (> 0)."),
+    gpus_per_candidate: Optional[float] = typer.Option(None, help="GPUs per candidate (>= 0)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Alias of `edgeprune prune mix_and_match`: ten strategies per criterion, Pareto report."""
+    settings = load_recipe(recipe) if recipe else {}
+    unknown = sorted(set(settings) - set(RECIPE_KEYS))
+    if unknown:
+        raise ConfigError(f"recipe {str(recipe)!r}: unknown setting {unknown[0]!r}; allowed: {', '.join(RECIPE_KEYS)}")
+    settings |= _given(model=model, dataset=dataset, data_dir=data_dir, checkpoint=checkpoint,
+                       criteria=_split(criteria), strategies=_split(strategies), target_sparsity=target_sparsity,
+                       seeds=seeds, epochs=epochs, dense_epochs=dense_epochs, calib_batches=calib_batches, kd=kd,
+                       model_args=parse_kv(arg) or None)
+    if "model" not in settings:
+        raise ConfigError("--model is required (or a recipe with a 'model' key)")
+    budgets = settings.get("target_sparsity")
+    if isinstance(budgets, str):
+        budgets = parse_float_list(budgets, "--target-sparsity")
+    options = {k: settings[k] for k in ("criteria", "strategies", "range_rules", "calib_batches") if k in settings}
+    runner = make_executor(executor, ray_address=ray_address, workers=workers,
+                           cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
+    spec, data = str(settings["model"]), str(settings.get("dataset", "digits"))
+    run_prune("mix_and_match", spec, data, data_dir=settings.get("data_dir"), budgets=budgets,
+              seeds=settings.get("seeds", 1), finetune=settings.get("epochs"), kd=settings.get("kd"),
+              checkpoint=Path(settings["checkpoint"]) if settings.get("checkpoint") else None,
+              dense_epochs=settings.get("dense_epochs", 5), model_args=settings.get("model_args") or {},
+              options=options, out=out or default_out("search", spec, data), executor=runner, progress=not quiet)
+
+
+@app.command()
+def vbp(
+    model: str = typer.Option(..., "--model", "-m", help="Model spec with MLP blocks: vit, hf-config:deit, timm:…, path/to/file.py:factory."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Data set spec, e.g. mnist, cifar10, digits."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Trained model; without it a dense model is trained first (RUN/dense)."),
+    ratio: float = typer.Option(0.5, help="Fraction of all MLP hidden neurons to prune, in [0, 1)."),
+    ratios: Optional[str] = typer.Option(None, help="Several ratios, comma-separated (overrides --ratio), e.g. 0.1,0.3,0.5."),
+    calib_batches: int = typer.Option(0, help="Calibration batches for the statistics (>= 0; 0 = one pass over the training split)."),
+    calib_batch_size: int = typer.Option(64, help="Batch size of the calibration pass."),
+    epochs: int = typer.Option(10, help="KD fine-tune epochs after pruning (>= 0; 0 = none)."),
+    batch_size: int = typer.Option(32, help="Fine-tune batch size."),
+    lr: float = typer.Option(1.5e-5, help="Fine-tune learning rate (AdamW, cosine)."),
+    weight_decay: float = typer.Option(0.01, help="Fine-tune weight decay."),
+    patience: Optional[int] = typer.Option(3, help="Early stopping: fine-tune epochs without validation improvement."),
+    max_batches: Optional[int] = typer.Option(None, help="Cap on fine-tune batches per epoch (quick runs)."),
+    no_compensation: bool = typer.Option(False, "--no-compensation", help="Do not fold the pruned neurons' means into the next bias."),
+    selection: str = typer.Option("variance", help="variance (the paper) | magnitude | random."),
+    per_layer: bool = typer.Option(False, "--per-layer", help="Prune the ratio in every block instead of ranking globally."),
+    min_keep: int = typer.Option(1, help="Neurons every MLP block keeps at least."),
+    dense_epochs: int = typer.Option(10, help="Epochs of dense training when no --checkpoint is given."),
+    arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable), e.g. --arg dim=64."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets; default $EDGEPRUNE_DATA or ./data."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder; default runs/vbp-MODEL-DATASET."),
+    seed: int = typer.Option(0, help="Seed for the fine-tune and random selection."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Alias of `edgeprune prune vbp`: prune the lowest-variance MLP neurons, fold their means, KD fine-tune."""
+    budgets = parse_float_list(ratios, "--ratios") if ratios is not None else [ratio]
+    finetune = 0 if epochs == 0 else {"epochs": epochs, "batch_size": batch_size, "lr": lr,
+                                      "weight_decay": weight_decay, "patience": patience, "max_batches": max_batches}
+    options = {"selection": selection, "compensation": not no_compensation, "per_layer": per_layer,
+               "min_keep": min_keep, "calib_batches": calib_batches, "calib_batch_size": calib_batch_size}
+    run_prune("vbp", model, dataset, data_dir=data_dir, budgets=budgets, seeds=[seed], finetune=finetune,
+              checkpoint=checkpoint, dense_epochs=dense_epochs, model_args=parse_kv(arg), options=options,
+              out=out or default_out("vbp", model, dataset), progress=not quiet)
+
+
+@app.command()
+def pai(
+    model: str = typer.Option(..., "--model", "-m", help="Model spec, e.g. vgg11, vgg16, resnet20, lenet5."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Data set spec, e.g. mnist, cifar10, digits."),
+    sparsity: float = typer.Option(0.9, help="Global sparsity p of the PaI mask over Conv/Linear weights, in [0, 1)."),
+    score: str = typer.Option("synflow", help="PaI criterion: synflow | snip | grasp | magnitude | random."),
+    mode: str = typer.Option("both", help="reconvene | unstructured | both."),
+    epochs: int = typer.Option(10, help="Training epochs from scratch (> 0), the same for every model (dense included)."),
+    seeds: int = typer.Option(1, help="Number of seeds (0..K-1): initialisation, scores and training order."),
+    batch_size: int = typer.Option(128, help="Training batch size (> 0)."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (> 0); default by model family."),
+    max_batches: Optional[int] = typer.Option(None, help="Cap on training batches per epoch (quick runs)."),
+    weighted: bool = typer.Option(False, "--weighted", help="PSE: compare each conv layer with p (parameter-weighted average)."),
+    keep: str = typer.Option("score_mass", help="Channels an insensitive layer keeps: score_mass | zero_filters."),
+    group_rule: str = typer.Option("pooled", help="Residual groups: pooled | all."),
+    width: str = typer.Option("sqrt", help="With --keep score_mass: sqrt | density."),
+    round_to: int = typer.Option(1, "--round-to", help="Round each pruned layer's kept channels up to a multiple of this."),
+    rounds: int = typer.Option(100, help="SynFlow rounds (exponential schedule)."),
+    calib_batches: int = typer.Option(1, help="Calibration batches for snip/grasp (> 0)."),
+    calib_batch_size: int = typer.Option(100, help="Calibration batch size."),
+    arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets; default $EDGEPRUNE_DATA or ./data."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder; default runs/pai-MODEL-DATASET."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Alias of `edgeprune prune reconvene`: PaI mask at initialisation, Reconvene (structured) and UPaI, trained from scratch."""
+    modes = {"both": ["reconvene", "unstructured"], "reconvene": ["reconvene"], "unstructured": ["unstructured"]}
+    if mode not in modes:
+        raise ConfigError(f"--mode must be one of reconvene, unstructured, both, got {mode!r}")
+    if epochs <= 0:
+        raise ConfigError(f"--epochs must be > 0, got {epochs}")
+    train = _given(epochs=epochs, batch_size=batch_size, lr=lr, max_batches=max_batches)
+    options = {"modes": modes[mode], "score": score, "weighted": weighted, "keep": keep, "group_rule": group_rule,
+               "width": width, "round_to": round_to, "synflow_rounds": rounds, "calib_batches": calib_batches,
+               "calib_batch_size": calib_batch_size}
+    run_prune("reconvene", model, dataset, data_dir=data_dir, budgets=[sparsity], seeds=seeds, finetune=train,
+              dense_epochs=epochs, model_args=parse_kv(arg), options=options,
+              out=out or default_out("pai", model, dataset), progress=not quiet)
