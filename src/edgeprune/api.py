@@ -89,7 +89,7 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
 def save(pruned: Pruned | nn.Module, path: str | os.PathLike) -> Path:
     """Write a pruned model (or any module) with its structure, so :func:`load` rebuilds narrower layers."""
     if isinstance(pruned, Pruned):
-        meta = {"method": pruned.method, "budget": pruned.budget,
+        meta = {"method": pruned.method, "budget": float(pruned.budget), "budget_text": f"{pruned.budget}",
                 **{k: pruned.record[k] for k in ("val_acc", "test_acc", "sparsity", "params") if k in pruned.record}}
         return model_lib.save(pruned.model, path, meta=meta)
     if isinstance(pruned, nn.Module):

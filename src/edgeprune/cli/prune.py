@@ -15,7 +15,7 @@ from edgeprune import data as data_lib
 from edgeprune import models as model_lib
 from edgeprune.api import sweep
 from edgeprune.cli import app
-from edgeprune.cli.common import console, parse_float_list, parse_kv, print_summary, table
+from edgeprune.cli.common import console, parse_kv, print_summary, table
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.methods.dense import train_dense
@@ -55,6 +55,16 @@ def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, 
     config = default_config(spec, epochs=dense_epochs)
     model, _ = train_dense(spec, splits, config, out / "dense", model_kwargs=model_args, progress=progress)
     return model
+
+
+def parse_budgets(text: str | None) -> list[str] | None:
+    """``--budget`` 'a,b' -> ['a', 'b'] (each checked by the method: a number or a typed budget)."""
+    if text is None:
+        return None
+    values = [b.strip() for b in text.split(",") if b.strip()]
+    if not values:
+        raise ConfigError(f"--budget {text!r} must name at least one budget")
+    return values
 
 
 def default_out(prefix: str, model: str, dataset: str) -> Path:
@@ -112,7 +122,7 @@ def prune_command(
     model: str = typer.Option(..., "--model", "-m", help="Model spec: zoo name, hf:, hf-config:, timm:, torchvision: or path/to/file.py:factory."),
     dataset: str = typer.Option("digits", "--dataset", "-d", help="Data set spec."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets."),
-    budget: str = typer.Option(None, "--budget", "-b", help="Budget(s), comma-separated (the method's sparsity or ratio); default: the method's."),
+    budget: str = typer.Option(None, "--budget", "-b", help="Budget(s), comma-separated: the method's sparsity or ratio, or for mix_and_match with -O granularity=channel latency<=2.5ms[@b32], size<=1.5MB[@int8], macs<=40%, params<=100k; default: the method's."),
     seeds: int = typer.Option(1, "--seeds", help="Seeds per budget (> 0)."),
     finetune: Optional[int] = typer.Option(None, "--finetune", help="Fine-tune (or, for reconvene, training) epochs; 0 = none; default: the method's."),
     kd: Optional[bool] = typer.Option(None, "--kd/--no-kd", help="Distil from the input model while fine-tuning (default: the method's)."),
@@ -131,7 +141,7 @@ def prune_command(
     """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."""
     runner = make_executor(executor, ray_address=ray_address, workers=workers,
                            cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
-    run_prune(method, model, dataset, data_dir=data_dir, budgets=parse_float_list(budget, "--budget") if budget is not None else None,
+    run_prune(method, model, dataset, data_dir=data_dir, budgets=parse_budgets(budget),
               seeds=seeds, finetune=finetune, kd=kd, checkpoint=checkpoint, dense_epochs=dense_epochs,
               model_args=parse_kv(arg), options=parse_kv(option, "--option"), out=out, executor=runner,
               progress=not quiet)

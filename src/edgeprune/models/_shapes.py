@@ -27,7 +27,7 @@ SHAPE_ATTRS: tuple[tuple[type, tuple[str, ...]], ...] = (
     (nn.PReLU, ("num_parameters",)),
 )
 # head counts that attention layers (ours, HF, nn.MultiheadAttention) read at forward time
-HEAD_ATTRS = ("num_heads", "num_attention_heads", "attention_head_size", "all_head_size")
+HEAD_ATTRS = ("num_heads", "num_attention_heads", "attention_head_size", "all_head_size", "attn_dim")
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -71,3 +71,35 @@ def front_plot(groups: list[dict], front: list[dict], dense_acc: float, path: Pa
         ax.scatter([100 * chosen["removed"]], [100 * chosen["val_acc"]], marker="*", s=260, color="gold",
                    edgecolors="black", zorder=5, label="chosen")
     return _finish(fig, ax, path, dense_acc, "input model", "non-zero weights removed (%)", title)
+
+
+def deploy_plot(groups: list[dict], dense: dict, path: Path, limits: dict | None = None,
+                title: str = "validation accuracy on the device") -> Path:
+    """Two panels: validation accuracy vs ONNX Runtime latency (batch 1) and vs ONNX file bytes (FP32), the
+    input model as a star, the budget as a vertical line when the run had one (``limits``: record field ->
+    absolute limit, e.g. ``{"ort_latency_ms_b1": 2.5}``)."""
+    limits = limits or {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, key, scale, xlabel in ((axes[0], "ort_latency_ms_b1", 1.0, "ONNX Runtime latency, batch 1 (ms)"),
+                                   (axes[1], "onnx_bytes", 1e-3, "ONNX file (FP32, kB)")):
+        for k, method in enumerate(sorted({g["method"] for g in groups})):
+            pts = [g for g in groups if g["method"] == method and key in g]
+            ax.errorbar([scale * g[key] for g in pts], [100 * g["val_acc"] for g in pts],
+                        yerr=[100 * g.get("val_acc_std", 0) for g in pts], fmt="o", color=colors[k % len(colors)],
+                        label=method, alpha=0.85, capsize=2)
+        if key in dense:
+            ax.scatter([scale * dense[key]], [100 * dense["val_acc"]], marker="*", s=200, color="green",
+                       label="input model", zorder=5)
+        if key in limits:
+            ax.axvline(scale * limits[key], ls=":", color="red", label="budget")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation top-1 (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

@@ -51,8 +51,12 @@ class Job:
 
     def base_record(self, cand: Candidate) -> dict:
         setting = {k: v for k, v in cand.setting.items() if k != "sparsities"}
-        return {"id": cand.id, "kind": "candidate", "method": self.method.name, "budget": cand.budget,
-                "budget_name": self.method.budget_name, "seed": cand.seed, "setting": setting}
+        record = {"id": cand.id, "kind": "candidate", "method": self.method.name, "budget": cand.budget,
+                  "budget_name": getattr(cand.budget, "quantity", self.method.budget_name), "seed": cand.seed,
+                  "setting": setting}
+        if hasattr(cand.budget, "quantity"):  # a typed budget (edgeprune.measure.budget): its text too
+            record["budget_text"] = str(cand.budget)
+        return record
 
     def prune(self, cand: Candidate) -> Decision:
         return self.method.prune(self.state, self.model, cand)
@@ -81,7 +85,9 @@ class Job:
                 record.update(epochs_run=result.epochs_run, best_epoch=result.best_epoch)
         except EdgepruneError as exc:
             return self.failed(cand, str(exc), 1, time.perf_counter() - started), None
-        record.update(status="ok", **measure(model, self.data, self.example), seconds=time.perf_counter() - started)
+        deploy = {k: v for k, v in decision.info.get("deploy", {}).items() if not isinstance(v, dict)}
+        record.update(status="ok", **measure(model, self.data, self.example), **deploy,
+                      seconds=time.perf_counter() - started)
         return record, decision
 
     # -- the executors' contract (edgeprune.runs.executor) --------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgeprune.errors import ConfigError, DamagedFileError
 from edgeprune.report.pareto import pareto_front
-from edgeprune.report.plots import front_plot
+from edgeprune.report.plots import deploy_plot, front_plot
 from edgeprune.report.tables import write_csv
 from edgeprune.runs.lock import check_not_running
 from edgeprune.runs.store import RunStore
@@ -24,11 +24,14 @@ from edgeprune.utils.io import write_json, write_text
 
 NUMERIC = ("budget_achieved", "val_acc_pruned", "val_acc", "test_acc", "sparsity", "params", "nonzeros", "macs",
            "seconds")
+# measured on the device by structured methods (ONNX Runtime, 1 thread; bytes of the ONNX files)
+DEPLOY = ("ort_latency_ms_b1", "ort_latency_ms_b32", "speedup_b1", "speedup_b32", "onnx_bytes", "onnx_bytes_int8")
 
 
 def label(row: dict) -> str:
     setting = ", ".join(f"{k}={v}" for k, v in row["setting"].items() if k != "aliases" and v not in (None, [], {}))
-    return f"{row['method']} @ {row['budget_name']} {row['budget']:g}" + (f" ({setting})" if setting else "")
+    budget = row.get("budget_text") or f"{row['budget_name']} {row['budget']:g}"  # typed budgets: as the user wrote them
+    return f"{row['method']} @ {budget}" + (f" ({setting})" if setting else "")
 
 
 def group(records: list[dict], dense: dict) -> list[dict]:
@@ -42,9 +45,11 @@ def group(records: list[dict], dense: dict) -> list[dict]:
     for members in groups.values():
         first = members[0]
         row = {k: first[k] for k in ("method", "budget", "budget_name", "setting")}
+        if first.get("budget_text"):
+            row["budget_text"] = first["budget_text"]
         row["ids"] = [m["id"] for m in members]
         row["seeds"] = sorted(m["seed"] for m in members)
-        for key in NUMERIC:
+        for key in NUMERIC + DEPLOY:
             values = [m[key] for m in members if isinstance(m.get(key), (int, float))]
             if values:
                 row[key] = statistics.fmean(values)
@@ -142,6 +147,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
             tmp.replace(root / "chosen.pt")
     front_plot(groups, front, dense["val_acc"], root / "front.png", chosen,
                title=f"{config['method']}: validation accuracy vs weights removed")
+    deploy_lines = _deploy_section(root, records, groups, dense)
     failed = [r for r in records if r.get("status") == "failed"]
     lines = [
         f"# {config['method']} — {config['model'].get('name')} on {config['data'].get('name')}", "",
@@ -160,6 +166,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
                   f"Checkpoint: `chosen.pt` (candidate `{chosen['ids'][0]}`).", ""]
     lines += ["## Front (validation accuracy vs weights removed)", "", "![front](front.png)", ""] + _table(front)
     lines += ["", "## All settings (mean ± std over seeds)", ""] + _table(sorted(groups, key=lambda g: g["removed"]))
+    lines += deploy_lines
     if failed:
         lines += ["", "## Failed candidates", ""] + [f"- `{r['id']}`: {r['error']}" for r in failed]
     write_text(root / "report.md", "\n".join(lines) + "\n")
@@ -168,3 +175,28 @@ def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
                          for g in front]}
     write_json(root / "summary.json", summary)
     return summary
+
+
+def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: dict) -> list[str]:
+    """deploy.png and a table when candidates were measured on the device (structured methods)."""
+    measured = [g for g in groups if "ort_latency_ms_b1" in g]
+    if not measured:
+        return []
+    base = next((r["decided"]["deploy"]["dense"] for r in records
+                 if isinstance(r.get("decided", {}).get("deploy", {}).get("dense"), dict)), {})
+    limits = {r["budget_name"]: r["decided"]["limit"] for r in records
+              if r.get("kind") == "candidate" and isinstance(r.get("decided", {}).get("limit"), (int, float))}
+    deploy_plot(measured, {**base, "val_acc": dense["val_acc"]}, root / "deploy.png", limits)
+    out = ["", "## On the device (ONNX Runtime, 1 thread; ONNX file bytes)", "", "![deploy](deploy.png)", "",
+           "| setting | val % | test % | ms b1 | speed-up b1 | ms b32 | speed-up b32 | ONNX kB | INT8 kB | MACs |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    if base:
+        test = f"{100 * dense['test_acc']:.2f}" if "test_acc" in dense else "–"
+        out.append(f"| input model | {100 * dense['val_acc']:.2f} | {test} | "
+                   f"{base['ort_latency_ms_b1']:.3f} | 1.00 | {base['ort_latency_ms_b32']:.2f} | 1.00 | "
+                   f"{base['onnx_bytes'] / 1e3:,.1f} | {base['onnx_bytes_int8'] / 1e3:,.1f} | {dense['macs']:,} |")
+    for g in sorted(measured, key=lambda g: g["ort_latency_ms_b1"]):
+        out.append(f"| {g['label']} | {_pm(g, 'val_acc')} | {_pm(g, 'test_acc')} | {g['ort_latency_ms_b1']:.3f} | "
+                   f"{g['speedup_b1']:.2f} | {g['ort_latency_ms_b32']:.2f} | {g['speedup_b32']:.2f} | "
+                   f"{g['onnx_bytes'] / 1e3:,.1f} | {g['onnx_bytes_int8'] / 1e3:,.1f} | {g['macs']:,.0f} |")
+    return out

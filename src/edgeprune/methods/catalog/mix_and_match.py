@@ -2,6 +2,9 @@
 
 Each candidate is one (criterion, strategy) pair calibrated to the budget (global sparsity of the
 prunable weights); its exact per-layer masks are kept while the shared runner fine-tunes it.
+With ``granularity="channel"`` the strategies are channel fractions: whole channels, neurons and heads
+leave the model (:mod:`edgeprune.methods.structured_mam`), the budget may be a measured latency, ONNX
+size, MACs or parameter count (:mod:`edgeprune.measure.budget`), and fine-tuning distils from the input.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
 from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, Config
 from edgeprune.errors import ConfigError
+from edgeprune.measure import budget as budget_lib
+from edgeprune.methods import structured_mam
 from edgeprune.methods.base import Candidate, Decision, Method, register
 from edgeprune.prune.masks import MaskBuilder, apply_masks
 
@@ -33,6 +38,10 @@ class Options(Config):
     range_rules: dict = {}
     calib_batches: int = pydantic.Field(10, le=MAX_BATCHES)
     calib_batch_size: int = pydantic.Field(32, le=MAX_BATCH_SIZE)
+    granularity: Literal["weight", "channel"] = "weight"
+    round_to: int = pydantic.Field(1, ge=1)  # channel: kept widths are multiples of it
+    latency_runs: int = pydantic.Field(20, gt=0)  # channel: ONNX Runtime runs per latency measurement
+    deploy_metrics: bool = True  # channel: ONNX bytes and ONNX Runtime latency (batch 1, 32) in every record
 
     @pydantic.field_validator("range_rules")
     @classmethod
@@ -56,9 +65,29 @@ def check_prunable(roles: roles_lib.RoleTable, model: nn.Module) -> None:
 @register
 class MixAndMatch(Method):
     name = "mix_and_match"
-    summary = "ten per-layer strategies from layer roles × criteria (magnitude, gradient, product); unstructured"
+    summary = ("ten per-layer strategies from layer roles × criteria (magnitude, gradient, product); unstructured, "
+               "or channels/neurons/heads under a latency, size or MACs budget (granularity=channel)")
     default_budget = 0.8
     Options = Options
+
+    @property
+    def channel(self) -> bool:
+        return self.options.granularity == "channel"
+
+    @property
+    def kd(self) -> bool:  # channel granularity distils from the input model by default
+        return self.channel
+
+    def check_budget(self, budget):
+        value = budget_lib.parse(budget) if isinstance(budget, str) or self.channel else budget
+        if isinstance(value, budget_lib.Budget) and not self.channel:
+            raise ConfigError(f"budget {value} needs granularity='channel' (unstructured masks change neither "
+                              f"latency, ONNX size nor MACs); with granularity='weight' give a sparsity in [0, 1)")
+        return value if isinstance(value, budget_lib.Budget) else super().check_budget(value)
+
+    def achieved(self, dense, decision):
+        measured = decision.info.get("measured")
+        return measured if measured is not None else super().achieved(dense, decision)
 
     def check(self, model, example):
         check_prunable(roles_lib.classify(model, example), model)
@@ -67,6 +96,8 @@ class MixAndMatch(Method):
         opts = self.options
         if not opts.criteria or not opts.strategies:
             raise ConfigError("mix_and_match needs at least one criterion and one strategy")
+        if self.channel:
+            return structured_mam.prepare(model, data, example, opts)
         roles = roles_lib.classify(model, example)
         check_prunable(roles, model)
         ranges = ranges_lib.rules(roles, ranges_lib.RangeRules.build(opts.range_rules))
@@ -76,10 +107,13 @@ class MixAndMatch(Method):
                     for c in opts.criteria}
         return State(roles, ranges, builders)
 
-    def candidates(self, state: State, budgets, seeds):
+    def candidates(self, state, budgets, seeds):
         plan = []
         for budget in budgets:
-            built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in self.options.strategies}
+            if self.channel:
+                built = structured_mam.strategy_vectors(state, self.options.strategies, budget)
+            else:
+                built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in self.options.strategies}
             same = strategies_lib.duplicates(built)
             seen: set[str] = set()
             for strategy in self.options.strategies:
@@ -90,11 +124,19 @@ class MixAndMatch(Method):
                 for criterion in self.options.criteria:
                     setting = {"criterion": criterion, "strategy": strategy, "aliases": aliases,
                                "sparsities": built[strategy]}
+                    if self.channel:
+                        setting["granularity"] = "channel"
                     plan += [Candidate(f"mam-{criterion}-{strategy}-b{budget:g}-s{s}", budget, s, setting) for s in seeds]
         return plan
 
-    def prune(self, state: State, model, candidate):
+    def prune(self, state, model, candidate):
         setting = candidate.setting
+        if self.channel:
+            pruned, widths = structured_mam.pruned_copy(state, model, setting["sparsities"], setting["criterion"])
+            info = {k: setting[k] for k in ("criterion", "strategy", "aliases", "granularity")}
+            calibration = state.calibrated.get((str(candidate.budget), setting["strategy"]), {})
+            deploy = structured_mam.deploy_metrics(state, pruned, widths)
+            return Decision(pruned, None, {**info, **calibration, "widths": widths, "deploy": deploy})
         masks = state.builders[setting["criterion"]].layerwise(setting["sparsities"])
         pruned = copy.deepcopy(model)
         apply_masks(pruned, masks)

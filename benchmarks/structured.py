@@ -1,0 +1,215 @@
+"""Structured Mix-and-Match vs Torch-Pruning's BasePruner at the same measured ONNX Runtime latency (MNIST).
+
+    python benchmarks/structured.py --model resnet20 [--budget latency<=50%] [--limit 6000] [--epochs 2]
+    python benchmarks/structured.py --model vgg16 --arg width_mult=0.5
+
+One trained model (dense training by the script on a stratified MNIST subset), then:
+
+* ours: ``edgeprune.prune(..., method="mix_and_match", granularity="channel", budget=BUDGET)``: every
+  strategy calibrated by bisection to the latency budget measured in ONNX Runtime, criteria × strategies
+  fine-tuned with KD from the dense model; the best by validation is "ours (chosen)".
+* Torch-Pruning ``BasePruner`` with GroupMagnitudeImportance and GroupTaylorImportance, uniform (per-layer)
+  and global ratio, classifier ignored, its one pruning ratio bisected on the same measured latency; the
+  same fine-tune recipe (epochs, optimiser, KD) through ``edgeprune.train.fit``.
+
+Finally every model's ONNX Runtime latency (1 thread, batch 1 and 32) is measured again side by side in
+interleaved rounds (medians), so the speed-ups are ratios from one run. Test accuracy is measured once per
+final model; selection uses validation only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch_pruning as tp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import edgeprune  # noqa: E402
+from common import save, shared_data_dir  # noqa: E402
+from edgeprune import data as data_lib  # noqa: E402
+from edgeprune.export.onnx import export_onnx  # noqa: E402
+from edgeprune.export.ort_latency import ort_latency  # noqa: E402
+from edgeprune.measure import accuracy, macs, param_count  # noqa: E402
+from edgeprune.measure.budget import parse  # noqa: E402
+from edgeprune.methods.base import get_method  # noqa: E402
+from edgeprune.methods.dense import train_dense  # noqa: E402
+from edgeprune.runs.inputs import train_config  # noqa: E402
+from edgeprune.scores import calibration_batches  # noqa: E402
+from edgeprune.train import default_config, fit  # noqa: E402
+
+
+def onnx_latency(model, shape, batch: int, runs: int = 20) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.onnx"
+        export_onnx(model, path, input_shape=shape)
+        return ort_latency(path, batch_size=batch, runs=runs, threads=1)["median_ms"]
+
+
+def tp_prune(dense, example, importance: str, global_pruning: bool, ratio: float, batches=None):
+    model = copy.deepcopy(dense).eval()
+    imp = tp.importance.GroupMagnitudeImportance(p=2) if importance == "magnitude" else tp.importance.GroupTaylorImportance()
+    outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == example_classes(dense, example)]
+    pruner = tp.pruner.BasePruner(model, example, importance=imp, pruning_ratio=ratio, global_pruning=global_pruning,
+                                  ignored_layers=outputs, max_pruning_ratio=0.95)
+    if importance == "taylor":
+        model.zero_grad()
+        for x, y in batches:
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+    pruner.step()
+    model.zero_grad(set_to_none=True)
+    return model
+
+
+def example_classes(model, example) -> int:
+    with torch.no_grad():
+        return int(model.eval()(example).shape[-1])
+
+
+def calibrate_tp(dense, example, shape, importance, global_pruning, limit_ms, batch, batches, steps=6):
+    """The smallest pruning ratio whose measured latency fits ``limit_ms`` (bisection, like ours)."""
+    lo, hi = 0.0, 0.85  # above this, groups of 8 channels would lose all and Torch-Pruning skips them
+    best = tp_prune(dense, example, importance, global_pruning, hi, batches)
+    if onnx_latency(best, shape, batch) > limit_ms:
+        return best, hi, False
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        model = tp_prune(dense, example, importance, global_pruning, mid, batches)
+        if onnx_latency(model, shape, batch) <= limit_ms:
+            hi, best = mid, model
+        else:
+            lo = mid
+    return best, hi, True
+
+
+def side_by_side(named: dict, shape, rounds: int = 3, runs: int = 20) -> dict:
+    """Median ORT latency (batch 1 and 32) of every model, timed in interleaved rounds."""
+    times = {n: {1: [], 32: []} for n in named}
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {}
+        for i, (name, model) in enumerate(named.items()):
+            paths[name] = Path(folder) / f"{i}.onnx"
+            export_onnx(model, paths[name], input_shape=shape)
+        for _ in range(rounds):
+            for name, path in paths.items():
+                for b in (1, 32):
+                    times[name][b].append(ort_latency(path, batch_size=b, runs=runs, threads=1)["median_ms"])
+        size = {n: p.stat().st_size for n, p in paths.items()}
+    return {n: {"ms_b1": statistics.median(t[1]), "ms_b32": statistics.median(t[32]), "onnx_bytes": size[n]}
+            for n, t in times.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--arg", action="append", default=[], help="model argument key=value")
+    p.add_argument("--budget", default="latency<=50%")
+    p.add_argument("--limit", type=int, default=6000, help="MNIST train+val images")
+    p.add_argument("--dense-epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=1, help="fine-tune epochs (ours and Torch-Pruning alike)")
+    p.add_argument("--criteria", default="magnitude,product")
+    p.add_argument("--strategies", default="balanced,late_heavy,early_heavy,param_prop")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    root = shared_data_dir()
+    if root is None:
+        sys.exit("MNIST not found: set EDGEPRUNE_DATA")
+    started = time.perf_counter()
+    splits = data_lib.load("mnist", root=root, limit=args.limit, seed=args.seed)
+    kwargs = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.arg)}
+    shape = (1, 28, 28)
+    example = torch.zeros(1, *shape)
+    with tempfile.TemporaryDirectory() as work:
+        dense, _ = train_dense(args.model, splits, default_config(args.model, epochs=args.dense_epochs), Path(work),
+                               model_kwargs=kwargs, progress=False)
+    dense.eval()
+    dense_test = accuracy(dense, splits.test)
+    budget = parse(args.budget)
+    print(f"dense: test {dense_test:.4f}, {time.perf_counter() - started:.0f}s", flush=True)
+
+    # ours
+    t0 = time.perf_counter()
+    ours = edgeprune.prune(dense, splits, method="mix_and_match", budget=budget, finetune=args.epochs, seed=args.seed,
+                           granularity="channel", criteria=args.criteria.split(","),
+                           strategies=args.strategies.split(","), calib_batches=4)
+    ours_seconds = time.perf_counter() - t0
+    limit_ms = next(r["decided"]["limit"] for r in ours.candidates if r.get("status") == "ok")
+    print(f"ours: {len(ours.candidates)} candidates, {ours_seconds:.0f}s, limit {limit_ms:.3f} ms", flush=True)
+
+    # Torch-Pruning, same latency, same fine-tune recipe
+    recipe = train_config(get_method("mix_and_match", granularity="channel"), dense, args.epochs)
+    batches = calibration_batches(splits.train, 4, 32)
+    baselines, finals = {}, {"dense": dense, "ours (chosen)": ours.model}
+    for importance in ("magnitude", "taylor"):
+        for global_pruning in (False, True):
+            name = f"TP {importance} {'global' if global_pruning else 'uniform'}"
+            t0 = time.perf_counter()
+            model, ratio, met = calibrate_tp(dense, example, shape, importance, global_pruning, limit_ms,
+                                             budget.batch, batches)
+            pruned_val = accuracy(model, splits.val)
+            fit(model, splits.train, splits.val, recipe.replace(seed=args.seed), teacher=dense, progress=False)
+            baselines[name] = {"ratio": ratio, "budget_met": met, "val_acc_pruned": pruned_val,
+                               "val_acc": accuracy(model, splits.val), "test_acc": accuracy(model, splits.test),
+                               "params": param_count(model), "macs": macs(model, example).dense,
+                               "seconds": time.perf_counter() - t0}
+            finals[name] = model
+            print(name, baselines[name], flush=True)
+
+    device = side_by_side(finals, shape)
+    base = device["dense"]
+    for d in device.values():
+        d["speedup_b1"], d["speedup_b32"] = base["ms_b1"] / d["ms_b1"], base["ms_b32"] / d["ms_b32"]
+    dense_macs = macs(dense, example).dense
+    chosen_macs = ours.record["macs"]
+    result = {
+        "model": args.model, "model_args": kwargs, "budget": str(budget), "limit_ms": limit_ms,
+        "settings": {"mnist_train_val_images": args.limit, "dense_epochs": args.dense_epochs,
+                     "finetune_epochs": args.epochs, "seeds": [args.seed], "criteria": args.criteria,
+                     "strategies": args.strategies, "threads": 1,
+                     "note": "one seed (time budget of this machine); 3 seeds not run"},
+        "dense": {"test_acc": dense_test, "val_acc": accuracy(dense, splits.val), "params": param_count(dense),
+                  "macs": dense_macs},
+        "ours": {"chosen": ours.record["id"], "seconds": ours_seconds, "candidates": [
+            {k: r.get(k) for k in ("id", "val_acc_pruned", "val_acc", "test_acc", "params", "macs", "budget_achieved",
+                                   "ort_latency_ms_b1", "ort_latency_ms_b32", "speedup_b1", "speedup_b32",
+                                   "onnx_bytes", "onnx_bytes_int8")} for r in ours.candidates]},
+        "torch_pruning": baselines,
+        "side_by_side": device,
+        "speedup_per_mac_saved_chosen": device["ours (chosen)"]["speedup_b1"] / (dense_macs / chosen_macs),
+        "seconds": time.perf_counter() - started,
+    }
+    rows = [("dense", result["dense"]["val_acc"], dense_test, result["dense"]["params"], dense_macs)]
+    rows.append(("ours (chosen)", ours.record["val_acc"], ours.record["test_acc"], ours.record["params"], chosen_macs))
+    rows += [(n, b["val_acc"], b["test_acc"], b["params"], b["macs"]) for n, b in baselines.items()]
+    lines = [f"### Structured pruning at a measured latency budget: {args.model} {kwargs or ''} on MNIST",
+             "",
+             f"Budget `{budget}` (ONNX Runtime, 1 thread, batch {budget.batch}: {limit_ms:.3f} ms); MNIST subset of "
+             f"{args.limit:,} train+val images, dense training {args.dense_epochs} epochs, fine-tune {args.epochs} "
+             f"epoch(s) with KD for every pruned model, **one seed** (3 seeds did not fit this machine's time budget). "
+             f"Ours: criteria {args.criteria} × strategies {args.strategies}, chosen by validation. Torch-Pruning: "
+             "BasePruner, ratio bisected to the same latency. Latency re-measured side by side (interleaved rounds, "
+             "medians); test accuracy on the full 10,000-image MNIST test set.",
+             "",
+             "| model | val % | test % | params | MACs | ms b1 | × b1 | ms b32 | × b32 | ONNX kB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, val, test, params, m in rows:
+        d = device[name]
+        lines.append(f"| {name} | {100 * val:.2f} | {100 * test:.2f} | {params:,} | {m:,} | {d['ms_b1']:.3f} | "
+                     f"{d['speedup_b1']:.2f} | {d['ms_b32']:.2f} | {d['speedup_b32']:.2f} | {d['onnx_bytes'] / 1e3:,.1f} |")
+    lines += ["", f"Speed-up per MAC saved (ours, chosen, batch 1): {result['speedup_per_mac_saved_chosen']:.2f}. "
+              f"Total run time {result['seconds'] / 60:.1f} min."]
+    name = f"structured_{args.model}" + ("_" + "_".join(f"{k}{v}" for k, v in kwargs.items()) if kwargs else "")
+    save(name, result, "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Mix-and-Match at channel granularity: the ten strategies as per-layer channel fractions, calibrated to a
+budget measured on the pruned model (ONNX Runtime latency, ONNX file bytes, MACs, parameters or sparsity).
+
+The ranges come from the layer roles exactly as for weights, with channel-sized defaults
+(:data:`CHANNEL_RANGES`, overridable through ``range_rules``). Every strategy is moved by ONE common shift
+``t`` (each layer ``clip(s + t, lo, hi)``, so it keeps its shape), found by bisection on the measured
+quantity: the least pruning whose measured cost fits the budget. If the budget cannot be met inside the
+ranges, layers may leave them (``[0, CEILING]``); if it cannot be met even then, the error names the
+smallest reachable value. Channel counts depend on the fractions only, never on the criterion, so one
+calibration serves all three criteria; measurements are cached per set of widths.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgeprune import ranges as ranges_lib
+from edgeprune import roles as roles_lib
+from edgeprune import scores as scores_lib
+from edgeprune import strategies as strategies_lib
+from edgeprune.errors import ConfigError
+from edgeprune.export.int8 import quantize
+from edgeprune.export.onnx import export_onnx
+from edgeprune.export.ort_latency import ort_latency
+from edgeprune.measure import macs, param_count, prunable_weights
+from edgeprune.measure.budget import Budget, kind_of
+from edgeprune.prune import structured
+
+CEILING = 0.9  # a layer never loses more than this fraction of its channels
+STEPS = {"latency": 7, "size": 8}  # bisection steps per measured kind (others: DEFAULT_STEPS)
+DEFAULT_STEPS = 12
+
+# channel fractions per role: far below the weight ranges (removing a fraction f of channels on both sides
+# of a layer removes about 1 - (1 - f)^2 of its weights and MACs)
+CHANNEL_RANGES = {
+    "small": (0.0, 0.2), "small_numel": 1000, "patch_embed": (0.0, 0.1),
+    "classifier_large": (0.0, 0.0), "classifier_small": (0.0, 0.0),
+    "conv": [(0.4, 0.10, 0.30), (0.6, 0.20, 0.40), (0.8, 0.25, 0.50), (1.0, 0.30, 0.60)],
+    "attn_qkv": (0.0, 0.5), "attn_proj": (0.0, 0.2),
+    "mlp_in": [(0.5, 0.20, 0.50), (1.0, 0.30, 0.60)], "mlp_out": (0.0, 0.2),
+    "linear": (0.30, 0.70), "transformer_linear": (0.0, 0.2),
+}
+
+
+@dataclass
+class ChannelState:
+    roles: roles_lib.RoleTable
+    ranges: dict
+    structure: structured.StructurePlan
+    scores: dict  # criterion -> per-weight scores (None: magnitude, read from the weights)
+    example: torch.Tensor
+    dense: dict  # the input model's params, MACs, prunable weights (relative budgets, sparsity)
+    model: nn.Module  # the input model (calibration prunes copies of it)
+    round_to: int = 1
+    latency_runs: int = 20
+    deploy: bool = True  # measure every candidate's ONNX bytes and ONNX Runtime latency
+    cache: dict = field(default_factory=dict)  # (budget kind, widths) -> measured value
+    calibrated: dict = field(default_factory=dict)  # (budget text, strategy) -> what calibration found
+
+
+def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelState:
+    """Roles, channel ranges, the model's structure and each criterion's scores, computed once."""
+    roles = roles_lib.classify(model, example)
+    rules = ranges_lib.RangeRules.build({**CHANNEL_RANGES, **options.range_rules})
+    ranges = ranges_lib.rules(roles, rules)
+    keep = frozenset(e.module_name for e in roles.prunable() if e.role == "patch_embed")
+    structure = structured.plan(model, example, keep_embedding=keep)
+    needs_data = any(c != "magnitude" for c in options.criteria)
+    batches = scores_lib.calibration_batches(data.train, options.calib_batches, options.calib_batch_size) if needs_data else None
+    scores = {c: None if c == "magnitude" else scores_lib.compute(c, model, batches) for c in options.criteria}
+    dense = {"params": param_count(model), "macs": macs(model, example[:1]).dense,
+             "prunable": sum(w.numel() for w in prunable_weights(model).values())}
+    return ChannelState(roles, ranges, structure, scores, example[:1], dense, model, options.round_to,
+                        options.latency_runs, options.deploy_metrics)
+
+
+def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, criterion: str = "magnitude"):
+    """A copy of ``model`` with the channels of strategy ``vector`` ("<module>.weight" -> fraction) removed."""
+    small = copy.deepcopy(model)
+    widths = structured.prune_channels(small, state.example, state.structure, structured.fractions_from_params(vector),
+                                       state.scores.get(criterion), round_to=state.round_to)
+    return small, widths
+
+
+# --------------------------------------------------------------------------------------------- measuring
+
+LATENCY_BATCHES = (1, 32)
+
+
+def _deploy(model: nn.Module, example: torch.Tensor, runs: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="edgeprune-deploy-") as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(model, path, input_shape=tuple(example.shape[1:]))
+        out = {"onnx_bytes": path.stat().st_size,
+               "onnx_bytes_int8": quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"]}
+        for b in LATENCY_BATCHES:
+            out[f"ort_latency_ms_b{b}"] = ort_latency(path, batch_size=b, runs=runs, threads=1)["median_ms"]
+    return out
+
+
+def deploy_metrics(state: ChannelState, model: nn.Module, widths: dict) -> dict:
+    """FP32 and INT8 (dynamic) ONNX bytes and ONNX Runtime latency (1 thread, batch 1 and 32) of ``model``,
+    with the input model's and the speed-ups; measured once per set of widths (fine-tuning changes neither).
+    """
+    if not state.deploy:
+        return {}
+    if "deploy-dense" not in state.cache:
+        state.cache["deploy-dense"] = _deploy(state.model, state.example, state.latency_runs)
+    key = ("deploy", tuple(sorted(widths.items())), tuple(getattr(m, "num_heads", 0) for m in model.modules()))
+    if key not in state.cache:
+        state.cache[key] = _deploy(model, state.example, state.latency_runs)
+    out, dense = dict(state.cache[key]), state.cache["deploy-dense"]
+    for b in LATENCY_BATCHES:
+        out[f"speedup_b{b}"] = dense[f"ort_latency_ms_b{b}"] / out[f"ort_latency_ms_b{b}"]
+    out["dense"] = dense
+    return out
+
+
+def measure(state: ChannelState, model: nn.Module, budget) -> float:
+    """The budget's quantity measured on ``model`` (sparsity: fraction of the input's prunable weights removed)."""
+    kind = kind_of(budget)
+    if kind == "sparsity":
+        return 1.0 - sum(w.numel() for w in prunable_weights(model).values()) / max(state.dense["prunable"], 1)
+    if kind == "params":
+        return float(param_count(model))
+    if kind == "macs":
+        return float(macs(model, state.example).dense)
+    with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(model, path, input_shape=tuple(state.example.shape[1:]))
+        if kind == "latency":
+            return float(ort_latency(path, batch_size=budget.batch, runs=state.latency_runs, threads=1)["median_ms"])
+        if budget.precision == "int8":
+            return float(quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"])
+        return float(path.stat().st_size)
+
+
+def _cost(state: ChannelState, budget) -> tuple[Callable[[float], bool], float]:
+    """(does a measured value fit, the absolute limit) of ``budget``."""
+    if kind_of(budget) == "sparsity":
+        return (lambda v: v >= float(budget) - 1e-9), float(budget)
+    limit = budget.limit(dense_value(state, budget)) if budget.relative else float(budget)
+    return (lambda v: v <= limit), limit
+
+
+def dense_value(state: ChannelState, budget: Budget) -> float:
+    """The input model's value of ``budget``'s quantity (measured once)."""
+    key = ("dense", budget.quantity)
+    if key not in state.cache:
+        state.cache[key] = state.dense.get(budget.kind) or measure(state, state.model, budget)
+    return state.cache[key]
+
+
+def _shifted(vector: dict, bounds: dict, t: float) -> dict:
+    return {p: min(max(s + t, bounds[p][0]), bounds[p][1]) for p, s in vector.items()}
+
+
+@dataclass
+class Calibrated:
+    vector: dict
+    shift: float
+    measured: float
+    widened: bool  # some layers had to leave their ranges
+
+
+def _tensors(model: nn.Module) -> int:
+    """Numbers an FP32 ONNX file stores: parameters and floating-point buffers (BatchNorm statistics)."""
+    return param_count(model) + sum(b.numel() for b in model.buffers() if b.is_floating_point())
+
+
+def _predicted_bytes(budget) -> bool:
+    """FP32 ONNX bytes are the input model's non-weight bytes plus 4 per stored number (checked by export)."""
+    return isinstance(budget, Budget) and budget.kind == "size" and budget.precision == "fp32"
+
+
+def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
+    """Shift ``vector`` by one common amount so the pruned model fits ``budget`` with the least pruning.
+
+    FP32 ONNX size is bisected on the file size predicted from the stored numbers (the graph's other bytes
+    measured once on the input model's export), then the chosen model is exported and measured; should the
+    real file exceed the budget, the shift grows until it fits. Every other quantity is measured at every step.
+    """
+    fits, limit = _cost(state, budget)
+    predict = _predicted_bytes(budget)
+    overhead = dense_value(state, budget) - 4 * _tensors(state.model) if predict else 0.0
+
+    def value(v: dict, exact: bool = not predict) -> float:
+        small, widths = pruned_copy(state, state.model, v)
+        key = (str(budget) if isinstance(budget, Budget) else "sparsity", exact, tuple(sorted(widths.items())),
+               tuple(getattr(m, "num_heads", 0) for m in small.modules()))
+        if key not in state.cache:
+            state.cache[key] = measure(state, small, budget) if exact else overhead + 4 * _tensors(small)
+        return state.cache[key]
+
+    inside = dict(state.ranges)
+    widened = {p: ((0.0, 0.0) if hi == 0.0 else (0.0, CEILING)) for p, (lo, hi) in state.ranges.items()}
+    bounds, wide = inside, False
+    if not fits(value(_shifted(vector, inside, 1.0))):
+        bounds, wide = widened, True
+        if not fits(value(_shifted(vector, widened, 1.0))):
+            _unreachable(budget, value(_shifted(vector, widened, 1.0), exact=True))
+    elif fits(value(_shifted(vector, inside, -1.0))):
+        bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
+        if fits(value(_shifted(vector, widened, -1.0))):
+            v = _shifted(vector, widened, -1.0)
+            return Calibrated(v, -1.0, value(v, exact=True), True)
+    lo_t, hi_t = -1.0, 1.0
+    for _ in range(STEPS.get(kind_of(budget), DEFAULT_STEPS) if not predict else DEFAULT_STEPS):
+        mid = 0.5 * (lo_t + hi_t)
+        if fits(value(_shifted(vector, bounds, mid))):
+            hi_t = mid
+        else:
+            lo_t = mid
+    measured = value(_shifted(vector, bounds, hi_t), exact=True)
+    for _ in range(6 if predict else 0):  # the real file is a little larger than predicted: prune a bit more
+        if fits(measured):
+            break
+        hi_t = 0.5 * (hi_t + 1.0)
+        measured = value(_shifted(vector, bounds, hi_t), exact=True)
+    return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide)
+
+
+def _unreachable(budget, best: float):
+    what = kind_of(budget)
+    shown = f"{best:.4f}" if what == "sparsity" else budget.describe(best)
+    raise ConfigError(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
+                      f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed)")
+
+
+def strategy_vectors(state: ChannelState, names, budget) -> dict[str, dict]:
+    """Each strategy of ``names`` calibrated to ``budget`` (shared by every criterion): name -> vector.
+
+    What the calibration found (shift, measured value, whether layers left their ranges) is kept in
+    ``state.calibrated[(str(budget), name)]`` for the candidates' records.
+    """
+    out = {}
+    for name in names:
+        c = calibrate(state, strategies_lib.build(name, state.ranges, state.roles), budget)
+        _, limit = _cost(state, budget)
+        state.calibrated[(str(budget), name)] = {"budget": str(budget), "limit": limit, "shift": round(c.shift, 6),
+                                                 "measured": c.measured, "widened": c.widened}
+        out[name] = c.vector
+    return out
+
+
+__all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "pruned_copy", "measure", "calibrate",
+           "strategy_vectors", "deploy_metrics"]

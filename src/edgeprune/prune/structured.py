@@ -1,0 +1,234 @@
+"""Structured pruning driven by per-layer fractions: whole channels, neurons and heads leave the model.
+
+Torch-Pruning's :class:`~torch_pruning.pruner.BasePruner` does the work on its dependency graph, so channels
+coupled through residual sums, concatenations, depthwise and grouped convolutions move together and the
+pruned model is an ordinary, smaller ``nn.Module``. This module only translates a Mix-and-Match strategy
+(a fraction per Conv/Linear layer) into Torch-Pruning's per-layer ratios and supplies the group importance:
+
+* :func:`plan` inspects the model once: its coupled groups, the layers producing the model's output (never
+  pruned), the attention layers whose heads can go, and the patch embedding's residual stream (kept).
+* :func:`group_fractions` gives every coupled group ONE fraction: the weight-count-weighted mean of its
+  members' fractions (a residual stream shrinks as a whole).
+* :func:`prune_channels` removes the channels in place: each group loses its lowest-importance
+  ``fraction`` of channels (rounded down to ``round_to`` widths); attention layers lose whole heads.
+
+Group importance (:class:`ScoreImportance`): per channel, the sum of a per-weight score over every
+Conv/Linear weight the channel owns in the group (its filter, and the input slices of its consumers),
+averaged over those layers. Magnitude uses ``w**2`` (Torch-Pruning's group L2), gradient the mean
+``|dL/dw|`` over calibration batches, product ``|w| * mean |dL/dw|`` (first-order Taylor).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from edgeprune.errors import ConfigError
+from edgeprune.prune.channels import build_graph, coupled_groups, output_modules
+
+Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the unpruned weight's shape
+
+_OUT = (tp.prune_conv_out_channels, tp.prune_linear_out_channels)
+_IN = (tp.prune_conv_in_channels, tp.prune_linear_in_channels)
+_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+class ScoreImportance(tp.importance.Importance):
+    """Channel importance of a Torch-Pruning group from per-weight scores (see the module docstring).
+
+    ``scores`` maps a module of the model being pruned to its score tensor (shape of its unpruned weight);
+    a module without a score uses ``weight**2`` (magnitude).
+    """
+
+    def __init__(self, scores: dict[nn.Module, torch.Tensor] | None = None):
+        self.scores = scores or {}
+
+    def _score(self, layer: nn.Module) -> torch.Tensor:
+        score = self.scores.get(layer)
+        if score is None or score.shape != layer.weight.shape:
+            return layer.weight.detach().float().square()
+        return score.to(layer.weight.device, torch.float32)
+
+    @torch.no_grad()
+    def __call__(self, group) -> torch.Tensor | None:
+        parts, where = [], []
+        for i, (dep, idxs) in enumerate(group):
+            layer, fn = dep.layer, dep.pruning_fn
+            if not isinstance(layer, _LAYERS) or any(r is None for r in group[i].root_idxs):
+                continue
+            s = self._score(layer)
+            transposed = getattr(layer, "transposed", False)
+            if fn in _OUT:
+                per = (s.transpose(0, 1) if transposed else s).flatten(1).sum(1)
+            elif fn in _IN:
+                per = (s if transposed else s.transpose(0, 1)).flatten(1).sum(1)
+                if fn == tp.prune_conv_in_channels and layer.groups not in (1, layer.in_channels):
+                    per = per.repeat(layer.groups)
+            else:
+                continue
+            parts.append(per[idxs])
+            where.append(group[i].root_idxs)
+        if not parts:
+            return None
+        total = torch.zeros(len(group[0].idxs), dtype=torch.float32)
+        for per, idx in zip(parts, where):
+            total.scatter_add_(0, torch.tensor(idx), per.cpu())
+        return total / len(parts)
+
+
+@dataclass
+class StructurePlan:
+    """What structured pruning needs to know of a model, found once on the unpruned model."""
+
+    groups: list[list[str]]  # module names whose output channels are coupled (one list per group)
+    channels: dict[str, int]  # module name -> output channels
+    numels: dict[str, int]  # module name -> weight count
+    protected: set[str] = field(default_factory=set)  # produce the model output or its embedding stream
+    heads: dict[str, tuple[str, int]] = field(default_factory=dict)  # qkv module -> (attention module, heads)
+
+
+def _attention_heads(model: nn.Module) -> dict[str, tuple[str, int]]:
+    """qkv Linear -> (its attention module, number of heads), for modules with ``num_heads`` and a fused
+    ``qkv`` Linear of 3 x heads outputs (timm and zoo ViT attention)."""
+    found = {}
+    for name, module in model.named_modules():
+        heads, qkv = getattr(module, "num_heads", None), getattr(module, "qkv", None)
+        if isinstance(heads, int) and heads > 1 and isinstance(qkv, nn.Linear) and qkv.out_features % (3 * heads) == 0:
+            found[f"{name}.qkv" if name else "qkv"] = (name, heads)
+    return found
+
+
+def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | frozenset = frozenset()) -> StructurePlan:
+    """The coupled groups, protected layers and attention heads of ``model`` (traced once on ``example``).
+
+    ``keep_embedding``: module names (e.g. the patch embedding) whose whole coupled group keeps its width.
+    """
+    graph = build_graph(model, example)
+    outputs = output_modules(model, graph=graph)
+    groups = [g for g in coupled_groups(model, example, graph=graph)]
+    modules = dict(model.named_modules())
+    protected = set(outputs)
+    for g in groups:
+        if g.protected or keep_embedding & set(g.members):
+            protected.update(g.members)
+    names = [n for g in groups for n in g.members]
+    return StructurePlan(
+        groups=[list(g.members) for g in groups],
+        channels={n: int(graph.get_out_channels(modules[n])) for n in names},
+        numels={n: modules[n].weight.numel() for n in names},
+        protected=protected,
+        heads=_attention_heads(model),
+    )
+
+
+def group_fractions(structure: StructurePlan, fractions: dict[str, float]) -> dict[str, float]:
+    """Module name -> the fraction of output channels its group loses (members share one, weighted by size).
+
+    ``fractions`` maps Conv/Linear module names to the strategy's fraction; groups none of whose members is
+    named, and protected groups, keep every channel (no entry).
+    """
+    out = {}
+    for members in structure.groups:
+        named = [m for m in members if m in fractions]
+        if not named or any(m in structure.protected for m in members):
+            continue
+        weight = sum(structure.numels[m] for m in named)
+        value = sum(structure.numels[m] * float(fractions[m]) for m in named) / max(weight, 1)
+        for m in members:
+            out[m] = value
+    return out
+
+
+def _keepable(fraction: float, channels: int, round_to: int) -> float:
+    """``fraction`` capped so at least ``round_to`` channels (and at least one) stay."""
+    keep = max(1, min(round_to, channels))
+    return max(0.0, min(float(fraction), 1.0 - keep / channels))
+
+
+def prune_channels(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fractions: dict[str, float],
+                   scores: Scores | None = None, *, round_to: int = 1) -> dict[str, int]:
+    """Remove channels of ``model`` IN PLACE: every group loses ``fraction`` of its lowest-scoring channels.
+
+    ``fractions``: module name -> fraction in [0, 1) (see :func:`group_fractions`; protected layers are
+    skipped). For a fused attention ``qkv`` the fraction is the share of heads removed (rounded, at least
+    one head stays). ``scores``: "<module>.weight" -> per-weight score (None: magnitude). ``round_to``: kept
+    widths are multiples of it. Returns module name -> output channels after pruning, for every group member.
+    """
+    if round_to < 1:
+        raise ConfigError(f"round_to must be an integer >= 1, got {round_to!r}")
+    for name, value in fractions.items():
+        if not 0.0 <= float(value) < 1.0:
+            raise ConfigError(f"channel fraction of layer {name!r} must be in [0, 1), got {value!r}")
+    modules = dict(model.named_modules())
+    shared = group_fractions(structure, fractions)
+    ratios, head_ratios, num_heads, attention = {}, {}, {}, {}
+    for qkv, (attn, heads) in structure.heads.items():
+        if qkv in modules:
+            num_heads[modules[qkv]] = heads
+            attention[qkv] = attn
+            gone = min(round(float(fractions.get(qkv, 0.0)) * heads), heads - 1)
+            if gone > 0:  # BasePruner removes ceil(ratio * heads) heads ...
+                head_ratios[modules[qkv]] = (gone - 0.5) / heads
+                ratios[modules[qkv]] = 0.5  # ... while it visits the group's width scope (widths stay: no head dims)
+    for name, value in shared.items():
+        if name in attention or name not in modules:
+            continue
+        value = _keepable(value, structure.channels[name], round_to)
+        if value > 0:
+            ratios[modules[name]] = value
+    if not ratios and not head_ratios:
+        return _widths(model, structure)
+    weights = {modules[n[: -len(".weight")]]: s for n, s in (scores or {}).items() if n[: -len(".weight")] in modules}
+    ignored = [modules[n] for n in structure.protected if n in modules]
+    was_training = model.training
+    model.eval()
+    try:
+        with warnings.catch_warnings():  # ViT cls_token/pos_embed: "unwrapped parameters", pruned on their last dim
+            warnings.filterwarnings("ignore", message="Unwrapped parameters")
+            pruner = tp.pruner.BasePruner(
+                model, example, importance=ScoreImportance(weights), pruning_ratio=0.0, pruning_ratio_dict=ratios,
+                ignored_layers=ignored, round_to=round_to if round_to > 1 else None, num_heads=num_heads,
+                prune_num_heads=bool(head_ratios), prune_head_dims=False, head_pruning_ratio_dict=head_ratios or None,
+            )
+            pruner.step()
+    finally:
+        model.train(was_training)
+    for qkv, attn in attention.items():
+        module = modules[attn]
+        module.num_heads = pruner.num_heads[modules[qkv]]
+        width = modules[qkv].out_features // 3
+        if isinstance(getattr(module, "head_dim", None), int):
+            module.head_dim = width // module.num_heads
+        for attr in ("attn_dim", "all_head_size"):  # timm >= 1.0 / HF: the width of all heads together
+            if isinstance(getattr(module, attr, None), int):
+                setattr(module, attr, width)
+    return _widths(model, structure)
+
+
+def _widths(model: nn.Module, structure: StructurePlan) -> dict[str, int]:
+    modules = dict(model.named_modules())
+    out = {}
+    for members in structure.groups:
+        for m in members:
+            w = modules[m].weight
+            out[m] = int(w.shape[1] if getattr(modules[m], "transposed", False) else w.shape[0])
+    return out
+
+
+def fractions_from_params(vector: dict[str, float]) -> dict[str, float]:
+    """A strategy vector keyed by "<module>.weight" -> the same keyed by module name."""
+    return {(k[: -len(".weight")] if k.endswith(".weight") else k): v for k, v in vector.items()}
+
+
+def removed_share(before: dict[str, int], after: dict[str, int]) -> float:
+    """Fraction of the listed layers' output channels removed (for summaries)."""
+    total = sum(before.values())
+    return 1.0 - sum(after.get(k, v) for k, v in before.items()) / total if total else 0.0
+
+
+__all__ = ["ScoreImportance", "StructurePlan", "plan", "group_fractions", "prune_channels",
+           "fractions_from_params", "removed_share"]
