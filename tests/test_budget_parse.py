@@ -45,3 +45,15 @@ def test_malformed_budgets_are_one_line_naming_what_is_allowed(value, needle):
         parse(value)
     message = str(exc.value)
     assert needle in message and "allowed:" in message and "latency<=2.5ms" in message and "\n" not in message
+
+
+def test_a_run_directory_tells_typed_budgets_of_the_same_number_apart(tmp_path):
+    from edgeprune.methods.base import get_method
+    from edgeprune.runs.sweep import check_run_dir, sweep_identity
+    from edgeprune.utils.io import write_json
+
+    m = get_method("mix_and_match", granularity="channel")
+    write_json(tmp_path / "config.json", sweep_identity(m, [m.check_budget("macs<=50%")], [0], None, True))
+    check_run_dir(tmp_path, sweep_identity(m, [m.check_budget("macs<=50%")], [0], None, True))
+    with pytest.raises(ConfigError, match="budgets"):
+        check_run_dir(tmp_path, sweep_identity(m, [m.check_budget("latency<=50%")], [0], None, True))

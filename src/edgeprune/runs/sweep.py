@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeprune.errors import ConfigError
+from edgeprune.measure.budget import Budget
 from edgeprune.methods.base import Method
 from edgeprune.runs import status
 from edgeprune.runs.executor import make_executor
@@ -40,7 +41,7 @@ def sweep_identity(method: Method, budgets, seeds, train: TrainConfig | None, kd
     """What identifies a sweep apart from its model and data (known before the input model is trained)."""
     return {
         "format": FORMAT, "method": method.name, "options": json.loads(method.options.model_dump_json()),
-        "budgets": budgets, "seeds": seeds, "finetune": train.model_dump() if train else None, "kd": kd,
+        "budgets": [str(b) if isinstance(b, Budget) else b for b in budgets], "seeds": seeds, "finetune": train.model_dump() if train else None, "kd": kd,
     }
 
 
