@@ -155,7 +155,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
         + (f", test {100 * dense['test_acc']:.2f}%" if "test_acc" in dense else "")
         + f", {dense['params']:,} parameters, {dense['nonzeros']:,} non-zero, {dense['macs']:,} MACs per image.",
         f"Candidates: {sum(r.get('kind') == 'candidate' for r in records)} finished, {len(failed)} failed; "
-        f"budgets {', '.join(f'{b:g}' for b in config['budgets'])}; seeds {len(config['seeds'])}. "
+        f"budgets {', '.join(b if isinstance(b, str) else f'{b:g}' for b in config['budgets'])}; seeds {len(config['seeds'])}. "
         "Selection uses validation accuracy; test accuracy is measured once per final model.", "",
     ]
     if chosen:
