@@ -141,7 +141,8 @@ def export_command(
     int8: Optional[str] = typer.Option(None, "--int8", help="Also write model.int8.onnx: static (QDQ, calibrated on the training split) or dynamic."),
     sparse_values: Optional[str] = typer.Option(None, "--sparse", help="Also write the compressed sparse artifact model.epz with fp32 | fp16 | int8 values."),
     sparse_onnx: bool = typer.Option(False, "--sparse-onnx", help="Also write model.sparse.onnx (+ model.int8.sparse.onnx): standard ONNX sparse initializers."),
-    max_batch: int = typer.Option(32, "--max-batch", help="ExecuTorch with --batch dynamic: the largest batch the program plans memory for."),
+    et_batch: str = typer.Option("1", "--et-batch", help="ExecuTorch batch: a fixed size (default 1, what a device runs) or 'dynamic' (up to --max-batch)."),
+    max_batch: int = typer.Option(32, "--max-batch", help="ExecuTorch with --et-batch dynamic: the largest batch the program plans memory for."),
     measure_latency: bool = typer.Option(True, "--latency/--no-latency", help="With --format both: time the files at batch 1 side by side."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Data set for parity inputs, accuracies and calibration; default: the checkpoint's."),
     data_dir: Optional[Path] = DATA_DIR,
@@ -155,6 +156,7 @@ def export_command(
     if int8 is not None:
         int8_lib.check_mode(int8)
     formats = export_edge.check_format(fmt, int8)
+    et_batch_value = parse_batch(et_batch)
     check_positive("--max-batch", max_batch)
     if sparse_onnx and "onnx" not in formats:
         raise ConfigError(f"--sparse-onnx writes ONNX files; use --format onnx|both, not {fmt!r}")
@@ -195,7 +197,7 @@ def export_command(
         record["sparse_onnx"], part_rows = export_edge.sparse_onnx_part(out, inputs, int8 == "static")
         rows += part_rows
     if "executorch" in formats:
-        et, part_rows = export_edge.executorch_part(model, out, inputs, splits, batch=batch_value, max_batch=max_batch,
+        et, part_rows = export_edge.executorch_part(model, out, inputs, splits, batch=et_batch_value, max_batch=max_batch,
                                                     int8=int8, calib_batches=calib_batches,
                                                     calib_batch_size=calib_batch_size, tolerance=tolerance)
         record["accuracy"] = {**record.get("accuracy", {}), **et.pop("accuracy", {})}

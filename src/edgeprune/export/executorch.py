@@ -1,11 +1,16 @@
 """ExecuTorch export: a ``.pte`` program lowered to XNNPACK, checked in the ExecuTorch runtime.
 
-``torch.export`` captures the model (eval mode, batch dimension dynamic up to ``max_batch`` or fixed),
+``torch.export`` captures the model (eval mode) at a fixed batch (1 by default: what a device runs, and
+what XNNPACK plans best) or with a batch dimension dynamic up to ``max_batch``,
 ``to_edge_transform_and_lower(..., partitioner=[XnnpackPartitioner()])`` hands every subgraph XNNPACK can
 run to its delegate, and the rest runs on ExecuTorch's portable kernels. The program then runs in
 ``executorch.runtime`` on the parity inputs and must match PyTorch within the tolerance before the file
 is moved into place. Operators left outside the delegate are reported per op kind (``outside_delegate``);
 an operator that no kernel of this runtime can run is refused in one line naming it.
+
+Dynamic batches are fragile in ExecuTorch 1.5: a delegate output that feeds a portable kernel keeps its
+planned (largest) shape, so a smaller batch fails at run time ("Attempted to resize a static tensor"). The
+parity check runs batch 1 as well, so such a program is refused (ModelError) rather than written.
 
 INT8 (``int8=True``): PT2E post-training quantization with the XNNPACK quantizer (symmetric per-channel
 INT8 weights, INT8 activations calibrated on batches of the training data), then the same lowering; the
@@ -124,7 +129,7 @@ def _quantize(program, example, calibration, batch, max_batch: int, name: str):
     return _capture(converted, example, batch, max_batch, name), converted, images
 
 
-def lower(model: nn.Module, example: torch.Tensor, *, batch="dynamic", max_batch: int = DEFAULT_MAX_BATCH,
+def lower(model: nn.Module, example: torch.Tensor, *, batch=1, max_batch: int = DEFAULT_MAX_BATCH,
           calibration=None) -> tuple[bytes, dict, nn.Module | None]:
     """(``.pte`` bytes, lowering info, PT2E reference model or None) for ``model`` on inputs like ``example``.
 
@@ -236,7 +241,7 @@ def export_executorch(
     path: str | Path,
     inputs: torch.Tensor,
     *,
-    batch="dynamic",
+    batch=1,
     max_batch: int = DEFAULT_MAX_BATCH,
     int8: bool = False,
     calibration=None,
@@ -244,7 +249,9 @@ def export_executorch(
 ) -> dict:
     """Write ``model`` as an XNNPACK-lowered ``.pte`` to ``path``, checked in the ExecuTorch runtime.
 
-    FP32: the runtime's logits on ``inputs`` (whole batch, and batch 1 when the batch is dynamic) must be
+    ``batch`` is a fixed batch size (default 1; ``inputs`` run in padded chunks of it) or ``"dynamic"`` (up
+    to ``max_batch``). FP32: the runtime's logits on ``inputs`` (whole batch, and batch 1 when the batch is
+    dynamic) must be
     within ``tolerance`` of PyTorch's, else ModelError and nothing is written. INT8 (``int8=True``,
     ``calibration`` an iterable of training batches): ``max_abs_diff`` is measured against the PT2E
     reference (the same quantization simulated in PyTorch) and ``max_abs_diff_fp32`` against the FP32 model;
@@ -264,9 +271,14 @@ def export_executorch(
                                     calibration=calibration if int8 else None)
     program = Program(buffer)
     checked = [(inputs, False)] + ([(inputs[:1], True)] if batch == "dynamic" else [])
-    diff = max(et_parity(reference or model, program, x, exact_batch=e) for x, e in checked)
-    if int8:
-        info["max_abs_diff_fp32"] = max(et_parity(model, program, x, exact_batch=e) for x, e in checked)
+    try:
+        diff = max(et_parity(reference or model, program, x, exact_batch=e) for x, e in checked)
+        if int8:
+            info["max_abs_diff_fp32"] = max(et_parity(model, program, x, exact_batch=e) for x, e in checked)
+    except RuntimeError as exc:
+        name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
+        raise ModelError(f"the ExecuTorch program of {name!r} fails in the runtime at batch {batch} "
+                         f"({str(exc).splitlines()[0][:120]}); export with a fixed batch (batch=1)") from None
     elif not diff <= tolerance:  # also catches NaN
         name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
         raise ModelError(f"ExecuTorch export of {name!r} does not match PyTorch: max abs logit difference {diff:.3g} "
