@@ -37,14 +37,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import edgeprune  # noqa: E402
 from common import save, shared_data_dir  # noqa: E402
 from deploy import halve_channels, magnitude_prune  # noqa: E402
-
-import edgeprune  # noqa: E402
 from edgeprune import data, models  # noqa: E402
 from edgeprune.export import Program, compare_latency, et_accuracy, evaluate_int8, export_executorch, sparse  # noqa: E402
 from edgeprune.export.executorch import calibration_batches  # noqa: E402
-from edgeprune.export.onnx import export_verified  # noqa: E402
 from edgeprune.export.sparse_onnx import write_sparse  # noqa: E402
 from edgeprune.measure import accuracy, macs, param_count  # noqa: E402
 from edgeprune.train import default_config, fit  # noqa: E402
