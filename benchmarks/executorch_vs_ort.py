@@ -183,7 +183,7 @@ def section(result: dict) -> str:
         "## ExecuTorch (XNNPACK) beside ONNX Runtime",
         "",
         f"`benchmarks/executorch_vs_ort.py`: MNIST ({s['limit']:,} train+val images, "
-        f"{result['models'][0]['test_images'] if result['models'] else '?':,} "
+        f"{format(result['models'][0]['test_images'], ',') if result['models'] else '?'} "
         f"test), {s['epochs']} training epoch(s), structured = 50 % of the channels (CNNs) or of the MLP neurons "
         f"(ViT, VBP) + {s['ft_epochs']} fine-tune epoch(s); one seed. All files exported at batch 1. Parity: max "
         "|runtime − PyTorch| logit over 64 test images. Accuracy: test top-1 in the runtime itself. Latency: batch 1, "
