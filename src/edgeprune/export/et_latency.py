@@ -2,7 +2,7 @@
 
 :func:`et_latency` times ``method.execute`` of a ``.pte`` with the method of
 :func:`edgeprune.export.ort_latency.ort_latency`: a fixed thread count (ExecuTorch's thread pool, which
-XNNPACK runs on, is reset to ``threads`` for the measurement), warm-up calls, then the median (p10/p90)
+XNNPACK runs on, is sized to ``threads`` before the program is loaded; see :func:`set_et_threads`), warm-up calls, then the median (p10/p90)
 of timed calls on one fixed random batch. :func:`latency_ms` is what a budget such as
 ``latency<=2ms@executorch`` calls: a model or a file, a batch size and a runtime name. :func:`compare`
 times several artifacts in interleaved rounds so load changes on a shared machine hit them alike.
@@ -10,7 +10,6 @@ times several artifacts in interleaved rounds so load changes on a shared machin
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import tempfile
 from pathlib import Path
@@ -36,29 +35,31 @@ def check_runtime(runtime: str) -> str:
     return runtime
 
 
-@contextlib.contextmanager
-def et_threads(threads: int):
-    """ExecuTorch's thread pool (XNNPACK's workers) at ``threads`` threads, restored afterwards."""
+def set_et_threads(threads: int) -> int:
+    """Size ExecuTorch's thread pool (XNNPACK's workers) to ``threads``; returns the previous size.
+
+    XNNPACK binds the pool when a program is loaded, and resizing replaces the pool: a program loaded
+    before must not run afterwards (it crashes). So the pool is resized only when its size changes, before
+    the programs to be timed are loaded, and it keeps that size for the rest of the process.
+    """
     lib = executorch().portable_lib
     before = int(lib._threadpool_get_thread_count())
-    lib._unsafe_reset_threadpool(int(threads))
-    try:
-        yield
-    finally:
-        lib._unsafe_reset_threadpool(before)
+    if before != int(threads):
+        lib._unsafe_reset_threadpool(int(threads))
+    return before
 
 
 def _et_call(program: Program, path, batch_size: int, input_shape):
     shape = tuple(input_shape or program.input_shape)
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((batch_size, *shape)).astype(np.float32))
     if batch_size > program.max_batch:
-        raise ConfigError(f"{str(path)!r} was exported for batches up to {program.max_batch}; cannot time batch "
-                          f"{batch_size} (re-export with --batch {batch_size} or a larger --max-batch)")
+        raise ConfigError(f"{str(path)!r} was exported for batches of at most {program.max_batch}; cannot time batch "
+                          f"{batch_size} (re-export with --et-batch {batch_size})")
     try:
         program(x)
     except RuntimeError:
         raise ConfigError(f"{str(path)!r} was exported with a fixed batch of {program.max_batch}; cannot time batch "
-                          f"{batch_size} (re-export with --batch {batch_size})") from None
+                          f"{batch_size} (re-export with --et-batch {batch_size})") from None
     return lambda: program(x)
 
 
@@ -78,10 +79,10 @@ def et_latency(
     if threads is not None:
         check_positive("threads", threads)
     threads = int(threads or torch.get_num_threads())
+    set_et_threads(threads)
     program = Program(model)
-    with et_threads(threads):
-        call = _et_call(program, model, batch_size, input_shape)
-        result = time_calls(call, runs=runs, warmup=warmup)
+    call = _et_call(program, model, batch_size, input_shape)
+    result = time_calls(call, runs=runs, warmup=warmup)
     return {**result, "batch_size": batch_size, "threads": threads, "runtime": "executorch",
             "cpu": machine_info()["cpu"]}
 
@@ -142,6 +143,8 @@ def compare(paths: dict[str, str | Path], batch: int = 1, *, rounds: int = 7, ru
     "rounds_ms", "runtime", "batch_size", "threads"}}.
     """
     check_positive("rounds", rounds)
+    if any(runtime_of(p) == "executorch" for p in paths.values()):
+        set_et_threads(threads)  # before the programs are loaded (see set_et_threads)
     calls = {}
     for name, path in paths.items():
         if runtime_of(path) == "executorch":
@@ -156,13 +159,11 @@ def compare(paths: dict[str, str | Path], batch: int = 1, *, rounds: int = 7, ru
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        pool = et_threads(threads) if any(r == "executorch" for r, _ in calls.values()) else contextlib.nullcontext()
-        with pool:
-            for _runtime, call in calls.values():
-                time_calls(call, runs=1, warmup=warmup)
-            for _ in range(rounds):
-                for name, (_, call) in calls.items():
-                    medians[name].append(time_calls(call, runs=runs, warmup=0)["median_ms"])
+        for _runtime, call in calls.values():
+            time_calls(call, runs=1, warmup=warmup)
+        for _ in range(rounds):
+            for name, (_, call) in calls.items():
+                medians[name].append(time_calls(call, runs=runs, warmup=0)["median_ms"])
     finally:
         torch.set_num_threads(old)
     return {name: {"median_ms": statistics.median(m), "rounds_ms": m, "runtime": calls[name][0], "batch_size": batch,

@@ -183,8 +183,9 @@ class Program:
     def __init__(self, source: str | Path | bytes):
         et = executorch()
         try:
-            program = et.Runtime.get().load_program(source if isinstance(source, bytes) else Path(source))
-            self.method = program.load_method("forward")
+            # the Method points into the program (and its bytes): keep the program alive as long as the method
+            self.program = et.Runtime.get().load_program(source if isinstance(source, bytes) else Path(source))
+            self.method = self.program.load_method("forward")
         except Exception as exc:  # noqa: BLE001  (the runtime raises RuntimeError / ValueError with its own text)
             where = "program bytes" if isinstance(source, bytes) else repr(str(source))
             raise ModelError(f"ExecuTorch runtime cannot load {where}: {str(exc).splitlines()[0][:200]}") from None
