@@ -126,7 +126,8 @@ def latency_pair(rows: list[dict], folders: list[Path], args) -> None:
 def cnn_and_vit(splits, args, workdir: Path, out: list[dict], checkpoint) -> list[dict]:
     """Every model pair of SPECS; ``checkpoint()`` saves what is finished after each pair."""
     for spec, kwargs in SPECS:
-        dense = train(spec, kwargs, splits, args.epochs, args.seed)
+        epochs = args.vit_epochs if spec == "vit" and args.vit_epochs else args.epochs
+        dense = train(spec, kwargs, splits, epochs, args.seed)
         small = structured(spec, kwargs, dense, splits, args)
         folders = [workdir / f"{spec}-dense", workdir / f"{spec}-structured"]
         rows = [measure(f"{spec}{'/2' if kwargs else ''} dense", dense, splits, args, folders[0]),
@@ -184,7 +185,8 @@ def section(result: dict) -> str:
         "",
         f"`benchmarks/executorch_vs_ort.py`: MNIST ({s['limit']:,} train+val images, "
         f"{format(result['models'][0]['test_images'], ',') if result['models'] else '?'} "
-        f"test), {s['epochs']} training epoch(s), structured = 50 % of the channels (CNNs) or of the MLP neurons "
+        f"test), {s['epochs']} training epoch(s)"
+        f"{' (ViT ' + str(s['vit_epochs']) + ', AdamW)' if s.get('vit_epochs') else ''}, structured = 50 % of the channels (CNNs) or of the MLP neurons "
         f"(ViT, VBP) + {s['ft_epochs']} fine-tune epoch(s); one seed. All files exported at batch 1. Parity: max "
         "|runtime − PyTorch| logit over 64 test images. Accuracy: test top-1 in the runtime itself. Latency: batch 1, "
         f"1 thread, medians of {s['rounds']} interleaved rounds × {s['runs']} calls, the eight files of a pair side by side.",
@@ -221,6 +223,10 @@ def section(result: dict) -> str:
             f"{r['sparse_onnx_gzip_bytes']:,} | {r['onnx_int8_bytes']:,} → {r['sparse_onnx_int8_bytes']:,} "
             f"({r['ratio_int8']:.1f}×, {r['max_abs_diff_int8']:.0e}) | {r['epz_fp32_bytes']:,} / {r['epz_int8_bytes']:,} |")
     done = ", ".join(r["label"] for r in result["models"] if "structured" in r["label"])
+    merged = s.get("merged_from")
+    if merged:
+        lines += ["", f"The ViT rows were re-run with `--merge --only vit`; the other rows and the sparse table come from "
+                      f"`{merged['command']}` at `{merged['git_revision']}`."]
     lines += ["", f"Whole run {result['seconds'] / 60:.1f} min" + ("." if result.get("complete") else
               f"; **partial**: the run was stopped after {done or 'the sparse-ONNX part'} (2 cores shared with other jobs).")]
     return "\n".join(lines)
@@ -231,6 +237,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=10000, help="MNIST train+val images")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--ft-epochs", type=int, default=1)
+    ap.add_argument("--vit-epochs", type=int, default=None, help="training epochs of the ViT (default: --epochs)")
+    ap.add_argument("--merge", action="store_true", help="redo only the --only models, keep the rest of results/executorch.json")
     ap.add_argument("--sparse-epochs", type=int, default=3, help="dense epochs of the LeNets before magnitude pruning")
     ap.add_argument("--calib-batches", type=int, default=16)
     ap.add_argument("--runs", type=int, default=20, help="timed calls per file and round")
@@ -252,6 +260,16 @@ def main() -> None:
     start = time.perf_counter()
     rows: list[dict] = []
     sparse_rows: list[dict] = []
+    if args.merge:  # keep the finished parts of results/executorch.json, redo the models of --only
+        import json  # noqa: PLC0415  (only for --merge)
+
+        from common import RESULTS  # noqa: PLC0415
+
+        old = json.loads((RESULTS / f"{NAME}.json").read_text())
+        redo = {spec for spec, _ in SPECS}
+        rows += [r for r in old["models"] if r["label"].split()[0].split("/")[0] not in redo]
+        sparse_rows += old["sparse_onnx"]
+        args.merged_from = {"git_revision": old["git_revision"], "command": old["command"], "settings": old["settings"]}
 
     def result(complete: bool) -> dict:
         timed = [r for r in rows if "latency_b1_ms" in r]
@@ -268,8 +286,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="edgeprune-et-") as tmp:
         splits = data.load("mnist", root=root, seed=args.seed, limit=args.limit)
-        sparse_rows += sparse_sizes(splits, args, Path(tmp))
-        checkpoint()
+        if not args.merge:
+            sparse_rows += sparse_sizes(splits, args, Path(tmp))
+            checkpoint()
         cnn_and_vit(splits, args, Path(tmp), rows, checkpoint)
     checkpoint(complete=True)
     print(section(result(True)))

@@ -12,7 +12,7 @@ from edgeprune.export.et_latency import export_for
 pytest.importorskip("executorch")
 
 
-def test_latency_in_both_runtimes(tmp_path):
+def test_latency_in_both_runtimes(tmp_path, run_cli):
     torch.manual_seed(0)
     model = models.create("lenet300", num_classes=10, in_channels=1, image_size=8).eval()
     ms = latency_ms(model, batch=1, runtime="executorch", runs=5, warmup=2)  # exported to a temporary .pte
@@ -28,6 +28,10 @@ def test_latency_in_both_runtimes(tmp_path):
     assert {t["runtime"] for t in timed.values()} == {"onnxruntime", "executorch"}
     assert all(len(t["rounds_ms"]) == 3 and t["median_ms"] > 0 for t in timed.values())
 
+    code, out, err = run_cli("bench", tmp_path / "m.pte", "--batch", "1", "--runs", "3", "--warmup", "1",
+                             "--threads", "1", "--json", tmp_path / "b.json")
+    assert code == 0, err
+    assert "executorch" in out and '"runtime": "executorch"' in (tmp_path / "b.json").read_text()
     with pytest.raises(ConfigError, match="runtime 'onnxruntime' cannot run"):
         latency_ms(tmp_path / "m.pte", 1, runtime="onnxruntime")
     with pytest.raises(ConfigError, match="at most 1; cannot time batch 4"):

@@ -21,6 +21,7 @@ from edgeprune.data import make_loader
 from edgeprune.errors import ConfigError, DataError, check_positive
 from edgeprune.export import int8 as int8_lib
 from edgeprune.export import sparse
+from edgeprune.export.et_latency import et_latency, export_for
 from edgeprune.export.onnx import (
     check_opset,
     export_onnx,
@@ -36,7 +37,7 @@ from edgeprune.runs.store import RunStore
 from edgeprune.utils.io import ensure_dir, write_json
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
-RUNTIMES = ("torch", "onnxruntime", "both")
+RUNTIMES = ("torch", "onnxruntime", "executorch", "both")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -268,18 +269,27 @@ def bench(
     warmup: int = 10,
     candidate: str | None = None,
 ) -> dict:
-    """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT) or of an .onnx file (ORT)."""
+    """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT, or ExecuTorch) or of an .onnx
+    (ORT) / .pte (ExecuTorch) file."""
     check_positive("--runs", runs)
     check_positive("--warmup", warmup, allow_zero=True)
     if threads is not None:
         check_positive("--threads", threads)
     source = Path(source)
     is_onnx = source.suffix.lower() == ".onnx"
-    runtime = runtime or ("onnxruntime" if is_onnx else "torch")
+    is_pte = source.suffix.lower() == ".pte"
+    runtime = runtime or ("onnxruntime" if is_onnx else "executorch" if is_pte else "torch")
     if runtime not in RUNTIMES:
         raise ConfigError(f"--runtime {runtime!r} is not allowed; allowed: {', '.join(RUNTIMES)}")
     results, info = [], {"source": str(source)}
-    if is_onnx:
+    if is_pte:
+        if not source.is_file():
+            raise ConfigError(f"{str(source)!r} does not exist")
+        if runtime != "executorch":
+            raise ConfigError(f"--runtime {runtime!r} cannot run {str(source)!r}, an ExecuTorch program (use executorch)")
+        for b in batches:
+            results.append(et_latency(source, batch_size=b, runs=runs, warmup=warmup, threads=threads))
+    elif is_onnx:
         if not source.is_file():
             raise ConfigError(f"{str(source)!r} does not exist")
         if runtime != "onnxruntime":
@@ -300,6 +310,12 @@ def bench(
                 export_onnx(model, onnx_path)
                 for b in batches:
                     results.append(ort_latency(onnx_path, shape, batch_size=b, runs=runs, warmup=warmup, threads=threads))
+        if runtime == "executorch":  # one program per batch size: ExecuTorch plans a fixed batch
+            with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as folder:
+                for b in batches:
+                    export_for(model, Path(folder) / f"b{b}.pte", "executorch", batch=b)
+                    results.append(et_latency(Path(folder) / f"b{b}.pte", batch_size=b, runs=runs, warmup=warmup,
+                                              threads=threads))
     info.update({"runs": runs, "warmup": warmup, "results": results, "machine": machine_info(),
                  "torch_threads_default": torch.get_num_threads()})
     return info
@@ -307,8 +323,8 @@ def bench(
 
 @app.command("bench")
 def bench_command(
-    source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory or .onnx file."),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | both; default torch (onnxruntime for .onnx)."),
+    source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory, .onnx or .pte file."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | executorch | both (torch + ORT); default torch (onnxruntime for .onnx, executorch for .pte)."),
     batch: str = typer.Option("1,32", "--batch", help="Batch sizes, comma-separated."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (> 0; ORT: intra_op_num_threads); default torch's."),
     runs: int = typer.Option(50, "--runs", help="Timed runs per batch size after warm-up (> 0)."),

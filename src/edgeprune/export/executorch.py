@@ -121,8 +121,12 @@ def _quantize(program, example, calibration, batch, max_batch: int, name: str):
         images = 0
         with torch.no_grad():
             for x in calibration:
-                prepared(x)
-                images += len(x)
+                # a fixed-batch capture takes exactly that batch (a ViT's class token is expanded to it)
+                for chunk in (x.split(batch) if isinstance(batch, int) else [x[:max_batch]]):
+                    if isinstance(batch, int) and len(chunk) != batch:
+                        continue
+                    prepared(chunk)
+                    images += len(chunk)
         if not images:
             raise ConfigError("INT8 ExecuTorch export needs calibration batches; none were given")
         converted = et.convert_pt2e(prepared)
