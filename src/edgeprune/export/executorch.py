@@ -228,8 +228,14 @@ def et_parity(reference: nn.Module, program: Program, inputs: torch.Tensor, *, e
     """Max |ExecuTorch logits - reference logits| over ``inputs`` (an nn.Module in eval mode; a captured
     PT2E graph, which has no train/eval switch, as it is). ``exact_batch`` runs ``inputs`` as one call of
     their own batch size (a dynamic-batch program), not padded chunks."""
-    if isinstance(reference, torch.fx.GraphModule):
-        expected = reference(inputs).float().numpy()
+    if isinstance(reference, torch.fx.GraphModule):  # captured at the program's batch: run it in padded chunks
+        size = len(inputs) if exact_batch else program.max_batch
+        chunks = []
+        for i in range(0, len(inputs), size):
+            chunk = inputs[i:i + size]
+            pad = chunk.new_zeros((size - len(chunk), *chunk.shape[1:]))
+            chunks.append(reference(torch.cat([chunk, pad])).float()[:len(chunk)])
+        expected = torch.cat(chunks).numpy()
     else:
         was_training = reference.training
         reference.eval()
