@@ -1,4 +1,5 @@
-"""``edgeprune export`` (ONNX + optional INT8 and sparse artifact, verified in ONNX Runtime) and ``edgeprune bench``."""
+"""``edgeprune export`` (ONNX and/or ExecuTorch, optional INT8, sparse ONNX and sparse artifact, each verified in
+its runtime) and ``edgeprune bench``."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import typer
 
 from edgeprune import data as data_lib
 from edgeprune import models
-from edgeprune.cli import app
+from edgeprune.cli import app, export_edge
 from edgeprune.cli.common import console, human_bytes, parse_int_list, table
 from edgeprune.data import make_loader
 from edgeprune.errors import ConfigError, DataError, check_positive
 from edgeprune.export import int8 as int8_lib
 from edgeprune.export import sparse
+from edgeprune.export.et_latency import et_latency, export_for
 from edgeprune.export.onnx import (
     check_opset,
     export_onnx,
@@ -36,7 +38,7 @@ from edgeprune.runs.store import RunStore
 from edgeprune.utils.io import ensure_dir, write_json
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
-RUNTIMES = ("torch", "onnxruntime", "both")
+RUNTIMES = ("torch", "onnxruntime", "executorch", "both")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -134,23 +136,33 @@ def _dataset_for(model, dataset: str | None, data_dir: Path | None) -> tuple[obj
 @app.command("export")
 def export_command(
     source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz) or run directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder for model.onnx (+ model.int8.onnx, model.epz) and export.json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for model.onnx / model.pte (+ INT8, sparse) and export.json."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx | executorch (a .pte lowered to XNNPACK, needs the [edge] extra) | both."),
     candidate: Optional[str] = typer.Option(None, "--candidate", help="Candidate id in a run directory's results.jsonl; default: the chosen one."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18..23)."),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' (symbolic batch dimension) or a fixed batch size."),
     int8: Optional[str] = typer.Option(None, "--int8", help="Also write model.int8.onnx: static (QDQ, calibrated on the training split) or dynamic."),
     sparse_values: Optional[str] = typer.Option(None, "--sparse", help="Also write the compressed sparse artifact model.epz with fp32 | fp16 | int8 values."),
+    sparse_onnx: bool = typer.Option(False, "--sparse-onnx", help="Also write model.sparse.onnx (+ model.int8.sparse.onnx): standard ONNX sparse initializers."),
+    et_batch: str = typer.Option("1", "--et-batch", help="ExecuTorch batch: a fixed size (default 1, what a device runs) or 'dynamic' (up to --max-batch)."),
+    max_batch: int = typer.Option(32, "--max-batch", help="ExecuTorch with --et-batch dynamic: the largest batch the program plans memory for."),
+    measure_latency: bool = typer.Option(True, "--latency/--no-latency", help="With --format both: time the files at batch 1 side by side."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Data set for parity inputs, accuracies and calibration; default: the checkpoint's."),
     data_dir: Optional[Path] = DATA_DIR,
     calib_batches: int = typer.Option(16, help="Calibration batches for --int8 static (> 0)."),
     calib_batch_size: int = typer.Option(32, help="Calibration batch size (> 0)."),
     tolerance: float = typer.Option(1e-4, help="Largest allowed |ORT - PyTorch| logit difference (FP32)."),
 ):
-    """Export a model to ONNX, verify it in ONNX Runtime, optionally quantize to INT8; write export.json."""
+    """Export a model to ONNX and/or ExecuTorch, verify it in each runtime, optionally quantize to INT8; write export.json."""
     check_opset(opset)
     batch_value = parse_batch(batch)
     if int8 is not None:
         int8_lib.check_mode(int8)
+    formats = export_edge.check_format(fmt, int8)
+    et_batch_value = parse_batch(et_batch)
+    check_positive("--max-batch", max_batch)
+    if sparse_onnx and "onnx" not in formats:
+        raise ConfigError(f"--sparse-onnx writes ONNX files; use --format onnx|both, not {fmt!r}")
     if sparse_values is not None and sparse_values not in sparse.VALUE_FORMATS:
         raise ConfigError(f"--sparse {sparse_values!r} is not a value format; allowed: {', '.join(sparse.VALUE_FORMATS)}")
     check_positive("--calib-batches", calib_batches)
@@ -163,40 +175,42 @@ def export_command(
     if int8 == "static" and splits is None:
         raise ConfigError(f"--int8 static needs calibration data: pass --dataset (and --data-dir); found {inputs_note}")
     ensure_dir(out)
-
-
     if splits is not None:
         inputs = next(iter(make_loader(splits.test, 64)))[0]
     else:
         inputs = torch.randn(16, *input_shape_of(model), generator=torch.Generator().manual_seed(0))
     if isinstance(batch_value, int):
         inputs = inputs[:batch_value] if len(inputs) >= batch_value else inputs.repeat(batch_value // len(inputs) + 1, 1, 1, 1)[:batch_value]
-    onnx_info = export_verified(model, out / "model.onnx", inputs, opset=opset, batch=batch_value, tolerance=tolerance)
-    onnx_info["path"] = "model.onnx"
     record: dict = {
         "source": str(source), "checkpoint": str(path), "candidate": cand, "model": model.edgeprune_build["spec"],
-        "build": model.edgeprune_build, "onnx": {k: v for k, v in onnx_info.items() if k not in ("max_abs_diff", "tolerance", "parity_inputs")},
-        "parity": {"max_abs_diff": onnx_info["max_abs_diff"], "tolerance": tolerance, "inputs": f"{len(inputs)} images: {inputs_note}",
-                   "batches_checked": "full batch and batch 1" if batch_value == "dynamic" else f"batch {batch_value}"},
+        "build": model.edgeprune_build, "formats": list(formats),
     }
-    rows = [["model", record["model"] + (f" (candidate {cand})" if cand else "")],
-            ["model.onnx", f"{human_bytes(onnx_info['bytes'])}, opset {opset}, batch {batch_value}"],
-            ["max |ORT - torch| (FP32 logits)", f"{onnx_info['max_abs_diff']:.2e} on {inputs_note}"]]
+    rows = [["model", record["model"] + (f" (candidate {cand})" if cand else "")]]
     if splits is not None:
-        acc = {"dataset": splits.name, "split": "test", "images": len(splits.test),
-               "fp32_torch": accuracy(model, splits.test), "fp32_ort": ort_accuracy(ort_session(out / "model.onnx"), splits.test)}
-        record["accuracy"] = acc
-        rows.append(["test top-1 FP32 (torch / ORT)", f"{acc['fp32_torch']:.2%} / {acc['fp32_ort']:.2%}"])
-    if int8 is not None:
-        q = int8_lib.quantize(out / "model.onnx", out / "model.int8.onnx", int8,
-                              calibration_data=splits.train if splits is not None else None,
-                              calib_batches=calib_batches, calib_batch_size=calib_batch_size)
-        q["path"] = "model.int8.onnx"
-        record["int8"] = q
-        rows.append(["model.int8.onnx", f"{human_bytes(q['bytes'])} ({int8}, {onnx_info['bytes'] / q['bytes']:.2f}x smaller)"])
-        if splits is not None:
-            record["accuracy"]["int8_ort"] = ort_accuracy(ort_session(out / "model.int8.onnx"), splits.test)
-            rows.append(["test top-1 INT8 (ORT)", f"{record['accuracy']['int8_ort']:.2%}"])
+        record["accuracy"] = {"dataset": splits.name, "split": "test", "images": len(splits.test),
+                              "fp32_torch": accuracy(model, splits.test)}
+        rows.append(["test top-1 FP32 (torch)", f"{record['accuracy']['fp32_torch']:.2%}"])
+    if "onnx" in formats:
+        part, part_rows = _onnx_part(model, out, inputs, splits, inputs_note, opset=opset, batch=batch_value, int8=int8,
+                                     calib_batches=calib_batches, calib_batch_size=calib_batch_size, tolerance=tolerance)
+        record["accuracy"] = {**record.get("accuracy", {}), **part.pop("accuracy", {})}
+        record.update(part)
+        rows += part_rows
+    if sparse_onnx:
+        record["sparse_onnx"], part_rows = export_edge.sparse_onnx_part(out, inputs, int8 == "static")
+        rows += part_rows
+    if "executorch" in formats:
+        et, part_rows = export_edge.executorch_part(model, out, inputs, splits, batch=et_batch_value, max_batch=max_batch,
+                                                    int8=int8, calib_batches=calib_batches,
+                                                    calib_batch_size=calib_batch_size, tolerance=tolerance)
+        record["accuracy"] = {**record.get("accuracy", {}), **et.pop("accuracy", {})}
+        record["executorch"] = et
+        rows += part_rows
+    if len(formats) == 2 and measure_latency:
+        files = {"onnx": "model.onnx", "executorch": "model.pte", "onnx int8": "model.int8.onnx",
+                 "executorch int8": "model.int8.pte"}
+        record["latency"], part_rows = export_edge.latency_part(out, files)
+        rows += part_rows
     if sparse_values is not None:
         described = sparse.save(model, out / "model.epz", values=sparse_values,
                                 meta=getattr(model, "edgeprune_meta", None) or {})
@@ -208,6 +222,34 @@ def export_command(
     write_json(out / "export.json", record)
     rows.append(["written", str(out / "export.json")])
     console.print(table(f"export {path}", ["item", "value"], rows))
+
+
+def _onnx_part(model, out: Path, inputs, splits, inputs_note: str, *, opset: int, batch, int8: str | None,
+               calib_batches: int, calib_batch_size: int, tolerance: float) -> tuple[dict, list]:
+    """model.onnx (+ model.int8.onnx): parity in ONNX Runtime, accuracies there."""
+    onnx_info = export_verified(model, out / "model.onnx", inputs, opset=opset, batch=batch, tolerance=tolerance)
+    onnx_info["path"] = "model.onnx"
+    record: dict = {
+        "onnx": {k: v for k, v in onnx_info.items() if k not in ("max_abs_diff", "tolerance", "parity_inputs")},
+        "parity": {"max_abs_diff": onnx_info["max_abs_diff"], "tolerance": tolerance, "inputs": f"{len(inputs)} images: {inputs_note}",
+                   "batches_checked": "full batch and batch 1" if batch == "dynamic" else f"batch {batch}"},
+    }
+    rows = [["model.onnx", f"{human_bytes(onnx_info['bytes'])}, opset {opset}, batch {batch}"],
+            ["max |ORT - torch| (FP32 logits)", f"{onnx_info['max_abs_diff']:.2e} on {inputs_note}"]]
+    if splits is not None:
+        record["accuracy"] = {"fp32_ort": ort_accuracy(ort_session(out / "model.onnx"), splits.test)}
+        rows.append(["test top-1 FP32 (ORT)", f"{record['accuracy']['fp32_ort']:.2%}"])
+    if int8 is not None:
+        q = int8_lib.quantize(out / "model.onnx", out / "model.int8.onnx", int8,
+                              calibration_data=splits.train if splits is not None else None,
+                              calib_batches=calib_batches, calib_batch_size=calib_batch_size)
+        q["path"] = "model.int8.onnx"
+        record["int8"] = q
+        rows.append(["model.int8.onnx", f"{human_bytes(q['bytes'])} ({int8}, {onnx_info['bytes'] / q['bytes']:.2f}x smaller)"])
+        if splits is not None:
+            record["accuracy"]["int8_ort"] = ort_accuracy(ort_session(out / "model.int8.onnx"), splits.test)
+            rows.append(["test top-1 INT8 (ORT)", f"{record['accuracy']['int8_ort']:.2%}"])
+    return record, rows
 
 
 def _versions() -> dict:
@@ -229,18 +271,27 @@ def bench(
     warmup: int = 10,
     candidate: str | None = None,
 ) -> dict:
-    """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT) or of an .onnx file (ORT)."""
+    """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT, or ExecuTorch) or of an .onnx
+    (ORT) / .pte (ExecuTorch) file."""
     check_positive("--runs", runs)
     check_positive("--warmup", warmup, allow_zero=True)
     if threads is not None:
         check_positive("--threads", threads)
     source = Path(source)
     is_onnx = source.suffix.lower() == ".onnx"
-    runtime = runtime or ("onnxruntime" if is_onnx else "torch")
+    is_pte = source.suffix.lower() == ".pte"
+    runtime = runtime or ("onnxruntime" if is_onnx else "executorch" if is_pte else "torch")
     if runtime not in RUNTIMES:
         raise ConfigError(f"--runtime {runtime!r} is not allowed; allowed: {', '.join(RUNTIMES)}")
     results, info = [], {"source": str(source)}
-    if is_onnx:
+    if is_pte:
+        if not source.is_file():
+            raise ConfigError(f"{str(source)!r} does not exist")
+        if runtime != "executorch":
+            raise ConfigError(f"--runtime {runtime!r} cannot run {str(source)!r}, an ExecuTorch program (use executorch)")
+        for b in batches:
+            results.append(et_latency(source, batch_size=b, runs=runs, warmup=warmup, threads=threads))
+    elif is_onnx:
         if not source.is_file():
             raise ConfigError(f"{str(source)!r} does not exist")
         if runtime != "onnxruntime":
@@ -261,6 +312,12 @@ def bench(
                 export_onnx(model, onnx_path)
                 for b in batches:
                     results.append(ort_latency(onnx_path, shape, batch_size=b, runs=runs, warmup=warmup, threads=threads))
+        if runtime == "executorch":  # one program per batch size: ExecuTorch plans a fixed batch
+            with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as folder:
+                for b in batches:
+                    export_for(model, Path(folder) / f"b{b}.pte", "executorch", batch=b)
+                    results.append(et_latency(Path(folder) / f"b{b}.pte", batch_size=b, runs=runs, warmup=warmup,
+                                              threads=threads))
     info.update({"runs": runs, "warmup": warmup, "results": results, "machine": machine_info(),
                  "torch_threads_default": torch.get_num_threads()})
     return info
@@ -268,8 +325,8 @@ def bench(
 
 @app.command("bench")
 def bench_command(
-    source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory or .onnx file."),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | both; default torch (onnxruntime for .onnx)."),
+    source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory, .onnx or .pte file."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | executorch | both (torch + ORT); default torch (onnxruntime for .onnx, executorch for .pte)."),
     batch: str = typer.Option("1,32", "--batch", help="Batch sizes, comma-separated."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (> 0; ORT: intra_op_num_threads); default torch's."),
     runs: int = typer.Option(50, "--runs", help="Timed runs per batch size after warm-up (> 0)."),

@@ -4,10 +4,18 @@
   against PyTorch; :func:`ort_session`, :func:`ort_run`, :func:`ort_accuracy` run it in ONNX Runtime.
 * :func:`quantize` makes a static (QDQ, calibrated) or dynamic INT8 model; :func:`evaluate_int8` is the
   one-call FP32-vs-INT8 accuracy (both in ONNX Runtime) and size comparison reports use.
+* :func:`export_executorch` writes an XNNPACK-lowered ``.pte`` (FP32 or PT2E INT8) checked in the
+  ExecuTorch runtime (optional ``[edge]`` extra); :class:`Program` runs one, :func:`et_accuracy` scores it.
+* :func:`latency_ms` is one latency figure in ``"onnxruntime"`` or ``"executorch"`` (what budgets such as
+  ``latency<=2ms@executorch`` call); :func:`compare_latency` times artifacts side by side.
+* :func:`sparse_onnx.write_sparse` rewrites an ONNX file with standard ``sparse_initializer``s (FP32/INT8).
 * :mod:`edgeprune.export.sparse` writes/reads the ``.epz`` compressed sparse artifact.
 """
 
-from edgeprune.export import sparse
+from edgeprune.export import sparse, sparse_onnx
+from edgeprune.export.et_latency import RUNTIMES, check_runtime, et_latency, latency_ms
+from edgeprune.export.et_latency import compare as compare_latency
+from edgeprune.export.executorch import Program, et_accuracy, export_executorch
 from edgeprune.export.int8 import evaluate_int8, quantize
 from edgeprune.export.onnx import (
     DEFAULT_OPSET,
@@ -22,6 +30,15 @@ from edgeprune.export.onnx import (
 )
 
 __all__ = [
+    "RUNTIMES",
+    "Program",
+    "check_runtime",
+    "compare_latency",
+    "et_accuracy",
+    "et_latency",
+    "export_executorch",
+    "latency_ms",
+    "sparse_onnx",
     "DEFAULT_OPSET",
     "OPSET_RANGE",
     "PARITY_TOLERANCE",
