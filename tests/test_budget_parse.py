@@ -57,3 +57,19 @@ def test_a_run_directory_tells_typed_budgets_of_the_same_number_apart(tmp_path):
     check_run_dir(tmp_path, sweep_identity(m, [m.check_budget("macs<=50%")], [0], None, True))
     with pytest.raises(ConfigError, match="budgets"):
         check_run_dir(tmp_path, sweep_identity(m, [m.check_budget("latency<=50%")], [0], None, True))
+
+
+@pytest.mark.parametrize("text,quantity,runtime,batch", [
+    ("latency<=2ms@executorch", "et_latency_ms_b1", "executorch", 1),
+    ("latency<=2ms@b32@et", "et_latency_ms_b32", "executorch", 32),
+    ("latency<=2ms@ort", "ort_latency_ms_b1", "onnxruntime", 1),
+])
+def test_a_latency_budget_names_its_runtime(text, quantity, runtime, batch):
+    b = parse(text)
+    assert (b.quantity, b.runtime, b.batch, str(b)) == (quantity, runtime, batch, text)
+    assert pickle.loads(pickle.dumps(b)) == b and (b == parse("latency<=2ms")) == (runtime == "onnxruntime")
+
+
+def test_a_runtime_only_applies_to_latency():
+    with pytest.raises(ConfigError, match="@executorch does not apply to size"):
+        parse("size<=1MB@executorch")

@@ -2,6 +2,7 @@
 
     parse("latency<=2.5ms")      # ONNX Runtime latency, batch 1 (FP32)
     parse("latency<=40ms@b32")   # ... at batch 32
+    parse("latency<=2ms@executorch")   # latency in ExecuTorch (XNNPACK) instead of ONNX Runtime
     parse("size<=1.5MB")         # bytes of the exported ONNX file (FP32); "size<=400KB@int8": INT8 file
     parse("macs<=40%")           # MACs per image, relative to the input model (or absolute: "macs<=20M")
     parse("params<=100k")        # parameter count (or relative: "params<=50%")
@@ -20,14 +21,15 @@ import re
 from edgeprune.errors import ConfigError
 
 KINDS = ("sparsity", "latency", "size", "macs", "params")
-ALLOWED = ("a sparsity in [0, 1) (0.8 or sparsity=0.8), latency<=2.5ms (optionally @b32), size<=1.5MB "
+ALLOWED = ("a sparsity in [0, 1) (0.8 or sparsity=0.8), latency<=2.5ms (optionally @b32, @executorch), size<=1.5MB "
            "(B/KB/MB/GB, optionally @int8), macs<=20M, params<=100k, or any of them relative to the input "
            "model (latency<=50%)")
 _SIZE_UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _TIME_UNITS = {"ms": 1.0, "s": 1e3, "us": 1e-3}
 _COUNT_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}
 _PATTERN = re.compile(r"^(latency|size|macs|params)\s*<=?\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-z%]*)\s*"
-                      r"(?:@\s*(b\d+|int8|fp32))?$")
+                      r"((?:@\s*[a-z0-9]+\s*)*)$")
+RUNTIMES = {"onnxruntime": "onnxruntime", "ort": "onnxruntime", "executorch": "executorch", "et": "executorch"}
 # what each kind measures, as a record field
 QUANTITY = {"sparsity": "sparsity", "latency": "ort_latency_ms", "size": "onnx_bytes", "macs": "macs",
             "params": "params"}
@@ -35,18 +37,20 @@ QUANTITY = {"sparsity": "sparsity", "latency": "ort_latency_ms", "size": "onnx_b
 
 class Budget(float):
     """A budget: its float value is the limit; ``kind``, ``relative`` (a fraction of the input model's
-    value), ``batch`` (latency), ``precision`` ("fp32" or "int8", size) and ``text`` say what it limits."""
+    value), ``batch`` and ``runtime`` (latency), ``precision`` ("fp32" or "int8", size) and ``text`` say what
+    it limits."""
 
     def __new__(cls, limit: float, kind: str, *, relative: bool = False, batch: int = 1, precision: str = "fp32",
-                text: str | None = None):
+                runtime: str = "onnxruntime", text: str | None = None):
         obj = super().__new__(cls, limit)
         obj.kind, obj.relative, obj.batch, obj.precision = kind, relative, int(batch), precision
+        obj.runtime = runtime
         obj.text = text or f"{kind}<={float(limit):g}"
         return obj
 
     def __getnewargs_ex__(self):
         return (float(self), self.kind), {"relative": self.relative, "batch": self.batch,
-                                          "precision": self.precision, "text": self.text}
+                                          "precision": self.precision, "runtime": self.runtime, "text": self.text}
 
     def __format__(self, spec: str) -> str:
         """``f"{b:g}"`` gives a file-name-safe tag (``macs40pct``, ``latency2.5ms-b32``); ``f"{b}"`` the text."""
@@ -63,7 +67,7 @@ class Budget(float):
         return f"Budget({self.text!r})"
 
     def _key(self):
-        return (self.kind, float(self), self.relative, self.batch, self.precision)
+        return (self.kind, float(self), self.relative, self.batch, self.precision, self.runtime)
 
     def __eq__(self, other):  # two budgets: same kind and limit; a plain number (a run's JSON): same limit
         return self._key() == other._key() if isinstance(other, Budget) else float.__eq__(self, other)
@@ -79,7 +83,7 @@ class Budget(float):
         """The record field this budget limits (``ort_latency_ms_b32`` for a batch-32 latency)."""
         name = QUANTITY[self.kind]
         if self.kind == "latency":
-            return f"{name}_b{self.batch}"
+            return f"{'et' if self.runtime == 'executorch' else 'ort'}_latency_ms_b{self.batch}"
         return f"{name}_int8" if self.kind == "size" and self.precision == "int8" else name
 
     def limit(self, dense_value: float) -> float:
@@ -115,12 +119,18 @@ def parse(value) -> float:
     match = _PATTERN.match(text)
     if match is None:
         raise ConfigError(f"budget {value!r} is not allowed; allowed: {ALLOWED}")
-    kind, number, unit, suffix = match.groups()
+    kind, number, unit, suffixes = match.groups()
     number = float(number)
-    batch = int(suffix[1:]) if suffix and suffix.startswith("b") else 1
-    precision = suffix if suffix in ("int8", "fp32") else "fp32"
-    if suffix and (kind != "latency" if suffix.startswith("b") else kind != "size"):
-        raise ConfigError(f"budget {value!r}: @{suffix} does not apply to {kind}; allowed: {ALLOWED}")
+    batch, precision, runtime = 1, "fp32", "onnxruntime"
+    for suffix in (t.strip() for t in suffixes.split("@") if t.strip()):
+        if re.fullmatch(r"b\d+", suffix) and kind == "latency":
+            batch = int(suffix[1:])
+        elif suffix in RUNTIMES and kind == "latency":
+            runtime = RUNTIMES[suffix]
+        elif suffix in ("int8", "fp32") and kind == "size":
+            precision = suffix
+        else:
+            raise ConfigError(f"budget {value!r}: @{suffix} does not apply to {kind}; allowed: {ALLOWED}")
     if unit == "%":
         limit, relative = number / 100.0, True
     elif kind == "latency":
@@ -137,7 +147,7 @@ def parse(value) -> float:
         raise ConfigError(f"budget {value!r}: unknown unit {unit!r} for {kind}; allowed: {ALLOWED}")
     if limit <= 0 or (relative and limit > 1.0) or batch <= 0:
         raise ConfigError(f"budget {value!r} must be a positive limit (a percentage at most 100%); allowed: {ALLOWED}")
-    return Budget(limit, kind, relative=relative, batch=batch, precision=precision, text=shown)
+    return Budget(limit, kind, relative=relative, batch=batch, precision=precision, runtime=runtime, text=shown)
 
 
 def _number(text: str, original) -> float:

@@ -26,6 +26,7 @@ from edgeprune import roles as roles_lib
 from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
 from edgeprune.errors import ConfigError
+from edgeprune.export.et_latency import latency_ms
 from edgeprune.export.int8 import quantize
 from edgeprune.export.onnx import export_onnx
 from edgeprune.export.ort_latency import ort_latency
@@ -135,6 +136,9 @@ def measure(state: ChannelState, model: nn.Module, budget) -> float:
     with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
         path = Path(folder) / "model.onnx"
         export_onnx(model, path, input_shape=tuple(state.example.shape[1:]))
+        if kind == "latency" and budget.runtime == "executorch":
+            return latency_ms(model, budget.batch, "executorch", input_shape=tuple(state.example.shape[1:]),
+                              runs=state.latency_runs)
         if kind == "latency":
             return float(ort_latency(path, batch_size=budget.batch, runs=state.latency_runs, threads=1)["median_ms"])
         if budget.precision == "int8":
