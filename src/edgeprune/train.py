@@ -36,6 +36,7 @@ from edgeprune.config import Config
 from edgeprune.data.loaders import checked, make_loader
 from edgeprune.errors import ConfigError, DataError, EdgepruneError
 from edgeprune.measure import accuracy
+from edgeprune.prune.gradual import GradualMasks
 from edgeprune.prune.masks import Masks, apply_masks, mask_gradients
 
 
@@ -172,6 +173,7 @@ def fit(
     *,
     teacher: nn.Module | None = None,
     masks: Masks | None = None,
+    pruning: GradualMasks | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
     description: str = "train",
@@ -180,6 +182,9 @@ def fit(
 
     ``masks`` ({param name: bool keep-mask}) stay exact: pruned weights are zero at every step.
     ``teacher`` switches the loss to knowledge distillation (see :func:`kd_loss`).
+    ``pruning`` (gradual schedule, :class:`~edgeprune.prune.gradual.GradualMasks`) replaces ``masks``: it
+    prunes along its schedule after optimizer steps, and only epochs ending after its final update count
+    for selection and early stopping; its ``masks`` attribute holds the final masks afterwards.
     ``train_data`` / ``val_data``: datasets or DataLoaders yielding ``(x, y)`` tensor batches (a DataLoader
     keeps its own batch size and order; see the module notes for DDP). Malformed batches: DataError.
     Raises :class:`TrainingDiverged` if the loss becomes NaN/inf.
@@ -197,6 +202,8 @@ def fit(
 
     loader, sampler = _train_loader(train_data, cfg, distributed, rank, world)
     steps_per_epoch = _steps_per_epoch(loader, cfg)
+    if pruning is not None:
+        masks = {k: v.to(device) for k, v in pruning.begin(cfg.epochs * steps_per_epoch).items()}
     net = model
     if distributed:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -207,7 +214,7 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     best_acc, best_epoch, best_state, history = -1.0, 0, None, []
-    since_best = 0
+    since_best, step = 0, 0
     start = time.perf_counter()
     bar = _progress(progress and rank == 0)
     with bar:
@@ -242,6 +249,9 @@ def fit(
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
+                step += 1
+                if pruning is not None and (new := pruning.update(step, model)) is not None:
+                    masks = {k: v.to(device) for k, v in new.items()}
                 if masks:
                     apply_masks(model, masks)
                 loss_sum += loss.item() * len(y)
@@ -266,6 +276,8 @@ def fit(
                     "seconds": time.perf_counter() - t0,
                 }
             )
+            if pruning is not None and not pruning.finished(step):
+                continue  # the masks are not final yet: neither a candidate for "best" nor a reason to stop
             if val_acc > best_acc:
                 best_acc, best_epoch, since_best = val_acc, epoch, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
@@ -275,6 +287,8 @@ def fit(
                     break
     if best_state is not None:
         model.load_state_dict(best_state)
+    if pruning is not None and (best_state is None or not pruning.finished(step)):
+        masks = pruning.complete(model)  # cut short before the end step: prune to the final counts now
     if masks:
         apply_masks(model, masks)
     return TrainResult(best_acc, best_epoch, len(history), time.perf_counter() - start, history)

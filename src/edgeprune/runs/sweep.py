@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edgeprune.errors import ConfigError
 from edgeprune.methods.base import Method
+from edgeprune.prune.gradual import Schedule
 from edgeprune.runs import status
 from edgeprune.runs.executor import make_executor
 from edgeprune.runs.inputs import Inputs, describe_data, fingerprint
@@ -35,10 +36,12 @@ class SweepResult:
     summary: dict
 
 
-def run_config(method: Method, inputs: Inputs, budgets, seeds, train: TrainConfig | None, kd: bool) -> dict:
+def run_config(method: Method, inputs: Inputs, budgets, seeds, train: TrainConfig | None, kd: bool,
+               schedule: Schedule | None = None) -> dict:
     return {
         "format": FORMAT, "method": method.name, "options": json.loads(method.options.model_dump_json()),
         "budgets": budgets, "seeds": seeds, "finetune": train.model_dump() if train else None, "kd": kd,
+        "schedule": (schedule or Schedule()).model_dump(),
         "model": fingerprint(inputs.model), "data": describe_data(inputs.data),
     }
 
@@ -66,9 +69,11 @@ def check_run_dir(out: Path, config: dict) -> None:
 
 
 def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[int], out, *,
-              train: TrainConfig | None, kd: bool, executor="local", progress: bool = True) -> SweepResult:
+              train: TrainConfig | None, kd: bool, executor="local", progress: bool = True,
+              schedule: Schedule | None = None) -> SweepResult:
     out = Path(out)
-    config = run_config(method, inputs, budgets, seeds, train, kd)
+    schedule = schedule or Schedule()
+    config = run_config(method, inputs, budgets, seeds, train, kd, schedule)
     check_run_dir(out, config)
     runner = make_executor(executor) if isinstance(executor, str) else executor
     own = isinstance(executor, str)
@@ -83,7 +88,7 @@ def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[
             state = method.prepare(inputs.model, inputs.data, inputs.example)
             plan = method.candidates(state, budgets, seeds)
             status.write_plan(out, "candidate", [c.id for c in plan])
-            job = Job(method, state, inputs.model, inputs.data, train, kd, inputs.example, store)
+            job = Job(method, state, inputs.model, inputs.data, train, kd, inputs.example, store, schedule)
             runner.run(job, plan, progress=progress, title=method.name)
             summary = render(out)
     finally:

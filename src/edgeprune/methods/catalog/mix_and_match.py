@@ -2,6 +2,10 @@
 
 Each candidate is one (criterion, strategy) pair calibrated to the budget (global sparsity of the
 prunable weights); its exact per-layer masks are kept while the shared runner fine-tunes it.
+
+``baselines`` (default magnitude, SNIP, GraSP) adds the global single-criterion baselines as candidates
+of the same sweep, at the same budget (so at the matched sparsity), seeds and fine-tune: one front over
+everything trained, and the chosen model is the best of all, whatever its origin (setting ``baseline``).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
 from edgeprune.config import Config
 from edgeprune.errors import ConfigError
-from edgeprune.methods.base import Candidate, Decision, Method, register
+from edgeprune.methods.base import Candidate, Decision, Method, get_method, register
 from edgeprune.prune.masks import MaskBuilder, apply_masks
 
 CRITERIA = ("magnitude", "gradient", "product")
+BASELINES = ("magnitude", "snip", "grasp")  # the paper's set B; "random" is allowed too
+Baseline = Literal["magnitude", "snip", "grasp", "random"]
 Criterion = Literal["magnitude", "gradient", "product"]
 Strategy = Literal["min", "max", "balanced", "p30", "p50", "p70", "p90", "param_prop", "late_heavy", "early_heavy"]
 
@@ -30,6 +36,7 @@ class Options(Config):
     criteria: list[Criterion] = list(CRITERIA)
     strategies: list[Strategy] = list(strategies_lib.NAMES)
     range_rules: dict = {}
+    baselines: list[Baseline] = list(BASELINES)  # global baselines trained in the same sweep ([] for none)
     calib_batches: int = 10
     calib_batch_size: int = 32
 
@@ -39,6 +46,7 @@ class State:
     roles: roles_lib.RoleTable
     ranges: dict
     builders: dict[str, MaskBuilder]
+    baselines: dict = None  # name -> (baseline method, its prepared state)
 
 
 def check_prunable(roles: roles_lib.RoleTable, model: nn.Module) -> None:
@@ -64,7 +72,11 @@ class MixAndMatch(Method):
         batches = scores_lib.calibration_batches(data.train, opts.calib_batches, opts.calib_batch_size) if needs_data else None
         builders = {c: MaskBuilder(scores_lib.compute(c, model, None if c == "magnitude" else batches))
                     for c in opts.criteria}
-        return State(roles, ranges, builders)
+        baselines = {}
+        for name in dict.fromkeys(opts.baselines):
+            method = get_method(name, calib_batches=opts.calib_batches, calib_batch_size=opts.calib_batch_size)
+            baselines[name] = (method, method.prepare(model, data, example))
+        return State(roles, ranges, builders, baselines)
 
     def candidates(self, state: State, budgets, seeds):
         plan = []
@@ -81,13 +93,21 @@ class MixAndMatch(Method):
                     setting = {"criterion": criterion, "strategy": strategy, "aliases": aliases,
                                "sparsities": built[strategy]}
                     plan += [Candidate(f"mam-{criterion}-{strategy}-b{budget:g}-s{s}", budget, s, setting) for s in seeds]
+            for name in state.baselines or {}:
+                plan += [Candidate(f"global-{name}-b{budget:g}-s{s}", budget, s, {"baseline": name}) for s in seeds]
         return plan
 
     def prune(self, state: State, model, candidate):
         setting = candidate.setting
+        if "baseline" in setting:
+            method, prepared = state.baselines[setting["baseline"]]
+            decision = method.prune(prepared, model, candidate)
+            decision.info = {**decision.info, "origin": f"global {setting['baseline']} baseline"}
+            return decision
         masks = state.builders[setting["criterion"]].layerwise(setting["sparsities"])
         pruned = copy.deepcopy(model)
         apply_masks(pruned, masks)
-        info = {"criterion": setting["criterion"], "strategy": setting["strategy"], "aliases": setting["aliases"]}
+        info = {"criterion": setting["criterion"], "strategy": setting["strategy"], "aliases": setting["aliases"],
+                "origin": "mix_and_match"}
         return Decision(pruned, masks, info)
 
