@@ -10,13 +10,19 @@ lets only rank 0 write files.
 
 User DataLoaders: ``train_data`` / ``val_data`` may be DataLoaders yielding ``(x, y)`` tensor batches. They
 are used as they are: their batch size and order win over ``batch_size`` / ``seed`` (the global torch RNG is
-seeded with ``seed`` first, so a loader shuffling with it repeats). Under DDP a user training DataLoader
+seeded with ``seed`` first, so a loader shuffling with it repeats; a loader with a generator of its own gets
+that generator re-seeded with ``seed``, so a fit's data order never depends on what ran before it).
+
+Determinism: the same seed gives the same weights — seeded init RNG, data order and augmentation draws (the
+runner reseeds them per candidate), and :func:`deterministic` (torch's deterministic algorithms) around
+every candidate. Under DDP a user training DataLoader
 must already shard with a DistributedSampler (fit calls its ``set_epoch``); anything else is a ConfigError,
 since every rank would train on all the data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -136,6 +142,17 @@ def _lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
+@contextlib.contextmanager
+def deterministic():
+    """torch's deterministic algorithms inside the block (warn-only where an op has none); restored after."""
+    before, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
 def _distributed() -> tuple[bool, int, int]:
     return dist_lib.is_initialized(), dist_lib.rank(), dist_lib.world_size()
 
@@ -143,6 +160,8 @@ def _distributed() -> tuple[bool, int, int]:
 def _train_loader(train_data, cfg: TrainConfig, distributed: bool, rank: int, world: int):
     """(loader, sampler to ``set_epoch``): a user DataLoader as it is, else a seeded (sharded) loader."""
     if isinstance(train_data, DataLoader):
+        if train_data.generator is not None:  # its shuffling then repeats for the same seed
+            train_data.generator.manual_seed(cfg.seed)
         sampler = train_data.sampler if isinstance(train_data.sampler, DistributedSampler) else None
         if distributed and sampler is None:
             raise ConfigError(f"under torchrun a training DataLoader must shard with a DistributedSampler, got "

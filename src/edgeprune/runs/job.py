@@ -25,7 +25,7 @@ from edgeprune.methods.base import Candidate, Decision, Method
 from edgeprune.prune.gradual import GradualMasks, Schedule
 from edgeprune.report.stats import pack
 from edgeprune.runs.store import RunStore
-from edgeprune.train import TrainConfig, fit
+from edgeprune.train import TrainConfig, deterministic, fit
 
 
 def measure(model: nn.Module, data, example: torch.Tensor) -> dict:
@@ -85,7 +85,11 @@ class Job:
         return record, decision.model if decision is not None else None
 
     def run(self, cand: Candidate, progress: bool = False) -> tuple[dict, Decision | None]:
-        """:meth:`train`, keeping the method's whole decision (masks included)."""
+        """:meth:`train`, keeping the method's whole decision (masks included); deterministic for a seed."""
+        with deterministic():
+            return self._run(cand, progress)
+
+    def _run(self, cand: Candidate, progress: bool) -> tuple[dict, Decision | None]:
         record = self.base_record(cand)
         started = time.perf_counter()
         try:
