@@ -97,8 +97,10 @@ def section(result: dict) -> str:
              f"sparsity, {a['seeds']} seed(s))", "",
              f"One `edgeprune.sweep` per schedule: {a['criteria']} × ten strategies (duplicates merged) calibrated to the "
              f"budget, plus the global baselines {a['baselines']} in the same sweep; every candidate fine-tuned "
-             f"**{a['epochs']} epochs** (SGD, cosine from lr {a['lr']:g}, no early stopping, best validation epoch kept; "
-             f"gradual: cubic schedule over the first {100 * a['gradual_end']:g} % of the steps). Best of each kind chosen "
+             f"**up to {a['epochs']} epochs** (SGD, cosine from lr {a['lr']:g}, early stopping after {a['patience']} epochs "
+             f"without validation gain, best validation epoch kept; gradual: cubic schedule over the first "
+             f"{100 * a['gradual_end']:g} % of the steps, selection and early stopping only after it; epochs run: "
+             f"{result['epochs_text']}). Best of each kind chosen "
              "on validation; test accuracy on the 10 000 MNIST test images with its 95 % interval; differences paired "
              "on those images (pp, 95 % CI).", "",
              "| schedule | fine-tune | dense test % | best Mix-and-Match (by val) | test % [CI] | best global baseline (by val) "
@@ -122,6 +124,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20, help="fine-tune epochs of every candidate")
     ap.add_argument("--dense-epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=0.02, help="fine-tune SGD lr (cosine)")
+    ap.add_argument("--patience", type=int, default=3, help="early stopping: epochs without validation gain")
     ap.add_argument("--criteria", default="magnitude")
     ap.add_argument("--strategies", default="all")
     ap.add_argument("--baselines", default="magnitude,snip,grasp")
@@ -151,13 +154,15 @@ def main() -> None:
         t0 = time.perf_counter()
         if not args.collect:
             edgeprune.sweep(model, splits, method="mix_and_match", budgets=[args.budget], seeds=args.seeds, out=dirs[sched],
-                            finetune={"epochs": args.epochs, "lr": args.lr, "patience": None}, progress=False,
+                            finetune={"epochs": args.epochs, "lr": args.lr, "patience": args.patience}, progress=False,
                             schedule={"kind": sched, "end": args.gradual_end}, **options)
         print(f"{sched}: {time.perf_counter() - t0:.0f} s", flush=True)
         if not args.no_save:
             result["schedules"][sched] = summarize(dirs[sched])
     if args.no_save:
         return
+    runs = {s: [e for v in r["epochs_run"].values() for e in v if e] for s, r in result["schedules"].items()}
+    result["epochs_text"] = "; ".join(f"{s} {min(v)}–{max(v)}" for s, v in runs.items() if v)
     if {"oneshot", "gradual"} <= set(dirs):
         result["gradual_minus_oneshot"] = across(dirs["oneshot"], dirs["gradual"])
     result["settings"] = {**vars(args), "out": None, "collect": None}

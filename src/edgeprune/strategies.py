@@ -127,10 +127,14 @@ def global_sparsity(sparsities: dict[str, float], roles: RoleTable) -> float:
     return pruned / total if total else 0.0
 
 
+DUPLICATE_DECIMALS = 3  # strategies within 0.1 pp in every layer (the calibration tolerance) are one model
+
+
 def duplicates(strategies: dict[str, dict[str, float]]) -> dict[str, list[str]]:
-    """name -> the other names whose per-layer sparsities are identical (only names that have some)."""
+    """name -> the other names whose per-layer sparsities agree to 0.1 pp in every layer (the calibration's
+    tolerance: two uniform vectors calibrated to one target are the same model), only names that have some."""
     def key(vector):
-        return tuple(sorted((p, round(s, 12)) for p, s in vector.items()))
+        return tuple(sorted((p, round(s, DUPLICATE_DECIMALS)) for p, s in vector.items()))
 
     groups: dict[tuple, list[str]] = {}
     for name, vector in strategies.items():

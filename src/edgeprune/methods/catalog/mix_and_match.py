@@ -11,6 +11,7 @@ everything trained, and the chosen model is the best of all, whatever its origin
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -83,6 +84,11 @@ class MixAndMatch(Method):
         for budget in budgets:
             built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in self.options.strategies}
             same = strategies_lib.duplicates(built)
+            groups = sorted({tuple(sorted([n, *same[n]])) for n in same} - {("balanced", "p50")})  # equal by definition
+            if groups:
+                warnings.warn(f"at budget {budget:g} these strategies give identical per-layer sparsities and are "
+                              f"trained once each group: {'; '.join(' = '.join(g) for g in groups)} (the layer "
+                              "ranges are too alike; see range_rules)", UserWarning, stacklevel=2)
             seen: set[str] = set()
             for strategy in self.options.strategies:
                 if strategy in seen:
