@@ -20,6 +20,7 @@ from edgeprune.errors import ConfigError
 from edgeprune.report import compare
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.plots import front_plot
+from edgeprune.report.stats import verdict
 from edgeprune.report.tables import write_csv
 from edgeprune.runs.store import RunStore
 from edgeprune.utils.io import write_json, write_text
@@ -153,8 +154,13 @@ def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
     summary = {"method": config["method"], "dense": {k: v for k, v in dense.items() if k != "test_correct"},
                "chosen": chosen_record and {k: v for k, v in chosen_record.items() if k != "test_correct"},
                "chosen_origin": chosen["origin"] if chosen else None,
-               "chosen_vs_dense": chosen_vs_dense.as_dict() if chosen_vs_dense else None,
-               "mam_vs_baseline": [{k: v for k, v in c.items() if k != "_d"} for c in comparisons],
+               "chosen_test": compare.accuracy_text(members[chosen["label"]]) if chosen else None,
+               "chosen_vs_dense": chosen_vs_dense.as_dict() | {"verdict": verdict(chosen_vs_dense, "the chosen model",
+                                                                                   "the input model")}
+               if chosen_vs_dense else None,
+               "mam_vs_baseline": [{k: v for k, v in c.items() if k != "_d"}
+                                   | ({"verdict": verdict(c["_d"], "Mix-and-Match", "the baseline")} if c["_d"] else {})
+                                   for c in comparisons],
                "front": [{k: g[k] for k in ("label", "origin", "ids", "removed", "val_acc", "test_ci") if k in g}
                          | {"test_acc": g.get("test_acc")} for g in front]}
     write_json(root / "summary.json", summary)

@@ -30,12 +30,13 @@ CRITERIA = ("magnitude", "gradient", "product")
 BASELINES = ("magnitude", "snip", "grasp")  # the paper's set B; "random" is allowed too
 Baseline = Literal["magnitude", "snip", "grasp", "random"]
 Criterion = Literal["magnitude", "gradient", "product"]
-Strategy = Literal["min", "max", "balanced", "p30", "p50", "p70", "p90", "param_prop", "late_heavy", "early_heavy"]
+Strategy = Literal["min", "max", "balanced", "p30", "p50", "p70", "p90", "param_prop", "late_heavy", "early_heavy",
+                   "mlp_heavy", "attn_aggressive"]
 
 
 class Options(Config):
     criteria: list[Criterion] = list(CRITERIA)
-    strategies: list[Strategy] = list(strategies_lib.NAMES)
+    strategies: list[Strategy] | None = None  # None: the model family's ten (strategies.names_for)
     range_rules: dict = {}
     baselines: list[Baseline] = list(BASELINES)  # global baselines trained in the same sweep ([] for none)
     calib_batches: int = 10
@@ -47,7 +48,8 @@ class State:
     roles: roles_lib.RoleTable
     ranges: dict
     builders: dict[str, MaskBuilder]
-    baselines: dict = None  # name -> (baseline method, its prepared state)
+    baselines: dict | None = None  # name -> (baseline method, its prepared state)
+    strategies: tuple[str, ...] = strategies_lib.NAMES  # the strategies of this model
 
 
 def check_prunable(roles: roles_lib.RoleTable, model: nn.Module) -> None:
@@ -64,7 +66,7 @@ class MixAndMatch(Method):
 
     def prepare(self, model, data, example):
         opts = self.options
-        if not opts.criteria or not opts.strategies:
+        if not opts.criteria or opts.strategies == []:
             raise ConfigError("mix_and_match needs at least one criterion and one strategy")
         roles = roles_lib.classify(model, example)
         check_prunable(roles, model)
@@ -77,12 +79,13 @@ class MixAndMatch(Method):
         for name in dict.fromkeys(opts.baselines):
             method = get_method(name, calib_batches=opts.calib_batches, calib_batch_size=opts.calib_batch_size)
             baselines[name] = (method, method.prepare(model, data, example))
-        return State(roles, ranges, builders, baselines)
+        names = tuple(opts.strategies) if opts.strategies else strategies_lib.names_for(roles)
+        return State(roles, ranges, builders, baselines, names)
 
     def candidates(self, state: State, budgets, seeds):
         plan = []
         for budget in budgets:
-            built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in self.options.strategies}
+            built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in state.strategies}
             same = strategies_lib.duplicates(built)
             groups = sorted({tuple(sorted([n, *same[n]])) for n in same} - {("balanced", "p50")})  # equal by definition
             if groups:
@@ -90,7 +93,7 @@ class MixAndMatch(Method):
                               f"trained once each group: {'; '.join(' = '.join(g) for g in groups)} (the layer "
                               "ranges are too alike; see range_rules)", UserWarning, stacklevel=2)
             seen: set[str] = set()
-            for strategy in self.options.strategies:
+            for strategy in state.strategies:
                 if strategy in seen:
                     continue
                 aliases = [a for a in same.get(strategy, []) if a in built]
