@@ -48,8 +48,23 @@ def dense_model(name: str, splits, epochs: int, out: Path):
     return model
 
 
+def _read(run_dir: Path) -> list[dict]:
+    path = run_dir / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
 def by_label(run_dir: Path):
-    records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines() if line.strip()]
+    """Records of a schedule: the Mix-and-Match sweep's, plus those of baseline sweeps run beside it
+    (``--separate-baselines``: one sweep per global method, relabelled as the baseline candidates of the
+    Mix-and-Match sweep they stand for: same budget, fine-tune, seeds, dense model and test images)."""
+    records = _read(run_dir)
+    extras = sorted(run_dir.parent.glob(run_dir.name + "-global-*"))
+    if extras:  # the separate sweeps stand for the baselines
+        records = [r for r in records if "baseline" not in r.get("setting", {})]
+    for extra in extras:
+        for r in _read(extra):
+            if r["kind"] == "candidate":
+                records.append({**r, "method": "mix_and_match", "setting": {"baseline": r["method"]}})
     dense = next(r for r in records if r["kind"] == "dense")
     rows = group(records, dense)
     ids = {r["id"]: r for r in records}
@@ -134,6 +149,8 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/runs/honest")
     ap.add_argument("--no-save", action="store_true", help="run the sweeps only (another process collects)")
     ap.add_argument("--collect", action="store_true", help="only summarize the finished run directories")
+    ap.add_argument("--separate-baselines", action="store_true",
+                    help="run each global baseline as its own sweep beside the Mix-and-Match one (a second process)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     root = shared_data_dir()
@@ -152,7 +169,13 @@ def main() -> None:
     for sched in args.schedules.split(","):
         dirs[sched] = out / f"{args.model}-b{args.budget:g}-{sched}-{args.epochs}ep"
         t0 = time.perf_counter()
-        if not args.collect:
+        if args.separate_baselines and not args.collect:
+            for name in args.baselines.split(","):
+                edgeprune.sweep(model, splits, method=name, budgets=[args.budget], seeds=args.seeds,
+                                out=Path(f"{dirs[sched]}-global-{name}"), progress=False,
+                                finetune={"epochs": args.epochs, "lr": args.lr, "patience": args.patience},
+                                schedule={"kind": sched, "end": args.gradual_end})
+        elif not args.collect:
             edgeprune.sweep(model, splits, method="mix_and_match", budgets=[args.budget], seeds=args.seeds, out=dirs[sched],
                             finetune={"epochs": args.epochs, "lr": args.lr, "patience": args.patience}, progress=False,
                             schedule={"kind": sched, "end": args.gradual_end}, **options)
