@@ -46,14 +46,14 @@ class Pruned:
 
 
 def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None, *, kd: bool | None = None,
-          seed: int = 0, schedule="oneshot", example_input=None, progress: bool = False, **options) -> Pruned:
+          seed: int = 0, schedule=None, example_input=None, progress: bool = False, **options) -> Pruned:
     """Prune ``model`` with ``method`` at ``budget`` and fine-tune it; nothing is written, ``model`` is untouched.
 
     When the method makes several candidates for one budget (Mix-and-Match: criteria × strategies), each is
     fine-tuned and the best on validation is returned. ``finetune``: None (the method's default epochs), 0
     (none), an epoch count, a dict of TrainConfig fields or a TrainConfig. ``schedule``: "oneshot" (masks
     applied before fine-tuning) or "gradual" (cubic schedule during the first 60 % of the fine-tune, Zhu &
-    Gupta; or a dict with kind, end, updates) for masked candidates. ``options`` are the method's own.
+    Gupta; or a dict with kind, end, updates) for masked candidates; None: ``prune.gradual.DEFAULT``. ``options`` are the method's own.
     """
     plan = schedule_of(schedule)
     m = get_method(method, **options)
@@ -73,7 +73,7 @@ def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None
 
 
 def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out=None, *, executor="local",
-          finetune=None, kd: bool | None = None, schedule="oneshot", example_input=None, progress: bool = True,
+          finetune=None, kd: bool | None = None, schedule=None, example_input=None, progress: bool = True,
           **options) -> SweepResult:
     """Every candidate of ``method`` over ``budgets`` × ``seeds`` in the run directory ``out`` (resumable).
 

@@ -15,6 +15,7 @@ from edgeprune.cli.common import console, parse_float_list, parse_kv, table
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.methods.dense import train_dense
+from edgeprune.prune.gradual import schedule_of
 from edgeprune.runs import inputs as inputs_lib
 from edgeprune.train import default_config
 
@@ -61,6 +62,7 @@ def prune_command(
     seeds: int = typer.Option(1, "--seeds", help="Seeds per budget (> 0)."),
     finetune: Optional[int] = typer.Option(None, "--finetune", help="Fine-tune (or, for reconvene, training) epochs; 0 = none; default: the method's."),
     kd: Optional[bool] = typer.Option(None, "--kd/--no-kd", help="Distil from the input model while fine-tuning (default: the method's)."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="Masked candidates: oneshot (prune, then fine-tune) or gradual (cubic schedule during fine-tuning); default: the measured default (docs/mix_and_match.md)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Trained model; without it the model is trained first (--dense-epochs)."),
     dense_epochs: int = typer.Option(5, "--dense-epochs", help="Epochs of training when no checkpoint is given (> 0)."),
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
@@ -70,6 +72,7 @@ def prune_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."""
+    plan = schedule_of(schedule)
     m = get_method(method, **parse_kv(option, "--option"))
     budgets = inputs_lib.budgets_of(m, parse_float_list(budget, "--budget") if budget else None)
     seed_list = inputs_lib.seeds_of(seeds)
@@ -82,7 +85,7 @@ def prune_command(
     run_dir = out or Path("runs") / f"prune-{method}-{Path(model.split(':')[0]).stem}-{dataset.split(':')[0]}"
     trained = trained_input(model, model_args, checkpoint, splits, dense_epochs, run_dir, not quiet)
     result = sweep(trained, splits, method=method, budgets=budgets, seeds=seed_list, out=run_dir,
-                   executor=executor, finetune=finetune, kd=kd, progress=not quiet, **m.options.model_dump())
+                   executor=executor, finetune=finetune, kd=kd, schedule=plan, progress=not quiet, **m.options.model_dump())
     print_result(result)
 
 

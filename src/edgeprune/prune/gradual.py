@@ -32,12 +32,13 @@ from edgeprune.errors import ConfigError
 from edgeprune.prune.masks import Masks, prune_lowest
 
 SCHEDULES = ("oneshot", "gradual")
+DEFAULT = "oneshot"  # measured: docs/mix_and_match.md, "Default schedule"
 
 
 class Schedule(Config):
     """How a masked candidate reaches its masks: at once, or along the cubic schedule."""
 
-    kind: Literal["oneshot", "gradual"] = "oneshot"
+    kind: Literal["oneshot", "gradual"] = DEFAULT
     end: float = pydantic.Field(0.6, gt=0, le=1)  # fraction of the fine-tune's optimizer steps
     updates: int = pydantic.Field(30, gt=0)  # pruning steps up to ``end``
 
