@@ -71,8 +71,11 @@ def by_label(run_dir: Path):
     return dense, rows, {g["label"]: [ids[i] for i in g["ids"]] for g in rows}
 
 
-def summarize(run_dir: Path) -> dict:
+def summarize(run_dir: Path, keep: set[str] | None = None) -> dict:
+    """Best Mix-and-Match vs best baseline of one schedule; ``keep``: the settings both schedules finished."""
     dense, rows, members = by_label(run_dir)
+    if keep is not None:
+        rows = [g for g in rows if g["label"] in keep]
     comp = compare.mam_vs_baselines(rows, members)[0]
     d = comp.pop("_d")
     mam = next(g for g in rows if g["label"] == comp["mam"])
@@ -84,9 +87,10 @@ def summarize(run_dir: Path) -> dict:
         "mam_vs_dense": compare.difference(members[comp["mam"]], [dense]).as_dict(),
         "baseline_vs_dense": compare.difference(members[comp["baseline"]], [dense]).as_dict(),
         "sparsity": {"mam": mam["removed"], "baseline": base["removed"]},
-        "epochs_run": {lab: [m.get("epochs_run") for m in ms] for lab, ms in members.items()},
+        "epochs_run": {g["label"]: [m.get("epochs_run") for m in members[g["label"]]] for g in rows},
         "settings": [{"label": g["label"], "val_acc": g["val_acc"], "test": compare.accuracy_text(members[g["label"]]),
-                      "removed": g["removed"]} for g in rows],
+                      "removed": g["removed"], "epochs_run": [m.get("epochs_run") for m in members[g["label"]]]}
+                     for g in rows],
     }
 
 
@@ -110,14 +114,16 @@ def section(result: dict) -> str:
     a = result["settings"]
     lines = [f"### Mix-and-Match vs global baselines on MNIST, one-shot vs gradual ({a['model']} at {100 * a['budget']:g} % "
              f"sparsity, {a['seeds']} seed(s))", "",
-             f"One `edgeprune.sweep` per schedule: {a['criteria']} × ten strategies (duplicates merged) calibrated to the "
+             f"One `edgeprune.sweep` per schedule: {a['criteria']} × strategies (duplicates merged) calibrated to the "
              f"budget, plus the global baselines {a['baselines']} in the same sweep; every candidate fine-tuned "
              f"**up to {a['epochs']} epochs** (SGD, cosine from lr {a['lr']:g}, early stopping after {a['patience']} epochs "
              f"without validation gain, best validation epoch kept; gradual: cubic schedule over the first "
              f"{100 * a['gradual_end']:g} % of the steps, selection and early stopping only after it; epochs run: "
              f"{result['epochs_text']}). Best of each kind chosen "
              "on validation; test accuracy on the 10 000 MNIST test images with its 95 % interval; differences paired "
-             "on those images (pp, 95 % CI).", "",
+             "on those images (pp, 95 % CI). Settings compared (finished under every schedule): "
+             + ", ".join(sorted({lab.split("strategy=")[-1].rstrip(")") if "strategy=" in lab else lab.split(" @")[0]
+                                 for lab in result["compared"]})) + ".", "",
              "| schedule | fine-tune | dense test % | best Mix-and-Match (by val) | test % [CI] | best global baseline (by val) "
              "| test % [CI] | MaM − baseline, pp [CI] | MaM − dense, pp [CI] |", "|---|---|---|---|---|---|---|---|---|"]
     for sched, s in result["schedules"].items():
@@ -180,10 +186,13 @@ def main() -> None:
                             finetune={"epochs": args.epochs, "lr": args.lr, "patience": args.patience}, progress=False,
                             schedule={"kind": sched, "end": args.gradual_end}, **options)
         print(f"{sched}: {time.perf_counter() - t0:.0f} s", flush=True)
-        if not args.no_save:
-            result["schedules"][sched] = summarize(dirs[sched])
     if args.no_save:
         return
+    # settings finished under every schedule (a sweep stopped early is compared on the common ones only)
+    keep = set.intersection(*(set(by_label(d)[2]) for d in dirs.values()))
+    for sched, d in dirs.items():
+        result["schedules"][sched] = summarize(d, keep)
+    result["compared"] = sorted(keep)
     runs = {s: [e for v in r["epochs_run"].values() for e in v if e] for s, r in result["schedules"].items()}
     result["epochs_text"] = "; ".join(f"{s} {min(v)}–{max(v)}" for s, v in runs.items() if v)
     if {"oneshot", "gradual"} <= set(dirs):
