@@ -155,6 +155,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/runs/honest")
     ap.add_argument("--no-save", action="store_true", help="run the sweeps only (another process collects)")
     ap.add_argument("--collect", action="store_true", help="only summarize the finished run directories")
+    ap.add_argument("--name", default=None, help="results/NAME.json (default honest_mnist_MODEL)")
     ap.add_argument("--separate-baselines", action="store_true",
                     help="run each global baseline as its own sweep beside the Mix-and-Match one (a second process)")
     args = ap.parse_args()
@@ -197,8 +198,8 @@ def main() -> None:
     result["epochs_text"] = "; ".join(f"{s} {min(v)}–{max(v)}" for s, v in runs.items() if v)
     if {"oneshot", "gradual"} <= set(dirs):
         result["gradual_minus_oneshot"] = across(dirs["oneshot"], dirs["gradual"])
-    result["settings"] = {**vars(args), "out": None, "collect": None}
-    name = f"honest_mnist_{args.model}"
+    result["settings"] = {**vars(args), "out": None, "collect": None, "name": None}
+    name = args.name or f"honest_mnist_{args.model}"
     save(name, result, section(result))
     print(section(result))
     print(f"wrote {RESULTS / (name + '.json')}")
