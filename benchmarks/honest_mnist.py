@@ -200,6 +200,8 @@ def main() -> None:
         result["gradual_minus_oneshot"] = across(dirs["oneshot"], dirs["gradual"])
     result["settings"] = {**vars(args), "out": None, "collect": None, "name": None}
     name = args.name or f"honest_mnist_{args.model}"
+    if "--out" in sys.argv:  # the run directories' location is this machine's, not part of the result
+        sys.argv[sys.argv.index("--out") + 1] = "RUN_ROOT"
     save(name, result, section(result))
     print(section(result))
     print(f"wrote {RESULTS / (name + '.json')}")
