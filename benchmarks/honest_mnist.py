@@ -134,6 +134,8 @@ def section(result: dict) -> str:
         lines += ["", "Gradual − one-shot, same setting, paired (pp [95 % CI]):", ""]
         lines += [f"- {label}: {pp(d)}{' (no significant difference)' if not d['significant'] else ''}"
                   for label, d in result["gradual_minus_oneshot"].items()]
+    if a.get("note"):
+        lines += ["", f"_How it ran: {a['note']}_"]
     return "\n".join(lines)
 
 
@@ -156,6 +158,7 @@ def main() -> None:
     ap.add_argument("--no-save", action="store_true", help="run the sweeps only (another process collects)")
     ap.add_argument("--collect", action="store_true", help="only summarize the finished run directories")
     ap.add_argument("--name", default=None, help="results/NAME.json (default honest_mnist_MODEL)")
+    ap.add_argument("--note", default="", help="how the collected sweeps were run (shown under the table)")
     ap.add_argument("--separate-baselines", action="store_true",
                     help="run each global baseline as its own sweep beside the Mix-and-Match one (a second process)")
     args = ap.parse_args()
