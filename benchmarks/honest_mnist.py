@@ -134,6 +134,8 @@ def section(result: dict) -> str:
         lines += ["", "Gradual − one-shot, same setting, paired (pp [95 % CI]):", ""]
         lines += [f"- {label}: {pp(d)}{' (no significant difference)' if not d['significant'] else ''}"
                   for label, d in result["gradual_minus_oneshot"].items()]
+    lines += ["", "The older Mix-and-Match tables further down (`mam_mnist_*`) used 4 fine-tune epochs and no intervals; "
+              "their \"drop reduction\" is superseded by the paired differences here."]
     if a.get("note"):
         lines += ["", f"_How it ran: {a['note']}_"]
     return "\n".join(lines)
