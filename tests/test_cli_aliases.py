@@ -31,12 +31,13 @@ def check_run(run_cli, run, method, n_candidates):
 def test_search_is_prune_mix_and_match(run_cli, tmp_path):
     run = tmp_path / "s"
     args = ["search", "--model", "lenet300", "--dataset", "digits", "--criteria", "magnitude",
-            "--strategies", "min,max", "--target-sparsity", "0.8", "--epochs", "1", "--dense-epochs", "1",
+            "--strategies", "min,early_heavy", "--target-sparsity", "0.8", "--epochs", "1", "--dense-epochs", "1",
             "--out", run, "-q"]
     code, _, err = run_cli(*args)
     assert code == 0, err
-    cands = check_run(run_cli, run, "mix_and_match", 2)
-    assert {c["setting"]["strategy"] for c in cands} == {"min", "max"}
+    cands = check_run(run_cli, run, "mix_and_match", 2 + 3)  # two strategies and the three global baselines
+    assert {c["setting"].get("strategy") for c in cands} == {"min", "early_heavy", None}
+    assert {c["setting"].get("baseline") for c in cands} == {"magnitude", "snip", "grasp", None}
     before = (run / "results.jsonl").read_bytes()
     assert run_cli(*args)[0] == 0 and (run / "results.jsonl").read_bytes() == before  # resumed: nothing new
     code, _, err = run_cli(*args[:-3], "--epochs", "2", "--out", run, "-q")

@@ -23,8 +23,10 @@ def test_derived_ranges_contain_every_baseline_run():
     assert len({raw[n] for n in raw}) > 1  # global pruning spreads sparsity unevenly over layers
 
     constrained = ranges.derived(table, by_baseline)
+    limit = ranges.small_limit(table, ranges.RangeRules())  # the paper's 10 K, capped at 5 % of the largest layer
+    assert limit == min(10_000, 0.05 * max(e.numel for e in table.prunable()))
     for e in table.prunable():
-        if e.numel < 10_000:
+        if e.numel < limit:
             assert constrained[e.param_name] == (0.0, 0.10)
         else:
             assert constrained[e.param_name] == raw[e.param_name]

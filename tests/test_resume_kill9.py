@@ -20,7 +20,7 @@ RECIPE = """\
 model: lenet300
 dataset: digits
 criteria: [magnitude, gradient]
-strategies: [min, balanced, max]
+strategies: [min, early_heavy, late_heavy]
 dense_epochs: 1
 epochs: 2
 calib_batches: 2
@@ -57,8 +57,8 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(run_cli, tmp_path):
     kept = before[: before.rfind(b"\n") + 1]  # complete lines (a torn last one is dropped on resume)
     finished_before = [json.loads(ln)["id"] for ln in kept.splitlines()]
     plan = json.loads((run / "plan.json").read_text())
-    assert len(plan["kinds"]["candidate"]["ids"]) == 6
-    assert len(finished_before) < 1 + 6, "the search finished before it could be killed"
+    assert len(plan["kinds"]["candidate"]["ids"]) == 6 + 3  # two criteria x three strategies, and the three global baselines
+    assert len(finished_before) < 1 + 9, "the search finished before it could be killed"
 
     code, out, _ = run_cli("status", run)
     assert code == 0
@@ -87,4 +87,4 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(run_cli, tmp_path):
     code, out, _ = run_cli("status", run, "--json")
     status = json.loads(out)
     assert status["complete"] and status["lock"]["state"] == "none"
-    assert status["kinds"]["candidate"] == {"planned": 6, "planned_known": True, "finished": 6, "ok": 6, "failed": 0, "pending": 0}
+    assert status["kinds"]["candidate"] == {"planned": 9, "planned_known": True, "finished": 9, "ok": 9, "failed": 0, "pending": 0}

@@ -34,7 +34,7 @@ def test_every_strategy_hits_the_target(table):
 
 
 def test_zero_ranges_are_never_touched_and_unreachable_targets_say_why(table):
-    rules = ranges.RangeRules.build(small=(0.0, 0.0))
+    rules = ranges.RangeRules.build({"small": (0.0, 0.0), "small_fraction": None})  # the absolute 10 K rule
     layer_ranges = ranges.rules(table, rules)
     zero = [p for p, r in layer_ranges.items() if r == (0.0, 0.0)]
     assert zero  # both models have layers under 10k weights

@@ -21,6 +21,7 @@ import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
 from edgeprune import models as model_lib
 from edgeprune.errors import ConfigError
 from edgeprune.methods.base import get_method, list_methods
+from edgeprune.prune.gradual import schedule_of
 from edgeprune.prune.masks import Masks
 from edgeprune.runs import inputs as inputs_lib
 from edgeprune.runs.job import Job, dense_record
@@ -45,20 +46,24 @@ class Pruned:
 
 
 def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None, *, kd: bool | None = None,
-          seed: int = 0, example_input=None, progress: bool = False, **options) -> Pruned:
+          seed: int = 0, schedule=None, example_input=None, progress: bool = False, **options) -> Pruned:
     """Prune ``model`` with ``method`` at ``budget`` and fine-tune it; nothing is written, ``model`` is untouched.
 
     When the method makes several candidates for one budget (Mix-and-Match: criteria × strategies), each is
     fine-tuned and the best on validation is returned. ``finetune``: None (the method's default epochs), 0
-    (none), an epoch count, a dict of TrainConfig fields or a TrainConfig. ``options`` are the method's own.
+    (none), an epoch count, a dict of TrainConfig fields or a TrainConfig. ``schedule``: "oneshot" (masks
+    applied before fine-tuning) or "gradual" (cubic schedule during the first 60 % of the fine-tune, Zhu &
+    Gupta; or a dict with kind, end, updates) for masked candidates; None: ``prune.gradual.DEFAULT``. ``options`` are the method's own.
     """
+    plan = schedule_of(schedule)
     m = get_method(method, **options)
     value = m.check_budget(m.default_budget if budget is None else budget)
     inputs = inputs_lib.resolve(model, data, example_input=example_input)
     m.check(inputs.model, inputs.example)
     train = inputs_lib.train_config(m, inputs.model, finetune)
     state = m.prepare(inputs.model, inputs.data, inputs.example)
-    job = Job(m, state, inputs.model, inputs.data, train, m.kd if kd is None else bool(kd), inputs.example)
+    job = Job(m, state, inputs.model, inputs.data, train, m.kd if kd is None else bool(kd), inputs.example,
+              schedule=plan)
     results = [job.run(c, progress) for c in m.candidates(state, [value], [int(seed)])]
     ok = [(r, d) for r, d in results if d is not None]
     if not ok:
@@ -69,21 +74,24 @@ def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None
 
 
 def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out=None, *, executor="local",
-          finetune=None, kd: bool | None = None, example_input=None, progress: bool = True, **options) -> SweepResult:
+          finetune=None, kd: bool | None = None, schedule=None, example_input=None, progress: bool = True,
+          **options) -> SweepResult:
     """Every candidate of ``method`` over ``budgets`` × ``seeds`` in the run directory ``out`` (resumable).
 
     Returns the records, the validation front and the chosen candidate (its model: ``out/chosen.pt``).
-    ``executor``: "local", "ray" or an executor object. Everything is checked before ``out`` is written.
+    ``executor``: "local", "ray" or an executor object; ``schedule``: as for :func:`prune`. Everything is
+    checked before ``out`` is written.
     """
     if out is None:
         raise ConfigError("sweep needs out= (the run directory)")
+    plan = schedule_of(schedule)
     m = get_method(method, **options)
     values, seed_list = inputs_lib.budgets_of(m, budgets), inputs_lib.seeds_of(seeds)
     inputs = inputs_lib.resolve(model, data, example_input=example_input)
     m.check(inputs.model, inputs.example)
     train = inputs_lib.train_config(m, inputs.model, finetune)
     return run_sweep(m, inputs, values, seed_list, out, train=train, kd=m.kd if kd is None else bool(kd),
-                     executor=executor, progress=progress)
+                     executor=executor, progress=progress, schedule=plan)
 
 
 def save(pruned: Pruned | nn.Module, path: str | os.PathLike) -> Path:

@@ -10,7 +10,13 @@ Two sources, as in the paper (docs/mix_and_match.md, "Ranges"):
   those runs; the structural constraints (small layers, patch embedding) are then put on top.
 
 Order of the rules (first match wins): ``norm`` (only for tables that list norm weights; norms are not
-prunable) -> ``small`` (numel < ``small_numel``; the paper's rule overrides the role) -> the role's rule.
+prunable) -> ``small`` (the paper's rule overrides the role) -> the role's rule.
+
+"Small" is relative to the model: fewer entries than ``small_numel`` (the paper's 10 K) AND than
+``small_fraction`` of the model's largest prunable weight. On the paper's models (largest layers of 2-17 M
+weights) that is the paper's rule; on a compact net (say 19 K parameters, largest layer 8 K) the paper's rule
+would make every layer small ([0, 10 %]) and collapse most strategies into one uniform model, so only its
+truly small layers are.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ class RangeRules(Config):
     norm: Pair = (0.0, 0.0)
     small: Pair = (0.0, 0.10)
     small_numel: int = pydantic.Field(10_000, ge=0)  # weights with fewer entries are "small" (0 disables)
+    # ... and fewer than this fraction of the largest prunable weight's entries (None: the paper's absolute rule)
+    small_fraction: float | None = pydantic.Field(0.05, ge=0, le=1)
     patch_embed: Pair = (0.15, 0.30)
     classifier_large: Pair = (0.85, 0.98)
     classifier_small: Pair = (0.0, 0.30)
@@ -97,17 +105,26 @@ class RangeRules(Config):
         return (spec[-1][1], spec[-1][2])
 
 
+def small_limit(roles: RoleTable, r: RangeRules) -> float:
+    """Weights with fewer entries than this are "small": min(small_numel, small_fraction · largest layer)."""
+    if r.small_fraction is None:
+        return r.small_numel
+    largest = max((e.numel for e in roles.prunable()), default=0)
+    return min(r.small_numel, r.small_fraction * largest)
+
+
 def rules(roles: RoleTable, rules: RangeRules | None = None) -> dict[str, Pair]:
     """param name -> (lo, hi) for every prunable weight of ``roles``, from the role rules (forward order)."""
     r = rules or RangeRules()
     prunable = roles.prunable()
+    small = small_limit(roles, r)
     total = sum(e.numel for e in prunable)
     has_attention = any(e.role in ("attn_qkv", "attn_proj") for e in prunable)
     out: dict[str, Pair] = {}
     for e in prunable:
         if e.role == "norm":
             out[e.param_name] = r.norm
-        elif e.numel < r.small_numel:
+        elif e.numel < small:
             out[e.param_name] = r.small
         elif e.role == "classifier":
             large = total and e.numel >= r.classifier_large_fraction * total
@@ -158,10 +175,11 @@ def derived(
                 lo[name], hi[name] = min(lo[name], s), max(hi[name], s)
     out = {n: (min(lo[n], r.ceiling), min(hi[n], r.ceiling)) for n in names}
     if constrain:
+        small = small_limit(roles, r)
         for e in roles.prunable():
             if e.role == "norm":
                 out[e.param_name] = r.norm
-            elif e.numel < r.small_numel:
+            elif e.numel < small:
                 out[e.param_name] = r.small
             elif e.role == "patch_embed":
                 out[e.param_name] = r.patch_embed

@@ -14,7 +14,15 @@ late_heavy classifier layers and late layers (depth >= 0.75) at hi, all others a
 early_heavy early feature layers (every role but classifier, depth < 0.5) at hi, all others at the
            midpoint (the code's strategy B: conv aggressive / attn aggressive, made "feature/early-heavy"
            as the paper's text describes it)
+mlp_heavy  MLP layers (roles mlp_in, mlp_out) at hi, all others at lo (the Swin code's "MLP Heavy",
+           strategy A, found by role instead of the name ``mlp``)
+attn_aggr. attention layers (roles attn_qkv, attn_proj) at hi, all others at the midpoint (the Swin
+           code's "Attn Aggressive", strategy B, found by role instead of the name ``attn``)
 ========== ===================================================================================
+
+Which ten a model gets (:func:`names_for`): the eight shape-free strategies (min, max, balanced, p30-p90,
+param_prop) plus a structure-aware pair — ``late_heavy`` / ``early_heavy`` for CNNs and MLPs,
+``mlp_heavy`` / ``attn_aggressive`` for models with attention (the paper's Swin-T set).
 
 With ``target_sparsity`` every strategy is shifted to that global sparsity (see :func:`calibrate`).
 """
@@ -26,7 +34,12 @@ import math
 from edgeprune.errors import ConfigError, check_fraction
 from edgeprune.roles import RoleTable
 
-NAMES = ("min", "max", "balanced", "p30", "p50", "p70", "p90", "param_prop", "late_heavy", "early_heavy")
+COMMON = ("min", "max", "balanced", "p30", "p50", "p70", "p90", "param_prop")
+NAMES = (*COMMON, "late_heavy", "early_heavy")  # CNNs and MLPs
+TRANSFORMER_NAMES = (*COMMON, "mlp_heavy", "attn_aggressive")  # models with attention
+ALL_NAMES = (*NAMES, "mlp_heavy", "attn_aggressive")
+MLP_ROLES = ("mlp_in", "mlp_out")
+ATTN_ROLES = ("attn_qkv", "attn_proj")
 PERCENTILES = {"p30": 0.3, "p50": 0.5, "p70": 0.7, "p90": 0.9}
 LATE_DEPTH = 0.75  # late_heavy: layers at or past this depth go to hi
 EARLY_DEPTH = 0.5  # early_heavy: feature layers before this depth go to hi
@@ -78,7 +91,17 @@ def _shape(name: str, ranges: Ranges, roles: RoleTable) -> dict[str, float]:
             e = roles.by_param(p)
             out[p] = hi if e.role != "classifier" and e.depth < EARLY_DEPTH else _interp(lo, hi, 0.5)
         return out
-    raise ConfigError(f"unknown strategy {name!r}; allowed: {', '.join(NAMES)}")
+    if name == "mlp_heavy":
+        return {p: hi if roles.by_param(p).role in MLP_ROLES else lo for p, (lo, hi) in ranges.items()}
+    if name == "attn_aggressive":
+        return {p: hi if roles.by_param(p).role in ATTN_ROLES else _interp(lo, hi, 0.5) for p, (lo, hi) in ranges.items()}
+    raise ConfigError(f"unknown strategy {name!r}; allowed: {', '.join(ALL_NAMES)}")
+
+
+def names_for(roles: RoleTable) -> tuple[str, ...]:
+    """The ten strategies of a model: the transformer pair when it has attention layers, else the CNN pair."""
+    attention = any(e.role in ATTN_ROLES for e in roles.prunable())
+    return TRANSFORMER_NAMES if attention else NAMES
 
 
 def _check_ranges(ranges: Ranges) -> None:
@@ -127,10 +150,14 @@ def global_sparsity(sparsities: dict[str, float], roles: RoleTable) -> float:
     return pruned / total if total else 0.0
 
 
+DUPLICATE_DECIMALS = 3  # strategies within 0.1 pp in every layer (the calibration tolerance) are one model
+
+
 def duplicates(strategies: dict[str, dict[str, float]]) -> dict[str, list[str]]:
-    """name -> the other names whose per-layer sparsities are identical (only names that have some)."""
+    """name -> the other names whose per-layer sparsities agree to 0.1 pp in every layer (the calibration's
+    tolerance: two uniform vectors calibrated to one target are the same model), only names that have some."""
     def key(vector):
-        return tuple(sorted((p, round(s, 12)) for p, s in vector.items()))
+        return tuple(sorted((p, round(s, DUPLICATE_DECIMALS)) for p, s in vector.items()))
 
     groups: dict[tuple, list[str]] = {}
     for name, vector in strategies.items():

@@ -10,13 +10,19 @@ lets only rank 0 write files.
 
 User DataLoaders: ``train_data`` / ``val_data`` may be DataLoaders yielding ``(x, y)`` tensor batches. They
 are used as they are: their batch size and order win over ``batch_size`` / ``seed`` (the global torch RNG is
-seeded with ``seed`` first, so a loader shuffling with it repeats). Under DDP a user training DataLoader
+seeded with ``seed`` first, so a loader shuffling with it repeats; a loader with a generator of its own gets
+that generator re-seeded with ``seed``, so a fit's data order never depends on what ran before it).
+
+Determinism: the same seed gives the same weights — seeded init RNG, data order and augmentation draws (the
+runner reseeds them per candidate), and :func:`deterministic` (torch's deterministic algorithms) around
+every candidate. Under DDP a user training DataLoader
 must already shard with a DistributedSampler (fit calls its ``set_epoch``); anything else is a ConfigError,
 since every rank would train on all the data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -36,6 +42,7 @@ from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, MAX_EPOCHS, MAX_SEED, 
 from edgeprune.data.loaders import checked, make_loader
 from edgeprune.errors import ConfigError, DataError, EdgepruneError
 from edgeprune.measure import accuracy
+from edgeprune.prune.gradual import GradualMasks
 from edgeprune.prune.masks import Masks, apply_masks, mask_gradients
 
 
@@ -135,6 +142,17 @@ def _lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
+@contextlib.contextmanager
+def deterministic():
+    """torch's deterministic algorithms inside the block (warn-only where an op has none); restored after."""
+    before, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
 def _distributed() -> tuple[bool, int, int]:
     return dist_lib.is_initialized(), dist_lib.rank(), dist_lib.world_size()
 
@@ -142,6 +160,8 @@ def _distributed() -> tuple[bool, int, int]:
 def _train_loader(train_data, cfg: TrainConfig, distributed: bool, rank: int, world: int):
     """(loader, sampler to ``set_epoch``): a user DataLoader as it is, else a seeded (sharded) loader."""
     if isinstance(train_data, DataLoader):
+        if train_data.generator is not None:  # its shuffling then repeats for the same seed
+            train_data.generator.manual_seed(cfg.seed)
         sampler = train_data.sampler if isinstance(train_data.sampler, DistributedSampler) else None
         if distributed and sampler is None:
             raise ConfigError(f"under torchrun a training DataLoader must shard with a DistributedSampler, got "
@@ -172,6 +192,7 @@ def fit(
     *,
     teacher: nn.Module | None = None,
     masks: Masks | None = None,
+    pruning: GradualMasks | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
     description: str = "train",
@@ -180,6 +201,9 @@ def fit(
 
     ``masks`` ({param name: bool keep-mask}) stay exact: pruned weights are zero at every step.
     ``teacher`` switches the loss to knowledge distillation (see :func:`kd_loss`).
+    ``pruning`` (gradual schedule, :class:`~edgeprune.prune.gradual.GradualMasks`) replaces ``masks``: it
+    prunes along its schedule after optimizer steps, and only epochs ending after its final update count
+    for selection and early stopping; its ``masks`` attribute holds the final masks afterwards.
     ``train_data`` / ``val_data``: datasets or DataLoaders yielding ``(x, y)`` tensor batches (a DataLoader
     keeps its own batch size and order; see the module notes for DDP). Malformed batches: DataError.
     Raises :class:`TrainingDiverged` if the loss becomes NaN/inf.
@@ -197,6 +221,8 @@ def fit(
 
     loader, sampler = _train_loader(train_data, cfg, distributed, rank, world)
     steps_per_epoch = _steps_per_epoch(loader, cfg)
+    if pruning is not None:
+        masks = {k: v.to(device) for k, v in pruning.begin(cfg.epochs * steps_per_epoch).items()}
     net = model
     if distributed:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -207,7 +233,7 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     best_acc, best_epoch, best_state, history = -1.0, 0, None, []
-    since_best = 0
+    since_best, step = 0, 0
     start = time.perf_counter()
     bar = _progress(progress and rank == 0)
     with bar:
@@ -242,6 +268,9 @@ def fit(
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
+                step += 1
+                if pruning is not None and (new := pruning.update(step, model)) is not None:
+                    masks = {k: v.to(device) for k, v in new.items()}
                 if masks:
                     apply_masks(model, masks)
                 loss_sum += loss.item() * len(y)
@@ -266,6 +295,8 @@ def fit(
                     "seconds": time.perf_counter() - t0,
                 }
             )
+            if pruning is not None and not pruning.finished(step):
+                continue  # the masks are not final yet: neither a candidate for "best" nor a reason to stop
             if val_acc > best_acc:
                 best_acc, best_epoch, since_best = val_acc, epoch, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
@@ -275,6 +306,8 @@ def fit(
                     break
     if best_state is not None:
         model.load_state_dict(best_state)
+    if pruning is not None and (best_state is None or not pruning.finished(step)):
+        masks = pruning.complete(model)  # cut short before the end step: prune to the final counts now
     if masks:
         apply_masks(model, masks)
     return TrainResult(best_acc, best_epoch, len(history), time.perf_counter() - start, history)

@@ -19,6 +19,7 @@ from edgeprune.cli.common import console, parse_kv, print_summary, table
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.methods.dense import train_dense
+from edgeprune.prune.gradual import schedule_of
 from edgeprune.runs import inputs as inputs_lib
 from edgeprune.runs import report as run_report
 from edgeprune.runs.executor import make_executor
@@ -74,8 +75,9 @@ def default_out(prefix: str, model: str, dataset: str) -> Path:
 def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Path | None = None, budgets=None,
               seeds=1, finetune=None, kd: bool | None = None, checkpoint: Path | None = None, dense_epochs: int = 5,
               model_args: dict | None = None, options: dict | None = None, out: Path | None = None,
-              executor=None, progress: bool = True) -> SweepResult:
+              executor=None, schedule: str | None = None, progress: bool = True) -> SweepResult:
     """Check everything, train the input model if no checkpoint is given, sweep, print the front."""
+    plan = schedule_of(schedule)
     m = get_method(method, **(options or {}))
     budget_list = inputs_lib.budgets_of(m, budgets)
     seed_list = inputs_lib.seeds_of(seeds)
@@ -88,12 +90,12 @@ def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Pat
     train = inputs_lib.train_config(m, probe.model, finetune)
     run_dir = out or default_out(f"prune-{method}", model, dataset)
     # refuse another method's or configuration's folder before the input model is trained into it
-    check_run_dir(run_dir, sweep_identity(m, budget_list, seed_list, train, m.kd if kd is None else bool(kd)))
+    check_run_dir(run_dir, sweep_identity(m, budget_list, seed_list, train, m.kd if kd is None else bool(kd), plan))
     runner = executor or make_executor("local")
     with runner:
         trained = trained_input(model, model_args, checkpoint, splits, dense_epochs, run_dir, progress)
         result = sweep(trained, splits, method=method, budgets=budget_list, seeds=seed_list, out=run_dir,
-                       executor=runner, finetune=finetune, kd=kd, progress=progress, **m.options.model_dump())
+                       executor=runner, finetune=finetune, kd=kd, schedule=plan, progress=progress, **m.options.model_dump())
     ok = [r for r in result.records if r.get("kind") == "candidate" and r.get("status") == "ok"]
     if not ok:
         failed = next((r for r in result.records if r.get("status") == "failed"), None)
@@ -126,6 +128,7 @@ def prune_command(
     seeds: int = typer.Option(1, "--seeds", help="Seeds per budget (> 0)."),
     finetune: Optional[int] = typer.Option(None, "--finetune", help="Fine-tune (or, for reconvene, training) epochs; 0 = none; default: the method's."),
     kd: Optional[bool] = typer.Option(None, "--kd/--no-kd", help="Distil from the input model while fine-tuning (default: the method's)."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="Masked candidates: oneshot (prune, then fine-tune) or gradual (cubic schedule during fine-tuning); default: the measured default (docs/mix_and_match.md)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Trained model; without it the model is trained first (--dense-epochs)."),
     dense_epochs: int = typer.Option(5, "--dense-epochs", help="Epochs of training when no checkpoint is given (> 0)."),
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
@@ -144,7 +147,7 @@ def prune_command(
     run_prune(method, model, dataset, data_dir=data_dir, budgets=parse_budgets(budget),
               seeds=seeds, finetune=finetune, kd=kd, checkpoint=checkpoint, dense_epochs=dense_epochs,
               model_args=parse_kv(arg), options=parse_kv(option, "--option"), out=out, executor=runner,
-              progress=not quiet)
+              schedule=schedule, progress=not quiet)
 
 
 @app.command()

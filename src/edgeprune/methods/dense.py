@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import torch
+
 from edgeprune import distributed as dist_lib
 from edgeprune import models as model_lib
 from edgeprune.errors import ConfigError
@@ -52,6 +54,7 @@ def train_dense(
     rank0 = dist_lib.is_rank0()
     if out_dir is not None and rank0:
         ensure_dir(out_dir)  # fail before training, not after
+    torch.manual_seed(config.seed)  # the same seed gives the same initial weights
     model = build_for(model_spec, splits, model_kwargs)
     result = fit(model, splits.train, splits.val, config, progress=progress, description=f"train {model_spec}")
     if not rank0:

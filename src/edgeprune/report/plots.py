@@ -59,8 +59,8 @@ def front_plot(groups: list[dict], front: list[dict], dense_acc: float, path: Pa
     """Settings as points per method (error bars over seeds), the front as a line, the chosen one as a star."""
     fig, ax = plt.subplots(figsize=(9.5, 5), dpi=120)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for k, method in enumerate(sorted({g["method"] for g in groups})):
-        pts = [g for g in groups if g["method"] == method]
+    for k, method in enumerate(sorted({g.get("origin", g["method"]) for g in groups})):
+        pts = [g for g in groups if g.get("origin", g["method"]) == method]
         ax.errorbar([100 * g["removed"] for g in pts], [100 * g["val_acc"] for g in pts],
                     yerr=[100 * g.get("val_acc_std", 0) for g in pts], fmt="o", color=colors[k % len(colors)],
                     label=method, alpha=0.85, capsize=2)

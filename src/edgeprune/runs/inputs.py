@@ -133,7 +133,7 @@ def train_config(method: Method, model: nn.Module, finetune) -> TrainConfig | No
     base = default_config("vit" if _transformer(model) else "cnn")
     if not method.from_scratch:
         base = base.replace(lr=base.lr * 0.2, patience=3, warmup_epochs=0.0)
-    return TrainConfig.build(base.model_dump(), **fields)
+    return TrainConfig.build({**base.model_dump(), **fields})  # a None in ``fields`` (patience) is kept
 
 
 def fingerprint(model: nn.Module) -> dict:

@@ -20,17 +20,25 @@ from torch import nn
 from edgeprune import models as model_lib
 from edgeprune.data import Splits
 from edgeprune.errors import EdgepruneError
-from edgeprune.measure import accuracy, size_metrics
+from edgeprune.measure import accuracy, predict_logits, size_metrics
 from edgeprune.methods.base import Candidate, Decision, Method
+from edgeprune.prune.gradual import GradualMasks, Schedule
+from edgeprune.report.stats import pack
 from edgeprune.runs.store import RunStore
-from edgeprune.train import TrainConfig, fit
+from edgeprune.train import TrainConfig, deterministic, fit
 
 
 def measure(model: nn.Module, data, example: torch.Tensor) -> dict:
-    """Validation and test accuracy (test once, on the final model) and the size of ``model``."""
+    """Validation and test accuracy (test once, on the final model) and the size of ``model``.
+
+    The test images each model got right are kept too (``test_correct``: packed bits, see
+    :func:`edgeprune.report.stats.pack`), so reports compare two models paired, on the same images.
+    """
     out = {"val_acc": accuracy(model, data.val)}
     if data.test is not None:
-        out["test_acc"] = accuracy(model, data.test)
+        logits, labels = predict_logits(model, data.test)
+        correct = logits.argmax(1) == labels
+        out.update(test_acc=float(correct.float().mean()), test_n=int(correct.numel()), test_correct=pack(correct.numpy()))
     return {**out, **size_metrics(model, example)}
 
 
@@ -48,6 +56,7 @@ class Job:
     kd: bool
     example: torch.Tensor
     store: RunStore | None = None
+    schedule: Schedule = dataclasses.field(default_factory=Schedule)  # masked candidates: oneshot | gradual
 
     def base_record(self, cand: Candidate) -> dict:
         setting = {k: v for k, v in cand.setting.items() if k != "sparsities"}
@@ -61,13 +70,30 @@ class Job:
     def prune(self, cand: Candidate) -> Decision:
         return self.method.prune(self.state, self.model, cand)
 
+    def gradual(self, decision: Decision) -> GradualMasks | None:
+        """The cubic schedule for a masked candidate that is fine-tuned (None: one shot). The fine-tune then
+        starts from the input model's dense weights; the magnitude criterion is re-evaluated at each update."""
+        if (self.schedule.kind != "gradual" or decision.masks is None or self.train_config is None
+                or self.method.from_scratch):
+            return None
+        dense = self.model.state_dict()
+        if any(k not in dense or dense[k].shape != v.shape for k, v in decision.model.state_dict().items()):
+            return None  # the method changed the structure: there is no dense start to prune gradually
+        decision.model.load_state_dict(dense)
+        reselect = decision.info.get("criterion") == "magnitude"
+        return GradualMasks(decision.masks, end=self.schedule.end, updates=self.schedule.updates, reselect=reselect)
+
     def train(self, cand: Candidate, progress: bool = False) -> tuple[dict, nn.Module | None]:
         """Prune, train and measure ``cand``: (record, trained model), or (failed record, None)."""
         record, decision = self.run(cand, progress)
         return record, decision.model if decision is not None else None
 
     def run(self, cand: Candidate, progress: bool = False) -> tuple[dict, Decision | None]:
-        """:meth:`train`, keeping the method's whole decision (masks included)."""
+        """:meth:`train`, keeping the method's whole decision (masks included); deterministic for a seed."""
+        with deterministic():
+            return self._run(cand, progress)
+
+    def _run(self, cand: Candidate, progress: bool) -> tuple[dict, Decision | None]:
         record = self.base_record(cand)
         started = time.perf_counter()
         try:
@@ -76,13 +102,18 @@ class Job:
             record["budget_achieved"] = self.method.achieved(self.model, decision)
             model = decision.model
             record["val_acc_pruned"] = accuracy(model, self.data.val)
+            pruning = self.gradual(decision)
+            record["schedule"] = "gradual" if pruning is not None else "oneshot"
             if self.train_config is not None:
                 if hasattr(self.data.train, "reseed"):  # augmentation draws depend on the candidate only
                     self.data.train.reseed(cand.seed)
                 teacher = self.model if self.kd else None
                 result = fit(model, self.data.train, self.data.val, self.train_config.replace(seed=cand.seed),
-                             teacher=teacher, masks=decision.masks, progress=progress, description=cand.id)
+                             teacher=teacher, masks=None if pruning else decision.masks, pruning=pruning,
+                             progress=progress, description=cand.id)
                 record.update(epochs_run=result.epochs_run, best_epoch=result.best_epoch)
+                if pruning is not None:
+                    decision.masks = {k: v.cpu() for k, v in pruning.masks.items()}
         except EdgepruneError as exc:
             return self.failed(cand, str(exc), 1, time.perf_counter() - started), None
         deploy = {k: v for k, v in decision.info.get("deploy", {}).items() if not isinstance(v, dict)}

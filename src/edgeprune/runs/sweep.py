@@ -15,6 +15,7 @@ from pathlib import Path
 from edgeprune.errors import ConfigError
 from edgeprune.measure.budget import Budget
 from edgeprune.methods.base import Method
+from edgeprune.prune.gradual import Schedule
 from edgeprune.runs import status
 from edgeprune.runs.executor import make_executor
 from edgeprune.runs.inputs import Inputs, describe_data, fingerprint
@@ -37,16 +38,19 @@ class SweepResult:
     summary: dict
 
 
-def sweep_identity(method: Method, budgets, seeds, train: TrainConfig | None, kd: bool) -> dict:
+def sweep_identity(method: Method, budgets, seeds, train: TrainConfig | None, kd: bool,
+                   schedule: Schedule | None = None) -> dict:
     """What identifies a sweep apart from its model and data (known before the input model is trained)."""
     return {
         "format": FORMAT, "method": method.name, "options": json.loads(method.options.model_dump_json()),
-        "budgets": [str(b) if isinstance(b, Budget) else b for b in budgets], "seeds": seeds, "finetune": train.model_dump() if train else None, "kd": kd,
+        "budgets": [str(b) if isinstance(b, Budget) else b for b in budgets], "seeds": seeds,
+        "finetune": train.model_dump() if train else None, "kd": kd, "schedule": (schedule or Schedule()).model_dump(),
     }
 
 
-def run_config(method: Method, inputs: Inputs, budgets, seeds, train: TrainConfig | None, kd: bool) -> dict:
-    return {**sweep_identity(method, budgets, seeds, train, kd),
+def run_config(method: Method, inputs: Inputs, budgets, seeds, train: TrainConfig | None, kd: bool,
+               schedule: Schedule | None = None) -> dict:
+    return {**sweep_identity(method, budgets, seeds, train, kd, schedule),
             "model": fingerprint(inputs.model), "data": describe_data(inputs.data)}
 
 
@@ -77,9 +81,11 @@ def check_run_dir(out: Path, config: dict) -> None:
 
 
 def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[int], out, *,
-              train: TrainConfig | None, kd: bool, executor="local", progress: bool = True) -> SweepResult:
+              train: TrainConfig | None, kd: bool, executor="local", progress: bool = True,
+              schedule: Schedule | None = None) -> SweepResult:
     out = Path(out)
-    config = run_config(method, inputs, budgets, seeds, train, kd)
+    schedule = schedule or Schedule()
+    config = run_config(method, inputs, budgets, seeds, train, kd, schedule)
     check_run_dir(out, config)
     runner = make_executor(executor) if isinstance(executor, str) else executor
     own = isinstance(executor, str)
@@ -95,7 +101,7 @@ def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[
             if "dense" not in store.finished_ids():
                 store.append(dense_record(inputs.model, inputs.data, inputs.example))
             status.write_plan(out, "candidate", [c.id for c in plan])
-            job = Job(method, state, inputs.model, inputs.data, train, kd, inputs.example, store)
+            job = Job(method, state, inputs.model, inputs.data, train, kd, inputs.example, store, schedule)
             runner.run(job, plan, progress=progress, title=method.name)
             summary = render(out)
     finally:

@@ -80,8 +80,8 @@ def calibration_batches(dataset, num_batches: int, batch_size: int = 32, seed: i
     ``num_batches * batch_size`` does a new shuffled pass begin, so every batch is full.
 
     A DataLoader (or a bundle whose ``train`` is one) gives its first ``num_batches`` batches as it yields
-    them (a new pass begins if it has fewer): its order, batch size and augmentation; ``batch_size`` and
-    ``seed`` are not used. Batches that are not ``(x, y)`` tensor pairs, or no batch at all: DataError.
+    them (a new pass begins if it has fewer): its order, batch size and augmentation; ``batch_size`` is not
+    used, and a shuffling generator of its own is re-seeded with ``seed`` so the batches repeat. Batches that are not ``(x, y)`` tensor pairs, or no batch at all: DataError.
     """
     if num_batches is None or int(num_batches) <= 0:
         raise ConfigError(f"num_batches must be > 0, got {num_batches!r}")
@@ -89,6 +89,8 @@ def calibration_batches(dataset, num_batches: int, batch_size: int = 32, seed: i
         raise ConfigError(f"batch_size must be > 0, got {batch_size!r}")
     dataset = getattr(dataset, "train", dataset)
     if isinstance(dataset, DataLoader):
+        if dataset.generator is not None:
+            dataset.generator.manual_seed(int(seed))
         return take(dataset, int(num_batches), "calibration data")
     if hasattr(dataset, "with_augment"):
         dataset = dataset.with_augment(False)

@@ -5,11 +5,16 @@ prunable weights); its exact per-layer masks are kept while the shared runner fi
 With ``granularity="channel"`` the strategies are channel fractions: whole channels, neurons and heads
 leave the model (:mod:`edgeprune.methods.structured_mam`), the budget may be a measured latency, ONNX
 size, MACs or parameter count (:mod:`edgeprune.measure.budget`), and fine-tuning distils from the input.
+
+``baselines`` (default magnitude, SNIP, GraSP) adds the global single-criterion baselines as candidates
+of the same sweep, at the same budget (so at the matched sparsity), seeds and fine-tune: one front over
+everything trained, and the chosen model is the best of all, whatever its origin (setting ``baseline``).
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,18 +29,22 @@ from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, Config
 from edgeprune.errors import ConfigError
 from edgeprune.measure import budget as budget_lib
 from edgeprune.methods import structured_mam
-from edgeprune.methods.base import Candidate, Decision, Method, register
+from edgeprune.methods.base import Candidate, Decision, Method, get_method, register
 from edgeprune.prune.masks import MaskBuilder, apply_masks
 
 CRITERIA = ("magnitude", "gradient", "product")
+BASELINES = ("magnitude", "snip", "grasp")  # the paper's set B; "random" is allowed too
+Baseline = Literal["magnitude", "snip", "grasp", "random"]
 Criterion = Literal["magnitude", "gradient", "product"]
-Strategy = Literal["min", "max", "balanced", "p30", "p50", "p70", "p90", "param_prop", "late_heavy", "early_heavy"]
+Strategy = Literal["min", "max", "balanced", "p30", "p50", "p70", "p90", "param_prop", "late_heavy", "early_heavy",
+                   "mlp_heavy", "attn_aggressive"]
 
 
 class Options(Config):
     criteria: list[Criterion] = list(CRITERIA)
-    strategies: list[Strategy] = list(strategies_lib.NAMES)
+    strategies: list[Strategy] | None = None  # None: the model family's ten (strategies.names_for)
     range_rules: dict = {}
+    baselines: list[Baseline] = list(BASELINES)  # global baselines trained in the same sweep ([] for none; weights only)
     calib_batches: int = pydantic.Field(10, le=MAX_BATCHES)
     calib_batch_size: int = pydantic.Field(32, le=MAX_BATCH_SIZE)
     granularity: Literal["weight", "channel"] = "weight"
@@ -55,6 +64,8 @@ class State:
     roles: roles_lib.RoleTable
     ranges: dict
     builders: dict[str, MaskBuilder]
+    baselines: dict | None = None  # name -> (baseline method, its prepared state)
+    strategies: tuple[str, ...] = strategies_lib.NAMES  # the strategies of this model
 
 
 def check_prunable(roles: roles_lib.RoleTable, model: nn.Module) -> None:
@@ -94,7 +105,7 @@ class MixAndMatch(Method):
 
     def prepare(self, model, data, example):
         opts = self.options
-        if not opts.criteria or not opts.strategies:
+        if not opts.criteria or opts.strategies == []:
             raise ConfigError("mix_and_match needs at least one criterion and one strategy")
         if self.channel:
             return structured_mam.prepare(model, data, example, opts)
@@ -105,18 +116,30 @@ class MixAndMatch(Method):
         batches = scores_lib.calibration_batches(data.train, opts.calib_batches, opts.calib_batch_size) if needs_data else None
         builders = {c: MaskBuilder(scores_lib.compute(c, model, None if c == "magnitude" else batches))
                     for c in opts.criteria}
-        return State(roles, ranges, builders)
+        baselines = {}
+        for name in dict.fromkeys(opts.baselines):
+            method = get_method(name, calib_batches=opts.calib_batches, calib_batch_size=opts.calib_batch_size)
+            baselines[name] = (method, method.prepare(model, data, example))
+        names = tuple(opts.strategies) if opts.strategies else strategies_lib.names_for(roles)
+        return State(roles, ranges, builders, baselines, names)
 
     def candidates(self, state, budgets, seeds):
         plan = []
         for budget in budgets:
             if self.channel:
-                built = structured_mam.strategy_vectors(state, self.options.strategies, budget)
+                names = self.options.strategies or strategies_lib.names_for(state.roles)
+                built = structured_mam.strategy_vectors(state, names, budget)
             else:
-                built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in self.options.strategies}
+                names = state.strategies
+                built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in names}
             same = strategies_lib.duplicates(built)
+            groups = sorted({tuple(sorted([n, *same[n]])) for n in same} - {("balanced", "p50")})  # equal by definition
+            if groups:
+                warnings.warn(f"at budget {budget:g} these strategies give identical per-layer sparsities and are "
+                              f"trained once each group: {'; '.join(' = '.join(g) for g in groups)} (the layer "
+                              "ranges are too alike; see range_rules)", UserWarning, stacklevel=2)
             seen: set[str] = set()
-            for strategy in self.options.strategies:
+            for strategy in names:
                 if strategy in seen:
                     continue
                 aliases = [a for a in same.get(strategy, []) if a in built]
@@ -127,6 +150,8 @@ class MixAndMatch(Method):
                     if self.channel:
                         setting["granularity"] = "channel"
                     plan += [Candidate(f"mam-{criterion}-{strategy}-b{budget:g}-s{s}", budget, s, setting) for s in seeds]
+            for name in {} if self.channel else state.baselines:
+                plan += [Candidate(f"global-{name}-b{budget:g}-s{s}", budget, s, {"baseline": name}) for s in seeds]
         return plan
 
     def prune(self, state, model, candidate):
@@ -137,9 +162,15 @@ class MixAndMatch(Method):
             calibration = state.calibrated.get((str(candidate.budget), setting["strategy"]), {})
             deploy = structured_mam.deploy_metrics(state, pruned, widths)
             return Decision(pruned, None, {**info, **calibration, "widths": widths, "deploy": deploy})
+        if "baseline" in setting:
+            method, prepared = state.baselines[setting["baseline"]]
+            decision = method.prune(prepared, model, candidate)
+            decision.info = {**decision.info, "origin": f"global {setting['baseline']} baseline"}
+            return decision
         masks = state.builders[setting["criterion"]].layerwise(setting["sparsities"])
         pruned = copy.deepcopy(model)
         apply_masks(pruned, masks)
-        info = {"criterion": setting["criterion"], "strategy": setting["strategy"], "aliases": setting["aliases"]}
+        info = {"criterion": setting["criterion"], "strategy": setting["strategy"], "aliases": setting["aliases"],
+                "origin": "mix_and_match"}
         return Decision(pruned, masks, info)
 
