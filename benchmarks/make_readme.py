@@ -24,6 +24,10 @@ All figures were measured on the 2-core CPU machines this project runs on (no GP
 recorded, the load average) is in the JSON. Most runs shared the 2 cores with other jobs: timings are upper
 bounds, ratios were measured side by side in one run. Accuracy claims use selection on a validation split
 and test accuracy measured once per final model.
+
+The `mam_mnist_*` sections were written by `benchmarks/mam_mnist.py` on the retired `edgeprune search`
+pipeline (see the revision in their JSON; the script is in the git history); `honest_mnist.py` supersedes
+them with converged fine-tunes, baselines on the same front and intervals.
 """
 
 

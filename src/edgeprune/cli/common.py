@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable
 
 import yaml
@@ -70,18 +69,3 @@ def fmt(v) -> str:
     return str(v)
 
 
-def print_summary(summary: dict, run_dir: Path) -> None:
-    rows = [[f["setting"], f"{100 * f['sparsity']:.2f}", f"{100 * f['val_acc']:.2f}", f"{100 * f['test_acc']:.2f}"] for f in summary["front"]]
-    console.print(table("Pareto front (validation accuracy vs sparsity)", ["setting", "sparsity %", "val %", "test %"], rows))
-    dense = summary["dense"]
-    console.print(f"dense: val {100 * dense['val_acc']:.2f}%, test {100 * dense['test_acc']:.2f}%")
-    chosen = summary.get("chosen")
-    if chosen:
-        console.print(f"chosen: [bold]{chosen['id']}[/bold] — sparsity {100 * chosen['sparsity']:.2f}%, "
-                      f"test {100 * chosen['test_acc']:.2f}% → {run_dir / 'chosen.pt'}")
-    for d in summary.get("drop_reductions", [])[:1]:
-        if d["reduction"] is not None:
-            console.print(f"accuracy drop at {100 * d['sparsity']:.1f}% sparsity: Mix-and-Match {100 * d['drop']:.2f} pp, "
-                          f"best global baseline ({d['best_baseline']}) {100 * d['baseline_drop']:.2f} pp "
-                          f"→ drop reduction {100 * d['reduction']:+.0f}%")
-    console.print(f"plot: {run_dir / 'pareto.png'}   report: {run_dir / 'report.md'}")

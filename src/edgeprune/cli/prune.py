@@ -15,7 +15,7 @@ from edgeprune import data as data_lib
 from edgeprune import models as model_lib
 from edgeprune.api import sweep
 from edgeprune.cli import app
-from edgeprune.cli.common import console, parse_kv, print_summary, table
+from edgeprune.cli.common import console, parse_kv, table
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.methods.dense import train_dense
@@ -23,7 +23,6 @@ from edgeprune.prune.gradual import schedule_of
 from edgeprune.runs import inputs as inputs_lib
 from edgeprune.runs import report as run_report
 from edgeprune.runs.executor import make_executor
-from edgeprune.runs.search import render as render_search
 from edgeprune.runs.store import RunStore
 from edgeprune.runs.sweep import FORMAT, SweepResult, check_run_dir, sweep_identity
 from edgeprune.train import default_config
@@ -157,11 +156,9 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory of `edgepru
     if config.get("format") == FORMAT:
         summary = run_report.render(run_dir)
         print_result(SweepResult(run_dir, [], summary["front"], summary["chosen"], summary))
-    elif "criteria" in config:  # a run of the retired search pipeline (edgeprune demo still writes one)
-        print_summary(render_search(run_dir), run_dir)
     else:
-        raise ConfigError(f"{str(run_dir)!r} was made by the `vbp`/`pai` commands of an earlier release, whose "
-                          "report.md was written by the run itself; re-run the command (now an alias of `prune`)")
+        raise ConfigError(f"{str(run_dir)!r} was made by the `search`/`vbp`/`pai` pipelines of an earlier release, whose "
+                          "report was written by the run itself; re-run the command (now an alias of `prune`)")
 
 
 @app.command("methods")

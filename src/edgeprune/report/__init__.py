@@ -1,6 +1,6 @@
 """Reports: Pareto front + hypervolume, tables over seeds, matplotlib plots, markdown and CSV."""
 
 from edgeprune.report.pareto import hypervolume, pareto_front
-from edgeprune.report.tables import group_by_setting, write_csv
+from edgeprune.report.tables import write_csv
 
-__all__ = ["pareto_front", "hypervolume", "group_by_setting", "write_csv"]
+__all__ = ["pareto_front", "hypervolume", "write_csv"]

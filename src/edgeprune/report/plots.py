@@ -14,31 +14,6 @@ from edgeprune.utils.io import atomic_path  # noqa: E402
 MARKERS = {"magnitude": "o", "gradient": "^", "product": "D"}
 
 
-def pareto_plot(groups: list[dict], front: list[dict], dense_acc: float, path: Path, chosen: dict | None = None,
-                title: str = "Mix-and-Match: validation accuracy vs sparsity") -> Path:
-    """Strategies as points per criterion, baselines as squares, dense accuracy as a line, front highlighted."""
-    fig, ax = plt.subplots(figsize=(9.5, 5), dpi=120)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    criteria = sorted({g["criterion"] for g in groups if g["kind"] == "mam"})
-    for k, crit in enumerate(criteria):
-        pts = [g for g in groups if g["kind"] == "mam" and g["criterion"] == crit]
-        ax.errorbar([100 * g["sparsity"] for g in pts], [100 * g["val_acc"] for g in pts],
-                    yerr=[100 * g.get("val_acc_std", 0) for g in pts], fmt=MARKERS.get(crit, "o"),
-                    color=colors[k % len(colors)], label=f"Mix-and-Match · {crit}", alpha=0.85, capsize=2)
-    baselines = sorted({g["criterion"] for g in groups if g["kind"] == "baseline"})
-    for k, base in enumerate(baselines):
-        pts = [g for g in groups if g["kind"] == "baseline" and g["criterion"] == base]
-        ax.scatter([100 * g["sparsity"] for g in pts], [100 * g["val_acc"] for g in pts], marker="s", s=55,
-                   facecolors="none", edgecolors=colors[(k + 3) % len(colors)], linewidths=1.6, label=f"global {base}")
-    if front:
-        ax.plot([100 * g["sparsity"] for g in front], [100 * g["val_acc"] for g in front], "-", color="black",
-                lw=1.2, alpha=0.6, label="Pareto front", zorder=0)
-    if chosen:
-        ax.scatter([100 * chosen["sparsity"]], [100 * chosen["val_acc"]], marker="*", s=260, color="gold",
-                   edgecolors="black", zorder=5, label="chosen")
-    return _finish(fig, ax, path, dense_acc, "dense", "sparsity of prunable weights (%)", title)
-
-
 def _finish(fig, ax, path: Path, dense_acc: float, dense_label: str, xlabel: str, title: str) -> Path:
     """The reference line, labels, legend, and the PNG written atomically."""
     ax.axhline(100 * dense_acc, ls="--", color="green", label=f"{dense_label} ({100 * dense_acc:.2f}%)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import statistics
 from pathlib import Path
 
 from edgeprune.utils.io import write_text
@@ -24,27 +23,6 @@ def human_bytes(n: float) -> str:
 
 def setting_of(record: dict) -> tuple:
     return tuple(record.get(k) for k in SETTING_KEYS)
-
-
-def group_by_setting(records: list[dict]) -> list[dict]:
-    """One row per setting (records equal but for the seed): mean and std of every numeric field."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in records:
-        if r.get("status", "ok") == "ok":
-            groups.setdefault(setting_of(r), []).append(r)
-    rows = []
-    for key, members in groups.items():
-        row = dict(zip(SETTING_KEYS, key))
-        row["aliases"] = members[0].get("aliases", [])
-        row["seeds"] = sorted(m.get("seed", 0) for m in members)
-        row["ids"] = [m["id"] for m in members]
-        for k in NUMERIC_KEYS:
-            values = [m[k] for m in members if isinstance(m.get(k), (int, float))]
-            if values:
-                row[k] = statistics.fmean(values)
-                row[f"{k}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        rows.append(row)
-    return rows
 
 
 def write_csv(path: str | Path, records: list[dict]) -> Path:
