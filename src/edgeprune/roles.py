@@ -270,6 +270,7 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Ca
             h.remove()
         for p in frozen:
             p.requires_grad_(False)
+        model.train()  # train() drops caches built during the pass (HF LeViT's attention biases, with grads)
         for m, training in modes:
             m.training = training
     return calls, out, leaf

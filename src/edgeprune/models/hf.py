@@ -18,6 +18,10 @@ from edgeprune.models._common import first_line, to_plain
 # create() arguments that must not also arrive as config overrides
 _RESERVED = {"num_labels": "num_classes", "id2label": "num_classes", "label2id": "num_classes",
              "image_size": "image_size", "num_channels": "in_channels"}
+# config keys named like create()'s own arguments (EfficientNetConfig.in_channels: the blocks' input widths)
+# are overridden as config_<key>
+_CREATE_ARGS = ("in_channels", "num_classes", "image_size")
+CONFIG_PREFIX = "config_"
 
 
 def _transformers():
@@ -126,7 +130,12 @@ def from_model_type(model_type: str, num_classes: int, in_channels: int, image_s
     config_cls = _config_class(model_type)
     model_cls = _classifier_class(transformers, model_type)
     known, specific = _known_keys(config_cls)
+    overrides = {(k[len(CONFIG_PREFIX):] if k.startswith(CONFIG_PREFIX) and k[len(CONFIG_PREFIX):] in _CREATE_ARGS
+                  and k[len(CONFIG_PREFIX):] in known else k): v for k, v in overrides.items()}
+    specific = [f"{CONFIG_PREFIX}{k}" if k in _CREATE_ARGS else k for k in specific]
     for key in overrides:
+        if key in _CREATE_ARGS and key in known:
+            continue  # arrived as config_<key>
         if key in _RESERVED:
             raise ConfigError(f"pass {_RESERVED[key]} as an argument of create, not as the {what} override {key!r}")
         if key not in known:
@@ -141,6 +150,12 @@ def from_model_type(model_type: str, num_classes: int, in_channels: int, image_s
         config = config_cls(num_labels=num_classes, num_channels=in_channels, **settings)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid overrides for {what} ({first_line(exc)})") from None
+    if model_type == "efficientnet" and "hidden_dim" not in settings:
+        # the head's BatchNorm is built with hidden_dim, the top conv with round_filters(1280): keep them equal
+        # when width_coefficient changes (the defaults pair 2560 with width 2.0)
+        from transformers.models.efficientnet.modeling_efficientnet import round_filters  # noqa: PLC0415  (optional dependency: the hf extra)
+
+        config.hidden_dim = round_filters(config, 1280)
     hf_config = to_plain(config.to_dict(), f"{what} config")  # before the model can mutate it
     try:
         model = HFImageClassifier(model_cls(config))

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 import time
@@ -19,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, ModelError
 from edgeprune.prune.channels import ChannelGroup, build_graph, coupled_groups, remove_channels
 from edgeprune.prune.masks import Masks, apply_masks
 
@@ -163,25 +164,52 @@ def _widths(candidates, width: str, round_to: int = 1) -> dict[str, int]:
     return widths
 
 
-def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, scores, keep: str, k: int | None) -> list[int]:
-    """Original output-channel indices the group loses (``k`` channels survive with keep=score_mass)."""
+def channel_period(model: nn.Module, group: ChannelGroup) -> int | None:
+    """How many channel groups the coupled channels of ``group`` are split into by grouped convs (RegNet,
+    ResNeXt) or GroupNorms among its layers: the lcm of their group counts (1 if none). Channels can only go
+    at the same positions in every group (so each keeps ``channels / period``); None if the channels do not
+    split evenly."""
+    modules = dict(model.named_modules())
+    period = 1
+    for name in [*group.members, *group.consumers, *group.norms]:
+        m = modules.get(name)
+        g = 1
+        if isinstance(m, CONV_TYPES) and m.groups > 1 and not (m.groups == m.in_channels == m.out_channels):
+            g = m.groups
+        elif isinstance(m, nn.GroupNorm) and 1 < m.num_groups < m.num_channels:
+            g = m.num_groups
+        period = math.lcm(period, g)
+    return period if group.channels % period == 0 else None
+
+
+def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, scores, keep: str, k: int | None,
+                    period: int = 1) -> list[int]:
+    """Original output-channel indices the group loses (``k`` channels survive with keep=score_mass).
+
+    With ``period`` > 1 (grouped convs) the channels are ``period`` groups of ``w = channels / period``;
+    positions within a group are ranked by their summed score over the groups and removed from every
+    group alike, so each group keeps ``ceil(k / period)`` channels and the group count still divides them.
+    """
     mass = torch.zeros(group.channels, dtype=torch.float64)
     count = torch.zeros(group.channels, dtype=torch.int64)
     for m in members:
         mm, cc = _per_channel(f"{m}.weight", masks, scores)
         mass += mm
         count += cc
+    width = group.channels // period
+    mass, count = mass.reshape(period, width).sum(0), count.reshape(period, width).sum(0)
     if keep == "zero_filters":
-        removed = torch.nonzero(count == 0).flatten().tolist()
-        if len(removed) == group.channels:
+        local = torch.nonzero(count == 0).flatten().tolist()
+        if len(local) == width:
             raise ConfigError(
                 f"keep=zero_filters would remove every channel of layer {members[0]!r} (all its filters are pruned); "
                 "use keep=score_mass or a lower sparsity"
             )
-        return removed
-    # rank: score mass, then kept weights, then lower index first (stable sort on the reversed keys)
-    order = sorted(range(group.channels), key=lambda c: (-float(mass[c]), -int(count[c]), c))
-    return sorted(order[k:])
+    else:
+        # rank: score mass, then kept weights, then lower index first (stable sort on the reversed keys)
+        order = sorted(range(width), key=lambda c: (-float(mass[c]), -int(count[c]), c))
+        local = order[max(1, math.ceil(k / period)):]
+    return sorted(j * width + c for j in range(period) for c in local)
 
 
 def _slice(mask: torch.Tensor, weight: torch.Tensor, removed: dict | None) -> torch.Tensor:
@@ -264,7 +292,13 @@ def rectify(
     widths = _widths(candidates, width, round_to) if keep == "score_mass" else {}
     plan: dict[str, list[int]] = {}
     for group, decision in candidates:
-        removed = _choose_removed(group, decision.members, masks, scores, keep, widths.get(decision.members[0]))
+        period = channel_period(model, group)
+        if period is None:
+            decision.structured = False
+            decision.reason = "grouped layers whose group counts do not divide the channels evenly"
+            continue
+        removed = _choose_removed(group, decision.members, masks, scores, keep, widths.get(decision.members[0]),
+                                  period)
         if not removed:  # nothing to take away: the layer stays as it is, mask included
             decision.structured = False
             decision.reason = "insensitive, but every channel is kept"
@@ -273,7 +307,7 @@ def rectify(
         decision.reason = f"{keep}{'/' + width if keep == 'score_mass' else ''}: kept {decision.channels_after}/{group.channels} channels"
         plan[decision.members[0]] = removed
 
-    removed_idx = remove_channels(model, example_input, plan, graph=graph) if plan else {}
+    model, removed_idx = _remove_checked(model, example_input, plan, graph, decisions)
     structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
 
     # masks: drop the density-matched layers (now dense), slice the others to their new shapes
@@ -331,4 +365,65 @@ def rectify(
         "removed": removed_idx,
         "rectify_seconds": time.perf_counter() - t0,
     }
+    if not structured_members:
+        info["nothing_removed"] = _why_nothing(decisions)
     return model, new_masks, info
+
+
+def _why_nothing(decisions: list[GroupDecision]) -> str:
+    """One line: why no conv group lost channels (counts of the groups' reasons)."""
+    reasons: dict[str, int] = {}
+    for d in decisions:
+        key = d.reason.split(" (")[0] or "kept"
+        reasons[key] = reasons.get(key, 0) + 1
+    detail = "; ".join(f"{n} group{'s' if n > 1 else ''}: {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return f"Reconvene removed no channel ({detail or 'no conv group'})"
+
+
+@torch.no_grad()
+def _runs(model: nn.Module, example_input: torch.Tensor) -> str | None:
+    """None if ``model`` runs on ``example_input`` (eval mode), else the first line of the error."""
+    was = model.training
+    model.eval()
+    try:
+        model(example_input)
+        return None
+    except Exception as exc:  # noqa: BLE001  (any failure of the pruned model is what we look for)
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200]
+    finally:
+        model.train(was)
+
+
+def _remove_checked(model: nn.Module, example_input: torch.Tensor, plan: dict, graph,
+                    decisions: list[GroupDecision]) -> tuple[nn.Module, dict]:
+    """Remove ``plan``'s channels and check that the model still runs. If it does not (a coupling torch-pruning
+    cannot see: a reshape to a hard-coded width, as PVT's spatial reduction), each planned group is tried
+    alone on a copy; the ones that break the model are left unstructured with the reason and the rest are
+    removed. Returns (the pruned model -- possibly a new object --, removed indices)."""
+    if not plan:
+        return model, {}
+    backup = copy.deepcopy(model)
+    removed = remove_channels(model, example_input, plan, graph=graph)
+    error = _runs(model, example_input)
+    if error is None:
+        return model, removed
+    broken = {}
+    for root, idxs in plan.items():
+        trial = copy.deepcopy(backup)
+        remove_channels(trial, example_input, {root: idxs})
+        problem = _runs(trial, example_input)
+        if problem is not None:
+            broken[root] = problem
+    for d in decisions:
+        if d.members[0] in broken:
+            d.structured, d.channels_after = False, d.channels_before
+            d.reason = ("coupled through an operation torch-pruning cannot trace: the model fails after removing its "
+                        f"channels ({broken[d.members[0]]})")
+    kept_plan = {root: idxs for root, idxs in plan.items() if root not in broken}
+    model = backup
+    removed = remove_channels(model, example_input, kept_plan) if kept_plan else {}
+    error = _runs(model, example_input)
+    if error is not None:
+        raise ModelError(f"Reconvene cannot prune {type(model).__name__}: removing channels of its layers together "
+                         f"breaks the model ({error}); couplings torch-pruning cannot trace")
+    return model, removed
