@@ -217,6 +217,10 @@ def _slice(mask: torch.Tensor, weight: torch.Tensor, removed: dict | None) -> to
     if removed:
         for dim, side in ((0, "out"), (1, "in")):
             idx = removed.get(side) or []
+            if idx and dim == 1 and mask.dim() > 1 and max(idx) >= mask.shape[1]:
+                # a grouped conv's weight holds in_channels / groups inputs; the removed channels sit at
+                # the same positions in every group (channel_period), so its own positions are idx mod that
+                idx = sorted({i % mask.shape[1] for i in idx})
             if idx and mask.dim() > dim and mask.shape[dim] != weight.shape[dim]:
                 keep = torch.ones(mask.shape[dim], dtype=torch.bool)
                 keep[torch.as_tensor(idx, dtype=torch.long)] = False
@@ -293,6 +297,11 @@ def rectify(
     plan: dict[str, list[int]] = {}
     for group, decision in candidates:
         period = channel_period(model, group)
+        widths_of = {int(masks[f"{m}.weight"].shape[0]) for m in decision.members}
+        if widths_of != {group.channels}:  # GhostNet: a concatenation couples layers of different widths
+            decision.structured = False
+            decision.reason = "coupled through a concatenation of layers of different widths"
+            continue
         if period is None:
             decision.structured = False
             decision.reason = "grouped layers whose group counts do not divide the channels evenly"
@@ -396,34 +405,52 @@ def _runs(model: nn.Module, example_input: torch.Tensor) -> str | None:
 
 def _remove_checked(model: nn.Module, example_input: torch.Tensor, plan: dict, graph,
                     decisions: list[GroupDecision]) -> tuple[nn.Module, dict]:
-    """Remove ``plan``'s channels and check that the model still runs. If it does not (a coupling torch-pruning
-    cannot see: a reshape to a hard-coded width, as PVT's spatial reduction), each planned group is tried
-    alone on a copy; the ones that break the model are left unstructured with the reason and the rest are
-    removed. Returns (the pruned model -- possibly a new object --, removed indices)."""
+    """Remove ``plan``'s channels and check that the model still runs. If torch-pruning fails, or the model
+    does not run afterwards (a coupling torch-pruning cannot see: a reshape to a hard-coded width, as PVT's
+    spatial reduction), the planned groups are bisected on copies; the ones that break the model are left
+    unstructured with the reason and the rest are removed. Returns (the pruned model -- possibly a new
+    object --, removed indices)."""
     if not plan:
         return model, {}
     backup = copy.deepcopy(model)
-    removed = remove_channels(model, example_input, plan, graph=graph)
-    error = _runs(model, example_input)
+    error, removed = _attempt(model, example_input, plan, graph)
     if error is None:
         return model, removed
-    broken = {}
-    for root, idxs in plan.items():
-        trial = copy.deepcopy(backup)
-        remove_channels(trial, example_input, {root: idxs})
-        problem = _runs(trial, example_input)
-        if problem is not None:
-            broken[root] = problem
+    broken = _find_broken(backup, example_input, list(plan.items()), error)
     for d in decisions:
         if d.members[0] in broken:
             d.structured, d.channels_after = False, d.channels_before
-            d.reason = ("coupled through an operation torch-pruning cannot trace: the model fails after removing its "
-                        f"channels ({broken[d.members[0]]})")
+            d.reason = f"coupled in a way torch-pruning cannot handle (pruning it breaks the model: {broken[d.members[0]]})"
     kept_plan = {root: idxs for root, idxs in plan.items() if root not in broken}
     model = backup
-    removed = remove_channels(model, example_input, kept_plan) if kept_plan else {}
-    error = _runs(model, example_input)
+    error, removed = _attempt(model, example_input, kept_plan, None) if kept_plan else (None, {})
     if error is not None:
-        raise ModelError(f"Reconvene cannot prune {type(model).__name__}: removing channels of its layers together "
-                         f"breaks the model ({error}); couplings torch-pruning cannot trace")
+        raise ModelError(f"Reconvene cannot prune {type(model).__name__}: removing channels breaks the model "
+                         f"({error}); couplings torch-pruning cannot trace")
     return model, removed
+
+
+def _attempt(model: nn.Module, example_input: torch.Tensor, plan: dict, graph) -> tuple[str | None, dict]:
+    """(None or the first line of the failure, removed indices) of removing ``plan`` from ``model`` in place."""
+    try:
+        removed = remove_channels(model, example_input, plan, graph=graph)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures on layers it mis-handles)
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200], {}
+    return _runs(model, example_input), removed
+
+
+def _find_broken(backup: nn.Module, example_input: torch.Tensor, items: list, error: str) -> dict[str, str]:
+    """{group root: error} of the planned groups that break the model, by bisection on copies of ``backup``."""
+    if len(items) == 1:
+        return {items[0][0]: error}
+    half = len(items) // 2
+    broken = {}
+    for part in (items[:half], items[half:]):
+        problem, _ = _attempt(copy.deepcopy(backup), example_input, dict(part), None)
+        if problem is not None:
+            broken.update(_find_broken(backup, example_input, part, problem))
+    if not broken:  # only the combination breaks it: refuse all of them
+        broken = {root: error for root, _ in items}
+    return broken

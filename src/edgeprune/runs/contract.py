@@ -60,7 +60,7 @@ class Outcome:
         return {"stage": self.stage, "status": self.status, "seconds": round(self.seconds, 3), "note": self.note}
 
 
-class _Timeout(Exception):
+class _Timeout(BaseException):  # not an Exception: stages that catch every error must not swallow it
     pass
 
 
