@@ -276,12 +276,14 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Ca
     return calls, out, leaf
 
 
-def _upstream(start_nodes, owner: dict, leaf=None) -> tuple[set[str], bool, bool]:
+def _upstream(start_nodes, owner: dict, leaf=None) -> tuple[set[str], bool, bool, bool]:
     """Prunable modules reached backwards from ``start_nodes`` without passing another prunable layer,
-    whether an attention op lies on those paths, and whether they reach the input tensor ``leaf``."""
+    whether an attention op lies on those paths, whether they reach the input tensor ``leaf``, and whether
+    a product of two computed tensors lies on them (FocalNet's ``q * modulator``, gates)."""
     found: set[str] = set()
     attention = False
     from_input = False
+    product = False
     seen = set()
     queue = deque(n for n in start_nodes if n is not None)
     while queue:
@@ -296,10 +298,13 @@ def _upstream(start_nodes, owner: dict, leaf=None) -> tuple[set[str], bool, bool
             attention = True
         if leaf is not None and getattr(node, "variable", None) is leaf:
             from_input = True
+        if type(node).__name__ == "MulBackward0" and all(
+                n is not None and type(n).__name__ != "AccumulateGrad" for n, _ in node.next_functions):
+            product = True
         for nxt, _ in node.next_functions:
             if nxt is not None and nxt not in seen:
                 queue.append(nxt)
-    return found, attention, from_input
+    return found, attention, from_input, product
 
 
 def _is_norm(call: _Call) -> bool:
@@ -399,10 +404,10 @@ class _Graph:
 
 def _graph_facts(prunable: list[_Call], logits: torch.Tensor, leaf) -> _Graph:
     owner = {node: c.name for c in prunable for node in c.out_nodes}
-    upstream, via, from_input = {}, {}, {}
+    upstream, via, from_input, product = {}, {}, {}, {}
     for c in prunable:
-        upstream[c.name], via[c.name], from_input[c.name] = _upstream(c.in_nodes, owner, leaf)
-    output_layers, _, _ = _upstream([logits.grad_fn], owner)
+        upstream[c.name], via[c.name], from_input[c.name], product[c.name] = _upstream(c.in_nodes, owner, leaf)
+    output_layers = _upstream([logits.grad_fn], owner)[0]
     consumers: dict[str, set[str]] = {c.name: set() for c in prunable}
     for name, ups in upstream.items():
         for u in ups:
@@ -412,6 +417,18 @@ def _graph_facts(prunable: list[_Call], logits: torch.Tensor, leaf) -> _Graph:
     for _ in range(2):  # forward order settles it; a second sweep covers layers called out of order
         for c in prunable:
             data[c.name] = data[c.name] or any(data.get(u, False) for u in upstream[c.name])
+            after[c.name] = after[c.name] or any(after.get(u, False) for u in upstream[c.name])
+    # focal modulation (FocalNet): a Linear reading the product of a token-wise Linear branch and a conv
+    # (spatial context) branch mixes tokens as attention does, without a softmax
+    kinds = {c.name: type(c.module) for c in prunable}
+    for c in prunable:
+        ups = upstream[c.name]
+        if (isinstance(c.module, nn.Linear) and product[c.name] and any(issubclass(kinds[u], nn.Linear) for u in ups)
+                and any(issubclass(kinds[u], _CONV_TYPES) for u in ups)):
+            via[c.name] = True
+    after = {n: via[n] or bool(c.forced_role) for n, c in ((c.name, c) for c in prunable)}
+    for _ in range(2):
+        for c in prunable:
             after[c.name] = after[c.name] or any(after.get(u, False) for u in upstream[c.name])
     attention = any(via.values()) or any(c.forced_role for c in prunable)
     return _Graph(upstream, consumers, via, after, data, output_layers, attention)
@@ -428,7 +445,9 @@ def _classifiers(prunable: list[_Call], g: _Graph, num_classes: int | None, role
 
 def _attention(prunable: list[_Call], g: _Graph, role: dict) -> None:
     """Projection after softmax/SDPA; its data-dependent prunable inputs are q/k/v (a position-bias MLP
-    that reads a constant table feeds the softmax too, but is not a projection of the tokens)."""
+    that reads a constant table feeds the softmax too, but is not a projection of the tokens). The token
+    mixing of FocalNet's modulation counts as attention: its context convs stay convs."""
+    by_name = {c.name: c for c in prunable}
     for c in prunable:
         if c.forced_role and c.name not in role:
             role[c.name] = c.forced_role
@@ -439,7 +458,7 @@ def _attention(prunable: list[_Call], g: _Graph, role: dict) -> None:
             continue
         role[c.name] = "attn_proj"
         for up in g.upstream[c.name]:
-            if up not in role and g.data[up]:
+            if up not in role and g.data[up] and isinstance(by_name[up].module, nn.Linear):
                 role[up] = "attn_qkv"
 
 
