@@ -83,7 +83,18 @@ def all_specs(only: str | None) -> list[str]:
     specs = []
     for i in range(max(map(len, lists), default=0)):
         specs += [names[i] for names in lists if i < len(names)]
-    return specs
+    return sorted(specs, key=_heavy)  # stable: the light models of all three libraries first
+
+
+_HEAVY = ("large", "huge", "giant", "_h_", "_h14", "_l_", "_l16", "_l32", "128gf", "64gf", "32gf", "16gf", "b7", "b6",
+          "b5", "v2_l", "v2_m", "_base", "vit_b", "swin_b", "swin_v2_b", "convnext_b", "maxvit", "wide_resnet",
+          "resnet152", "resnext101", "vgg19", "vgg16", "densenet161", "8gf", "deepseek", "qwen", "gemma", "clip",
+          "siglip", "perceiver", "imagegpt", "shieldgemma", "metaclip")
+
+
+def _heavy(spec: str) -> int:
+    """1 for models known to be large (run last: a run cut short by its deadline covers the most models)."""
+    return int(any(word in spec for word in _HEAVY))
 
 
 # ----------------------------------------------------------------------------------------------- worker
@@ -111,7 +122,11 @@ def build(spec: str):
         shrink = _hf_overrides(name)
         attempts = [(64, shrink), (64, {}), (224, {})] if shrink else [(64, {}), (224, {})]
     elif kind == "timm":
-        attempts = [(64, {"img_size": 64}), (64, {}), (224, {})]
+        import timm  # noqa: PLC0415
+
+        cfg = timm.get_pretrained_cfg(name)
+        native = int(cfg.input_size[-1]) if cfg is not None and getattr(cfg, "input_size", None) else 224
+        attempts = [(64, {"img_size": 64}), (64, {}), (native, {})]
     else:
         attempts = [(64, {}), (64, {"image_size": 64}), (224, {})]
     last = None

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import statistics
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+import torch_pruning as tp
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
@@ -264,7 +266,8 @@ def rectify(
     t0 = time.perf_counter()
     pse = evaluate_sensitivity(masks, convs, weighted=weighted)
     graph = build_graph(model, example_input)
-    groups = coupled_groups(model, example_input, graph=graph)
+    with bounded_groups(model, graph):
+        groups = coupled_groups(model, example_input, graph=graph)
     sizes = {n: masks[n].numel() for n in convs}
 
     decisions: list[GroupDecision] = []
@@ -316,7 +319,8 @@ def rectify(
         decision.reason = f"{keep}{'/' + width if keep == 'score_mass' else ''}: kept {decision.channels_after}/{group.channels} channels"
         plan[decision.members[0]] = removed
 
-    model, removed_idx = _remove_checked(model, example_input, plan, graph, decisions)
+    with bounded_groups(model, graph):
+        model, removed_idx = _remove_checked(model, example_input, plan, graph, decisions)
     structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
 
     # masks: drop the density-matched layers (now dense), slice the others to their new shapes
@@ -377,6 +381,34 @@ def rectify(
     if not structured_members:
         info["nothing_removed"] = _why_nothing(decisions)
     return model, new_masks, info
+
+
+class _Unbounded(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def bounded_groups(model: nn.Module, graph, per_node: int = 8):
+    """Stop torch-pruning's dependency search when a group grows beyond ``per_node`` items per graph node: on
+    split/concat cycles (FocalNet's modulation) it keeps adding the same layers with other index lists and
+    does not return for minutes. Such a model is refused with a one-line ModelError."""
+    limit = per_node * len(graph.module2node) + 100
+    original = tp.dependency.group.Group.add_dep
+
+    def add_dep(self, dep, idxs):
+        if len(self._group) >= limit:
+            raise _Unbounded()
+        original(self, dep, idxs)
+
+    tp.dependency.group.Group.add_dep = add_dep
+    try:
+        yield
+    except _Unbounded:
+        raise ModelError(f"torch-pruning's dependency search on {type(model).__name__} does not terminate (a group "
+                         f"grew past {limit} layer entries: split/concat couplings it expands without bound); "
+                         "Reconvene's structured step cannot prune this model") from None
+    finally:
+        tp.dependency.group.Group.add_dep = original
 
 
 def _why_nothing(decisions: list[GroupDecision]) -> str:
