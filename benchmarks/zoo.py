@@ -168,7 +168,6 @@ def family_of(spec: str) -> str:
     if kind == "timm":
         try:
             import timm  # noqa: PLC0415
-
             from timm.models import get_pretrained_cfg  # noqa: F401,PLC0415
             return f"timm/{timm.models._registry._model_to_module.get(name, '?')}"  # noqa: SLF001
         except Exception:  # noqa: BLE001

@@ -13,7 +13,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import save  # noqa: E402
-
 from zoo import JSONL, STAGES, done_specs  # noqa: E402
 
 STATUSES = ("pass", "none", "refused", "n/a", "fail")
@@ -78,10 +77,10 @@ def section(summary: dict, rows: dict[str, dict]) -> str:
     lines = [
         "### Zoo contract: torchvision, timm and transformers models (`benchmarks/zoo.py`)",
         "",
-        f"Every stage on every model (random weights, 10 classes, 64 px inputs unless a model needs more; one process "
-        f"and one thread per model, every stage time-boxed at 60 s): roles, Mix-and-Match masks at 50 %, structured "
-        f"channels at 30 % (`structured30`: issue 12's stage, `n/a` until it lands), VBP at 30 % (models with an MLP), "
-        f"Reconvene at p = 0.9 (≥ 2 convs), ONNX export with parity in ONNX Runtime.",
+        "Every stage on every model (random weights, 10 classes, 64 px inputs unless a model needs more; one process "
+        "and one thread per model, every stage time-boxed at 60 s): roles, Mix-and-Match masks at 50 %, structured "
+        "channels at 30 % (`structured30`: issue 12's stage, `n/a` until it lands), VBP at 30 % (models with an MLP), "
+        "Reconvene at p = 0.9 (≥ 2 convs), ONNX export with parity in ONNX Runtime.",
         "",
         f"{s['models_run']} of {s['models_listed']} listed models ran; builds: "
         + ", ".join(f"{k} {v}" for k, v in sorted(s["builds"].items())) + ". "

@@ -8,9 +8,8 @@ import torch
 
 pytest.importorskip("transformers")
 
-from test_zoo_contract import build  # noqa: E402
-
 from edgeprune.roles import classify  # noqa: E402
+from test_zoo_contract import build  # noqa: E402
 
 
 def _roles(case):
