@@ -148,7 +148,7 @@ def from_model_type(model_type: str, num_classes: int, in_channels: int, image_s
         settings["patch_size"] = _levit_patch_size(settings, image_size)
     try:
         config = config_cls(num_labels=num_classes, num_channels=in_channels, **settings)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001  (TypeError/ValueError, and huggingface_hub's strict-dataclass validation errors)
         raise ConfigError(f"invalid overrides for {what} ({first_line(exc)})") from None
     if model_type == "efficientnet" and "hidden_dim" not in settings:
         # the head's BatchNorm is built with hidden_dim, the top conv with round_filters(1280): keep them equal
