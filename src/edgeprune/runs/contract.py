@@ -153,10 +153,12 @@ def stage_structured(model, example, shape, budget: float = 0.3) -> str:
         structured = importlib.import_module("edgeprune.prune.structured")
     except ImportError:
         raise NotApplicable("edgeprune.prune.structured is not available yet") from None
-    run = getattr(structured, "contract_prune", None)
-    if run is None:
-        raise NotApplicable("edgeprune.prune.structured has no contract_prune(model, example, ratio) yet")
-    pruned = run(copy.deepcopy(model), example, budget)
+    pruned = copy.deepcopy(model)
+    if hasattr(structured, "plan") and hasattr(structured, "prune_channels"):  # the API of issue 12's branch
+        layers = {n for n, m in pruned.named_modules() if n and isinstance(m, (nn.Linear, *CONV_TYPES))}
+        structured.prune_channels(pruned, example, structured.plan(pruned, example), dict.fromkeys(layers, budget))
+    else:
+        raise NotApplicable("edgeprune.prune.structured has no plan()/prune_channels() to call")
     _check_runs(pruned, example, shape, "structured")
     before, after = param_count(model), param_count(pruned)
     if after >= before:
