@@ -159,6 +159,8 @@ def from_model_type(model_type: str, num_classes: int, in_channels: int, image_s
     hf_config = to_plain(config.to_dict(), f"{what} config")  # before the model can mutate it
     try:
         model = HFImageClassifier(model_cls(config))
+    except ImportError as exc:  # DiNAT needs natten, some models a backend transformers does not install
+        raise DependencyError(f"{what} needs a library that is not installed here ({first_line(exc)})") from None
     except (ValueError, RuntimeError, TypeError, IndexError, ZeroDivisionError) as exc:
         raise ModelError(f"{what} cannot be built with these settings ({first_line(exc)})") from None
     _check_forward(model, what, in_channels, image_size)
