@@ -31,6 +31,7 @@ GROUP_RULES = ("pooled", "all")
 WIDTH_RULES = ("density", "sqrt")
 REINIT_RULES = ("changed", "all", "none")
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+SEARCH_SECONDS = 20.0  # time for bisecting the groups that break a model (each try traces a copy)
 
 
 def check_choice(what: str, value: str, allowed: Sequence[str]) -> str:
@@ -448,7 +449,7 @@ def _remove_checked(model: nn.Module, example_input: torch.Tensor, plan: dict, g
     error, removed = _attempt(model, example_input, plan, graph)
     if error is None:
         return model, removed
-    broken = _find_broken(backup, example_input, list(plan.items()), error)
+    broken = _find_broken(backup, example_input, list(plan.items()), error, time.perf_counter() + SEARCH_SECONDS)
     for d in decisions:
         if d.members[0] in broken:
             d.structured, d.channels_after = False, d.channels_before
@@ -466,23 +467,28 @@ def _attempt(model: nn.Module, example_input: torch.Tensor, plan: dict, graph) -
     """(None or the first line of the failure, removed indices) of removing ``plan`` from ``model`` in place."""
     try:
         removed = remove_channels(model, example_input, plan, graph=graph)
-    except ConfigError:
-        raise
+    except ConfigError as exc:  # a coupled layer torch-pruning would empty (timm's cpubone): that group stays
+        return str(exc)[:200], {}
     except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures on layers it mis-handles)
         return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200], {}
     return _runs(model, example_input), removed
 
 
-def _find_broken(backup: nn.Module, example_input: torch.Tensor, items: list, error: str) -> dict[str, str]:
-    """{group root: error} of the planned groups that break the model, by bisection on copies of ``backup``."""
+def _find_broken(backup: nn.Module, example_input: torch.Tensor, items: list, error: str,
+                 deadline: float) -> dict[str, str]:
+    """{group root: error} of the planned groups that break the model, by bisection on copies of ``backup``
+    (a ModelError when that takes longer than ``deadline``, a perf_counter time)."""
     if len(items) == 1:
         return {items[0][0]: error}
     half = len(items) // 2
     broken = {}
     for part in (items[:half], items[half:]):
+        if time.perf_counter() > deadline:
+            raise ModelError(f"Reconvene cannot prune {type(backup).__name__}: removing its channels breaks the model "
+                             f"({error}) and finding the groups at fault took over {SEARCH_SECONDS:g} s")
         problem, _ = _attempt(copy.deepcopy(backup), example_input, dict(part), None)
         if problem is not None:
-            broken.update(_find_broken(backup, example_input, part, problem))
+            broken.update(_find_broken(backup, example_input, part, problem, deadline))
     if not broken:  # only the combination breaks it: refuse all of them
         broken = {root: error for root, _ in items}
     return broken
