@@ -54,3 +54,11 @@ def test_focalnet_modulation_is_token_mixing():
 def test_levit_stem_is_the_patch_embedding():
     roles, _ = _roles("hf-config:levit")
     assert len([r for r in roles.values() if r == "patch_embed"]) == 4
+
+
+def test_roles_under_no_grad_are_the_same():
+    model = build("vit")
+    with torch.no_grad():
+        inside = classify(model, torch.zeros(1, 3, 32, 32))
+    assert inside.counts() == classify(model, torch.zeros(1, 3, 32, 32)).counts()
+    assert inside.counts()["attn_proj"] == 2 and inside.counts()["mlp_in"] == 2

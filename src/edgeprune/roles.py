@@ -184,7 +184,8 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Ca
     leaf = None
     if example_input.is_floating_point():  # a non-leaf view of a leaf: its graph node leads to the leaf
         leaf = example_input.detach().clone().requires_grad_(True)
-        example_input = leaf.clone()
+        with torch.enable_grad():  # callers may be under no_grad: the clone must keep its link to the leaf
+            example_input = leaf.clone()
     handles = []
     leaves = [(n, m) for n, m in model.named_modules()
               if not list(m.children()) or _is_prunable(m) or isinstance(m, _NORM_TYPES)]
