@@ -9,8 +9,8 @@ hf-config:deit (default config, random weights, 224 px); VBP statistics from one
 from __future__ import annotations
 
 import torch
-from common import save
 
+from common import save
 from edgeprune import models
 from edgeprune.measure.macs import macs
 from edgeprune.methods import vbp_core
