@@ -108,6 +108,8 @@ def _check_forward(model: nn.Module, what: str, in_channels: int, image_size: in
     model.eval()
     try:
         model(torch.zeros(1, in_channels, image_size, image_size))
+    except AttributeError as exc:  # PP-LCNet's classifier output has no logits
+        raise ModelError(f"{what} does not return classification logits ({first_line(exc)})") from None
     except (RuntimeError, ValueError, IndexError) as exc:
         raise ModelError(
             f"{what} cannot take {in_channels}x{image_size}x{image_size} inputs with these settings "

@@ -268,7 +268,13 @@ def rectify(
     pse = evaluate_sensitivity(masks, convs, weighted=weighted)
     graph = build_graph(model, example_input)
     with bounded_groups(model, graph):
-        groups = coupled_groups(model, example_input, graph=graph)
+        try:
+            groups = coupled_groups(model, example_input, graph=graph)
+        except (ConfigError, _Unbounded):
+            raise
+        except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures, e.g. GCViT's ZeroDivisionError)
+            raise ModelError(f"torch-pruning cannot group the channels of {type(model).__name__} "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     sizes = {n: masks[n].numel() for n in convs}
 
     decisions: list[GroupDecision] = []
