@@ -25,8 +25,9 @@ class TorchEncoder(nn.Module):
 
 def test_torch_multihead_attention():
     table = classify(TorchEncoder().eval(), torch.randn(1, 3, 16, 16))
-    block = ["attn_proj", "norm", "mlp_in", "mlp_out", "norm"]
+    block = ["attn_qkv", "attn_proj", "norm", "mlp_in", "mlp_out", "norm"]  # fused in_proj_weight: attn_qkv
     assert [e.role for e in table] == ["patch_embed", *block, *block, "classifier"]
+    assert table[1].param_name == "enc.layers.0.self_attn.in_proj_weight" and table[1].shape == (96, 32)
 
 
 class ChannelsFirstNorm(nn.Module):

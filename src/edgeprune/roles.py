@@ -177,10 +177,18 @@ def _norm_candidate(module: nn.Module) -> bool:
     return bool(params) and all(p.ndim == 1 for p in params) and len({p.numel() for p in params}) == 1
 
 
-def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Call], torch.Tensor]:
+def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Call], torch.Tensor, torch.Tensor]:
+    """(calls by module name, logits, the input leaf): the input requires grad so the graph shows which
+    layers depend on the data (SwinV2's position-bias MLP reads a constant table, not the image)."""
     calls: dict[str, _Call] = {}
+    leaf = None
+    if example_input.is_floating_point():  # a non-leaf view of a leaf: its graph node leads to the leaf
+        leaf = example_input.detach().clone().requires_grad_(True)
+        with torch.enable_grad():  # callers may be under no_grad: the clone must keep its link to the leaf
+            example_input = leaf.clone()
     handles = []
-    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children()) or _is_prunable(m)]
+    leaves = [(n, m) for n, m in model.named_modules()
+              if not list(m.children()) or _is_prunable(m) or isinstance(m, _NORM_TYPES)]
 
     # torch's nn.MultiheadAttention applies out_proj.weight functionally (out_proj is never called): its
     # call stands for out_proj's, and out_proj is an attention projection by construction.
@@ -263,16 +271,20 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Ca
             h.remove()
         for p in frozen:
             p.requires_grad_(False)
+        model.train()  # train() drops caches built during the pass (HF LeViT's attention biases, with grads)
         for m, training in modes:
             m.training = training
-    return calls, out
+    return calls, out, leaf
 
 
-def _upstream(start_nodes, owner: dict) -> tuple[set[str], bool]:
+def _upstream(start_nodes, owner: dict, leaf=None) -> tuple[set[str], bool, bool, bool]:
     """Prunable modules reached backwards from ``start_nodes`` without passing another prunable layer,
-    and whether an attention op lies on those paths."""
+    whether an attention op lies on those paths, whether they reach the input tensor ``leaf``, and whether
+    a product of two computed tensors lies on them (FocalNet's ``q * modulator``, gates)."""
     found: set[str] = set()
     attention = False
+    from_input = False
+    product = False
     seen = set()
     queue = deque(n for n in start_nodes if n is not None)
     while queue:
@@ -285,10 +297,15 @@ def _upstream(start_nodes, owner: dict) -> tuple[set[str], bool]:
             continue
         if any(op in type(node).__name__ for op in _ATTENTION_OPS):
             attention = True
+        if leaf is not None and getattr(node, "variable", None) is leaf:
+            from_input = True
+        if type(node).__name__ == "MulBackward0" and all(
+                n is not None and type(n).__name__ != "AccumulateGrad" for n, _ in node.next_functions):
+            product = True
         for nxt, _ in node.next_functions:
             if nxt is not None and nxt not in seen:
                 queue.append(nxt)
-    return found, attention
+    return found, attention, from_input, product
 
 
 def _is_norm(call: _Call) -> bool:
@@ -317,7 +334,7 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
     if the model cannot run on the input.
     """
     try:
-        calls, logits = _trace(model, example_input)
+        calls, logits, leaf = _trace(model, example_input)
     except ModelError:
         raise
     except Exception as exc:
@@ -333,65 +350,14 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
     ordered = sorted(calls.values(), key=lambda c: c.order)
     prunable = [c for c in ordered if _is_prunable(c.module)]
     norms = {c.name for c in ordered if not _is_prunable(c.module) and _is_norm(c)}
-
-    owner = {node: c.name for c in prunable for node in c.out_nodes}
-    upstream: dict[str, set[str]] = {}
-    via_attention: dict[str, bool] = {}
-    for c in prunable:
-        upstream[c.name], via_attention[c.name] = _upstream(c.in_nodes, owner)
-    output_layers, _ = _upstream([logits.grad_fn], owner)
+    g = _graph_facts(prunable, logits, leaf)
 
     role: dict[str, str] = {}
     partner: dict[str, str] = {}
-
-    # classifier: layers feeding the logits directly, with num_classes outputs
-    for c in prunable:
-        if c.name in output_layers and num_classes is not None and _out_features(c) == num_classes:
-            role[c.name] = "classifier"
-    if not any(r == "classifier" for r in role.values()) and prunable and _out_features(prunable[-1]) == num_classes:
-        role[prunable[-1].name] = "classifier"  # fallback: the logits are not reachable through autograd
-
-    # attention: projection after softmax/SDPA; its prunable inputs are q/k/v
-    for c in prunable:
-        if c.forced_role and c.name not in role:
-            role[c.name] = c.forced_role
-    for c in prunable:
-        if c.name in role or not via_attention[c.name] or not isinstance(c.module, nn.Linear):
-            continue
-        role[c.name] = "attn_proj"
-        for up in upstream[c.name]:
-            if up not in role:
-                role[up] = "attn_qkv"
-
-    # MLP pairs: Linear d->h (h > d) feeding only a Linear h->d
-    by_name = {c.name: c for c in prunable}
-    for c in prunable:
-        if c.name in role or via_attention[c.name] or not isinstance(c.module, nn.Linear) or len(upstream[c.name]) != 1:
-            continue
-        (up_name,) = upstream[c.name]
-        up = by_name[up_name]
-        if up_name in role or not isinstance(up.module, nn.Linear):
-            continue
-        d, h = up.module.in_features, up.module.out_features
-        if h > d and c.module.in_features == h and c.module.out_features == d:
-            role[up_name], role[c.name] = "mlp_in", "mlp_out"
-            partner[up_name], partner[c.name] = c.name, up_name
-
-    # patch embedding
-    attention_roles = ("attn_qkv", "attn_proj")
-    if any(r in attention_roles for r in role.values()):
-        for c in prunable:
-            if role.get(c.name) in attention_roles:
-                break
-            role.setdefault(c.name, "patch_embed")
-    else:
-        for c in prunable:
-            if c.name in role or upstream[c.name]:
-                continue
-            if isinstance(c.module, _CONV_TYPES) and _is_patchify(c.module):
-                role[c.name] = "patch_embed"
-            break
-
+    _classifiers(prunable, g, num_classes, role)
+    _attention(prunable, g, role)
+    _mlp_pairs(prunable, g, role, partner)
+    _patch_embed(prunable, g, role)
     for c in prunable:
         role.setdefault(c.name, "conv" if isinstance(c.module, _CONV_TYPES) else "linear")
 
@@ -400,12 +366,18 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
     conv_depth = {n: _rel(i, len(convs)) for i, n in enumerate(convs)}
     depth = {c.name: conv_depth.get(c.name, _rel(i, len(prunable))) for i, c in enumerate(prunable)}
 
+    fused = _fused_in_proj(model)
     entries = []
     last_depth = 0.0
     for c in ordered:
         if _is_prunable(c.module):
             w = c.module.weight
             last_depth = depth[c.name]
+            if c.name in fused:  # nn.MultiheadAttention's fused q/k/v weight, just before its out_proj
+                mha, weight = fused[c.name]
+                entries.append(LayerRole(mha, f"{mha}.in_proj_weight" if mha else "in_proj_weight", "attn_qkv",
+                                         weight.numel() < SMALL_NUMEL, last_depth, len(entries), weight.numel(),
+                                         tuple(weight.shape), None))
             pname = f"{c.name}.weight" if c.name else "weight"
             entries.append(LayerRole(c.name, pname, role[c.name], w.numel() < SMALL_NUMEL, depth[c.name],
                                      len(entries), w.numel(), tuple(w.shape), partner.get(c.name)))
@@ -416,6 +388,188 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
             entries.append(LayerRole(c.name, None, "norm", numel < SMALL_NUMEL, last_depth, len(entries),
                                      numel, shape, None))
     return RoleTable(tuple(entries), num_classes)
+
+
+@dataclass
+class _Graph:
+    """What the autograd graph says about each prunable layer (by module name)."""
+
+    upstream: dict[str, set[str]]  # prunable layers feeding it through non-prunable ops only
+    consumers: dict[str, set[str]]  # the reverse
+    via_attention: dict[str, bool]  # an attention op (softmax / SDPA) lies between it and its upstream
+    after_attention: dict[str, bool]  # an attention op lies anywhere upstream of it
+    data: dict[str, bool]  # its input depends on the model input (not only on parameters / constants)
+    output_layers: set[str]  # layers feeding the logits directly
+    attention: bool  # the model has an attention op
+
+
+def _graph_facts(prunable: list[_Call], logits: torch.Tensor, leaf) -> _Graph:
+    owner = {node: c.name for c in prunable for node in c.out_nodes}
+    upstream, via, from_input, product = {}, {}, {}, {}
+    for c in prunable:
+        upstream[c.name], via[c.name], from_input[c.name], product[c.name] = _upstream(c.in_nodes, owner, leaf)
+    output_layers = _upstream([logits.grad_fn], owner)[0]
+    consumers: dict[str, set[str]] = {c.name: set() for c in prunable}
+    for name, ups in upstream.items():
+        for u in ups:
+            consumers.setdefault(u, set()).add(name)
+    data = dict(from_input)
+    after = {n: via[n] or bool(c.forced_role) for n, c in ((c.name, c) for c in prunable)}
+    for _ in range(2):  # forward order settles it; a second sweep covers layers called out of order
+        for c in prunable:
+            data[c.name] = data[c.name] or any(data.get(u, False) for u in upstream[c.name])
+            after[c.name] = after[c.name] or any(after.get(u, False) for u in upstream[c.name])
+    # focal modulation (FocalNet): a Linear reading the product of a token-wise Linear branch and a conv
+    # (spatial context) branch mixes tokens as attention does, without a softmax
+    kinds = {c.name: type(c.module) for c in prunable}
+    for c in prunable:
+        ups = upstream[c.name]
+        if (isinstance(c.module, nn.Linear) and product[c.name] and any(issubclass(kinds[u], nn.Linear) for u in ups)
+                and any(issubclass(kinds[u], _CONV_TYPES) for u in ups)):
+            via[c.name] = True
+    after = {n: via[n] or bool(c.forced_role) for n, c in ((c.name, c) for c in prunable)}
+    for _ in range(2):
+        for c in prunable:
+            after[c.name] = after[c.name] or any(after.get(u, False) for u in upstream[c.name])
+    attention = any(via.values()) or any(c.forced_role for c in prunable)
+    return _Graph(upstream, consumers, via, after, data, output_layers, attention)
+
+
+def _classifiers(prunable: list[_Call], g: _Graph, num_classes: int | None, role: dict) -> None:
+    """Layers feeding the logits directly, with num_classes outputs."""
+    for c in prunable:
+        if c.name in g.output_layers and num_classes is not None and _out_features(c) == num_classes:
+            role[c.name] = "classifier"
+    if not role and prunable and _out_features(prunable[-1]) == num_classes:
+        role[prunable[-1].name] = "classifier"  # fallback: the logits are not reachable through autograd
+
+
+def _attention(prunable: list[_Call], g: _Graph, role: dict) -> None:
+    """Projection after softmax/SDPA; its data-dependent prunable inputs are q/k/v (a position-bias MLP
+    that reads a constant table feeds the softmax too, but is not a projection of the tokens). The token
+    mixing of FocalNet's modulation counts as attention: its context convs stay convs."""
+    by_name = {c.name: c for c in prunable}
+    for c in prunable:
+        if c.forced_role and c.name not in role:
+            role[c.name] = c.forced_role
+    for c in prunable:
+        if c.name in role or not g.via_attention[c.name] or not isinstance(c.module, nn.Linear):
+            continue
+        if not g.data[c.name]:
+            continue
+        role[c.name] = "attn_proj"
+        for up in g.upstream[c.name]:
+            if up not in role and g.data[up] and isinstance(by_name[up].module, nn.Linear):
+                role[up] = "attn_qkv"
+
+
+def _mlp_pairs(prunable: list[_Call], g: _Graph, role: dict, partner: dict) -> None:
+    """A layer d->h (h > d) feeding only a layer h->d: Linear pairs (directly, or through a depthwise conv as
+    PVTv2's MLP), or 1x1-conv pairs (PoolFormer, timm's conv-MLP ConvNeXt); norms/activations in between."""
+    by_name = {c.name: c for c in prunable}
+    for c in prunable:
+        if c.name in role or g.via_attention[c.name] or not g.data[c.name] or len(g.upstream[c.name]) != 1:
+            continue
+        (up_name,) = g.upstream[c.name]
+        if isinstance(c.module, nn.Linear) and _is_depthwise(by_name[up_name].module):
+            dw = up_name  # fc1 -> depthwise conv -> fc2 (PVTv2)
+            if len(g.upstream[dw]) != 1 or g.consumers.get(dw) != {c.name}:
+                continue
+            (up_name,) = g.upstream[dw]
+            if g.consumers.get(up_name) != {dw}:
+                continue
+        up = by_name[up_name]
+        if up_name in role:
+            continue
+        dims = _pair_dims(up.module, c.module)
+        if dims is None:
+            continue
+        d, h = dims
+        if h > d:
+            role[up_name], role[c.name] = "mlp_in", "mlp_out"
+            partner[up_name], partner[c.name] = c.name, up_name
+
+
+def _pair_dims(a: nn.Module, b: nn.Module) -> tuple[int, int] | None:
+    """(d, h) when ``a`` maps d -> h and ``b`` maps h -> d, both Linear or both 1x1 convs; else None."""
+    if isinstance(a, nn.Linear) and isinstance(b, nn.Linear):
+        d, h = a.in_features, a.out_features
+        return (d, h) if b.in_features == h and b.out_features == d else None
+    if _is_pointwise(a) and _is_pointwise(b):
+        d, h = a.in_channels, a.out_channels
+        return (d, h) if b.in_channels == h and b.out_channels == d else None
+    return None
+
+
+def _is_pointwise(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv2d) and m.groups == 1 and all(k == 1 for k in m.kernel_size) \
+        and all(s == 1 for s in m.stride)
+
+
+def _is_depthwise(m: nn.Module) -> bool:
+    return isinstance(m, _CONV_TYPES) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+
+
+def _patch_embed(prunable: list[_Call], g: _Graph, role: dict) -> None:
+    """Patch embedding, from structure (never from position alone).
+
+    With attention: a strided, channel-mixing conv with no attention upstream whose output becomes tokens
+    (it feeds a Linear, directly or through depthwise convs as CvT's conv projections), reached from the
+    image through a plain chain of strided convs (ViT/Swin/PVT: one patchify conv; LeViT: its 4-conv stem)
+    -- that conv and its chain. A MobileNet stem or block feeding more convs is no patch embedding.
+    Without attention: the first conv on the image if it patchifies (kernel == stride > 1, ConvNeXt).
+    """
+    by_name = {c.name: c for c in prunable}
+    if not g.attention:
+        for c in prunable:
+            if c.name in role or g.upstream[c.name]:
+                continue
+            if isinstance(c.module, _CONV_TYPES) and _is_patchify(c.module):
+                role[c.name] = "patch_embed"
+            break
+        return
+
+    def stem_conv(name: str) -> bool:
+        m = by_name[name].module
+        return (isinstance(m, _CONV_TYPES) and not _is_depthwise(m) and name not in role
+                and any(s > 1 for s in m.stride) and not g.after_attention[name])
+
+    def chain(name: str) -> list[str] | None:
+        """``name`` and the strided convs before it, if they form a plain chain from the image."""
+        out = [name]
+        while True:
+            ups = g.upstream[out[-1]]
+            if not ups:
+                return out if g.data[out[-1]] else None
+            if len(ups) != 1:
+                return None
+            (u,) = ups
+            if not stem_conv(u) or g.consumers.get(u) != {out[-1]}:
+                return None
+            out.append(u)
+
+    def feeds_tokens(name: str) -> bool:
+        for d in g.consumers.get(name, ()):
+            m = by_name[d].module
+            if isinstance(m, nn.Linear):
+                return True
+            if _is_depthwise(m) and any(isinstance(by_name[e].module, nn.Linear) for e in g.consumers.get(d, ())):
+                return True
+        return False
+
+    for c in prunable:
+        if stem_conv(c.name) and feeds_tokens(c.name):
+            for name in chain(c.name) or []:
+                role[name] = "patch_embed"
+
+
+def _fused_in_proj(model: nn.Module) -> dict[str, tuple[str, torch.Tensor]]:
+    """{out_proj module name: (MultiheadAttention name, in_proj_weight)} of every fused-q/k/v torch MHA."""
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.MultiheadAttention) and isinstance(m.in_proj_weight, torch.Tensor):
+            out[f"{name}.out_proj" if name else "out_proj"] = (name, m.in_proj_weight)
+    return out
 
 
 def _out_features(call: _Call) -> int | None:

@@ -23,9 +23,19 @@ DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (
 
 
 @app.command()
-def models():
-    """List the model specs edgeprune can build."""
-    console.print(table("models", ["spec", "description"], model_lib.list_models().items()))
+def models(
+    list_: Optional[str] = typer.Option(None, "--list", help="List the names of one library: timm, torchvision "
+                                        "(classification models) or hf-config (transformers image classifiers)."),
+    pattern: str = typer.Option("*", "--pattern", help="Glob filter for --list, e.g. 'resnet*'."),
+):
+    """List the model specs edgeprune can build (or, with --list, every name a library builds)."""
+    if list_ is None:
+        console.print(table("models", ["spec", "description"], model_lib.list_models().items()))
+        return
+    names = model_lib.list_names(list_, pattern)
+    for name in names:
+        typer.echo(f"{list_}:{name}")
+    console.print(f"{len(names)} {list_} models", style="dim")
 
 
 @app.command()

@@ -2,6 +2,11 @@
 
 Effective MACs assume a sparse kernel skips every multiply by a pruned weight: each Conv/Linear layer's
 MACs are scaled by its weight density; all other MACs (attention matmuls, norms) stay dense.
+
+torch's counter has formulas for the CUDA attention kernels only; the CPU kernel of
+``scaled_dot_product_attention`` (``aten._scaled_dot_product_flash_attention_for_cpu``) gets the same
+formula here (2·B·H·L·S·(E + Ev) FLOPs: Q·Kᵀ and the product with V), so attention matrix products are
+counted on CPU as on GPU.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from edgeprune.measure.size import PRUNABLE_TYPES
 
@@ -25,12 +30,23 @@ class MacsReport:
         return {"macs": self.dense, "effective_macs": self.effective}
 
 
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of one CPU attention call (the counter passes tensor arguments as shapes)."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _custom_mapping() -> dict:
+    ops = [getattr(torch.ops.aten, name, None) for name in ("_scaled_dot_product_flash_attention_for_cpu",
+                                                            "_scaled_dot_product_fused_attention_overrideable")]
+    return {op: _cpu_sdpa_flops for op in ops if op is not None}
+
+
 @torch.no_grad()
 def macs(model: nn.Module, example: torch.Tensor) -> MacsReport:
     """Count MACs of one forward pass on ``example`` (batch included: pass a batch of 1 for per-image)."""
     was_training = model.training
     model.eval()
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_custom_mapping())
     try:
         with counter:
             model(example)

@@ -16,9 +16,13 @@ PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.ConvTranspose2d
 
 
 def prunable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
-    """{parameter name: weight} for every Conv/Linear weight with ndim >= 2, in module order."""
+    """{parameter name: weight} for every Conv/Linear weight with ndim >= 2, in module order; torch's
+    ``nn.MultiheadAttention`` adds its fused q/k/v ``in_proj_weight`` (a Linear's weight in all but name)."""
     out = {}
     for mod_name, module in model.named_modules():
+        fused = getattr(module, "in_proj_weight", None) if isinstance(module, nn.MultiheadAttention) else None
+        if isinstance(fused, torch.Tensor):
+            out[f"{mod_name}.in_proj_weight" if mod_name else "in_proj_weight"] = fused
         if isinstance(module, PRUNABLE_TYPES):
             w = getattr(module, "weight", None)
             if isinstance(w, torch.Tensor) and w.ndim >= 2:

@@ -63,23 +63,78 @@ def example_input_for(model: nn.Module, loader=None) -> torch.Tensor:
     return _first_input(loader)
 
 
+class MlpBlock(tuple):
+    """``(mlp_in name, mlp_out name)``, plus ``between``: the per-neuron layers called between them (a norm,
+    a depthwise conv, a GRN), which lose the pruned neurons too."""
+
+    between: tuple[str, ...]
+
+    def __new__(cls, mlp_in: str, mlp_out: str, between=()):
+        self = super().__new__(cls, (mlp_in, mlp_out))
+        self.between = tuple(between)
+        return self
+
+    def __reduce__(self):  # deepcopy / pickle keep ``between``
+        return (MlpBlock, (self[0], self[1], self.between))
+
+
+@torch.no_grad()
+def _between_layers(model: nn.Module, example_input: torch.Tensor, pairs) -> dict[str, tuple[str, ...]]:
+    """{mlp_in name: names of the layers with parameters or buffers called between mlp_in and mlp_out whose
+    output has the hidden width}: one forward pass with hooks, in call order."""
+    order: dict[str, int] = {}
+    shapes: dict[str, tuple] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if not name or not (next(module.parameters(recurse=False), None) is not None
+                            or next(module.buffers(recurse=False), None) is not None):
+            continue
+
+        def hook(mod, args, output, _name=name):
+            if _name not in order and isinstance(output, torch.Tensor):
+                order[_name] = len(order)
+                shapes[_name] = tuple(output.shape)
+
+        handles.append(module.register_forward_hook(hook))
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        model(example_input)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in modes:
+            m.training = training
+    out = {}
+    for a, b in pairs:
+        width = hidden_width(model.get_submodule(a), model.get_submodule(b), a)
+        if a not in order or b not in order:
+            out[a] = ()
+            continue
+        out[a] = tuple(n for n, i in sorted(order.items(), key=lambda kv: kv[1])
+                       if order[a] < i < order[b] and width in shapes[n][1:])
+    return out
+
+
 def find_mlp_blocks(model: nn.Module, example_input: torch.Tensor) -> dict[str, tuple[str, str]]:
     """{block name (= the mlp_in module name): (mlp_in name, mlp_out name)} in forward order.
 
-    Blocks come from :func:`edgeprune.roles.classify`; only Linear -> Linear pairs qualify. ModelError
-    (naming the roles that were found) when the model has none.
+    Blocks come from :func:`edgeprune.roles.classify`; Linear -> Linear and 1x1-conv pairs qualify. Each
+    value is an :class:`MlpBlock` whose ``between`` names the per-neuron layers between the pair.
+    ModelError (naming the roles that were found) when the model has none.
     """
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
         table = roles.classify(model, example_input.to(device))
     except RuntimeError as exc:
         raise describe_shape_mismatch(tuple(example_input.shape), _expected_input(model), exc) from None
-    blocks = {}
+    pairs = []
     for mlp_in, mlp_out in table.mlp_pairs():
         a, b = model.get_submodule(mlp_in.module_name), model.get_submodule(mlp_out.module_name)
-        if isinstance(a, nn.Linear) and isinstance(b, nn.Linear):
-            hidden_width(a, b, mlp_in.module_name)
-            blocks[mlp_in.module_name] = (mlp_in.module_name, mlp_out.module_name)
+        hidden_width(a, b, mlp_in.module_name)
+        pairs.append((mlp_in.module_name, mlp_out.module_name))
+    between = _between_layers(model, example_input.to(device), pairs) if pairs else {}
+    blocks = {a: MlpBlock(a, b, between[a]) for a, b in pairs}
     if not blocks:
         counts = table.counts()
         found = ", ".join(f"{role} x{n}" for role, n in counts.items() if n) or "none"
@@ -105,6 +160,7 @@ class BlockStats:
     count: int  # samples (tokens / positions) behind mean and var
     score: torch.Tensor | None = None  # the selection score (= var for "variance")
     pruned: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    between: tuple[str, ...] = ()  # per-neuron layers between mlp_in and mlp_out (norm, depthwise conv, GRN)
 
     @property
     def width(self) -> int:
@@ -173,7 +229,8 @@ def collect_statistics(
         progress=progress, description="VBP statistics",
     )
     return {
-        name: BlockStats(in_name, out_name, moments[name].mean, moments[name].variance, moments[name].count)
+        name: BlockStats(in_name, out_name, moments[name].mean, moments[name].variance, moments[name].count,
+                         between=tuple(getattr(blocks[name], "between", ())))
         for name, (in_name, out_name) in blocks.items()
     }
 
@@ -211,8 +268,9 @@ def prune_with_statistics(
     pruned = select_lowest(scores, ratio, per_layer=per_layer, min_keep=min_keep)
     new = copy.deepcopy(model)
     prune_blocks(new, {n: (b.mlp_in, b.mlp_out) for n, b in statistics.items()}, pruned,
-                 {n: b.mean for n, b in statistics.items()} if compensation else None)
-    blocks = {n: BlockStats(b.mlp_in, b.mlp_out, b.mean, b.var, b.count, scores[n], pruned[n])
+                 {n: b.mean for n, b in statistics.items()} if compensation else None,
+                 {n: b.between for n, b in statistics.items()})
+    blocks = {n: BlockStats(b.mlp_in, b.mlp_out, b.mean, b.var, b.count, scores[n], pruned[n], b.between)
               for n, b in statistics.items()}
     return new, VbpStats(blocks, float(ratio), selection, bool(compensation), bool(per_layer), int(min_keep))
 

@@ -3,12 +3,14 @@
 Specs: zoo names (``lenet300``, ``lenet5``, ``vgg11``, ``vgg16``, ``resnet20``, ``resnet56``, ``resnet18``,
 ``vit``; also as ``zoo:<name>``), ``hf:<hub id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``,
 ``torchvision:<name>`` and ``path/to/file.py:factory`` (a factory in your own file). Every model maps
-[B, C, H, W] images to [B, num_classes] logits.
+[B, C, H, W] images to [B, num_classes] logits. ``list_names("timm" | "torchvision" | "hf-config")`` lists
+what the optional libraries build; timm and torchvision models take ``weights=PATH`` (a local file).
 
 ``save`` writes any ``nn.Module``; a model of your own class (no spec) loads back into a fresh instance
 with ``load(path, model=MyNet(...))``, physically pruned layers resized to their saved shapes.
 """
 
+from edgeprune.models.adapters import list_names
 from edgeprune.models.checkpoint import load, load_meta, save
 from edgeprune.models.registry import create, list_models, register
 
@@ -17,4 +19,4 @@ from edgeprune.models import lenet, resnet, vgg, vit  # noqa: E402,F401  isort: 
 from edgeprune.models._common import logits_of  # noqa: E402
 from edgeprune.models.hf import HFImageClassifier  # noqa: E402
 
-__all__ = ["create", "list_models", "save", "load", "load_meta", "register", "HFImageClassifier", "logits_of"]
+__all__ = ["create", "list_models", "list_names", "save", "load", "load_meta", "register", "HFImageClassifier", "logits_of"]

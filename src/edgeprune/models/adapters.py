@@ -1,24 +1,34 @@
-"""Optional adapters for ``timm:<name>`` and ``torchvision:<name>`` specs.
+"""Optional adapters for ``timm:<name>`` and ``torchvision:<name>`` specs (the ``[zoo]`` extra).
 
-Both libraries stay optional: on some machines they install but crash at import next to a CPU torch
-wheel (RuntimeError/OSError rather than ImportError), so any import failure becomes a DependencyError.
+Models build offline with random weights. ``weights=PATH`` loads a local state_dict (``.pt``/``.pth``/``.bin``
+or ``.safetensors``; the classifier is kept fresh when ``num_classes`` differs, the first conv folded when
+``in_channels`` differs); the hub download stays available where there is network (timm:
+``pretrained=True``, torchvision: ``weights="DEFAULT"`` or a weights enum name). :func:`list_names` gives the
+names each library builds. A model that cannot take the requested input size is a ModelError (one dry run).
+Any import failure of an optional library (a broken binary install raises more than ImportError) becomes a
+DependencyError.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from edgeprune.errors import ConfigError, DependencyError, ModelError
-from edgeprune.models._common import first_line
+from edgeprune.errors import CheckpointError, ConfigError, DependencyError, ModelError
+from edgeprune.models._common import dry_run_shape, first_line
+
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
 def import_optional(module: str):
     """Import ``module`` or raise a one-line DependencyError for any failure (missing or broken install)."""
     library = module.split(".")[0]
     try:
+        importlib.import_module(library)  # the library itself first: a blocked or broken top level fails here
         return importlib.import_module(module)
     except Exception as exc:  # noqa: BLE001  (broken binary installs raise RuntimeError/OSError)
         raise DependencyError(
@@ -49,10 +59,107 @@ def adapt_first_conv(model: nn.Module, in_channels: int) -> nn.Module:
     raise ModelError(f"found no Conv2d to adapt to in_channels {in_channels}; allowed: in_channels 3 for this model")
 
 
+def list_names(library: str, pattern: str = "*") -> list[str]:
+    """Names ``library`` ("timm", "torchvision" classification models, "hf-config" image classifiers) builds,
+    filtered by the glob ``pattern``."""
+    if library == "timm":
+        names = import_optional("timm").list_models()
+    elif library == "torchvision":
+        tv_models = import_optional("torchvision.models")
+        names = tv_models.list_models(module=tv_models)  # classification models only
+    elif library == "hf-config":
+        import_optional("transformers")
+        from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES as hf_names  # noqa: PLC0415  (optional dependency: the zoo extra)
+
+        names = list(hf_names)
+    else:
+        raise ConfigError(f"cannot list models of {library!r}; allowed: timm, torchvision, hf-config")
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def _read_state_dict(path: Path) -> dict:
+    if path.suffix == ".safetensors":
+        safetensors = import_optional("safetensors.torch")
+        try:
+            return safetensors.load_file(str(path))
+        except Exception as exc:  # noqa: BLE001  (a corrupt file raises the library's own errors)
+            raise CheckpointError(f"weights file {str(path)!r} is not a readable safetensors file ({first_line(exc)})") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (pickles with code, truncated zips...)
+        raise CheckpointError(f"weights file {str(path)!r} is not a weights-only torch state_dict ({first_line(exc)})") from None
+    for key in ("state_dict", "model", "model_state"):  # common training-checkpoint wrappers
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"weights file {str(path)!r} holds no state_dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_local_weights(model: nn.Module, path, what: str, num_classes: int) -> nn.Module:
+    """Load the state_dict at ``path`` into ``model``; tensors of another shape are allowed only for the
+    classifier (``num_classes`` outputs: it stays freshly initialised) and the first conv's input channels
+    (folded as :func:`adapt_first_conv` does). CheckpointError for an unreadable file, ModelError when the
+    weights are for another architecture."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"weights file {str(path)!r} does not exist; pass a local .pt/.pth/.safetensors file")
+    state = _read_state_dict(path)
+    own = model.state_dict()
+    load, skipped = {}, []
+    for key, tensor in state.items():
+        target = own.get(key)
+        if target is None:
+            continue
+        if target.shape == tensor.shape:
+            load[key] = tensor
+        elif tensor.ndim == 4 and target.ndim == 4 and tensor.shape[0] == target.shape[0] and tensor.shape[2:] == target.shape[2:]:
+            load[key] = tensor.sum(1, keepdim=True).repeat(1, target.shape[1], 1, 1) / target.shape[1]
+        elif target.shape[0] == num_classes:
+            skipped.append(key)
+        else:
+            raise ModelError(f"weights file {str(path)!r} does not fit {what}: {key} is {tuple(tensor.shape)} "
+                             f"in the file, {tuple(target.shape)} in the model")
+    missing = [k for k in own if k not in load and k not in skipped and not k.endswith("num_batches_tracked")]
+    if not load or len(missing) > len(skipped) + 2:
+        raise ModelError(f"weights file {str(path)!r} does not fit {what}: {len(load)} of {len(own)} tensors match "
+                         f"(missing e.g. {missing[:2]})")
+    model.load_state_dict(load, strict=False)
+    return model
+
+
+def _checked(model: nn.Module, what: str, in_channels: int, image_size: int) -> nn.Module:
+    try:
+        dry_run_shape(model, in_channels, image_size)
+    except (RuntimeError, ValueError, IndexError, AssertionError) as exc:
+        raise ModelError(f"{what} cannot take {in_channels}x{image_size}x{image_size} inputs ({first_line(exc)}); "
+                         f"use a larger image_size") from None
+    return model
+
+
+def _local_weights(options: dict) -> tuple[dict, str | None]:
+    """(options without a local ``weights`` path, the path or None)."""
+    weights = options.get("weights")
+    if isinstance(weights, str) and (weights.lower().endswith(WEIGHT_SUFFIXES) or Path(weights).expanduser().exists()):
+        return {k: v for k, v in options.items() if k != "weights"}, weights
+    return options, None
+
+
 def create_timm(name: str, num_classes: int, in_channels: int, image_size: int, options: dict) -> nn.Module:
-    """``timm.create_model(name, num_classes=, in_chans=, **options)`` (pretrained only if asked)."""
+    """``timm.create_model(name, num_classes=, in_chans=, **options)``: random init unless ``pretrained=True``
+    (hub) or ``weights=PATH`` (a local file)."""
     timm = import_optional("timm")
+    options, local = _local_weights(options)
+    if "weights" in options:
+        raise ConfigError(f"timm:{name} weights= must be a local weights file; use pretrained=True for the hub weights")
     options = {"pretrained": False, **options}
+    model = _build_timm(timm, name, num_classes, in_channels, options)
+    if local:
+        load_local_weights(model, local, f"timm:{name}", num_classes)
+    return _checked(model, f"timm:{name}", in_channels, image_size)
+
+
+def _build_timm(timm, name: str, num_classes: int, in_channels: int, options: dict) -> nn.Module:
     try:
         return timm.create_model(name, num_classes=num_classes, in_chans=in_channels, **options)
     except RuntimeError as exc:
@@ -69,8 +176,11 @@ def create_timm(name: str, num_classes: int, in_channels: int, image_size: int, 
 
 def create_torchvision(name: str, num_classes: int, in_channels: int, image_size: int,
                        options: dict) -> nn.Module:
-    """``torchvision.models.get_model(name, num_classes=, **options)``; first conv adapted to ``in_channels``."""
+    """``torchvision.models.get_model(name, num_classes=, **options)``; first conv adapted to ``in_channels``.
+
+    ``weights``: None (random init), a local file, or a torchvision weights name (``"DEFAULT"``; downloads)."""
     tv_models = import_optional("torchvision.models")
+    options, local = _local_weights(options)
     options = {"weights": None, **options}
     try:
         model = tv_models.get_model(name, num_classes=num_classes, **options)
@@ -84,4 +194,7 @@ def create_torchvision(name: str, num_classes: int, in_channels: int, image_size
         ) from None
     except TypeError as exc:
         raise ModelError(f"torchvision:{name} cannot be built with {options} ({first_line(exc)})") from None
-    return adapt_first_conv(model, in_channels) if in_channels != 3 else model
+    model = adapt_first_conv(model, in_channels) if in_channels != 3 else model
+    if local:
+        load_local_weights(model, local, f"torchvision:{name}", num_classes)
+    return _checked(model, f"torchvision:{name}", in_channels, image_size)

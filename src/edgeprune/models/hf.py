@@ -18,6 +18,10 @@ from edgeprune.models._common import first_line, to_plain
 # create() arguments that must not also arrive as config overrides
 _RESERVED = {"num_labels": "num_classes", "id2label": "num_classes", "label2id": "num_classes",
              "image_size": "image_size", "num_channels": "in_channels"}
+# config keys named like create()'s own arguments (EfficientNetConfig.in_channels: the blocks' input widths)
+# are overridden as config_<key>
+_CREATE_ARGS = ("in_channels", "num_classes", "image_size")
+CONFIG_PREFIX = "config_"
 
 
 def _transformers():
@@ -104,6 +108,8 @@ def _check_forward(model: nn.Module, what: str, in_channels: int, image_size: in
     model.eval()
     try:
         model(torch.zeros(1, in_channels, image_size, image_size))
+    except AttributeError as exc:  # PP-LCNet's classifier output has no logits
+        raise ModelError(f"{what} does not return classification logits ({first_line(exc)})") from None
     except (RuntimeError, ValueError, IndexError) as exc:
         raise ModelError(
             f"{what} cannot take {in_channels}x{image_size}x{image_size} inputs with these settings "
@@ -126,7 +132,12 @@ def from_model_type(model_type: str, num_classes: int, in_channels: int, image_s
     config_cls = _config_class(model_type)
     model_cls = _classifier_class(transformers, model_type)
     known, specific = _known_keys(config_cls)
+    overrides = {(k[len(CONFIG_PREFIX):] if k.startswith(CONFIG_PREFIX) and k[len(CONFIG_PREFIX):] in _CREATE_ARGS
+                  and k[len(CONFIG_PREFIX):] in known else k): v for k, v in overrides.items()}
+    specific = [f"{CONFIG_PREFIX}{k}" if k in _CREATE_ARGS else k for k in specific]
     for key in overrides:
+        if key in _CREATE_ARGS and key in known:
+            continue  # arrived as config_<key>
         if key in _RESERVED:
             raise ConfigError(f"pass {_RESERVED[key]} as an argument of create, not as the {what} override {key!r}")
         if key not in known:
@@ -139,11 +150,19 @@ def from_model_type(model_type: str, num_classes: int, in_channels: int, image_s
         settings["patch_size"] = _levit_patch_size(settings, image_size)
     try:
         config = config_cls(num_labels=num_classes, num_channels=in_channels, **settings)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001  (TypeError/ValueError, and huggingface_hub's strict-dataclass validation errors)
         raise ConfigError(f"invalid overrides for {what} ({first_line(exc)})") from None
+    if model_type == "efficientnet" and "hidden_dim" not in settings:
+        # the head's BatchNorm is built with hidden_dim, the top conv with round_filters(1280): keep them equal
+        # when width_coefficient changes (the defaults pair 2560 with width 2.0)
+        from transformers.models.efficientnet.modeling_efficientnet import round_filters  # noqa: PLC0415  (optional dependency: the hf extra)
+
+        config.hidden_dim = round_filters(config, 1280)
     hf_config = to_plain(config.to_dict(), f"{what} config")  # before the model can mutate it
     try:
         model = HFImageClassifier(model_cls(config))
+    except ImportError as exc:  # DiNAT needs natten, some models a backend transformers does not install
+        raise DependencyError(f"{what} needs a library that is not installed here ({first_line(exc)})") from None
     except (ValueError, RuntimeError, TypeError, IndexError, ZeroDivisionError) as exc:
         raise ModelError(f"{what} cannot be built with these settings ({first_line(exc)})") from None
     _check_forward(model, what, in_channels, image_size)

@@ -27,8 +27,10 @@ _ZOO: dict[str, tuple[Builder, str]] = {}
 PREFIXES: dict[str, str] = {
     "hf:": "HF transformers image classifier from a hub id or a local folder (from_pretrained)",
     "hf-config:": "untrained HF transformers classifier from a config model_type (vit, deit, swin, levit, convnext...)",
-    "timm:": "timm model by name (optional; timm must be importable)",
-    "torchvision:": "torchvision model by name (optional; torchvision must be importable)",
+    "timm:": "timm model by name, random init (extra [zoo]; weights=PATH local weights, pretrained=True hub; "
+             "edgeprune models --list timm)",
+    "torchvision:": "torchvision classification model by name, random init (extra [zoo]; weights=PATH local "
+                    "weights, weights=DEFAULT hub; edgeprune models --list torchvision)",
     userfile.PREFIX_HELP: "factory in your own Python file, called with the options (--arg key=value) and "
                           "those of num_classes, in_channels, image_size its signature accepts",
 }

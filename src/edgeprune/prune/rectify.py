@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import statistics
 import time
@@ -17,9 +19,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+import torch_pruning as tp
 from torch import nn
 
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, ModelError
 from edgeprune.prune.channels import ChannelGroup, build_graph, coupled_groups, remove_channels
 from edgeprune.prune.masks import Masks, apply_masks
 
@@ -28,6 +31,7 @@ GROUP_RULES = ("pooled", "all")
 WIDTH_RULES = ("density", "sqrt")
 REINIT_RULES = ("changed", "all", "none")
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+SEARCH_SECONDS = 20.0  # time for bisecting the groups that break a model (each try traces a copy)
 
 
 def check_choice(what: str, value: str, allowed: Sequence[str]) -> str:
@@ -163,25 +167,52 @@ def _widths(candidates, width: str, round_to: int = 1) -> dict[str, int]:
     return widths
 
 
-def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, scores, keep: str, k: int | None) -> list[int]:
-    """Original output-channel indices the group loses (``k`` channels survive with keep=score_mass)."""
+def channel_period(model: nn.Module, group: ChannelGroup) -> int | None:
+    """How many channel groups the coupled channels of ``group`` are split into by grouped convs (RegNet,
+    ResNeXt) or GroupNorms among its layers: the lcm of their group counts (1 if none). Channels can only go
+    at the same positions in every group (so each keeps ``channels / period``); None if the channels do not
+    split evenly."""
+    modules = dict(model.named_modules())
+    period = 1
+    for name in [*group.members, *group.consumers, *group.norms]:
+        m = modules.get(name)
+        g = 1
+        if isinstance(m, CONV_TYPES) and m.groups > 1 and not (m.groups == m.in_channels == m.out_channels):
+            g = m.groups
+        elif isinstance(m, nn.GroupNorm) and 1 < m.num_groups < m.num_channels:
+            g = m.num_groups
+        period = math.lcm(period, g)
+    return period if group.channels % period == 0 else None
+
+
+def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, scores, keep: str, k: int | None,
+                    period: int = 1) -> list[int]:
+    """Original output-channel indices the group loses (``k`` channels survive with keep=score_mass).
+
+    With ``period`` > 1 (grouped convs) the channels are ``period`` groups of ``w = channels / period``;
+    positions within a group are ranked by their summed score over the groups and removed from every
+    group alike, so each group keeps ``ceil(k / period)`` channels and the group count still divides them.
+    """
     mass = torch.zeros(group.channels, dtype=torch.float64)
     count = torch.zeros(group.channels, dtype=torch.int64)
     for m in members:
         mm, cc = _per_channel(f"{m}.weight", masks, scores)
         mass += mm
         count += cc
+    width = group.channels // period
+    mass, count = mass.reshape(period, width).sum(0), count.reshape(period, width).sum(0)
     if keep == "zero_filters":
-        removed = torch.nonzero(count == 0).flatten().tolist()
-        if len(removed) == group.channels:
+        local = torch.nonzero(count == 0).flatten().tolist()
+        if len(local) == width:
             raise ConfigError(
                 f"keep=zero_filters would remove every channel of layer {members[0]!r} (all its filters are pruned); "
                 "use keep=score_mass or a lower sparsity"
             )
-        return removed
-    # rank: score mass, then kept weights, then lower index first (stable sort on the reversed keys)
-    order = sorted(range(group.channels), key=lambda c: (-float(mass[c]), -int(count[c]), c))
-    return sorted(order[k:])
+    else:
+        # rank: score mass, then kept weights, then lower index first (stable sort on the reversed keys)
+        order = sorted(range(width), key=lambda c: (-float(mass[c]), -int(count[c]), c))
+        local = order[max(1, math.ceil(k / period)):]
+    return sorted(j * width + c for j in range(period) for c in local)
 
 
 def _slice(mask: torch.Tensor, weight: torch.Tensor, removed: dict | None) -> torch.Tensor:
@@ -189,6 +220,10 @@ def _slice(mask: torch.Tensor, weight: torch.Tensor, removed: dict | None) -> to
     if removed:
         for dim, side in ((0, "out"), (1, "in")):
             idx = removed.get(side) or []
+            if idx and dim == 1 and mask.dim() > 1 and max(idx) >= mask.shape[1]:
+                # a grouped conv's weight holds in_channels / groups inputs; the removed channels sit at
+                # the same positions in every group (channel_period), so its own positions are idx mod that
+                idx = sorted({i % mask.shape[1] for i in idx})
             if idx and mask.dim() > dim and mask.shape[dim] != weight.shape[dim]:
                 keep = torch.ones(mask.shape[dim], dtype=torch.bool)
                 keep[torch.as_tensor(idx, dtype=torch.long)] = False
@@ -232,7 +267,14 @@ def rectify(
     t0 = time.perf_counter()
     pse = evaluate_sensitivity(masks, convs, weighted=weighted)
     graph = build_graph(model, example_input)
-    groups = coupled_groups(model, example_input, graph=graph)
+    with bounded_groups(model, graph):
+        try:
+            groups = coupled_groups(model, example_input, graph=graph)
+        except (ConfigError, _Unbounded):
+            raise
+        except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures, e.g. GCViT's ZeroDivisionError)
+            raise ModelError(f"torch-pruning cannot group the channels of {type(model).__name__} "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     sizes = {n: masks[n].numel() for n in convs}
 
     decisions: list[GroupDecision] = []
@@ -264,7 +306,18 @@ def rectify(
     widths = _widths(candidates, width, round_to) if keep == "score_mass" else {}
     plan: dict[str, list[int]] = {}
     for group, decision in candidates:
-        removed = _choose_removed(group, decision.members, masks, scores, keep, widths.get(decision.members[0]))
+        period = channel_period(model, group)
+        widths_of = {int(masks[f"{m}.weight"].shape[0]) for m in decision.members}
+        if widths_of != {group.channels}:  # GhostNet: a concatenation couples layers of different widths
+            decision.structured = False
+            decision.reason = "coupled through a concatenation of layers of different widths"
+            continue
+        if period is None:
+            decision.structured = False
+            decision.reason = "grouped layers whose group counts do not divide the channels evenly"
+            continue
+        removed = _choose_removed(group, decision.members, masks, scores, keep, widths.get(decision.members[0]),
+                                  period)
         if not removed:  # nothing to take away: the layer stays as it is, mask included
             decision.structured = False
             decision.reason = "insensitive, but every channel is kept"
@@ -273,7 +326,8 @@ def rectify(
         decision.reason = f"{keep}{'/' + width if keep == 'score_mass' else ''}: kept {decision.channels_after}/{group.channels} channels"
         plan[decision.members[0]] = removed
 
-    removed_idx = remove_channels(model, example_input, plan, graph=graph) if plan else {}
+    with bounded_groups(model, graph):
+        model, removed_idx = _remove_checked(model, example_input, plan, graph, decisions)
     structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
 
     # masks: drop the density-matched layers (now dense), slice the others to their new shapes
@@ -331,4 +385,116 @@ def rectify(
         "removed": removed_idx,
         "rectify_seconds": time.perf_counter() - t0,
     }
+    if not structured_members:
+        info["nothing_removed"] = _why_nothing(decisions)
     return model, new_masks, info
+
+
+class _Unbounded(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def bounded_groups(model: nn.Module, graph, per_node: int = 8):
+    """Stop torch-pruning's dependency search when a group grows beyond ``per_node`` items per graph node: on
+    split/concat cycles (FocalNet's modulation) it keeps adding the same layers with other index lists and
+    does not return for minutes. Such a model is refused with a one-line ModelError."""
+    limit = per_node * len(graph.module2node) + 100
+    original = tp.dependency.group.Group.add_dep
+
+    def add_dep(self, dep, idxs):
+        if len(self._group) >= limit:
+            raise _Unbounded()
+        original(self, dep, idxs)
+
+    tp.dependency.group.Group.add_dep = add_dep
+    try:
+        yield
+    except _Unbounded:
+        raise ModelError(f"torch-pruning's dependency search on {type(model).__name__} does not terminate (a group "
+                         f"grew past {limit} layer entries: split/concat couplings it expands without bound); "
+                         "Reconvene's structured step cannot prune this model") from None
+    finally:
+        tp.dependency.group.Group.add_dep = original
+
+
+def _why_nothing(decisions: list[GroupDecision]) -> str:
+    """One line: why no conv group lost channels (counts of the groups' reasons)."""
+    reasons: dict[str, int] = {}
+    for d in decisions:
+        key = d.reason.split(" (")[0] or "kept"
+        reasons[key] = reasons.get(key, 0) + 1
+    detail = "; ".join(f"{n} group{'s' if n > 1 else ''}: {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return f"Reconvene removed no channel ({detail or 'no conv group'})"
+
+
+@torch.no_grad()
+def _runs(model: nn.Module, example_input: torch.Tensor) -> str | None:
+    """None if ``model`` runs on ``example_input`` (eval mode), else the first line of the error."""
+    was = model.training
+    model.eval()
+    try:
+        model(example_input)
+        return None
+    except Exception as exc:  # noqa: BLE001  (any failure of the pruned model is what we look for)
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200]
+    finally:
+        model.train(was)
+
+
+def _remove_checked(model: nn.Module, example_input: torch.Tensor, plan: dict, graph,
+                    decisions: list[GroupDecision]) -> tuple[nn.Module, dict]:
+    """Remove ``plan``'s channels and check that the model still runs. If torch-pruning fails, or the model
+    does not run afterwards (a coupling torch-pruning cannot see: a reshape to a hard-coded width, as PVT's
+    spatial reduction), the planned groups are bisected on copies; the ones that break the model are left
+    unstructured with the reason and the rest are removed. Returns (the pruned model -- possibly a new
+    object --, removed indices)."""
+    if not plan:
+        return model, {}
+    backup = copy.deepcopy(model)
+    error, removed = _attempt(model, example_input, plan, graph)
+    if error is None:
+        return model, removed
+    broken = _find_broken(backup, example_input, list(plan.items()), error, time.perf_counter() + SEARCH_SECONDS)
+    for d in decisions:
+        if d.members[0] in broken:
+            d.structured, d.channels_after = False, d.channels_before
+            d.reason = f"coupled in a way torch-pruning cannot handle (pruning it breaks the model: {broken[d.members[0]]})"
+    kept_plan = {root: idxs for root, idxs in plan.items() if root not in broken}
+    model = backup
+    error, removed = _attempt(model, example_input, kept_plan, None) if kept_plan else (None, {})
+    if error is not None:
+        raise ModelError(f"Reconvene cannot prune {type(model).__name__}: removing channels breaks the model "
+                         f"({error}); couplings torch-pruning cannot trace")
+    return model, removed
+
+
+def _attempt(model: nn.Module, example_input: torch.Tensor, plan: dict, graph) -> tuple[str | None, dict]:
+    """(None or the first line of the failure, removed indices) of removing ``plan`` from ``model`` in place."""
+    try:
+        removed = remove_channels(model, example_input, plan, graph=graph)
+    except ConfigError as exc:  # a coupled layer torch-pruning would empty (timm's cpubone): that group stays
+        return str(exc)[:200], {}
+    except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures on layers it mis-handles)
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200], {}
+    return _runs(model, example_input), removed
+
+
+def _find_broken(backup: nn.Module, example_input: torch.Tensor, items: list, error: str,
+                 deadline: float) -> dict[str, str]:
+    """{group root: error} of the planned groups that break the model, by bisection on copies of ``backup``
+    (a ModelError when that takes longer than ``deadline``, a perf_counter time)."""
+    if len(items) == 1:
+        return {items[0][0]: error}
+    half = len(items) // 2
+    broken = {}
+    for part in (items[:half], items[half:]):
+        if time.perf_counter() > deadline:
+            raise ModelError(f"Reconvene cannot prune {type(backup).__name__}: removing its channels breaks the model "
+                             f"({error}) and finding the groups at fault took over {SEARCH_SECONDS:g} s")
+        problem, _ = _attempt(copy.deepcopy(backup), example_input, dict(part), None)
+        if problem is not None:
+            broken.update(_find_broken(backup, example_input, part, problem, deadline))
+    if not broken:  # only the combination breaks it: refuse all of them
+        broken = {root: error for root, _ in items}
+    return broken

@@ -1,0 +1,250 @@
+"""The zoo contract (edgeprune.runs.contract) over every torchvision classification model, >= 100 timm models
+(every timm family: up to two small models per timm module) and every image classifier in transformers'
+mapping (default configs made smaller where the config allows), at small inputs.
+
+    python benchmarks/zoo.py                      # resumable: finished models are skipped
+    python benchmarks/zoo.py --only torchvision --deadline 2026-11-30T11:05
+
+Each model runs in its own process (one thread), time-boxed (--time-box seconds; every stage also stops
+after 60 s). Rows go to results/zoo.jsonl as they finish; results/zoo.json and sections/zoo.md (the README
+table) are rebuilt from them at the end, with the models that did not run listed as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+JSONL = ROOT / "results" / "zoo.jsonl"
+STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
+NUM_CLASSES = 10
+
+# words in timm names that mark the small members of a family (earlier = preferred)
+_SMALL = ("atto", "femto", "pico", "nano", "xxs", "tiny", "xs", "small", "s0", "t0", "b0", "_050", "_075", "_100",
+          "m0", "t8", "s12", "s16", "_18", "18", "26", "_s", "lite")
+# HF config keys shrunk when present (a smaller model of the same family; the config validates them)
+_HF_SHRINK = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2,
+              "embed_dim": 32, "width_coefficient": 0.25, "depth_coefficient": 0.25, "depth_multiplier": 0.25}
+
+
+# ------------------------------------------------------------------------------------------------ lists
+
+
+def torchvision_names() -> list[str]:
+    import torchvision.models as tvm  # noqa: PLC0415  (benchmark script: optional library)
+
+    return sorted(tvm.list_models(module=tvm))
+
+
+def _small_first(name: str) -> tuple:
+    for i, word in enumerate(_SMALL):
+        if word in name:
+            return (i, len(name), name)
+    return (len(_SMALL), len(name), name)
+
+
+def timm_names(minimum: int = 110) -> list[str]:
+    """The smallest-named model of every timm module (family), then second ones until ``minimum``."""
+    import timm  # noqa: PLC0415  (benchmark script: optional library)
+
+    ranked = {m: sorted(timm.list_models(module=m), key=_small_first) for m in timm.list_modules()}
+    picked = [names[0] for names in ranked.values() if names]
+    for names in ranked.values():
+        if len(picked) >= minimum:
+            break
+        if len(names) > 1:
+            picked.append(names[1])
+    return picked
+
+
+def hf_names() -> list[str]:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES  # noqa: PLC0415
+
+    return sorted(MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)
+
+
+def all_specs(only: str | None) -> list[str]:
+    """Every model of the matrix, the three libraries interleaved (a run cut short still covers all three)."""
+    lists = []
+    if only in (None, "torchvision"):
+        lists.append([f"torchvision:{n}" for n in torchvision_names()])
+    if only in (None, "hf"):
+        lists.append([f"hf-config:{n}" for n in hf_names()])
+    if only in (None, "timm"):
+        lists.append([f"timm:{n}" for n in timm_names()])
+    specs = []
+    for i in range(max(map(len, lists), default=0)):
+        specs += [names[i] for names in lists if i < len(names)]
+    return sorted(specs, key=_heavy)  # stable: the light models of all three libraries first
+
+
+_HEAVY = ("large", "huge", "giant", "_h_", "_h14", "_l_", "_l16", "_l32", "128gf", "64gf", "32gf", "16gf", "b7", "b6",
+          "b5", "v2_l", "v2_m", "_base", "vit_b", "swin_b", "swin_v2_b", "convnext_b", "maxvit", "wide_resnet",
+          "resnet152", "resnext101", "vgg19", "vgg16", "densenet161", "8gf", "deepseek", "qwen", "gemma", "clip",
+          "siglip", "perceiver", "imagegpt", "shieldgemma", "metaclip")
+
+
+def _heavy(spec: str) -> int:
+    """1 for models known to be large (run last: a run cut short by its deadline covers the most models)."""
+    return int(any(word in spec for word in _HEAVY))
+
+
+# ----------------------------------------------------------------------------------------------- worker
+
+
+def _hf_overrides(model_type: str) -> dict:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # noqa: PLC0415
+
+    config = CONFIG_MAPPING[model_type]().to_dict()
+    out = {k: v for k, v in _HF_SHRINK.items() if k in config}
+    for key in ("depths", "depth"):
+        if isinstance(config.get(key), list):
+            out[key] = [1] * len(config[key])
+    return out
+
+
+def build(spec: str):
+    """(model, image size, how it was built) for ``spec``: the smallest setting that builds and runs."""
+    from edgeprune import models  # noqa: PLC0415
+
+    kind, _, name = spec.partition(":")
+    attempts: list[tuple[int, dict]] = []
+    if kind == "hf-config":
+        shrink = _hf_overrides(name)
+        attempts = [(64, shrink), (64, {}), (224, {})] if shrink else [(64, {}), (224, {})]
+    elif kind == "timm":
+        import timm  # noqa: PLC0415
+
+        cfg = timm.get_pretrained_cfg(name)
+        native = int(cfg.input_size[-1]) if cfg is not None and getattr(cfg, "input_size", None) else 224
+        attempts = [(64, {"img_size": 64}), (64, {}), (native, {})]
+    else:
+        attempts = [(64, {}), (64, {"image_size": 64}), (224, {})]
+    last = None
+    for size, options in attempts:
+        try:
+            return models.create(spec, num_classes=NUM_CLASSES, in_channels=3, image_size=size, **options), size, options
+        except Exception as exc:  # noqa: BLE001  (the next, larger setting may build)
+            last = exc
+    raise last
+
+
+def worker(spec: str) -> dict:
+    import torch  # noqa: PLC0415
+
+    from edgeprune.errors import EdgepruneError  # noqa: PLC0415
+    from edgeprune.measure import param_count  # noqa: PLC0415
+    from edgeprune.runs.contract import check_model  # noqa: PLC0415
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    row = {"spec": spec, "family": family_of(spec)}
+    t0 = time.perf_counter()
+    try:
+        model, size, options = build(spec)
+    except EdgepruneError as exc:
+        return {**row, "build": "refused", "note": str(exc)[:300], "seconds": time.perf_counter() - t0}
+    except Exception as exc:  # noqa: BLE001  (a library that cannot build its own model at any size)
+        return {**row, "build": "fail", "note": f"{type(exc).__name__}: {str(exc).splitlines()[0][:250] if str(exc) else ''}",
+                "seconds": time.perf_counter() - t0}
+    row.update({"build": "ok", "image_size": size, "options": options, "params": param_count(model)})
+    outcomes = check_model(model, torch.zeros(1, 3, size, size))
+    row["stages"] = {o.stage: o.as_dict() for o in outcomes}
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def family_of(spec: str) -> str:
+    kind, _, name = spec.partition(":")
+    if kind == "timm":
+        try:
+            import timm  # noqa: PLC0415
+            from timm.models import get_pretrained_cfg  # noqa: F401,PLC0415
+            return f"timm/{timm.models._registry._model_to_module.get(name, '?')}"  # noqa: SLF001
+        except Exception:  # noqa: BLE001
+            return "timm/?"
+    if kind == "torchvision":
+        base = name.split("_")[0].rstrip("0123456789")
+        return f"torchvision/{base}"
+    return f"hf/{name}"
+
+
+# ----------------------------------------------------------------------------------------------- driver
+
+
+def done_specs() -> dict[str, dict]:
+    rows = {}
+    if JSONL.exists():
+        for line in JSONL.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line: that model runs again
+            rows[row["spec"]] = row
+    return rows
+
+
+def run_one(spec: str, time_box: float) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    try:
+        proc = subprocess.run([sys.executable, __file__, "--worker", spec], capture_output=True, text=True,
+                              timeout=time_box, env=env, cwd=ROOT.parent)
+    except subprocess.TimeoutExpired:
+        return {"spec": spec, "family": family_of(spec), "build": "timeout",
+                "note": f"did not finish within the {time_box:g} s time box", "seconds": time_box}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1][:300]
+        return {"spec": spec, "family": family_of(spec), "build": "crash", "note": tail, "seconds": None}
+    return json.loads(lines[-1])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker")
+    parser.add_argument("--only", choices=["torchvision", "timm", "hf"])
+    parser.add_argument("--time-box", type=float, default=300.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker)), flush=True)
+        return
+    specs = all_specs(args.only) if not args.report_only else []
+    deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
+    done = done_specs()
+    todo = [s for s in specs if s not in done]
+    print(f"{len(specs)} models, {len(done)} done, {len(todo)} to run", flush=True)
+    JSONL.parent.mkdir(parents=True, exist_ok=True)
+    running: list[tuple[str, subprocess.Popen]] = []
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    def task(spec):
+        if deadline and datetime.now(timezone.utc) >= deadline:
+            return None
+        row = run_one(spec, args.time_box)
+        with JSONL.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        brief = " ".join(f"{k}={v['status']}" for k, v in row.get("stages", {}).items()) or row.get("build")
+        print(f"{spec}: {brief} ({row.get('seconds') or 0:.0f} s)", flush=True)
+        return row
+
+    del running
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        list(pool.map(task, todo))
+    from zoo_report import write  # noqa: PLC0415
+
+    write(all_specs(None) if not args.only else specs)
+
+
+if __name__ == "__main__":
+    main()
