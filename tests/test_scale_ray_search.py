@@ -36,7 +36,8 @@ def dense():
 def sweep(dense, out, executor):
     model, splits = dense
     return edgeprune.sweep(model, splits, method="mix_and_match", budgets=[0.8], out=out, executor=executor,
-                           criteria=["magnitude", "gradient"], strategies=["min", "balanced", "max"], calib_batches=2,
+                           criteria=["magnitude", "gradient"], strategies=["min", "early_heavy", "late_heavy"], baselines=[],
+                           calib_batches=2,
                            finetune={"epochs": 1, "batch_size": 64, "max_batches": 5}, progress=False)
 
 
@@ -72,7 +73,7 @@ def test_a_dead_worker_is_retried_and_a_failing_candidate_recorded(ray_cluster, 
         if cand.id == "mam-magnitude-min-b0.8-s0" and not os.path.exists(marker):
             open(marker, "w").close()
             os._exit(1)  # the worker process dies mid-task
-        if cand.id == "mam-gradient-max-b0.8-s0":
+        if cand.id == "mam-gradient-late_heavy-b0.8-s0":
             raise RuntimeError("boom in " + cand.id)
         return candidate_task(key, box, cand, threads)
 
@@ -82,13 +83,13 @@ def test_a_dead_worker_is_retried_and_a_failing_candidate_recorded(ray_cluster, 
         result = sweep(dense, run, executor)
     messages = [str(w.message) for w in caught]
     assert any("mam-magnitude-min-b0.8-s0 failed" in m and "retrying" in m for m in messages)
-    assert any("mam-gradient-max-b0.8-s0 failed again" in m for m in messages)
+    assert any("mam-gradient-late_heavy-b0.8-s0 failed again" in m for m in messages)
 
     got = records(run)
     assert got["mam-magnitude-min-b0.8-s0"]["status"] == "ok"
-    failed = got["mam-gradient-max-b0.8-s0"]
+    failed = got["mam-gradient-late_heavy-b0.8-s0"]
     assert failed["status"] == "failed" and failed["attempts"] == 2
-    assert failed["error"] == "RuntimeError: boom in mam-gradient-max-b0.8-s0"
+    assert failed["error"] == "RuntimeError: boom in mam-gradient-late_heavy-b0.8-s0"
     assert sum(r["status"] == "ok" for r in got.values() if r["kind"] != "dense") == 5  # the sweep went on
     assert result.chosen is not None and "Failed candidates" in (run / "report.md").read_text()
 

@@ -17,6 +17,7 @@ Two entry points:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -287,3 +288,31 @@ def remove_channels(model: nn.Module, example_input: torch.Tensor, plan: dict[st
             entry[side] = sorted(set(entry[side]) | set(orig))
     order = {n: i for i, (n, _) in enumerate(model.named_modules())}
     return dict(sorted(removed.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+class Unbounded(Exception):
+    """torch-pruning's dependency search grew a group without bound (see :func:`bounded_groups`)."""
+
+
+@contextlib.contextmanager
+def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8):
+    """Stop torch-pruning's dependency search when a group grows beyond ``per_node`` items per graph node: on
+    split/concat cycles (FocalNet's modulation) it keeps adding the same layers with other index lists and
+    does not return for minutes. Such a model is refused with a one-line ModelError naming ``what`` failed."""
+    limit = per_node * len(graph.module2node) + 100
+    original = tp.dependency.group.Group.add_dep
+
+    def add_dep(self, dep, idxs):
+        if len(self._group) >= limit:
+            raise Unbounded()
+        original(self, dep, idxs)
+
+    tp.dependency.group.Group.add_dep = add_dep
+    try:
+        yield
+    except Unbounded:
+        raise ModelError(f"torch-pruning's dependency search on {type(model).__name__} does not terminate (a group "
+                         f"grew past {limit} layer entries: split/concat couplings it expands without bound); "
+                         f"{what} cannot prune this model") from None
+    finally:
+        tp.dependency.group.Group.add_dep = original

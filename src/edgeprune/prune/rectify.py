@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import statistics
@@ -19,11 +18,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
-from edgeprune.prune.channels import ChannelGroup, build_graph, coupled_groups, remove_channels
+from edgeprune.prune.channels import ChannelGroup, Unbounded, bounded_groups, build_graph, coupled_groups, remove_channels
 from edgeprune.prune.masks import Masks, apply_masks
 
 KEEP_RULES = ("score_mass", "zero_filters")
@@ -267,10 +265,10 @@ def rectify(
     t0 = time.perf_counter()
     pse = evaluate_sensitivity(masks, convs, weighted=weighted)
     graph = build_graph(model, example_input)
-    with bounded_groups(model, graph):
+    with bounded_groups(model, graph, "Reconvene's structured step"):
         try:
             groups = coupled_groups(model, example_input, graph=graph)
-        except (ConfigError, _Unbounded):
+        except (ConfigError, Unbounded):
             raise
         except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures, e.g. GCViT's ZeroDivisionError)
             raise ModelError(f"torch-pruning cannot group the channels of {type(model).__name__} "
@@ -326,7 +324,7 @@ def rectify(
         decision.reason = f"{keep}{'/' + width if keep == 'score_mass' else ''}: kept {decision.channels_after}/{group.channels} channels"
         plan[decision.members[0]] = removed
 
-    with bounded_groups(model, graph):
+    with bounded_groups(model, graph, "Reconvene's structured step"):
         model, removed_idx = _remove_checked(model, example_input, plan, graph, decisions)
     structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
 
@@ -388,34 +386,6 @@ def rectify(
     if not structured_members:
         info["nothing_removed"] = _why_nothing(decisions)
     return model, new_masks, info
-
-
-class _Unbounded(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def bounded_groups(model: nn.Module, graph, per_node: int = 8):
-    """Stop torch-pruning's dependency search when a group grows beyond ``per_node`` items per graph node: on
-    split/concat cycles (FocalNet's modulation) it keeps adding the same layers with other index lists and
-    does not return for minutes. Such a model is refused with a one-line ModelError."""
-    limit = per_node * len(graph.module2node) + 100
-    original = tp.dependency.group.Group.add_dep
-
-    def add_dep(self, dep, idxs):
-        if len(self._group) >= limit:
-            raise _Unbounded()
-        original(self, dep, idxs)
-
-    tp.dependency.group.Group.add_dep = add_dep
-    try:
-        yield
-    except _Unbounded:
-        raise ModelError(f"torch-pruning's dependency search on {type(model).__name__} does not terminate (a group "
-                         f"grew past {limit} layer entries: split/concat couplings it expands without bound); "
-                         "Reconvene's structured step cannot prune this model") from None
-    finally:
-        tp.dependency.group.Group.add_dep = original
 
 
 def _why_nothing(decisions: list[GroupDecision]) -> str:

@@ -27,8 +27,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from edgeprune.errors import ConfigError
-from edgeprune.prune.channels import build_graph, coupled_groups, output_modules
+from edgeprune.errors import ConfigError, ModelError
+from edgeprune.prune.channels import bounded_groups, build_graph, coupled_groups, output_modules
 
 Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the unpruned weight's shape
 
@@ -109,7 +109,8 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
     """
     graph = build_graph(model, example)
     outputs = output_modules(model, graph=graph)
-    groups = [g for g in coupled_groups(model, example, graph=graph)]
+    with bounded_groups(model, graph, "structured pruning"):
+        groups = [g for g in coupled_groups(model, example, graph=graph)]
     modules = dict(model.named_modules())
     protected = set(outputs)
     for g in groups:
@@ -186,6 +187,7 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
     ignored = [modules[n] for n in structure.protected if n in modules]
     was_training = model.training
     model.eval()
+    what = type(model).__name__
     try:
         with warnings.catch_warnings():  # ViT cls_token/pos_embed: "unwrapped parameters", pruned on their last dim
             warnings.filterwarnings("ignore", message="Unwrapped parameters")
@@ -195,6 +197,9 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
                 prune_num_heads=bool(head_ratios), prune_head_dims=False, head_pruning_ratio_dict=head_ratios or None,
             )
             pruner.step()
+    except (RuntimeError, IndexError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"structured pruning of {what} is not supported: torch-pruning failed on it "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
     finally:
         model.train(was_training)
     for qkv, attn in attention.items():
@@ -206,7 +211,24 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
         for attr in ("attn_dim", "all_head_size"):  # timm >= 1.0 / HF: the width of all heads together
             if isinstance(getattr(module, attr, None), int):
                 setattr(module, attr, width)
+    _check_still_runs(model, example, what)
     return _widths(model, structure)
+
+
+def _check_still_runs(model: nn.Module, example: torch.Tensor, what: str) -> None:
+    """A coupling torch-pruning cannot see (a reshape by a head count or a width kept in an attribute) leaves a
+    model that fails at its next forward: refuse it here, in one line, instead of returning it broken."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example[:1])
+    except Exception as exc:  # noqa: BLE001  (any failure of the user's forward means the same thing here)
+        raise ModelError(f"structured pruning of {what} is not supported: the pruned model fails "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}), a coupling torch-pruning "
+                         "cannot see (e.g. a reshape by the head count)") from None
+    finally:
+        model.train(was_training)
 
 
 def _widths(model: nn.Module, structure: StructurePlan) -> dict[str, int]:

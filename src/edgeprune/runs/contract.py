@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import signal
 import tempfile
 import threading
@@ -42,6 +41,7 @@ from edgeprune.measure import param_count, prunable_weights
 from edgeprune.methods import vbp_core
 from edgeprune.methods.reconvene import CONV_TYPES, generate
 from edgeprune.models import logits_of
+from edgeprune.prune import structured
 from edgeprune.prune.masks import MaskBuilder, apply_masks, masks_sparsity
 
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
@@ -147,18 +147,13 @@ def stage_mam(model, example, shape, budget: float = 0.5) -> str:
 
 
 def stage_structured(model, example, shape, budget: float = 0.3) -> str:
-    # ---- STRUCTURED 30 % CHANNELS: lands from issue 12's branch (edgeprune.prune.structured); the lead wires
-    # its call here. Until then the stage does not apply.
-    try:
-        structured = importlib.import_module("edgeprune.prune.structured")
-    except ImportError:
-        raise NotApplicable("edgeprune.prune.structured is not available yet") from None
+    """30 % of every prunable layer's channels removed through torch-pruning (the patch embedding keeps its
+    width, as structured Mix-and-Match does), or a one-line ModelError naming what is not supported."""
+    keep = {e.module_name for e in roles_lib.classify(model, example).by_role("patch_embed")}
     pruned = copy.deepcopy(model)
-    if hasattr(structured, "plan") and hasattr(structured, "prune_channels"):  # the API of issue 12's branch
-        layers = {n for n, m in pruned.named_modules() if n and isinstance(m, (nn.Linear, *CONV_TYPES))}
-        structured.prune_channels(pruned, example, structured.plan(pruned, example), dict.fromkeys(layers, budget))
-    else:
-        raise NotApplicable("edgeprune.prune.structured has no plan()/prune_channels() to call")
+    layers = {n for n, m in pruned.named_modules() if n and isinstance(m, (nn.Linear, *CONV_TYPES))}
+    structured.prune_channels(pruned, example, structured.plan(pruned, example, keep_embedding=keep),
+                              dict.fromkeys(layers, budget))
     _check_runs(pruned, example, shape, "structured")
     before, after = param_count(model), param_count(pruned)
     if after >= before:
