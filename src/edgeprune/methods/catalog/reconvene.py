@@ -87,5 +87,6 @@ class Reconvene(Method):
             weighted=o.weighted, keep=o.keep, group_rule=o.group_rule, width=o.width, round_to=o.round_to,
             seed=candidate.seed, score_options=score_options,
         )
-        decided = {"mode": "reconvene"} | {k: info[k] for k in ("score", "insensitive", "structured", "upai", "reconvene", "generation_seconds")}
+        keys = ("score", "insensitive", "structured", "upai", "reconvene", "generation_seconds", "nothing_removed")
+        decided = {"mode": "reconvene"} | {k: info[k] for k in keys if k in info}  # nothing_removed: why, when so
         return Decision(pruned, masks, decided)
