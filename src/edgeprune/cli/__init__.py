@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import warnings
 
 import typer
 
@@ -66,6 +67,9 @@ def os_error_line(exc: OSError) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors, edgeprune's own errors and OS errors about a file become one line, exit 2."""
     debug = bool(os.environ.get("EDGEPRUNE_DEBUG"))
+    formatwarning = warnings.formatwarning
+    if not debug:  # a warning is one line for the user, not our source file and line
+        warnings.formatwarning = _warning_line
     try:
         code = app(args=argv, prog_name="edgeprune", standalone_mode=False)
     except typer.TyperException as exc:  # Typer's (vendored click's) usage errors: one line, not a box
@@ -89,5 +93,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        warnings.formatwarning = formatwarning
     if isinstance(code, int) and code != 0:
         sys.exit(code)
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
