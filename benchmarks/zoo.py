@@ -137,7 +137,7 @@ def build(spec: str):
     raise last
 
 
-def worker(spec: str) -> dict:
+def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
     import torch  # noqa: PLC0415
 
     from edgeprune.errors import EdgepruneError  # noqa: PLC0415
@@ -156,7 +156,7 @@ def worker(spec: str) -> dict:
         return {**row, "build": "fail", "note": f"{type(exc).__name__}: {str(exc).splitlines()[0][:250] if str(exc) else ''}",
                 "seconds": time.perf_counter() - t0}
     row.update({"build": "ok", "image_size": size, "options": options, "params": param_count(model)})
-    outcomes = check_model(model, torch.zeros(1, 3, size, size))
+    outcomes = check_model(model, torch.zeros(1, 3, size, size), stages)
     row["stages"] = {o.stage: o.as_dict() for o in outcomes}
     row["seconds"] = time.perf_counter() - t0
     return row
@@ -192,10 +192,11 @@ def done_specs() -> dict[str, dict]:
     return rows
 
 
-def run_one(spec: str, time_box: float) -> dict:
+def run_one(spec: str, time_box: float, stages: tuple[str, ...] = STAGES) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     try:
-        proc = subprocess.run([sys.executable, __file__, "--worker", spec], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, __file__, "--worker", spec, "--stages", ",".join(stages)],
+                              capture_output=True, text=True,
                               timeout=time_box, env=env, cwd=ROOT.parent)
     except subprocess.TimeoutExpired:
         return {"spec": spec, "family": family_of(spec), "build": "timeout",
@@ -215,15 +216,25 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--stages", default=",".join(STAGES), help="stages a worker runs (comma-separated)")
+    parser.add_argument("--redo", help="re-run these stages (comma-separated) of finished models where they did not "
+                                       "pass, keeping the other stages' results; then run the models not yet done")
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker)), flush=True)
+        print(json.dumps(worker(args.worker, tuple(args.stages.split(",")))), flush=True)
         return
     specs = all_specs(args.only) if not args.report_only else []
     deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
     done = done_specs()
-    todo = [s for s in specs if s not in done]
-    print(f"{len(specs)} models, {len(done)} done, {len(todo)} to run", flush=True)
+    redo = tuple(args.redo.split(",")) if args.redo else ()
+    unknown = set(redo) - set(STAGES)
+    if unknown:
+        parser.error(f"--redo: unknown stage(s) {sorted(unknown)}; allowed: {', '.join(STAGES)}")
+    again = [s for s in specs if s in done and done[s].get("build") == "ok"
+             and any(done[s]["stages"].get(stage, {}).get("status") != "pass" for stage in redo)]
+    todo = again + [s for s in specs if s not in done]
+    print(f"{len(specs)} models, {len(done)} done, {len(again)} to redo ({','.join(redo)}), "
+          f"{len(todo) - len(again)} to run", flush=True)
     JSONL.parent.mkdir(parents=True, exist_ok=True)
     running: list[tuple[str, subprocess.Popen]] = []
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
@@ -231,7 +242,17 @@ def main(argv=None) -> None:
     def task(spec):
         if deadline and datetime.now(timezone.utc) >= deadline:
             return None
-        row = run_one(spec, args.time_box)
+        if spec in done:
+            old = done[spec]
+            stages = tuple(st for st in redo if old["stages"].get(st, {}).get("status") != "pass")
+            new = run_one(spec, args.time_box, stages)
+            if new.get("build") != "ok":  # the earlier row stands
+                print(f"{spec}: redo not run: {new.get('build')}: {new.get('note')}", flush=True)
+                return None
+            row = {**old, "stages": {**old["stages"], **new["stages"]},
+                   "seconds": (old.get("seconds") or 0) + (new.get("seconds") or 0)}
+        else:
+            row = run_one(spec, args.time_box)
         with JSONL.open("a") as f:
             f.write(json.dumps(row) + "\n")
         brief = " ".join(f"{k}={v['status']}" for k, v in row.get("stages", {}).items()) or row.get("build")
