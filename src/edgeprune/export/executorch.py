@@ -35,7 +35,15 @@ from torch import nn
 
 from edgeprune.data.loaders import batches as checked_batches
 from edgeprune.errors import ConfigError, DependencyError, ModelError, check_positive
-from edgeprune.export.onnx import PARITY_TOLERANCE, describe_export_failure, parse_batch, quiet_exporters
+from edgeprune.export.onnx import (
+    PARITY_TOLERANCE,
+    describe_export_failure,
+    logit_scale,
+    parity_failure,
+    parity_limit,
+    parse_batch,
+    quiet_exporters,
+)
 from edgeprune.utils.io import atomic_path
 
 SUFFIX = ".pte"
@@ -290,16 +298,16 @@ def export_executorch(
         name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
         raise ModelError(f"the ExecuTorch program of {name!r} fails in the runtime at batch {batch} "
                          f"({str(exc).splitlines()[0][:120]}); export with a fixed batch (batch=1)") from None
-    if not int8 and not diff <= tolerance:  # also catches NaN
-        name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
-        raise ModelError(f"ExecuTorch export of {name!r} does not match PyTorch: max abs logit difference {diff:.3g} "
-                         f"> tolerance {tolerance:g}")
+    scale = logit_scale(model, inputs)
+    limit = parity_limit(tolerance, scale)
+    if not int8 and not diff <= limit:  # also catches NaN
+        raise parity_failure("ExecuTorch", model, diff, limit, scale)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(buffer)
     info.update({"path": str(path), "bytes": len(buffer), "format": "executorch", "backend": "XNNPACK",
                  "input_shape": list(inputs.shape[1:]), "max_abs_diff": diff,
                  "parity_against": "PT2E reference (simulated INT8)" if int8 else "PyTorch FP32",
-                 "tolerance": None if int8 else tolerance, "parity_inputs": len(inputs),
+                 "tolerance": None if int8 else limit, "logit_scale": scale, "parity_inputs": len(inputs),
                  "seconds": time.perf_counter() - start})
     return info
 
