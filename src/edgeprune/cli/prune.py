@@ -57,6 +57,22 @@ def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, 
     return model
 
 
+def with_weights(spec: str, model_args: dict, weights: Path | None, checkpoint: Path | None) -> dict:
+    """``model_args`` plus ``weights=PATH`` for ``--weights`` (torchvision: and timm: specs only)."""
+    if weights is None:
+        return model_args
+    if not spec.startswith(("torchvision:", "timm:")):
+        raise ConfigError(f"--weights applies to torchvision: and timm: models, not {spec!r}; for an edgeprune "
+                          "checkpoint use --checkpoint, for a Hugging Face folder use --model hf:PATH")
+    if checkpoint is not None:
+        raise ConfigError("--weights and --checkpoint both set; give one (--checkpoint is a model trained on this data)")
+    if "weights" in model_args:
+        raise ConfigError("--weights and --arg weights=... both set; give one")
+    if not weights.is_file():
+        raise ConfigError(f"--weights {str(weights)!r} is not a file; pass a local .pt/.pth/.safetensors state dict")
+    return {**model_args, "weights": str(weights)}
+
+
 def parse_budgets(text: str | None) -> list[str] | None:
     """``--budget`` 'a,b' -> ['a', 'b'] (each checked by the method: a number or a typed budget)."""
     if text is None:
@@ -131,6 +147,7 @@ def prune_command(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Trained model; without it the model is trained first (--dense-epochs)."),
     dense_epochs: int = typer.Option(5, "--dense-epochs", help="Epochs of training when no checkpoint is given (> 0)."),
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Local weights (.pt/.pth/.safetensors state dict) for a torchvision: or timm: model; the classifier stays new for the data set's classes and is trained (--dense-epochs)."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Method option key=value (repeatable), e.g. -O criteria=[magnitude]."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (re-running resumes it)."),
     executor: str = typer.Option("local", help="local | ray (each candidate a Ray task)."),
@@ -145,7 +162,8 @@ def prune_command(
                            cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
     run_prune(method, model, dataset, data_dir=data_dir, budgets=parse_budgets(budget),
               seeds=seeds, finetune=finetune, kd=kd, checkpoint=checkpoint, dense_epochs=dense_epochs,
-              model_args=parse_kv(arg), options=parse_kv(option, "--option"), out=out, executor=runner,
+              model_args=with_weights(model, parse_kv(arg), weights, checkpoint), options=parse_kv(option, "--option"),
+              out=out, executor=runner,
               schedule=schedule, progress=not quiet)
 
 
