@@ -6,11 +6,13 @@ pruned model is an ordinary, smaller ``nn.Module``. This module only translates 
 (a fraction per Conv/Linear layer) into Torch-Pruning's per-layer ratios and supplies the group importance:
 
 * :func:`plan` inspects the model once: its coupled groups, the layers producing the model's output (never
-  pruned), the attention layers whose heads can go, and the patch embedding's residual stream (kept).
+  pruned), the attention layers whose heads can go (fused ``qkv`` or split q/k/v, found by
+  :mod:`edgeprune.prune.attention`), and the patch embedding's residual stream (kept).
 * :func:`group_fractions` gives every coupled group ONE fraction: the weight-count-weighted mean of its
   members' fractions (a residual stream shrinks as a whole).
 * :func:`prune_channels` removes the channels in place: each group loses its lowest-importance
-  ``fraction`` of channels (rounded down to ``round_to`` widths); attention layers lose whole heads.
+  ``fraction`` of channels (rounded down to ``round_to`` widths); attention layers lose whole heads (their
+  q/k/v never lose channels otherwise); an ``nn.MultiheadAttention`` narrows every head alike with the stream.
 
 Group importance (:class:`ScoreImportance`): per channel, the sum of a per-weight score over every
 Conv/Linear weight the channel owns in the group (its filter, and the input slices of its consumers),
@@ -146,9 +148,9 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
     """Remove channels of ``model`` IN PLACE: every group loses ``fraction`` of its lowest-scoring channels.
 
     ``fractions``: module name -> fraction in [0, 1) (see :func:`group_fractions`; protected layers are
-    skipped). For a fused attention ``qkv`` the fraction is the share of heads removed (rounded, at least
-    one head stays). ``scores``: "<module>.weight" -> per-weight score (None: magnitude). ``round_to``: kept
-    widths are multiples of it. Returns module name -> output channels after pruning, for every group member.
+    skipped). For attention (a fused ``qkv``, or split q/k/v: their mean fraction) the fraction is the share
+    of heads removed (rounded, at least one head stays). ``scores``: "<module>.weight" -> per-weight score
+    (None: magnitude). ``round_to``: kept widths are multiples of it. Returns module name -> output channels after pruning, for every group member.
     """
     if round_to < 1:
         raise ConfigError(f"round_to must be an integer >= 1, got {round_to!r}")
@@ -203,7 +205,7 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
                     gone_heads.setdefault(attn, []).extend(
                         attention_lib.removed_heads(group, layers[0], heads, fused=len(layers) == 1))
                 group.prune()
-    except (RuntimeError, IndexError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (RuntimeError, IndexError, ValueError, KeyError, TypeError, AttributeError, AssertionError) as exc:
         raise ModelError(f"structured pruning of {what} is not supported: torch-pruning failed on it "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
     finally:
