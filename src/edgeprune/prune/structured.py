@@ -6,11 +6,13 @@ pruned model is an ordinary, smaller ``nn.Module``. This module only translates 
 (a fraction per Conv/Linear layer) into Torch-Pruning's per-layer ratios and supplies the group importance:
 
 * :func:`plan` inspects the model once: its coupled groups, the layers producing the model's output (never
-  pruned), the attention layers whose heads can go, and the patch embedding's residual stream (kept).
+  pruned), the attention layers whose heads can go (fused ``qkv`` or split q/k/v, found by
+  :mod:`edgeprune.prune.attention`), and the patch embedding's residual stream (kept).
 * :func:`group_fractions` gives every coupled group ONE fraction: the weight-count-weighted mean of its
   members' fractions (a residual stream shrinks as a whole).
 * :func:`prune_channels` removes the channels in place: each group loses its lowest-importance
-  ``fraction`` of channels (rounded down to ``round_to`` widths); attention layers lose whole heads.
+  ``fraction`` of channels (rounded down to ``round_to`` widths); attention layers lose whole heads (their
+  q/k/v never lose channels otherwise); an ``nn.MultiheadAttention`` narrows every head alike with the stream.
 
 Group importance (:class:`ScoreImportance`): per channel, the sum of a per-weight score over every
 Conv/Linear weight the channel owns in the group (its filter, and the input slices of its consumers),
@@ -28,6 +30,7 @@ import torch_pruning as tp
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
+from edgeprune.prune import attention as attention_lib
 from edgeprune.prune.channels import bounded_groups, build_graph, coupled_groups, output_modules
 
 Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the unpruned weight's shape
@@ -88,18 +91,8 @@ class StructurePlan:
     channels: dict[str, int]  # module name -> output channels
     numels: dict[str, int]  # module name -> weight count
     protected: set[str] = field(default_factory=set)  # produce the model output or its embedding stream
-    heads: dict[str, tuple[str, int]] = field(default_factory=dict)  # qkv module -> (attention module, heads)
-
-
-def _attention_heads(model: nn.Module) -> dict[str, tuple[str, int]]:
-    """qkv Linear -> (its attention module, number of heads), for modules with ``num_heads`` and a fused
-    ``qkv`` Linear of 3 x heads outputs (timm and zoo ViT attention)."""
-    found = {}
-    for name, module in model.named_modules():
-        heads, qkv = getattr(module, "num_heads", None), getattr(module, "qkv", None)
-        if isinstance(heads, int) and heads > 1 and isinstance(qkv, nn.Linear) and qkv.out_features % (3 * heads) == 0:
-            found[f"{name}.qkv" if name else "qkv"] = (name, heads)
-    return found
+    # first projection (fused qkv, or the query Linear) -> (attention module, heads); see prune.attention
+    heads: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | frozenset = frozenset()) -> StructurePlan:
@@ -122,7 +115,7 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
         channels={n: int(graph.get_out_channels(modules[n])) for n in names},
         numels={n: modules[n].weight.numel() for n in names},
         protected=protected,
-        heads=_attention_heads(model),
+        heads=attention_lib.find(model),
     )
 
 
@@ -155,9 +148,9 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
     """Remove channels of ``model`` IN PLACE: every group loses ``fraction`` of its lowest-scoring channels.
 
     ``fractions``: module name -> fraction in [0, 1) (see :func:`group_fractions`; protected layers are
-    skipped). For a fused attention ``qkv`` the fraction is the share of heads removed (rounded, at least
-    one head stays). ``scores``: "<module>.weight" -> per-weight score (None: magnitude). ``round_to``: kept
-    widths are multiples of it. Returns module name -> output channels after pruning, for every group member.
+    skipped). For attention (a fused ``qkv``, or split q/k/v: their mean fraction) the fraction is the share
+    of heads removed (rounded, at least one head stays). ``scores``: "<module>.weight" -> per-weight score
+    (None: magnitude). ``round_to``: kept widths are multiples of it. Returns module name -> output channels after pruning, for every group member.
     """
     if round_to < 1:
         raise ConfigError(f"round_to must be an integer >= 1, got {round_to!r}")
@@ -166,17 +159,24 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
             raise ConfigError(f"channel fraction of layer {name!r} must be in [0, 1), got {value!r}")
     modules = dict(model.named_modules())
     shared = group_fractions(structure, fractions)
-    ratios, head_ratios, num_heads, attention = {}, {}, {}, {}
-    for qkv, (attn, heads) in structure.heads.items():
-        if qkv in modules:
-            num_heads[modules[qkv]] = heads
-            attention[qkv] = attn
-            gone = min(round(float(fractions.get(qkv, 0.0)) * heads), heads - 1)
-            if gone > 0:  # BasePruner removes ceil(ratio * heads) heads ...
-                head_ratios[modules[qkv]] = (gone - 0.5) / heads
-                ratios[modules[qkv]] = 0.5  # ... while it visits the group's width scope (widths stay: no head dims)
+    ratios, head_ratios, num_heads, attention, projections = {}, {}, {}, {}, set()
+    for first, (attn, heads) in structure.heads.items():
+        if first not in modules or attn not in modules:
+            continue
+        layers = attention_lib.projections(modules[attn])
+        names = [n for n, m in modules.items() if any(m is layer for layer in layers)]
+        projections.update(names)
+        asked = [float(fractions[n]) for n in names if n in fractions]
+        gone = min(round(sum(asked) / len(asked) * heads), heads - 1) if asked else 0
+        if gone <= 0:
+            continue
+        attention[attn] = (layers, heads, attention_lib.head_tables(model, attn, heads))
+        for layer in layers:
+            num_heads[layer] = heads
+            head_ratios[layer] = (gone - 0.5) / heads  # BasePruner removes ceil(ratio * heads) heads ...
+            ratios[layer] = 0.5  # ... while it visits the group's width scope (widths stay: no head dims)
     for name, value in shared.items():
-        if name in attention or name not in modules:
+        if name in projections or name not in modules:
             continue
         value = _keepable(value, structure.channels[name], round_to)
         if value > 0:
@@ -188,29 +188,31 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
     was_training = model.training
     model.eval()
     what = type(model).__name__
+    gone_heads: dict[str, list[int]] = {}
     try:
         with warnings.catch_warnings():  # ViT cls_token/pos_embed: "unwrapped parameters", pruned on their last dim
             warnings.filterwarnings("ignore", message="Unwrapped parameters")
-            pruner = tp.pruner.BasePruner(
-                model, example, importance=ScoreImportance(weights), pruning_ratio=0.0, pruning_ratio_dict=ratios,
-                ignored_layers=ignored, round_to=round_to if round_to > 1 else None, num_heads=num_heads,
-                prune_num_heads=bool(head_ratios), prune_head_dims=False, head_pruning_ratio_dict=head_ratios or None,
-            )
-            pruner.step()
-    except (RuntimeError, IndexError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            with attention_lib.untraced([t for _, _, tables in attention.values() for t in tables]):
+                pruner = tp.pruner.BasePruner(
+                    model, example, importance=ScoreImportance(weights), pruning_ratio=0.0, pruning_ratio_dict=ratios,
+                    ignored_layers=ignored, round_to=round_to if round_to > 1 else None, num_heads=num_heads,
+                    prune_num_heads=bool(head_ratios), prune_head_dims=False,
+                    head_pruning_ratio_dict=head_ratios or None, in_channel_groups={},
+                    out_channel_groups=attention_lib.mha_groups(model),  # (a fresh dict: BasePruner fills it)
+                )
+            for group in pruner.step(interactive=True):
+                for attn, (layers, heads, _) in attention.items():
+                    gone_heads.setdefault(attn, []).extend(
+                        attention_lib.removed_heads(group, layers[0], heads, fused=len(layers) == 1))
+                group.prune()
+    except (RuntimeError, IndexError, ValueError, KeyError, TypeError, AttributeError, AssertionError) as exc:
         raise ModelError(f"structured pruning of {what} is not supported: torch-pruning failed on it "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
     finally:
         model.train(was_training)
-    for qkv, attn in attention.items():
-        module = modules[attn]
-        module.num_heads = pruner.num_heads[modules[qkv]]
-        width = modules[qkv].out_features // 3
-        if isinstance(getattr(module, "head_dim", None), int):
-            module.head_dim = width // module.num_heads
-        for attr in ("attn_dim", "all_head_size"):  # timm >= 1.0 / HF: the width of all heads together
-            if isinstance(getattr(module, attr, None), int):
-                setattr(module, attr, width)
+    for attn, (layers, heads, tables) in attention.items():
+        gone = sorted(set(gone_heads.get(attn, [])))
+        attention_lib.update(modules[attn], layers, heads - len(gone), gone, tables, heads)
     _check_still_runs(model, example, what)
     return _widths(model, structure)
 
