@@ -75,12 +75,13 @@ def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None
 
 def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out=None, *, executor="local",
           finetune=None, kd: bool | None = None, schedule=None, example_input=None, progress: bool = True,
-          **options) -> SweepResult:
+          edge_report: bool = False, **options) -> SweepResult:
     """Every candidate of ``method`` over ``budgets`` × ``seeds`` in the run directory ``out`` (resumable).
 
     Returns the records, the validation front and the chosen candidate (its model: ``out/chosen.pt``).
-    ``executor``: "local", "ray" or an executor object; ``schedule``: as for :func:`prune`. Everything is
-    checked before ``out`` is written.
+    ``executor``: "local", "ray" or an executor object; ``schedule``: as for :func:`prune`. ``edge_report``:
+    the report also gets the chosen and the input model's ONNX / ExecuTorch bytes and batch-1 latency
+    (``render(..., edge=True)``; seconds per run). Everything is checked before ``out`` is written.
     """
     if out is None:
         raise ConfigError("sweep needs out= (the run directory)")
@@ -91,7 +92,7 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     m.check(inputs.model, inputs.example)
     train = inputs_lib.train_config(m, inputs.model, finetune)
     return run_sweep(m, inputs, values, seed_list, out, train=train, kd=m.kd if kd is None else bool(kd),
-                     executor=executor, progress=progress, schedule=plan)
+                     executor=executor, progress=progress, schedule=plan, edge_report=edge_report)
 
 
 def save(pruned: Pruned | nn.Module, path: str | os.PathLike) -> Path:

@@ -90,7 +90,8 @@ def default_out(prefix: str, model: str, dataset: str) -> Path:
 def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Path | None = None, budgets=None,
               seeds=1, finetune=None, kd: bool | None = None, checkpoint: Path | None = None, dense_epochs: int = 5,
               model_args: dict | None = None, options: dict | None = None, out: Path | None = None,
-              executor=None, schedule: str | None = None, progress: bool = True) -> SweepResult:
+              executor=None, schedule: str | None = None, progress: bool = True,
+              edge_report: bool = False) -> SweepResult:
     """Check everything, train the input model if no checkpoint is given, sweep, print the front."""
     plan = schedule_of(schedule)
     m = get_method(method, **(options or {}))
@@ -110,7 +111,8 @@ def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Pat
     with runner:
         trained = trained_input(model, model_args, checkpoint, splits, dense_epochs, run_dir, progress)
         result = sweep(trained, splits, method=method, budgets=budget_list, seeds=seed_list, out=run_dir,
-                       executor=runner, finetune=finetune, kd=kd, schedule=plan, progress=progress, **m.options.model_dump())
+                       executor=runner, finetune=finetune, kd=kd, schedule=plan, progress=progress,
+                       edge_report=edge_report, **m.options.model_dump())
     ok = [r for r in result.records if r.get("kind") == "candidate" and r.get("status") == "ok"]
     if not ok:
         failed = next((r for r in result.records if r.get("status") == "failed"), None)
@@ -131,6 +133,16 @@ def print_result(result) -> None:
     if result.chosen:
         console.print(f"chosen: [bold]{result.chosen['id']}[/bold] → {result.run_dir / 'chosen.pt'}")
     console.print(f"plot: {result.run_dir / 'front.png'}   report: {result.run_dir / 'report.md'}")
+    edge = result.summary.get("edge")
+    if edge:
+        chosen = edge.get("models", {}).get("chosen", {})
+        if "et_ms_b1" in chosen:
+            ups = "".join(f", x{edge[k]:.2f} vs input" for k in ("speedup_et_b1",) if k in edge)
+            console.print(f"on the device: chosen .pte {chosen['pte_bytes'] / 1e3:,.1f} kB, ExecuTorch "
+                          f"{chosen['et_ms_b1']:.3f} ms b1{ups}; ONNX {chosen['onnx_bytes'] / 1e3:,.1f} kB, "
+                          f"ONNX Runtime {chosen['ort_ms_b1']:.3f} ms b1 (report.md, edge.png)")
+        else:
+            console.print(f"on the device: {edge.get('error') or chosen.get('error') or 'not measured'}")
 
 
 @app.command("prune")
@@ -156,6 +168,7 @@ def prune_command(
     cpus_per_candidate: Optional[int] = typer.Option(None, help="CPUs (torch threads) per candidate (> 0)."),
     gpus_per_candidate: Optional[float] = typer.Option(None, help="GPUs per candidate (>= 0, fractions allowed with ray)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    edge_report: bool = typer.Option(False, "--edge-report", help="Report the chosen and the input model's ONNX and ExecuTorch (.pte) bytes and batch-1 latency (1 thread); needs the [edge] extra, seconds per run."),
 ):
     """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."""
     runner = make_executor(executor, ray_address=ray_address, workers=workers,
@@ -163,16 +176,16 @@ def prune_command(
     run_prune(method, model, dataset, data_dir=data_dir, budgets=parse_budgets(budget),
               seeds=seeds, finetune=finetune, kd=kd, checkpoint=checkpoint, dense_epochs=dense_epochs,
               model_args=with_weights(model, parse_kv(arg), weights, checkpoint), options=parse_kv(option, "--option"),
-              out=out, executor=runner,
-              schedule=schedule, progress=not quiet)
+              out=out, executor=runner, schedule=schedule, progress=not quiet, edge_report=edge_report)
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A run directory of `edgeprune prune` (or its aliases search, vbp, pai).")):
+def report(run_dir: Path = typer.Argument(..., help="A run directory of `edgeprune prune` (or its aliases search, vbp, pai)."),
+           edge: bool = typer.Option(False, "--edge", help="Add the chosen and the input model's ONNX and ExecuTorch (.pte) bytes and batch-1 latency, 1 thread (edge.png; cached in edge.json); needs the [edge] extra.")):
     """Re-render a run's report (report.md, front.png, summary.json, chosen.pt) from results.jsonl."""
     config = RunStore(run_dir).config()
     if config.get("format") == FORMAT:
-        summary = run_report.render(run_dir)
+        summary = run_report.render(run_dir, edge=edge)
         print_result(SweepResult(run_dir, [], summary["front"], summary["chosen"], summary))
     else:
         raise ConfigError(f"{str(run_dir)!r} was made by the `search`/`vbp`/`pai` pipelines of an earlier release, whose "

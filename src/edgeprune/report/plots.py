@@ -78,3 +78,31 @@ def deploy_plot(groups: list[dict], dense: dict, path: Path, limits: dict | None
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
+
+
+def edge_plot(models: dict[str, dict], path: Path, title: str = "on the device: batch 1, 1 thread") -> Path:
+    """Two panels of grouped bars per model (``{"input model": {...}, "chosen": {...}}``): FP32 ONNX and
+    ``.pte`` kB, and ONNX Runtime and ExecuTorch milliseconds at batch 1."""
+    names = list(models)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    panels = ((axes[0], (("onnx_bytes", "ONNX FP32"), ("pte_bytes", "ExecuTorch .pte")), 1e-3, "file size (kB)"),
+              (axes[1], (("ort_ms_b1", "ONNX Runtime"), ("et_ms_b1", "ExecuTorch")), 1.0, "latency, batch 1 (ms)"))
+    for ax, series, scale, ylabel in panels:
+        width = 0.8 / len(series)
+        for k, (key, label) in enumerate(series):
+            xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(names))]
+            bars = ax.bar(xs, [scale * models[n].get(key, 0.0) for n in names], width, label=label,
+                          color=colors[k % len(colors)])
+            ax.bar_label(bars, fmt="%.3g", fontsize=7)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # room for the legend above the bars
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8, loc="upper center", ncols=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

@@ -16,12 +16,14 @@ import shutil
 import statistics
 from pathlib import Path
 
-from edgeprune.errors import ConfigError, DamagedFileError
+from edgeprune.errors import ConfigError, DamagedFileError, DependencyError, EdgepruneError
+from edgeprune.export.executorch import INSTALL_HINT
 from edgeprune.report import compare
 from edgeprune.report.pareto import pareto_front
-from edgeprune.report.plots import deploy_plot, front_plot
+from edgeprune.report.plots import deploy_plot, edge_plot, front_plot
 from edgeprune.report.stats import verdict
 from edgeprune.report.tables import write_csv
+from edgeprune.runs import edge as edge_lib
 from edgeprune.runs.lock import check_not_running
 from edgeprune.runs.store import RunStore
 from edgeprune.utils.io import write_json, write_text
@@ -137,9 +139,11 @@ def check_records(store: RunStore) -> list[dict]:
     return out
 
 
-def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
+def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False) -> dict:
     """Write the report files of ``run_dir``; returns the summary (also written as summary.json).
 
+    ``edge``: add the chosen and the input model's ONNX / ExecuTorch bytes and batch-1 latency (edge.png,
+    summary["edge"]; measured once per chosen.pt, cached in edge.json: :mod:`edgeprune.runs.edge`).
     Refused while another process's sweep holds the run directory's lock (it is still writing it)."""
     store = RunStore(run_dir)
     config = store.config()
@@ -170,6 +174,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
     front_plot(groups, front, dense["val_acc"], root / "front.png", chosen,
                title=f"{config['method']}: validation accuracy vs weights removed")
     deploy_lines = _deploy_section(root, records, groups, dense)
+    edge_lines, edge_summary = _edge_section(root) if edge and chosen else ([], None)
     failed = [r for r in records if r.get("status") == "failed"]
     lines = [
         f"# {config['method']} — {config['model'].get('name')} on {config['data'].get('name')}", "",
@@ -194,7 +199,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
     lines += compare.comparison_lines(comparisons, chosen_vs_dense, chosen["label"] if chosen else None)
     lines += ["## Front (validation accuracy vs weights removed)", "", "![front](front.png)", ""] + _table(front)
     lines += ["", "## All settings (mean ± std over seeds)", ""] + _table(sorted(groups, key=lambda g: g["removed"]))
-    lines += deploy_lines
+    lines += deploy_lines + edge_lines
     if failed:
         lines += ["", "## Failed candidates", ""] + [f"- `{r['id']}`: {r['error']}" for r in failed]
     write_text(root / "report.md", "\n".join(lines) + "\n")
@@ -210,6 +215,8 @@ def render(run_dir: str | Path, tolerance: float = 0.01) -> dict:
                                    for c in comparisons],
                "front": [{k: g[k] for k in ("label", "origin", "ids", "removed", "val_acc", "test_ci") if k in g}
                          | {"test_acc": g.get("test_acc")} for g in front]}
+    if edge_summary is not None:
+        summary["edge"] = edge_summary
     write_json(root / "summary.json", summary)
     return summary
 
@@ -237,3 +244,46 @@ def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: 
                    f"{g['speedup_b1']:.2f} | {g['ort_latency_ms_b32']:.2f} | {g['speedup_b32']:.2f} | "
                    f"{g['onnx_bytes'] / 1e3:,.1f} | {g['onnx_bytes_int8'] / 1e3:,.1f} | {g['macs']:,.0f} |")
     return out
+
+
+EDGE_TITLE = "## Chosen model on the device (ONNX Runtime and ExecuTorch, 1 thread)"
+
+
+def _edge_section(root: Path) -> tuple[list[str], dict]:
+    """edge.png and a table of the chosen and the input model in both runtimes; one line when ExecuTorch
+    is missing or a model cannot be exported."""
+    head = ["", EDGE_TITLE, ""]
+    try:
+        result = edge_lib.measure(root)
+    except DependencyError:
+        text = f"ExecuTorch is not installed: `{INSTALL_HINT}`, then `edgeprune report RUN --edge`."
+        return head + [text], {"error": text}
+    except EdgepruneError as exc:
+        return head + [f"Not measured: {exc}"], {"error": str(exc)}
+    models = result["models"]
+    measured = {n: m for n, m in models.items() if "error" not in m}
+    out = list(head)
+    if measured:
+        edge_plot(measured, root / "edge.png")
+        out += ["![edge](edge.png)", "",
+                "| model | ONNX kB | ORT ms b1 | .pte kB | ExecuTorch ms b1 | speed-up ORT | speed-up ExecuTorch |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, m in measured.items():
+            base = name == "input model"
+            ups = ["1.00", "1.00"] if base else [f"{result[k]:.2f}" if k in result else "–"
+                                                 for k in ("speedup_ort_b1", "speedup_et_b1")]
+            out.append(f"| {name} | {m['onnx_bytes'] / 1e3:,.1f} | {m['ort_ms_b1']:.3f} | {m['pte_bytes'] / 1e3:,.1f} | "
+                       f"{m['et_ms_b1']:.3f} | {ups[0]} | {ups[1]} |")
+        out += ["", f"FP32 files; batch 1, 1 thread, median of {result['rounds']} interleaved rounds "
+                f"({result['cpu']}). Measured once per chosen.pt (edge.json)."]
+        base, small = measured.get("input model"), measured.get("chosen")
+        if base and small and small["onnx_bytes"] >= 0.99 * base["onnx_bytes"]:
+            out.append("Both formats store zeros like any weight: masked (unstructured) pruning changes bytes and "
+                       "latency only when compressed (`edgeprune export --sparse-onnx`) or with channels removed.")
+    else:
+        (root / "edge.png").unlink(missing_ok=True)
+    for name, m in models.items():
+        if "error" in m:
+            out.append(f"- {name}: {m['error']}")
+    out += [f"- {note}" for note in result.get("notes", [])]
+    return out, result

@@ -2,7 +2,8 @@
 
 Layout of RUN_DIR: ``config.json`` (what made it: a different configuration is refused), ``plan.json``
 (``edgeprune status``), ``results.jsonl`` (one record per finished candidate, the input model's first),
-``candidates/ID.pt``, and the report files of :mod:`edgeprune.runs.report`. The directory is locked while
+``candidates/ID.pt``, ``input.pt`` (the input model, unless `edgeprune prune` trained it into
+``dense/model.pt``), and the report files of :mod:`edgeprune.runs.report`. The directory is locked while
 a sweep writes it; running the same sweep again skips every finished candidate, also after ``kill -9``.
 """
 
@@ -12,11 +13,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeprune import models as model_lib
 from edgeprune.errors import ConfigError
 from edgeprune.measure.budget import Budget
 from edgeprune.methods.base import Method
 from edgeprune.prune.gradual import Schedule
 from edgeprune.runs import status
+from edgeprune.runs.edge import INPUT
 from edgeprune.runs.executor import make_executor
 from edgeprune.runs.inputs import Inputs, describe_data, fingerprint
 from edgeprune.runs.job import Job, dense_record
@@ -82,7 +85,7 @@ def check_run_dir(out: Path, config: dict) -> None:
 
 def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[int], out, *,
               train: TrainConfig | None, kd: bool, executor="local", progress: bool = True,
-              schedule: Schedule | None = None) -> SweepResult:
+              schedule: Schedule | None = None, edge_report: bool = False) -> SweepResult:
     out = Path(out)
     schedule = schedule or Schedule()
     config = run_config(method, inputs, budgets, seeds, train, kd, schedule)
@@ -100,10 +103,12 @@ def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[
             status.write_plan(out, "dense", ["dense"])
             if "dense" not in store.finished_ids():
                 store.append(dense_record(inputs.model, inputs.data, inputs.example))
+            if not (out / INPUT).is_file() and not (out / "dense" / "model.pt").is_file():
+                model_lib.save(inputs.model, out / INPUT, meta={"record_id": "dense"})  # the report's --edge
             status.write_plan(out, "candidate", [c.id for c in plan])
             job = Job(method, state, inputs.model, inputs.data, train, kd, inputs.example, store, schedule)
             runner.run(job, plan, progress=progress, title=method.name)
-            summary = render(out)
+            summary = render(out, edge=edge_report)
     finally:
         if own:
             runner.close()
