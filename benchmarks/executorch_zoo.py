@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 SUBSET = ROOT.parent / "tests" / "test_zoo_contract.py"
 STAGE = "executorch"
 TIMEOUT = 300.0  # CPU seconds per model (the contract's default, 60, is for the CI stages)
+TINY_LOGITS = 1e-3  # below this max |logit| a parity check compares (near-)zeros: flagged in the summary
 
 
 def subset():
@@ -65,7 +66,7 @@ def worker(cases: list[str], timeout: float) -> None:
         print(json.dumps(row), flush=True)
 
 
-_NOTE = re.compile(r"max diff (\S+), (\d+) ops outside the delegate(?: \((.*)\))?$")
+_NOTE = re.compile(r"max diff (\S+) \(max \|logit\| (\S+)\), (\d+) ops outside the delegate(?: \((.*)\))?$")
 
 
 def parse_note(note: str) -> dict:
@@ -73,8 +74,8 @@ def parse_note(note: str) -> dict:
     match = _NOTE.match(note)
     if not match:
         return {}
-    return {"max_abs_diff": float(match.group(1)), "outside_delegate": int(match.group(2)),
-            "outside_top": match.group(3) or ""}
+    return {"max_abs_diff": float(match.group(1)), "max_abs_logit": float(match.group(2)),
+            "outside_delegate": int(match.group(3)), "outside_top": match.group(4) or ""}
 
 
 # ----------------------------------------------------------------------------------------------- driver
@@ -128,6 +129,10 @@ def summary(rows: list[dict]) -> str:
         line += ": " + "; ".join(f"{r['case']} ({_why(r['note'])})" for r in refused)
     if other:
         line += f"; {len(other)} other: " + "; ".join(f"{r['case']} {r['status']}" for r in other)
+    tiny = [r["case"] for r in passed if r.get("max_abs_logit", 1.0) < TINY_LOGITS]
+    if tiny:
+        line += (f". Of those passing, {len(tiny)} have untrained logits below {TINY_LOGITS:g} in magnitude, so their "
+                 f"parity says little: {', '.join(tiny)}")
     return line + "."
 
 
@@ -152,15 +157,15 @@ def section(rows: list[dict], timeout: float) -> str:
         f"**{summary(rows)}**" + (f" Max diff {min(diffs):.1g} … {max(diffs):.1g}; {full} models fully "
                                   "delegated." if diffs else ""),
         "",
-        "| model | status | max diff | ops outside delegate | seconds |",
-        "|---|---|---:|---|---:|",
+        "| model | status | max diff | max \\|logit\\| | ops outside delegate | seconds |",
+        "|---|---|---:|---:|---|---:|",
     ]
     for r in rows:
         if r["status"] == "pass":
-            diff = f"{r['max_abs_diff']:.1e}"
+            diff = f"{r['max_abs_diff']:.1e} | {r['max_abs_logit']:.2g}"
             ops = str(r["outside_delegate"]) + (f" ({r['outside_top']})" if r["outside_top"] else "")
         else:
-            diff, ops = "", _cell(r.get("note", ""))
+            diff, ops = " | ", r.get("note", "")
         seconds = f"{r['seconds']:.1f}" if r.get("seconds") is not None else ""
         lines.append(f"| {r['case']} | {r['status']} | {diff} | {_cell(ops)} | {seconds} |")
     return "\n".join(lines)

@@ -236,7 +236,9 @@ def stage_executorch(model, example, shape, top: int = 3) -> str:
             raise AssertionError(str(exc)) from None
         raise
     outside = info["outside_delegate"]
-    note = f"max diff {info['max_abs_diff']:.2g}, {sum(outside.values())} ops outside the delegate"
+    # the logits' magnitude beside the difference: parity on (near-)zero logits of an untrained model says little
+    note = (f"max diff {info['max_abs_diff']:.2g} (max |logit| {info['logit_scale']:.2g}), "
+            f"{sum(outside.values())} ops outside the delegate")
     if outside:
         most = sorted(outside.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
         more = ", ..." if len(outside) > top else ""
