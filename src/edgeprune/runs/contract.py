@@ -15,6 +15,11 @@ strategy); ``structured30`` (30 % of the channels removed physically; runs when
 ``edgeprune.prune.structured`` exists, else ``n/a``); ``vbp30`` (VBP at 30 % of the MLP hidden neurons);
 ``reconvene90`` (Reconvene at p = 0.9, magnitude scores at initialisation); ``onnx`` (export and parity
 in ONNX Runtime).
+
+Edge stages (``EDGE_STAGES``, not in the default ``STAGES``: run them by name, as
+``benchmarks/executorch_zoo.py`` does): ``executorch`` (FP32 ``.pte`` lowered to XNNPACK, parity in the
+ExecuTorch runtime on two random inputs; an operator that cannot be lowered is refused in one line naming
+it; ``n/a`` without the ``[edge]`` extra).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from edgeprune import ranges as ranges_lib
 from edgeprune import roles as roles_lib
 from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
-from edgeprune.errors import EdgepruneError, ModelError
+from edgeprune.errors import DependencyError, EdgepruneError, ModelError
+from edgeprune.export import executorch as et_lib
 from edgeprune.export.onnx import export_verified
 from edgeprune.measure import param_count, prunable_weights
 from edgeprune.methods import vbp_core
@@ -45,6 +51,7 @@ from edgeprune.prune import structured
 from edgeprune.prune.masks import MaskBuilder, apply_masks, masks_sparsity
 
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
+EDGE_STAGES = ("executorch",)  # slower exports, run by name (benchmarks/executorch_zoo.py), not by default
 STATUSES = ("pass", "none", "refused", "n/a", "fail")
 TIMEOUT = 60.0  # seconds of CPU time (the stages run at one thread)
 WALL_FACTOR = 4
@@ -211,8 +218,37 @@ def stage_onnx(model, example, shape) -> str:
     return f"max diff {info['max_abs_diff']:.2g}"
 
 
+def stage_executorch(model, example, shape, top: int = 3) -> str:
+    """FP32 ``.pte`` (batch 1, XNNPACK) in a temporary directory, parity in the ExecuTorch runtime on two random
+    inputs. A ModelError naming what cannot be lowered or captured is a refusal; a parity mismatch or a
+    program the runtime cannot run is a failure (the export claims parity)."""
+    try:
+        et_lib.executorch()
+    except DependencyError as exc:
+        raise NotApplicable(str(exc)) from None
+    gen = torch.Generator().manual_seed(0)
+    inputs = torch.randn(2, *example.shape[1:], generator=gen)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            info = et_lib.export_executorch(model, Path(tmp) / "model.pte", inputs)
+    except ModelError as exc:
+        if any(s in str(exc) for s in ("does not match PyTorch", "fails in the runtime", "runtime cannot load")):
+            raise AssertionError(str(exc)) from None
+        raise
+    outside = info["outside_delegate"]
+    # the logits' magnitude beside the difference: parity on (near-)zero logits of an untrained model says little
+    note = (f"max diff {info['max_abs_diff']:.2g} (max |logit| {info['logit_scale']:.2g}), "
+            f"{sum(outside.values())} ops outside the delegate")
+    if outside:
+        most = sorted(outside.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        more = ", ..." if len(outside) > top else ""
+        names = ", ".join(f"{op.removeprefix('aten::')} x{n}" for op, n in most)
+        note += f" ({names}{more})"
+    return note
+
+
 _RUN = {"roles": stage_roles, "mam50": stage_mam, "structured30": stage_structured, "vbp30": stage_vbp,
-        "reconvene90": stage_reconvene, "onnx": stage_onnx}
+        "reconvene90": stage_reconvene, "onnx": stage_onnx, "executorch": stage_executorch}
 
 
 def run_stage(stage: str, model: nn.Module, example: torch.Tensor, *, timeout: float = TIMEOUT) -> Outcome:
