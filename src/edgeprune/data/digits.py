@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits as sklearn_digits
 
 from edgeprune.data.base import RawData
 from edgeprune.data.splits import SALT_TEST, stratified_split
@@ -19,6 +18,8 @@ TEST_SEED = 0
 
 def load_digits() -> RawData:
     """The digits as uint8 [N, 1, 8, 8] (0..16 scaled to 0..255) with the fixed test split."""
+    from sklearn.datasets import load_digits as sklearn_digits  # noqa: PLC0415  (scikit-learn takes ~1 s to import)
+
     bunch = sklearn_digits()
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
     labels = bunch.target.astype(np.int64)
