@@ -45,285 +45,16 @@ the depth of the prunable layer before it. ``small`` is ``numel < 10_000`` (the 
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from edgeprune.errors import ModelError
-from edgeprune.measure.size import PRUNABLE_TYPES
-from edgeprune.models import logits_of
+from edgeprune.roles.table import ROLES, SMALL_NUMEL, LayerRole, RoleTable
+from edgeprune.roles.trace import CONV_TYPES, Call, is_norm, is_prunable, trace_calls, upstream_of
 
-ROLES = ("norm", "patch_embed", "classifier", "attn_qkv", "attn_proj", "mlp_in", "mlp_out", "conv", "linear")
-SMALL_NUMEL = 10_000
-
-_NORM_TYPES = (
-    nn.modules.batchnorm._NormBase,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.LocalResponseNorm,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
-)
-_CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_ATTENTION_OPS = ("Softmax", "ScaledDotProduct", "FlashAttention", "EfficientAttention", "CudnnAttention")
-
-
-@dataclass(frozen=True)
-class LayerRole:
-    """The role of one layer. ``param_name`` is ``"<module>.weight"`` for prunable weights, None for norms."""
-
-    module_name: str
-    param_name: str | None
-    role: str
-    small: bool
-    depth: float
-    order: int
-    numel: int
-    shape: tuple[int, ...]
-    partner: str | None = None
-
-
-@dataclass(frozen=True)
-class RoleTable(Sequence[LayerRole]):
-    """The roles of a model's layers in forward order (norms included, ``param_name=None``)."""
-
-    entries: tuple[LayerRole, ...]
-    num_classes: int | None = None
-    _by_param: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def __post_init__(self):
-        self._by_param.update({e.param_name: e for e in self.entries if e.param_name})
-
-    def __getitem__(self, i):
-        return self.entries[i]
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __iter__(self) -> Iterator[LayerRole]:
-        return iter(self.entries)
-
-    def prunable(self) -> list[LayerRole]:
-        """Entries with a prunable weight (everything but norms), in forward order."""
-        return [e for e in self.entries if e.param_name]
-
-    def by_param(self, name: str) -> LayerRole:
-        """The entry of parameter ``name`` (``"<module>.weight"``); KeyError if it is not prunable."""
-        try:
-            return self._by_param[name]
-        except KeyError:
-            raise KeyError(f"{name!r} is not a prunable weight of this model") from None
-
-    def by_role(self, role: str) -> list[LayerRole]:
-        return [e for e in self.entries if e.role == role]
-
-    def mlp_pairs(self) -> list[tuple[LayerRole, LayerRole]]:
-        """(mlp_in, mlp_out) entries of every MLP block, in forward order."""
-        by_module = {e.module_name: e for e in self.entries}
-        return [(e, by_module[e.partner]) for e in self.entries if e.role == "mlp_in" and e.partner in by_module]
-
-    def counts(self) -> dict[str, int]:
-        """role -> number of entries (every role of ROLES present, zeros included)."""
-        c = Counter(e.role for e in self.entries)
-        return {r: c.get(r, 0) for r in ROLES}
-
-    def rows(self) -> list[list]:
-        """Rows for printing: order, module, role, small, depth, shape, numel, partner."""
-        return [
-            [e.order, e.module_name or "(root)", e.role, "yes" if e.small else "", round(e.depth, 3),
-             "x".join(map(str, e.shape)), e.numel, e.partner or ""]
-            for e in self.entries
-        ]
-
-    COLUMNS = ("#", "module", "role", "small", "depth", "shape", "numel", "partner")
-
-
-# --------------------------------------------------------------------------------------------- tracing
-
-
-@dataclass
-class _Call:
-    """What the hooks saw of one module (first call; later calls only add graph nodes)."""
-
-    name: str
-    module: nn.Module
-    order: int
-    in_nodes: list = field(default_factory=list)  # grad_fn of the input at call time (one per call)
-    out_nodes: list = field(default_factory=list)  # grad_fn of the (cloned) output (one per call)
-    in_shape: tuple = ()
-    out_shape: tuple = ()
-    example_in: torch.Tensor | None = None
-    example_out: torch.Tensor | None = None
-    forced_role: str | None = None  # set when the module type fixes the role (MultiheadAttention.out_proj)
-
-
-def _first_tensor(args, kwargs) -> torch.Tensor | None:
-    for a in list(args) + list((kwargs or {}).values()):
-        if isinstance(a, torch.Tensor):
-            return a
-    return None
-
-
-def _is_prunable(module: nn.Module) -> bool:
-    w = getattr(module, "weight", None)
-    return isinstance(module, PRUNABLE_TYPES) and isinstance(w, torch.Tensor) and w.ndim >= 2
-
-
-def _norm_candidate(module: nn.Module) -> bool:
-    """An unknown leaf whose parameters are all 1-D (possible norm; confirmed by the scale test)."""
-    params = list(module.parameters(recurse=False))
-    return bool(params) and all(p.ndim == 1 for p in params) and len({p.numel() for p in params}) == 1
-
-
-def _trace(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str, _Call], torch.Tensor, torch.Tensor]:
-    """(calls by module name, logits, the input leaf): the input requires grad so the graph shows which
-    layers depend on the data (SwinV2's position-bias MLP reads a constant table, not the image)."""
-    calls: dict[str, _Call] = {}
-    leaf = None
-    if example_input.is_floating_point():  # a non-leaf view of a leaf: its graph node leads to the leaf
-        leaf = example_input.detach().clone().requires_grad_(True)
-        with torch.enable_grad():  # callers may be under no_grad: the clone must keep its link to the leaf
-            example_input = leaf.clone()
-    handles = []
-    leaves = [(n, m) for n, m in model.named_modules()
-              if not list(m.children()) or _is_prunable(m) or isinstance(m, _NORM_TYPES)]
-
-    # torch's nn.MultiheadAttention applies out_proj.weight functionally (out_proj is never called): its
-    # call stands for out_proj's, and out_proj is an attention projection by construction.
-    mha_proj = set()
-    for name, module in model.named_modules():
-        if isinstance(module, nn.MultiheadAttention) and _is_prunable(module.out_proj):
-            proj_name = f"{name}.out_proj" if name else "out_proj"
-            mha_proj.add(proj_name)
-
-            def mha_pre(mod, args, kwargs, _name=proj_name):
-                x = _first_tensor(args, kwargs)
-                call = calls.get(_name) or calls.setdefault(_name, _Call(_name, mod.out_proj, len(calls)))
-                call.forced_role = "attn_proj"
-                if x is not None:
-                    call.in_shape = call.in_shape or tuple(x.shape)
-                    call.in_nodes.append(x.grad_fn)
-
-            def mha_hook(mod, args, kwargs, output, _name=proj_name):
-                first = output[0] if isinstance(output, tuple) else output
-                if not isinstance(first, torch.Tensor) or not first.requires_grad:
-                    return None
-                call = calls[_name]
-                call.out_shape = call.out_shape or tuple(first.shape)
-                first = first.clone()
-                call.out_nodes.append(first.grad_fn)
-                return (first, *output[1:]) if isinstance(output, tuple) else first
-
-            handles.append(module.register_forward_pre_hook(mha_pre, with_kwargs=True))
-            handles.append(module.register_forward_hook(mha_hook, with_kwargs=True))
-
-    for name, module in leaves:
-        if name in mha_proj:
-            continue
-        prunable = _is_prunable(module)
-        watch = prunable or isinstance(module, _NORM_TYPES) or _norm_candidate(module)
-        if not watch:
-            continue
-
-        def pre_hook(mod, args, kwargs, _name=name, _prunable=prunable):
-            x = _first_tensor(args, kwargs)
-            call = calls.get(_name)
-            if call is None:
-                call = calls[_name] = _Call(_name, mod, len(calls))
-                if x is not None:
-                    call.in_shape = tuple(x.shape)
-                    if not _prunable and not isinstance(mod, _NORM_TYPES):  # kept for the scale test
-                        call.example_in = x.detach().clone()
-            if x is not None:
-                call.in_nodes.append(x.grad_fn)
-
-        def hook(mod, args, kwargs, output, _name=name, _prunable=prunable):
-            call = calls[_name]
-            if not isinstance(output, torch.Tensor):
-                return None
-            if not call.out_shape:
-                call.out_shape = tuple(output.shape)
-                if not _prunable and not isinstance(mod, _NORM_TYPES):
-                    call.example_out = output.detach().clone()
-            if _prunable and output.requires_grad:
-                # A clone gives a graph node of our own that later in-place ops (ReLU(inplace) on a
-                # view) cannot rebase away; consumers of the output then reach exactly this node.
-                output = output.clone()
-                call.out_nodes.append(output.grad_fn)
-                return output
-            return None
-
-        handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
-        handles.append(module.register_forward_hook(hook, with_kwargs=True))
-
-    modes = [(m, m.training) for m in model.modules()]  # restored one by one: mixed modes survive
-    frozen = [p for p in model.parameters() if not p.requires_grad]
-    try:
-        for p in frozen:
-            p.requires_grad_(True)
-        model.eval()
-        with torch.enable_grad():
-            out = logits_of(model(example_input))
-    finally:
-        for h in handles:
-            h.remove()
-        for p in frozen:
-            p.requires_grad_(False)
-        model.train()  # train() drops caches built during the pass (HF LeViT's attention biases, with grads)
-        for m, training in modes:
-            m.training = training
-    return calls, out, leaf
-
-
-def _upstream(start_nodes, owner: dict, leaf=None) -> tuple[set[str], bool, bool, bool]:
-    """Prunable modules reached backwards from ``start_nodes`` without passing another prunable layer,
-    whether an attention op lies on those paths, whether they reach the input tensor ``leaf``, and whether
-    a product of two computed tensors lies on them (FocalNet's ``q * modulator``, gates)."""
-    found: set[str] = set()
-    attention = False
-    from_input = False
-    product = False
-    seen = set()
-    queue = deque(n for n in start_nodes if n is not None)
-    while queue:
-        node = queue.popleft()
-        if node in seen:
-            continue
-        seen.add(node)
-        if node in owner:
-            found.add(owner[node])
-            continue
-        if any(op in type(node).__name__ for op in _ATTENTION_OPS):
-            attention = True
-        if leaf is not None and getattr(node, "variable", None) is leaf:
-            from_input = True
-        if type(node).__name__ == "MulBackward0" and all(
-                n is not None and type(n).__name__ != "AccumulateGrad" for n, _ in node.next_functions):
-            product = True
-        for nxt, _ in node.next_functions:
-            if nxt is not None and nxt not in seen:
-                queue.append(nxt)
-    return found, attention, from_input, product
-
-
-def _is_norm(call: _Call) -> bool:
-    if isinstance(call.module, _NORM_TYPES):
-        return True
-    if call.example_in is None or call.example_out is None or call.example_in.shape != call.example_out.shape:
-        return False
-    if not call.example_in.is_floating_point() or call.example_in.numel() < 2:
-        return False
-    try:
-        with torch.no_grad():
-            scaled = call.module(call.example_in * 3.0)
-        return isinstance(scaled, torch.Tensor) and torch.allclose(scaled, call.example_out, rtol=1e-3, atol=1e-4)
-    except Exception:  # an unknown module that cannot be re-run alone is simply not a norm
-        return False
-
-
-# --------------------------------------------------------------------------------------------- classify
+__all__ = ["ROLES", "SMALL_NUMEL", "LayerRole", "RoleTable", "classify"]
 
 
 def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
@@ -334,7 +65,7 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
     if the model cannot run on the input.
     """
     try:
-        calls, logits, leaf = _trace(model, example_input)
+        calls, logits, leaf = trace_calls(model, example_input)
     except ModelError:
         raise
     except Exception as exc:
@@ -342,14 +73,14 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
                          f"{tuple(example_input.shape)} ({type(exc).__name__}: {exc})") from None
     num_classes = int(logits.shape[-1]) if logits.ndim else None
 
-    prunable_modules = [(n, m) for n, m in model.named_modules() if _is_prunable(m)]
+    prunable_modules = [(n, m) for n, m in model.named_modules() if is_prunable(m)]
     # Prunable layers never called in the forward pass still get a row (at the end, role from type).
     for name, module in prunable_modules:
         if name not in calls:
-            calls[name] = _Call(name, module, len(calls))
+            calls[name] = Call(name, module, len(calls))
     ordered = sorted(calls.values(), key=lambda c: c.order)
-    prunable = [c for c in ordered if _is_prunable(c.module)]
-    norms = {c.name for c in ordered if not _is_prunable(c.module) and _is_norm(c)}
+    prunable = [c for c in ordered if is_prunable(c.module)]
+    norms = {c.name for c in ordered if not is_prunable(c.module) and is_norm(c)}
     g = _graph_facts(prunable, logits, leaf)
 
     role: dict[str, str] = {}
@@ -359,7 +90,7 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
     _mlp_pairs(prunable, g, role, partner)
     _patch_embed(prunable, g, role)
     for c in prunable:
-        role.setdefault(c.name, "conv" if isinstance(c.module, _CONV_TYPES) else "linear")
+        role.setdefault(c.name, "conv" if isinstance(c.module, CONV_TYPES) else "linear")
 
     # depth: convs among convs, everything else among all prunable layers
     convs = [c.name for c in prunable if role[c.name] == "conv"]
@@ -370,7 +101,7 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
     entries = []
     last_depth = 0.0
     for c in ordered:
-        if _is_prunable(c.module):
+        if is_prunable(c.module):
             w = c.module.weight
             last_depth = depth[c.name]
             if c.name in fused:  # nn.MultiheadAttention's fused q/k/v weight, just before its out_proj
@@ -403,12 +134,12 @@ class _Graph:
     attention: bool  # the model has an attention op
 
 
-def _graph_facts(prunable: list[_Call], logits: torch.Tensor, leaf) -> _Graph:
+def _graph_facts(prunable: list[Call], logits: torch.Tensor, leaf) -> _Graph:
     owner = {node: c.name for c in prunable for node in c.out_nodes}
     upstream, via, from_input, product = {}, {}, {}, {}
     for c in prunable:
-        upstream[c.name], via[c.name], from_input[c.name], product[c.name] = _upstream(c.in_nodes, owner, leaf)
-    output_layers = _upstream([logits.grad_fn], owner)[0]
+        upstream[c.name], via[c.name], from_input[c.name], product[c.name] = upstream_of(c.in_nodes, owner, leaf)
+    output_layers = upstream_of([logits.grad_fn], owner)[0]
     consumers: dict[str, set[str]] = {c.name: set() for c in prunable}
     for name, ups in upstream.items():
         for u in ups:
@@ -425,7 +156,7 @@ def _graph_facts(prunable: list[_Call], logits: torch.Tensor, leaf) -> _Graph:
     for c in prunable:
         ups = upstream[c.name]
         if (isinstance(c.module, nn.Linear) and product[c.name] and any(issubclass(kinds[u], nn.Linear) for u in ups)
-                and any(issubclass(kinds[u], _CONV_TYPES) for u in ups)):
+                and any(issubclass(kinds[u], CONV_TYPES) for u in ups)):
             via[c.name] = True
     after = {n: via[n] or bool(c.forced_role) for n, c in ((c.name, c) for c in prunable)}
     for _ in range(2):
@@ -435,7 +166,7 @@ def _graph_facts(prunable: list[_Call], logits: torch.Tensor, leaf) -> _Graph:
     return _Graph(upstream, consumers, via, after, data, output_layers, attention)
 
 
-def _classifiers(prunable: list[_Call], g: _Graph, num_classes: int | None, role: dict) -> None:
+def _classifiers(prunable: list[Call], g: _Graph, num_classes: int | None, role: dict) -> None:
     """Layers feeding the logits directly, with num_classes outputs."""
     for c in prunable:
         if c.name in g.output_layers and num_classes is not None and _out_features(c) == num_classes:
@@ -444,7 +175,7 @@ def _classifiers(prunable: list[_Call], g: _Graph, num_classes: int | None, role
         role[prunable[-1].name] = "classifier"  # fallback: the logits are not reachable through autograd
 
 
-def _attention(prunable: list[_Call], g: _Graph, role: dict) -> None:
+def _attention(prunable: list[Call], g: _Graph, role: dict) -> None:
     """Projection after softmax/SDPA; its data-dependent prunable inputs are q/k/v (a position-bias MLP
     that reads a constant table feeds the softmax too, but is not a projection of the tokens). The token
     mixing of FocalNet's modulation counts as attention: its context convs stay convs."""
@@ -463,7 +194,7 @@ def _attention(prunable: list[_Call], g: _Graph, role: dict) -> None:
                 role[up] = "attn_qkv"
 
 
-def _mlp_pairs(prunable: list[_Call], g: _Graph, role: dict, partner: dict) -> None:
+def _mlp_pairs(prunable: list[Call], g: _Graph, role: dict, partner: dict) -> None:
     """A layer d->h (h > d) feeding only a layer h->d: Linear pairs (directly, or through a depthwise conv as
     PVTv2's MLP), or 1x1-conv pairs (PoolFormer, timm's conv-MLP ConvNeXt); norms/activations in between."""
     by_name = {c.name: c for c in prunable}
@@ -507,10 +238,10 @@ def _is_pointwise(m: nn.Module) -> bool:
 
 
 def _is_depthwise(m: nn.Module) -> bool:
-    return isinstance(m, _CONV_TYPES) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+    return isinstance(m, CONV_TYPES) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
 
 
-def _patch_embed(prunable: list[_Call], g: _Graph, role: dict) -> None:
+def _patch_embed(prunable: list[Call], g: _Graph, role: dict) -> None:
     """Patch embedding, from structure (never from position alone).
 
     With attention: a strided, channel-mixing conv with no attention upstream whose output becomes tokens
@@ -524,14 +255,14 @@ def _patch_embed(prunable: list[_Call], g: _Graph, role: dict) -> None:
         for c in prunable:
             if c.name in role or g.upstream[c.name]:
                 continue
-            if isinstance(c.module, _CONV_TYPES) and _is_patchify(c.module):
+            if isinstance(c.module, CONV_TYPES) and _is_patchify(c.module):
                 role[c.name] = "patch_embed"
             break
         return
 
     def stem_conv(name: str) -> bool:
         m = by_name[name].module
-        return (isinstance(m, _CONV_TYPES) and not _is_depthwise(m) and name not in role
+        return (isinstance(m, CONV_TYPES) and not _is_depthwise(m) and name not in role
                 and any(s > 1 for s in m.stride) and not g.after_attention[name])
 
     def chain(name: str) -> list[str] | None:
@@ -572,11 +303,11 @@ def _fused_in_proj(model: nn.Module) -> dict[str, tuple[str, torch.Tensor]]:
     return out
 
 
-def _out_features(call: _Call) -> int | None:
+def _out_features(call: Call) -> int | None:
     m = call.module
     if isinstance(m, nn.Linear):
         return m.out_features
-    if isinstance(m, _CONV_TYPES):
+    if isinstance(m, CONV_TYPES):
         return m.out_channels
     return call.out_shape[-1] if call.out_shape else None
 
