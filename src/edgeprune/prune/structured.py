@@ -194,7 +194,8 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
     for name, value in fractions.items():
         if not 0.0 <= float(value) < 1.0:
             raise ConfigError(f"channel fraction of layer {name!r} must be in [0, 1), got {value!r}")
-    original, shape = copy.deepcopy(model), _output_shape(model, example)
+    modes = [m.training for m in model.modules()]
+    original, shape = _copy(model), _output_shape(model, example)
     attempts = itertools.chain([(structure, [])], (
         (replace(structure, protected=protected, heads=heads), [note])
         for protected, heads, note in fallback_lib.retries(original, structure.groups, structure.protected,
@@ -203,7 +204,7 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
     for i, (attempt, skipped) in enumerate(attempts):
         if i < structure.retry:
             continue
-        candidate = model if first is None else copy.deepcopy(original)
+        candidate = model if first is None else _copy(original)
         try:
             widths = _prune(candidate, example, attempt, fractions, scores, round_to, shape)
         except ModelError as exc:
@@ -214,10 +215,27 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
             continue
         if candidate is not model:
             _adopt(model, candidate)
+        for m, training in zip(model.modules(), modes):  # (mixed train/eval modes survive)
+            m.training = training
         structure.retry = i
         return Widths(widths, skipped + widths.skipped)
     _adopt(model, original)  # the failed first attempt may have left it half pruned
     raise first
+
+
+def _copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model``, made in train mode: that drops caches a forward built with gradients (HF LeViT's
+    attention biases, after a trace), which cannot be deep-copied."""
+    modes = [m.training for m in model.modules()]
+    model.train()
+    try:
+        twin = copy.deepcopy(model)
+    finally:
+        for m, training in zip(model.modules(), modes):
+            m.training = training
+    for m, training in zip(twin.modules(), modes):
+        m.training = training
+    return twin
 
 
 def _adopt(model: nn.Module, source: nn.Module) -> None:
