@@ -295,24 +295,31 @@ class Unbounded(Exception):
 
 
 @contextlib.contextmanager
-def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8):
+def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8, per_width: int = 64):
     """Stop torch-pruning's dependency search when a group grows beyond ``per_node`` items per graph node: on
     split/concat cycles (FocalNet's modulation) it keeps adding the same layers with other index lists and
-    does not return for minutes. Such a model is refused with a one-line ModelError naming ``what`` failed."""
+    does not return for minutes; or when one item's index list grows beyond ``per_width`` times the widest
+    Conv/Linear dimension (a Linear after a flatten reads C*H*W inputs: that is the widest): through
+    EfficientFormer-v2's attention reshapes its flatten mappings multiply the list at every step (millions of
+    indices, minutes). Such a model is refused with a one-line ModelError naming ``what`` failed."""
     limit = per_node * len(graph.module2node) + 100
+    widest = max([max(m.weight.shape[:2]) for m in model.modules()
+                  if isinstance(m, ROOT_TYPES) and getattr(m, "weight", None) is not None] or [1])
+    indices = per_width * int(widest)
     original = tp.dependency.group.Group.add_dep
 
     def add_dep(self, dep, idxs):
         if len(self._group) >= limit:
-            raise Unbounded()
+            raise Unbounded(f"a group grew past {limit} layer entries: split/concat couplings it expands without bound")
+        if len(idxs) > indices:
+            raise Unbounded(f"an index list grew past {indices} entries: reshapes it maps without bound")
         original(self, dep, idxs)
 
     tp.dependency.group.Group.add_dep = add_dep
     try:
         yield
-    except Unbounded:
-        raise ModelError(f"torch-pruning's dependency search on {type(model).__name__} does not terminate (a group "
-                         f"grew past {limit} layer entries: split/concat couplings it expands without bound); "
+    except Unbounded as exc:
+        raise ModelError(f"torch-pruning's dependency search on {type(model).__name__} does not terminate ({exc}); "
                          f"{what} cannot prune this model") from None
     finally:
         tp.dependency.group.Group.add_dep = original
