@@ -46,6 +46,7 @@ class ChannelGroup:
     consumers: list[str] = field(default_factory=list)
     norms: list[str] = field(default_factory=list)
     protected: bool = False
+    failed: str = ""  # torch-pruning failed to find the group (the exception, one line; protected then)
 
 
 def _torch_pruning():
@@ -107,10 +108,13 @@ def _group_of(graph, module: nn.Module, idxs: Sequence[int]):
     return graph.get_pruning_group(module, pruner.prune_out_channels, list(idxs))
 
 
-def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None) -> list[ChannelGroup]:
+def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
+                   failing: tuple[type[Exception], ...] = ()) -> list[ChannelGroup]:
     """Every set of Conv/Linear layers whose output channels are tied, in module order.
 
-    A layer whose output channels are coupled with nothing forms a group of one. Nothing is modified.
+    A layer whose output channels are coupled with nothing forms a group of one. Nothing is modified. A layer
+    whose group torch-pruning fails to find with one of the ``failing`` exceptions (GCViT's expand of a zero
+    head dim) forms a protected group of one (never pruned).
     """
     graph = graph or build_graph(model, example_input)
     outputs = output_modules(model, graph=graph)
@@ -122,7 +126,12 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None)
         channels = graph.get_out_channels(module)
         if not channels:
             continue
-        group = _group_of(graph, module, range(channels))
+        try:
+            group = _group_of(graph, module, range(channels))
+        except failing as exc:
+            groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True,
+                                       failed=f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"))
+            continue
         members, consumers, norms = [], [], []
         for dep, _ in group:
             target = _named(graph, dep.target.module)

@@ -111,6 +111,7 @@ class StructurePlan:
     # first projection (fused qkv, or the query Linear) -> (attention module, heads); see prune.attention
     heads: dict[str, tuple[str, int]] = field(default_factory=dict)
     retry: int = 0  # the first fallback retry that worked (later prune_channels calls start there; 0: none needed)
+    skipped: list[str] = field(default_factory=list)  # what plan() already kept whole (one line each)
 
 
 class Widths(dict):
@@ -131,7 +132,7 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
     outputs = output_modules(model, graph=graph)
     try:
         with bounded_groups(model, graph, "structured pruning"):
-            groups = [g for g in coupled_groups(model, example, graph=graph)]
+            groups = [g for g in coupled_groups(model, example, graph=graph, failing=(ZeroDivisionError,))]
     except _TP_ERRORS as exc:
         raise _failed(model, exc) from None
     modules = dict(model.named_modules())
@@ -140,12 +141,15 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
         if g.protected or keep_embedding & set(g.members):
             protected.update(g.members)
     names = [n for g in groups for n in g.members]
+    failed = [g for g in groups if g.failed]
     return StructurePlan(
         groups=[list(g.members) for g in groups],
         channels={n: int(graph.get_out_channels(modules[n])) for n in names},
         numels={n: modules[n].weight.numel() for n in names},
         protected=protected,
-        heads=attention_lib.find(model),
+        heads={k: v for k, v in attention_lib.find(model).items() if k not in protected},
+        skipped=[f"{len(failed)} layer(s) kept whole, torch-pruning fails to find their coupled channels "
+                 f"(first: {failed[0].members[0]}, {failed[0].failed})"] if failed else [],
     )
 
 
@@ -218,7 +222,7 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
         for m, training in zip(model.modules(), modes):  # (mixed train/eval modes survive)
             m.training = training
         structure.retry = i
-        return Widths(widths, skipped + widths.skipped)
+        return Widths(widths, structure.skipped + skipped + widths.skipped)
     _adopt(model, original)  # the failed first attempt may have left it half pruned
     raise first
 
