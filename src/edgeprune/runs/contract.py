@@ -174,7 +174,7 @@ def stage_structured(model, example, shape, budget: float = 0.3) -> str:
     _check_runs(pruned, example, shape, "structured")
     before, after = param_count(model), param_count(pruned)
     if after >= before:
-        raise NothingRemoved("structured pruning removed no channel")
+        raise NothingRemoved("; ".join(["structured pruning removed no channel", *widths.skipped]))
     return "; ".join([f"params {before} -> {after}", *widths.skipped])
 
 
