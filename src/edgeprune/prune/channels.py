@@ -46,6 +46,7 @@ class ChannelGroup:
     consumers: list[str] = field(default_factory=list)
     norms: list[str] = field(default_factory=list)
     protected: bool = False
+    failed: str = ""  # torch-pruning failed to find the group (the exception, one line; protected then)
 
 
 def _torch_pruning():
@@ -107,10 +108,13 @@ def _group_of(graph, module: nn.Module, idxs: Sequence[int]):
     return graph.get_pruning_group(module, pruner.prune_out_channels, list(idxs))
 
 
-def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None) -> list[ChannelGroup]:
+def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
+                   failing: tuple[type[Exception], ...] = ()) -> list[ChannelGroup]:
     """Every set of Conv/Linear layers whose output channels are tied, in module order.
 
-    A layer whose output channels are coupled with nothing forms a group of one. Nothing is modified.
+    A layer whose output channels are coupled with nothing forms a group of one. Nothing is modified. A layer
+    whose group torch-pruning fails to find with one of the ``failing`` exceptions (GCViT's expand of a zero
+    head dim) forms a protected group of one (never pruned).
     """
     graph = graph or build_graph(model, example_input)
     outputs = output_modules(model, graph=graph)
@@ -122,7 +126,12 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None)
         channels = graph.get_out_channels(module)
         if not channels:
             continue
-        group = _group_of(graph, module, range(channels))
+        try:
+            group = _group_of(graph, module, range(channels))
+        except failing as exc:
+            groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True,
+                                       failed=f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"))
+            continue
         members, consumers, norms = [], [], []
         for dep, _ in group:
             target = _named(graph, dep.target.module)
@@ -295,24 +304,31 @@ class Unbounded(Exception):
 
 
 @contextlib.contextmanager
-def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8):
+def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8, per_width: int = 64):
     """Stop torch-pruning's dependency search when a group grows beyond ``per_node`` items per graph node: on
     split/concat cycles (FocalNet's modulation) it keeps adding the same layers with other index lists and
-    does not return for minutes. Such a model is refused with a one-line ModelError naming ``what`` failed."""
+    does not return for minutes; or when one item's index list grows beyond ``per_width`` times the widest
+    Conv/Linear dimension (a Linear after a flatten reads C*H*W inputs: that is the widest): through
+    EfficientFormer-v2's attention reshapes its flatten mappings multiply the list at every step (millions of
+    indices, minutes). Such a model is refused with a one-line ModelError naming ``what`` failed."""
     limit = per_node * len(graph.module2node) + 100
+    widest = max([max(m.weight.shape[:2]) for m in model.modules()
+                  if isinstance(m, ROOT_TYPES) and getattr(m, "weight", None) is not None] or [1])
+    indices = per_width * int(widest)
     original = tp.dependency.group.Group.add_dep
 
     def add_dep(self, dep, idxs):
         if len(self._group) >= limit:
-            raise Unbounded()
+            raise Unbounded(f"a group grew past {limit} layer entries: split/concat couplings it expands without bound")
+        if len(idxs) > indices:
+            raise Unbounded(f"an index list grew past {indices} entries: reshapes it maps without bound")
         original(self, dep, idxs)
 
     tp.dependency.group.Group.add_dep = add_dep
     try:
         yield
-    except Unbounded:
-        raise ModelError(f"torch-pruning's dependency search on {type(model).__name__} does not terminate (a group "
-                         f"grew past {limit} layer entries: split/concat couplings it expands without bound); "
+    except Unbounded as exc:
+        raise ModelError(f"torch-pruning's dependency search on {type(model).__name__} does not terminate ({exc}); "
                          f"{what} cannot prune this model") from None
     finally:
         tp.dependency.group.Group.add_dep = original

@@ -13,6 +13,8 @@ pruned model is an ordinary, smaller ``nn.Module``. This module only translates 
 * :func:`prune_channels` removes the channels in place: each group loses its lowest-importance
   ``fraction`` of channels (rounded down to ``round_to`` widths); attention layers lose whole heads (their
   q/k/v never lose channels otherwise); an ``nn.MultiheadAttention`` narrows every head alike with the stream.
+  When torch-pruning fails on the full plan, or the pruned model no longer runs, it retries on a fresh copy
+  with more layers kept whole (:mod:`edgeprune.prune.fallback`) and says what it kept (:class:`Widths`).
 
 Group importance (:class:`ScoreImportance`): per channel, the sum of a per-weight score over every
 Conv/Linear weight the channel owns in the group (its filter, and the input slices of its consumers),
@@ -22,15 +24,19 @@ averaged over those layers. Magnitude uses ``w**2`` (Torch-Pruning's group L2), 
 
 from __future__ import annotations
 
+import copy
+import itertools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
+from edgeprune.models import logits_of
 from edgeprune.prune import attention as attention_lib
+from edgeprune.prune import fallback as fallback_lib
 from edgeprune.prune.channels import bounded_groups, build_graph, coupled_groups, output_modules
 
 Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the unpruned weight's shape
@@ -38,17 +44,25 @@ Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the
 _OUT = (tp.prune_conv_out_channels, tp.prune_linear_out_channels)
 _IN = (tp.prune_conv_in_channels, tp.prune_linear_in_channels)
 _LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
+# what torch-pruning raises on a coupling it cannot follow (ZeroDivisionError: an index mapping of a
+# zero-size head dim, as in GCViT's global query)
+_TP_ERRORS = (RuntimeError, IndexError, ValueError, KeyError, TypeError, AttributeError, AssertionError,
+              ZeroDivisionError)
 
 
 class ScoreImportance(tp.importance.Importance):
     """Channel importance of a Torch-Pruning group from per-weight scores (see the module docstring).
 
     ``scores`` maps a module of the model being pruned to its score tensor (shape of its unpruned weight);
-    a module without a score uses ``weight**2`` (magnitude).
+    a module without a score uses ``weight**2`` (magnitude). A group whose indices torch-pruning mapped out of a
+    layer's range (a channel split or chunk it cannot follow: FasterNet's partial conv, a GLU MLP) gets no
+    importance, so it keeps every channel; its first layer's name (``names``: module -> name) goes to ``unmapped``.
     """
 
-    def __init__(self, scores: dict[nn.Module, torch.Tensor] | None = None):
+    def __init__(self, scores: dict[nn.Module, torch.Tensor] | None = None, names: dict[nn.Module, str] | None = None):
         self.scores = scores or {}
+        self.names = names or {}
+        self.unmapped: list[str] = []
 
     def _score(self, layer: nn.Module) -> torch.Tensor:
         score = self.scores.get(layer)
@@ -73,6 +87,9 @@ class ScoreImportance(tp.importance.Importance):
                     per = per.repeat(layer.groups)
             else:
                 continue
+            if any(not 0 <= int(j) < len(per) for j in idxs):
+                self.unmapped.append(self.names.get(group[0].dep.target.module, "?"))
+                return None
             parts.append(per[idxs])
             where.append(group[i].root_idxs)
         if not parts:
@@ -93,6 +110,17 @@ class StructurePlan:
     protected: set[str] = field(default_factory=set)  # produce the model output or its embedding stream
     # first projection (fused qkv, or the query Linear) -> (attention module, heads); see prune.attention
     heads: dict[str, tuple[str, int]] = field(default_factory=dict)
+    retry: int = 0  # the first fallback retry that worked (later prune_channels calls start there; 0: none needed)
+    skipped: list[str] = field(default_factory=list)  # what plan() already kept whole (one line each)
+
+
+class Widths(dict):
+    """Module name -> output channels after pruning (every group member), and ``skipped``: one line per part
+    of the model kept whole because torch-pruning failed on the full plan (empty when it did not)."""
+
+    def __init__(self, widths: dict[str, int], skipped: list[str] | None = None):
+        super().__init__(widths)
+        self.skipped = list(skipped or [])
 
 
 def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | frozenset = frozenset()) -> StructurePlan:
@@ -102,20 +130,26 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
     """
     graph = build_graph(model, example)
     outputs = output_modules(model, graph=graph)
-    with bounded_groups(model, graph, "structured pruning"):
-        groups = [g for g in coupled_groups(model, example, graph=graph)]
+    try:
+        with bounded_groups(model, graph, "structured pruning"):
+            groups = [g for g in coupled_groups(model, example, graph=graph, failing=(ZeroDivisionError,))]
+    except _TP_ERRORS as exc:
+        raise _failed(model, exc) from None
     modules = dict(model.named_modules())
     protected = set(outputs)
     for g in groups:
         if g.protected or keep_embedding & set(g.members):
             protected.update(g.members)
     names = [n for g in groups for n in g.members]
+    failed = [g for g in groups if g.failed]
     return StructurePlan(
         groups=[list(g.members) for g in groups],
         channels={n: int(graph.get_out_channels(modules[n])) for n in names},
         numels={n: modules[n].weight.numel() for n in names},
         protected=protected,
-        heads=attention_lib.find(model),
+        heads={k: v for k, v in attention_lib.find(model).items() if k not in protected},
+        skipped=[f"{len(failed)} layer(s) kept whole, torch-pruning fails to find their coupled channels "
+                 f"(first: {failed[0].members[0]}, {failed[0].failed})"] if failed else [],
     )
 
 
@@ -144,19 +178,79 @@ def _keepable(fraction: float, channels: int, round_to: int) -> float:
 
 
 def prune_channels(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fractions: dict[str, float],
-                   scores: Scores | None = None, *, round_to: int = 1) -> dict[str, int]:
+                   scores: Scores | None = None, *, round_to: int = 1) -> Widths:
     """Remove channels of ``model`` IN PLACE: every group loses ``fraction`` of its lowest-scoring channels.
 
     ``fractions``: module name -> fraction in [0, 1) (see :func:`group_fractions`; protected layers are
     skipped). For attention (a fused ``qkv``, or split q/k/v: their mean fraction) the fraction is the share
     of heads removed (rounded, at least one head stays). ``scores``: "<module>.weight" -> per-weight score
-    (None: magnitude). ``round_to``: kept widths are multiples of it. Returns module name -> output channels after pruning, for every group member.
+    (None: magnitude). ``round_to``: kept widths are multiples of it. Returns module name -> output channels
+    after pruning, for every group member (:class:`Widths`).
+
+    Should torch-pruning fail on the plan, or the pruned model not run or change its output shape, the retries
+    of :func:`edgeprune.prune.fallback.retries` follow, each on a fresh copy of the input model; the first that
+    runs and removes something is kept (``Widths.skipped`` says what it kept whole) and later calls with the
+    same ``structure`` start there. If none does, the first failure is raised (a one-line ModelError) and
+    ``model`` is left as it was.
     """
     if round_to < 1:
         raise ConfigError(f"round_to must be an integer >= 1, got {round_to!r}")
     for name, value in fractions.items():
         if not 0.0 <= float(value) < 1.0:
             raise ConfigError(f"channel fraction of layer {name!r} must be in [0, 1), got {value!r}")
+    modes = [m.training for m in model.modules()]
+    original, shape = _copy(model), _output_shape(model, example)
+    attempts = itertools.chain([(structure, [])], (
+        (replace(structure, protected=protected, heads=heads), [note])
+        for protected, heads, note in fallback_lib.retries(original, structure.groups, structure.protected,
+                                                           structure.heads)))
+    first = None
+    for i, (attempt, skipped) in enumerate(attempts):
+        if i < structure.retry:
+            continue
+        candidate = model if first is None else _copy(original)
+        try:
+            widths = _prune(candidate, example, attempt, fractions, scores, round_to, shape)
+        except ModelError as exc:
+            first = first or exc
+            continue
+        if i > 0 and _params(candidate) >= _params(original):
+            first = first or ModelError(f"structured pruning of {type(model).__name__} removed nothing")
+            continue
+        if candidate is not model:
+            _adopt(model, candidate)
+        for m, training in zip(model.modules(), modes):  # (mixed train/eval modes survive)
+            m.training = training
+        structure.retry = i
+        return Widths(widths, structure.skipped + skipped + widths.skipped)
+    _adopt(model, original)  # the failed first attempt may have left it half pruned
+    raise first
+
+
+def _copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model``, made in train mode: that drops caches a forward built with gradients (HF LeViT's
+    attention biases, after a trace), which cannot be deep-copied."""
+    modes = [m.training for m in model.modules()]
+    model.train()
+    try:
+        twin = copy.deepcopy(model)
+    finally:
+        for m, training in zip(model.modules(), modes):
+            m.training = training
+    for m, training in zip(twin.modules(), modes):
+        m.training = training
+    return twin
+
+
+def _adopt(model: nn.Module, source: nn.Module) -> None:
+    """``model`` takes ``source``'s modules, parameters and attributes (so callers see the result in place)."""
+    model.__dict__.clear()
+    model.__dict__.update(source.__dict__)
+
+
+def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fractions: dict[str, float],
+           scores: Scores | None, round_to: int, shape: tuple | None) -> Widths:
+    """One attempt of :func:`prune_channels` with ``structure`` (in place; ModelError if it fails)."""
     modules = dict(model.named_modules())
     shared = group_fractions(structure, fractions)
     ratios, head_ratios, num_heads, attention, projections = {}, {}, {}, {}, set()
@@ -182,9 +276,10 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
         if value > 0:
             ratios[modules[name]] = value
     if not ratios and not head_ratios:
-        return _widths(model, structure)
+        return Widths(_widths(model, structure))
     weights = {modules[n[: -len(".weight")]]: s for n, s in (scores or {}).items() if n[: -len(".weight")] in modules}
     ignored = [modules[n] for n in structure.protected if n in modules]
+    importance = ScoreImportance(weights, {m: n for n, m in modules.items()})
     was_training = model.training
     model.eval()
     what = type(model).__name__
@@ -194,7 +289,7 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
             warnings.filterwarnings("ignore", message="Unwrapped parameters")
             with attention_lib.untraced([t for _, _, tables in attention.values() for t in tables]):
                 pruner = tp.pruner.BasePruner(
-                    model, example, importance=ScoreImportance(weights), pruning_ratio=0.0, pruning_ratio_dict=ratios,
+                    model, example, importance=importance, pruning_ratio=0.0, pruning_ratio_dict=ratios,
                     ignored_layers=ignored, round_to=round_to if round_to > 1 else None, num_heads=num_heads,
                     prune_num_heads=bool(head_ratios), prune_head_dims=False,
                     head_pruning_ratio_dict=head_ratios or None, in_channel_groups={},
@@ -205,32 +300,62 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
                     gone_heads.setdefault(attn, []).extend(
                         attention_lib.removed_heads(group, layers[0], heads, fused=len(layers) == 1))
                 group.prune()
-    except (RuntimeError, IndexError, ValueError, KeyError, TypeError, AttributeError, AssertionError) as exc:
-        raise ModelError(f"structured pruning of {what} is not supported: torch-pruning failed on it "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+    except _TP_ERRORS as exc:
+        raise _failed(model, exc) from None
     finally:
         model.train(was_training)
     for attn, (layers, heads, tables) in attention.items():
         gone = sorted(set(gone_heads.get(attn, [])))
         attention_lib.update(modules[attn], layers, heads - len(gone), gone, tables, heads)
-    _check_still_runs(model, example, what)
-    return _widths(model, structure)
+    _check_still_runs(model, example, what, shape)
+    unmapped = importance.unmapped
+    return Widths(_widths(model, structure), [
+        f"{len(unmapped)} coupled group(s) kept whole, torch-pruning cannot map their channels through a split or "
+        f"chunk (first: {unmapped[0]})"] if unmapped else [])
 
 
-def _check_still_runs(model: nn.Module, example: torch.Tensor, what: str) -> None:
-    """A coupling torch-pruning cannot see (a reshape by a head count or a width kept in an attribute) leaves a
-    model that fails at its next forward: refuse it here, in one line, instead of returning it broken."""
+def _failed(model: nn.Module, exc: Exception) -> ModelError:
+    text = str(exc).splitlines()[0][:160] if str(exc).strip() else ""
+    return ModelError(f"structured pruning of {type(model).__name__} is not supported: torch-pruning failed on it "
+                      f"({type(exc).__name__}: {text})")
+
+
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _output_shape(model: nn.Module, example: torch.Tensor) -> tuple | None:
+    """Shape of ``model``'s logits on one example (None: an output without logits, or a forward that fails)."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(example[:1])
+            return tuple(logits_of(model(example[:1])).shape)
+    except Exception:  # noqa: BLE001  (the model's own problem: plan() or the first attempt reports it)
+        return None
+    finally:
+        model.train(was_training)
+
+
+def _check_still_runs(model: nn.Module, example: torch.Tensor, what: str, shape: tuple | None = None) -> None:
+    """A coupling torch-pruning cannot see (a reshape by a head count or a width kept in an attribute) leaves a
+    model that fails at its next forward, or whose output changed shape: refuse it here, in one line, instead of
+    returning it broken."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(example[:1])
     except Exception as exc:  # noqa: BLE001  (any failure of the user's forward means the same thing here)
         raise ModelError(f"structured pruning of {what} is not supported: the pruned model fails "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}), a coupling torch-pruning "
                          "cannot see (e.g. a reshape by the head count)") from None
     finally:
         model.train(was_training)
+    got = tuple(logits_of(out).shape) if shape is not None else None
+    if got != shape:
+        raise ModelError(f"structured pruning of {what} is not supported: the pruned model's output has shape "
+                         f"{got}, not {shape}")
 
 
 def _widths(model: nn.Module, structure: StructurePlan) -> dict[str, int]:
@@ -254,5 +379,5 @@ def removed_share(before: dict[str, int], after: dict[str, int]) -> float:
     return 1.0 - sum(after.get(k, v) for k, v in before.items()) / total if total else 0.0
 
 
-__all__ = ["ScoreImportance", "StructurePlan", "plan", "group_fractions", "prune_channels",
+__all__ = ["ScoreImportance", "StructurePlan", "Widths", "plan", "group_fractions", "prune_channels",
            "fractions_from_params", "removed_share"]

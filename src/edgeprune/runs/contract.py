@@ -164,17 +164,18 @@ def stage_mam(model, example, shape, budget: float = 0.5) -> str:
 
 def stage_structured(model, example, shape, budget: float = 0.3) -> str:
     """30 % of every prunable layer's channels removed through torch-pruning (the patch embedding keeps its
-    width, as structured Mix-and-Match does), or a one-line ModelError naming what is not supported."""
+    width, as structured Mix-and-Match does), or a one-line ModelError naming what is not supported. The note
+    says what was kept whole when torch-pruning failed on the full plan (``prune_channels``' retries)."""
     keep = {e.module_name for e in roles_lib.classify(model, example).by_role("patch_embed")}
     pruned = copy.deepcopy(model)
     layers = {n for n, m in pruned.named_modules() if n and isinstance(m, (nn.Linear, *CONV_TYPES))}
-    structured.prune_channels(pruned, example, structured.plan(pruned, example, keep_embedding=keep),
-                              dict.fromkeys(layers, budget))
+    widths = structured.prune_channels(pruned, example, structured.plan(pruned, example, keep_embedding=keep),
+                                       dict.fromkeys(layers, budget))
     _check_runs(pruned, example, shape, "structured")
     before, after = param_count(model), param_count(pruned)
     if after >= before:
-        raise NothingRemoved("structured pruning removed no channel")
-    return f"params {before} -> {after}"
+        raise NothingRemoved("; ".join(["structured pruning removed no channel", *widths.skipped]))
+    return "; ".join([f"params {before} -> {after}", *widths.skipped])
 
 
 def stage_vbp(model, example, shape, budget: float = 0.3) -> str:

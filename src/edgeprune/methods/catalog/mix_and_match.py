@@ -161,7 +161,8 @@ class MixAndMatch(Method):
             info = {k: setting[k] for k in ("criterion", "strategy", "aliases", "granularity")}
             calibration = state.calibrated.get((str(candidate.budget), setting["strategy"]), {})
             deploy = structured_mam.deploy_metrics(state, pruned, widths)
-            return Decision(pruned, None, {**info, **calibration, "widths": widths, "deploy": deploy})
+            skipped = {"skipped": widths.skipped} if widths.skipped else {}  # kept whole: torch-pruning failed on it
+            return Decision(pruned, None, {**info, **calibration, "widths": dict(widths), **skipped, "deploy": deploy})
         if "baseline" in setting:
             method, prepared = state.baselines[setting["baseline"]]
             decision = method.prune(prepared, model, candidate)

@@ -1,0 +1,85 @@
+"""What structured pruning retries when torch-pruning's full plan fails on a model (see
+:func:`edgeprune.prune.structured.prune_channels`).
+
+Torch-pruning cannot see every coupling: timm's CrossViT, CaiT and ConViT attention reshape q/k/v by
+``C // num_heads`` with ``C`` the input width, PVT reshapes by its hidden size, some index mappings fail
+outright. Rather than refuse the whole model, structured pruning then retries on a fresh copy of it with less
+pruned, each retry keeping more layers whole (:func:`retries`):
+
+1. attention kept whole: every Conv/Linear inside a module with an int ``num_heads``/``num_attention_heads``/
+   ``heads`` (its q/k/v, output projection -- hence the residual stream it writes to --, spatial reduction...),
+   except the q/k/v of attention :mod:`edgeprune.prune.attention` handles, which still lose whole heads; MLP
+   hidden neurons and conv channels elsewhere still go;
+2. only groups outside attention whose members are convs or widening Linears (``d -> h``, ``h > d``): MLP
+   hidden widths (with their depthwise conv, as in PVT-v2) and conv channels; no heads.
+
+Each retry says what it kept whole in one line (the structured contract's note, the Mix-and-Match records).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from edgeprune.prune import attention as attention_lib
+
+_HEAD_ATTRS = ("num_heads", "num_attention_heads", "heads")
+_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+def _has_heads(module: nn.Module) -> bool:
+    return any(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+               for v in (getattr(module, a, None) for a in _HEAD_ATTRS))
+
+
+def attention_modules(model: nn.Module) -> dict[str, list[str]]:
+    """Innermost modules with a head count -> the names of the Conv/Linear layers inside them."""
+    named = dict(model.named_modules())
+    heads = [n for n, m in named.items() if _has_heads(m) and not isinstance(m, nn.MultiheadAttention)]
+    inner = [n for n in heads if not any(o != n and (not n or o.startswith(n + ".")) for o in heads)]
+    out = {}
+    for name in inner:
+        prefix = f"{name}." if name else ""
+        layers = [f"{prefix}{c}" if c else name for c, m in named[name].named_modules() if isinstance(m, _LAYERS)]
+        if layers:
+            out[name] = layers
+    return out
+
+
+def _kinds(model: nn.Module, names) -> str:
+    named = dict(model.named_modules())
+    counts: dict[str, int] = {}
+    for n in names:
+        kind = type(named[n]).__name__
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{k} x{v}" if v > 1 else k for k, v in sorted(counts.items()))
+
+
+def retries(model: nn.Module, groups: list[list[str]], protected: set[str], heads: dict[str, tuple[str, int]]):
+    """The retries after a failed plan, in order: ``(protected layer names, attention heads to prune, note)``.
+
+    ``groups``, ``protected``, ``heads``: the failed :class:`~edgeprune.prune.structured.StructurePlan`'s.
+    """
+    named = dict(model.named_modules())
+    attention = attention_modules(model)
+    inside = {layer for layers in attention.values() for layer in layers}
+    handled = {attn for attn, _ in heads.values() if attn in attention}
+    q_k_v = {n for n, m in named.items() if any(m is layer for attn in handled
+                                                for layer in attention_lib.projections(named[attn]))}
+    if inside - q_k_v - protected:
+        kept = [n for n in attention if n not in handled]
+        parts = [f"attention kept whole ({_kinds(model, kept)})"] if kept else []
+        if any(set(attention[n]) - q_k_v for n in handled):
+            parts.append(f"only whole heads pruned in {_kinds(model, handled)}")
+        yield (protected | (inside - q_k_v), heads,
+               f"{'; '.join(parts)} (torch-pruning cannot follow their reshapes by the head count)")
+
+    def simple(members: list[str]) -> bool:  # MLP hidden widths (a widening Linear, its depthwise conv) and convs
+        return not any(m in inside for m in members) and all(
+            isinstance(named[m], nn.modules.conv._ConvNd)
+            or (isinstance(named[m], nn.Linear) and named[m].out_features > named[m].in_features) for m in members)
+    others = {m for g in groups if not simple(g) for m in g}
+    yield (protected | others, {}, "only MLP hidden widths and conv channels outside attention pruned (residual "
+                                   "streams and attention kept whole: torch-pruning cannot follow their couplings)")
+
+
+__all__ = ["attention_modules", "retries"]
