@@ -19,8 +19,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-import torch_pruning as tp
 from torch import nn
+
+from edgeprune.prune.lazy import tp
 
 _SPLIT = (("query", "key", "value"), ("q_proj", "k_proj", "v_proj"))
 # per-head parameters kept beside the projections: name -> the dimension indexed by head

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
+from edgeprune.prune.lazy import tp
 
 #: layers whose output channels a plan may name (the roots of torch-pruning groups)
 ROOT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -49,17 +49,12 @@ class ChannelGroup:
     failed: str = ""  # torch-pruning failed to find the group (the exception, one line; protected then)
 
 
-def _torch_pruning():
-    return tp  # a core dependency (torch-pruning), imported at the top
-
-
 def build_graph(model: nn.Module, example_input: torch.Tensor):
     """torch-pruning's DependencyGraph of ``model`` traced on ``example_input``.
 
     The trace runs in eval mode so BatchNorm running statistics are not updated by it; the model's
     train/eval mode is restored afterwards.
     """
-    tp = _torch_pruning()
     was_training = model.training
     model.eval()
     try:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError, check_fraction
+from edgeprune.prune.lazy import tp
 
 SELECTIONS = ("variance", "magnitude", "random")
 
@@ -154,11 +154,7 @@ def remove_neurons(mlp_in: nn.Linear, mlp_out: nn.Linear, pruned: torch.Tensor) 
         tp.prune_conv_in_channels(mlp_out, idxs)
 
 
-_BETWEEN_PRUNERS = (
-    (nn.modules.batchnorm._BatchNorm, tp.prune_batchnorm_out_channels),
-    (nn.LayerNorm, tp.prune_layernorm_out_channels),
-    (nn.GroupNorm, tp.prune_groupnorm_out_channels),
-)
+_BETWEEN_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
 def check_between(layer: nn.Module, width: int, name: str) -> None:
@@ -171,7 +167,7 @@ def check_between(layer: nn.Module, width: int, name: str) -> None:
         if not (layer.groups == layer.in_channels == layer.out_channels == width):
             raise ModelError(f"{what} mixes hidden neurons (groups {layer.groups}); VBP supports depthwise convs there")
         return
-    if isinstance(layer, tuple(t for t, _ in _BETWEEN_PRUNERS)):
+    if isinstance(layer, _BETWEEN_NORMS):
         return
     for pname, t in [*layer.named_parameters(recurse=False), *layer.named_buffers(recurse=False)]:
         if t.numel() > 1 and list(t.shape).count(width) != 1:
@@ -184,7 +180,8 @@ def shrink_between(layer: nn.Module, pruned: list[int], width: int) -> None:
     if isinstance(layer, nn.modules.conv._ConvNd):
         tp.prune_depthwise_conv_out_channels(layer, pruned)
         return
-    for kind, prune in _BETWEEN_PRUNERS:
+    pruners = (tp.prune_batchnorm_out_channels, tp.prune_layernorm_out_channels, tp.prune_groupnorm_out_channels)
+    for kind, prune in zip(_BETWEEN_NORMS, pruners):
         if isinstance(layer, kind):
             prune(layer, pruned)
             return

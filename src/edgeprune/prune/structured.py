@@ -30,7 +30,6 @@ import warnings
 from dataclasses import dataclass, field, replace
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
@@ -38,11 +37,10 @@ from edgeprune.models import logits_of
 from edgeprune.prune import attention as attention_lib
 from edgeprune.prune import fallback as fallback_lib
 from edgeprune.prune.channels import bounded_groups, build_graph, coupled_groups, output_modules
+from edgeprune.prune.lazy import tp
 
 Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the unpruned weight's shape
 
-_OUT = (tp.prune_conv_out_channels, tp.prune_linear_out_channels)
-_IN = (tp.prune_conv_in_channels, tp.prune_linear_in_channels)
 _LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
 # what torch-pruning raises on a coupling it cannot follow (ZeroDivisionError: an index mapping of a
 # zero-size head dim, as in GCViT's global query)
@@ -50,7 +48,7 @@ _TP_ERRORS = (RuntimeError, IndexError, ValueError, KeyError, TypeError, Attribu
               ZeroDivisionError)
 
 
-class ScoreImportance(tp.importance.Importance):
+class ScoreImportance:  # a torch-pruning importance: any callable group -> scores
     """Channel importance of a Torch-Pruning group from per-weight scores (see the module docstring).
 
     ``scores`` maps a module of the model being pruned to its score tensor (shape of its unpruned weight);
@@ -79,9 +77,9 @@ class ScoreImportance(tp.importance.Importance):
                 continue
             s = self._score(layer)
             transposed = getattr(layer, "transposed", False)
-            if fn in _OUT:
+            if fn in (tp.prune_conv_out_channels, tp.prune_linear_out_channels):
                 per = (s.transpose(0, 1) if transposed else s).flatten(1).sum(1)
-            elif fn in _IN:
+            elif fn in (tp.prune_conv_in_channels, tp.prune_linear_in_channels):
                 per = (s if transposed else s.transpose(0, 1)).flatten(1).sum(1)
                 if fn == tp.prune_conv_in_channels and layer.groups not in (1, layer.in_channels):
                     per = per.repeat(layer.groups)
