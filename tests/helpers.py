@@ -1,5 +1,8 @@
 """Shared by several test files (tests/ is on sys.path under pytest's default import mode)."""
 
+import builtins
+import contextlib
+
 # HF config overrides small enough to build and run in milliseconds at 32 px and 28 px
 TINY_HF = {
     "vit": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=4),
@@ -20,3 +23,24 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+@contextlib.contextmanager
+def without_executorch(monkeypatch):
+    """``import executorch...`` fails inside the block, as on a machine without the [edge] extra."""
+    from edgeprune.export import executorch as et_lib
+
+    real_import = builtins.__import__
+
+    def no_executorch(name, *args, **kwargs):
+        if name.startswith("executorch"):
+            raise ImportError(f"No module named {name.split('.')[0]!r}")
+        return real_import(name, *args, **kwargs)
+
+    et_lib.executorch.cache_clear()
+    monkeypatch.setattr(builtins, "__import__", no_executorch)
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        et_lib.executorch.cache_clear()

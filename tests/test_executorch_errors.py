@@ -3,7 +3,6 @@ the [edge] extra the command says how to install it (exit 2); nothing is written
 
 from __future__ import annotations
 
-import builtins
 import subprocess
 import sys
 
@@ -13,9 +12,8 @@ from torch import nn
 
 from edgeprune import models
 from edgeprune.errors import DependencyError, ModelError
-from edgeprune.export import executorch as et_lib
 from edgeprune.export import export_executorch
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, without_executorch
 
 pytest.importorskip("executorch")
 
@@ -53,21 +51,8 @@ def test_unsupported_operator_is_named(model, op, tmp_path):
 
 
 def test_missing_extra_is_one_line(monkeypatch, tmp_path):
-    real_import = builtins.__import__
-
-    def no_executorch(name, *args, **kwargs):
-        if name.startswith("executorch"):
-            raise ImportError(f"No module named {name.split('.')[0]!r}")
-        return real_import(name, *args, **kwargs)
-
-    et_lib.executorch.cache_clear()
-    monkeypatch.setattr(builtins, "__import__", no_executorch)
-    try:
-        with pytest.raises(DependencyError, match=r"pip install 'edgeprune\[edge\]'"):
-            export_executorch(nn.Linear(4, 2), tmp_path / "m.pte", torch.randn(2, 4))
-    finally:
-        monkeypatch.undo()
-        et_lib.executorch.cache_clear()
+    with without_executorch(monkeypatch), pytest.raises(DependencyError, match=r"pip install 'edgeprune\[edge\]'"):
+        export_executorch(nn.Linear(4, 2), tmp_path / "m.pte", torch.randn(2, 4))
 
 
 def test_cli_without_the_extra_exits_2(tmp_path):

@@ -3,17 +3,16 @@ and the input model exported to ONNX and ExecuTorch and timed at batch 1 in real
 ExecuTorch; measured once per chosen.pt (edge.json), an install line without ExecuTorch, one line per
 model that cannot be lowered."""
 
-import builtins
 import json
 
 import pytest
 
 import edgeprune
 from edgeprune.errors import ModelError
-from edgeprune.export import executorch as et_lib
 from edgeprune.runs import edge as edge_lib
 from edgeprune.runs.report import EDGE_TITLE, render
 from edgeprune.utils.io import read_json, write_json
+from helpers import without_executorch
 
 pytest.importorskip("executorch")
 
@@ -71,20 +70,10 @@ def test_without_executorch_one_install_line(run, monkeypatch, tmp_path):
     out, _ = run
     cached = (out / "edge.json").read_bytes()
     (out / "edge.json").unlink()
-    real_import = builtins.__import__
-
-    def no_executorch(name, *args, **kwargs):
-        if name.startswith("executorch"):
-            raise ImportError(f"No module named {name.split('.')[0]!r}")
-        return real_import(name, *args, **kwargs)
-
-    et_lib.executorch.cache_clear()
-    monkeypatch.setattr(builtins, "__import__", no_executorch)
     try:
-        summary = render(out, edge=True)
+        with without_executorch(monkeypatch):
+            summary = render(out, edge=True)
     finally:
-        monkeypatch.undo()
-        et_lib.executorch.cache_clear()
         (out / "edge.json").write_bytes(cached)
     section = (out / "report.md").read_text().split(EDGE_TITLE)[1].strip().splitlines()
     assert len(section) == 1 and "pip install 'edgeprune[edge]'" in section[0]

@@ -14,6 +14,15 @@ from edgeprune.utils.io import atomic_path  # noqa: E402
 MARKERS = {"magnitude": "o", "gradient": "^", "product": "D"}
 
 
+def _save(fig, path: Path) -> Path:
+    """``fig`` as a PNG at ``path``, written atomically; the figure is closed."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
 def _finish(fig, ax, path: Path, dense_acc: float, dense_label: str, xlabel: str, title: str) -> Path:
     """The reference line, labels, legend, and the PNG written atomically."""
     ax.axhline(100 * dense_acc, ls="--", color="green", label=f"{dense_label} ({100 * dense_acc:.2f}%)")
@@ -22,11 +31,7 @@ def _finish(fig, ax, path: Path, dense_acc: float, dense_label: str, xlabel: str
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def front_plot(groups: list[dict], front: list[dict], dense_acc: float, path: Path, chosen: dict | None = None,
@@ -73,11 +78,7 @@ def deploy_plot(groups: list[dict], dense: dict, path: Path, limits: dict | None
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def edge_plot(models: dict[str, dict], path: Path, title: str = "on the device: batch 1, 1 thread") -> Path:
@@ -101,8 +102,4 @@ def edge_plot(models: dict[str, dict], path: Path, title: str = "on the device: 
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8, loc="upper center", ncols=2)
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
