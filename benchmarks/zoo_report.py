@@ -78,9 +78,11 @@ def section(summary: dict, rows: dict[str, dict]) -> str:
         "### Zoo contract: torchvision, timm and transformers models (`benchmarks/zoo.py`)",
         "",
         "Every stage on every model (random weights, 10 classes, 64 px inputs unless a model needs more; one process "
-        "and one thread per model, every stage time-boxed at 60 s): roles, Mix-and-Match masks at 50 %, structured "
-        "channels at 30 % (`structured30`: issue 12's stage, `n/a` until it lands), VBP at 30 % (models with an MLP), "
-        "Reconvene at p = 0.9 (≥ 2 convs), ONNX export with parity in ONNX Runtime.",
+        "and one thread per model, every stage time-boxed at 60 s of CPU time): roles, Mix-and-Match masks at 50 %, "
+        "structured channels at 30 % (`structured30`, physically through torch-pruning; what it keeps whole is in the "
+        "note), VBP at 30 % (models with an MLP), Reconvene at p = 0.9 (≥ 2 convs), ONNX export with parity in ONNX "
+        "Runtime. Rows were re-run stage by stage (`--redo`) as the stages changed during the session; each row "
+        "holds its latest result.",
         "",
         f"{s['models_run']} of {s['models_listed']} listed models ran; builds: "
         + ", ".join(f"{k} {v}" for k, v in sorted(s["builds"].items())) + ". "
