@@ -104,8 +104,7 @@ def build(case: str) -> nn.Module:
 
 
 # Known failures of the contract, kept visible here rather than hidden: (case, stage) -> why.
-KNOWN = {("torchvision-swin-tiny", "structured30"): "torch-pruning's pruner takes more than 60 s on torchvision's "
-         "Swin (shifted-window attention) here; not yet bounded or refused (issue 14)"}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.parametrize("case", CASES)

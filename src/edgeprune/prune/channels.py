@@ -92,6 +92,24 @@ def output_modules(model: nn.Module, example_input: torch.Tensor | None = None, 
     return found
 
 
+def _widens_input(graph, module: nn.Module) -> bool:
+    """A grouped conv reading the traced input with no Conv/Linear in between: its input channels move with its
+    output channels, so pruning it would change the width of the input (of a block traced alone, see
+    :mod:`edgeprune.prune.blocks`)."""
+    if not isinstance(module, nn.modules.conv._ConvNd) or module.groups == 1:
+        return False
+    stack, seen = [graph.module2node[module]], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if not node.inputs:
+            return True
+        stack.extend(n for n in node.inputs if not isinstance(n.module, ROOT_TYPES))
+    return False
+
+
 def _named(graph, module) -> str | None:
     return graph._module2name.get(module) if isinstance(module, nn.Module) else None
 
@@ -115,6 +133,7 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
     outputs = output_modules(model, graph=graph)
     seen: set[str] = set()
     groups = []
+    modules = dict(model.named_modules())
     for name, module in model.named_modules():
         if not name or name in seen or not isinstance(module, ROOT_TYPES) or module not in graph.module2node:
             continue
@@ -149,7 +168,7 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
                 channels=int(channels),
                 consumers=sorted(consumers, key=order.get),
                 norms=sorted(norms, key=order.get),
-                protected=any(m in outputs for m in members),
+                protected=any(m in outputs or _widens_input(graph, modules[m]) for m in members),
             )
         )
     return groups

@@ -13,6 +13,8 @@ pruned model is an ordinary, smaller ``nn.Module``. This module only translates 
 * :func:`prune_channels` removes the channels in place: each group loses its lowest-importance
   ``fraction`` of channels (rounded down to ``round_to`` widths); attention layers lose whole heads (their
   q/k/v never lose channels otherwise); an ``nn.MultiheadAttention`` narrows every head alike with the stream.
+  A model torch-pruning cannot trace as a whole (ShuffleNet, Swin, MaxViT) is pruned inside its blocks that
+  trace alone, their input and output widths kept (:mod:`edgeprune.prune.blocks`).
   When torch-pruning fails on the full plan, or the pruned model no longer runs, it retries on a fresh copy
   with more layers kept whole (:mod:`edgeprune.prune.fallback`) and says what it kept (:class:`Widths`).
 
@@ -35,8 +37,9 @@ from torch import nn
 from edgeprune.errors import ConfigError, ModelError
 from edgeprune.models import logits_of
 from edgeprune.prune import attention as attention_lib
+from edgeprune.prune import blocks as blocks_lib
 from edgeprune.prune import fallback as fallback_lib
-from edgeprune.prune.channels import bounded_groups, build_graph, coupled_groups, output_modules
+from edgeprune.prune.channels import bounded_groups, build_graph, coupled_groups
 from edgeprune.prune.lazy import tp
 
 Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the unpruned weight's shape
@@ -110,6 +113,8 @@ class StructurePlan:
     heads: dict[str, tuple[str, int]] = field(default_factory=dict)
     retry: int = 0  # the first fallback retry that worked (later prune_channels calls start there; 0: none needed)
     skipped: list[str] = field(default_factory=list)  # what plan() already kept whole (one line each)
+    # block name -> its input, when torch-pruning cannot trace the whole model (prune.blocks); empty otherwise
+    blocks: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Widths(dict):
@@ -121,33 +126,53 @@ class Widths(dict):
         self.skipped = list(skipped or [])
 
 
+def _traced(model: nn.Module, example: torch.Tensor):
+    """torch-pruning's graph of ``model`` and its coupled groups, or a one-line ModelError."""
+    graph = build_graph(model, example)
+    try:
+        with bounded_groups(model, graph, "structured pruning"):
+            return graph, coupled_groups(model, example, graph=graph, failing=(ZeroDivisionError,))
+    except _TP_ERRORS as exc:
+        raise _failed(model, exc) from None
+
+
 def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | frozenset = frozenset()) -> StructurePlan:
     """The coupled groups, protected layers and attention heads of ``model`` (traced once on ``example``).
 
     ``keep_embedding``: module names (e.g. the patch embedding) whose whole coupled group keeps its width.
+    A model torch-pruning cannot trace as a whole is planned inside its blocks that trace alone
+    (:mod:`edgeprune.prune.blocks`; no attention heads then), or refused if none has a prunable group.
     """
-    graph = build_graph(model, example)
-    outputs = output_modules(model, graph=graph)
+    skipped = []
     try:
-        with bounded_groups(model, graph, "structured pruning"):
-            groups = [g for g in coupled_groups(model, example, graph=graph, failing=(ZeroDivisionError,))]
-    except _TP_ERRORS as exc:
-        raise _failed(model, exc) from None
+        parts = {"": (example, _traced(model, example))}
+    except ModelError as exc:
+        parts = blocks_lib.find(model, example, _traced)
+        if not any(not g.protected for _, (_, groups) in parts.values() for g in groups):
+            raise
+        reason = str(exc).split("; structured pruning cannot")[0]
+        skipped.append(f"pruned inside {len(parts)} blocks that trace alone, their input and output widths kept "
+                       f"({reason})")
     modules = dict(model.named_modules())
-    protected = set(outputs)
-    for g in groups:
-        if g.protected or keep_embedding & set(g.members):
-            protected.update(g.members)
-    names = [n for g in groups for n in g.members]
-    failed = [g for g in groups if g.failed]
+    groups, protected, channels, failed = [], set(), {}, []
+    for prefix, (_, (graph, part)) in parts.items():
+        inner = dict(modules[prefix].named_modules())
+        for g in part:
+            members = [f"{prefix}.{m}" if prefix else m for m in g.members]
+            groups.append(members)
+            channels.update({full: int(graph.get_out_channels(inner[m])) for full, m in zip(members, g.members)})
+            if g.protected or keep_embedding & set(members):
+                protected.update(members)
+            if g.failed:
+                failed.append((members[0], g.failed))
+    if failed:
+        skipped.append(f"{len(failed)} layer(s) kept whole, torch-pruning fails to find their coupled channels "
+                       f"(first: {failed[0][0]}, {failed[0][1]})")
+    whole = "" in parts
     return StructurePlan(
-        groups=[list(g.members) for g in groups],
-        channels={n: int(graph.get_out_channels(modules[n])) for n in names},
-        numels={n: modules[n].weight.numel() for n in names},
-        protected=protected,
-        heads={k: v for k, v in attention_lib.find(model).items() if k not in protected},
-        skipped=[f"{len(failed)} layer(s) kept whole, torch-pruning fails to find their coupled channels "
-                 f"(first: {failed[0].members[0]}, {failed[0].failed})"] if failed else [],
+        groups=groups, channels=channels, numels={n: modules[n].weight.numel() for n in channels}, protected=protected,
+        heads={k: v for k, v in attention_lib.find(model).items() if k not in protected} if whole else {},
+        skipped=skipped, blocks={} if whole else {name: block_input for name, (block_input, _) in parts.items()},
     )
 
 
@@ -249,6 +274,8 @@ def _adopt(model: nn.Module, source: nn.Module) -> None:
 def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fractions: dict[str, float],
            scores: Scores | None, round_to: int, shape: tuple | None) -> Widths:
     """One attempt of :func:`prune_channels` with ``structure`` (in place; ModelError if it fails)."""
+    if structure.blocks:
+        return _prune_blocks(model, example, structure, fractions, scores, round_to, shape)
     modules = dict(model.named_modules())
     shared = group_fractions(structure, fractions)
     ratios, head_ratios, num_heads, attention, projections = {}, {}, {}, {}, set()
@@ -310,6 +337,33 @@ def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fr
     return Widths(_widths(model, structure), [
         f"{len(unmapped)} coupled group(s) kept whole, torch-pruning cannot map their channels through a split or "
         f"chunk (first: {unmapped[0]})"] if unmapped else [])
+
+
+def _prune_blocks(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fractions: dict[str, float],
+                  scores: Scores | None, round_to: int, shape: tuple | None) -> Widths:
+    """:func:`_prune` inside every block of a plan made of blocks; a block torch-pruning fails in keeps its widths."""
+    modules = dict(model.named_modules())
+    kept, notes = [], []
+    for name, block_input in structure.blocks.items():
+        cut = len(name) + 1
+
+        def inside(table, name=name, cut=cut):
+            return {k[cut:]: v for k, v in (table or {}).items() if k.startswith(name + ".")}
+        sub = StructurePlan(groups=[[m[cut:] for m in g] for g in structure.groups if g[0].startswith(name + ".")],
+                            channels=inside(structure.channels), numels=inside(structure.numels),
+                            protected=set(inside(dict.fromkeys(structure.protected))))
+        block = modules[name]
+        backup = _copy(block)
+        try:
+            notes += _prune(block, block_input, sub, inside(fractions), inside(scores) or None, round_to,
+                            _output_shape(block, block_input)).skipped
+        except ModelError:
+            _adopt(block, backup)
+            kept.append(name)
+    _check_still_runs(model, example, type(model).__name__, shape)
+    if kept:
+        notes.append(f"{len(kept)} block(s) kept whole, torch-pruning fails inside them (first: {kept[0]})")
+    return Widths(_widths(model, structure), notes)
 
 
 def _failed(model: nn.Module, exc: Exception) -> ModelError:

@@ -1,0 +1,79 @@
+"""Where structured pruning works when torch-pruning cannot trace a model as a whole: inside its blocks.
+
+ShuffleNet's channel shuffle (a 5-d view whose index mapping divides by zero), Swin's shifted windows and
+MaxViT's grid attention (dependency searches that do not terminate), concatenations torch-pruning cannot size:
+the model fails, yet its blocks trace alone -- ShuffleNet's branches, Swin's MLPs, MaxViT's MBConvs. :func:`find`
+walks the module tree from the top and keeps the largest submodules that trace alone on the input they receive
+in the model's forward. Structured pruning then removes channels inside each block with the block's input and
+output widths kept (torch-pruning protects the layers producing a block's output), so the model around the
+blocks never sees a width change.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import torch
+from torch import nn
+
+from edgeprune.errors import ModelError
+from edgeprune.prune.channels import ROOT_TYPES
+
+T = TypeVar("T")
+
+
+def _has_layers(module: nn.Module) -> bool:
+    return any(isinstance(m, ROOT_TYPES) for m in module.modules())
+
+
+@torch.no_grad()
+def recorded_inputs(model: nn.Module, example: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Module name -> the input it received in one forward of ``model`` on ``example``, for the submodules
+    holding a Conv/Linear that are called exactly once with one positional tensor (a block that runs twice or
+    takes more arguments cannot be traced alone on one example)."""
+    calls: dict[str, list] = {}
+
+    def hook(name):
+        def record(module, args, kwargs):
+            one = len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor)
+            calls.setdefault(name, []).append(args[0].detach().clone() if one else None)
+        return record
+
+    handles = [m.register_forward_pre_hook(hook(n), with_kwargs=True) for n, m in model.named_modules()
+               if n and not isinstance(m, ROOT_TYPES) and _has_layers(m)]
+    modes = [m.training for m in model.modules()]
+    model.eval()
+    try:
+        model(example)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in zip(model.modules(), modes):
+            m.training = training
+    return {n: c[0] for n, c in calls.items() if len(c) == 1 and c[0] is not None}
+
+
+def find(model: nn.Module, example: torch.Tensor, trace: Callable[[nn.Module, torch.Tensor], T]) -> dict[str, tuple[torch.Tensor, T]]:
+    """The largest submodules of ``model`` that ``trace(block, its input)`` accepts (it raises ModelError on the
+    others, whose children are tried next): block name -> (its recorded input, what ``trace`` returned)."""
+    inputs = recorded_inputs(model, example)
+    found: dict[str, tuple[torch.Tensor, T]] = {}
+
+    def visit(module: nn.Module, prefix: str) -> None:
+        for child, sub in module.named_children():
+            name = f"{prefix}.{child}" if prefix else child
+            if isinstance(sub, ROOT_TYPES) or not _has_layers(sub):
+                continue
+            if name in inputs:
+                try:
+                    found[name] = (inputs[name], trace(sub, inputs[name]))
+                    continue
+                except ModelError:
+                    pass
+            visit(sub, name)
+
+    visit(model, "")
+    return found
+
+
+__all__ = ["find", "recorded_inputs"]
