@@ -2,6 +2,8 @@
 
     python benchmarks/structured.py --model resnet20 [--budget latency<=50%] [--limit 6000] [--epochs 2]
     python benchmarks/structured.py --model vgg16 --arg width_mult=0.5
+    python benchmarks/structured.py --model resnet20 --seed 1       # one result file per seed (..._s1.json)
+    python benchmarks/structured.py --model resnet20 --collect       # the seeds combined (..._seeds.json)
 
 One trained model (dense training by the script on a stratified MNIST subset), then:
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import sys
 import tempfile
@@ -32,7 +35,7 @@ import torch_pruning as tp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import edgeprune  # noqa: E402
-from common import save, shared_data_dir  # noqa: E402
+from common import RESULTS, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
 from edgeprune.export.onnx import export_onnx  # noqa: E402
 from edgeprune.export.ort_latency import ort_latency  # noqa: E402
@@ -40,6 +43,7 @@ from edgeprune.measure import accuracy, macs, param_count  # noqa: E402
 from edgeprune.measure.budget import parse  # noqa: E402
 from edgeprune.methods.base import get_method  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
+from edgeprune.report.stats import t_interval  # noqa: E402
 from edgeprune.runs.inputs import train_config  # noqa: E402
 from edgeprune.scores import calibration_batches  # noqa: E402
 from edgeprune.train import default_config, fit  # noqa: E402
@@ -105,6 +109,72 @@ def side_by_side(named: dict, shape, rounds: int = 3, runs: int = 20) -> dict:
             for n, t in times.items()}
 
 
+def collect(name: str) -> None:
+    """Combine the per-seed result files of one setting: mean test accuracy and speed-ups per method, and ours
+    minus each Torch-Pruning variant as a paired difference over seeds (same dense model and data per seed) with
+    its 95 % t-interval."""
+    runs = [json.loads(p.read_text()) for p in [RESULTS / f"{name}.json", *sorted(RESULTS.glob(f"{name}_s[0-9]*.json"))]
+            if p.exists()]
+    if len(runs) < 2:
+        sys.exit(f"--collect needs at least two seeds of {name}, found {len(runs)}")
+    same = {k: v for k, v in runs[0]["settings"].items() if k not in ("seeds", "note")}
+    for run in runs[1:]:
+        other = {k: v for k, v in run["settings"].items() if k not in ("seeds", "note")}
+        if other != same:
+            sys.exit(f"--collect: the seeds of {name} ran with different settings: {same} vs {other}")
+    seeds = [run["settings"]["seeds"][0] for run in runs]
+    methods = ["dense", "ours (chosen)", *runs[0]["torch_pruning"]]
+
+    def test(run, method):
+        if method == "dense":
+            return run["dense"]["test_acc"]
+        if method == "ours (chosen)":
+            return next(c["test_acc"] for c in run["ours"]["candidates"] if c["id"] == run["ours"]["chosen"])
+        return run["torch_pruning"][method]["test_acc"]
+
+    table = {}
+    for method in methods:
+        accs = [test(run, method) for run in runs]
+        row = {"test_acc": accs, "mean": statistics.fmean(accs), "sd": statistics.stdev(accs),
+               "speedup_b1": statistics.fmean(run["side_by_side"][method]["speedup_b1"] for run in runs),
+               "speedup_b32": statistics.fmean(run["side_by_side"][method]["speedup_b32"] for run in runs),
+               "onnx_kb": statistics.fmean(run["side_by_side"][method]["onnx_bytes"] for run in runs) / 1e3}
+        if method not in ("dense", "ours (chosen)"):
+            diff, lo, hi = t_interval([test(run, "ours (chosen)") - test(run, method) for run in runs])
+            row["ours_minus"] = {"mean": diff, "lo": lo, "hi": hi}
+        table[method] = row
+    drop = t_interval([test(run, "dense") - test(run, "ours (chosen)") for run in runs])
+    per_mac = [run["speedup_per_mac_saved_chosen"] for run in runs]
+    s0 = runs[0]["settings"]
+    result = {"name": name, "seeds": seeds, "settings": same, "revisions": [run["git_revision"] for run in runs],
+              "methods": table, "ours_drop_vs_dense": dict(zip(("mean", "lo", "hi"), drop)),
+              "speedup_per_mac_saved_chosen": per_mac}
+    lines = [f"### Structured pruning at a measured latency budget, {len(runs)} seeds: {runs[0]['model']} "
+             f"{runs[0]['model_args'] or ''} on MNIST",
+             "",
+             f"Budget `{runs[0]['budget']}` (ONNX Runtime, 1 thread), seeds {', '.join(map(str, seeds))} (each seed: its own "
+             f"MNIST subset of {s0['mnist_train_val_images']:,} train+val images, dense model and fine-tunes); dense "
+             f"training {s0['dense_epochs']} epochs, fine-tune {s0['finetune_epochs']} epoch(s) with KD for every pruned "
+             "model. Test accuracy on the full 10,000-image MNIST test set, mean ± sd over seeds; speed-ups are "
+             "means of the per-seed side-by-side ratios. \"ours − TP\": the paired difference over seeds with its 95 % "
+             "t-interval.",
+             "",
+             "| model | test % (mean ± sd) | per seed | × b1 | × b32 | ONNX kB | ours − TP (pp, 95 % CI) |",
+             "|---|---:|---|---:|---:|---:|---|"]
+    for method, row in table.items():
+        d = row.get("ours_minus")
+        ci = f"{100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}]" if d else ""
+        lines.append(f"| {method} | {100 * row['mean']:.2f} ± {100 * row['sd']:.2f} | "
+                     f"{' / '.join(f'{100 * a:.2f}' for a in row['test_acc'])} | {row['speedup_b1']:.2f} | "
+                     f"{row['speedup_b32']:.2f} | {row['onnx_kb']:,.1f} | {ci} |")
+    lines += ["", f"Ours vs dense: {100 * drop[0]:.2f} pp drop [95 % CI {100 * drop[1]:.2f}, {100 * drop[2]:.2f}]. "
+              f"Speed-up per MAC saved (ours, chosen, batch 1): {' / '.join(f'{v:.2f}' for v in per_mac)}. "
+              f"Per-seed runs: `results/{name}.json`, `results/{name}_s*.json` (revisions "
+              f"{', '.join(sorted({r[:7] for r in result['revisions']}))})."]
+    save(f"{name}_seeds", result, "\n".join(lines))
+    print("\n".join(lines))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="resnet20")
@@ -116,7 +186,12 @@ def main() -> None:
     p.add_argument("--criteria", default="magnitude,product")
     p.add_argument("--strategies", default="balanced,late_heavy,early_heavy,param_prop")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--collect", action="store_true", help="combine the seeds' result files of this setting")
     args = p.parse_args()
+    kwargs = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.arg)}
+    name = f"structured_{args.model}" + ("_" + "_".join(f"{k}{v}" for k, v in kwargs.items()) if kwargs else "")
+    if args.collect:
+        return collect(name)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     root = shared_data_dir()
@@ -124,7 +199,6 @@ def main() -> None:
         sys.exit("MNIST not found: set EDGEPRUNE_DATA")
     started = time.perf_counter()
     splits = data_lib.load("mnist", root=root, limit=args.limit, seed=args.seed)
-    kwargs = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.arg)}
     shape = (1, 28, 28)
     example = torch.zeros(1, *shape)
     with tempfile.TemporaryDirectory() as work:
@@ -206,7 +280,6 @@ def main() -> None:
                      f"{d['speedup_b1']:.2f} | {d['ms_b32']:.2f} | {d['speedup_b32']:.2f} | {d['onnx_bytes'] / 1e3:,.1f} |")
     lines += ["", f"Speed-up per MAC saved (ours, chosen, batch 1): {result['speedup_per_mac_saved_chosen']:.2f}. "
               f"Total run time {result['seconds'] / 60:.1f} min."]
-    name = f"structured_{args.model}" + ("_" + "_".join(f"{k}{v}" for k, v in kwargs.items()) if kwargs else "")
     name += f"_s{args.seed}" if args.seed else ""  # seed 0 keeps the first file's name
     save(name, result, "\n".join(lines))
     print("\n".join(lines))
