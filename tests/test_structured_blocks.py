@@ -1,4 +1,4 @@
-"""Structured pruning inside blocks when torch-pruning cannot trace the whole model (edgeprune.prune.blocks).
+"""Structured pruning and Reconvene inside blocks when torch-pruning cannot trace the whole model (prune.blocks).
 
 ShuffleNet's channel shuffle followed by a chunk makes torch-pruning's reshape mapping divide by zero on the
 whole model; its branches trace alone, so channels go inside them while every block's input and output widths
@@ -50,4 +50,11 @@ def test_torchvision_shufflenet_passes_the_structured_stage():
     torch.manual_seed(0)
     model = tv.models.shufflenet_v2_x0_5(num_classes=5).eval()
     outcome = run_stage("structured30", model, torch.zeros(1, 3, 32, 32))
+    assert outcome.status == "pass" and "blocks that trace alone" in outcome.note, outcome
+
+
+def test_reconvene_removes_channels_inside_shufflenets_blocks():
+    torch.manual_seed(0)
+    model = tv.models.shufflenet_v2_x0_5(num_classes=5).eval()
+    outcome = run_stage("reconvene90", model, torch.zeros(1, 3, 32, 32))
     assert outcome.status == "pass" and "blocks that trace alone" in outcome.note, outcome

@@ -11,6 +11,7 @@ blocks never sees a width change.
 
 from __future__ import annotations
 
+import re
 from typing import Callable, TypeVar
 
 import torch
@@ -76,4 +77,30 @@ def find(model: nn.Module, example: torch.Tensor, trace: Callable[[nn.Module, to
     return found
 
 
-__all__ = ["find", "recorded_inputs"]
+def whole_or_blocks(model: nn.Module, example: torch.Tensor, trace: Callable[[nn.Module, torch.Tensor], T]
+                    ) -> tuple[dict[str, tuple[torch.Tensor, T]], ModelError | None]:
+    """``({"": (example, trace(model, example))}, None)`` when the whole model traces; else the blocks of
+    :func:`find` and the whole model's ModelError (raised again when no block traces)."""
+    try:
+        return {"": (example, trace(model, example))}, None
+    except ModelError as exc:
+        parts = find(model, example, trace)
+        if not parts:
+            raise
+        return parts, exc
+
+
+def note(blocks: int, error: ModelError) -> str:
+    """One line: pruned inside ``blocks`` blocks, because of ``error`` (the whole model's failure)."""
+    reason = re.sub(r"; [^;]* cannot prune this model$", "", str(error))
+    return f"pruned inside {blocks} blocks that trace alone, their input and output widths kept ({reason})"
+
+
+def adopt(module: nn.Module, source: nn.Module) -> None:
+    """``module`` takes ``source``'s submodules, parameters and attributes (its parent and callers keep the
+    object, and see the result in place)."""
+    module.__dict__.clear()
+    module.__dict__.update(source.__dict__)
+
+
+__all__ = ["adopt", "find", "note", "recorded_inputs", "whole_or_blocks"]

@@ -5,7 +5,9 @@
   Layers pruned harder than the average are *insensitive*.
 * :func:`rectify` (RLR) — insensitive layers (residual-coupled layers as one group) lose output channels
   physically through torch-pruning's dependency graph (:mod:`edgeprune.prune.channels`), consumers lose the
-  matching inputs, changed layers are re-initialised, sensitive layers keep their (sliced) masks.
+  matching inputs, changed layers are re-initialised, sensitive layers keep their (sliced) masks. A model
+  torch-pruning cannot trace as a whole loses channels inside its blocks that trace alone
+  (:mod:`edgeprune.prune.blocks`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import copy
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
+from edgeprune.prune import blocks as blocks_lib
 from edgeprune.prune.channels import ChannelGroup, Unbounded, bounded_groups, build_graph, coupled_groups, remove_channels
 from edgeprune.prune.masks import Masks, apply_masks
 
@@ -264,15 +267,9 @@ def rectify(
         )
     t0 = time.perf_counter()
     pse = evaluate_sensitivity(masks, convs, weighted=weighted)
-    graph = build_graph(model, example_input)
-    with bounded_groups(model, graph, "Reconvene's structured step"):
-        try:
-            groups = coupled_groups(model, example_input, graph=graph)
-        except (ConfigError, Unbounded):
-            raise
-        except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures, e.g. GCViT's ZeroDivisionError)
-            raise ModelError(f"torch-pruning cannot group the channels of {type(model).__name__} "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    parts, whole_error = blocks_lib.whole_or_blocks(model, example_input, _traced)
+    groups = [replace(g, members=[_full(p, m) for m in g.members], consumers=[_full(p, m) for m in g.consumers],
+                      norms=[_full(p, m) for m in g.norms]) for p, (_, (_, part)) in parts.items() for g in part]
     sizes = {n: masks[n].numel() for n in convs}
 
     decisions: list[GroupDecision] = []
@@ -294,7 +291,8 @@ def rectify(
         if not insensitive:
             decision.reason = "sensitive"
         elif group.protected:
-            decision.reason = "produces the model output"
+            decision.reason = "produces the model output" if not whole_error else \
+                "sets the width of its block's output or input"
         elif len(members) != len(group.members):
             decision.reason = "coupled with a non-conv layer"
         else:
@@ -324,8 +322,19 @@ def rectify(
         decision.reason = f"{keep}{'/' + width if keep == 'score_mass' else ''}: kept {decision.channels_after}/{group.channels} channels"
         plan[decision.members[0]] = removed
 
-    with bounded_groups(model, graph, "Reconvene's structured step"):
-        model, removed_idx = _remove_checked(model, example_input, plan, graph, decisions)
+    removed_idx = {}
+    for prefix, (part_input, (graph, _)) in parts.items():
+        block = dict(model.named_modules())[prefix]
+        cut = len(prefix) + 1 if prefix else 0
+        part_plan = {root[cut:]: idxs for root, idxs in plan.items() if _full(prefix, root[cut:]) == root}
+        with bounded_groups(block, graph, "Reconvene's structured step"):
+            pruned, removed = _remove_checked(block, part_input, part_plan, graph, decisions, prefix)
+        if pruned is not block:
+            blocks_lib.adopt(block, pruned)
+        removed_idx.update({_full(prefix, n): r for n, r in removed.items()})
+    if whole_error and (error := _runs(model, example_input)):
+        raise ModelError(f"Reconvene cannot prune {type(model).__name__}: removing channels inside its blocks breaks "
+                         f"the model ({error})")
     structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
 
     # masks: drop the density-matched layers (now dense), slice the others to their new shapes
@@ -383,9 +392,28 @@ def rectify(
         "removed": removed_idx,
         "rectify_seconds": time.perf_counter() - t0,
     }
+    if whole_error:
+        info["blocks"] = blocks_lib.note(len(parts), whole_error)
     if not structured_members:
         info["nothing_removed"] = _why_nothing(decisions)
     return model, new_masks, info
+
+
+def _traced(model: nn.Module, example_input: torch.Tensor):
+    """torch-pruning's graph of ``model`` and its coupled groups, or a one-line ModelError."""
+    graph = build_graph(model, example_input)
+    with bounded_groups(model, graph, "Reconvene's structured step"):
+        try:
+            return graph, coupled_groups(model, example_input, graph=graph)
+        except (ConfigError, Unbounded):
+            raise
+        except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures, e.g. GCViT's ZeroDivisionError)
+            raise ModelError(f"torch-pruning cannot group the channels of {type(model).__name__} "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def _full(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
 
 
 def _why_nothing(decisions: list[GroupDecision]) -> str:
@@ -413,7 +441,7 @@ def _runs(model: nn.Module, example_input: torch.Tensor) -> str | None:
 
 
 def _remove_checked(model: nn.Module, example_input: torch.Tensor, plan: dict, graph,
-                    decisions: list[GroupDecision]) -> tuple[nn.Module, dict]:
+                    decisions: list[GroupDecision], prefix: str = "") -> tuple[nn.Module, dict]:
     """Remove ``plan``'s channels and check that the model still runs. If torch-pruning fails, or the model
     does not run afterwards (a coupling torch-pruning cannot see: a reshape to a hard-coded width, as PVT's
     spatial reduction), the planned groups are bisected on copies; the ones that break the model are left
@@ -427,7 +455,7 @@ def _remove_checked(model: nn.Module, example_input: torch.Tensor, plan: dict, g
         return model, removed
     broken = _find_broken(backup, example_input, list(plan.items()), error, time.perf_counter() + SEARCH_SECONDS)
     for d in decisions:
-        if d.members[0] in broken:
+        if d.members[0] in {_full(prefix, root) for root in broken}:
             d.structured, d.channels_after = False, d.channels_before
             d.reason = f"coupled in a way torch-pruning cannot handle (pruning it breaks the model: {broken[d.members[0]]})"
     kept_plan = {root: idxs for root, idxs in plan.items() if root not in broken}

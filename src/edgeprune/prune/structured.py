@@ -143,16 +143,10 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
     A model torch-pruning cannot trace as a whole is planned inside its blocks that trace alone
     (:mod:`edgeprune.prune.blocks`; no attention heads then), or refused if none has a prunable group.
     """
-    skipped = []
-    try:
-        parts = {"": (example, _traced(model, example))}
-    except ModelError as exc:
-        parts = blocks_lib.find(model, example, _traced)
-        if not any(not g.protected for _, (_, groups) in parts.values() for g in groups):
-            raise
-        reason = str(exc).split("; structured pruning cannot")[0]
-        skipped.append(f"pruned inside {len(parts)} blocks that trace alone, their input and output widths kept "
-                       f"({reason})")
+    parts, error = blocks_lib.whole_or_blocks(model, example, _traced)
+    if error and not any(not g.protected for _, (_, groups) in parts.values() for g in groups):
+        raise error
+    skipped = [blocks_lib.note(len(parts), error)] if error else []
     modules = dict(model.named_modules())
     groups, protected, channels, failed = [], set(), {}, []
     for prefix, (_, (graph, part)) in parts.items():
@@ -241,12 +235,12 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
             first = first or ModelError(f"structured pruning of {type(model).__name__} removed nothing")
             continue
         if candidate is not model:
-            _adopt(model, candidate)
+            blocks_lib.adopt(model, candidate)
         for m, training in zip(model.modules(), modes):  # (mixed train/eval modes survive)
             m.training = training
         structure.retry = i
         return Widths(widths, structure.skipped + skipped + widths.skipped)
-    _adopt(model, original)  # the failed first attempt may have left it half pruned
+    blocks_lib.adopt(model, original)  # the failed first attempt may have left it half pruned
     raise first
 
 
@@ -263,12 +257,6 @@ def _copy(model: nn.Module) -> nn.Module:
     for m, training in zip(twin.modules(), modes):
         m.training = training
     return twin
-
-
-def _adopt(model: nn.Module, source: nn.Module) -> None:
-    """``model`` takes ``source``'s modules, parameters and attributes (so callers see the result in place)."""
-    model.__dict__.clear()
-    model.__dict__.update(source.__dict__)
 
 
 def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fractions: dict[str, float],
@@ -358,7 +346,7 @@ def _prune_blocks(model: nn.Module, example: torch.Tensor, structure: StructureP
             notes += _prune(block, block_input, sub, inside(fractions), inside(scores) or None, round_to,
                             _output_shape(block, block_input)).skipped
         except ModelError:
-            _adopt(block, backup)
+            blocks_lib.adopt(block, backup)
             kept.append(name)
     _check_still_runs(model, example, type(model).__name__, shape)
     if kept:

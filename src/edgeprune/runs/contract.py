@@ -208,7 +208,8 @@ def stage_reconvene(model, example, shape, budget: float = 0.9) -> str:
         raise NothingRemoved(info.get("nothing_removed") or "no layer lost channels")
     if after >= before:
         raise AssertionError(f"reconvene: layers {info['structured'][:3]} structured but params {before} -> {after}")
-    return f"params {before} -> {after} ({len(info['structured'])} layers)"
+    note = f"params {before} -> {after} ({len(info['structured'])} layers)"
+    return f"{note}; {info['blocks']}" if "blocks" in info else note
 
 
 def stage_onnx(model, example, shape) -> str:
