@@ -12,6 +12,7 @@ blocks never sees a width change.
 from __future__ import annotations
 
 import re
+import time
 from typing import Callable, TypeVar
 
 import torch
@@ -21,6 +22,7 @@ from edgeprune.errors import ModelError
 from edgeprune.prune.channels import ROOT_TYPES
 
 T = TypeVar("T")
+SEARCH_SECONDS = 20.0  # CPU time for finding blocks (the zoo contract gives a whole stage 60 s)
 
 
 def _has_layers(module: nn.Module) -> bool:
@@ -54,14 +56,19 @@ def recorded_inputs(model: nn.Module, example: torch.Tensor) -> dict[str, torch.
     return {n: c[0] for n, c in calls.items() if len(c) == 1 and c[0] is not None}
 
 
-def find(model: nn.Module, example: torch.Tensor, trace: Callable[[nn.Module, torch.Tensor], T]) -> dict[str, tuple[torch.Tensor, T]]:
+def find(model: nn.Module, example: torch.Tensor, trace: Callable[[nn.Module, torch.Tensor], T],
+         seconds: float = SEARCH_SECONDS) -> tuple[dict[str, tuple[torch.Tensor, T]], bool]:
     """The largest submodules of ``model`` that ``trace(block, its input)`` accepts (it raises ModelError on the
-    others, whose children are tried next): block name -> (its recorded input, what ``trace`` returned)."""
+    others, whose children are tried next): ``({block name: (its recorded input, what trace returned)},
+    complete)``; the search stops after ``seconds`` of CPU time (``complete`` False: later blocks not tried)."""
     inputs = recorded_inputs(model, example)
     found: dict[str, tuple[torch.Tensor, T]] = {}
+    stop = time.process_time() + seconds
 
-    def visit(module: nn.Module, prefix: str) -> None:
+    def visit(module: nn.Module, prefix: str) -> bool:
         for child, sub in module.named_children():
+            if time.process_time() > stop:
+                return False
             name = f"{prefix}.{child}" if prefix else child
             if isinstance(sub, ROOT_TYPES) or not _has_layers(sub):
                 continue
@@ -71,29 +78,29 @@ def find(model: nn.Module, example: torch.Tensor, trace: Callable[[nn.Module, to
                     continue
                 except ModelError:
                     pass
-            visit(sub, name)
+            if not visit(sub, name):
+                return False
+        return True
 
-    visit(model, "")
-    return found
+    complete = visit(model, "")
+    return found, complete
 
 
 def whole_or_blocks(model: nn.Module, example: torch.Tensor, trace: Callable[[nn.Module, torch.Tensor], T]
-                    ) -> tuple[dict[str, tuple[torch.Tensor, T]], ModelError | None]:
-    """``({"": (example, trace(model, example))}, None)`` when the whole model traces; else the blocks of
-    :func:`find` and the whole model's ModelError (raised again when no block traces)."""
+                    ) -> tuple[dict[str, tuple[torch.Tensor, T]], str]:
+    """``({"": (example, trace(model, example))}, "")`` when the whole model traces; else the blocks of
+    :func:`find` and a one-line note saying so and why. ``trace`` returns (graph, channel groups); when no block
+    has a group that may lose channels, the whole model's ModelError is raised again."""
     try:
-        return {"": (example, trace(model, example))}, None
+        return {"": (example, trace(model, example))}, ""
     except ModelError as exc:
-        parts = find(model, example, trace)
-        if not parts:
+        parts, complete = find(model, example, trace)
+        if not any(not g.protected for _, (_, groups) in parts.values() for g in groups):
             raise
-        return parts, exc
-
-
-def note(blocks: int, error: ModelError) -> str:
-    """One line: pruned inside ``blocks`` blocks, because of ``error`` (the whole model's failure)."""
-    reason = re.sub(r"; [^;]* cannot prune this model$", "", str(error))
-    return f"pruned inside {blocks} blocks that trace alone, their input and output widths kept ({reason})"
+        reason = re.sub(r"; [^;]* cannot prune this model$", "", str(exc))
+        stopped = "" if complete else f", the search for blocks stopped after {SEARCH_SECONDS:g} s of CPU time"
+        return parts, (f"pruned inside {len(parts)} blocks that trace alone, their input and output widths kept "
+                       f"({reason}{stopped})")
 
 
 def adopt(module: nn.Module, source: nn.Module) -> None:
@@ -103,4 +110,4 @@ def adopt(module: nn.Module, source: nn.Module) -> None:
     module.__dict__.update(source.__dict__)
 
 
-__all__ = ["adopt", "find", "note", "recorded_inputs", "whole_or_blocks"]
+__all__ = ["adopt", "find", "recorded_inputs", "whole_or_blocks"]

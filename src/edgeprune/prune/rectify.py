@@ -267,7 +267,7 @@ def rectify(
         )
     t0 = time.perf_counter()
     pse = evaluate_sensitivity(masks, convs, weighted=weighted)
-    parts, whole_error = blocks_lib.whole_or_blocks(model, example_input, _traced)
+    parts, in_blocks = blocks_lib.whole_or_blocks(model, example_input, _traced)
     groups = [replace(g, members=[_full(p, m) for m in g.members], consumers=[_full(p, m) for m in g.consumers],
                       norms=[_full(p, m) for m in g.norms]) for p, (_, (_, part)) in parts.items() for g in part]
     sizes = {n: masks[n].numel() for n in convs}
@@ -291,7 +291,7 @@ def rectify(
         if not insensitive:
             decision.reason = "sensitive"
         elif group.protected:
-            decision.reason = "produces the model output" if not whole_error else \
+            decision.reason = "produces the model output" if not in_blocks else \
                 "sets the width of its block's output or input"
         elif len(members) != len(group.members):
             decision.reason = "coupled with a non-conv layer"
@@ -332,7 +332,7 @@ def rectify(
         if pruned is not block:
             blocks_lib.adopt(block, pruned)
         removed_idx.update({_full(prefix, n): r for n, r in removed.items()})
-    if whole_error and (error := _runs(model, example_input)):
+    if in_blocks and (error := _runs(model, example_input)):
         raise ModelError(f"Reconvene cannot prune {type(model).__name__}: removing channels inside its blocks breaks "
                          f"the model ({error})")
     structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
@@ -392,8 +392,8 @@ def rectify(
         "removed": removed_idx,
         "rectify_seconds": time.perf_counter() - t0,
     }
-    if whole_error:
-        info["blocks"] = blocks_lib.note(len(parts), whole_error)
+    if in_blocks:
+        info["blocks"] = in_blocks
     if not structured_members:
         info["nothing_removed"] = _why_nothing(decisions)
     return model, new_masks, info

@@ -143,10 +143,8 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
     A model torch-pruning cannot trace as a whole is planned inside its blocks that trace alone
     (:mod:`edgeprune.prune.blocks`; no attention heads then), or refused if none has a prunable group.
     """
-    parts, error = blocks_lib.whole_or_blocks(model, example, _traced)
-    if error and not any(not g.protected for _, (_, groups) in parts.values() for g in groups):
-        raise error
-    skipped = [blocks_lib.note(len(parts), error)] if error else []
+    parts, note = blocks_lib.whole_or_blocks(model, example, _traced)
+    skipped = [note] if note else []
     modules = dict(model.named_modules())
     groups, protected, channels, failed = [], set(), {}, []
     for prefix, (_, (graph, part)) in parts.items():
