@@ -1,8 +1,8 @@
 """Where structured pruning works when torch-pruning cannot trace a model as a whole: inside its blocks.
 
-ShuffleNet's channel shuffle (a 5-d view whose index mapping divides by zero), Swin's shifted windows and
-MaxViT's grid attention (dependency searches that do not terminate), concatenations torch-pruning cannot size:
-the model fails, yet its blocks trace alone -- ShuffleNet's branches, Swin's MLPs, MaxViT's MBConvs. :func:`find`
+ShuffleNet's channel shuffle (a 5-d view whose index mapping divides by zero), Swin's shifted windows (a
+dependency search that does not terminate), CSPNet's and DPN's concatenations torch-pruning cannot size: the
+model fails, yet its blocks trace alone -- ShuffleNet's branches, Swin's MLPs, DPN's blocks. :func:`find`
 walks the module tree from the top and keeps the largest submodules that trace alone on the input they receive
 in the model's forward. Structured pruning then removes channels inside each block with the block's input and
 output widths kept (torch-pruning protects the layers producing a block's output), so the model around the
@@ -22,7 +22,7 @@ from edgeprune.errors import ModelError
 from edgeprune.prune.channels import ROOT_TYPES
 
 T = TypeVar("T")
-SEARCH_SECONDS = 20.0  # CPU time for finding blocks (the zoo contract gives a whole stage 60 s)
+SEARCH_SECONDS = 30.0  # CPU time for the whole-model trace and finding blocks (the zoo contract gives a stage 60 s)
 
 
 def _has_layers(module: nn.Module) -> bool:
@@ -60,9 +60,11 @@ def find(model: nn.Module, example: torch.Tensor, trace: Callable[[nn.Module, to
          seconds: float = SEARCH_SECONDS) -> tuple[dict[str, tuple[torch.Tensor, T]], bool]:
     """The largest submodules of ``model`` that ``trace(block, its input)`` accepts (it raises ModelError on the
     others, whose children are tried next): ``({block name: (its recorded input, what trace returned)},
-    complete)``; the search stops after ``seconds`` of CPU time (``complete`` False: later blocks not tried)."""
+    complete)``; the search stops after ``seconds`` of CPU time (``complete`` False: later blocks not tried). A class
+    (other than ``nn.Sequential``) that failed to trace once is not traced again: its instances' children are tried."""
     inputs = recorded_inputs(model, example)
     found: dict[str, tuple[torch.Tensor, T]] = {}
+    failed: set[type] = {type(model)}
     stop = time.process_time() + seconds
 
     def visit(module: nn.Module, prefix: str) -> bool:
@@ -72,12 +74,13 @@ def find(model: nn.Module, example: torch.Tensor, trace: Callable[[nn.Module, to
             name = f"{prefix}.{child}" if prefix else child
             if isinstance(sub, ROOT_TYPES) or not _has_layers(sub):
                 continue
-            if name in inputs:
+            if name in inputs and type(sub) not in failed:  # (a class that failed once fails again: Swin's blocks)
                 try:
                     found[name] = (inputs[name], trace(sub, inputs[name]))
                     continue
                 except ModelError:
-                    pass
+                    if not isinstance(sub, nn.Sequential):  # a container's outcome depends on what it holds
+                        failed.add(type(sub))
             if not visit(sub, name):
                 return False
         return True
@@ -91,14 +94,18 @@ def whole_or_blocks(model: nn.Module, example: torch.Tensor, trace: Callable[[nn
     """``({"": (example, trace(model, example))}, "")`` when the whole model traces; else the blocks of
     :func:`find` and a one-line note saying so and why. ``trace`` returns (graph, channel groups); when no block
     has a group that may lose channels, the whole model's ModelError is raised again."""
+    started = time.process_time()
     try:
         return {"": (example, trace(model, example))}, ""
     except ModelError as exc:
-        parts, complete = find(model, example, trace)
+        left = SEARCH_SECONDS - (time.process_time() - started)
+        if left <= 0:  # a model whose failed trace alone took that long (MaxViT at 224 px) is refused as it was
+            raise
+        parts, complete = find(model, example, trace, left)
         if not any(not g.protected for _, (_, groups) in parts.values() for g in groups):
             raise
         reason = re.sub(r"; [^;]* cannot prune this model$", "", str(exc))
-        stopped = "" if complete else f", the search for blocks stopped after {SEARCH_SECONDS:g} s of CPU time"
+        stopped = "" if complete else f", the search for blocks stopped at {SEARCH_SECONDS:g} s of CPU time"
         return parts, (f"pruned inside {len(parts)} blocks that trace alone, their input and output widths kept "
                        f"({reason}{stopped})")
 

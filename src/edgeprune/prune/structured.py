@@ -13,7 +13,7 @@ pruned model is an ordinary, smaller ``nn.Module``. This module only translates 
 * :func:`prune_channels` removes the channels in place: each group loses its lowest-importance
   ``fraction`` of channels (rounded down to ``round_to`` widths); attention layers lose whole heads (their
   q/k/v never lose channels otherwise); an ``nn.MultiheadAttention`` narrows every head alike with the stream.
-  A model torch-pruning cannot trace as a whole (ShuffleNet, Swin, MaxViT) is pruned inside its blocks that
+  A model torch-pruning cannot trace as a whole (ShuffleNet, Swin, CSPNet, DPN) is pruned inside its blocks that
   trace alone, their input and output widths kept (:mod:`edgeprune.prune.blocks`).
   When torch-pruning fails on the full plan, or the pruned model no longer runs, it retries on a fresh copy
   with more layers kept whole (:mod:`edgeprune.prune.fallback`) and says what it kept (:class:`Widths`).
