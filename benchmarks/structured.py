@@ -224,18 +224,18 @@ def main() -> None:
     baselines, finals = {}, {"dense": dense, "ours (chosen)": ours.model}
     for importance in ("magnitude", "taylor"):
         for global_pruning in (False, True):
-            name = f"TP {importance} {'global' if global_pruning else 'uniform'}"
+            label = f"TP {importance} {'global' if global_pruning else 'uniform'}"
             t0 = time.perf_counter()
             model, ratio, met = calibrate_tp(dense, example, shape, importance, global_pruning, limit_ms,
                                              budget.batch, batches)
             pruned_val = accuracy(model, splits.val)
             fit(model, splits.train, splits.val, recipe.replace(seed=args.seed), teacher=dense, progress=False)
-            baselines[name] = {"ratio": ratio, "budget_met": met, "val_acc_pruned": pruned_val,
+            baselines[label] = {"ratio": ratio, "budget_met": met, "val_acc_pruned": pruned_val,
                                "val_acc": accuracy(model, splits.val), "test_acc": accuracy(model, splits.test),
                                "params": param_count(model), "macs": macs(model, example).dense,
                                "seconds": time.perf_counter() - t0}
-            finals[name] = model
-            print(name, baselines[name], flush=True)
+            finals[label] = model
+            print(label, baselines[label], flush=True)
 
     device = side_by_side(finals, shape)
     base = device["dense"]
@@ -274,9 +274,9 @@ def main() -> None:
              "",
              "| model | val % | test % | params | MACs | ms b1 | × b1 | ms b32 | × b32 | ONNX kB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, val, test, params, m in rows:
-        d = device[name]
-        lines.append(f"| {name} | {100 * val:.2f} | {100 * test:.2f} | {params:,} | {m:,} | {d['ms_b1']:.3f} | "
+    for label, val, test, params, m in rows:
+        d = device[label]
+        lines.append(f"| {label} | {100 * val:.2f} | {100 * test:.2f} | {params:,} | {m:,} | {d['ms_b1']:.3f} | "
                      f"{d['speedup_b1']:.2f} | {d['ms_b32']:.2f} | {d['speedup_b32']:.2f} | {d['onnx_bytes'] / 1e3:,.1f} |")
     lines += ["", f"Speed-up per MAC saved (ours, chosen, batch 1): {result['speedup_per_mac_saved_chosen']:.2f}. "
               f"Total run time {result['seconds'] / 60:.1f} min."]
