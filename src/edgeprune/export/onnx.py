@@ -40,6 +40,8 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 EXPORTER = "torch.onnx.export(dynamo=True)"
 
 
+PROTOBUF_LIMIT = 2**31  # bytes: one protobuf message, hence one .onnx file without external data
+
 def check_opset(opset: int) -> int:
     """Return ``opset`` if the exporter and ONNX Runtime here support it, else a ConfigError naming the range."""
     lo, hi = OPSET_RANGE
@@ -139,6 +141,10 @@ def export_onnx(
     example = torch.randn(2 if batch == "dynamic" else batch, *shape)
     dynamic = ({0: torch.export.Dim("batch", min=1)},) if batch == "dynamic" else None
     name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
+    weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if weights >= PROTOBUF_LIMIT:
+        raise ModelError(f"model {name!r} has {weights / 1e9:.2f} GB of weights, over ONNX's 2 GB single-file limit "
+                         "(protobuf); edgeprune keeps weights inside the .onnx file, so it cannot export this model")
     was_training = model.training
     model.eval()
     start = time.perf_counter()
