@@ -218,7 +218,7 @@ def main(argv=None) -> None:
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--stages", default=",".join(STAGES), help="stages a worker runs (comma-separated)")
     parser.add_argument("--redo", help="re-run these stages (comma-separated) of finished models where they did not "
-                                       "pass, keeping the other stages' results; then run the models not yet done")
+                                       "pass and applied, keeping the other stages' results; then run the models not yet done")
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, tuple(args.stages.split(",")))), flush=True)
@@ -231,7 +231,7 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f"--redo: unknown stage(s) {sorted(unknown)}; allowed: {', '.join(STAGES)}")
     again = [s for s in specs if s in done and done[s].get("build") == "ok"
-             and any(done[s]["stages"].get(stage, {}).get("status") != "pass" for stage in redo)]
+             and any(done[s]["stages"].get(stage, {}).get("status") not in ("pass", "n/a") for stage in redo)]
     todo = again + [s for s in specs if s not in done]
     print(f"{len(specs)} models, {len(done)} done, {len(again)} to redo ({','.join(redo)}), "
           f"{len(todo) - len(again)} to run", flush=True)
@@ -244,7 +244,7 @@ def main(argv=None) -> None:
             return None
         if spec in done:
             old = done[spec]
-            stages = tuple(st for st in redo if old["stages"].get(st, {}).get("status") != "pass")
+            stages = tuple(st for st in redo if old["stages"].get(st, {}).get("status") not in ("pass", "n/a"))
             new = run_one(spec, args.time_box, stages)
             if new.get("build") != "ok":  # the earlier row stands
                 print(f"{spec}: redo not run: {new.get('build')}: {new.get('note')}", flush=True)
