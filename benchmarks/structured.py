@@ -56,12 +56,12 @@ def onnx_latency(model, shape, batch: int, runs: int = 20) -> float:
         return ort_latency(path, batch_size=batch, runs=runs, threads=1)["median_ms"]
 
 
-def tp_prune(dense, example, importance: str, global_pruning: bool, ratio: float, batches=None):
+def tp_prune(dense, example, importance: str, global_pruning: bool, ratio: float, batches=None, round_to=None):
     model = copy.deepcopy(dense).eval()
     imp = tp.importance.GroupMagnitudeImportance(p=2) if importance == "magnitude" else tp.importance.GroupTaylorImportance()
     outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == example_classes(dense, example)]
     pruner = tp.pruner.BasePruner(model, example, importance=imp, pruning_ratio=ratio, global_pruning=global_pruning,
-                                  ignored_layers=outputs, max_pruning_ratio=0.95)
+                                  ignored_layers=outputs, max_pruning_ratio=0.95, round_to=round_to)
     if importance == "taylor":
         model.zero_grad()
         for x, y in batches:
@@ -76,15 +76,15 @@ def example_classes(model, example) -> int:
         return int(model.eval()(example).shape[-1])
 
 
-def calibrate_tp(dense, example, shape, importance, global_pruning, limit_ms, batch, batches, steps=6):
+def calibrate_tp(dense, example, shape, importance, global_pruning, limit_ms, batch, batches, steps=6, round_to=None):
     """The smallest pruning ratio whose measured latency fits ``limit_ms`` (bisection, like ours)."""
     lo, hi = 0.0, 0.85  # above this, groups of 8 channels would lose all and Torch-Pruning skips them
-    best = tp_prune(dense, example, importance, global_pruning, hi, batches)
+    best = tp_prune(dense, example, importance, global_pruning, hi, batches, round_to)
     if onnx_latency(best, shape, batch) > limit_ms:
         return best, hi, False
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        model = tp_prune(dense, example, importance, global_pruning, mid, batches)
+        model = tp_prune(dense, example, importance, global_pruning, mid, batches, round_to)
         if onnx_latency(model, shape, batch) <= limit_ms:
             hi, best = mid, model
         else:
@@ -117,9 +117,11 @@ def collect(name: str) -> None:
             if p.exists()]
     if len(runs) < 2:
         sys.exit(f"--collect needs at least two seeds of {name}, found {len(runs)}")
-    same = {k: v for k, v in runs[0]["settings"].items() if k not in ("seeds", "note")}
+    def setting(run):  # (files written before --round-to existed ran with 1)
+        return {k: v for k, v in {"round_to": 1, **run["settings"]}.items() if k not in ("seeds", "note")}
+    same = setting(runs[0])
     for run in runs[1:]:
-        other = {k: v for k, v in run["settings"].items() if k not in ("seeds", "note")}
+        other = setting(run)
         if other != same:
             sys.exit(f"--collect: the seeds of {name} ran with different settings: {same} vs {other}")
     seeds = [run["settings"]["seeds"][0] for run in runs]
@@ -186,10 +188,12 @@ def main() -> None:
     p.add_argument("--criteria", default="magnitude,product")
     p.add_argument("--strategies", default="balanced,late_heavy,early_heavy,param_prop")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--round-to", type=int, default=1, help="kept widths are multiples of it (ours and Torch-Pruning)")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files of this setting")
     args = p.parse_args()
     kwargs = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.arg)}
     name = f"structured_{args.model}" + ("_" + "_".join(f"{k}{v}" for k, v in kwargs.items()) if kwargs else "")
+    name += f"_r{args.round_to}" if args.round_to > 1 else ""
     if args.collect:
         return collect(name)
     torch.set_num_threads(1)
@@ -213,7 +217,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ours = edgeprune.prune(dense, splits, method="mix_and_match", budget=budget, finetune=args.epochs, seed=args.seed,
                            granularity="channel", criteria=args.criteria.split(","),
-                           strategies=args.strategies.split(","), calib_batches=4)
+                           strategies=args.strategies.split(","), calib_batches=4, round_to=args.round_to)
     ours_seconds = time.perf_counter() - t0
     limit_ms = next(r["decided"]["limit"] for r in ours.candidates if r.get("status") == "ok")
     print(f"ours: {len(ours.candidates)} candidates, {ours_seconds:.0f}s, limit {limit_ms:.3f} ms", flush=True)
@@ -227,7 +231,7 @@ def main() -> None:
             label = f"TP {importance} {'global' if global_pruning else 'uniform'}"
             t0 = time.perf_counter()
             model, ratio, met = calibrate_tp(dense, example, shape, importance, global_pruning, limit_ms,
-                                             budget.batch, batches)
+                                             budget.batch, batches, round_to=args.round_to if args.round_to > 1 else None)
             pruned_val = accuracy(model, splits.val)
             fit(model, splits.train, splits.val, recipe.replace(seed=args.seed), teacher=dense, progress=False)
             baselines[label] = {"ratio": ratio, "budget_met": met, "val_acc_pruned": pruned_val,
@@ -247,7 +251,7 @@ def main() -> None:
         "model": args.model, "model_args": kwargs, "budget": str(budget), "limit_ms": limit_ms,
         "settings": {"mnist_train_val_images": args.limit, "dense_epochs": args.dense_epochs,
                      "finetune_epochs": args.epochs, "seeds": [args.seed], "criteria": args.criteria,
-                     "strategies": args.strategies, "threads": 1,
+                     "strategies": args.strategies, "threads": 1, "round_to": args.round_to,
                      "note": "one seed per invocation; --collect combines the seeds"},
         "dense": {"test_acc": dense_test, "val_acc": accuracy(dense, splits.val), "params": param_count(dense),
                   "macs": dense_macs},
