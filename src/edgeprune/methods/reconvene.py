@@ -42,17 +42,15 @@ from edgeprune.errors import ConfigError, check_fraction
 from edgeprune.measure.size import prunable_weights
 from edgeprune.prune.masks import Masks, global_masks
 from edgeprune.prune.rectify import (  # noqa: F401  (re-exported: the pipeline's pieces in one namespace)
-    CONV_TYPES,
     GROUP_RULES,
     KEEP_RULES,
     REINIT_RULES,
     WIDTH_RULES,
-    Sensitivity,
     check_options,
     default_reinit,
-    evaluate_sensitivity,
     rectify,
 )
+from edgeprune.prune.sensitivity import CONV_TYPES, Sensitivity, evaluate_sensitivity  # noqa: F401  (re-exported)
 
 PAI_SCORES = ("synflow", "snip", "grasp", "magnitude", "random")
 #: criteria that need calibration batches

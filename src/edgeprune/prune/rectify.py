@@ -1,9 +1,6 @@
-"""Reconvene's structured step on a PaI mask: the Pruning Sensitivity Evaluator and the Resilient Layer Rectifier.
+"""Reconvene's structured step on a PaI mask: the Resilient Layer Rectifier.
 
-* :func:`evaluate_sensitivity` (PSE) — each conv layer's UPaI sparsity against the average (by default the
-  unweighted mean of the conv layers' sparsities; ``weighted=True``: the parameter-weighted one, ``p``).
-  Layers pruned harder than the average are *insensitive*.
-* :func:`rectify` (RLR) — insensitive layers (residual-coupled layers as one group) lose output channels
+* :func:`rectify` (RLR), after the Pruning Sensitivity Evaluator (:mod:`edgeprune.prune.sensitivity`) — insensitive layers (residual-coupled layers as one group) lose output channels
   physically through torch-pruning's dependency graph (:mod:`edgeprune.prune.channels`), consumers lose the
   matching inputs, changed layers are re-initialised, sensitive layers keep their (sliced) masks. A model
   torch-pruning cannot trace as a whole loses channels inside its blocks that trace alone
@@ -14,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
@@ -26,12 +22,12 @@ from edgeprune.errors import ConfigError, ModelError
 from edgeprune.prune import blocks as blocks_lib
 from edgeprune.prune.channels import ChannelGroup, Unbounded, bounded_groups, build_graph, coupled_groups, remove_channels
 from edgeprune.prune.masks import Masks, apply_masks
+from edgeprune.prune.sensitivity import CONV_TYPES, conv_weight_names, evaluate_sensitivity
 
 KEEP_RULES = ("score_mass", "zero_filters")
 GROUP_RULES = ("pooled", "all")
 WIDTH_RULES = ("density", "sqrt")
 REINIT_RULES = ("changed", "all", "none")
-CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 SEARCH_SECONDS = 20.0  # time for bisecting the groups that break a model (each try traces a copy)
 
 
@@ -50,59 +46,6 @@ def check_options(keep: str, group_rule: str, width: str, round_to: int, reinit:
     check_choice("reinit", reinit, REINIT_RULES)
     if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
         raise ConfigError(f"round_to must be an integer >= 1 (channel multiple), got {round_to!r}")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Pruning Sensitivity Evaluator
-# ---------------------------------------------------------------------------------------------------
-
-
-def conv_weight_names(model: nn.Module) -> list[str]:
-    """Parameter names of the conv weights (the subject of the structured step), in module order."""
-    return [f"{n}.weight" for n, m in model.named_modules() if n and isinstance(m, CONV_TYPES)]
-
-
-@dataclass
-class Sensitivity:
-    """PSE verdict: the average the layers are compared with and each conv layer's sparsity."""
-
-    average: float
-    weighted: bool
-    sparsity: dict[str, float]  # conv weight name -> fraction pruned by the UPaI mask
-    insensitive: dict[str, bool]  # conv weight name -> pruned harder than the average
-
-    @property
-    def insensitive_layers(self) -> list[str]:
-        return [n for n, v in self.insensitive.items() if v]
-
-
-def evaluate_sensitivity(masks: Masks, conv_layers: Sequence[str], *, weighted: bool = False) -> Sensitivity:
-    """Classify each conv layer in ``conv_layers`` (weight names) against the global average sparsity.
-
-    ``weighted=True``: the average is the parameter-weighted sparsity of ALL masked weights (conv and
-    linear), i.e. the global target ``p``. ``weighted=False``: the unweighted mean of the conv layers'
-    sparsities. A layer is insensitive when its sparsity is strictly greater than the average.
-    """
-    missing = [n for n in conv_layers if n not in masks]
-    if missing:
-        raise ConfigError(f"no mask for conv layer {missing[0]!r}")
-    if not conv_layers:
-        raise ConfigError("no conv layer to evaluate")
-    kept = {n: int(m.count_nonzero()) for n, m in masks.items()}  # counted once: masks can hold 10^7 entries
-    per_layer = {n: 1.0 - kept[n] / masks[n].numel() for n in conv_layers}
-    if weighted:
-        total = sum(m.numel() for m in masks.values())
-        average = 1.0 - sum(kept.values()) / total
-    else:
-        average = statistics.fmean(per_layer.values())
-    # a tiny tolerance so a layer at exactly the average (up to float rounding) counts as sensitive
-    insensitive = {n: s > average + 1e-12 for n, s in per_layer.items()}
-    return Sensitivity(average=average, weighted=weighted, sparsity=per_layer, insensitive=insensitive)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Resilient Layer Rectifier
-# ---------------------------------------------------------------------------------------------------
 
 
 def default_reinit(module: nn.Module) -> None:

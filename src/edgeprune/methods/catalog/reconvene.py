@@ -19,7 +19,8 @@ from edgeprune.errors import ConfigError
 from edgeprune.methods.base import Candidate, Decision, Method, register
 from edgeprune.methods.reconvene import DATA_SCORES, generate, pai_masks
 from edgeprune.prune.masks import apply_masks
-from edgeprune.prune.rectify import CONV_TYPES, default_reinit
+from edgeprune.prune.rectify import default_reinit
+from edgeprune.prune.sensitivity import CONV_TYPES
 
 
 class Options(Config):
