@@ -189,11 +189,13 @@ def main() -> None:
     p.add_argument("--strategies", default="balanced,late_heavy,early_heavy,param_prop")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--round-to", type=int, default=1, help="kept widths are multiples of it (ours and Torch-Pruning)")
+    p.add_argument("--name", help="results/NAME.json (default: structured_MODEL[_ARGS][_rN]; _sK added for seed K)")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files of this setting")
     args = p.parse_args()
     kwargs = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.arg)}
     name = f"structured_{args.model}" + ("_" + "_".join(f"{k}{v}" for k, v in kwargs.items()) if kwargs else "")
     name += f"_r{args.round_to}" if args.round_to > 1 else ""
+    name = args.name or name
     if args.collect:
         return collect(name)
     torch.set_num_threads(1)
