@@ -60,8 +60,12 @@ def tp_prune(dense, example, importance: str, global_pruning: bool, ratio: float
     model = copy.deepcopy(dense).eval()
     imp = tp.importance.GroupMagnitudeImportance(p=2) if importance == "magnitude" else tp.importance.GroupTaylorImportance()
     outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == example_classes(dense, example)]
+    # attention with a fused qkv (the zoo ViT): Torch-Pruning's ViT recipe, head dims pruned alike in every head
+    heads = {m.qkv: m.num_heads for m in model.modules() if isinstance(getattr(m, "qkv", None), torch.nn.Linear)
+             and isinstance(getattr(m, "num_heads", None), int)}
     pruner = tp.pruner.BasePruner(model, example, importance=imp, pruning_ratio=ratio, global_pruning=global_pruning,
-                                  ignored_layers=outputs, max_pruning_ratio=0.95, round_to=round_to)
+                                  ignored_layers=outputs, max_pruning_ratio=0.95, round_to=round_to,
+                                  num_heads=heads, prune_head_dims=True, prune_num_heads=False)
     if importance == "taylor":
         model.zero_grad()
         for x, y in batches:
