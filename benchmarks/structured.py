@@ -35,7 +35,7 @@ import torch_pruning as tp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import edgeprune  # noqa: E402
-from common import RESULTS, save, shared_data_dir  # noqa: E402
+from common import RESULTS, SECTIONS, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
 from edgeprune.export.onnx import export_onnx  # noqa: E402
 from edgeprune.export.ort_latency import ort_latency  # noqa: E402
@@ -47,6 +47,7 @@ from edgeprune.report.stats import t_interval  # noqa: E402
 from edgeprune.runs.inputs import train_config  # noqa: E402
 from edgeprune.scores import calibration_batches  # noqa: E402
 from edgeprune.train import default_config, fit  # noqa: E402
+from edgeprune.utils.io import write_text  # noqa: E402
 
 
 def onnx_latency(model, shape, batch: int, runs: int = 20) -> float:
@@ -194,6 +195,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--round-to", type=int, default=1, help="kept widths are multiples of it (ours and Torch-Pruning)")
     p.add_argument("--name", help="results/NAME.json (default: structured_MODEL[_ARGS][_rN]; _sK added for seed K)")
+    p.add_argument("--render", action="store_true", help="rewrite sections/NAME.md from results/NAME.json")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files of this setting")
     args = p.parse_args()
     kwargs = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.arg)}
@@ -202,6 +204,9 @@ def main() -> None:
     name = args.name or name
     if args.collect:
         return collect(name)
+    if args.render:
+        write_text(SECTIONS / f"{name}.md", render(json.loads((RESULTS / f"{name}.json").read_text())) + "\n")
+        return None
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     root = shared_data_dir()
@@ -270,29 +275,38 @@ def main() -> None:
         "speedup_per_mac_saved_chosen": device["ours (chosen)"]["speedup_b1"] / (dense_macs / chosen_macs),
         "seconds": time.perf_counter() - started,
     }
-    rows = [("dense", result["dense"]["val_acc"], dense_test, result["dense"]["params"], dense_macs)]
-    rows.append(("ours (chosen)", ours.record["val_acc"], ours.record["test_acc"], ours.record["params"], chosen_macs))
-    rows += [(n, b["val_acc"], b["test_acc"], b["params"], b["macs"]) for n, b in baselines.items()]
-    lines = [f"### Structured pruning at a measured latency budget: {args.model} {kwargs or ''} on MNIST",
+    name += f"_s{args.seed}" if args.seed else ""  # seed 0 keeps the first file's name
+    save(name, result, render(result))
+    print(render(result))
+
+
+def render(result: dict) -> str:
+    """The README section of one seed's run, from its result JSON."""
+    st, dense, device = result["settings"], result["dense"], result["side_by_side"]
+    chosen = next(c for c in result["ours"]["candidates"] if c["id"] == result["ours"]["chosen"])
+    rows = [("dense", dense), ("ours (chosen)", chosen)] + [
+        (n if b["budget_met"] else f"{n} (over budget at ratio {b['ratio']:g}, the largest tried)", b)
+        for n, b in result["torch_pruning"].items()]
+    lines = [f"### Structured pruning at a measured latency budget: {result['model']} {result['model_args'] or ''} "
+             f"on MNIST{'' if st.get('round_to', 1) == 1 else ', widths multiples of ' + str(st['round_to'])}",
              "",
-             f"Budget `{budget}` (ONNX Runtime, 1 thread, batch {budget.batch}: {limit_ms:.3f} ms); MNIST subset of "
-             f"{args.limit:,} train+val images, dense training {args.dense_epochs} epochs, fine-tune {args.epochs} "
-             f"epoch(s) with KD for every pruned model, seed {args.seed} (the seeds are combined in the next table). "
-             f"Ours: criteria {args.criteria} × strategies {args.strategies}, chosen by validation. Torch-Pruning: "
-             "BasePruner, ratio bisected to the same latency. Latency re-measured side by side (interleaved rounds, "
-             "medians); test accuracy on the full 10,000-image MNIST test set.",
+             f"Budget `{result['budget']}` (ONNX Runtime, 1 thread: {result['limit_ms']:.3f} ms); MNIST subset of "
+             f"{st['mnist_train_val_images']:,} train+val images, dense training {st['dense_epochs']} epochs, fine-tune "
+             f"{st['finetune_epochs']} epoch(s) with KD for every pruned model, seed {st['seeds'][0]}. Ours: criteria "
+             f"{st['criteria']} × strategies {st['strategies']}, chosen by validation. Torch-Pruning: BasePruner, ratio "
+             "bisected to the same latency. Latency re-measured side by side (interleaved rounds, medians); test "
+             "accuracy on the full 10,000-image MNIST test set.",
              "",
              "| model | val % | test % | params | MACs | ms b1 | × b1 | ms b32 | × b32 | ONNX kB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for label, val, test, params, m in rows:
-        d = device[label]
-        lines.append(f"| {label} | {100 * val:.2f} | {100 * test:.2f} | {params:,} | {m:,} | {d['ms_b1']:.3f} | "
-                     f"{d['speedup_b1']:.2f} | {d['ms_b32']:.2f} | {d['speedup_b32']:.2f} | {d['onnx_bytes'] / 1e3:,.1f} |")
+    for label, r in rows:
+        d = device[label.split(" (over budget")[0]]
+        lines.append(f"| {label} | {100 * r['val_acc']:.2f} | {100 * r['test_acc']:.2f} | {r['params']:,} | "
+                     f"{r['macs']:,} | {d['ms_b1']:.3f} | {d['speedup_b1']:.2f} | {d['ms_b32']:.2f} | "
+                     f"{d['speedup_b32']:.2f} | {d['onnx_bytes'] / 1e3:,.1f} |")
     lines += ["", f"Speed-up per MAC saved (ours, chosen, batch 1): {result['speedup_per_mac_saved_chosen']:.2f}. "
               f"Total run time {result['seconds'] / 60:.1f} min."]
-    name += f"_s{args.seed}" if args.seed else ""  # seed 0 keeps the first file's name
-    save(name, result, "\n".join(lines))
-    print("\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
