@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy
 import torch
 import torch_pruning as tp
 
@@ -151,11 +152,21 @@ def collect(name: str) -> None:
             row["ours_minus"] = {"mean": diff, "lo": lo, "hi": hi}
         table[method] = row
     drop = t_interval([test(run, "dense") - test(run, "ours (chosen)") for run in runs])
+    # batch-1 latency against MACs over every model of every seed: the intercept is the per-inference cost
+    # no channel removal touches, which caps the speed-up (and the speed-up per MAC saved)
+    points = [(m, run["side_by_side"][n]["ms_b1"]) for run in runs for n, m in [
+        ("dense", run["dense"]["macs"]), ("ours (chosen)", next(c["macs"] for c in run["ours"]["candidates"]
+                                                                  if c["id"] == run["ours"]["chosen"])),
+        *((n, b["macs"]) for n, b in run["torch_pruning"].items())]]
+    slope, fixed = numpy.polyfit([m / 1e6 for m, _ in points], [ms for _, ms in points], 1)
+    dense_ms = statistics.fmean(run["side_by_side"]["dense"]["ms_b1"] for run in runs)
     per_mac = [run["speedup_per_mac_saved_chosen"] for run in runs]
     s0 = runs[0]["settings"]
     result = {"name": name, "seeds": seeds, "settings": same, "revisions": [run["git_revision"] for run in runs],
               "methods": table, "ours_drop_vs_dense": dict(zip(("mean", "lo", "hi"), drop)),
-              "speedup_per_mac_saved_chosen": per_mac}
+              "speedup_per_mac_saved_chosen": per_mac,
+              "latency_fit_b1": {"fixed_ms": fixed, "ms_per_million_macs": slope, "models": len(points),
+                                 "dense_ms": dense_ms}}
     lines = [f"### Structured pruning at a measured latency budget, {len(runs)} seeds: {runs[0]['model']} "
              f"{runs[0]['model_args'] or ''} on MNIST",
              "",
@@ -176,6 +187,10 @@ def collect(name: str) -> None:
                      f"{row['speedup_b32']:.2f} | {row['onnx_kb']:,.1f} | {ci} |")
     lines += ["", f"Ours vs dense: {100 * drop[0]:.2f} pp drop [95 % CI {100 * drop[1]:.2f}, {100 * drop[2]:.2f}]. "
               f"Speed-up per MAC saved (ours, chosen, batch 1): {' / '.join(f'{v:.2f}' for v in per_mac)}. "
+              f"Batch-1 latency against MACs over all {len(points)} models: {fixed:.3f} ms + {slope:.4f} ms per million "
+              f"MACs (least squares); the fixed part is {100 * fixed / dense_ms:.0f} % of the dense model's "
+              f"{dense_ms:.3f} ms, so no channel removal can make this model more than {dense_ms / fixed:.1f}x faster at "
+              "batch 1, and speed-up per MAC saved falls as MACs go. "
               f"Per-seed runs: `results/{name}.json`, `results/{name}_s*.json` (revisions "
               f"{', '.join(sorted({r[:7] for r in result['revisions']}))})."]
     save(f"{name}_seeds", result, "\n".join(lines))
