@@ -7,6 +7,7 @@ and their config dict is kept in the build info so a checkpoint rebuilds offline
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import torch
@@ -119,6 +120,23 @@ def _check_forward(model: nn.Module, what: str, in_channels: int, image_size: in
         model.train(was_training)
 
 
+def _check_memory(model_cls, config, what: str) -> None:
+    """Refuse, in one line, a config whose weights would take over a third of this machine's memory (pruning
+    holds about three copies of them): counted on the meta device, so nothing is allocated. Composite configs
+    (Gemma-3-based ShieldGemma 2: 4 B parameters) otherwise get the process killed for memory."""
+    try:
+        with torch.device("meta"):
+            probe = model_cls(config)
+    except Exception:  # noqa: BLE001  (a model that cannot be built on the meta device is checked by building it)
+        return
+    need = sum(p.numel() * p.element_size() for p in probe.parameters())
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    if have and need > have / 3:
+        raise ModelError(f"{what} has {need / 1e9:.1f} GB of weights with these settings, over a third of this "
+                         f"machine's {have / 1e9:.0f} GB of memory (pruning holds about three copies); pass smaller "
+                         "config overrides")
+
+
 def from_model_type(model_type: str, num_classes: int, in_channels: int, image_size: int,
                     overrides: dict) -> tuple[nn.Module, dict]:
     """Untrained classifier from ``model_type``'s config class (as ``AutoConfig.for_model``) plus ``overrides``.
@@ -159,6 +177,7 @@ def from_model_type(model_type: str, num_classes: int, in_channels: int, image_s
 
         config.hidden_dim = round_filters(config, 1280)
     hf_config = to_plain(config.to_dict(), f"{what} config")  # before the model can mutate it
+    _check_memory(model_cls, config, what)
     try:
         model = HFImageClassifier(model_cls(config))
     except ImportError as exc:  # DiNAT needs natten, some models a backend transformers does not install
