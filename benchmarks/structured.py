@@ -168,7 +168,7 @@ def collect(name: str) -> None:
               "latency_fit_b1": {"fixed_ms": fixed, "ms_per_million_macs": slope, "models": len(points),
                                  "dense_ms": dense_ms}}
     lines = [f"### Structured pruning at a measured latency budget, {len(runs)} seeds: {runs[0]['model']} "
-             f"{runs[0]['model_args'] or ''} on MNIST",
+             f"{runs[0]['model_args'] or ''} on MNIST, {s0['dense_epochs']} dense + {s0['finetune_epochs']} fine-tune epochs",
              "",
              f"Budget `{runs[0]['budget']}` (ONNX Runtime, 1 thread), seeds {', '.join(map(str, seeds))} (each seed: its own "
              f"MNIST subset of {s0['mnist_train_val_images']:,} train+val images, dense model and fine-tunes); dense "
@@ -303,7 +303,8 @@ def render(result: dict) -> str:
         (n if b["budget_met"] else f"{n} (over budget at ratio {b['ratio']:g}, the largest tried)", b)
         for n, b in result["torch_pruning"].items()]
     lines = [f"### Structured pruning at a measured latency budget: {result['model']} {result['model_args'] or ''} "
-             f"on MNIST{'' if st.get('round_to', 1) == 1 else ', widths multiples of ' + str(st['round_to'])}",
+             f"on MNIST, seed {st['seeds'][0]}, {st['dense_epochs']} dense + {st['finetune_epochs']} fine-tune epochs"
+             f"{'' if st.get('round_to', 1) == 1 else ', widths multiples of ' + str(st['round_to'])}",
              "",
              f"Budget `{result['budget']}` (ONNX Runtime, 1 thread: {result['limit_ms']:.3f} ms); MNIST subset of "
              f"{st['mnist_train_val_images']:,} train+val images, dense training {st['dense_epochs']} epochs, fine-tune "
