@@ -123,7 +123,7 @@ def _check_forward(model: nn.Module, what: str, in_channels: int, image_size: in
 def _check_memory(model_cls, config, what: str) -> None:
     """Refuse, in one line, a config whose weights would take over a third of this machine's memory (pruning
     holds about three copies of them): counted on the meta device, so nothing is allocated. Composite configs
-    (Gemma-3-based ShieldGemma 2: 4 B parameters) otherwise get the process killed for memory."""
+    (ShieldGemma 2: 10.9 GB of weights at its defaults) otherwise get the process killed for memory."""
     try:
         with torch.device("meta"):
             probe = model_cls(config)
