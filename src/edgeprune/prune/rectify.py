@@ -1,7 +1,8 @@
 """Reconvene's structured step on a PaI mask: the Resilient Layer Rectifier.
 
-* :func:`rectify` (RLR), after the Pruning Sensitivity Evaluator (:mod:`edgeprune.prune.sensitivity`) — insensitive layers (residual-coupled layers as one group) lose output channels
-  physically through torch-pruning's dependency graph (:mod:`edgeprune.prune.channels`), consumers lose the
+* :func:`rectify` (RLR), after the Pruning Sensitivity Evaluator (:mod:`edgeprune.prune.sensitivity`) —
+  insensitive layers (residual-coupled layers as one group) lose output channels physically through
+  torch-pruning's dependency graph (:mod:`edgeprune.prune.channels`), consumers lose the
   matching inputs, changed layers are re-initialised, sensitive layers keep their (sliced) masks. A model
   torch-pruning cannot trace as a whole loses channels inside its blocks that trace alone
   (:mod:`edgeprune.prune.blocks`).
