@@ -270,7 +270,7 @@ def rectify(
     for prefix, (part_input, (graph, _)) in parts.items():
         block = dict(model.named_modules())[prefix]
         cut = len(prefix) + 1 if prefix else 0
-        part_plan = {root[cut:]: idxs for root, idxs in plan.items() if _full(prefix, root[cut:]) == root}
+        part_plan = {root[cut:]: idxs for root, idxs in plan.items() if not prefix or root.startswith(prefix + ".")}
         with bounded_groups(block, graph, "Reconvene's structured step"):
             pruned, removed = _remove_checked(block, part_input, part_plan, graph, decisions, prefix)
         if pruned is not block:
