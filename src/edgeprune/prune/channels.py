@@ -324,8 +324,10 @@ def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8, per_wi
     does not return for minutes; or when one item's index list grows beyond ``per_width`` times the widest
     Conv/Linear dimension (a Linear after a flatten reads C*H*W inputs: that is the widest): through
     EfficientFormer-v2's attention reshapes its flatten mappings multiply the list at every step (millions of
-    indices, minutes). Such a model is refused with a one-line ModelError naming ``what`` failed."""
-    limit = per_node * len(graph.module2node) + 100
+    indices, minutes). Such a model is refused with a one-line ModelError naming ``what`` failed. ``graph`` None
+    (a pruner that traces the model itself): the node count is taken as twice the number of modules."""
+    nodes = len(graph.module2node) if graph is not None else 2 * sum(1 for _ in model.modules())
+    limit = per_node * nodes + 100
     widest = max([max(m.weight.shape[:2]) for m in model.modules()
                   if isinstance(m, ROOT_TYPES) and getattr(m, "weight", None) is not None] or [1])
     indices = per_width * int(widest)

@@ -296,8 +296,9 @@ def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fr
     what = type(model).__name__
     gone_heads: dict[str, list[int]] = {}
     try:
-        with warnings.catch_warnings():  # ViT cls_token/pos_embed: "unwrapped parameters", pruned on their last dim
-            warnings.filterwarnings("ignore", message="Unwrapped parameters")
+        # bounded: BasePruner's own dependency search can explode where plan()'s did not (timm's ReXNet)
+        with warnings.catch_warnings(), bounded_groups(model, None, "structured pruning"):
+            warnings.filterwarnings("ignore", message="Unwrapped parameters")  # ViT cls_token/pos_embed: last dim
             with attention_lib.untraced([t for _, _, tables in attention.values() for t in tables]):
                 pruner = tp.pruner.BasePruner(
                     model, example, importance=importance, pruning_ratio=0.0, pruning_ratio_dict=ratios,
