@@ -37,8 +37,8 @@ RANGES = {
 }
 
 
-def dense_model(name: str, splits, epochs: int, out: Path):
-    path = out / f"dense-{name}-{epochs}ep.pt"
+def dense_model(name: str, splits, epochs: int, out: Path, limit: int | None = None):
+    path = out / f"dense-{name}-{epochs}ep{f'-n{limit}' if limit else ''}.pt"
     if path.is_file():
         return model_lib.load(path)
     torch.manual_seed(0)
@@ -114,6 +114,8 @@ def section(result: dict) -> str:
     a = result["settings"]
     lines = [f"### Mix-and-Match vs global baselines on MNIST, one-shot vs gradual ({a['model']} at {100 * a['budget']:g} % "
              f"sparsity, {a['seeds']} seed(s))", "",
+             (f"Dense model trained {a['dense_epochs']} epochs on a stratified subset of {a['limit']:,} MNIST training "
+              "images (train + validation). " if a.get("limit") else "") +
              f"One `edgeprune.sweep` per schedule: {a['criteria']} × strategies (duplicates merged) calibrated to the "
              f"budget, plus the global baselines {a['baselines']} in the same sweep; every candidate fine-tuned "
              f"**up to {a['epochs']} epochs** (SGD, cosine from lr {a['lr']:g}, early stopping after {a['patience']} epochs "
@@ -155,6 +157,7 @@ def main() -> None:
     ap.add_argument("--baselines", default="magnitude,snip,grasp")
     ap.add_argument("--schedules", default="oneshot,gradual")
     ap.add_argument("--gradual-end", type=float, default=0.6)
+    ap.add_argument("--limit", type=int, help="MNIST train+val images (a stratified subset; test stays 10 000)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/runs/honest")
     ap.add_argument("--no-save", action="store_true", help="run the sweeps only (another process collects)")
@@ -170,16 +173,17 @@ def main() -> None:
         sys.exit("MNIST not found: set EDGEPRUNE_DATA to a folder holding mnist/")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    splits = data_lib.load("mnist", root=root)
-    model = dense_model(args.model, splits, args.dense_epochs, out)
-    options = {"criteria": args.criteria.split(","), "baselines": args.baselines.split(","),
-               "range_rules": RANGES[args.model]}
+    splits = data_lib.load("mnist", root=root, limit=args.limit)
+    model = dense_model(args.model, splits, args.dense_epochs, out, args.limit)
+    options = {"criteria": args.criteria.split(","), "baselines": args.baselines.split(",")}
+    if args.model in RANGES:  # other models get the default role ranges
+        options["range_rules"] = RANGES[args.model]
     if args.strategies != "all":
         options["strategies"] = args.strategies.split(",")
     result = {"schedules": {}}
     dirs = {}
     for sched in args.schedules.split(","):
-        dirs[sched] = out / f"{args.model}-b{args.budget:g}-{sched}-{args.epochs}ep"
+        dirs[sched] = out / f"{args.model}-b{args.budget:g}-{sched}-{args.epochs}ep{f'-n{args.limit}' if args.limit else ''}"
         t0 = time.perf_counter()
         if args.separate_baselines and not args.collect:
             for name in args.baselines.split(","):

@@ -28,6 +28,9 @@ def test_mcnemar_exact_p():
     assert stats.mcnemar_p(1, 9) == pytest.approx(2 * (1 + 10) / 2 ** 10)  # 0.021484375
     assert stats.mcnemar_p(0, 0) == 1.0
     assert stats.mcnemar_p(5, 5) == 1.0
+    # thousands of discordant images (an undertrained pair): no float overflow, the tails still exact
+    assert stats.mcnemar_p(1000, 1100) == pytest.approx(0.030, abs=0.001)
+    assert stats.mcnemar_p(3000, 3000) == 1.0
 
 
 def test_paired_difference_and_verdict():

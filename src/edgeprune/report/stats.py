@@ -17,6 +17,7 @@ import base64
 import math
 import statistics
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -45,8 +46,9 @@ def mcnemar_p(b: int, c: int) -> float:
     if m == 0:
         return 1.0
     k = min(b, c)
-    tail = sum(math.comb(m, i) for i in range(k + 1)) / 2.0 ** m
-    return min(1.0, 2.0 * tail)
+    # integer division first: 2.0 ** m overflows a float beyond 1,023 discordant images
+    tail = Fraction(sum(math.comb(m, i) for i in range(k + 1)), 2 ** m)
+    return min(1.0, float(2 * tail))
 
 
 @dataclass
