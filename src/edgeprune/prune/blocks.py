@@ -20,9 +20,9 @@ from torch import nn
 
 from edgeprune.errors import ModelError
 from edgeprune.prune.channels import ROOT_TYPES
+from edgeprune.prune.tp_search import SEARCH_SECONDS  # also the budget of the whole trace and the block search
 
 T = TypeVar("T")
-SEARCH_SECONDS = 30.0  # CPU time for the whole-model trace and finding blocks (the zoo contract gives a stage 60 s)
 
 
 def _has_layers(module: nn.Module) -> bool:

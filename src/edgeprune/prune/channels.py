@@ -17,7 +17,6 @@ Two entry points:
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -311,40 +310,3 @@ def remove_channels(model: nn.Module, example_input: torch.Tensor, plan: dict[st
             entry[side] = sorted(set(entry[side]) | set(orig))
     order = {n: i for i, (n, _) in enumerate(model.named_modules())}
     return dict(sorted(removed.items(), key=lambda kv: order.get(kv[0], len(order))))
-
-
-class Unbounded(Exception):
-    """torch-pruning's dependency search grew a group without bound (see :func:`bounded_groups`)."""
-
-
-@contextlib.contextmanager
-def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8, per_width: int = 64):
-    """Stop torch-pruning's dependency search when a group grows beyond ``per_node`` items per graph node: on
-    split/concat cycles (FocalNet's modulation) it keeps adding the same layers with other index lists and
-    does not return for minutes; or when one item's index list grows beyond ``per_width`` times the widest
-    Conv/Linear dimension (a Linear after a flatten reads C*H*W inputs: that is the widest): through
-    EfficientFormer-v2's attention reshapes its flatten mappings multiply the list at every step (millions of
-    indices, minutes). Such a model is refused with a one-line ModelError naming ``what`` failed. ``graph`` None
-    (a pruner that traces the model itself): the node count is taken as twice the number of modules."""
-    nodes = len(graph.module2node) if graph is not None else 2 * sum(1 for _ in model.modules())
-    limit = per_node * nodes + 100
-    widest = max([max(m.weight.shape[:2]) for m in model.modules()
-                  if isinstance(m, ROOT_TYPES) and getattr(m, "weight", None) is not None] or [1])
-    indices = per_width * int(widest)
-    original = tp.dependency.group.Group.add_dep
-
-    def add_dep(self, dep, idxs):
-        if len(self._group) >= limit:
-            raise Unbounded(f"a group grew past {limit} layer entries: split/concat couplings it expands without bound")
-        if len(idxs) > indices:
-            raise Unbounded(f"an index list grew past {indices} entries: reshapes it maps without bound")
-        original(self, dep, idxs)
-
-    tp.dependency.group.Group.add_dep = add_dep
-    try:
-        yield
-    except Unbounded as exc:
-        raise ModelError(f"torch-pruning's dependency search on {type(model).__name__} does not terminate ({exc}); "
-                         f"{what} cannot prune this model") from None
-    finally:
-        tp.dependency.group.Group.add_dep = original

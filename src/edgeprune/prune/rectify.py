@@ -21,9 +21,10 @@ from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
 from edgeprune.prune import blocks as blocks_lib
-from edgeprune.prune.channels import ChannelGroup, Unbounded, bounded_groups, build_graph, coupled_groups, remove_channels
+from edgeprune.prune.channels import ChannelGroup, build_graph, coupled_groups, remove_channels
 from edgeprune.prune.masks import Masks, apply_masks
 from edgeprune.prune.sensitivity import CONV_TYPES, conv_weight_names, evaluate_sensitivity
+from edgeprune.prune.tp_search import Unbounded, bounded_groups
 
 KEEP_RULES = ("score_mass", "zero_filters")
 GROUP_RULES = ("pooled", "all")

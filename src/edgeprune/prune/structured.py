@@ -39,8 +39,9 @@ from edgeprune.models import logits_of
 from edgeprune.prune import attention as attention_lib
 from edgeprune.prune import blocks as blocks_lib
 from edgeprune.prune import fallback as fallback_lib
-from edgeprune.prune.channels import bounded_groups, build_graph, coupled_groups
+from edgeprune.prune.channels import build_graph, coupled_groups
 from edgeprune.prune.lazy import tp
+from edgeprune.prune.tp_search import bounded_groups
 
 Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the unpruned weight's shape
 

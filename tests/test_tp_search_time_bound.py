@@ -1,0 +1,21 @@
+"""A dependency search over its CPU-time budget is refused in one line naming what stopped it."""
+
+import pytest
+import torch
+
+from edgeprune import models
+from edgeprune.errors import ModelError
+from edgeprune.prune.channels import build_graph, coupled_groups
+from edgeprune.prune.tp_search import bounded_groups
+
+
+def test_search_past_its_budget_is_refused():
+    model = models.create("resnet20", num_classes=10, in_channels=3, image_size=8)
+    x = torch.zeros(1, 3, 8, 8)
+    graph = build_graph(model, x)
+    with pytest.raises(ModelError, match=r"^torch-pruning's dependency search on ResNet was stopped \(it ran past 0 s "
+                                         r"of CPU time\); the test cannot prune this model$"):
+        with bounded_groups(model, graph, "the test", seconds=0):
+            coupled_groups(model, x, graph=graph)
+    with bounded_groups(model, graph, "the test"):  # within the default budget
+        assert len(coupled_groups(model, x, graph=graph)) > 5
