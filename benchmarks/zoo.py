@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -129,11 +130,17 @@ def build(spec: str):
     else:
         attempts = [(64, {}), (64, {"image_size": 64}), (224, {})]
     last = None
-    for size, options in attempts:
+    while attempts:
+        size, options = attempts.pop(0)
         try:
             return models.create(spec, num_classes=NUM_CLASSES, in_channels=3, image_size=size, **options), size, options
         except Exception as exc:  # noqa: BLE001  (the next, larger setting may build)
             last = exc
+            # a patch size that does not divide 64 (DeepSeek-ViT's 14): the next multiple of it, before the native size
+            patch = re.search(r"divisible by (?:the )?(?:patch size )?\(?(\d+)\)?", str(exc))
+            if patch and size == 64 and "img_size" in options:
+                fit = -(-64 // int(patch.group(1))) * int(patch.group(1))
+                attempts.insert(0, (fit, {"img_size": fit}))
     raise last
 
 
@@ -215,6 +222,7 @@ def main(argv=None) -> None:
     parser.add_argument("--time-box", type=float, default=300.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
+    parser.add_argument("--specs", help="only these models (comma-separated specs, e.g. timm:densenet264d)")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--stages", default=",".join(STAGES), help="stages a worker runs (comma-separated)")
     parser.add_argument("--redo", help="re-run these stages (comma-separated) of finished models where they did not "
@@ -224,6 +232,11 @@ def main(argv=None) -> None:
         print(json.dumps(worker(args.worker, tuple(args.stages.split(",")))), flush=True)
         return
     specs = all_specs(args.only) if not args.report_only else []
+    if args.specs:
+        unknown = sorted(set(args.specs.split(",")) - set(specs))
+        if unknown:
+            parser.error(f"--specs: not in the zoo's list: {', '.join(unknown)}")
+        specs = [s for s in specs if s in args.specs.split(",")]
     deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
     done = done_specs()
     redo = tuple(args.redo.split(",")) if args.redo else ()
@@ -232,6 +245,10 @@ def main(argv=None) -> None:
         parser.error(f"--redo: unknown stage(s) {sorted(unknown)}; allowed: {', '.join(STAGES)}")
     again = [s for s in specs if s in done and done[s].get("build") == "ok"
              and any(done[s]["stages"].get(stage, {}).get("status") not in ("pass", "n/a") for stage in redo)]
+    if redo:  # a model whose worker timed out or crashed has no stage to keep: it runs again as a whole
+        for s in specs:
+            if done.get(s, {}).get("build") in ("timeout", "crash"):
+                del done[s]
     todo = again + [s for s in specs if s not in done]
     print(f"{len(specs)} models, {len(done)} done, {len(again)} to redo ({','.join(redo)}), "
           f"{len(todo) - len(again)} to run", flush=True)
