@@ -37,8 +37,8 @@ RANGES = {
 }
 
 
-def dense_model(name: str, splits, epochs: int, out: Path, limit: int | None = None):
-    path = out / f"dense-{name}-{epochs}ep{f'-n{limit}' if limit else ''}.pt"
+def dense_model(name: str, splits, epochs: int, out: Path, limit: int | None = None, tag: str = ""):
+    path = out / f"dense-{name}-{epochs}ep{f'-n{limit}' if limit else ''}{tag}.pt"
     if path.is_file():
         return model_lib.load(path)
     torch.manual_seed(0)
@@ -116,6 +116,8 @@ def section(result: dict) -> str:
              f"sparsity, {a['seeds']} seed(s))", "",
              (f"Dense model trained {a['dense_epochs']} epochs on a stratified subset of {a['limit']:,} MNIST training "
               "images (train + validation). " if a.get("limit") else "") +
+             ("Training images randomly shifted by up to ±2 px (dense training and every fine-tune; validation and "
+              "test images as they are). " if a.get("augment") else "") +
              f"One `edgeprune.sweep` per schedule: {a['criteria']} × strategies (duplicates merged) calibrated to the "
              f"budget, plus the global baselines {a['baselines']} in the same sweep; every candidate fine-tuned "
              f"**up to {a['epochs']} epochs** (SGD, cosine from lr {a['lr']:g}, early stopping after {a['patience']} epochs "
@@ -157,7 +159,8 @@ def summary() -> tuple[dict, str]:
                        else "Mix-and-Match better" if diff["diff"] > 0 else "baseline better")
             rows.append({"result": path.stem, "revision": d["git_revision"], "model": a["model"],
                          "sparsity": a["budget"], "schedule": sched, "epochs": a["epochs"], "seeds": a["seeds"],
-                         "images": a.get("limit") or 60000, "dense": v["dense_test"], "mam": v["mam_test"],
+                         "images": a.get("limit") or 60000,
+                         "augment": bool(a.get("augment")), "dense": v["dense_test"], "mam": v["mam_test"],
                          "baseline": v["baseline"], "baseline_test": v["baseline_test"],
                          "diff_pp": [round(100 * diff[k], 2) for k in ("diff", "lo", "hi")], "verdict": verdict})
     rows.sort(key=lambda r: (-r["seeds"], -r["epochs"], r["model"]))
@@ -167,13 +170,13 @@ def summary() -> tuple[dict, str]:
              "(3 seeds: the interval is the wider of a paired bootstrap over the 10 000 test images and a t-interval "
              "over seeds; 1 seed: paired bootstrap). MNIST train+val images as stated (10 000 test images always). "
              "The short fine-tunes are kept to show how the verdict changes with the budget.", "",
-             "| model | sparsity | schedule | fine-tune | seeds | train+val images | dense test | Mix-and-Match test | "
+             "| model | sparsity | schedule | fine-tune | seeds | shifts | train+val images | dense test | Mix-and-Match test | "
              "best global baseline | baseline test | MaM − baseline, pp [95 % CI] | verdict | result |",
-             "|---|---:|---|---:|---:|---:|---|---|---|---|---|---|---|"]
+             "|---|---:|---|---:|---:|---|---:|---|---|---|---|---|---|---|"]
     for r in rows:
         d, lo, hi = r["diff_pp"]
         lines.append(f"| {r['model']} | {100 * r['sparsity']:g} % | {r['schedule']} | up to {r['epochs']} ep | "
-                     f"{r['seeds']} | {r['images']:,} | {r['dense']} | {r['mam'].replace(' over 3 seeds', '')} | "
+                     f"{r['seeds']} | {'±2 px' if r.get('augment') else 'none'} | {r['images']:,} | {r['dense']} | {r['mam'].replace(' over 3 seeds', '')} | "
                      f"{r['baseline']} | {r['baseline_test'].replace(' over 3 seeds', '')} | {d:+.2f} [{lo:+.2f}, {hi:+.2f}] | "
                      f"{r['verdict']} | `{r['result']}` |")
     converged = [r for r in rows if r["seeds"] >= 3 and r["epochs"] >= 12]
@@ -204,6 +207,8 @@ def main() -> None:
     ap.add_argument("--baselines", default="magnitude,snip,grasp")
     ap.add_argument("--schedules", default="oneshot,gradual")
     ap.add_argument("--gradual-end", type=float, default=0.6)
+    ap.add_argument("--augment", action="store_true",
+                    help="random ±2 px shifts of the training images (dense training and every fine-tune alike)")
     ap.add_argument("--limit", type=int, help="MNIST train+val images (a stratified subset; test stays 10 000)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/runs/honest")
@@ -226,8 +231,9 @@ def main() -> None:
         sys.exit("MNIST not found: set EDGEPRUNE_DATA to a folder holding mnist/")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    splits = data_lib.load("mnist", root=root, limit=args.limit)
-    model = dense_model(args.model, splits, args.dense_epochs, out, args.limit)
+    splits = data_lib.load("mnist", root=root, limit=args.limit, augment=args.augment)
+    tag = "-aug" if args.augment else ""
+    model = dense_model(args.model, splits, args.dense_epochs, out, args.limit, tag)
     options = {"criteria": args.criteria.split(","), "baselines": args.baselines.split(",")}
     if args.model in RANGES:  # other models get the default role ranges
         options["range_rules"] = RANGES[args.model]
@@ -236,7 +242,7 @@ def main() -> None:
     result = {"schedules": {}}
     dirs = {}
     for sched in args.schedules.split(","):
-        dirs[sched] = out / f"{args.model}-b{args.budget:g}-{sched}-{args.epochs}ep{f'-n{args.limit}' if args.limit else ''}"
+        dirs[sched] = out / f"{args.model}-b{args.budget:g}-{sched}-{args.epochs}ep{f'-n{args.limit}' if args.limit else ''}{tag}"
         t0 = time.perf_counter()
         if args.separate_baselines and not args.collect:
             for name in args.baselines.split(","):
