@@ -18,6 +18,14 @@ from edgeprune.export.onnx import export_verified, fixed_batch, ort_session
 from edgeprune.measure.latency import machine_info, time_calls
 
 
+def channel_block() -> int:
+    """The channel width ONNX Runtime's CPU convolutions work in on this machine: its NCHWc block (MLAS), 16
+    on CPUs with AVX-512 and 8 on the other x86-64 CPUs. A conv whose widths are not multiples of it falls
+    back to the slower im2col + GEMM path, so a pruned model with odd widths saves MACs but little time
+    (``benchmarks/aligned_widths.py``). Other CPUs get 8, a multiple of their vector width."""
+    return 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
+
+
 def ort_latency(
     model: str | os.PathLike,
     input_shape: tuple[int, ...] | None = None,
