@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save  # noqa: E402
-from structured import side_by_side, tp_prune  # noqa: E402
 from edgeprune import models as model_lib  # noqa: E402
 from edgeprune.export.ort_latency import channel_block  # noqa: E402
 from edgeprune.measure import macs  # noqa: E402
+from structured import side_by_side, tp_prune  # noqa: E402
 
 MODELS = {"resnet20": {}, "vgg16": {"width_mult": 0.5}, "vit": {}}
 SHAPE = (1, 28, 28)

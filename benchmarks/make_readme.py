@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-ORDER = ["train_mnist", "honest_mnist_summary", "honest_mnist_lenet300_60ep", "honest_mnist_lenet5_40ep", "honest_mnist_resnet20", "honest_mnist_vit", "honest_mnist_lenet300", "honest_mnist_lenet300_3seeds", "honest_mnist_lenet300_3ep", "honest_mnist_lenet5_3ep", "mam_mnist_lenet300", "mam_mnist_lenet5", "masks_deit_b", "vbp_vit_mnist", "reconvene_mnist", "structured_resnet20_seeds", "structured_resnet20", "structured_resnet20_ft8_seeds", "structured_resnet20_ft3_seeds", "structured_resnet20_ft3", "structured_resnet20_ft8", "structured_resnet20_r8", "structured_vgg16_width_mult0.5_seeds", "structured_vgg16_width_mult0.5", "structured_vit_ft8_seeds", "structured_vit_ft8", "deploy", "executorch", "executorch_zoo", "scale"]
+ORDER = ["train_mnist", "honest_mnist_summary", "honest_mnist_lenet300_60ep", "honest_mnist_lenet5_40ep", "honest_mnist_resnet20", "honest_mnist_vit", "honest_mnist_lenet300", "honest_mnist_lenet300_3seeds", "honest_mnist_lenet300_3ep", "honest_mnist_lenet5_3ep", "mam_mnist_lenet300", "mam_mnist_lenet5", "masks_deit_b", "vbp_vit_mnist", "reconvene_mnist", "aligned_widths", "structured_vgg16_r16_ft6_seeds", "structured_vgg16_r16_ft6", "structured_resnet20_seeds", "structured_resnet20", "structured_resnet20_ft8_seeds", "structured_resnet20_ft3_seeds", "structured_resnet20_ft3", "structured_resnet20_ft8", "structured_resnet20_r8", "structured_vgg16_width_mult0.5_seeds", "structured_vgg16_width_mult0.5", "structured_vit_ft8_seeds", "structured_vit_ft8", "deploy", "executorch", "executorch_zoo", "scale"]
 
 HEADER = """# Benchmarks
 

@@ -39,7 +39,7 @@ import edgeprune  # noqa: E402
 from common import RESULTS, SECTIONS, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
 from edgeprune.export.onnx import export_onnx  # noqa: E402
-from edgeprune.export.ort_latency import ort_latency  # noqa: E402
+from edgeprune.export.ort_latency import channel_block, ort_latency  # noqa: E402
 from edgeprune.measure import accuracy, macs, param_count  # noqa: E402
 from edgeprune.measure.budget import parse  # noqa: E402
 from edgeprune.methods.base import get_method  # noqa: E402
@@ -208,11 +208,13 @@ def main() -> None:
     p.add_argument("--criteria", default="magnitude,product")
     p.add_argument("--strategies", default="balanced,late_heavy,early_heavy,param_prop")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--round-to", type=int, default=1, help="kept widths are multiples of it (ours and Torch-Pruning)")
+    p.add_argument("--round-to", default="auto",
+                   help="kept widths are multiples of it (ours and Torch-Pruning); auto: this CPU's channel_block()")
     p.add_argument("--name", help="results/NAME.json (default: structured_MODEL[_ARGS][_rN]; _sK added for seed K)")
     p.add_argument("--render", action="store_true", help="rewrite sections/NAME.md from results/NAME.json")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files of this setting")
     args = p.parse_args()
+    args.round_to = channel_block() if args.round_to == "auto" else int(args.round_to)
     kwargs = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.arg)}
     name = f"structured_{args.model}" + ("_" + "_".join(f"{k}{v}" for k, v in kwargs.items()) if kwargs else "")
     name += f"_r{args.round_to}" if args.round_to > 1 else ""

@@ -29,7 +29,7 @@ from edgeprune.errors import ConfigError
 from edgeprune.export.et_latency import latency_ms
 from edgeprune.export.int8 import quantize
 from edgeprune.export.onnx import export_onnx
-from edgeprune.export.ort_latency import ort_latency
+from edgeprune.export.ort_latency import channel_block, ort_latency
 from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.prune import structured
@@ -59,7 +59,7 @@ class ChannelState:
     example: torch.Tensor
     dense: dict  # the input model's params, MACs, prunable weights (relative budgets, sparsity)
     model: nn.Module  # the input model (calibration prunes copies of it)
-    round_to: int = 1
+    round_to: int | str = "auto"
     latency_runs: int = 20
     deploy: bool = True  # measure every candidate's ONNX bytes and ONNX Runtime latency
     cache: dict = field(default_factory=dict)  # (budget kind, widths) -> measured value
@@ -82,11 +82,22 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
                         options.latency_runs, options.deploy_metrics)
 
 
-def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, criterion: str = "magnitude"):
-    """A copy of ``model`` with the channels of strategy ``vector`` ("<module>.weight" -> fraction) removed."""
+def rounding(state: ChannelState, budget) -> int:
+    """The multiple kept widths are rounded to under ``budget``: ``round_to``, or for "auto" ONNX Runtime's
+    channel block under an ONNX Runtime latency budget (1 under every other budget: MACs, parameters and
+    bytes do not favour aligned widths, and rounding up would only spend the budget)."""
+    if state.round_to != "auto":
+        return state.round_to
+    latency = isinstance(budget, Budget) and budget.kind == "latency" and budget.runtime == "onnxruntime"
+    return channel_block() if latency else 1
+
+
+def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, criterion: str = "magnitude"):
+    """A copy of ``model`` with the channels of strategy ``vector`` ("<module>.weight" -> fraction) removed,
+    kept widths rounded as :func:`rounding` says for ``budget``."""
     small = copy.deepcopy(model)
     widths = structured.prune_channels(small, state.example, state.structure, structured.fractions_from_params(vector),
-                                       state.scores.get(criterion), round_to=state.round_to)
+                                       state.scores.get(criterion), round_to=rounding(state, budget))
     return small, widths
 
 
@@ -196,7 +207,7 @@ def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
     overhead = dense_value(state, budget) - 4 * _tensors(state.model) if predict else 0.0
 
     def value(v: dict, exact: bool = not predict) -> float:
-        small, widths = pruned_copy(state, state.model, v)
+        small, widths = pruned_copy(state, state.model, v, budget)
         key = (str(budget) if isinstance(budget, Budget) else "sparsity", exact, tuple(sorted(widths.items())),
                tuple(getattr(m, "num_heads", 0) for m in small.modules()))
         if key not in state.cache:
@@ -209,7 +220,7 @@ def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
     if not fits(value(_shifted(vector, inside, 1.0))):
         bounds, wide = widened, True
         if not fits(value(_shifted(vector, widened, 1.0))):
-            _unreachable(budget, value(_shifted(vector, widened, 1.0), exact=True))
+            _unreachable(budget, value(_shifted(vector, widened, 1.0), exact=True), rounding(state, budget))
     elif fits(value(_shifted(vector, inside, -1.0))):
         bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
         if fits(value(_shifted(vector, widened, -1.0))):
@@ -231,11 +242,12 @@ def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
     return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide)
 
 
-def _unreachable(budget, best: float):
+def _unreachable(budget, best: float, round_to: int):
     what = kind_of(budget)
     shown = f"{best:.4f}" if what == "sparsity" else budget.describe(best)
+    rounded = f", kept widths multiples of {round_to}; round_to=1 allows odd widths" if round_to > 1 else ""
     raise ConfigError(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
-                      f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed)")
+                      f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed{rounded})")
 
 
 def strategy_vectors(state: ChannelState, names, budget) -> dict[str, dict]:
@@ -254,5 +266,5 @@ def strategy_vectors(state: ChannelState, names, budget) -> dict[str, dict]:
     return out
 
 
-__all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "pruned_copy", "measure", "calibrate",
+__all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "rounding", "pruned_copy", "measure", "calibrate",
            "strategy_vectors", "deploy_metrics"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Union
 
 import pydantic
 from torch import nn
@@ -48,9 +48,21 @@ class Options(Config):
     calib_batches: int = pydantic.Field(10, le=MAX_BATCHES)
     calib_batch_size: int = pydantic.Field(32, le=MAX_BATCH_SIZE)
     granularity: Literal["weight", "channel"] = "weight"
-    round_to: int = pydantic.Field(1, ge=1)  # channel: kept widths are multiples of it
+    # channel: kept widths are multiples of it; "auto": ONNX Runtime's channel block under an ONNX Runtime
+    # latency budget (16 with AVX-512, else 8: odd widths fall off its fast kernels), 1 under the others
+    round_to: Union[int, str] = "auto"
     latency_runs: int = pydantic.Field(20, gt=0)  # channel: ONNX Runtime runs per latency measurement
     deploy_metrics: bool = True  # channel: ONNX bytes and ONNX Runtime latency (batch 1, 32) in every record
+
+    @pydantic.field_validator("round_to", mode="before")
+    @classmethod
+    def _round_to_is_valid(cls, value):
+        number = value
+        if isinstance(value, str) and value.strip().isdigit():
+            number = int(value)
+        if value == "auto" or (isinstance(number, int) and not isinstance(number, bool) and number >= 1):
+            return number
+        raise ConfigError(f"round_to must be 'auto' or an integer >= 1 (kept widths are multiples of it), got {value!r}")
 
     @pydantic.field_validator("range_rules")
     @classmethod
@@ -157,8 +169,10 @@ class MixAndMatch(Method):
     def prune(self, state, model, candidate):
         setting = candidate.setting
         if self.channel:
-            pruned, widths = structured_mam.pruned_copy(state, model, setting["sparsities"], setting["criterion"])
+            pruned, widths = structured_mam.pruned_copy(state, model, setting["sparsities"], candidate.budget,
+                                                        setting["criterion"])
             info = {k: setting[k] for k in ("criterion", "strategy", "aliases", "granularity")}
+            info["round_to"] = structured_mam.rounding(state, candidate.budget)
             calibration = state.calibrated.get((str(candidate.budget), setting["strategy"]), {})
             deploy = structured_mam.deploy_metrics(state, pruned, widths)
             skipped = {"skipped": widths.skipped} if widths.skipped else {}  # kept whole: torch-pruning failed on it
