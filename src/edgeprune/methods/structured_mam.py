@@ -32,6 +32,7 @@ from edgeprune.export.onnx import export_onnx
 from edgeprune.export.ort_latency import channel_block, ort_latency
 from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
+from edgeprune.models.mha import SplitMultiheadAttention, split_mha
 from edgeprune.prune import structured
 
 CEILING = 0.9  # a layer never loses more than this fraction of its channels
@@ -68,18 +69,29 @@ class ChannelState:
 
 def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelState:
     """Roles, channel ranges, the model's structure and each criterion's scores, computed once."""
-    roles = roles_lib.classify(model, example)
+    split = _split(model)  # the model as it is pruned: nn.MultiheadAttention with separate q/k/v
+    roles = roles_lib.classify(split, example)
     rules = ranges_lib.RangeRules.build({**CHANNEL_RANGES, **options.range_rules})
     ranges = ranges_lib.rules(roles, rules)
     keep = frozenset(e.module_name for e in roles.prunable() if e.role == "patch_embed")
-    structure = structured.plan(model, example, keep_embedding=keep)
+    structure = structured.plan(split, example, keep_embedding=keep)
     needs_data = any(c != "magnitude" for c in options.criteria)
     batches = scores_lib.calibration_batches(data.train, options.calib_batches, options.calib_batch_size) if needs_data else None
-    scores = {c: None if c == "magnitude" else scores_lib.compute(c, model, batches) for c in options.criteria}
+    scores = {c: None if c == "magnitude" else scores_lib.compute(c, split, batches) for c in options.criteria}
     dense = {"params": param_count(model), "macs": macs(model, example[:1]).dense,
              "prunable": sum(w.numel() for w in prunable_weights(model).values())}
     return ChannelState(roles, ranges, structure, scores, example[:1], dense, model, options.round_to,
                         options.latency_runs, options.deploy_metrics)
+
+
+def _split(model: nn.Module) -> nn.Module:
+    """``model``, or a copy whose ``nn.MultiheadAttention`` layers have separate q/k/v projections (the same
+    function), so they can lose whole heads while the residual stream keeps its width."""
+    if not any(SplitMultiheadAttention.convertible(m) for m in model.modules()):
+        return model
+    copied = copy.deepcopy(model)
+    split_mha(copied)
+    return copied
 
 
 def rounding(state: ChannelState, budget) -> int:
@@ -96,6 +108,7 @@ def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, cri
     """A copy of ``model`` with the channels of strategy ``vector`` ("<module>.weight" -> fraction) removed,
     kept widths rounded as :func:`rounding` says for ``budget``."""
     small = copy.deepcopy(model)
+    split_mha(small)
     widths = structured.prune_channels(small, state.example, state.structure, structured.fractions_from_params(vector),
                                        state.scores.get(criterion), round_to=rounding(state, budget))
     return small, widths

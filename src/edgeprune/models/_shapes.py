@@ -14,6 +14,7 @@ from torch import nn
 
 from edgeprune.errors import CheckpointError
 from edgeprune.models._common import to_plain
+from edgeprune.models.mha import split_mha
 
 # shape-defining attributes per layer type: what structured pruning changes
 SHAPE_ATTRS: tuple[tuple[type, tuple[str, ...]], ...] = (
@@ -76,6 +77,9 @@ def state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def resize(model: nn.Module, layers: dict, state: dict[str, torch.Tensor]) -> None:
     """Give each recorded layer its saved attributes and fresh parameters/buffers of the saved shapes."""
+    split = {n for n, r in layers.items() if isinstance(r, dict) and r.get("type") == "SplitMultiheadAttention"}
+    if split:  # saved after structured pruning split its nn.MultiheadAttention layers (models.mha)
+        split_mha(model, only=split)
     modules = dict(model.named_modules())
     for name, record in layers.items():
         module = modules.get(name)
