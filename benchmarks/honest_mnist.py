@@ -8,7 +8,8 @@ candidate sits at the same sparsity, gets the same fine-tune (epochs, cosine LR,
 validation epoch kept) and the same seeds. Selection on validation (6 000 training images held out), test
 accuracy once per final model, on the same 10 000 MNIST test images: every comparison is paired (paired
 bootstrap over the images, McNemar's exact p; with several seeds also a t-interval over seeds).
-Run one process per schedule to use two cores; the same command again (all candidates done) collects.
+Run one process per schedule to use two cores, or one Mix-and-Match process (``--without-baselines --no-save``)
+beside one ``--separate-baselines`` process; the same command again (all candidates done) collects.
 """
 
 from __future__ import annotations
@@ -218,6 +219,8 @@ def main() -> None:
     ap.add_argument("--note", default="", help="how the collected sweeps were run (shown under the table)")
     ap.add_argument("--separate-baselines", action="store_true",
                     help="run each global baseline as its own sweep beside the Mix-and-Match one (a second process)")
+    ap.add_argument("--without-baselines", action="store_true",
+                    help="the Mix-and-Match sweep alone (its baselines run in a --separate-baselines process)")
     ap.add_argument("--summary", action="store_true", help="only write the table of every committed honest_mnist result")
     args = ap.parse_args()
     if args.summary:
@@ -234,7 +237,7 @@ def main() -> None:
     splits = data_lib.load("mnist", root=root, limit=args.limit, augment=args.augment)
     tag = "-aug" if args.augment else ""
     model = dense_model(args.model, splits, args.dense_epochs, out, args.limit, tag)
-    options = {"criteria": args.criteria.split(","), "baselines": args.baselines.split(",")}
+    options = {"criteria": args.criteria.split(","), "baselines": [] if args.without_baselines else args.baselines.split(",")}
     if args.model in RANGES:  # other models get the default role ranges
         options["range_rules"] = RANGES[args.model]
     if args.strategies != "all":
