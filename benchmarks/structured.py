@@ -5,6 +5,9 @@
     python benchmarks/structured.py --model resnet20 --seed 1       # one result file per seed (..._s1.json)
     python benchmarks/structured.py --model resnet20 --collect       # the seeds combined (..._seeds.json)
 
+Kept widths are multiples of this CPU's channel block by default (``--round-to auto``, ours and Torch-Pruning
+alike). ResNet-20 at 28 px cannot reach 2x that way (its first stage is one block wide): ``--round-to 1``.
+
 One trained model (dense training by the script on a stratified MNIST subset), then:
 
 * ours: ``edgeprune.prune(..., method="mix_and_match", granularity="channel", budget=BUDGET)``: every
