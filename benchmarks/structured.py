@@ -14,7 +14,8 @@ One trained model (dense training by the script on a stratified MNIST subset), t
   strategy calibrated by bisection to the latency budget measured in ONNX Runtime, criteria × strategies
   fine-tuned with KD from the dense model; the best by validation is "ours (chosen)".
 * Torch-Pruning ``BasePruner`` with GroupMagnitudeImportance and GroupTaylorImportance, uniform (per-layer)
-  and global ratio, classifier ignored, its one pruning ratio bisected on the same measured latency; the
+  and global ratio, classifier ignored, its one pruning ratio bisected on the same measured latency (a
+  relative budget timed side by side with the dense model, as ours); the
   same fine-tune recipe (epochs, optimiser, KD) through ``edgeprune.train.fit``.
 
 Finally every model's ONNX Runtime latency (1 thread, batch 1 and 32) is measured again side by side in
@@ -42,7 +43,7 @@ import edgeprune  # noqa: E402
 from common import RESULTS, SECTIONS, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
 from edgeprune.export.onnx import export_onnx  # noqa: E402
-from edgeprune.export.ort_latency import channel_block, ort_latency  # noqa: E402
+from edgeprune.export.ort_latency import channel_block, ort_latency, paired_latency  # noqa: E402
 from edgeprune.measure import accuracy, macs, param_count  # noqa: E402
 from edgeprune.measure.budget import parse  # noqa: E402
 from edgeprune.methods.base import get_method  # noqa: E402
@@ -85,16 +86,36 @@ def example_classes(model, example) -> int:
         return int(model.eval()(example).shape[-1])
 
 
-def calibrate_tp(dense, example, shape, importance, global_pruning, limit_ms, batch, batches, steps=6, round_to=None):
-    """The smallest pruning ratio whose measured latency fits ``limit_ms`` (bisection, like ours)."""
+def latency_fits(dense, shape, budget, limit_ms: float):
+    """Does a model fit the budget, measured as ours measures it: a relative budget side by side with the
+    dense model (``paired_latency``), an absolute one as is."""
+    folder = tempfile.TemporaryDirectory()
+    dense_path = Path(folder.name) / "dense.onnx"
+    export_onnx(dense, dense_path, input_shape=shape)
+
+    def fits(model) -> bool:
+        if not budget.relative:
+            return onnx_latency(model, shape, budget.batch) <= limit_ms
+        with tempfile.TemporaryDirectory() as work:
+            path = Path(work) / "m.onnx"
+            export_onnx(model, path, input_shape=shape)
+            dense_ms, ms = paired_latency(dense_path, path, budget.batch, runs=20)
+        return ms / dense_ms <= float(budget)
+
+    fits.folder = folder  # the dense export lives as long as the function
+    return fits
+
+
+def calibrate_tp(dense, example, importance, global_pruning, fits, batches, steps=6, round_to=None):
+    """The smallest pruning ratio whose measured latency fits (bisection, like ours)."""
     lo, hi = 0.0, 0.85  # above this, groups of 8 channels would lose all and Torch-Pruning skips them
     best = tp_prune(dense, example, importance, global_pruning, hi, batches, round_to)
-    if onnx_latency(best, shape, batch) > limit_ms:
+    if not fits(best):
         return best, hi, False
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
         model = tp_prune(dense, example, importance, global_pruning, mid, batches, round_to)
-        if onnx_latency(model, shape, batch) <= limit_ms:
+        if fits(model):
             hi, best = mid, model
         else:
             lo = mid
@@ -257,12 +278,13 @@ def main() -> None:
     recipe = train_config(get_method("mix_and_match", granularity="channel"), dense, args.epochs)
     batches = calibration_batches(splits.train, 4, 32)
     baselines, finals = {}, {"dense": dense, "ours (chosen)": ours.model}
+    fits = latency_fits(dense, shape, budget, limit_ms)
     for importance in ("magnitude", "taylor"):
         for global_pruning in (False, True):
             label = f"TP {importance} {'global' if global_pruning else 'uniform'}"
             t0 = time.perf_counter()
-            model, ratio, met = calibrate_tp(dense, example, shape, importance, global_pruning, limit_ms,
-                                             budget.batch, batches, round_to=args.round_to if args.round_to > 1 else None)
+            model, ratio, met = calibrate_tp(dense, example, importance, global_pruning, fits, batches,
+                                             round_to=args.round_to if args.round_to > 1 else None)
             pruned_val = accuracy(model, splits.val)
             fit(model, splits.train, splits.val, recipe.replace(seed=args.seed), teacher=dense, progress=False)
             baselines[label] = {"ratio": ratio, "budget_met": met, "val_acc_pruned": pruned_val,

@@ -7,7 +7,9 @@ torch's thread count, so torch and ORT figures compare like for like) and one in
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,29 @@ def ort_latency(
         "runtime": "onnxruntime",
         "cpu": machine_info()["cpu"],
     }
+
+
+def paired_latency(first: str | os.PathLike, second: str | os.PathLike, batch_size: int = 1, runs: int = 20,
+                   warmup: int = 5, threads: int = 1) -> tuple[float, float]:
+    """Median ms per run of two ``.onnx`` files timed in alternation (one run of each in turn), so a change of
+    machine load between measurements moves both alike and their ratio stays meaningful."""
+    check_positive("runs", runs)
+    sessions = [ort_session(Path(p), threads=threads) for p in (first, second)]
+    feeds = []
+    for session in sessions:
+        declared = session.get_inputs()[0]
+        shape = (batch_size, *declared.shape[1:])
+        feeds.append({declared.name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)})
+    for _ in range(warmup):
+        for session, feed in zip(sessions, feeds):
+            session.run(None, feed)
+    times: list[list[float]] = [[], []]
+    for _ in range(runs):
+        for i, (session, feed) in enumerate(zip(sessions, feeds)):
+            t0 = time.perf_counter()
+            session.run(None, feed)
+            times[i].append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def exported_latency(model: torch.nn.Module, input_shape: tuple, batches=(1,), runs: int = 30,

@@ -29,7 +29,7 @@ from edgeprune.errors import ConfigError
 from edgeprune.export.et_latency import latency_ms
 from edgeprune.export.int8 import quantize
 from edgeprune.export.onnx import export_onnx
-from edgeprune.export.ort_latency import channel_block, ort_latency
+from edgeprune.export.ort_latency import channel_block, ort_latency, paired_latency
 from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.models.mha import SplitMultiheadAttention, split_mha
@@ -163,11 +163,26 @@ def measure(state: ChannelState, model: nn.Module, budget) -> float:
         if kind == "latency" and budget.runtime == "executorch":
             return latency_ms(model, budget.batch, "executorch", input_shape=tuple(state.example.shape[1:]),
                               runs=state.latency_runs)
+        if kind == "latency" and budget.relative and model is not state.model:
+            # timed in alternation with the input model and scaled to its reference latency: the fraction a
+            # relative budget limits, robust to load changes between this and the reference measurement
+            dense_ms, ms = paired_latency(_dense_onnx(state), path, budget.batch, runs=state.latency_runs)
+            return ms / dense_ms * dense_value(state, budget)
         if kind == "latency":
             return float(ort_latency(path, batch_size=budget.batch, runs=state.latency_runs, threads=1)["median_ms"])
         if budget.precision == "int8":
             return float(quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"])
         return float(path.stat().st_size)
+
+
+def _dense_onnx(state: ChannelState) -> Path:
+    """The input model's ONNX export, written once (its folder lives as long as ``state``)."""
+    if "dense-onnx" not in state.cache:
+        folder = tempfile.TemporaryDirectory(prefix="edgeprune-dense-")
+        path = Path(folder.name) / "model.onnx"
+        export_onnx(state.model, path, input_shape=tuple(state.example.shape[1:]))
+        state.cache["dense-onnx"] = (folder, path)
+    return state.cache["dense-onnx"][1]
 
 
 def _cost(state: ChannelState, budget) -> tuple[Callable[[float], bool], float]:
