@@ -232,6 +232,8 @@ def main() -> None:
     p.add_argument("--criteria", default="magnitude,product")
     p.add_argument("--strategies", default="balanced,late_heavy,early_heavy,param_prop")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tp", default="magnitude_uniform,magnitude_global,taylor_uniform,taylor_global",
+                   help="Torch-Pruning variants: importance_scope, comma-separated")
     p.add_argument("--round-to", default="auto",
                    help="kept widths are multiples of it (ours and Torch-Pruning); auto: this CPU's channel_block()")
     p.add_argument("--name", help="results/NAME.json (default: structured_MODEL[_ARGS][_rN]; _sK added for seed K)")
@@ -279,20 +281,20 @@ def main() -> None:
     batches = calibration_batches(splits.train, 4, 32)
     baselines, finals = {}, {"dense": dense, "ours (chosen)": ours.model}
     fits = latency_fits(dense, shape, budget, limit_ms)
-    for importance in ("magnitude", "taylor"):
-        for global_pruning in (False, True):
-            label = f"TP {importance} {'global' if global_pruning else 'uniform'}"
-            t0 = time.perf_counter()
-            model, ratio, met = calibrate_tp(dense, example, importance, global_pruning, fits, batches,
-                                             round_to=args.round_to if args.round_to > 1 else None)
-            pruned_val = accuracy(model, splits.val)
-            fit(model, splits.train, splits.val, recipe.replace(seed=args.seed), teacher=dense, progress=False)
-            baselines[label] = {"ratio": ratio, "budget_met": met, "val_acc_pruned": pruned_val,
-                               "val_acc": accuracy(model, splits.val), "test_acc": accuracy(model, splits.test),
-                               "params": param_count(model), "macs": macs(model, example).dense,
-                               "seconds": time.perf_counter() - t0}
-            finals[label] = model
-            print(label, baselines[label], flush=True)
+    for importance, scope in (v.split("_") for v in args.tp.split(",")):
+        global_pruning = scope == "global"
+        label = f"TP {importance} {scope}"
+        t0 = time.perf_counter()
+        model, ratio, met = calibrate_tp(dense, example, importance, global_pruning, fits, batches,
+                                         round_to=args.round_to if args.round_to > 1 else None)
+        pruned_val = accuracy(model, splits.val)
+        fit(model, splits.train, splits.val, recipe.replace(seed=args.seed), teacher=dense, progress=False)
+        baselines[label] = {"ratio": ratio, "budget_met": met, "val_acc_pruned": pruned_val,
+                           "val_acc": accuracy(model, splits.val), "test_acc": accuracy(model, splits.test),
+                           "params": param_count(model), "macs": macs(model, example).dense,
+                           "seconds": time.perf_counter() - t0}
+        finals[label] = model
+        print(label, baselines[label], flush=True)
 
     device = side_by_side(finals, shape)
     base = device["dense"]
@@ -304,7 +306,7 @@ def main() -> None:
         "model": args.model, "model_args": kwargs, "budget": str(budget), "limit_ms": limit_ms,
         "settings": {"mnist_train_val_images": args.limit, "dense_epochs": args.dense_epochs,
                      "finetune_epochs": args.epochs, "seeds": [args.seed], "criteria": args.criteria,
-                     "strategies": args.strategies, "threads": 1, "round_to": args.round_to,
+                     "strategies": args.strategies, "threads": 1, "round_to": args.round_to, "tp": args.tp,
                      "note": "one seed per invocation; --collect combines the seeds"},
         "dense": {"test_acc": dense_test, "val_acc": accuracy(dense, splits.val), "params": param_count(dense),
                   "macs": dense_macs},
