@@ -1,6 +1,7 @@
-"""Generating a Reconvene VGG-16 (3x32x32) takes seconds: < 5 s on the 2-core machine (SynFlow, 1 round).
+"""Generating a Reconvene VGG-16 (3x32x32) takes seconds: < 5 s of CPU time (SynFlow, 1 round).
 
-One torch thread: the 2 cores are shared with other jobs and OpenMP threads spin badly then. The default
+One torch thread, and CPU time rather than wall-clock time: the 2 cores are shared with other jobs (OpenMP
+threads spin badly then, and a busy machine stretches wall-clock time but not the work done). The default
 100-round SynFlow is measured by benchmarks/reconvene_mnist.py (part 3) and reported there.
 """
 
@@ -26,10 +27,10 @@ def _generate_and_time():
     model = models.create("vgg16", num_classes=10, in_channels=3, image_size=32)
     x = torch.zeros(1, 3, 32, 32)
     generate(model, x, 0.9, "synflow", score_options={"rounds": 1})  # warm-up: first float64 convs are slow
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     pruned, _, info = generate(model, x, 0.9, "synflow", score_options={"rounds": 1})
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert info["structured"], "expected insensitive layers at p=0.9"
     assert pruned(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
     assert info["generation_seconds"] <= elapsed
-    assert elapsed < 5.0, f"generation took {elapsed:.2f} s ({info['seconds']})"
+    assert cpu < 5.0, f"generation took {cpu:.2f} s of CPU time ({info['seconds']})"
