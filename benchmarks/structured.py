@@ -185,6 +185,7 @@ def collect(name: str) -> None:
     slope, fixed = numpy.polyfit([m / 1e6 for m, _ in points], [ms for _, ms in points], 1)
     dense_ms = statistics.fmean(run["side_by_side"]["dense"]["ms_b1"] for run in runs)
     per_mac = [run["speedup_per_mac_saved_chosen"] for run in runs]
+    loads = [run["load_average_at_save"][0] for run in runs]
     s0 = runs[0]["settings"]
     result = {"name": name, "seeds": seeds, "settings": same, "revisions": [run["git_revision"] for run in runs],
               "methods": table, "ours_drop_vs_dense": dict(zip(("mean", "lo", "hi"), drop)),
@@ -212,9 +213,13 @@ def collect(name: str) -> None:
     lines += ["", f"Ours vs dense: {100 * drop[0]:.2f} pp drop [95 % CI {100 * drop[1]:.2f}, {100 * drop[2]:.2f}]. "
               f"Speed-up per MAC saved (ours, chosen, batch 1): {' / '.join(f'{v:.2f}' for v in per_mac)}. "
               f"Batch-1 latency against MACs over all {len(points)} models: {fixed:.3f} ms + {slope:.4f} ms per million "
-              f"MACs (least squares); the fixed part is {100 * fixed / dense_ms:.0f} % of the dense model's "
-              f"{dense_ms:.3f} ms, so no channel removal can make this model more than {dense_ms / fixed:.1f}x faster at "
-              "batch 1, and speed-up per MAC saved falls as MACs go. "
+              f"MACs (least squares); " + (
+                  f"the fixed part is {100 * fixed / dense_ms:.0f} % of the dense model's {dense_ms:.3f} ms, so no "
+                  f"channel removal can make this model more than {dense_ms / fixed:.1f}x faster at batch 1, and "
+                  "speed-up per MAC saved falls as MACs go. " if fixed > 0 else
+                  "no fixed part: latency grew faster than MACs, and a speed-up per MAC above 1 means the larger "
+                  "models were slowed more by other jobs on the machine (load average "
+                  f"{min(loads):.1f}–{max(loads):.1f} at save), so the batch-1 speed-ups overstate. ") +
               f"Per-seed runs: `results/{name}.json`, `results/{name}_s*.json` (revisions "
               f"{', '.join(sorted({r[:7] for r in result['revisions']}))})."]
     save(f"{name}_seeds", result, "\n".join(lines))
