@@ -164,13 +164,21 @@ def collect(name: str) -> None:
             return next(c["test_acc"] for c in run["ours"]["candidates"] if c["id"] == run["ours"]["chosen"])
         return run["torch_pruning"][method]["test_acc"]
 
+    def macs_of(run, method):
+        if method == "dense":
+            return run["dense"]["macs"]
+        if method == "ours (chosen)":
+            return next(c["macs"] for c in run["ours"]["candidates"] if c["id"] == run["ours"]["chosen"])
+        return run["torch_pruning"][method]["macs"]
+
     table = {}
     for method in methods:
         accs = [test(run, method) for run in runs]
         row = {"test_acc": accs, "mean": statistics.fmean(accs), "sd": statistics.stdev(accs),
                "speedup_b1": statistics.fmean(run["side_by_side"][method]["speedup_b1"] for run in runs),
                "speedup_b32": statistics.fmean(run["side_by_side"][method]["speedup_b32"] for run in runs),
-               "onnx_kb": statistics.fmean(run["side_by_side"][method]["onnx_bytes"] for run in runs) / 1e3}
+               "onnx_kb": statistics.fmean(run["side_by_side"][method]["onnx_bytes"] for run in runs) / 1e3,
+               "mac_ratio": statistics.fmean(run["dense"]["macs"] / macs_of(run, method) for run in runs)}
         if method not in ("dense", "ours (chosen)"):
             diff, lo, hi = t_interval([test(run, "ours (chosen)") - test(run, method) for run in runs])
             row["ours_minus"] = {"mean": diff, "lo": lo, "hi": hi}
@@ -202,13 +210,14 @@ def collect(name: str) -> None:
              "means of the per-seed side-by-side ratios. \"ours − TP\": the paired difference over seeds with its 95 % "
              "t-interval.",
              "",
-             "| model | test % (mean ± sd) | per seed | × b1 | × b32 | ONNX kB | ours − TP (pp, 95 % CI) |",
-             "|---|---:|---|---:|---:|---:|---|"]
+             "| model | test % (mean ± sd) | per seed | MACs ÷ | × b1 | × b32 | ONNX kB | ours − TP (pp, 95 % CI) |",
+             "|---|---:|---|---:|---:|---:|---:|---|"]
     for method, row in table.items():
         d = row.get("ours_minus")
         ci = f"{100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}]" if d else ""
         lines.append(f"| {method} | {100 * row['mean']:.2f} ± {100 * row['sd']:.2f} | "
-                     f"{' / '.join(f'{100 * a:.2f}' for a in row['test_acc'])} | {row['speedup_b1']:.2f} | "
+                     f"{' / '.join(f'{100 * a:.2f}' for a in row['test_acc'])} | {row['mac_ratio']:.2f} | "
+                     f"{row['speedup_b1']:.2f} | "
                      f"{row['speedup_b32']:.2f} | {row['onnx_kb']:,.1f} | {ci} |")
     lines += ["", f"Ours vs dense: {100 * drop[0]:.2f} pp drop [95 % CI {100 * drop[1]:.2f}, {100 * drop[2]:.2f}]. "
               f"Speed-up per MAC saved (ours, chosen, batch 1): {' / '.join(f'{v:.2f}' for v in per_mac)}. "
