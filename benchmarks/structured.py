@@ -157,33 +157,27 @@ def collect(name: str) -> None:
     seeds = [run["settings"]["seeds"][0] for run in runs]
     methods = ["dense", "ours (chosen)", *runs[0]["torch_pruning"]]
 
-    def test(run, method):
+    def value(run, method, key="test_acc"):
         if method == "dense":
-            return run["dense"]["test_acc"]
+            return run["dense"][key]
         if method == "ours (chosen)":
-            return next(c["test_acc"] for c in run["ours"]["candidates"] if c["id"] == run["ours"]["chosen"])
-        return run["torch_pruning"][method]["test_acc"]
+            return next(c[key] for c in run["ours"]["candidates"] if c["id"] == run["ours"]["chosen"])
+        return run["torch_pruning"][method][key]
 
-    def macs_of(run, method):
-        if method == "dense":
-            return run["dense"]["macs"]
-        if method == "ours (chosen)":
-            return next(c["macs"] for c in run["ours"]["candidates"] if c["id"] == run["ours"]["chosen"])
-        return run["torch_pruning"][method]["macs"]
 
     table = {}
     for method in methods:
-        accs = [test(run, method) for run in runs]
+        accs = [value(run, method) for run in runs]
         row = {"test_acc": accs, "mean": statistics.fmean(accs), "sd": statistics.stdev(accs),
                "speedup_b1": statistics.fmean(run["side_by_side"][method]["speedup_b1"] for run in runs),
                "speedup_b32": statistics.fmean(run["side_by_side"][method]["speedup_b32"] for run in runs),
                "onnx_kb": statistics.fmean(run["side_by_side"][method]["onnx_bytes"] for run in runs) / 1e3,
-               "mac_ratio": statistics.fmean(run["dense"]["macs"] / macs_of(run, method) for run in runs)}
+               "mac_ratio": statistics.fmean(run["dense"]["macs"] / value(run, method, "macs") for run in runs)}
         if method not in ("dense", "ours (chosen)"):
-            diff, lo, hi = t_interval([test(run, "ours (chosen)") - test(run, method) for run in runs])
+            diff, lo, hi = t_interval([value(run, "ours (chosen)") - value(run, method) for run in runs])
             row["ours_minus"] = {"mean": diff, "lo": lo, "hi": hi}
         table[method] = row
-    drop = t_interval([test(run, "dense") - test(run, "ours (chosen)") for run in runs])
+    drop = t_interval([value(run, "dense") - value(run, "ours (chosen)") for run in runs])
     # batch-1 latency against MACs over every model of every seed: the intercept is the per-inference cost
     # no channel removal touches, which caps the speed-up (and the speed-up per MAC saved)
     points = [(m, run["side_by_side"][n]["ms_b1"]) for run in runs for n, m in [
