@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -40,7 +41,7 @@ import torch_pruning as tp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import edgeprune  # noqa: E402
-from common import RESULTS, SECTIONS, save, shared_data_dir  # noqa: E402
+from common import RESULTS, ROOT, SECTIONS, provenance, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
 from edgeprune.export.onnx import export_onnx  # noqa: E402
 from edgeprune.export.ort_latency import channel_block, ort_latency, paired_latency  # noqa: E402
@@ -52,7 +53,9 @@ from edgeprune.report.stats import t_interval  # noqa: E402
 from edgeprune.runs.inputs import train_config  # noqa: E402
 from edgeprune.scores import calibration_batches  # noqa: E402
 from edgeprune.train import default_config, fit  # noqa: E402
-from edgeprune.utils.io import write_text  # noqa: E402
+from edgeprune.utils.io import write_json, write_text  # noqa: E402
+
+KEPT = ROOT / "out"  # the final models' ONNX files, one folder per run (not committed)
 
 
 def onnx_latency(model, shape, batch: int, runs: int = 20) -> float:
@@ -122,21 +125,58 @@ def calibrate_tp(dense, example, importance, global_pruning, fits, batches, step
     return best, hi, True
 
 
-def side_by_side(named: dict, shape, rounds: int = 3, runs: int = 20) -> dict:
-    """Median ORT latency (batch 1 and 32) of every model, timed in interleaved rounds."""
-    times = {n: {1: [], 32: []} for n in named}
-    with tempfile.TemporaryDirectory() as folder:
-        paths = {}
-        for i, (name, model) in enumerate(named.items()):
-            paths[name] = Path(folder) / f"{i}.onnx"
-            export_onnx(model, paths[name], input_shape=shape)
-        for _ in range(rounds):
-            for name, path in paths.items():
-                for b in (1, 32):
-                    times[name][b].append(ort_latency(path, batch_size=b, runs=runs, threads=1)["median_ms"])
-        size = {n: p.stat().st_size for n, p in paths.items()}
-    return {n: {"ms_b1": statistics.median(t[1]), "ms_b32": statistics.median(t[32]), "onnx_bytes": size[n]}
-            for n, t in times.items()}
+def export_all(named: dict, folder: Path, shape) -> dict:
+    """Every model's ONNX file in ``folder`` (kept, so ``--remeasure`` can time them again later)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for i, (name, model) in enumerate(named.items()):
+        paths[name] = folder / f"{i}.onnx"
+        export_onnx(model, paths[name], input_shape=shape)
+    return paths
+
+
+def side_by_side(paths: dict, rounds: int = 3, runs: int = 20) -> dict:
+    """Median ORT latency (batch 1 and 32) of every ONNX file, timed in interleaved rounds, with the speed-ups
+    over the first (the dense model)."""
+    times = {n: {1: [], 32: []} for n in paths}
+    for _ in range(rounds):
+        for name, path in paths.items():
+            for b in (1, 32):
+                times[name][b].append(ort_latency(path, batch_size=b, runs=runs, threads=1)["median_ms"])
+    device = {n: {"ms_b1": statistics.median(t[1]), "ms_b32": statistics.median(t[32]),
+                  "onnx_bytes": Path(paths[n]).stat().st_size} for n, t in times.items()}
+    base = next(iter(device.values()))
+    for d in device.values():
+        d["speedup_b1"], d["speedup_b32"] = base["ms_b1"] / d["ms_b1"], base["ms_b32"] / d["ms_b32"]
+    return device
+
+
+def per_mac(result: dict) -> float:
+    chosen = next(c for c in result["ours"]["candidates"] if c["id"] == result["ours"]["chosen"])
+    return result["side_by_side"]["ours (chosen)"]["speedup_b1"] / (result["dense"]["macs"] / chosen["macs"])
+
+
+def remeasure(name: str, rounds: int) -> None:
+    """Time a finished run's kept ONNX files again (on a quiet machine), replacing its latencies; the run's own
+    provenance stays, the re-measurement's is stored beside it."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        sys.exit(f"--remeasure: no result file results/{name}.json")
+    result = json.loads(path.read_text())
+    files = {label: KEPT / name / f for label, f in result.get("onnx_files", {}).items()}
+    missing = [str(f) for f in files.values() if not f.exists()] or ([] if files else ["(none recorded)"])
+    if missing:
+        sys.exit(f"--remeasure: {name} has no kept ONNX files to time: {', '.join(missing)}")
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]
+    result["side_by_side"] = side_by_side(files, rounds=rounds)
+    result["speedup_per_mac_saved_chosen"] = per_mac(result)
+    info = provenance()
+    result["remeasured"] = {"command": info["command"], "git_revision": info["git_revision"], "date": info["date"],
+                            "rounds": rounds, "load_average": [load_before, os.getloadavg()[0]]}
+    write_json(path, result)
+    write_text(SECTIONS / f"{name}.md", render(result) + "\n")
+    print(render(result))
 
 
 def collect(name: str) -> None:
@@ -187,7 +227,10 @@ def collect(name: str) -> None:
     slope, fixed = numpy.polyfit([m / 1e6 for m, _ in points], [ms for _, ms in points], 1)
     dense_ms = statistics.fmean(run["side_by_side"]["dense"]["ms_b1"] for run in runs)
     per_mac = [run["speedup_per_mac_saved_chosen"] for run in runs]
-    loads = [run["load_average_at_save"][0] for run in runs]
+    # the load while the latencies were taken: at the re-measurement if there was one, else at save
+    loads = [run["remeasured"]["load_average"][1] if "remeasured" in run else run["load_average_at_save"][0]
+             for run in runs]
+    remeasured = sum("remeasured" in run for run in runs)
     s0 = runs[0]["settings"]
     result = {"name": name, "seeds": seeds, "settings": same, "revisions": [run["git_revision"] for run in runs],
               "methods": table, "ours_drop_vs_dense": dict(zip(("mean", "lo", "hi"), drop)),
@@ -222,7 +265,9 @@ def collect(name: str) -> None:
                   "speed-up per MAC saved falls as MACs go. " if fixed > 0 else
                   "no fixed part: latency grew faster than MACs, and a speed-up per MAC above 1 means the larger "
                   "models were slowed more by other jobs on the machine (load average "
-                  f"{min(loads):.1f}–{max(loads):.1f} at save), so the batch-1 speed-ups overstate. ") +
+                  f"{min(loads):.1f}–{max(loads):.1f}), so the batch-1 speed-ups overstate. ") +
+              (f"Latencies of {remeasured} of {len(runs)} seeds re-measured later on their kept ONNX files "
+               f"(`--remeasure`, load average {min(loads):.1f}–{max(loads):.1f}). " if remeasured else "") +
               f"Per-seed runs: `results/{name}.json`, `results/{name}_s*.json` (revisions "
               f"{', '.join(sorted({r[:7] for r in result['revisions']}))})."]
     save(f"{name}_seeds", result, "\n".join(lines))
@@ -247,6 +292,9 @@ def main() -> None:
     p.add_argument("--name", help="results/NAME.json (default: structured_MODEL[_ARGS][_rN]; _sK added for seed K)")
     p.add_argument("--render", action="store_true", help="rewrite sections/NAME.md from results/NAME.json")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files of this setting")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time the kept ONNX files of results/NAME.json (one seed: add _sK) again, side by side")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of --remeasure")
     args = p.parse_args()
     args.round_to = channel_block() if args.round_to == "auto" else int(args.round_to)
     kwargs = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.arg)}
@@ -255,6 +303,8 @@ def main() -> None:
     name = args.name or name
     if args.collect:
         return collect(name)
+    if args.remeasure:
+        return remeasure(name + (f"_s{args.seed}" if args.seed else ""), args.rounds)
     if args.render:
         write_text(SECTIONS / f"{name}.md", render(json.loads((RESULTS / f"{name}.json").read_text())) + "\n")
         return None
@@ -304,12 +354,10 @@ def main() -> None:
         finals[label] = model
         print(label, baselines[label], flush=True)
 
-    device = side_by_side(finals, shape)
-    base = device["dense"]
-    for d in device.values():
-        d["speedup_b1"], d["speedup_b32"] = base["ms_b1"] / d["ms_b1"], base["ms_b32"] / d["ms_b32"]
+    name += f"_s{args.seed}" if args.seed else ""  # seed 0 keeps the first file's name
+    paths = export_all(finals, KEPT / name, shape)
+    device = side_by_side(paths)
     dense_macs = macs(dense, example).dense
-    chosen_macs = ours.record["macs"]
     result = {
         "model": args.model, "model_args": kwargs, "budget": str(budget), "limit_ms": limit_ms,
         "settings": {"mnist_train_val_images": args.limit, "dense_epochs": args.dense_epochs,
@@ -324,10 +372,10 @@ def main() -> None:
                                    "onnx_bytes", "onnx_bytes_int8")} for r in ours.candidates]},
         "torch_pruning": baselines,
         "side_by_side": device,
-        "speedup_per_mac_saved_chosen": device["ours (chosen)"]["speedup_b1"] / (dense_macs / chosen_macs),
+        "onnx_files": {label: path.name for label, path in paths.items()},
         "seconds": time.perf_counter() - started,
     }
-    name += f"_s{args.seed}" if args.seed else ""  # seed 0 keeps the first file's name
+    result["speedup_per_mac_saved_chosen"] = per_mac(result)
     save(name, result, render(result))
     print(render(result))
 
@@ -357,8 +405,12 @@ def render(result: dict) -> str:
         lines.append(f"| {label} | {100 * r['val_acc']:.2f} | {100 * r['test_acc']:.2f} | {r['params']:,} | "
                      f"{r['macs']:,} | {d['ms_b1']:.3f} | {d['speedup_b1']:.2f} | {d['ms_b32']:.2f} | "
                      f"{d['speedup_b32']:.2f} | {d['onnx_bytes'] / 1e3:,.1f} |")
+    again = result.get("remeasured")
     lines += ["", f"Speed-up per MAC saved (ours, chosen, batch 1): {result['speedup_per_mac_saved_chosen']:.2f}. "
-              f"Total run time {result['seconds'] / 60:.1f} min."]
+              f"Total run time {result['seconds'] / 60:.1f} min." + (
+                  f" Latencies re-measured on the kept ONNX files ({again['rounds']} rounds, {again['date'][:10]}, "
+                  f"load average {again['load_average'][0]:.1f} before, {again['load_average'][1]:.1f} after)."
+                  if again else "")]
     return "\n".join(lines)
 
 
