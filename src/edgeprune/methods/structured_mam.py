@@ -8,6 +8,10 @@ quantity: the least pruning whose measured cost fits the budget. If the budget c
 ranges, layers may leave them (``[0, CEILING]``); if it cannot be met even then, the error names the
 smallest reachable value. Channel counts depend on the fractions only, never on the criterion, so one
 calibration serves all three criteria; measurements are cached per set of widths.
+
+Depth too (``drop_blocks``): a candidate may first lose the ``k`` residual blocks of least influence
+(:mod:`edgeprune.prune.depth`, :mod:`edgeprune.scores.blocks`), removing their operators, which channel removal
+cannot; its channel strategy is then calibrated to the budget with those blocks gone.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from edgeprune.export.ort_latency import channel_block, ort_latency, paired_late
 from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.models.mha import SplitMultiheadAttention, split_mha
+from edgeprune.prune import depth as depth_lib
 from edgeprune.prune import structured
+from edgeprune.scores.blocks import block_influence
 
 CEILING = 0.9  # a layer never loses more than this fraction of its channels
 STEPS = {"latency": 7, "size": 8}  # bisection steps per measured kind (others: DEFAULT_STEPS)
@@ -63,6 +69,7 @@ class ChannelState:
     round_to: int | str = "auto"
     latency_runs: int = 20
     deploy: bool = True  # measure every candidate's ONNX bytes and ONNX Runtime latency
+    blocks: list = field(default_factory=list)  # removable residual blocks, least influence first
     cache: dict = field(default_factory=dict)  # (budget kind, widths) -> measured value
     calibrated: dict = field(default_factory=dict)  # (budget text, strategy) -> what calibration found
 
@@ -75,13 +82,26 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     ranges = ranges_lib.rules(roles, rules)
     keep = frozenset(e.module_name for e in roles.prunable() if e.role == "patch_embed")
     structure = structured.plan(split, example, keep_embedding=keep)
-    needs_data = any(c != "magnitude" for c in options.criteria)
+    deepest = max(options.drop_blocks)
+    needs_data = deepest > 0 or any(c != "magnitude" for c in options.criteria)
     batches = scores_lib.calibration_batches(data.train, options.calib_batches, options.calib_batch_size) if needs_data else None
     scores = {c: None if c == "magnitude" else scores_lib.compute(c, split, batches) for c in options.criteria}
     dense = {"params": param_count(model), "macs": macs(model, example[:1]).dense,
              "prunable": sum(w.numel() for w in prunable_weights(model).values())}
     return ChannelState(roles, ranges, structure, scores, example[:1], dense, model, options.round_to,
-                        options.latency_runs, options.deploy_metrics)
+                        options.latency_runs, options.deploy_metrics, blocks=_ranked_blocks(split, example, batches, deepest))
+
+
+def _ranked_blocks(model: nn.Module, example: torch.Tensor, batches, deepest: int) -> list[str]:
+    """The removable residual blocks of ``model``, least influence first (none looked for if ``deepest`` is 0)."""
+    if deepest == 0:
+        return []
+    names = depth_lib.removable_blocks(model, example[:1])
+    if deepest > len(names):
+        raise ConfigError(f"drop_blocks={deepest} but {type(model).__name__} has {len(names)} removable residual "
+                          f"block(s){': ' + ', '.join(names) if names else ''}; allowed: 0 to {len(names)}")
+    influence = block_influence(model, names, batches)
+    return sorted(names, key=influence.__getitem__)
 
 
 def _split(model: nn.Module) -> nn.Module:
@@ -104,14 +124,23 @@ def rounding(state: ChannelState, budget) -> int:
     return channel_block() if latency else 1
 
 
-def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, criterion: str = "magnitude"):
+def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, criterion: str = "magnitude",
+                depth: int = 0):
     """A copy of ``model`` with the channels of strategy ``vector`` ("<module>.weight" -> fraction) removed,
-    kept widths rounded as :func:`rounding` says for ``budget``."""
+    kept widths rounded as :func:`rounding` says for ``budget``, and its ``depth`` residual blocks of least
+    influence replaced by the identity."""
     small = copy.deepcopy(model)
     split_mha(small)
     widths = structured.prune_channels(small, state.example, state.structure, structured.fractions_from_params(vector),
                                        state.scores.get(criterion), round_to=rounding(state, budget))
+    depth_lib.drop_blocks(small, state.blocks[:depth])
     return small, widths
+
+
+def _shape_key(model: nn.Module, widths: dict) -> tuple:
+    """What a measurement depends on: the kept widths, heads and residual blocks."""
+    return (tuple(sorted(widths.items())), tuple(getattr(m, "num_heads", 0) for m in model.modules()),
+            tuple(n for n, m in model.named_modules() if isinstance(m, nn.Identity)))
 
 
 # --------------------------------------------------------------------------------------------- measuring
@@ -138,7 +167,7 @@ def deploy_metrics(state: ChannelState, model: nn.Module, widths: dict) -> dict:
         return {}
     if "deploy-dense" not in state.cache:
         state.cache["deploy-dense"] = _deploy(state.model, state.example, state.latency_runs)
-    key = ("deploy", tuple(sorted(widths.items())), tuple(getattr(m, "num_heads", 0) for m in model.modules()))
+    key = ("deploy", *_shape_key(model, widths))
     if key not in state.cache:
         state.cache[key] = _deploy(model, state.example, state.latency_runs)
     out, dense = dict(state.cache[key]), state.cache["deploy-dense"]
@@ -223,7 +252,7 @@ def _predicted_bytes(budget) -> bool:
     return isinstance(budget, Budget) and budget.kind == "size" and budget.precision == "fp32"
 
 
-def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
+def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Calibrated:
     """Shift ``vector`` by one common amount so the pruned model fits ``budget`` with the least pruning.
 
     FP32 ONNX size is bisected on the file size predicted from the stored numbers (the graph's other bytes
@@ -235,9 +264,8 @@ def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
     overhead = dense_value(state, budget) - 4 * _tensors(state.model) if predict else 0.0
 
     def value(v: dict, exact: bool = not predict) -> float:
-        small, widths = pruned_copy(state, state.model, v, budget)
-        key = (str(budget) if isinstance(budget, Budget) else "sparsity", exact, tuple(sorted(widths.items())),
-               tuple(getattr(m, "num_heads", 0) for m in small.modules()))
+        small, widths = pruned_copy(state, state.model, v, budget, depth=depth)
+        key = (str(budget) if isinstance(budget, Budget) else "sparsity", exact, *_shape_key(small, widths))
         if key not in state.cache:
             state.cache[key] = measure(state, small, budget) if exact else overhead + 4 * _tensors(small)
         return state.cache[key]
@@ -248,7 +276,7 @@ def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
     if not fits(value(_shifted(vector, inside, 1.0))):
         bounds, wide = widened, True
         if not fits(value(_shifted(vector, widened, 1.0))):
-            _unreachable(budget, value(_shifted(vector, widened, 1.0), exact=True), rounding(state, budget))
+            _unreachable(budget, value(_shifted(vector, widened, 1.0), exact=True), rounding(state, budget), depth)
     elif fits(value(_shifted(vector, inside, -1.0))):
         bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
         if fits(value(_shifted(vector, widened, -1.0))):
@@ -270,26 +298,30 @@ def calibrate(state: ChannelState, vector: dict, budget) -> Calibrated:
     return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide)
 
 
-def _unreachable(budget, best: float, round_to: int):
+def _unreachable(budget, best: float, round_to: int, depth: int = 0):
     what = kind_of(budget)
     shown = f"{best:.4f}" if what == "sparsity" else budget.describe(best)
+    blocks = f", {depth} residual block(s) removed" if depth else ""
     rounded = f", kept widths multiples of {round_to}; round_to=1 allows odd widths" if round_to > 1 else ""
     raise ConfigError(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
-                      f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed{rounded})")
+                      f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed"
+                      f"{blocks}{rounded})")
 
 
-def strategy_vectors(state: ChannelState, names, budget) -> dict[str, dict]:
-    """Each strategy of ``names`` calibrated to ``budget`` (shared by every criterion): name -> vector.
+def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict[str, dict]:
+    """Each strategy of ``names`` calibrated to ``budget`` with ``depth`` blocks removed (shared by every
+    criterion): name -> vector.
 
     What the calibration found (shift, measured value, whether layers left their ranges) is kept in
-    ``state.calibrated[(str(budget), name)]`` for the candidates' records.
+    ``state.calibrated[(str(budget), name, depth)]`` for the candidates' records.
     """
     out = {}
     for name in names:
-        c = calibrate(state, strategies_lib.build(name, state.ranges, state.roles), budget)
+        c = calibrate(state, strategies_lib.build(name, state.ranges, state.roles), budget, depth)
         _, limit = _cost(state, budget)
-        state.calibrated[(str(budget), name)] = {"budget": str(budget), "limit": limit, "shift": round(c.shift, 6),
-                                                 "measured": c.measured, "widened": c.widened}
+        state.calibrated[(str(budget), name, depth)] = {
+            "budget": str(budget), "limit": limit, "shift": round(c.shift, 6), "measured": c.measured,
+            "widened": c.widened, "dropped_blocks": state.blocks[:depth]}
         out[name] = c.vector
     return out
 

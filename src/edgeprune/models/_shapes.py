@@ -3,8 +3,9 @@
 Structured pruning (torch-pruning channel pruning, Reconvene's narrower convs, VBP's narrower MLPs, removed
 attention heads) changes shape-defining attributes (``out_channels``, ``groups``, ``num_features``,
 ``normalized_shape``, ``embed_dim``, ``num_heads``...) and the shapes of parameters and buffers (BatchNorm
-running stats included). :func:`structure` records them; :func:`resize` gives a freshly built model the
-recorded attributes and parameters/buffers of the saved shapes, so the state_dict then loads strictly.
+running stats included); depth pruning replaces residual blocks by ``nn.Identity``. :func:`structure` records
+them; :func:`resize` gives a freshly built model the recorded attributes, identities and parameters/buffers of
+the saved shapes, so the state_dict then loads strictly.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def structure(model: nn.Module) -> dict[str, dict]:
             value = getattr(module, attr, None)
             if isinstance(value, int) and not isinstance(value, bool):
                 record[attr] = value
+        if isinstance(module, nn.Identity) and name:
+            record["type"] = "Identity"  # a removed block (or an identity the model always had)
         if not record:
             own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
             if own:
@@ -81,6 +84,12 @@ def resize(model: nn.Module, layers: dict, state: dict[str, torch.Tensor]) -> No
     if split:  # saved after structured pruning split its nn.MultiheadAttention layers (models.mha)
         split_mha(model, only=split)
     modules = dict(model.named_modules())
+    removed = [n for n, r in layers.items() if isinstance(r, dict) and r.get("type") == "Identity"
+               and n in modules and not isinstance(modules[n], nn.Identity)]
+    for name in removed:  # saved after depth pruning removed these blocks (prune.depth)
+        model.set_submodule(name, nn.Identity())
+    if removed:
+        modules = dict(model.named_modules())
     for name, record in layers.items():
         module = modules.get(name)
         if module is None or not isinstance(record, dict) or type(module).__name__ != record.get("type"):

@@ -53,6 +53,18 @@ class Options(Config):
     round_to: Union[int, str] = "auto"
     latency_runs: int = pydantic.Field(20, gt=0)  # channel: ONNX Runtime runs per latency measurement
     deploy_metrics: bool = True  # channel: ONNX bytes and ONNX Runtime latency (batch 1, 32) in every record
+    # channel: numbers of residual blocks removed (least influence first) before the channels; each value is
+    # its own set of candidates. Removing blocks removes operators, which channels cannot (batch-1 latency).
+    drop_blocks: list[int] = [0]
+
+    @pydantic.field_validator("drop_blocks", mode="before")
+    @classmethod
+    def _drop_blocks_are_valid(cls, value):
+        values = [value] if isinstance(value, int) else value
+        if (not isinstance(values, (list, tuple)) or not values
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values)):
+            raise ConfigError(f"drop_blocks must be a list of integers >= 0 (residual blocks to remove), got {value!r}")
+        return list(dict.fromkeys(values))
 
     @pydantic.field_validator("round_to", mode="before")
     @classmethod
@@ -119,6 +131,9 @@ class MixAndMatch(Method):
         opts = self.options
         if not opts.criteria or opts.strategies == []:
             raise ConfigError("mix_and_match needs at least one criterion and one strategy")
+        if opts.drop_blocks != [0] and not self.channel:
+            raise ConfigError(f"drop_blocks={opts.drop_blocks} needs granularity='channel' (removed blocks change the "
+                              "architecture; granularity='weight' keeps it)")
         if self.channel:
             return structured_mam.prepare(model, data, example, opts)
         roles = roles_lib.classify(model, example)
@@ -138,42 +153,50 @@ class MixAndMatch(Method):
     def candidates(self, state, budgets, seeds):
         plan = []
         for budget in budgets:
-            if self.channel:
-                names = self.options.strategies or strategies_lib.names_for(state.roles)
-                built = structured_mam.strategy_vectors(state, names, budget)
-            else:
-                names = state.strategies
-                built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in names}
-            same = strategies_lib.duplicates(built)
-            groups = sorted({tuple(sorted([n, *same[n]])) for n in same} - {("balanced", "p50")})  # equal by definition
-            if groups:
-                warnings.warn(f"at budget {budget:g} these strategies give identical per-layer sparsities and are "
-                              f"trained once each group: {'; '.join(' = '.join(g) for g in groups)} (the layer "
-                              "ranges are too alike; see range_rules)", UserWarning, stacklevel=2)
-            seen: set[str] = set()
-            for strategy in names:
-                if strategy in seen:
-                    continue
-                aliases = [a for a in same.get(strategy, []) if a in built]
-                seen.update([strategy, *aliases])
-                for criterion in self.options.criteria:
-                    setting = {"criterion": criterion, "strategy": strategy, "aliases": aliases,
-                               "sparsities": built[strategy]}
-                    if self.channel:
-                        setting["granularity"] = "channel"
-                    plan += [Candidate(f"mam-{criterion}-{strategy}-b{budget:g}-s{s}", budget, s, setting) for s in seeds]
+            for depth in self.options.drop_blocks if self.channel else [0]:
+                plan += self._strategies(state, budget, depth, seeds)
             for name in {} if self.channel else state.baselines:
                 plan += [Candidate(f"global-{name}-b{budget:g}-s{s}", budget, s, {"baseline": name}) for s in seeds]
+        return plan
+
+    def _strategies(self, state, budget, depth: int, seeds) -> list[Candidate]:
+        """One candidate per (strategy, criterion, seed) at ``budget``, ``depth`` residual blocks removed."""
+        if self.channel:
+            names = self.options.strategies or strategies_lib.names_for(state.roles)
+            built = structured_mam.strategy_vectors(state, names, budget, depth)
+        else:
+            names = state.strategies
+            built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in names}
+        same = strategies_lib.duplicates(built)
+        groups = sorted({tuple(sorted([n, *same[n]])) for n in same} - {("balanced", "p50")})  # equal by definition
+        if groups:
+            warnings.warn(f"at budget {budget:g} these strategies give identical per-layer sparsities and are "
+                          f"trained once each group: {'; '.join(' = '.join(g) for g in groups)} (the layer "
+                          "ranges are too alike; see range_rules)", UserWarning, stacklevel=3)
+        plan, seen = [], set()
+        for strategy in names:
+            if strategy in seen:
+                continue
+            aliases = [a for a in same.get(strategy, []) if a in built]
+            seen.update([strategy, *aliases])
+            for criterion in self.options.criteria:
+                setting = {"criterion": criterion, "strategy": strategy, "aliases": aliases,
+                           "sparsities": built[strategy]}
+                if self.channel:
+                    setting.update(granularity="channel", drop_blocks=depth)
+                tag = f"-d{depth}" if depth else ""
+                plan += [Candidate(f"mam-{criterion}-{strategy}{tag}-b{budget:g}-s{s}", budget, s, setting) for s in seeds]
         return plan
 
     def prune(self, state, model, candidate):
         setting = candidate.setting
         if self.channel:
+            depth = setting.get("drop_blocks", 0)
             pruned, widths = structured_mam.pruned_copy(state, model, setting["sparsities"], candidate.budget,
-                                                        setting["criterion"])
+                                                        setting["criterion"], depth)
             info = {k: setting[k] for k in ("criterion", "strategy", "aliases", "granularity")}
             info["round_to"] = structured_mam.rounding(state, candidate.budget)
-            calibration = state.calibrated.get((str(candidate.budget), setting["strategy"]), {})
+            calibration = state.calibrated.get((str(candidate.budget), setting["strategy"], depth), {})
             deploy = structured_mam.deploy_metrics(state, pruned, widths)
             skipped = {"skipped": widths.skipped} if widths.skipped else {}  # kept whole: torch-pruning failed on it
             return Decision(pruned, None, {**info, **calibration, "widths": dict(widths), **skipped, "deploy": deploy})
