@@ -287,6 +287,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tp", default="magnitude_uniform,magnitude_global,taylor_uniform,taylor_global",
                    help="Torch-Pruning variants: importance_scope, comma-separated")
+    p.add_argument("--drop-blocks", default="0",
+                   help="ours: numbers of residual blocks removed before channels, comma-separated (each its own candidates)")
     p.add_argument("--round-to", default="auto",
                    help="kept widths are multiples of it (ours and Torch-Pruning); auto: this CPU's channel_block()")
     p.add_argument("--name", help="results/NAME.json (default: structured_MODEL[_ARGS][_rN]; _sK added for seed K)")
@@ -329,7 +331,8 @@ def main() -> None:
     t0 = time.perf_counter()
     ours = edgeprune.prune(dense, splits, method="mix_and_match", budget=budget, finetune=args.epochs, seed=args.seed,
                            granularity="channel", criteria=args.criteria.split(","),
-                           strategies=args.strategies.split(","), calib_batches=4, round_to=args.round_to)
+                           strategies=args.strategies.split(","), calib_batches=4, round_to=args.round_to,
+                           drop_blocks=[int(v) for v in args.drop_blocks.split(",")])
     ours_seconds = time.perf_counter() - t0
     limit_ms = next(r["decided"]["limit"] for r in ours.candidates if r.get("status") == "ok")
     print(f"ours: {len(ours.candidates)} candidates, {ours_seconds:.0f}s, limit {limit_ms:.3f} ms", flush=True)
@@ -363,13 +366,15 @@ def main() -> None:
         "settings": {"mnist_train_val_images": args.limit, "dense_epochs": args.dense_epochs,
                      "finetune_epochs": args.epochs, "seeds": [args.seed], "criteria": args.criteria,
                      "strategies": args.strategies, "threads": 1, "round_to": args.round_to, "tp": args.tp,
+                     **({"drop_blocks": args.drop_blocks} if args.drop_blocks != "0" else {}),
                      "note": "one seed per invocation; --collect combines the seeds"},
         "dense": {"test_acc": dense_test, "val_acc": accuracy(dense, splits.val), "params": param_count(dense),
                   "macs": dense_macs},
         "ours": {"chosen": ours.record["id"], "seconds": ours_seconds, "candidates": [
             {k: r.get(k) for k in ("id", "val_acc_pruned", "val_acc", "test_acc", "params", "macs", "budget_achieved",
                                    "ort_latency_ms_b1", "ort_latency_ms_b32", "speedup_b1", "speedup_b32",
-                                   "onnx_bytes", "onnx_bytes_int8")} for r in ours.candidates]},
+                                   "onnx_bytes", "onnx_bytes_int8")} | {
+                "dropped_blocks": r.get("decided", {}).get("dropped_blocks", [])} for r in ours.candidates]},
         "torch_pruning": baselines,
         "side_by_side": device,
         "onnx_files": {label: path.name for label, path in paths.items()},
