@@ -63,3 +63,13 @@ def test_a_model_without_residual_blocks_says_so(digits):
                         method="mix_and_match", granularity="channel", budget="macs<=50%", finetune=0,
                         criteria=["magnitude"], strategies=["balanced"], drop_blocks=[1], deploy_metrics=False,
                         progress=False)
+
+
+def test_a_depth_that_cannot_meet_the_budget_is_left_out_with_a_warning(digits):
+    # 20 % of the MACs is out of reach for channels alone with widths multiples of 32 (the 32-wide stream and
+    # attention keep their width), but not with two of three blocks gone
+    with pytest.warns(UserWarning, match="drop_blocks=0: budget macs<=20% cannot be met"):
+        pruned = edgeprune.prune(vit(), digits, method="mix_and_match", granularity="channel", budget="macs<=20%",
+                                 finetune=0, criteria=["magnitude"], strategies=["balanced"], calib_batches=1,
+                                 drop_blocks=[0, 2], round_to=32, deploy_metrics=False, progress=False)
+    assert len(pruned.candidates) == 1 and pruned.record["decided"]["dropped_blocks"]

@@ -153,8 +153,19 @@ class MixAndMatch(Method):
     def candidates(self, state, budgets, seeds):
         plan = []
         for budget in budgets:
-            for depth in self.options.drop_blocks if self.channel else [0]:
-                plan += self._strategies(state, budget, depth, seeds)
+            depths = self.options.drop_blocks if self.channel else [0]
+            unreachable = []
+            for depth in depths:
+                try:
+                    plan += self._strategies(state, budget, depth, seeds)
+                except ConfigError as exc:  # the budget may be reachable with more blocks removed
+                    if len(depths) == 1:
+                        raise
+                    unreachable.append((depth, exc))
+            if len(unreachable) == len(depths):
+                raise unreachable[0][1]
+            for depth, exc in unreachable:
+                warnings.warn(f"drop_blocks={depth}: {exc}; its candidates are left out", UserWarning, stacklevel=2)
             for name in {} if self.channel else state.baselines:
                 plan += [Candidate(f"global-{name}-b{budget:g}-s{s}", budget, s, {"baseline": name}) for s in seeds]
         return plan
