@@ -291,6 +291,8 @@ def main() -> None:
                    help="ours: numbers of residual blocks removed before channels, comma-separated (each its own candidates)")
     p.add_argument("--round-to", default="auto",
                    help="kept widths are multiples of it (ours and Torch-Pruning); auto: this CPU's channel_block()")
+    p.add_argument("--tp-round-to", help="Torch-Pruning's kept-width multiple, if not --round-to (e.g. 1 where aligned "
+                   "widths cannot reach the budget without removing blocks, which Torch-Pruning does not)")
     p.add_argument("--name", help="results/NAME.json (default: structured_MODEL[_ARGS][_rN]; _sK added for seed K)")
     p.add_argument("--render", action="store_true", help="rewrite sections/NAME.md from results/NAME.json")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files of this setting")
@@ -299,6 +301,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of --remeasure")
     args = p.parse_args()
     args.round_to = channel_block() if args.round_to == "auto" else int(args.round_to)
+    tp_round_to = args.round_to if args.tp_round_to is None else int(args.tp_round_to)
     kwargs = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.arg)}
     name = f"structured_{args.model}" + ("_" + "_".join(f"{k}{v}" for k, v in kwargs.items()) if kwargs else "")
     name += f"_r{args.round_to}" if args.round_to > 1 else ""
@@ -347,7 +350,7 @@ def main() -> None:
         label = f"TP {importance} {scope}"
         t0 = time.perf_counter()
         model, ratio, met = calibrate_tp(dense, example, importance, global_pruning, fits, batches,
-                                         round_to=args.round_to if args.round_to > 1 else None)
+                                         round_to=tp_round_to if tp_round_to > 1 else None)
         pruned_val = accuracy(model, splits.val)
         fit(model, splits.train, splits.val, recipe.replace(seed=args.seed), teacher=dense, progress=False)
         baselines[label] = {"ratio": ratio, "budget_met": met, "val_acc_pruned": pruned_val,
@@ -366,6 +369,7 @@ def main() -> None:
         "settings": {"mnist_train_val_images": args.limit, "dense_epochs": args.dense_epochs,
                      "finetune_epochs": args.epochs, "seeds": [args.seed], "criteria": args.criteria,
                      "strategies": args.strategies, "threads": 1, "round_to": args.round_to, "tp": args.tp,
+                     **({"tp_round_to": tp_round_to} if tp_round_to != args.round_to else {}),
                      **({"drop_blocks": args.drop_blocks} if args.drop_blocks != "0" else {}),
                      "note": "one seed per invocation; --collect combines the seeds"},
         "dense": {"test_acc": dense_test, "val_acc": accuracy(dense, splits.val), "params": param_count(dense),
@@ -394,7 +398,9 @@ def render(result: dict) -> str:
         for n, b in result["torch_pruning"].items()]
     lines = [f"### Structured pruning at a measured latency budget: {result['model']} {result['model_args'] or ''} "
              f"on MNIST, seed {st['seeds'][0]}, {st['dense_epochs']} dense + {st['finetune_epochs']} fine-tune epochs"
-             f"{'' if st.get('round_to', 1) == 1 else ', widths multiples of ' + str(st['round_to'])}",
+             f"{'' if st.get('round_to', 1) == 1 else ', widths multiples of ' + str(st['round_to'])}"
+             f"{', Torch-Pruning widths multiples of ' + str(st['tp_round_to']) if 'tp_round_to' in st else ''}"
+             f"{', ours also removes ' + st['drop_blocks'] + ' residual blocks' if 'drop_blocks' in st else ''}",
              "",
              f"Budget `{result['budget']}` (ONNX Runtime, 1 thread: {result['limit_ms']:.3f} ms); MNIST subset of "
              f"{st['mnist_train_val_images']:,} train+val images, dense training {st['dense_epochs']} epochs, fine-tune "
