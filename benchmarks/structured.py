@@ -238,7 +238,8 @@ def collect(name: str) -> None:
               "latency_fit_b1": {"fixed_ms": fixed, "ms_per_million_macs": slope, "models": len(points),
                                  "dense_ms": dense_ms}}
     lines = [f"### Structured pruning at a measured latency budget, {len(runs)} seeds: {runs[0]['model']} "
-             f"{runs[0]['model_args'] or ''} on MNIST, {s0['dense_epochs']} dense + {s0['finetune_epochs']} fine-tune epochs",
+             f"{runs[0]['model_args'] or ''} on MNIST, {s0['dense_epochs']} dense + {s0['finetune_epochs']} fine-tune epochs"
+             f"{', ours also removes ' + s0['drop_blocks'] + ' residual blocks' if 'drop_blocks' in s0 else ''}",
              "",
              f"Budget `{runs[0]['budget']}` (ONNX Runtime, 1 thread), seeds {', '.join(map(str, seeds))} (each seed: its own "
              f"MNIST subset of {s0['mnist_train_val_images']:,} train+val images, dense model and fine-tunes); dense "
@@ -256,6 +257,8 @@ def collect(name: str) -> None:
                      f"{' / '.join(f'{100 * a:.2f}' for a in row['test_acc'])} | {row['mac_ratio']:.2f} | "
                      f"{row['speedup_b1']:.2f} | "
                      f"{row['speedup_b32']:.2f} | {row['onnx_kb']:,.1f} | {ci} |")
+    if "drop_blocks" in s0:
+        lines += ["", *depth_table(runs)]
     lines += ["", f"Ours vs dense: {100 * drop[0]:.2f} pp drop [95 % CI {100 * drop[1]:.2f}, {100 * drop[2]:.2f}]. "
               f"Speed-up per MAC saved (ours, chosen, batch 1): {' / '.join(f'{v:.2f}' for v in per_mac)}. "
               f"Batch-1 latency against MACs over all {len(points)} models: {fixed:.3f} ms + {slope:.4f} ms per million "
@@ -272,6 +275,30 @@ def collect(name: str) -> None:
               f"{', '.join(sorted({r[:7] for r in result['revisions']}))})."]
     save(f"{name}_seeds", result, "\n".join(lines))
     print("\n".join(lines))
+
+
+def depth_table(runs: list) -> list[str]:
+    """Our candidates by the number of residual blocks they lost: accuracy, MACs and the speed-ups measured
+    during the run (each candidate on its own, not side by side), and how often validation chose them."""
+    by_depth: dict[int, list] = {}
+    for run in runs:
+        for c in run["ours"]["candidates"]:
+            if c.get("test_acc") is not None:
+                by_depth.setdefault(len(c.get("dropped_blocks") or []), []).append((run, c))
+    lines = ["Our candidates by blocks removed (means over seeds; speed-ups as measured during the run, each "
+             "candidate alone):", "",
+             "| blocks removed | candidates | val % | test % | MACs ÷ | × b1 | × b32 | speed-up per MAC (b1) | chosen |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for depth, items in sorted(by_depth.items()):
+        def mean(f, items=items):
+            return statistics.fmean(f(run, c) for run, c in items)
+        mac_ratio = mean(lambda run, c: run["dense"]["macs"] / c["macs"])
+        chosen = sum(run["ours"]["chosen"] == c["id"] for run, c in items)
+        lines.append(f"| {depth} | {len(items)} | {100 * mean(lambda r, c: c['val_acc']):.2f} | "
+                     f"{100 * mean(lambda r, c: c['test_acc']):.2f} | {mac_ratio:.2f} | "
+                     f"{mean(lambda r, c: c['speedup_b1']):.2f} | {mean(lambda r, c: c['speedup_b32']):.2f} | "
+                     f"{mean(lambda r, c: c['speedup_b1'] * c['macs'] / r['dense']['macs']):.2f} | {chosen} |")
+    return lines
 
 
 def main() -> None:
