@@ -71,7 +71,7 @@ class ChannelState:
     deploy: bool = True  # measure every candidate's ONNX bytes and ONNX Runtime latency
     blocks: list = field(default_factory=list)  # removable residual blocks, least influence first
     cache: dict = field(default_factory=dict)  # (budget kind, widths) -> measured value
-    calibrated: dict = field(default_factory=dict)  # (budget text, strategy) -> what calibration found
+    calibrated: dict = field(default_factory=dict)  # (budget text, strategy, blocks removed) -> what calibration found
 
 
 def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelState:

@@ -41,7 +41,7 @@ def _members(model: nn.Module) -> dict[str, nn.Module]:
 @torch.no_grad()
 def removable_blocks(model: nn.Module, example: torch.Tensor) -> list[str]:
     """Names of the blocks of ``model`` that ``nn.Identity`` can replace (shape-preserving, called once with one
-    tensor), in forward order."""
+    tensor, residual), in module order."""
     members = _members(model)
     calls: dict[str, list] = {name: [] for name in members}  # per call: its input if shape-preserving, else None
 
