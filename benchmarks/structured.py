@@ -4,6 +4,7 @@
     python benchmarks/structured.py --model vgg16 --arg width_mult=0.5
     python benchmarks/structured.py --model resnet20 --seed 1       # one result file per seed (..._s1.json)
     python benchmarks/structured.py --model resnet20 --collect       # the seeds combined (..._seeds.json)
+    python benchmarks/structured.py --curve NAME_A,NAME_B --name CURVE  # collected budgets as one curve + plot
 
 Kept widths are multiples of this CPU's channel block by default (``--round-to auto``, ours and Torch-Pruning
 alike). ResNet-20 at 28 px cannot reach 2x that way (its first stage is one block wide): ``--round-to 1``.
@@ -277,6 +278,61 @@ def collect(name: str) -> None:
     print("\n".join(lines))
 
 
+def curve(names: list[str], name: str) -> None:
+    """Several collected budgets of one model (same data, dense models and seeds) as one accuracy-latency curve:
+    a table of ours minus each Torch-Pruning variant at every budget and a plot, ``plots/NAME.png``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = []
+    for n in names:
+        path = RESULTS / f"{n}_seeds.json"
+        if not path.exists():
+            sys.exit(f"--curve: no collected results/{n}_seeds.json (run --collect first)")
+        points.append((json.loads((RESULTS / f"{n}.json").read_text())["budget"], n, json.loads(path.read_text())))
+    dense = [p["methods"]["dense"]["test_acc"] for _, _, p in points]
+    if any(d != dense[0] for d in dense) or len({tuple(p["seeds"]) for _, _, p in points}) > 1:
+        sys.exit(f"--curve: {', '.join(names)} do not share their seeds' dense models")
+    points.sort(key=lambda p: -float(p[0].split("<=")[1].rstrip("%")))
+    lines = [f"### Ours vs Torch-Pruning along the latency curve: {name}", "",
+             f"Every budget's {len(dense[0])} seeds share one dense model per seed ({100 * statistics.fmean(dense[0]):.2f} % "
+             "test); each row is one collected setting (tables above). \"ours − TP\": paired difference over seeds, "
+             "95 % t-interval; speed-ups are means of side-by-side ratios.", "",
+             "| budget | ours % | × b1 (ours) | TP variant | TP % | × b1 (TP) | ours − TP (pp, 95 % CI) |",
+             "|---|---:|---:|---|---:|---:|---|"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    ax.axhline(100 * statistics.fmean(dense[0]), ls="--", color="green", label="dense")
+    ours = [p["methods"]["ours (chosen)"] for _, _, p in points]
+    ax.errorbar([o["speedup_b1"] for o in ours], [100 * o["mean"] for o in ours], [100 * o["sd"] for o in ours],
+                marker="D", color="black", capsize=3, label="ours (chosen)")
+    variants = sorted({m for _, _, p in points for m in p["methods"] if m.startswith("TP ")})
+    for variant, marker in zip(variants, "osv^<>"):
+        rows = [(b, p["methods"][variant]) for b, _, p in points if variant in p["methods"]]
+        ax.errorbar([r["speedup_b1"] for _, r in rows], [100 * r["mean"] for _, r in rows],
+                    [100 * r["sd"] for _, r in rows], marker=marker, ls=":", capsize=3, label=variant)
+    for budget, _, p in points:
+        o = p["methods"]["ours (chosen)"]
+        for variant in variants:
+            if variant in p["methods"]:
+                t, d = p["methods"][variant], p["methods"][variant]["ours_minus"]
+                lines.append(f"| `{budget}` | {100 * o['mean']:.2f} | {o['speedup_b1']:.2f} | {variant} | "
+                             f"{100 * t['mean']:.2f} | {t['speedup_b1']:.2f} | {100 * d['mean']:+.2f} "
+                             f"[{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] |")
+    ax.set_xlabel("ONNX Runtime speed-up over dense, batch 1 (1 thread)")
+    ax.set_ylabel("test top-1 (%), mean ± sd over seeds")
+    ax.set_title(name)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    (ROOT / "plots").mkdir(exist_ok=True)
+    fig.savefig(ROOT / "plots" / f"{name}.png")
+    plt.close(fig)
+    lines += ["", f"![{name}](plots/{name}.png)", "", "Settings: " + "; ".join(f"`{b}`: `{n}`" for b, n, _ in points) + "."]
+    save(name, {"settings": names, "budgets": [b for b, _, _ in points], "rows": lines[6:-4]}, "\n".join(lines))
+    print("\n".join(lines))
+
+
 def depth_table(runs: list) -> list[str]:
     """Our candidates by the number of residual blocks they lost: accuracy, MACs and the speed-ups measured
     during the run (each candidate on its own, not side by side), and how often validation chose them."""
@@ -323,6 +379,7 @@ def main() -> None:
     p.add_argument("--name", help="results/NAME.json (default: structured_MODEL[_ARGS][_rN]; _sK added for seed K)")
     p.add_argument("--render", action="store_true", help="rewrite sections/NAME.md from results/NAME.json")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files of this setting")
+    p.add_argument("--curve", help="NAME1,NAME2,...: collected budgets of one model as one curve, saved as --name")
     p.add_argument("--remeasure", action="store_true",
                    help="time the kept ONNX files of results/NAME.json (one seed: add _sK) again, side by side")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of --remeasure")
@@ -335,6 +392,8 @@ def main() -> None:
     name = args.name or name
     if args.collect:
         return collect(name)
+    if args.curve:
+        return curve(args.curve.split(","), name)
     if args.remeasure:
         return remeasure(name + (f"_s{args.seed}" if args.seed else ""), args.rounds)
     if args.render:
