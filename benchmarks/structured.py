@@ -312,9 +312,11 @@ def curve(names: list[str], name: str) -> None:
                 marker="D", color="black", capsize=3, label="ours (chosen)")
     variants = sorted({m for _, _, p in points for m in p["methods"] if m.startswith("TP ")})
     for variant, marker in zip(variants, "osv^<>"):
-        rows = [(b, p["methods"][variant]) for b, _, p in points if variant in p["methods"]]
-        ax.errorbar([r["speedup_b1"] for _, r in rows], [100 * r["mean"] for _, r in rows],
-                    [100 * r["sd"] for _, r in rows], marker=marker, ls=":", capsize=3, label=variant)
+        rows = [(b, p["methods"][variant]) for b, _, p in points  # over-budget models are in the table only
+                if variant in p["methods"] and not p["methods"][variant].get("over_budget_seeds")]
+        if rows:
+            ax.errorbar([r["speedup_b1"] for _, r in rows], [100 * r["mean"] for _, r in rows],
+                        [100 * r["sd"] for _, r in rows], marker=marker, ls=":", capsize=3, label=variant)
     for budget, _, p in points:
         o = p["methods"]["ours (chosen)"]
         for variant in variants:
