@@ -284,7 +284,8 @@ def collect(name: str) -> None:
 
 def curve(names: list[str], name: str) -> None:
     """Several collected budgets of one model (same data, dense models and seeds) as one accuracy-latency curve:
-    a table of ours minus each Torch-Pruning variant at every budget and a plot, ``plots/NAME.png``."""
+    a table of ours minus each Torch-Pruning variant at every budget and a plot, ``plots/NAME.png``. Settings
+    of one budget that ran other Torch-Pruning variants add rows; ours is plotted from the first of them."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -307,7 +308,10 @@ def curve(names: list[str], name: str) -> None:
              "|---|---:|---:|---|---:|---:|---|"]
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
     ax.axhline(100 * statistics.fmean(dense[0]), ls="--", color="green", label="dense")
-    ours = [p["methods"]["ours (chosen)"] for _, _, p in points]
+    first = {}  # one budget may have several settings (other Torch-Pruning variants): ours from the first
+    for budget, _, p in points:
+        first.setdefault(budget, p)
+    ours = [p["methods"]["ours (chosen)"] for p in first.values()]
     ax.errorbar([o["speedup_b1"] for o in ours], [100 * o["mean"] for o in ours], [100 * o["sd"] for o in ours],
                 marker="D", color="black", capsize=3, label="ours (chosen)")
     variants = sorted({m for _, _, p in points for m in p["methods"] if m.startswith("TP ")})
