@@ -326,7 +326,7 @@ def curve(names: list[str], name: str) -> None:
         for variant in variants:
             if variant in p["methods"]:
                 t, d = p["methods"][variant], p["methods"][variant]["ours_minus"]
-                over = f" (over budget on {t['over_budget_seeds']} seeds)" if t.get("over_budget_seeds") else ""
+                over = f" (over budget on {t['over_budget_seeds']} of {len(p['seeds'])} seeds)" if t.get("over_budget_seeds") else ""
                 lines.append(f"| `{budget}` | {100 * o['mean']:.2f} | {o['speedup_b1']:.2f} | {variant}{over} | "
                              f"{100 * t['mean']:.2f} | {t['speedup_b1']:.2f} | {100 * d['mean']:+.2f} "
                              f"[{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] |")
