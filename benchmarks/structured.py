@@ -299,7 +299,7 @@ def curve(names: list[str], name: str) -> None:
     dense = [p["methods"]["dense"]["test_acc"] for _, _, p in points]
     if any(d != dense[0] for d in dense) or len({tuple(p["seeds"]) for _, _, p in points}) > 1:
         sys.exit(f"--curve: {', '.join(names)} do not share their seeds' dense models")
-    points.sort(key=lambda p: -float(p[0].split("<=")[1].rstrip("%")))
+    points.sort(key=lambda p: -float(parse(p[0])))  # loosest budget first
     lines = [f"### Ours vs Torch-Pruning along the latency curve: {name}", "",
              f"Every budget's {len(dense[0])} seeds share one dense model per seed ({100 * statistics.fmean(dense[0]):.2f} % "
              "test); each row is one collected setting (tables above). \"ours − TP\": paired difference over seeds, "
