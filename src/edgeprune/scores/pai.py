@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.overrides import TorchFunctionMode
 
 from edgeprune.errors import ConfigError, check_fraction
 from edgeprune.measure import prunable_weights
@@ -46,6 +48,20 @@ def snip(model: nn.Module, batches, *, loss_fn, seed, mode: str = "train") -> Sc
     return to_scores({n: (g * weights[n].detach()).abs() for n, g in total.items()})
 
 
+def _hardsigmoid(x, inplace=False):
+    return F.relu6(x + 3.0) / 6.0  # the same function, composed of ops that have a double backward
+
+
+class TwiceDifferentiable(TorchFunctionMode):
+    """While active, activations whose backward has no derivative in PyTorch (``hardsigmoid``: MobileNetV3's
+    squeeze-excite gates, as module or function) run as an equal composition of ops that have one."""
+
+    REPLACEMENTS = {F.hardsigmoid: _hardsigmoid}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return self.REPLACEMENTS.get(func, func)(*args, **(kwargs or {}))
+
+
 def hessian_gradient(model: nn.Module, batches: Sequence[Batch], loss_fn: LossFn | None, *, seed: int,
                      train: bool, temperature: float) -> dict[str, torch.Tensor]:
     """H g over the prunable weights, by double back-propagation (GraSP's Hessian-gradient product).
@@ -59,7 +75,7 @@ def hessian_gradient(model: nn.Module, batches: Sequence[Batch], loss_fn: LossFn
     g_stop = [torch.zeros_like(p) for p in params]
     hg = [torch.zeros_like(p) for p in params]
     # the fused attention kernels have no double backward; the math kernel is composed of ops that do
-    with scoring_state(model, train=train, seed=seed, weights=params), sdpa_kernel(SDPBackend.MATH):
+    with scoring_state(model, train=train, seed=seed, weights=params), sdpa_kernel(SDPBackend.MATH), TwiceDifferentiable():
         for batch in batches:
             loss = batch_loss(model, batch, loss_fn, params[0], temperature=temperature)
             for acc, g in zip(g_stop, torch.autograd.grad(loss, params, allow_unused=True)):
