@@ -42,6 +42,7 @@ from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, MAX_EPOCHS, MAX_SEED, 
 from edgeprune.data.loaders import checked, make_loader
 from edgeprune.errors import ConfigError, DataError, EdgepruneError
 from edgeprune.measure import accuracy
+from edgeprune.models import logits_of
 from edgeprune.prune.gradual import GradualMasks
 from edgeprune.prune.masks import Masks, apply_masks, mask_gradients
 
@@ -248,10 +249,10 @@ def fit(
                     break
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with torch.autocast(device.type, enabled=use_amp):
-                    logits = net(x)
+                    logits = logits_of(net(x))
                     if teacher is not None:
                         with torch.no_grad():
-                            t_logits = teacher(x)
+                            t_logits = logits_of(teacher(x))
                         loss = kd_loss(logits.float(), t_logits.float(), y, cfg.kd_alpha, cfg.kd_temperature)
                     else:
                         loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)

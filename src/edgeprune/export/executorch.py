@@ -44,6 +44,7 @@ from edgeprune.export.onnx import (
     parse_batch,
     quiet_exporters,
 )
+from edgeprune.models import logits_only
 from edgeprune.utils.io import atomic_path
 
 SUFFIX = ".pte"
@@ -286,6 +287,7 @@ def export_executorch(
     if batch == "dynamic" and len(example) < 2:
         example = example.repeat(2, 1, 1, 1)  # torch.export specialises a batch of 1
     start = time.perf_counter()
+    model = logits_only(model, inputs[:1])  # a dict or tuple output: the program keeps the logits
     buffer, info, reference = lower(model, example, batch=batch, max_batch=max_batch,
                                     calibration=calibration if int8 else None)
     program = Program(buffer)

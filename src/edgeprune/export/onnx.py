@@ -27,10 +27,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+import torch.utils._pytree as pytree
 from torch import nn
 
 from edgeprune.data import make_loader
 from edgeprune.errors import CheckpointError, ConfigError, ModelError, check_positive
+from edgeprune.models import logits_of
 from edgeprune.utils.io import atomic_path
 
 OPSET_RANGE = (18, 23)
@@ -152,7 +154,7 @@ def export_onnx(
         with quiet_exporters(), torch.no_grad():
             torch.onnx.export(
                 model, (example,), str(path), dynamo=True, opset_version=opset, dynamic_shapes=dynamic,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False,
+                input_names=[INPUT_NAME], output_names=output_names(model, example[:1]), external_data=False,
             )
     except Exception as exc:  # noqa: BLE001  (the exporter raises many types; all mean "this model cannot be exported")
         raise ModelError(f"model {name!r} cannot be exported to ONNX: {describe_export_failure(exc)}") from None
@@ -166,6 +168,20 @@ def export_onnx(
     return {"path": str(path), "bytes": Path(path).stat().st_size, "opset": opset, "batch": batch,
             "input_shape": list(shape), "exporter": EXPORTER, "torch": torch.__version__,
             "seconds": time.perf_counter() - start}
+
+
+def _leaves(output) -> list[torch.Tensor]:
+    """Every tensor of a model output (a tensor, tuple, list, dict...), in the order the exporter writes them."""
+    return [leaf for leaf in pytree.tree_leaves(output) if isinstance(leaf, torch.Tensor)]
+
+
+@torch.no_grad()
+def output_names(model: nn.Module, example: torch.Tensor) -> list[str]:
+    """ONNX output names: ``logits`` for the classifier's logits, ``output_K`` for any other output (a model
+    returning a dict or tuple keeps every output, and ONNX Runtime's accuracy reads the logits by name)."""
+    output = model(example)
+    logits = logits_of(output)
+    return [OUTPUT_NAME if leaf is logits else f"output_{k}" for k, leaf in enumerate(_leaves(output))]
 
 
 def _opset_of(path) -> int:
@@ -201,21 +217,28 @@ def fixed_batch(session) -> int | None:
 
 
 def ort_run(session, x: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Logits for a batch of any size: a fixed-batch model gets chunks of its size (the last one padded)."""
+    """Logits for a batch of any size: a fixed-batch model gets chunks of its size (the last one padded).
+    The logits are the output named ``logits`` (the first output of files exported elsewhere)."""
+    names = [o.name for o in session.get_outputs()]
+    return ort_outputs(session, x, [OUTPUT_NAME if OUTPUT_NAME in names else names[0]])[0]
+
+
+def ort_outputs(session, x: torch.Tensor | np.ndarray, names: list[str] | None = None) -> list[np.ndarray]:
+    """The outputs ``names`` (None: all) for a batch of any size, as :func:`ort_run` runs it."""
     x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     x = np.ascontiguousarray(x, dtype=np.float32)
     name = session.get_inputs()[0].name
     size = fixed_batch(session)
     if size is None or len(x) == size:
-        return session.run(None, {name: x})[0]
-    outs = []
+        return session.run(names, {name: x})
+    parts = []
     for i in range(0, len(x), size):
         chunk = x[i:i + size]
         n = len(chunk)
         if n < size:
             chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), dtype=np.float32)])
-        outs.append(session.run(None, {name: chunk})[0][:n])
-    return np.concatenate(outs)
+        parts.append([out[:n] for out in session.run(names, {name: chunk})])
+    return [np.concatenate(outs) for outs in zip(*parts)]
 
 
 def ort_accuracy(session, dataset, batch_size: int = 256) -> float:
@@ -229,23 +252,26 @@ def ort_accuracy(session, dataset, batch_size: int = 256) -> float:
 
 @torch.no_grad()
 def parity(model: nn.Module, session, inputs: torch.Tensor) -> float:
-    """Max |ONNX Runtime logits - PyTorch logits| over ``inputs`` (model in eval mode)."""
+    """Max |ONNX Runtime - PyTorch| over ``inputs`` and every output of the model (eval mode)."""
     was_training = model.training
     model.eval()
     try:
-        expected = model(inputs).float().cpu().numpy()
+        expected = [leaf.float().cpu().numpy() for leaf in _leaves(model(inputs))]
     finally:
         model.train(was_training)
-    return float(np.abs(ort_run(session, inputs) - expected).max())
+    got = ort_outputs(session, inputs)
+    if len(got) != len(expected):
+        raise ModelError(f"the ONNX file has {len(got)} outputs but the model returns {len(expected)} tensors")
+    return max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
 
 
 @torch.no_grad()
 def logit_scale(model: nn.Module, inputs: torch.Tensor) -> float:
-    """max |logit| of ``model`` on ``inputs`` (eval mode)."""
+    """max |value| of ``model``'s outputs on ``inputs`` (eval mode)."""
     was_training = model.training
     model.eval()
     try:
-        return float(model(inputs).float().abs().max())
+        return max(float(leaf.float().abs().max()) for leaf in _leaves(model(inputs)))
     finally:
         model.train(was_training)
 

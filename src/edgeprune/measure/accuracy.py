@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from edgeprune.data.loaders import batches
+from edgeprune.models import logits_of
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -28,7 +29,7 @@ def predict_logits(model: nn.Module, dataset, batch_size: int = 256, max_batches
         for i, (x, y) in enumerate(batches(dataset, batch_size, "evaluation data")):
             if max_batches is not None and i >= max_batches:
                 break
-            outs.append(model(x.to(device)).float().cpu())
+            outs.append(logits_of(model(x.to(device))).float().cpu())
             labels.append(y)
     finally:
         model.train(was_training)

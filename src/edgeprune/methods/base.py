@@ -16,15 +16,17 @@ the same schema. A new method is one class decorated with :func:`register`::
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 from torch import nn
 
 from edgeprune.config import Config
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, EdgepruneError, ModelError
 from edgeprune.measure.size import prunable_weights
+from edgeprune.models import first_line
 from edgeprune.prune.masks import Masks
 
 
@@ -108,6 +110,28 @@ class Method:
 
     def prune(self, state: object, model: nn.Module, candidate: Candidate) -> Decision:
         raise NotImplementedError
+
+
+def optional_parts(names, build: Callable[[str], object], what: str, *, need_one: bool) -> dict:
+    """``{name: build(name)}`` over a method's optional parts (its criteria, its baselines).
+
+    A part that cannot run on this model (an operator without the derivative it needs, a layer it cannot
+    handle) is left out with a one-line warning naming why, and the call goes on with the rest. A user
+    mistake (an EdgepruneError) is not a part's failure and propagates. ``need_one``: none could run is a
+    one-line ModelError."""
+    built, failed = {}, {}
+    for name in dict.fromkeys(names):
+        try:
+            built[name] = build(name)
+        except EdgepruneError:
+            raise
+        except Exception as exc:  # noqa: BLE001  whatever the part hit on this model, the others may still run
+            failed[name] = first_line(exc)
+            warnings.warn(f"{what} {name!r} cannot run on this model and is left out: {failed[name]}", UserWarning,
+                          stacklevel=2)
+    if need_one and failed and not built:
+        raise ModelError(f"no {what} can run on this model: " + "; ".join(f"{n}: {why}" for n, why in failed.items()))
+    return built
 
 
 # -- the registry ------------------------------------------------------------------------------------

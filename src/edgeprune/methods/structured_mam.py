@@ -36,6 +36,7 @@ from edgeprune.export.onnx import export_onnx
 from edgeprune.export.ort_latency import channel_block, ort_latency, paired_latency
 from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
+from edgeprune.methods.base import optional_parts
 from edgeprune.models.mha import SplitMultiheadAttention, split_mha
 from edgeprune.prune import depth as depth_lib
 from edgeprune.prune import structured
@@ -73,6 +74,10 @@ class ChannelState:
     cache: dict = field(default_factory=dict)  # (budget kind, widths) -> measured value
     calibrated: dict = field(default_factory=dict)  # (budget text, strategy, blocks removed) -> what calibration found
 
+    @property
+    def criteria(self) -> list[str]:  # those that could score this model
+        return list(self.scores)
+
 
 def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelState:
     """Roles, channel ranges, the model's structure and each criterion's scores, computed once."""
@@ -85,7 +90,8 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     deepest = max(options.drop_blocks)
     needs_data = deepest > 0 or any(c != "magnitude" for c in options.criteria)
     batches = scores_lib.calibration_batches(data.train, options.calib_batches, options.calib_batch_size) if needs_data else None
-    scores = {c: None if c == "magnitude" else scores_lib.compute(c, split, batches) for c in options.criteria}
+    scores = optional_parts(options.criteria, lambda c: None if c == "magnitude" else scores_lib.compute(c, split, batches),
+                            "criterion", need_one=True)
     dense = {"params": param_count(model), "macs": macs(model, example[:1]).dense,
              "prunable": sum(w.numel() for w in prunable_weights(model).values())}
     return ChannelState(roles, ranges, structure, scores, example[:1], dense, model, options.round_to,

@@ -105,3 +105,25 @@ def logits_of(output) -> torch.Tensor:
         return output[0]
     raise ModelError(f"cannot find logits in a model output of type {type(output).__name__}")
 
+
+class LogitsOnly(nn.Module):
+    """``model`` with its output reduced to the logits (for runtimes that keep one output)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return logits_of(self.model(x))
+
+
+@torch.no_grad()
+def logits_only(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """``model`` itself when it returns a tensor, else :class:`LogitsOnly` around it (in ``model``'s mode)."""
+    was_training = model.training
+    try:
+        output = model.eval()(example)
+    finally:
+        model.train(was_training)
+    return model if isinstance(output, torch.Tensor) else LogitsOnly(model).train(was_training)
+

@@ -29,7 +29,7 @@ from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, Config
 from edgeprune.errors import ConfigError
 from edgeprune.measure import budget as budget_lib
 from edgeprune.methods import structured_mam
-from edgeprune.methods.base import Candidate, Decision, Method, get_method, register
+from edgeprune.methods.base import Candidate, Decision, Method, get_method, optional_parts, register
 from edgeprune.prune.masks import MaskBuilder, apply_masks
 
 CRITERIA = ("magnitude", "gradient", "product")
@@ -91,6 +91,10 @@ class State:
     baselines: dict | None = None  # name -> (baseline method, its prepared state)
     strategies: tuple[str, ...] = strategies_lib.NAMES  # the strategies of this model
 
+    @property
+    def criteria(self) -> list[str]:  # those that could score this model
+        return list(self.builders)
+
 
 def check_prunable(roles: roles_lib.RoleTable, model: nn.Module) -> None:
     if not roles.prunable():
@@ -141,12 +145,15 @@ class MixAndMatch(Method):
         ranges = ranges_lib.rules(roles, ranges_lib.RangeRules.build(opts.range_rules))
         needs_data = any(c != "magnitude" for c in opts.criteria)
         batches = scores_lib.calibration_batches(data.train, opts.calib_batches, opts.calib_batch_size) if needs_data else None
-        builders = {c: MaskBuilder(scores_lib.compute(c, model, None if c == "magnitude" else batches))
-                    for c in opts.criteria}
-        baselines = {}
-        for name in dict.fromkeys(opts.baselines):
+        builders = optional_parts(
+            opts.criteria, lambda c: MaskBuilder(scores_lib.compute(c, model, None if c == "magnitude" else batches)),
+            "criterion", need_one=True)
+
+        def baseline(name):
             method = get_method(name, calib_batches=opts.calib_batches, calib_batch_size=opts.calib_batch_size)
-            baselines[name] = (method, method.prepare(model, data, example))
+            return method, method.prepare(model, data, example)
+
+        baselines = optional_parts(opts.baselines, baseline, "baseline", need_one=False)
         names = tuple(opts.strategies) if opts.strategies else strategies_lib.names_for(roles)
         return State(roles, ranges, builders, baselines, names)
 
@@ -190,7 +197,7 @@ class MixAndMatch(Method):
                 continue
             aliases = [a for a in same.get(strategy, []) if a in built]
             seen.update([strategy, *aliases])
-            for criterion in self.options.criteria:
+            for criterion in state.criteria:
                 setting = {"criterion": criterion, "strategy": strategy, "aliases": aliases,
                            "sparsities": built[strategy]}
                 if self.channel:
