@@ -147,9 +147,10 @@ def build(spec: str):
 def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
     import torch  # noqa: PLC0415
 
+    from edgeprune.api_contract import API_STAGES, API_TIMEOUT  # noqa: PLC0415  (registers the public-API stages)
     from edgeprune.errors import EdgepruneError  # noqa: PLC0415
     from edgeprune.measure import param_count  # noqa: PLC0415
-    from edgeprune.runs.contract import check_model  # noqa: PLC0415
+    from edgeprune.runs.contract import TIMEOUT, run_stage  # noqa: PLC0415
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -163,7 +164,8 @@ def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
         return {**row, "build": "fail", "note": f"{type(exc).__name__}: {str(exc).splitlines()[0][:250] if str(exc) else ''}",
                 "seconds": time.perf_counter() - t0}
     row.update({"build": "ok", "image_size": size, "options": options, "params": param_count(model)})
-    outcomes = check_model(model, torch.zeros(1, 3, size, size), stages)
+    example = torch.zeros(1, 3, size, size)
+    outcomes = [run_stage(s, model, example, timeout=API_TIMEOUT if s in API_STAGES else TIMEOUT) for s in stages]
     row["stages"] = {o.stage: o.as_dict() for o in outcomes}
     row["seconds"] = time.perf_counter() - t0
     return row
@@ -224,7 +226,7 @@ def main(argv=None) -> None:
     parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
     parser.add_argument("--specs", help="only these models (comma-separated specs, e.g. timm:densenet264d)")
     parser.add_argument("--report-only", action="store_true")
-    parser.add_argument("--stages", default=",".join(STAGES), help="stages a worker runs (comma-separated)")
+    parser.add_argument("--stages", default=",".join(STAGES), help="stages a worker runs (comma-separated); the public-API stages prune:METHOD[:channel] call edgeprune.prune with default options")
     parser.add_argument("--redo", help="re-run these stages (comma-separated) of finished models where they did not "
                                        "pass and applied, keeping the other stages' results; then run the models not yet done")
     args = parser.parse_args(argv)
@@ -240,9 +242,12 @@ def main(argv=None) -> None:
     deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
     done = done_specs()
     redo = tuple(args.redo.split(",")) if args.redo else ()
-    unknown = set(redo) - set(STAGES)
+    from edgeprune.api_contract import API_STAGES  # noqa: PLC0415
+
+    known = (*STAGES, *API_STAGES)
+    unknown = (set(redo) | set(args.stages.split(","))) - set(known)
     if unknown:
-        parser.error(f"--redo: unknown stage(s) {sorted(unknown)}; allowed: {', '.join(STAGES)}")
+        parser.error(f"--redo/--stages: unknown stage(s) {sorted(unknown)}; allowed: {', '.join(known)}")
     again = [s for s in specs if s in done and done[s].get("build") == "ok"
              and any(done[s]["stages"].get(stage, {}).get("status") not in ("pass", "n/a") for stage in redo)]
     if redo:  # a model whose worker timed out or crashed has no stage to keep: it runs again as a whole

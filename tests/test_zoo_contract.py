@@ -85,13 +85,30 @@ def _tv_swin():
     return SwinTransformer([4, 4], 16, [1, 1], [1, 2], [4, 4], num_classes=5)
 
 
-HAND = {"torch-encoder": TorchEncoder, "torchvision-vit-tiny": _tv_vit, "torchvision-swin-tiny": _tv_swin}
+class DictOutput(nn.Module):
+    """A classifier returning a dict, the logits not first (``{"embedding": ..., "logits": ...}``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                                      nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc1, self.fc2, self.head = nn.Linear(32, 64), nn.Linear(64, 32), nn.Linear(32, 5)
+
+    def forward(self, x):
+        x = self.features(x)
+        x = x + self.fc2(nn.functional.gelu(self.fc1(x)))
+        return {"embedding": x, "logits": self.head(x)}
+
+
+HAND = {"torch-encoder": TorchEncoder, "torchvision-vit-tiny": _tv_vit, "torchvision-swin-tiny": _tv_swin,
+        "dict-output": DictOutput}
 ZOO = {"lenet5": {}, "resnet20": {}, "vgg11": dict(classifier_width=32), "vit": dict(dim=32, depth=2, num_heads=2)}
 
 CASES = ([f"hf-config:{k}" for k in HF] + [f"timm:{k}" for k in TIMM] + [f"torchvision:{k}" for k in TORCHVISION]
          + list(HAND) + list(ZOO))
 # ONNX export (the dynamo exporter: 5-60 s a model here) runs on three small ones in CI; benchmarks/zoo.py on all
-ONNX_CASES = {"hf-config:resnet", "torch-encoder", "lenet5"}
+ONNX_CASES = {"hf-config:resnet", "torch-encoder", "lenet5", "dict-output"}
 
 
 def build(case: str) -> nn.Module:

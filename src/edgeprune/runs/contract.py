@@ -118,7 +118,7 @@ def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         model.train(was)
 
 
-def _check_runs(model: nn.Module, x: torch.Tensor, shape: tuple, what: str) -> torch.Tensor:
+def check_runs(model: nn.Module, x: torch.Tensor, shape: tuple, what: str) -> torch.Tensor:
     out = _logits(model, x)
     if tuple(out.shape) != shape:
         raise AssertionError(f"{what}: logits of shape {tuple(out.shape)}, expected {shape}")
@@ -155,7 +155,7 @@ def stage_mam(model, example, shape, budget: float = 0.5) -> str:
     achieved = masks_sparsity(masks)
     if abs(achieved - budget) > 0.02:
         raise AssertionError(f"mam: masks at sparsity {achieved:.3f}, asked {budget}")
-    _check_runs(pruned, example, shape, "mam")
+    check_runs(pruned, example, shape, "mam")
     for name, p in pruned.named_parameters():
         if name in masks and bool((p[~masks[name]] != 0).any()):
             raise AssertionError(f"mam: masked weights of {name} are not zero")
@@ -171,7 +171,7 @@ def stage_structured(model, example, shape, budget: float = 0.3) -> str:
     layers = {n for n, m in pruned.named_modules() if n and isinstance(m, (nn.Linear, *CONV_TYPES))}
     widths = structured.prune_channels(pruned, example, structured.plan(pruned, example, keep_embedding=keep),
                                        dict.fromkeys(layers, budget))
-    _check_runs(pruned, example, shape, "structured")
+    check_runs(pruned, example, shape, "structured")
     before, after = param_count(model), param_count(pruned)
     if after >= before:
         raise NothingRemoved("; ".join(["structured pruning removed no channel", *widths.skipped]))
@@ -188,7 +188,7 @@ def stage_vbp(model, example, shape, budget: float = 0.3) -> str:
     gen = torch.Generator().manual_seed(0)
     calib = [(torch.randn(2, *example.shape[1:], generator=gen), torch.zeros(2, dtype=torch.long)) for _ in range(2)]
     pruned, stats = vbp_core.prune(model, calib, budget, example_input=example)
-    _check_runs(pruned, example, shape, "vbp")
+    check_runs(pruned, example, shape, "vbp")
     expected = round(budget * stats.total_neurons)
     if stats.pruned_neurons != expected:
         raise AssertionError(f"vbp: pruned {stats.pruned_neurons} neurons, expected {expected}")
@@ -202,7 +202,7 @@ def stage_reconvene(model, example, shape, budget: float = 0.9) -> str:
     if sum(isinstance(m, CONV_TYPES) for m in model.modules()) < 2:
         raise NotApplicable("fewer than 2 convolutions")
     pruned, masks, info = generate(model, example, budget, "magnitude")
-    _check_runs(pruned, example, shape, "reconvene")
+    check_runs(pruned, example, shape, "reconvene")
     before, after = param_count(model), param_count(pruned)
     if not info["structured"]:
         raise NothingRemoved(info.get("nothing_removed") or "no layer lost channels")
@@ -251,6 +251,11 @@ def stage_executorch(model, example, shape, top: int = 3) -> str:
 
 _RUN = {"roles": stage_roles, "mam50": stage_mam, "structured30": stage_structured, "vbp30": stage_vbp,
         "reconvene90": stage_reconvene, "onnx": stage_onnx, "executorch": stage_executorch}
+
+
+def register_stage(name: str, run) -> None:
+    """Add a stage ``run(model, example, logits_shape) -> note`` (the public-API stages register here)."""
+    _RUN[name] = run
 
 
 def run_stage(stage: str, model: nn.Module, example: torch.Tensor, *, timeout: float = TIMEOUT) -> Outcome:

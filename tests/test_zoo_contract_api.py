@@ -1,0 +1,30 @@
+"""The zoo contract through the public API on a CI subset: ``edgeprune.prune(model, data, method=...)`` with
+default options for every method (and channel granularity), as a user calls it -- pass, ``n/a`` or a one-line
+refusal, never a crash. MobileNetV3 (torchvision and timm: hardsigmoid gates, which GraSP's double backward
+once crashed on), a model with a dict output and hand-written models. ``benchmarks/zoo.py --api`` runs the
+same stages over every model."""
+
+import pytest
+import torch
+
+from edgeprune.api_contract import API_STAGES, check_api
+
+zoo = pytest.importorskip("test_zoo_contract")  # the CI subset's builders (skips without tv/timm/hf)
+
+CHANNEL = "prune:mix_and_match:channel"
+# the channel stage measures every candidate in ONNX Runtime (~2 min on a MobileNetV3 here): on the small ones
+API_CASES = {"torchvision:mobilenet_v3_small": False, "timm:mobilenetv3_small_050": False, "dict-output": True,
+             "lenet5": False, "vit": False}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(API_CASES))
+def test_public_api_contract(case):
+    model = zoo.build(case)
+    stages = [s for s in API_STAGES if s != CHANNEL or API_CASES[case]]
+    outcomes = check_api(model, torch.zeros(1, 3, zoo.SIZE, zoo.SIZE), stages)
+    report = "\n".join(f"{case} {o.stage}: {o.status} ({o.seconds:.1f} s) {o.note}" for o in outcomes)
+    print(report)
+    assert not [o for o in outcomes if o.status in ("fail", "refused")], report
+    assert all("\n" not in o.note for o in outcomes)
+    assert {o.stage for o in outcomes if o.status == "pass"} >= {"prune:mix_and_match", "prune:grasp", "prune:snip"}, report
