@@ -64,7 +64,7 @@ def _hf_mlp(model):
 def test_hf_vit_intermediate_pruned(tmp_path):
     pytest.importorskip("transformers")
     torch.manual_seed(0)
-    model = create("hf-config:vit", num_classes=3, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+    model = create("hf-config:vit", num_classes=3, image_size=32, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                    intermediate_size=64, patch_size=8).eval()
     fc1, fc2 = _hf_mlp(model)
     drop = list(range(40))

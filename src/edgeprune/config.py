@@ -7,7 +7,7 @@ the bad value and what is allowed.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pydantic
 
@@ -27,6 +27,7 @@ MAX_SEED = 2**32 - 1  # a seed value (numpy's limit)
 class Config(pydantic.BaseModel):
     # nan / inf are never a setting (lr=inf trains until the loss is nan; a nan bound compares false)
     model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
+    label: ClassVar[str | None] = None  # what errors call it ("mix_and_match options"); default the class name
 
     @classmethod
     def build(cls: type[C], data: dict[str, Any] | None = None, /, **overrides) -> C:
@@ -36,7 +37,7 @@ class Config(pydantic.BaseModel):
         try:
             return cls.model_validate(values)
         except pydantic.ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, cls.__name__)) from None
+            raise ConfigError(describe_validation_error(exc, cls.label or cls.__name__)) from None
 
     def replace(self: C, **changes) -> C:
         return type(self).build(self.model_dump(), **changes)

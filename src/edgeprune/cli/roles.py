@@ -24,7 +24,7 @@ def roles(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Take channels, image size and classes from this data set."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets; default $EDGEPRUNE_DATA or ./data."),
     in_channels: Optional[int] = typer.Option(None, help="Input channels (default 3; not with --dataset)."),
-    image_size: Optional[int] = typer.Option(None, help="Input height = width (default 32; not with --dataset)."),
+    image_size: Optional[int] = typer.Option(None, help="Input height = width (default: the model's own input size if it has a fixed one, else 32; not with --dataset)."),
     num_classes: Optional[int] = typer.Option(None, help="Classes (default 10; not with --dataset)."),
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable), e.g. --arg dim=64."),
     rule: Optional[list[str]] = typer.Option(None, "--rule", help="Range rule override key=value (repeatable), e.g. --rule linear=[0.95,0.995]."),
@@ -49,9 +49,10 @@ def roles(
 
             splits = data_lib.load(dataset, root=data_dir, limit=64)
             channels, size, classes = splits.in_channels, splits.image_size, splits.num_classes
-        else:
-            channels, size, classes = in_channels or 3, image_size or 32, num_classes or 10
+        else:  # no size given: create() picks the model's own input size (or 32)
+            channels, size, classes = in_channels or 3, image_size, num_classes or 10
         net = model_lib.create(model, num_classes=classes, in_channels=channels, image_size=size, **parse_kv(arg))
+        size = net.edgeprune_build["image_size"]
 
     role_table = roles_lib.classify(net, torch.zeros(1, channels, size, size))
     layer_ranges = ranges_lib.rules(role_table, rules)

@@ -4,7 +4,8 @@ Models build offline with random weights. ``weights=PATH`` loads a local state_d
 or ``.safetensors``; the classifier is kept fresh when ``num_classes`` differs, the first conv folded when
 ``in_channels`` differs); the hub download stays available where there is network (timm:
 ``pretrained=True``, torchvision: ``weights="DEFAULT"`` or a weights enum name). :func:`list_names` gives the
-names each library builds. A model that cannot take the requested input size is a ModelError (one dry run).
+names each library builds. A model that cannot take the requested input size is a ModelError (one dry run);
+:func:`own_input_size` gives the size a fixed-size model is built for (the default when none is requested).
 Any import failure of an optional library (a broken binary install raises more than ImportError) becomes a
 DependencyError.
 """
@@ -75,6 +76,41 @@ def list_names(library: str, pattern: str = "*") -> list[str]:
     else:
         raise ConfigError(f"cannot list models of {library!r}; allowed: timm, torchvision, hf-config")
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def _square(size) -> int | None:
+    """The side of a square (H, W) / (C, H, W) / int size, None for anything else."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size
+    if isinstance(size, (list, tuple)) and len(size) >= 2 and size[-1] == size[-2] and isinstance(size[-1], int):
+        return size[-1]
+    return None
+
+
+def own_input_size(kind: str, name: str, options: dict) -> int | None:
+    """The input side a ``timm``/``torchvision``/``hf-config`` model is built for when it cannot take any size:
+    timm's ``img_size=`` option or ``pretrained_cfg['input_size']`` of a ``fixed_input_size`` model, the
+    torchvision weights' ``min_size`` when above 32 (ViT, MaxViT, Swin: 224), the HF config's ``image_size``
+    (its position embeddings are built for it). None when the model takes any size or the name is unknown
+    (building it then gives the precise error)."""
+    try:
+        if kind == "timm":
+            if "img_size" in options:
+                return _square(options["img_size"])
+            cfg = import_optional("timm").get_pretrained_cfg(name)
+            return _square(cfg.input_size) if cfg is not None and cfg.fixed_input_size else None
+        if kind == "torchvision":
+            if "image_size" in options:
+                return _square(options["image_size"])
+            weights = import_optional("torchvision.models").get_model_weights(name)
+            side = _square(weights.DEFAULT.meta.get("min_size"))
+            return side if side is not None and side > 32 else None
+        if kind == "hf-config":
+            config_mapping = import_optional("transformers").CONFIG_MAPPING
+            return _square(getattr(config_mapping[name.strip().lower()](), "image_size", None))
+    except Exception:  # noqa: BLE001  (unknown names, missing libraries: reported by the build itself)
+        return None
+    return None
 
 
 def _read_state_dict(path: Path) -> dict:

@@ -15,7 +15,7 @@ from torch import nn
 from edgeprune.errors import CheckpointError, ConfigError, EdgepruneError, ModelError
 from edgeprune.models import hf, userfile
 from edgeprune.models._common import first_line, logits_of, to_plain
-from edgeprune.models._shapes import check_keys, resize, state_dict, structure, unwrap
+from edgeprune.models._shapes import check_keys, check_structure, resize, state_dict, structure, unwrap
 from edgeprune.models.registry import create
 
 _DEFAULTS = {"num_classes": 10, "in_channels": 3, "image_size": 32}  # create()'s defaults
@@ -133,7 +133,8 @@ def _given(model, build: dict, source: str) -> nn.Module:
 
 def restore(build: dict, state: dict[str, torch.Tensor], layers: dict | None, source: str, *,
             model=None) -> nn.Module:
-    """Rebuild the model ``build`` describes (or take ``model=``), resize it to ``layers``, load ``state`` strictly.
+    """Rebuild the model ``build`` describes (or take ``model=``), resize it to ``layers``, load ``state`` strictly
+and check that the recorded layer attributes agree with the loaded tensors.
 
     ``source`` names the file in errors (e.g. ``"checkpoint 'm.pt'"``); raises CheckpointError.
     """
@@ -154,6 +155,7 @@ def restore(build: dict, state: dict[str, torch.Tensor], layers: dict | None, so
     resize(inner, layers or {}, state)
     check_keys(inner, state, source, what)
     inner.load_state_dict(state, strict=True)
+    check_structure(inner, layers or {}, source)
     if model is not None and build.get("spec") is not None:
         inner.edgeprune_build = build
     return target

@@ -71,8 +71,15 @@ def _zoo_options(builder: Builder) -> list[str]:
     return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
-def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, **kwargs) -> nn.Module:
+DEFAULT_IMAGE_SIZE = 32
+
+
+def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: int | None = None,
+           **kwargs) -> nn.Module:
     """Build the model named by ``spec`` for ``in_channels`` x ``image_size``² inputs and ``num_classes``.
+
+    ``image_size`` None: the model's own input size if it is built for one (a timm DeiT or LeViT, an HF
+    config with ``image_size``, a torchvision ViT: see :func:`adapters.own_input_size`), else 32.
 
     ``kwargs`` are the zoo model's options (e.g. ``dim=`` for ``vit``), HF config overrides for
     ``hf-config:``, ``from_pretrained`` options for ``hf:``, builder arguments for timm/torchvision, and the
@@ -82,12 +89,14 @@ def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: i
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"model spec must be a non-empty string, got {spec!r}")
     spec = spec.strip()
-    check_build_args(num_classes, in_channels, image_size)
     options = to_plain(kwargs, f"options of model {spec!r}")
     extra: dict = {}
 
     prefix, sep, ref = spec.partition(":")
     kind = prefix.lower() if sep else "zoo"
+    if image_size is None:
+        image_size = adapters.own_input_size(kind, ref, options) or DEFAULT_IMAGE_SIZE
+    check_build_args(num_classes, in_channels, image_size)
     if userfile.is_file_spec(spec):
         model, spec = userfile.create_from_file(spec, num_classes, in_channels, image_size, options)
     elif spec.lower().endswith(".py"):

@@ -13,8 +13,9 @@ from edgeprune.prune.masks import MaskBuilder, apply_masks
 
 
 class Options(Config):
-    calib_batches: int = pydantic.Field(10, le=MAX_BATCHES)
-    calib_batch_size: int = pydantic.Field(32, le=MAX_BATCH_SIZE)
+    label = "options of the global baselines (magnitude, snip, grasp, random)"
+    calib_batches: int = pydantic.Field(10, ge=1, le=MAX_BATCHES)
+    calib_batch_size: int = pydantic.Field(32, ge=1, le=MAX_BATCH_SIZE)
 
 
 class GlobalBaseline(Method):

@@ -41,12 +41,14 @@ Strategy = Literal["min", "max", "balanced", "p30", "p50", "p70", "p90", "param_
 
 
 class Options(Config):
-    criteria: list[Criterion] = list(CRITERIA)
-    strategies: list[Strategy] | None = None  # None: the model family's ten (strategies.names_for)
+    label = "mix_and_match options"
+    criteria: list[Criterion] = pydantic.Field(list(CRITERIA), min_length=1)
+    # None: the model family's ten (strategies.names_for)
+    strategies: list[Strategy] | None = pydantic.Field(None, min_length=1)
     range_rules: dict = {}
     baselines: list[Baseline] = list(BASELINES)  # global baselines trained in the same sweep ([] for none; weights only)
-    calib_batches: int = pydantic.Field(10, le=MAX_BATCHES)
-    calib_batch_size: int = pydantic.Field(32, le=MAX_BATCH_SIZE)
+    calib_batches: int = pydantic.Field(10, ge=1, le=MAX_BATCHES)
+    calib_batch_size: int = pydantic.Field(32, ge=1, le=MAX_BATCH_SIZE)
     granularity: Literal["weight", "channel"] = "weight"
     # channel: kept widths are multiples of it; "auto": ONNX Runtime's channel block under an ONNX Runtime
     # latency budget (16 with AVX-512, else 8: odd widths fall off its fast kernels), 1 under the others
@@ -81,6 +83,13 @@ class Options(Config):
     def _rules_are_valid(cls, value: dict) -> dict:
         ranges_lib.RangeRules.build(value)  # a one-line ConfigError now, not after the input model is trained
         return value
+
+    @pydantic.model_validator(mode="after")
+    def _drop_blocks_need_channels(self):
+        if self.drop_blocks != [0] and self.granularity != "channel":
+            raise ConfigError(f"drop_blocks={self.drop_blocks} needs granularity='channel' (removed blocks change "
+                              "the architecture; granularity='weight' keeps it)")
+        return self
 
 
 @dataclass
@@ -133,8 +142,6 @@ class MixAndMatch(Method):
 
     def prepare(self, model, data, example):
         opts = self.options
-        if not opts.criteria or opts.strategies == []:
-            raise ConfigError("mix_and_match needs at least one criterion and one strategy")
         if opts.drop_blocks != [0] and not self.channel:
             raise ConfigError(f"drop_blocks={opts.drop_blocks} needs granularity='channel' (removed blocks change the "
                               "architecture; granularity='weight' keeps it)")

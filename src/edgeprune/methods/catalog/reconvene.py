@@ -24,7 +24,8 @@ from edgeprune.prune.sensitivity import CONV_TYPES
 
 
 class Options(Config):
-    modes: list[Literal["reconvene", "unstructured"]] = ["reconvene"]
+    label = "reconvene options"
+    modes: list[Literal["reconvene", "unstructured"]] = pydantic.Field(["reconvene"], min_length=1)
     score: Literal["synflow", "snip", "grasp", "magnitude", "random"] = "synflow"
     synflow_rounds: int = pydantic.Field(100, gt=0, le=MAX_BATCHES)
     weighted: bool = False

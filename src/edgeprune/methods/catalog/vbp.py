@@ -14,6 +14,7 @@ from edgeprune.methods.vbp import DEFAULT_MIN_KEEP, collect_statistics, find_mlp
 
 
 class Options(Config):
+    label = "vbp options"
     selection: Literal["variance", "magnitude", "random"] = "variance"
     compensation: bool = True
     per_layer: bool = False
