@@ -24,6 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Markdown, not Rich markup: help texts name extras like 'edgeprune[edge]', which Rich would take for a tag
+    rich_markup_mode="markdown",
 )
 
 

@@ -12,7 +12,13 @@ from edgeprune.config import MAX_BATCH_SIZE
 from edgeprune.errors import ConfigError
 from edgeprune.report.tables import human_bytes  # noqa: F401  (re-exported for the command modules)
 
-console = Console()
+
+def plain_console(**options) -> Console:
+    """A Console that prints text as it is: values such as 'm[zoo].pt' or 'edgeprune[edge]' are not Rich markup."""
+    return Console(markup=False, **options)
+
+
+console = plain_console()
 
 
 def parse_kv(items: Iterable[str] | None, option: str = "--arg") -> dict:

@@ -4,7 +4,7 @@ A LeNet-5 is trained on the bundled 8×8 digits, then ``edgeprune.sweep`` prunes
 two criteria × the ten strategies and the global magnitude / SNIP / GraSP baselines as candidates of the
 same sweep, fine-tunes each, and reports one front over all of them. The headline is the chosen model with
 its 95 % interval and paired comparisons (chosen vs input model, Mix-and-Match vs the best baseline):
-the digits test set has 360 images, so most differences here are "no significant difference".
+the digits test set has 359 images, so most differences here are "no significant difference".
 """
 
 from __future__ import annotations

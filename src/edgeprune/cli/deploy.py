@@ -16,9 +16,9 @@ import typer
 from edgeprune import data as data_lib
 from edgeprune import models
 from edgeprune.cli import app, export_edge
-from edgeprune.cli.common import console, human_bytes, parse_int_list, table
+from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
 from edgeprune.data import make_loader
-from edgeprune.errors import ConfigError, DataError, check_positive
+from edgeprune.errors import CheckpointError, ConfigError, DataError, EdgepruneError, check_positive
 from edgeprune.export import int8 as int8_lib
 from edgeprune.export import sparse
 from edgeprune.export.et_latency import et_latency, export_for
@@ -99,11 +99,61 @@ def _record_checkpoint(run_dir: Path, record: dict) -> Path:
     return path
 
 
+def _is_sparse_artifact(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(sparse.MAGIC)) == sparse.MAGIC
+
+
 def load_model(path: Path):
     """A model from an edgeprune checkpoint or a sparse artifact (chosen by the file's magic bytes)."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    return sparse.load(path) if head == sparse.MAGIC else models.load(path)
+    return sparse.load(path) if _is_sparse_artifact(path) else models.load(path)
+
+
+def _class_without_spec(path: Path) -> str | None:
+    """The class name of a checkpoint's model of the user's own class (no spec to rebuild it from), else None."""
+    try:
+        build = models.load_meta(path)["build"]
+    except EdgepruneError:  # damaged or not a checkpoint: the loader's own error says more
+        return None
+    return str(build.get("class") or "custom") if build.get("spec") is None else None
+
+
+def load_for_export(path: Path, user_model: str | None, options: dict, dataset: str | None,
+                    data_dir: Path | None):
+    """The model to export: ``load_model``, or with ``--model`` the checkpoint's weights and pruned shapes on a
+    fresh instance built by that spec (a checkpoint of the user's own class has no spec to rebuild it from)."""
+    if user_model is not None:
+        return _load_onto_fresh_instance(path, user_model, options, dataset, data_dir)
+    if options:
+        raise ConfigError("--arg passes arguments to the --model factory; give --model too")
+    if _is_sparse_artifact(path):
+        return sparse.load(path)
+    try:
+        return models.load(path)
+    except CheckpointError:
+        own_class = _class_without_spec(path)
+        if own_class is None:
+            raise
+        raise ConfigError(
+            f"checkpoint {str(path)!r} holds a model of your own class {own_class}; pass --model "
+            f"path/to/file.py:factory (the file.py:factory spec that builds a fresh {own_class}, "
+            "with --arg key=value for its arguments)"
+        ) from None
+
+
+def _load_onto_fresh_instance(path: Path, user_model: str, options: dict, dataset: str | None,
+                              data_dir: Path | None):
+    """``user_model`` built for the data set's sizes (``--dataset``, else the checkpoint's), the checkpoint loaded onto it."""
+    if _is_sparse_artifact(path):
+        raise ConfigError(f"--model rebuilds an edgeprune checkpoint (.pt); {str(path)!r} is not one")
+    name = dataset or models.load_meta(path).get("dataset")
+    if not name:
+        raise ConfigError(f"--model {user_model!r} needs the input size and classes of {str(path)!r}: pass --dataset "
+                          "(the data set it was pruned on)")
+    splits = data_lib.load(name, root=data_dir)
+    fresh = models.create(user_model, num_classes=splits.num_classes, in_channels=splits.in_channels,
+                          image_size=splits.image_size, **options)
+    return models.load(path, model=fresh)
 
 
 def _dataset_for(model, dataset: str | None, data_dir: Path | None) -> tuple[object | None, str]:
@@ -152,6 +202,8 @@ def export_command(
     calib_batches: int = typer.Option(16, help="Calibration batches for --int8 static (> 0)."),
     calib_batch_size: int = typer.Option(32, help="Calibration batch size (> 0)."),
     tolerance: float = typer.Option(1e-4, help="Largest allowed |ORT - PyTorch| logit difference (FP32)."),
+    user_model: Optional[str] = typer.Option(None, "--model", "-m", help="For a model of your own class (a run or checkpoint made from Python): the path/to/file.py:factory spec that builds a fresh instance; the checkpoint's weights and pruned shapes are loaded onto it."),
+    arg: Optional[list[str]] = typer.Option(None, "--arg", help="Argument of the --model factory key=value (repeatable), e.g. --arg width=16."),
 ):
     """Export a model to ONNX and/or ExecuTorch, verify it in each runtime, optionally quantize to INT8; write export.json."""
     check_opset(opset)
@@ -170,7 +222,7 @@ def export_command(
     if not tolerance > 0:
         raise ConfigError(f"--tolerance must be > 0, got {tolerance!r}")
     path, cand = resolve_checkpoint(source, candidate)
-    model = load_model(path)
+    model = load_for_export(path, user_model, parse_kv(arg), dataset, data_dir)
     splits, inputs_note = _dataset_for(model, dataset, data_dir)
     if int8 == "static" and splits is None:
         raise ConfigError(f"--int8 static needs calibration data: pass --dataset (and --data-dir); found {inputs_note}")

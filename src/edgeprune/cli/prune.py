@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.text import Text
 
 from edgeprune import data as data_lib
 from edgeprune import models as model_lib
@@ -131,7 +132,7 @@ def print_result(result) -> None:
     console.print(f"input model: val {100 * dense['val_acc']:.2f}%" +
                   (f", test {100 * dense['test_acc']:.2f}%" if "test_acc" in dense else ""))
     if result.chosen:
-        console.print(f"chosen: [bold]{result.chosen['id']}[/bold] → {result.run_dir / 'chosen.pt'}")
+        console.print(Text.assemble("chosen: ", (str(result.chosen["id"]), "bold"), f" → {result.run_dir / 'chosen.pt'}"))
     console.print(f"plot: {result.run_dir / 'front.png'}   report: {result.run_dir / 'report.md'}")
     edge = result.summary.get("edge")
     if edge:

@@ -7,14 +7,13 @@ from typing import Optional
 
 import torch
 import typer
-from rich.console import Console
 
 from edgeprune import data as data_lib
 from edgeprune import models as model_lib
 from edgeprune import ranges as ranges_lib
 from edgeprune import roles as roles_lib
 from edgeprune.cli import app
-from edgeprune.cli.common import console, fmt, parse_kv, table
+from edgeprune.cli.common import console, fmt, parse_kv, plain_console, table
 from edgeprune.errors import ConfigError, check_positive
 
 
@@ -69,5 +68,5 @@ def roles(
             column.justify = "left"
     # piped or captured output: as wide as the table needs (a terminal folds to its own width)
     needed = sum(max(len(fmt(v)) for v in [c, *(r[i] for r in rows)]) + 3 for i, c in enumerate(columns)) + 1
-    target = console if console.is_terminal else Console(width=max(console.width, needed))
+    target = console if console.is_terminal else plain_console(width=max(console.width, needed))
     target.print(out)

@@ -13,14 +13,13 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeprune.errors import ConfigError
-from edgeprune.utils.io import ensure_dir
+from edgeprune.utils.io import ensure_dir, new_temp_file
 
 LOCK_NAME = ".lock"
 
@@ -130,9 +129,9 @@ class RunLock:
         })
 
     def _try_create(self) -> bool:
-        fd, tmp = tempfile.mkstemp(prefix=".lock.", suffix=".tmp", dir=self.root)
+        tmp = new_temp_file(self.root, ".lock.")
         try:
-            with os.fdopen(fd, "w") as f:
+            with open(tmp, "w") as f:
                 f.write(self._payload())
                 f.flush()
                 os.fsync(f.fileno())

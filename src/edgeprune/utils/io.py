@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -36,6 +36,18 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def new_temp_file(folder: Path, prefix: str) -> Path:
+    """A new empty ``folder/prefix<random>.tmp``, created as ``open`` creates files: mode 0666 less the user's
+    umask (mkstemp's owner-only 0600 would stay on the file the temp file is renamed to)."""
+    while True:
+        tmp = folder / f"{prefix}{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:  # a name taken already: draw another
+            continue
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsynced and moved onto ``path``."""
@@ -43,9 +55,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if path.is_dir():
         raise ConfigError(f"{str(path)!r} is a directory; expected the path of a file to write")
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = new_temp_file(path.parent, f".{path.name}.")
     try:
         yield tmp
         with open(tmp, "rb+") as f:
