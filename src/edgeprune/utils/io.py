@@ -9,6 +9,7 @@ readers verify and strip it. Records written before seals existed (no ``_sha256`
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -19,9 +20,13 @@ from typing import Iterator
 
 import yaml
 
-from edgeprune.errors import ConfigError, DamagedFileError
+from edgeprune.errors import ConfigError, DamagedFileError, WriteError
 
 SEAL = "_sha256"
+# the OS refusing a write: an OSError with one of these errnos is about the file being written even when it
+# names no file (a full disk never does)
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM}
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -32,8 +37,56 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise ConfigError(f"output folder {str(path)!r} cannot be created: {exc.strerror}") from None
     if not os.access(path, os.W_OK):
-        raise ConfigError(f"output folder {str(path)!r} is not writable")
+        read_only = os.statvfs(path).f_flag & os.ST_RDONLY
+        raise refused(path, errno.EROFS if read_only else errno.EACCES)
     return path
+
+
+def refused(path: str | os.PathLike, code: int, reason: str | None = None) -> WriteError:
+    """The one line for the OS refusing (errno ``code``) to write ``path``, with what to do about it."""
+    hint = "free some space" if code in _NO_ROOM else "make it writable (or write elsewhere)"
+    return WriteError(f"cannot write {str(path)!r}: {reason or os.strerror(code)} (errno {code}); "
+                      f"{hint} and re-run the same command: finished work is kept")
+
+
+def _os_error_in(exc: BaseException | None) -> OSError | None:
+    """``exc`` or the OSError it was raised from (torch turns a failed write into a RuntimeError)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def write_error(exc: BaseException, path: str | os.PathLike) -> WriteError | None:
+    """The one-line WriteError for ``exc`` raised while writing ``path``; None if ``exc`` is not the operating
+    system refusing that write (an input that cannot be read, a network error, a bug)."""
+    path = Path(path)
+    refusal = _os_error_in(exc)
+    if isinstance(exc, WriteError) or refusal is None or refusal.errno is None:
+        return None
+    if refusal.filename is not None:
+        named = Path(os.fsdecode(refusal.filename))
+        if path.parent not in (named, named.parent):
+            return None  # about another file
+    elif refusal.errno not in _WRITE_ERRNOS:
+        return None
+    return refused(path, refusal.errno, refusal.strerror)
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn the operating system refusing to write ``path`` (disk full, quota, I/O error, read-only,
+    permission) into a one-line :class:`~edgeprune.errors.WriteError`; anything else passes through."""
+    try:
+        yield
+    except Exception as exc:
+        error = write_error(exc, path)
+        if error is None:
+            raise
+        raise error from None
 
 
 @contextlib.contextmanager
@@ -43,17 +96,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if path.is_dir():
         raise ConfigError(f"{str(path)!r} is a directory; expected the path of a file to write")
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with writing(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        try:
+            yield tmp
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -102,10 +155,17 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     line = json.dumps(seal(record), default=_json_default, sort_keys=False)
     if "\n" in line:
         raise ValueError("a JSONL record must serialise to one line")
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    path = Path(path)
+    size = path.stat().st_size if path.is_file() else 0
+    try:
+        with writing(path), open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except WriteError:
+        with contextlib.suppress(OSError):  # a refused append leaves the records as they were, not a torn line
+            os.truncate(path, size)
+        raise
 
 
 def _bytes_of(path: Path, what: str) -> bytes:
