@@ -89,6 +89,19 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
         raise error from None
 
 
+def temp_file(path: Path) -> tuple[int, Path]:
+    """A new temp file next to ``path``, open (fd, path): ``.NAME.PID.RANDOM.tmp``. The writer's pid in the
+    name tells the sweep of orphaned temp files (runs.lock) which ones a live process is still writing."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    return fd, Path(tmp)
+
+
+def temp_writer(tmp: Path) -> int | None:
+    """The pid of the process that made temp file ``tmp`` (:func:`temp_file`); None for a name without one."""
+    parts = tmp.name.split(".")
+    return int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsynced and moved onto ``path``."""
@@ -97,9 +110,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise ConfigError(f"{str(path)!r} is a directory; expected the path of a file to write")
     ensure_dir(path.parent)
     with writing(path):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = temp_file(path)
         os.close(fd)
-        tmp = Path(tmp)
         try:
             yield tmp
             with open(tmp, "rb+") as f:
