@@ -42,6 +42,23 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_output(path: str | os.PathLike, option: str, *, folder: bool = False) -> Path:
+    """Refuse (one line) an output path that cannot be written, before any measuring or training: a file
+    where a folder is wanted or the other way round, a file in the way of a parent folder, a parent that
+    is not writable. Creates nothing."""
+    path = Path(path)
+    if path.is_dir() and not folder:
+        raise ConfigError(f"{option} {str(path)!r} is a directory; expected the path of a file to write")
+    if path.exists() and not path.is_dir() and folder:
+        raise ConfigError(f"{option} {str(path)!r} is a file; expected a folder")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and existing != path and not existing.is_dir():
+        raise ConfigError(f"{option} {str(path)!r} cannot be created: {str(existing)!r} is a file")
+    if existing is not None and not os.access(existing if existing.is_dir() else existing.parent, os.W_OK):
+        raise ConfigError(f"{option} {str(path)!r} cannot be written: {str(existing)!r} is not writable")
+    return path
+
+
 def refused(path: str | os.PathLike, code: int, reason: str | None = None) -> WriteError:
     """The one line for the OS refusing (errno ``code``) to write ``path``, with what to do about it."""
     hint = "free some space" if code in _NO_ROOM else "make it writable (or write elsewhere)"
