@@ -36,6 +36,11 @@ class DamagedFileError(ConfigError):
     JSON/YAML at a named line, the wrong shape, or its content hash does not match (bytes changed on disk)."""
 
 
+class WriteError(EdgepruneError):
+    """The operating system refused to write a file (disk full, quota, I/O error, read-only, permission):
+    names the file and the OS reason; nothing half-written is left, and re-running resumes."""
+
+
 class DependencyError(EdgepruneError):
     """An optional library (transformers, timm, torchvision, ray) is missing or cannot reach its weights."""
 

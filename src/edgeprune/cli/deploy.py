@@ -35,7 +35,7 @@ from edgeprune.export.ort_latency import ort_latency
 from edgeprune.measure import accuracy, latency, machine_info
 from edgeprune.runs.lock import check_not_running
 from edgeprune.runs.store import RunStore
-from edgeprune.utils.io import ensure_dir, write_json
+from edgeprune.utils.io import check_output, ensure_dir, write_json
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
 RUNTIMES = ("torch", "onnxruntime", "executorch", "both")
@@ -207,6 +207,7 @@ def export_command(
 ):
     """Export a model to ONNX and/or ExecuTorch, verify it in each runtime, optionally quantize to INT8; write export.json."""
     check_opset(opset)
+    check_output(out, "--out", folder=True)
     batch_value = parse_batch(batch)
     if int8 is not None:
         int8_lib.check_mode(int8)
@@ -389,6 +390,8 @@ def bench_command(
     """Median latency and spread (p10/p90) per batch size after warm-up, with threads and CPU recorded."""
     if threads is not None:
         check_positive("--threads", threads)
+    if json_out is not None:
+        check_output(json_out, "--json")  # before measuring, not after
     info = bench(source, runtime=runtime, batches=parse_int_list(batch, "--batch"), threads=threads, runs=runs,
                  warmup=warmup, candidate=candidate)
     rows = [[r["runtime"], r["batch_size"], r["median_ms"], r["p10_ms"], r["p90_ms"], r["median_ms"] / r["batch_size"],

@@ -56,13 +56,10 @@ def save(model: nn.Module, path: str | os.PathLike, *, spec: str | None = None, 
     if digest is not None:
         payload["sha256"] = digest
     path = Path(path)
-    with atomic_path(path) as tmp:
-        try:
-            torch.save(payload, tmp)
-        except RuntimeError as exc:  # torch reports a failed write (disk full, I/O error) as a RuntimeError
-            if "write" not in str(exc).lower():
-                raise
-            raise CheckpointError(f"checkpoint {str(path)!r} could not be written ({first_line(exc)})") from None
+    # a file object, not a path: torch then writes through Python, so a refused write (disk full, I/O error)
+    # keeps its OSError, which atomic_path turns into one line naming the file and the reason
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
     return path
 
 

@@ -7,7 +7,10 @@ and their config dict is kept in the build info so a checkpoint rebuilds offline
 from __future__ import annotations
 
 import copy
+import logging
 import os
+import socket
+import urllib.parse
 from pathlib import Path
 
 import torch
@@ -23,6 +26,7 @@ _RESERVED = {"num_labels": "num_classes", "id2label": "num_classes", "label2id":
 # are overridden as config_<key>
 _CREATE_ARGS = ("in_channels", "num_classes", "image_size")
 CONFIG_PREFIX = "config_"
+HUB_PROBE_TIMEOUT_S = 5  # one TCP connect to the hub before downloading (a dead network fails fast)
 
 
 def _transformers():
@@ -188,6 +192,41 @@ def from_model_type(model_type: str, num_classes: int, in_channels: int, image_s
     return model, {"hf_config": hf_config, "hf_class": model_cls.__name__}
 
 
+def _hub_unreachable() -> str | None:
+    """Why the hub cannot be reached (offline mode, no route, no name resolution), or None if it answers."""
+    from huggingface_hub import constants  # noqa: PLC0415  (optional dependency: the hf extra)
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    host = urllib.parse.urlsplit(constants.ENDPOINT)
+    try:
+        socket.create_connection((host.hostname, host.port or 443), timeout=HUB_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        return f"{host.hostname} is not reachable: {exc.strerror or first_line(exc)}"
+    return None
+
+
+def _load_pretrained(transformers, ref: str, is_local: bool, **kwargs) -> nn.Module:
+    """The cached copy first; the hub only when it answers (its client retries a dead network for ~30 s,
+    logging every retry), with the hub's own log quiet: our one-line error says what went wrong."""
+    load = transformers.AutoModelForImageClassification.from_pretrained
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)
+    try:
+        if is_local or "local_files_only" in kwargs:  # a folder, or the caller decides where to look
+            return load(ref, **kwargs)
+        try:
+            return load(ref, local_files_only=True, **kwargs)
+        except OSError:
+            why = _hub_unreachable()
+            if why is not None:
+                raise OSError(f"not in the local cache, and {why}") from None
+            return load(ref, **kwargs)
+    finally:
+        hub_log.setLevel(level)
+
+
 def from_pretrained(ref: str, num_classes: int, in_channels: int, image_size: int,
                     options: dict) -> tuple[nn.Module, dict]:
     """Pretrained classifier from a hub id or local folder with a fresh ``num_classes`` head."""
@@ -199,9 +238,8 @@ def from_pretrained(ref: str, num_classes: int, in_channels: int, image_size: in
             f"hf model folder {ref!r} does not exist or is not a directory; pass a model folder or hub id"
         )
     try:
-        hf_model = transformers.AutoModelForImageClassification.from_pretrained(
-            str(folder) if is_local else ref, num_labels=num_classes, ignore_mismatched_sizes=True, **options
-        )
+        hf_model = _load_pretrained(transformers, str(folder) if is_local else ref, is_local,
+                                    num_labels=num_classes, ignore_mismatched_sizes=True, **options)
     except OSError as exc:
         if is_local:
             raise ModelError(f"hf folder {ref!r} holds no loadable transformers model ({first_line(exc)})") from None

@@ -55,6 +55,7 @@ EDGE_STAGES = ("executorch",)  # slower exports, run by name (benchmarks/executo
 STATUSES = ("pass", "none", "refused", "n/a", "fail")
 TIMEOUT = 60.0  # seconds of CPU time (the stages run at one thread)
 WALL_FACTOR = 4
+HUNG_CPU_SHARE = 0.02  # a stage that used less CPU than this share of a backstop window was waiting, not working
 
 
 @dataclass
@@ -82,23 +83,33 @@ class NothingRemoved(Exception):
 
 @contextlib.contextmanager
 def _deadline(seconds: float):
-    """Raise _Timeout after ``seconds`` of this process's CPU time, or ``WALL_FACTOR`` times that in wall time.
+    """Raise _Timeout after ``seconds`` of this process's CPU time, or when the stage hangs: a whole wall-clock
+    window of ``WALL_FACTOR`` times that in which it used (almost) no CPU.
 
-    CPU time measures the stage's own work, so the verdict does not depend on what else the machine runs;
-    the wall-clock backstop still stops a stage that waits instead of computing. A no-op off the main
-    thread or without these signals.
+    CPU time measures the stage's own work, so the verdict does not depend on what else the machine runs; the
+    wall-clock backstop stops a stage that waits instead of computing, and re-arms while the stage still
+    consumes CPU (slow because the machine is loaded is not hung). A no-op off the main thread or without
+    these signals.
     """
     usable = hasattr(signal, "SIGPROF") and threading.current_thread() is threading.main_thread()
     if not usable or seconds <= 0:
         yield
         return
+    window = seconds * WALL_FACTOR
+    last_cpu = [time.process_time()]
 
     def fire(signum, frame):
         raise _Timeout()
 
-    old = {sig: signal.signal(sig, fire) for sig in (signal.SIGPROF, signal.SIGALRM)}
+    def backstop(signum, frame):
+        used, last_cpu[0] = time.process_time() - last_cpu[0], time.process_time()
+        if used < HUNG_CPU_SHARE * window:
+            raise _Timeout()
+        signal.setitimer(signal.ITIMER_REAL, window)  # still working: look again after another window
+
+    old = {signal.SIGPROF: signal.signal(signal.SIGPROF, fire), signal.SIGALRM: signal.signal(signal.SIGALRM, backstop)}
     signal.setitimer(signal.ITIMER_PROF, seconds)
-    signal.setitimer(signal.ITIMER_REAL, seconds * WALL_FACTOR)
+    signal.setitimer(signal.ITIMER_REAL, window)
     try:
         yield
     finally:

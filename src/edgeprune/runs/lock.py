@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeprune.errors import ConfigError
-from edgeprune.utils.io import ensure_dir, new_temp_file
+from edgeprune.utils.io import ensure_dir, temp_file, temp_writer, writing
 
 LOCK_NAME = ".lock"
 
@@ -129,18 +129,19 @@ class RunLock:
         })
 
     def _try_create(self) -> bool:
-        tmp = new_temp_file(self.root, ".lock.")
-        try:
-            with open(tmp, "w") as f:
-                f.write(self._payload())
-                f.flush()
-                os.fsync(f.fileno())
-            os.link(tmp, self.path)  # atomic, and fails if a lock exists
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            os.unlink(tmp)
+        with writing(self.path):
+            fd, tmp = temp_file(self.path)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(self._payload())
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.link(tmp, self.path)  # atomic, and fails if a lock exists
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def acquire(self) -> "RunLock":
         ensure_dir(self.root)
@@ -172,12 +173,16 @@ class RunLock:
     def sweep_temp_files(self) -> list[Path]:
         """Delete temp files a killed writer left behind (``.NAME.*.tmp`` from atomic writes).
 
-        Only call while holding the lock: then no other process is writing, so every temp file is an orphan.
+        Only call while holding the lock: then no other process writes the run, but another one may be
+        making its own lock at this very moment (to be refused), so a temp file whose writer is alive stays.
         """
         if not self.held:
             raise RuntimeError("sweep_temp_files needs the lock")
         removed = []
         for tmp in self.root.rglob(".*.tmp"):
+            writer = temp_writer(tmp)
+            if writer is not None and writer != os.getpid() and pid_alive(writer):
+                continue
             if tmp.is_file():
                 tmp.unlink(missing_ok=True)
                 removed.append(tmp)

@@ -26,7 +26,7 @@ from edgeprune.report.tables import write_csv
 from edgeprune.runs import edge as edge_lib
 from edgeprune.runs.lock import check_not_running
 from edgeprune.runs.store import RunStore
-from edgeprune.utils.io import write_json, write_text
+from edgeprune.utils.io import atomic_path, write_json, write_text
 
 NUMERIC = ("budget_achieved", "val_acc_pruned", "val_acc", "test_acc", "sparsity", "params", "nonzeros", "macs",
            "seconds")
@@ -168,9 +168,8 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False) -> 
     if chosen_record and isinstance(chosen_record.get("checkpoint"), str):
         src = root / chosen_record["checkpoint"]
         if src.is_file():
-            tmp = root / ".chosen.pt.tmp"
-            shutil.copyfile(src, tmp)
-            tmp.replace(root / "chosen.pt")
+            with atomic_path(root / "chosen.pt") as tmp:
+                shutil.copyfile(src, tmp)
     front_plot(groups, front, dense["val_acc"], root / "front.png", chosen,
                title=f"{config['method']}: validation accuracy vs weights removed")
     deploy_lines = _deploy_section(root, records, groups, dense)

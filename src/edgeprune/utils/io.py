@@ -9,6 +9,7 @@ readers verify and strip it. Records written before seals existed (no ``_sha256`
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -19,9 +20,13 @@ from typing import Iterator
 
 import yaml
 
-from edgeprune.errors import ConfigError, DamagedFileError
+from edgeprune.errors import ConfigError, DamagedFileError, WriteError
 
 SEAL = "_sha256"
+# the OS refusing a write: an OSError with one of these errnos is about the file being written even when it
+# names no file (a full disk never does)
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM}
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -32,20 +37,92 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise ConfigError(f"output folder {str(path)!r} cannot be created: {exc.strerror}") from None
     if not os.access(path, os.W_OK):
-        raise ConfigError(f"output folder {str(path)!r} is not writable")
+        read_only = os.statvfs(path).f_flag & os.ST_RDONLY
+        raise refused(path, errno.EROFS if read_only else errno.EACCES)
     return path
 
 
-def new_temp_file(folder: Path, prefix: str) -> Path:
-    """A new empty ``folder/prefix<random>.tmp``, created as ``open`` creates files: mode 0666 less the user's
-    umask (mkstemp's owner-only 0600 would stay on the file the temp file is renamed to)."""
+def check_output(path: str | os.PathLike, option: str, *, folder: bool = False) -> Path:
+    """Refuse (one line) an output path that cannot be written, before any measuring or training: a file
+    where a folder is wanted or the other way round, a file in the way of a parent folder, a parent that
+    is not writable. Creates nothing."""
+    path = Path(path)
+    if path.is_dir() and not folder:
+        raise ConfigError(f"{option} {str(path)!r} is a directory; expected the path of a file to write")
+    if path.exists() and not path.is_dir() and folder:
+        raise ConfigError(f"{option} {str(path)!r} is a file; expected a folder")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and existing != path and not existing.is_dir():
+        raise ConfigError(f"{option} {str(path)!r} cannot be created: {str(existing)!r} is a file")
+    if existing is not None and not os.access(existing if existing.is_dir() else existing.parent, os.W_OK):
+        raise ConfigError(f"{option} {str(path)!r} cannot be written: {str(existing)!r} is not writable")
+    return path
+
+
+def refused(path: str | os.PathLike, code: int, reason: str | None = None) -> WriteError:
+    """The one line for the OS refusing (errno ``code``) to write ``path``, with what to do about it."""
+    hint = "free some space" if code in _NO_ROOM else "make it writable (or write elsewhere)"
+    return WriteError(f"cannot write {str(path)!r}: {reason or os.strerror(code)} (errno {code}); "
+                      f"{hint} and re-run the same command: finished work is kept")
+
+
+def _os_error_in(exc: BaseException | None) -> OSError | None:
+    """``exc`` or the OSError it was raised from (torch turns a failed write into a RuntimeError)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def write_error(exc: BaseException, path: str | os.PathLike) -> WriteError | None:
+    """The one-line WriteError for ``exc`` raised while writing ``path``; None if ``exc`` is not the operating
+    system refusing that write (an input that cannot be read, a network error, a bug)."""
+    path = Path(path)
+    refusal = _os_error_in(exc)
+    if isinstance(exc, WriteError) or refusal is None or refusal.errno is None:
+        return None
+    if refusal.filename is not None:
+        named = Path(os.fsdecode(refusal.filename))
+        if path.parent not in (named, named.parent):
+            return None  # about another file
+    elif refusal.errno not in _WRITE_ERRNOS:
+        return None
+    return refused(path, refusal.errno, refusal.strerror)
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn the operating system refusing to write ``path`` (disk full, quota, I/O error, read-only,
+    permission) into a one-line :class:`~edgeprune.errors.WriteError`; anything else passes through."""
+    try:
+        yield
+    except Exception as exc:
+        error = write_error(exc, path)
+        if error is None:
+            raise
+        raise error from None
+
+
+def temp_file(path: Path) -> tuple[int, Path]:
+    """A new temp file next to ``path``, open (fd, path): ``.NAME.PID.RANDOM.tmp``. The writer's pid in the
+    name tells the sweep of orphaned temp files (runs.lock) which ones a live process is still writing. It is
+    created as ``open`` creates files: mode 0666 less the user's umask (mkstemp's owner-only 0600 would stay
+    on the file the temp file is renamed to)."""
     while True:
-        tmp = folder / f"{prefix}{secrets.token_hex(6)}.tmp"
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), tmp
         except FileExistsError:  # a name taken already: draw another
             continue
+
+
+def temp_writer(tmp: Path) -> int | None:
+    """The pid of the process that made temp file ``tmp`` (:func:`temp_file`); None for a name without one."""
+    parts = tmp.name.split(".")
+    return int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
 
 
 @contextlib.contextmanager
@@ -55,15 +132,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if path.is_dir():
         raise ConfigError(f"{str(path)!r} is a directory; expected the path of a file to write")
     ensure_dir(path.parent)
-    tmp = new_temp_file(path.parent, f".{path.name}.")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with writing(path):
+        fd, tmp = temp_file(path)
+        os.close(fd)
+        try:
+            yield tmp
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -112,10 +190,17 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     line = json.dumps(seal(record), default=_json_default, sort_keys=False)
     if "\n" in line:
         raise ValueError("a JSONL record must serialise to one line")
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    path = Path(path)
+    size = path.stat().st_size if path.is_file() else 0
+    try:
+        with writing(path), open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except WriteError:
+        with contextlib.suppress(OSError):  # a refused append leaves the records as they were, not a torn line
+            os.truncate(path, size)
+        raise
 
 
 def _bytes_of(path: Path, what: str) -> bytes:
