@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -72,6 +73,7 @@ class ChannelState:
     blocks: list = field(default_factory=list)  # removable residual blocks, least influence first
     cache: dict = field(default_factory=dict)  # (budget kind, widths) -> measured value
     calibrated: dict = field(default_factory=dict)  # (budget text, strategy, blocks removed) -> what calibration found
+    warned: set = field(default_factory=set)  # the notes of parts kept whole already warned about
 
 
 def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelState:
@@ -133,8 +135,18 @@ def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, cri
     split_mha(small)
     widths = structured.prune_channels(small, state.example, state.structure, structured.fractions_from_params(vector),
                                        state.scores.get(criterion), round_to=rounding(state, budget))
+    _warn_kept_whole(state, widths.skipped)
     depth_lib.drop_blocks(small, state.blocks[:depth])
     return small, widths
+
+
+def _warn_kept_whole(state: ChannelState, notes: list[str]) -> None:
+    """One warning, the first time structured pruning keeps parts of the model whole (and when it keeps more)."""
+    new = [n for n in notes if n not in state.warned]
+    if new:
+        state.warned.update(new)
+        warnings.warn(f"structured pruning of {type(state.model).__name__} keeps parts of it whole: {'; '.join(notes)}",
+                      UserWarning, stacklevel=3)
 
 
 def _shape_key(model: nn.Module, widths: dict) -> tuple:
