@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -73,6 +74,8 @@ class ChannelState:
     blocks: list = field(default_factory=list)  # removable residual blocks, least influence first
     cache: dict = field(default_factory=dict)  # (budget kind, widths) -> measured value
     calibrated: dict = field(default_factory=dict)  # (budget text, strategy, blocks removed) -> what calibration found
+    warned: set = field(default_factory=set)  # the notes of parts kept whole already warned about
+    rounded: dict = field(default_factory=dict)  # (budget text, blocks removed) -> the width multiple "auto" chose
 
     @property
     def criteria(self) -> list[str]:  # those that could score this model
@@ -120,14 +123,42 @@ def _split(model: nn.Module) -> nn.Module:
     return copied
 
 
-def rounding(state: ChannelState, budget) -> int:
-    """The multiple kept widths are rounded to under ``budget``: ``round_to``, or for "auto" ONNX Runtime's
-    channel block under an ONNX Runtime latency budget (1 under every other budget: MACs, parameters and
-    bytes do not favour aligned widths, and rounding up would only spend the budget)."""
+def rounding(state: ChannelState, budget, depth: int = 0) -> int:
+    """The multiple kept widths are rounded to under ``budget`` with ``depth`` blocks removed: ``round_to``, or for
+    "auto" ONNX Runtime's channel block under every budget (odd widths save MACs, parameters and bytes but little
+    time; ExecuTorch's XNNPACK has no block of its own we know, so it gets the same). A counted budget (MACs,
+    parameters, size, sparsity) the block cannot reach gets a finer multiple (:func:`align`)."""
     if state.round_to != "auto":
         return state.round_to
-    latency = isinstance(budget, Budget) and budget.kind == "latency" and budget.runtime == "onnxruntime"
-    return channel_block() if latency else 1
+    return state.rounded.get((str(budget), depth), channel_block())
+
+
+def _is_latency(budget) -> bool:
+    return isinstance(budget, Budget) and budget.kind == "latency"
+
+
+def align(state: ChannelState, budget, depth: int = 0) -> int:
+    """For round_to="auto": the coarsest of ONNX Runtime's channel block, its half, quarter... down to 1 at which
+    ``budget`` can be met (every layer at :data:`CEILING`), kept for :func:`rounding`, with a warning when it is
+    finer than the block. A latency budget keeps the block (finer widths buy MACs, not time: it is refused with the
+    smallest reachable latency instead)."""
+    key = (str(budget), depth)
+    if state.round_to != "auto" or key in state.rounded:
+        return rounding(state, budget, depth)
+    block = multiple = channel_block()
+    fits, _ = _cost(state, budget)
+    most = {p: 0.0 if hi == 0.0 else CEILING for p, (_, hi) in state.ranges.items()}
+    while multiple > 1 and not _is_latency(budget):
+        state.rounded[key] = multiple
+        if fits(_value(state, most, budget, depth, exact=True)):
+            break
+        multiple //= 2
+    state.rounded[key] = multiple
+    if multiple < block:
+        warnings.warn(f"budget {budget} cannot be met with kept widths multiples of {block} (ONNX Runtime's channel "
+                      f"block){f' and {depth} residual block(s) removed' if depth else ''}: kept widths are multiples "
+                      f"of {multiple}, which ONNX Runtime runs slower per MAC", UserWarning, stacklevel=3)
+    return multiple
 
 
 def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, criterion: str = "magnitude",
@@ -138,9 +169,19 @@ def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, cri
     small = copy.deepcopy(model)
     split_mha(small)
     widths = structured.prune_channels(small, state.example, state.structure, structured.fractions_from_params(vector),
-                                       state.scores.get(criterion), round_to=rounding(state, budget))
+                                       state.scores.get(criterion), round_to=rounding(state, budget, depth))
+    _warn_kept_whole(state, widths.skipped)
     depth_lib.drop_blocks(small, state.blocks[:depth])
     return small, widths
+
+
+def _warn_kept_whole(state: ChannelState, notes: list[str]) -> None:
+    """One warning, the first time structured pruning keeps parts of the model whole (and when it keeps more)."""
+    new = [n for n in notes if n not in state.warned]
+    if new:
+        state.warned.update(new)
+        warnings.warn(f"structured pruning of {type(state.model).__name__} keeps parts of it whole: {'; '.join(notes)}",
+                      UserWarning, stacklevel=3)
 
 
 def _shape_key(model: nn.Module, widths: dict) -> tuple:
@@ -179,8 +220,28 @@ def deploy_metrics(state: ChannelState, model: nn.Module, widths: dict) -> dict:
     out, dense = dict(state.cache[key]), state.cache["deploy-dense"]
     for b in LATENCY_BATCHES:
         out[f"speedup_b{b}"] = dense[f"ort_latency_ms_b{b}"] / out[f"ort_latency_ms_b{b}"]
+    warning = speedup_warning({**out, "macs": macs(model, state.example).dense}, state.dense["macs"])
+    if warning:
+        out["speedup_warning"] = warning
     out["dense"] = dense
     return out
+
+
+def speedup_warning(measured: dict, dense_macs: float) -> str | None:
+    """A plain sentence when ONNX Runtime runs the pruned model less than half as much faster as its MACs promise:
+    ``speedup_bN - 1 < (dense_macs / macs - 1) / 2`` at batch 1 or 32 (MACs x0.49 promise 2.04x: below 1.52x it
+    is said). ``measured``: a record, or deploy metrics with ``macs``; None when nothing falls short, or nothing
+    was measured."""
+    pruned = measured.get("macs")
+    if not pruned or not dense_macs or pruned >= dense_macs:
+        return None
+    promised = dense_macs / pruned
+    short = [(b, measured[f"speedup_b{b}"]) for b in LATENCY_BATCHES
+             if isinstance(measured.get(f"speedup_b{b}"), (int, float)) and measured[f"speedup_b{b}"] - 1 < (promised - 1) / 2]
+    if not short:
+        return None
+    return (f"MACs x{pruned / dense_macs:.2f} but ONNX Runtime only "
+            + " and ".join(f"{speedup:.2f}x faster at batch {b}" for b, speedup in short))
 
 
 def measure(state: ChannelState, model: nn.Module, budget) -> float:
@@ -258,6 +319,19 @@ def _predicted_bytes(budget) -> bool:
     return isinstance(budget, Budget) and budget.kind == "size" and budget.precision == "fp32"
 
 
+def _value(state: ChannelState, vector: dict, budget, depth: int, exact: bool) -> float:
+    """``budget``'s quantity on the model pruned by ``vector`` (cached per set of widths); FP32 size not ``exact``:
+    predicted from the stored numbers and the input model's other bytes."""
+    small, widths = pruned_copy(state, state.model, vector, budget, depth=depth)
+    key = (str(budget) if isinstance(budget, Budget) else "sparsity", exact, *_shape_key(small, widths))
+    if key not in state.cache:
+        if exact or not _predicted_bytes(budget):
+            state.cache[key] = measure(state, small, budget)
+        else:
+            state.cache[key] = dense_value(state, budget) - 4 * _tensors(state.model) + 4 * _tensors(small)
+    return state.cache[key]
+
+
 def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Calibrated:
     """Shift ``vector`` by one common amount so the pruned model fits ``budget`` with the least pruning.
 
@@ -267,14 +341,10 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
     """
     fits, limit = _cost(state, budget)
     predict = _predicted_bytes(budget)
-    overhead = dense_value(state, budget) - 4 * _tensors(state.model) if predict else 0.0
+    align(state, budget, depth)
 
     def value(v: dict, exact: bool = not predict) -> float:
-        small, widths = pruned_copy(state, state.model, v, budget, depth=depth)
-        key = (str(budget) if isinstance(budget, Budget) else "sparsity", exact, *_shape_key(small, widths))
-        if key not in state.cache:
-            state.cache[key] = measure(state, small, budget) if exact else overhead + 4 * _tensors(small)
-        return state.cache[key]
+        return _value(state, v, budget, depth, exact)
 
     inside = dict(state.ranges)
     widened = {p: ((0.0, 0.0) if hi == 0.0 else (0.0, CEILING)) for p, (lo, hi) in state.ranges.items()}
@@ -282,7 +352,8 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
     if not fits(value(_shifted(vector, inside, 1.0))):
         bounds, wide = widened, True
         if not fits(value(_shifted(vector, widened, 1.0))):
-            _unreachable(budget, value(_shifted(vector, widened, 1.0), exact=True), rounding(state, budget), depth)
+            _unreachable(budget, value(_shifted(vector, widened, 1.0), exact=True), rounding(state, budget, depth),
+                         depth)
     elif fits(value(_shifted(vector, inside, -1.0))):
         bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
         if fits(value(_shifted(vector, widened, -1.0))):
@@ -327,10 +398,10 @@ def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict
         _, limit = _cost(state, budget)
         state.calibrated[(str(budget), name, depth)] = {
             "budget": str(budget), "limit": limit, "shift": round(c.shift, 6), "measured": c.measured,
-            "widened": c.widened, "dropped_blocks": state.blocks[:depth]}
+            "widened": c.widened, "dropped_blocks": state.blocks[:depth], "round_to": rounding(state, budget, depth)}
         out[name] = c.vector
     return out
 
 
-__all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "rounding", "pruned_copy", "measure", "calibrate",
-           "strategy_vectors", "deploy_metrics"]
+__all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "rounding", "align", "pruned_copy", "measure",
+           "calibrate", "strategy_vectors", "deploy_metrics", "speedup_warning"]

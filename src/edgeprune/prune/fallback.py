@@ -14,6 +14,11 @@ pruned, each retry keeping more layers whole (:func:`retries`):
    hidden widths (with their depthwise conv, as in PVT-v2) and conv channels; no heads.
 
 Each retry says what it kept whole in one line (the structured contract's note, the Mix-and-Match records).
+
+When every retry fails too, the module whose forward failed in the pruned model is what torch-pruning could not
+follow, whatever its head count is called (a hand-written attention reshaping by ``self.h``):
+:func:`failing_modules` names it and every module of its class, :func:`keep_whole` keeps their layers and every
+group coupled to their widths whole, and the full plan is retried without them (:func:`kept_whole_note`).
 """
 
 from __future__ import annotations
@@ -82,4 +87,41 @@ def retries(model: nn.Module, groups: list[list[str]], protected: set[str], head
                                    "streams and attention kept whole: torch-pruning cannot follow their couplings)")
 
 
-__all__ = ["attention_modules", "retries"]
+def _within(name: str, modules) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in modules)
+
+
+def failing_modules(model: nn.Module, failing: str | None, kept: list[str]) -> list[str]:
+    """What to keep whole after the pruned model failed in the forward of module ``failing``: it and every module
+    of its class (one forward reshapes alike), or its parent's, when it is kept whole already (``kept``) and
+    still fails. A class of torch's own (a Linear) stands for itself only. [] when the model itself failed."""
+    named = dict(model.named_modules())
+    name = failing
+    while name and _within(name, kept):
+        name = name.rpartition(".")[0]
+    if not name or name not in named:
+        return []
+    kind = type(named[name])
+    if kind.__module__.startswith("torch."):
+        return [name]
+    return [n for n, m in named.items() if n and type(m) is kind and not _within(n, kept)]
+
+
+def keep_whole(model: nn.Module, modules: list[str], groups: list[list[str]], consumers: list[list[str]],
+               protected: set[str], heads: dict[str, tuple[str, int]]) -> tuple[set[str], dict[str, tuple[str, int]]]:
+    """``protected`` and ``heads`` with ``modules`` kept whole: their Conv/Linear layers, and every coupled group one
+    of those layers produces or reads (``consumers``: per group, its readers), keep their channels and heads."""
+    named = dict(model.named_modules())
+    inside = {n for n, m in named.items() if isinstance(m, _LAYERS) and _within(n, modules)}
+    coupled = {m for g, readers in zip(groups, consumers) if inside & {*g, *readers} for m in g}
+    return protected | inside | coupled, {k: v for k, v in heads.items() if not _within(v[0], modules)}
+
+
+def kept_whole_note(model: nn.Module, modules: list[str], failure: str) -> str:
+    """One line: which modules were kept whole, and the failure of the pruned model that made it so."""
+    shown = ", ".join(modules[:4]) + (f" and {len(modules) - 4} more" if len(modules) > 4 else "")
+    return (f"{_kinds(model, modules)} kept whole ({shown}): the pruned model fails in their forward ({failure}), "
+            "a reshape by a width or head count torch-pruning cannot see")
+
+
+__all__ = ["attention_modules", "retries", "failing_modules", "keep_whole", "kept_whole_note"]

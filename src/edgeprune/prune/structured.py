@@ -16,7 +16,8 @@ pruned model is an ordinary, smaller ``nn.Module``. This module only translates 
   A model torch-pruning cannot trace as a whole (ShuffleNet, Swin, CSPNet, DPN) is pruned inside its blocks that
   trace alone, their input and output widths kept (:mod:`edgeprune.prune.blocks`).
   When torch-pruning fails on the full plan, or the pruned model no longer runs, it retries on a fresh copy
-  with more layers kept whole (:mod:`edgeprune.prune.fallback`) and says what it kept (:class:`Widths`).
+  with more layers kept whole (:mod:`edgeprune.prune.fallback`) and says what it kept (:class:`Widths`); last,
+  with the modules the pruned model failed in kept whole (a hand-written attention reshaping by ``self.h``).
 
 Group importance (:class:`ScoreImportance`): per channel, the sum of a per-weight score over every
 Conv/Linear weight the channel owns in the group (its filter, and the input slices of its consumers),
@@ -116,6 +117,7 @@ class StructurePlan:
     skipped: list[str] = field(default_factory=list)  # what plan() already kept whole (one line each)
     # block name -> its input, when torch-pruning cannot trace the whole model (prune.blocks); empty otherwise
     blocks: dict[str, torch.Tensor] = field(default_factory=dict)
+    consumers: list[list[str]] = field(default_factory=list)  # per group: the layers reading its channels
 
 
 class Widths(dict):
@@ -147,12 +149,13 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
     parts, note = blocks_lib.whole_or_blocks(model, example, _traced)
     skipped = [note] if note else []
     modules = dict(model.named_modules())
-    groups, protected, channels, failed = [], set(), {}, []
+    groups, consumers, protected, channels, failed = [], [], set(), {}, []
     for prefix, (_, (graph, part)) in parts.items():
         inner = dict(modules[prefix].named_modules())
         for g in part:
             members = [f"{prefix}.{m}" if prefix else m for m in g.members]
             groups.append(members)
+            consumers.append([f"{prefix}.{m}" if prefix else m for m in g.consumers])
             channels.update({full: int(graph.get_out_channels(inner[m])) for full, m in zip(members, g.members)})
             if g.protected or keep_embedding & set(members):
                 protected.update(members)
@@ -163,7 +166,7 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
                        f"(first: {failed[0][0]}, {failed[0][1]})")
     whole = "" in parts
     return StructurePlan(
-        groups=groups, channels=channels, numels={n: modules[n].weight.numel() for n in channels}, protected=protected,
+        groups=groups, consumers=consumers, channels=channels, numels={n: modules[n].weight.numel() for n in channels}, protected=protected,
         heads={k: v for k, v in attention_lib.find(model).items() if k not in protected} if whole else {},
         skipped=skipped, blocks={} if whole else {name: block_input for name, (block_input, _) in parts.items()},
     )
@@ -239,6 +242,44 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
             m.training = training
         structure.retry = i
         return Widths(widths, structure.skipped + skipped + widths.skipped)
+    widths = _keeping_failures_whole(model, example, structure, fractions, scores, round_to, shape, original, first)
+    for m, training in zip(model.modules(), modes):
+        m.training = training
+    return widths
+
+
+# how many times the full plan is retried with the module the pruned model failed in kept whole
+MAX_KEPT_WHOLE = 6
+
+
+def _keeping_failures_whole(model, example, structure, fractions, scores, round_to, shape, original, failed):
+    """After every retry failed: the full plan again with the modules whose forward failed kept whole
+    (:func:`edgeprune.prune.fallback.failing_modules`), until it runs. Once it does, ``structure`` keeps them whole
+    from then on (and says so in ``skipped``); should nothing be left to prune, or the model itself fail, the
+    first failure is raised and ``model`` left as it was."""
+    first, kept, note = failed, [], ""
+    for _ in range(MAX_KEPT_WHOLE):
+        more = fallback_lib.failing_modules(original, getattr(failed, "module", None), kept)
+        if not more:
+            break
+        kept += more
+        protected, heads = fallback_lib.keep_whole(original, kept, structure.groups, structure.consumers,
+                                                   structure.protected, structure.heads)
+        note = fallback_lib.kept_whole_note(original, kept, failed.cause)
+        attempt = replace(structure, protected=protected, heads=heads, retry=0, skipped=[*structure.skipped, note])
+        if not attempt.heads and all(set(g) & protected for g in structure.groups):
+            first = ModelError(f"structured pruning of {type(model).__name__} is not supported: nothing is left to "
+                               f"prune once {note}")
+            break
+        candidate = _copy(original)
+        try:
+            widths = _prune(candidate, example, attempt, fractions, scores, round_to, shape)
+        except ModelError as exc:
+            failed = exc
+            continue
+        blocks_lib.adopt(model, candidate)
+        structure.protected, structure.heads, structure.skipped, structure.retry = protected, heads, attempt.skipped, 0
+        return Widths(widths, structure.skipped + widths.skipped)
     blocks_lib.adopt(model, original)  # the failed first attempt may have left it half pruned
     raise first
 
@@ -377,6 +418,29 @@ def _output_shape(model: nn.Module, example: torch.Tensor) -> tuple | None:
         model.train(was_training)
 
 
+class _ForwardFailed(ModelError):
+    """The pruned model fails in its forward; ``module``: the innermost of its modules that raised (None: the
+    model's own forward, or no module on the traceback)."""
+
+    def __init__(self, what: str, exc: Exception, module: str | None):
+        self.cause = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc).strip() else ''}"
+        self.module = module or None
+        super().__init__(f"structured pruning of {what} is not supported: the pruned model fails ({self.cause}), a "
+                         "coupling torch-pruning cannot see (e.g. a reshape by the head count)")
+
+
+def _failing_module(model: nn.Module, exc: Exception) -> str | None:
+    """Name of the innermost submodule of ``model`` whose code is on ``exc``'s traceback."""
+    names = {id(m): n for n, m in model.named_modules()}
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, nn.Module) and id(owner) in names:
+            found = names[id(owner)]
+        tb = tb.tb_next
+    return found
+
+
 def _check_still_runs(model: nn.Module, example: torch.Tensor, what: str, shape: tuple | None = None) -> None:
     """A coupling torch-pruning cannot see (a reshape by a head count or a width kept in an attribute) leaves a
     model that fails at its next forward, or whose output changed shape: refuse it here, in one line, instead of
@@ -387,9 +451,7 @@ def _check_still_runs(model: nn.Module, example: torch.Tensor, what: str, shape:
         with torch.no_grad():
             out = model(example[:1])
     except Exception as exc:  # noqa: BLE001  (any failure of the user's forward means the same thing here)
-        raise ModelError(f"structured pruning of {what} is not supported: the pruned model fails "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}), a coupling torch-pruning "
-                         "cannot see (e.g. a reshape by the head count)") from None
+        raise _ForwardFailed(what, exc, _failing_module(model, exc)) from None
     finally:
         model.train(was_training)
     got = tuple(logits_of(out).shape) if shape is not None else None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edgeprune.errors import ConfigError, DamagedFileError, DependencyError, EdgepruneError
 from edgeprune.export.executorch import INSTALL_HINT
+from edgeprune.methods import structured_mam
 from edgeprune.report import compare
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.plots import deploy_plot, edge_plot, front_plot
@@ -242,6 +243,9 @@ def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: 
         out.append(f"| {g['label']} | {_pm(g, 'val_acc')} | {_pm(g, 'test_acc')} | {g['ort_latency_ms_b1']:.3f} | "
                    f"{g['speedup_b1']:.2f} | {g['ort_latency_ms_b32']:.2f} | {g['speedup_b32']:.2f} | "
                    f"{g['onnx_bytes'] / 1e3:,.1f} | {g['onnx_bytes_int8'] / 1e3:,.1f} | {g['macs']:,.0f} |")
+    short = [(g["label"], structured_mam.speedup_warning(g, dense["macs"])) for g in measured]
+    out += [""] * any(w for _, w in short) + [f"- Less than half the speed-up its MACs promise: {name}: {warning}"
+                                             for name, warning in short if warning]
     return out
 
 

@@ -50,8 +50,9 @@ class Options(Config):
     calib_batches: int = pydantic.Field(10, ge=1, le=MAX_BATCHES)
     calib_batch_size: int = pydantic.Field(32, ge=1, le=MAX_BATCH_SIZE)
     granularity: Literal["weight", "channel"] = "weight"
-    # channel: kept widths are multiples of it; "auto": ONNX Runtime's channel block under an ONNX Runtime
-    # latency budget (16 with AVX-512, else 8: odd widths fall off its fast kernels), 1 under the others
+    # channel: kept widths are multiples of it; "auto": ONNX Runtime's channel block under every budget (16 with
+    # AVX-512, else 8: odd widths fall off its fast kernels), halved while a MACs/params/size/sparsity budget
+    # cannot be met with it
     round_to: Union[int, str] = "auto"
     latency_runs: int = pydantic.Field(20, gt=0)  # channel: ONNX Runtime runs per latency measurement
     deploy_metrics: bool = True  # channel: ONNX bytes and ONNX Runtime latency (batch 1, 32) in every record
@@ -220,7 +221,7 @@ class MixAndMatch(Method):
             pruned, widths = structured_mam.pruned_copy(state, model, setting["sparsities"], candidate.budget,
                                                         setting["criterion"], depth)
             info = {k: setting[k] for k in ("criterion", "strategy", "aliases", "granularity")}
-            info["round_to"] = structured_mam.rounding(state, candidate.budget)
+            info["round_to"] = structured_mam.rounding(state, candidate.budget, depth)
             calibration = state.calibrated.get((str(candidate.budget), setting["strategy"], depth), {})
             deploy = structured_mam.deploy_metrics(state, pruned, widths)
             skipped = {"skipped": widths.skipped} if widths.skipped else {}  # kept whole: torch-pruning failed on it
