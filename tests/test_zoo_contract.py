@@ -101,8 +101,14 @@ class DictOutput(nn.Module):
         return {"embedding": x, "logits": self.head(x)}
 
 
+def _einsum_vit():
+    from byom.einsum_vit import EinsumViT  # noqa: PLC0415  (tests/ is on the path)
+
+    return EinsumViT(num_classes=5, in_channels=3, image_size=SIZE, patch=8, dim=32, depth=2, n_heads=4)
+
+
 HAND = {"torch-encoder": TorchEncoder, "torchvision-vit-tiny": _tv_vit, "torchvision-swin-tiny": _tv_swin,
-        "dict-output": DictOutput}
+        "dict-output": DictOutput, "einsum-vit": _einsum_vit}
 ZOO = {"lenet5": {}, "resnet20": {}, "vgg11": dict(classifier_width=32), "vit": dict(dim=32, depth=2, num_heads=2)}
 
 CASES = ([f"hf-config:{k}" for k in HF] + [f"timm:{k}" for k in TIMM] + [f"torchvision:{k}" for k in TORCHVISION]

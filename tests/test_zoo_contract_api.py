@@ -1,7 +1,7 @@
 """The zoo contract through the public API on a CI subset: ``edgeprune.prune(model, data, method=...)`` with
 default options for every method (and channel granularity), as a user calls it -- pass, ``n/a`` or a one-line
 refusal, never a crash. MobileNetV3 (torchvision and timm: hardsigmoid gates, which GraSP's double backward
-once crashed on), a model with a dict output and hand-written models. ``benchmarks/zoo.py --api`` runs the
+once crashed on), a model with a dict output, a hand-written einsum ViT and zoo models. ``benchmarks/zoo.py --api`` runs the
 same stages over every model."""
 
 import pytest
@@ -14,7 +14,7 @@ zoo = pytest.importorskip("test_zoo_contract")  # the CI subset's builders (skip
 CHANNEL = "prune:mix_and_match:channel"
 # the channel stage measures every candidate in ONNX Runtime (~2 min on a MobileNetV3 here): on the small ones
 API_CASES = {"torchvision:mobilenet_v3_small": False, "timm:mobilenetv3_small_050": False, "dict-output": True,
-             "lenet5": False, "vit": False}
+             "einsum-vit": True, "lenet5": False, "vit": False}
 
 
 @pytest.mark.slow
@@ -25,6 +25,9 @@ def test_public_api_contract(case):
     outcomes = check_api(model, torch.zeros(1, 3, zoo.SIZE, zoo.SIZE), stages)
     report = "\n".join(f"{case} {o.stage}: {o.status} ({o.seconds:.1f} s) {o.note}" for o in outcomes)
     print(report)
-    assert not [o for o in outcomes if o.status in ("fail", "refused")], report
+    # a refusal is allowed only for a default budget the model cannot reach (it names the reachable value): the
+    # hand-written ViT keeps its attention whole, so at most 48 % of its weights can go with channels
+    assert not [o for o in outcomes if o.status == "fail"
+                or (o.status == "refused" and "cannot be met: the largest reachable" not in o.note)], report
     assert all("\n" not in o.note for o in outcomes)
     assert {o.stage for o in outcomes if o.status == "pass"} >= {"prune:mix_and_match", "prune:grasp", "prune:snip"}, report
