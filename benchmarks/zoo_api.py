@@ -1,0 +1,101 @@
+"""The zoo contract through the public API: ``edgeprune.prune(model, data, method=...)`` with default options
+(edgeprune.api_contract) on every model of benchmarks/zoo.py's list, each in its own process.
+
+    python benchmarks/zoo_api.py --only torchvision --deadline 2026-12-03T12:40      # resumable
+    python benchmarks/zoo_api.py --stages prune:mix_and_match:channel --only torchvision --results zoo_api_channel
+
+Rows go to results/NAME.jsonl as they finish; results/NAME.json and sections/NAME.md (counts per stage, and
+every failure) are rebuilt from them at the end (``--report-only`` rebuilds them alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, save  # noqa: E402
+from edgeprune.api_contract import API_STAGES  # noqa: E402
+from zoo import all_specs, run_one  # noqa: E402
+
+CHANNEL = "prune:mix_and_match:channel"
+DEFAULT_STAGES = tuple(s for s in API_STAGES if s != CHANNEL)  # the channel stage: ~2 min a model, run by name
+
+
+def rows_of(path: Path) -> dict[str, dict]:
+    rows = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line: that model runs again
+        rows[row["spec"]] = row
+    return rows
+
+
+def report(name: str, rows: dict[str, dict], stages: tuple[str, ...], planned: int) -> None:
+    counts = {s: Counter() for s in stages}
+    problems = []
+    for spec, row in sorted(rows.items()):
+        if row.get("build") != "ok":
+            problems.append({"spec": spec, "stage": "build", "status": row.get("build"), "note": row.get("note", "")})
+            continue
+        for stage in stages:
+            outcome = row["stages"].get(stage)
+            if outcome is None:
+                continue
+            counts[stage][outcome["status"]] += 1
+            if outcome["status"] in ("fail", "refused"):
+                problems.append({"spec": spec, "stage": stage, **outcome})
+    built = sum(r.get("build") == "ok" for r in rows.values())
+    lines = [f"{len(rows)} of {planned} models run ({built} built); `edgeprune.prune` with default options, one "
+             "process per model, one thread.", "", "| stage | pass | n/a | refused | fail |", "|---|---:|---:|---:|---:|"]
+    for stage, c in counts.items():
+        lines.append(f"| `{stage}` | {c['pass']} | {c['n/a']} | {c['refused']} | {c['fail']} |")
+    if problems:
+        lines += ["", "| model | stage | status | note |", "|---|---|---|---|"]
+        lines += [f"| {p['spec']} | {p['stage']} | {p['status']} | {str(p.get('note', ''))[:160].replace('|', '/')} |"
+                  for p in problems]
+    save(name, {"stages": list(stages), "models_planned": planned, "models_run": len(rows),
+                "counts": {s: dict(c) for s, c in counts.items()}, "problems": problems}, "\n".join(lines))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["torchvision", "timm", "hf"])
+    parser.add_argument("--stages", default=",".join(DEFAULT_STAGES), help=f"allowed: {', '.join(API_STAGES)}")
+    parser.add_argument("--results", default="zoo_api", help="name of the results files")
+    parser.add_argument("--time-box", type=float, default=900.0, help="seconds a model may take in all")
+    parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    stages = tuple(args.stages.split(","))
+    unknown = set(stages) - set(API_STAGES)
+    if unknown:
+        parser.error(f"--stages: unknown {sorted(unknown)}; allowed: {', '.join(API_STAGES)}")
+    specs = all_specs(args.only)
+    path = RESULTS / f"{args.results}.jsonl"
+    rows = rows_of(path)
+    deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
+    todo = [] if args.report_only else [s for s in specs if s not in rows]
+    print(f"{len(specs)} models, {len(rows)} done, {len(todo)} to run", flush=True)
+    for i, spec in enumerate(todo, 1):
+        if deadline and datetime.now(timezone.utc) >= deadline:
+            print("deadline reached", flush=True)
+            break
+        row = run_one(spec, args.time_box, stages)
+        with path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        rows[spec] = row
+        brief = " ".join(f"{k.removeprefix('prune:')}={v['status']}" for k, v in row.get("stages", {}).items())
+        print(f"[{i}/{len(todo)}] {spec}: {brief or row.get('build')} ({row.get('seconds') or 0:.0f} s)", flush=True)
+    report(args.results, {s: r for s, r in rows.items() if s in specs}, stages, len(specs))
+
+
+if __name__ == "__main__":
+    main()
