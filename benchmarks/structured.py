@@ -104,8 +104,8 @@ def latency_fits(dense, shape, budget, limit_ms: float):
         with tempfile.TemporaryDirectory() as work:
             path = Path(work) / "m.onnx"
             export_onnx(model, path, input_shape=shape)
-            dense_ms, ms = paired_latency(dense_path, path, budget.batch, runs=20)
-        return ms / dense_ms <= float(budget)
+            timed = paired_latency(dense_path, path, budget.batch, runs=20)
+        return 1.0 / timed["ratio"] <= float(budget)
 
     fits.folder = folder  # the dense export lives as long as the function
     return fits

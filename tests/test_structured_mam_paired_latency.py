@@ -20,8 +20,8 @@ def test_paired_latency_times_both_files(tmp_path):
         model = torch.nn.Sequential(torch.nn.Conv2d(1, width, 3), torch.nn.ReLU(), torch.nn.Conv2d(width, 4, 3)).eval()
         paths.append(tmp_path / f"w{width}.onnx")
         export_onnx(model, paths[-1], input_shape=(1, 16, 16))
-    small, large = paired_latency(paths[0], paths[1], batch_size=2, runs=5)
-    assert small > 0 and large > 0
+    timed = paired_latency(paths[0], paths[1], batch_size=2, runs=5)
+    assert timed["first"]["median_ms"] > 0 and timed["second"]["median_ms"] > 0
 
 
 def test_load_that_slows_both_models_alike_leaves_the_measurement(monkeypatch):
@@ -32,7 +32,7 @@ def test_load_that_slows_both_models_alike_leaves_the_measurement(monkeypatch):
     state.cache[("dense", budget.quantity)] = 1.0  # the input model's reference latency: 1 ms
     load = {"factor": 1.0}
     monkeypatch.setattr(structured_mam, "paired_latency",
-                        lambda dense, candidate, *a, **k: (2.0 * load["factor"], 0.8 * load["factor"]))
+                        lambda dense, candidate, *a, **k: {"ratio": (2.0 * load["factor"]) / (0.8 * load["factor"])})
     small, _ = structured_mam.pruned_copy(state, model, {}, budget)
     quiet = structured_mam.measure(state, small, budget)
     load["factor"] = 3.0  # the machine got busy: both run 3x slower

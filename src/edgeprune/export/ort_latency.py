@@ -7,7 +7,6 @@ torch's thread count, so torch and ORT figures compare like for like) and one in
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 
 from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.onnx import export_verified, fixed_batch, ort_session
-from edgeprune.measure.latency import machine_info, time_calls
+from edgeprune.measure.latency import machine_info, spread, time_calls
 
 
 def channel_block() -> int:
@@ -69,26 +68,39 @@ def ort_latency(
 
 
 def paired_latency(first: str | os.PathLike, second: str | os.PathLike, batch_size: int = 1, runs: int = 20,
-                   warmup: int = 5, threads: int = 1) -> tuple[float, float]:
-    """Median ms per run of two ``.onnx`` files timed in alternation (one run of each in turn), so a change of
-    machine load between measurements moves both alike and their ratio stays meaningful."""
+                   warmup: int = 5, threads: int = 1) -> dict:
+    """Two ``.onnx`` files timed in alternation (one run of each in turn, ``runs`` rounds), so a change of machine
+    load between measurements moves both alike and their ratio stays meaningful: the one way edgeprune times a
+    model against a reference (speed-ups, relative latency budgets). ``2 * runs`` timed calls.
+
+    Returns {"first": {...}, "second": {...}} (median/p10/p90/mean ms and runs of each, as :func:`time_calls`),
+    ``ratio`` = first median / second median (the speed-up of ``second`` over the reference ``first``),
+    ``ratio_p10`` / ``ratio_p90`` of the per-round ratios, and ``runs``, ``batch_size``, ``threads``.
+    """
     check_positive("runs", runs)
-    sessions = [ort_session(Path(p), threads=threads) for p in (first, second)]
-    feeds = []
-    for session in sessions:
-        declared = session.get_inputs()[0]
-        shape = (batch_size, *declared.shape[1:])
-        feeds.append({declared.name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)})
+    check_positive("warmup", warmup, allow_zero=True)
+    calls = [_ort_call(path, batch_size, threads) for path in (first, second)]
     for _ in range(warmup):
-        for session, feed in zip(sessions, feeds):
-            session.run(None, feed)
+        for call in calls:
+            call()
     times: list[list[float]] = [[], []]
     for _ in range(runs):
-        for i, (session, feed) in enumerate(zip(sessions, feeds)):
+        for i, call in enumerate(calls):
             t0 = time.perf_counter()
-            session.run(None, feed)
+            call()
             times[i].append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times[0]), statistics.median(times[1])
+    a, b = spread(times[0]), spread(times[1])
+    ratios = spread([x / y for x, y in zip(*times)])
+    return {"first": a, "second": b, "ratio": a["median_ms"] / b["median_ms"], "ratio_p10": ratios["p10_ms"],
+            "ratio_p90": ratios["p90_ms"], "runs": runs, "batch_size": batch_size, "threads": threads}
+
+
+def _ort_call(path: str | os.PathLike, batch_size: int, threads: int):
+    session = ort_session(Path(path), threads=threads)
+    declared = session.get_inputs()[0]
+    shape = (batch_size, *declared.shape[1:])
+    feed = {declared.name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+    return lambda: session.run(None, feed)
 
 
 def exported_latency(model: torch.nn.Module, input_shape: tuple, batches=(1,), runs: int = 30,

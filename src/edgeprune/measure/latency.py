@@ -35,6 +35,14 @@ def machine_info() -> dict:
     }
 
 
+def spread(times: list[float]) -> dict:
+    """Median, p10, p90 and mean of ``times`` (milliseconds, or ratios) and how many there are."""
+    ordered = sorted(times)
+    q = statistics.quantiles(ordered, n=10) if len(ordered) >= 2 else [ordered[0]] * 9
+    return {"median_ms": statistics.median(ordered), "p10_ms": q[0], "p90_ms": q[-1],
+            "mean_ms": statistics.fmean(ordered), "runs": len(ordered)}
+
+
 def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 10) -> dict:
     """Time ``fn`` ``runs`` times after ``warmup`` calls; milliseconds: median, p10, p90, mean."""
     check_positive("runs", runs)
@@ -46,15 +54,7 @@ def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 10) -> di
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    q = statistics.quantiles(times, n=10) if len(times) >= 2 else [times[0]] * 9
-    return {
-        "median_ms": statistics.median(times),
-        "p10_ms": q[0],
-        "p90_ms": q[-1],
-        "mean_ms": statistics.fmean(times),
-        "runs": runs,
-    }
+    return spread(times)
 
 
 @torch.no_grad()

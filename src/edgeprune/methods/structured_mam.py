@@ -195,20 +195,32 @@ def _shape_key(model: nn.Module, widths: dict) -> tuple:
 LATENCY_BATCHES = (1, 32)
 
 
-def _deploy(model: nn.Module, example: torch.Tensor, runs: int) -> dict:
+def _deploy(model: nn.Module, example: torch.Tensor, runs: int, reference: Path | None = None) -> dict:
+    """ONNX bytes (FP32, INT8) and ONNX Runtime latency of ``model`` at 1 thread; with ``reference`` (the input
+    model's ``.onnx``) each batch is one paired measurement of both, giving ``speedup_bN`` and its spread."""
     with tempfile.TemporaryDirectory(prefix="edgeprune-deploy-") as folder:
         path = Path(folder) / "model.onnx"
         export_onnx(model, path, input_shape=tuple(example.shape[1:]))
         out = {"onnx_bytes": path.stat().st_size,
                "onnx_bytes_int8": quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"]}
         for b in LATENCY_BATCHES:
-            out[f"ort_latency_ms_b{b}"] = ort_latency(path, batch_size=b, runs=runs, threads=1)["median_ms"]
+            if reference is None:
+                out[f"ort_latency_ms_b{b}"] = ort_latency(path, batch_size=b, runs=runs, threads=1)["median_ms"]
+                continue
+            timed = paired_latency(reference, path, batch_size=b, runs=runs, threads=1)
+            out[f"ort_latency_ms_b{b}"] = timed["second"]["median_ms"]
+            out[f"speedup_b{b}"] = timed["ratio"]
+            out[f"speedup_spread_b{b}"] = [timed["ratio_p10"], timed["ratio_p90"]]
     return out
 
 
 def deploy_metrics(state: ChannelState, model: nn.Module, widths: dict) -> dict:
     """FP32 and INT8 (dynamic) ONNX bytes and ONNX Runtime latency (1 thread, batch 1 and 32) of ``model``,
     with the input model's and the speed-ups; measured once per set of widths (fine-tuning changes neither).
+
+    Each speed-up is the ratio of one paired measurement of ``model`` and the input model's ONNX file
+    (:func:`paired_latency`: ``latency_runs`` rounds of both), with the p10/p90 of the per-round ratios
+    (``speedup_spread_bN``); the input model's own figures (``dense``) are for its row of the report.
     """
     if not state.deploy:
         return {}
@@ -216,10 +228,8 @@ def deploy_metrics(state: ChannelState, model: nn.Module, widths: dict) -> dict:
         state.cache["deploy-dense"] = _deploy(state.model, state.example, state.latency_runs)
     key = ("deploy", *_shape_key(model, widths))
     if key not in state.cache:
-        state.cache[key] = _deploy(model, state.example, state.latency_runs)
+        state.cache[key] = _deploy(model, state.example, state.latency_runs, reference=_dense_onnx(state))
     out, dense = dict(state.cache[key]), state.cache["deploy-dense"]
-    for b in LATENCY_BATCHES:
-        out[f"speedup_b{b}"] = dense[f"ort_latency_ms_b{b}"] / out[f"ort_latency_ms_b{b}"]
     warning = speedup_warning({**out, "macs": macs(model, state.example).dense}, state.dense["macs"])
     if warning:
         out["speedup_warning"] = warning
@@ -262,8 +272,8 @@ def measure(state: ChannelState, model: nn.Module, budget) -> float:
         if kind == "latency" and budget.relative and model is not state.model:
             # timed in alternation with the input model and scaled to its reference latency: the fraction a
             # relative budget limits, robust to load changes between this and the reference measurement
-            dense_ms, ms = paired_latency(_dense_onnx(state), path, budget.batch, runs=state.latency_runs)
-            return ms / dense_ms * dense_value(state, budget)
+            timed = paired_latency(_dense_onnx(state), path, budget.batch, runs=state.latency_runs)
+            return dense_value(state, budget) / timed["ratio"]
         if kind == "latency":
             return float(ort_latency(path, batch_size=budget.batch, runs=state.latency_runs, threads=1)["median_ms"])
         if budget.precision == "int8":
