@@ -15,10 +15,12 @@ from edgeprune.cli import app
 from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
 from edgeprune.errors import ConfigError, check_at_most, check_positive
 from edgeprune.measure import accuracy, checkpoint_bytes, latency, machine_info, macs, nonzeros, param_count, sparsity
+from edgeprune.measure.latency import busy_warning
 from edgeprune.methods.dense import train_dense
 from edgeprune.train import default_config
 
 MAX_RUNS = 1_000_000  # timed latency runs per batch size
+MEASURE_WARMUP = 20  # untimed calls first: allocator, kernels and caches settled
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
 
 
@@ -100,14 +102,17 @@ def measure(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Also measure test accuracy on this data set."),
     data_dir: Optional[Path] = DATA_DIR,
     batch: str = typer.Option("1,32", help="Batch sizes for latency, comma-separated."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for latency (> 0); default torch's."),
+    threads: int = typer.Option(1, help="CPU threads for latency (> 0). One by default: a tiny model timed on all "
+                                "cores of a busy machine waits for descheduled threads at every layer."),
     runs: int = typer.Option(30, help="Timed runs per batch size after warm-up (> 0)."),
 ):
-    """Print params, non-zeros, sparsity, MACs, bytes and latency of a checkpoint (and accuracy with --dataset)."""
+    """Print params, non-zeros, sparsity, MACs, bytes and latency of a checkpoint (and accuracy with --dataset).
+
+    Latency: median [p10, p90] of --runs torch calls after 20 warm-up calls; one warning line when the machine
+    looks busy (p90/p10 > 1.5 or the load average above the number of cores)."""
     batches = parse_int_list(batch, "--batch")
     check_at_most("--runs", check_positive("--runs", runs), MAX_RUNS)
-    if threads is not None:
-        check_positive("--threads", threads)
+    check_positive("--threads", threads)
     model = model_lib.load(checkpoint)
     build = model.edgeprune_build
     shape = (build["in_channels"], build["image_size"], build["image_size"])
@@ -130,10 +135,15 @@ def measure(
         ["MACs / image (sparsity-effective)", report.effective],
         ["checkpoint bytes", f"{checkpoint_bytes(checkpoint):,} ({human_bytes(checkpoint_bytes(checkpoint))})"],
     ]
+    timings = []
     for b in batches:
-        lat = latency(model, shape, batch_size=b, runs=runs, threads=threads)
+        lat = latency(model, shape, batch_size=b, runs=runs, warmup=MEASURE_WARMUP, threads=threads)
+        timings.append(lat)
         rows.append([f"latency batch {b} (median, torch)", f"{lat['median_ms']:.3f} ms  [p10 {lat['p10_ms']:.3f}, p90 {lat['p90_ms']:.3f}]"])
     rows.append(["threads / CPU", f"{lat['threads']} / {machine_info()['cpu']}"])
     if splits is not None:
         rows.append([f"test accuracy ({splits.name})", f"{accuracy(model, splits.test):.2%}"])
     console.print(table(str(checkpoint), ["metric", "value"], rows))
+    busy = busy_warning(timings)
+    if busy:
+        typer.echo(f"warning: {busy}", err=True)

@@ -33,6 +33,7 @@ from edgeprune.export.onnx import (
 )
 from edgeprune.export.ort_latency import ort_latency
 from edgeprune.measure import accuracy, latency, machine_info
+from edgeprune.measure.latency import busy_warning
 from edgeprune.runs.lock import check_not_running
 from edgeprune.runs.store import RunStore
 from edgeprune.utils.io import check_output, ensure_dir, write_json
@@ -381,15 +382,15 @@ def bench_command(
     source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory, .onnx or .pte file."),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | executorch | both (torch + ORT); default torch (onnxruntime for .onnx, executorch for .pte)."),
     batch: str = typer.Option("1,32", "--batch", help="Batch sizes, comma-separated."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (> 0; ORT: intra_op_num_threads); default torch's."),
+    threads: int = typer.Option(1, "--threads", help="CPU threads (> 0; ORT: intra_op_num_threads); default 1, like the records and budgets."),
     runs: int = typer.Option(50, "--runs", help="Timed runs per batch size after warm-up (> 0)."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed warm-up runs (>= 0)."),
     candidate: Optional[str] = typer.Option(None, "--candidate", help="Candidate id in a run directory."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
 ):
-    """Median latency and spread (p10/p90) per batch size after warm-up, with threads and CPU recorded."""
-    if threads is not None:
-        check_positive("--threads", threads)
+    """Median latency and spread (p10/p90) per batch size after warm-up, with threads and CPU recorded; one
+    warning line when the machine looks busy (p90/p10 > 1.5 or the load average above the number of cores)."""
+    check_positive("--threads", threads)
     if json_out is not None:
         check_output(json_out, "--json")  # before measuring, not after
     info = bench(source, runtime=runtime, batches=parse_int_list(batch, "--batch"), threads=threads, runs=runs,
@@ -398,5 +399,8 @@ def bench_command(
              r["threads"]] for r in info["results"]]
     console.print(table(f"latency of {info.get('model', source)} on {info['machine']['cpu']} ({runs} runs after {warmup} warm-up)",
                         ["runtime", "batch", "median ms", "p10 ms", "p90 ms", "ms / image", "threads"], rows))
+    busy = busy_warning(info["results"])
+    if busy:
+        typer.echo(f"warning: {busy}", err=True)
     if json_out is not None:
-        write_json(json_out, info)
+        write_json(json_out, info | {"busy": busy})
