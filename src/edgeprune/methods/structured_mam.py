@@ -31,7 +31,7 @@ from edgeprune import roles as roles_lib
 from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
 from edgeprune.errors import ConfigError
-from edgeprune.export.et_latency import latency_ms
+from edgeprune.export.et_latency import compare, export_for, latency_ms
 from edgeprune.export.int8 import quantize
 from edgeprune.export.onnx import export_onnx
 from edgeprune.export.ort_latency import channel_block, ort_latency, paired_latency
@@ -266,6 +266,8 @@ def measure(state: ChannelState, model: nn.Module, budget) -> float:
     with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
         path = Path(folder) / "model.onnx"
         export_onnx(model, path, input_shape=tuple(state.example.shape[1:]))
+        if kind == "latency" and budget.runtime == "executorch" and budget.relative and model is not state.model:
+            return dense_value(state, budget) / _paired_et_ratio(state, model, budget.batch, Path(folder))
         if kind == "latency" and budget.runtime == "executorch":
             return latency_ms(model, budget.batch, "executorch", input_shape=tuple(state.example.shape[1:]),
                               runs=state.latency_runs)
@@ -289,6 +291,27 @@ def _dense_onnx(state: ChannelState) -> Path:
         export_onnx(state.model, path, input_shape=tuple(state.example.shape[1:]))
         state.cache["dense-onnx"] = (folder, path)
     return state.cache["dense-onnx"][1]
+
+
+def _dense_pte(state: ChannelState, batch: int) -> Path:
+    """The input model's ExecuTorch program at ``batch``, written once (its folder lives as long as ``state``)."""
+    key = ("dense-pte", batch)
+    if key not in state.cache:
+        folder = tempfile.TemporaryDirectory(prefix="edgeprune-dense-")
+        path = Path(folder.name) / "model.pte"
+        export_for(state.model, path, "executorch", batch=batch, input_shape=tuple(state.example.shape[1:]))
+        state.cache[key] = (folder, path)
+    return state.cache[key][1]
+
+
+def _paired_et_ratio(state: ChannelState, model: nn.Module, batch: int, folder: Path) -> float:
+    """Input model's ExecuTorch median / ``model``'s, timed in alternation (``latency_runs`` rounds of one call
+    each, as :func:`paired_latency` does in ONNX Runtime)."""
+    path = folder / "model.pte"
+    export_for(model, path, "executorch", batch=batch, input_shape=tuple(state.example.shape[1:]))
+    timed = compare({"dense": _dense_pte(state, batch), "candidate": path}, batch, rounds=state.latency_runs, runs=1,
+                    threads=1)
+    return timed["dense"]["median_ms"] / timed["candidate"]["median_ms"]
 
 
 def _cost(state: ChannelState, budget) -> tuple[Callable[[float], bool], float]:
