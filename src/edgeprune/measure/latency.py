@@ -38,7 +38,8 @@ def machine_info() -> dict:
 def spread(times: list[float]) -> dict:
     """Median, p10, p90 and mean of ``times`` (milliseconds, or ratios) and how many there are."""
     ordered = sorted(times)
-    q = statistics.quantiles(ordered, n=10) if len(ordered) >= 2 else [ordered[0]] * 9
+    # inclusive: p10/p90 stay within the data (the default extrapolates below the fastest call for few runs)
+    q = statistics.quantiles(ordered, n=10, method="inclusive") if len(ordered) >= 2 else [ordered[0]] * 9
     return {"median_ms": statistics.median(ordered), "p10_ms": q[0], "p90_ms": q[-1],
             "mean_ms": statistics.fmean(ordered), "runs": len(ordered)}
 

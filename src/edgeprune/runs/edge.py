@@ -24,7 +24,7 @@ from edgeprune.errors import ConfigError, DamagedFileError, DependencyError, Edg
 from edgeprune.export.et_latency import compare
 from edgeprune.export.executorch import executorch, export_executorch
 from edgeprune.export.onnx import export_verified, input_shape_of
-from edgeprune.measure.latency import machine_info
+from edgeprune.measure.latency import machine_info, spread
 from edgeprune.runs.inputs import fingerprint
 from edgeprune.utils.io import read_json, write_json
 
@@ -119,6 +119,9 @@ def _measure(root: Path, chosen: Path, source: Path | None, rounds: int) -> dict
     base, small = out.get("input model", {}), out.get("chosen", {})
     for runtime in ("ort", "et"):
         if f"{runtime}_ms_b1" in base and f"{runtime}_ms_b1" in small:
+            # both from the same interleaved rounds: a ratio from one measurement, with its per-round spread
             result[f"speedup_{runtime}_b1"] = base[f"{runtime}_ms_b1"] / small[f"{runtime}_ms_b1"]
+            ratios = spread([b / c for b, c in zip(base[f"{runtime}_rounds_ms"], small[f"{runtime}_rounds_ms"])])
+            result[f"speedup_{runtime}_b1_spread"] = [ratios["p10_ms"], ratios["p90_ms"]]
     result["seconds"] = time.perf_counter() - start
     return result

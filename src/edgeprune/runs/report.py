@@ -249,6 +249,14 @@ def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: 
     return out
 
 
+def _speedup_text(result: dict, key: str) -> str:
+    """``2.10 (1.95–2.31)``: a paired speed-up and the p10–p90 of its per-round ratios; "–" when not measured."""
+    if key not in result:
+        return "–"
+    low_high = result.get(f"{key}_spread")
+    return f"{result[key]:.2f}" + (f" ({low_high[0]:.2f}–{low_high[1]:.2f})" if low_high else "")
+
+
 EDGE_TITLE = "## Chosen model on the device (ONNX Runtime and ExecuTorch, 1 thread)"
 
 
@@ -273,12 +281,12 @@ def _edge_section(root: Path) -> tuple[list[str], dict]:
                 "|---|---:|---:|---:|---:|---:|---:|"]
         for name, m in measured.items():
             base = name == "input model"
-            ups = ["1.00", "1.00"] if base else [f"{result[k]:.2f}" if k in result else "–"
-                                                 for k in ("speedup_ort_b1", "speedup_et_b1")]
+            ups = ["1.00", "1.00"] if base else [_speedup_text(result, k) for k in ("speedup_ort_b1", "speedup_et_b1")]
             out.append(f"| {name} | {m['onnx_bytes'] / 1e3:,.1f} | {m['ort_ms_b1']:.3f} | {m['pte_bytes'] / 1e3:,.1f} | "
                        f"{m['et_ms_b1']:.3f} | {ups[0]} | {ups[1]} |")
         out += ["", f"FP32 files; batch 1, 1 thread, median of {result['rounds']} interleaved rounds "
-                f"({result['cpu']}). Measured once per chosen.pt (edge.json)."]
+                f"({result['cpu']}); each speed-up is the ratio of the two models' medians from those same rounds, "
+                "with the p10–p90 of the per-round ratios. Measured once per chosen.pt (edge.json)."]
         base, small = measured.get("input model"), measured.get("chosen")
         if base and small and small["onnx_bytes"] >= 0.99 * base["onnx_bytes"]:
             out.append("Both formats store zeros like any weight: masked (unstructured) pruning changes bytes and "
