@@ -18,6 +18,8 @@ from pathlib import Path
 
 from edgeprune.errors import ConfigError, DamagedFileError, DependencyError, EdgepruneError
 from edgeprune.export.executorch import INSTALL_HINT
+from edgeprune.measure.budget import Budget
+from edgeprune.measure.budget import parse as parse_budget
 from edgeprune.methods import structured_mam
 from edgeprune.report import compare
 from edgeprune.report.pareto import pareto_front
@@ -228,9 +230,8 @@ def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: 
         return []
     base = next((r["decided"]["deploy"]["dense"] for r in records
                  if isinstance(r.get("decided", {}).get("deploy", {}).get("dense"), dict)), {})
-    limits = {r["budget_name"]: r["decided"]["limit"] for r in records
-              if r.get("kind") == "candidate" and isinstance(r.get("decided", {}).get("limit"), (int, float))}
-    deploy_plot(measured, {**base, "val_acc": dense["val_acc"]}, root / "deploy.png", limits)
+    plotted, limits = plotted_latency(measured, base, records)
+    deploy_plot(plotted, {**base, "val_acc": dense["val_acc"]}, root / "deploy.png", limits)
     out = ["", "## On the device (ONNX Runtime, 1 thread; ONNX file bytes)", "", "![deploy](deploy.png)", "",
            "| setting | val % | test % | ms b1 | speed-up b1 | ms b32 | speed-up b32 | ONNX kB | INT8 kB | MACs |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -243,6 +244,8 @@ def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: 
         out.append(f"| {g['label']} | {_pm(g, 'val_acc')} | {_pm(g, 'test_acc')} | {g['ort_latency_ms_b1']:.3f} | "
                    f"{g['speedup_b1']:.2f} | {g['ort_latency_ms_b32']:.2f} | {g['speedup_b32']:.2f} | "
                    f"{g['onnx_bytes'] / 1e3:,.1f} | {g['onnx_bytes_int8'] / 1e3:,.1f} | {g['macs']:,.0f} |")
+    out += ["", "Speed-ups: each candidate timed beside the input model's ONNX file in one paired measurement "
+            "(`latency_runs` rounds, one call of each in turn), the ratio of the two medians."]
     short = [(g["label"], structured_mam.speedup_warning(g, dense["macs"])) for g in measured]
     out += [""] * any(w for _, w in short) + [f"- Less than half the speed-up its MACs promise: {name}: {warning}"
                                              for name, warning in short if warning]
@@ -255,6 +258,36 @@ def _speedup_text(result: dict, key: str) -> str:
         return "–"
     low_high = result.get(f"{key}_spread")
     return f"{result[key]:.2f}" + (f" ({low_high[0]:.2f}–{low_high[1]:.2f})" if low_high else "")
+
+
+def plotted_latency(measured: list[dict], base: dict, records: list[dict]) -> tuple[list[dict], dict]:
+    """(groups, limits) as deploy.png draws them. With a relative batch-1 latency budget (``latency<=50%``) every
+    candidate sits at the input model's ms / its paired ``speedup_b1`` and the line at the budget's fraction of
+    that ms: one scale, so a candidate is left of the line exactly when its paired ratio meets the budget (its
+    own ms and the recorded limit were timed at different moments). Otherwise the measured ms and limits."""
+    limits, relative = {}, None
+    for r in records:
+        decided = r.get("decided", {}) if r.get("kind") == "candidate" else {}
+        if not isinstance(decided.get("limit"), (int, float)):
+            continue
+        limits[r["budget_name"]] = decided["limit"]
+        budget = _typed_budget(decided.get("budget"))
+        if budget is not None and budget.kind == "latency" and budget.relative and budget.quantity == "ort_latency_ms_b1":
+            relative = float(budget)
+    reference = base.get("ort_latency_ms_b1")
+    if relative is None or not reference:
+        return measured, limits
+    limits["ort_latency_ms_b1"] = relative * reference
+    return [{**g, "ort_latency_ms_b1": reference / g["speedup_b1"]} if g.get("speedup_b1") else g
+            for g in measured], limits
+
+
+def _typed_budget(text) -> Budget | None:
+    try:
+        budget = parse_budget(text) if isinstance(text, str) else None
+    except ConfigError:
+        return None
+    return budget if isinstance(budget, Budget) else None
 
 
 EDGE_TITLE = "## Chosen model on the device (ONNX Runtime and ExecuTorch, 1 thread)"
