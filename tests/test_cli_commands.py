@@ -38,3 +38,8 @@ def test_a_command_and_its_help_load_their_module_in_a_fresh_interpreter():
 
     assert "mix_and_match" in edgeprune("methods")
     assert "run_dir" in edgeprune("status", "--help")  # the real command's argument, not the listing's entry
+
+
+def test_a_mistyped_command_gets_the_close_names_of_commands_not_yet_loaded():
+    done = subprocess.run([sys.executable, "-m", "edgeprune", "prnue"], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("error: No such command 'prnue'. Did you mean 'prune'?")

@@ -78,8 +78,11 @@ class LazyCommands(TyperGroup):
         return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])  # a line of `edgeprune --help`, not runnable
 
     def resolve_command(self, ctx, args):
-        if args and args[0] in COMMANDS and args[0] not in self.commands:
-            self.commands.update(load_commands(COMMANDS[args[0]][0]))
+        name = args[0] if args else None
+        if name in COMMANDS and name not in self.commands:
+            self.commands.update(load_commands(COMMANDS[name][0]))
+        elif name not in COMMANDS:  # unknown: Typer's "Did you mean ...?" picks close names from self.commands
+            self.commands = {n: self.get_command(ctx, n) for n in COMMANDS} | dict(self.commands)
         return super().resolve_command(ctx, args)
 
 
