@@ -46,5 +46,6 @@ def test_demo_headline_gives_onnx_bytes_latency_and_sparse_bytes_of_the_files_it
     assert len(onnx.load(str(files["chosen.sparse"])).graph.sparse_initializer) > 0
 
     readme = " ".join(README.read_text().split())  # the tour quotes the dense ONNX size and the parameter count
-    assert f"{human_bytes(files['input'].stat().st_size)} and" in readme
+    quoted = re.search(r"on our machine ([\d.]+) KiB and", readme)  # the exporter's metadata varies by a few bytes
+    assert quoted and abs(float(quoted.group(1)) * 1024 - files["input"].stat().st_size) < 1024, quoted
     assert f"{param_count(model_lib.load(out / 'chosen.pt')):,} parameters" in readme
