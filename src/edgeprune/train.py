@@ -278,6 +278,8 @@ def fit(
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(y)
                 bar.update(task, advance=1, description=f"{description} ep {epoch}/{cfg.epochs} loss {loss.item():.3f}")
+            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the last step's update
+                raise TrainingDiverged(f"training made weights non-finite in epoch {epoch} (lr={cfg.lr})")
             if distributed:
                 # rank 0 evaluates and broadcasts, so all ranks agree on early stopping and the best state
                 loss_sum, correct, seen = dist_lib.all_reduce_sum([loss_sum, correct, seen], device)
