@@ -76,6 +76,8 @@ def stratified_split(labels, fraction: float, seed: int, salt: int = SALT_VAL) -
 # only huge test sets (e.g. a large image folder) are thinned for quick runs.
 TEST_CAP_FLOOR = 10_000
 LIMIT_SEED = 0
+# --quick / quick=True: the train+val pool of a data set spec is this stratified, seeded subset (``limit``)
+QUICK_LIMIT = 1000
 
 
 def limit_indices(train_labels, test_labels, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
