@@ -153,7 +153,7 @@ def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Pat
     with runner:
         trained = trained_input(model, model_args, checkpoint, splits, dense_config, run_dir, progress)
         result = sweep(trained, splits, method=method, budgets=budget_list, seeds=seed_list, out=run_dir,
-                       executor=runner, finetune=train, kd=kd, schedule=plan, progress=progress,
+                       executor=runner, finetune=train or 0, kd=kd, schedule=plan, progress=progress,
                        edge_report=edge_report, quick=quick, **m.options.model_dump())
     ok = [r for r in result.records if r.get("kind") == "candidate" and r.get("status") == "ok"]
     if not ok:
