@@ -112,3 +112,11 @@ def test_quick_train_caps_batches_and_data(run_cli, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train"]["history"][0]["examples"] <= QUICK_MAX_BATCHES * 16
     assert metrics["config"]["max_batches"] == QUICK_MAX_BATCHES
+
+
+def test_test_limit_thins_the_test_split_stratified():
+    from edgeprune import data
+
+    full, thin = data.load("digits"), data.load("digits", test_limit=100)
+    assert len(thin.test) == 100 and len(thin.train) == len(full.train)
+    assert set(thin.test.labels.tolist()) == set(full.test.labels.tolist())

@@ -20,7 +20,7 @@ from torch import nn
 import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
 from edgeprune import data as data_lib
 from edgeprune import models as model_lib
-from edgeprune.data.splits import QUICK_LIMIT
+from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.prune.gradual import schedule_of
@@ -50,11 +50,12 @@ class Pruned:
 
 
 def _quick(method, data, quick: bool):
-    """(method, data) of a quick run: calibration capped, a data set spec cut to QUICK_LIMIT train+val images
-    (stratified, seeded); data the caller built is used as it is (only the batch cap applies to it)."""
+    """(method, data) of a quick run: calibration capped, a data set spec cut to QUICK_LIMIT train+val and
+    QUICK_TEST_LIMIT test images (stratified, seeded); data the caller built is used as it is (only the batch
+    cap applies to it)."""
     if not quick:
         return method, data
-    return quick_method(method), (data_lib.resolve(data, limit=QUICK_LIMIT) if isinstance(data, str) else data)
+    return quick_method(method), (data_lib.load(data, limit=QUICK_LIMIT, test_limit=QUICK_TEST_LIMIT) if isinstance(data, str) else data)
 
 
 def _train(method, model, finetune, quick: bool):
@@ -112,7 +113,7 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     (``render(..., edge=True)``; seconds per run). Everything is checked before ``out`` is written.
     ``progress``: the plan (candidates, epochs, batches per epoch, estimated time) is printed before the first
     candidate is trained, and one line per finished candidate (stderr). ``quick``: a data set spec is cut to
-    a stratified, seeded subset of at most 1,000 train+val images, every training stage to 10 batches per epoch,
+    a stratified, seeded subset of at most 1,000 train+val and 1,000 test images, every training stage to 10 batches per epoch,
     calibration to 2 batches, ONNX latency to 5 runs — to see a call through in minutes; the run config and
     report say so. ``dry_run``: print the plan and return it (a dict); nothing is trained or written.
     """

@@ -13,7 +13,7 @@ from edgeprune import distributed
 from edgeprune import models as model_lib
 from edgeprune.cli import app
 from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
-from edgeprune.data.splits import QUICK_LIMIT
+from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import ConfigError, check_at_most, check_positive
 from edgeprune.measure import accuracy, checkpoint_bytes, latency, machine_info, macs, nonzeros, param_count, sparsity
 from edgeprune.methods.dense import train_dense
@@ -77,7 +77,8 @@ def train(
     if quick:
         config, limit = quick_config(config), min(limit or QUICK_LIMIT, QUICK_LIMIT)
     model_kwargs = parse_kv(arg)
-    splits = data_lib.load(dataset, root=data_dir, val_fraction=val_fraction, seed=seed, limit=limit)
+    splits = data_lib.load(dataset, root=data_dir, val_fraction=val_fraction, seed=seed, limit=limit,
+                           test_limit=QUICK_TEST_LIMIT if quick else None)
     out = out or Path("runs") / f"train-{model.replace(':', '-').replace('/', '-')}-{dataset.split(':')[0]}"
     with distributed.session():  # a process group under torchrun; nothing otherwise
         _, m = train_dense(model, splits, config, out, model_kwargs=model_kwargs, progress=not quiet)

@@ -17,7 +17,7 @@ from edgeprune import models as model_lib
 from edgeprune.api import sweep
 from edgeprune.cli import app
 from edgeprune.cli.common import console, parse_kv, table
-from edgeprune.data.splits import QUICK_LIMIT
+from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.methods.dense import train_dense
@@ -40,7 +40,7 @@ from edgeprune.runs.sweep import (
 from edgeprune.train import TrainConfig, default_config, log_line, quick_config
 from edgeprune.utils.io import read_json
 
-QUICK_HELP = ("Try the command first: at most 1,000 training images (stratified), 10 batches per epoch in every "
+QUICK_HELP = ("Try the command first: at most 1,000 training and 1,000 test images (stratified), 10 batches per epoch in every "
               "training stage, fewer calibration batches; the figures are not the real ones (the report says so).")
 DRY_RUN_HELP = "Print the plan (candidates, epochs, batches, estimated time) and stop: nothing is trained or written."
 
@@ -124,7 +124,8 @@ def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Pat
     if dense_epochs <= 0:
         raise ConfigError(f"--dense-epochs must be > 0, got {dense_epochs}")
     model_args = model_args or {}
-    splits = data_lib.load(dataset, root=data_dir, limit=QUICK_LIMIT if quick else None)
+    splits = data_lib.load(dataset, root=data_dir, limit=QUICK_LIMIT if quick else None,
+                           test_limit=QUICK_TEST_LIMIT if quick else None)
     probe = inputs_lib.resolve(model, splits, model_args=model_args)  # the spec builds and takes the data
     m.check(probe.model, probe.example)
     train = inputs_lib.train_config(m, probe.model, finetune)

@@ -16,7 +16,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from edgeprune.data.splits import QUICK_LIMIT
+from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import ConfigError, DamagedFileError, DependencyError, EdgepruneError
 from edgeprune.export.executorch import INSTALL_HINT
 from edgeprune.report import compare
@@ -141,7 +141,8 @@ def check_records(store: RunStore) -> list[dict]:
     return out
 
 
-QUICK_HEADLINE = (f"**This was a quick run (`--quick`)**: a subset of at most {QUICK_LIMIT:,} training images, at most "
+QUICK_HEADLINE = (f"**This was a quick run (`--quick`)**: a subset of at most {QUICK_LIMIT:,} training and "
+                  f"{QUICK_TEST_LIMIT:,} test images, at most "
                   f"{QUICK_MAX_BATCHES} batches per epoch, fewer calibration batches. Its figures are not the real "
                   "ones; run the command without --quick (into another --out) for them.")
 

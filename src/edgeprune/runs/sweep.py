@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from edgeprune import models as model_lib
-from edgeprune.data.splits import QUICK_LIMIT
+from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import ConfigError
 from edgeprune.measure import accuracy
 from edgeprune.measure.budget import Budget
@@ -68,7 +68,8 @@ def run_config(method: Method, inputs: Inputs, budgets, seeds, train: TrainConfi
 # -- quick runs ----------------------------------------------------------------------------------------
 QUICK_CALIB_BATCHES = 2  # calibration batches of a method's scores / statistics in a quick run
 QUICK_LATENCY_RUNS = 5  # ONNX Runtime runs per latency measurement in a quick run
-QUICK_NOTE = (f"quick run: at most {QUICK_LIMIT:,} training images (stratified by class, seeded), at most "
+QUICK_NOTE = (f"quick run: at most {QUICK_LIMIT:,} training and {QUICK_TEST_LIMIT:,} test images (stratified by "
+              f"class, seeded), at most "
               f"{QUICK_MAX_BATCHES} batches per epoch, {QUICK_CALIB_BATCHES} calibration batches — to see a command "
               "through, not to measure: its figures are not the real ones")
 
@@ -85,19 +86,23 @@ def quick_method(method: Method) -> Method:
 
 # -- the plan printed (and kept in plan.json) before the first candidate is trained --------------------
 def timed_stage(model: torch.nn.Module, data, train: TrainConfig | None, teacher=None) -> dict:
-    """Seconds of one real training step on one real batch and of one evaluation pass over the validation
-    split, from ``model`` (a copy is trained; the global RNG is left as it was)."""
+    """Seconds of one real training step on a real batch, of one evaluation pass over the validation split
+    and of a fit's fixed cost, from ``model`` (copies are trained; the global RNG is left as it was). Two
+    short fits (1 and 3 batches) separate a step from the fixed cost of the first one."""
     started = time.perf_counter()
     accuracy(model, data.val, train.eval_batch_size if train else 512)
     eval_seconds = time.perf_counter() - started
     if train is None:
-        return {"step_seconds": 0.0, "eval_seconds": eval_seconds}
+        return {"step_seconds": 0.0, "eval_seconds": eval_seconds, "fixed_seconds": 0.0}
+    spent = []
     with torch.random.fork_rng():
-        started = time.perf_counter()
-        fit(copy.deepcopy(model), data.train, data.val, train.replace(epochs=1, max_batches=1, patience=None),
-            teacher=teacher, progress=False)
-    step_seconds = max(time.perf_counter() - started - eval_seconds, 0.0)
-    return {"step_seconds": step_seconds, "eval_seconds": eval_seconds}
+        for batches in (1, 3):
+            started = time.perf_counter()
+            fit(copy.deepcopy(model), data.train, data.val,
+                train.replace(epochs=1, max_batches=batches, patience=None), teacher=teacher, progress=False)
+            spent.append(time.perf_counter() - started)
+    step = max((spent[1] - spent[0]) / 2, 0.0)
+    return {"step_seconds": step, "eval_seconds": eval_seconds, "fixed_seconds": max(spent[0] - step - eval_seconds, 0.0)}
 
 
 def _size(part) -> int | None:
@@ -114,7 +119,7 @@ def stage_plan(model: torch.nn.Module, data, train: TrainConfig | None, teacher=
     if train is None:
         return {"epochs": 0, "batches_per_epoch": 0, "batch_size": None, **timing, "seconds": measure}
     batches = batches_per_epoch(data.train, train)
-    seconds = train.epochs * (batches * timing["step_seconds"] + timing["eval_seconds"]) + measure
+    seconds = timing["fixed_seconds"] + train.epochs * (batches * timing["step_seconds"] + timing["eval_seconds"]) + measure
     return {"epochs": train.epochs, "batches_per_epoch": batches, "batch_size": train.batch_size, **timing,
             "seconds": seconds}
 
