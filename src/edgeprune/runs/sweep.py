@@ -86,23 +86,19 @@ def quick_method(method: Method) -> Method:
 
 # -- the plan printed (and kept in plan.json) before the first candidate is trained --------------------
 def timed_stage(model: torch.nn.Module, data, train: TrainConfig | None, teacher=None) -> dict:
-    """Seconds of one real training step on a real batch, of one evaluation pass over the validation split
-    and of a fit's fixed cost, from ``model`` (copies are trained; the global RNG is left as it was). Two
-    short fits (1 and 3 batches) separate a step from the fixed cost of the first one."""
+    """Seconds of one real training step (the mean of a 3-batch fit, its set-up included, so a loaded machine
+    errs on the long side) and of one evaluation pass over the validation split, from ``model`` (a copy is
+    trained; the global RNG is left as it was)."""
     started = time.perf_counter()
     accuracy(model, data.val, train.eval_batch_size if train else 512)
     eval_seconds = time.perf_counter() - started
     if train is None:
-        return {"step_seconds": 0.0, "eval_seconds": eval_seconds, "fixed_seconds": 0.0}
-    spent = []
+        return {"step_seconds": 0.0, "eval_seconds": eval_seconds}
     with torch.random.fork_rng():
-        for batches in (1, 3):
-            started = time.perf_counter()
-            fit(copy.deepcopy(model), data.train, data.val,
-                train.replace(epochs=1, max_batches=batches, patience=None), teacher=teacher, progress=False)
-            spent.append(time.perf_counter() - started)
-    step = max((spent[1] - spent[0]) / 2, 0.0)
-    return {"step_seconds": step, "eval_seconds": eval_seconds, "fixed_seconds": max(spent[0] - step - eval_seconds, 0.0)}
+        started = time.perf_counter()
+        fit(copy.deepcopy(model), data.train, data.val, train.replace(epochs=1, max_batches=3, patience=None),
+            teacher=teacher, progress=False)
+    return {"step_seconds": max(time.perf_counter() - started - eval_seconds, 0.0) / 3, "eval_seconds": eval_seconds}
 
 
 def _size(part) -> int | None:
@@ -119,7 +115,7 @@ def stage_plan(model: torch.nn.Module, data, train: TrainConfig | None, teacher=
     if train is None:
         return {"epochs": 0, "batches_per_epoch": 0, "batch_size": None, **timing, "seconds": measure}
     batches = batches_per_epoch(data.train, train)
-    seconds = timing["fixed_seconds"] + train.epochs * (batches * timing["step_seconds"] + timing["eval_seconds"]) + measure
+    seconds = train.epochs * (batches * timing["step_seconds"] + timing["eval_seconds"]) + measure
     return {"epochs": train.epochs, "batches_per_epoch": batches, "batch_size": train.batch_size, **timing,
             "seconds": seconds}
 
