@@ -120,3 +120,14 @@ def test_test_limit_thins_the_test_split_stratified():
     full, thin = data.load("digits"), data.load("digits", test_limit=100)
     assert len(thin.test) == 100 and len(thin.train) == len(full.train)
     assert set(thin.test.labels.tolist()) == set(full.test.labels.tolist())
+
+
+def test_the_aliases_take_dry_run_and_quick(run_cli, tmp_path):
+    search = ["search", "--model", "lenet300", "--criteria", "magnitude", "--strategies", "min", "--epochs", "1",
+              "--dense-epochs", "1"]
+    pai = ["pai", "--model", "lenet300", "--dataset", "digits", "--mode", "unstructured", "--epochs", "1"]
+    for argv in (search, pai):
+        code, _, err = run_cli(*argv, "--out", tmp_path / argv[0], "--dry-run", "--quick")
+        assert code == 0, err
+        assert "plan: " in err and "quick run" in err, err
+    assert not list(tmp_path.iterdir())

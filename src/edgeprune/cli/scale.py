@@ -47,4 +47,4 @@ def status(
                   f"ETA {_duration(info['eta_seconds'])}")
     if info["plan"]:
         for line in plan_lines(info["plan"]):
-            console.print(line)
+            typer.echo(line)  # as printed before the run, unwrapped
