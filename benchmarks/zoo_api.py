@@ -27,6 +27,19 @@ CHANNEL = "prune:mix_and_match:channel"
 DEFAULT_STAGES = tuple(s for s in API_STAGES if s != CHANNEL)  # the channel stage: ~2 min a model, run by name
 
 
+def params_of(spec: str) -> float:
+    """A torchvision model's parameter count from its weights' metadata (no download); inf if unknown."""
+    kind, _, name = spec.partition(":")
+    if kind == "torchvision":
+        try:
+            import torchvision.models as tv  # noqa: PLC0415  (optional: the zoo extra)
+
+            return float(tv.get_model_weights(name).DEFAULT.meta["num_params"])
+        except Exception:  # noqa: BLE001  (a builder without registered weights)
+            pass
+    return float("inf")
+
+
 def rows_of(path: Path) -> dict[str, dict]:
     rows = {}
     for line in path.read_text().splitlines() if path.exists() else []:
@@ -73,12 +86,15 @@ def main(argv=None) -> None:
     parser.add_argument("--time-box", type=float, default=900.0, help="seconds a model may take in all")
     parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--smallest-first", action="store_true", help="torchvision models by parameter count")
     args = parser.parse_args(argv)
     stages = tuple(args.stages.split(","))
     unknown = set(stages) - set(API_STAGES)
     if unknown:
         parser.error(f"--stages: unknown {sorted(unknown)}; allowed: {', '.join(API_STAGES)}")
     specs = all_specs(args.only)
+    if args.smallest_first:
+        specs = sorted(specs, key=params_of)
     path = RESULTS / f"{args.results}.jsonl"
     rows = rows_of(path)
     deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
