@@ -43,7 +43,7 @@ from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, MAX_EPOCHS, MAX_SEED, 
 from edgeprune.data.loaders import checked, make_loader
 from edgeprune.errors import ConfigError, DataError, EdgepruneError
 from edgeprune.measure import accuracy
-from edgeprune.models import logits_of
+from edgeprune.models import load_state, logits_of
 from edgeprune.prune.gradual import GradualMasks
 from edgeprune.prune.masks import Masks, apply_masks, mask_gradients
 
@@ -344,7 +344,7 @@ def fit(
                 if cfg.patience is not None and since_best >= cfg.patience:
                     break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        load_state(model, best_state)
     if pruning is not None and (best_state is None or not pruning.finished(step)):
         masks = pruning.complete(model)  # cut short before the end step: prune to the final counts now
     if masks:
