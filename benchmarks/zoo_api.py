@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, save  # noqa: E402
 from edgeprune.api_contract import API_STAGES  # noqa: E402
-from zoo import all_specs, run_one  # noqa: E402
+from zoo import all_specs, done_specs, run_one  # noqa: E402
 
 CHANNEL = "prune:mix_and_match:channel"
 DEFAULT_STAGES = tuple(s for s in API_STAGES if s != CHANNEL)  # the channel stage: ~2 min a model, run by name
@@ -38,17 +38,6 @@ def params_of(spec: str) -> float:
         except Exception:  # noqa: BLE001  (a builder without registered weights)
             pass
     return float("inf")
-
-
-def rows_of(path: Path) -> dict[str, dict]:
-    rows = {}
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line: that model runs again
-        rows[row["spec"]] = row
-    return rows
 
 
 def report(name: str, rows: dict[str, dict], stages: tuple[str, ...], planned: int) -> None:
@@ -96,7 +85,7 @@ def main(argv=None) -> None:
     if args.smallest_first:
         specs = sorted(specs, key=params_of)
     path = RESULTS / f"{args.results}.jsonl"
-    rows = rows_of(path)
+    rows = done_specs(path)
     deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
     todo = [] if args.report_only else [s for s in specs if s not in rows]
     print(f"{len(specs)} models, {len(rows)} done, {len(todo)} to run", flush=True)
