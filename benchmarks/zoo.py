@@ -189,10 +189,10 @@ def family_of(spec: str) -> str:
 # ----------------------------------------------------------------------------------------------- driver
 
 
-def done_specs() -> dict[str, dict]:
+def done_specs(path: Path = JSONL) -> dict[str, dict]:
     rows = {}
-    if JSONL.exists():
-        for line in JSONL.read_text().splitlines():
+    if path.exists():
+        for line in path.read_text().splitlines():
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:

@@ -21,21 +21,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, save  # noqa: E402
 from edgeprune.api_contract import API_STAGES  # noqa: E402
-from zoo import all_specs, run_one  # noqa: E402
+from zoo import all_specs, done_specs, run_one  # noqa: E402
 
 CHANNEL = "prune:mix_and_match:channel"
 DEFAULT_STAGES = tuple(s for s in API_STAGES if s != CHANNEL)  # the channel stage: ~2 min a model, run by name
 
 
-def rows_of(path: Path) -> dict[str, dict]:
-    rows = {}
-    for line in path.read_text().splitlines() if path.exists() else []:
+def params_of(spec: str) -> float:
+    """A torchvision model's parameter count from its weights' metadata (no download); inf if unknown."""
+    kind, _, name = spec.partition(":")
+    if kind == "torchvision":
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line: that model runs again
-        rows[row["spec"]] = row
-    return rows
+            import torchvision.models as tv  # noqa: PLC0415  (optional: the zoo extra)
+
+            return float(tv.get_model_weights(name).DEFAULT.meta["num_params"])
+        except Exception:  # noqa: BLE001  (a builder without registered weights)
+            pass
+    return float("inf")
 
 
 def report(name: str, rows: dict[str, dict], stages: tuple[str, ...], planned: int) -> None:
@@ -53,7 +55,8 @@ def report(name: str, rows: dict[str, dict], stages: tuple[str, ...], planned: i
             if outcome["status"] in ("fail", "refused"):
                 problems.append({"spec": spec, "stage": stage, **outcome})
     built = sum(r.get("build") == "ok" for r in rows.values())
-    lines = [f"{len(rows)} of {planned} models run ({built} built); `edgeprune.prune` with default options, one "
+    lines = [f"### Zoo contract through the public API (`benchmarks/zoo_api.py`, stages {', '.join(stages)})", "",
+             f"{len(rows)} of {planned} models run ({built} built); `edgeprune.prune` with default options, one "
              "process per model, one thread.", "", "| stage | pass | n/a | refused | fail |", "|---|---:|---:|---:|---:|"]
     for stage, c in counts.items():
         lines.append(f"| `{stage}` | {c['pass']} | {c['n/a']} | {c['refused']} | {c['fail']} |")
@@ -73,14 +76,17 @@ def main(argv=None) -> None:
     parser.add_argument("--time-box", type=float, default=900.0, help="seconds a model may take in all")
     parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--smallest-first", action="store_true", help="torchvision models by parameter count")
     args = parser.parse_args(argv)
     stages = tuple(args.stages.split(","))
     unknown = set(stages) - set(API_STAGES)
     if unknown:
         parser.error(f"--stages: unknown {sorted(unknown)}; allowed: {', '.join(API_STAGES)}")
     specs = all_specs(args.only)
+    if args.smallest_first:
+        specs = sorted(specs, key=params_of)
     path = RESULTS / f"{args.results}.jsonl"
-    rows = rows_of(path)
+    rows = done_specs(path)
     deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
     todo = [] if args.report_only else [s for s in specs if s not in rows]
     print(f"{len(specs)} models, {len(rows)} done, {len(todo)} to run", flush=True)

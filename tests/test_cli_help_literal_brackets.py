@@ -4,10 +4,9 @@
 import re
 
 import pytest
-import typer.main
 
 from edgeprune import models
-from edgeprune.cli import app
+from edgeprune.cli import every_command
 
 BRACKETED = re.compile(r"\[[^\[\]]+\]")
 BOX = re.compile(r"[│╭╮╰╯─┃┏┓┗┛━┡┩╇┳└┘┴]")
@@ -29,7 +28,7 @@ def _flat(text: str) -> str:
     return " ".join(BOX.sub(" ", text).split())
 
 
-HELP_PAGES = list(_commands(typer.main.get_command(app)))
+HELP_PAGES = list(_commands(every_command()))
 
 
 def test_some_help_text_has_brackets():

@@ -6,9 +6,16 @@
 See :mod:`edgeprune.api` for the call shapes and ``edgeprune.list_methods()`` for the methods.
 """
 
+import importlib
 import logging
+import sys
+import types
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from edgeprune.api import Pruned, SweepResult, list_methods, load, prune, save, sweep  # noqa: F401
 
 
 def _not_torchao_enum_notice(record: logging.LogRecord) -> bool:
@@ -19,6 +26,29 @@ def _not_torchao_enum_notice(record: logging.LogRecord) -> bool:
 # a deprecation notice for each to stderr, before any output of ours: not our code, nothing a user can do
 logging.getLogger("torch.utils._pytree").addFilter(_not_torchao_enum_notice)
 
-from edgeprune.api import Pruned, SweepResult, list_methods, load, prune, save, sweep  # noqa: E402
-
 __all__ = ["prune", "sweep", "save", "load", "list_methods", "Pruned", "SweepResult", "__version__"]
+_API = frozenset(__all__) - {"__version__"}
+
+
+# The API is imported on first use: edgeprune.api pulls in torch, torch-pruning, ONNX and matplotlib (seconds),
+# which `import edgeprune` and `edgeprune --help` do not need.
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module("edgeprune.api"), name)
+    raise AttributeError(f"module 'edgeprune' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _API)
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value) -> None:
+        # Importing the subpackage edgeprune.prune binds it here as `prune`; `edgeprune.prune` stays the function
+        # (the subpackage is still `import edgeprune.prune` / sys.modules["edgeprune.prune"])
+        if name in _API and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

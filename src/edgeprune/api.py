@@ -18,14 +18,18 @@ from pathlib import Path
 from torch import nn
 
 import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
+from edgeprune import data as data_lib
 from edgeprune import models as model_lib
+from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.prune.gradual import schedule_of
 from edgeprune.prune.masks import Masks
 from edgeprune.runs import inputs as inputs_lib
+from edgeprune.runs.execution import candidate_progress
 from edgeprune.runs.job import Job, dense_record
-from edgeprune.runs.sweep import SweepResult, run_sweep
+from edgeprune.runs.sweep import SweepResult, make_plan, print_plan, quick_method, run_sweep
+from edgeprune.train import quick_config
 
 
 @dataclass
@@ -45,8 +49,23 @@ class Pruned:
         return self.record.get("decided", {})
 
 
+def _quick(method, data, quick: bool):
+    """(method, data) of a quick run: calibration capped, a data set spec cut to QUICK_LIMIT train+val and
+    QUICK_TEST_LIMIT test images (stratified, seeded); data the caller built is used as it is (only the batch
+    cap applies to it)."""
+    if not quick:
+        return method, data
+    return quick_method(method), (data_lib.load(data, limit=QUICK_LIMIT, test_limit=QUICK_TEST_LIMIT) if isinstance(data, str) else data)
+
+
+def _train(method, model, finetune, quick: bool):
+    train = inputs_lib.train_config(method, model, finetune)
+    return quick_config(train) if quick and train is not None else train
+
+
 def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None, *, kd: bool | None = None,
-          seed: int = 0, schedule=None, example_input=None, progress: bool = False, **options) -> Pruned:
+          seed: int = 0, schedule=None, example_input=None, progress: bool = False, quick: bool = False,
+          **options) -> Pruned:
     """Prune ``model`` with ``method`` at ``budget`` and fine-tune it; nothing is written, ``model`` is untouched.
 
     When the method makes several candidates for one budget (Mix-and-Match: criteria × strategies), each is
@@ -54,17 +73,26 @@ def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None
     (none), an epoch count, a dict of TrainConfig fields or a TrainConfig. ``schedule``: "oneshot" (masks
     applied before fine-tuning) or "gradual" (cubic schedule during the first 60 % of the fine-tune, Zhu &
     Gupta; or a dict with kind, end, updates) for masked candidates; None: ``prune.gradual.DEFAULT``. ``options`` are the method's own.
+    ``progress``: print the plan (candidates, epochs, batches, estimated time) first, then a line per candidate.
+    ``quick``: see :func:`sweep`.
     """
     plan = schedule_of(schedule)
-    m = get_method(method, **options)
+    m, data = _quick(get_method(method, **options), data, quick)
     value = m.check_budget(m.default_budget if budget is None else budget)
     inputs = inputs_lib.resolve(model, data, example_input=example_input)
     m.check(inputs.model, inputs.example)
-    train = inputs_lib.train_config(m, inputs.model, finetune)
+    train = _train(m, inputs.model, finetune, quick)
+    distil = m.kd if kd is None else bool(kd)
     state = m.prepare(inputs.model, inputs.data, inputs.example)
-    job = Job(m, state, inputs.model, inputs.data, train, m.kd if kd is None else bool(kd), inputs.example,
-              schedule=plan)
-    results = [job.run(c, progress) for c in m.candidates(state, [value], [int(seed)])]
+    job = Job(m, state, inputs.model, inputs.data, train, distil, inputs.example, schedule=plan)
+    cands = m.candidates(state, [value], [int(seed)])
+    if progress:
+        print_plan(make_plan(m, inputs, [value], [int(seed)], cands, train, distil, quick=quick))
+    results = []
+    with candidate_progress(progress, m.name, cands, cands, bar=False) as shown:
+        for cand in cands:
+            results.append(job.run(cand, progress))
+            shown.finished(results[-1][0])
     ok = [(r, d) for r, d in results if d is not None]
     if not ok:
         raise ConfigError(f"every candidate of {method!r} at budget {value:g} failed: {results[0][0]['error']}")
@@ -75,24 +103,31 @@ def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None
 
 def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out=None, *, executor="local",
           finetune=None, kd: bool | None = None, schedule=None, example_input=None, progress: bool = True,
-          edge_report: bool = False, **options) -> SweepResult:
+          edge_report: bool = False, quick: bool = False, dry_run: bool = False,
+          **options) -> SweepResult | dict:
     """Every candidate of ``method`` over ``budgets`` × ``seeds`` in the run directory ``out`` (resumable).
 
     Returns the records, the validation front and the chosen candidate (its model: ``out/chosen.pt``).
     ``executor``: "local", "ray" or an executor object; ``schedule``: as for :func:`prune`. ``edge_report``:
     the report also gets the chosen and the input model's ONNX / ExecuTorch bytes and batch-1 latency
     (``render(..., edge=True)``; seconds per run). Everything is checked before ``out`` is written.
+    ``progress``: the plan (candidates, epochs, batches per epoch, estimated time) is printed before the first
+    candidate is trained, and one line per finished candidate (stderr). ``quick``: a data set spec is cut to
+    a stratified, seeded subset of at most 1,000 train+val and 1,000 test images, every training stage to 10 batches per epoch,
+    calibration to 2 batches, ONNX latency to 5 runs — to see a call through in minutes; the run config and
+    report say so. ``dry_run``: print the plan and return it (a dict); nothing is trained or written.
     """
     if out is None:
         raise ConfigError("sweep needs out= (the run directory)")
     plan = schedule_of(schedule)
-    m = get_method(method, **options)
+    m, data = _quick(get_method(method, **options), data, quick)
     values, seed_list = inputs_lib.budgets_of(m, budgets), inputs_lib.seeds_of(seeds)
     inputs = inputs_lib.resolve(model, data, example_input=example_input)
     m.check(inputs.model, inputs.example)
-    train = inputs_lib.train_config(m, inputs.model, finetune)
+    train = _train(m, inputs.model, finetune, quick)
     return run_sweep(m, inputs, values, seed_list, out, train=train, kd=m.kd if kd is None else bool(kd),
-                     executor=executor, progress=progress, schedule=plan, edge_report=edge_report)
+                     executor=executor, progress=progress, schedule=plan, edge_report=edge_report, quick=quick,
+                     dry_run=dry_run)
 
 
 def save(pruned: Pruned | nn.Module, path: str | os.PathLike) -> Path:

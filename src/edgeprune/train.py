@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -42,7 +43,7 @@ from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, MAX_EPOCHS, MAX_SEED, 
 from edgeprune.data.loaders import checked, make_loader
 from edgeprune.errors import ConfigError, DataError, EdgepruneError
 from edgeprune.measure import accuracy
-from edgeprune.models import logits_of
+from edgeprune.models import load_state, logits_of
 from edgeprune.prune.gradual import GradualMasks
 from edgeprune.prune.masks import Masks, apply_masks, mask_gradients
 
@@ -67,6 +68,30 @@ class TrainConfig(Config):
     kd_temperature: float = pydantic.Field(4.0, gt=0)
     max_batches: int | None = pydantic.Field(None, gt=0, le=MAX_BATCHES)  # cap per epoch, for quick runs
     eval_batch_size: int = pydantic.Field(512, gt=0, le=MAX_BATCH_SIZE)
+
+
+# --quick / quick=True: every training stage stops after this many batches per epoch
+QUICK_MAX_BATCHES = 10
+
+
+def quick_config(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with batches per epoch capped for a quick run (a smaller cap already set is kept)."""
+    return cfg.replace(max_batches=min(cfg.max_batches or QUICK_MAX_BATCHES, QUICK_MAX_BATCHES))
+
+
+def duration_text(seconds: float | None) -> str:
+    """'1h02m03s', '3m12s', '45s' ('–' for unknown)."""
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def log_line(text: str) -> None:
+    """One plain progress line on stderr, flushed: it reaches a redirected log as it happens."""
+    print(text, file=sys.stderr, flush=True)
 
 
 # Measured on MNIST (cosine): the MLP wants a larger step; LeNet-5 diverges at 0.05 without the short warm-up;
@@ -185,6 +210,11 @@ def _steps_per_epoch(loader, cfg: TrainConfig) -> int:
     return n if cfg.max_batches is None else min(n, cfg.max_batches)
 
 
+def batches_per_epoch(train_data, cfg: TrainConfig) -> int:
+    """Optimizer steps per epoch :func:`fit` takes on ``train_data`` (after ``max_batches``), one process."""
+    return _steps_per_epoch(_train_loader(train_data, cfg, False, 0, 1)[0], cfg)
+
+
 def fit(
     model: nn.Module,
     train_data,
@@ -237,6 +267,7 @@ def fit(
     since_best, step = 0, 0
     start = time.perf_counter()
     bar = _progress(progress and rank == 0)
+    epoch_lines = progress and rank == 0 and not sys.stderr.isatty()  # the transient bar leaves nothing in a log
     with bar:
         task = bar.add_task(description, total=cfg.epochs * steps_per_epoch)
         for epoch in range(1, cfg.epochs + 1):
@@ -278,6 +309,8 @@ def fit(
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(y)
                 bar.update(task, advance=1, description=f"{description} ep {epoch}/{cfg.epochs} loss {loss.item():.3f}")
+            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the last step's update
+                raise TrainingDiverged(f"training made weights non-finite in epoch {epoch} (lr={cfg.lr})")
             if distributed:
                 # rank 0 evaluates and broadcasts, so all ranks agree on early stopping and the best state
                 loss_sum, correct, seen = dist_lib.all_reduce_sum([loss_sum, correct, seen], device)
@@ -296,6 +329,11 @@ def fit(
                     "seconds": time.perf_counter() - t0,
                 }
             )
+            if epoch_lines:
+                spent = time.perf_counter() - start
+                log_line(f"{description} epoch {epoch}/{cfg.epochs}  loss {history[-1]['train_loss']:.3f}  "
+                         f"val_acc {val_acc:.3f}  elapsed {duration_text(spent)}  "
+                         f"ETA {duration_text(spent / epoch * (cfg.epochs - epoch))}")
             if pruning is not None and not pruning.finished(step):
                 continue  # the masks are not final yet: neither a candidate for "best" nor a reason to stop
             if val_acc > best_acc:
@@ -306,7 +344,7 @@ def fit(
                 if cfg.patience is not None and since_best >= cfg.patience:
                     break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        load_state(model, best_state)
     if pruning is not None and (best_state is None or not pruning.finished(step)):
         masks = pruning.complete(model)  # cut short before the end step: prune to the final counts now
     if masks:

@@ -15,7 +15,7 @@ import typer
 
 from edgeprune.cli import app
 from edgeprune.cli.common import parse_float_list, parse_kv
-from edgeprune.cli.prune import default_out, run_prune
+from edgeprune.cli.prune import DRY_RUN_HELP, QUICK_HELP, default_out, run_prune
 from edgeprune.errors import ConfigError
 from edgeprune.runs.executor import make_executor
 from edgeprune.utils.io import read_yaml
@@ -62,6 +62,8 @@ def search(
     cpus_per_candidate: Optional[int] = typer.Option(None, help="CPUs (torch threads) per candidate (> 0)."),
     gpus_per_candidate: Optional[float] = typer.Option(None, help="GPUs per candidate (>= 0)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
 ):
     """Alias of `edgeprune prune mix_and_match`: ten strategies per criterion, Pareto report."""
     settings = load_recipe(recipe) if recipe else {}
@@ -85,7 +87,7 @@ def search(
               seeds=settings.get("seeds", 1), finetune=settings.get("epochs"), kd=settings.get("kd"),
               checkpoint=Path(settings["checkpoint"]) if settings.get("checkpoint") else None,
               dense_epochs=settings.get("dense_epochs", 5), model_args=settings.get("model_args") or {},
-              options=options, out=out or default_out("search", spec, data), executor=runner, progress=not quiet)
+              options=options, out=out or default_out("search", spec, data), executor=runner, progress=not quiet, quick=quick, dry_run=dry_run)
 
 
 @app.command()
@@ -113,6 +115,8 @@ def vbp(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder; default runs/vbp-MODEL-DATASET."),
     seed: int = typer.Option(0, help="Seed for the fine-tune and random selection."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
 ):
     """Alias of `edgeprune prune vbp`: prune the lowest-variance MLP neurons, fold their means, KD fine-tune."""
     budgets = parse_float_list(ratios, "--ratios") if ratios is not None else [ratio]
@@ -122,7 +126,7 @@ def vbp(
                "min_keep": min_keep, "calib_batches": calib_batches, "calib_batch_size": calib_batch_size}
     run_prune("vbp", model, dataset, data_dir=data_dir, budgets=budgets, seeds=[seed], finetune=finetune,
               checkpoint=checkpoint, dense_epochs=dense_epochs, model_args=parse_kv(arg), options=options,
-              out=out or default_out("vbp", model, dataset), progress=not quiet)
+              out=out or default_out("vbp", model, dataset), progress=not quiet, quick=quick, dry_run=dry_run)
 
 
 @app.command()
@@ -149,6 +153,8 @@ def pai(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets; default $EDGEPRUNE_DATA or ./data."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder; default runs/pai-MODEL-DATASET."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
 ):
     """Alias of `edgeprune prune reconvene`: PaI mask at initialisation, Reconvene (structured) and UPaI, trained from scratch."""
     modes = {"both": ["reconvene", "unstructured"], "reconvene": ["reconvene"], "unstructured": ["unstructured"]}
@@ -162,4 +168,4 @@ def pai(
                "calib_batch_size": calib_batch_size}
     run_prune("reconvene", model, dataset, data_dir=data_dir, budgets=[sparsity], seeds=seeds, finetune=train,
               dense_epochs=epochs, model_args=parse_kv(arg), options=options,
-              out=out or default_out("pai", model, dataset), progress=not quiet)
+              out=out or default_out("pai", model, dataset), progress=not quiet, quick=quick, dry_run=dry_run)

@@ -13,11 +13,12 @@ from edgeprune import distributed
 from edgeprune import models as model_lib
 from edgeprune.cli import app
 from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
+from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import ConfigError, check_at_most, check_positive
 from edgeprune.measure import accuracy, checkpoint_bytes, latency, machine_info, macs, nonzeros, param_count, sparsity
 from edgeprune.measure.latency import busy_warning
 from edgeprune.methods.dense import train_dense
-from edgeprune.train import default_config
+from edgeprune.train import default_config, quick_config
 
 MAX_RUNS = 1_000_000  # timed latency runs per batch size
 MEASURE_WARMUP = 20  # untimed calls first: allocator, kernels and caches settled
@@ -64,6 +65,8 @@ def train(
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable), e.g. --arg dim=96."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder; default runs/train-MODEL-DATASET."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quick: bool = typer.Option(False, "--quick", help="Try the command first: at most 1,000 training images "
+                               "(stratified; or --limit if smaller), 10 batches per epoch; the figures are not the real ones."),
 ):
     """Train a model; write model.pt and metrics.json (test accuracy measured once, on the best-validation weights).
 
@@ -73,13 +76,19 @@ def train(
         model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
         weight_decay=weight_decay, patience=patience, seed=seed,
     )
+    if quick:
+        config, limit = quick_config(config), min(limit or QUICK_LIMIT, QUICK_LIMIT)
     model_kwargs = parse_kv(arg)
-    splits = data_lib.load(dataset, root=data_dir, val_fraction=val_fraction, seed=seed, limit=limit)
+    splits = data_lib.load(dataset, root=data_dir, val_fraction=val_fraction, seed=seed, limit=limit,
+                           test_limit=QUICK_TEST_LIMIT if quick else None)
     out = out or Path("runs") / f"train-{model.replace(':', '-').replace('/', '-')}-{dataset.split(':')[0]}"
     with distributed.session():  # a process group under torchrun; nothing otherwise
         _, m = train_dense(model, splits, config, out, model_kwargs=model_kwargs, progress=not quiet)
         if not distributed.is_rank0():
             return
+    if quick:
+        console.print(f"quick run (--quick): {QUICK_LIMIT:,} training images at most, {config.max_batches} batches per "
+                      "epoch — the figures are not the real ones")
     console.print(
         table(
             f"{model} on {splits.name}",

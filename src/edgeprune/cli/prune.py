@@ -17,6 +17,7 @@ from edgeprune import models as model_lib
 from edgeprune.api import sweep
 from edgeprune.cli import app
 from edgeprune.cli.common import console, parse_kv, table
+from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.methods.dense import train_dense
@@ -25,12 +26,26 @@ from edgeprune.runs import inputs as inputs_lib
 from edgeprune.runs import report as run_report
 from edgeprune.runs.executor import make_executor
 from edgeprune.runs.store import RunStore
-from edgeprune.runs.sweep import FORMAT, SweepResult, check_run_dir, sweep_identity
-from edgeprune.train import default_config
+from edgeprune.runs.sweep import (
+    FORMAT,
+    SweepResult,
+    check_run_dir,
+    estimate_line,
+    make_plan,
+    print_plan,
+    quick_method,
+    stage_plan,
+    sweep_identity,
+)
+from edgeprune.train import TrainConfig, default_config, log_line, quick_config
 from edgeprune.utils.io import read_json
 
+QUICK_HELP = ("Try the command first: at most 1,000 training and 1,000 test images (stratified), 10 batches per epoch in every "
+              "training stage, fewer calibration batches; the figures are not the real ones (the report says so).")
+DRY_RUN_HELP = "Print the plan (candidates, epochs, batches, estimated time) and stop: nothing is trained or written."
 
-def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, dense_epochs: int, out: Path,
+
+def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, dense: TrainConfig, out: Path,
                   progress: bool):
     """The model to prune: the user's checkpoint, or ``spec`` trained on the data (kept in OUT/dense/)."""
     if checkpoint is not None:
@@ -46,16 +61,20 @@ def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, 
     own = out / "dense" / "model.pt"
     if own.is_file():  # trained by an earlier run of this command into the same --out
         made = read_json(out / "dense" / "metrics.json")
-        now = {"model": spec, "model_kwargs": model_args, "dataset": splits.name, "epochs": dense_epochs}
-        then = {**{k: made.get(k) for k in now}, "epochs": made.get("config", {}).get("epochs")}
+        now = {"model": spec, "model_kwargs": model_args, "dataset": splits.name, "epochs": dense.epochs,
+               "max_batches": dense.max_batches}  # a quick run's input model is not a full run's
+        then = {**{k: made.get(k) for k in now}, **{k: made.get("config", {}).get(k) for k in ("epochs", "max_batches")}}
         for key in now:
             if then[key] != now[key]:
                 raise ConfigError(f"{str(own)!r} was trained with {key} {then[key]!r}, not {now[key]!r}; "
                                   "use another --out or delete its dense/ folder")
         return model_lib.load(own)
-    config = default_config(spec, epochs=dense_epochs)
-    model, _ = train_dense(spec, splits, config, out / "dense", model_kwargs=model_args, progress=progress)
+    model, _ = train_dense(spec, splits, dense, out / "dense", model_kwargs=model_args, progress=progress)
     return model
+
+
+def needs_training(checkpoint: Path | None, out: Path) -> bool:
+    return checkpoint is None and not (out / "dense" / "model.pt").is_file()
 
 
 def with_weights(spec: str, model_args: dict, weights: Path | None, checkpoint: Path | None) -> dict:
@@ -92,28 +111,51 @@ def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Pat
               seeds=1, finetune=None, kd: bool | None = None, checkpoint: Path | None = None, dense_epochs: int = 5,
               model_args: dict | None = None, options: dict | None = None, out: Path | None = None,
               executor=None, schedule: str | None = None, progress: bool = True,
-              edge_report: bool = False) -> SweepResult:
-    """Check everything, train the input model if no checkpoint is given, sweep, print the front."""
+              edge_report: bool = False, quick: bool = False, dry_run: bool = False) -> SweepResult | None:
+    """Check everything, train the input model if no checkpoint is given, sweep, print the front.
+
+    The plan (and, first, the input model's training) is printed before the work when ``progress``;
+    ``dry_run`` prints it and returns None without training or writing anything."""
     plan = schedule_of(schedule)
     m = get_method(method, **(options or {}))
+    m = quick_method(m) if quick else m
     budget_list = inputs_lib.budgets_of(m, budgets)
     seed_list = inputs_lib.seeds_of(seeds)
     if dense_epochs <= 0:
         raise ConfigError(f"--dense-epochs must be > 0, got {dense_epochs}")
     model_args = model_args or {}
-    splits = data_lib.load(dataset, root=data_dir)
+    splits = data_lib.load(dataset, root=data_dir, limit=QUICK_LIMIT if quick else None,
+                           test_limit=QUICK_TEST_LIMIT if quick else None)
     probe = inputs_lib.resolve(model, splits, model_args=model_args)  # the spec builds and takes the data
     m.check(probe.model, probe.example)
     train = inputs_lib.train_config(m, probe.model, finetune)
+    train = quick_config(train) if quick and train is not None else train
+    distil = m.kd if kd is None else bool(kd)
     run_dir = out or default_out(f"prune-{method}", model, dataset)
     # refuse another method's or configuration's folder before the input model is trained into it
-    check_run_dir(run_dir, sweep_identity(m, budget_list, seed_list, train, m.kd if kd is None else bool(kd), plan))
+    check_run_dir(run_dir, sweep_identity(m, budget_list, seed_list, train, distil, plan, quick))
+    dense_config = default_config(model, epochs=dense_epochs)
+    dense_config = quick_config(dense_config) if quick else dense_config
+    first = needs_training(checkpoint, run_dir)
+    dense = stage_plan(probe.model, splits, dense_config) if first and (progress or dry_run) else None
+    if dry_run:
+        chosen = probe if first else inputs_lib.resolve(
+            trained_input(model, model_args, checkpoint, splits, dense_config, run_dir, False), splits)
+        state = m.prepare(chosen.model, chosen.data, chosen.example)
+        cands = m.candidates(state, budget_list, seed_list)
+        print_plan(make_plan(m, chosen, budget_list, seed_list, cands, train, distil, dense=dense, quick=quick))
+        return None
+    if dense is not None:
+        log_line(f"plan: {m.name} — first the input model {model} on {splits.name}: dense training "
+                 f"{dense['epochs']} epoch(s) × {dense['batches_per_epoch']} batches of {dense['batch_size']}; "
+                 "the candidates' plan follows")
+        log_line(estimate_line({"estimate_seconds": dense["seconds"], "dense": dense}).replace("in total", "for it"))
     runner = executor or make_executor("local")
     with runner:
-        trained = trained_input(model, model_args, checkpoint, splits, dense_epochs, run_dir, progress)
+        trained = trained_input(model, model_args, checkpoint, splits, dense_config, run_dir, progress)
         result = sweep(trained, splits, method=method, budgets=budget_list, seeds=seed_list, out=run_dir,
-                       executor=runner, finetune=finetune, kd=kd, schedule=plan, progress=progress,
-                       edge_report=edge_report, **m.options.model_dump())
+                       executor=runner, finetune=train or 0, kd=kd, schedule=plan, progress=progress,
+                       edge_report=edge_report, quick=quick, **m.options.model_dump())
     ok = [r for r in result.records if r.get("kind") == "candidate" and r.get("status") == "ok"]
     if not ok:
         failed = next((r for r in result.records if r.get("status") == "failed"), None)
@@ -170,6 +212,8 @@ def prune_command(
     gpus_per_candidate: Optional[float] = typer.Option(None, help="GPUs per candidate (>= 0, fractions allowed with ray)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     edge_report: bool = typer.Option(False, "--edge-report", help="Report the chosen and the input model's ONNX and ExecuTorch (.pte) bytes and batch-1 latency (1 thread); needs the [edge] extra, seconds per run."),
+    quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
 ):
     """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."""
     runner = make_executor(executor, ray_address=ray_address, workers=workers,
@@ -177,7 +221,8 @@ def prune_command(
     run_prune(method, model, dataset, data_dir=data_dir, budgets=parse_budgets(budget),
               seeds=seeds, finetune=finetune, kd=kd, checkpoint=checkpoint, dense_epochs=dense_epochs,
               model_args=with_weights(model, parse_kv(arg), weights, checkpoint), options=parse_kv(option, "--option"),
-              out=out, executor=runner, schedule=schedule, progress=not quiet, edge_report=edge_report)
+              out=out, executor=runner, schedule=schedule, progress=not quiet, edge_report=edge_report,
+              quick=quick, dry_run=dry_run)
 
 
 @app.command()

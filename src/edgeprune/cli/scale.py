@@ -10,15 +10,8 @@ import typer
 from edgeprune.cli import app
 from edgeprune.cli.common import console, table
 from edgeprune.runs.status import run_status
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+from edgeprune.runs.sweep import plan_lines
+from edgeprune.train import duration_text as _duration
 
 
 @app.command()
@@ -49,3 +42,9 @@ def status(
     console.print(f"elapsed: {_duration(info['elapsed_seconds'])} since the first start "
                   f"(candidate compute {_duration(info['candidate_seconds'])})")
     console.print(f"last record: {_duration(info['last_record_age_seconds'])} ago; executor: {info['executor'] or '–'}")
+    total = "?" if info["total"] is None else info["total"]
+    console.print(f"done: {info['done']}/{total} candidates; elapsed {_duration(info['elapsed_seconds'])}; "
+                  f"ETA {_duration(info['eta_seconds'])}")
+    if info["plan"]:
+        for line in plan_lines(info["plan"]):
+            typer.echo(line)  # as printed before the run, unwrapped

@@ -113,6 +113,7 @@ def load(
     augment: bool | None = None,
     download: bool = False,
     limit: int | None = None,
+    test_limit: int | None = None,
 ) -> Splits:
     """Load the dataset named by ``spec`` as train / val / test :class:`ImageDataset` s.
 
@@ -121,7 +122,7 @@ def load(
       none, get a fixed seed-0 20% split that does not move with ``seed``).
     * ``limit`` caps the train+val pool at ``limit`` examples (stratified, fixed subset independent of
       ``seed``); the test split stays whole up to ``max(limit, 10000)`` examples, so only huge test
-      sets are thinned.
+      sets are thinned; ``test_limit`` caps the test split instead (stratified, fixed; quick runs).
     * ``mean``/``std`` are the standard constants for MNIST and CIFAR, else computed on the train part
       (after removing val).
     * ``augment``: None uses the dataset's default (on for CIFAR), True/False forces it for train;
@@ -134,11 +135,14 @@ def load(
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 2):
         raise ConfigError(f"limit must be an integer >= 2 (train+val examples) or None, got {limit!r}")
+    if test_limit is not None and (isinstance(test_limit, bool) or not isinstance(test_limit, (int, np.integer))
+                                   or test_limit < 1):
+        raise ConfigError(f"test_limit must be an integer >= 1 (test examples) or None, got {test_limit!r}")
     if augment is not None and not isinstance(augment, bool):
         raise ConfigError(f"augment must be True, False or None (dataset default), got {augment!r}")
     raw = DATASETS[name].read(arg, resolve_root(root), bool(download), limit)
 
-    keep_train, keep_test = limit_indices(raw.train_labels.numpy(), raw.test_labels.numpy(), limit)
+    keep_train, keep_test = limit_indices(raw.train_labels.numpy(), raw.test_labels.numpy(), limit, test_limit)
     pool_x, pool_y = raw.train_images[keep_train], raw.train_labels[keep_train]
     test_x, test_y = raw.test_images[keep_test], raw.test_labels[keep_test]
     train_idx, val_idx = stratified_split(pool_y.numpy(), val_fraction, seed, salt=SALT_VAL)

@@ -76,18 +76,22 @@ def stratified_split(labels, fraction: float, seed: int, salt: int = SALT_VAL) -
 # only huge test sets (e.g. a large image folder) are thinned for quick runs.
 TEST_CAP_FLOOR = 10_000
 LIMIT_SEED = 0
+# --quick / quick=True: the train+val pool and the test split of a data set spec are stratified, seeded
+# subsets of at most these many examples (``load(limit=QUICK_LIMIT, test_limit=QUICK_TEST_LIMIT)``)
+QUICK_LIMIT = 1000
+QUICK_TEST_LIMIT = 1000
 
 
-def limit_indices(train_labels, test_labels, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+def limit_indices(train_labels, test_labels, limit: int | None,
+                  test_limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices kept by ``limit``: a stratified ``limit``-example subset of the train pool (train+val)
-    and of the test pool at most ``max(limit, TEST_CAP_FLOOR)`` examples.
+    and of the test pool at most ``max(limit, TEST_CAP_FLOOR)`` examples (``test_limit``, when given).
 
     The subsets use a fixed seed, independent of the run's seed, so every seed draws val from the same
     pool. Applying the function to its own output keeps it unchanged.
     """
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
-    if limit is None:
-        return np.arange(len(train_labels)), np.arange(len(test_labels))
-    train = stratified_sample(train_labels, limit, LIMIT_SEED, SALT_LIMIT)
-    test = stratified_sample(test_labels, max(limit, TEST_CAP_FLOOR), LIMIT_SEED, SALT_LIMIT)
+    train = np.arange(len(train_labels)) if limit is None else stratified_sample(train_labels, limit, LIMIT_SEED, SALT_LIMIT)
+    test_cap = test_limit if test_limit is not None else None if limit is None else max(limit, TEST_CAP_FLOOR)
+    test = np.arange(len(test_labels)) if test_cap is None else stratified_sample(test_labels, test_cap, LIMIT_SEED, SALT_LIMIT)
     return train, test

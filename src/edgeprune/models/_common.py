@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import PurePath
 
 import torch
@@ -126,4 +127,16 @@ def logits_only(model: nn.Module, example: torch.Tensor) -> nn.Module:
     finally:
         model.train(was_training)
     return model if isinstance(output, torch.Tensor) else LogitsOnly(model).train(was_training)
+
+
+def load_state(model: nn.Module, state: dict, *, strict: bool = True):
+    """``model.load_state_dict(state)`` for a state that lost its per-module metadata (a plain dict: a copy, a
+    checkpoint). The module versions are taken from ``model`` itself: some modules refuse a state without theirs
+    (torchvision's MNASNet raises "version should be set to 1 or 2")."""
+    if getattr(state, "_metadata", None) is None:
+        metadata = getattr(model.state_dict(), "_metadata", None)
+        state = OrderedDict(state)
+        if metadata is not None:
+            state._metadata = metadata
+    return model.load_state_dict(state, strict=strict)
 

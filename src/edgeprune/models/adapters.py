@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import CheckpointError, ConfigError, DependencyError, ModelError
-from edgeprune.models._common import dry_run_shape, first_line
+from edgeprune.models._common import dry_run_shape, first_line, load_state
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
@@ -160,7 +160,7 @@ def load_local_weights(model: nn.Module, path, what: str, num_classes: int) -> n
     if not load or len(missing) > len(skipped) + 2:
         raise ModelError(f"weights file {str(path)!r} does not fit {what}: {len(load)} of {len(own)} tensors match "
                          f"(missing e.g. {missing[:2]})")
-    model.load_state_dict(load, strict=False)
+    load_state(model, load, strict=False)
     return model
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from edgeprune.errors import CheckpointError, ConfigError, EdgepruneError, ModelError
 from edgeprune.models import hf, userfile
-from edgeprune.models._common import first_line, logits_of, to_plain
+from edgeprune.models._common import first_line, load_state, logits_of, to_plain
 from edgeprune.models._shapes import check_keys, check_structure, resize, state_dict, structure, unwrap
 from edgeprune.models.registry import create
 
@@ -64,7 +64,7 @@ def _verified(model: nn.Module, build: dict, state: dict, layers: dict) -> dict:
         dry = rebuild(build)
         resize(dry, layers, state)
         check_keys(dry, state, f"save(spec={spec!r}): this {name}", f"the model the spec rebuilds ({sizes})")
-        dry.load_state_dict(state, strict=True)
+        load_state(dry, state)
     except EdgepruneError as exc:
         detail = str(exc) if isinstance(exc, CheckpointError) else (
             f"save(spec={spec!r}): the spec cannot rebuild this {name} ({exc})")
@@ -154,7 +154,7 @@ and check that the recorded layer attributes agree with the loaded tensors.
     inner = unwrap(target)
     resize(inner, layers or {}, state)
     check_keys(inner, state, source, what)
-    inner.load_state_dict(state, strict=True)
+    load_state(inner, state)
     check_structure(inner, layers or {}, source)
     if model is not None and build.get("spec") is not None:
         inner.edgeprune_build = build

@@ -25,7 +25,7 @@ import time
 import torch
 
 from edgeprune.errors import ConfigError, check_positive
-from edgeprune.runs.execution import _bar, describe_failure, pending, warn
+from edgeprune.runs.execution import candidate_progress, describe_failure, pending, warn
 from edgeprune.runs.ray_executor import RayExecutor
 
 __all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "describe_failure", "make_executor", "pending", "torch_threads", "warn"]
@@ -57,10 +57,9 @@ class LocalExecutor:
     def run(self, ctx, plan, *, progress: bool = True, title: str = "candidates") -> list[dict]:
         todo = pending(ctx.store, plan)
         records = []
-        with _bar(progress) as bar, torch_threads(self.threads):
-            task = bar.add_task(f"{title} ({len(plan) - len(todo)} done before)", total=len(todo))
+        with candidate_progress(progress, title, plan, todo) as shown, torch_threads(self.threads):
             for cand in todo:
-                bar.update(task, description=f"{title}: {cand.id}")
+                shown.describe(f"{title}: {cand.id}")
                 started = time.perf_counter()
                 for attempt in range(1, self.retries + 2):
                     try:
@@ -74,7 +73,7 @@ class LocalExecutor:
                         warn(f"candidate {cand.id} failed again ({reason}); recorded as failed")
                         record, trained = ctx.failed(cand, reason, attempt, time.perf_counter() - started), None
                 records.append(ctx.finish(cand, record, trained))
-                bar.advance(task)
+                shown.finished(records[-1])
         return records
 
     def close(self) -> None:

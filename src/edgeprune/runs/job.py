@@ -9,8 +9,10 @@ model to ``candidates/ID.pt`` and appends the record.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from edgeprune.methods.base import Candidate, Decision, Method
 from edgeprune.prune.gradual import GradualMasks, Schedule
 from edgeprune.report.stats import pack
 from edgeprune.runs.store import RunStore
-from edgeprune.train import TrainConfig, deterministic, fit
+from edgeprune.train import TrainConfig, TrainingDiverged, deterministic, fit
 
 
 def measure(model: nn.Module, data, example: torch.Tensor) -> dict:
@@ -44,6 +46,10 @@ def measure(model: nn.Module, data, example: torch.Tensor) -> dict:
 
 def dense_record(model: nn.Module, data, example: torch.Tensor) -> dict:
     return {"id": "dense", "kind": "dense", "method": "dense", "status": "ok", **measure(model, data, example)}
+
+
+LR_RETRIES = 2  # a diverged training runs again at most this many times...
+LR_RETRY_FACTOR = 0.1  # ...each time at this fraction of the learning rate
 
 
 @dataclass
@@ -107,11 +113,10 @@ class Job:
             if self.train_config is not None:
                 if hasattr(self.data.train, "reseed"):  # augmentation draws depend on the candidate only
                     self.data.train.reseed(cand.seed)
-                teacher = self.model if self.kd else None
-                result = fit(model, self.data.train, self.data.val, self.train_config.replace(seed=cand.seed),
-                             teacher=teacher, masks=None if pruning else decision.masks, pruning=pruning,
-                             progress=progress, description=cand.id)
+                result, pruning, retries = self._fit(cand, decision, pruning, progress)
                 record.update(epochs_run=result.epochs_run, best_epoch=result.best_epoch)
+                if retries:
+                    record.update(lr=retries[-1]["lr"] * LR_RETRY_FACTOR, lr_retries=retries)
                 if pruning is not None:
                     decision.masks = {k: v.cpu() for k, v in pruning.masks.items()}
         except EdgepruneError as exc:
@@ -120,6 +125,28 @@ class Job:
         record.update(status="ok", **measure(model, self.data, self.example), **deploy,
                       seconds=time.perf_counter() - started)
         return record, decision
+
+    def _fit(self, cand: Candidate, decision: Decision, pruning, progress: bool):
+        """Fine-tune (or train) the candidate; when the loss diverges, again from the same start at a tenth of
+        the learning rate, at most :data:`LR_RETRIES` times (the record lists each divergence)."""
+        config = self.train_config.replace(seed=cand.seed)
+        start = copy.deepcopy(decision.model.state_dict())
+        retries: list[dict] = []
+        while True:
+            try:
+                result = fit(decision.model, self.data.train, self.data.val, config,
+                             teacher=self.model if self.kd else None, masks=None if pruning else decision.masks,
+                             pruning=pruning, progress=progress, description=cand.id)
+                return result, pruning, retries
+            except TrainingDiverged as exc:
+                if len(retries) == LR_RETRIES:
+                    raise
+                retries.append({"lr": config.lr, "diverged": str(exc)})
+                config = config.replace(lr=config.lr * LR_RETRY_FACTOR)
+                warnings.warn(f"candidate {cand.id}: {exc}; training again at lr={config.lr:g}", UserWarning, stacklevel=2)
+                decision.model.load_state_dict(start)
+                if pruning is not None:
+                    pruning = self.gradual(decision)
 
     # -- the executors' contract (edgeprune.runs.executor) --------------------------------------------
     @staticmethod

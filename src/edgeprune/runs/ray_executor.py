@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import torch
 
 from edgeprune.errors import ConfigError, DependencyError
-from edgeprune.runs.execution import _bar, describe_failure, pending, warn
+from edgeprune.runs.execution import candidate_progress, describe_failure, pending, warn
 
 START_HINT = "start one with `ray start --head` (then --ray-address auto), or omit --ray-address to start a local Ray"
 
@@ -206,8 +206,7 @@ class RayExecutor:
         first_try: dict[str, float] = {}
         in_flight: dict = {}  # ObjectRef -> (candidate, submitted at)
         records = []
-        with _bar(progress) as bar:
-            task = bar.add_task(f"{title} ({len(plan) - len(todo)} done before)", total=len(todo))
+        with candidate_progress(progress, title, plan, todo) as shown:
             try:
                 while queue or in_flight:
                     while queue and len(in_flight) < self.workers:
@@ -216,7 +215,7 @@ class RayExecutor:
                         first_try.setdefault(cand.id, time.perf_counter())
                         job = self._remote.remote(key, [ref], cand, max(int(self.cpus), 1))
                         in_flight[job] = (cand, time.perf_counter())
-                    bar.update(task, description=f"{title}: {len(in_flight)} running, {len(queue)} queued")
+                    shown.describe(f"{title}: {len(in_flight)} running, {len(queue)} queued")
                     done, _ = ray.wait(list(in_flight), num_returns=1)
                     job = done[0]
                     cand, submitted = in_flight.pop(job)
@@ -235,7 +234,7 @@ class RayExecutor:
                     self.stats.append({"id": cand.id, "attempts": attempts[cand.id],
                                        "driver_seconds": arrived - submitted, **info})
                     records.append(ctx.finish(cand, record, state))
-                    bar.advance(task)
+                    shown.finished(records[-1])
             except BaseException:
                 for job in in_flight:  # Ctrl-C or a driver error: do not leave tasks running
                     ray.cancel(job, force=True)

@@ -16,6 +16,7 @@ import shutil
 import statistics
 from pathlib import Path
 
+from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import ConfigError, DamagedFileError, DependencyError, EdgepruneError
 from edgeprune.export.executorch import INSTALL_HINT
 from edgeprune.measure.budget import Budget
@@ -29,6 +30,7 @@ from edgeprune.report.tables import write_csv
 from edgeprune.runs import edge as edge_lib
 from edgeprune.runs.lock import check_not_running
 from edgeprune.runs.store import RunStore
+from edgeprune.train import QUICK_MAX_BATCHES
 from edgeprune.utils.io import atomic_path, write_json, write_text
 
 NUMERIC = ("budget_achieved", "val_acc_pruned", "val_acc", "test_acc", "sparsity", "params", "nonzeros", "macs",
@@ -142,6 +144,12 @@ def check_records(store: RunStore) -> list[dict]:
     return out
 
 
+QUICK_HEADLINE = (f"**This was a quick run (`--quick`)**: a subset of at most {QUICK_LIMIT:,} training and "
+                  f"{QUICK_TEST_LIMIT:,} test images, at most "
+                  f"{QUICK_MAX_BATCHES} batches per epoch, fewer calibration batches. Its figures are not the real "
+                  "ones; run the command without --quick (into another --out) for them.")
+
+
 def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False) -> dict:
     """Write the report files of ``run_dir``; returns the summary (also written as summary.json).
 
@@ -180,6 +188,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False) -> 
     failed = [r for r in records if r.get("status") == "failed"]
     lines = [
         f"# {config['method']} — {config['model'].get('name')} on {config['data'].get('name')}", "",
+        *([QUICK_HEADLINE, ""] if config.get("quick") else []),
         f"Input model: validation {100 * dense['val_acc']:.2f}%"
         + (f", test {100 * dense['test_acc']:.2f}%" if "test_acc" in dense else "")
         + f", {dense['params']:,} parameters, {dense['nonzeros']:,} non-zero, {dense['macs']:,} MACs per image.",

@@ -7,8 +7,10 @@ RUN_DIR/plan.json is written (atomically) whenever a plan is made::
                "mam": {"ids": [...]},
                "baseline": {"ids": null, "expected": 4}}}   # planned once Mix-and-Match has finished
 
-``expected`` is what a kind will plan before its ids are known. :func:`run_status` combines plan.json,
-results.jsonl and the lock; ``edgeprune status RUN_DIR`` prints it.
+``expected`` is what a kind will plan before its ids are known. ``details`` (optional; absent in run
+directories of earlier releases) is the plan printed before the first candidate: method, candidate count,
+settings, epochs and batches per epoch, and the estimated seconds (:func:`edgeprune.runs.sweep.make_plan`).
+:func:`run_status` combines plan.json, results.jsonl and the lock; ``edgeprune status RUN_DIR`` prints it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def read_plan(run_dir: str | os.PathLike) -> dict:
     if not isinstance(plan.setdefault("kinds", {}), dict) or not all(_plan_entry_ok(k) for k in plan["kinds"].values()):
         raise DamagedFileError(f"run plan {str(path)!r} is damaged: 'kinds' must map each kind to "
                                "{'ids': [names] or null, 'expected': a count or null} (was it edited?)")
+    if plan.get("details") is not None and not isinstance(plan["details"], dict):
+        raise DamagedFileError(f"run plan {str(path)!r} is damaged: 'details' must be a mapping (was it edited?)")
     for key in ("created", "session_started"):
         if plan.get(key) is not None and (not isinstance(plan[key], (int, float)) or isinstance(plan[key], bool)):
             raise DamagedFileError(f"run plan {str(path)!r} is damaged: {key}={plan[key]!r} is not a time in seconds")
@@ -111,7 +115,28 @@ def run_status(run_dir: str | os.PathLike) -> dict:
                                  if isinstance(r.get("seconds"), (int, float)) and not isinstance(r["seconds"], bool)),
         "executor": plan.get("executor"),
         "complete": bool(kinds) and all(k["planned_known"] and k["pending"] == 0 for k in kinds.values()),
+        "plan": plan.get("details"),
+        **progress_of(kinds, records, plan, state),
     }
+
+
+def progress_of(kinds: dict, records: list[dict], plan: dict, lock: str) -> dict:
+    """Candidates done / planned and the ETA: the pending ones at the mean time of the finished ones (before
+    any has finished: what is left of the plan's estimate for this session)."""
+    planned = [k for name, k in kinds.items() if name != "dense" and k["planned"] is not None]
+    total = sum(k["planned"] for k in planned) if planned else None
+    done = sum(k["finished"] for name, k in kinds.items() if name != "dense")
+    spent = [float(r["seconds"]) for r in records if r.get("kind") != "dense"
+             and isinstance(r.get("seconds"), (int, float)) and not isinstance(r["seconds"], bool)]
+    pending = None if total is None else max(total - done, 0)
+    eta = None
+    if pending == 0:
+        eta = 0.0
+    elif pending and spent:
+        eta = pending * sum(spent) / len(spent)
+    elif pending and lock == "live" and isinstance((plan.get("details") or {}).get("estimate_seconds"), (int, float)):
+        eta = max(plan["details"]["estimate_seconds"] - (time.time() - (plan.get("session_started") or time.time())), 0.0)
+    return {"done": done, "total": total, "eta_seconds": eta}
 
 
 def _kind_order(kind: str) -> tuple[int, str]:
