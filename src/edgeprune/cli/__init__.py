@@ -41,7 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {  # name: (module of edgeprune.cli, the 
     "export": ("deploy", "Export a model to ONNX and/or ExecuTorch, verify it in each runtime, optionally quantize "
                          "to INT8; write export.json."),
     "bench": ("deploy", "Median latency and spread (p10/p90) per batch size after warm-up, with threads and CPU "
-                        "recorded."),
+                        "recorded; one warning line when the machine looks busy (p90/p10 > 1.5 or the load average "
+                        "above the number of cores)."),
     "search": ("aliases", "Alias of `edgeprune prune mix_and_match`: ten strategies per criterion, Pareto report."),
     "vbp": ("aliases", "Alias of `edgeprune prune vbp`: prune the lowest-variance MLP neurons, fold their means, KD "
                        "fine-tune."),
