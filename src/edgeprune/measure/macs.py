@@ -47,10 +47,17 @@ def macs(model: nn.Module, example: torch.Tensor) -> MacsReport:
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False, custom_mapping=_custom_mapping())
+    # the counter's module tracker hooks the gradients of module inputs: under no_grad a view of a parameter
+    # (timm CaiT's cls_token.expand) still requires grad but has no grad_fn, and the hook asserts
+    trainable = [p for p in model.parameters() if p.requires_grad]
     try:
+        for p in trainable:
+            p.requires_grad_(False)
         with counter:
             model(example)
     finally:
+        for p in trainable:
+            p.requires_grad_(True)
         model.train(was_training)
     counts = counter.get_flop_counts()
     total = sum(counts.get("Global", {}).values()) // 2
