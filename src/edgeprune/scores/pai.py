@@ -7,6 +7,7 @@ variant Mix-and-Match's baseline code ranks by.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import torch
@@ -138,6 +139,20 @@ def _input_shape(model: nn.Module, batches, input_shape) -> tuple[int, ...]:
     raise ConfigError("synflow needs the input shape of one example: pass input_shape=(C, H, W)")
 
 
+@contextlib.contextmanager
+def _tensors_kept(model: nn.Module):
+    """Put every module's own parameter and buffer objects back afterwards. torch.func.functional_call does not
+    restore a module reached under two names (timm's CoaT: ``mlp3 = mlp2``): without this, the model would keep
+    SynFlow's float64 |weights|."""
+    saved = [(m, dict(m._parameters), dict(m._buffers)) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for module, parameters, buffers in saved:
+            module._parameters.update(parameters)
+            module._buffers.update(buffers)
+
+
 @criterion("synflow", "SynFlow |dR/dw * w|, R = sum of the all-ones output of |θ| (Tanaka et al. 2020); data-free",
            needs_data=False)
 def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, sparsity: float | None = None,
@@ -186,7 +201,7 @@ def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, spars
         return {n: (g * p).detach().abs() if g is not None else torch.zeros_like(p)
                 for n, p, g in zip(names, params, grads)}
 
-    with scoring_state(model, train=False, seed=seed):
+    with scoring_state(model, train=False, seed=seed), _tensors_kept(model):
         if sparsity is None:
             return to_scores(score_once())
         sizes = [abs_params[n].numel() for n in names]
