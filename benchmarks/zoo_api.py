@@ -55,7 +55,7 @@ def report(name: str, rows: dict[str, dict], stages: tuple[str, ...], planned: i
             if outcome["status"] in ("fail", "refused"):
                 problems.append({"spec": spec, "stage": stage, **outcome})
     built = sum(r.get("build") == "ok" for r in rows.values())
-    lines = [f"### Zoo contract through the public API (`benchmarks/zoo_api.py`, stages {', '.join(stages)})", "",
+    lines = [f"### Zoo contract through the public API: `{name}` (`benchmarks/zoo_api.py`, stages {', '.join(stages)})", "",
              f"{len(rows)} of {planned} models run ({built} built); `edgeprune.prune` with default options, one "
              "process per model, one thread.", "", "| stage | pass | n/a | refused | fail |", "|---|---:|---:|---:|---:|"]
     for stage, c in counts.items():
