@@ -143,9 +143,6 @@ class MixAndMatch(Method):
 
     def prepare(self, model, data, example):
         opts = self.options
-        if opts.drop_blocks != [0] and not self.channel:
-            raise ConfigError(f"drop_blocks={opts.drop_blocks} needs granularity='channel' (removed blocks change the "
-                              "architecture; granularity='weight' keeps it)")
         if self.channel:
             return structured_mam.prepare(model, data, example, opts)
         roles = roles_lib.classify(model, example)

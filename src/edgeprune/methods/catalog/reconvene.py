@@ -68,8 +68,6 @@ class Reconvene(Method):
         return example[:1], batches
 
     def candidates(self, state, budgets, seeds):
-        if not self.options.modes:
-            raise ConfigError("reconvene needs at least one mode: reconvene, unstructured")
         names = {"reconvene": "reconvene", "unstructured": "upai"}
         return [Candidate(f"{names[mode]}-b{b:g}-s{s}", b, s, {"mode": mode})
                 for b in budgets for s in seeds for mode in dict.fromkeys(self.options.modes)]
