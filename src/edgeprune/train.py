@@ -2,7 +2,7 @@
 
 Every method (Mix-and-Match fine-tunes, VBP's KD fine-tune, Reconvene's training from scratch) calls
 :func:`fit`. Selection is on the validation split: the best validation epoch's weights are restored at the
-end, and early stopping watches validation accuracy. Test data never enters this module.
+end, and early stopping watches it (the task's primary metric: top-1 accuracy for classifiers). Test data never enters this module.
 
 Distributed data parallel: when ``torch.distributed`` is initialised (``torchrun``), :func:`fit` shards the
 training set with a DistributedSampler, wraps the model in DDP and only rank 0 shows progress; the caller
@@ -32,17 +32,16 @@ from typing import Literal
 
 import pydantic
 import torch
-import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from edgeprune import distributed as dist_lib
+from edgeprune import tasks as tasks_lib
 from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, MAX_EPOCHS, MAX_SEED, Config
 from edgeprune.data.loaders import checked, make_loader
 from edgeprune.errors import ConfigError, DataError, EdgepruneError
-from edgeprune.measure import accuracy
 from edgeprune.models import load_state, logits_of
 from edgeprune.prune.gradual import GradualMasks
 from edgeprune.prune.masks import Masks, apply_masks, mask_gradients
@@ -118,7 +117,7 @@ class TrainingDiverged(EdgepruneError):
 
 @dataclass
 class TrainResult:
-    best_val_acc: float
+    best_val_acc: float  # the best validation value of the task's primary metric (top-1 accuracy by default)
     best_epoch: int
     epochs_run: int
     seconds: float
@@ -141,9 +140,14 @@ class TrainResult:
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, alpha: float, T: float):
     """alpha * CE(student, target) + (1 - alpha) * T^2 * KL(softmax(teacher/T) || softmax(student/T))."""
-    ce = F.cross_entropy(student, target)
-    kl = F.kl_div(F.log_softmax(student / T, 1), F.log_softmax(teacher / T, 1), log_target=True, reduction="batchmean")
-    return alpha * ce + (1.0 - alpha) * T * T * kl
+    return tasks_lib.Classification().distil(student, teacher, target, alpha, T)
+
+
+def _task_of(task, cfg: TrainConfig) -> tasks_lib.Task:
+    task = task if task is not None else tasks_lib.current()
+    if type(task) is tasks_lib.Classification and cfg.label_smoothing:
+        return tasks_lib.Classification(cfg.label_smoothing)
+    return task
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -227,11 +231,14 @@ def fit(
     device: str | torch.device | None = None,
     progress: bool = True,
     description: str = "train",
+    task: tasks_lib.Task | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``train_data``; keep the weights of the best validation epoch.
 
     ``masks`` ({param name: bool keep-mask}) stay exact: pruned weights are zero at every step.
-    ``teacher`` switches the loss to knowledge distillation (see :func:`kd_loss`).
+    ``task`` (default: the current one, see :func:`edgeprune.tasks.using`) gives the loss, the distillation
+    loss and the validation metric (its primary metric, in its direction).
+    ``teacher`` switches the loss to knowledge distillation (the task's; for classification :func:`kd_loss`).
     ``pruning`` (gradual schedule, :class:`~edgeprune.prune.gradual.GradualMasks`) replaces ``masks``: it
     prunes along its schedule after optimizer steps, and only epochs ending after its final update count
     for selection and early stopping; its ``masks`` attribute holds the final masks afterwards.
@@ -240,6 +247,12 @@ def fit(
     Raises :class:`TrainingDiverged` if the loss becomes NaN/inf.
     """
     cfg = config or TrainConfig()
+    task = _task_of(task, cfg)
+    with tasks_lib.using(task):
+        return _fit(model, train_data, val_data, cfg, task, teacher, masks, pruning, device, progress, description)
+
+
+def _fit(model, train_data, val_data, cfg, task, teacher, masks, pruning, device, progress, description) -> TrainResult:
     distributed, rank, world = _distributed()
     device = torch.device(device) if device is not None else dist_lib.device()  # under DDP: this rank's GPU
     torch.manual_seed(cfg.seed)
@@ -263,13 +276,15 @@ def fit(
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    best_acc, best_epoch, best_state, history = -1.0, 0, None, []
+    best_acc, best_epoch, best_state, history = task.worst(), 0, None, []
+    val_key = f"val_{task.metric}"
+    count_correct = isinstance(task, tasks_lib.Classification)
     since_best, step = 0, 0
     start = time.perf_counter()
     bar = _progress(progress and rank == 0)
     epoch_lines = progress and rank == 0 and not sys.stderr.isatty()  # the transient bar leaves nothing in a log
     with bar:
-        task = bar.add_task(description, total=cfg.epochs * steps_per_epoch)
+        shown = bar.add_task(description, total=cfg.epochs * steps_per_epoch)
         for epoch in range(1, cfg.epochs + 1):
             if sampler is not None:
                 sampler.set_epoch(epoch)
@@ -278,15 +293,13 @@ def fit(
             for i, (x, y) in enumerate(checked(loader, "training data")):
                 if i >= steps_per_epoch:
                     break
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x, y = x.to(device, non_blocking=True), task.to_device(y, device)
                 with torch.autocast(device.type, enabled=use_amp):
-                    logits = logits_of(net(x))
                     if teacher is not None:
-                        with torch.no_grad():
-                            t_logits = logits_of(teacher(x))
-                        loss = kd_loss(logits.float(), t_logits.float(), y, cfg.kd_alpha, cfg.kd_temperature)
+                        loss, output = task.distil_loss(net, teacher, x, y, cfg.kd_alpha, cfg.kd_temperature)
                     else:
-                        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                        loss, output = task.train_loss(net, x, y)
+                    loss = task.check_loss(loss)
                 if distributed:  # every rank must take the same decision, or the others hang in backward
                     finite = math.isfinite(dist_lib.all_reduce_sum([loss.item()], device)[0])
                 else:
@@ -305,26 +318,28 @@ def fit(
                     masks = {k: v.to(device) for k, v in new.items()}
                 if masks:
                     apply_masks(model, masks)
-                loss_sum += loss.item() * len(y)
-                correct += int((logits.argmax(1) == y).sum())
-                seen += len(y)
-                bar.update(task, advance=1, description=f"{description} ep {epoch}/{cfg.epochs} loss {loss.item():.3f}")
+                size = task.batch_size(y)
+                loss_sum += loss.item() * size
+                if count_correct:
+                    correct += int((logits_of(output).argmax(1) == y).sum())
+                seen += size
+                bar.update(shown, advance=1, description=f"{description} ep {epoch}/{cfg.epochs} loss {loss.item():.3f}")
             if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the last step's update
                 raise TrainingDiverged(f"training made weights non-finite in epoch {epoch} (lr={cfg.lr})")
             if distributed:
                 # rank 0 evaluates and broadcasts, so all ranks agree on early stopping and the best state
                 loss_sum, correct, seen = dist_lib.all_reduce_sum([loss_sum, correct, seen], device)
-                val_acc = accuracy(model, val_data, cfg.eval_batch_size) if rank == 0 else 0.0
+                val_acc = task.primary(model, val_data, cfg.eval_batch_size) if rank == 0 else 0.0
                 val_acc = dist_lib.broadcast_value(val_acc, 0, device)
             else:
-                val_acc = accuracy(model, val_data, cfg.eval_batch_size)
+                val_acc = task.primary(model, val_data, cfg.eval_batch_size)
             history.append(
                 {
                     "epoch": epoch,
                     "train_loss": loss_sum / max(seen, 1),
-                    "train_acc": correct / max(seen, 1),
+                    **({"train_acc": correct / max(seen, 1)} if count_correct else {}),
                     "examples": int(seen),  # all ranks together under DDP
-                    "val_acc": val_acc,
+                    val_key: val_acc,
                     "lr": optimizer.param_groups[0]["lr"],
                     "seconds": time.perf_counter() - t0,
                 }
@@ -332,11 +347,11 @@ def fit(
             if epoch_lines:
                 spent = time.perf_counter() - start
                 log_line(f"{description} epoch {epoch}/{cfg.epochs}  loss {history[-1]['train_loss']:.3f}  "
-                         f"val_acc {val_acc:.3f}  elapsed {duration_text(spent)}  "
+                         f"{val_key} {val_acc:.3f}  elapsed {duration_text(spent)}  "
                          f"ETA {duration_text(spent / epoch * (cfg.epochs - epoch))}")
             if pruning is not None and not pruning.finished(step):
                 continue  # the masks are not final yet: neither a candidate for "best" nor a reason to stop
-            if val_acc > best_acc:
+            if task.better(val_acc, best_acc):
                 best_acc, best_epoch, since_best = val_acc, epoch, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
             else:
@@ -349,7 +364,8 @@ def fit(
         masks = pruning.complete(model)  # cut short before the end step: prune to the final counts now
     if masks:
         apply_masks(model, masks)
-    return TrainResult(best_acc, best_epoch, len(history), time.perf_counter() - start, history)
+    best = best_acc if math.isfinite(best_acc) else math.nan  # no epoch counted (cut short before the masks were final)
+    return TrainResult(best, best_epoch, len(history), time.perf_counter() - start, history)
 
 
 def _progress(enabled: bool):

@@ -8,7 +8,9 @@ workers are the user's), and iterates it with :func:`checked`, which validates e
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+import contextlib
+from contextvars import ContextVar
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -16,6 +18,21 @@ from torch.utils.data import DataLoader, Dataset
 from edgeprune.errors import ConfigError, DataError, check_positive
 
 EXPECTED = "(x, y) tensor pairs (x float [B, ...] with ndim >= 2, y integer [B])"
+
+
+# How the y of a batch is checked: None is a classifier's labels; a task (edgeprune.tasks) sets its own check
+# for the work done inside :func:`targets_checked_by`.
+_TARGET_CHECK: ContextVar[Callable | None] = ContextVar("edgeprune_target_check", default=None)
+
+
+@contextlib.contextmanager
+def targets_checked_by(check: Callable | None):
+    """Inside the block, :func:`check_batch` checks ``y`` with ``check(x, y, what) -> y`` (None: class labels)."""
+    token = _TARGET_CHECK.set(check)
+    try:
+        yield
+    finally:
+        _TARGET_CHECK.reset(token)
 
 
 def _pass_batch(batch):
@@ -87,6 +104,9 @@ def check_batch(batch, what: str, *, labels: bool = True) -> tuple[torch.Tensor,
         raise DataError(f"{what} yields x as {_describe(x)}; expected a floating-point tensor [B, ...] with ndim >= 2")
     if not labels:
         return x, None
+    check = _TARGET_CHECK.get()
+    if check is not None:
+        return x, check(x, y, what)
     integer = isinstance(y, torch.Tensor) and not (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool)
     if not integer or y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise DataError(f"{what} yields labels y as {_describe(y)}; expected an integer class tensor "

@@ -89,6 +89,15 @@ def _import(path: Path, shown: str) -> ModuleType:
     return module
 
 
+def import_file(head: str) -> ModuleType:
+    """The user's Python file ``head`` imported (once per content); ConfigError when it is not a file."""
+    path = Path(head).expanduser().resolve()
+    if not path.is_file():
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"file {head!r} {what} (resolved to {str(path)!r}); allowed: {PREFIX_HELP}")
+    return _import(path, head)
+
+
 def _callables(module: ModuleType) -> list[str]:
     """Public functions and classes defined in the module itself (not imported into it)."""
     return sorted(name for name, value in vars(module).items()
