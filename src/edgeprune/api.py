@@ -20,6 +20,7 @@ from torch import nn
 import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
 from edgeprune import data as data_lib
 from edgeprune import models as model_lib
+from edgeprune import tasks as tasks_lib
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import ConfigError
 from edgeprune.methods.base import get_method, list_methods
@@ -63,7 +64,7 @@ def _train(method, model, finetune, quick: bool):
     return quick_config(train) if quick and train is not None else train
 
 
-def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None, *, kd: bool | None = None,
+def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None, *, task=None, kd: bool | None = None,
           seed: int = 0, schedule=None, example_input=None, progress: bool = False, quick: bool = False,
           **options) -> Pruned:
     """Prune ``model`` with ``method`` at ``budget`` and fine-tune it; nothing is written, ``model`` is untouched.
@@ -74,17 +75,24 @@ def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None
     applied before fine-tuning) or "gradual" (cubic schedule during the first 60 % of the fine-tune, Zhu &
     Gupta; or a dict with kind, end, updates) for masked candidates; None: ``prune.gradual.DEFAULT``. ``options`` are the method's own.
     ``progress``: print the plan (candidates, epochs, batches, estimated time) first, then a line per candidate.
-    ``quick``: see :func:`sweep`.
+    ``quick``: see :func:`sweep`. ``task``: what the model is for (:mod:`edgeprune.tasks`): "classification"
+    (the default), "segmentation", "detection", "regression", a Task (``tasks.Custom(loss_fn, metric_fn)``) or
+    "file.py:factory"; None takes the data's own (``mnist-seg``...) or classification. The best candidate is
+    the best on the task's validation metric, in its direction.
     """
     plan = schedule_of(schedule)
     m, data = _quick(get_method(method, **options), data, quick)
     value = m.check_budget(m.default_budget if budget is None else budget)
-    inputs = inputs_lib.resolve(model, data, example_input=example_input)
+    inputs = inputs_lib.resolve(model, data, task=task, example_input=example_input)
     m.check(inputs.model, inputs.example)
     train = _train(m, inputs.model, finetune, quick)
-    distil = m.kd if kd is None else bool(kd)
+    with tasks_lib.using(inputs.task):
+        return _prune(m, inputs, value, train, m.kd if kd is None else bool(kd), seed, plan, progress, quick, method)
+
+
+def _prune(m, inputs, value, train, distil: bool, seed: int, plan, progress: bool, quick: bool, method: str) -> Pruned:
     state = m.prepare(inputs.model, inputs.data, inputs.example)
-    job = Job(m, state, inputs.model, inputs.data, train, distil, inputs.example, schedule=plan)
+    job = Job(m, state, inputs.model, inputs.data, train, distil, inputs.example, schedule=plan, task=inputs.task)
     cands = m.candidates(state, [value], [int(seed)])
     if progress:
         print_plan(make_plan(m, inputs, [value], [int(seed)], cands, train, distil, quick=quick))
@@ -96,13 +104,14 @@ def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None
     ok = [(r, d) for r, d in results if d is not None]
     if not ok:
         raise ConfigError(f"every candidate of {method!r} at budget {value:g} failed: {results[0][0]['error']}")
-    record, decision = max(ok, key=lambda rd: rd[0]["val_acc"])
-    return Pruned(decision.model, m.name, value, record, dense_record(inputs.model, inputs.data, inputs.example),
-                  decision.masks, [r for r, _ in results])
+    record, decision = max(ok, key=lambda rd: tasks_lib.score_of(rd[0]))
+    return Pruned(decision.model, m.name, value, record,
+                  dense_record(inputs.model, inputs.data, inputs.example, inputs.task), decision.masks,
+                  [r for r, _ in results])
 
 
 def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out=None, *, executor="local",
-          finetune=None, kd: bool | None = None, schedule=None, example_input=None, progress: bool = True,
+          task=None, finetune=None, kd: bool | None = None, schedule=None, example_input=None, progress: bool = True,
           edge_report: bool = False, quick: bool = False, dry_run: bool = False,
           **options) -> SweepResult | dict:
     """Every candidate of ``method`` over ``budgets`` × ``seeds`` in the run directory ``out`` (resumable).
@@ -116,16 +125,18 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     a stratified, seeded subset of at most 1,000 train+val and 1,000 test images, every training stage to 10 batches per epoch,
     calibration to 2 batches, ONNX latency to 5 runs — to see a call through in minutes; the run config and
     report say so. ``dry_run``: print the plan and return it (a dict); nothing is trained or written.
+    ``task``: as for :func:`prune`; records then name its metric (``val_miou``, ``test_map50``...).
     """
     if out is None:
         raise ConfigError("sweep needs out= (the run directory)")
     plan = schedule_of(schedule)
     m, data = _quick(get_method(method, **options), data, quick)
     values, seed_list = inputs_lib.budgets_of(m, budgets), inputs_lib.seeds_of(seeds)
-    inputs = inputs_lib.resolve(model, data, example_input=example_input)
+    inputs = inputs_lib.resolve(model, data, task=task, example_input=example_input)
     m.check(inputs.model, inputs.example)
     train = _train(m, inputs.model, finetune, quick)
-    return run_sweep(m, inputs, values, seed_list, out, train=train, kd=m.kd if kd is None else bool(kd),
+    with tasks_lib.using(inputs.task):
+        return run_sweep(m, inputs, values, seed_list, out, train=train, kd=m.kd if kd is None else bool(kd),
                      executor=executor, progress=progress, schedule=plan, edge_report=edge_report, quick=quick,
                      dry_run=dry_run)
 
@@ -133,8 +144,9 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
 def save(pruned: Pruned | nn.Module, path: str | os.PathLike) -> Path:
     """Write a pruned model (or any module) with its structure, so :func:`load` rebuilds narrower layers."""
     if isinstance(pruned, Pruned):
+        metric = tasks_lib.metric_of(pruned.record)[0]
         meta = {"method": pruned.method, "budget": float(pruned.budget), "budget_text": f"{pruned.budget}",
-                **{k: pruned.record[k] for k in ("val_acc", "test_acc", "sparsity", "params") if k in pruned.record}}
+                **{k: pruned.record[k] for k in (f"val_{metric}", f"test_{metric}", "sparsity", "params") if k in pruned.record}}
         return model_lib.save(pruned.model, path, meta=meta)
     if isinstance(pruned, nn.Module):
         return model_lib.save(pruned, path)

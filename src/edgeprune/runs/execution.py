@@ -9,6 +9,7 @@ import warnings
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from edgeprune.tasks import metric_of, val_value
 from edgeprune.train import duration_text, log_line
 
 
@@ -26,7 +27,7 @@ def candidate_line(position: int, total: int, record: dict, elapsed: float, eta:
     """``[12/30] ID  done  val_acc 0.973  params 41,202  elapsed 3m12s  ETA 4m50s`` (or ``failed  reason``)."""
     head = f"[{position}/{total}] {record.get('id')}"
     if record.get("status") == "ok":
-        what = f"done  val_acc {record.get('val_acc', float('nan')):.3f}  params {record.get('params', 0):,}"
+        what = (f"done  val_{metric_of(record)[0]} {val_value(record):.3f}  params {record.get('params', 0):,}")
     else:
         what = f"failed  {record.get('error', '')}"
     return f"{head}  {what}  elapsed {duration_text(elapsed)}  ETA {duration_text(eta)}"

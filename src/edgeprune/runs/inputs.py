@@ -3,6 +3,7 @@ fine-tune budget. Every problem is one line naming the value and what is allowed
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -11,10 +12,10 @@ from torch import nn
 
 from edgeprune import data as data_lib
 from edgeprune import models as model_lib
+from edgeprune import tasks as tasks_lib
 from edgeprune.config import MAX_SEED, MAX_SEEDS
 from edgeprune.errors import ConfigError, ModelError, check_at_most
 from edgeprune.methods.base import Method
-from edgeprune.models import logits_of
 from edgeprune.train import TrainConfig, default_config
 
 
@@ -23,6 +24,7 @@ class Inputs:
     model: nn.Module
     data: object  # edgeprune.data.Data
     example: torch.Tensor  # one input of the data's shape
+    task: tasks_lib.Task = dataclasses.field(default_factory=tasks_lib.Classification)
 
 
 def _example(data, example_input) -> torch.Tensor:
@@ -34,9 +36,17 @@ def _example(data, example_input) -> torch.Tensor:
     return torch.zeros(1, *shape)
 
 
-def resolve(model, data, *, example_input=None, model_args: dict | None = None, data_dir=None) -> Inputs:
-    """The user's module (or a spec built for the data), the data as a ``Data``, and a checked example."""
-    data = data_lib.resolve(data, root=data_dir)
+def resolve(model, data, *, task=None, example_input=None, model_args: dict | None = None, data_dir=None) -> Inputs:
+    """The user's module (or a spec built for the data), the data as a ``Data``, a checked example and the task
+    (``task``: see :func:`edgeprune.tasks.get`; None: the data's own, else classification)."""
+    if task is None and isinstance(data, str):
+        data = data_lib.resolve(data, root=data_dir)  # a data set spec may name its task (mnist-seg, mnist-det)
+    task = tasks_lib.get(task, data)
+    with tasks_lib.using(task):
+        return _resolve(model, data_lib.resolve(data, root=data_dir), task, example_input, model_args)
+
+
+def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> Inputs:
     example = _example(data, example_input)
     if isinstance(model, str):
         check_model_args(model_args)
@@ -48,7 +58,7 @@ def resolve(model, data, *, example_input=None, model_args: dict | None = None, 
     model.eval()
     try:
         with torch.no_grad():
-            out = logits_of(model(example))
+            out = model(example)
     except Exception as exc:  # noqa: BLE001  any failure of the user's forward is a shape/type mismatch here
         first = " ".join(str(exc).split())[:200]
         raise ModelError(f"{type(model).__name__} rejects an input of shape {tuple(example.shape)} taken from the "
@@ -56,13 +66,10 @@ def resolve(model, data, *, example_input=None, model_args: dict | None = None, 
                          "example_input= of the shape it expects)") from None
     finally:
         model.train(was_training)
-    if out.ndim != 2:
-        raise ModelError(f"{type(model).__name__} returns shape {tuple(out.shape)}; expected logits [batch, classes]")
-    if data.num_classes is not None and out.shape[1] != data.num_classes:
-        raise ModelError(f"{type(model).__name__} has {out.shape[1]} outputs but the data has {data.num_classes} classes")
-    if data.num_classes is None:
-        data.num_classes = int(out.shape[1])
-    return Inputs(model, data, example)
+    task.check_output(model, out, example, data)
+    if data.num_classes is None and isinstance(task, tasks_lib.Classification):
+        data.num_classes = int(model_lib.logits_of(out).shape[1])
+    return Inputs(model, data, example, task)
 
 
 SIZES = ("num_classes", "in_channels", "image_size")
@@ -155,4 +162,5 @@ def describe_data(data) -> dict:
         return len(dataset) if hasattr(dataset, "__len__") else None
 
     return {"name": getattr(data, "name", "data"), "num_classes": data.num_classes,
+            **({"task": data.task} if getattr(data, "task", None) else {}),
             "train": size(data.train), "val": size(data.val), "test": size(data.test)}

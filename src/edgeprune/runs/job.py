@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from edgeprune import models as model_lib
+from edgeprune import tasks as tasks_lib
 from edgeprune.data import Splits
 from edgeprune.errors import EdgepruneError
-from edgeprune.measure import accuracy, predict_logits, size_metrics
+from edgeprune.measure import size_metrics
 from edgeprune.methods.base import Candidate, Decision, Method
 from edgeprune.prune.gradual import GradualMasks, Schedule
 from edgeprune.report.stats import pack
@@ -30,22 +31,32 @@ from edgeprune.runs.store import RunStore
 from edgeprune.train import TrainConfig, TrainingDiverged, deterministic, fit
 
 
-def measure(model: nn.Module, data, example: torch.Tensor) -> dict:
-    """Validation and test accuracy (test once, on the final model) and the size of ``model``.
+def measure(model: nn.Module, data, example: torch.Tensor, task: tasks_lib.Task | None = None) -> dict:
+    """The task's metrics on validation and test (test once, on the final model) and the size of ``model``.
 
-    The test images each model got right are kept too (``test_correct``: packed bits, see
-    :func:`edgeprune.report.stats.pack`), so reports compare two models paired, on the same images.
+    Keys name the metric: ``val_acc`` / ``test_acc`` for classifiers, ``val_miou``, ``test_map50``... for other
+    tasks, which also record ``metric`` (the primary metric), ``metric_higher`` (its direction) and
+    ``test_<metric>_ci`` (a bootstrap interval over test examples). Classifiers keep the test images each model
+    got right (``test_correct``: packed bits, see :func:`edgeprune.report.stats.pack`), so reports compare two
+    models paired, on the same images.
     """
-    out = {"val_acc": accuracy(model, data.val)}
+    task = task or tasks_lib.current()
+    key = task.metric
+    out = {f"val_{key}": task.primary(model, data.val)}
+    if not isinstance(task, tasks_lib.Classification):
+        out.update(metric=key, metric_higher=task.higher_is_better)
     if data.test is not None:
-        logits, labels = predict_logits(model, data.test)
-        correct = logits.argmax(1) == labels
-        out.update(test_acc=float(correct.float().mean()), test_n=int(correct.numel()), test_correct=pack(correct.numpy()))
+        stats = task.statistics(model, data.test)
+        out.update({f"test_{k}": v for k, v in task.reduce(stats.values).items()}, test_n=stats.n)
+        if isinstance(task, tasks_lib.Classification):
+            out["test_correct"] = pack(stats.values.numpy())
+        else:
+            out[f"test_{key}_ci"] = list(task.interval(stats))
     return {**out, **size_metrics(model, example)}
 
 
-def dense_record(model: nn.Module, data, example: torch.Tensor) -> dict:
-    return {"id": "dense", "kind": "dense", "method": "dense", "status": "ok", **measure(model, data, example)}
+def dense_record(model: nn.Module, data, example: torch.Tensor, task: tasks_lib.Task | None = None) -> dict:
+    return {"id": "dense", "kind": "dense", "method": "dense", "status": "ok", **measure(model, data, example, task)}
 
 
 LR_RETRIES = 2  # a diverged training runs again at most this many times...
@@ -63,6 +74,7 @@ class Job:
     example: torch.Tensor
     store: RunStore | None = None
     schedule: Schedule = dataclasses.field(default_factory=Schedule)  # masked candidates: oneshot | gradual
+    task: tasks_lib.Task = dataclasses.field(default_factory=tasks_lib.Classification)
 
     def base_record(self, cand: Candidate) -> dict:
         setting = {k: v for k, v in cand.setting.items() if k != "sparsities"}
@@ -96,7 +108,7 @@ class Job:
 
     def run(self, cand: Candidate, progress: bool = False) -> tuple[dict, Decision | None]:
         """:meth:`train`, keeping the method's whole decision (masks included); deterministic for a seed."""
-        with deterministic():
+        with deterministic(), tasks_lib.using(self.task):
             return self._run(cand, progress)
 
     def _run(self, cand: Candidate, progress: bool) -> tuple[dict, Decision | None]:
@@ -107,7 +119,7 @@ class Job:
             record["decided"] = decision.info
             record["budget_achieved"] = self.method.achieved(self.model, decision)
             model = decision.model
-            record["val_acc_pruned"] = accuracy(model, self.data.val)
+            record[f"val_{self.task.metric}_pruned"] = self.task.primary(model, self.data.val)
             pruning = self.gradual(decision)
             record["schedule"] = "gradual" if pruning is not None else "oneshot"
             if self.train_config is not None:
@@ -122,7 +134,7 @@ class Job:
         except EdgepruneError as exc:
             return self.failed(cand, str(exc), 1, time.perf_counter() - started), None
         deploy = {k: v for k, v in decision.info.get("deploy", {}).items() if not isinstance(v, dict)}
-        record.update(status="ok", **measure(model, self.data, self.example), **deploy,
+        record.update(status="ok", **measure(model, self.data, self.example, self.task), **deploy,
                       seconds=time.perf_counter() - started)
         return record, decision
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from edgeprune import models as model_lib
+from edgeprune import tasks as tasks_lib
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import ConfigError
-from edgeprune.measure import accuracy
 from edgeprune.measure.budget import Budget
 from edgeprune.methods.base import Method
 from edgeprune.prune.gradual import Schedule
@@ -62,7 +62,8 @@ def sweep_identity(method: Method, budgets, seeds, train: TrainConfig | None, kd
 def run_config(method: Method, inputs: Inputs, budgets, seeds, train: TrainConfig | None, kd: bool,
                schedule: Schedule | None = None, quick: bool = False) -> dict:
     return {**sweep_identity(method, budgets, seeds, train, kd, schedule, quick),
-            "model": fingerprint(inputs.model), "data": describe_data(inputs.data)}
+            "model": fingerprint(inputs.model), "data": describe_data(inputs.data),
+            **({"task": inputs.task.name} if not isinstance(inputs.task, tasks_lib.Classification) else {})}
 
 
 # -- quick runs ----------------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ def timed_stage(model: torch.nn.Module, data, train: TrainConfig | None, teacher
     errs on the long side) and of one evaluation pass over the validation split, from ``model`` (a copy is
     trained; the global RNG is left as it was)."""
     started = time.perf_counter()
-    accuracy(model, data.val, train.eval_batch_size if train else 512)
+    tasks_lib.current().primary(model, data.val, train.eval_batch_size if train else 512)
     eval_seconds = time.perf_counter() - started
     if train is None:
         return {"step_seconds": 0.0, "eval_seconds": eval_seconds}
@@ -241,11 +242,11 @@ def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[
             status.start_session(out, executor=getattr(runner, "name", type(runner).__name__), details=details)
             status.write_plan(out, "dense", ["dense"])
             if "dense" not in store.finished_ids():
-                store.append(dense_record(inputs.model, inputs.data, inputs.example))
+                store.append(dense_record(inputs.model, inputs.data, inputs.example, inputs.task))
             if not (out / INPUT).is_file() and not (out / "dense" / "model.pt").is_file():
                 model_lib.save(inputs.model, out / INPUT, meta={"record_id": "dense"})  # the report's --edge
             status.write_plan(out, "candidate", [c.id for c in plan])
-            job = Job(method, state, inputs.model, inputs.data, train, kd, inputs.example, store, schedule)
+            job = Job(method, state, inputs.model, inputs.data, train, kd, inputs.example, store, schedule, inputs.task)
             runner.run(job, plan, progress=progress, title=method.name)
             summary = render(out, edge=edge_report)
     finally:

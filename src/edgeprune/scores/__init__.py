@@ -109,5 +109,5 @@ def calibration_batches(dataset, num_batches: int, batch_size: int = 32, seed: i
             items = [dataset[i] for i in idx]
             x = torch.stack([torch.as_tensor(a) for a, _ in items])
             y = torch.as_tensor([int(b) for _, b in items])
-        batches.append(check_batch((x, torch.as_tensor(y)), "calibration data"))
+        batches.append(check_batch((x, y if isinstance(y, (torch.Tensor, list)) else torch.as_tensor(y)), "calibration data"))
     return batches

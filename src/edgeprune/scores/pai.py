@@ -18,9 +18,9 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
 
+from edgeprune import tasks as tasks_lib
 from edgeprune.errors import ConfigError, check_fraction
 from edgeprune.measure import prunable_weights
-from edgeprune.models import logits_of
 from edgeprune.prune.masks import prune_lowest
 from edgeprune.scores.registry import criterion
 from edgeprune.scores.weights import (
@@ -193,11 +193,12 @@ def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, spars
         abs_params[n].requires_grad_(True)
     buffers = {n: (b.to(precision) if b.is_floating_point() else b) for n, b in model.named_buffers()}
     x = torch.ones((1, *shape), dtype=precision, device=ref.device)
+    the_task = tasks_lib.current()
 
     def score_once() -> dict[str, torch.Tensor]:
-        out = logits_of(functional_call(model, {**abs_params, **buffers}, (x,)))
+        outputs = the_task.scored_outputs(functional_call(model, {**abs_params, **buffers}, (x,)))
         params = [abs_params[n] for n in names]
-        grads = torch.autograd.grad(out.sum(), params, allow_unused=True)
+        grads = torch.autograd.grad(sum(o.sum() for o in outputs), params, allow_unused=True)
         return {n: (g * p).detach().abs() if g is not None else torch.zeros_like(p)
                 for n, p, g in zip(names, params, grads)}
 

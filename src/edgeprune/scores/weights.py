@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeprune import tasks as tasks_lib
 from edgeprune.errors import ConfigError
 from edgeprune.measure import prunable_weights
 from edgeprune.models import logits_of
@@ -74,11 +75,16 @@ def scoring_state(model: nn.Module, *, train: bool, seed: int, weights: Iterable
 
 def batch_loss(model: nn.Module, batch: Batch, loss_fn: LossFn | None, ref: torch.Tensor, *,
                temperature: float = 1.0) -> torch.Tensor:
-    """Loss of ``model`` on one ``(x, y)`` batch, moved to the device (and float dtype) of ``ref``."""
+    """Loss of ``model`` on one ``(x, y)`` batch, moved to the device (and float dtype) of ``ref``: ``loss_fn``
+    on the logits, else the current task's training loss (cross-entropy for classifiers; ``temperature`` divides
+    a classifier's logits)."""
     x, y = batch
     x = torch.as_tensor(x).to(ref.device)
     if x.is_floating_point():
         x = x.to(ref.dtype)
+    task = tasks_lib.current()
+    if loss_fn is None and not isinstance(task, tasks_lib.Classification):
+        return task.check_loss(task.train_loss(model, x, task.to_device(y, ref.device))[0])
     y = torch.as_tensor(y).to(ref.device)
     logits = logits_of(model(x))
     if temperature != 1.0:

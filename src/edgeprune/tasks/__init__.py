@@ -29,6 +29,22 @@ DESCRIPTIONS = {
 }
 
 
+def metric_of(record: dict) -> tuple[str, bool]:
+    """(primary metric name, higher is better) of a record (classification records name none: accuracy)."""
+    return str(record.get("metric", "acc")), bool(record.get("metric_higher", True))
+
+
+def val_value(record: dict, default: float = float("nan")) -> float:
+    """A record's validation value of its primary metric."""
+    return float(record.get(f"val_{metric_of(record)[0]}", default))
+
+
+def score_of(record: dict) -> float:
+    """The record's validation metric signed so that larger is better (for choosing among candidates)."""
+    value = val_value(record)
+    return value if metric_of(record)[1] else -value
+
+
 def register(name: str, cls: type[Task], description: str) -> None:
     PRESETS[name] = cls
     DESCRIPTIONS[name] = description
@@ -85,4 +101,5 @@ def get(task=None, data=None) -> Task:
 
 
 __all__ = ["Task", "Statistics", "Classification", "Segmentation", "Regression", "Custom", "PRESETS", "current",
-           "using", "get", "register", "output_tensors"]
+           "using", "get", "register", "output_tensors",
+           "metric_of", "val_value", "score_of"]

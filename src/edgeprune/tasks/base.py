@@ -140,6 +140,12 @@ class Task:
     def worst(self) -> float:
         return -math.inf if self.higher_is_better else math.inf
 
+    def scored_outputs(self, output) -> list[torch.Tensor]:
+        """The output tensors a data-free score (SynFlow) sums: every floating-point output by default."""
+        from edgeprune.tasks.custom import output_tensors  # noqa: PLC0415  (custom builds on this module)
+
+        return output_tensors(output)
+
     # -- the model --------------------------------------------------------------------------------
     def check_output(self, model: nn.Module, output, example: torch.Tensor, data) -> None:
         """A one-line ModelError when ``output`` (of ``model`` on ``example``, eval mode) does not fit the task."""

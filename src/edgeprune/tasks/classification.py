@@ -38,6 +38,9 @@ class Classification(Task):
         correct = values if index is None else values[torch.as_tensor(index)]
         return {"acc": float(correct.float().mean()) if len(correct) else float("nan")}
 
+    def scored_outputs(self, output):
+        return [logits_of(output)]
+
     def check_output(self, model, output, example, data):
         out = logits_of(output)
         if out.ndim != 2:
