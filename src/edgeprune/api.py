@@ -84,9 +84,9 @@ def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None
     m, data = _quick(get_method(method, **options), data, quick)
     value = m.check_budget(m.default_budget if budget is None else budget)
     inputs = inputs_lib.resolve(model, data, task=task, example_input=example_input)
-    m.check(inputs.model, inputs.example)
-    train = _train(m, inputs.model, finetune, quick)
     with tasks_lib.using(inputs.task):
+        m.check(inputs.model, inputs.example)
+        train = _train(m, inputs.model, finetune, quick)
         return _prune(m, inputs, value, train, m.kd if kd is None else bool(kd), seed, plan, progress, quick, method)
 
 
@@ -133,12 +133,12 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     m, data = _quick(get_method(method, **options), data, quick)
     values, seed_list = inputs_lib.budgets_of(m, budgets), inputs_lib.seeds_of(seeds)
     inputs = inputs_lib.resolve(model, data, task=task, example_input=example_input)
-    m.check(inputs.model, inputs.example)
-    train = _train(m, inputs.model, finetune, quick)
     with tasks_lib.using(inputs.task):
+        m.check(inputs.model, inputs.example)
+        train = _train(m, inputs.model, finetune, quick)
         return run_sweep(m, inputs, values, seed_list, out, train=train, kd=m.kd if kd is None else bool(kd),
-                     executor=executor, progress=progress, schedule=plan, edge_report=edge_report, quick=quick,
-                     dry_run=dry_run)
+                         executor=executor, progress=progress, schedule=plan, edge_report=edge_report, quick=quick,
+                         dry_run=dry_run)
 
 
 def save(pruned: Pruned | nn.Module, path: str | os.PathLike) -> Path:

@@ -180,7 +180,10 @@ def output_names(model: nn.Module, example: torch.Tensor) -> list[str]:
     """ONNX output names: ``logits`` for the classifier's logits, ``output_K`` for any other output (a model
     returning a dict or tuple keeps every output, and ONNX Runtime's accuracy reads the logits by name)."""
     output = model(example)
-    logits = logits_of(output)
+    try:
+        logits = logits_of(output)
+    except ModelError:  # not a classifier's output (a segmentation dict, detection tensors): every output numbered
+        logits = None
     return [OUTPUT_NAME if leaf is logits else f"output_{k}" for k, leaf in enumerate(_leaves(output))]
 
 

@@ -65,13 +65,15 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
     if the model cannot run on the input.
     """
     try:
-        calls, logits, leaf = trace_calls(model, example_input)
+        calls, outputs, leaf = trace_calls(model, example_input)
     except ModelError:
         raise
     except Exception as exc:
         raise ModelError(f"cannot classify layers: the model failed on an input of shape "
                          f"{tuple(example_input.shape)} ({type(exc).__name__}: {exc})") from None
-    num_classes = int(logits.shape[-1]) if logits.ndim else None
+    # the class (channel) width of each output: logits [B, C] or [B, ..., C]; dense maps [B, C, H, W]
+    widths = {int(o.shape[1] if o.ndim == 4 else o.shape[-1]) for o in outputs if o.ndim}
+    num_classes = int(outputs[0].shape[1] if outputs[0].ndim == 4 else outputs[0].shape[-1]) if outputs and outputs[0].ndim else None
 
     prunable_modules = [(n, m) for n, m in model.named_modules() if is_prunable(m)]
     # Prunable layers never called in the forward pass still get a row (at the end, role from type).
@@ -81,11 +83,11 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
     ordered = sorted(calls.values(), key=lambda c: c.order)
     prunable = [c for c in ordered if is_prunable(c.module)]
     norms = {c.name for c in ordered if not is_prunable(c.module) and is_norm(c)}
-    g = _graph_facts(prunable, logits, leaf)
+    g = _graph_facts(prunable, outputs, leaf)
 
     role: dict[str, str] = {}
     partner: dict[str, str] = {}
-    _classifiers(prunable, g, num_classes, role)
+    _classifiers(prunable, g, widths, role)
     _attention(prunable, g, role)
     _mlp_pairs(prunable, g, role, partner)
     _patch_embed(prunable, g, role)
@@ -130,16 +132,16 @@ class _Graph:
     via_attention: dict[str, bool]  # an attention op (softmax / SDPA) lies between it and its upstream
     after_attention: dict[str, bool]  # an attention op lies anywhere upstream of it
     data: dict[str, bool]  # its input depends on the model input (not only on parameters / constants)
-    output_layers: set[str]  # layers feeding the logits directly
+    output_layers: set[str]  # layers feeding an output directly
     attention: bool  # the model has an attention op
 
 
-def _graph_facts(prunable: list[Call], logits: torch.Tensor, leaf) -> _Graph:
+def _graph_facts(prunable: list[Call], outputs: list[torch.Tensor], leaf) -> _Graph:
     owner = {node: c.name for c in prunable for node in c.out_nodes}
     upstream, via, from_input, product = {}, {}, {}, {}
     for c in prunable:
         upstream[c.name], via[c.name], from_input[c.name], product[c.name] = upstream_of(c.in_nodes, owner, leaf)
-    output_layers = upstream_of([logits.grad_fn], owner)[0]
+    output_layers = upstream_of([o.grad_fn for o in outputs], owner)[0]
     consumers: dict[str, set[str]] = {c.name: set() for c in prunable}
     for name, ups in upstream.items():
         for u in ups:
@@ -166,12 +168,12 @@ def _graph_facts(prunable: list[Call], logits: torch.Tensor, leaf) -> _Graph:
     return _Graph(upstream, consumers, via, after, data, output_layers, attention)
 
 
-def _classifiers(prunable: list[Call], g: _Graph, num_classes: int | None, role: dict) -> None:
-    """Layers feeding the logits directly, with num_classes outputs."""
+def _classifiers(prunable: list[Call], g: _Graph, widths: set[int], role: dict) -> None:
+    """Layers feeding an output directly, with as many outputs as it has classes (channels)."""
     for c in prunable:
-        if c.name in g.output_layers and num_classes is not None and _out_features(c) == num_classes:
+        if c.name in g.output_layers and _out_features(c) in widths:
             role[c.name] = "classifier"
-    if not role and prunable and _out_features(prunable[-1]) == num_classes:
+    if not role and prunable and _out_features(prunable[-1]) in widths:
         role[prunable[-1].name] = "classifier"  # fallback: the logits are not reachable through autograd
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from edgeprune import tasks as tasks_lib
 from edgeprune.measure.size import PRUNABLE_TYPES
-from edgeprune.models import logits_of
 
 NORM_TYPES = (
     nn.modules.batchnorm._NormBase,
@@ -144,7 +144,7 @@ def trace_calls(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str
             p.requires_grad_(True)
         model.eval()
         with torch.enable_grad():
-            out = logits_of(model(example_input))
+            out = tasks_lib.current().scored_outputs(model(example_input))
     finally:
         for h in handles:
             h.remove()

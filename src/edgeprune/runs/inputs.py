@@ -3,6 +3,7 @@ fine-tune budget. Every problem is one line naming the value and what is allowed
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from edgeprune import data as data_lib
 from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.config import MAX_SEED, MAX_SEEDS
+from edgeprune.data.loaders import first_batch
 from edgeprune.errors import ConfigError, ModelError, check_at_most
 from edgeprune.methods.base import Method
 from edgeprune.train import TrainConfig, default_config
@@ -67,9 +69,24 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
     finally:
         model.train(was_training)
     task.check_output(model, out, example, data)
-    if data.num_classes is None and isinstance(task, tasks_lib.Classification):
-        data.num_classes = int(model_lib.logits_of(out).shape[1])
+    if isinstance(task, tasks_lib.Classification):
+        if data.num_classes is None:
+            data.num_classes = int(model_lib.logits_of(out).shape[1])
+    else:
+        check_task_fits(model, data, task)
     return Inputs(model, data, example, task)
+
+
+def check_task_fits(model: nn.Module, data, task: tasks_lib.Task) -> None:
+    """Before any work: the first batch of every split has the task's targets, the loss on a training batch
+    is a scalar (on a copy of the model, in train mode) and the metric on a validation batch is finite."""
+    for part, what in ((data.train, "training data"), (data.val, "validation data"), (data.test, "test data")):
+        if part is not None:
+            first_batch(part, what)
+    x, y = first_batch(data.train, "training data")
+    with torch.no_grad():
+        task.check_loss(task.train_loss(copy.deepcopy(model).train(), x, y)[0])
+    task.evaluate(model, data.val, max_batches=1)
 
 
 SIZES = ("num_classes", "in_channels", "image_size")

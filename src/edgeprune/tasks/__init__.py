@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 from contextvars import ContextVar
 
-from edgeprune.data.loaders import targets_checked_by
 from edgeprune.errors import ConfigError, ModelError
 from edgeprune.models import userfile
 from edgeprune.tasks.base import Statistics, Task
@@ -64,7 +63,7 @@ def using(task: Task):
     """Make ``task`` the current task inside the block; batches are checked against it."""
     token = _CURRENT.set(task)
     try:
-        with targets_checked_by(None if type(task) is Classification else task.check_target):
+        with task.checking():
             yield task
     finally:
         _CURRENT.reset(token)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.data.loaders import batches
+from edgeprune.data.loaders import batches, targets_checked_by
 from edgeprune.errors import DataError, ModelError
 
 INTERVAL_RESAMPLES = 1000
@@ -45,11 +45,16 @@ class Task:
     label = "score"  # how reports and plots name it
     higher_is_better = True
     resamples = INTERVAL_RESAMPLES
+    own_target_check = True  # False: batches are checked as class labels (the data layer's own check)
 
     # -- batches ----------------------------------------------------------------------------------
     def check_target(self, x: torch.Tensor, y, what: str):
         """``y`` of a batch checked against ``x`` (DataError naming what does not fit); returns it as used."""
         return y
+
+    def checking(self):
+        """A block inside which batches are checked against this task."""
+        return targets_checked_by(self.check_target if self.own_target_check else None)
 
     def to_device(self, y, device: torch.device):
         return y.to(device, non_blocking=True) if isinstance(y, torch.Tensor) else y
@@ -105,10 +110,11 @@ class Task:
         device = device_of(model)
         parts = []
         try:
-            for i, (x, y) in enumerate(batches(data, batch_size, "evaluation data")):
-                if max_batches is not None and i >= max_batches:
-                    break
-                parts.append(self.example_statistics(self.predict(model, x.to(device)), self.to_device(y, device)))
+            with self.checking():
+                for i, (x, y) in enumerate(batches(data, batch_size, "evaluation data")):
+                    if max_batches is not None and i >= max_batches:
+                        break
+                    parts.append(self.example_statistics(self.predict(model, x.to(device)), self.to_device(y, device)))
         finally:
             model.train(was_training)
         values = self.join(parts)
