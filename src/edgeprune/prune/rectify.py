@@ -161,10 +161,11 @@ def _choose_removed(group: ChannelGroup, members: list[str], masks: Masks, score
     return sorted(j * width + c for j in range(period) for c in local)
 
 
-def _slice(mask: torch.Tensor, weight: torch.Tensor, removed: dict | None) -> torch.Tensor:
-    """``mask`` with the removed output (dim 0) and input (dim 1) indices dropped to fit ``weight``."""
+def _slice(mask: torch.Tensor, weight: torch.Tensor, removed: dict | None, transposed: bool = False) -> torch.Tensor:
+    """``mask`` with the removed output (dim 0) and input (dim 1) indices dropped to fit ``weight`` (a transposed
+    conv keeps its inputs at dim 0 and its outputs at dim 1)."""
     if removed:
-        for dim, side in ((0, "out"), (1, "in")):
+        for dim, side in (((0, "in"), (1, "out")) if transposed else ((0, "out"), (1, "in"))):
             idx = removed.get(side) or []
             if idx and dim == 1 and mask.dim() > 1 and max(idx) >= mask.shape[1]:
                 # a grouped conv's weight holds in_channels / groups inputs; the removed channels sit at
@@ -285,12 +286,13 @@ def rectify(
     # masks: drop the density-matched layers (now dense), slice the others to their new shapes
     params = dict(model.named_parameters())
     new_masks: Masks = {}
+    modules = dict(model.named_modules())
     for name, mask in masks.items():
         if name in structured_members and keep == "score_mass":
             continue
-        new_masks[name] = _slice(mask, params[name], removed_idx.get(name.rsplit(".", 1)[0]))
+        owner = name.rsplit(".", 1)[0]
+        new_masks[name] = _slice(mask, params[name], removed_idx.get(owner), getattr(modules.get(owner), "transposed", False))
 
-    modules = dict(model.named_modules())
     if reinit == "all":
         touched = [n for n, m in modules.items() if n and (isinstance(m, (*CONV_TYPES, nn.Linear)) or
                                                             isinstance(m, nn.modules.batchnorm._BatchNorm))]
