@@ -1,0 +1,143 @@
+"""Segmentation and detection data: mnist-seg / mnist-det canvases from the real MNIST, masks: and coco: folders
+written here with PIL and json, and the batch contract every one of them follows."""
+
+import json
+import time
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from edgeprune.data import Data, list_datasets, load, make_loader
+from edgeprune.data import canvas as canvas_lib
+from edgeprune.errors import ConfigError
+
+DIGITS = ["background"] + [str(d) for d in range(10)]
+
+
+def ink_box(image: torch.Tensor) -> list[float]:
+    """Tight (x1, y1, x2, y2) box, x2/y2 exclusive, of the pixels > 127 of a uint8 [H, W] image."""
+    rows, cols = torch.nonzero((image > 127).any(1)).flatten(), torch.nonzero((image > 127).any(0)).flatten()
+    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
+
+
+# --- mnist-seg / mnist-det ------------------------------------------------------------------------------
+
+def test_mnist_seg_batches_follow_the_contract(mnist_root):
+    splits = load("mnist-seg:n=200", mnist_root)
+    assert (splits.task, splits.num_classes, splits.classes, splits.input_shape) == ("segmentation", 11, DIGITS, (1, 64, 64))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (180, 20, 40)
+    x, y = next(iter(splits.loader("train", 16)))
+    assert x.dtype == torch.float32 and x.shape == (16, 1, 64, 64)
+    assert y.dtype == torch.int64 and y.shape == (16, 64, 64) and 0 <= int(y.min()) and int(y.max()) <= 10
+    whole, _ = splits.train.__getitems__(range(len(splits.train)))
+    assert abs(float(whole.mean())) < 1e-3 and abs(float(whole.std()) - 1) < 1e-3  # normalised with the train part's stats
+    one_x, one_y = splits.val[3]
+    assert one_x.shape == (1, 64, 64) and one_y.shape == (64, 64) and one_y.dtype == torch.int64
+    info = json.loads(json.dumps(splits.describe()))
+    assert (info["task"], info["train"], info["augment"]) == ("segmentation", 180, False)
+
+
+def test_mnist_seg_mask_is_the_digit_class_on_its_ink(mnist_root):
+    data = load("mnist-seg:n=100,digits=1", mnist_root).train
+    ink = data.images[:, 0] > 127
+    assert torch.equal(data.masks > 0, ink)  # one digit: the mask covers exactly the image's ink
+    classes = [data.masks[i][ink[i]].unique() for i in range(len(data))]
+    assert all(len(c) == 1 and 1 <= int(c) <= 10 for c in classes)
+    many = load("mnist-seg:n=100,digits=3", mnist_root).train
+    assert torch.equal(many.masks > 0, many.images[:, 0] > 127)  # overlaps: the image keeps the brighter pixel
+
+
+def test_mnist_det_boxes_are_tight_around_the_ink(mnist_root):
+    splits = load("mnist-det:n=100,digits=1", mnist_root)
+    assert (splits.task, splits.num_classes, splits.classes, splits.input_shape) == ("detection", 11, DIGITS, (1, 128, 128))
+    data = splits.train
+    for i in range(len(data)):
+        assert data.boxes[i].tolist() == [ink_box(data.images[i, 0])]
+        assert data.labels[i].dtype == torch.int64 and 1 <= int(data.labels[i][0]) <= 10
+    x, y = next(iter(make_loader(splits.test, 8)))
+    assert x.shape == (8, 1, 128, 128) and isinstance(y, list) and len(y) == 8
+    assert all(t["boxes"].dtype == torch.float32 and t["boxes"].shape == (len(t["labels"]), 4) for t in y)
+
+
+def test_mnist_det_boxes_lie_inside_and_touch_ink_on_every_side(mnist_root):
+    data = load("mnist-det:n=200", mnist_root).train
+    counts = [len(b) for b in data.boxes]
+    assert min(counts) >= 1 and max(counts) == 4
+    for image, boxes in zip(data.images[:, 0], data.boxes):
+        for x1, y1, x2, y2 in boxes.int().tolist():
+            assert 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 128
+            ink = image[y1:y2, x1:x2] > 127  # digits drawn later may add ink inside, never remove it
+            assert ink[0].any() and ink[-1].any() and ink[:, 0].any() and ink[:, -1].any()
+
+
+def test_canvases_repeat_byte_for_byte(mnist_root):
+    for spec in ("mnist-seg:n=150", "mnist-det:n=150"):
+        a, b = load(spec, mnist_root, seed=3), load(spec, mnist_root, seed=3)
+        for split in ("train", "val", "test"):
+            assert a.split(split).images.numpy().tobytes() == b.split(split).images.numpy().tobytes()
+        if spec.startswith("mnist-seg"):
+            assert torch.equal(a.train.masks, b.train.masks)
+        else:
+            assert all(torch.equal(p, q) for p, q in zip(a.train.boxes + a.train.labels, b.train.boxes + b.train.labels))
+
+
+def test_test_split_is_fixed_and_drawn_from_mnist_test_images(mnist_root, monkeypatch):
+    seen = {}
+    real_render = canvas_lib.render
+
+    def spy(kind, images, labels, count, opts, split):
+        seen[split] = images
+        return real_render(kind, images, labels, count, opts, split)
+
+    monkeypatch.setattr(canvas_lib, "render", spy)
+    s0 = load("mnist-seg:n=200,test=40", mnist_root, seed=0)
+    mnist = canvas_lib.load_mnist(mnist_root)
+    assert torch.equal(seen["train"], mnist.train_images) and torch.equal(seen["test"], mnist.test_images)
+    s1 = load("mnist-seg:n=200,test=40", mnist_root, seed=1)
+    bigger = load("mnist-seg:n=400,test=80", mnist_root, seed=1)
+    assert torch.equal(s0.test.images, s1.test.images) and torch.equal(bigger.test.images[:40], s0.test.images)
+    assert not torch.equal(s0.val.images, s1.val.images)  # val moves with the seed, the pool does not
+    pool = lambda s: sorted(bytes(im.numpy().tobytes()) for im in torch.cat([s.train.images, s.val.images]))  # noqa: E731
+    assert pool(s0) == pool(s1)
+
+
+def test_limit_and_test_limit_are_fixed_subsets(mnist_root):
+    full = load("mnist-det:n=300", mnist_root)
+    a = load("mnist-det:n=300", mnist_root, limit=50, test_limit=20, seed=0)
+    b = load("mnist-det:n=300", mnist_root, limit=50, test_limit=20, seed=5)
+    assert (len(a.train) + len(a.val), len(a.test)) == (50, 20) and len(a.val) == 5
+    assert torch.equal(a.test.images, b.test.images)
+    pool = {im.numpy().tobytes() for im in torch.cat([full.train.images, full.val.images])}
+    assert all(im.numpy().tobytes() in pool for im in torch.cat([a.train.images, a.val.images]))
+    assert a.describe()["limit"] == 50
+
+
+def test_canvas_options_are_checked(mnist_root):
+    with pytest.raises(ConfigError, match="allowed: size, digits, n, test"):
+        load("mnist-seg:colour=red", mnist_root)
+    with pytest.raises(ConfigError, match=r"digits=0 is out of range; allowed 1\.\.32"):
+        load("mnist-det:digits=0", mnist_root)
+    with pytest.raises(ConfigError, match="has no augmentation"):
+        load("mnist-seg", mnist_root, augment=True)
+    assert {"mnist-seg", "mnist-det"} <= set(list_datasets())
+
+
+@pytest.mark.slow
+def test_defaults_generate_in_under_five_cpu_seconds(mnist_root):
+    for spec, train in (("mnist-seg", 9000), ("mnist-det", 9000)):
+        start = time.process_time()
+        splits = load(spec, mnist_root)
+        spent = time.process_time() - start
+        assert (len(splits.train), len(splits.test)) == (train, 2000)
+        assert spent < 5, f"{spec} took {spent:.1f} s of CPU"
+
+
+# --- the Data bundle's task ---------------------------------------------------------------------------
+
+def test_data_bundle_keeps_the_task():
+    loader = DataLoader(TensorDataset(torch.rand(8, 1, 4, 4), torch.arange(8) % 2), batch_size=4)
+    assert Data.from_loaders(loader, loader).task is None
+    assert Data.from_loaders(loader, loader, task="classification").task == "classification"
+    with pytest.raises(ConfigError, match="task must be one of classification, segmentation, detection, regression"):
+        Data.from_loaders(loader, loader, task="colouring")
