@@ -4,13 +4,15 @@ written here with PIL and json, and the batch contract every one of them follows
 import json
 import time
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 from edgeprune.data import Data, list_datasets, load, make_loader
 from edgeprune.data import canvas as canvas_lib
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, DataError
 
 DIGITS = ["background"] + [str(d) for d in range(10)]
 
@@ -120,7 +122,7 @@ def test_canvas_options_are_checked(mnist_root):
         load("mnist-det:digits=0", mnist_root)
     with pytest.raises(ConfigError, match="has no augmentation"):
         load("mnist-seg", mnist_root, augment=True)
-    assert {"mnist-seg", "mnist-det"} <= set(list_datasets())
+    assert {"mnist-seg", "mnist-det", "masks"} <= set(list_datasets())
 
 
 @pytest.mark.slow
@@ -141,3 +143,66 @@ def test_data_bundle_keeps_the_task():
     assert Data.from_loaders(loader, loader, task="classification").task == "classification"
     with pytest.raises(ConfigError, match="task must be one of classification, segmentation, detection, regression"):
         Data.from_loaders(loader, loader, task="colouring")
+
+
+# --- masks: ---------------------------------------------------------------------------------------------
+
+def write_pair(tree, stem, size=(12, 10), mode="RGB", mask_size=None, values=(0, 1, 2, 255), seed=0):
+    rng = np.random.default_rng(seed)
+    (tree / "images").mkdir(parents=True, exist_ok=True)
+    (tree / "masks").mkdir(parents=True, exist_ok=True)
+    w, h = size
+    pixels = rng.integers(0, 256, (h, w, 3) if mode == "RGB" else (h, w), dtype=np.uint8)
+    Image.fromarray(pixels).save(tree / "images" / f"{stem}.png")
+    mw, mh = mask_size or size
+    mask = rng.choice(np.asarray(values, dtype=np.uint8), (mh, mw))
+    Image.fromarray(mask).save(tree / "masks" / f"{stem}.png")
+    return mask
+
+
+def test_masks_folder_is_read_exactly(tmp_path):
+    written = [write_pair(tmp_path, f"img{i}", seed=i) for i in range(10)]
+    splits = load(f"masks:{tmp_path}", seed=2)
+    assert (splits.task, splits.num_classes, splits.classes) == ("segmentation", 3, ["background", "1", "2"])
+    assert (len(splits.train), len(splits.val), len(splits.test), splits.input_shape) == (7, 1, 2, (3, 10, 12))
+    read = [m.numpy().tobytes() for s in (splits.train, splits.val, splits.test) for m in s.masks]
+    assert sorted(read) == sorted(m.tobytes() for m in written)
+    x, y = splits.train.__getitems__([0, 1])
+    assert x.shape == (2, 3, 10, 12) and y.dtype == torch.int64 and set(y.unique().tolist()) <= {0, 1, 2, 255}
+    assert torch.equal(load(f"masks:{tmp_path}", seed=7).test.masks, splits.test.masks)  # fixed test split
+
+
+def test_masks_resize_split_trees_and_classes_file(tmp_path):
+    for split, count in (("train", 6), ("val", 2), ("test", 3)):
+        for i in range(count):
+            write_pair(tmp_path / split, f"{split}{i}", mode="L", values=(0, 3, 255), seed=i)
+    splits = load(f"masks:{tmp_path},size=8")
+    assert (len(splits.train), len(splits.val), len(splits.test), splits.input_shape) == (6, 2, 3, (1, 8, 8))
+    assert set(splits.train.masks.unique().tolist()) <= {0, 3, 255} and splits.num_classes == 4
+    (tmp_path / "classes.txt").write_text("sky\ntree\nroad\ncar\ndog\n")
+    assert load(f"masks:{tmp_path}").classes == ["sky", "tree", "road", "car", "dog"]
+    (tmp_path / "classes.txt").write_text("sky\ntree\n")
+    with pytest.raises(DataError, match=r"holds class 3; .*classes\.txt names 2 classes"):
+        load(f"masks:{tmp_path}")
+
+
+def test_masks_folder_errors(tmp_path):
+    with pytest.raises(DataError, match="has no images/ folder"):
+        load(f"masks:{tmp_path}")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(DataError, match="holds no images"):
+        load(f"masks:{tmp_path}")
+    for i in range(3):
+        write_pair(tmp_path, f"a{i}", seed=i)
+    (tmp_path / "masks" / "a1.png").unlink()
+    with pytest.raises(DataError, match=r"image .*a1\.png has no mask .*masks/a1\.png"):
+        load(f"masks:{tmp_path}")
+    write_pair(tmp_path, "a1", mask_size=(12, 11))
+    with pytest.raises(DataError, match=r"mask .*a1\.png is 12x11 but its image .*a1\.png is 12x10"):
+        load(f"masks:{tmp_path}")
+    Image.new("RGB", (12, 10)).save(tmp_path / "masks" / "a1.png")
+    with pytest.raises(DataError, match="has PIL mode RGB; masks are single-channel"):
+        load(f"masks:{tmp_path}")
+    with pytest.raises(ConfigError, match="needs an argument"):
+        load("masks")

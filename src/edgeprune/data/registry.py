@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgeprune.data import canvas
+from edgeprune.data import canvas, masks
 from edgeprune.data.base import ImageDataset, RawData, Splits
 from edgeprune.data.bundle import Data
 from edgeprune.data.cifar import load_cifar
@@ -81,8 +81,10 @@ DATASETS: dict[str, Entry] = {
                        "mnist-seg[:size=64,digits=3,n=10000,test=2000]", None, "[key=value,...]", _canvas("mnist-seg")),
     "mnist-det": Entry("detection: 1..4 MNIST digits (14..48 px) on 1x128x128 canvases, boxes + labels 1..10: "
                        "mnist-det[:size=128,digits=4,n=10000,test=2000]", None, "[key=value,...]", _canvas("mnist-det")),
+    "masks": Entry("segmentation: images/ + masks/ (PNG class indices, 255 ignore) read with PIL: masks:<path>[,size=S]",
+                   None, "<path>[,size=S]", masks.build),
 }
-_NEEDS_ARGUMENT = {"imagefolder"}
+_NEEDS_ARGUMENT = {"imagefolder", "masks"}
 
 
 def list_datasets() -> dict[str, str]:
