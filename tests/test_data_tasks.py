@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from edgeprune.data import Data, list_datasets, load, make_loader
 from edgeprune.data import canvas as canvas_lib
+from edgeprune.data.coco import write_coco
 from edgeprune.errors import ConfigError, DataError
 
 DIGITS = ["background"] + [str(d) for d in range(10)]
@@ -122,7 +123,7 @@ def test_canvas_options_are_checked(mnist_root):
         load("mnist-det:digits=0", mnist_root)
     with pytest.raises(ConfigError, match="has no augmentation"):
         load("mnist-seg", mnist_root, augment=True)
-    assert {"mnist-seg", "mnist-det", "masks"} <= set(list_datasets())
+    assert {"mnist-seg", "mnist-det", "masks", "coco"} <= set(list_datasets())
 
 
 @pytest.mark.slow
@@ -206,3 +207,73 @@ def test_masks_folder_errors(tmp_path):
         load(f"masks:{tmp_path}")
     with pytest.raises(ConfigError, match="needs an argument"):
         load("masks")
+
+
+# --- coco: ---------------------------------------------------------------------------------------------
+
+def test_coco_round_trip_of_mnist_det(mnist_root, tmp_path):
+    source = load("mnist-det:n=60", mnist_root)
+    write_coco(source, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "annotations").iterdir()) == [
+        "instances_test.json", "instances_train.json", "instances_val.json"]
+    read = load(f"coco:{tmp_path}")
+    assert (read.task, read.classes, read.mean, read.std) == ("detection", DIGITS, source.mean, source.std)
+    for split in ("train", "val", "test"):
+        a, b = source.split(split), read.split(split)
+        assert torch.equal(a.images, b.images)
+        assert all(torch.equal(p, q) for p, q in zip(a.boxes + a.labels, b.boxes + b.labels))
+
+
+def write_coco_folder(root, images_dir, n=5, size=(40, 30), anns=None, cats=((3, "cat"), (7, "dog")), name="train2017"):
+    (root / images_dir).mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", size, (i * 40, 0, 0)).save(root / images_dir / f"{i}.jpg")
+    doc = {"images": [{"id": 10 + i, "file_name": f"{i}.jpg", "width": size[0], "height": size[1]} for i in range(n)],
+           "annotations": anns if anns is not None else [
+               {"id": 1, "image_id": 10, "category_id": 7, "bbox": [4, 2, 10, 20], "iscrowd": 0},
+               {"id": 2, "image_id": 10, "category_id": 3, "bbox": [0, 0, 40, 30], "iscrowd": 1},
+               {"id": 3, "image_id": 11, "category_id": 3, "bbox": [20.5, 10, 19.5, 20]}],
+           "categories": [{"id": cid, "name": cname} for cid, cname in cats]}
+    (root / "annotations" / f"instances_{name}.json").write_text(json.dumps(doc))
+    return doc
+
+
+@pytest.mark.parametrize("images_dir", ["train2017", "images", "images/train"])
+def test_coco_boxes_categories_and_layouts(tmp_path, images_dir):
+    write_coco_folder(tmp_path, images_dir, n=10)
+    splits = load(f"coco:{tmp_path}")
+    assert (splits.classes, splits.num_classes, splits.input_shape) == (["background", "cat", "dog"], 3, (3, 30, 40))
+    assert (len(splits.train) + len(splits.val), len(splits.test)) == (8, 2)
+    resized = load(f"coco:{tmp_path},size=20", limit=10, test_limit=2)
+    targets = {}
+    for part in (resized.train, resized.val, resized.test):
+        for i in range(len(part)):
+            which = round(int(part.images[i, 0, 0, 0]) / 40)  # image k is red k * 40 (JPEG: nearly)
+            targets[which] = (part.boxes[i].tolist(), part.labels[i].tolist())
+    assert targets[0][0][0] == pytest.approx([2.0, 4 / 3, 7.0, 44 / 3]) and targets[0][1] == [2]  # xywh -> xyxy scaled by
+    assert targets[1][0][0] == pytest.approx([10.25, 20 / 3, 20.0, 20.0]) and targets[1][1] == [1]  # 20/40, 20/30; no crowd
+    assert all(targets[r] == ([], []) for r in (2, 3, 4))
+
+
+def test_coco_errors_name_the_bad_input(tmp_path):
+    with pytest.raises(DataError, match=r"has no annotations/instances_train\*\.json"):
+        load(f"coco:{tmp_path}")
+    bad_boxes = [([1, 1, 0, 5], "degenerate bbox"), ([30, 1, 20, 5], "outside its 40x30 image"),
+                 ([-3, 1, 5, 5], "outside its 40x30 image")]
+    for bbox, message in bad_boxes:
+        write_coco_folder(tmp_path, "train2017", anns=[{"id": 9, "image_id": 12, "category_id": 3, "bbox": bbox}])
+        with pytest.raises(DataError, match=f"annotation 9 of .*instances_train2017.json has .*{message}"):
+            load(f"coco:{tmp_path}")
+    write_coco_folder(tmp_path, "train2017", anns=[{"id": 9, "image_id": 12, "category_id": 5, "bbox": [1, 1, 2, 2]}])
+    with pytest.raises(DataError, match=r"category_id 5; the train categories are \[3, 7\]"):
+        load(f"coco:{tmp_path}")
+    write_coco_folder(tmp_path, "train2017")
+    (tmp_path / "train2017" / "3.jpg").unlink()
+    with pytest.raises(DataError, match=r"image file '3\.jpg' of .*instances_train2017\.json is missing"):
+        load(f"coco:{tmp_path}")
+    (tmp_path / "annotations" / "instances_train2017.json").write_text("{not json")
+    with pytest.raises(DataError, match="cannot read COCO annotations"):
+        load(f"coco:{tmp_path}")
+    with pytest.raises(ConfigError, match="write_coco needs DetectionDatasets"):
+        write_coco(load("synthetic:n=20,size=8"), tmp_path / "out")

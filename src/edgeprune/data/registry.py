@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgeprune.data import canvas, masks
+from edgeprune.data import canvas, coco, masks
 from edgeprune.data.base import ImageDataset, RawData, Splits
 from edgeprune.data.bundle import Data
 from edgeprune.data.cifar import load_cifar
@@ -83,8 +83,10 @@ DATASETS: dict[str, Entry] = {
                        "mnist-det[:size=128,digits=4,n=10000,test=2000]", None, "[key=value,...]", _canvas("mnist-det")),
     "masks": Entry("segmentation: images/ + masks/ (PNG class indices, 255 ignore) read with PIL: masks:<path>[,size=S]",
                    None, "<path>[,size=S]", masks.build),
+    "coco": Entry("detection: a COCO-format folder (annotations/instances_<split>*.json + images): coco:<path>[,size=S]",
+                  None, "<path>[,size=S]", coco.build),
 }
-_NEEDS_ARGUMENT = {"imagefolder", "masks"}
+_NEEDS_ARGUMENT = {"imagefolder", "masks", "coco"}
 
 
 def list_datasets() -> dict[str, str]:
