@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from edgeprune.data import Data, list_datasets, load, make_loader
 from edgeprune.data import canvas as canvas_lib
 from edgeprune.data.coco import write_coco
+from edgeprune.data.dense import DetectionDataset
 from edgeprune.errors import ConfigError, DataError
 
 DIGITS = ["background"] + [str(d) for d in range(10)]
@@ -61,6 +62,20 @@ def test_mnist_det_boxes_are_tight_around_the_ink(mnist_root):
     x, y = next(iter(make_loader(splits.test, 8)))
     assert x.shape == (8, 1, 128, 128) and isinstance(y, list) and len(y) == 8
     assert all(t["boxes"].dtype == torch.float32 and t["boxes"].shape == (len(t["labels"]), 4) for t in y)
+    one_x, one_t = splits.test[0]
+    assert one_x.shape == (1, 128, 128) and torch.equal(one_t["boxes"], y[0]["boxes"])
+    one_t["boxes"] += 1  # a consumer changing its targets leaves the data set as it was
+    assert torch.equal(splits.test[0][1]["boxes"], y[0]["boxes"])
+
+
+def test_detection_dataset_refuses_bad_targets():
+    images, stats = torch.zeros(2, 1, 8, 8, dtype=torch.uint8), ((0.0,), (1.0,))
+    with pytest.raises(DataError, match=r"image 1 has label 0; labels are 1\.\.2 \(0 is background\)"):
+        DetectionDataset(images, [[[0, 0, 4, 4]], [[1, 1, 2, 2]]], [[1], [0]], *stats, num_classes=3)
+    with pytest.raises(DataError, match=r"image 0 has box \[2\.0, 0\.0, 2\.0, 4\.0\] outside its 8x8 pixels or of no area"):
+        DetectionDataset(images, [[[2, 0, 2, 4]], []], [[1], []], *stats, num_classes=3)
+    with pytest.raises(DataError, match=r"image 0 has boxes of shape \(1, 5\); expected \[N, 4\]"):
+        DetectionDataset(images, [[[0, 0, 1, 1, 1]], []], [[1], []], *stats, num_classes=3)
 
 
 def test_mnist_det_boxes_lie_inside_and_touch_ink_on_every_side(mnist_root):
