@@ -74,8 +74,10 @@ class _Images(Dataset):
         return x[0], y[0]
 
     def subset(self, indices) -> "_Images":
-        """The examples at ``indices`` (statistics and class names kept)."""
-        return self._take(torch.as_tensor(np.asarray(indices), dtype=torch.long), self.mean, self.std)
+        """The examples at ``indices`` (statistics and class names kept; all of them in order: shared storage)."""
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        every = len(idx) == len(self) and bool((idx == torch.arange(len(self))).all())
+        return self._take(None if every else idx, self.mean, self.std)
 
     def with_stats(self, mean: Sequence[float], std: Sequence[float]) -> "_Images":
         """The same examples normalised with ``mean``/``std``."""
