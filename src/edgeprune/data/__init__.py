@@ -6,13 +6,17 @@ it takes a ``torch.utils.data.DataLoader`` yielding ``(x, y)`` tensor batches, u
 (:func:`make_loader`); malformed batches raise DataError (:func:`check_batch`).
 
 Specs: ``digits`` (bundled, default), ``mnist``, ``cifar10``, ``cifar100``, ``imagefolder:<path>``,
-``synthetic[:k=v,...]``; see :func:`list_datasets`. Files are looked up under :func:`resolve_root`.
+``synthetic[:k=v,...]``; for segmentation ``mnist-seg`` and ``masks:<path>``, for detection ``mnist-det`` and
+``coco:<path>`` (:class:`SegmentationDataset` / :class:`DetectionDataset`, ``Splits.task`` set; COCO folders are
+written by :func:`write_coco`); see :func:`list_datasets`. Files are looked up under :func:`resolve_root`.
 """
 
 from edgeprune.data.base import ImageDataset, Splits
 from edgeprune.data.bundle import Data
+from edgeprune.data.coco import write_coco
+from edgeprune.data.dense import DetectionDataset, SegmentationDataset
 from edgeprune.data.loaders import check_batch, make_loader
 from edgeprune.data.registry import list_datasets, load, resolve, resolve_root
 
-__all__ = ["Data", "ImageDataset", "Splits", "check_batch", "list_datasets", "load", "make_loader", "resolve",
-           "resolve_root"]
+__all__ = ["Data", "DetectionDataset", "ImageDataset", "SegmentationDataset", "Splits", "check_batch", "list_datasets",
+           "load", "make_loader", "resolve", "resolve_root", "write_coco"]

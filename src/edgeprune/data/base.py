@@ -155,7 +155,8 @@ class ImageDataset(Dataset):
 
 @dataclass(kw_only=True)
 class Splits(Data):
-    """train / val / test :class:`ImageDataset` s of one data spec (what :func:`~edgeprune.data.load` returns).
+    """train / val / test datasets of one data spec (what :func:`~edgeprune.data.load` returns): :class:`ImageDataset` s,
+    or for segmentation / detection specs (``task`` set) the datasets of :mod:`edgeprune.data.dense`.
 
     ``val`` is carved from the training data (selection happens on it); ``test`` is the official
     test split and is meant to be evaluated once per final model. Besides :class:`Data`'s fields it keeps
@@ -174,8 +175,9 @@ class Splits(Data):
         return {
             "name": self.name, "num_classes": self.num_classes, "in_channels": self.in_channels,
             "image_size": self.image_size, "train": len(self.train), "val": len(self.val),
-            "test": len(self.test), "mean": list(self.mean), "std": list(self.std), "seed": self.seed,
-            "val_fraction": self.val_fraction, "limit": self.limit, "augment": self.train.augment,
+            "test": len(self.test) if self.test is not None else 0, "mean": list(self.mean), "std": list(self.std),
+            "seed": self.seed, "val_fraction": self.val_fraction, "limit": self.limit,
+            "augment": bool(getattr(self.train, "augment", False)), "task": self.task,
         }
 
 

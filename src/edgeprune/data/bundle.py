@@ -16,6 +16,7 @@ from edgeprune.data.loaders import first_batch, make_loader
 from edgeprune.errors import ConfigError
 
 SPLIT_NAMES = ("train", "val", "test")
+TASKS = ("classification", "segmentation", "detection", "regression")
 
 
 def _check_source(value, split: str) -> None:
@@ -26,13 +27,19 @@ def _check_source(value, split: str) -> None:
         raise ConfigError(f"{split} data must be {allowed}, got {type(value).__name__}")
 
 
+def _check_task(task) -> None:
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)} or None (classification or unknown), got {task!r}")
+
+
 @dataclass
 class Data:
     """train / val / test data (datasets or DataLoaders) with the dataset's name and shape facts.
 
     ``val`` is for selection (early stopping, best epoch); ``test`` (may be None) is evaluated once per
     final model. ``num_classes`` may be None when unknown (callers then take the model's output width).
-    ``input_shape`` is the shape of one input, ``(C, H, W)`` for images.
+    ``input_shape`` is the shape of one input, ``(C, H, W)`` for images. ``task`` is what the data is for
+    (one of :data:`TASKS`; None: classification or unknown): it decides what ``y`` of a batch is.
     """
 
     train: Any
@@ -42,6 +49,10 @@ class Data:
     input_shape: tuple[int, ...]
     name: str = "data"
     num_classes: int | None = None
+    task: str | None = None
+
+    def __post_init__(self):
+        _check_task(self.task)
 
     @property
     def in_channels(self) -> int:
@@ -53,15 +64,18 @@ class Data:
         return int(self.input_shape[1]) if len(self.input_shape) > 1 else None
 
     @classmethod
-    def from_loaders(cls, train, val, test=None, *, num_classes: int | None = None, name: str = "loaders") -> "Data":
+    def from_loaders(cls, train, val, test=None, *, num_classes: int | None = None, name: str = "loaders",
+                     task: str | None = None) -> "Data":
         """Wrap a user's loaders; ``input_shape`` comes from the first batch of ``train`` (checked, one
         extra pass started over it). ConfigError for a split that is not a DataLoader/Dataset."""
+        _check_task(task)
         for value, split in zip((train, val, test), SPLIT_NAMES):
             _check_source(value, split)
         if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
             raise ConfigError(f"num_classes must be a positive integer or None (unknown), got {num_classes!r}")
         x, _ = first_batch(train, "training data")
-        return cls(train, val, test, input_shape=tuple(int(d) for d in x.shape[1:]), name=str(name), num_classes=num_classes)
+        return cls(train, val, test, input_shape=tuple(int(d) for d in x.shape[1:]), name=str(name), num_classes=num_classes,
+                   task=task)
 
     def split(self, split: str):
         """The data called ``split`` ('train', 'val' or 'test')."""

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from edgeprune.data import canvas, coco, masks
 from edgeprune.data.base import ImageDataset, RawData, Splits
 from edgeprune.data.bundle import Data
 from edgeprune.data.cifar import load_cifar
@@ -28,15 +30,17 @@ ENV_ROOT = "EDGEPRUNE_DATA"
 
 @dataclass(frozen=True)
 class Entry:
-    """One dataset: its description, whether it takes ``:argument``, and its reader.
+    """One dataset: its description, whether it takes ``:argument``, and its reader or builder.
 
-    ``read(argument, root, download, limit) -> RawData``; readers may apply ``limit`` early
-    (``load`` applies it again, which changes nothing).
+    Classification: ``read(argument, root, download, limit) -> RawData``; readers may apply ``limit`` early
+    (``load`` applies it again, which changes nothing). Other tasks: ``build(argument, root, download, *, limit,
+    test_limit, seed, val_fraction) -> Splits`` makes the splits itself, with :func:`load`'s semantics.
     """
 
     description: str
-    read: Callable[[str | None, Path, bool, int | None], RawData]
+    read: Callable[[str | None, Path, bool, int | None], RawData] | None
     argument: str | None = None  # None: takes no argument; else how the argument is described
+    build: Callable[..., Splits] | None = None
 
 
 def _digits(arg, root, download, limit):
@@ -61,6 +65,10 @@ def _synthetic(arg, root, download, limit):
     return load_synthetic(arg)
 
 
+def _canvas(kind):
+    return partial(canvas.build, kind)
+
+
 DATASETS: dict[str, Entry] = {
     "digits": Entry("scikit-learn's bundled 8x8 digits, 1x8x8, 10 classes, fixed 20% test split (no download)", _digits),
     "mnist": Entry("MNIST handwritten digits, 1x28x28, 10 classes, from <data-dir>/mnist/*.gz (md5-checked)", _mnist),
@@ -69,8 +77,16 @@ DATASETS: dict[str, Entry] = {
     "imagefolder": Entry("class-per-folder images read with PIL: imagefolder:<path>[,size=S]", _imagefolder, "<path>[,size=S]"),
     "synthetic": Entry("random images with a learnable class signal, for tests: synthetic[:classes=10,channels=3,size=32,n=512]",
                        _synthetic, "[key=value,...]"),
+    "mnist-seg": Entry("segmentation: 1..3 MNIST digits on 1x64x64 canvases, 11 classes (background, 0..9): "
+                       "mnist-seg[:size=64,digits=3,n=10000,test=2000]", None, "[key=value,...]", _canvas("mnist-seg")),
+    "mnist-det": Entry("detection: 1..4 MNIST digits (14..48 px) on 1x128x128 canvases, boxes + labels 1..10: "
+                       "mnist-det[:size=128,digits=4,n=10000,test=2000]", None, "[key=value,...]", _canvas("mnist-det")),
+    "masks": Entry("segmentation: images/ + masks/ (PNG class indices, 255 ignore) read with PIL: masks:<path>[,size=S]",
+                   None, "<path>[,size=S]", masks.build),
+    "coco": Entry("detection: a COCO-format folder (annotations/instances_<split>*.json + images): coco:<path>[,size=S]",
+                  None, "<path>[,size=S]", coco.build),
 }
-_NEEDS_ARGUMENT = {"imagefolder"}
+_NEEDS_ARGUMENT = {"imagefolder", "masks", "coco"}
 
 
 def list_datasets() -> dict[str, str]:
@@ -115,7 +131,7 @@ def load(
     limit: int | None = None,
     test_limit: int | None = None,
 ) -> Splits:
-    """Load the dataset named by ``spec`` as train / val / test :class:`ImageDataset` s.
+    """Load the dataset named by ``spec`` as train / val / test datasets (:class:`ImageDataset` s for classifiers).
 
     * ``val`` is carved from the official training data, stratified per class, with ``seed``;
       ``test`` is only ever the official test split (digits and single-tree image folders, which have
@@ -129,6 +145,9 @@ def load(
       val and test are never augmented.
     * ``root``: the data folder (see :func:`resolve_root`); ``download`` fetches missing MNIST/CIFAR
       files (md5-checked).
+    * segmentation / detection specs (``mnist-seg``, ``mnist-det``, ``masks:``, ``coco:``) return
+      :mod:`~edgeprune.data.dense` datasets (``Splits.task`` set); their val, ``limit`` and ``test_limit``
+      subsets are random instead of stratified, mean/std come from the train part, and there is no augmentation.
     """
     name, arg = parse_spec(spec)
     if not 0.0 < float(val_fraction) < 1.0:
@@ -140,7 +159,13 @@ def load(
         raise ConfigError(f"test_limit must be an integer >= 1 (test examples) or None, got {test_limit!r}")
     if augment is not None and not isinstance(augment, bool):
         raise ConfigError(f"augment must be True, False or None (dataset default), got {augment!r}")
-    raw = DATASETS[name].read(arg, resolve_root(root), bool(download), limit)
+    entry = DATASETS[name]
+    if entry.build is not None:
+        if augment:
+            raise ConfigError(f"data spec {spec!r} has no augmentation; pass augment=None or False")
+        return entry.build(arg, resolve_root(root), bool(download), limit=limit, test_limit=test_limit, seed=int(seed),
+                           val_fraction=float(val_fraction))
+    raw = entry.read(arg, resolve_root(root), bool(download), limit)
 
     keep_train, keep_test = limit_indices(raw.train_labels.numpy(), raw.test_labels.numpy(), limit, test_limit)
     pool_x, pool_y = raw.train_images[keep_train], raw.train_labels[keep_train]
