@@ -121,3 +121,14 @@ def test_a_loss_that_is_not_a_scalar_and_a_metric_that_is_nan(reg_model):
 def test_unknown_task_names_what_is_allowed():
     with pytest.raises(edgeprune.errors.ConfigError, match="unknown task 'segmentaton'; allowed: classification"):
         tasks.get("segmentaton")
+
+
+def test_the_exported_segmenter_scores_in_onnx_runtime_as_in_pytorch(seg_model, tmp_path):
+    from edgeprune.export.onnx import export_verified, ort_metrics, ort_session
+
+    _, val, test = segmentation_loaders()
+    x = next(iter(val))[0][:8]
+    info = export_verified(seg_model, tmp_path / "seg.onnx", x)  # parity on both outputs ("out", "aux")
+    task = tasks.Segmentation()
+    got = ort_metrics(ort_session(info["path"]), seg_model, x[:1], test, task)
+    assert got == pytest.approx(task.evaluate(seg_model, test), abs=1e-4)

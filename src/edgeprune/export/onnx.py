@@ -253,6 +253,29 @@ def ort_accuracy(session, dataset, batch_size: int = 256) -> float:
     return correct / total if total else float("nan")
 
 
+class OrtModel(nn.Module):
+    """An ONNX Runtime session behind a PyTorch forward: its outputs rebuilt in the structure the model returns
+    (a tensor, a dict, a tuple...), so a task evaluates the exported file as it evaluates the model."""
+
+    def __init__(self, session, model: nn.Module, example: torch.Tensor):
+        super().__init__()
+        self.session = session
+        was_training = model.training
+        try:
+            with torch.no_grad():
+                self.structure = pytree.tree_flatten(model.eval()(example))[1]
+        finally:
+            model.train(was_training)
+
+    def forward(self, x: torch.Tensor):
+        return pytree.tree_unflatten([torch.from_numpy(o) for o in ort_outputs(self.session, x)], self.structure)
+
+
+def ort_metrics(session, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict[str, float]:
+    """The task's metrics (``edgeprune.tasks``) of an ONNX Runtime session exported from ``model`` on ``data``."""
+    return task.evaluate(OrtModel(session, model, example), data, batch_size)
+
+
 @torch.no_grad()
 def parity(model: nn.Module, session, inputs: torch.Tensor) -> float:
     """Max |ONNX Runtime - PyTorch| over ``inputs`` and every output of the model (eval mode)."""
