@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeprune import tasks as tasks_lib
 from edgeprune.data.loaders import batches as checked_batches
 from edgeprune.errors import ConfigError, DependencyError, ModelError, check_positive
 from edgeprune.export.onnx import (
@@ -279,6 +280,7 @@ def export_executorch(
     ``outside_delegate`` ({op: count}), ``delegated_subgraphs``, ``max_abs_diff`` and ``seconds``.
     """
     path = Path(path)
+    model = tasks_lib.current().deployable(model)  # a detector: its dense part (see export_onnx)
     if int8 and calibration is None:
         raise ConfigError("INT8 ExecuTorch export needs calibration data; pass --dataset (its training split is used)")
     batch = parse_batch(batch)

@@ -30,6 +30,7 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
+from edgeprune import tasks as tasks_lib
 from edgeprune.data import make_loader
 from edgeprune.errors import CheckpointError, ConfigError, ModelError, check_positive
 from edgeprune.models import logits_of
@@ -136,7 +137,10 @@ def export_onnx(
     ``batch`` is ``"dynamic"`` (symbolic batch dimension) or a fixed size. Raises ConfigError for a bad
     opset/batch and ModelError naming the op when the model cannot be traced or translated. Writes
     ``path`` directly: callers wanting atomicity export to a temporary path (see :func:`export_verified`).
+    Under a task whose model is not what a runtime runs (a detector), its deployable part is exported
+    (:meth:`edgeprune.tasks.Task.deployable`).
     """
+    model = tasks_lib.current().deployable(model)
     check_opset(opset)
     batch = parse_batch(batch)
     shape = tuple(input_shape or input_shape_of(model))
@@ -335,6 +339,7 @@ def export_verified(
     exceeds ``tolerance`` (relative for logits above 1: :func:`parity_limit`). Returns :func:`export_onnx`'s dict plus ``max_abs_diff`` and ``tolerance``.
     """
     path = Path(path)
+    model = tasks_lib.current().deployable(model)
     with atomic_path(path) as tmp:
         info = export_onnx(model, tmp, opset=opset, batch=batch, input_shape=tuple(inputs.shape[1:]))
         session = ort_session(tmp)

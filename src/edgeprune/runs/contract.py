@@ -40,6 +40,7 @@ from edgeprune import ranges as ranges_lib
 from edgeprune import roles as roles_lib
 from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
+from edgeprune import tasks as tasks_lib
 from edgeprune.errors import DependencyError, EdgepruneError, ModelError
 from edgeprune.export import executorch as et_lib
 from edgeprune.export.onnx import export_verified
@@ -120,22 +121,32 @@ def _deadline(seconds: float):
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The output tensors the contract compares: a classifier's logits; under another task every tensor of the
+    module a runtime runs (a detector's raw head outputs, before decoding)."""
+    task = tasks_lib.current()
     was = model.training
     model.eval()
     try:
-        return logits_of(model(x))
+        if isinstance(task, tasks_lib.Classification):
+            return [logits_of(model(x))]
+        return tasks_lib.output_tensors(task.deployable(model)(x))
     finally:
         model.train(was)
 
 
-def check_runs(model: nn.Module, x: torch.Tensor, shape: tuple, what: str) -> torch.Tensor:
-    out = _logits(model, x)
-    if tuple(out.shape) != shape:
-        raise AssertionError(f"{what}: logits of shape {tuple(out.shape)}, expected {shape}")
-    if not torch.isfinite(out).all():
-        raise AssertionError(f"{what}: non-finite logits")
-    return out
+def output_shape(model: nn.Module, x: torch.Tensor) -> tuple:
+    """The logits' shape of a classifier; a tuple of every output's shape under another task."""
+    outs = _outputs(model, x)
+    return tuple(outs[0].shape) if isinstance(tasks_lib.current(), tasks_lib.Classification) else tuple(tuple(o.shape) for o in outs)
+
+
+def check_runs(model: nn.Module, x: torch.Tensor, shape: tuple, what: str) -> None:
+    got = output_shape(model, x)
+    if got != shape:
+        raise AssertionError(f"{what}: outputs of shape {got}, expected {shape}")
+    if not all(torch.isfinite(o).all() for o in _outputs(model, x)):
+        raise AssertionError(f"{what}: non-finite outputs")
 
 
 # ----------------------------------------------------------------------------------------------- stages
@@ -275,7 +286,7 @@ def run_stage(stage: str, model: nn.Module, example: torch.Tensor, *, timeout: f
     status, note = "fail", ""
     try:
         with _deadline(timeout):
-            shape = tuple(_logits(model, example).shape)
+            shape = output_shape(model, example)
             note = _RUN[stage](model, example, shape)
             status = "pass"
     except _Timeout:

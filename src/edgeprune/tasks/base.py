@@ -152,6 +152,11 @@ class Task:
 
         return output_tensors(output)
 
+    def deployable(self, model: nn.Module) -> nn.Module:
+        """The module a runtime runs (exported, timed, checked for parity): the model itself by default; a
+        detector's dense part before its decoding and NMS."""
+        return model
+
     # -- the model --------------------------------------------------------------------------------
     def check_output(self, model: nn.Module, output, example: torch.Tensor, data) -> None:
         """A one-line ModelError when ``output`` (of ``model`` on ``example``, eval mode) does not fit the task."""
