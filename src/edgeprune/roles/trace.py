@@ -10,6 +10,7 @@ from torch import nn
 
 from edgeprune.measure.size import PRUNABLE_TYPES
 from edgeprune.models import logits_of
+from edgeprune.tasks import output_tensors
 
 NORM_TYPES = (
     nn.modules.batchnorm._NormBase,
@@ -144,7 +145,7 @@ def trace_calls(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str
             p.requires_grad_(True)
         model.eval()
         with torch.enable_grad():
-            out = logits_of(model(example_input))
+            out = classes_last(model(example_input))
     finally:
         for h in handles:
             h.remove()
@@ -154,6 +155,17 @@ def trace_calls(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str
         for m, training in modes:
             m.training = training
     return calls, out, leaf
+
+
+def classes_last(output) -> torch.Tensor:
+    """The logits roles are read from, classes in the last dim: a classifier's own; per-pixel logits
+    [B, classes, H, W] as [pixels, classes], every such output of the model joined (torchvision's ``out`` and
+    ``aux``), so the layers producing them are its classifiers."""
+    logits = logits_of(output)
+    if logits.ndim != 4:
+        return logits
+    dense = [t for t in output_tensors(output) if t.ndim == 4 and t.shape[1] == logits.shape[1]]
+    return torch.cat([t.movedim(1, -1).reshape(-1, t.shape[1]) for t in dense])
 
 
 def upstream_of(start_nodes, owner: dict, leaf=None) -> tuple[set[str], bool, bool, bool]:
