@@ -94,14 +94,17 @@ def init_cnn_weights(model: nn.Module) -> None:
 
 
 def logits_of(output) -> torch.Tensor:
-    """Logits from a model output: a tensor, an object or dict with ``logits`` (HF), or a tuple's first item."""
+    """Logits from a model output: a tensor, an object or dict with ``logits`` (HF), torchvision segmentation's dict
+    ``{"out"[, "aux"]}`` (its ``out``), or a tuple's first item."""
     if isinstance(output, torch.Tensor):
         return output
     logits = getattr(output, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
-    if isinstance(output, dict) and isinstance(output.get("logits"), torch.Tensor):
-        return output["logits"]
+    if isinstance(output, dict):
+        for key in ("logits", "out"):
+            if isinstance(output.get(key), torch.Tensor):
+                return output[key]
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
     raise ModelError(f"cannot find logits in a model output of type {type(output).__name__}")

@@ -142,17 +142,20 @@ def _check_memory(model_cls, config, what: str) -> None:
 
 
 def from_model_type(model_type: str, num_classes: int, in_channels: int, image_size: int,
-                    overrides: dict) -> tuple[nn.Module, dict]:
+                    overrides: dict, *, head: str | None = None, defaults: dict | None = None,
+                    what: str | None = None) -> tuple[nn.Module, dict]:
     """Untrained classifier from ``model_type``'s config class (as ``AutoConfig.for_model``) plus ``overrides``.
 
     Returns (model, build extras with ``hf_config`` and ``hf_class``). Unknown override keys are a
     ConfigError; a config that cannot take the requested input size is a ModelError (checked by a dry run).
+    ``head``: a transformers class name other than the image classifier (``SegformerForSemanticSegmentation``),
+    ``defaults``: config values under the overrides (a model size), ``what``: the spec errors name.
     """
     transformers = _transformers()
     model_type = model_type.strip().lower()
-    what = f"hf-config:{model_type}"
+    what = what or f"hf-config:{model_type}"
     config_cls = _config_class(model_type)
-    model_cls = _classifier_class(transformers, model_type)
+    model_cls = getattr(transformers, head) if head else _classifier_class(transformers, model_type)
     known, specific = _known_keys(config_cls)
     overrides = {(k[len(CONFIG_PREFIX):] if k.startswith(CONFIG_PREFIX) and k[len(CONFIG_PREFIX):] in _CREATE_ARGS
                   and k[len(CONFIG_PREFIX):] in known else k): v for k, v in overrides.items()}
@@ -165,7 +168,7 @@ def from_model_type(model_type: str, num_classes: int, in_channels: int, image_s
         if key not in known:
             raise ConfigError(f"unknown config key {key!r} for {what}; allowed: {', '.join(specific)}")
 
-    settings = copy.deepcopy(overrides)  # LeViT appends to its down_ops list while building
+    settings = copy.deepcopy({**(defaults or {}), **overrides})  # LeViT appends to its down_ops list while building
     if "image_size" in known:
         settings["image_size"] = image_size
     if model_type == "levit" and "patch_size" not in settings:

@@ -1,9 +1,10 @@
 """One registry of model builders and the ``create`` entry point for every model spec.
 
 A spec is a zoo name (``resnet20`` or ``zoo:resnet20``), a prefixed reference handled by an adapter
-(``hf:<id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``, ``torchvision:<name>``) or a factory in
-the user's own file, ``path/to/file.py:build`` (see :mod:`edgeprune.models.userfile`). Every model maps a
-float batch [B, C, H, W] to logits [B, num_classes] and carries ``model.edgeprune_build``, the plain-typed
+(``hf:<id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``, ``torchvision:<name>``, ``smp:<arch>``) or a
+factory in the user's own file, ``path/to/file.py:build`` (see :mod:`edgeprune.models.userfile`). Every model maps a
+float batch [B, C, H, W] to logits [B, num_classes] (segmentation models: per-pixel logits, see
+:mod:`edgeprune.models.segmentation`; 1-D zoo models take [B, C, L]) and carries ``model.edgeprune_build``, the plain-typed
 recipe :func:`edgeprune.models.load` uses to rebuild it: ``spec`` (file paths made absolute), ``num_classes``,
 ``in_channels``, ``image_size``, ``kwargs``, and the model's ``class`` (qualname) and ``module``.
 """
@@ -16,7 +17,7 @@ from typing import Callable
 from torch import nn
 
 from edgeprune.errors import ConfigError
-from edgeprune.models import adapters, hf, userfile
+from edgeprune.models import adapters, hf, segmentation, userfile
 from edgeprune.models._common import check_build_args, to_plain
 
 Builder = Callable[..., nn.Module]
@@ -30,7 +31,9 @@ PREFIXES: dict[str, str] = {
     "timm:": "timm model by name, random init (extra [zoo]; weights=PATH local weights, pretrained=True hub; "
              "edgeprune models --list timm)",
     "torchvision:": "torchvision classification model by name, random init (extra [zoo]; weights=PATH local "
-                    "weights, weights=DEFAULT hub; edgeprune models --list torchvision)",
+                    "weights, weights=DEFAULT hub; edgeprune models --list torchvision); its segmentation models "
+                    "too (lraspp_mobilenet_v3_large, deeplabv3_*, fcn_*: per-pixel logits)",
+    segmentation.SMP_PREFIX: segmentation.SMP_HELP,
     userfile.PREFIX_HELP: "factory in your own Python file, called with the options (--arg key=value) and "
                           "those of num_classes, in_channels, image_size its signature accepts",
 }
@@ -105,6 +108,8 @@ def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: i
         model = _create_zoo(ref if sep else spec, num_classes, in_channels, image_size, options, spec)
     elif f"{kind}:" not in PREFIXES or not ref:
         raise _unknown_spec(spec)
+    elif segmentation.handles(kind, ref):  # per-pixel logits: torchvision's segmentation, smp:, hf-config:segformer-bN
+        model, extra = segmentation.create(kind, ref, num_classes, in_channels, image_size, options)
     elif kind in ("hf", "hf-config"):
         build = hf.from_pretrained if kind == "hf" else hf.from_model_type
         model, extra = build(ref, num_classes, in_channels, image_size, options)

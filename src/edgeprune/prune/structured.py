@@ -36,13 +36,13 @@ import torch
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
-from edgeprune.models import logits_of
 from edgeprune.prune import attention as attention_lib
 from edgeprune.prune import blocks as blocks_lib
 from edgeprune.prune import fallback as fallback_lib
 from edgeprune.prune.channels import build_graph, coupled_groups
 from edgeprune.prune.lazy import tp
 from edgeprune.prune.tp_search import bounded_groups
+from edgeprune.tasks import output_tensors
 
 Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the unpruned weight's shape
 
@@ -405,13 +405,20 @@ def _params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _shapes(output) -> tuple | None:
+    """The shapes of every output tensor (a segmentation model's ``out`` and ``aux``, a detector's heads), None
+    for an output without one."""
+    return tuple(tuple(t.shape) for t in output_tensors(output)) or None
+
+
 def _output_shape(model: nn.Module, example: torch.Tensor) -> tuple | None:
-    """Shape of ``model``'s logits on one example (None: an output without logits, or a forward that fails)."""
+    """Shapes of ``model``'s output tensors on one example (None: an output without tensors, or a forward that
+    fails)."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            return tuple(logits_of(model(example[:1])).shape)
+            return _shapes(model(example[:1]))
     except Exception:  # noqa: BLE001  (the model's own problem: plan() or the first attempt reports it)
         return None
     finally:
@@ -454,10 +461,14 @@ def _check_still_runs(model: nn.Module, example: torch.Tensor, what: str, shape:
         raise _ForwardFailed(what, exc, _failing_module(model, exc)) from None
     finally:
         model.train(was_training)
-    got = tuple(logits_of(out).shape) if shape is not None else None
+    got = _shapes(out) if shape is not None else None
     if got != shape:
         raise ModelError(f"structured pruning of {what} is not supported: the pruned model's output has shape "
-                         f"{got}, not {shape}")
+                         f"{_shape_text(got)}, not {_shape_text(shape)}")
+
+
+def _shape_text(shapes: tuple | None) -> str:
+    return str(shapes[0]) if shapes and len(shapes) == 1 else str(list(shapes or []))
 
 
 def _widths(model: nn.Module, structure: StructurePlan) -> dict[str, int]:

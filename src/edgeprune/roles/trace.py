@@ -144,7 +144,7 @@ def trace_calls(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str
             p.requires_grad_(True)
         model.eval()
         with torch.enable_grad():
-            out = tasks_lib.current().scored_outputs(model(example_input))
+            out = role_outputs(model(example_input))
     finally:
         for h in handles:
             h.remove()
@@ -154,6 +154,16 @@ def trace_calls(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str
         for m, training in modes:
             m.training = training
     return calls, out, leaf
+
+
+def role_outputs(output) -> list[torch.Tensor]:
+    """The output tensors roles are read from: the current task's (a classifier's logits); per-pixel logits
+    [B, classes, H, W] bring every dense output of the model along (torchvision's ``out`` and ``aux``), so the
+    layers producing any of them are its classifiers, whatever the task in hand."""
+    outs = tasks_lib.current().scored_outputs(output)
+    if len(outs) == 1 and outs[0].ndim == 4:
+        return [t for t in tasks_lib.output_tensors(output) if t.ndim == 4 and t.shape[1] == outs[0].shape[1]]
+    return outs
 
 
 def upstream_of(start_nodes, owner: dict, leaf=None) -> tuple[set[str], bool, bool, bool]:
