@@ -32,6 +32,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 from torch import nn
+from torch.utils import _pytree as pytree
 
 from edgeprune import tasks as tasks_lib
 from edgeprune.data.loaders import batches as checked_batches
@@ -210,18 +211,26 @@ class Program:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.method.execute([x.contiguous()])[0]
 
+    def outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every output of one call."""
+        return list(self.method.execute([x.contiguous()]))
+
     def run(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
         """Logits for a batch of any size: chunks of the planned (largest) batch, the last one padded with
         zeros (their logits dropped), so a fixed-batch program runs it too."""
+        return self.run_all(x)[0]
+
+    def run_all(self, x: torch.Tensor | np.ndarray) -> list[np.ndarray]:
+        """Every output for a batch of any size, as :meth:`run` runs it."""
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
-        outs = []
+        parts = []
         for i in range(0, len(x), self.max_batch):
             chunk = x[i:i + self.max_batch]
             n = len(chunk)
             if n < self.max_batch:
                 chunk = torch.cat([chunk, chunk.new_zeros((self.max_batch - n, *chunk.shape[1:]))])
-            outs.append(self(chunk).detach().numpy()[:n])
-        return np.concatenate(outs)
+            parts.append([o.detach().numpy()[:n] for o in self.outputs(chunk)])
+        return [np.concatenate(outs) for outs in zip(*parts)]
 
 
 def et_accuracy(program: Program, data, batch_size: int = 256, what: str = "test data") -> tuple[float, int]:
@@ -235,8 +244,8 @@ def et_accuracy(program: Program, data, batch_size: int = 256, what: str = "test
 
 @torch.no_grad()
 def et_parity(reference: nn.Module, program: Program, inputs: torch.Tensor, *, exact_batch: bool = False) -> float:
-    """Max |ExecuTorch logits - reference logits| over ``inputs`` (an nn.Module in eval mode; a captured
-    PT2E graph, which has no train/eval switch, as it is). ``exact_batch`` runs ``inputs`` as one call of
+    """Max |ExecuTorch output - reference output| over ``inputs`` and every output (an nn.Module in eval mode; a
+    captured PT2E graph, which has no train/eval switch, as it is). ``exact_batch`` runs ``inputs`` as one call of
     their own batch size (a dynamic-batch program), not padded chunks."""
     if isinstance(reference, torch.fx.GraphModule):  # captured at the program's batch: run it in padded chunks
         size = len(inputs) if exact_batch else program.max_batch
@@ -244,17 +253,34 @@ def et_parity(reference: nn.Module, program: Program, inputs: torch.Tensor, *, e
         for i in range(0, len(inputs), size):
             chunk = inputs[i:i + size]
             pad = chunk.new_zeros((size - len(chunk), *chunk.shape[1:]))
-            chunks.append(reference(torch.cat([chunk, pad])).float()[:len(chunk)])
-        expected = torch.cat(chunks).numpy()
+            chunks.append([t.float()[:len(chunk)] for t in _leaves(reference(torch.cat([chunk, pad])))])
+        expected = [torch.cat(outs).numpy() for outs in zip(*chunks)]
     else:
         was_training = reference.training
         reference.eval()
         try:
-            expected = reference(inputs).float().numpy()
+            expected = [t.float().numpy() for t in _leaves(reference(inputs))]
         finally:
             reference.train(was_training)
-    got = program(inputs).detach().numpy() if exact_batch else program.run(inputs)
-    return float(np.abs(got - expected).max())
+    got = [o.detach().numpy() for o in program.outputs(inputs)] if exact_batch else program.run_all(inputs)
+    if len(got) != len(expected):
+        raise ModelError(f"the ExecuTorch program has {len(got)} outputs but the model returns {len(expected)} tensors")
+    return max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+
+
+def _leaves(output) -> list[torch.Tensor]:
+    return [t for t in pytree.tree_leaves(output) if isinstance(t, torch.Tensor)]
+
+
+class FlatOutputs(nn.Module):
+    """``model`` with its output as the flat tuple of its tensors (a dict or nested output, for a runtime)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return tuple(_leaves(self.model(x)))
 
 
 def export_executorch(
@@ -289,7 +315,10 @@ def export_executorch(
     if batch == "dynamic" and len(example) < 2:
         example = example.repeat(2, 1, 1, 1)  # torch.export specialises a batch of 1
     start = time.perf_counter()
-    model = logits_only(model, inputs[:1])  # a dict or tuple output: the program keeps the logits
+    if isinstance(tasks_lib.current(), tasks_lib.Classification):
+        model = logits_only(model, inputs[:1])  # a dict or tuple output: the program keeps the logits
+    else:
+        model = FlatOutputs(model).train(model.training)  # every output tensor, in pytree order, parity on each
     buffer, info, reference = lower(model, example, batch=batch, max_batch=max_batch,
                                     calibration=calibration if int8 else None)
     program = Program(buffer)
