@@ -16,10 +16,14 @@ from typing import Callable
 from torch import nn
 
 from edgeprune.errors import ConfigError
-from edgeprune.models import adapters, hf, userfile
+from edgeprune.models import adapters, detection, hf, userfile, yolo
 from edgeprune.models._common import check_build_args, to_plain
 
 Builder = Callable[..., nn.Module]
+
+# torchvision builders by the torchvision.models module a name is in (adapters.torchvision_module); the rest go
+# to adapters.create_torchvision (classifiers). Segmentation support registers its builder under "segmentation".
+TORCHVISION_BY_MODULE: dict[str, Builder] = {"detection": detection.create_torchvision_detector}
 
 # filled by the families' @register when edgeprune.models (which any import of this module runs first) loads
 _ZOO: dict[str, tuple[Builder, str]] = {}
@@ -29,8 +33,9 @@ PREFIXES: dict[str, str] = {
     "hf-config:": "untrained HF transformers classifier from a config model_type (vit, deit, swin, levit, convnext...)",
     "timm:": "timm model by name, random init (extra [zoo]; weights=PATH local weights, pretrained=True hub; "
              "edgeprune models --list timm)",
-    "torchvision:": "torchvision classification model by name, random init (extra [zoo]; weights=PATH local "
-                    "weights, weights=DEFAULT hub; edgeprune models --list torchvision)",
+    "torchvision:": "torchvision classification or detection model by name, random init (extra [zoo]; weights=PATH "
+                    "local weights, weights=DEFAULT hub; edgeprune models --list torchvision)",
+    "yolo:": "Ultralytics YOLO detector from its bundled YAML (yolov8n, yolo11n...), random init (extra [yolo])",
     userfile.PREFIX_HELP: "factory in your own Python file, called with the options (--arg key=value) and "
                           "those of num_classes, in_channels, image_size its signature accepts",
 }
@@ -108,8 +113,12 @@ def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: i
     elif kind in ("hf", "hf-config"):
         build = hf.from_pretrained if kind == "hf" else hf.from_model_type
         model, extra = build(ref, num_classes, in_channels, image_size, options)
+    elif kind == "yolo":
+        model = yolo.create_yolo(ref, num_classes, in_channels, image_size, options)
+    elif kind == "timm":
+        model = adapters.create_timm(ref, num_classes, in_channels, image_size, options)
     else:
-        build = adapters.create_timm if kind == "timm" else adapters.create_torchvision
+        build = TORCHVISION_BY_MODULE.get(adapters.torchvision_module(ref), adapters.create_torchvision)
         model = build(ref, num_classes, in_channels, image_size, options)
 
     model.edgeprune_build = {
