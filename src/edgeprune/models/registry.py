@@ -1,9 +1,10 @@
 """One registry of model builders and the ``create`` entry point for every model spec.
 
 A spec is a zoo name (``resnet20`` or ``zoo:resnet20``), a prefixed reference handled by an adapter
-(``hf:<id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``, ``torchvision:<name>``) or a factory in
+(``hf:<id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``, ``torchvision:<name>``, ``yolo:<name>``) or a factory in
 the user's own file, ``path/to/file.py:build`` (see :mod:`edgeprune.models.userfile`). Every model maps a
-float batch [B, C, H, W] to logits [B, num_classes] and carries ``model.edgeprune_build``, the plain-typed
+float batch [B, C, H, W] to logits [B, num_classes] (detectors: torchvision's detection API, see
+:mod:`edgeprune.models.detection`) and carries ``model.edgeprune_build``, the plain-typed
 recipe :func:`edgeprune.models.load` uses to rebuild it: ``spec`` (file paths made absolute), ``num_classes``,
 ``in_channels``, ``image_size``, ``kwargs``, and the model's ``class`` (qualname) and ``module``.
 """
