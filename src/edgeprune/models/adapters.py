@@ -78,6 +78,16 @@ def list_names(library: str, pattern: str = "*") -> list[str]:
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 
+def torchvision_module(name: str) -> str:
+    """"detection" or "segmentation" for a name of that ``torchvision.models`` module, else "classification"
+    (also for unknown names: the build reports them)."""
+    tv_models = import_optional("torchvision.models")
+    for module in ("detection", "segmentation"):
+        if name in tv_models.list_models(module=getattr(tv_models, module)):
+            return module
+    return "classification"
+
+
 def _square(size) -> int | None:
     """The side of a square (H, W) / (C, H, W) / int size, None for anything else."""
     if isinstance(size, int) and not isinstance(size, bool):
@@ -216,6 +226,10 @@ def create_torchvision(name: str, num_classes: int, in_channels: int, image_size
 
     ``weights``: None (random init), a local file, or a torchvision weights name (``"DEFAULT"``; downloads)."""
     tv_models = import_optional("torchvision.models")
+    module = torchvision_module(name)
+    if module != "classification":
+        raise ConfigError(f"torchvision:{name} is a {module} model, not built by edgeprune yet; allowed: "
+                          "torchvision classification and detection models")
     options, local = _local_weights(options)
     options = {"weights": None, **options}
     try:

@@ -1,10 +1,11 @@
 """One registry of model builders and the ``create`` entry point for every model spec.
 
 A spec is a zoo name (``resnet20`` or ``zoo:resnet20``), a prefixed reference handled by an adapter
-(``hf:<id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``, ``torchvision:<name>``, ``smp:<arch>``) or a
-factory in the user's own file, ``path/to/file.py:build`` (see :mod:`edgeprune.models.userfile`). Every model maps a
-float batch [B, C, H, W] to logits [B, num_classes] (segmentation models: per-pixel logits, see
-:mod:`edgeprune.models.segmentation`; 1-D zoo models take [B, C, L]) and carries ``model.edgeprune_build``, the plain-typed
+(``hf:<id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``, ``torchvision:<name>``, ``smp:<arch>``,
+``yolo:<name>``) or a factory in the user's own file, ``path/to/file.py:build`` (see :mod:`edgeprune.models.userfile`).
+Every model maps a float batch [B, C, H, W] to logits [B, num_classes] (segmentation models: per-pixel logits, see
+:mod:`edgeprune.models.segmentation`; detectors: torchvision's detection API, see :mod:`edgeprune.models.detection`;
+1-D zoo models take [B, C, L]) and carries ``model.edgeprune_build``, the plain-typed
 recipe :func:`edgeprune.models.load` uses to rebuild it: ``spec`` (file paths made absolute), ``num_classes``,
 ``in_channels``, ``image_size``, ``kwargs``, and the model's ``class`` (qualname) and ``module``.
 """
@@ -17,10 +18,14 @@ from typing import Callable
 from torch import nn
 
 from edgeprune.errors import ConfigError
-from edgeprune.models import adapters, hf, segmentation, userfile
+from edgeprune.models import adapters, detection, hf, segmentation, userfile, yolo
 from edgeprune.models._common import check_build_args, to_plain
 
 Builder = Callable[..., nn.Module]
+
+# torchvision builders by the torchvision.models module a name is in (adapters.torchvision_module); the rest go
+# to adapters.create_torchvision (classifiers). Segmentation support registers its builder under "segmentation".
+TORCHVISION_BY_MODULE: dict[str, Builder] = {"detection": detection.create_torchvision_detector}
 
 # filled by the families' @register when edgeprune.models (which any import of this module runs first) loads
 _ZOO: dict[str, tuple[Builder, str]] = {}
@@ -30,10 +35,12 @@ PREFIXES: dict[str, str] = {
     "hf-config:": "untrained HF transformers classifier from a config model_type (vit, deit, swin, levit, convnext...)",
     "timm:": "timm model by name, random init (extra [zoo]; weights=PATH local weights, pretrained=True hub; "
              "edgeprune models --list timm)",
-    "torchvision:": "torchvision classification model by name, random init (extra [zoo]; weights=PATH local "
-                    "weights, weights=DEFAULT hub; edgeprune models --list torchvision); its segmentation models "
-                    "too (lraspp_mobilenet_v3_large, deeplabv3_*, fcn_*: per-pixel logits)",
+    "torchvision:": "torchvision classification, segmentation or detection model by name, random init (extra [zoo]; "
+                    "weights=PATH local weights, weights=DEFAULT hub; edgeprune models --list torchvision); segmentation: "
+                    "lraspp_mobilenet_v3_large, deeplabv3_*, fcn_* (per-pixel logits); detection: ssdlite320_*, fasterrcnn_*, "
+                    "fcos_*, retinanet_* (torchvision's detection API)",
     segmentation.SMP_PREFIX: segmentation.SMP_HELP,
+    "yolo:": "Ultralytics YOLO detector from its bundled YAML (yolov8n, yolo11n...), random init (extra [yolo])",
     userfile.PREFIX_HELP: "factory in your own Python file, called with the options (--arg key=value) and "
                           "those of num_classes, in_channels, image_size its signature accepts",
 }
@@ -113,8 +120,12 @@ def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: i
     elif kind in ("hf", "hf-config"):
         build = hf.from_pretrained if kind == "hf" else hf.from_model_type
         model, extra = build(ref, num_classes, in_channels, image_size, options)
+    elif kind == "yolo":
+        model = yolo.create_yolo(ref, num_classes, in_channels, image_size, options)
+    elif kind == "timm":
+        model = adapters.create_timm(ref, num_classes, in_channels, image_size, options)
     else:
-        build = adapters.create_timm if kind == "timm" else adapters.create_torchvision
+        build = TORCHVISION_BY_MODULE.get(adapters.torchvision_module(ref), adapters.create_torchvision)
         model = build(ref, num_classes, in_channels, image_size, options)
 
     model.edgeprune_build = {

@@ -144,7 +144,7 @@ def trace_calls(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str
             p.requires_grad_(True)
         model.eval()
         with torch.enable_grad():
-            out = role_outputs(model(example_input))
+            out = role_outputs(tasks_lib.current().deployable(model)(example_input))
     finally:
         for h in handles:
             h.remove()

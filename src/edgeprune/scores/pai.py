@@ -153,6 +153,14 @@ def _tensors_kept(model: nn.Module):
             module._buffers.update(buffers)
 
 
+def _names_in(net: nn.Module, model: nn.Module) -> dict[str, str]:
+    """{name in ``model``: name in ``net``} of the tensors ``net`` shares with ``model`` (identity when net is model)."""
+    if net is model:
+        return {}
+    where = {id(t): n for n, t in (*net.named_parameters(remove_duplicate=False), *net.named_buffers(remove_duplicate=False))}
+    return {n: where[id(t)] for n, t in (*model.named_parameters(), *model.named_buffers()) if id(t) in where}
+
+
 @criterion("synflow", "SynFlow |dR/dw * w|, R = sum of the all-ones output of |θ| (Tanaka et al. 2020); data-free",
            needs_data=False)
 def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, sparsity: float | None = None,
@@ -194,9 +202,12 @@ def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, spars
     buffers = {n: (b.to(precision) if b.is_floating_point() else b) for n, b in model.named_buffers()}
     x = torch.ones((1, *shape), dtype=precision, device=ref.device)
     the_task = tasks_lib.current()
+    net = the_task.deployable(model)  # a detector: its dense part (the same parameters under other names)
+    names_in = _names_in(net, model)
 
     def score_once() -> dict[str, torch.Tensor]:
-        outputs = the_task.scored_outputs(functional_call(model, {**abs_params, **buffers}, (x,)))
+        state = {names_in.get(n, n): t for n, t in {**abs_params, **buffers}.items()}
+        outputs = the_task.scored_outputs(functional_call(net, state, (x,), strict=False))
         params = [abs_params[n] for n in names]
         grads = torch.autograd.grad(sum(o.sum() for o in outputs), params, allow_unused=True)
         return {n: (g * p).detach().abs() if g is not None else torch.zeros_like(p)

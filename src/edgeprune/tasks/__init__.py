@@ -16,14 +16,17 @@ from edgeprune.models import userfile
 from edgeprune.tasks.base import Statistics, Task
 from edgeprune.tasks.classification import Classification
 from edgeprune.tasks.custom import Custom, output_tensors
+from edgeprune.tasks.detection import Detection
 from edgeprune.tasks.regression import Regression
 from edgeprune.tasks.segmentation import Segmentation
 
 PRESETS: dict[str, type[Task]] = {"classification": Classification, "segmentation": Segmentation,
-                                  "regression": Regression}
+                                  "detection": Detection, "regression": Regression}
 DESCRIPTIONS = {
     "classification": "logits [batch, classes]; cross-entropy; top-1 accuracy (the default)",
     "segmentation": "per-pixel logits [batch, classes, h, w] and masks [batch, H, W]; per-pixel CE; mIoU, pixel accuracy",
+    "detection": "torchvision's detection API (train: dict of losses; eval: boxes, scores, labels per image) and "
+                 "targets [{boxes [N, 4] xyxy, labels [N] 1..K}]; COCO mAP@[.5:.95], mAP@.5",
     "regression": "float targets; MSE loss; MSE (lower is better) and MAE",
 }
 
@@ -99,6 +102,6 @@ def get(task=None, data=None) -> Task:
     return PRESETS[task.strip().lower()]()
 
 
-__all__ = ["Task", "Statistics", "Classification", "Segmentation", "Regression", "Custom", "PRESETS", "current",
+__all__ = ["Task", "Statistics", "Classification", "Segmentation", "Detection", "Regression", "Custom", "PRESETS", "current",
            "using", "get", "register", "output_tensors",
            "metric_of", "val_value", "score_of"]
