@@ -206,8 +206,8 @@ def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, spars
     names_in = _names_in(net, model)
 
     def score_once() -> dict[str, torch.Tensor]:
-        state = {names_in.get(n, n): t for n, t in {**abs_params, **buffers}.items()}
-        outputs = the_task.scored_outputs(functional_call(net, state, (x,), strict=False))
+        state = {names_in.get(n, n): t for n, t in {**abs_params, **buffers}.items() if net is model or n in names_in}
+        outputs = the_task.scored_outputs(functional_call(net, state, (x,)))
         params = [abs_params[n] for n in names]
         grads = torch.autograd.grad(sum(o.sum() for o in outputs), params, allow_unused=True)
         return {n: (g * p).detach().abs() if g is not None else torch.zeros_like(p)
