@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
@@ -189,3 +190,18 @@ def test_segmentation_deploy_table_and_plot_name_miou(tmp_path, plotted):
     assert f"| input model | {100 * dense['val_miou']:.2f} | {100 * dense['test_miou']:.2f} |" in report
     assert ("validation mIoU (%)", "", "validation mIoU on the device") in plotted
 
+
+@pytest.mark.slow
+def test_the_tasks_guide_runs_as_written(tmp_path, monkeypatch):
+    """docs/tasks.md's Python blocks, in order, in one namespace (the sweep writes runs/ under tmp_path)."""
+    guide = Path(__file__).resolve().parents[1] / "docs" / "tasks.md"
+    blocks = re.findall(r"```python\n(.*?)```", guide.read_text(), re.S)
+    assert len(blocks) == 3
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(guide), "exec"), namespace)  # noqa: S102  (the guide's own code)
+    assert namespace["result"].summary["metric"] == "miou"
+    assert "validation mIoU" in (tmp_path / "runs" / "seg-digits" / "report.md").read_text()
+    lo, hi = namespace["pruned"].record["test_dice_ci"]
+    assert 0.0 <= lo <= hi <= 1.0
