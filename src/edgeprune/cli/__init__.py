@@ -29,6 +29,7 @@ from edgeprune.errors import EdgepruneError
 COMMANDS: dict[str, tuple[str, str]] = {  # name: (module of edgeprune.cli, the first paragraph of its help)
     "models": ("basics", "List the model specs edgeprune can build (or, with --list, every name a library builds)."),
     "datasets": ("basics", "List the data set specs edgeprune can load."),
+    "tasks": ("basics", "List the tasks `--task` takes (or path/to/file.py:factory for a task of your own)."),
     "train": ("basics", "Train a model; write model.pt and metrics.json (test accuracy measured once, on the "
                         "best-validation weights)."),
     "measure": ("basics", "Print params, non-zeros, sparsity, MACs, bytes and latency of a checkpoint (and accuracy "

@@ -15,7 +15,7 @@ import typer
 
 from edgeprune.cli import app
 from edgeprune.cli.common import parse_float_list, parse_kv
-from edgeprune.cli.prune import DRY_RUN_HELP, QUICK_HELP, default_out, run_prune
+from edgeprune.cli.prune import DRY_RUN_HELP, QUICK_HELP, TASK_HELP, default_out, run_prune, task_of
 from edgeprune.errors import ConfigError
 from edgeprune.runs.executor import make_executor
 from edgeprune.utils.io import read_yaml
@@ -28,7 +28,7 @@ def load_recipe(path: Path) -> dict:
 
 
 RECIPE_KEYS = ("model", "dataset", "data_dir", "checkpoint", "criteria", "strategies", "range_rules",
-               "target_sparsity", "seeds", "epochs", "dense_epochs", "calib_batches", "kd", "model_args")
+               "target_sparsity", "seeds", "epochs", "dense_epochs", "calib_batches", "kd", "model_args", "task")
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -64,6 +64,7 @@ def search(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
 ):
     """Alias of `edgeprune prune mix_and_match`: ten strategies per criterion, Pareto report."""
     settings = load_recipe(recipe) if recipe else {}
@@ -73,13 +74,14 @@ def search(
     settings |= _given(model=model, dataset=dataset, data_dir=data_dir, checkpoint=checkpoint,
                        criteria=_split(criteria), strategies=_split(strategies), target_sparsity=target_sparsity,
                        seeds=seeds, epochs=epochs, dense_epochs=dense_epochs, calib_batches=calib_batches, kd=kd,
-                       model_args=parse_kv(arg) or None)
+                       model_args=parse_kv(arg) or None, task=task)
     if "model" not in settings:
         raise ConfigError("--model is required (or a recipe with a 'model' key)")
     budgets = settings.get("target_sparsity")
     if isinstance(budgets, str):
         budgets = parse_float_list(budgets, "--target-sparsity")
     options = {k: settings[k] for k in ("criteria", "strategies", "range_rules", "calib_batches") if k in settings}
+    wanted = task_of(settings.get("task"))  # a bad --task is refused before an executor starts
     runner = make_executor(executor, ray_address=ray_address, workers=workers,
                            cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
     spec, data = str(settings["model"]), str(settings.get("dataset", "digits"))
@@ -87,7 +89,8 @@ def search(
               seeds=settings.get("seeds", 1), finetune=settings.get("epochs"), kd=settings.get("kd"),
               checkpoint=Path(settings["checkpoint"]) if settings.get("checkpoint") else None,
               dense_epochs=settings.get("dense_epochs", 5), model_args=settings.get("model_args") or {},
-              options=options, out=out or default_out("search", spec, data), executor=runner, progress=not quiet, quick=quick, dry_run=dry_run)
+              options=options, out=out or default_out("search", spec, data), executor=runner, progress=not quiet, quick=quick,
+              dry_run=dry_run, task=wanted)
 
 
 @app.command()
@@ -117,6 +120,7 @@ def vbp(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
 ):
     """Alias of `edgeprune prune vbp`: prune the lowest-variance MLP neurons, fold their means, KD fine-tune."""
     budgets = parse_float_list(ratios, "--ratios") if ratios is not None else [ratio]
@@ -126,7 +130,8 @@ def vbp(
                "min_keep": min_keep, "calib_batches": calib_batches, "calib_batch_size": calib_batch_size}
     run_prune("vbp", model, dataset, data_dir=data_dir, budgets=budgets, seeds=[seed], finetune=finetune,
               checkpoint=checkpoint, dense_epochs=dense_epochs, model_args=parse_kv(arg), options=options,
-              out=out or default_out("vbp", model, dataset), progress=not quiet, quick=quick, dry_run=dry_run)
+              out=out or default_out("vbp", model, dataset), progress=not quiet, quick=quick, dry_run=dry_run,
+              task=task)
 
 
 @app.command()
@@ -155,6 +160,7 @@ def pai(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
 ):
     """Alias of `edgeprune prune reconvene`: PaI mask at initialisation, Reconvene (structured) and UPaI, trained from scratch."""
     modes = {"both": ["reconvene", "unstructured"], "reconvene": ["reconvene"], "unstructured": ["unstructured"]}
@@ -168,4 +174,5 @@ def pai(
                "calib_batch_size": calib_batch_size}
     run_prune("reconvene", model, dataset, data_dir=data_dir, budgets=[sparsity], seeds=seeds, finetune=train,
               dense_epochs=epochs, model_args=parse_kv(arg), options=options,
-              out=out or default_out("pai", model, dataset), progress=not quiet, quick=quick, dry_run=dry_run)
+              out=out or default_out("pai", model, dataset), progress=not quiet, quick=quick, dry_run=dry_run,
+              task=task)

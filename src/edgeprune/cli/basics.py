@@ -1,4 +1,4 @@
-"""Foundation commands: train, measure, models, datasets."""
+"""Foundation commands: train, measure, models, datasets, tasks."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from edgeprune import data as data_lib
 from edgeprune import distributed
 from edgeprune import models as model_lib
+from edgeprune import tasks as tasks_lib
 from edgeprune.cli import app
 from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
@@ -18,6 +19,7 @@ from edgeprune.errors import ConfigError, check_at_most, check_positive
 from edgeprune.measure import accuracy, checkpoint_bytes, latency, machine_info, macs, nonzeros, param_count, sparsity
 from edgeprune.measure.latency import busy_warning
 from edgeprune.methods.dense import train_dense
+from edgeprune.report.metric import label_of
 from edgeprune.train import default_config, quick_config
 
 MAX_RUNS = 1_000_000  # timed latency runs per batch size
@@ -45,6 +47,15 @@ def models(
 def datasets():
     """List the data set specs edgeprune can load."""
     console.print(table("datasets", ["spec", "description"], data_lib.list_datasets().items()))
+
+
+@app.command("tasks")
+def tasks_command():
+    """List the tasks `--task` takes (or path/to/file.py:factory for a task of your own)."""
+    rows = [[name, f"{label_of(cls.metric)} ({'higher' if cls.higher_is_better else 'lower'} is better)",
+             tasks_lib.DESCRIPTIONS.get(name, "")] for name, cls in tasks_lib.PRESETS.items()]
+    console.print(table("tasks (--task NAME, or --task path/to/file.py:factory returning an edgeprune Task)",
+                        ["task", "primary metric", "description"], rows))
 
 
 @app.command()

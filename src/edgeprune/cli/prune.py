@@ -9,19 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 from rich.text import Text
 
 from edgeprune import data as data_lib
 from edgeprune import models as model_lib
+from edgeprune import tasks as tasks_lib
 from edgeprune.api import sweep
 from edgeprune.cli import app
 from edgeprune.cli.common import console, parse_kv, table
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
-from edgeprune.methods.dense import train_dense
+from edgeprune.methods.dense import build_for, check_model_args, train_dense
 from edgeprune.prune.gradual import schedule_of
+from edgeprune.report.metric import Metric
 from edgeprune.runs import inputs as inputs_lib
 from edgeprune.runs import report as run_report
 from edgeprune.runs.executor import make_executor
@@ -37,17 +40,45 @@ from edgeprune.runs.sweep import (
     stage_plan,
     sweep_identity,
 )
-from edgeprune.train import TrainConfig, default_config, log_line, quick_config
-from edgeprune.utils.io import read_json
+from edgeprune.train import TrainConfig, default_config, fit, log_line, quick_config
+from edgeprune.utils.io import ensure_dir, read_json, write_json
 
 QUICK_HELP = ("Try the command first: at most 1,000 training and 1,000 test images (stratified), 10 batches per epoch in every "
               "training stage, fewer calibration batches; the figures are not the real ones (the report says so).")
 DRY_RUN_HELP = "Print the plan (candidates, epochs, batches, estimated time) and stop: nothing is trained or written."
+TASK_HELP = ("What the model is for: a task of `edgeprune tasks` (classification, segmentation, regression...) or "
+             "path/to/file.py:factory returning an edgeprune Task; default: the data set's own (mnist-seg...), else "
+             "classification.")
+
+
+def task_of(spec) -> tasks_lib.Task | None:
+    """The task ``--task`` names (ConfigError naming what is allowed, before any work); None: the data's own."""
+    return None if spec is None else tasks_lib.get(spec)
+
+
+def train_for_task(spec: str, splits, config: TrainConfig, out_dir: Path, model_args: dict, progress: bool,
+                   task: tasks_lib.Task):
+    """:func:`~edgeprune.methods.dense.train_dense` for a task other than classification (train_dense measures
+    top-1): the same files (model.pt, metrics.json), the task's metrics in them."""
+    check_model_args(model_args)
+    ensure_dir(out_dir)
+    torch.manual_seed(config.seed)
+    model = build_for(spec, splits, model_args)
+    result = fit(model, splits.train, splits.val, config, progress=progress, description=f"train {spec}", task=task)
+    metrics = {"model": spec, "model_kwargs": model_args or {}, "dataset": splits.name, "task": task.name,
+               f"val_{task.metric}": result.best_val_acc,
+               **{f"test_{k}": v for k, v in task.evaluate(model, splits.test, config.eval_batch_size).items()},
+               "train": result.as_dict(), "config": config.model_dump()}
+    model_lib.save(model, out_dir / "model.pt", meta={"dataset": splits.name, "task": task.name, "config": config.model_dump()})
+    write_json(out_dir / "metrics.json", metrics)
+    return model
 
 
 def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, dense: TrainConfig, out: Path,
-                  progress: bool):
-    """The model to prune: the user's checkpoint, or ``spec`` trained on the data (kept in OUT/dense/)."""
+                  progress: bool, task: tasks_lib.Task | None = None):
+    """The model to prune: the user's checkpoint, or ``spec`` trained on the data for ``task`` (kept in OUT/dense/)."""
+    task = task or tasks_lib.Classification()
+    own_task = None if isinstance(task, tasks_lib.Classification) else task.name  # classifiers' metrics.json name none
     if checkpoint is not None:
         model = model_lib.load(checkpoint)
         build = model.edgeprune_build
@@ -61,7 +92,7 @@ def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, 
     own = out / "dense" / "model.pt"
     if own.is_file():  # trained by an earlier run of this command into the same --out
         made = read_json(out / "dense" / "metrics.json")
-        now = {"model": spec, "model_kwargs": model_args, "dataset": splits.name, "epochs": dense.epochs,
+        now = {"model": spec, "model_kwargs": model_args, "dataset": splits.name, "task": own_task, "epochs": dense.epochs,
                "max_batches": dense.max_batches}  # a quick run's input model is not a full run's
         then = {**{k: made.get(k) for k in now}, **{k: made.get("config", {}).get(k) for k in ("epochs", "max_batches")}}
         for key in now:
@@ -69,6 +100,8 @@ def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, 
                 raise ConfigError(f"{str(own)!r} was trained with {key} {then[key]!r}, not {now[key]!r}; "
                                   "use another --out or delete its dense/ folder")
         return model_lib.load(own)
+    if own_task is not None:
+        return train_for_task(spec, splits, dense, out / "dense", model_args, progress, task)
     model, _ = train_dense(spec, splits, dense, out / "dense", model_kwargs=model_args, progress=progress)
     return model
 
@@ -111,12 +144,15 @@ def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Pat
               seeds=1, finetune=None, kd: bool | None = None, checkpoint: Path | None = None, dense_epochs: int = 5,
               model_args: dict | None = None, options: dict | None = None, out: Path | None = None,
               executor=None, schedule: str | None = None, progress: bool = True,
-              edge_report: bool = False, quick: bool = False, dry_run: bool = False) -> SweepResult | None:
+              edge_report: bool = False, quick: bool = False, dry_run: bool = False,
+              task: str | tasks_lib.Task | None = None) -> SweepResult | None:
     """Check everything, train the input model if no checkpoint is given, sweep, print the front.
 
     The plan (and, first, the input model's training) is printed before the work when ``progress``;
-    ``dry_run`` prints it and returns None without training or writing anything."""
+    ``dry_run`` prints it and returns None without training or writing anything. ``task``: ``--task`` (a
+    preset or file.py:factory); None: the data set's own, else classification."""
     plan = schedule_of(schedule)
+    wanted = task_of(task)
     m = get_method(method, **(options or {}))
     m = quick_method(m) if quick else m
     budget_list = inputs_lib.budgets_of(m, budgets)
@@ -126,36 +162,38 @@ def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Pat
     model_args = model_args or {}
     splits = data_lib.load(dataset, root=data_dir, limit=QUICK_LIMIT if quick else None,
                            test_limit=QUICK_TEST_LIMIT if quick else None)
-    probe = inputs_lib.resolve(model, splits, model_args=model_args)  # the spec builds and takes the data
-    m.check(probe.model, probe.example)
-    train = inputs_lib.train_config(m, probe.model, finetune)
-    train = quick_config(train) if quick and train is not None else train
-    distil = m.kd if kd is None else bool(kd)
-    run_dir = out or default_out(f"prune-{method}", model, dataset)
-    # refuse another method's or configuration's folder before the input model is trained into it
-    check_run_dir(run_dir, sweep_identity(m, budget_list, seed_list, train, distil, plan, quick))
-    dense_config = default_config(model, epochs=dense_epochs)
-    dense_config = quick_config(dense_config) if quick else dense_config
-    first = needs_training(checkpoint, run_dir)
-    dense = stage_plan(probe.model, splits, dense_config) if first and (progress or dry_run) else None
-    if dry_run:
-        chosen = probe if first else inputs_lib.resolve(
-            trained_input(model, model_args, checkpoint, splits, dense_config, run_dir, False), splits)
-        state = m.prepare(chosen.model, chosen.data, chosen.example)
-        cands = m.candidates(state, budget_list, seed_list)
-        print_plan(make_plan(m, chosen, budget_list, seed_list, cands, train, distil, dense=dense, quick=quick))
-        return None
-    if dense is not None:
-        log_line(f"plan: {m.name} — first the input model {model} on {splits.name}: dense training "
-                 f"{dense['epochs']} epoch(s) × {dense['batches_per_epoch']} batches of {dense['batch_size']}; "
-                 "the candidates' plan follows")
-        log_line(estimate_line({"estimate_seconds": dense["seconds"], "dense": dense}).replace("in total", "for it"))
-    runner = executor or make_executor("local")
-    with runner:
-        trained = trained_input(model, model_args, checkpoint, splits, dense_config, run_dir, progress)
-        result = sweep(trained, splits, method=method, budgets=budget_list, seeds=seed_list, out=run_dir,
-                       executor=runner, finetune=train or 0, kd=kd, schedule=plan, progress=progress,
-                       edge_report=edge_report, quick=quick, **m.options.model_dump())
+    probe = inputs_lib.resolve(model, splits, task=wanted, model_args=model_args)  # the spec builds and takes the data
+    with tasks_lib.using(probe.task):
+        m.check(probe.model, probe.example)
+        train = inputs_lib.train_config(m, probe.model, finetune)
+        train = quick_config(train) if quick and train is not None else train
+        distil = m.kd if kd is None else bool(kd)
+        run_dir = out or default_out(f"prune-{method}", model, dataset)
+        # refuse another method's or configuration's folder before the input model is trained into it
+        check_run_dir(run_dir, sweep_identity(m, budget_list, seed_list, train, distil, plan, quick))
+        dense_config = default_config(model, epochs=dense_epochs)
+        dense_config = quick_config(dense_config) if quick else dense_config
+        first = needs_training(checkpoint, run_dir)
+        dense = stage_plan(probe.model, splits, dense_config) if first and (progress or dry_run) else None
+        if dry_run:
+            chosen = probe if first else inputs_lib.resolve(
+                trained_input(model, model_args, checkpoint, splits, dense_config, run_dir, False, probe.task), splits,
+                task=probe.task)
+            state = m.prepare(chosen.model, chosen.data, chosen.example)
+            cands = m.candidates(state, budget_list, seed_list)
+            print_plan(make_plan(m, chosen, budget_list, seed_list, cands, train, distil, dense=dense, quick=quick))
+            return None
+        if dense is not None:
+            log_line(f"plan: {m.name} — first the input model {model} on {splits.name}: dense training "
+                     f"{dense['epochs']} epoch(s) × {dense['batches_per_epoch']} batches of {dense['batch_size']}; "
+                     "the candidates' plan follows")
+            log_line(estimate_line({"estimate_seconds": dense["seconds"], "dense": dense}).replace("in total", "for it"))
+        runner = executor or make_executor("local")
+        with runner:
+            trained = trained_input(model, model_args, checkpoint, splits, dense_config, run_dir, progress, probe.task)
+            result = sweep(trained, splits, method=method, budgets=budget_list, seeds=seed_list, out=run_dir,
+                           executor=runner, task=probe.task, finetune=train or 0, kd=kd, schedule=plan,
+                           progress=progress, edge_report=edge_report, quick=quick, **m.options.model_dump())
     ok = [r for r in result.records if r.get("kind") == "candidate" and r.get("status") == "ok"]
     if not ok:
         failed = next((r for r in result.records if r.get("status") == "failed"), None)
@@ -166,13 +204,15 @@ def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Pat
 
 
 def print_result(result) -> None:
-    rows = [[g["label"], f"{100 * g['removed']:.2f}", f"{100 * g['val_acc']:.2f}",
-             "–" if g.get("test_acc") is None else f"{100 * g['test_acc']:.2f}"] for g in result.front]
-    console.print(table("Front (validation accuracy vs non-zero weights removed)",
-                        ["setting", "removed %", "val %", "test %"], rows))
+    """The front, the input model and the chosen one, in the metric the run's records name."""
     dense = result.summary["dense"]
-    console.print(f"input model: val {100 * dense['val_acc']:.2f}%" +
-                  (f", test {100 * dense['test_acc']:.2f}%" if "test_acc" in dense else ""))
+    metric = Metric.of(dense)
+    rows = [[g["label"], f"{100 * g['removed']:.2f}", metric.number(g[metric.val]),
+             "–" if g.get(metric.test) is None else metric.number(g[metric.test])] for g in result.front]
+    console.print(table(f"Front ({metric.phrase} vs non-zero weights removed)",
+                        ["setting", "removed %", metric.column("val"), metric.column("test")], rows))
+    console.print(f"input model: {metric.words('val')} {metric.text(dense[metric.val])}" +
+                  (f", {metric.words('test')} {metric.text(dense[metric.test])}" if metric.test in dense else ""))
     if result.chosen:
         console.print(Text.assemble("chosen: ", (str(result.chosen["id"]), "bold"), f" → {result.run_dir / 'chosen.pt'}"))
     console.print(f"plot: {result.run_dir / 'front.png'}   report: {result.run_dir / 'report.md'}")
@@ -214,15 +254,17 @@ def prune_command(
     edge_report: bool = typer.Option(False, "--edge-report", help="Report the chosen and the input model's ONNX and ExecuTorch (.pte) bytes and batch-1 latency (1 thread); needs the [edge] extra, seconds per run."),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
 ):
     """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."""
+    wanted = task_of(task)  # a bad --task is refused before an executor starts
     runner = make_executor(executor, ray_address=ray_address, workers=workers,
                            cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
     run_prune(method, model, dataset, data_dir=data_dir, budgets=parse_budgets(budget),
               seeds=seeds, finetune=finetune, kd=kd, checkpoint=checkpoint, dense_epochs=dense_epochs,
               model_args=with_weights(model, parse_kv(arg), weights, checkpoint), options=parse_kv(option, "--option"),
               out=out, executor=runner, schedule=schedule, progress=not quiet, edge_report=edge_report,
-              quick=quick, dry_run=dry_run)
+              quick=quick, dry_run=dry_run, task=wanted)
 
 
 @app.command()

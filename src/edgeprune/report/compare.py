@@ -3,13 +3,22 @@
 A *setting* is a list of records that differ only by seed. Accuracies get a 95 % interval (Wilson from the
 test-set size with one seed, a t-interval over seeds with several); two settings, or a setting and the
 input model, are compared paired on the same test images (:mod:`edgeprune.report.stats`).
+
+Other tasks (records that name their metric) keep no per-example results but a bootstrap interval over the
+test examples per record (``test_<metric>_ci``). A setting's value is the mean over seeds and its interval,
+bound by bound, the wider of the mean of the seeds' bootstrap intervals (test-set noise) and the t-interval over
+seeds (training noise) — the rule classifiers follow with Wilson in place of the bootstrap. Two such settings
+are compared by their intervals: disjoint intervals name the better one, overlapping ones show no difference
+(a conservative reading: no paired test is possible without per-example results).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from edgeprune.report import stats
+from edgeprune.report.metric import ACCURACY, Metric
 
 
 def _correct(record: dict):
@@ -22,14 +31,69 @@ def _corrects(members: list[dict]) -> list:
     return out if out and len({c.size for c in out}) == 1 else []
 
 
-def interval(members: list[dict]) -> tuple[float, float] | None:
+def interval(members: list[dict], metric: Metric = ACCURACY) -> tuple[float, float] | None:
     """(lo, hi) of the setting's test accuracy (Wilson; widened by a t-interval over seeds when several);
-    None without per-image test results."""
+    None without per-image test results. Other tasks: :func:`task_interval`."""
+    if metric.named:
+        found = task_interval(members, metric)
+        return found[1:] if found else None
     corrects = _corrects(members)
     if not corrects:
         return None
     _, lo, hi = stats.accuracy_interval(corrects)
     return lo, hi
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def task_interval(members: list[dict], metric: Metric) -> tuple[float, float, float] | None:
+    """(mean, lo, hi) of a setting's test value of a named metric: the mean over seeds; bound by bound the
+    wider of the mean of the seeds' bootstrap intervals and the t-interval over seeds (cut to the metric's range
+    where known). None without a test value and an interval for every seed."""
+    values = [m[metric.test] for m in members if _finite(m.get(metric.test))]
+    bounds = [m[metric.ci] for m in members
+              if isinstance(m.get(metric.ci), (list, tuple)) and len(m[metric.ci]) == 2 and all(map(_finite, m[metric.ci]))]
+    if not values or len(bounds) != len(values) or len(values) != len(members):
+        return None
+    mean = statistics.fmean(values)
+    lo, hi = statistics.fmean(b[0] for b in bounds), statistics.fmean(b[1] for b in bounds)
+    if len(values) > 1:
+        _, t_lo, t_hi = stats.t_interval(values)
+        lo, hi = metric.clamp(min(lo, t_lo), max(hi, t_hi))
+    return mean, lo, hi
+
+
+def setting_text(members: list[dict], metric: Metric = ACCURACY) -> str:
+    """The setting's test value with its 95 % interval: ``97.25 % [96.91, 97.56]``, ``0.4123 [0.3981, 0.4270]``."""
+    if not metric.named:
+        return accuracy_text(members)
+    unit = " %" if metric.percent else ""
+    found = task_interval(members, metric)
+    if found is None:
+        values = [m[metric.test] for m in members if _finite(m.get(metric.test))]
+        return f"{metric.number(statistics.fmean(values))}{unit}" if values else "–"
+    mean, lo, hi = found
+    seeds = f" over {len(members)} seeds" if len(members) > 1 else ""
+    return f"{metric.number(mean)}{unit} [{metric.number(lo)}, {metric.number(hi)}]{seeds}"
+
+
+def by_intervals(a: list[dict], b: list[dict], metric: Metric, a_name: str, b_name: str) -> dict | None:
+    """Setting ``a`` vs setting ``b`` of a named metric by their test intervals: ``{"a": [mean, lo, hi], "b": ...,
+    "significant": disjoint, "verdict": one sentence}``; None without intervals."""
+    ia, ib = task_interval(a, metric), task_interval(b, metric)
+    if ia is None or ib is None:
+        return None
+    disjoint = ia[1] > ib[2] or ib[1] > ia[2]
+    values = f"{metric.text(ia[0])} vs {metric.text(ib[0])}, {metric.direction}"
+    if not disjoint:
+        text = (f"no difference shown between {a_name} and {b_name}: their 95 % intervals overlap ({values}; "
+                "not a paired test)")
+    else:
+        better, worse = (a_name, b_name) if metric.score(ia[0]) > metric.score(ib[0]) else (b_name, a_name)
+        text = f"{better} is better than {worse}: their 95 % intervals do not overlap ({values})"
+    return {"a": list(ia), "b": list(ib), "significant": disjoint, "verdict": text}
 
 
 def accuracy_text(members: list[dict]) -> str:
@@ -56,25 +120,27 @@ def difference(a: list[dict], b: list[dict]) -> stats.Difference | None:
     return stats.over_seeds(pairs) if pairs else None
 
 
-def best_by_val(groups: list[tuple[dict, list[dict]]]) -> tuple[dict, list[dict]] | None:
-    """The (row, members) of highest mean validation accuracy (selection never looks at test)."""
-    return max(groups, key=lambda g: statistics.fmean(m["val_acc"] for m in g[1])) if groups else None
+def best_by_val(groups: list[tuple[dict, list[dict]]], metric: Metric = ACCURACY) -> tuple[dict, list[dict]] | None:
+    """The (row, members) of the best mean validation value, in the metric's direction (selection never looks at test)."""
+    return max(groups, key=lambda g: metric.score(statistics.fmean(m[metric.val] for m in g[1]))) if groups else None
 
 
-def mam_vs_baselines(rows: list[dict], members: dict[str, list[dict]]) -> list[dict]:
+def mam_vs_baselines(rows: list[dict], members: dict[str, list[dict]], metric: Metric = ACCURACY) -> list[dict]:
     """Per budget: the best Mix-and-Match setting vs the best global baseline (both by validation),
-    paired on the test images. ``members``: row label -> its records."""
+    paired on the test images (other tasks: by their intervals). ``members``: row label -> its records."""
     out = []
     for budget in sorted({r["budget"] for r in rows}):
         here = [(r, members[r["label"]]) for r in rows if r["budget"] == budget]
-        mam = best_by_val([g for g in here if "baseline" not in g[0]["setting"]])
-        base = best_by_val([g for g in here if "baseline" in g[0]["setting"]])
+        mam = best_by_val([g for g in here if "baseline" not in g[0]["setting"]], metric)
+        base = best_by_val([g for g in here if "baseline" in g[0]["setting"]], metric)
         if mam is None or base is None:
             continue
-        d = difference(mam[1], base[1])
+        d = difference(mam[1], base[1]) if not metric.named else None
+        found = by_intervals(mam[1], base[1], metric, "Mix-and-Match", "the baseline") if metric.named else None
         out.append({"budget": budget, "mam": mam[0]["label"], "baseline": base[0]["label"],
-                    "mam_test": accuracy_text(mam[1]), "baseline_test": accuracy_text(base[1]),
-                    "difference": d.as_dict() if d else None, "_d": d})
+                    "mam_test": setting_text(mam[1], metric), "baseline_test": setting_text(base[1], metric),
+                    "difference": d.as_dict() if d else None, "_d": d,
+                    **({"intervals": found} if metric.named else {})})
     return out
 
 
@@ -99,4 +165,30 @@ def comparison_lines(comparisons: list[dict], chosen_vs_dense: stats.Difference 
         if not (d.significant and d.diff > 0):
             lines.append("  **A single-criterion global baseline is as good as or better than Mix-and-Match here"
                          + (" (better)." if d.significant else " (within the interval).") + "**")
+    return lines + [""]
+
+
+def task_comparison_lines(comparisons: list[dict], chosen_vs_dense: dict | None, chosen: str | None,
+                          metric: Metric) -> list[str]:
+    """The section "How sure are these numbers" for a named metric (comparisons by intervals, not paired)."""
+    lines = ["## How sure are these numbers", "",
+             f"Test {metric.label} carries a 95 % interval: a percentile bootstrap over the test examples per model; "
+             "with several seeds the mean of their values, with on each side the wider of the mean of the seeds' "
+             "bootstrap intervals and a t-interval over seeds (cut to the metric's range where known). Records of this "
+             "task keep no per-example results, so two models are compared by their intervals, not paired: intervals "
+             "that do not overlap name the better model, overlapping ones show no difference (a conservative reading).", ""]
+    if chosen and chosen_vs_dense is not None:
+        lines.append(f"- **Chosen vs input model**: {chosen_vs_dense['verdict']}.")
+    for c in comparisons:
+        found = c.get("intervals")
+        head = (f"- **Budget {c['budget']:g}**: best Mix-and-Match setting {c['mam']} (test {c['mam_test']}) vs best "
+                f"global baseline {c['baseline']} (test {c['baseline_test']})")
+        if found is None:
+            lines.append(head + ": no test intervals to compare.")
+            continue
+        lines.append(f"{head}: {found['verdict']}.")
+        better = found["significant"] and metric.score(found["a"][0]) > metric.score(found["b"][0])
+        if not better:
+            lines.append("  **A single-criterion global baseline is as good as or better than Mix-and-Match here"
+                         + (" (better)." if found["significant"] else " (within the intervals).") + "**")
     return lines + [""]

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from edgeprune.report.metric import ACCURACY, Metric  # noqa: E402
 from edgeprune.utils.io import atomic_path  # noqa: E402
 
 MARKERS = {"magnitude": "o", "gradient": "^", "product": "D"}
@@ -23,11 +24,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _finish(fig, ax, path: Path, dense_acc: float, dense_label: str, xlabel: str, title: str) -> Path:
+def _finish(fig, ax, path: Path, dense_acc: float, dense_label: str, xlabel: str, title: str,
+            metric: Metric = ACCURACY) -> Path:
     """The reference line, labels, legend, and the PNG written atomically."""
-    ax.axhline(100 * dense_acc, ls="--", color="green", label=f"{dense_label} ({100 * dense_acc:.2f}%)")
+    ax.axhline(metric.scale * dense_acc, ls="--", color="green", label=f"{dense_label} ({metric.text(dense_acc)})")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("validation top-1 (%)")
+    ax.set_ylabel(metric.axis)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -35,46 +37,49 @@ def _finish(fig, ax, path: Path, dense_acc: float, dense_label: str, xlabel: str
 
 
 def front_plot(groups: list[dict], front: list[dict], dense_acc: float, path: Path, chosen: dict | None = None,
-               title: str = "validation accuracy vs weights removed") -> Path:
-    """Settings as points per method (error bars over seeds), the front as a line, the chosen one as a star."""
+               title: str = "validation accuracy vs weights removed", metric: Metric = ACCURACY) -> Path:
+    """Settings as points per method (error bars over seeds), the front as a line, the chosen one as a star;
+    the y axis is the validation value of ``metric`` (``dense_acc``: the input model's)."""
     fig, ax = plt.subplots(figsize=(9.5, 5), dpi=120)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    key, scale = metric.val, metric.scale
     for k, method in enumerate(sorted({g.get("origin", g["method"]) for g in groups})):
         pts = [g for g in groups if g.get("origin", g["method"]) == method]
-        ax.errorbar([100 * g["removed"] for g in pts], [100 * g["val_acc"] for g in pts],
-                    yerr=[100 * g.get("val_acc_std", 0) for g in pts], fmt="o", color=colors[k % len(colors)],
+        ax.errorbar([100 * g["removed"] for g in pts], [scale * g[key] for g in pts],
+                    yerr=[scale * g.get(f"{key}_std", 0) for g in pts], fmt="o", color=colors[k % len(colors)],
                     label=method, alpha=0.85, capsize=2)
     if front:
-        ax.plot([100 * g["removed"] for g in front], [100 * g["val_acc"] for g in front], "-", color="black",
+        ax.plot([100 * g["removed"] for g in front], [scale * g[key] for g in front], "-", color="black",
                 lw=1.2, alpha=0.6, label="front", zorder=0)
     if chosen:
-        ax.scatter([100 * chosen["removed"]], [100 * chosen["val_acc"]], marker="*", s=260, color="gold",
+        ax.scatter([100 * chosen["removed"]], [scale * chosen[key]], marker="*", s=260, color="gold",
                    edgecolors="black", zorder=5, label="chosen")
-    return _finish(fig, ax, path, dense_acc, "input model", "non-zero weights removed (%)", title)
+    return _finish(fig, ax, path, dense_acc, "input model", "non-zero weights removed (%)", title, metric)
 
 
 def deploy_plot(groups: list[dict], dense: dict, path: Path, limits: dict | None = None,
-                title: str = "validation accuracy on the device") -> Path:
-    """Two panels: validation accuracy vs ONNX Runtime latency (batch 1) and vs ONNX file bytes (FP32), the
-    input model as a star, the budget as a vertical line when the run had one (``limits``: record field ->
-    absolute limit, e.g. ``{"ort_latency_ms_b1": 2.5}``)."""
+                title: str = "validation accuracy on the device", metric: Metric = ACCURACY) -> Path:
+    """Two panels: the validation value of ``metric`` vs ONNX Runtime latency (batch 1) and vs ONNX file bytes
+    (FP32), the input model as a star, the budget as a vertical line when the run had one (``limits``: record
+    field -> absolute limit, e.g. ``{"ort_latency_ms_b1": 2.5}``)."""
     limits = limits or {}
+    val, y = metric.val, metric.scale
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, key, scale, xlabel in ((axes[0], "ort_latency_ms_b1", 1.0, "ONNX Runtime latency, batch 1 (ms)"),
                                    (axes[1], "onnx_bytes", 1e-3, "ONNX file (FP32, kB)")):
         for k, method in enumerate(sorted({g["method"] for g in groups})):
             pts = [g for g in groups if g["method"] == method and key in g]
-            ax.errorbar([scale * g[key] for g in pts], [100 * g["val_acc"] for g in pts],
-                        yerr=[100 * g.get("val_acc_std", 0) for g in pts], fmt="o", color=colors[k % len(colors)],
+            ax.errorbar([scale * g[key] for g in pts], [y * g[val] for g in pts],
+                        yerr=[y * g.get(f"{val}_std", 0) for g in pts], fmt="o", color=colors[k % len(colors)],
                         label=method, alpha=0.85, capsize=2)
         if key in dense:
-            ax.scatter([scale * dense[key]], [100 * dense["val_acc"]], marker="*", s=200, color="green",
+            ax.scatter([scale * dense[key]], [y * dense[val]], marker="*", s=200, color="green",
                        label="input model", zorder=5)
         if key in limits:
             ax.axvline(scale * limits[key], ls=":", color="red", label="budget")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("validation top-1 (%)")
+        ax.set_ylabel(metric.axis)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)

@@ -7,6 +7,11 @@ that front, the most accurate one at the highest budget whose best setting is wi
 the input model's validation accuracy (else the most accurate). Every candidate counts, whatever its
 origin (a Mix-and-Match strategy or a global baseline trained in the same sweep). Test accuracy is
 reported with its interval and paired comparisons (:mod:`edgeprune.report.compare`), never used to choose.
+
+Records of another task name their metric (``val_miou``, ``test_mse``...; :mod:`edgeprune.report.metric`):
+the front, the rule and the words then follow that metric in its direction (lower-is-better metrics: the
+lowest wins), its tolerance is absolute for metrics in [0, 1] and relative to the input model's value for the
+others, and test values carry the records' bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from edgeprune.measure.budget import Budget
 from edgeprune.measure.budget import parse as parse_budget
 from edgeprune.methods import structured_mam
 from edgeprune.report import compare
+from edgeprune.report.metric import ACCURACY, Metric
 from edgeprune.report.pareto import pareto_front
 from edgeprune.report.plots import deploy_plot, edge_plot, front_plot
 from edgeprune.report.stats import verdict
@@ -37,6 +43,23 @@ NUMERIC = ("budget_achieved", "val_acc_pruned", "val_acc", "test_acc", "sparsity
            "seconds")
 # measured on the device by structured methods (ONNX Runtime, 1 thread; bytes of the ONNX files)
 DEPLOY = ("ort_latency_ms_b1", "ort_latency_ms_b32", "speedup_b1", "speedup_b32", "onnx_bytes", "onnx_bytes_int8")
+SIZES = ("sparsity", "params", "nonzeros", "macs", "seconds")
+
+
+def numeric(metric: Metric, records: list[dict]) -> tuple[str, ...]:
+    """The numeric fields a setting averages: the classifier's, or the named metric's and the task's other test metrics."""
+    if not metric.named:
+        return NUMERIC
+    others = [k for r in records for k, v in r.items() if k.startswith("test_") and k not in (metric.test, "test_n")
+              and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return ("budget_achieved", metric.pruned, metric.val, metric.test, *dict.fromkeys(others), *SIZES)
+
+
+def other_tests(metric: Metric, row: dict) -> list[tuple[str, float]]:
+    """(name, value) of the task's test metrics besides the primary one (``pixel_acc``, ``mae``...)."""
+    return [(k[5:], v) for k, v in row.items()
+            if metric.named and k.startswith("test_") and k[5:] != metric.name and not k.endswith(("_std", "_ci", "_n"))
+            and isinstance(v, float)]
 
 
 def origin(row: dict) -> str:
@@ -52,7 +75,7 @@ def label(row: dict) -> str:
     return f"{origin(row)} @ {budget}" + (f" ({setting})" if setting else "")
 
 
-def group(records: list[dict], dense: dict) -> list[dict]:
+def group(records: list[dict], dense: dict, metric: Metric = ACCURACY) -> list[dict]:
     """One row per setting (records equal but for the seed): mean and std of every numeric field."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
@@ -67,7 +90,7 @@ def group(records: list[dict], dense: dict) -> list[dict]:
             row["budget_text"] = first["budget_text"]
         row["ids"] = [m["id"] for m in members]
         row["seeds"] = sorted(m["seed"] for m in members)
-        for key in NUMERIC + DEPLOY:
+        for key in numeric(metric, members) + DEPLOY:
             values = [m[key] for m in members if isinstance(m.get(key), (int, float))]
             if values:
                 row[key] = statistics.fmean(values)
@@ -75,63 +98,82 @@ def group(records: list[dict], dense: dict) -> list[dict]:
         row["removed"] = 1.0 - row["nonzeros"] / max(dense["nonzeros"], 1)
         row["origin"] = origin(row)
         row["label"] = label(row)
-        row["test_ci"] = compare.interval(members) if "test_acc" in row else None
+        row["test_ci"] = compare.interval(members, metric) if metric.test in row else None
         rows.append(row)
     return rows
 
 
-def choose(front: list[dict], dense_val: float, tolerance: float) -> dict | None:
+def choose(front: list[dict], dense_val: float, tolerance: float, metric: Metric = ACCURACY) -> dict | None:
     """The most accurate setting of the highest budget that stays within ``tolerance`` (else the most
     accurate). Budgets, not the achieved fractions, rank compression: settings of one budget all sit at
-    it (calibrated to within 0.1 pp), and a 0.05 pp sparser candidate must not win over a more accurate one."""
-    good = [g for g in front if g["val_acc"] >= dense_val - tolerance]
+    it (calibrated to within 0.1 pp), and a 0.05 pp sparser candidate must not win over a more accurate one.
+    Another task's metric: the best in its direction, ``tolerance`` as :meth:`Metric.within` takes it."""
+    good = [g for g in front if metric.within(g[metric.val], dense_val, tolerance)]
     if good:
         top = max(g["budget"] for g in good)
-        return max((g for g in good if g["budget"] == top), key=lambda g: g["val_acc"])
-    return max(front, key=lambda g: g["val_acc"]) if front else None
+        return max((g for g in good if g["budget"] == top), key=lambda g: metric.score(g[metric.val]))
+    return max(front, key=lambda g: metric.score(g[metric.val])) if front else None
 
 
-def _pm(row: dict, key: str, scale: float = 100.0) -> str:
+def _pm(row: dict, key: str, metric: Metric = ACCURACY) -> str:
     if key not in row:
         return "–"
-    text = f"{scale * row[key]:.2f}"
-    return text + (f" ± {scale * row[f'{key}_std']:.2f}" if len(row["seeds"]) > 1 else "")
+    text = metric.number(row[key])
+    return text + (f" ± {metric.number(row[f'{key}_std'])}" if len(row["seeds"]) > 1 else "")
 
 
-def _test(row: dict) -> str:
+def _test(row: dict, metric: Metric) -> str:
     ci = row.get("test_ci")
-    return _pm(row, "test_acc") + (f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "")
+    return _pm(row, metric.test, metric) + (f" [{metric.number(ci[0])}, {metric.number(ci[1])}]" if ci else "")
 
 
-def _table(rows: list[dict]) -> list[str]:
-    out = ["| setting | seeds | weights removed % | val after pruning % | val % | test % [95 % CI] | params | MACs |",
+def _table(rows: list[dict], metric: Metric = ACCURACY) -> list[str]:
+    out = [f"| setting | seeds | weights removed % | {metric.column('val', ' after pruning')} | {metric.column('val')} | "
+           f"{metric.column('test')} [95 % CI] | params | MACs |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for g in rows:
-        out.append(f"| {g['label']} | {len(g['seeds'])} | {100 * g['removed']:.2f} | {_pm(g, 'val_acc_pruned')} | "
-                   f"{_pm(g, 'val_acc')} | {_test(g)} | {g['params']:,.0f} | {g['macs']:,.0f} |")
+        out.append(f"| {g['label']} | {len(g['seeds'])} | {100 * g['removed']:.2f} | {_pm(g, metric.pruned, metric)} | "
+                   f"{_pm(g, metric.val, metric)} | {_test(g, metric)} | {g['params']:,.0f} | {g['macs']:,.0f} |")
     return out
 
 
 _NUMBER = (int, float)
+VAL = "val"  # stands for the validation key of the record's metric (val_acc, val_miou...)
 _FIELDS = {  # what the report reads from each kind of record, and its type
-    "dense": {"val_acc": _NUMBER, "params": _NUMBER, "nonzeros": _NUMBER, "macs": _NUMBER},
+    "dense": {VAL: _NUMBER, "params": _NUMBER, "nonzeros": _NUMBER, "macs": _NUMBER},
     "ok": {"method": str, "budget": _NUMBER, "budget_name": str, "seed": int, "setting": dict,
-           "val_acc": _NUMBER, "params": _NUMBER, "nonzeros": _NUMBER, "macs": _NUMBER},
+           VAL: _NUMBER, "params": _NUMBER, "nonzeros": _NUMBER, "macs": _NUMBER},
     "failed": {"error": str},
 }
 _CONFIG = {"method": str, "model": dict, "data": dict, "budgets": list, "seeds": list}
 
 
+def _metric_checked(r: dict, where: str, run: Metric | None) -> Metric:
+    """The metric ``r`` names, checked to be a name and a direction and the same as the run's other records'."""
+    name, higher = r.get("metric", "acc"), r.get("metric_higher", True)
+    if not isinstance(name, str) or not name.isidentifier() or not isinstance(higher, bool):
+        raise DamagedFileError(f"{where}: record {r['id']!r} has metric={name!r}, metric_higher={higher!r}; expected a "
+                               "metric name and true/false (was the file edited?)")
+    metric = Metric.of(r)
+    if run is not None and metric != run:
+        raise DamagedFileError(f"{where}: record {r['id']!r} measures {metric.name!r} ({metric.direction}); the run's "
+                               f"earlier records {run.name!r} ({run.direction}) (was the file edited?)")
+    return metric
+
+
 def check_records(store: RunStore) -> list[dict]:
     """The records of ``store``, each checked to hold the fields the report reads (one line naming the line)."""
-    out = []
+    out, run = [], None
     for line, r in store.records(repair=False, with_lines=True):
         where = f"{str(store.results_path)!r} line {line}"
         kind = "dense" if r.get("kind") == "dense" else r.get("status") if r.get("kind") == "candidate" else None
         if kind not in _FIELDS:
             raise DamagedFileError(f"{where}: record {r['id']!r} has kind {r.get('kind')!r} / status {r.get('status')!r}; "
                                    "expected a dense record or a candidate with status ok or failed (was the file edited?)")
+        if kind != "failed":
+            run = _metric_checked(r, where, run)
         for key, types in _FIELDS[kind].items():
+            key = run.val if key == VAL else key
             if not isinstance(r.get(key), types) or isinstance(r.get(key), bool):
                 raise DamagedFileError(f"{where}: record {r['id']!r} has {key}={r.get(key)!r}; expected a "
                                        f"{'number' if types is _NUMBER else types.__name__} (was the file edited?)")
@@ -171,68 +213,97 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False) -> 
         raise ConfigError(f"{str(store.root)!r} has no finished dense record yet; run the sweep first")
     root = store.root
     write_csv(root / "results.csv", records)
-    groups = group(records, dense)
-    front = [groups[i] for i in pareto_front([(g["removed"], g["val_acc"]) for g in groups])]
+    metric = Metric.of(dense)
+    groups = group(records, dense, metric)
+    front = [groups[i] for i in pareto_front([(g["removed"], metric.score(g[metric.val])) for g in groups])]
     front.sort(key=lambda g: g["removed"])
-    chosen = choose(front, dense["val_acc"], tolerance)
+    chosen = choose(front, dense[metric.val], tolerance, metric)
     chosen_record = next(r for r in records if r["id"] == chosen["ids"][0]) if chosen else None
     if chosen_record and isinstance(chosen_record.get("checkpoint"), str):
         src = root / chosen_record["checkpoint"]
         if src.is_file():
             with atomic_path(root / "chosen.pt") as tmp:
                 shutil.copyfile(src, tmp)
-    front_plot(groups, front, dense["val_acc"], root / "front.png", chosen,
-               title=f"{config['method']}: validation accuracy vs weights removed")
-    deploy_lines = _deploy_section(root, records, groups, dense)
+    front_plot(groups, front, dense[metric.val], root / "front.png", chosen,
+               title=f"{config['method']}: {metric.phrase} vs weights removed", metric=metric)
+    deploy_lines = _deploy_section(root, records, groups, dense, metric)
     edge_lines, edge_summary = _edge_section(root) if edge and chosen else ([], None)
     failed = [r for r in records if r.get("status") == "failed"]
     lines = [
         f"# {config['method']} — {config['model'].get('name')} on {config['data'].get('name')}", "",
         *([QUICK_HEADLINE, ""] if config.get("quick") else []),
-        f"Input model: validation {100 * dense['val_acc']:.2f}%"
-        + (f", test {100 * dense['test_acc']:.2f}%" if "test_acc" in dense else "")
+        f"Input model: {metric.words('validation')} {metric.text(dense[metric.val])}"
+        + (f", {metric.words('test')} {metric.text(dense[metric.test])}" if metric.test in dense else "")
         + f", {dense['params']:,} parameters, {dense['nonzeros']:,} non-zero, {dense['macs']:,} MACs per image.",
         f"Candidates: {sum(r.get('kind') == 'candidate' for r in records)} finished, {len(failed)} failed; "
         f"budgets {', '.join(b if isinstance(b, str) else f'{b:g}' for b in config['budgets'])}; seeds {len(config['seeds'])}. "
-        "Selection uses validation accuracy; test accuracy is measured once per final model.", "",
+        + ("Selection uses validation accuracy; test accuracy is measured once per final model." if not metric.named else
+           f"Selection uses {metric.phrase} ({metric.direction}); test {metric.label} is measured once per final model."),
+        "",
     ]
     by_id = {r["id"]: r for r in records}
     members = {g["label"]: [by_id[i] for i in g["ids"]] for g in groups}
-    comparisons = compare.mam_vs_baselines(groups, members)
-    chosen_vs_dense = compare.difference(members[chosen["label"]], [dense]) if chosen else None
+    comparisons = compare.mam_vs_baselines(groups, members, metric)
+    if metric.named:
+        chosen_vs_dense = compare.by_intervals(members[chosen["label"]], [dense], metric, "the chosen model",
+                                               "the input model") if chosen else None
+    else:
+        chosen_vs_dense = compare.difference(members[chosen["label"]], [dense]) if chosen else None
     if chosen:
-        lines += ["## Chosen model", "",
-                  f"**{chosen['label']}** (origin: {chosen['origin']}): {100 * chosen['removed']:.2f}% of the non-zero "
-                  f"weights removed, validation {_pm(chosen, 'val_acc')}%, test "
-                  f"{compare.accuracy_text(members[chosen['label']])} (rule: on the validation front over every "
-                  f"candidate, the most accurate setting of the highest budget within {100 * tolerance:.1f} pp of the "
-                  f"input model, else the most accurate). Checkpoint: `chosen.pt` (candidate `{chosen['ids'][0]}`).", ""]
-    lines += compare.comparison_lines(comparisons, chosen_vs_dense, chosen["label"] if chosen else None)
-    lines += ["## Front (validation accuracy vs weights removed)", "", "![front](front.png)", ""] + _table(front)
-    lines += ["", "## All settings (mean ± std over seeds)", ""] + _table(sorted(groups, key=lambda g: g["removed"]))
+        lines += ["## Chosen model", "", _chosen_text(chosen, members[chosen["label"]], metric, tolerance), ""]
+    if metric.named:
+        lines += compare.task_comparison_lines(comparisons, chosen_vs_dense, chosen["label"] if chosen else None, metric)
+    else:
+        lines += compare.comparison_lines(comparisons, chosen_vs_dense, chosen["label"] if chosen else None)
+    lines += [f"## Front ({metric.phrase} vs weights removed)", "", "![front](front.png)", ""] + _table(front, metric)
+    lines += ["", "## All settings (mean ± std over seeds)", ""] + _table(sorted(groups, key=lambda g: g["removed"]), metric)
     lines += deploy_lines + edge_lines
     if failed:
         lines += ["", "## Failed candidates", ""] + [f"- `{r['id']}`: {r['error']}" for r in failed]
     write_text(root / "report.md", "\n".join(lines) + "\n")
-    summary = {"method": config["method"], "dense": {k: v for k, v in dense.items() if k != "test_correct"},
+    summary = {"method": config["method"],
+               **({"metric": metric.name, "metric_label": metric.label, "metric_higher": metric.higher}
+                  if metric.named else {}),
+               "dense": {k: v for k, v in dense.items() if k != "test_correct"},
                "chosen": chosen_record and {k: v for k, v in chosen_record.items() if k != "test_correct"},
                "chosen_origin": chosen["origin"] if chosen else None,
-               "chosen_test": compare.accuracy_text(members[chosen["label"]]) if chosen else None,
-               "chosen_vs_dense": chosen_vs_dense.as_dict() | {"verdict": verdict(chosen_vs_dense, "the chosen model",
-                                                                                   "the input model")}
-               if chosen_vs_dense else None,
+               "chosen_test": compare.setting_text(members[chosen["label"]], metric) if chosen else None,
+               "chosen_vs_dense": _chosen_vs_dense(chosen_vs_dense, metric),
                "mam_vs_baseline": [{k: v for k, v in c.items() if k != "_d"}
                                    | ({"verdict": verdict(c["_d"], "Mix-and-Match", "the baseline")} if c["_d"] else {})
                                    for c in comparisons],
-               "front": [{k: g[k] for k in ("label", "origin", "ids", "removed", "val_acc", "test_ci") if k in g}
-                         | {"test_acc": g.get("test_acc")} for g in front]}
+               "front": [{k: g[k] for k in ("label", "origin", "ids", "removed", metric.val, "test_ci") if k in g}
+                         | {metric.test: g.get(metric.test)} for g in front]}
     if edge_summary is not None:
         summary["edge"] = edge_summary
     write_json(root / "summary.json", summary)
     return summary
 
 
-def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: dict) -> list[str]:
+def _chosen_text(chosen: dict, members: list[dict], metric: Metric, tolerance: float) -> str:
+    head = (f"**{chosen['label']}** (origin: {chosen['origin']}): {100 * chosen['removed']:.2f}% of the non-zero "
+            "weights removed, ")
+    tail = f" Checkpoint: `chosen.pt` (candidate `{chosen['ids'][0]}`)."
+    if not metric.named:
+        return (head + f"validation {_pm(chosen, 'val_acc')}%, test "
+                f"{compare.accuracy_text(members)} (rule: on the validation front over every "
+                f"candidate, the most accurate setting of the highest budget within {100 * tolerance:.1f} pp of the "
+                "input model, else the most accurate)." + tail)
+    others = "".join(f", test {Metric(name).label} {Metric(name).text(value)}" for name, value in other_tests(metric, chosen))
+    return (head + f"{metric.phrase} {_pm(chosen, metric.val, metric)}{metric.unit}, test {metric.label} "
+            f"{compare.setting_text(members, metric)}{others} (rule: on the validation front over every candidate, "
+            f"the best {metric.phrase} ({metric.direction}) of the highest budget within "
+            f"{metric.tolerance_text(tolerance)} of the input model's, else the best)." + tail)
+
+
+def _chosen_vs_dense(found, metric: Metric) -> dict | None:
+    if found is None or metric.named:
+        return found
+    return found.as_dict() | {"verdict": verdict(found, "the chosen model", "the input model")}
+
+
+def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: dict,
+                    metric: Metric = ACCURACY) -> list[str]:
     """deploy.png and a table when candidates were measured on the device (structured methods)."""
     measured = [g for g in groups if "ort_latency_ms_b1" in g]
     if not measured:
@@ -240,17 +311,19 @@ def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: 
     base = next((r["decided"]["deploy"]["dense"] for r in records
                  if isinstance(r.get("decided", {}).get("deploy", {}).get("dense"), dict)), {})
     plotted, limits = plotted_latency(measured, base, records)
-    deploy_plot(plotted, {**base, "val_acc": dense["val_acc"]}, root / "deploy.png", limits)
+    deploy_plot(plotted, {**base, metric.val: dense[metric.val]}, root / "deploy.png", limits,
+                title=f"{metric.phrase} on the device", metric=metric)
     out = ["", "## On the device (ONNX Runtime, 1 thread; ONNX file bytes)", "", "![deploy](deploy.png)", "",
-           "| setting | val % | test % | ms b1 | speed-up b1 | ms b32 | speed-up b32 | ONNX kB | INT8 kB | MACs |",
+           f"| setting | {metric.column('val')} | {metric.column('test')} | ms b1 | speed-up b1 | ms b32 | speed-up b32 | "
+           "ONNX kB | INT8 kB | MACs |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     if base:
-        test = f"{100 * dense['test_acc']:.2f}" if "test_acc" in dense else "–"
-        out.append(f"| input model | {100 * dense['val_acc']:.2f} | {test} | "
+        test = metric.number(dense[metric.test]) if metric.test in dense else "–"
+        out.append(f"| input model | {metric.number(dense[metric.val])} | {test} | "
                    f"{base['ort_latency_ms_b1']:.3f} | 1.00 | {base['ort_latency_ms_b32']:.2f} | 1.00 | "
                    f"{base['onnx_bytes'] / 1e3:,.1f} | {base['onnx_bytes_int8'] / 1e3:,.1f} | {dense['macs']:,} |")
     for g in sorted(measured, key=lambda g: g["ort_latency_ms_b1"]):
-        out.append(f"| {g['label']} | {_pm(g, 'val_acc')} | {_pm(g, 'test_acc')} | {g['ort_latency_ms_b1']:.3f} | "
+        out.append(f"| {g['label']} | {_pm(g, metric.val, metric)} | {_pm(g, metric.test, metric)} | {g['ort_latency_ms_b1']:.3f} | "
                    f"{g['speedup_b1']:.2f} | {g['ort_latency_ms_b32']:.2f} | {g['speedup_b32']:.2f} | "
                    f"{g['onnx_bytes'] / 1e3:,.1f} | {g['onnx_bytes_int8'] / 1e3:,.1f} | {g['macs']:,.0f} |")
     out += ["", "Speed-ups: each candidate timed beside the input model's ONNX file in one paired measurement "
