@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import torch
 import typer
 from rich.text import Text
 
@@ -22,7 +21,7 @@ from edgeprune.cli.common import console, parse_kv, table
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
-from edgeprune.methods.dense import build_for, check_model_args, train_dense
+from edgeprune.methods.dense import train_dense
 from edgeprune.prune.gradual import schedule_of
 from edgeprune.report.metric import Metric
 from edgeprune.runs import inputs as inputs_lib
@@ -40,8 +39,8 @@ from edgeprune.runs.sweep import (
     stage_plan,
     sweep_identity,
 )
-from edgeprune.train import TrainConfig, default_config, fit, log_line, quick_config
-from edgeprune.utils.io import ensure_dir, read_json, write_json
+from edgeprune.train import TrainConfig, default_config, log_line, quick_config
+from edgeprune.utils.io import read_json
 
 QUICK_HELP = ("Try the command first: at most 1,000 training and 1,000 test images (stratified), 10 batches per epoch in every "
               "training stage, fewer calibration batches; the figures are not the real ones (the report says so).")
@@ -54,24 +53,6 @@ TASK_HELP = ("What the model is for: a task of `edgeprune tasks` (classification
 def task_of(spec) -> tasks_lib.Task | None:
     """The task ``--task`` names (ConfigError naming what is allowed, before any work); None: the data's own."""
     return None if spec is None else tasks_lib.get(spec)
-
-
-def train_for_task(spec: str, splits, config: TrainConfig, out_dir: Path, model_args: dict, progress: bool,
-                   task: tasks_lib.Task):
-    """:func:`~edgeprune.methods.dense.train_dense` for a task other than classification (train_dense measures
-    top-1): the same files (model.pt, metrics.json), the task's metrics in them."""
-    check_model_args(model_args)
-    ensure_dir(out_dir)
-    torch.manual_seed(config.seed)
-    model = build_for(spec, splits, model_args)
-    result = fit(model, splits.train, splits.val, config, progress=progress, description=f"train {spec}", task=task)
-    metrics = {"model": spec, "model_kwargs": model_args or {}, "dataset": splits.name, "task": task.name,
-               f"val_{task.metric}": result.best_val_acc,
-               **{f"test_{k}": v for k, v in task.evaluate(model, splits.test, config.eval_batch_size).items()},
-               "train": result.as_dict(), "config": config.model_dump()}
-    model_lib.save(model, out_dir / "model.pt", meta={"dataset": splits.name, "task": task.name, "config": config.model_dump()})
-    write_json(out_dir / "metrics.json", metrics)
-    return model
 
 
 def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, dense: TrainConfig, out: Path,
@@ -100,9 +81,7 @@ def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, 
                 raise ConfigError(f"{str(own)!r} was trained with {key} {then[key]!r}, not {now[key]!r}; "
                                   "use another --out or delete its dense/ folder")
         return model_lib.load(own)
-    if own_task is not None:
-        return train_for_task(spec, splits, dense, out / "dense", model_args, progress, task)
-    model, _ = train_dense(spec, splits, dense, out / "dense", model_kwargs=model_args, progress=progress)
+    model, _ = train_dense(spec, splits, dense, out / "dense", model_kwargs=model_args, progress=progress, task=task)
     return model
 
 
