@@ -19,7 +19,7 @@ from edgeprune.errors import ConfigError, check_at_most, check_positive
 from edgeprune.measure import accuracy, checkpoint_bytes, latency, machine_info, macs, nonzeros, param_count, sparsity
 from edgeprune.measure.latency import busy_warning
 from edgeprune.methods.dense import train_dense
-from edgeprune.report.metric import label_of
+from edgeprune.report.metric import Metric, label_of
 from edgeprune.train import default_config, quick_config
 
 MAX_RUNS = 1_000_000  # timed latency runs per batch size
@@ -100,13 +100,14 @@ def train(
     if quick:
         console.print(f"quick run (--quick): {QUICK_LIMIT:,} training images at most, {config.max_batches} batches per "
                       "epoch — the figures are not the real ones")
+    metric = Metric.of(m)
     console.print(
         table(
             f"{model} on {splits.name}",
             ["metric", "value"],
             [
-                ["val accuracy (best epoch)", f"{m['val_acc']:.2%} (epoch {m['train']['best_epoch']})"],
-                ["test accuracy", f"{m['test_acc']:.2%}"],
+                [f"val {metric.label} (best epoch)", f"{metric.text(m[metric.val])} (epoch {m['train']['best_epoch']})"],
+                [f"test {metric.label}", metric.text(m[metric.test])],
                 ["params", m["params"]],
                 ["MACs / image", m["macs"]],
                 ["seconds / epoch", round(m["train"]["seconds_per_epoch"], 2)],

@@ -76,7 +76,8 @@ def _train_dense(model_spec, splits, config, out_dir, model_kwargs, progress, la
         "model": model_spec,
         "model_kwargs": model_kwargs or {},
         "dataset": splits.name,
-        **({"task": task.name, "metric": key} if not isinstance(task, tasks_lib.Classification) else {}),
+        **({"task": task.name, "metric": key, "metric_higher": task.higher_is_better}
+           if not isinstance(task, tasks_lib.Classification) else {}),
         f"val_{key}": result.best_val_acc,
         **test,
         "train": result.as_dict(),
