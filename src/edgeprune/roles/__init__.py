@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from edgeprune import tasks as tasks_lib
 from edgeprune.errors import ModelError
 from edgeprune.roles.table import ROLES, SMALL_NUMEL, LayerRole, RoleTable
 from edgeprune.roles.trace import CONV_TYPES, Call, is_norm, is_prunable, trace_calls, upstream_of
@@ -170,8 +171,11 @@ def _graph_facts(prunable: list[Call], outputs: list[torch.Tensor], leaf) -> _Gr
 
 def _classifiers(prunable: list[Call], g: _Graph, widths: set[int], role: dict) -> None:
     """Layers feeding an output directly, with as many outputs as it has classes (channels)."""
+    dense_task = not isinstance(tasks_lib.current(), tasks_lib.Classification)
     for c in prunable:
-        if c.name in g.output_layers and _out_features(c) in widths:
+        # a detector's heads reshape their channels (anchors x classes) before the output: under a task other than
+        # classification every layer feeding an output directly is an output head
+        if c.name in g.output_layers and (dense_task or _out_features(c) in widths):
             role[c.name] = "classifier"
     if not role and prunable and _out_features(prunable[-1]) in widths:
         role[prunable[-1].name] = "classifier"  # fallback: the logits are not reachable through autograd
