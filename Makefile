@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -c constraints.txt
 
-.PHONY: demo test install install-all clean
+.PHONY: demo test test-long install install-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ demo: install
 test: install-all
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not long"
+
+test-long: install-all
+	$(BIN)/python -m pytest -q -m long
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

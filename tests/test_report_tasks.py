@@ -191,7 +191,7 @@ def test_segmentation_deploy_table_and_plot_name_miou(tmp_path, plotted):
     assert ("validation mIoU (%)", "", "validation mIoU on the device") in plotted
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_the_tasks_guide_runs_as_written(tmp_path, monkeypatch):
     """docs/tasks.md's Python blocks, in order, in one namespace (the sweep writes runs/ under tmp_path)."""
     guide = Path(__file__).resolve().parents[1] / "docs" / "tasks.md"

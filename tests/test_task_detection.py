@@ -205,7 +205,7 @@ def test_fit_trains_a_detector_and_selects_on_val_map(spec):
     assert 0.0 <= epoch["val_map"] <= 1.0 and result.best_val_acc == epoch["val_map"]
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_yolo_learns_to_find_digits():
     """End to end through Ultralytics' loss and our NMS: 8 epochs on 512 canvases reached mAP 0.72 (≈2 min, CPU)."""
     needs_ultralytics()
