@@ -375,7 +375,6 @@ def test_yolo_export_module_is_the_prediction_before_nms():
 
 @pytest.mark.parametrize("spec, error, words", [
     ("torchvision:maskrcnn_resnet50_fpn", ConfigError, "needs masks or keypoints"),
-    ("torchvision:deeplabv3_mobilenet_v3_large", ConfigError, "segmentation model"),
     ("yolo:yolov8n-seg", ConfigError, "has a Segment head"),
     ("yolo:no_such_yolo", ConfigError, "unknown yolo model 'no_such_yolo'"),
 ])
