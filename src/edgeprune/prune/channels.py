@@ -150,11 +150,19 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
     seen: set[str] = set()
     groups = []
     modules = dict(model.named_modules())
-    for name, module in model.named_modules():
-        if not name or name in seen or not isinstance(module, ROOT_TYPES) or module not in graph.module2node:
+    order = {n: i for i, (n, _) in enumerate(model.named_modules())}
+    # output layers last, and not searched from: they are protected whatever they couple with (the layers they
+    # couple with find them), and from a detector's heads the search crosses reshapes and concatenations of
+    # anchors (SSD's: minutes)
+    roots = sorted(((n, m) for n, m in model.named_modules() if n), key=lambda item: item[0] in outputs)
+    for name, module in roots:
+        if name in seen or not isinstance(module, ROOT_TYPES) or module not in graph.module2node:
             continue
         channels = graph.get_out_channels(module)
         if not channels:
+            continue
+        if name in outputs:
+            groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True))
             continue
         try:
             group = _group_of(graph, module, range(channels))
@@ -177,7 +185,6 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
             elif target not in consumers:
                 consumers.append(target)
         seen.update(members)
-        order = {n: i for i, (n, _) in enumerate(model.named_modules())}
         groups.append(
             ChannelGroup(
                 members=sorted(members, key=order.get),
@@ -187,7 +194,7 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
                 protected=any(m in outputs or _widens_input(graph, modules[m]) for m in members),
             )
         )
-    return groups
+    return sorted(groups, key=lambda g: order.get(g.members[0], -1) if g.members else -1)
 
 
 def _check_plan(model: nn.Module, graph, plan: dict) -> dict[str, list[int]]:
