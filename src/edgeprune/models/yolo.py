@@ -17,10 +17,15 @@ background class) and ``ch`` = in_channels. :class:`YoloDetector` keeps it under
 
 Images are zero-padded on the right and bottom to a multiple of the largest stride (32), as Ultralytics'
 letterbox would; boxes stay in the input's pixels.
+
+Every CSP block that splits its first conv's output in two (C2f, C3k2, C2PSA: ``cv1(x).chunk(2, 1)``) is
+rebuilt as :class:`SplitStage`, the same function with ``cv1`` cut into two convs: torch-pruning cannot map
+channels through a chunk, and through two convs every part of the block can lose channels (structured pruning).
 """
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 
 import torch
@@ -46,6 +51,61 @@ def _ultralytics(module: str):
 def _pad(x: torch.Tensor, stride: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     return F.pad(x, (0, -w % stride, 0, -h % stride)) if h % stride or w % stride else x
+
+
+def _out_slice(layer: nn.Module, start: int, stop: int) -> nn.Module:
+    """A copy of ``layer`` (a conv, its BatchNorm and activation) producing only output channels start..stop-1."""
+    part = copy.deepcopy(layer)
+    with torch.no_grad():
+        for m in part.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight = nn.Parameter(m.weight[start:stop].clone())
+                m.bias = None if m.bias is None else nn.Parameter(m.bias[start:stop].clone())
+                m.out_channels = stop - start
+            elif isinstance(m, nn.BatchNorm2d):
+                for name in ("weight", "bias"):
+                    setattr(m, name, nn.Parameter(getattr(m, name)[start:stop].clone()))
+                for name in ("running_mean", "running_var"):
+                    setattr(m, name, getattr(m, name)[start:stop].clone())
+                m.num_features = stop - start
+    return part
+
+
+class SplitStage(nn.Module):
+    """A CSP block ``y = [a, b] = cv1(x).chunk(2)``, then ``m`` on b, ``cv2(cat(y))``, with ``cv1`` as two convs
+    (``cv1a`` -> a, ``cv1b`` -> b): C2f/C3k2 (``chain``: every module of the list ``m`` runs on the last part and
+    its output joins the concatenation) or C2PSA (``m`` replaces b). Same outputs, no chunk to trace."""
+
+    def __init__(self, block: nn.Module, chain: bool):
+        super().__init__()
+        half = block.cv1.conv.out_channels // 2
+        self.cv1a, self.cv1b = _out_slice(block.cv1, 0, half), _out_slice(block.cv1, half, 2 * half)
+        self.m, self.cv2, self.chain = block.m, block.cv2, chain
+        for name in ("f", "i", "type", "np"):  # Ultralytics' routing of the layer's inputs and saved outputs
+            if hasattr(block, name):
+                setattr(self, name, getattr(block, name))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = [self.cv1a(x), self.cv1b(x)]
+        if self.chain:
+            y.extend(m(y[-1]) for m in self.m)
+        else:
+            y[1] = self.m(y[1])
+        return self.cv2(torch.cat(y, 1))
+
+
+def split_stages(yolo: nn.Module) -> int:
+    """Replace every C2f, C3k2 and C2PSA layer of ``yolo.model`` (whose forward is the library's own) by a
+    :class:`SplitStage` in place; the number replaced."""
+    block = _ultralytics("ultralytics.nn.modules.block")
+    kinds = {block.C2f.forward: True, block.C2PSA.forward: False}
+    count = 0
+    for i, layer in enumerate(yolo.model):
+        chain = kinds.get(type(layer).forward)
+        if chain is not None and layer.cv1.conv.out_channels % 2 == 0:
+            yolo.model[i] = SplitStage(layer, chain)
+            count += 1
+    return count
 
 
 class _RawPrediction(nn.Module):
@@ -142,5 +202,6 @@ def create_yolo(name: str, num_classes: int, in_channels: int, image_size: int, 
         raise ConfigError(f"yolo:{name} has a {type(head).__name__} head{' (end-to-end)' if end2end else ''}; "
                           "allowed: plain detection models (Detect head with NMS) such as yolov8n, yolo11n")
     yolo.args = SimpleNamespace(box=cfg.DEFAULT_CFG.box, cls=cfg.DEFAULT_CFG.cls, dfl=cfg.DEFAULT_CFG.dfl)
+    split_stages(yolo)
     model = YoloDetector(yolo, **options)
     return check_detector(model, f"yolo:{name}", in_channels, image_size)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import ModelError
-from edgeprune.prune.channels import ROOT_TYPES
+from edgeprune.prune.channels import ROOT_TYPES, dense_forward
 from edgeprune.prune.tp_search import SEARCH_SECONDS  # also the budget of the whole trace and the block search
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ def recorded_inputs(model: nn.Module, example: torch.Tensor) -> dict[str, torch.
     modes = [m.training for m in model.modules()]
     model.eval()
     try:
-        model(example)
+        dense_forward(model, example)
     finally:
         for h in handles:
             h.remove()

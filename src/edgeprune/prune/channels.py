@@ -25,6 +25,7 @@ from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
 from edgeprune.prune.lazy import tp
+from edgeprune.tasks import current as current_task
 
 #: layers whose output channels a plan may name (the roots of torch-pruning groups)
 ROOT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -48,8 +49,15 @@ class ChannelGroup:
     failed: str = ""  # torch-pruning failed to find the group (the exception, one line; protected then)
 
 
+def dense_forward(model: nn.Module, x: torch.Tensor):
+    """``model``'s forward as a runtime runs it: the current task's deployable part (a detector before its
+    decoding and NMS, whose eval output is a list of dicts of varying sizes; the model itself for other tasks).
+    What structured pruning traces and checks, with module names still relative to ``model``."""
+    return current_task().deployable(model)(x)
+
+
 def build_graph(model: nn.Module, example_input: torch.Tensor):
-    """torch-pruning's DependencyGraph of ``model`` traced on ``example_input``.
+    """torch-pruning's DependencyGraph of ``model`` traced on ``example_input`` (through :func:`dense_forward`).
 
     The trace runs in eval mode so BatchNorm running statistics are not updated by it; the model's
     train/eval mode is restored afterwards.
@@ -58,7 +66,8 @@ def build_graph(model: nn.Module, example_input: torch.Tensor):
     model.eval()
     try:
         with torch.enable_grad():
-            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
+            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, forward_fn=dense_forward,
+                                                         verbose=False)
     except Exception as exc:  # tracing failures are model problems, not bugs of ours
         raise ModelError(f"cannot trace {type(model).__name__} for structured pruning: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     finally:
@@ -71,7 +80,7 @@ def output_modules(model: nn.Module, example_input: torch.Tensor | None = None, 
 
     Found on the traced graph: from every sink (a node nothing consumes) walk back through
     channel-preserving operations (norms, activations, pools, adds, reshapes) to the first Conv/Linear
-    layers. Changing their output channels would change the output shape, so they are never pruned.
+    layers (and past frozen ones, see :func:`_frozen`). Changing their output channels would change the output shape, so they are never pruned.
     """
     graph = graph or build_graph(model, example_input)
     found: set[str] = set()
@@ -86,9 +95,17 @@ def output_modules(model: nn.Module, example_input: torch.Tensor | None = None, 
             name = _named(graph, node.module)
             if name:
                 found.add(name)
-            continue
+            if not _frozen(node.module):
+                continue
         stack.extend(node.inputs)
     return found
+
+
+def _frozen(module: nn.Module) -> bool:
+    """A layer without trainable parameters (YOLO's DFL conv, a fixed expectation over bins): part of the
+    computation of the output from the layers before it, which produce the output channels too."""
+    params = list(module.parameters())
+    return bool(params) and not any(p.requires_grad for p in params)
 
 
 def _widens_input(graph, module: nn.Module) -> bool:
@@ -133,11 +150,19 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
     seen: set[str] = set()
     groups = []
     modules = dict(model.named_modules())
-    for name, module in model.named_modules():
-        if not name or name in seen or not isinstance(module, ROOT_TYPES) or module not in graph.module2node:
+    order = {n: i for i, (n, _) in enumerate(model.named_modules())}
+    # output layers last, and not searched from: they are protected whatever they couple with (the layers they
+    # couple with find them), and from a detector's heads the search crosses reshapes and concatenations of
+    # anchors (SSD's: minutes)
+    roots = sorted(((n, m) for n, m in model.named_modules() if n), key=lambda item: item[0] in outputs)
+    for name, module in roots:
+        if name in seen or not isinstance(module, ROOT_TYPES) or module not in graph.module2node:
             continue
         channels = graph.get_out_channels(module)
         if not channels:
+            continue
+        if name in outputs:
+            groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True))
             continue
         try:
             group = _group_of(graph, module, range(channels))
@@ -160,7 +185,6 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
             elif target not in consumers:
                 consumers.append(target)
         seen.update(members)
-        order = {n: i for i, (n, _) in enumerate(model.named_modules())}
         groups.append(
             ChannelGroup(
                 members=sorted(members, key=order.get),
@@ -170,7 +194,7 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
                 protected=any(m in outputs or _widens_input(graph, modules[m]) for m in members),
             )
         )
-    return groups
+    return sorted(groups, key=lambda g: order.get(g.members[0], -1) if g.members else -1)
 
 
 def _check_plan(model: nn.Module, graph, plan: dict) -> dict[str, list[int]]:

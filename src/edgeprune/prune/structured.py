@@ -39,9 +39,9 @@ from edgeprune.errors import ConfigError, ModelError
 from edgeprune.prune import attention as attention_lib
 from edgeprune.prune import blocks as blocks_lib
 from edgeprune.prune import fallback as fallback_lib
-from edgeprune.prune.channels import build_graph, coupled_groups
+from edgeprune.prune.channels import build_graph, coupled_groups, dense_forward
 from edgeprune.prune.lazy import tp
-from edgeprune.prune.tp_search import bounded_groups
+from edgeprune.prune.tp_search import Runaway, bounded_groups
 from edgeprune.tasks import output_tensors
 
 Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the unpruned weight's shape
@@ -134,7 +134,8 @@ def _traced(model: nn.Module, example: torch.Tensor):
     graph = build_graph(model, example)
     try:
         with bounded_groups(model, graph, "structured pruning"):
-            return graph, coupled_groups(model, example, graph=graph, failing=(ZeroDivisionError,))
+            # a layer whose own group runs away (YOLO11's attention reshaping qkv by its heads) is kept whole
+            return graph, coupled_groups(model, example, graph=graph, failing=(ZeroDivisionError, Runaway))
     except _TP_ERRORS as exc:
         raise _failed(model, exc) from None
 
@@ -348,6 +349,7 @@ def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fr
                     prune_num_heads=bool(head_ratios), prune_head_dims=False,
                     head_pruning_ratio_dict=head_ratios or None, in_channel_groups={},
                     out_channel_groups=attention_lib.mha_groups(model),  # (a fresh dict: BasePruner fills it)
+                    forward_fn=dense_forward,
                 )
             for group in pruner.step(interactive=True):
                 for attn, (layers, heads, _) in attention.items():
@@ -418,7 +420,7 @@ def _output_shape(model: nn.Module, example: torch.Tensor) -> tuple | None:
     model.eval()
     try:
         with torch.no_grad():
-            return _shapes(model(example[:1]))
+            return _shapes(dense_forward(model, example[:1]))
     except Exception:  # noqa: BLE001  (the model's own problem: plan() or the first attempt reports it)
         return None
     finally:
@@ -456,7 +458,7 @@ def _check_still_runs(model: nn.Module, example: torch.Tensor, what: str, shape:
     model.eval()
     try:
         with torch.no_grad():
-            out = model(example[:1])
+            out = dense_forward(model, example[:1])
     except Exception as exc:  # noqa: BLE001  (any failure of the user's forward means the same thing here)
         raise _ForwardFailed(what, exc, _failing_module(model, exc)) from None
     finally:

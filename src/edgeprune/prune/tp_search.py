@@ -51,7 +51,11 @@ def _index_mapping_once():
 
 
 class Unbounded(Exception):
-    """torch-pruning's dependency search grew a group without bound (see :func:`bounded_groups`)."""
+    """torch-pruning's dependency search grew a group without bound or ran out of time (see :func:`bounded_groups`)."""
+
+
+class Runaway(Unbounded):
+    """One group grew without bound (not the time limit): the search from other layers may still end."""
 
 
 @contextlib.contextmanager
@@ -81,9 +85,9 @@ def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8, per_wi
         if time.process_time() > stop:
             raise Unbounded(f"it ran past {seconds:g} s of CPU time")
         if len(self._group) >= limit:
-            raise Unbounded(f"a group grew past {limit} layer entries: split/concat couplings it expands without bound")
+            raise Runaway(f"a group grew past {limit} layer entries: split/concat couplings it expands without bound")
         if len(idxs) > indices:
-            raise Unbounded(f"an index list grew past {indices} entries: reshapes it maps without bound")
+            raise Runaway(f"an index list grew past {indices} entries: reshapes it maps without bound")
         original(self, dep, idxs)
 
     tp.dependency.group.Group.add_dep = add_dep
