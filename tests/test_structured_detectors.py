@@ -110,3 +110,24 @@ def test_ssdlite_structured_pruning_stops_at_the_heads():
         assert [tuple(t.shape) for t in task.deployable(pruned)(example)] == raw
         _detects(pruned, torch.randn(2, 1, 128, 128))
     assert _params(pruned) < 0.7 * _params(model)
+
+
+@pytest.mark.slow
+def test_prune_yolov8n_end_to_end(tmp_path):
+    """The public call: Mix-and-Match channel pruning to a latency budget, fine-tuned, still a detector, exported."""
+    pytest.importorskip("ultralytics")
+    import edgeprune
+    from edgeprune.api_contract import tiny_data
+    from edgeprune.export.onnx import export_verified
+
+    model = models.create("yolo:yolov8n", num_classes=11, in_channels=1, image_size=128)
+    example = torch.zeros(1, 1, 128, 128)
+    data = tiny_data(example, 11, task=tasks.Detection())
+    result = edgeprune.prune(model, data, task="detection", method="mix_and_match", granularity="channel",
+                             budget="latency<=70%", finetune={"epochs": 1, "max_batches": 2}, criteria=["magnitude"],
+                             strategies=["balanced"])
+    assert result.record["status"] == "ok" and result.record["params"] < result.dense["params"]
+    _detects(result.model, torch.randn(2, 1, 128, 128))
+    with tasks.using(tasks.Detection()):
+        info = export_verified(result.model, tmp_path / "pruned.onnx", torch.randn(2, 1, 128, 128))
+    assert info["max_abs_diff"] <= info["tolerance"]
