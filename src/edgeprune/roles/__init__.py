@@ -208,6 +208,7 @@ def _mlp_pairs(prunable: list[Call], g: _Graph, role: dict, partner: dict) -> No
         if c.name in role or g.via_attention[c.name] or not g.data[c.name] or len(g.upstream[c.name]) != 1:
             continue
         (up_name,) = g.upstream[c.name]
+        dw = None
         if isinstance(c.module, nn.Linear) and _is_depthwise(by_name[up_name].module):
             dw = up_name  # fc1 -> depthwise conv -> fc2 (PVTv2)
             if len(g.upstream[dw]) != 1 or g.consumers.get(dw) != {c.name}:
@@ -216,8 +217,8 @@ def _mlp_pairs(prunable: list[Call], g: _Graph, role: dict, partner: dict) -> No
             if g.consumers.get(up_name) != {dw}:
                 continue
         up = by_name[up_name]
-        if up_name in role:
-            continue
+        if up_name in role or not g.consumers.get(up_name, set()) <= {c.name, dw}:
+            continue  # its hidden units feed another layer too (an SSD feature level read by a head): not an MLP
         dims = _pair_dims(up.module, c.module)
         if dims is None:
             continue
