@@ -276,7 +276,12 @@ class OrtModel(nn.Module):
 
 
 def ort_metrics(session, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict[str, float]:
-    """The task's metrics (``edgeprune.tasks``) of an ONNX Runtime session exported from ``model`` on ``data``."""
+    """The task's metrics (``edgeprune.tasks``) of an ONNX Runtime session exported from ``model`` on ``data``.
+    A task whose runtime part is not the whole model (a detector: decoding and NMS stay outside the file) is
+    refused in one line: its parity is checked on the dense outputs, its metrics are PyTorch's."""
+    if task.deployable(model) is not model:
+        raise ModelError(f"the {task.name} task's ONNX file holds {type(model).__name__}'s dense part only (no decoding, "
+                         "no NMS): its metrics are measured in PyTorch, its parity on the dense outputs")
     return task.evaluate(OrtModel(session, model, example), data, batch_size)
 
 
