@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import edgeprune  # noqa: E402
 from common import RESULTS, ROOT, SECTIONS, provenance, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
+from edgeprune import roles, tasks  # noqa: E402
 from edgeprune.export.onnx import export_onnx  # noqa: E402
 from edgeprune.export.ort_latency import channel_block, ort_latency, paired_latency  # noqa: E402
 from edgeprune.measure import accuracy, macs, param_count  # noqa: E402
@@ -67,28 +68,30 @@ def onnx_latency(model, shape, batch: int, runs: int = 20) -> float:
         return ort_latency(path, batch_size=batch, runs=runs, threads=1)["median_ms"]
 
 
-def tp_prune(dense, example, importance: str, global_pruning: bool, ratio: float, batches=None, round_to=None):
+def tp_prune(dense, example, importance: str, global_pruning: bool, ratio: float, batches=None, round_to=None, task=None,
+             layer_cap: float = 0.95):
+    """Torch-Pruning's BasePruner on a copy of ``dense``; the task's output layers (the roles table's "classifier"
+    role: every output head) are kept whole and its training loss drives the Taylor importance. ``layer_cap``: the
+    most any one layer may lose (Torch-Pruning's max_pruning_ratio)."""
+    task = task or tasks.current()
     model = copy.deepcopy(dense).eval()
     imp = tp.importance.GroupMagnitudeImportance(p=2) if importance == "magnitude" else tp.importance.GroupTaylorImportance()
-    outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == example_classes(dense, example)]
+    with tasks.using(task):
+        head_names = {e.module_name for e in roles.classify(model, example).by_role("classifier")}
+    outputs = [m for n, m in model.named_modules() if n in head_names]
     # attention with a fused qkv (the zoo ViT): Torch-Pruning's ViT recipe, head dims pruned alike in every head
     heads = {m.qkv: m.num_heads for m in model.modules() if isinstance(getattr(m, "qkv", None), torch.nn.Linear)
              and isinstance(getattr(m, "num_heads", None), int)}
     pruner = tp.pruner.BasePruner(model, example, importance=imp, pruning_ratio=ratio, global_pruning=global_pruning,
-                                  ignored_layers=outputs, max_pruning_ratio=0.95, round_to=round_to,
+                                  ignored_layers=outputs, max_pruning_ratio=layer_cap, round_to=round_to,
                                   num_heads=heads, prune_head_dims=True, prune_num_heads=False)
     if importance == "taylor":
         model.zero_grad()
         for x, y in batches:
-            torch.nn.functional.cross_entropy(model(x), y).backward()
+            task.train_loss(model, x, y)[0].backward()
     pruner.step()
     model.zero_grad(set_to_none=True)
     return model
-
-
-def example_classes(model, example) -> int:
-    with torch.no_grad():
-        return int(model.eval()(example).shape[-1])
 
 
 def latency_fits(dense, shape, budget, limit_ms: float):
@@ -111,15 +114,16 @@ def latency_fits(dense, shape, budget, limit_ms: float):
     return fits
 
 
-def calibrate_tp(dense, example, importance, global_pruning, fits, batches, steps=6, round_to=None):
-    """The smallest pruning ratio whose measured latency fits (bisection, like ours)."""
-    lo, hi = 0.0, TP_MAX_RATIO
-    best = tp_prune(dense, example, importance, global_pruning, hi, batches, round_to)
+def calibrate_tp(dense, example, importance, global_pruning, fits, batches, steps=6, round_to=None, task=None,
+                 max_ratio=TP_MAX_RATIO, layer_cap=0.95):
+    """The smallest pruning ratio in [0, max_ratio] whose measured latency fits (bisection, like ours)."""
+    lo, hi = 0.0, max_ratio
+    best = tp_prune(dense, example, importance, global_pruning, hi, batches, round_to, task, layer_cap)
     if not fits(best):
         return best, hi, False
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        model = tp_prune(dense, example, importance, global_pruning, mid, batches, round_to)
+        model = tp_prune(dense, example, importance, global_pruning, mid, batches, round_to, task, layer_cap)
         if fits(model):
             hi, best = mid, model
         else:

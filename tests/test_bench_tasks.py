@@ -1,0 +1,73 @@
+"""benchmarks/tasks_vs_tp.py: Torch-Pruning keeps a segmentation head whole and takes its Taylor importance from
+the task's loss, the ratio cap keeps every layer pruned (none rounded to nothing and skipped), the scratch
+baseline finds the widest width under a budget that is not monotone, and the verdict reports a loss as a loss."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+tasks_vs_tp = pytest.importorskip("tasks_vs_tp")  # torch_pruning is a benchmark dependency
+structured = pytest.importorskip("structured")
+
+from edgeprune import tasks  # noqa: E402
+
+
+def conv_widths(model: nn.Module) -> list[int]:
+    return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+@pytest.mark.parametrize("importance", ["magnitude", "taylor"])
+def test_torch_pruning_keeps_the_segmentation_head_and_every_layer(importance):
+    torch.manual_seed(0)
+    dense = tasks_vs_tp.UNet(classes=11, width=16).eval()
+    example = torch.zeros(1, 1, 64, 64)
+    batches = [(torch.randn(4, 1, 64, 64), torch.randint(0, 11, (4, 64, 64)))]
+    cap = tasks_vs_tp.tp_max_ratio(dense, 8)
+    assert cap == 0.5  # 16-channel layers keep 8
+    pruned = structured.tp_prune(dense, example, importance, False, cap, batches, round_to=8, task=tasks.Segmentation(),
+                                 layer_cap=cap)
+    widths = conv_widths(pruned)
+    assert widths[-1] == 11  # the head (roles: "classifier") keeps every class
+    assert all(w % 8 == 0 for w in widths[:-1])
+    assert all(w < d for w, d in zip(widths[:-1], conv_widths(dense)[:-1]))  # every layer pruned, none skipped
+    assert pruned(torch.randn(2, 1, 64, 64)).shape == (2, 11, 64, 64)
+
+
+def test_widest_fitting_tries_every_width():
+    fitting = {4, 5, 9}  # not monotone, as ONNX Runtime's latency over widths
+    assert tasks_vs_tp.widest_fitting(lambda w: w, lambda w: w in fitting, 2, 15) == (9, True)
+    assert tasks_vs_tp.widest_fitting(lambda w: w, lambda w: False, 2, 15) == (2, False)
+
+
+def collected(ours: list[float], tp: list[float], dense: list[float], speedup: float) -> dict:
+    from edgeprune.report.stats import t_interval
+
+    def entry(values):
+        return dict(zip(("mean", "lo", "hi"), t_interval(values)))
+
+    def method(values):
+        return {"test_miou": entry(values), "drop_vs_dense": entry([d - v for d, v in zip(dense, values)]),
+                "speedup_b1": speedup}
+
+    return {"metric": "miou", "seeds": [0, 1, 2], "best_tp": "TP magnitude global",
+            "methods": {"ours (chosen)": method(ours), "TP magnitude global": method(tp)},
+            "ours_minus_best_tp": entry([o - t for o, t in zip(ours, tp)])}
+
+
+def test_verdict_reports_a_loss_plainly():
+    text = tasks_vs_tp.verdict(collected([0.60, 0.61, 0.62], [0.70, 0.70, 0.71], [0.72, 0.72, 0.73], 2.1))
+    assert "ours is worse than Torch-Pruning's best (TP magnitude global)" in text
+    assert "is NOT met" in text and "the drop is 11.33 points" in text
+
+
+def test_verdict_reports_a_win_and_the_goal():
+    text = tasks_vs_tp.verdict(collected([0.716, 0.718, 0.722], [0.60, 0.61, 0.60], [0.72, 0.72, 0.73], 2.3))
+    assert "ours beats Torch-Pruning's best" in text and "is met: ours loses 0.47 points at 2.30×" in text
+    slow = tasks_vs_tp.verdict(collected([0.716, 0.718, 0.722], [0.60, 0.61, 0.60], [0.72, 0.72, 0.73], 1.8))
+    assert "NOT met" in slow and "the measured speed-up is 1.80× (< 2×)" in slow
