@@ -40,7 +40,9 @@ def params_of(spec: str) -> float:
     return float("inf")
 
 
-def report(name: str, rows: dict[str, dict], stages: tuple[str, ...], planned: int) -> None:
+def report(name: str, rows: dict[str, dict], stages: tuple[str, ...], planned: int, *, script: str = "zoo_api.py",
+           title: str = "Zoo contract through the public API",
+           how: str = "`edgeprune.prune` with default options, one process per model, one thread.") -> None:
     counts = {s: Counter() for s in stages}
     problems = []
     for spec, row in sorted(rows.items()):
@@ -55,9 +57,8 @@ def report(name: str, rows: dict[str, dict], stages: tuple[str, ...], planned: i
             if outcome["status"] in ("fail", "refused"):
                 problems.append({"spec": spec, "stage": stage, **outcome})
     built = sum(r.get("build") == "ok" for r in rows.values())
-    lines = [f"### Zoo contract through the public API: `{name}` (`benchmarks/zoo_api.py`, stages {', '.join(stages)})", "",
-             f"{len(rows)} of {planned} models run ({built} built); `edgeprune.prune` with default options, one "
-             "process per model, one thread.", "", "| stage | pass | n/a | refused | fail |", "|---|---:|---:|---:|---:|"]
+    lines = [f"### {title}: `{name}` (`benchmarks/{script}`, stages {', '.join(stages)})", "",
+             f"{len(rows)} of {planned} models run ({built} built); {how}", "", "| stage | pass | n/a | refused | fail |", "|---|---:|---:|---:|---:|"]
     for stage, c in counts.items():
         lines.append(f"| `{stage}` | {c['pass']} | {c['n/a']} | {c['refused']} | {c['fail']} |")
     if problems:

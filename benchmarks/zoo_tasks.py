@@ -112,7 +112,12 @@ def main(argv=None) -> None:
         rows[spec] = row
         brief = " ".join(f"{k}={v['status']}" for k, v in row.get("stages", {}).items())
         print(f"[{i}/{len(todo)}] {spec}: {brief or row.get('build')}", flush=True)
-    report(args.results, rows, stages, len(specs))
+    tasks_of = {s: t for s, t in all_specs().items()}
+    counts = {t: sum(tasks_of.get(s) == t for s in rows) for t in SIZE}
+    report(args.results, rows, stages, len(all_specs()), script="zoo_tasks.py", title="The task contract",
+           how=f"{counts['segmentation']} segmentation models at 1x64x64 and {counts['detection']} detectors at 1x128x128 under "
+               "their task, stage level (roles; Mix-and-Match magnitude masks at 50 %; 30 % of the channels removed; VBP "
+               "where there is an MLP block; ONNX and ExecuTorch parity), random weights, one process per model, one thread.")
 
 
 if __name__ == "__main__":
