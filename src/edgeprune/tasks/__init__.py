@@ -13,9 +13,9 @@ from contextvars import ContextVar
 
 from edgeprune.errors import ConfigError, ModelError
 from edgeprune.models import userfile
-from edgeprune.tasks.base import Statistics, Task
+from edgeprune.tasks.base import Statistics, Task, output_tensors
 from edgeprune.tasks.classification import Classification
-from edgeprune.tasks.custom import Custom, output_tensors
+from edgeprune.tasks.custom import Custom
 from edgeprune.tasks.detection import Detection
 from edgeprune.tasks.regression import Regression
 from edgeprune.tasks.segmentation import Segmentation

@@ -37,6 +37,18 @@ def device_of(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def output_tensors(output) -> list[torch.Tensor]:
+    """Every floating-point tensor of an output (tensors, dicts, lists, tuples, objects with ``logits``)."""
+    if isinstance(output, torch.Tensor):
+        return [output] if output.is_floating_point() else []
+    if isinstance(output, dict):
+        return [t for v in output.values() for t in output_tensors(v)]
+    if isinstance(output, (list, tuple)):
+        return [t for v in output for t in output_tensors(v)]
+    logits = getattr(output, "logits", None)
+    return output_tensors(logits) if logits is not None else []
+
+
 class Task:
     """Base class of every task; a subclass overrides what differs from a plain ``loss(model(x), y)``."""
 
@@ -148,8 +160,6 @@ class Task:
 
     def scored_outputs(self, output) -> list[torch.Tensor]:
         """The output tensors a data-free score (SynFlow) sums: every floating-point output by default."""
-        from edgeprune.tasks.custom import output_tensors  # noqa: PLC0415  (custom builds on this module)
-
         return output_tensors(output)
 
     def deployable(self, model: nn.Module) -> nn.Module:

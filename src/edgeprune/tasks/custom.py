@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from edgeprune.errors import ConfigError, ModelError
-from edgeprune.tasks.base import Task
+from edgeprune.tasks.base import Task, output_tensors
 
 
 class _Item:
@@ -54,18 +54,6 @@ def stack_examples(items: list):
         parts = [stack_examples([item[i] for item in items]) for i in range(len(first))]
         return tuple(parts) if isinstance(first, tuple) else parts
     return list(items)
-
-
-def output_tensors(output) -> list[torch.Tensor]:
-    """Every floating-point tensor of an output (tensors, dicts, lists, tuples, objects with ``logits``)."""
-    if isinstance(output, torch.Tensor):
-        return [output] if output.is_floating_point() else []
-    if isinstance(output, dict):
-        return [t for v in output.values() for t in output_tensors(v)]
-    if isinstance(output, (list, tuple)):
-        return [t for v in output for t in output_tensors(v)]
-    logits = getattr(output, "logits", None)
-    return output_tensors(logits) if logits is not None else []
 
 
 class Custom(Task):

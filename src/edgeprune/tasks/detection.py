@@ -37,8 +37,7 @@ from torch import nn
 from edgeprune.errors import ConfigError, DataError, ModelError
 from edgeprune.models.detection import export_module
 from edgeprune.tasks import box_map
-from edgeprune.tasks.base import Statistics, Task
-from edgeprune.tasks.custom import output_tensors
+from edgeprune.tasks.base import Statistics, Task, output_tensors
 
 EXPECTED = 'a list of one dict per image: {"boxes": float [N, 4] xyxy pixels, "labels": int64 [N] in 1..K}'
 KEEP_EVAL = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.modules.dropout._DropoutNd)
