@@ -336,7 +336,7 @@ def render(result: dict) -> str:
 
     lines += ["", verdict(result), "", f"Read with care: the pruned models get {st['finetune_epochs']} fine-tune epochs, the "
               f"narrower U-Net {st['dense_epochs']} epochs from scratch (the run is sized for about 25 minutes a seed on 2 "
-              "shared cores; it took longer). ONNX Runtime's latency on this CPU is far from monotone in the widths (widths "
+              "shared cores). ONNX Runtime's latency on this CPU is far from monotone in the widths (widths "
               "off its 16-channel block can be slower than wider ones): to meet the budget, ours keeps "
               f"{kept('ours (chosen)')} % of the dense MACs, Torch-Pruning {min(map(kept, tps))}–{max(map(kept, tps))} %, "
               f"scratch {kept('scratch (narrower)')} %; the measured speed-ups are noisy under the shared load.", "",
