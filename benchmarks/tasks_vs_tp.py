@@ -258,6 +258,15 @@ def collect(task_name: str, name: str | None = None) -> None:
                                    for run in runs])
     ours_minus_scratch = interval([run["methods"]["ours (chosen)"][primary] - run["methods"]["scratch (narrower)"][primary]
                                    for run in runs])
+    candidates = {}
+    for run in runs:
+        chosen = run["methods"]["ours (chosen)"]["candidate"]
+        for c in run["ours_candidates"]:
+            row = candidates.setdefault(c["id"].rsplit("-s", 1)[0], {"val": [], "test": [], "params": [], "chosen": 0})
+            row["val"].append(c[f"val_{metric}"])
+            row["test"].append(c[primary])
+            row["params"].append(c["params"])
+            row["chosen"] += c["id"] == chosen
     timing = {"seed_minutes": [run["seconds"] / 60 for run in runs],
               "dense_seconds_per_epoch": [run["methods"]["dense"]["seconds_per_epoch"] for run in runs],
               "tp_finetune_seconds_per_epoch": [statistics.fmean(run["methods"][m]["seconds_per_epoch"] for m in tps)
@@ -267,6 +276,7 @@ def collect(task_name: str, name: str | None = None) -> None:
               "seeds": [run["settings"]["seeds"][0] for run in runs], "settings": same, "data": runs[0]["data"],
               "revisions": [run["git_revision"] for run in runs], "methods": table, "best_tp": best_tp,
               "ours_minus_best_tp": ours_minus_best_tp, "ours_minus_scratch": ours_minus_scratch,
+              "ours_candidates": candidates, "tp_max_ratio": runs[0]["methods"][tps[0]]["max_ratio"],
               "dense_curves": [[h[f"val_{metric}"] for h in run["methods"]["dense"]["history"]] for run in runs],
               "timing": timing}
     save(name, result, render(result))
@@ -297,7 +307,8 @@ def render(result: dict) -> str:
              f"test on {data['test']:,} test canvases (from MNIST test digits). Every pruned model: {st['finetune_epochs']} "
              f"fine-tune epochs with KD from the dense model (lr {st['lr'] * 0.2:g}, patience 3). Ours: criteria "
              f"{st['criteria']} × strategies {st['strategies']}, the best by validation {label}. Torch-Pruning: BasePruner, "
-             f"ratio bisected to the same measured latency. Scratch: the widest narrower U-Net (base width "
+             f"ratio bisected to the same measured latency (at most {100 * result['tp_max_ratio']:g} %: it rounds kept widths "
+             f"down to multiples of {st['round_to']} and skips a layer rounded to nothing; no layer loses more). Scratch: the widest narrower U-Net (base width "
              f"{', '.join(map(str, methods['scratch (narrower)']['width']))} per seed instead of {st['width']}) meeting the same "
              f"latency, trained with the dense recipe. Kept widths multiples of {st['round_to']} (ours and Torch-Pruning). "
              f"Test {label} in points: mean over seeds with its 95 % t-interval; speed-ups are ONNX Runtime (1 thread) ratios "
@@ -318,14 +329,42 @@ def render(result: dict) -> str:
         cells = [f"{points(v)} [{points(ci[0])}, {points(ci[1])}]" for v, ci in
                  zip(m["per_seed"][primary], m["per_seed"][f"{primary}_ci"])]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", verdict(result), "", timing_line(result)]
+    tps = [m for m in methods if m.startswith("TP ")]
+
+    def kept(method: str) -> int:
+        return round(100 * methods[method]["macs"] / methods["dense"]["macs"])
+
+    lines += ["", verdict(result), "", f"Read with care: the pruned models get {st['finetune_epochs']} fine-tune epochs, the "
+              f"narrower U-Net {st['dense_epochs']} epochs from scratch (the run is sized for about 25 minutes a seed on 2 "
+              "shared cores). ONNX Runtime's latency on this CPU is far from monotone in the widths (widths "
+              "off its 16-channel block can be slower than wider ones): to meet the budget, ours keeps "
+              f"{kept('ours (chosen)')} % of the dense MACs, Torch-Pruning {min(map(kept, tps))}–{max(map(kept, tps))} %, "
+              f"scratch {kept('scratch (narrower)')} %; the measured speed-ups are noisy under the shared load.", "",
+              *candidate_lines(result), "", timing_line(result)]
     return "\n".join(lines)
+
+
+def candidate_lines(result: dict) -> list[str]:
+    """Ours' candidates (criterion × strategy), means over seeds: what validation chose among."""
+    label = LABELS.get(result["metric"], result["metric"])
+    rows = result.get("ours_candidates", {})
+    lines = ["Ours' candidates, means over seeds (validation chooses; test shown for reading only):", "",
+             f"| candidate | val {label} | test {label} | params | chosen |", "|---|---:|---:|---:|---:|"]
+    for cid, c in rows.items():
+        lines.append(f"| {cid} | {100 * statistics.fmean(c['val']):.2f} | {100 * statistics.fmean(c['test']):.2f} | "
+                     f"{statistics.fmean(c['params']):,.0f} | {c['chosen']} |")
+    if len({tuple(c["params"]) for c in rows.values()}) == 1:
+        lines += ["", "Every candidate has the same widths: at multiples of 8 the strategies' layer fractions round to "
+                  "the same network; only the criterion (which channels stay) differs."]
+    return lines
 
 
 def verdict(result: dict) -> str:
     """One plain sentence on the two questions: ours vs Torch-Pruning's best, and the issue's goal."""
     methods, n, label = result["methods"], len(result["seeds"]), LABELS.get(result["metric"], result["metric"])
     ours, diff, best = methods["ours (chosen)"], result["ours_minus_best_tp"], result["best_tp"]
+    if methods[best].get("over_budget_seeds"):
+        best += f", over budget on {methods[best]['over_budget_seeds']} of {n} seeds"
     if diff["lo"] is None:
         versus = (f"with one seed so far, ours is {100 * diff['mean']:+.2f} {label} points against Torch-Pruning's best "
                   f"({best}), with no interval over seeds yet")
@@ -354,12 +393,13 @@ def verdict(result: dict) -> str:
 
 def timing_line(result: dict) -> str:
     t = result["timing"]
-    curves = "; ".join(" → ".join(f"{100 * v:.1f}" for v in c[-4:]) for c in result["dense_curves"])
+    step = max(1, len(result["dense_curves"][0]) // 5)  # about five points per curve, the last epoch included
+    curves = "; ".join(" → ".join(f"{100 * v:.1f}" for v in c[step - 1::step]) for c in result["dense_curves"])
     return (f"Time per seed {', '.join(f'{m:.0f}' for m in t['seed_minutes'])} min (2 shared cores, load average "
             f"{', '.join(f'{v:.1f}' for v in t['load_average_at_save'])} at save); one dense epoch "
             f"{', '.join(f'{s:.0f}' for s in t['dense_seconds_per_epoch'])} s, one fine-tune epoch of a pruned model "
             f"{', '.join(f'{s:.0f}' for s in t['tp_finetune_seconds_per_epoch'])} s. Dense validation "
-            f"{LABELS.get(result['metric'], result['metric'])} over the last epochs, per seed: {curves}.")
+            f"{LABELS.get(result['metric'], result['metric'])} every {step} epochs, per seed: {curves}.")
 
 
 def main() -> None:

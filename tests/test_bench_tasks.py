@@ -71,3 +71,10 @@ def test_verdict_reports_a_win_and_the_goal():
     assert "ours beats Torch-Pruning's best" in text and "is met: ours loses 0.47 points at 2.30×" in text
     slow = tasks_vs_tp.verdict(collected([0.716, 0.718, 0.722], [0.60, 0.61, 0.60], [0.72, 0.72, 0.73], 1.8))
     assert "NOT met" in slow and "the measured speed-up is 1.80× (< 2×)" in slow
+
+
+def test_verdict_names_an_over_budget_rival():
+    result = collected([0.50, 0.52, 0.51], [0.60, 0.62, 0.61], [0.72, 0.72, 0.73], 2.1)
+    result["methods"]["TP magnitude global"]["over_budget_seeds"] = 2
+    text = tasks_vs_tp.verdict(result)
+    assert "Torch-Pruning's best (TP magnitude global, over budget on 2 of 3 seeds)" in text
