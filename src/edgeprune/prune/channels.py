@@ -56,6 +56,51 @@ def dense_forward(model: nn.Module, x: torch.Tensor):
     return current_task().deployable(model)(x)
 
 
+def trace_forward(model: nn.Module, x: torch.Tensor):
+    """:func:`dense_forward` for torch-pruning's trace, run in train mode when that reaches layers the eval forward
+    does not (GoogLeNet's and Inception v3's auxiliary classifiers run only in training: a graph traced without
+    them leaves their input widths stale and the fine-tune fails). Buffers (BatchNorm statistics) are restored."""
+    if not _train_only_layers(model, x):
+        return dense_forward(model, x)
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    model.train()
+    try:
+        return dense_forward(model, x)
+    finally:
+        model.eval()
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+
+
+def _reached(model: nn.Module, x: torch.Tensor, training: bool) -> set[nn.Module]:
+    """The prunable layers ``model``'s forward reaches in the given mode (empty if that forward fails)."""
+    seen: set[nn.Module] = set()
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.add(m)) for m in model.modules() if isinstance(m, ROOT_TYPES)]
+    was, buffers = model.training, {name: b.clone() for name, b in model.named_buffers()}
+    model.train(training)
+    try:
+        with torch.no_grad():
+            dense_forward(model, x)
+    except Exception:  # noqa: BLE001  (a forward that fails in train mode, a detector without targets: eval it is)
+        seen.clear()
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+    return seen
+
+
+def _train_only_layers(model: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``model`` has prunable layers that only its train-mode forward reaches."""
+    everything = {m for m in model.modules() if isinstance(m, ROOT_TYPES)}
+    in_eval = _reached(model, x, training=False)
+    return bool(everything - in_eval) and bool(_reached(model, x, training=True) - in_eval)
+
+
 def build_graph(model: nn.Module, example_input: torch.Tensor):
     """torch-pruning's DependencyGraph of ``model`` traced on ``example_input`` (through :func:`dense_forward`).
 
@@ -66,7 +111,7 @@ def build_graph(model: nn.Module, example_input: torch.Tensor):
     model.eval()
     try:
         with torch.enable_grad():
-            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, forward_fn=dense_forward,
+            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, forward_fn=trace_forward,
                                                          verbose=False)
     except Exception as exc:  # tracing failures are model problems, not bugs of ours
         raise ModelError(f"cannot trace {type(model).__name__} for structured pruning: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

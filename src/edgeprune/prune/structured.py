@@ -39,7 +39,7 @@ from edgeprune.errors import ConfigError, ModelError
 from edgeprune.prune import attention as attention_lib
 from edgeprune.prune import blocks as blocks_lib
 from edgeprune.prune import fallback as fallback_lib
-from edgeprune.prune.channels import build_graph, coupled_groups, dense_forward
+from edgeprune.prune.channels import build_graph, coupled_groups, dense_forward, trace_forward
 from edgeprune.prune.lazy import tp
 from edgeprune.prune.tp_search import Runaway, bounded_groups
 from edgeprune.tasks import output_tensors
@@ -349,7 +349,7 @@ def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fr
                     prune_num_heads=bool(head_ratios), prune_head_dims=False,
                     head_pruning_ratio_dict=head_ratios or None, in_channel_groups={},
                     out_channel_groups=attention_lib.mha_groups(model),  # (a fresh dict: BasePruner fills it)
-                    forward_fn=dense_forward,
+                    forward_fn=trace_forward,
                 )
             for group in pruner.step(interactive=True):
                 for attn, (layers, heads, _) in attention.items():

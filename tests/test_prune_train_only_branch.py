@@ -1,0 +1,43 @@
+"""A classifier with an auxiliary head that runs only in training (GoogLeNet, Inception v3): structured pruning
+must see it, or the head keeps its old input width and the fine-tune fails (Reconvene on GoogLeNet once did)."""
+
+import pytest
+import torch
+from torch import nn
+
+from edgeprune.api_contract import check_api
+
+
+class AuxNet(nn.Module):
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU())
+        self.mid = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU())
+        self.aux = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, classes))
+        self.head = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(32, classes))
+
+    def forward(self, x):
+        mid = self.mid(self.stem(x))
+        out = self.head(mid)
+        return (out, self.aux(mid)) if self.training else out
+
+
+@pytest.mark.parametrize("stage", ["prune:reconvene", "prune:mix_and_match:channel"])
+def test_train_only_branch_is_pruned_with_its_input(stage):
+    torch.manual_seed(0)
+    (outcome,) = check_api(AuxNet(), torch.zeros(1, 3, 16, 16), [stage])
+    assert outcome.status == "pass", outcome.note
+
+
+def test_train_mode_trace_restores_batch_norm_statistics():
+    from edgeprune.prune.channels import coupled_groups
+
+    torch.manual_seed(0)
+    model = AuxNet().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    groups = coupled_groups(model, torch.randn(2, 3, 16, 16))
+    consumers = {c for g in groups for c in g.consumers}
+    assert "aux.2" in consumers  # traced in train mode: the auxiliary head reads mid's channels
+    assert not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
