@@ -6,9 +6,9 @@
     python benchmarks/zoo_tasks.py --report-only          # rebuild results/zoo_tasks.json and sections/zoo_tasks.md
 
 Models: every torchvision segmentation and detection builder (Mask and Keypoint R-CNN are refused: their targets
-need masks or keypoints), Ultralytics YOLOv8n / YOLO11n, six segmentation-models-pytorch U-Nets, SegFormer-b0 from
-a local config and the zoo's unet-tiny; 1-channel inputs, 64 px for segmentation and 128 px for detection, random
-weights, one process per model, one thread.
+need masks or keypoints), Ultralytics YOLOv8n / YOLO11n, HF DETR and YOLOS from small local configs, six
+segmentation-models-pytorch U-Nets, SegFormer-b0 from a local config and the zoo's unet-tiny; 1-channel inputs, 64 px
+for segmentation and 128 px for detection, random weights, one process per model, one thread.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ SMP = ["smp:unet-resnet18", "smp:unet-resnet34", "smp:unet-mobilenet_v2", "smp:u
        "smp:unet-tu-mobilenetv3_large_100", "smp:unet-mobileone_s0"]
 OTHER_SEG = ["unet-tiny", "hf-config:segformer-b0"]
 YOLO = ["yolo:yolov8n", "yolo:yolo11n"]
+HF_DET = ["hf-config:detr", "hf-config:yolos"]
 REFUSED = ("maskrcnn", "keypointrcnn")  # targets with masks / keypoints: not the detection task's boxes
 SIZE = {"segmentation": 64, "detection": 128}
 CLASSES = 11  # 10 digits and the background, as mnist-seg / mnist-det
@@ -45,7 +46,7 @@ def torchvision_specs(module: str) -> list[str]:
 def all_specs() -> dict[str, str]:
     """spec -> task, light models first within each task."""
     seg = OTHER_SEG + torchvision_specs("segmentation") + SMP
-    det = YOLO + torchvision_specs("detection")
+    det = YOLO + HF_DET + torchvision_specs("detection")
     return {**dict.fromkeys(seg, "segmentation"), **dict.fromkeys(det, "detection")}
 
 

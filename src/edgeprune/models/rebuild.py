@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import CheckpointError, ConfigError, EdgepruneError, ModelError
-from edgeprune.models import hf, userfile
+from edgeprune.models import hf, hf_detection, userfile
 from edgeprune.models._common import first_line, load_state, logits_of, to_plain
 from edgeprune.models._shapes import check_keys, check_structure, resize, state_dict, structure, unwrap
 from edgeprune.models.registry import create
@@ -93,7 +93,7 @@ def _verified(model: nn.Module, build: dict, state: dict, layers: dict) -> dict:
 def rebuild(build: dict) -> nn.Module:
     """A fresh model from build info with a spec (hf models from their saved config, offline)."""
     if "hf_config" in build:
-        model = hf.from_build(build)
+        model = hf_detection.from_build(build) if hf_detection.is_detector_build(build) else hf.from_build(build)
     else:
         model = create(build["spec"], build["num_classes"], build["in_channels"], build["image_size"],
                        **(build.get("kwargs") or {}))

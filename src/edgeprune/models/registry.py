@@ -18,7 +18,7 @@ from typing import Callable
 from torch import nn
 
 from edgeprune.errors import ConfigError
-from edgeprune.models import adapters, detection, hf, segmentation, userfile, yolo
+from edgeprune.models import adapters, detection, hf, hf_detection, segmentation, userfile, yolo
 from edgeprune.models._common import check_build_args, to_plain
 
 Builder = Callable[..., nn.Module]
@@ -32,7 +32,8 @@ _ZOO: dict[str, tuple[Builder, str]] = {}
 
 PREFIXES: dict[str, str] = {
     "hf:": "HF transformers image classifier from a hub id or a local folder (from_pretrained)",
-    "hf-config:": "untrained HF transformers classifier from a config model_type (vit, deit, swin, levit, convnext...)",
+    "hf-config:": "untrained HF transformers classifier from a config model_type (vit, deit, swin, levit, convnext...); "
+                  "segformer-b0..b5 (segmentation); detr, yolos (small detectors, torchvision's detection API)",
     "timm:": "timm model by name, random init (extra [zoo]; weights=PATH local weights, pretrained=True hub; "
              "edgeprune models --list timm)",
     "torchvision:": "torchvision classification, segmentation or detection model by name, random init (extra [zoo]; "
@@ -117,6 +118,8 @@ def create(spec: str, num_classes: int = 10, in_channels: int = 3, image_size: i
         raise _unknown_spec(spec)
     elif segmentation.handles(kind, ref):  # per-pixel logits: torchvision's segmentation, smp:, hf-config:segformer-bN
         model, extra = segmentation.create(kind, ref, num_classes, in_channels, image_size, options)
+    elif hf_detection.handles(kind, ref):  # hf-config:detr, hf-config:yolos: torchvision's detection API
+        model, extra = hf_detection.create(ref, num_classes, in_channels, image_size, options)
     elif kind in ("hf", "hf-config"):
         build = hf.from_pretrained if kind == "hf" else hf.from_model_type
         model, extra = build(ref, num_classes, in_channels, image_size, options)
