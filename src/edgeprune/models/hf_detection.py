@@ -28,15 +28,16 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from edgeprune.errors import ConfigError, ModelError
+from edgeprune.errors import ConfigError, DependencyError, ModelError
 from edgeprune.models import hf
+from edgeprune.models._common import first_line
 from edgeprune.models.detection import check_detector
 
 HEADS = {"detr": "DetrForObjectDetection", "yolos": "YolosForObjectDetection"}
 PROCESSORS = {"detr": "DetrImageProcessor", "yolos": "YolosImageProcessor"}
 DETR_BACKBONE = {"model_type": "resnet", "embedding_size": 32, "hidden_sizes": [32, 64, 128, 256], "depths": [1, 1, 1, 1],
                  "layer_type": "basic", "out_features": ["stage4"]}
-DETR_DEFAULTS = {"d_model": 128, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 4,
+DETR_DEFAULTS = {"use_timm_backbone": False, "d_model": 128, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 4,
                  "decoder_attention_heads": 4, "encoder_ffn_dim": 512, "decoder_ffn_dim": 512, "num_queries": 20}
 YOLOS_DEFAULTS = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512,
                   "patch_size": 8, "num_detection_tokens": 20}
@@ -69,7 +70,12 @@ def _trainable_backbone(hf_model: nn.Module) -> None:
 
 @functools.cache
 def _processor(model_type: str):
-    return getattr(hf._transformers(), PROCESSORS[model_type])()  # default settings: nothing is downloaded
+    name = PROCESSORS[model_type]
+    try:
+        return getattr(hf._transformers(), name)()  # default settings: nothing is downloaded
+    except ImportError as exc:  # transformers' image processors need torchvision
+        raise DependencyError(f"hf-config:{model_type}'s post-processing ({name}) needs a library that is not "
+                              f"installed here ({first_line(exc)}); pip install 'edgeprune[zoo]'") from None
 
 
 class HFDenseOutputs(nn.Module):
