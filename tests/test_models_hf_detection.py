@@ -142,3 +142,19 @@ def test_detection_task_accepts_them_on_mnist_det(spec, mnist_root):
     assert isinstance(inputs.model, hf_detection.HFDetector) and inputs.example.shape == (1, 1, SIZE, SIZE)
     metrics = inputs.task.evaluate(inputs.model, splits.val, max_batches=1)
     assert 0 <= metrics["map"] <= 1
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_distillation_matches_the_features_before_the_heads(spec):
+    # eval mode: its loss with norms in eval mode, features as the teacher's (DETR's dropout is functional: off)
+    student = build(spec, **({"dropout": 0.0} if "detr" in spec else {})).eval()
+    teacher = copy.deepcopy(student)
+    task, x, y = tasks.Detection(), images(), targets()
+    with torch.no_grad():
+        for p in teacher.backbone.parameters():
+            p.add_(0.5)
+        same, _ = task.distil_loss(student, copy.deepcopy(student), x, y, alpha=0.5, temperature=1.0)
+        moved, _ = task.distil_loss(student, teacher, x, y, alpha=0.5, temperature=1.0)
+        alone = task.train_loss(student, x, y)[0]
+    torch.testing.assert_close(same, 0.5 * alone)  # identical features: the task term only
+    assert float(moved) > float(same)

@@ -5,7 +5,9 @@ Specs: zoo names (``lenet300``, ``lenet5``, ``vgg11``, ``vgg16``, ``resnet20``, 
 ``timm:<name>``, ``torchvision:<name>``, ``smp:<arch>[-<encoder>]`` and ``path/to/file.py:factory`` (a factory in your
 own file). Every classifier maps [B, C, H, W] images to [B, num_classes] logits (``kws-cnn1d``: sequences [B, C, L]);
 segmentation models (``unet-tiny``, ``smp:``, torchvision's segmentation models, ``hf-config:segformer-b0``..``b5``:
-:mod:`edgeprune.models.segmentation`) to per-pixel logits [B, num_classes, h, w]. ``list_names("timm" | "torchvision" | "hf-config")`` lists
+:mod:`edgeprune.models.segmentation`) to per-pixel logits [B, num_classes, h, w]; detectors (``torchvision:`` detection
+builders, ``yolo:``, ``hf-config:detr`` / ``hf-config:yolos``: :mod:`edgeprune.models.hf_detection`) follow torchvision's
+detection API. ``list_names("timm" | "torchvision" | "hf-config")`` lists
 what the optional libraries build; timm and torchvision models take ``weights=PATH`` (a local file).
 
 ``save`` writes any ``nn.Module``; a model of your own class (no spec) loads back into a fresh instance

@@ -4,7 +4,8 @@ A spec is a zoo name (``resnet20`` or ``zoo:resnet20``), a prefixed reference ha
 (``hf:<id or folder>``, ``hf-config:<model_type>``, ``timm:<name>``, ``torchvision:<name>``, ``smp:<arch>``,
 ``yolo:<name>``) or a factory in the user's own file, ``path/to/file.py:build`` (see :mod:`edgeprune.models.userfile`).
 Every model maps a float batch [B, C, H, W] to logits [B, num_classes] (segmentation models: per-pixel logits, see
-:mod:`edgeprune.models.segmentation`; detectors: torchvision's detection API, see :mod:`edgeprune.models.detection`;
+:mod:`edgeprune.models.segmentation`; detectors: torchvision's detection API, see :mod:`edgeprune.models.detection`,
+:mod:`edgeprune.models.yolo` and :mod:`edgeprune.models.hf_detection`;
 1-D zoo models take [B, C, L]) and carries ``model.edgeprune_build``, the plain-typed
 recipe :func:`edgeprune.models.load` uses to rebuild it: ``spec`` (file paths made absolute), ``num_classes``,
 ``in_channels``, ``image_size``, ``kwargs``, and the model's ``class`` (qualname) and ``module``.
