@@ -69,13 +69,16 @@ def parse_batch(value) -> str | int:
     return number
 
 
-def input_shape_of(model: nn.Module) -> tuple[int, int, int]:
-    """(channels, height, width) of one input image, from ``model.edgeprune_build``."""
+def input_shape_of(model: nn.Module) -> tuple[int, ...]:
+    """The shape of one input, from ``model.edgeprune_build``: (channels, height, width) of an image, (channels,
+    length) of a sequence for a model whose first convolution is 1-D (``kws-cnn1d``: image_size is the length)."""
     build = getattr(model, "edgeprune_build", None)
     if not isinstance(build, dict):
         raise ModelError(f"{type(model).__name__} has no edgeprune_build; build it with edgeprune.models.create "
                          f"or pass input_shape=")
-    return (int(build["in_channels"]), int(build["image_size"]), int(build["image_size"]))
+    channels, size = int(build["in_channels"]), int(build["image_size"])
+    first_conv = next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))), None)
+    return (channels, size) if isinstance(first_conv, nn.Conv1d) else (channels, size, size)
 
 
 @contextlib.contextmanager
@@ -130,7 +133,7 @@ def export_onnx(
     *,
     opset: int = DEFAULT_OPSET,
     batch: str | int = "dynamic",
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> dict:
     """Export ``model`` (eval mode, FP32) to ``path``; input ``input`` [B, C, H, W] -> output ``logits``.
 
