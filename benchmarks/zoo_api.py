@@ -3,6 +3,7 @@
 
     python benchmarks/zoo_api.py --only torchvision --deadline 2026-12-03T12:40      # resumable
     python benchmarks/zoo_api.py --stages prune:mix_and_match:channel --only torchvision --results zoo_api_channel
+    python benchmarks/zoo_api.py --only torchvision --rerun torchvision:googlenet   # after a fix
 
 Rows go to results/NAME.jsonl as they finish; results/NAME.json and sections/NAME.md (counts per stage, and
 every failure) are rebuilt from them at the end (``--report-only`` rebuilds them alone).
@@ -77,6 +78,7 @@ def main(argv=None) -> None:
     parser.add_argument("--time-box", type=float, default=900.0, help="seconds a model may take in all")
     parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--rerun", default="", help="models to run again (comma-separated specs; their new rows win)")
     parser.add_argument("--smallest-first", action="store_true", help="torchvision models by parameter count")
     args = parser.parse_args(argv)
     stages = tuple(args.stages.split(","))
@@ -89,7 +91,10 @@ def main(argv=None) -> None:
     path = RESULTS / f"{args.results}.jsonl"
     rows = done_specs(path)
     deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
-    todo = [] if args.report_only else [s for s in specs if s not in rows]
+    rerun = [s for s in args.rerun.split(",") if s]
+    if set(rerun) - set(specs):
+        parser.error(f"--rerun: not in the zoo list: {sorted(set(rerun) - set(specs))}")
+    todo = [] if args.report_only else rerun or [s for s in specs if s not in rows]
     print(f"{len(specs)} models, {len(rows)} done, {len(todo)} to run", flush=True)
     for i, spec in enumerate(todo, 1):
         if deadline and datetime.now(timezone.utc) >= deadline:
