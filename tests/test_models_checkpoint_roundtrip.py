@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.nn.utils import prune
 
+from edgeprune import models
 from edgeprune.errors import CheckpointError
 from edgeprune.models import create, load, load_meta, save
 
@@ -63,10 +64,12 @@ def test_spec_argument_is_checked_to_load_back(tmp_path):
     assert load_meta(path)["build"]["spec"] is None
     with pytest.raises(CheckpointError, match="custom ResNet model without a spec; pass model=ResNet"):
         load(path)
-    # create()'s defaults (num_classes=10) would describe another model than the 4-class one saved
-    with pytest.raises(CheckpointError, match=r"spec='resnet20'.*num_classes=10.*does not reproduce"):
-        save(model, tmp_path / "b.pt", spec="resnet20")
-    assert not (tmp_path / "b.pt").exists()
+    # the class count comes from the model's output (4), not create()'s default (10)
+    assert load_meta(save(model, tmp_path / "b.pt", spec="resnet20"))["build"]["num_classes"] == 4
+    # a spec of another depth does not take these weights: refused, nothing written
+    with pytest.raises(CheckpointError, match=r"spec='resnet32'"):
+        save(model, tmp_path / "b2.pt", spec="resnet32")
+    assert not (tmp_path / "b2.pt").exists()
 
     plain = torch.nn.Sequential(*create("lenet300").children())  # same layers under other names
     with pytest.raises(CheckpointError, match=r"this Sequential does not fit.*unexpected \(6\): 0\.1\.weight"):
@@ -80,3 +83,19 @@ def test_spec_argument_is_checked_to_load_back(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(load(path)(x), model(x))
+
+
+@pytest.mark.parametrize("spec, sizes", [("unet-tiny", dict(num_classes=11, in_channels=1, image_size=32)),
+                                         ("kws-cnn1d", dict(num_classes=5, in_channels=1, image_size=64)),
+                                         ("resnet20", dict(num_classes=5, in_channels=1, image_size=32))])
+def test_save_with_spec_infers_sizes_of_a_model_without_build_info(tmp_path, spec, sizes):
+    """A segmenter, a 1-D net and a classifier of other than create()'s default sizes, their build info gone
+    (the user made them by hand): spec= reads the input channels from the first convolution and the class count
+    from the output (per-pixel logits: dim 1), and the probe input has the model's own rank."""
+    model = models.create(spec, **sizes)
+    del model.edgeprune_build
+    save(model, tmp_path / "m.pt", spec=spec)
+    back = load(tmp_path / "m.pt")
+    assert (back.edgeprune_build["num_classes"], back.edgeprune_build["in_channels"]) == (sizes["num_classes"], sizes["in_channels"])
+    x = models.probe_input(back, sizes["in_channels"], sizes["image_size"], batch=2, seed=0)
+    assert torch.equal(back.eval()(x), model.eval()(x))

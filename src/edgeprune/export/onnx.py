@@ -33,7 +33,7 @@ from torch import nn
 from edgeprune import tasks as tasks_lib
 from edgeprune.data import make_loader
 from edgeprune.errors import CheckpointError, ConfigError, ModelError, check_positive
-from edgeprune.models import logits_of
+from edgeprune.models import logits_of, probe_input
 from edgeprune.utils.io import atomic_path
 
 OPSET_RANGE = (18, 23)
@@ -77,8 +77,7 @@ def input_shape_of(model: nn.Module) -> tuple[int, ...]:
         raise ModelError(f"{type(model).__name__} has no edgeprune_build; build it with edgeprune.models.create "
                          f"or pass input_shape=")
     channels, size = int(build["in_channels"]), int(build["image_size"])
-    first_conv = next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))), None)
-    return (channels, size) if isinstance(first_conv, nn.Conv1d) else (channels, size, size)
+    return tuple(probe_input(model, channels, size).shape[1:])
 
 
 @contextlib.contextmanager

@@ -68,6 +68,19 @@ def to_plain(obj, what: str):
 
 
 @torch.no_grad()
+def first_conv(model: nn.Module) -> nn.Module | None:
+    """``model``'s first convolution (its rank tells an image model from a 1-D one), None if it has none."""
+    return next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))), None)
+
+
+def probe_input(model: nn.Module, in_channels: int, image_size: int, batch: int = 1, seed: int | None = None) -> torch.Tensor:
+    """A random input batch the model's build describes: [B, C, L] for a 1-D model (image_size is the length),
+    [B, C, H, W] otherwise."""
+    size = (image_size,) if isinstance(first_conv(model), nn.Conv1d) else (image_size, image_size)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return torch.randn(batch, in_channels, *size, generator=generator)
+
+
 def dry_run_shape(module: nn.Module, in_channels: int, image_size: int) -> torch.Size:
     """Shape of ``module``'s output for one zero image; a RuntimeError means the input is too small."""
     was_training = module.training

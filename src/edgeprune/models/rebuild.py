@@ -14,7 +14,7 @@ from torch import nn
 
 from edgeprune.errors import CheckpointError, ConfigError, EdgepruneError, ModelError
 from edgeprune.models import hf, hf_detection, userfile
-from edgeprune.models._common import first_line, load_state, logits_of, to_plain
+from edgeprune.models._common import first_conv, first_line, load_state, logits_of, probe_input, to_plain
 from edgeprune.models._shapes import check_keys, check_structure, resize, state_dict, structure, unwrap
 from edgeprune.models.registry import create
 
@@ -44,7 +44,7 @@ def build_info(model: nn.Module, spec: str | None = None, *, state=None, layers=
     if build is not None and build.get("spec") == spec:
         return to_plain({**build, **_class_of(model)}, "model build info")
     if build is None:
-        build = {"spec": spec, **_DEFAULTS, "kwargs": {}}
+        build = {"spec": spec, **_inferred_sizes(model), "kwargs": {}}
     else:
         build = {**build, "spec": spec}
         if not spec.startswith(("hf:", "hf-config:")):
@@ -55,35 +55,45 @@ def build_info(model: nn.Module, spec: str | None = None, *, state=None, layers=
                      structure(model) if layers is None else layers)
 
 
+def _inferred_sizes(model: nn.Module) -> dict:
+    """create()'s sizes for a model without build info: its first convolution's input channels, create()'s
+    default image size (num_classes is read from its output in :func:`_verified`)."""
+    conv = first_conv(model)
+    return {**_DEFAULTS, "num_classes": None, **({"in_channels": conv.in_channels} if conv is not None else {})}
+
+
 def _verified(model: nn.Module, build: dict, state: dict, layers: dict) -> dict:
     """``build`` (with the rebuilt model's class) if it rebuilds ``model`` exactly, else a one-line refusal."""
     spec, name = build["spec"], type(model).__qualname__
-    sizes = ", ".join(f"{k}={build.get(k)}" for k in _DEFAULTS)
     hint = "save without spec= (a custom model) and load it with model="
-    try:
-        dry = rebuild(build)
-        resize(dry, layers, state)
-        check_keys(dry, state, f"save(spec={spec!r}): this {name}", f"the model the spec rebuilds ({sizes})")
-        load_state(dry, state)
-    except EdgepruneError as exc:
-        detail = str(exc) if isinstance(exc, CheckpointError) else (
-            f"save(spec={spec!r}): the spec cannot rebuild this {name} ({exc})")
-        raise CheckpointError(f"{detail}; {hint}") from None
-    x = torch.randn(2, build["in_channels"], build["image_size"], build["image_size"],
-                    generator=torch.Generator().manual_seed(0))
+    x = probe_input(model, build["in_channels"], build["image_size"], batch=2, seed=0)
     modes = [(m, m.training) for m in model.modules()]  # restored one by one: mixed modes survive
     try:
         with torch.no_grad():
-            want = logits_of(dry.eval()(x)).float()
             device = next(iter(model.parameters()), torch.empty(0)).device
             got = logits_of(model.eval()(x.to(device))).float().cpu()
     except Exception as exc:  # noqa: BLE001  (the user's model on the spec's input size)
+        sizes = ", ".join(f"{k}={build.get(k)}" for k in _DEFAULTS if build.get(k) is not None)
         raise CheckpointError(f"save(spec={spec!r}): this {name} does not run on the spec's input ({sizes}): "
                               f"{first_line(exc)}; {hint}") from None
     finally:
         for module, training in modes:
             module.training = training
-    if got.shape != want.shape or want.shape[-1] != build["num_classes"] or not torch.allclose(
+    if build["num_classes"] is None and got.dim() >= 2:
+        build = {**build, "num_classes": int(got.shape[1])}  # [B, K] logits, [B, K, H, W] per-pixel logits
+    sizes = ", ".join(f"{k}={build.get(k)}" for k in _DEFAULTS)
+    try:
+        dry = rebuild(build)
+        resize(dry, layers, state)
+        check_keys(dry, state, f"save(spec={spec!r}): this {name}", f"the model the spec rebuilds ({sizes})")
+        load_state(dry, state)
+        with torch.no_grad():
+            want = logits_of(dry.eval()(x)).float()
+    except EdgepruneError as exc:
+        detail = str(exc) if isinstance(exc, CheckpointError) else (
+            f"save(spec={spec!r}): the spec cannot rebuild this {name} ({exc})")
+        raise CheckpointError(f"{detail}; {hint}") from None
+    if got.shape != want.shape or want.shape[1] != build["num_classes"] or not torch.allclose(
             got, want, rtol=1e-3, atol=1e-4):
         raise CheckpointError(f"save(spec={spec!r}): the model the spec rebuilds ({sizes}) does not reproduce "
                               f"this {name}'s outputs (shape {tuple(got.shape)} vs {tuple(want.shape)}); {hint}")
