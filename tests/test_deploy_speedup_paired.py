@@ -4,6 +4,7 @@ division by a reference latency timed once at another moment (issue 32: 2.51x re
 import pytest
 import torch
 
+import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
 from edgeprune import data as data_lib
 from edgeprune import models
 from edgeprune.measure.budget import parse
@@ -16,13 +17,13 @@ def state():
     model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=0.5)
     options = get_method("mix_and_match", granularity="channel", criteria=["magnitude"]).options
     state = structured_mam.prepare(model, data_lib.load("digits"), torch.randn(2, 1, 8, 8), options)
-    state.latency_runs = 10
+    state.meter.latency_runs = 10
     return state
 
 
 def test_speedup_is_not_divided_by_a_reference_timed_once(state):
     # the input model's figures as they were when it was timed alone on a busy machine: 1000x its real latency
-    state.cache["deploy-dense"] = {"onnx_bytes": 1, "onnx_bytes_int8": 1, "ort_latency_ms_b1": 1000.0,
+    state.meter.cache["deploy-dense"] = {"onnx_bytes": 1, "onnx_bytes_int8": 1, "ort_latency_ms_b1": 1000.0,
                                    "ort_latency_ms_b32": 1000.0}
     budget = parse("macs<=50%")
     vector = structured_mam.strategy_vectors(state, ["balanced"], budget)["balanced"]

@@ -4,6 +4,7 @@ measurement), never against the input model's latency timed once at another mome
 import pytest
 import torch
 
+import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
 from edgeprune import data as data_lib
 from edgeprune import models
 from edgeprune.measure.budget import parse
@@ -21,8 +22,8 @@ def test_relative_executorch_budget_is_a_ratio_from_one_measurement():
     state = structured_mam.prepare(model, data_lib.load("digits"), torch.randn(2, 1, 8, 8), options)
     budget = parse("latency<=50%@executorch")
     # the input model's reference as it read when timed alone on a busy machine: 1000 ms
-    state.cache[("dense", budget.quantity)] = 1000.0
+    state.meter.cache[("dense", budget.quantity)] = 1000.0
     small, _ = structured_mam.pruned_copy(state, model, {p: 0.5 for p in state.ranges}, budget)
-    measured = structured_mam.measure(state, small, budget)
+    measured = state.meter.value(small, budget)
     # scaled by the ratio timed beside the input model (between 1/10 and 10), not the candidate's own ms
     assert 100.0 < measured < 10_000.0

@@ -4,6 +4,7 @@ alike does not move a candidate's measured latency, and paired_latency times two
 import pytest
 import torch
 
+import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
 from edgeprune import data as data_lib
 from edgeprune import models
 from edgeprune.export.onnx import export_onnx
@@ -11,6 +12,7 @@ from edgeprune.export.ort_latency import paired_latency
 from edgeprune.measure.budget import parse
 from edgeprune.methods import structured_mam
 from edgeprune.methods.base import get_method
+from edgeprune.select import meter as meter_lib
 
 
 def test_paired_latency_times_both_files(tmp_path):
@@ -29,13 +31,13 @@ def test_load_that_slows_both_models_alike_leaves_the_measurement(monkeypatch):
     options = get_method("mix_and_match", granularity="channel", criteria=["magnitude"]).options
     state = structured_mam.prepare(model, data_lib.load("digits"), torch.randn(2, 1, 8, 8), options)
     budget = parse("latency<=50%")
-    state.cache[("dense", budget.quantity)] = 1.0  # the input model's reference latency: 1 ms
+    state.meter.cache[("dense", budget.quantity)] = 1.0  # the input model's reference latency: 1 ms
     load = {"factor": 1.0}
-    monkeypatch.setattr(structured_mam, "paired_latency",
+    monkeypatch.setattr(meter_lib, "paired_latency",
                         lambda dense, candidate, *a, **k: {"ratio": (2.0 * load["factor"]) / (0.8 * load["factor"])})
     small, _ = structured_mam.pruned_copy(state, model, {}, budget)
-    quiet = structured_mam.measure(state, small, budget)
+    quiet = state.meter.value(small, budget)
     load["factor"] = 3.0  # the machine got busy: both run 3x slower
-    busy = structured_mam.measure(state, small, budget)
+    busy = state.meter.value(small, budget)
     assert quiet == pytest.approx(0.4) and busy == pytest.approx(0.4)  # 0.8 / 2.0 of the 1 ms reference
-    assert structured_mam.measure(state, small, parse("latency<=5ms")) != pytest.approx(0.4)  # absolute: as measured
+    assert state.meter.value(small, parse("latency<=5ms")) != pytest.approx(0.4)  # absolute: as measured

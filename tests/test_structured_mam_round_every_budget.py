@@ -18,6 +18,7 @@ from edgeprune.methods import structured_mam
 from edgeprune.methods.base import get_method
 from edgeprune.runs.report import render
 from edgeprune.runs.store import RunStore
+from edgeprune.select.meter import speedup_warning
 
 SIZE = 16
 
@@ -43,7 +44,7 @@ def test_a_macs_budget_keeps_widths_that_are_multiples_of_the_block_and_fits(dat
         assert all(w % block == 0 for w in widths.values()), widths
         assert record["macs"] <= 0.5 * pruned.dense["macs"], record["id"]
         assert record["macs"] > 0.3 * pruned.dense["macs"], record["id"]  # calibrated, not over-pruned
-        promised = structured_mam.speedup_warning(record, pruned.dense["macs"])
+        promised = speedup_warning(record, pruned.dense["macs"])
         assert record.get("speedup_warning") == promised  # the rule, applied to the record's own measurements
     convs = [m for m in pruned.model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(c.out_channels % block == 0 for c in convs)
@@ -87,7 +88,7 @@ def test_a_counted_budget_the_block_cannot_reach_halves_the_block_and_says_so():
     ({"macs": 100, "speedup_b1": 0.9, "speedup_b32": 0.9}, None),  # no MACs saved, no speed-up promised
 ])
 def test_the_speedup_warning_rule_on_records(measured, expected):
-    assert structured_mam.speedup_warning(measured, 100) == expected
+    assert speedup_warning(measured, 100) == expected
 
 
 def test_the_report_says_when_the_speedup_falls_short(tmp_path):

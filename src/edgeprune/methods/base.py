@@ -25,6 +25,7 @@ from torch import nn
 
 from edgeprune.config import Config
 from edgeprune.errors import ConfigError, EdgepruneError, ModelError
+from edgeprune.measure import budget as budget_lib
 from edgeprune.measure.size import prunable_weights
 from edgeprune.models import first_line
 from edgeprune.prune.masks import Masks
@@ -70,11 +71,23 @@ class Method:
     def __init__(self, **options):
         self.options = self.Options.build(options)
 
+    # measured budgets (edgeprune.measure.budget: latency, size, MACs, params) this method meets by calibrating its
+    # own budget quantity (the knob) over ``knob_range`` (edgeprune.select.knob); none: its own quantity only
+    calibrated_kinds: ClassVar[tuple[str, ...]] = ()
+    knob_range: ClassVar[tuple[float, float]] = (0.0, 0.95)
+
     # -- budgets ------------------------------------------------------------------------------------
     def check_budget(self, budget) -> float:
         lo, hi = self.budget_range
+        typed = _parsed(budget)
+        if isinstance(typed, budget_lib.Budget):
+            if typed.kind in self.calibrated_kinds:
+                return typed
+            can = f"{', '.join(self.calibrated_kinds)} budgets or " if self.calibrated_kinds else ""
+            raise ConfigError(f"budget {typed} is not allowed for method {self.name!r}: it takes {can}a {self.budget_name} "
+                              f"({self.budget_help}) in [{lo:g}, {hi:g})")
         try:
-            value = float(budget)
+            value = float(budget if typed is None else typed)
         except (TypeError, ValueError):
             value = None
         if isinstance(budget, bool) or value is None or not lo <= value < hi:
@@ -83,6 +96,10 @@ class Method:
                 f"({self.budget_help}) in [{lo:g}, {hi:g})"
             )
         return value
+
+    def calibrates(self, budget) -> bool:
+        """Whether ``budget`` is met by calibrating this method's knob (the runner then bisects it)."""
+        return isinstance(budget, budget_lib.Budget) and budget.kind in self.calibrated_kinds
 
     def achieved(self, dense: nn.Module, decision: Decision) -> float:
         """The budget quantity measured on the pruned model (default: sparsity of prunable weights)."""
@@ -110,6 +127,16 @@ class Method:
 
     def prune(self, state: object, model: nn.Module, candidate: Candidate) -> Decision:
         raise NotImplementedError
+
+
+def _parsed(budget):
+    """A budget string or Budget parsed (a typed Budget or a float); None if it is neither or does not parse."""
+    if not isinstance(budget, (str, budget_lib.Budget)):
+        return None
+    try:
+        return budget_lib.parse(budget)
+    except ConfigError:
+        return None
 
 
 def optional_parts(names, build: Callable[[str], object], what: str, *, need_one: bool) -> dict:

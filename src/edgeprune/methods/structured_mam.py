@@ -17,11 +17,8 @@ cannot; its channel strategy is then calibrated to the budget with those blocks 
 from __future__ import annotations
 
 import copy
-import tempfile
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -31,17 +28,15 @@ from edgeprune import roles as roles_lib
 from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
 from edgeprune.errors import ConfigError
-from edgeprune.export.et_latency import compare, export_for, latency_ms
-from edgeprune.export.int8 import quantize
-from edgeprune.export.onnx import export_onnx
-from edgeprune.export.ort_latency import channel_block, ort_latency, paired_latency
-from edgeprune.measure import macs, param_count, prunable_weights
+from edgeprune.export.ort_latency import channel_block
+from edgeprune.measure import macs
 from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.methods.base import optional_parts
 from edgeprune.models.mha import SplitMultiheadAttention, split_mha
 from edgeprune.prune import depth as depth_lib
 from edgeprune.prune import structured
 from edgeprune.scores.blocks import block_influence
+from edgeprune.select.meter import Meter, predictable, speedup_warning
 
 CEILING = 0.9  # a layer never loses more than this fraction of its channels
 STEPS = {"latency": 7, "size": 8}  # bisection steps per measured kind (others: DEFAULT_STEPS)
@@ -65,11 +60,8 @@ class ChannelState:
     ranges: dict
     structure: structured.StructurePlan
     scores: dict  # criterion -> per-weight scores (None: magnitude, read from the weights)
-    example: torch.Tensor
-    dense: dict  # the input model's params, MACs, prunable weights (relative budgets, sparsity)
-    model: nn.Module  # the input model (calibration prunes copies of it)
+    meter: Meter  # measures budgets on pruned copies of the input model (its example, its dense figures)
     round_to: int | str = "auto"
-    latency_runs: int = 20
     deploy: bool = True  # measure every candidate's ONNX bytes and ONNX Runtime latency
     blocks: list = field(default_factory=list)  # removable residual blocks, least influence first
     cache: dict = field(default_factory=dict)  # (budget kind, widths) -> measured value
@@ -80,6 +72,18 @@ class ChannelState:
     @property
     def criteria(self) -> list[str]:  # those that could score this model
         return list(self.scores)
+
+    @property
+    def model(self) -> nn.Module:  # the input model (calibration prunes copies of it)
+        return self.meter.model
+
+    @property
+    def example(self) -> torch.Tensor:
+        return self.meter.example
+
+    @property
+    def dense(self) -> dict:  # the input model's params, MACs, prunable weights (relative budgets, sparsity)
+        return self.meter.dense
 
 
 def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelState:
@@ -95,10 +99,8 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     batches = scores_lib.calibration_batches(data.train, options.calib_batches, options.calib_batch_size) if needs_data else None
     scores = optional_parts(options.criteria, lambda c: None if c == "magnitude" else scores_lib.compute(c, split, batches),
                             "criterion", need_one=True)
-    dense = {"params": param_count(model), "macs": macs(model, example[:1]).dense,
-             "prunable": sum(w.numel() for w in prunable_weights(model).values())}
-    return ChannelState(roles, ranges, structure, scores, example[:1], dense, model, options.round_to,
-                        options.latency_runs, options.deploy_metrics, blocks=_ranked_blocks(split, example, batches, deepest))
+    return ChannelState(roles, ranges, structure, scores, Meter(model, example, options.latency_runs), options.round_to,
+                        options.deploy_metrics, blocks=_ranked_blocks(split, example, batches, deepest))
 
 
 def _ranked_blocks(model: nn.Module, example: torch.Tensor, batches, deepest: int) -> list[str]:
@@ -146,7 +148,7 @@ def align(state: ChannelState, budget, depth: int = 0) -> int:
     if state.round_to != "auto" or key in state.rounded:
         return rounding(state, budget, depth)
     block = multiple = channel_block()
-    fits, _ = _cost(state, budget)
+    fits, _ = state.meter.limit(budget)
     most = {p: 0.0 if hi == 0.0 else CEILING for p, (_, hi) in state.ranges.items()}
     while multiple > 1 and not _is_latency(budget):
         state.rounded[key] = multiple
@@ -192,142 +194,21 @@ def _shape_key(model: nn.Module, widths: dict) -> tuple:
 
 # --------------------------------------------------------------------------------------------- measuring
 
-LATENCY_BATCHES = (1, 32)
-
-
-def _deploy(model: nn.Module, example: torch.Tensor, runs: int, reference: Path | None = None) -> dict:
-    """ONNX bytes (FP32, INT8) and ONNX Runtime latency of ``model`` at 1 thread; with ``reference`` (the input
-    model's ``.onnx``) each batch is one paired measurement of both, giving ``speedup_bN`` and its spread."""
-    with tempfile.TemporaryDirectory(prefix="edgeprune-deploy-") as folder:
-        path = Path(folder) / "model.onnx"
-        export_onnx(model, path, input_shape=tuple(example.shape[1:]))
-        out = {"onnx_bytes": path.stat().st_size,
-               "onnx_bytes_int8": quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"]}
-        for b in LATENCY_BATCHES:
-            if reference is None:
-                out[f"ort_latency_ms_b{b}"] = ort_latency(path, batch_size=b, runs=runs, threads=1)["median_ms"]
-                continue
-            timed = paired_latency(reference, path, batch_size=b, runs=runs, threads=1)
-            out[f"ort_latency_ms_b{b}"] = timed["second"]["median_ms"]
-            out[f"speedup_b{b}"] = timed["ratio"]
-            out[f"speedup_spread_b{b}"] = [timed["ratio_p10"], timed["ratio_p90"]]
-    return out
-
-
 def deploy_metrics(state: ChannelState, model: nn.Module, widths: dict) -> dict:
     """FP32 and INT8 (dynamic) ONNX bytes and ONNX Runtime latency (1 thread, batch 1 and 32) of ``model``,
-    with the input model's and the speed-ups; measured once per set of widths (fine-tuning changes neither).
-
-    Each speed-up is the ratio of one paired measurement of ``model`` and the input model's ONNX file
-    (:func:`paired_latency`: ``latency_runs`` rounds of both), with the p10/p90 of the per-round ratios
-    (``speedup_spread_bN``); the input model's own figures (``dense``) are for its row of the report.
-    """
+    with the input model's and the paired speed-ups (:meth:`Meter.deploy`); measured once per set of widths
+    (fine-tuning changes neither)."""
     if not state.deploy:
         return {}
-    if "deploy-dense" not in state.cache:
-        state.cache["deploy-dense"] = _deploy(state.model, state.example, state.latency_runs)
     key = ("deploy", *_shape_key(model, widths))
     if key not in state.cache:
-        state.cache[key] = _deploy(model, state.example, state.latency_runs, reference=_dense_onnx(state))
-    out, dense = dict(state.cache[key]), state.cache["deploy-dense"]
+        state.cache[key] = state.meter.deploy(model)
+    out = dict(state.cache[key])
     warning = speedup_warning({**out, "macs": macs(model, state.example).dense}, state.dense["macs"])
     if warning:
         out["speedup_warning"] = warning
-    out["dense"] = dense
+    out["dense"] = state.meter.dense_deploy()
     return out
-
-
-def speedup_warning(measured: dict, dense_macs: float) -> str | None:
-    """A plain sentence when ONNX Runtime runs the pruned model less than half as much faster as its MACs promise:
-    ``speedup_bN - 1 < (dense_macs / macs - 1) / 2`` at batch 1 or 32 (MACs x0.49 promise 2.04x: below 1.52x it
-    is said). ``measured``: a record, or deploy metrics with ``macs``; None when nothing falls short, or nothing
-    was measured."""
-    pruned = measured.get("macs")
-    if not pruned or not dense_macs or pruned >= dense_macs:
-        return None
-    promised = dense_macs / pruned
-    short = [(b, measured[f"speedup_b{b}"]) for b in LATENCY_BATCHES
-             if isinstance(measured.get(f"speedup_b{b}"), (int, float)) and measured[f"speedup_b{b}"] - 1 < (promised - 1) / 2]
-    if not short:
-        return None
-    return (f"MACs x{pruned / dense_macs:.2f} but ONNX Runtime only "
-            + " and ".join(f"{speedup:.2f}x faster at batch {b}" for b, speedup in short))
-
-
-def measure(state: ChannelState, model: nn.Module, budget) -> float:
-    """The budget's quantity measured on ``model`` (sparsity: fraction of the input's prunable weights removed)."""
-    kind = kind_of(budget)
-    if kind == "sparsity":
-        return 1.0 - sum(w.numel() for w in prunable_weights(model).values()) / max(state.dense["prunable"], 1)
-    if kind == "params":
-        return float(param_count(model))
-    if kind == "macs":
-        return float(macs(model, state.example).dense)
-    with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
-        path = Path(folder) / "model.onnx"
-        export_onnx(model, path, input_shape=tuple(state.example.shape[1:]))
-        if kind == "latency" and budget.runtime == "executorch" and budget.relative and model is not state.model:
-            return dense_value(state, budget) / _paired_et_ratio(state, model, budget.batch, Path(folder))
-        if kind == "latency" and budget.runtime == "executorch":
-            return latency_ms(model, budget.batch, "executorch", input_shape=tuple(state.example.shape[1:]),
-                              runs=state.latency_runs)
-        if kind == "latency" and budget.relative and model is not state.model:
-            # timed in alternation with the input model and scaled to its reference latency: the fraction a
-            # relative budget limits, robust to load changes between this and the reference measurement
-            timed = paired_latency(_dense_onnx(state), path, budget.batch, runs=state.latency_runs)
-            return dense_value(state, budget) / timed["ratio"]
-        if kind == "latency":
-            return float(ort_latency(path, batch_size=budget.batch, runs=state.latency_runs, threads=1)["median_ms"])
-        if budget.precision == "int8":
-            return float(quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"])
-        return float(path.stat().st_size)
-
-
-def _dense_onnx(state: ChannelState) -> Path:
-    """The input model's ONNX export, written once (its folder lives as long as ``state``)."""
-    if "dense-onnx" not in state.cache:
-        folder = tempfile.TemporaryDirectory(prefix="edgeprune-dense-")
-        path = Path(folder.name) / "model.onnx"
-        export_onnx(state.model, path, input_shape=tuple(state.example.shape[1:]))
-        state.cache["dense-onnx"] = (folder, path)
-    return state.cache["dense-onnx"][1]
-
-
-def _dense_pte(state: ChannelState, batch: int) -> Path:
-    """The input model's ExecuTorch program at ``batch``, written once (its folder lives as long as ``state``)."""
-    key = ("dense-pte", batch)
-    if key not in state.cache:
-        folder = tempfile.TemporaryDirectory(prefix="edgeprune-dense-")
-        path = Path(folder.name) / "model.pte"
-        export_for(state.model, path, "executorch", batch=batch, input_shape=tuple(state.example.shape[1:]))
-        state.cache[key] = (folder, path)
-    return state.cache[key][1]
-
-
-def _paired_et_ratio(state: ChannelState, model: nn.Module, batch: int, folder: Path) -> float:
-    """Input model's ExecuTorch median / ``model``'s, timed in alternation (``latency_runs`` rounds of one call
-    each, as :func:`paired_latency` does in ONNX Runtime)."""
-    path = folder / "model.pte"
-    export_for(model, path, "executorch", batch=batch, input_shape=tuple(state.example.shape[1:]))
-    timed = compare({"dense": _dense_pte(state, batch), "candidate": path}, batch, rounds=state.latency_runs, runs=1,
-                    threads=1)
-    return timed["dense"]["median_ms"] / timed["candidate"]["median_ms"]
-
-
-def _cost(state: ChannelState, budget) -> tuple[Callable[[float], bool], float]:
-    """(does a measured value fit, the absolute limit) of ``budget``."""
-    if kind_of(budget) == "sparsity":
-        return (lambda v: v >= float(budget) - 1e-9), float(budget)
-    limit = budget.limit(dense_value(state, budget)) if budget.relative else float(budget)
-    return (lambda v: v <= limit), limit
-
-
-def dense_value(state: ChannelState, budget: Budget) -> float:
-    """The input model's value of ``budget``'s quantity (measured once)."""
-    key = ("dense", budget.quantity)
-    if key not in state.cache:
-        state.cache[key] = state.dense.get(budget.kind) or measure(state, state.model, budget)
-    return state.cache[key]
 
 
 def _shifted(vector: dict, bounds: dict, t: float) -> dict:
@@ -342,26 +223,13 @@ class Calibrated:
     widened: bool  # some layers had to leave their ranges
 
 
-def _tensors(model: nn.Module) -> int:
-    """Numbers an FP32 ONNX file stores: parameters and floating-point buffers (BatchNorm statistics)."""
-    return param_count(model) + sum(b.numel() for b in model.buffers() if b.is_floating_point())
-
-
-def _predicted_bytes(budget) -> bool:
-    """FP32 ONNX bytes are the input model's non-weight bytes plus 4 per stored number (checked by export)."""
-    return isinstance(budget, Budget) and budget.kind == "size" and budget.precision == "fp32"
-
-
 def _value(state: ChannelState, vector: dict, budget, depth: int, exact: bool) -> float:
     """``budget``'s quantity on the model pruned by ``vector`` (cached per set of widths); FP32 size not ``exact``:
     predicted from the stored numbers and the input model's other bytes."""
     small, widths = pruned_copy(state, state.model, vector, budget, depth=depth)
     key = (str(budget) if isinstance(budget, Budget) else "sparsity", exact, *_shape_key(small, widths))
     if key not in state.cache:
-        if exact or not _predicted_bytes(budget):
-            state.cache[key] = measure(state, small, budget)
-        else:
-            state.cache[key] = dense_value(state, budget) - 4 * _tensors(state.model) + 4 * _tensors(small)
+        state.cache[key] = state.meter.value(small, budget) if exact else state.meter.predicted(small, budget)
     return state.cache[key]
 
 
@@ -372,8 +240,8 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
     measured once on the input model's export), then the chosen model is exported and measured; should the
     real file exceed the budget, the shift grows until it fits. Every other quantity is measured at every step.
     """
-    fits, limit = _cost(state, budget)
-    predict = _predicted_bytes(budget)
+    fits, limit = state.meter.limit(budget)
+    predict = predictable(budget)
     align(state, budget, depth)
 
     def value(v: dict, exact: bool = not predict) -> float:
@@ -428,7 +296,7 @@ def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict
     out = {}
     for name in names:
         c = calibrate(state, strategies_lib.build(name, state.ranges, state.roles), budget, depth)
-        _, limit = _cost(state, budget)
+        _, limit = state.meter.limit(budget)
         state.calibrated[(str(budget), name, depth)] = {
             "budget": str(budget), "limit": limit, "shift": round(c.shift, 6), "measured": c.measured,
             "widened": c.widened, "dropped_blocks": state.blocks[:depth], "round_to": rounding(state, budget, depth)}
@@ -436,5 +304,5 @@ def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict
     return out
 
 
-__all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "rounding", "align", "pruned_copy", "measure",
-           "calibrate", "strategy_vectors", "deploy_metrics", "speedup_warning"]
+__all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "rounding", "align", "pruned_copy", "calibrate",
+           "strategy_vectors", "deploy_metrics"]

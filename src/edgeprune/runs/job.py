@@ -28,6 +28,8 @@ from edgeprune.methods.base import Candidate, Decision, Method
 from edgeprune.prune.gradual import GradualMasks, Schedule
 from edgeprune.report.stats import pack
 from edgeprune.runs.store import RunStore
+from edgeprune.select import knob
+from edgeprune.select.meter import Meter
 from edgeprune.train import TrainConfig, TrainingDiverged, deterministic, fit
 
 
@@ -86,7 +88,12 @@ class Job:
         return record
 
     def prune(self, cand: Candidate) -> Decision:
-        return self.method.prune(self.state, self.model, cand)
+        if not self.method.calibrates(cand.budget):
+            return self.method.prune(self.state, self.model, cand)
+        # a measured budget the method meets through its own knob: bisected on copies pruned at each value
+        return knob.calibrate(lambda k: self.method.prune(self.state, self.model, dataclasses.replace(cand, budget=k)),
+                              Meter(self.model, self.example), cand.budget, self.method.knob_range,
+                              what=self.method.name, knob_name=self.method.budget_name)
 
     def gradual(self, decision: Decision) -> GradualMasks | None:
         """The cubic schedule for a masked candidate that is fine-tuned (None: one shot). The fine-tune then
@@ -117,7 +124,8 @@ class Job:
         try:
             decision = self.prune(cand)
             record["decided"] = decision.info
-            record["budget_achieved"] = self.method.achieved(self.model, decision)
+            calibrated = self.method.calibrates(cand.budget)
+            record["budget_achieved"] = decision.info["measured"] if calibrated else self.method.achieved(self.model, decision)
             model = decision.model
             record[f"val_{self.task.metric}_pruned"] = self.task.primary(model, self.data.val)
             pruning = self.gradual(decision)

@@ -26,7 +26,6 @@ from edgeprune.errors import ConfigError, DamagedFileError, DependencyError, Edg
 from edgeprune.export.executorch import INSTALL_HINT
 from edgeprune.measure.budget import Budget
 from edgeprune.measure.budget import parse as parse_budget
-from edgeprune.methods import structured_mam
 from edgeprune.report import compare
 from edgeprune.report.metric import ACCURACY, Metric
 from edgeprune.report.pareto import pareto_front
@@ -36,6 +35,7 @@ from edgeprune.report.tables import write_csv
 from edgeprune.runs import edge as edge_lib
 from edgeprune.runs.lock import check_not_running
 from edgeprune.runs.store import RunStore
+from edgeprune.select.meter import speedup_warning
 from edgeprune.train import QUICK_MAX_BATCHES
 from edgeprune.utils.io import atomic_path, write_json, write_text
 
@@ -328,7 +328,7 @@ def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: 
                    f"{g['onnx_bytes'] / 1e3:,.1f} | {g['onnx_bytes_int8'] / 1e3:,.1f} | {g['macs']:,.0f} |")
     out += ["", "Speed-ups: each candidate timed beside the input model's ONNX file in one paired measurement "
             "(`latency_runs` rounds, one call of each in turn), the ratio of the two medians."]
-    short = [(g["label"], structured_mam.speedup_warning(g, dense["macs"])) for g in measured]
+    short = [(g["label"], speedup_warning(g, dense["macs"])) for g in measured]
     out += [""] * any(w for _, w in short) + [f"- Less than half the speed-up its MACs promise: {name}: {warning}"
                                              for name, warning in short if warning]
     return out

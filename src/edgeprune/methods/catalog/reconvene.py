@@ -54,7 +54,16 @@ class Reconvene(Method):
     finetune_epochs = 5
     from_scratch = True
     budget_tolerance = 0.1
+    calibrated_kinds = ("latency", "size", "macs", "params")  # its sparsity bisected to the measured budget
+    knob_range = (0.0, 0.99)
     Options = Options
+
+    def check_budget(self, budget):
+        value = super().check_budget(budget)
+        if self.calibrates(value) and "unstructured" in self.options.modes:
+            raise ConfigError(f"budget {value} needs modes=[reconvene]: the unstructured PaI mask (mode 'unstructured') "
+                              "changes neither latency, size, MACs nor parameters; give it a sparsity in [0, 1)")
+        return value
 
     def check(self, model, example):
         if "reconvene" in self.options.modes and not any(isinstance(m, CONV_TYPES) for m in model.modules()):

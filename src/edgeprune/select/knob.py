@@ -1,0 +1,57 @@
+"""A method's own knob (VBP's ratio of MLP neurons, Reconvene's sparsity) calibrated to a measured budget.
+
+The knob removes more as it grows; the least pruning whose measured value fits the budget is found by bisection
+(each step prunes a copy of the input model and measures it with the :class:`~edgeprune.select.meter.Meter`).
+A budget the knob's largest value cannot meet is a one-line error naming the smallest reachable value.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from edgeprune.errors import ConfigError
+from edgeprune.measure.budget import Budget
+from edgeprune.select.meter import predictable
+
+STEPS = {"latency": 6, "size": 8}  # bisection steps per measured kind (timings are noisy: fewer, others: DEFAULT)
+DEFAULT_STEPS = 10
+
+
+def calibrate(prune_at: Callable[[float], object], meter, budget: Budget, knob: tuple[float, float], *,
+              what: str, knob_name: str):
+    """The decision (``prune_at(k).model`` is the pruned copy) at the smallest knob ``k`` in ``knob`` = (low, high)
+    whose model fits ``budget``; its ``info`` gains ``measured`` and ``calibrated`` (the knob, the measured value and
+    the limit). FP32 ONNX size is bisected on its prediction (:meth:`Meter.predicted`), then measured; should the
+    real file exceed the budget, the knob grows until it fits."""
+    fits, limit = meter.limit(budget)
+    low, high = knob
+
+    def at(k: float, exact: bool = not predictable(budget)):
+        decision = prune_at(k)
+        return decision, (meter.value if exact else meter.predicted)(decision.model, budget)
+
+    best, value = at(high, exact=True)
+    if not fits(value):
+        raise ConfigError(f"budget {budget} cannot be met by {what}: the smallest reachable {budget.kind} is "
+                          f"{budget.describe(value)} ({knob_name} {high:g}, its largest)")
+    top, chosen = high, low
+    first, first_value = at(low)
+    if not fits(first_value):
+        chosen = high
+        for _ in range(STEPS.get(budget.kind, DEFAULT_STEPS)):
+            mid = 0.5 * (low + high)
+            if fits(at(mid)[1]):
+                high = chosen = mid
+            else:
+                low = mid
+    for _ in range(6):  # a predicted size is a little below the real file's: prune a bit more until it fits
+        decision, measured = at(chosen, exact=True)
+        if fits(measured):
+            best, value = decision, measured
+            break
+        chosen = 0.5 * (chosen + top)
+    else:
+        chosen = top  # the largest knob's model, measured first, is the one that fits
+    best.info = {**best.info, "measured": value,
+                 "calibrated": {"budget": str(budget), "limit": limit, knob_name: round(chosen, 6), "measured": value}}
+    return best
