@@ -11,6 +11,7 @@ import math
 
 from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
+from edgeprune.data.loaders import first_batch
 from edgeprune.errors import ConfigError, DataError
 from edgeprune.report.metric import Metric, label_of, number
 
@@ -29,11 +30,14 @@ def input_shape(model) -> tuple[int, ...]:
 
 def check_fits(model, splits, dataset: str, holder: str, task: tasks_lib.Task) -> None:
     """ConfigError (one line naming both sides) when ``splits`` do not fit ``model``: the shape of one input and,
-    for a task whose model predicts classes, their number."""
+    for a task whose model predicts classes, their number; DataError when the test split's targets are not the
+    task's (masks for a classifier...). Before anything is measured or written."""
     build = model.edgeprune_build
     want, given = input_shape(model), tuple(int(d) for d in splits.input_shape)
     classes = task.name in CLASS_TASKS and splits.num_classes is not None and build.get("num_classes") is not None
     if want == given and (not classes or splits.num_classes == build["num_classes"]):
+        with tasks_lib.using(task):
+            first_batch(splits.test, "test data", batch_size=2)
         return
 
     def side(n, shape):
