@@ -35,16 +35,15 @@ def check_fits(model, splits, dataset: str, holder: str, task: tasks_lib.Task) -
     build = model.edgeprune_build
     want, given = input_shape(model), tuple(int(d) for d in splits.input_shape)
     classes = task.name in CLASS_TASKS and splits.num_classes is not None and build.get("num_classes") is not None
-    if want == given and (not classes or splits.num_classes == build["num_classes"]):
-        with tasks_lib.using(task):
-            first_batch(splits.test, "test data", batch_size=2)
-        return
 
     def side(n, shape):
         return (f"{n} classes of " if classes else "") + "x".join(map(str, shape)) + " inputs"
 
-    raise ConfigError(f"data set {dataset!r} has {side(splits.num_classes, given)} but {holder} takes "
-                      f"{side(build.get('num_classes'), want)} (task {task.name})")
+    if want != given or (classes and splits.num_classes != build["num_classes"]):
+        raise ConfigError(f"data set {dataset!r} has {side(splits.num_classes, given)} but {holder} takes "
+                          f"{side(build.get('num_classes'), want)} (task {task.name})")
+    with tasks_lib.using(task):
+        first_batch(splits.test, "test data", batch_size=2)
 
 
 def evaluate(task: tasks_lib.Task, model, data) -> tuple[dict[str, float], list[float]]:
