@@ -32,8 +32,9 @@ COMMANDS: dict[str, tuple[str, str]] = {  # name: (module of edgeprune.cli, the 
     "tasks": ("basics", "List the tasks `--task` takes (or path/to/file.py:factory for a task of your own)."),
     "train": ("basics", "Train a model; write model.pt and metrics.json (test accuracy measured once, on the "
                         "best-validation weights)."),
-    "measure": ("basics", "Print params, non-zeros, sparsity, MACs, bytes and latency of a checkpoint (and accuracy "
-                          "with --dataset)."),
+    "measure": ("basics", "Print params, non-zeros, sparsity, MACs, bytes and latency of a checkpoint (and with "
+                          "--dataset the task's test metrics: a classifier's accuracy; mIoU, mAP, MSE... with the primary "
+                          "one's 95% interval)."),
     "prune": ("prune", "Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run "
                        "directory."),
     "report": ("prune", "Re-render a run's report (report.md, front.png, summary.json, chosen.pt) from results.jsonl."),

@@ -15,7 +15,7 @@ import typer
 
 from edgeprune.cli import app
 from edgeprune.cli.common import parse_float_list, parse_kv
-from edgeprune.cli.prune import DRY_RUN_HELP, QUICK_HELP, TASK_HELP, default_out, run_prune, task_of
+from edgeprune.cli.prune import DRY_RUN_HELP, QUICK_HELP, TASK_OPTION, default_out, run_prune, task_of
 from edgeprune.errors import ConfigError
 from edgeprune.runs.executor import make_executor
 from edgeprune.utils.io import read_yaml
@@ -64,7 +64,7 @@ def search(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
-    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
+    task: Optional[str] = TASK_OPTION,
 ):
     """Alias of `edgeprune prune mix_and_match`: ten strategies per criterion, Pareto report."""
     settings = load_recipe(recipe) if recipe else {}
@@ -120,7 +120,7 @@ def vbp(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
-    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
+    task: Optional[str] = TASK_OPTION,
 ):
     """Alias of `edgeprune prune vbp`: prune the lowest-variance MLP neurons, fold their means, KD fine-tune."""
     budgets = parse_float_list(ratios, "--ratios") if ratios is not None else [ratio]
@@ -160,7 +160,7 @@ def pai(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
-    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
+    task: Optional[str] = TASK_OPTION,
 ):
     """Alias of `edgeprune prune reconvene`: PaI mask at initialisation, Reconvene (structured) and UPaI, trained from scratch."""
     modes = {"both": ["reconvene", "unstructured"], "reconvene": ["reconvene"], "unstructured": ["unstructured"]}

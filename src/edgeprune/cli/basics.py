@@ -12,10 +12,10 @@ from edgeprune import data as data_lib
 from edgeprune import distributed
 from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
-from edgeprune.cli import app
-from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
+from edgeprune.cli import app, task_metrics
+from edgeprune.cli.common import TASK_OPTION, console, human_bytes, parse_int_list, parse_kv, table
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
-from edgeprune.errors import ConfigError, check_at_most, check_positive
+from edgeprune.errors import check_at_most, check_positive
 from edgeprune.measure import accuracy, checkpoint_bytes, latency, machine_info, macs, nonzeros, param_count, sparsity
 from edgeprune.measure.latency import busy_warning
 from edgeprune.methods.dense import train_dense
@@ -120,50 +120,56 @@ def train(
 @app.command()
 def measure(
     checkpoint: Path = typer.Argument(..., help="An edgeprune checkpoint (model.pt)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Also measure test accuracy on this data set."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Also measure the task's metrics (test accuracy "
+                                          "of a classifier) on this data set's test split."),
     data_dir: Optional[Path] = DATA_DIR,
+    task: Optional[str] = TASK_OPTION,
     batch: str = typer.Option("1,32", help="Batch sizes for latency, comma-separated."),
     threads: int = typer.Option(1, help="CPU threads for latency (> 0). One by default: a tiny model timed on all "
                                 "cores of a busy machine waits for descheduled threads at every layer."),
     runs: int = typer.Option(30, help="Timed runs per batch size after warm-up (> 0)."),
 ):
-    """Print params, non-zeros, sparsity, MACs, bytes and latency of a checkpoint (and accuracy with --dataset).
+    """Print params, non-zeros, sparsity, MACs, bytes and latency of a checkpoint (and with --dataset the task's test
+    metrics: a classifier's accuracy; mIoU, mAP, MSE... with the primary one's 95% interval).
 
     Latency: median [p10, p90] of --runs torch calls after 20 warm-up calls; one warning line when the machine
     looks busy (p90/p10 > 1.5 or the load average above the number of cores)."""
     batches = parse_int_list(batch, "--batch")
     check_at_most("--runs", check_positive("--runs", runs), MAX_RUNS)
     check_positive("--threads", threads)
+    wanted = tasks_lib.get(task) if task is not None else None  # a bad --task: one line before any work
     model = model_lib.load(checkpoint)
     build = model.edgeprune_build
-    shape = (build["in_channels"], build["image_size"], build["image_size"])
+    shape = task_metrics.input_shape(model)  # (C, H, W), or (C, L) for a 1-D model
     # the data set must fit the checkpoint before any measurement (a digits model on mnist: one line, not a crash)
     splits = data_lib.load(dataset, root=data_dir) if dataset else None
+    chosen = tasks_lib.get(wanted, splits)
     if splits is not None:
-        given = (splits.num_classes, splits.in_channels, splits.image_size)
-        if given != (build["num_classes"], *shape[:2]):
-            raise ConfigError(
-                f"data set {dataset!r} has {given[0]} classes of {given[1]}x{given[2]}x{given[2]} images but checkpoint "
-                f"{str(checkpoint)!r} takes {build['num_classes']} classes of {shape[0]}x{shape[1]}x{shape[2]}")
+        task_metrics.check_fits(model, splits, dataset, f"checkpoint {str(checkpoint)!r}", chosen)
 
-    report = macs(model, torch.zeros(1, *shape))
-    rows = [
-        ["model", build["spec"]],
-        ["params", param_count(model)],
-        ["non-zeros", nonzeros(model)],
-        ["sparsity (prunable weights)", f"{sparsity(model):.2%}"],
-        ["MACs / image (dense)", report.dense],
-        ["MACs / image (sparsity-effective)", report.effective],
-        ["checkpoint bytes", f"{checkpoint_bytes(checkpoint):,} ({human_bytes(checkpoint_bytes(checkpoint))})"],
-    ]
-    timings = []
-    for b in batches:
-        lat = latency(model, shape, batch_size=b, runs=runs, warmup=MEASURE_WARMUP, threads=threads)
-        timings.append(lat)
-        rows.append([f"latency batch {b} (median, torch)", f"{lat['median_ms']:.3f} ms  [p10 {lat['p10_ms']:.3f}, p90 {lat['p90_ms']:.3f}]"])
-    rows.append(["threads / CPU", f"{lat['threads']} / {machine_info()['cpu']}"])
-    if splits is not None:
-        rows.append([f"test accuracy ({splits.name})", f"{accuracy(model, splits.test):.2%}"])
+    with tasks_lib.using(chosen):
+        report = macs(model, torch.zeros(1, *shape))
+        rows = [
+            ["model", build["spec"]],
+            ["params", param_count(model)],
+            ["non-zeros", nonzeros(model)],
+            ["sparsity (prunable weights)", f"{sparsity(model):.2%}"],
+            ["MACs / image (dense)", report.dense],
+            ["MACs / image (sparsity-effective)", report.effective],
+            ["checkpoint bytes", f"{checkpoint_bytes(checkpoint):,} ({human_bytes(checkpoint_bytes(checkpoint))})"],
+        ]
+        timings = []
+        for b in batches:
+            lat = latency(model, shape, batch_size=b, runs=runs, warmup=MEASURE_WARMUP, threads=threads)
+            timings.append(lat)
+            rows.append([f"latency batch {b} (median, torch)", f"{lat['median_ms']:.3f} ms  [p10 {lat['p10_ms']:.3f}, p90 {lat['p90_ms']:.3f}]"])
+        rows.append(["threads / CPU", f"{lat['threads']} / {machine_info()['cpu']}"])
+        if splits is not None and task_metrics.is_classification(chosen):
+            rows.append([f"test accuracy ({splits.name})", f"{accuracy(model, splits.test):.2%}"])
+        elif splits is not None:
+            metrics, interval = task_metrics.evaluate(chosen, model, splits.test)
+            rows.append(["task", task_metrics.task_text(chosen, len(splits.test))])
+            rows += task_metrics.metric_rows(chosen, metrics, f" ({splits.name})", interval)
     console.print(table(str(checkpoint), ["metric", "value"], rows))
     busy = busy_warning(timings)
     if busy:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -19,6 +20,11 @@ def plain_console(**options) -> Console:
 
 
 console = plain_console()
+
+TASK_HELP = ("What the model is for: a task of `edgeprune tasks` (classification, segmentation, regression...) or "
+             "path/to/file.py:factory returning an edgeprune Task; default: the data set's own (mnist-seg...), else "
+             "classification.")
+TASK_OPTION = typer.Option(None, "--task", help=TASK_HELP)  # one declaration for every command that takes a task
 
 
 def parse_kv(items: Iterable[str] | None, option: str = "--arg") -> dict:

@@ -15,8 +15,9 @@ import typer
 
 from edgeprune import data as data_lib
 from edgeprune import models
-from edgeprune.cli import app, export_edge
-from edgeprune.cli.common import console, human_bytes, parse_int_list, parse_kv, table
+from edgeprune import tasks as tasks_lib
+from edgeprune.cli import app, export_edge, task_metrics
+from edgeprune.cli.common import TASK_OPTION, console, human_bytes, parse_int_list, parse_kv, table
 from edgeprune.data import make_loader
 from edgeprune.errors import CheckpointError, ConfigError, DataError, EdgepruneError, check_positive
 from edgeprune.export import int8 as int8_lib
@@ -28,6 +29,7 @@ from edgeprune.export.onnx import (
     export_verified,
     input_shape_of,
     ort_accuracy,
+    ort_metrics,
     ort_session,
     parse_batch,
 )
@@ -40,6 +42,8 @@ from edgeprune.utils.io import check_output, ensure_dir, write_json
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
 RUNTIMES = ("torch", "onnxruntime", "executorch", "both")
+RUNTIMES_NOT_MEASURED = ("the {task} task's files hold {model}'s dense part only (no decoding, no NMS): its metrics "
+                         "are measured in PyTorch, its parity on the dense outputs")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -157,26 +161,24 @@ def _load_onto_fresh_instance(path: Path, user_model: str, options: dict, datase
     return models.load(path, model=fresh)
 
 
-def _dataset_for(model, dataset: str | None, data_dir: Path | None) -> tuple[object | None, str]:
-    """(splits or None, note): the named data set, else the checkpoint's own, else none (random inputs)."""
-    build = model.edgeprune_build
+def _dataset_for(model, dataset: str | None, data_dir: Path | None, path: Path,
+                 wanted: tasks_lib.Task | None) -> tuple[object | None, str, tasks_lib.Task]:
+    """(splits or None, note, task): the named data set, else the checkpoint's own, else none (random inputs); the
+    task ``--task`` names, else the data set's own; the data set checked against the model for that task."""
     recorded = (getattr(model, "edgeprune_meta", None) or {}).get("dataset")
     name = dataset or recorded
     if not name:
-        return None, "random normal inputs (no --dataset and none recorded in the checkpoint)"
+        return None, "random normal inputs (no --dataset and none recorded in the checkpoint)", tasks_lib.get(wanted)
     try:
         splits = data_lib.load(name, root=data_dir)
     except DataError as exc:
         if dataset:
             raise
-        return None, f"random normal inputs (the checkpoint's data set {name!r} could not be loaded: {exc})"
-    if splits.num_classes != build["num_classes"] or splits.in_channels != build["in_channels"] \
-            or splits.image_size != build["image_size"]:
-        raise ConfigError(
-            f"data set {name!r} has {splits.num_classes} classes of {splits.in_channels}x{splits.image_size}px images "
-            f"but the model takes {build['num_classes']} classes of {build['in_channels']}x{build['image_size']}px"
-        )
-    return splits, f"{splits.name} test split"
+        return None, f"random normal inputs (the checkpoint's data set {name!r} could not be loaded: {exc})", \
+            tasks_lib.get(wanted)
+    task = tasks_lib.get(wanted, splits)
+    task_metrics.check_fits(model, splits, name, f"checkpoint {str(path)!r}", task)
+    return splits, f"{splits.name} test split", task
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -200,6 +202,7 @@ def export_command(
     measure_latency: bool = typer.Option(True, "--latency/--no-latency", help="With --format both: time the files at batch 1 side by side."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Data set for parity inputs, accuracies and calibration; default: the checkpoint's."),
     data_dir: Optional[Path] = DATA_DIR,
+    task: Optional[str] = TASK_OPTION,
     calib_batches: int = typer.Option(16, help="Calibration batches for --int8 static (> 0)."),
     calib_batch_size: int = typer.Option(32, help="Calibration batch size (> 0)."),
     tolerance: float = typer.Option(1e-4, help="Largest allowed |ORT - PyTorch| logit difference (FP32)."),
@@ -223,41 +226,69 @@ def export_command(
     check_positive("--calib-batch-size", calib_batch_size)
     if not tolerance > 0:
         raise ConfigError(f"--tolerance must be > 0, got {tolerance!r}")
+    wanted = tasks_lib.get(task) if task is not None else None  # a bad --task: one line before any work
     path, cand = resolve_checkpoint(source, candidate)
     model = load_for_export(path, user_model, parse_kv(arg), dataset, data_dir)
-    splits, inputs_note = _dataset_for(model, dataset, data_dir)
+    splits, inputs_note, chosen = _dataset_for(model, dataset, data_dir, path, wanted)
     if int8 == "static" and splits is None:
         raise ConfigError(f"--int8 static needs calibration data: pass --dataset (and --data-dir); found {inputs_note}")
     ensure_dir(out)
+    with tasks_lib.using(chosen):
+        _export(model, path, source, cand, out, formats, splits, inputs_note, chosen, batch=batch_value, opset=opset,
+                int8=int8, sparse_onnx=sparse_onnx, sparse_values=sparse_values, et_batch=et_batch_value,
+                max_batch=max_batch, measure_latency=measure_latency, calib_batches=calib_batches,
+                calib_batch_size=calib_batch_size, tolerance=tolerance)
+
+
+def _export(model, path: Path, source: Path, cand: str | None, out: Path, formats: tuple[str, ...], splits,
+            inputs_note: str, task: tasks_lib.Task, *, batch, opset: int, int8: str | None, sparse_onnx: bool,
+            sparse_values: str | None, et_batch, max_batch: int, measure_latency: bool, calib_batches: int,
+            calib_batch_size: int, tolerance: float) -> None:
+    """Write the files ``export`` asked for, export.json, and print the table (under ``task``)."""
+    evaluation = task_metrics.evaluation_of(task, model, splits)
     if splits is not None:
         inputs = next(iter(make_loader(splits.test, 64)))[0]
     else:
         inputs = torch.randn(16, *input_shape_of(model), generator=torch.Generator().manual_seed(0))
-    if isinstance(batch_value, int):
-        inputs = inputs[:batch_value] if len(inputs) >= batch_value else inputs.repeat(batch_value // len(inputs) + 1, 1, 1, 1)[:batch_value]
+    if isinstance(batch, int):
+        inputs = inputs[:batch] if len(inputs) >= batch else inputs.repeat(batch // len(inputs) + 1, *[1] * (inputs.dim() - 1))[:batch]
     record: dict = {
         "source": str(source), "checkpoint": str(path), "candidate": cand, "model": model.edgeprune_build["spec"],
         "build": model.edgeprune_build, "formats": list(formats),
     }
     rows = [["model", record["model"] + (f" (candidate {cand})" if cand else "")]]
-    if splits is not None:
+    if evaluation == "accuracy":
         record["accuracy"] = {"dataset": splits.name, "split": "test", "images": len(splits.test),
                               "fp32_torch": accuracy(model, splits.test)}
         rows.append(["test top-1 FP32 (torch)", f"{record['accuracy']['fp32_torch']:.2%}"])
+    elif splits is not None:
+        metrics, interval = task_metrics.evaluate(task, model, splits.test)
+        record["metrics"] = {**task_metrics.record_of(task, splits), "fp32_torch": metrics, "fp32_torch_interval": interval}
+        rows.append(["task", task_metrics.task_text(task, len(splits.test))])
+        rows += task_metrics.metric_rows(task, metrics, " FP32 (torch)", interval)
+        if evaluation is None:  # a detector: the files hold its dense part, without decoding and NMS
+            record["metrics"]["runtimes"] = RUNTIMES_NOT_MEASURED.format(task=task.name, model=type(model).__name__)
+            rows.append(["test metrics in the runtimes", "not measured: " + record["metrics"]["runtimes"]])
     if "onnx" in formats:
-        part, part_rows = _onnx_part(model, out, inputs, splits, inputs_note, opset=opset, batch=batch_value, int8=int8,
-                                     calib_batches=calib_batches, calib_batch_size=calib_batch_size, tolerance=tolerance)
+        part, part_rows = _onnx_part(model, out, inputs, splits, inputs_note, opset=opset, batch=batch, int8=int8,
+                                     calib_batches=calib_batches, calib_batch_size=calib_batch_size, tolerance=tolerance,
+                                     evaluation=evaluation, task=task)
         record["accuracy"] = {**record.get("accuracy", {}), **part.pop("accuracy", {})}
+        if "metrics" in part:
+            record["metrics"].update(part.pop("metrics"))
         record.update(part)
         rows += part_rows
     if sparse_onnx:
         record["sparse_onnx"], part_rows = export_edge.sparse_onnx_part(out, inputs, int8 == "static")
         rows += part_rows
     if "executorch" in formats:
-        et, part_rows = export_edge.executorch_part(model, out, inputs, splits, batch=et_batch_value, max_batch=max_batch,
+        et, part_rows = export_edge.executorch_part(model, out, inputs, splits, batch=et_batch, max_batch=max_batch,
                                                     int8=int8, calib_batches=calib_batches,
-                                                    calib_batch_size=calib_batch_size, tolerance=tolerance)
+                                                    calib_batch_size=calib_batch_size, tolerance=tolerance,
+                                                    evaluation=evaluation, task=task)
         record["accuracy"] = {**record.get("accuracy", {}), **et.pop("accuracy", {})}
+        if "metrics" in et:
+            record["metrics"].update(et.pop("metrics"))
         record["executorch"] = et
         rows += part_rows
     if len(formats) == 2 and measure_latency:
@@ -272,6 +303,8 @@ def export_command(
         record["sparse"] = {k: v for k, v in described.items() if k != "tensors"}
         rows.append(["model.epz", f"{human_bytes(described['bytes'])} ({sparse_values} values; {described['ratio_to_bound']:.3f}x "
                                   f"the information bound, {described['ratio_to_dense']:.1%} of dense FP32)"])
+    if not task_metrics.is_classification(task) and not record["accuracy"]:
+        del record["accuracy"]  # top-1 is a classifier's: another task's figures are under "metrics"
     record.update({"machine": machine_info(), "versions": _versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
     write_json(out / "export.json", record)
     rows.append(["written", str(out / "export.json")])
@@ -279,8 +312,10 @@ def export_command(
 
 
 def _onnx_part(model, out: Path, inputs, splits, inputs_note: str, *, opset: int, batch, int8: str | None,
-               calib_batches: int, calib_batch_size: int, tolerance: float) -> tuple[dict, list]:
-    """model.onnx (+ model.int8.onnx): parity in ONNX Runtime, accuracies there."""
+               calib_batches: int, calib_batch_size: int, tolerance: float, evaluation: str | None = None,
+               task: tasks_lib.Task | None = None) -> tuple[dict, list]:
+    """model.onnx (+ model.int8.onnx): parity in ONNX Runtime, accuracies (``evaluation`` "accuracy") or the task's
+    metrics ("metrics") there."""
     onnx_info = export_verified(model, out / "model.onnx", inputs, opset=opset, batch=batch, tolerance=tolerance)
     onnx_info["path"] = "model.onnx"
     record: dict = {
@@ -290,7 +325,7 @@ def _onnx_part(model, out: Path, inputs, splits, inputs_note: str, *, opset: int
     }
     rows = [["model.onnx", f"{human_bytes(onnx_info['bytes'])}, opset {opset}, batch {batch}"],
             ["max |ORT - torch| (FP32 logits)", f"{onnx_info['max_abs_diff']:.2e} on {inputs_note}"]]
-    if splits is not None:
+    if evaluation == "accuracy":
         record["accuracy"] = {"fp32_ort": ort_accuracy(ort_session(out / "model.onnx"), splits.test)}
         rows.append(["test top-1 FP32 (ORT)", f"{record['accuracy']['fp32_ort']:.2%}"])
     if int8 is not None:
@@ -300,9 +335,14 @@ def _onnx_part(model, out: Path, inputs, splits, inputs_note: str, *, opset: int
         q["path"] = "model.int8.onnx"
         record["int8"] = q
         rows.append(["model.int8.onnx", f"{human_bytes(q['bytes'])} ({int8}, {onnx_info['bytes'] / q['bytes']:.2f}x smaller)"])
-        if splits is not None:
+        if evaluation == "accuracy":
             record["accuracy"]["int8_ort"] = ort_accuracy(ort_session(out / "model.int8.onnx"), splits.test)
             rows.append(["test top-1 INT8 (ORT)", f"{record['accuracy']['int8_ort']:.2%}"])
+    if evaluation == "metrics":
+        files = {"fp32_ort": "model.onnx"} | ({"int8_ort": "model.int8.onnx"} if int8 is not None else {})
+        record["metrics"] = {key: ort_metrics(ort_session(out / file), model, inputs[:1], splits.test, task)
+                             for key, file in files.items()}
+        rows += task_metrics.runtime_rows(task, record["metrics"], "ORT")
     return record, rows
 
 

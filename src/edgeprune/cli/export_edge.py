@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeprune.cli import task_metrics
 from edgeprune.cli.common import human_bytes
 from edgeprune.errors import ConfigError
 from edgeprune.export.et_latency import compare
-from edgeprune.export.executorch import Program, calibration_batches, et_accuracy, executorch, export_executorch
+from edgeprune.export.executorch import Program, calibration_batches, et_accuracy, et_metrics, executorch, export_executorch
 from edgeprune.export.sparse_onnx import write_sparse
 
 FORMATS = ("onnx", "executorch", "both")
@@ -30,8 +31,10 @@ def check_format(fmt: str, int8: str | None) -> tuple[str, ...]:
 
 
 def executorch_part(model, out: Path, inputs, splits, *, batch, max_batch: int, int8: str | None,
-                    calib_batches: int, calib_batch_size: int, tolerance: float) -> tuple[dict, list]:
-    """model.pte (+ model.int8.pte): parity in the ExecuTorch runtime, operators outside the delegate, accuracy."""
+                    calib_batches: int, calib_batch_size: int, tolerance: float, evaluation: str | None = "accuracy",
+                    task=None) -> tuple[dict, list]:
+    """model.pte (+ model.int8.pte): parity in the ExecuTorch runtime, operators outside the delegate, accuracy
+    (``evaluation`` "accuracy", with data) or the task's metrics ("metrics")."""
     fp32 = export_executorch(model, out / "model.pte", inputs, batch=batch, max_batch=max_batch, tolerance=tolerance)
     fp32["path"] = "model.pte"
     record = {"fp32": fp32}
@@ -46,13 +49,18 @@ def executorch_part(model, out: Path, inputs, splits, *, batch, max_batch: int, 
         record["int8"] = q
         rows.append(["model.int8.pte", f"{human_bytes(q['bytes'])} (PT2E static INT8, {fp32['bytes'] / q['bytes']:.2f}x "
                                        f"smaller; |ExecuTorch - PT2E reference| {q['max_abs_diff']:.2e})"])
-    if splits is not None:
+    if splits is not None and evaluation == "accuracy":
         acc = {"fp32_executorch": et_accuracy(Program(out / "model.pte"), splits.test)[0]}
         if int8 is not None:
             acc["int8_executorch"] = et_accuracy(Program(out / "model.int8.pte"), splits.test)[0]
         record["accuracy"] = acc
         rows.append(["test top-1 (ExecuTorch) FP32" + (" / INT8" if int8 else ""),
                      " / ".join(f"{v:.2%}" for v in acc.values())])
+    if evaluation == "metrics":
+        files = {"fp32_executorch": "model.pte"} | ({"int8_executorch": "model.int8.pte"} if int8 is not None else {})
+        record["metrics"] = {key: et_metrics(Program(out / file), model, inputs[:1], splits.test, task)
+                             for key, file in files.items()}
+        rows += task_metrics.runtime_rows(task, record["metrics"], "ExecuTorch")
     return record, rows
 
 

@@ -17,7 +17,7 @@ from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.api import sweep
 from edgeprune.cli import app
-from edgeprune.cli.common import console, parse_kv, table
+from edgeprune.cli.common import TASK_OPTION, console, parse_kv, table
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.methods.base import get_method, list_methods
@@ -45,9 +45,6 @@ from edgeprune.utils.io import read_json
 QUICK_HELP = ("Try the command first: at most 1,000 training and 1,000 test images (stratified), 10 batches per epoch in every "
               "training stage, fewer calibration batches; the figures are not the real ones (the report says so).")
 DRY_RUN_HELP = "Print the plan (candidates, epochs, batches, estimated time) and stop: nothing is trained or written."
-TASK_HELP = ("What the model is for: a task of `edgeprune tasks` (classification, segmentation, regression...) or "
-             "path/to/file.py:factory returning an edgeprune Task; default: the data set's own (mnist-seg...), else "
-             "classification.")
 
 
 def task_of(spec) -> tasks_lib.Task | None:
@@ -233,7 +230,7 @@ def prune_command(
     edge_report: bool = typer.Option(False, "--edge-report", help="Report the chosen and the input model's ONNX and ExecuTorch (.pte) bytes and batch-1 latency (1 thread); needs the [edge] extra, seconds per run."),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
-    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
+    task: Optional[str] = TASK_OPTION,
 ):
     """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."""
     wanted = task_of(task)  # a bad --task is refused before an executor starts

@@ -39,8 +39,10 @@ from edgeprune.data.loaders import batches as checked_batches
 from edgeprune.errors import ConfigError, DependencyError, ModelError, check_positive
 from edgeprune.export.onnx import (
     PARITY_TOLERANCE,
+    check_whole_model,
     describe_export_failure,
     logit_scale,
+    output_structure,
     parity_failure,
     parity_limit,
     parse_batch,
@@ -240,6 +242,27 @@ def et_accuracy(program: Program, data, batch_size: int = 256, what: str = "test
         correct += int((program.run(x).argmax(1) == y.numpy()).sum())
         total += len(y)
     return (correct / total if total else float("nan")), total
+
+
+class ProgramModel(nn.Module):
+    """An ExecuTorch program behind a PyTorch forward, like :class:`~edgeprune.export.onnx.OrtModel`: its outputs
+    (every tensor of the model's output, in pytree order, as :func:`export_executorch` writes them under a task
+    other than classification) rebuilt in the structure the model returns."""
+
+    def __init__(self, program: Program, model: nn.Module, example: torch.Tensor):
+        super().__init__()
+        self.program = program
+        self.structure = output_structure(model, example)
+
+    def forward(self, x: torch.Tensor):
+        return pytree.tree_unflatten([torch.from_numpy(o) for o in self.program.run_all(x)], self.structure)
+
+
+def et_metrics(program: Program, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict[str, float]:
+    """The task's metrics of an ExecuTorch program exported from ``model`` on ``data``; a detector's program (its
+    dense part only) is refused in one line, as :func:`~edgeprune.export.onnx.ort_metrics` refuses its ONNX file."""
+    check_whole_model(task, model, "ExecuTorch program")
+    return task.evaluate(ProgramModel(program, model, example), data, batch_size)
 
 
 @torch.no_grad()

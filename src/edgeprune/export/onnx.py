@@ -259,6 +259,16 @@ def ort_accuracy(session, dataset, batch_size: int = 256) -> float:
     return correct / total if total else float("nan")
 
 
+@torch.no_grad()
+def output_structure(model: nn.Module, example: torch.Tensor) -> pytree.TreeSpec:
+    """How ``model``'s output (eval mode) nests its tensors: a runtime's flat outputs are rebuilt with it."""
+    was_training = model.training
+    try:
+        return pytree.tree_flatten(model.eval()(example))[1]
+    finally:
+        model.train(was_training)
+
+
 class OrtModel(nn.Module):
     """An ONNX Runtime session behind a PyTorch forward: its outputs rebuilt in the structure the model returns
     (a tensor, a dict, a tuple...), so a task evaluates the exported file as it evaluates the model."""
@@ -266,24 +276,25 @@ class OrtModel(nn.Module):
     def __init__(self, session, model: nn.Module, example: torch.Tensor):
         super().__init__()
         self.session = session
-        was_training = model.training
-        try:
-            with torch.no_grad():
-                self.structure = pytree.tree_flatten(model.eval()(example))[1]
-        finally:
-            model.train(was_training)
+        self.structure = output_structure(model, example)
 
     def forward(self, x: torch.Tensor):
         return pytree.tree_unflatten([torch.from_numpy(o) for o in ort_outputs(self.session, x)], self.structure)
+
+
+def check_whole_model(task, model: nn.Module, file: str = "ONNX file") -> None:
+    """ModelError when the runtime ``file`` holds part of ``model`` only (a detector: decoding and NMS stay outside),
+    so the task's metrics cannot be measured on it."""
+    if task.deployable(model) is not model:
+        raise ModelError(f"the {task.name} task's {file} holds {type(model).__name__}'s dense part only (no decoding, "
+                         "no NMS): its metrics are measured in PyTorch, its parity on the dense outputs")
 
 
 def ort_metrics(session, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict[str, float]:
     """The task's metrics (``edgeprune.tasks``) of an ONNX Runtime session exported from ``model`` on ``data``.
     A task whose runtime part is not the whole model (a detector: decoding and NMS stay outside the file) is
     refused in one line: its parity is checked on the dense outputs, its metrics are PyTorch's."""
-    if task.deployable(model) is not model:
-        raise ModelError(f"the {task.name} task's ONNX file holds {type(model).__name__}'s dense part only (no decoding, "
-                         "no NMS): its metrics are measured in PyTorch, its parity on the dense outputs")
+    check_whole_model(task, model)
     return task.evaluate(OrtModel(session, model, example), data, batch_size)
 
 

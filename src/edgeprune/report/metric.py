@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from edgeprune.tasks import metric_of
 
-LABELS = {"acc": "accuracy", "miou": "mIoU", "map": "mAP@[.5:.95]", "map50": "mAP@.5", "mse": "MSE", "mae": "MAE",
-          "pixel_acc": "pixel accuracy"}
-FRACTIONS = frozenset({"acc", "miou", "map", "map50", "pixel_acc"})  # in [0, 1]: shown as percentages
+LABELS = {"acc": "accuracy", "miou": "mIoU", "map": "mAP@[.5:.95]", "map50": "mAP@.5", "map75": "mAP@.75", "mse": "MSE",
+          "mae": "MAE", "pixel_acc": "pixel accuracy"}
+FRACTIONS = frozenset({"acc", "miou", "map", "map50", "map75", "pixel_acc"})  # in [0, 1]: shown as percentages
 NON_NEGATIVE = FRACTIONS | {"mse", "mae"}
 
 
