@@ -48,6 +48,19 @@ def test_method_meets_a_measured_budget_through_its_knob(method, budget, digits)
         assert achieved > 0.5 * limit  # the least pruning that fits, not the most
 
 
+@pytest.mark.parametrize("method, budget", [("magnitude", "size<=40%@sparse"), ("snip", "size<=60KB@sparse"),
+                                            ("random", "size<=50%@sparse@int8")])
+def test_global_baselines_meet_a_sparse_artifact_size_through_their_sparsity(method, budget, digits):
+    torch.manual_seed(0)
+    model = models.create("lenet300", num_classes=10, in_channels=1, image_size=8)
+    pruned = edgeprune.prune(model, digits, method=method, budget=budget, finetune=0)
+    meter = Meter(model, torch.zeros(1, 1, 8, 8))
+    fits, limit = meter.limit(parse(budget))
+    assert fits(pruned.record["budget_achieved"]) and pruned.record["budget_achieved"] > 0.9 * limit
+    assert pruned.record["budget_achieved"] == meter.value(pruned.model, parse(budget))  # the .epz file's bytes
+    assert 0.3 < pruned.record["decided"]["calibrated"]["sparsity"] < 0.99
+
+
 @pytest.mark.slow
 def test_vbp_meets_a_relative_latency_budget(digits):
     pruned, fits, limit = calibrated("vbp", "latency<=90%", digits)

@@ -4,6 +4,7 @@
     parse("latency<=40ms@b32")   # ... at batch 32
     parse("latency<=2ms@executorch")   # latency in ExecuTorch (XNNPACK) instead of ONNX Runtime
     parse("size<=1.5MB")         # bytes of the exported ONNX file (FP32); "size<=400KB@int8": INT8 file
+    parse("size<=400KB@sparse")  # bytes of the compressed sparse artifact (.epz: zeros cost little)
     parse("macs<=40%")           # MACs per image, relative to the input model (or absolute: "macs<=20M")
     parse("params<=100k")        # parameter count (or relative: "params<=50%")
     parse("latency<=50%")        # every kind may be relative to the input model's measured value
@@ -22,7 +23,7 @@ from edgeprune.errors import ConfigError
 
 KINDS = ("sparsity", "latency", "size", "macs", "params")
 ALLOWED = ("a sparsity in [0, 1) (0.8 or sparsity=0.8), latency<=2.5ms (optionally @b32, @executorch), size<=1.5MB "
-           "(B/KB/MB/GB, optionally @int8), macs<=20M, params<=100k, or any of them relative to the input "
+           "(B/KB/MB/GB, optionally @int8, @sparse), macs<=20M, params<=100k, or any of them relative to the input "
            "model (latency<=50%)")
 _SIZE_UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _TIME_UNITS = {"ms": 1.0, "s": 1e3, "us": 1e-3}
@@ -37,20 +38,20 @@ QUANTITY = {"sparsity": "sparsity", "latency": "ort_latency_ms", "size": "onnx_b
 
 class Budget(float):
     """A budget: its float value is the limit; ``kind``, ``relative`` (a fraction of the input model's
-    value), ``batch`` and ``runtime`` (latency), ``precision`` ("fp32" or "int8", size) and ``text`` say what
-    it limits."""
+    value), ``batch`` and ``runtime`` (latency), ``precision`` ("fp32" or "int8", size), ``sparse`` (size: of
+    the compressed sparse artifact, not the ONNX file) and ``text`` say what it limits."""
 
     def __new__(cls, limit: float, kind: str, *, relative: bool = False, batch: int = 1, precision: str = "fp32",
-                runtime: str = "onnxruntime", text: str | None = None):
+                runtime: str = "onnxruntime", sparse: bool = False, text: str | None = None):
         obj = super().__new__(cls, limit)
         obj.kind, obj.relative, obj.batch, obj.precision = kind, relative, int(batch), precision
-        obj.runtime = runtime
+        obj.runtime, obj.sparse = runtime, bool(sparse)
         obj.text = text or f"{kind}<={float(limit):g}"
         return obj
 
     def __getnewargs_ex__(self):
-        return (float(self), self.kind), {"relative": self.relative, "batch": self.batch,
-                                          "precision": self.precision, "runtime": self.runtime, "text": self.text}
+        return (float(self), self.kind), {"relative": self.relative, "batch": self.batch, "precision": self.precision,
+                                          "runtime": self.runtime, "sparse": self.sparse, "text": self.text}
 
     def __format__(self, spec: str) -> str:
         """``f"{b:g}"`` gives a file-name-safe tag (``macs40pct``, ``latency2.5ms-b32``); ``f"{b}"`` the text."""
@@ -67,7 +68,7 @@ class Budget(float):
         return f"Budget({self.text!r})"
 
     def _key(self):
-        return (self.kind, float(self), self.relative, self.batch, self.precision, self.runtime)
+        return (self.kind, float(self), self.relative, self.batch, self.precision, self.runtime, self.sparse)
 
     def __eq__(self, other):  # two budgets: same kind and limit; a plain number (a run's JSON): same limit
         return self._key() == other._key() if isinstance(other, Budget) else float.__eq__(self, other)
@@ -84,7 +85,14 @@ class Budget(float):
         name = QUANTITY[self.kind]
         if self.kind == "latency":
             return f"{'et' if self.runtime == 'executorch' else 'ort'}_latency_ms_b{self.batch}"
+        if self.kind == "size" and self.sparse:
+            name = "epz_bytes"
         return f"{name}_int8" if self.kind == "size" and self.precision == "int8" else name
+
+    @property
+    def key(self) -> str:
+        """What a method must be able to change to meet this budget: the kind, ``size@sparse`` for the artifact."""
+        return "size@sparse" if self.kind == "size" and self.sparse else self.kind
 
     def limit(self, dense_value: float) -> float:
         """The absolute limit, given the input model's value of the quantity."""
@@ -121,7 +129,7 @@ def parse(value) -> float:
         raise ConfigError(f"budget {value!r} is not allowed; allowed: {ALLOWED}")
     kind, number, unit, suffixes = match.groups()
     number = float(number)
-    batch, precision, runtime = 1, "fp32", "onnxruntime"
+    batch, precision, runtime, sparse = 1, "fp32", "onnxruntime", False
     for suffix in (t.strip() for t in suffixes.split("@") if t.strip()):
         if re.fullmatch(r"b\d+", suffix) and kind == "latency":
             batch = int(suffix[1:])
@@ -129,6 +137,8 @@ def parse(value) -> float:
             runtime = RUNTIMES[suffix]
         elif suffix in ("int8", "fp32") and kind == "size":
             precision = suffix
+        elif suffix == "sparse" and kind == "size":
+            sparse = True
         else:
             raise ConfigError(f"budget {value!r}: @{suffix} does not apply to {kind}; allowed: {ALLOWED}")
     if unit == "%":
@@ -147,7 +157,8 @@ def parse(value) -> float:
         raise ConfigError(f"budget {value!r}: unknown unit {unit!r} for {kind}; allowed: {ALLOWED}")
     if limit <= 0 or (relative and limit > 1.0) or batch <= 0:
         raise ConfigError(f"budget {value!r} must be a positive limit (a percentage at most 100%); allowed: {ALLOWED}")
-    return Budget(limit, kind, relative=relative, batch=batch, precision=precision, runtime=runtime, text=shown)
+    return Budget(limit, kind, relative=relative, batch=batch, precision=precision, runtime=runtime, sparse=sparse,
+                  text=shown)
 
 
 def _number(text: str, original) -> float:

@@ -71,8 +71,8 @@ class Method:
     def __init__(self, **options):
         self.options = self.Options.build(options)
 
-    # measured budgets (edgeprune.measure.budget: latency, size, MACs, params) this method meets by calibrating its
-    # own budget quantity (the knob) over ``knob_range`` (edgeprune.select.knob); none: its own quantity only
+    # measured budgets (Budget.key of edgeprune.measure.budget: latency, size, size@sparse, macs, params) this method
+    # meets by calibrating its own budget quantity (the knob) over ``knob_range`` (edgeprune.select.knob)
     calibrated_kinds: ClassVar[tuple[str, ...]] = ()
     knob_range: ClassVar[tuple[float, float]] = (0.0, 0.95)
 
@@ -81,7 +81,7 @@ class Method:
         lo, hi = self.budget_range
         typed = _parsed(budget)
         if isinstance(typed, budget_lib.Budget):
-            if typed.kind in self.calibrated_kinds:
+            if typed.key in self.calibrated_kinds:
                 return typed
             can = f"{', '.join(self.calibrated_kinds)} budgets or " if self.calibrated_kinds else ""
             raise ConfigError(f"budget {typed} is not allowed for method {self.name!r}: it takes {can}a {self.budget_name} "
@@ -99,7 +99,7 @@ class Method:
 
     def calibrates(self, budget) -> bool:
         """Whether ``budget`` is met by calibrating this method's knob (the runner then bisects it)."""
-        return isinstance(budget, budget_lib.Budget) and budget.kind in self.calibrated_kinds
+        return isinstance(budget, budget_lib.Budget) and budget.key in self.calibrated_kinds
 
     def achieved(self, dense: nn.Module, decision: Decision) -> float:
         """The budget quantity measured on the pruned model (default: sparsity of prunable weights)."""

@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from edgeprune.export import sparse
 from edgeprune.export.et_latency import compare, export_for, latency_ms
 from edgeprune.export.int8 import quantize
 from edgeprune.export.onnx import export_onnx
@@ -53,6 +54,8 @@ class Meter:
         if kind == "macs":
             return float(macs(model, self.example).dense)
         with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
+            if kind == "size" and budget.sparse:
+                return float(sparse.save(model, Path(folder) / "model.epz", values=budget.precision)["bytes"])
             path = Path(folder) / "model.onnx"
             export_onnx(model, path, input_shape=self.shape)
             if kind == "latency" and budget.runtime == "executorch" and budget.relative and model is not self.model:
@@ -150,7 +153,7 @@ class Meter:
 
 def predictable(budget) -> bool:
     """Whether :meth:`Meter.predicted` predicts ``budget``'s quantity (FP32 ONNX bytes) instead of measuring it."""
-    return isinstance(budget, Budget) and budget.kind == "size" and budget.precision == "fp32"
+    return isinstance(budget, Budget) and budget.kind == "size" and budget.precision == "fp32" and not budget.sparse
 
 
 def stored_numbers(model: nn.Module) -> int:

@@ -22,6 +22,8 @@ class GlobalBaseline(Method):
     criterion: str
     needs_data = True
     default_budget = 0.8
+    calibrated_kinds = ("size@sparse",)  # masks shrink only the sparse artifact: its sparsity bisected to the bytes
+    knob_range = (0.0, 0.99)
     Options = Options
 
     def prepare(self, model, data, example):

@@ -32,7 +32,7 @@ class VarianceBasedPruning(Method):
     default_budget = 0.5
     kd = True
     budget_tolerance = 0.0
-    calibrated_kinds = ("latency", "size", "macs", "params")  # its ratio bisected to the measured budget
+    calibrated_kinds = ("latency", "size", "size@sparse", "macs", "params")  # its ratio bisected to the measured budget
     Options = Options
 
     def check(self, model, example):
