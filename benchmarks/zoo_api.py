@@ -2,7 +2,7 @@
 (edgeprune.api_contract) on every model of benchmarks/zoo.py's list, each in its own process.
 
     python benchmarks/zoo_api.py --only torchvision --deadline 2026-12-03T12:40      # resumable
-    python benchmarks/zoo_api.py --stages prune:mix_and_match:channel --only torchvision --results zoo_api_channel
+    python benchmarks/zoo_api.py --stages prune:structured --only torchvision --results zoo_api_channel
     python benchmarks/zoo_api.py --only torchvision --rerun torchvision:googlenet   # after a fix
 
 Rows go to results/NAME.jsonl as they finish; results/NAME.json and sections/NAME.md (counts per stage, and
@@ -24,7 +24,7 @@ from common import RESULTS, save  # noqa: E402
 from edgeprune.api_contract import API_STAGES  # noqa: E402
 from zoo import all_specs, done_specs, run_one  # noqa: E402
 
-CHANNEL = "prune:mix_and_match:channel"
+CHANNEL = "prune:structured"
 DEFAULT_STAGES = tuple(s for s in API_STAGES if s != CHANNEL)  # the channel stage: ~2 min a model, run by name
 
 

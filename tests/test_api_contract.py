@@ -45,4 +45,4 @@ def test_method_contract(method, user_model, tmp_path):
         assert isinstance(loaded, MyNet)
         assert torch.allclose(loaded(x), out, atol=1e-6)
     structured = pruned.record["params"] < pruned.dense["params"]
-    assert structured == (method in ("vbp", "reconvene"))
+    assert structured == (method in ("vbp", "reconvene", "structured"))

@@ -11,7 +11,7 @@ from edgeprune.api_contract import API_STAGES, check_api
 
 zoo = pytest.importorskip("test_zoo_contract")  # the CI subset's builders (skips without tv/timm/hf)
 
-CHANNEL = "prune:mix_and_match:channel"
+CHANNEL = "prune:structured"
 # the channel stage measures every candidate in ONNX Runtime (~2 min on a MobileNetV3 here): on the small ones
 API_CASES = {"torchvision:mobilenet_v3_small": False, "timm:mobilenetv3_small_050": False, "dict-output": True,
              "einsum-vit": True, "lenet5": False, "vit": False}

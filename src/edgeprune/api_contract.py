@@ -2,7 +2,7 @@
 
     outcomes = check_api(model, torch.zeros(1, 3, 32, 32))       # [Outcome] of edgeprune.prune per method
 
-One stage per method and granularity (:data:`API_STAGES`): ``edgeprune.prune(model, data, method=...)`` with
+One stage per registered method (:data:`API_STAGES`): ``edgeprune.prune(model, data, method=...)`` with
 the method's default options and default budget, on a few batches of random images of the example's shape
 (:func:`tiny_data`), each ending in pass, a one-line refusal or ``n/a`` as the stage-level contract of
 :mod:`edgeprune.runs.contract` does. A pass means the call returned a model that runs, whose output has the
@@ -23,10 +23,10 @@ from edgeprune import tasks as tasks_lib
 from edgeprune.errors import EdgepruneError
 from edgeprune.runs import contract
 
-# stage -> (method, options other than the defaults: only the granularity)
+# stage -> (method, options other than its defaults)
 API_METHODS = {
     "prune:mix_and_match": ("mix_and_match", {}),
-    "prune:mix_and_match:channel": ("mix_and_match", {"granularity": "channel"}),
+    "prune:structured": ("structured", {}),
     "prune:vbp": ("vbp", {}),
     "prune:reconvene": ("reconvene", {}),
     "prune:magnitude": ("magnitude", {}),

@@ -167,7 +167,7 @@ def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Pat
         runner = executor or make_executor("local")
         with runner:
             trained = trained_input(model, model_args, checkpoint, splits, dense_config, run_dir, progress, probe.task)
-            result = sweep(trained, splits, method=method, budgets=budget_list, seeds=seed_list, out=run_dir,
+            result = sweep(trained, splits, method=m.name, budgets=budget_list, seeds=seed_list, out=run_dir,
                            executor=runner, task=probe.task, finetune=train or 0, kd=kd, schedule=plan,
                            progress=progress, edge_report=edge_report, quick=quick, **m.options.model_dump())
     ok = [r for r in result.records if r.get("kind") == "candidate" and r.get("status") == "ok"]
@@ -210,7 +210,7 @@ def prune_command(
     model: str = typer.Option(..., "--model", "-m", help="Model spec: zoo name, hf:, hf-config:, timm:, torchvision: or path/to/file.py:factory."),
     dataset: str = typer.Option("digits", "--dataset", "-d", help="Data set spec."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets."),
-    budget: str = typer.Option(None, "--budget", "-b", help="Budget(s), comma-separated: the method's sparsity or ratio, or for mix_and_match with -O granularity=channel latency<=2.5ms[@b32], size<=1.5MB[@int8], macs<=40%, params<=100k; default: the method's."),
+    budget: str = typer.Option(None, "--budget", "-b", help="Budget(s), comma-separated: the method's sparsity or ratio, or for structured, vbp and reconvene latency<=2.5ms[@b32], size<=1.5MB[@int8|@sparse], macs<=40%, params<=100k; default: the method's."),
     seeds: int = typer.Option(1, "--seeds", help="Seeds per budget (> 0)."),
     finetune: Optional[int] = typer.Option(None, "--finetune", help="Fine-tune (or, for reconvene, training) epochs; 0 = none; default: the method's."),
     kd: Optional[bool] = typer.Option(None, "--kd/--no-kd", help="Distil from the input model while fine-tuning (default: the method's)."),

@@ -71,6 +71,12 @@ class Method:
     def __init__(self, **options):
         self.options = self.Options.build(options)
 
+    @classmethod
+    def variant(cls, options: dict) -> tuple[type[Method], dict]:
+        """The registered class (and its options) an option selects: ``mix_and_match`` with
+        ``granularity="channel"`` is ``structured``. Default: this class, the options unchanged."""
+        return cls, options
+
     # measured budgets (Budget.key of edgeprune.measure.budget: latency, size, size@sparse, macs, params) this method
     # meets by calibrating its own budget quantity (the knob) over ``knob_range`` (edgeprune.select.knob)
     calibrated_kinds: ClassVar[tuple[str, ...]] = ()
@@ -184,5 +190,6 @@ def get_method(name: str, **options) -> Method:
     cls = _METHODS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ConfigError(f"unknown method {name!r}; allowed: {', '.join(sorted(_METHODS))}")
+    cls, options = cls.variant(options)
     return cls(**options)
 

@@ -1,0 +1,110 @@
+"""Structured Mix-and-Match: the ten strategies as per-layer channel fractions. Whole channels, MLP neurons and
+attention heads leave the model (:mod:`edgeprune.methods.structured_mam`), each strategy is calibrated to the
+budget measured on the pruned model (a latency, ONNX size, MACs, parameter count or sparsity:
+:mod:`edgeprune.measure.budget`), optionally after removing residual blocks, and fine-tuning distils from the
+input model. ``method="mix_and_match", granularity="channel"`` is the same method."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Union
+
+import pydantic
+
+from edgeprune import roles as roles_lib
+from edgeprune import strategies as strategies_lib
+from edgeprune.errors import ConfigError
+from edgeprune.measure import budget as budget_lib
+from edgeprune.methods import structured_mam
+from edgeprune.methods.base import Decision, Method, register
+from edgeprune.methods.mam_common import ScoredOptions, check_prunable, strategy_candidates
+
+
+class Options(ScoredOptions):
+    label = "structured options"
+    # kept widths are multiples of it; "auto": ONNX Runtime's channel block under every budget (16 with AVX-512, else
+    # 8: odd widths fall off its fast kernels), halved while a MACs/params/size/sparsity budget cannot be met with it
+    round_to: Union[int, str] = "auto"
+    latency_runs: int = pydantic.Field(20, gt=0)  # ONNX Runtime runs per latency measurement
+    deploy_metrics: bool = True  # ONNX bytes and ONNX Runtime latency (batch 1, 32) in every record
+    # numbers of residual blocks removed (least influence first) before the channels; each value is its own set of
+    # candidates. Removing blocks removes operators, which channels cannot (batch-1 latency).
+    drop_blocks: list[int] = [0]
+
+    @pydantic.field_validator("drop_blocks", mode="before")
+    @classmethod
+    def _drop_blocks_are_valid(cls, value):
+        values = [value] if isinstance(value, int) else value
+        if (not isinstance(values, (list, tuple)) or not values
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values)):
+            raise ConfigError(f"drop_blocks must be a list of integers >= 0 (residual blocks to remove), got {value!r}")
+        return list(dict.fromkeys(values))
+
+    @pydantic.field_validator("round_to", mode="before")
+    @classmethod
+    def _round_to_is_valid(cls, value):
+        number = value
+        if isinstance(value, str) and value.strip().isdigit():
+            number = int(value)
+        if value == "auto" or (isinstance(number, int) and not isinstance(number, bool) and number >= 1):
+            return number
+        raise ConfigError(f"round_to must be 'auto' or an integer >= 1 (kept widths are multiples of it), got {value!r}")
+
+
+CHANNEL_ONLY = tuple(name for name in Options.model_fields if name not in ScoredOptions.model_fields)
+
+
+@register
+class Structured(Method):
+    name = "structured"
+    summary = ("Mix-and-Match's strategies as channel/neuron/head fractions (and residual blocks), calibrated to a "
+               "measured latency, size, MACs or parameter budget")
+    default_budget = 0.8
+    kd = True
+    Options = Options
+
+    def check_budget(self, budget):
+        value = budget_lib.parse(budget)
+        return value if isinstance(value, budget_lib.Budget) else super().check_budget(value)
+
+    def achieved(self, dense, decision):
+        return decision.info["measured"]
+
+    def check(self, model, example):
+        check_prunable(roles_lib.classify(model, example), model)
+
+    def prepare(self, model, data, example):
+        return structured_mam.prepare(model, data, example, self.options)
+
+    def candidates(self, state, budgets, seeds):
+        plan = []
+        for budget in budgets:
+            depths, unreachable = self.options.drop_blocks, []
+            for depth in depths:
+                try:
+                    names = self.options.strategies or strategies_lib.names_for(state.roles)
+                    built = structured_mam.strategy_vectors(state, names, budget, depth)
+                    plan += strategy_candidates(built, names, state.criteria, budget, seeds,
+                                                setting={"granularity": "channel", "drop_blocks": depth},
+                                                tag=f"-d{depth}" if depth else "")
+                except ConfigError as exc:  # the budget may be reachable with more blocks removed
+                    if len(depths) == 1:
+                        raise
+                    unreachable.append((depth, exc))
+            if len(unreachable) == len(depths):
+                raise unreachable[0][1]
+            for depth, exc in unreachable:
+                warnings.warn(f"drop_blocks={depth}: {exc}; its candidates are left out", UserWarning, stacklevel=2)
+        return plan
+
+    def prune(self, state, model, candidate):
+        setting = candidate.setting
+        depth = setting.get("drop_blocks", 0)
+        pruned, widths = structured_mam.pruned_copy(state, model, setting["sparsities"], candidate.budget,
+                                                    setting["criterion"], depth)
+        info = {k: setting[k] for k in ("criterion", "strategy", "aliases", "granularity")}
+        info["round_to"] = structured_mam.rounding(state, candidate.budget, depth)
+        calibration = state.calibrated.get((str(candidate.budget), setting["strategy"], depth), {})
+        deploy = structured_mam.deploy_metrics(state, pruned, widths)
+        skipped = {"skipped": widths.skipped} if widths.skipped else {}  # kept whole: torch-pruning failed on it
+        return Decision(pruned, None, {**info, **calibration, "widths": dict(widths), **skipped, "deploy": deploy})
