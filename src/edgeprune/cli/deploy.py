@@ -10,9 +10,9 @@ from typing import Optional
 import torch
 import typer
 
-from edgeprune.api import export
 from edgeprune.cli import app
 from edgeprune.cli.common import TASK_OPTION, console, parse_int_list, parse_kv, table
+from edgeprune.deploy import export  # edgeprune.export itself, without the method catalog edgeprune.api loads
 from edgeprune.deploy.source import load_model, resolve_checkpoint
 from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.et_latency import et_latency, export_for
