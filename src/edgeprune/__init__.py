@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from edgeprune.api import Pruned, SweepResult, list_methods, load, prune, save, sweep  # noqa: F401
+    from edgeprune.api import Exported, Pruned, SweepResult, export, list_methods, load, prune, save, sweep  # noqa: F401
 
 
 def _not_torchao_enum_notice(record: logging.LogRecord) -> bool:
@@ -26,7 +26,7 @@ def _not_torchao_enum_notice(record: logging.LogRecord) -> bool:
 # a deprecation notice for each to stderr, before any output of ours: not our code, nothing a user can do
 logging.getLogger("torch.utils._pytree").addFilter(_not_torchao_enum_notice)
 
-__all__ = ["prune", "sweep", "save", "load", "list_methods", "Pruned", "SweepResult", "__version__"]
+__all__ = ["prune", "sweep", "save", "load", "export", "list_methods", "Pruned", "SweepResult", "Exported", "__version__"]
 _API = frozenset(__all__) - {"__version__"}
 
 
@@ -44,8 +44,8 @@ def __dir__() -> list[str]:
 
 class _Package(types.ModuleType):
     def __setattr__(self, name: str, value) -> None:
-        # Importing the subpackage edgeprune.prune binds it here as `prune`; `edgeprune.prune` stays the function
-        # (the subpackage is still `import edgeprune.prune` / sys.modules["edgeprune.prune"])
+        # Importing the subpackage edgeprune.prune (or edgeprune.export) binds it here as `prune`; `edgeprune.prune`
+        # stays the function (the subpackage is still `import edgeprune.prune` / sys.modules["edgeprune.prune"])
         if name in _API and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)

@@ -3,6 +3,7 @@
     pruned = edgeprune.prune(model, (train_loader, val_loader, test_loader), method="vbp", budget=0.5)
     result = edgeprune.sweep(model, data, method="mix_and_match", budgets=[0.8, 0.9], seeds=3, out="runs/mam")
     edgeprune.save(pruned, "small.pt");  model = edgeprune.load("small.pt", model=MyNet())
+    edgeprune.export(pruned, "deploy/", formats=("onnx", "executorch"), int8="static", data="digits")
 
 ``model`` is any ``nn.Module`` (or a model spec: zoo name, ``hf:``, ``hf-config:``, ``timm:``,
 ``torchvision:``, ``path/to/file.py:factory``); ``data`` is ``(train, val[, test])`` DataLoaders, an
@@ -22,6 +23,7 @@ from edgeprune import data as data_lib
 from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
+from edgeprune.deploy import Exported, export
 from edgeprune.errors import ConfigError
 from edgeprune.methods.base import get_method, list_methods
 from edgeprune.prune.gradual import schedule_of
@@ -159,4 +161,4 @@ def load(path: str | os.PathLike, model=None) -> nn.Module:
     return model_lib.load(path, model=model)
 
 
-__all__ = ["prune", "sweep", "save", "load", "list_methods", "Pruned", "SweepResult"]
+__all__ = ["prune", "sweep", "save", "load", "export", "list_methods", "Pruned", "SweepResult", "Exported"]

@@ -12,9 +12,10 @@ from edgeprune import data as data_lib
 from edgeprune import distributed
 from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
-from edgeprune.cli import app, task_metrics
+from edgeprune.cli import app
 from edgeprune.cli.common import TASK_OPTION, console, human_bytes, parse_int_list, parse_kv, table
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
+from edgeprune.deploy import task_metrics
 from edgeprune.errors import check_at_most, check_positive
 from edgeprune.measure import accuracy, checkpoint_bytes, latency, machine_info, macs, nonzeros, param_count, sparsity
 from edgeprune.measure.latency import busy_warning

@@ -1,4 +1,4 @@
-"""The ExecuTorch, sparse-ONNX and side-by-side latency parts of ``edgeprune export`` (see :mod:`edgeprune.cli.deploy`).
+"""The ExecuTorch, sparse-ONNX and side-by-side latency parts of :func:`edgeprune.export` (see :mod:`edgeprune.deploy.pipeline`).
 
 Each part returns ``(record, rows)``: what goes into ``export.json`` and the lines of the printed table.
 """
@@ -7,27 +7,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeprune.cli import task_metrics
-from edgeprune.cli.common import human_bytes
+from edgeprune.deploy import task_metrics
 from edgeprune.errors import ConfigError
 from edgeprune.export.et_latency import compare
 from edgeprune.export.executorch import Program, calibration_batches, et_accuracy, et_metrics, executorch, export_executorch
 from edgeprune.export.sparse_onnx import write_sparse
+from edgeprune.report.tables import human_bytes
 
-FORMATS = ("onnx", "executorch", "both")
+FORMATS = ("onnx", "executorch", "both")  # what the CLI's --format takes; Python also takes a tuple of the first two
 
 
-def check_format(fmt: str, int8: str | None) -> tuple[str, ...]:
-    """The formats to write for ``--format``; fails fast (one line) without the executorch extra."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format {fmt!r} is not allowed; allowed: {', '.join(FORMATS)}")
-    formats = ("onnx", "executorch") if fmt == "both" else (fmt,)
-    if "executorch" in formats:
+def check_formats(formats, int8: str | None) -> tuple[str, ...]:
+    """The formats to write: ``formats`` a name of FORMATS or a tuple of "onnx" / "executorch"; fails fast (one
+    line) without the executorch extra, and for INT8 that ExecuTorch has no form of."""
+    if isinstance(formats, str):
+        if formats not in FORMATS:
+            raise ConfigError(f"--format {formats!r} is not allowed; allowed: {', '.join(FORMATS)}")
+        chosen = ("onnx", "executorch") if formats == "both" else (formats,)
+    else:
+        names = list(formats) if isinstance(formats, (list, tuple)) else [formats]
+        bad = next((f for f in names if f not in FORMATS[:2]), None) if names else formats
+        if bad is not None:
+            raise ConfigError(f"formats {bad!r} is not allowed; allowed: a tuple of {', '.join(FORMATS[:2])} (or 'both')")
+        chosen = tuple(f for f in FORMATS[:2] if f in names)
+    if "executorch" in chosen:
         executorch()  # DependencyError: pip install 'edgeprune[edge]'
         if int8 == "dynamic":
             raise ConfigError("--int8 dynamic has no ExecuTorch form; use --int8 static (PT2E, XNNPACK quantizer) "
                               "with --format executorch|both")
-    return formats
+    return chosen
 
 
 def executorch_part(model, out: Path, inputs, splits, *, batch, max_batch: int, int8: str | None,

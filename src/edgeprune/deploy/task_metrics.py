@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from torch.utils.data import DataLoader
+
 from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.data.loaders import first_batch
@@ -44,6 +46,11 @@ def check_fits(model, splits, dataset: str, holder: str, task: tasks_lib.Task) -
                           f"{side(build.get('num_classes'), want)} (task {task.name})")
     with tasks_lib.using(task):
         first_batch(splits.test, "test data", batch_size=2)
+
+
+def images_in(part) -> int:
+    """The number of examples of a split (a dataset, or a user's DataLoader over one)."""
+    return len(part.dataset) if isinstance(part, DataLoader) else len(part)
 
 
 def evaluate(task: tasks_lib.Task, model, data) -> tuple[dict[str, float], list[float]]:
@@ -109,4 +116,4 @@ def evaluation_of(task: tasks_lib.Task, model, splits) -> str | None:
 def record_of(task: tasks_lib.Task, splits) -> dict:
     """The head of export.json's ``metrics`` block: which task, metric and data."""
     return {"task": task.name, "metric": task.metric, "higher_is_better": task.higher_is_better,
-            "dataset": splits.name, "split": "test", "images": len(splits.test)}
+            "dataset": splits.name, "split": "test", "images": images_in(splits.test)}
