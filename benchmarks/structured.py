@@ -72,7 +72,9 @@ def tp_prune(dense, example, importance: str, global_pruning: bool, ratio: float
              layer_cap: float = 0.95):
     """Torch-Pruning's BasePruner on a copy of ``dense``; the task's output layers (the roles table's "classifier"
     role: every output head) are kept whole and its training loss drives the Taylor importance. ``layer_cap``: the
-    most any one layer may lose (Torch-Pruning's max_pruning_ratio)."""
+    most any one layer may lose (Torch-Pruning's max_pruning_ratio). Its dependency graph is traced on what a
+    runtime runs (the task's deployable part: a detector's backbone and heads, before box decoding and NMS), which
+    shares its modules with the copy: pruned in place, the whole copy is the pruned model."""
     task = task or tasks.current()
     model = copy.deepcopy(dense).eval()
     imp = tp.importance.GroupMagnitudeImportance(p=2) if importance == "magnitude" else tp.importance.GroupTaylorImportance()
@@ -82,9 +84,9 @@ def tp_prune(dense, example, importance: str, global_pruning: bool, ratio: float
     # attention with a fused qkv (the zoo ViT): Torch-Pruning's ViT recipe, head dims pruned alike in every head
     heads = {m.qkv: m.num_heads for m in model.modules() if isinstance(getattr(m, "qkv", None), torch.nn.Linear)
              and isinstance(getattr(m, "num_heads", None), int)}
-    pruner = tp.pruner.BasePruner(model, example, importance=imp, pruning_ratio=ratio, global_pruning=global_pruning,
-                                  ignored_layers=outputs, max_pruning_ratio=layer_cap, round_to=round_to,
-                                  num_heads=heads, prune_head_dims=True, prune_num_heads=False)
+    pruner = tp.pruner.BasePruner(task.deployable(model), example, importance=imp, pruning_ratio=ratio,
+                                  global_pruning=global_pruning, ignored_layers=outputs, max_pruning_ratio=layer_cap,
+                                  round_to=round_to, num_heads=heads, prune_head_dims=True, prune_num_heads=False)
     if importance == "taylor":
         model.zero_grad()
         for x, y in batches:

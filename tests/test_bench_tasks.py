@@ -1,6 +1,8 @@
 """benchmarks/tasks_vs_tp.py: Torch-Pruning keeps a segmentation head whole and takes its Taylor importance from
 the task's loss, the ratio cap keeps every layer pruned (none rounded to nothing and skipped), the scratch
-baseline finds the widest width under a budget that is not monotone, and the verdict reports a loss as a loss."""
+baseline finds the widest width under a budget that is not monotone, and the verdict reports a loss as a loss.
+Detection: Torch-Pruning prunes SSDlite's dense part in place (output convs kept, the detector still detects and
+trains), and the scratch baseline's narrower SSDlite is edgeprune's build at width 1."""
 
 from __future__ import annotations
 
@@ -78,3 +80,33 @@ def test_verdict_names_an_over_budget_rival():
     result["methods"]["TP magnitude global"]["over_budget_seeds"] = 2
     text = tasks_vs_tp.verdict(result)
     assert "Torch-Pruning's best (TP magnitude global, over budget on 2 of 3 seeds)" in text
+
+
+def test_scratch_ssdlite_is_edgeprunes_build_made_narrower():
+    from edgeprune import models
+    from edgeprune.measure import param_count
+
+    built = models.create(tasks_vs_tp.SSDLITE, num_classes=11, in_channels=1, image_size=128)
+    assert str(tasks_vs_tp.ssdlite(11, 1.0 + 1e-9, 1, 128)) == str(built)  # the repeated builder steps, at width 1
+    narrow = tasks_vs_tp.ssdlite(11, 0.5, 1, 128)
+    assert param_count(narrow) < 0.4 * param_count(built)
+    assert narrow.eval()(torch.zeros(1, 1, 128, 128))[0].keys() >= {"boxes", "scores", "labels"}
+
+
+@pytest.mark.parametrize("importance", ["magnitude", "taylor"])
+def test_torch_pruning_prunes_a_detectors_dense_part_in_place(importance):
+    torch.manual_seed(0)
+    task = tasks.Detection()
+    dense = tasks_vs_tp.ssdlite(11, 1.0, 1, 128).eval()
+    example = torch.zeros(1, 1, 128, 128)
+    targets = [{"boxes": torch.tensor([[10.0, 12.0, 40.0, 44.0]]), "labels": torch.tensor([3])} for _ in range(2)]
+    batches = [(torch.rand(2, 1, 128, 128), targets)]
+    heads = [m for m in dense.head.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    pruned = structured.tp_prune(dense, example, importance, True, 0.4, batches, round_to=8, task=task, layer_cap=0.5)
+    pruned_heads = [m for m in pruned.head.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    assert [m.out_channels for m in pruned_heads] == [m.out_channels for m in heads]  # 12 output convs kept whole
+    assert sum(p.numel() for p in pruned.parameters()) < 0.7 * sum(p.numel() for p in dense.parameters())
+    assert sum(conv_widths(pruned.backbone)) < sum(conv_widths(dense.backbone))
+    # the full detector around the pruned part: boxes in eval mode, its own loss in train mode
+    assert pruned.eval()(torch.rand(2, 1, 128, 128))[0].keys() >= {"boxes", "scores", "labels"}
+    assert torch.isfinite(task.train_loss(pruned.train(), *batches[0])[0])
