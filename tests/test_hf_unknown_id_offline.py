@@ -25,5 +25,5 @@ def test_an_unknown_hub_id_offline_is_one_line_and_fast(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ") and "nosuch/model" in lines[0]
-    assert seconds < 20, seconds
+    assert seconds < 35, seconds  # 22 s at load 5 (importing transformers); the hub retries took 42 s
     assert not list((tmp_path / "out").rglob("*"))  # nothing written

@@ -78,7 +78,7 @@ def test_a_redirected_log_shows_the_plan_first_and_a_line_per_candidate(tmp_path
             time.sleep(0.2)
         assert proc.wait(timeout=120) == 0, log.read_text()
     text = log.read_text()
-    assert plan_seen is None or plan_seen < 15, plan_seen
+    assert plan_seen is None or plan_seen < 45, plan_seen  # seconds: 24 on a machine at load 5, a whole run before
     lines = text.splitlines()
     first_candidate = next(i for i, line in enumerate(lines) if line.startswith("[1/2]"))
     assert any("plan: magnitude" in line for line in lines[:first_candidate]), text

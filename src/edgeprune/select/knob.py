@@ -26,9 +26,11 @@ def calibrate(prune_at: Callable[[float], object], meter, budget: Budget, knob: 
     fits, limit = meter.limit(budget)
     low, high = knob
 
-    def at(k: float, exact: bool = not predictable(budget)):
+    def at(k: float, exact: bool = not predictable(budget), confirm: bool = False):
         decision = prune_at(k)
-        return decision, (meter.value if exact else meter.predicted)(decision.model, budget)
+        if not exact:
+            return decision, meter.predicted(decision.model, budget)
+        return decision, meter.value(decision.model, budget, confirm=confirm)
 
     best, value = at(high, exact=True)
     if not fits(value):
@@ -44,8 +46,10 @@ def calibrate(prune_at: Callable[[float], object], meter, budget: Budget, knob: 
                 high = chosen = mid
             else:
                 low = mid
-    for _ in range(6):  # a predicted size is a little below the real file's: prune a bit more until it fits
-        decision, measured = at(chosen, exact=True)
+    # a predicted size is a little below the real file's, a latency timed once may have been lucky: the choice is
+    # measured again (a latency with longer timing) and the knob grows until it fits
+    for _ in range(6):
+        decision, measured = at(chosen, exact=True, confirm=True)
         if fits(measured):
             best, value = decision, measured
             break

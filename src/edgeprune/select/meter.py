@@ -28,6 +28,7 @@ from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
 
 LATENCY_BATCHES = (1, 32)  # the batches deploy metrics time
+CONFIRM_FACTOR = 3  # a confirming latency measurement times this many times the runs
 
 
 class Meter:
@@ -44,9 +45,12 @@ class Meter:
         return tuple(self.example.shape[1:])
 
     # -- budgets ------------------------------------------------------------------------------------
-    def value(self, model: nn.Module, budget) -> float:
-        """The budget's quantity measured on ``model`` (sparsity: fraction of the input's prunable weights removed)."""
+    def value(self, model: nn.Module, budget, *, confirm: bool = False) -> float:
+        """The budget's quantity measured on ``model`` (sparsity: fraction of the input's prunable weights removed).
+        ``confirm``: a latency timed with :data:`CONFIRM_FACTOR` times the runs, the last word of a bisection (which
+        keeps the least-pruned model that once timed inside the limit: a noisy timing may have let a slow one in)."""
         kind = kind_of(budget)
+        runs = self.latency_runs * (CONFIRM_FACTOR if confirm else 1)
         if kind == "sparsity":
             return 1.0 - sum(w.numel() for w in prunable_weights(model).values()) / max(self.dense["prunable"], 1)
         if kind == "params":
@@ -59,16 +63,16 @@ class Meter:
             path = Path(folder) / "model.onnx"
             export_onnx(model, path, input_shape=self.shape)
             if kind == "latency" and budget.runtime == "executorch" and budget.relative and model is not self.model:
-                return self.dense_value(budget) / self._paired_et_ratio(model, budget.batch, Path(folder))
+                return self.dense_value(budget) / self._paired_et_ratio(model, budget.batch, Path(folder), runs)
             if kind == "latency" and budget.runtime == "executorch":
-                return latency_ms(model, budget.batch, "executorch", input_shape=self.shape, runs=self.latency_runs)
+                return latency_ms(model, budget.batch, "executorch", input_shape=self.shape, runs=runs)
             if kind == "latency" and budget.relative and model is not self.model:
                 # timed in alternation with the input model and scaled to its reference latency: the fraction a
                 # relative budget limits, robust to load changes between this and the reference measurement
-                timed = paired_latency(self.dense_onnx(), path, budget.batch, runs=self.latency_runs)
+                timed = paired_latency(self.dense_onnx(), path, budget.batch, runs=runs)
                 return self.dense_value(budget) / timed["ratio"]
             if kind == "latency":
-                return float(ort_latency(path, batch_size=budget.batch, runs=self.latency_runs, threads=1)["median_ms"])
+                return float(ort_latency(path, batch_size=budget.batch, runs=runs, threads=1)["median_ms"])
             if budget.precision == "int8":
                 return float(quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"])
             return float(path.stat().st_size)
@@ -141,12 +145,12 @@ class Meter:
             self.cache[key] = (folder, path)
         return self.cache[key][1]
 
-    def _paired_et_ratio(self, model: nn.Module, batch: int, folder: Path) -> float:
+    def _paired_et_ratio(self, model: nn.Module, batch: int, folder: Path, runs: int) -> float:
         """Input model's ExecuTorch median / ``model``'s, timed in alternation (``latency_runs`` rounds of one call
         each, as :func:`paired_latency` does in ONNX Runtime)."""
         path = folder / "model.pte"
         export_for(model, path, "executorch", batch=batch, input_shape=self.shape)
-        timed = compare({"dense": self._dense_pte(batch), "candidate": path}, batch, rounds=self.latency_runs, runs=1,
+        timed = compare({"dense": self._dense_pte(batch), "candidate": path}, batch, rounds=runs, runs=1,
                         threads=1)
         return timed["dense"]["median_ms"] / timed["candidate"]["median_ms"]
 
