@@ -263,5 +263,6 @@ def methods_command():
     for name in list_methods():
         m = get_method(name)
         lo, hi = m.budget_range
-        rows.append([name, f"{m.budget_name} in [{lo:g}, {hi:g}), default {m.default_budget:g}", m.summary])
+        measured = f"; or {', '.join(m.measured_kinds)}" if m.measured_kinds else ""
+        rows.append([name, f"{m.budget_name} in [{lo:g}, {hi:g}), default {m.default_budget:g}{measured}", m.summary])
     console.print(table("Methods (edgeprune prune METHOD)", ["method", "budget", "what it does"], rows))

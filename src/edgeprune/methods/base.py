@@ -103,6 +103,11 @@ class Method:
             )
         return value
 
+    @property
+    def measured_kinds(self) -> tuple[str, ...]:
+        """Every measured budget kind (Budget.key) this method takes, natively or through its knob."""
+        return self.calibrated_kinds
+
     def calibrates(self, budget) -> bool:
         """Whether ``budget`` is met by calibrating this method's knob (the runner then bisects it)."""
         return isinstance(budget, budget_lib.Budget) and budget.key in self.calibrated_kinds

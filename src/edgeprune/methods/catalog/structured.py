@@ -63,6 +63,8 @@ class Structured(Method):
     kd = True
     Options = Options
 
+    measured_kinds = ("latency", "size", "size@sparse", "macs", "params")  # its strategies calibrated to each
+
     def check_budget(self, budget):
         value = budget_lib.parse(budget)
         return value if isinstance(value, budget_lib.Budget) else super().check_budget(value)
