@@ -63,8 +63,12 @@ def test_global_baselines_meet_a_sparse_artifact_size_through_their_sparsity(met
 
 @pytest.mark.slow
 def test_vbp_meets_a_relative_latency_budget(digits):
-    pruned, fits, limit = calibrated("vbp", "latency<=90%", digits)
-    assert fits(pruned.record["budget_achieved"])
+    # a relative latency is the call's own reference over a paired ratio: compared with the limit the call derived
+    # from that reference (another meter's reference, timed at another moment, is another number)
+    pruned = edgeprune.prune(build("vbp"), digits, method="vbp", budget="latency<=90%", finetune=0)
+    calibrated = pruned.record["decided"]["calibrated"]
+    assert pruned.record["budget_achieved"] == calibrated["measured"] <= calibrated["limit"]
+    assert calibrated["ratio"] > 0
 
 
 def test_unreachable_budget_names_the_smallest_reachable_value(digits):
