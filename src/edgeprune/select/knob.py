@@ -37,7 +37,7 @@ def calibrate(prune_at: Callable[[float], object], meter, budget: Budget, knob: 
         raise ConfigError(f"budget {budget} cannot be met by {what}: the smallest reachable {budget.kind} is "
                           f"{budget.describe(value)} ({knob_name} {high:g}, its largest)")
     top, chosen = high, low
-    first, first_value = at(low)
+    _, first_value = at(low)
     if not fits(first_value):
         chosen = high
         for _ in range(STEPS.get(budget.kind, DEFAULT_STEPS)):
