@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -c constraints.txt
 
-.PHONY: demo test test-long install install-all clean
+.PHONY: demo test test-quick test-long install install-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ demo: install
 test: install-all
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -m "not long"
+	$(BIN)/python -m pytest -q -n 2 -m "not long"
+
+# The inner loop: everything but the end-to-end tests marked slow (under 3 minutes).
+test-quick: install-all
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not long"
 
 test-long: install-all
 	$(BIN)/python -m pytest -q -m long

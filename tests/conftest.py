@@ -10,6 +10,9 @@ import torch
 
 # Test models are tiny: one intra-op thread is faster than two and immune to a busy machine.
 torch.set_num_threads(1)
+# A fixed console width for rich's tables: pytest-xdist's workers have no terminal to measure, and a test's
+# expectations should not depend on the window that launched it.
+os.environ.setdefault("COLUMNS", "250")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,6 +20,7 @@ def user_model():
     return trained_model()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(edgeprune.list_methods()))
 def test_method_contract(method, user_model, tmp_path):
     data = loaders()

@@ -23,6 +23,7 @@ def pruned():
     return edgeprune.prune(model, splits, method="magnitude", budget=0.5, finetune=0)
 
 
+@pytest.mark.slow
 def test_a_pruned_model_to_onnx_and_executorch_with_static_int8(pruned, tmp_path):
     pytest.importorskip("executorch")
     result = edgeprune.export(pruned, tmp_path / "out", formats=("onnx", "executorch"), int8="static", data="digits",
@@ -95,6 +96,7 @@ def test_what_cannot_be_exported_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_function_is_reachable_after_its_subpackage_is_imported():
     code = ("import edgeprune.export.onnx, edgeprune, edgeprune.api\n"
             "from edgeprune import export\n"

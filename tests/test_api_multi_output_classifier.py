@@ -40,6 +40,7 @@ def dict_model():
     return _trained(DictNet)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(edgeprune.list_methods()))
 def test_every_method_prunes_a_dict_output_classifier_as_it_prunes_the_plain_one(method, dict_model):
     budget = 0.5 if method == "vbp" else 0.6
@@ -54,6 +55,7 @@ def test_every_method_prunes_a_dict_output_classifier_as_it_prunes_the_plain_one
     assert set(out) == {"embedding", "logits"} and out["logits"].shape == (3, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [DictNet, TupleNet])
 def test_onnx_export_keeps_every_output_and_reads_the_logits_by_name(cls, tmp_path):
     model = _trained(cls)

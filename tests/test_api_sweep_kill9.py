@@ -47,6 +47,7 @@ def complete(path: Path) -> list[bytes]:
     return path.read_bytes().split(b"\n")[:-1] if path.exists() else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(edgeprune.list_methods()))
 def test_sweep_resumes_after_kill_9(method, tmp_path, run_cli):
     run = tmp_path / "run"

@@ -270,6 +270,7 @@ def test_bad_input(name, build, words, assets, run_cli, tmp_path):
 REAL = ["measure-damaged-checkpoint", "wrong-type"]  # a damaged file and a usage error; the rest run in-process
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_real_process(assets, tmp_path):
     """A few cases through ``python -m edgeprune`` (started together: the import dominates)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent / "src"), os.environ.get("PYTHONPATH", "")]),

@@ -37,6 +37,7 @@ def calibrated(method: str, budget: str, digits):
     return pruned, fits, limit
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, budget", [(m, b) for m, kinds in CHEAP.items() for b in kinds])
 def test_method_meets_a_measured_budget_through_its_knob(method, budget, digits):
     pruned, fits, limit = calibrated(method, budget, digits)
@@ -71,6 +72,7 @@ def test_vbp_meets_a_relative_latency_budget(digits):
     assert calibrated["ratio"] > 0
 
 
+@pytest.mark.slow
 def test_unreachable_budget_names_the_smallest_reachable_value(digits):
     with pytest.raises(ConfigError, match=r"size<=1KB cannot be met by vbp: the smallest reachable size is .* MB"):
         edgeprune.prune(build("vbp"), digits, method="vbp", budget="size<=1KB", finetune=0)

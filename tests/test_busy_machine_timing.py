@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from edgeprune import models
 from edgeprune.measure.latency import BUSY_LOAD_PER_CORE, BUSY_SPREAD, busy_warning, time_calls
 
@@ -33,6 +35,7 @@ def test_load_above_the_cores_is_called_busy():
     assert line and "\n" not in line and "load average" in line
 
 
+@pytest.mark.slow
 def test_measure_times_torch_at_one_thread_by_default(tmp_path):
     path = models.save(models.create("lenet5", num_classes=10, in_channels=1, image_size=28), tmp_path / "m.pt")
     done = subprocess.run([sys.executable, "-m", "edgeprune", "measure", str(path), "--runs", "5", "--batch", "1"],

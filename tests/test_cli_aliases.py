@@ -59,6 +59,7 @@ def test_vbp_is_prune_vbp(run_cli, tmp_path):
     assert "compensation" in assert_one_line_error(code, err)
 
 
+@pytest.mark.slow
 def test_pai_is_prune_reconvene_with_upai(run_cli, tmp_path):
     run = tmp_path / "p"
     code, _, err = run_cli("pai", "--model", "resnet20", "--dataset", "digits", "--sparsity", "0.9",

@@ -5,6 +5,8 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 from edgeprune.cli import COMMANDS, every_command
 
 
@@ -30,6 +32,7 @@ def test_help_lists_every_command_with_its_help(run_cli, monkeypatch):
         assert f" {name} " in out and shown in " ".join(out.split()), name
 
 
+@pytest.mark.slow
 def test_a_command_and_its_help_load_their_module_in_a_fresh_interpreter():
     def edgeprune(*args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "edgeprune", *args], capture_output=True, text=True)

@@ -21,12 +21,14 @@ def _edgeprune(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd, timeout=240)
 
 
+@pytest.mark.slow
 def test_a_cheap_command_prints_no_torch_noise(tmp_path):
     done = _edgeprune("datasets", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert not [line for line in done.stderr.splitlines() if any(n in line for n in NOISE)], done.stderr
 
 
+@pytest.mark.slow
 def test_a_command_that_imports_torchao_prints_only_its_own_line(tmp_path):
     pytest.importorskip("executorch")
     pytest.importorskip("torchao")

@@ -11,6 +11,7 @@ MYNET = f"{Path(__file__).resolve().parent}/byom/mynet.py:build"
 COMMON = ["--dataset", "digits", "--dense-epochs", "1", "--finetune", "1", "-q"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,budget", [("vbp", "0.5"), ("mix_and_match", "0.5")])
 def test_prune_a_model_file(method, budget, run_cli, tmp_path):
     out = tmp_path / "run"

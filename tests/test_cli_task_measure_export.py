@@ -68,6 +68,7 @@ def test_measure_prints_every_segmentation_metric_the_primary_first_with_its_int
     assert "MACs / image (dense)" in out  # timed and counted on the model's 1x32x32 input
 
 
+@pytest.mark.slow
 def test_export_records_the_task_metrics_in_onnx_runtime_fp32_and_int8(run_cli, tmp_path, mnist_root, unet):
     out = tmp_path / "onnx"
     code, stdout, err = run_cli("export", unet, "-o", out, "--dataset", SEG, "--data-dir", mnist_root, "--int8", "static",
@@ -86,6 +87,7 @@ def test_export_records_the_task_metrics_in_onnx_runtime_fp32_and_int8(run_cli, 
     assert "test mIoU FP32 (torch)" in stdout and "test mIoU FP32 / INT8 (ORT)" in stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_EXECUTORCH, reason="executorch (the [edge] extra) is not installed")
 def test_export_records_the_task_metrics_in_executorch(run_cli, tmp_path, mnist_root, unet):
     out = tmp_path / "et"

@@ -2,7 +2,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_train_then_measure_through_the_real_entry_point(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "edgeprune", "train", "--model", "lenet300", "--dataset", "digits", "--epochs", "4", "--lr", "0.05", "--out", str(out), "-q"]

@@ -3,11 +3,14 @@
 import subprocess
 import sys
 
+import pytest
+
 from edgeprune.data import load
 from edgeprune.methods.dense import train_dense
 from edgeprune.train import default_config
 
 
+@pytest.mark.slow
 def test_a_warning_is_one_line(tmp_path):
     out = tmp_path / "run"
     train_dense("lenet300", load("digits"), default_config("lenet300", epochs=1), out / "dense", progress=False)

@@ -20,6 +20,7 @@ def torchrun() -> str:
     return str(exe) if exe.exists() else shutil.which("torchrun") or pytest.skip("torchrun not found")
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_write_one_checkpoint(tmp_path):
     out = tmp_path / "ddp"
     cmd = [torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "edgeprune", "train", "--model", "lenet300",

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import onnx
+import pytest
 import torch
 
 from edgeprune import models as model_lib
@@ -22,6 +23,7 @@ DEVICE_LINE = (rf"input model {SIZE}, ([\d.]+) ms; chosen model {SIZE}, ([\d.]+)
                rf".*as sparse ONNX {SIZE}")
 
 
+@pytest.mark.slow
 def test_demo_headline_gives_onnx_bytes_latency_and_sparse_bytes_of_the_files_it_wrote(run_cli, tmp_path):
     out = tmp_path / "demo"
     code, stdout, stderr = run_cli("demo", "--out", out, "--epochs", "1", "--dense-epochs", "1", "-q")

@@ -21,6 +21,7 @@ def state():
     return state
 
 
+@pytest.mark.slow
 def test_speedup_is_not_divided_by_a_reference_timed_once(state):
     # the input model's figures as they were when it was timed alone on a busy machine: 1000x its real latency
     state.meter.cache["deploy-dense"] = {"onnx_bytes": 1, "onnx_bytes_int8": 1, "ort_latency_ms_b1": 1000.0,

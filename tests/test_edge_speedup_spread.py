@@ -10,6 +10,7 @@ pytest.importorskip("executorch")
 pytestmark = pytest.mark.timeout(300)
 
 
+@pytest.mark.slow
 def test_edge_speedups_carry_the_per_round_spread(tmp_path):
     out = tmp_path / "run"
     summary = edgeprune.sweep("lenet5", "digits", method="magnitude", budgets=[0.5], finetune=0, out=out,

@@ -15,6 +15,7 @@ pytest.importorskip("executorch")
 pytestmark = pytest.mark.timeout(300)
 
 
+@pytest.mark.slow
 def test_relative_executorch_budget_is_a_ratio_from_one_measurement():
     model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=0.5)
     options = get_method("mix_and_match", granularity="channel", criteria=["magnitude"], deploy_metrics=False,

@@ -15,6 +15,7 @@ from helpers import assert_one_line_error
 pytest.importorskip("executorch")
 
 
+@pytest.mark.slow
 def test_export_both_formats(run_cli, tmp_path):
     torch.manual_seed(0)
     model = models.create("lenet300", num_classes=10, in_channels=1, image_size=8)

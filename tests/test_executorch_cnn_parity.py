@@ -25,6 +25,7 @@ def dense():
     return trained_model()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dense", "magnitude", "reconvene"])
 def test_pte_matches_pytorch(method, dense, data, tmp_path):
     if method == "dense":

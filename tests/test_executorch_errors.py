@@ -55,6 +55,7 @@ def test_missing_extra_is_one_line(monkeypatch, tmp_path):
         export_executorch(nn.Linear(4, 2), tmp_path / "m.pte", torch.randn(2, 4))
 
 
+@pytest.mark.slow
 def test_cli_without_the_extra_exits_2(tmp_path):
     """The real command in a fresh interpreter where `import executorch` fails (a stub that raises)."""
     ckpt = models.save(models.create("lenet5", num_classes=10, in_channels=1, image_size=8), tmp_path / "m.pt")

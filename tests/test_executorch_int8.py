@@ -15,6 +15,7 @@ from edgeprune.export.executorch import calibration_batches
 pytest.importorskip("executorch")
 
 
+@pytest.mark.slow
 def test_int8_pte_close_to_fp32(tmp_path):
     model = trained_model()
     train, _, test = loaders()

@@ -12,6 +12,7 @@ from edgeprune.export.et_latency import export_for
 pytest.importorskip("executorch")
 
 
+@pytest.mark.slow
 def test_latency_in_both_runtimes(tmp_path, run_cli):
     torch.manual_seed(0)
     model = models.create("lenet300", num_classes=10, in_channels=1, image_size=8).eval()

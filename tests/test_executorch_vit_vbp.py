@@ -15,6 +15,7 @@ from edgeprune.export import Program, export_executorch
 pytest.importorskip("executorch")
 
 
+@pytest.mark.slow
 def test_tiny_vit_dense_and_vbp_pruned(tmp_path):
     torch.manual_seed(0)
     vit = models.create("vit", num_classes=10, in_channels=1, image_size=8, dim=16, depth=1, num_heads=2)

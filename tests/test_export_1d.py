@@ -15,6 +15,7 @@ def test_input_shape_of_a_1d_model_is_channels_by_length():
     assert input_shape_of(models.create("lenet5", num_classes=10, in_channels=1, image_size=28)) == (1, 28, 28)
 
 
+@pytest.mark.slow
 def test_export_cli_on_a_1d_checkpoint(run_cli, tmp_path):
     pytest.importorskip("executorch")
     edgeprune.save(models.create("kws-cnn1d", num_classes=5, in_channels=1, image_size=64), tmp_path / "kws.pt")

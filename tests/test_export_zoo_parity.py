@@ -7,6 +7,7 @@ from edgeprune import models
 from edgeprune.export import PARITY_TOLERANCE, export_verified, ort_run, ort_session
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "spec,channels,size,kwargs",
     [

@@ -26,6 +26,7 @@ def _wrong_modes(folder, umask: int) -> dict[str, str]:
             if stat.S_IMODE(p.stat().st_mode) != wanted}
 
 
+@pytest.mark.slow
 def test_run_train_and_export_files_follow_the_umask(umask, tmp_path, run_cli):
     run = tmp_path / "run"
     edgeprune.sweep("lenet300", "digits", budgets=[0.5], seeds=1, out=run, finetune=0, criteria=["magnitude"],

@@ -14,6 +14,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
+@pytest.mark.slow
 def test_an_unknown_hub_id_offline_is_one_line_and_fast(tmp_path):
     pytest.importorskip("transformers")
     env = {**os.environ, "PYTHONPATH": str(SRC), "HF_HOME": str(tmp_path / "hf")}  # an empty cache

@@ -33,10 +33,12 @@ def test_cli_help_imports_none_of_the_heavy_stack(args):
     assert imported_after(run_cli_code(*args)) == []
 
 
+@pytest.mark.slow
 def test_a_command_still_imports_what_it_needs():
     assert "torch" in imported_after(run_cli_code("datasets"))
 
 
+@pytest.mark.slow
 def test_the_api_is_reachable_from_the_package_even_after_its_subpackage_prune_is_imported():
     code = ("import edgeprune.prune.masks, edgeprune, edgeprune.api\n"
             "from edgeprune import prune\n"

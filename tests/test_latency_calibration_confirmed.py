@@ -33,6 +33,7 @@ def noisy_timing(monkeypatch):
     monkeypatch.setattr(meter_lib, "paired_latency", paired)
 
 
+@pytest.mark.slow
 def test_the_bisections_choice_is_confirmed_by_a_longer_timing(noisy_timing, tmp_path):
     model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=0.5)
     options = get_method("structured", criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False,

@@ -8,6 +8,8 @@ import multiprocessing
 import os
 import time
 
+import pytest
+
 from edgeprune.errors import ConfigError
 from edgeprune.runs.lock import RunLock
 from edgeprune.utils.io import write_text
@@ -28,6 +30,7 @@ def _contender(run_dir, barrier, results):
         results.put((os.getpid(), f"crashed: {type(exc).__name__}: {exc}"))
 
 
+@pytest.mark.slow
 def test_the_loser_of_a_simultaneous_start_names_the_holder(tmp_path):
     fork = multiprocessing.get_context("fork")
     for round_ in range(ROUNDS):

@@ -38,6 +38,7 @@ def model():
     return net.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("granularity", ["weight", "channel"])
 def test_parts_that_need_gradients_are_left_out_with_one_warning_each(model, granularity):
     with warnings.catch_warnings(record=True) as caught:

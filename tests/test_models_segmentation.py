@@ -173,6 +173,7 @@ def test_structured_30_percent_keeps_every_output_of_larger_models(spec, options
         assert {"classifier.4", "aux_classifier.4"} <= plan.protected
 
 
+@pytest.mark.slow
 def test_onnx_export_of_the_pruned_lraspp_matches_pytorch(lraspp, tmp_path):
     _, pruned = lraspp
     info = export_verified(pruned, tmp_path / "lraspp.onnx", torch.randn(3, 1, SIZE, SIZE))

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import edgeprune
 from edgeprune.train import QUICK_MAX_BATCHES
 from helpers import assert_one_line_error
@@ -63,6 +65,7 @@ def test_prune_with_progress_prints_the_plan(capsys):
     assert "plan: magnitude" in err and "1 candidate" in err and "[1/1]" in err, err
 
 
+@pytest.mark.slow
 def test_a_redirected_log_shows_the_plan_first_and_a_line_per_candidate(tmp_path):
     log = tmp_path / "log.txt"
     args = ["prune", "magnitude", *TINY, "--budget", "0.5,0.7", "--out", str(tmp_path / "run")]

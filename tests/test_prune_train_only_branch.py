@@ -23,6 +23,7 @@ class AuxNet(nn.Module):
         return (out, self.aux(mid)) if self.training else out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["prune:reconvene", "prune:structured"])
 def test_train_only_branch_is_pruned_with_its_input(stage):
     torch.manual_seed(0)

@@ -7,12 +7,14 @@ threads spin badly then, and a busy machine stretches wall-clock time but not th
 
 import time
 
+import pytest
 import torch
 
 from edgeprune import models
 from edgeprune.methods.reconvene import generate
 
 
+@pytest.mark.slow
 def test_vgg16_generation_takes_under_five_seconds():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -25,6 +25,7 @@ def run(tmp_path_factory):
     return out, result.summary
 
 
+@pytest.mark.slow
 def test_sweep_reports_both_models_in_both_runtimes(run):
     out, summary = run
     assert (out / "input.pt").is_file() and (out / "edge.png").stat().st_size > 0

@@ -31,6 +31,7 @@ def lines(path):
     return path.read_bytes().split(b"\n") if path.exists() else []
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_loses_and_repeats_nothing(run_cli, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE)

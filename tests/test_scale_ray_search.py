@@ -45,6 +45,7 @@ def records(run):
     return {r["id"]: r for r in map(json.loads, (run / "results.jsonl").read_text().splitlines())}
 
 
+@pytest.mark.slow
 def test_ray_gives_the_records_of_the_local_executor(ray_cluster, dense, tmp_path):
     sweep(dense, tmp_path / "local", LocalExecutor(threads=1))
     executor = RayExecutor(workers=2)
@@ -66,6 +67,7 @@ def test_ray_gives_the_records_of_the_local_executor(ray_cluster, dense, tmp_pat
             assert (tmp_path / "ray" / b["checkpoint"]).is_file()
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_retried_and_a_failing_candidate_recorded(ray_cluster, dense, tmp_path):
     marker = tmp_path / "died-once"
 

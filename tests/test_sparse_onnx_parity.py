@@ -47,6 +47,7 @@ def test_lenet300_98_percent_sparse_onnx(tmp_path):
     assert all(t["name"].endswith("_quantized") for t in q["sparse_tensors"])  # the INT8 weights of the QDQ graph
 
 
+@pytest.mark.slow
 def test_dense_weights_stay_dense_and_mismatch_is_refused(tmp_path):
     torch.manual_seed(0)
     model = models.create("lenet300", num_classes=10, in_channels=1, image_size=8).eval()

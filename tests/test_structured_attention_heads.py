@@ -94,6 +94,7 @@ def _output_projection(module, q):
     raise AssertionError(f"no output projection in {type(module).__name__}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vit", "beit"])
 def test_hf_pruned_heads_export_to_onnx_with_parity(name, tmp_path):
     model, x = hf(name), torch.randn(2, 3, SIZE, SIZE)
@@ -120,6 +121,7 @@ class MHANet(nn.Module):
         return self.head((t if self.batch_first else t.transpose(0, 1)).mean(1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_multihead_attention_keeps_its_heads_and_narrows_every_head_alike(batch_first, tmp_path):
     torch.manual_seed(0)

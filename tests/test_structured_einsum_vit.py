@@ -43,6 +43,7 @@ def _assert_runs_and_exports(model, data, tmp_path):
     export_verified(model.eval(), tmp_path / "pruned.onnx", x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", ["macs<=70%", 0.3])
 def test_channel_pruning_keeps_the_einsum_attention_whole_and_prunes_the_mlps(digits, budget, tmp_path):
     model = _model(digits)
@@ -65,6 +66,7 @@ def test_channel_pruning_keeps_the_einsum_attention_whole_and_prunes_the_mlps(di
     assert _mlp_widths(model) == [4 * DIM] * DEPTH
 
 
+@pytest.mark.slow
 def test_vbp_prunes_the_mlps_of_the_einsum_vit(digits, tmp_path):
     model = _model(digits)
     pruned = edgeprune.prune(model, digits, method="vbp", budget=0.5, finetune=0)

@@ -47,6 +47,7 @@ def build(name):
     return models.create(spec, num_classes=10, in_channels=3, image_size=SIZE, **options).eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_structured30_passes_and_says_what_was_kept_whole(name):
     model = build(name)

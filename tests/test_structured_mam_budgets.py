@@ -21,6 +21,7 @@ def resnet(splits):
     return models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget,field,limit", [("macs<=45%", "macs", 0.45), ("params<=30%", "params", 0.30)])
 def test_every_candidate_fits_a_relative_budget(digits, budget, field, limit):
     model = resnet(digits)
@@ -34,6 +35,7 @@ def test_every_candidate_fits_a_relative_budget(digits, budget, field, limit):
     assert pruned.record["params"] < pruned.dense["params"]
 
 
+@pytest.mark.slow
 def test_a_plain_sparsity_removes_that_share_of_the_prunable_weights(digits):
     pruned = edgeprune.prune(resnet(digits), digits, method="mix_and_match", budget=0.6, finetune=0, **OPTIONS)
     for record in pruned.candidates:
@@ -59,6 +61,7 @@ def test_a_malformed_budget_is_refused_before_any_work(digits, budget):
         edgeprune.prune(resnet(digits), digits, method="mix_and_match", budget=budget, finetune=0, **OPTIONS)
 
 
+@pytest.mark.slow
 def test_an_unreachable_latency_names_the_fastest_measured_latency(digits):
     with pytest.raises(ConfigError) as exc:
         edgeprune.prune(models.create("lenet5", num_classes=10, in_channels=1, image_size=8), digits,

@@ -22,6 +22,7 @@ def vit():
     return models.create("vit", num_classes=10, in_channels=1, image_size=8, dim=32, depth=3, num_heads=4)
 
 
+@pytest.mark.slow
 def test_blocks_leave_within_the_budget_and_load_back(digits, tmp_path):
     result = edgeprune.sweep(vit(), digits, method="mix_and_match", budgets=["macs<=50%"], out=tmp_path / "run",
                              finetune=0, progress=False, granularity="channel", criteria=["magnitude"],
@@ -65,6 +66,7 @@ def test_a_model_without_residual_blocks_says_so(digits):
                         progress=False)
 
 
+@pytest.mark.slow
 def test_a_depth_that_cannot_meet_the_budget_is_left_out_with_a_warning(digits):
     # 20 % of the MACs is out of reach for channels alone with widths multiples of 32 (the 32-wide stream and
     # attention keep their width), but not with two of three blocks gone

@@ -10,6 +10,7 @@ pytest.importorskip("executorch")
 pytestmark = pytest.mark.timeout(300)
 
 
+@pytest.mark.slow
 def test_latency_budget_in_executorch():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),

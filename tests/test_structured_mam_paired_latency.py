@@ -15,6 +15,7 @@ from edgeprune.methods.base import get_method
 from edgeprune.select import meter as meter_lib
 
 
+@pytest.mark.slow
 def test_paired_latency_times_both_files(tmp_path):
     paths = []
     for width in (4, 64):
@@ -26,6 +27,7 @@ def test_paired_latency_times_both_files(tmp_path):
     assert timed["first"]["median_ms"] > 0 and timed["second"]["median_ms"] > 0
 
 
+@pytest.mark.slow
 def test_load_that_slows_both_models_alike_leaves_the_measurement(monkeypatch):
     model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=0.5)
     options = get_method("mix_and_match", granularity="channel", criteria=["magnitude"]).options

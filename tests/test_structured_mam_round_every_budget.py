@@ -33,6 +33,7 @@ def resnet20(**options):
     return models.create("resnet20", num_classes=10, in_channels=3, image_size=SIZE, **options)
 
 
+@pytest.mark.slow
 def test_a_macs_budget_keeps_widths_that_are_multiples_of_the_block_and_fits(data):
     model = resnet20()
     pruned = edgeprune.prune(model, data, method="mix_and_match", granularity="channel", budget="macs<=50%",

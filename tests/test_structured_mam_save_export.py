@@ -16,6 +16,7 @@ def digits():
     return data_lib.load("digits")
 
 
+@pytest.mark.slow
 def test_vit_loses_heads_saves_loads_and_exports(digits, tmp_path):
     model = models.create("vit", num_classes=10, in_channels=1, image_size=8, dim=32, depth=2, num_heads=4)
     pruned = edgeprune.prune(model, digits, method="mix_and_match", budget="params<=60%", finetune=0,
@@ -34,6 +35,7 @@ def test_vit_loses_heads_saves_loads_and_exports(digits, tmp_path):
     assert export_verified(loaded, tmp_path / "small.onnx", x)["max_abs_diff"] <= 1e-4
 
 
+@pytest.mark.slow
 def test_size_budget_is_met_by_the_shipped_file_and_the_report_shows_the_device(digits, tmp_path):
     model = models.create("lenet5", num_classes=10, in_channels=1, image_size=8)
     result = edgeprune.sweep(model, digits, method="mix_and_match", budgets=["size<=60%"], out=tmp_path / "run",

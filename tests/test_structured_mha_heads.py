@@ -1,6 +1,7 @@
 """A user's ViT built on nn.MultiheadAttention loses whole heads under structured Mix-and-Match: the residual
 stream keeps its width, the pruned model exports to ONNX with parity, and it saves and loads back."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -34,6 +35,7 @@ class TinyViT(nn.Module):
         return self.head(self.blocks(self.patch(x).flatten(2).transpose(1, 2)).mean(1))
 
 
+@pytest.mark.slow
 def test_heads_leave_a_multihead_attention_vit(tmp_path):
     torch.manual_seed(0)
     model = TinyViT()

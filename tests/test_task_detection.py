@@ -330,6 +330,7 @@ def test_a_torchvision_detector_builds_for_one_channel_small_images():
     assert model.edgeprune_build["spec"] == "torchvision:ssdlite320_mobilenet_v3_large"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn",
                                   "retinanet_resnet50_fpn"])
 def test_each_torchvision_detector_gives_losses_detections_and_raw_tensors(name):

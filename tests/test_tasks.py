@@ -51,6 +51,7 @@ def test_regression_metrics_and_direction():
     assert tasks.score_of({"metric": "mse", "metric_higher": False, "val_mse": 2.0}) == -2.0
 
 
+@pytest.mark.slow
 def test_segmentation_net_pruned_in_one_call(seg_model):
     dense_miou = tasks.Segmentation().primary(seg_model, segmentation_loaders()[1])
     pruned = edgeprune.prune(seg_model, segmentation_loaders(), task="segmentation", budget=0.5, finetune=FINETUNE, **FAST_MAM)
@@ -64,6 +65,7 @@ def test_segmentation_net_pruned_in_one_call(seg_model):
     assert set(out) == {"out", "aux"} and out["out"].shape == (2, 11, 16, 16)  # every output kept
 
 
+@pytest.mark.slow
 def test_segmentation_channels_removed_keep_the_head(seg_model):
     pruned = edgeprune.prune(seg_model, segmentation_loaders(), task="segmentation", budget="params<=60%",
                              granularity="channel", finetune=FINETUNE, **FAST_MAM)
@@ -80,6 +82,7 @@ def test_regression_candidates_chosen_by_lowest_validation_error(reg_model):
     assert pruned.record["metric_higher"] is False and pruned.record["test_mae"] >= 0
 
 
+@pytest.mark.slow
 def test_a_users_own_task_from_two_callables(reg_model):
     def loss_fn(output, y):
         return nn.functional.smooth_l1_loss(output, y)
@@ -123,6 +126,7 @@ def test_unknown_task_names_what_is_allowed():
         tasks.get("segmentaton")
 
 
+@pytest.mark.slow
 def test_the_exported_segmenter_scores_in_onnx_runtime_as_in_pytorch(seg_model, tmp_path):
     from edgeprune.export.onnx import export_verified, ort_metrics, ort_session
 

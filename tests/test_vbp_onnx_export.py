@@ -2,12 +2,14 @@
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 import torch
 
 from edgeprune import models
 from edgeprune.methods import vbp
 
 
+@pytest.mark.slow
 def test_pruned_vit_exports_and_runs_in_onnxruntime(tmp_path):
     torch.manual_seed(0)
     model = models.create("vit", num_classes=10, in_channels=1, image_size=8, dim=16, depth=2, num_heads=2)

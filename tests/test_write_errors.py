@@ -89,6 +89,7 @@ def test_a_full_disk_is_a_write_error_naming_the_file_and_leaves_nothing(small_d
     assert not target.exists() and not _temp_files(small_disk.root)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_on_a_full_disk_is_a_write_error(small_disk):
     small_disk.fill(8192)
     target = small_disk.root / "model.pt"
@@ -124,6 +125,7 @@ def test_dev_full_is_a_write_error():
 
 # -- the real CLI ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_train_on_a_full_disk_is_one_line_then_runs_after_freeing_space(small_disk, run_cli):
     out = small_disk.root / "train"
     small_disk.fill(16384)
@@ -137,6 +139,7 @@ def test_train_on_a_full_disk_is_one_line_then_runs_after_freeing_space(small_di
     model_lib.load(out / "model.pt")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("left_kib", [4, 40, 72, 120])
 def test_prune_on_a_full_disk_is_one_line_then_resumes(left_kib, small_disk, run_cli):
     """The disk fills at a different writer each time (config, dense model, candidate, report / plot)."""

@@ -130,6 +130,7 @@ def build(case: str) -> nn.Module:
 KNOWN: dict[tuple[str, str], str] = {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_zoo_contract(case):
     model = build(case)

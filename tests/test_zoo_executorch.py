@@ -23,6 +23,7 @@ def test_not_a_default_stage():
     assert "executorch" in EDGE_STAGES and "executorch" not in STAGES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["torchvision:squeezenet1_1", "timm:vit_tiny_patch16_224", "hf-config:resnet"])
 def test_exported_with_parity(case):
     model = zoo.build(case)
