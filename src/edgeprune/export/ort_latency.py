@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import torch
 
 from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.onnx import export_verified, fixed_batch, ort_session
-from edgeprune.measure.latency import machine_info, spread, time_calls
+from edgeprune.measure.latency import machine_info, spread, time_calls, time_rounds
 
 
 def channel_block() -> int:
@@ -79,18 +78,10 @@ def paired_latency(first: str | os.PathLike, second: str | os.PathLike, batch_si
     """
     check_positive("runs", runs)
     check_positive("warmup", warmup, allow_zero=True)
-    calls = [_ort_call(path, batch_size, threads) for path in (first, second)]
-    for _ in range(warmup):
-        for call in calls:
-            call()
-    times: list[list[float]] = [[], []]
-    for _ in range(runs):
-        for i, call in enumerate(calls):
-            t0 = time.perf_counter()
-            call()
-            times[i].append((time.perf_counter() - t0) * 1e3)
-    a, b = spread(times[0]), spread(times[1])
-    ratios = spread([x / y for x, y in zip(*times)])
+    calls = {"first": _ort_call(first, batch_size, threads), "second": _ort_call(second, batch_size, threads)}
+    times = time_rounds(calls, rounds=runs, warmup=warmup)
+    a, b = spread(times["first"]), spread(times["second"])
+    ratios = spread([x / y for x, y in zip(times["first"], times["second"])])
     return {"first": a, "second": b, "ratio": a["median_ms"] / b["median_ms"], "ratio_p10": ratios["p10_ms"],
             "ratio_p90": ratios["p90_ms"], "runs": runs, "batch_size": batch_size, "threads": threads}
 
