@@ -15,7 +15,7 @@ import torch
 
 from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.onnx import export_verified, fixed_batch, ort_session
-from edgeprune.measure.latency import machine_info, spread, time_calls, time_rounds
+from edgeprune.measure.latency import machine_info, time_calls, time_paired
 
 
 def channel_block() -> int:
@@ -72,18 +72,15 @@ def paired_latency(first: str | os.PathLike, second: str | os.PathLike, batch_si
     load between measurements moves both alike and their ratio stays meaningful: the one way edgeprune times a
     model against a reference (speed-ups, relative latency budgets). ``2 * runs`` timed calls.
 
-    Returns {"first": {...}, "second": {...}} (median/p10/p90/mean ms and runs of each, as :func:`time_calls`),
+    Returns {"first": {...}, "second": {...}} (median/p10/p90/mean ms and runs of each, as
+    :func:`edgeprune.measure.latency.time_paired`),
     ``ratio`` = first median / second median (the speed-up of ``second`` over the reference ``first``),
     ``ratio_p10`` / ``ratio_p90`` of the per-round ratios, and ``runs``, ``batch_size``, ``threads``.
     """
     check_positive("runs", runs)
     check_positive("warmup", warmup, allow_zero=True)
-    calls = {"first": _ort_call(first, batch_size, threads), "second": _ort_call(second, batch_size, threads)}
-    times = time_rounds(calls, rounds=runs, warmup=warmup)
-    a, b = spread(times["first"]), spread(times["second"])
-    ratios = spread([x / y for x, y in zip(times["first"], times["second"])])
-    return {"first": a, "second": b, "ratio": a["median_ms"] / b["median_ms"], "ratio_p10": ratios["p10_ms"],
-            "ratio_p90": ratios["p90_ms"], "runs": runs, "batch_size": batch_size, "threads": threads}
+    timed = time_paired(_ort_call(first, batch_size, threads), _ort_call(second, batch_size, threads), runs=runs, warmup=warmup)
+    return {**timed, "runs": runs, "batch_size": batch_size, "threads": threads}
 
 
 def _ort_call(path: str | os.PathLike, batch_size: int, threads: int):

@@ -74,6 +74,17 @@ def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 10) -> di
     return spread(time_rounds({"fn": fn}, rounds=runs, warmup=warmup)["fn"])
 
 
+def time_paired(first: Callable[[], object], second: Callable[[], object], runs: int = 20, warmup: int = 5) -> dict:
+    """Two calls timed in alternation (one of each in turn, ``runs`` rounds, after ``warmup`` calls each): a load
+    change moves both alike, so their ratio stays meaningful. {"first": ..., "second": ...} (as :func:`time_calls`),
+    ``ratio`` = first median / second median, ``ratio_p10`` / ``ratio_p90`` of the per-round ratios."""
+    times = time_rounds({"first": first, "second": second}, rounds=runs, warmup=warmup)
+    a, b = spread(times["first"]), spread(times["second"])
+    ratios = spread([x / y for x, y in zip(times["first"], times["second"])])
+    return {"first": a, "second": b, "ratio": a["median_ms"] / b["median_ms"], "ratio_p10": ratios["p10_ms"],
+            "ratio_p90": ratios["p90_ms"]}
+
+
 BUSY_SPREAD = 1.5  # p90 / p10 of one timing above this: the calls were not timed alike
 BUSY_LOAD_PER_CORE = 1.0  # 1-minute load average above this many per core: other work competes for the CPU
 
