@@ -28,7 +28,7 @@ from common import RESULTS, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
 from edgeprune import models as model_lib  # noqa: E402
 from edgeprune.report import compare, stats  # noqa: E402
-from edgeprune.runs.report import group  # noqa: E402
+from edgeprune.runs.results import group  # noqa: E402
 from edgeprune.train import default_config, fit  # noqa: E402
 
 # ranges wide enough to reach the anchors (as benchmarks/mam_mnist.py); the small classifier may be pruned too

@@ -150,6 +150,19 @@ def load(
       subsets are random instead of stratified, mean/std come from the train part, and there is no augmentation.
     """
     name, arg = parse_spec(spec)
+    _check_options(val_fraction, limit, test_limit, augment)
+    entry = DATASETS[name]
+    if entry.build is not None:
+        if augment:
+            raise ConfigError(f"data spec {spec!r} has no augmentation; pass augment=None or False")
+        return entry.build(arg, resolve_root(root), bool(download), limit=limit, test_limit=test_limit, seed=int(seed),
+                           val_fraction=float(val_fraction))
+    raw = entry.read(arg, resolve_root(root), bool(download), limit)
+    return _image_splits(name, raw, val_fraction, seed, augment, limit, test_limit)
+
+
+def _check_options(val_fraction, limit, test_limit, augment) -> None:
+    """One-line ConfigErrors for the options of :func:`load`."""
     if not 0.0 < float(val_fraction) < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 2):
@@ -159,14 +172,10 @@ def load(
         raise ConfigError(f"test_limit must be an integer >= 1 (test examples) or None, got {test_limit!r}")
     if augment is not None and not isinstance(augment, bool):
         raise ConfigError(f"augment must be True, False or None (dataset default), got {augment!r}")
-    entry = DATASETS[name]
-    if entry.build is not None:
-        if augment:
-            raise ConfigError(f"data spec {spec!r} has no augmentation; pass augment=None or False")
-        return entry.build(arg, resolve_root(root), bool(download), limit=limit, test_limit=test_limit, seed=int(seed),
-                           val_fraction=float(val_fraction))
-    raw = entry.read(arg, resolve_root(root), bool(download), limit)
 
+
+def _image_splits(name: str, raw: RawData, val_fraction: float, seed: int, augment: bool | None, limit, test_limit) -> Splits:
+    """A classifier's splits from its raw train and test images: limited, val carved stratified, normalised."""
     keep_train, keep_test = limit_indices(raw.train_labels.numpy(), raw.test_labels.numpy(), limit, test_limit)
     pool_x, pool_y = raw.train_images[keep_train], raw.train_labels[keep_train]
     test_x, test_y = raw.test_images[keep_test], raw.test_labels[keep_test]

@@ -22,7 +22,7 @@ from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.executorch import Program, executorch, export_executorch
 from edgeprune.export.onnx import export_verified, input_shape_of, ort_session
 from edgeprune.export.ort_latency import ort_latency
-from edgeprune.measure.latency import machine_info, time_calls
+from edgeprune.measure.latency import machine_info, time_calls, time_rounds
 
 RUNTIMES = ("onnxruntime", "executorch")
 _SUFFIX = {".onnx": "onnxruntime", ".pte": "executorch"}
@@ -138,11 +138,13 @@ def compare(paths: dict[str, str | Path], batch: int = 1, *, rounds: int = 7, ru
             threads: int = 1, input_shape: tuple[int, ...] | None = None) -> dict[str, dict]:
     """Time every ``.onnx`` / ``.pte`` of ``paths`` ({name: path}) in interleaved rounds at ``batch``.
 
-    Each round times ``runs`` calls of every artifact in turn (after ``warmup`` calls each, once); the
+    Each round times ``runs`` calls of every artifact in turn (after ``warmup`` calls each, once:
+    :func:`edgeprune.measure.latency.time_rounds`); the
     figure is the median of the round medians, with the round medians kept. Returns {name: {"median_ms",
     "rounds_ms", "runtime", "batch_size", "threads"}}.
     """
     check_positive("rounds", rounds)
+    check_positive("runs", runs)
     if any(runtime_of(p) == "executorch" for p in paths.values()):
         set_et_threads(threads)  # before the programs are loaded (see set_et_threads)
     calls = {}
@@ -155,15 +157,10 @@ def compare(paths: dict[str, str | Path], batch: int = 1, *, rounds: int = 7, ru
             shape = tuple(input_shape or declared.shape[1:])
             feed = {declared.name: np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)}
             calls[name] = ("onnxruntime", lambda s=session, f=feed: s.run(None, f))
-    medians: dict[str, list[float]] = {name: [] for name in paths}
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for _runtime, call in calls.values():
-            time_calls(call, runs=1, warmup=warmup)
-        for _ in range(rounds):
-            for name, (_, call) in calls.items():
-                medians[name].append(time_calls(call, runs=runs, warmup=0)["median_ms"])
+        medians = time_rounds({name: call for name, (_, call) in calls.items()}, rounds=rounds, per_round=runs, warmup=warmup)
     finally:
         torch.set_num_threads(old)
     return {name: {"median_ms": statistics.median(m), "rounds_ms": m, "runtime": calls[name][0], "batch_size": batch,

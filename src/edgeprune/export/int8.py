@@ -133,35 +133,11 @@ def quantize(
     info: dict = {"mode": mode, "format": "QDQ" if mode == "static" else "dynamic (QOperator integer ops)",
                   "per_channel": True, "weight_type": "QInt8"}
     with tempfile.TemporaryDirectory(prefix="edgeprune-int8-") as work:
-        source = onnx_path
-        if preprocess:
-            prepared = Path(work) / "prepared.onnx"
-            try:
-                with quiet_exporters():
-                    quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
-                source = prepared
-                info["preprocess"] = "quant_pre_process (shape inference + graph optimisation)"
-            except Exception as exc:  # noqa: BLE001  (it fails on some graphs; quantizing the raw export still works)
-                info["preprocess"] = f"skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+        source = _preprocessed(onnx_path, Path(work) / "prepared.onnx", info) if preprocess else onnx_path
         with atomic_path(out_path) as tmp:
             try:
                 if mode == "static":
-                    cpu = cpu_quant_settings()
-                    batch = fixed_batch(ort_session(source)) or calib_batch_size
-                    reader = calibration_reader(calibration_data, calib_batches, batch, seed=seed)
-                    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                              "percentile": CalibrationMethod.Percentile}[calib_method]
-                    with quiet_exporters():  # ORT logs per-tensor fallbacks (e.g. LayerNorm scales) on the root logger
-                        quantize_static(
-                            str(source), str(tmp), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                            reduce_range=cpu["reduce_range"], activation_type=getattr(QuantType, cpu["activation_type"]),
-                            weight_type=QuantType.QInt8, calibrate_method=method,
-                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
-                        )
-                    info.update({"activation_type": cpu["activation_type"], "reduce_range": cpu["reduce_range"],
-                                 "cpu_rule": cpu["why"], "calibration": {
-                                     "method": calib_method, "batches": calib_batches, "images": reader.images,
-                                     **_calibration_source(calibration_data, batch, seed)}})
+                    _quantize_static(source, tmp, info, calibration_data, calib_batches, calib_batch_size, calib_method, seed)
                 else:
                     with quiet_exporters():
                         quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
@@ -175,6 +151,39 @@ def quantize(
             ort_session(tmp)  # the quantized graph must load before it replaces anything
     info.update({"path": str(out_path), "bytes": out_path.stat().st_size, "seconds": time.perf_counter() - start})
     return info
+
+
+def _preprocessed(onnx_path: Path, prepared: Path, info: dict) -> Path:
+    """ORT's quantization pre-processing of ``onnx_path`` into ``prepared`` (the raw export when it fails); noted in ``info``."""
+    try:
+        with quiet_exporters():
+            quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
+    except Exception as exc:  # noqa: BLE001  (it fails on some graphs; quantizing the raw export still works)
+        info["preprocess"] = f"skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+        return onnx_path
+    info["preprocess"] = "quant_pre_process (shape inference + graph optimisation)"
+    return prepared
+
+
+def _quantize_static(source: Path, out: Path, info: dict, calibration_data, calib_batches: int, calib_batch_size: int,
+                     calib_method: str, seed: int) -> None:
+    """QDQ static INT8 of ``source`` into ``out``, calibrated on ``calibration_data``; the settings into ``info``."""
+    cpu = cpu_quant_settings()
+    batch = fixed_batch(ort_session(source)) or calib_batch_size
+    reader = calibration_reader(calibration_data, calib_batches, batch, seed=seed)
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[calib_method]
+    with quiet_exporters():  # ORT logs per-tensor fallbacks (e.g. LayerNorm scales) on the root logger
+        quantize_static(
+            str(source), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+            reduce_range=cpu["reduce_range"], activation_type=getattr(QuantType, cpu["activation_type"]),
+            weight_type=QuantType.QInt8, calibrate_method=method,
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+        )
+    info.update({"activation_type": cpu["activation_type"], "reduce_range": cpu["reduce_range"],
+                 "cpu_rule": cpu["why"], "calibration": {
+                     "method": calib_method, "batches": calib_batches, "images": reader.images,
+                     **_calibration_source(calibration_data, batch, seed)}})
 
 
 def _calibration_source(data, batch: int, seed: int) -> dict:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import torch
 
 from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.onnx import export_verified, fixed_batch, ort_session
-from edgeprune.measure.latency import machine_info, spread, time_calls
+from edgeprune.measure.latency import machine_info, time_calls, time_paired
 
 
 def channel_block() -> int:
@@ -73,26 +72,15 @@ def paired_latency(first: str | os.PathLike, second: str | os.PathLike, batch_si
     load between measurements moves both alike and their ratio stays meaningful: the one way edgeprune times a
     model against a reference (speed-ups, relative latency budgets). ``2 * runs`` timed calls.
 
-    Returns {"first": {...}, "second": {...}} (median/p10/p90/mean ms and runs of each, as :func:`time_calls`),
+    Returns {"first": {...}, "second": {...}} (median/p10/p90/mean ms and runs of each, as
+    :func:`edgeprune.measure.latency.time_paired`),
     ``ratio`` = first median / second median (the speed-up of ``second`` over the reference ``first``),
     ``ratio_p10`` / ``ratio_p90`` of the per-round ratios, and ``runs``, ``batch_size``, ``threads``.
     """
     check_positive("runs", runs)
     check_positive("warmup", warmup, allow_zero=True)
-    calls = [_ort_call(path, batch_size, threads) for path in (first, second)]
-    for _ in range(warmup):
-        for call in calls:
-            call()
-    times: list[list[float]] = [[], []]
-    for _ in range(runs):
-        for i, call in enumerate(calls):
-            t0 = time.perf_counter()
-            call()
-            times[i].append((time.perf_counter() - t0) * 1e3)
-    a, b = spread(times[0]), spread(times[1])
-    ratios = spread([x / y for x, y in zip(*times)])
-    return {"first": a, "second": b, "ratio": a["median_ms"] / b["median_ms"], "ratio_p10": ratios["p10_ms"],
-            "ratio_p90": ratios["p90_ms"], "runs": runs, "batch_size": batch_size, "threads": threads}
+    timed = time_paired(_ort_call(first, batch_size, threads), _ort_call(second, batch_size, threads), runs=runs, warmup=warmup)
+    return {**timed, "runs": runs, "batch_size": batch_size, "threads": threads}
 
 
 def _ort_call(path: str | os.PathLike, batch_size: int, threads: int):

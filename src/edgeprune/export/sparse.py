@@ -18,7 +18,7 @@ Each tensor is stored the cheaper of two ways:
 Values of prunable weights (Conv/Linear, ndim >= 2) are FP32, FP16, or INT8 with a symmetric scale per
 output channel or per tensor; every other tensor (biases, norms, buffers) keeps its exact dtype. A value
 section is stored as byte planes (all first bytes, then all second bytes...); the planes that are not
-noise (the sign/exponent byte of floats, INT8 codes) are LZMA-compressed.
+noise (the sign/exponent byte of floats, INT8 codes) are LZMA-compressed (:mod:`edgeprune.export.sparse_values`).
 
 "Non-zero" is numeric: every non-zero FP32 value (NaN included) round-trips bit-exactly and zeros come
 back as ``+0.0`` (masking by multiplication leaves ``-0.0`` behind, which compares equal to it).
@@ -47,6 +47,7 @@ from torch import nn
 
 from edgeprune.errors import CheckpointError, ConfigError
 from edgeprune.export.golomb import GolombCode, decode_positions, encode_positions
+from edgeprune.export.sparse_values import VALUE_DTYPE, encode_values, unpack_values
 from edgeprune.measure.size import prunable_weights
 from edgeprune.models._common import to_plain
 from edgeprune.models.checkpoint import restore, snapshot, unwrap
@@ -67,7 +68,6 @@ _NUMPY = {
     "float32": np.float32, "float64": np.float64, "float16": np.float16, "int64": np.int64,
     "int32": np.int32, "int16": np.int16, "int8": np.int8, "uint8": np.uint8, "bool": np.bool_,
 }
-_VALUE_DTYPE = {"fp32": np.float32, "fp16": np.float16, "int8": np.int8}
 
 
 def binary_entropy(p: float) -> float:
@@ -88,7 +88,7 @@ def _numel(entry: dict) -> int:
 
 def _value_dtype(entry: dict) -> np.dtype:
     fmt = entry["values"]
-    return np.dtype(_NUMPY[entry["dtype"]] if fmt == "exact" else _VALUE_DTYPE[fmt])
+    return np.dtype(_NUMPY[entry["dtype"]] if fmt == "exact" else VALUE_DTYPE[fmt])
 
 
 def _per_channel(entry: dict, scale_mode: str) -> bool:
@@ -105,87 +105,6 @@ def _sizes(entry: dict) -> dict:
 def _bound_bits(entry: dict) -> float:
     n, nnz = _numel(entry), entry["nnz"]
     return n * binary_entropy(nnz / n if n else 0.0) + nnz * 8 * _value_dtype(entry).itemsize
-
-
-# ----------------------------------------------------------------------------------------------------
-# value sections
-# ----------------------------------------------------------------------------------------------------
-
-
-def _lzma_filters(nbytes: int) -> list[dict]:
-    """Raw LZMA2 with a dictionary just large enough for ``nbytes`` (the decoder derives the same size; a
-    fixed 8-64 MiB dictionary would cost tens of milliseconds per small section to set up)."""
-    dict_size = max(4096, 1 << max(nbytes - 1, 1).bit_length())
-    return [{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": dict_size}]
-
-
-def _plane_entropy(plane: np.ndarray) -> float:
-    """Order-0 entropy of a byte plane in bits per byte (first 1 MiB: an estimate, cheap to get)."""
-    counts = np.bincount(plane[: 1 << 20], minlength=256)
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log2(p)).sum())
-
-
-def _pack_values(arr: np.ndarray) -> tuple[bytes, list[int]]:
-    """Values split into byte planes (plane-major); planes that look compressible are LZMA-coded together.
-
-    The sign/exponent byte of trained FP32 weights carries ~3 bits of information, while the low mantissa
-    bytes are noise that LZMA cannot shrink (trying would only cost time). Returns (section, lzma planes).
-    """
-    width = arr.itemsize
-    planes = np.ascontiguousarray(arr).view(np.uint8).reshape(-1, width).T
-    squeeze = [i for i in range(width) if arr.size >= 64 and _plane_entropy(planes[i]) < 7.6]
-    raw = b"".join(planes[i].tobytes() for i in range(width) if i not in squeeze)
-    if squeeze:
-        data = b"".join(planes[i].tobytes() for i in squeeze)
-        packed = lzma.compress(data, format=lzma.FORMAT_RAW, filters=_lzma_filters(len(data)))
-        if len(packed) < len(data):
-            return raw + packed, squeeze
-    return np.ascontiguousarray(planes).tobytes(), []
-
-
-def _unpack_values(blob: bytes, lzma_planes: list[int], dtype: np.dtype, count: int) -> np.ndarray:
-    width = dtype.itemsize
-    raw_planes = [i for i in range(width) if i not in lzma_planes]
-    split = len(raw_planes) * count
-    if len(blob) < split or (not lzma_planes and len(blob) != split):
-        raise ValueError(f"value section holds {len(blob)} bytes, expected {width * count}")
-    packed = lzma.decompress(blob[split:], format=lzma.FORMAT_RAW,
-                             filters=_lzma_filters(len(lzma_planes) * count)) if lzma_planes else b""
-    if len(packed) != len(lzma_planes) * count:
-        raise ValueError("compressed value planes have the wrong length")
-    planes = np.empty((width, count), dtype=np.uint8)
-    for k, i in enumerate(raw_planes):
-        planes[i] = np.frombuffer(blob, dtype=np.uint8, count=count, offset=k * count)
-    for k, i in enumerate(lzma_planes):
-        planes[i] = np.frombuffer(packed, dtype=np.uint8, count=count, offset=k * count)
-    return np.ascontiguousarray(planes.T).view(dtype).reshape(-1)
-
-
-def _quantize_int8(values: np.ndarray, rows: np.ndarray | None, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric INT8: q = round(v / s), s = max|v| / 127 per row (``rows`` = row of every value) or per tensor."""
-    mags = np.abs(values)
-    if rows is None:
-        scales = np.array([mags.max() / 127.0 if mags.size else 0.0], dtype=np.float32)
-        per_value = scales[np.zeros(values.shape, dtype=np.int64)]
-    else:
-        scales = np.zeros(n_rows, dtype=np.float32)
-        np.maximum.at(scales, rows, mags)
-        scales = (scales / 127.0).astype(np.float32)
-        per_value = scales[rows]
-    q = np.clip(np.rint(values / np.where(per_value > 0, per_value, 1.0)), -127, 127).astype(np.int8)
-    return q, scales
-
-
-def _encode_values(values: np.ndarray, fmt: str, rows: np.ndarray | None, n_rows: int) -> tuple[list[bytes], list[int]]:
-    """The value section (and INT8 scales) of ``values`` in format ``fmt`` ("exact" keeps the dtype)."""
-    if fmt == "int8":
-        q, scales = _quantize_int8(values.astype(np.float32), rows, n_rows)
-        blob, planes = _pack_values(q)
-        return [blob, scales.tobytes()], planes
-    arr = np.ascontiguousarray(values) if fmt == "exact" else values.astype(_VALUE_DTYPE[fmt])
-    blob, planes = _pack_values(arr)
-    return [blob], planes
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -215,12 +134,12 @@ def _encode_tensor(name: str, tensor: torch.Tensor, fmt: str, scale_mode: str) -
     code = encode_positions(np.flatnonzero(~keep if invert else keep), n)
     # sparse when the pattern costs less than the zeros it leaves out (judged on raw value bits)
     if n and len(code.data) * 8 < (n - nnz) * value_bits:
-        sections, planes = _encode_values(flat[keep], fmt, np.flatnonzero(keep) // row_len if per_channel else None,
+        sections, planes = encode_values(flat[keep], fmt, np.flatnonzero(keep) // row_len if per_channel else None,
                                           n_rows)
         entry.update({"coding": "sparse", "invert": bool(invert), "m": code.m, "unary_bits": code.unary_bits})
         sections = [code.data, *sections]
     else:
-        sections, planes = _encode_values(flat, fmt, np.arange(n) // row_len if per_channel else None, n_rows)
+        sections, planes = encode_values(flat, fmt, np.arange(n) // row_len if per_channel else None, n_rows)
         entry["coding"] = "dense"
     entry.update({"lzma_planes": planes, "lengths": [len(s) for s in sections]})
     return entry, sections
@@ -329,7 +248,7 @@ def _decode_tensor(entry: dict, sections: list[bytes], scale_mode: str) -> torch
         sections = sections[1:]
     else:
         keep = None
-    vals = _unpack_values(sections[0], entry["lzma_planes"], _value_dtype(entry), nnz if keep is not None else n)
+    vals = unpack_values(sections[0], entry["lzma_planes"], _value_dtype(entry), nnz if keep is not None else n)
     if entry["values"] == "int8":
         scales = np.frombuffer(sections[1], dtype=np.float32)
         if _per_channel(entry, scale_mode):

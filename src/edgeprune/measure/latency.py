@@ -1,4 +1,7 @@
-"""Latency: median wall time of N forward passes after warm-up, thread count and CPU recorded."""
+"""Latency: median wall time of N forward passes after warm-up, thread count and CPU recorded.
+
+:func:`time_rounds` is the one place that times calls; every latency figure (PyTorch, ONNX Runtime, ExecuTorch,
+alone or side by side) comes from it."""
 
 from __future__ import annotations
 
@@ -44,18 +47,42 @@ def spread(times: list[float]) -> dict:
             "mean_ms": statistics.fmean(ordered), "runs": len(ordered)}
 
 
+def time_rounds(calls: dict[str, Callable[[], object]], rounds: int, per_round: int = 1, warmup: int = 10) -> dict[str, list[float]]:
+    """The one latency timer of edgeprune: ``warmup`` untimed calls of each of ``calls`` ({name: call}), then
+    ``rounds`` rounds in which each call runs ``per_round`` timed times in turn, so a change of machine load moves
+    them all alike. Returns {name: the median milliseconds of each round} (with ``per_round=1``: every call's time)."""
+    check_positive("runs", rounds)
+    check_positive("runs per round", per_round)
+    check_positive("warmup", warmup, allow_zero=True)
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    medians: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            times = []
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1e3)
+            medians[name].append(statistics.median(times))
+    return medians
+
+
 def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 10) -> dict:
     """Time ``fn`` ``runs`` times after ``warmup`` calls; milliseconds: median, p10, p90, mean."""
-    check_positive("runs", runs)
-    check_positive("warmup", warmup, allow_zero=True)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return spread(times)
+    return spread(time_rounds({"fn": fn}, rounds=runs, warmup=warmup)["fn"])
+
+
+def time_paired(first: Callable[[], object], second: Callable[[], object], runs: int = 20, warmup: int = 5) -> dict:
+    """Two calls timed in alternation (one of each in turn, ``runs`` rounds, after ``warmup`` calls each): a load
+    change moves both alike, so their ratio stays meaningful. {"first": ..., "second": ...} (as :func:`time_calls`),
+    ``ratio`` = first median / second median, ``ratio_p10`` / ``ratio_p90`` of the per-round ratios."""
+    times = time_rounds({"first": first, "second": second}, rounds=runs, warmup=warmup)
+    a, b = spread(times["first"]), spread(times["second"])
+    ratios = spread([x / y for x, y in zip(times["first"], times["second"])])
+    return {"first": a, "second": b, "ratio": a["median_ms"] / b["median_ms"], "ratio_p10": ratios["p10_ms"],
+            "ratio_p90": ratios["p90_ms"]}
 
 
 BUSY_SPREAD = 1.5  # p90 / p10 of one timing above this: the calls were not timed alike

@@ -84,8 +84,13 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
     ordered = sorted(calls.values(), key=lambda c: c.order)
     prunable = [c for c in ordered if is_prunable(c.module)]
     norms = {c.name for c in ordered if not is_prunable(c.module) and is_norm(c)}
-    g = _graph_facts(prunable, outputs, leaf)
+    role, partner = _roles(prunable, _graph_facts(prunable, outputs, leaf), widths)
+    rows = _rows(ordered, norms, role, partner, _depths(prunable, role), _fused_in_proj(model))
+    return RoleTable(tuple(rows), num_classes)
 
+
+def _roles(prunable: list[Call], g: _Graph, widths: set[int]) -> tuple[dict[str, str], dict[str, str]]:
+    """(role by layer name, MLP partner by layer name) from the graph facts; conv / linear when no rule applies."""
     role: dict[str, str] = {}
     partner: dict[str, str] = {}
     _classifiers(prunable, g, widths, role)
@@ -94,13 +99,18 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
     _patch_embed(prunable, g, role)
     for c in prunable:
         role.setdefault(c.name, "conv" if isinstance(c.module, CONV_TYPES) else "linear")
+    return role, partner
 
-    # depth: convs among convs, everything else among all prunable layers
+
+def _depths(prunable: list[Call], role: dict[str, str]) -> dict[str, float]:
+    """Relative depth in [0, 1]: convs among convs, everything else among all prunable layers."""
     convs = [c.name for c in prunable if role[c.name] == "conv"]
     conv_depth = {n: _rel(i, len(convs)) for i, n in enumerate(convs)}
-    depth = {c.name: conv_depth.get(c.name, _rel(i, len(prunable))) for i, c in enumerate(prunable)}
+    return {c.name: conv_depth.get(c.name, _rel(i, len(prunable))) for i, c in enumerate(prunable)}
 
-    fused = _fused_in_proj(model)
+
+def _rows(ordered: list[Call], norms: set[str], role: dict, partner: dict, depth: dict, fused: dict) -> list[LayerRole]:
+    """One LayerRole per prunable weight (an MHA's fused q/k/v weight before its out_proj) and per norm, in order."""
     entries = []
     last_depth = 0.0
     for c in ordered:
@@ -121,7 +131,7 @@ def classify(model: nn.Module, example_input: torch.Tensor) -> RoleTable:
             shape = tuple(params[0].shape) if params else ()
             entries.append(LayerRole(c.name, None, "norm", numel < SMALL_NUMEL, last_depth, len(entries),
                                      numel, shape, None))
-    return RoleTable(tuple(entries), num_classes)
+    return entries
 
 
 @dataclass

@@ -65,78 +65,8 @@ def trace_calls(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str
         leaf = example_input.detach().clone().requires_grad_(True)
         with torch.enable_grad():  # callers may be under no_grad: the clone must keep its link to the leaf
             example_input = leaf.clone()
-    handles = []
-    leaves = [(n, m) for n, m in model.named_modules()
-              if not list(m.children()) or is_prunable(m) or isinstance(m, NORM_TYPES)]
-
-    # torch's nn.MultiheadAttention applies out_proj.weight functionally (out_proj is never called): its
-    # call stands for out_proj's, and out_proj is an attention projection by construction.
-    mha_proj = set()
-    for name, module in model.named_modules():
-        if isinstance(module, nn.MultiheadAttention) and is_prunable(module.out_proj):
-            proj_name = f"{name}.out_proj" if name else "out_proj"
-            mha_proj.add(proj_name)
-
-            def mha_pre(mod, args, kwargs, _name=proj_name):
-                x = first_tensor(args, kwargs)
-                call = calls.get(_name) or calls.setdefault(_name, Call(_name, mod.out_proj, len(calls)))
-                call.forced_role = "attn_proj"
-                if x is not None:
-                    call.in_shape = call.in_shape or tuple(x.shape)
-                    call.in_nodes.append(x.grad_fn)
-
-            def mha_hook(mod, args, kwargs, output, _name=proj_name):
-                first = output[0] if isinstance(output, tuple) else output
-                if not isinstance(first, torch.Tensor) or not first.requires_grad:
-                    return None
-                call = calls[_name]
-                call.out_shape = call.out_shape or tuple(first.shape)
-                first = first.clone()
-                call.out_nodes.append(first.grad_fn)
-                return (first, *output[1:]) if isinstance(output, tuple) else first
-
-            handles.append(module.register_forward_pre_hook(mha_pre, with_kwargs=True))
-            handles.append(module.register_forward_hook(mha_hook, with_kwargs=True))
-
-    for name, module in leaves:
-        if name in mha_proj:
-            continue
-        prunable = is_prunable(module)
-        watch = prunable or isinstance(module, NORM_TYPES) or norm_candidate(module)
-        if not watch:
-            continue
-
-        def pre_hook(mod, args, kwargs, _name=name, _prunable=prunable):
-            x = first_tensor(args, kwargs)
-            call = calls.get(_name)
-            if call is None:
-                call = calls[_name] = Call(_name, mod, len(calls))
-                if x is not None:
-                    call.in_shape = tuple(x.shape)
-                    if not _prunable and not isinstance(mod, NORM_TYPES):  # kept for the scale test
-                        call.example_in = x.detach().clone()
-            if x is not None:
-                call.in_nodes.append(x.grad_fn)
-
-        def hook(mod, args, kwargs, output, _name=name, _prunable=prunable):
-            call = calls[_name]
-            if not isinstance(output, torch.Tensor):
-                return None
-            if not call.out_shape:
-                call.out_shape = tuple(output.shape)
-                if not _prunable and not isinstance(mod, NORM_TYPES):
-                    call.example_out = output.detach().clone()
-            if _prunable and output.requires_grad:
-                # A clone gives a graph node of our own that later in-place ops (ReLU(inplace) on a
-                # view) cannot rebase away; consumers of the output then reach exactly this node.
-                output = output.clone()
-                call.out_nodes.append(output.grad_fn)
-                return output
-            return None
-
-        handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
-        handles.append(module.register_forward_hook(hook, with_kwargs=True))
-
+    handles, mha_proj = _hook_mha(model, calls)
+    handles += _hook_leaves(model, calls, skip=mha_proj)
     modes = [(m, m.training) for m in model.modules()]  # restored one by one: mixed modes survive
     frozen = [p for p in model.parameters() if not p.requires_grad]
     try:
@@ -154,6 +84,91 @@ def trace_calls(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str
         for m, training in modes:
             m.training = training
     return calls, out, leaf
+
+
+def _hook_mha(model: nn.Module, calls: dict[str, Call]) -> tuple[list, set[str]]:
+    """Hooks on every nn.MultiheadAttention that record its call as its out_proj's; (handles, out_proj names).
+
+    torch's nn.MultiheadAttention applies out_proj.weight functionally (out_proj is never called): its
+    call stands for out_proj's, and out_proj is an attention projection by construction."""
+    handles, mha_proj = [], set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.MultiheadAttention) and is_prunable(module.out_proj):
+            proj_name = f"{name}.out_proj" if name else "out_proj"
+            mha_proj.add(proj_name)
+            pre_hook, hook = _mha_hooks(calls, proj_name)
+            handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
+            handles.append(module.register_forward_hook(hook, with_kwargs=True))
+    return handles, mha_proj
+
+
+def _mha_hooks(calls: dict[str, Call], proj_name: str):
+    def mha_pre(mod, args, kwargs):
+        x = first_tensor(args, kwargs)
+        call = calls.get(proj_name) or calls.setdefault(proj_name, Call(proj_name, mod.out_proj, len(calls)))
+        call.forced_role = "attn_proj"
+        if x is not None:
+            call.in_shape = call.in_shape or tuple(x.shape)
+            call.in_nodes.append(x.grad_fn)
+
+    def mha_hook(mod, args, kwargs, output):
+        first = output[0] if isinstance(output, tuple) else output
+        if not isinstance(first, torch.Tensor) or not first.requires_grad:
+            return None
+        call = calls[proj_name]
+        call.out_shape = call.out_shape or tuple(first.shape)
+        first = first.clone()
+        call.out_nodes.append(first.grad_fn)
+        return (first, *output[1:]) if isinstance(output, tuple) else first
+
+    return mha_pre, mha_hook
+
+
+def _hook_leaves(model: nn.Module, calls: dict[str, Call], skip: set[str]) -> list:
+    """Hooks on every prunable layer, norm and possible norm (leaves, except the names in ``skip``); their handles."""
+    handles = []
+    for name, module in model.named_modules():
+        if name in skip or not (not list(module.children()) or is_prunable(module) or isinstance(module, NORM_TYPES)):
+            continue
+        prunable = is_prunable(module)
+        if not (prunable or isinstance(module, NORM_TYPES) or norm_candidate(module)):
+            continue
+        pre_hook, hook = _leaf_hooks(calls, name, prunable)
+        handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
+        handles.append(module.register_forward_hook(hook, with_kwargs=True))
+    return handles
+
+
+def _leaf_hooks(calls: dict[str, Call], name: str, prunable: bool):
+    def pre_hook(mod, args, kwargs):
+        x = first_tensor(args, kwargs)
+        call = calls.get(name)
+        if call is None:
+            call = calls[name] = Call(name, mod, len(calls))
+            if x is not None:
+                call.in_shape = tuple(x.shape)
+                if not prunable and not isinstance(mod, NORM_TYPES):  # kept for the scale test
+                    call.example_in = x.detach().clone()
+        if x is not None:
+            call.in_nodes.append(x.grad_fn)
+
+    def hook(mod, args, kwargs, output):
+        call = calls[name]
+        if not isinstance(output, torch.Tensor):
+            return None
+        if not call.out_shape:
+            call.out_shape = tuple(output.shape)
+            if not prunable and not isinstance(mod, NORM_TYPES):
+                call.example_out = output.detach().clone()
+        if prunable and output.requires_grad:
+            # A clone gives a graph node of our own that later in-place ops (ReLU(inplace) on a
+            # view) cannot rebase away; consumers of the output then reach exactly this node.
+            output = output.clone()
+            call.out_nodes.append(output.grad_fn)
+            return output
+        return None
+
+    return pre_hook, hook
 
 
 def role_outputs(output) -> list[torch.Tensor]:

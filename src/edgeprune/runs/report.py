@@ -16,9 +16,7 @@ others, and test values carry the records' bootstrap intervals.
 
 from __future__ import annotations
 
-import json
 import shutil
-import statistics
 from pathlib import Path
 
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
@@ -34,85 +32,11 @@ from edgeprune.report.stats import verdict
 from edgeprune.report.tables import write_csv
 from edgeprune.runs import edge as edge_lib
 from edgeprune.runs.lock import check_not_running
+from edgeprune.runs.results import check_records, choose, group, other_tests
 from edgeprune.runs.store import RunStore
 from edgeprune.select.meter import speedup_warning
 from edgeprune.train import QUICK_MAX_BATCHES
 from edgeprune.utils.io import atomic_path, write_json, write_text
-
-NUMERIC = ("budget_achieved", "val_acc_pruned", "val_acc", "test_acc", "sparsity", "params", "nonzeros", "macs",
-           "seconds")
-# measured on the device by structured methods (ONNX Runtime, 1 thread; bytes of the ONNX files)
-DEPLOY = ("ort_latency_ms_b1", "ort_latency_ms_b32", "speedup_b1", "speedup_b32", "onnx_bytes", "onnx_bytes_int8")
-SIZES = ("sparsity", "params", "nonzeros", "macs", "seconds")
-
-
-def numeric(metric: Metric, records: list[dict]) -> tuple[str, ...]:
-    """The numeric fields a setting averages: the classifier's, or the named metric's and the task's other test metrics."""
-    if not metric.named:
-        return NUMERIC
-    others = [k for r in records for k, v in r.items() if k.startswith("test_") and k not in (metric.test, "test_n")
-              and isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return ("budget_achieved", metric.pruned, metric.val, metric.test, *dict.fromkeys(others), *SIZES)
-
-
-def other_tests(metric: Metric, row: dict) -> list[tuple[str, float]]:
-    """(name, value) of the task's test metrics besides the primary one (``pixel_acc``, ``mae``...)."""
-    return [(k[5:], v) for k, v in row.items()
-            if metric.named and k.startswith("test_") and k[5:] != metric.name and not k.endswith(("_std", "_ci", "_n"))
-            and isinstance(v, float)]
-
-
-def origin(row: dict) -> str:
-    """Where a setting came from: the run's method, or the global baseline trained beside it."""
-    baseline = row.get("setting", {}).get("baseline")
-    return f"global {baseline}" if baseline else row["method"]
-
-
-def label(row: dict) -> str:
-    setting = ", ".join(f"{k}={v}" for k, v in row["setting"].items()
-                        if k not in ("aliases", "baseline") and v not in (None, [], {}))
-    budget = row.get("budget_text") or f"{row['budget_name']} {row['budget']:g}"  # typed budgets: as the user wrote them
-    return f"{origin(row)} @ {budget}" + (f" ({setting})" if setting else "")
-
-
-def group(records: list[dict], dense: dict, metric: Metric = ACCURACY) -> list[dict]:
-    """One row per setting (records equal but for the seed): mean and std of every numeric field."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in records:
-        if r.get("kind") == "candidate" and r.get("status") == "ok":
-            key = (r["method"], r["budget"], json.dumps(r.get("setting", {}), sort_keys=True))
-            groups.setdefault(key, []).append(r)
-    rows = []
-    for members in groups.values():
-        first = members[0]
-        row = {k: first[k] for k in ("method", "budget", "budget_name", "setting")}
-        if first.get("budget_text"):
-            row["budget_text"] = first["budget_text"]
-        row["ids"] = [m["id"] for m in members]
-        row["seeds"] = sorted(m["seed"] for m in members)
-        for key in numeric(metric, members) + DEPLOY:
-            values = [m[key] for m in members if isinstance(m.get(key), (int, float))]
-            if values:
-                row[key] = statistics.fmean(values)
-                row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        row["removed"] = 1.0 - row["nonzeros"] / max(dense["nonzeros"], 1)
-        row["origin"] = origin(row)
-        row["label"] = label(row)
-        row["test_ci"] = compare.interval(members, metric) if metric.test in row else None
-        rows.append(row)
-    return rows
-
-
-def choose(front: list[dict], dense_val: float, tolerance: float, metric: Metric = ACCURACY) -> dict | None:
-    """The most accurate setting of the highest budget that stays within ``tolerance`` (else the most
-    accurate). Budgets, not the achieved fractions, rank compression: settings of one budget all sit at
-    it (calibrated to within 0.1 pp), and a 0.05 pp sparser candidate must not win over a more accurate one.
-    Another task's metric: the best in its direction, ``tolerance`` as :meth:`Metric.within` takes it."""
-    good = [g for g in front if metric.within(g[metric.val], dense_val, tolerance)]
-    if good:
-        top = max(g["budget"] for g in good)
-        return max((g for g in good if g["budget"] == top), key=lambda g: metric.score(g[metric.val]))
-    return max(front, key=lambda g: metric.score(g[metric.val])) if front else None
 
 
 def _pm(row: dict, key: str, metric: Metric = ACCURACY) -> str:
@@ -137,55 +61,6 @@ def _table(rows: list[dict], metric: Metric = ACCURACY) -> list[str]:
     return out
 
 
-_NUMBER = (int, float)
-VAL = "val"  # stands for the validation key of the record's metric (val_acc, val_miou...)
-_FIELDS = {  # what the report reads from each kind of record, and its type
-    "dense": {VAL: _NUMBER, "params": _NUMBER, "nonzeros": _NUMBER, "macs": _NUMBER},
-    "ok": {"method": str, "budget": _NUMBER, "budget_name": str, "seed": int, "setting": dict,
-           VAL: _NUMBER, "params": _NUMBER, "nonzeros": _NUMBER, "macs": _NUMBER},
-    "failed": {"error": str},
-}
-_CONFIG = {"method": str, "model": dict, "data": dict, "budgets": list, "seeds": list}
-
-
-def _metric_checked(r: dict, where: str, run: Metric | None) -> Metric:
-    """The metric ``r`` names, checked to be a name and a direction and the same as the run's other records'."""
-    name, higher = r.get("metric", "acc"), r.get("metric_higher", True)
-    if not isinstance(name, str) or not name.isidentifier() or not isinstance(higher, bool):
-        raise DamagedFileError(f"{where}: record {r['id']!r} has metric={name!r}, metric_higher={higher!r}; expected a "
-                               "metric name and true/false (was the file edited?)")
-    metric = Metric.of(r)
-    if run is not None and metric != run:
-        raise DamagedFileError(f"{where}: record {r['id']!r} measures {metric.name!r} ({metric.direction}); the run's "
-                               f"earlier records {run.name!r} ({run.direction}) (was the file edited?)")
-    return metric
-
-
-def check_records(store: RunStore) -> list[dict]:
-    """The records of ``store``, each checked to hold the fields the report reads (one line naming the line)."""
-    out, run = [], None
-    for line, r in store.records(repair=False, with_lines=True):
-        where = f"{str(store.results_path)!r} line {line}"
-        kind = "dense" if r.get("kind") == "dense" else r.get("status") if r.get("kind") == "candidate" else None
-        if kind not in _FIELDS:
-            raise DamagedFileError(f"{where}: record {r['id']!r} has kind {r.get('kind')!r} / status {r.get('status')!r}; "
-                                   "expected a dense record or a candidate with status ok or failed (was the file edited?)")
-        if kind != "failed":
-            run = _metric_checked(r, where, run)
-        for key, types in _FIELDS[kind].items():
-            key = run.val if key == VAL else key
-            if not isinstance(r.get(key), types) or isinstance(r.get(key), bool):
-                raise DamagedFileError(f"{where}: record {r['id']!r} has {key}={r.get(key)!r}; expected a "
-                                       f"{'number' if types is _NUMBER else types.__name__} (was the file edited?)")
-        checkpoint = r.get("checkpoint")
-        if checkpoint is not None and (not isinstance(checkpoint, str)
-                                       or store.root.resolve() not in (store.root / checkpoint).resolve().parents):
-            raise DamagedFileError(f"{where}: record {r['id']!r} names checkpoint {checkpoint!r}, not a file inside "
-                                   "the run directory (was the file edited?)")
-        out.append(r)
-    return out
-
-
 QUICK_HEADLINE = (f"**This was a quick run (`--quick`)**: a subset of at most {QUICK_LIMIT:,} training and "
                   f"{QUICK_TEST_LIMIT:,} test images, at most "
                   f"{QUICK_MAX_BATCHES} batches per epoch, fewer calibration batches. Its figures are not the real "
@@ -199,13 +74,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False) -> 
     summary["edge"]; measured once per chosen.pt, cached in edge.json: :mod:`edgeprune.runs.edge`).
     Refused while another process's sweep holds the run directory's lock (it is still writing it)."""
     store = RunStore(run_dir)
-    config = store.config()
-    if "method" not in config:
-        raise ConfigError(f"{str(store.root)!r} was not made by `edgeprune prune` / edgeprune.sweep (no method in config.json)")
-    for key, kind in _CONFIG.items():
-        if not isinstance(config.get(key), kind):
-            raise DamagedFileError(f"run config {str(store.config_path)!r} has {key}={config.get(key)!r}; expected a "
-                                   f"{kind.__name__} (was the file edited?)")
+    config = _checked_config(store)
     check_not_running(store.root, "report on")
     records = check_records(store)
     dense = next((r for r in records if r.get("kind") == "dense"), None)
@@ -219,36 +88,17 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False) -> 
     front.sort(key=lambda g: g["removed"])
     chosen = choose(front, dense[metric.val], tolerance, metric)
     chosen_record = next(r for r in records if r["id"] == chosen["ids"][0]) if chosen else None
-    if chosen_record and isinstance(chosen_record.get("checkpoint"), str):
-        src = root / chosen_record["checkpoint"]
-        if src.is_file():
-            with atomic_path(root / "chosen.pt") as tmp:
-                shutil.copyfile(src, tmp)
+    _copy_chosen(root, chosen_record)
     front_plot(groups, front, dense[metric.val], root / "front.png", chosen,
                title=f"{config['method']}: {metric.phrase} vs weights removed", metric=metric)
     deploy_lines = _deploy_section(root, records, groups, dense, metric)
     edge_lines, edge_summary = _edge_section(root) if edge and chosen else ([], None)
     failed = [r for r in records if r.get("status") == "failed"]
-    lines = [
-        f"# {config['method']} — {config['model'].get('name')} on {config['data'].get('name')}", "",
-        *([QUICK_HEADLINE, ""] if config.get("quick") else []),
-        f"Input model: {metric.words('validation')} {metric.text(dense[metric.val])}"
-        + (f", {metric.words('test')} {metric.text(dense[metric.test])}" if metric.test in dense else "")
-        + f", {dense['params']:,} parameters, {dense['nonzeros']:,} non-zero, {dense['macs']:,} MACs per image.",
-        f"Candidates: {sum(r.get('kind') == 'candidate' for r in records)} finished, {len(failed)} failed; "
-        f"budgets {', '.join(b if isinstance(b, str) else f'{b:g}' for b in config['budgets'])}; seeds {len(config['seeds'])}. "
-        + ("Selection uses validation accuracy; test accuracy is measured once per final model." if not metric.named else
-           f"Selection uses {metric.phrase} ({metric.direction}); test {metric.label} is measured once per final model."),
-        "",
-    ]
+    lines = _headline(config, records, dense, failed, metric)
     by_id = {r["id"]: r for r in records}
     members = {g["label"]: [by_id[i] for i in g["ids"]] for g in groups}
     comparisons = compare.mam_vs_baselines(groups, members, metric)
-    if metric.named:
-        chosen_vs_dense = compare.by_intervals(members[chosen["label"]], [dense], metric, "the chosen model",
-                                               "the input model") if chosen else None
-    else:
-        chosen_vs_dense = compare.difference(members[chosen["label"]], [dense]) if chosen else None
+    chosen_vs_dense = _chosen_against_dense(members[chosen["label"]], dense, metric) if chosen else None
     if chosen:
         lines += ["## Chosen model", "", _chosen_text(chosen, members[chosen["label"]], metric, tolerance), ""]
     if metric.named:
@@ -261,23 +111,75 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False) -> 
     if failed:
         lines += ["", "## Failed candidates", ""] + [f"- `{r['id']}`: {r['error']}" for r in failed]
     write_text(root / "report.md", "\n".join(lines) + "\n")
-    summary = {"method": config["method"],
-               **({"metric": metric.name, "metric_label": metric.label, "metric_higher": metric.higher}
-                  if metric.named else {}),
-               "dense": {k: v for k, v in dense.items() if k != "test_correct"},
-               "chosen": chosen_record and {k: v for k, v in chosen_record.items() if k != "test_correct"},
-               "chosen_origin": chosen["origin"] if chosen else None,
-               "chosen_test": compare.setting_text(members[chosen["label"]], metric) if chosen else None,
-               "chosen_vs_dense": _chosen_vs_dense(chosen_vs_dense, metric),
-               "mam_vs_baseline": [{k: v for k, v in c.items() if k != "_d"}
-                                   | ({"verdict": verdict(c["_d"], "Mix-and-Match", "the baseline")} if c["_d"] else {})
-                                   for c in comparisons],
-               "front": [{k: g[k] for k in ("label", "origin", "ids", "removed", metric.val, "test_ci") if k in g}
-                         | {metric.test: g.get(metric.test)} for g in front]}
+    summary = _summary(config, dense, chosen, chosen_record, members, chosen_vs_dense, comparisons, front, metric)
     if edge_summary is not None:
         summary["edge"] = edge_summary
     write_json(root / "summary.json", summary)
     return summary
+
+
+_CONFIG = {"method": str, "model": dict, "data": dict, "budgets": list, "seeds": list}
+
+
+def _checked_config(store: RunStore) -> dict:
+    """The run's config.json, checked to be a sweep's and to hold the fields the report reads."""
+    config = store.config()
+    if "method" not in config:
+        raise ConfigError(f"{str(store.root)!r} was not made by `edgeprune prune` / edgeprune.sweep (no method in config.json)")
+    for key, kind in _CONFIG.items():
+        if not isinstance(config.get(key), kind):
+            raise DamagedFileError(f"run config {str(store.config_path)!r} has {key}={config.get(key)!r}; expected a "
+                                   f"{kind.__name__} (was the file edited?)")
+    return config
+
+
+def _copy_chosen(root: Path, chosen_record: dict | None) -> None:
+    """The chosen candidate's checkpoint as RUN/chosen.pt (when it kept one)."""
+    if chosen_record and isinstance(chosen_record.get("checkpoint"), str):
+        src = root / chosen_record["checkpoint"]
+        if src.is_file():
+            with atomic_path(root / "chosen.pt") as tmp:
+                shutil.copyfile(src, tmp)
+
+
+def _headline(config: dict, records: list[dict], dense: dict, failed: list[dict], metric: Metric) -> list[str]:
+    """The title, the quick-run warning, the input model's figures and the candidates' count."""
+    return [
+        f"# {config['method']} — {config['model'].get('name')} on {config['data'].get('name')}", "",
+        *([QUICK_HEADLINE, ""] if config.get("quick") else []),
+        f"Input model: {metric.words('validation')} {metric.text(dense[metric.val])}"
+        + (f", {metric.words('test')} {metric.text(dense[metric.test])}" if metric.test in dense else "")
+        + f", {dense['params']:,} parameters, {dense['nonzeros']:,} non-zero, {dense['macs']:,} MACs per image.",
+        f"Candidates: {sum(r.get('kind') == 'candidate' for r in records)} finished, {len(failed)} failed; "
+        f"budgets {', '.join(b if isinstance(b, str) else f'{b:g}' for b in config['budgets'])}; seeds {len(config['seeds'])}. "
+        + ("Selection uses validation accuracy; test accuracy is measured once per final model." if not metric.named else
+           f"Selection uses {metric.phrase} ({metric.direction}); test {metric.label} is measured once per final model."),
+        "",
+    ]
+
+
+def _chosen_against_dense(members: list[dict], dense: dict, metric: Metric):
+    """The chosen setting against the input model: by intervals (a named metric) or paired on the test images."""
+    if metric.named:
+        return compare.by_intervals(members, [dense], metric, "the chosen model", "the input model")
+    return compare.difference(members, [dense])
+
+
+def _summary(config, dense, chosen, chosen_record, members, chosen_vs_dense, comparisons, front, metric) -> dict:
+    """summary.json: the input and the chosen model, the comparisons and the front."""
+    return {"method": config["method"],
+            **({"metric": metric.name, "metric_label": metric.label, "metric_higher": metric.higher}
+               if metric.named else {}),
+            "dense": {k: v for k, v in dense.items() if k != "test_correct"},
+            "chosen": chosen_record and {k: v for k, v in chosen_record.items() if k != "test_correct"},
+            "chosen_origin": chosen["origin"] if chosen else None,
+            "chosen_test": compare.setting_text(members[chosen["label"]], metric) if chosen else None,
+            "chosen_vs_dense": _chosen_vs_dense(chosen_vs_dense, metric),
+            "mam_vs_baseline": [{k: v for k, v in c.items() if k != "_d"}
+                                | ({"verdict": verdict(c["_d"], "Mix-and-Match", "the baseline")} if c["_d"] else {})
+                                for c in comparisons],
+            "front": [{k: g[k] for k in ("label", "origin", "ids", "removed", metric.val, "test_ci") if k in g}
+                      | {metric.test: g.get(metric.test)} for g in front]}
 
 
 def _chosen_text(chosen: dict, members: list[dict], metric: Metric, tolerance: float) -> str:

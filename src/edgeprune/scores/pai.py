@@ -181,21 +181,34 @@ def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, spars
     """
     if dtype not in _DTYPES:
         raise ConfigError(f"synflow dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    if sparsity is not None:
+        sparsity = check_fraction("synflow sparsity", sparsity)
+    rounds = _synflow_rounds(sparsity, rounds)
+    shape = _input_shape(model, batches, input_shape)
+    weights = prunable_weights(model)
+    abs_params, score_once = _synflow_scorer(model, weights, shape, _DTYPES[dtype])
+    with scoring_state(model, train=False, seed=seed), _tensors_kept(model):
+        if sparsity is None:
+            return to_scores(score_once())
+        return _synflow_iterative(score_once, abs_params, weights, sparsity, rounds, progress)
+
+
+def _synflow_rounds(sparsity: float | None, rounds: int | None) -> int:
+    """The rounds of a SynFlow call: 1 without a target sparsity, else ``rounds`` (100 by default, an int >= 1)."""
     if sparsity is None:
         if rounds not in (None, 1):
             raise ConfigError(f"synflow with rounds={rounds!r} needs the target sparsity (option sparsity)")
-        rounds = 1
-    else:
-        sparsity = check_fraction("synflow sparsity", sparsity)
-        rounds = 100 if rounds is None else rounds
-        if not isinstance(rounds, int) or rounds < 1:
-            raise ConfigError(f"synflow rounds must be an integer >= 1, got {rounds!r}")
-    shape = _input_shape(model, batches, input_shape)
-    weights = prunable_weights(model)
+        return 1
+    rounds = 100 if rounds is None else rounds
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"synflow rounds must be an integer >= 1, got {rounds!r}")
+    return rounds
+
+
+def _synflow_scorer(model: nn.Module, weights: dict, shape: tuple, precision: torch.dtype):
+    """(|θ| copies in ``precision``, a function scoring |grad · θ| of ``weights`` for R = Σ output on an all-ones input)."""
     names = list(weights)
     ref = next(iter(weights.values()))
-    precision = _DTYPES[dtype]
-
     abs_params = {n: p.detach().abs().to(precision) for n, p in model.named_parameters()}
     for n in names:
         abs_params[n].requires_grad_(True)
@@ -213,30 +226,34 @@ def synflow(model: nn.Module, batches, *, loss_fn, seed, input_shape=None, spars
         return {n: (g * p).detach().abs() if g is not None else torch.zeros_like(p)
                 for n, p, g in zip(names, params, grads)}
 
-    with scoring_state(model, train=False, seed=seed), _tensors_kept(model):
-        if sparsity is None:
-            return to_scores(score_once())
-        sizes = [abs_params[n].numel() for n in names]
-        total = sum(sizes)
-        keep = torch.ones(total, dtype=torch.bool, device=ref.device)
-        pruned_round = torch.zeros(total, dtype=torch.int32, device=ref.device)
-        bar = Progress(TextColumn("synflow"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       transient=True, disable=not progress)
-        with bar:
-            task = bar.add_task("synflow", total=rounds)
-            for k in range(1, rounds + 1):
-                scores = score_once()
-                flat = torch.cat([scores[n].reshape(-1) for n in names])
-                p_k = sparsity if k == rounds else 1.0 - (1.0 - sparsity) ** (k / rounds)
-                # pruned weights stay pruned: select only among the kept ones (cheaper as the mask thins out)
-                kept = torch.nonzero(keep).squeeze(1)
-                new_keep = torch.zeros_like(keep)
-                new_keep[kept[prune_lowest(flat[kept], round(p_k * total) - (total - kept.numel()))]] = True
-                pruned_round[keep & ~new_keep] = k
-                keep = new_keep
-                with torch.no_grad():
-                    for n, m in zip(names, torch.split(keep, sizes)):
-                        abs_params[n].mul_(m.reshape(abs_params[n].shape))
-                bar.advance(task)
-        flat = torch.where(keep, flat, (pruned_round - rounds - 1).to(flat.dtype))
-        return to_scores({n: part.reshape(weights[n].shape).clone() for n, part in zip(names, torch.split(flat, sizes))})
+    return abs_params, score_once
+
+
+def _synflow_iterative(score_once, abs_params: dict, weights: dict, sparsity: float, rounds: int, progress: bool) -> Scores:
+    """Iterative SynFlow: score, prune globally to p_k, mask |θ|; see :func:`synflow` for the returned scores."""
+    names = list(weights)
+    device = next(iter(weights.values())).device
+    sizes = [abs_params[n].numel() for n in names]
+    total = sum(sizes)
+    keep = torch.ones(total, dtype=torch.bool, device=device)
+    pruned_round = torch.zeros(total, dtype=torch.int32, device=device)
+    bar = Progress(TextColumn("synflow"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   transient=True, disable=not progress)
+    with bar:
+        task = bar.add_task("synflow", total=rounds)
+        for k in range(1, rounds + 1):
+            scores = score_once()
+            flat = torch.cat([scores[n].reshape(-1) for n in names])
+            p_k = sparsity if k == rounds else 1.0 - (1.0 - sparsity) ** (k / rounds)
+            # pruned weights stay pruned: select only among the kept ones (cheaper as the mask thins out)
+            kept = torch.nonzero(keep).squeeze(1)
+            new_keep = torch.zeros_like(keep)
+            new_keep[kept[prune_lowest(flat[kept], round(p_k * total) - (total - kept.numel()))]] = True
+            pruned_round[keep & ~new_keep] = k
+            keep = new_keep
+            with torch.no_grad():
+                for n, m in zip(names, torch.split(keep, sizes)):
+                    abs_params[n].mul_(m.reshape(abs_params[n].shape))
+            bar.advance(task)
+    flat = torch.where(keep, flat, (pruned_round - rounds - 1).to(flat.dtype))
+    return to_scores({n: part.reshape(weights[n].shape).clone() for n, part in zip(names, torch.split(flat, sizes))})

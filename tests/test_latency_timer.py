@@ -1,0 +1,26 @@
+"""One latency timer: time_rounds warms every call up, then times them in interleaved rounds; the single-model,
+paired (time_paired) and side-by-side timings all come from it."""
+
+import time
+
+from edgeprune.measure.latency import time_calls, time_paired, time_rounds
+
+
+def test_rounds_interleave_the_calls_after_their_warm_up():
+    order = []
+    calls = {name: (lambda n=name: order.append(n)) for name in ("a", "b")}
+    times = time_rounds(calls, rounds=3, per_round=2, warmup=1)
+    assert order == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    assert {name: len(t) for name, t in times.items()} == {"a": 3, "b": 3}
+
+
+def test_a_slower_call_times_slower_in_the_same_rounds():
+    times = time_rounds({"slow": lambda: time.sleep(0.004), "fast": lambda: None}, rounds=3, warmup=0)
+    assert all(s >= 4.0 for s in times["slow"]) and sorted(times["fast"])[1] < 4.0  # the median: robust to one preemption
+    assert time_calls(lambda: time.sleep(0.004), runs=3, warmup=0)["median_ms"] >= 4.0
+
+
+def test_paired_timing_gives_the_ratio_of_the_medians_and_its_spread():
+    timed = time_paired(lambda: time.sleep(0.006), lambda: time.sleep(0.002), runs=5, warmup=1)
+    assert timed["ratio"] == timed["first"]["median_ms"] / timed["second"]["median_ms"] > 1.0
+    assert timed["ratio_p10"] <= timed["ratio_p90"] and timed["first"]["runs"] == timed["second"]["runs"] == 5
