@@ -24,13 +24,14 @@ from edgeprune import models as model_lib
 from edgeprune.api import sweep
 from edgeprune.cli import app
 from edgeprune.cli.common import console
-from edgeprune.cli.prune import print_result, trained_input
+from edgeprune.cli.prune import print_result
 from edgeprune.errors import ConfigError
 from edgeprune.export.onnx import export_verified, input_shape_of
 from edgeprune.export.ort_latency import paired_latency
 from edgeprune.export.sparse_onnx import write_sparse
 from edgeprune.report.tables import human_bytes
 from edgeprune.runs.edge import input_checkpoint
+from edgeprune.runs.input_model import trained_input
 from edgeprune.train import default_config
 
 BUDGET = 0.8
