@@ -114,7 +114,7 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     ``task``: as for :func:`prune`; records then name its metric (``val_miou``, ``test_map50``...).
     A model spec is built with ``model_args`` for the data (a data set spec is looked up under ``data_dir``);
     ``train_input=EPOCHS`` trains it on the data first (into ``out/dense/``, reused by a re-run with the same
-    settings), ``checkpoint=PATH`` prunes a trained edgeprune checkpoint of that spec instead (`edgeprune prune`).
+    settings); ``checkpoint=PATH``: a trained edgeprune checkpoint of that spec is pruned instead (`edgeprune prune`).
     """
     if out is None:
         raise ConfigError("sweep needs out= (the run directory)")
@@ -122,14 +122,14 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     input_lib.check_input_training(model, train_input, checkpoint)
     request = request_lib.resolve_request(model, data, method, options, budgets=budgets, seeds=seeds, task=task,
                                           finetune=finetune, kd=kd, schedule=schedule, example_input=example_input,
-                                          quick=quick, model_args=model_args, data_dir=data_dir)
+                                          quick=quick, model_args=model_args, data_dir=data_dir, checkpoint=checkpoint)
     runner, own = executor_of(executor)
     try:
         with tasks_lib.using(request.inputs.task):
             inputs = request.inputs
-            if train_input is not None or checkpoint is not None:
-                inputs = input_lib.input_of(request, model, out, model_args=model_args, checkpoint=checkpoint,
-                                            epochs=train_input, progress=progress, dry_run=dry_run)
+            if train_input is not None and checkpoint is None:
+                inputs = input_lib.input_of(request, model, out, model_args=model_args, epochs=train_input,
+                                            progress=progress, dry_run=dry_run)
                 if isinstance(inputs, dict):  # the dry run's plan
                     return inputs
             return run_sweep(request.method, inputs, request.budgets, request.seeds, out, train=request.train,

@@ -45,7 +45,7 @@ def run_demo(out: Path, epochs: int = 3, dense_epochs: int = 15, progress: bool 
         if value <= 0:
             raise ConfigError(f"{name} must be > 0, got {value}")
     splits = data_lib.load("digits")
-    model = trained_input("lenet5", {}, None, splits, default_config("lenet5", epochs=dense_epochs), out, progress)
+    model = trained_input("lenet5", {}, splits, default_config("lenet5", epochs=dense_epochs), out, progress)
     return sweep(model, splits, method="mix_and_match", budgets=[BUDGET], seeds=1, out=out,
                  finetune={"epochs": epochs, "batch_size": 64}, progress=progress, **OPTIONS)
 

@@ -1,4 +1,4 @@
-"""The model a sweep of a model spec prunes: a checkpoint of that spec, or the spec trained on the data first
+"""The model a sweep of a model spec prunes when no checkpoint of it is given: the spec trained on the data first
 (kept in OUT/dense/ and reused by a re-run with the same settings). The run directory is checked before the
 input model is trained into it."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
-from edgeprune.errors import CheckpointError, ConfigError
+from edgeprune.errors import ConfigError
 from edgeprune.methods.dense import train_dense
 from edgeprune.runs.request import Request
 from edgeprune.runs.sweep import check_run_dir, estimate_line, make_plan, print_plan, stage_plan, sweep_identity
@@ -27,26 +27,11 @@ def check_input_training(model, epochs: int | None, checkpoint) -> None:
         raise ConfigError(f"train_input (--dense-epochs) must be an epoch count > 0, got {epochs!r}")
 
 
-def checkpoint_model(spec: str, checkpoint: Path, splits) -> object:
-    """The model saved at ``checkpoint``, refused unless it is a ``spec`` model for the data's classes and channels."""
-    model = model_lib.load(checkpoint)
-    build = model.edgeprune_build
-    if build.get("spec") != spec:
-        raise CheckpointError(f"checkpoint {str(checkpoint)!r} holds a {build.get('spec')!r} model, not --model {spec!r}")
-    if (build.get("num_classes"), build.get("in_channels")) != (splits.num_classes, splits.in_channels):
-        raise CheckpointError(
-            f"checkpoint {str(checkpoint)!r} is for {build.get('num_classes')} classes / {build.get('in_channels')} "
-            f"channels; data set {splits.name!r} has {splits.num_classes} / {splits.in_channels}")
-    return model
-
-
-def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, dense: TrainConfig, out: Path,
-                  progress: bool, task: tasks_lib.Task | None = None):
-    """The model to prune: the user's checkpoint, or ``spec`` trained on the data for ``task`` (kept in OUT/dense/)."""
+def trained_input(spec: str, model_args: dict, splits, dense: TrainConfig, out: Path, progress: bool,
+                  task: tasks_lib.Task | None = None):
+    """``spec`` trained on the data for ``task``, kept in OUT/dense/ (reused when an earlier run trained it the same)."""
     task = task or tasks_lib.Classification()
     own_task = None if isinstance(task, tasks_lib.Classification) else task.name  # classifiers' metrics.json name none
-    if checkpoint is not None:
-        return checkpoint_model(spec, Path(checkpoint), splits)
     own = out / "dense" / "model.pt"
     if own.is_file():  # trained by an earlier run of this command into the same --out
         made = read_json(out / "dense" / "metrics.json")
@@ -62,24 +47,24 @@ def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, 
     return model
 
 
-def needs_training(checkpoint: Path | None, out: Path) -> bool:
-    return checkpoint is None and not (out / "dense" / "model.pt").is_file()
+def needs_training(out: Path) -> bool:
+    return not (out / "dense" / "model.pt").is_file()
 
 
-def input_of(request: Request, spec: str, out: Path, *, model_args: dict | None, checkpoint, epochs: int | None,
-             progress: bool, dry_run: bool):
-    """``request``'s inputs with the model to prune in place of the spec's untrained build (same architecture, so
-    nothing is checked again); ``dry_run``: the plan (a dict), printed, with nothing trained or written."""
+def input_of(request: Request, spec: str, out: Path, *, model_args: dict | None, epochs: int, progress: bool,
+             dry_run: bool):
+    """``request``'s inputs with ``spec`` trained in place of its untrained build (the same architecture, so nothing
+    is checked again); ``dry_run``: the plan (a dict), printed, with nothing trained or written."""
     m, probe, model_args = request.method, request.inputs, model_args or {}
     check_run_dir(out, sweep_identity(m, request.budgets, request.seeds, request.train, request.kd, request.schedule,
                                       request.quick))  # another method's folder is refused before training into it
-    dense_config = default_config(spec, epochs=epochs or 5)
+    dense_config = default_config(spec, epochs=epochs)
     dense_config = quick_config(dense_config) if request.quick else dense_config
-    first = needs_training(checkpoint, out)
+    first = needs_training(out)
     dense = stage_plan(probe.model, probe.data, dense_config) if first and (progress or dry_run) else None
     if dry_run:
         chosen = probe if first else dataclasses.replace(probe, model=trained_input(
-            spec, model_args, checkpoint, probe.data, dense_config, out, False, probe.task))
+            spec, model_args, probe.data, dense_config, out, False, probe.task))
         cands = m.candidates(m.prepare(chosen.model, chosen.data, chosen.example), request.budgets, request.seeds)
         plan = make_plan(m, chosen, request.budgets, request.seeds, cands, request.train, request.kd, dense=dense,
                          quick=request.quick)
@@ -90,5 +75,5 @@ def input_of(request: Request, spec: str, out: Path, *, model_args: dict | None,
                  f"{dense['epochs']} epoch(s) × {dense['batches_per_epoch']} batches of {dense['batch_size']}; "
                  "the candidates' plan follows")
         log_line(estimate_line({"estimate_seconds": dense["seconds"], "dense": dense}).replace("in total", "for it"))
-    trained = trained_input(spec, model_args, checkpoint, probe.data, dense_config, out, progress, probe.task)
+    trained = trained_input(spec, model_args, probe.data, dense_config, out, progress, probe.task)
     return dataclasses.replace(probe, model=trained)
