@@ -133,3 +133,32 @@ def test_the_api_checks_its_inputs_once(monkeypatch):
     counting(monkeypatch, inputs_lib, "resolve", counts)
     pruned = edgeprune.prune("lenet300", "digits", method="magnitude", budget=0.5, finetune=0)
     assert pruned.record["status"] == "ok" and counts == {"resolve_request": 1, "resolve": 1}
+
+
+@pytest.mark.parametrize("alias,flags", [("search", ["--criteria", "--baselines", "--calib-batches"]),
+                                         ("vbp", ["--selection", "--no-compensation", "--per-layer", "--min-keep"]),
+                                         ("pai", ["--score", "--rounds", "--keep", "--round-to"])])
+def test_the_aliases_take_the_generated_flags_in_their_old_spellings(run_cli, monkeypatch, alias, flags):
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, err = run_cli(alias, "--help")
+    assert code == 0, err
+    assert all(flag in _flat(out) for flag in flags)
+    assert alias != "pai" or "--synflow-rounds" not in out and "--modes" not in out  # renamed; set by --mode
+
+
+def test_a_renamed_alias_flag_is_refused_under_the_option_it_sets(run_cli, tmp_path):
+    code, _, err = run_cli("pai", "--model", "resnet20", "--dataset", "digits", "--rounds", "0", "--out", tmp_path / "r", "-q")
+    assert_one_line_error(code, err, "synflow_rounds", "0")
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_input_and_checkpoint_need_a_model_spec(tmp_path):
+    from edgeprune import models
+    from edgeprune.errors import ConfigError
+
+    model = models.create("lenet300", num_classes=10, in_channels=1, image_size=8)
+    with pytest.raises(ConfigError, match="model spec"):
+        edgeprune.sweep(model, "digits", method="magnitude", out=tmp_path / "r", train_input=1)
+    with pytest.raises(ConfigError, match="train_input.*> 0, got 0"):
+        edgeprune.sweep("lenet300", "digits", method="magnitude", out=tmp_path / "r", train_input=0)
+    assert not (tmp_path / "r").exists()
