@@ -162,3 +162,16 @@ def test_train_input_and_checkpoint_need_a_model_spec(tmp_path):
     with pytest.raises(ConfigError, match="train_input.*> 0, got 0"):
         edgeprune.sweep("lenet300", "digits", method="magnitude", out=tmp_path / "r", train_input=0)
     assert not (tmp_path / "r").exists()
+
+
+def test_an_executor_is_named_by_its_flags_as_a_dict():
+    from edgeprune.errors import ConfigError
+    from edgeprune.runs.executor import LocalExecutor, executor_of
+
+    runner, own = executor_of({"kind": "local", "cpus_per_candidate": 1})
+    assert isinstance(runner, LocalExecutor) and runner.threads == 1 and own
+    assert executor_of(runner) == (runner, False)  # the caller's own: used as it is, closed by the caller
+    with pytest.raises(ConfigError, match="'thread' is not allowed; allowed: kind, ray_address"):
+        executor_of({"kind": "local", "thread": 2})
+    with pytest.raises(ConfigError, match="slurm"):
+        executor_of({"kind": "slurm"})

@@ -93,17 +93,13 @@ def parameters(method_cls, *, rename: dict | None = None, exclude=()) -> list[in
 def _value(text: str, kind: str, choices: tuple):
     if kind == "list":  # items of a list of choices stay text (YAML would read "no" as False)
         return [part.strip() if choices else _scalar(part.strip()) for part in text.split(",") if part.strip()]
-    if kind == "dict":
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError:
-            return text  # the options name it in one line
     return text if kind == "literal" else _scalar(text)
 
 
-def _scalar(text):
+def _scalar(text: str):
+    """``text`` read as YAML (``8`` -> 8, ``{a: 1}`` -> a mapping); as it is if it is no YAML (the options name it)."""
     try:
-        return yaml.safe_load(text) if isinstance(text, str) else text
+        return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
 
