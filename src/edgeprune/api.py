@@ -19,20 +19,18 @@ from pathlib import Path
 from torch import nn
 
 import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
-from edgeprune import data as data_lib
 from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
-from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.deploy import Exported, export
 from edgeprune.errors import ConfigError
-from edgeprune.methods.base import get_method, list_methods
-from edgeprune.prune.gradual import schedule_of
+from edgeprune.methods.base import list_methods
 from edgeprune.prune.masks import Masks
-from edgeprune.runs import inputs as inputs_lib
+from edgeprune.runs import input_model as input_lib
+from edgeprune.runs import request as request_lib
 from edgeprune.runs.execution import candidate_progress
+from edgeprune.runs.executor import executor_of
 from edgeprune.runs.job import Job, dense_record
-from edgeprune.runs.sweep import SweepResult, make_plan, print_plan, quick_method, run_sweep
-from edgeprune.train import quick_config
+from edgeprune.runs.sweep import SweepResult, make_plan, print_plan, run_sweep
 
 
 @dataclass
@@ -52,20 +50,6 @@ class Pruned:
         return self.record.get("decided", {})
 
 
-def _quick(method, data, quick: bool):
-    """(method, data) of a quick run: calibration capped, a data set spec cut to QUICK_LIMIT train+val and
-    QUICK_TEST_LIMIT test images (stratified, seeded); data the caller built is used as it is (only the batch
-    cap applies to it)."""
-    if not quick:
-        return method, data
-    return quick_method(method), (data_lib.load(data, limit=QUICK_LIMIT, test_limit=QUICK_TEST_LIMIT) if isinstance(data, str) else data)
-
-
-def _train(method, model, finetune, quick: bool):
-    train = inputs_lib.train_config(method, model, finetune)
-    return quick_config(train) if quick and train is not None else train
-
-
 def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None, *, task=None, kd: bool | None = None,
           seed: int = 0, schedule=None, example_input=None, progress: bool = False, quick: bool = False,
           **options) -> Pruned:
@@ -82,22 +66,21 @@ def prune(model, data, method: str = "mix_and_match", budget=None, finetune=None
     "file.py:factory"; None takes the data's own (``mnist-seg``...) or classification. The best candidate is
     the best on the task's validation metric, in its direction.
     """
-    plan = schedule_of(schedule)
-    m, data = _quick(get_method(method, **options), data, quick)
-    value = m.check_budget(m.default_budget if budget is None else budget)
-    inputs = inputs_lib.resolve(model, data, task=task, example_input=example_input)
-    with tasks_lib.using(inputs.task):
-        m.check(inputs.model, inputs.example)
-        train = _train(m, inputs.model, finetune, quick)
-        return _prune(m, inputs, value, train, m.kd if kd is None else bool(kd), seed, plan, progress, quick, method)
+    request = request_lib.resolve_request(model, data, method, options, budgets=budget, seeds=[int(seed)], task=task,
+                                          finetune=finetune, kd=kd, schedule=schedule, example_input=example_input,
+                                          quick=quick)
+    with tasks_lib.using(request.inputs.task):
+        return _prune(request, progress, method)
 
 
-def _prune(m, inputs, value, train, distil: bool, seed: int, plan, progress: bool, quick: bool, method: str) -> Pruned:
+def _prune(request: request_lib.Request, progress: bool, method: str) -> Pruned:
+    m, inputs, train, distil, (value,) = request.method, request.inputs, request.train, request.kd, request.budgets
     state = m.prepare(inputs.model, inputs.data, inputs.example)
-    job = Job(m, state, inputs.model, inputs.data, train, distil, inputs.example, schedule=plan, task=inputs.task)
-    cands = m.candidates(state, [value], [int(seed)])
+    job = Job(m, state, inputs.model, inputs.data, train, distil, inputs.example, schedule=request.schedule,
+              task=inputs.task)
+    cands = m.candidates(state, [value], request.seeds)
     if progress:
-        print_plan(make_plan(m, inputs, [value], [int(seed)], cands, train, distil, quick=quick))
+        print_plan(make_plan(m, inputs, [value], request.seeds, cands, train, distil, quick=request.quick))
     results = []
     with candidate_progress(progress, m.name, cands, cands, bar=False) as shown:
         for cand in cands:
@@ -114,12 +97,13 @@ def _prune(m, inputs, value, train, distil: bool, seed: int, plan, progress: boo
 
 def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out=None, *, executor="local",
           task=None, finetune=None, kd: bool | None = None, schedule=None, example_input=None, progress: bool = True,
-          edge_report: bool = False, quick: bool = False, dry_run: bool = False,
-          **options) -> SweepResult | dict:
+          edge_report: bool = False, quick: bool = False, dry_run: bool = False, model_args: dict | None = None,
+          data_dir=None, train_input: int | None = None, checkpoint=None, **options) -> SweepResult | dict:
     """Every candidate of ``method`` over ``budgets`` × ``seeds`` in the run directory ``out`` (resumable).
 
     Returns the records, the validation front and the chosen candidate (its model: ``out/chosen.pt``).
-    ``executor``: "local", "ray" or an executor object; ``schedule``: as for :func:`prune`. ``edge_report``:
+    ``executor``: "local", "ray", a dict of :func:`~edgeprune.runs.executor.make_executor`'s keywords
+    (``{"kind": "ray", "workers": 4}``) or an executor object; ``schedule``: as for :func:`prune`. ``edge_report``:
     the report also gets the chosen and the input model's ONNX / ExecuTorch bytes and batch-1 latency
     (``render(..., edge=True)``; seconds per run). Everything is checked before ``out`` is written.
     ``progress``: the plan (candidates, epochs, batches per epoch, estimated time) is printed before the first
@@ -128,19 +112,32 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     calibration to 2 batches, ONNX latency to 5 runs — to see a call through in minutes; the run config and
     report say so. ``dry_run``: print the plan and return it (a dict); nothing is trained or written.
     ``task``: as for :func:`prune`; records then name its metric (``val_miou``, ``test_map50``...).
+    A model spec is built with ``model_args`` for the data (a data set spec is looked up under ``data_dir``);
+    ``train_input=EPOCHS`` trains it on the data first (into ``out/dense/``, reused by a re-run with the same
+    settings); ``checkpoint=PATH``: a trained edgeprune checkpoint of that spec is pruned instead (`edgeprune prune`).
     """
     if out is None:
         raise ConfigError("sweep needs out= (the run directory)")
-    plan = schedule_of(schedule)
-    m, data = _quick(get_method(method, **options), data, quick)
-    values, seed_list = inputs_lib.budgets_of(m, budgets), inputs_lib.seeds_of(seeds)
-    inputs = inputs_lib.resolve(model, data, task=task, example_input=example_input)
-    with tasks_lib.using(inputs.task):
-        m.check(inputs.model, inputs.example)
-        train = _train(m, inputs.model, finetune, quick)
-        return run_sweep(m, inputs, values, seed_list, out, train=train, kd=m.kd if kd is None else bool(kd),
-                         executor=executor, progress=progress, schedule=plan, edge_report=edge_report, quick=quick,
-                         dry_run=dry_run)
+    out = Path(out)
+    input_lib.check_input_training(model, train_input, checkpoint)
+    request = request_lib.resolve_request(model, data, method, options, budgets=budgets, seeds=seeds, task=task,
+                                          finetune=finetune, kd=kd, schedule=schedule, example_input=example_input,
+                                          quick=quick, model_args=model_args, data_dir=data_dir, checkpoint=checkpoint)
+    runner, own = executor_of(executor)
+    try:
+        with tasks_lib.using(request.inputs.task):
+            inputs = request.inputs
+            if train_input is not None and checkpoint is None:
+                inputs = input_lib.input_of(request, model, out, model_args=model_args, epochs=train_input,
+                                            progress=progress, dry_run=dry_run)
+                if isinstance(inputs, dict):  # the dry run's plan
+                    return inputs
+            return run_sweep(request.method, inputs, request.budgets, request.seeds, out, train=request.train,
+                             kd=request.kd, executor=runner, progress=progress, schedule=request.schedule,
+                             edge_report=edge_report, quick=request.quick, dry_run=dry_run)
+    finally:
+        if own:
+            runner.close()
 
 
 def save(pruned: Pruned | nn.Module, path: str | os.PathLike) -> Path:

@@ -24,13 +24,14 @@ from edgeprune import models as model_lib
 from edgeprune.api import sweep
 from edgeprune.cli import app
 from edgeprune.cli.common import console
-from edgeprune.cli.prune import print_result, trained_input
+from edgeprune.cli.prune import print_result
 from edgeprune.errors import ConfigError
 from edgeprune.export.onnx import export_verified, input_shape_of
 from edgeprune.export.ort_latency import paired_latency
 from edgeprune.export.sparse_onnx import write_sparse
 from edgeprune.report.tables import human_bytes
 from edgeprune.runs.edge import input_checkpoint
+from edgeprune.runs.input_model import trained_input
 from edgeprune.train import default_config
 
 BUDGET = 0.8
@@ -44,7 +45,7 @@ def run_demo(out: Path, epochs: int = 3, dense_epochs: int = 15, progress: bool 
         if value <= 0:
             raise ConfigError(f"{name} must be > 0, got {value}")
     splits = data_lib.load("digits")
-    model = trained_input("lenet5", {}, None, splits, default_config("lenet5", epochs=dense_epochs), out, progress)
+    model = trained_input("lenet5", {}, splits, default_config("lenet5", epochs=dense_epochs), out, progress)
     return sweep(model, splits, method="mix_and_match", budgets=[BUDGET], seeds=1, out=out,
                  finetune={"epochs": epochs, "batch_size": 64}, progress=progress, **OPTIONS)
 

@@ -1,89 +1,37 @@
 """``edgeprune prune METHOD``: any registered method on any model, one run directory, one report.
 
-:func:`run_prune` is the one path every pruning command takes; ``search``, ``vbp`` and ``pai`` are aliases
-that translate their flags into it (see :mod:`edgeprune.cli.aliases`).
+Every registered method is a sub-command: the shared flags (:func:`prune_flags`) and the method's declared options
+(:mod:`edgeprune.cli.method_flags`). The work is one call of the public API, :func:`edgeprune.api.sweep`, which
+resolves and checks every input once. ``search``, ``vbp`` and ``pai`` are aliases taking the same path
+(:mod:`edgeprune.cli.aliases`).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.text import Text
+from typer.core import TyperGroup
 
-from edgeprune import data as data_lib
-from edgeprune import models as model_lib
-from edgeprune import tasks as tasks_lib
-from edgeprune.api import sweep
-from edgeprune.cli import app
+from edgeprune import api
+from edgeprune.cli import app, method_flags
 from edgeprune.cli.common import TASK_OPTION, console, parse_kv, table
-from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
-from edgeprune.errors import CheckpointError, ConfigError
-from edgeprune.methods.base import get_method, list_methods
-from edgeprune.methods.dense import train_dense
-from edgeprune.prune.gradual import schedule_of
+from edgeprune.errors import ConfigError
+from edgeprune.methods.base import get_method, list_methods, method_class
 from edgeprune.report.metric import Metric
-from edgeprune.runs import inputs as inputs_lib
 from edgeprune.runs import report as run_report
-from edgeprune.runs.executor import make_executor
 from edgeprune.runs.store import RunStore
-from edgeprune.runs.sweep import (
-    FORMAT,
-    SweepResult,
-    check_run_dir,
-    estimate_line,
-    make_plan,
-    print_plan,
-    quick_method,
-    stage_plan,
-    sweep_identity,
-)
-from edgeprune.train import TrainConfig, default_config, log_line, quick_config
-from edgeprune.utils.io import read_json
+from edgeprune.runs.sweep import FORMAT, SweepResult
 
 QUICK_HELP = ("Try the command first: at most 1,000 training and 1,000 test images (stratified), 10 batches per epoch in every "
               "training stage, fewer calibration batches; the figures are not the real ones (the report says so).")
 DRY_RUN_HELP = "Print the plan (candidates, epochs, batches, estimated time) and stop: nothing is trained or written."
-
-
-def task_of(spec) -> tasks_lib.Task | None:
-    """The task ``--task`` names (ConfigError naming what is allowed, before any work); None: the data's own."""
-    return None if spec is None else tasks_lib.get(spec)
-
-
-def trained_input(spec: str, model_args: dict, checkpoint: Path | None, splits, dense: TrainConfig, out: Path,
-                  progress: bool, task: tasks_lib.Task | None = None):
-    """The model to prune: the user's checkpoint, or ``spec`` trained on the data for ``task`` (kept in OUT/dense/)."""
-    task = task or tasks_lib.Classification()
-    own_task = None if isinstance(task, tasks_lib.Classification) else task.name  # classifiers' metrics.json name none
-    if checkpoint is not None:
-        model = model_lib.load(checkpoint)
-        build = model.edgeprune_build
-        if build.get("spec") != spec:
-            raise CheckpointError(f"checkpoint {str(checkpoint)!r} holds a {build.get('spec')!r} model, not --model {spec!r}")
-        if (build.get("num_classes"), build.get("in_channels")) != (splits.num_classes, splits.in_channels):
-            raise CheckpointError(
-                f"checkpoint {str(checkpoint)!r} is for {build.get('num_classes')} classes / {build.get('in_channels')} "
-                f"channels; data set {splits.name!r} has {splits.num_classes} / {splits.in_channels}")
-        return model
-    own = out / "dense" / "model.pt"
-    if own.is_file():  # trained by an earlier run of this command into the same --out
-        made = read_json(out / "dense" / "metrics.json")
-        now = {"model": spec, "model_kwargs": model_args, "dataset": splits.name, "task": own_task, "epochs": dense.epochs,
-               "max_batches": dense.max_batches}  # a quick run's input model is not a full run's
-        then = {**{k: made.get(k) for k in now}, **{k: made.get("config", {}).get(k) for k in ("epochs", "max_batches")}}
-        for key in now:
-            if then[key] != now[key]:
-                raise ConfigError(f"{str(own)!r} was trained with {key} {then[key]!r}, not {now[key]!r}; "
-                                  "use another --out or delete its dense/ folder")
-        return model_lib.load(own)
-    model, _ = train_dense(spec, splits, dense, out / "dense", model_kwargs=model_args, progress=progress, task=task)
-    return model
-
-
-def needs_training(checkpoint: Path | None, out: Path) -> bool:
-    return checkpoint is None and not (out / "dense" / "model.pt").is_file()
+PRUNE_HELP = "Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."
+SWEEP_PARAMETERS = frozenset(inspect.signature(api.sweep).parameters)
 
 
 def with_weights(spec: str, model_args: dict, weights: Path | None, checkpoint: Path | None) -> dict:
@@ -116,64 +64,19 @@ def default_out(prefix: str, model: str, dataset: str) -> Path:
     return Path("runs") / f"{prefix}-{Path(model.split(':')[0]).stem}-{dataset.split(':')[0]}"
 
 
-def run_prune(method: str, model: str, dataset: str = "digits", *, data_dir: Path | None = None, budgets=None,
-              seeds=1, finetune=None, kd: bool | None = None, checkpoint: Path | None = None, dense_epochs: int = 5,
-              model_args: dict | None = None, options: dict | None = None, out: Path | None = None,
-              executor=None, schedule: str | None = None, progress: bool = True,
-              edge_report: bool = False, quick: bool = False, dry_run: bool = False,
-              task: str | tasks_lib.Task | None = None) -> SweepResult | None:
-    """Check everything, train the input model if no checkpoint is given, sweep, print the front.
-
-    The plan (and, first, the input model's training) is printed before the work when ``progress``;
-    ``dry_run`` prints it and returns None without training or writing anything. ``task``: ``--task`` (a
-    preset or file.py:factory); None: the data set's own, else classification."""
-    plan = schedule_of(schedule)
-    wanted = task_of(task)
-    m = get_method(method, **(options or {}))
-    m = quick_method(m) if quick else m
-    budget_list = inputs_lib.budgets_of(m, budgets)
-    seed_list = inputs_lib.seeds_of(seeds)
-    if dense_epochs <= 0:
-        raise ConfigError(f"--dense-epochs must be > 0, got {dense_epochs}")
-    model_args = model_args or {}
-    splits = data_lib.load(dataset, root=data_dir, limit=QUICK_LIMIT if quick else None,
-                           test_limit=QUICK_TEST_LIMIT if quick else None)
-    probe = inputs_lib.resolve(model, splits, task=wanted, model_args=model_args)  # the spec builds and takes the data
-    with tasks_lib.using(probe.task):
-        m.check(probe.model, probe.example)
-        train = inputs_lib.train_config(m, probe.model, finetune)
-        train = quick_config(train) if quick and train is not None else train
-        distil = m.kd if kd is None else bool(kd)
-        run_dir = out or default_out(f"prune-{method}", model, dataset)
-        # refuse another method's or configuration's folder before the input model is trained into it
-        check_run_dir(run_dir, sweep_identity(m, budget_list, seed_list, train, distil, plan, quick))
-        dense_config = default_config(model, epochs=dense_epochs)
-        dense_config = quick_config(dense_config) if quick else dense_config
-        first = needs_training(checkpoint, run_dir)
-        dense = stage_plan(probe.model, splits, dense_config) if first and (progress or dry_run) else None
-        if dry_run:
-            chosen = probe if first else inputs_lib.resolve(
-                trained_input(model, model_args, checkpoint, splits, dense_config, run_dir, False, probe.task), splits,
-                task=probe.task)
-            state = m.prepare(chosen.model, chosen.data, chosen.example)
-            cands = m.candidates(state, budget_list, seed_list)
-            print_plan(make_plan(m, chosen, budget_list, seed_list, cands, train, distil, dense=dense, quick=quick))
-            return None
-        if dense is not None:
-            log_line(f"plan: {m.name} — first the input model {model} on {splits.name}: dense training "
-                     f"{dense['epochs']} epoch(s) × {dense['batches_per_epoch']} batches of {dense['batch_size']}; "
-                     "the candidates' plan follows")
-            log_line(estimate_line({"estimate_seconds": dense["seconds"], "dense": dense}).replace("in total", "for it"))
-        runner = executor or make_executor("local")
-        with runner:
-            trained = trained_input(model, model_args, checkpoint, splits, dense_config, run_dir, progress, probe.task)
-            result = sweep(trained, splits, method=m.name, budgets=budget_list, seeds=seed_list, out=run_dir,
-                           executor=runner, task=probe.task, finetune=train or 0, kd=kd, schedule=plan,
-                           progress=progress, edge_report=edge_report, quick=quick, **m.options.model_dump())
+def run_prune(method: str, model: str, dataset: str, *, out: Path, options: dict, **settings) -> SweepResult | None:
+    """``edgeprune.sweep`` of a model spec (trained first unless ``checkpoint``), then the front printed; None for
+    a dry run. ``settings``: the API's keywords; ``options``: the method's (checked by the API, once)."""
+    clash = sorted(set(options) & SWEEP_PARAMETERS)
+    if clash:
+        raise ConfigError(f"{clash[0]!r} is not an option of method {method!r}; see `edgeprune prune {method} --help`")
+    result = api.sweep(model, dataset, method=method, out=out, **settings, **options)
+    if isinstance(result, dict):  # the dry run's plan, printed
+        return None
     ok = [r for r in result.records if r.get("kind") == "candidate" and r.get("status") == "ok"]
     if not ok:
         failed = next((r for r in result.records if r.get("status") == "failed"), None)
-        raise ConfigError(f"every candidate failed (run directory {str(run_dir)!r}); the first: "
+        raise ConfigError(f"every candidate failed (run directory {str(out)!r}); the first: "
                           f"{failed['error'] if failed else 'no candidate was planned'}")
     print_result(result)
     return result
@@ -204,9 +107,32 @@ def print_result(result) -> None:
             console.print(f"on the device: {edge.get('error') or chosen.get('error') or 'not measured'}")
 
 
-@app.command("prune")
-def prune_command(
-    method: str = typer.Argument(..., help="A method of `edgeprune methods`."),
+class MethodGroup(TyperGroup):
+    """``edgeprune prune``: one sub-command per registered method; a missing or unknown METHOD is one line."""
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h")):
+            raise ConfigError(f"missing METHOD: edgeprune prune METHOD --model ...; methods: {', '.join(list_methods())}")
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands:
+            method_class(args[0])  # an unknown method: one line naming the registered ones
+        return super().resolve_command(ctx, args)
+
+
+prune_app = typer.Typer(cls=MethodGroup, rich_markup_mode="markdown", add_completion=False)
+app.add_typer(prune_app, name="prune")
+
+
+@prune_app.callback()
+def prune_command():
+    """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory.
+
+    METHOD is a method of `edgeprune methods`; `edgeprune prune METHOD --help` lists its options."""
+
+
+def prune_flags(
     model: str = typer.Option(..., "--model", "-m", help="Model spec: zoo name, hf:, hf-config:, timm:, torchvision: or path/to/file.py:factory."),
     dataset: str = typer.Option("digits", "--dataset", "-d", help="Data set spec."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets."),
@@ -219,7 +145,7 @@ def prune_command(
     dense_epochs: int = typer.Option(5, "--dense-epochs", help="Epochs of training when no checkpoint is given (> 0)."),
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Local weights (.pt/.pth/.safetensors state dict) for a torchvision: or timm: model; the classifier stays new for the data set's classes and is trained (--dense-epochs)."),
-    option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Method option key=value (repeatable), e.g. -O criteria=[magnitude]."),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Method option key=value (repeatable), e.g. -O criteria=[magnitude]; the same as the method's own flags."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (re-running resumes it)."),
     executor: str = typer.Option("local", help="local | ray (each candidate a Ray task)."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join (HOST:PORT, ray://HOST:PORT or auto); default: start a local Ray."),
@@ -232,15 +158,25 @@ def prune_command(
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     task: Optional[str] = TASK_OPTION,
 ):
-    """Prune a model with METHOD over budgets × seeds; front, report, plot and chosen.pt in the run directory."""
-    wanted = task_of(task)  # a bad --task is refused before an executor starts
-    runner = make_executor(executor, ray_address=ray_address, workers=workers,
-                           cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
-    run_prune(method, model, dataset, data_dir=data_dir, budgets=parse_budgets(budget),
-              seeds=seeds, finetune=finetune, kd=kd, checkpoint=checkpoint, dense_epochs=dense_epochs,
-              model_args=with_weights(model, parse_kv(arg), weights, checkpoint), options=parse_kv(option, "--option"),
-              out=out, executor=runner, schedule=schedule, progress=not quiet, edge_report=edge_report,
-              quick=quick, dry_run=dry_run, task=wanted)
+    """The flags every `edgeprune prune METHOD` takes (their signature only)."""
+
+
+def prune_method(method: str, *, model, dataset, data_dir, budget, seeds, finetune, kd, schedule, checkpoint, dense_epochs,
+                 arg, weights, option, out, executor, ray_address, workers, cpus_per_candidate, gpus_per_candidate, quiet,
+                 edge_report, quick, dry_run, task, **flags) -> None:
+    options = method_flags.given(method_class(method), flags, parse_kv(option, "--option"))
+    runner = {"kind": executor, "ray_address": ray_address, "workers": workers,
+              "cpus_per_candidate": cpus_per_candidate, "gpus_per_candidate": gpus_per_candidate}
+    run_prune(method, model, dataset, out=out or default_out(f"prune-{method}", model, dataset), options=options,
+              data_dir=data_dir, budgets=parse_budgets(budget), seeds=seeds, finetune=finetune, kd=kd, schedule=schedule,
+              checkpoint=checkpoint, train_input=dense_epochs, model_args=with_weights(model, parse_kv(arg), weights, checkpoint),
+              executor=runner, progress=not quiet, edge_report=edge_report, quick=quick, dry_run=dry_run, task=task)
+
+
+for _name, _summary in list_methods().items():
+    prune_app.command(_name)(method_flags.command(
+        functools.partial(prune_method, _name), prune_flags, method_flags.parameters(method_class(_name)),
+        f"{_summary}\n\nThe shared flags, then the options of {_name}."))
 
 
 @app.command()

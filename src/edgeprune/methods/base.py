@@ -190,11 +190,16 @@ def list_methods() -> dict[str, str]:
     return {name: cls.summary for name, cls in sorted(_METHODS.items())}
 
 
-def get_method(name: str, **options) -> Method:
-    """An instance of the method ``name`` with ``options`` validated (ConfigError on a bad one)."""
+def method_class(name: str) -> type[Method]:
+    """The registered class of the method ``name`` (its ``Options`` declare its options)."""
     cls = _METHODS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ConfigError(f"unknown method {name!r}; allowed: {', '.join(sorted(_METHODS))}")
-    cls, options = cls.variant(options)
+    return cls
+
+
+def get_method(name: str, **options) -> Method:
+    """An instance of the method ``name`` with ``options`` validated (ConfigError on a bad one)."""
+    cls, options = method_class(name).variant(options)
     return cls(**options)
 

@@ -25,12 +25,16 @@ Strategy = Literal["min", "max", "balanced", "p30", "p50", "p70", "p90", "param_
 class ScoredOptions(Config):
     """Options of every Mix-and-Match flavour: criteria, strategies, range rules, calibration batches."""
 
-    criteria: list[Criterion] = pydantic.Field(list(CRITERIA), min_length=1)
-    # None: the model family's ten (strategies.names_for)
-    strategies: list[Strategy] | None = pydantic.Field(None, min_length=1)
-    range_rules: dict = {}
-    calib_batches: int = pydantic.Field(10, ge=1, le=MAX_BATCHES)
-    calib_batch_size: int = pydantic.Field(32, ge=1, le=MAX_BATCH_SIZE)
+    criteria: list[Criterion] = pydantic.Field(
+        list(CRITERIA), min_length=1,
+        description="Weight scores, each its own candidates: magnitude |w|, gradient |dL/dw|, product |w·dL/dw|.")
+    strategies: list[Strategy] | None = pydantic.Field(
+        None, min_length=1, description="Per-layer strategies to try (default: the model family's ten).")
+    range_rules: dict = pydantic.Field(
+        {}, description="Per-role sparsity ranges replacing the defaults (edgeprune.ranges.RangeRules), a mapping "
+                        "such as {classifier_small: [0, 0.2]}.")
+    calib_batches: int = pydantic.Field(10, ge=1, le=MAX_BATCHES, description="Calibration batches for the gradient scores.")
+    calib_batch_size: int = pydantic.Field(32, ge=1, le=MAX_BATCH_SIZE, description="Batch size of the calibration batches.")
 
     @pydantic.field_validator("range_rules")
     @classmethod

@@ -117,3 +117,19 @@ def make_executor(
         address=ray_address, workers=workers, cpus_per_candidate=cpus_per_candidate or 1,
         gpus_per_candidate=gpus_per_candidate or 0,
     )
+
+
+EXECUTOR_KEYS = ("kind", "ray_address", "workers", "cpus_per_candidate", "gpus_per_candidate")
+
+
+def executor_of(executor) -> tuple[object, bool]:
+    """(executor, made here): "local" / "ray", a dict of :func:`make_executor`'s keywords, or the caller's object
+    (used as it is; the caller closes it)."""
+    if isinstance(executor, str):
+        return make_executor(executor), True
+    if isinstance(executor, dict):
+        unknown = sorted(set(executor) - set(EXECUTOR_KEYS))
+        if unknown:
+            raise ConfigError(f"executor setting {unknown[0]!r} is not allowed; allowed: {', '.join(EXECUTOR_KEYS)}")
+        return make_executor(**executor), True
+    return executor, False

@@ -16,7 +16,7 @@ from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.config import MAX_SEED, MAX_SEEDS
 from edgeprune.data.loaders import first_batch
-from edgeprune.errors import ConfigError, ModelError, check_at_most
+from edgeprune.errors import CheckpointError, ConfigError, ModelError, check_at_most
 from edgeprune.methods.base import Method
 from edgeprune.train import TrainConfig, default_config
 
@@ -87,6 +87,19 @@ def check_task_fits(model: nn.Module, data, task: tasks_lib.Task) -> None:
     with torch.no_grad():
         task.check_loss(task.train_loss(copy.deepcopy(model).train(), x, y)[0])
     task.evaluate(model, data.val, max_batches=1)
+
+
+def checkpoint_model(spec: str, checkpoint, splits) -> nn.Module:
+    """The model saved at ``checkpoint``, refused unless it is a ``spec`` model for the data's classes and channels."""
+    model = model_lib.load(checkpoint)
+    build = model.edgeprune_build
+    if build.get("spec") != spec:
+        raise CheckpointError(f"checkpoint {str(checkpoint)!r} holds a {build.get('spec')!r} model, not --model {spec!r}")
+    if (build.get("num_classes"), build.get("in_channels")) != (splits.num_classes, splits.in_channels):
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint)!r} is for {build.get('num_classes')} classes / {build.get('in_channels')} "
+            f"channels; data set {splits.name!r} has {splits.num_classes} / {splits.in_channels}")
+    return model
 
 
 SIZES = ("num_classes", "in_channels", "image_size")

@@ -14,8 +14,9 @@ from edgeprune.prune.masks import MaskBuilder, apply_masks
 
 class Options(Config):
     label = "options of the global baselines (magnitude, snip, grasp, random)"
-    calib_batches: int = pydantic.Field(10, ge=1, le=MAX_BATCHES)
-    calib_batch_size: int = pydantic.Field(32, ge=1, le=MAX_BATCH_SIZE)
+    calib_batches: int = pydantic.Field(
+        10, ge=1, le=MAX_BATCHES, description="Calibration batches for the snip and grasp scores (magnitude and random use none).")
+    calib_batch_size: int = pydantic.Field(32, ge=1, le=MAX_BATCH_SIZE, description="Batch size of the calibration batches.")
 
 
 class GlobalBaseline(Method):

@@ -17,6 +17,8 @@ import copy
 from dataclasses import dataclass
 from typing import Literal
 
+import pydantic
+
 from edgeprune import ranges as ranges_lib
 from edgeprune import roles as roles_lib
 from edgeprune import scores as scores_lib
@@ -37,8 +39,10 @@ GRANULARITIES = ("weight", "channel")
 
 class Options(ScoredOptions):
     label = "mix_and_match options"
-    baselines: list[Baseline] = list(BASELINES)  # global baselines trained in the same sweep ([] for none)
-    granularity: Literal["weight"] = "weight"  # "channel": the structured method (see MixAndMatch.variant)
+    baselines: list[Baseline] = pydantic.Field(
+        list(BASELINES), description="Global baselines trained in the same sweep, at the same budget (empty: none).")
+    granularity: Literal["weight"] = pydantic.Field(  # "channel": see MixAndMatch.variant
+        "weight", description="weight: masks of single weights (this method); channel: the structured method.")
 
 
 @dataclass

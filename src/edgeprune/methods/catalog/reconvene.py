@@ -25,16 +25,21 @@ from edgeprune.prune.sensitivity import CONV_TYPES
 
 class Options(Config):
     label = "reconvene options"
-    modes: list[Literal["reconvene", "unstructured"]] = pydantic.Field(["reconvene"], min_length=1)
-    score: Literal["synflow", "snip", "grasp", "magnitude", "random"] = "synflow"
-    synflow_rounds: int = pydantic.Field(100, gt=0, le=MAX_BATCHES)
-    weighted: bool = False
-    keep: Literal["score_mass", "zero_filters"] = "score_mass"
-    group_rule: Literal["pooled", "all"] = "pooled"
-    width: Literal["density", "sqrt"] = "sqrt"
-    round_to: int = pydantic.Field(1, ge=1)
-    calib_batches: int = pydantic.Field(1, gt=0, le=MAX_BATCHES)
-    calib_batch_size: int = pydantic.Field(100, gt=0, le=MAX_BATCH_SIZE)
+    modes: list[Literal["reconvene", "unstructured"]] = pydantic.Field(
+        ["reconvene"], min_length=1,
+        description="reconvene (structured: the method) and/or unstructured (the PaI mask itself, UPaI, to compare).")
+    score: Literal["synflow", "snip", "grasp", "magnitude", "random"] = pydantic.Field(
+        "synflow", description="PaI criterion scoring the weights at initialisation.")
+    synflow_rounds: int = pydantic.Field(100, gt=0, le=MAX_BATCHES, description="SynFlow rounds (exponential schedule).")
+    weighted: bool = pydantic.Field(
+        False, description="PSE: compare each conv layer with the sparsity as a parameter-weighted average.")
+    keep: Literal["score_mass", "zero_filters"] = pydantic.Field(
+        "score_mass", description="Channels an insensitive layer keeps.")
+    group_rule: Literal["pooled", "all"] = pydantic.Field("pooled", description="Channels of residual groups.")
+    width: Literal["density", "sqrt"] = pydantic.Field("sqrt", description="Kept width with keep=score_mass.")
+    round_to: int = pydantic.Field(1, ge=1, description="Kept channels of each pruned layer rounded up to a multiple of it.")
+    calib_batches: int = pydantic.Field(1, gt=0, le=MAX_BATCHES, description="Calibration batches for snip and grasp.")
+    calib_batch_size: int = pydantic.Field(100, gt=0, le=MAX_BATCH_SIZE, description="Calibration batch size.")
 
 
 def reinitialised(model: torch.nn.Module, seed: int) -> torch.nn.Module:

@@ -22,14 +22,17 @@ from edgeprune.methods.mam_common import ScoredOptions, check_prunable, strategy
 
 class Options(ScoredOptions):
     label = "structured options"
-    # kept widths are multiples of it; "auto": ONNX Runtime's channel block under every budget (16 with AVX-512, else
-    # 8: odd widths fall off its fast kernels), halved while a MACs/params/size/sparsity budget cannot be met with it
-    round_to: Union[int, str] = "auto"
-    latency_runs: int = pydantic.Field(20, gt=0)  # ONNX Runtime runs per latency measurement
-    deploy_metrics: bool = True  # ONNX bytes and ONNX Runtime latency (batch 1, 32) in every record
-    # numbers of residual blocks removed (least influence first) before the channels; each value is its own set of
-    # candidates. Removing blocks removes operators, which channels cannot (batch-1 latency).
-    drop_blocks: list[int] = [0]
+    # odd widths fall off ONNX Runtime's fast kernels
+    round_to: Union[int, str] = pydantic.Field(
+        "auto", description="Kept widths are multiples of it; auto: ONNX Runtime's channel block (16 with AVX-512, "
+                            "else 8), halved while a MACs, params, size or sparsity budget cannot be met with it.")
+    latency_runs: int = pydantic.Field(20, gt=0, description="ONNX Runtime runs per latency measurement.")
+    deploy_metrics: bool = pydantic.Field(
+        True, description="ONNX bytes and ONNX Runtime latency (batch 1 and 32) in every record.")
+    # removing blocks removes operators, which channels cannot (batch-1 latency)
+    drop_blocks: list[int] = pydantic.Field(
+        [0], description="Numbers of residual blocks removed (least influence first) before the channels; each "
+                         "value is its own set of candidates.")
 
     @pydantic.field_validator("drop_blocks", mode="before")
     @classmethod

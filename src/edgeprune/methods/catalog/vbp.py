@@ -15,12 +15,14 @@ from edgeprune.methods.vbp import DEFAULT_MIN_KEEP, collect_statistics, find_mlp
 
 class Options(Config):
     label = "vbp options"
-    selection: Literal["variance", "magnitude", "random"] = "variance"
-    compensation: bool = True
-    per_layer: bool = False
-    min_keep: int = pydantic.Field(DEFAULT_MIN_KEEP, ge=1)
-    calib_batches: int = pydantic.Field(0, ge=0, le=MAX_BATCHES)  # 0 = one pass over the training data
-    calib_batch_size: int = pydantic.Field(64, gt=0, le=MAX_BATCH_SIZE)
+    selection: Literal["variance", "magnitude", "random"] = pydantic.Field(
+        "variance", description="Neurons removed first: lowest activation variance (the paper), smallest weights, random.")
+    compensation: bool = pydantic.Field(True, description="Fold the removed neurons' mean activations into the next bias.")
+    per_layer: bool = pydantic.Field(False, description="Remove the ratio in every block instead of ranking globally.")
+    min_keep: int = pydantic.Field(DEFAULT_MIN_KEEP, ge=1, description="Neurons every MLP block keeps at least.")
+    calib_batches: int = pydantic.Field(
+        0, ge=0, le=MAX_BATCHES, description="Calibration batches for the statistics; 0: one pass over the training split.")
+    calib_batch_size: int = pydantic.Field(64, gt=0, le=MAX_BATCH_SIZE, description="Batch size of the calibration pass.")
 
 
 @register
