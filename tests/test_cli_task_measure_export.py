@@ -50,9 +50,11 @@ def assert_one_line(code: int, err: str, *needles: str) -> None:
 def test_measure_and_export_declare_prunes_task_option():
     from edgeprune.cli import load_commands
 
-    commands = {**load_commands("basics"), **load_commands("deploy"), **load_commands("prune")}
-    helps = {name: next(p.help for p in commands[name].params if "--task" in p.opts) for name in ("measure", "export", "prune")}
-    assert helps["measure"] == helps["export"] == helps["prune"] and "file.py:factory" in helps["prune"]
+    prune = load_commands("prune")["prune"]  # a group: one command per method
+    commands = {**load_commands("basics"), **load_commands("deploy"), **prune.commands}
+    names = ("measure", "export", *prune.commands)
+    helps = {name: next(p.help for p in commands[name].params if "--task" in p.opts) for name in names}
+    assert len(set(helps.values())) == 1 and "file.py:factory" in helps["vbp"]
 
 
 def test_measure_prints_every_segmentation_metric_the_primary_first_with_its_interval(run_cli, mnist_root, unet):
