@@ -77,6 +77,8 @@ class Job:
     store: RunStore | None = None
     schedule: Schedule = dataclasses.field(default_factory=Schedule)  # masked candidates: oneshot | gradual
     task: tasks_lib.Task = dataclasses.field(default_factory=tasks_lib.Classification)
+    # measures calibrated budgets; holds the input model's exports, so one per job (never sent to workers)
+    _meter: Meter | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def base_record(self, cand: Candidate) -> dict:
         setting = {k: v for k, v in cand.setting.items() if k != "sparsities"}
@@ -91,8 +93,10 @@ class Job:
         if not self.method.calibrates(cand.budget):
             return self.method.prune(self.state, self.model, cand)
         # a measured budget the method meets through its own knob: bisected on copies pruned at each value
+        if self._meter is None:
+            self._meter = Meter(self.model, self.example)
         return knob.calibrate(lambda k: self.method.prune(self.state, self.model, dataclasses.replace(cand, budget=k)),
-                              Meter(self.model, self.example), cand.budget, self.method.knob_range,
+                              self._meter, cand.budget, self.method.knob_range,
                               what=self.method.name, knob_name=self.method.budget_name)
 
     def gradual(self, decision: Decision) -> GradualMasks | None:
