@@ -10,7 +10,7 @@ smallest reachable value. Channel counts depend on the fractions only, never on 
 calibration serves all three criteria; measurements are cached per set of widths.
 
 Depth too (``drop_blocks``): a candidate may first lose the ``k`` residual blocks of least influence
-(:mod:`edgeprune.prune.depth`, :mod:`edgeprune.scores.blocks`), removing their operators, which channel removal
+(:mod:`edgeprune.surgery.depth`, :mod:`edgeprune.scores.blocks`), removing their operators, which channel removal
 cannot; its channel strategy is then calibrated to the budget with those blocks gone.
 """
 
@@ -33,10 +33,12 @@ from edgeprune.measure import macs
 from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.methods.base import optional_parts
 from edgeprune.models.mha import SplitMultiheadAttention, split_mha
-from edgeprune.prune import depth as depth_lib
-from edgeprune.prune import structured
 from edgeprune.scores.blocks import block_influence
 from edgeprune.select.meter import Meter, predictable, speedup_warning
+from edgeprune.surgery import depth as depth_lib
+from edgeprune.surgery.ratios import prune_channels
+from edgeprune.surgery.structure import StructurePlan, fractions_from_params
+from edgeprune.surgery.structure import plan as plan_structure
 
 CEILING = 0.9  # a layer never loses more than this fraction of its channels
 STEPS = {"latency": 7, "size": 8}  # bisection steps per measured kind (others: DEFAULT_STEPS)
@@ -59,7 +61,7 @@ CHANNEL_RANGES = {
 class ChannelState:
     roles: roles_lib.RoleTable
     ranges: dict
-    structure: structured.StructurePlan
+    structure: StructurePlan
     scores: dict  # criterion -> per-weight scores (None: magnitude, read from the weights)
     meter: Meter  # measures budgets on pruned copies of the input model (its example, its dense figures)
     round_to: int | str = "auto"
@@ -94,7 +96,7 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     rules = ranges_lib.RangeRules.build({**CHANNEL_RANGES, **options.range_rules})
     ranges = ranges_lib.rules(roles, rules)
     keep = frozenset(e.module_name for e in roles.prunable() if e.role == "patch_embed")
-    structure = structured.plan(split, example, keep_embedding=keep)
+    structure = plan_structure(split, example, keep_embedding=keep)
     deepest = max(options.drop_blocks)
     needs_data = deepest > 0 or any(c != "magnitude" for c in options.criteria)
     batches = scores_lib.calibration_batches(data.train, options.calib_batches, options.calib_batch_size) if needs_data else None
@@ -171,7 +173,7 @@ def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, cri
     influence replaced by the identity."""
     small = copy.deepcopy(model)
     split_mha(small)
-    widths = structured.prune_channels(small, state.example, state.structure, structured.fractions_from_params(vector),
+    widths = prune_channels(small, state.example, state.structure, fractions_from_params(vector),
                                        state.scores.get(criterion), round_to=rounding(state, budget, depth))
     _warn_kept_whole(state, widths.skipped)
     depth_lib.drop_blocks(small, state.blocks[:depth])

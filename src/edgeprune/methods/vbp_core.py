@@ -22,15 +22,9 @@ from torch import nn
 
 from edgeprune import roles
 from edgeprune.errors import ConfigError, DataError, ModelError, check_fraction
-from edgeprune.prune.neurons import (
-    SELECTIONS,
-    hidden_width,
-    magnitude_scores,
-    prune_blocks,
-    random_scores,
-    select_lowest,
-)
+from edgeprune.prune.neurons import SELECTIONS, fold_block_means, magnitude_scores, random_scores, select_lowest
 from edgeprune.scores.activations import RunningMoments, describe_shape_mismatch, input_statistics
+from edgeprune.surgery.neurons import check_blocks, hidden_width, remove_hidden
 
 DEFAULT_MIN_KEEP = 1  # neurons every MLP block keeps, whatever the ratio (the paper does not say)
 
@@ -267,9 +261,11 @@ def prune_with_statistics(
     scores = _scores(model, statistics, selection, seed)
     pruned = select_lowest(scores, ratio, per_layer=per_layer, min_keep=min_keep)
     new = copy.deepcopy(model)
-    prune_blocks(new, {n: (b.mlp_in, b.mlp_out) for n, b in statistics.items()}, pruned,
-                 {n: b.mean for n, b in statistics.items()} if compensation else None,
-                 {n: b.between for n, b in statistics.items()})
+    pairs, between = {n: (b.mlp_in, b.mlp_out) for n, b in statistics.items()}, {n: b.between for n, b in statistics.items()}
+    check_blocks(new, pairs, pruned, between)
+    if compensation:
+        fold_block_means(new, pairs, pruned, {n: b.mean for n, b in statistics.items()})
+    remove_hidden(new, pairs, pruned, between)
     blocks = {n: BlockStats(b.mlp_in, b.mlp_out, b.mean, b.var, b.count, scores[n], pruned[n], b.between)
               for n, b in statistics.items()}
     return new, VbpStats(blocks, float(ratio), selection, bool(compensation), bool(per_layer), int(min_keep))

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from edgeprune.prune.lazy import tp
+from edgeprune.surgery.lazy import tp
 
 _SPLIT = (("query", "key", "value"), ("q_proj", "k_proj", "v_proj"))
 # per-head parameters kept beside the projections: name -> the dimension indexed by head
