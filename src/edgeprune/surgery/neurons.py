@@ -13,8 +13,14 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from edgeprune.errors import ModelError
+from edgeprune.errors import EdgepruneError, ModelError
+from edgeprune.surgery.channels import remove_channels
+from edgeprune.surgery.graph import build_graph, group_of, named
+from edgeprune.surgery.groups import TP_ERRORS
 from edgeprune.surgery.lazy import tp
+from edgeprune.surgery.search import bounded_groups
+
+WHAT = "VBP's neuron removal"
 
 
 def _pointwise(m: nn.Module) -> bool:
@@ -118,19 +124,66 @@ def check_blocks(model: nn.Module, blocks: Mapping[str, tuple[str, str]], pruned
             raise ModelError(f"MLP block {name!r}: cannot prune all {width} neurons; keep at least one")
 
 
+def _allowed(model: nn.Module, block: tuple[str, str], between: Sequence[str]) -> tuple[set, set]:
+    """The modules a block's neurons live in (mlp_in, mlp_out, the layers between) and the between layers' own
+    parameters (a GRN's gamma and beta, which torch-pruning prunes as parameters of no known layer)."""
+    names = {block[0], block[1], *between}
+    params = {id(p) for n in between for p in model.get_submodule(n).parameters(recurse=False)}
+    return names, params
+
+
+def _only_the_block(graph, group, names: set, params: set) -> bool:
+    """Whether torch-pruning's ``group`` touches nothing but the block (its layers, its between layers' parameters,
+    and operations without weights)."""
+    for dep, _ in group:
+        target = dep.target.module
+        if isinstance(target, nn.Parameter):
+            if id(target) not in params:
+                return False
+        elif named(graph, target) is not None and named(graph, target) not in names:
+            return False
+    return True
+
+
+def _graph_plan(model: nn.Module, example: torch.Tensor, blocks: Mapping[str, tuple[str, str]],
+                pruned: Mapping[str, torch.Tensor], between: Mapping[str, Sequence[str]]) -> tuple[object, dict, set[str]]:
+    """(the dependency graph, the removal plan {mlp_in: indices}, the blocks it covers): every block whose coupled
+    group is the block itself; (None, {}, set()) when torch-pruning cannot trace or group the model."""
+    try:
+        graph = build_graph(model, example)
+        plan, done = {}, set()
+        with bounded_groups(model, graph, WHAT):
+            for name, (in_name, _) in blocks.items():
+                idxs = [int(i) for i in pruned[name]]
+                group = group_of(graph, model.get_submodule(in_name), idxs)
+                if _only_the_block(graph, group, *_allowed(model, blocks[name], between.get(name, ()))):
+                    plan[in_name], done = idxs, done | {name}
+        return graph, plan, done
+    except (EdgepruneError, *TP_ERRORS):  # every block by hand then
+        return None, {}, set()
+
+
 def remove_hidden(model: nn.Module, blocks: Mapping[str, tuple[str, str]], pruned: Mapping[str, torch.Tensor],
-                  between: Mapping[str, Sequence[str]] | None = None) -> None:
+                  between: Mapping[str, Sequence[str]] | None = None, example: torch.Tensor | None = None) -> None:
     """Remove hidden neurons ``pruned`` ({block: indices}) of every block {name: (mlp_in name, mlp_out name)} from
-    ``mlp_in``, ``mlp_out`` and the block's ``between`` layers (module names), in place. All blocks are checked
-    (:func:`check_blocks`) before the first one changes."""
+    ``mlp_in``, ``mlp_out`` and the block's ``between`` layers (module names), in place: through the dependency graph
+    traced on ``example`` where the block is a group of its own, by hand otherwise (see the module docstring). All
+    blocks are checked (:func:`check_blocks`) before the first one changes."""
     between = between or {}
     check_blocks(model, blocks, pruned, between)
-    for name, (in_name, out_name) in blocks.items():
-        idx = pruned.get(name)
-        if idx is None or idx.numel() == 0:
+    todo = {n: blocks[n] for n, idx in pruned.items() if n in blocks and idx is not None and idx.numel() > 0}
+    graph, plan, done = None, {}, set()
+    if example is not None and todo:
+        example = example.to(next(model.parameters()).device)
+        graph, plan, done = _graph_plan(model, example, todo, pruned, between)
+    if plan:
+        with bounded_groups(model, graph, WHAT):
+            remove_channels(model, example, plan, graph=graph)
+    for name, (in_name, out_name) in todo.items():
+        if name in done:
             continue
         mlp_in, mlp_out = model.get_submodule(in_name), model.get_submodule(out_name)
         width = hidden_width(mlp_in, mlp_out, name)
-        remove_neurons(mlp_in, mlp_out, idx)
+        remove_neurons(mlp_in, mlp_out, pruned[name])
         for layer in between.get(name, ()):
-            shrink_between(model.get_submodule(layer), sorted(int(i) for i in idx), width)
+            shrink_between(model.get_submodule(layer), sorted(int(i) for i in pruned[name]), width)
