@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -22,7 +22,7 @@ from edgeprune.errors import ConfigError
 from edgeprune.prune.masks import Masks, apply_masks
 from edgeprune.prune.sensitivity import CONV_TYPES, conv_weight_names, evaluate_sensitivity
 from edgeprune.surgery import blocks as blocks_lib
-from edgeprune.surgery.channels import remove_in_parts
+from edgeprune.surgery.channels import full_groups, remove_in_parts
 from edgeprune.surgery.groups import ChannelGroup, traced
 
 KEEP_RULES = ("score_mass", "zero_filters")
@@ -206,17 +206,51 @@ def rectify(
     check_options(keep, group_rule, width, round_to, reinit)
     convs = [n for n in conv_weight_names(model) if n in masks]
     if not convs:
-        raise ConfigError(
-            f"model {type(model).__name__} has no convolution layer for Reconvene's structured step; "
-            "run the unstructured PaI only (--mode unstructured)"
-        )
+        raise ConfigError(f"model {type(model).__name__} has no convolution layer for Reconvene's structured step; "
+                          "run the unstructured PaI only (--mode unstructured)")
     t0 = time.perf_counter()
     pse = evaluate_sensitivity(masks, convs, weighted=weighted)
     parts, in_blocks = blocks_lib.whole_or_blocks(model, example_input, _traced)
-    groups = [replace(g, members=[_full(p, m) for m in g.members], consumers=[_full(p, m) for m in g.consumers],
-                      norms=[_full(p, m) for m in g.norms]) for p, (_, (_, part)) in parts.items() for g in part]
     sizes = {n: masks[n].numel() for n in convs}
+    decisions, group_of, candidates = _decide(full_groups(parts), pse, sizes, group_rule, bool(in_blocks))
+    plan = _plan(model, candidates, masks, scores, keep, width, round_to)
+    removed_idx, broken = remove_in_parts(model, example_input, parts, plan, WHAT)
+    _mark_broken(decisions, broken)
+    structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
+    new_masks = _sliced_masks(model, masks, structured_members if keep == "score_mass" else set(), removed_idx)
+    touched = _reinitialise(model, reinit, removed_idx, reinit_fn)
+    apply_masks(model, new_masks)
+    modules = dict(model.named_modules())
+    settings = {"weighted": weighted, "keep": keep, "group_rule": group_rule, "width": width, "round_to": round_to,
+                "reinit": reinit}
+    info = {
+        "average_sparsity": pse.average, **settings,
+        "insensitive": [n.rsplit(".", 1)[0] for n in pse.insensitive_layers],
+        "structured": sorted({n.rsplit(".", 1)[0] for n in structured_members}, key=list(modules).index),
+        "reinitialised": touched,
+        "layers": _layer_report(model, convs, masks, pse, decisions, group_of, structured_members, touched),
+        "groups": [d.as_dict() for d in decisions],
+        "removed": removed_idx,
+        "rectify_seconds": time.perf_counter() - t0,
+    }
+    if in_blocks:
+        info["blocks"] = in_blocks
+    if not structured_members:
+        info["nothing_removed"] = _why_nothing(decisions)
+    return model, new_masks, info
 
+
+def _mark_broken(decisions: list[GroupDecision], broken: dict[str, str]) -> None:
+    """The groups whose removal broke the model stay unstructured, with the reason."""
+    for d in decisions:
+        if d.members[0] in broken:
+            d.structured, d.channels_after = False, d.channels_before
+            d.reason = f"coupled in a way torch-pruning cannot handle (pruning it breaks the model: {broken[d.members[0]]})"
+
+
+def _decide(groups: list[ChannelGroup], pse, sizes: dict[str, int], group_rule: str, in_blocks: bool):
+    """Every conv group's :class:`GroupDecision` (sensitive, protected, coupled with a non-conv layer, or a candidate):
+    (decisions, conv weight name -> its decision's index, [(group, decision)] of the candidates)."""
     decisions: list[GroupDecision] = []
     group_of: dict[str, int] = {}
     candidates: list[tuple[ChannelGroup, GroupDecision]] = []
@@ -243,7 +277,13 @@ def rectify(
         else:
             decision.structured = True
             candidates.append((group, decision))
+    return decisions, group_of, candidates
 
+
+def _plan(model: nn.Module, candidates, masks: Masks, scores, keep: str, width: str, round_to: int
+          ) -> dict[str, list[int]]:
+    """{first member of each candidate group: the original output channels it loses}; candidates that cannot lose
+    channels get their decision's reason."""
     widths = _widths(candidates, width, round_to) if keep == "score_mass" else {}
     plan: dict[str, list[int]] = {}
     for group, decision in candidates:
@@ -266,24 +306,25 @@ def rectify(
         decision.channels_after = group.channels - len(removed)
         decision.reason = f"{keep}{'/' + width if keep == 'score_mass' else ''}: kept {decision.channels_after}/{group.channels} channels"
         plan[decision.members[0]] = removed
+    return plan
 
-    removed_idx, broken = remove_in_parts(model, example_input, parts, plan, WHAT)
-    for d in decisions:
-        if d.members[0] in broken:
-            d.structured, d.channels_after = False, d.channels_before
-            d.reason = f"coupled in a way torch-pruning cannot handle (pruning it breaks the model: {broken[d.members[0]]})"
-    structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
 
-    # masks: drop the density-matched layers (now dense), slice the others to their new shapes
-    params = dict(model.named_parameters())
+def _sliced_masks(model: nn.Module, masks: Masks, dropped: set[str], removed_idx: dict) -> Masks:
+    """The masks still needed: those of ``dropped`` layers (density-matched, now dense) left out, the others sliced
+    to their layers' new shapes."""
+    params, modules = dict(model.named_parameters()), dict(model.named_modules())
     new_masks: Masks = {}
-    modules = dict(model.named_modules())
     for name, mask in masks.items():
-        if name in structured_members and keep == "score_mass":
+        if name in dropped:
             continue
         owner = name.rsplit(".", 1)[0]
         new_masks[name] = _slice(mask, params[name], removed_idx.get(owner), getattr(modules.get(owner), "transposed", False))
+    return new_masks
 
+
+def _reinitialise(model: nn.Module, reinit: str, removed_idx: dict, reinit_fn: Callable[[nn.Module], None]) -> list[str]:
+    """Re-initialise the layers ``reinit`` names (every layer whose shape changed, all, or none); their names."""
+    modules = dict(model.named_modules())
     if reinit == "all":
         touched = [n for n, m in modules.items() if n and (isinstance(m, (*CONV_TYPES, nn.Linear)) or
                                                             isinstance(m, nn.modules.batchnorm._BatchNorm))]
@@ -294,8 +335,13 @@ def rectify(
     with torch.no_grad():
         for n in touched:
             reinit_fn(modules[n])
-    apply_masks(model, new_masks)
+    return touched
 
+
+def _layer_report(model: nn.Module, convs: list[str], masks: Masks, pse, decisions: list[GroupDecision],
+                  group_of: dict[str, int], structured_members: set[str], touched: list[str]) -> list[dict]:
+    """One JSON-able line per conv layer: its verdict, group, channels and weights before and after."""
+    params = dict(model.named_parameters())
     layers = []
     for name in convs:
         w = params[name]
@@ -314,35 +360,11 @@ def rectify(
             "reinitialised": name.rsplit(".", 1)[0] in touched,
             "group_reason": d.reason if d else "",
         })
-    info = {
-        "average_sparsity": pse.average,
-        "weighted": weighted,
-        "keep": keep,
-        "group_rule": group_rule,
-        "width": width,
-        "round_to": round_to,
-        "reinit": reinit,
-        "insensitive": [n.rsplit(".", 1)[0] for n in pse.insensitive_layers],
-        "structured": sorted({n.rsplit(".", 1)[0] for n in structured_members}, key=list(modules).index),
-        "reinitialised": touched,
-        "layers": layers,
-        "groups": [d.as_dict() for d in decisions],
-        "removed": removed_idx,
-        "rectify_seconds": time.perf_counter() - t0,
-    }
-    if in_blocks:
-        info["blocks"] = in_blocks
-    if not structured_members:
-        info["nothing_removed"] = _why_nothing(decisions)
-    return model, new_masks, info
+    return layers
 
 
 def _traced(model: nn.Module, example_input: torch.Tensor):
     return traced(model, example_input, WHAT)
-
-
-def _full(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
 
 
 def _why_nothing(decisions: list[GroupDecision]) -> str:

@@ -13,6 +13,7 @@ torch-pruning cannot see), finds the planned groups at fault by bisection and re
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Sequence
 
 import torch
@@ -22,7 +23,7 @@ from edgeprune.errors import ConfigError, ModelError
 from edgeprune.surgery import blocks as blocks_lib
 from edgeprune.surgery.checks import failure, twin
 from edgeprune.surgery.graph import ROOT_TYPES, build_graph, group_of, named, output_modules
-from edgeprune.surgery.groups import one_line
+from edgeprune.surgery.groups import ChannelGroup, one_line
 from edgeprune.surgery.search import bounded_groups
 
 BISECT_SECONDS = 20.0  # time for bisecting the groups that break a model (each try traces a copy)
@@ -251,6 +252,13 @@ def remove_in_parts(model: nn.Module, example: torch.Tensor, parts: dict, plan: 
         raise ModelError(f"{what} cannot prune {type(model).__name__}: removing channels inside its blocks breaks "
                          f"the model ({error})")
     return removed, broken
+
+
+def full_groups(parts: dict) -> list[ChannelGroup]:
+    """The coupled groups of every part of :func:`~edgeprune.surgery.blocks.whole_or_blocks`' ``parts``, their module
+    names made full (prefixed with their block's name)."""
+    return [replace(g, members=[_full(p, m) for m in g.members], consumers=[_full(p, m) for m in g.consumers],
+                    norms=[_full(p, m) for m in g.norms]) for p, (_, (_, part)) in parts.items() for g in part]
 
 
 def _full(prefix: str, name: str) -> str:
