@@ -40,7 +40,7 @@ from edgeprune.export import evaluate_int8, sparse  # noqa: E402
 from edgeprune.export.ort_latency import ort_latency  # noqa: E402
 from edgeprune.measure import accuracy, latency, macs, nonzeros, param_count, prunable_weights, sparsity  # noqa: E402
 from edgeprune.prune.masks import global_masks, make_permanent  # noqa: E402
-from edgeprune.surgery.channels import remove_channels
+from edgeprune.surgery.channels import remove_channels  # noqa: E402
 from edgeprune.surgery.groups import coupled_groups  # noqa: E402
 from edgeprune.train import default_config, fit  # noqa: E402
 

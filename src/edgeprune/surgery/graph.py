@@ -8,6 +8,7 @@ and the translation between module names and torch-pruning's groups (:func:`name
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Sequence
 
 import torch
@@ -34,12 +35,20 @@ def trace_forward(model: nn.Module, x: torch.Tensor):
     them leaves their input widths stale and the fine-tune fails). Buffers (BatchNorm statistics) are restored."""
     if not _train_only_layers(model, x):
         return dense_forward(model, x)
-    buffers = {name: b.clone() for name, b in model.named_buffers()}
-    model.train()
-    try:
+    with _in_mode(model, True, after=False):
         return dense_forward(model, x)
+
+
+@contextmanager
+def _in_mode(model: nn.Module, training: bool, after: bool):
+    """``model`` in train (``training``) or eval mode inside, in mode ``after`` and with its buffers (BatchNorm
+    statistics) as they were afterwards."""
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    model.train(training)
+    try:
+        yield
     finally:
-        model.eval()
+        model.train(after)
         with torch.no_grad():
             for name, b in model.named_buffers():
                 b.copy_(buffers[name])
@@ -49,20 +58,14 @@ def _reached(model: nn.Module, x: torch.Tensor, training: bool) -> set[nn.Module
     """The prunable layers ``model``'s forward reaches in the given mode (empty if that forward fails)."""
     seen: set[nn.Module] = set()
     hooks = [m.register_forward_hook(lambda m, i, o: seen.add(m)) for m in model.modules() if isinstance(m, ROOT_TYPES)]
-    was, buffers = model.training, {name: b.clone() for name, b in model.named_buffers()}
-    model.train(training)
     try:
-        with torch.no_grad():
+        with _in_mode(model, training, after=model.training), torch.no_grad():
             dense_forward(model, x)
     except Exception:  # noqa: BLE001  (a forward that fails in train mode, a detector without targets: eval it is)
         seen.clear()
     finally:
         for h in hooks:
             h.remove()
-        model.train(was)
-        with torch.no_grad():
-            for name, b in model.named_buffers():
-                b.copy_(buffers[name])
     return seen
 
 

@@ -134,15 +134,19 @@ def _allowed(model: nn.Module, block: tuple[str, str], between: Sequence[str]) -
 
 def _only_the_block(graph, group, names: set, params: set) -> bool:
     """Whether torch-pruning's ``group`` touches nothing but the block (its layers, its between layers' parameters,
-    and operations without weights)."""
+    and layers without weights or buffers: an activation, a dropout)."""
     for dep, _ in group:
         target = dep.target.module
         if isinstance(target, nn.Parameter):
             if id(target) not in params:
                 return False
-        elif named(graph, target) is not None and named(graph, target) not in names:
+        elif named(graph, target) not in (None, *names) and _holds_tensors(target):
             return False
     return True
+
+
+def _holds_tensors(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
 
 
 def _graph_plan(model: nn.Module, example: torch.Tensor, blocks: Mapping[str, tuple[str, str]],
