@@ -11,8 +11,8 @@ time (or four times that in wall time) -- is a ``fail``: a bug of ours. ``tests/
 ``benchmarks/zoo.py`` on every torchvision, timm and transformers classifier.
 
 Stages: ``roles``; ``mam50`` (Mix-and-Match weight masks at 50 %: magnitude scores, the ``balanced``
-strategy); ``structured30`` (30 % of the channels removed physically; runs when
-``edgeprune.surgery.ratios`` exists, else ``n/a``); ``vbp30`` (VBP at 30 % of the MLP hidden neurons);
+strategy); ``structured30`` (30 % of the channels removed physically,
+:func:`edgeprune.surgery.ratios.prune_channels`); ``vbp30`` (VBP at 30 % of the MLP hidden neurons);
 ``reconvene90`` (Reconvene at p = 0.9, magnitude scores at initialisation); ``onnx`` (export and parity
 in ONNX Runtime).
 
