@@ -193,7 +193,7 @@ def stage_structured(model, example, shape, budget: float = 0.3) -> str:
     pruned = copy.deepcopy(model)
     layers = {n for n, m in pruned.named_modules() if n and isinstance(m, (nn.Linear, *CONV_TYPES))}
     widths = prune_channels(pruned, example, plan_structure(pruned, example, keep_embedding=keep),
-                                       dict.fromkeys(layers, budget))
+                            dict.fromkeys(layers, budget))
     check_runs(pruned, example, shape, "structured")
     before, after = param_count(model), param_count(pruned)
     if after >= before:
