@@ -163,7 +163,7 @@ def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, cri
     influence replaced by the identity."""
     small = heads_lib.split_attention(copy.deepcopy(model))
     widths = prune_channels(small, state.example, state.structure, fractions_from_params(vector),
-                                       state.scores.get(criterion), round_to=rounding(state, budget, depth))
+                            state.scores.get(criterion), round_to=rounding(state, budget, depth))
     _warn_kept_whole(state, widths.skipped)
     depth_lib.drop_blocks(small, state.blocks[:depth])
     return small, widths
