@@ -10,7 +10,7 @@ Models (MNIST, one seed; test accuracy measured once per final model):
   fine-tune with the masks kept exact (``fit(masks=)``).
 * ResNet-20 trained on ``--resnet-limit`` MNIST images, then 50 % of the output channels of every coupled
   channel group removed physically (lowest summed L1 filter norm; torch-pruning's DependencyGraph through
-  ``edgeprune.prune.channels``; the classifier's group is protected) and a ``--ft-epochs`` fine-tune.
+  ``edgeprune.surgery.channels``; the classifier's group is protected) and a ``--ft-epochs`` fine-tune.
 
 For every model: top-1 in PyTorch, FP32 and static-INT8 (QDQ, per-channel, 16 calibration batches of the
 training split) top-1 in ONNX Runtime (``edgeprune.export.evaluate_int8``), bytes of the checkpoint, the
@@ -39,8 +39,9 @@ from edgeprune import data, models  # noqa: E402
 from edgeprune.export import evaluate_int8, sparse  # noqa: E402
 from edgeprune.export.ort_latency import ort_latency  # noqa: E402
 from edgeprune.measure import accuracy, latency, macs, nonzeros, param_count, prunable_weights, sparsity  # noqa: E402
-from edgeprune.prune.channels import coupled_groups, remove_channels  # noqa: E402
 from edgeprune.prune.masks import global_masks, make_permanent  # noqa: E402
+from edgeprune.surgery.channels import remove_channels  # noqa: E402
+from edgeprune.surgery.groups import coupled_groups  # noqa: E402
 from edgeprune.train import default_config, fit  # noqa: E402
 
 NAME = "deploy"

@@ -5,7 +5,7 @@
 Models (MNIST, ``--limit`` train+val images, test split of 10,000; one seed): LeNet-5, ResNet-20, VGG-16 at
 1/2 width and the zoo ViT, each trained ``--epochs`` epochs (SGD for CNNs, AdamW for the ViT, the one loop),
 plus a structured version: the CNNs lose 50 % of every unprotected coupled channel group (lowest summed L1,
-torch-pruning's DependencyGraph through ``edgeprune.prune.channels``), the ViT 50 % of its MLP hidden neurons
+torch-pruning's DependencyGraph through ``edgeprune.surgery.channels``), the ViT 50 % of its MLP hidden neurons
 (VBP through ``edgeprune.prune``), then ``--ft-epochs`` of fine-tuning. The budget is small on purpose (2
 shared cores): the point is parity, INT8-vs-FP32 and runtime ratios, not state-of-the-art accuracy.
 

@@ -7,7 +7,7 @@ import torch
 
 from edgeprune import models
 from edgeprune.errors import ConfigError
-from edgeprune.prune.channels import remove_channels
+from edgeprune.surgery.channels import remove_channels
 
 
 def _same(a, b):

@@ -5,7 +5,8 @@ import copy
 import torch
 
 from edgeprune import models
-from edgeprune.prune.channels import coupled_groups, remove_channels
+from edgeprune.surgery.channels import remove_channels
+from edgeprune.surgery.groups import coupled_groups
 
 STAGE2 = ["layer2.0.conv2", "layer2.0.downsample.0", "layer2.1.conv2", "layer2.2.conv2"]
 

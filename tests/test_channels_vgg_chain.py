@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from edgeprune import models
-from edgeprune.prune.channels import coupled_groups, remove_channels
+from edgeprune.surgery.channels import remove_channels
+from edgeprune.surgery.groups import coupled_groups
 
 
 def _convs(model):

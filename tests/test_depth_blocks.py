@@ -9,8 +9,8 @@ from torch import nn
 
 from edgeprune.errors import ConfigError
 from edgeprune.models import create
-from edgeprune.prune.depth import drop_blocks, removable_blocks
 from edgeprune.scores.blocks import block_influence
+from edgeprune.surgery.depth import drop_blocks, removable_blocks
 
 
 def test_resnet20_identity_blocks_only():

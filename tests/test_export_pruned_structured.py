@@ -6,7 +6,7 @@ import torch
 
 from edgeprune import models
 from edgeprune.export import export_verified
-from edgeprune.prune.channels import remove_channels
+from edgeprune.surgery.channels import remove_channels
 
 
 def conv_weight_shapes(path):

@@ -15,7 +15,8 @@ from torch import nn
 from edgeprune import models, tasks
 from edgeprune.errors import ConfigError
 from edgeprune.models import hf_detection
-from edgeprune.prune import structured
+from edgeprune.surgery.ratios import prune_channels
+from edgeprune.surgery.structure import plan as plan_structure
 
 pytest.importorskip("transformers")
 pytest.importorskip("torchvision")
@@ -124,7 +125,7 @@ def test_structured_pruning_keeps_loss_and_detections(spec):
     layers = {n for n, m in pruned.named_modules() if n and isinstance(m, (nn.Linear, nn.Conv2d))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        structured.prune_channels(pruned, x, structured.plan(pruned, x), dict.fromkeys(layers, 0.3))
+        prune_channels(pruned, x, plan_structure(pruned, x), dict.fromkeys(layers, 0.3))
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
     losses = pruned.train()(images(), targets())
     assert math.isfinite(float(tasks.Detection().total_loss(losses).detach()))

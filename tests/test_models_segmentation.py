@@ -17,7 +17,9 @@ from edgeprune.errors import ConfigError, ModelError
 from edgeprune.export.onnx import export_verified, ort_session
 from edgeprune.measure import param_count
 from edgeprune.models import create, load, save
-from edgeprune.prune import structured
+from edgeprune.surgery.ratios import prune_channels
+from edgeprune.surgery.structure import StructurePlan
+from edgeprune.surgery.structure import plan as plan_structure
 from edgeprune.tasks import Segmentation, output_tensors
 
 CLASSES, SIZE = 11, 64
@@ -119,12 +121,12 @@ def test_bad_sizes_and_options_are_one_line_errors():
 # --------------------------------------------------------------------------------------- structured
 
 
-def _structured(model: nn.Module, fraction: float = 0.3) -> tuple[nn.Module, structured.StructurePlan]:
+def _structured(model: nn.Module, fraction: float = 0.3) -> tuple[nn.Module, StructurePlan]:
     x = torch.randn(1, 1, SIZE, SIZE)
     pruned = copy.deepcopy(model)
-    plan = structured.plan(pruned, x)
+    plan = plan_structure(pruned, x)
     layers = [n for n, m in pruned.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    structured.prune_channels(pruned, x, plan, dict.fromkeys(layers, fraction))
+    prune_channels(pruned, x, plan, dict.fromkeys(layers, fraction))
     return pruned.eval(), plan
 
 
@@ -208,8 +210,8 @@ def test_kws_cnn1d_prunes_its_conv1d_weights_through_the_api():
 def test_kws_cnn1d_loses_whole_conv1d_channels():
     model = create("kws-cnn1d", num_classes=4, in_channels=40, image_size=101).eval()
     x = torch.randn(1, 40, 101)
-    plan = structured.plan(model, x)
+    plan = plan_structure(model, x)
     layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
-    structured.prune_channels(model, x, plan, dict.fromkeys(layers, 0.5))
+    prune_channels(model, x, plan, dict.fromkeys(layers, 0.5))
     assert [m.out_channels for m in model.modules() if isinstance(m, nn.Conv1d)] == [16, 16, 32, 32]
     assert model(torch.randn(2, 40, 101)).shape == (2, 4)

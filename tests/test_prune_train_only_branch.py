@@ -32,7 +32,7 @@ def test_train_only_branch_is_pruned_with_its_input(stage):
 
 
 def test_train_mode_trace_restores_batch_norm_statistics():
-    from edgeprune.prune.channels import coupled_groups
+    from edgeprune.surgery.groups import coupled_groups
 
     torch.manual_seed(0)
     model = AuxNet().eval()

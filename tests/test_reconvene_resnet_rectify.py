@@ -8,7 +8,7 @@ import torch
 
 from edgeprune import models
 from edgeprune.methods.reconvene import generate, pai_masks
-from edgeprune.prune.channels import coupled_groups
+from edgeprune.surgery.groups import coupled_groups
 
 X = torch.zeros(1, 3, 8, 8)
 OPTIONS = {"rounds": 3}

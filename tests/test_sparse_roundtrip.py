@@ -57,7 +57,7 @@ def test_reduced_precision_values_keep_the_pattern(tmp_path, values, scale, tole
 
 
 def test_structurally_pruned_model_round_trips(tmp_path):
-    from edgeprune.prune.channels import remove_channels
+    from edgeprune.surgery.channels import remove_channels
 
     torch.manual_seed(0)
     model = models.create("resnet20", num_classes=10, in_channels=3, image_size=8)

@@ -1,4 +1,4 @@
-"""prune.structured on attention that is not a fused timm ``qkv``: HF split q/k/v attention (ViT, DeiT, BEiT
+"""surgery.ratios on attention that is not a fused timm ``qkv``: HF split q/k/v attention (ViT, DeiT, BEiT
 with its per-head relative position bias, DINOv2, Swin) loses whole heads -- the head count, the q/k/v widths
 and the parameter count drop, and the pruned model computes exactly what the unpruned one computes with the
 removed heads' output columns zeroed (so the kept heads keep their own bias columns); ONNX export keeps
@@ -15,7 +15,9 @@ from torch import nn
 from edgeprune import models
 from edgeprune.export.onnx import export_verified
 from edgeprune.measure import param_count
-from edgeprune.prune import attention, structured
+from edgeprune.surgery import heads as attention
+from edgeprune.surgery.ratios import prune_channels
+from edgeprune.surgery.structure import plan as plan_structure
 
 pytest.importorskip("transformers")
 
@@ -47,9 +49,9 @@ def attention_layers(model):
 
 def prune_heads(model, x, fraction=0.5):
     """Only the attention layers get a fraction (the MLPs and the residual stream keep their widths)."""
-    structure = structured.plan(model, x)
+    structure = plan_structure(model, x)
     names = {n for n, m in model.named_modules() if any(m is p for _, ps in attention_layers(model).values() for p in ps)}
-    structured.prune_channels(model, x, structure, dict.fromkeys(names, fraction))
+    prune_channels(model, x, structure, dict.fromkeys(names, fraction))
 
 
 def kept_heads(before: nn.Linear, after: nn.Linear, head_dim: int) -> list[int]:
@@ -127,14 +129,14 @@ def test_multihead_attention_keeps_its_heads_and_narrows_every_head_alike(batch_
     torch.manual_seed(0)
     x = torch.randn(2, 3, SIZE, SIZE)
     kept = MHANet(batch_first).eval()
-    structure = structured.plan(kept, x, {"embed"})  # the residual stream kept: the attention stays whole
-    structured.prune_channels(kept, x, structure, {"embed": 0.5})
+    structure = plan_structure(kept, x, {"embed"})  # the residual stream kept: the attention stays whole
+    prune_channels(kept, x, structure, {"embed": 0.5})
     assert (kept.attn.embed_dim, kept.attn.num_heads) == (32, 4)
 
     model = MHANet(batch_first).eval()
     before = param_count(model)
-    structure = structured.plan(model, x)
-    structured.prune_channels(model, x, structure, {"embed": 0.3})  # 30 %: not a multiple of the 4 heads
+    structure = plan_structure(model, x)
+    prune_channels(model, x, structure, {"embed": 0.3})  # 30 %: not a multiple of the 4 heads
     attn = model.attn
     assert attn.num_heads == 4 and attn.embed_dim == 20 and attn.head_dim == 5
     assert tuple(attn.in_proj_weight.shape) == (60, 20) and attn.out_proj.out_features == 20

@@ -1,4 +1,4 @@
-"""Structured pruning and Reconvene inside blocks when torch-pruning cannot trace the whole model (prune.blocks).
+"""Structured pruning and Reconvene inside blocks when torch-pruning cannot trace the whole model (surgery.blocks).
 
 ShuffleNet's channel shuffle followed by a chunk makes torch-pruning's reshape mapping divide by zero on the
 whole model; its branches trace alone, so channels go inside them while every block's input and output widths
@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from edgeprune.measure import param_count
-from edgeprune.prune import structured
-from edgeprune.prune.channels import coupled_groups
 from edgeprune.runs.contract import run_stage
+from edgeprune.surgery.groups import coupled_groups
+from edgeprune.surgery.ratios import prune_channels
+from edgeprune.surgery.structure import plan as plan_structure
 
 tv = pytest.importorskip("torchvision")
 
@@ -31,10 +32,10 @@ def test_shufflenet_loses_channels_inside_its_blocks_and_keeps_their_widths():
     torch.manual_seed(0)
     model = tv.models.shufflenet_v2_x0_5(num_classes=5).eval()
     x = torch.randn(2, 3, 32, 32)
-    structure = structured.plan(model, x[:1])
+    structure = plan_structure(model, x[:1])
     assert structure.blocks and "blocks that trace alone" in structure.skipped[0], structure.skipped
     shapes, before = _block_outputs(model, structure.blocks, x), param_count(model)
-    widths = structured.prune_channels(model, x[:1], structure, {n: 0.3 for n in structure.channels})
+    widths = prune_channels(model, x[:1], structure, {n: 0.3 for n in structure.channels})
     assert param_count(model) < before and model(x).shape == (2, 5)
     assert _block_outputs(model, structure.blocks, x) == shapes
     assert widths["stage2.1.branch2.0"] < structure.channels["stage2.1.branch2.0"]  # a branch's inner width

@@ -1,4 +1,4 @@
-"""prune.structured on a plain CNN, a residual net, depthwise and grouped convs and a ViT: channels leave
+"""surgery.ratios on a plain CNN, a residual net, depthwise and grouped convs and a ViT: channels leave
 the model for real (fewer parameters), outputs keep their shape, coupled layers keep matching widths."""
 
 import pytest
@@ -8,7 +8,8 @@ from torch import nn
 from edgeprune import models
 from edgeprune.measure import param_count
 from edgeprune.models._shapes import structure
-from edgeprune.prune import structured
+from edgeprune.surgery.ratios import prune_channels
+from edgeprune.surgery.structure import plan as plan_structure
 
 
 class TinyCNN(nn.Module):
@@ -45,9 +46,9 @@ def everything(structure, fraction):
 
 def pruned(model, x, fraction=0.5, keep=frozenset()):
     torch.manual_seed(0)
-    structure = structured.plan(model, x, keep)
+    structure = plan_structure(model, x, keep)
     before, out_before = param_count(model), model.eval()(x).shape
-    widths = structured.prune_channels(model, x, structure, everything(structure, fraction))
+    widths = prune_channels(model, x, structure, everything(structure, fraction))
     assert param_count(model) < 0.6 * before
     assert model(x).shape == out_before
     return widths
@@ -90,23 +91,23 @@ def test_vit_loses_heads_and_mlp_neurons_but_keeps_its_embedding():
 def test_scores_decide_which_channels_go():
     model = TinyCNN()
     x = torch.randn(2, 1, 8, 8)
-    structure = structured.plan(model, x)
+    structure = plan_structure(model, x)
     keep = [3, 5, 7, 9, 11, 13, 15, 1]
     score = torch.zeros_like(model.c1.weight)
     score[keep] = 1.0
     original = model.c1.weight.detach().clone()
-    structured.prune_channels(model, x, structure, {"c1": 0.5}, {"c1.weight": score})
+    prune_channels(model, x, structure, {"c1": 0.5}, {"c1.weight": score})
     assert torch.equal(model.c1.weight, original[sorted(keep)])
 
 
 def test_round_to_and_bad_fractions():
     model = TinyCNN()
     x = torch.randn(2, 1, 8, 8)
-    structure = structured.plan(model, x)
-    widths = structured.prune_channels(model, x, structure, {"c2": 0.3}, round_to=8)
+    structure = plan_structure(model, x)
+    widths = prune_channels(model, x, structure, {"c2": 0.3}, round_to=8)
     assert widths["c2"] == 16
     with pytest.raises(Exception, match="c1"):
-        structured.prune_channels(model, x, structure, {"c1": 1.0})
+        prune_channels(model, x, structure, {"c1": 1.0})
 
 
 def test_timm_vit_loses_heads_and_its_recorded_structure_says_so():

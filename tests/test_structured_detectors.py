@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from edgeprune import models, tasks
-from edgeprune.prune import channels, structured
+from edgeprune.surgery import graph as channels
+from edgeprune.surgery.ratios import prune_channels
+from edgeprune.surgery.structure import plan as plan_structure
 
 SIZE = 64
 
@@ -39,7 +41,7 @@ def _structured30(model: nn.Module, example: torch.Tensor):
     layers = {n for n, m in pruned.named_modules() if n and isinstance(m, (nn.Linear, nn.Conv2d))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        widths = structured.prune_channels(pruned, example, structured.plan(pruned, example), dict.fromkeys(layers, 0.3))
+        widths = prune_channels(pruned, example, plan_structure(pruned, example), dict.fromkeys(layers, 0.3))
     return pruned, widths
 
 

@@ -16,8 +16,9 @@ from torch import nn
 from edgeprune import models
 from edgeprune.errors import ModelError
 from edgeprune.measure import param_count
-from edgeprune.prune import structured
 from edgeprune.runs.contract import run_stage
+from edgeprune.surgery.ratios import prune_channels
+from edgeprune.surgery.structure import plan as plan_structure
 
 pytest.importorskip("timm")
 
@@ -65,15 +66,15 @@ def test_prune_channels_returns_the_kept_parts_and_a_model_that_runs():
     model = build("crossvit")
     x = torch.randn(2, 3, SIZE, SIZE)
     pruned = copy.deepcopy(model)
-    structure = structured.plan(pruned, x)
+    structure = plan_structure(pruned, x)
     names = {n: 0.3 for g in structure.groups for n in g}
-    widths = structured.prune_channels(pruned, x, structure, names)
+    widths = prune_channels(pruned, x, structure, names)
     assert widths.skipped and "CrossAttention" in widths.skipped[0]
     assert structure.retry == 1  # the retry that worked: the next call starts there
     assert param_count(pruned) < param_count(model)
     assert pruned(x).shape == model(x).shape
     again = copy.deepcopy(model)
-    assert structured.prune_channels(again, x, structure, names) == widths  # the same plan, the same widths
+    assert prune_channels(again, x, structure, names) == widths  # the same plan, the same widths
 
 
 class WidthInAttribute(nn.Module):
@@ -94,9 +95,9 @@ def test_a_model_every_retry_fails_on_is_refused_in_one_line_and_left_as_it_was(
     model = WidthInAttribute().eval()
     x = torch.randn(1, 3, 16, 16)
     reference, params = model(x), param_count(model)
-    structure = structured.plan(model, x)
+    structure = plan_structure(model, x)
     with pytest.raises(ModelError, match="not supported: the pruned model") as info:
-        structured.prune_channels(model, x, structure, {"conv1": 0.3, "conv2": 0.3})
+        prune_channels(model, x, structure, {"conv1": 0.3, "conv2": 0.3})
     assert "\n" not in str(info.value)
     assert param_count(model) == params and torch.equal(model(x), reference)
     outcome = run_stage("structured30", model, x)
@@ -116,9 +117,9 @@ def test_layers_torch_pruning_fails_to_group_are_kept_whole_and_said():
 def test_a_retry_keeps_the_modes_of_the_input_model():
     model = build("crossvit")
     x = torch.zeros(1, 3, SIZE, SIZE)
-    structure = structured.plan(model, x)
+    structure = plan_structure(model, x)
     model.blocks[0].train()  # (plan() leaves every module in the model's own mode)
     modes = [m.training for m in model.modules()]
-    widths = structured.prune_channels(model, x, structure, {n: 0.3 for g in structure.groups for n in g})
+    widths = prune_channels(model, x, structure, {n: 0.3 for g in structure.groups for n in g})
     assert widths.skipped  # the model came from a retry on a copy
     assert [m.training for m in model.modules()] == modes

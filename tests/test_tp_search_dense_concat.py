@@ -4,8 +4,8 @@
 import pytest
 import torch
 
-from edgeprune.prune.lazy import tp
-from edgeprune.prune.tp_search import bounded_groups
+from edgeprune.surgery.lazy import tp
+from edgeprune.surgery.search import bounded_groups
 
 torchvision = pytest.importorskip("torchvision")
 

@@ -5,8 +5,9 @@ import torch
 
 from edgeprune import models
 from edgeprune.errors import ModelError
-from edgeprune.prune.channels import build_graph, coupled_groups
-from edgeprune.prune.tp_search import bounded_groups
+from edgeprune.surgery.graph import build_graph
+from edgeprune.surgery.groups import coupled_groups
+from edgeprune.surgery.search import bounded_groups
 
 
 def test_search_past_its_budget_is_refused():

@@ -1,9 +1,9 @@
 """The zoo contract on a CI subset: torchvision, timm, HF transformers configs and hand-written models.
 
-For each (model, stage) -- roles, Mix-and-Match masks at 50 %, structured channels at 30 % (once
-``edgeprune.prune.structured`` lands), VBP at 30 %, Reconvene at p = 0.9, ONNX parity -- the stage passes,
-removes nothing and says why, does not apply, or refuses with a one-line ModelError; never a crash, a wrong
-result or a hang (edgeprune.runs.contract). benchmarks/zoo.py runs the same contract over every model.
+For each (model, stage) -- roles, Mix-and-Match masks at 50 %, structured channels at 30 %, VBP at 30 %,
+Reconvene at p = 0.9, ONNX parity -- the stage passes, removes nothing and says why, does not apply, or refuses
+with a one-line ModelError; never a crash, a wrong result or a hang (edgeprune.runs.contract). benchmarks/zoo.py
+runs the same contract over every model.
 """
 
 import pytest

@@ -9,7 +9,7 @@ Pipeline (one pass, before any training):
    compared with the global average: by default the unweighted mean of the conv layers' sparsities (or,
    ``weighted=True``, the parameter-weighted one, i.e. ``p``). Layers pruned harder are *insensitive*.
 3. **Resilient Layer Rectifier** (:func:`rectify`) — insensitive layers lose output channels physically
-   (torch-pruning dependency graph, :mod:`edgeprune.prune.channels`): ``max(1, round(√density × C_out))``
+   (torch-pruning dependency graph, :mod:`edgeprune.surgery.channels`): ``max(1, round(√density × C_out))``
    channels (``width="sqrt"``, the default; ``"density"``: ``round(density × C_out)``) ranked by their
    per-filter score mass survive (``keep="score_mass"``), or only the all-zero filters go
    (``keep="zero_filters"``, lossless). Consumers lose the matching inputs. Layers coupled

@@ -10,7 +10,7 @@ smallest reachable value. Channel counts depend on the fractions only, never on 
 calibration serves all three criteria; measurements are cached per set of widths.
 
 Depth too (``drop_blocks``): a candidate may first lose the ``k`` residual blocks of least influence
-(:mod:`edgeprune.prune.depth`, :mod:`edgeprune.scores.blocks`), removing their operators, which channel removal
+(:mod:`edgeprune.surgery.depth`, :mod:`edgeprune.scores.blocks`), removing their operators, which channel removal
 cannot; its channel strategy is then calibrated to the budget with those blocks gone.
 """
 
@@ -32,11 +32,13 @@ from edgeprune.export.ort_latency import channel_block
 from edgeprune.measure import macs
 from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.methods.base import optional_parts
-from edgeprune.models.mha import SplitMultiheadAttention, split_mha
-from edgeprune.prune import depth as depth_lib
-from edgeprune.prune import structured
 from edgeprune.scores.blocks import block_influence
 from edgeprune.select.meter import Meter, predictable, speedup_warning
+from edgeprune.surgery import depth as depth_lib
+from edgeprune.surgery import heads as heads_lib
+from edgeprune.surgery.ratios import prune_channels
+from edgeprune.surgery.structure import StructurePlan, fractions_from_params
+from edgeprune.surgery.structure import plan as plan_structure
 
 CEILING = 0.9  # a layer never loses more than this fraction of its channels
 STEPS = {"latency": 7, "size": 8}  # bisection steps per measured kind (others: DEFAULT_STEPS)
@@ -59,7 +61,7 @@ CHANNEL_RANGES = {
 class ChannelState:
     roles: roles_lib.RoleTable
     ranges: dict
-    structure: structured.StructurePlan
+    structure: StructurePlan
     scores: dict  # criterion -> per-weight scores (None: magnitude, read from the weights)
     meter: Meter  # measures budgets on pruned copies of the input model (its example, its dense figures)
     round_to: int | str = "auto"
@@ -89,12 +91,12 @@ class ChannelState:
 
 def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelState:
     """Roles, channel ranges, the model's structure and each criterion's scores, computed once."""
-    split = _split(model)  # the model as it is pruned: nn.MultiheadAttention with separate q/k/v
+    split = heads_lib.split_attention(model, copied=True)  # as it is pruned: nn.MultiheadAttention with separate q/k/v
     roles = roles_lib.classify(split, example)
     rules = ranges_lib.RangeRules.build({**CHANNEL_RANGES, **options.range_rules})
     ranges = ranges_lib.rules(roles, rules)
     keep = frozenset(e.module_name for e in roles.prunable() if e.role == "patch_embed")
-    structure = structured.plan(split, example, keep_embedding=keep)
+    structure = plan_structure(split, example, keep_embedding=keep)
     deepest = max(options.drop_blocks)
     needs_data = deepest > 0 or any(c != "magnitude" for c in options.criteria)
     batches = scores_lib.calibration_batches(data.train, options.calib_batches, options.calib_batch_size) if needs_data else None
@@ -114,16 +116,6 @@ def _ranked_blocks(model: nn.Module, example: torch.Tensor, batches, deepest: in
                           f"block(s){': ' + ', '.join(names) if names else ''}; allowed: 0 to {len(names)}")
     influence = block_influence(model, names, batches)
     return sorted(names, key=influence.__getitem__)
-
-
-def _split(model: nn.Module) -> nn.Module:
-    """``model``, or a copy whose ``nn.MultiheadAttention`` layers have separate q/k/v projections (the same
-    function), so they can lose whole heads while the residual stream keeps its width."""
-    if not any(SplitMultiheadAttention.convertible(m) for m in model.modules()):
-        return model
-    copied = copy.deepcopy(model)
-    split_mha(copied)
-    return copied
 
 
 def rounding(state: ChannelState, budget, depth: int = 0) -> int:
@@ -169,10 +161,9 @@ def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, cri
     """A copy of ``model`` with the channels of strategy ``vector`` ("<module>.weight" -> fraction) removed,
     kept widths rounded as :func:`rounding` says for ``budget``, and its ``depth`` residual blocks of least
     influence replaced by the identity."""
-    small = copy.deepcopy(model)
-    split_mha(small)
-    widths = structured.prune_channels(small, state.example, state.structure, structured.fractions_from_params(vector),
-                                       state.scores.get(criterion), round_to=rounding(state, budget, depth))
+    small = heads_lib.split_attention(copy.deepcopy(model))
+    widths = prune_channels(small, state.example, state.structure, fractions_from_params(vector),
+                            state.scores.get(criterion), round_to=rounding(state, budget, depth))
     _warn_kept_whole(state, widths.skipped)
     depth_lib.drop_blocks(small, state.blocks[:depth])
     return small, widths

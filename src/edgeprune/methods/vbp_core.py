@@ -22,15 +22,9 @@ from torch import nn
 
 from edgeprune import roles
 from edgeprune.errors import ConfigError, DataError, ModelError, check_fraction
-from edgeprune.prune.neurons import (
-    SELECTIONS,
-    hidden_width,
-    magnitude_scores,
-    prune_blocks,
-    random_scores,
-    select_lowest,
-)
+from edgeprune.prune.neurons import SELECTIONS, fold_block_means, magnitude_scores, random_scores, select_lowest
 from edgeprune.scores.activations import RunningMoments, describe_shape_mismatch, input_statistics
+from edgeprune.surgery.neurons import check_blocks, hidden_width, remove_hidden
 
 DEFAULT_MIN_KEEP = 1  # neurons every MLP block keeps, whatever the ratio (the paper does not say)
 
@@ -204,6 +198,15 @@ class VbpStats:
         }
 
 
+class Statistics(dict):
+    """Block name -> :class:`BlockStats`, and ``example``: one input of the model (what its dependency graph is
+    traced on when the neurons are removed; None: unknown)."""
+
+    def __init__(self, blocks: Mapping[str, BlockStats], example: torch.Tensor | None = None):
+        super().__init__(blocks)
+        self.example = example
+
+
 def collect_statistics(
     model: nn.Module,
     calib_loader,
@@ -212,10 +215,12 @@ def collect_statistics(
     calib_batches: int = 0,
     example_input: torch.Tensor | None = None,
     progress: bool = False,
-) -> dict[str, BlockStats]:
+) -> Statistics:
     """Mean and variance of every MLP block's hidden neurons (the input of ``mlp_out``), in float64.
 
     ``calib_batches`` = 0 uses every batch of ``calib_loader`` (one pass). The model runs in eval mode.
+    ``example_input`` (found from the model or the loader when ``blocks`` is None) is kept with the statistics:
+    the neurons are removed through the dependency graph traced on it (by hand without it; the same weights).
     """
     if isinstance(calib_batches, bool) or not isinstance(calib_batches, int) or calib_batches < 0:
         raise ConfigError(f"calib_batches must be an integer >= 0 (0 = one full pass), got {calib_batches!r}")
@@ -228,11 +233,11 @@ def collect_statistics(
         model, consumers, calib_loader, max_batches=calib_batches, expected_input=_expected_input(model),
         progress=progress, description="VBP statistics",
     )
-    return {
+    return Statistics({
         name: BlockStats(in_name, out_name, moments[name].mean, moments[name].variance, moments[name].count,
                          between=tuple(getattr(blocks[name], "between", ())))
         for name, (in_name, out_name) in blocks.items()
-    }
+    }, example_input)
 
 
 def _scores(model: nn.Module, blocks: Mapping[str, BlockStats], selection: str, seed: int) -> dict[str, torch.Tensor]:
@@ -267,9 +272,11 @@ def prune_with_statistics(
     scores = _scores(model, statistics, selection, seed)
     pruned = select_lowest(scores, ratio, per_layer=per_layer, min_keep=min_keep)
     new = copy.deepcopy(model)
-    prune_blocks(new, {n: (b.mlp_in, b.mlp_out) for n, b in statistics.items()}, pruned,
-                 {n: b.mean for n, b in statistics.items()} if compensation else None,
-                 {n: b.between for n, b in statistics.items()})
+    pairs, between = {n: (b.mlp_in, b.mlp_out) for n, b in statistics.items()}, {n: b.between for n, b in statistics.items()}
+    check_blocks(new, pairs, pruned, between)
+    if compensation:
+        fold_block_means(new, pairs, pruned, {n: b.mean for n, b in statistics.items()})
+    remove_hidden(new, pairs, pruned, between, getattr(statistics, "example", None))
     blocks = {n: BlockStats(b.mlp_in, b.mlp_out, b.mean, b.var, b.count, scores[n], pruned[n], b.between)
               for n, b in statistics.items()}
     return new, VbpStats(blocks, float(ratio), selection, bool(compensation), bool(per_layer), int(min_keep))
@@ -303,6 +310,7 @@ def prune(
     if example_input is None:
         example_input = example_input_for(model, calib_loader)
     blocks = find_mlp_blocks(model, example_input)
-    statistics = collect_statistics(model, calib_loader, blocks=blocks, calib_batches=calib_batches, progress=progress)
+    statistics = collect_statistics(model, calib_loader, blocks=blocks, calib_batches=calib_batches,
+                                    example_input=example_input, progress=progress)
     return prune_with_statistics(model, statistics, ratio, compensation=compensation, selection=selection,
                                  per_layer=per_layer, min_keep=min_keep, seed=seed)

@@ -89,7 +89,7 @@ def resize(model: nn.Module, layers: dict, state: dict[str, torch.Tensor]) -> No
     modules = dict(model.named_modules())
     removed = [n for n, r in layers.items() if isinstance(r, dict) and r.get("type") == "Identity"
                and n in modules and not isinstance(modules[n], nn.Identity)]
-    for name in removed:  # saved after depth pruning removed these blocks (prune.depth)
+    for name in removed:  # saved after depth pruning removed these blocks (surgery.depth)
         model.set_submodule(name, nn.Identity())
     if removed:
         modules = dict(model.named_modules())

@@ -4,7 +4,7 @@ torch's ``nn.MultiheadAttention`` ties the width of its q/k/v projections to ``e
 input and output (the residual stream of a ViT): it cannot lose a head without narrowing the stream.
 :class:`SplitMultiheadAttention` computes the same function from ``q_proj``/``k_proj``/``v_proj`` Linears of
 ``num_heads * head_dim`` outputs and ``out_proj`` back to ``embed_dim``, the split layout
-:mod:`edgeprune.prune.attention` removes heads from (head dims stay whole, so the softmax scale stays right).
+:mod:`edgeprune.surgery.heads` removes heads from (head dims stay whole, so the softmax scale stays right).
 It takes ``nn.MultiheadAttention``'s call signature and returns ``(output, weights or None)``.
 """
 

@@ -1,1 +1,3 @@
-"""Pruning: unstructured masks (``masks``) and structured, physical removal (``surgery``)."""
+"""Pruning decisions: unstructured masks (``masks``, ``gradual``), and what structured methods plan to remove
+(``sensitivity`` + ``rectify``: Reconvene's channels; ``neurons``: VBP's neurons and mean-shift fold). Every
+physical removal is :mod:`edgeprune.surgery`'s."""

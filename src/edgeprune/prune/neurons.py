@@ -1,45 +1,21 @@
-"""Structured pruning of MLP hidden neurons: selection, mean-shift folding, physical removal.
+"""VBP's choice of MLP hidden neurons, and the mean-shift fold that compensates for their removal.
 
-A block is a pair of Linear layers (or of 1x1 convs) ``mlp_in`` (D -> H) and ``mlp_out`` (H -> D) with an
-activation between them, and possibly per-neuron layers (``between``: a BatchNorm as in LeViT, a depthwise
-conv as in PVTv2, a GRN as in ConvNeXtV2). Removing hidden neuron k deletes row k of ``mlp_in`` (and its
-bias entry), entry k of every layer between, and column k of ``mlp_out``; the block's input and output
-widths, and so the rest of the network, are unchanged. Mean-shift folding replaces a removed neuron by its
-constant mean (measured at ``mlp_out``'s input, after the layers between): ``b_out += W_out[:, P] @ mean[P]``.
+:func:`select_lowest` picks the lowest-scoring neurons (variance, :func:`magnitude_scores`, :func:`random_scores`);
+:func:`fold_means` replaces a removed neuron by its constant mean (measured at ``mlp_out``'s input, after the
+layers between): ``b_out += W_out[:, P] @ mean[P]`` -- weight arithmetic on the unpruned model. The removal itself
+is surgery (:func:`edgeprune.surgery.neurons.remove_hidden`).
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 from torch import nn
 
-from edgeprune.errors import ConfigError, ModelError, check_fraction
-from edgeprune.prune.lazy import tp
+from edgeprune.errors import ConfigError, check_fraction
 
 SELECTIONS = ("variance", "magnitude", "random")
-
-
-def _pointwise(m: nn.Module) -> bool:
-    return isinstance(m, nn.Conv2d) and m.groups == 1 and all(k == 1 for k in m.kernel_size)
-
-
-def hidden_width(mlp_in: nn.Module, mlp_out: nn.Module, name: str = "") -> int:
-    """Hidden width H of an ``mlp_in -> act -> mlp_out`` block; ModelError unless it is a Linear pair or
-    a 1x1-conv pair."""
-    linear = isinstance(mlp_in, nn.Linear) and isinstance(mlp_out, nn.Linear)
-    if not linear and not (_pointwise(mlp_in) and _pointwise(mlp_out)):
-        raise ModelError(
-            f"MLP block {name!r} is {type(mlp_in).__name__} -> {type(mlp_out).__name__}; "
-            f"neuron pruning supports Linear -> Linear and 1x1 Conv2d -> 1x1 Conv2d blocks"
-        )
-    width, takes = (mlp_in.out_features, mlp_out.in_features) if linear else (mlp_in.out_channels, mlp_out.in_channels)
-    if width != takes:
-        raise ModelError(
-            f"MLP block {name!r}: mlp_in has {width} outputs but mlp_out takes {takes} inputs; they must match"
-        )
-    return int(width)
 
 
 def _matrix(layer: nn.Module) -> torch.Tensor:
@@ -137,97 +113,11 @@ def fold_means(mlp_out: nn.Linear, pruned: torch.Tensor, mean: torch.Tensor) -> 
     mlp_out.bias.copy_((mlp_out.bias.double() + shift).to(mlp_out.bias.dtype))
 
 
-def remove_neurons(mlp_in: nn.Linear, mlp_out: nn.Linear, pruned: torch.Tensor) -> None:
-    """Physically delete hidden neurons ``pruned``: rows of ``mlp_in`` (+ bias), columns of ``mlp_out``.
-
-    Uses torch-pruning's Linear pruning functions, which replace the Parameters and update
-    ``out_features`` / ``in_features`` in place, so the surrounding model keeps working.
-    """
-    idxs = sorted(int(i) for i in pruned)
-    if not idxs:
-        return
-    if isinstance(mlp_in, nn.Linear):
-        tp.prune_linear_out_channels(mlp_in, idxs)
-        tp.prune_linear_in_channels(mlp_out, idxs)
-    else:
-        tp.prune_conv_out_channels(mlp_in, idxs)
-        tp.prune_conv_in_channels(mlp_out, idxs)
-
-
-_BETWEEN_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
-
-
-def check_between(layer: nn.Module, width: int, name: str) -> None:
-    """ModelError unless ``layer`` (between ``mlp_in`` and ``mlp_out``) can lose hidden neurons with them:
-    a norm, a depthwise conv, or a layer whose every tensor has the hidden width in exactly one dimension."""
-    what = f"MLP block {name!r}: the {type(layer).__name__} between mlp_in and mlp_out"
-    if isinstance(layer, nn.GroupNorm) and layer.num_groups not in (1, layer.num_channels):
-        raise ModelError(f"{what} normalises groups of neurons; VBP supports per-neuron layers there")
-    if isinstance(layer, nn.modules.conv._ConvNd):
-        if not (layer.groups == layer.in_channels == layer.out_channels == width):
-            raise ModelError(f"{what} mixes hidden neurons (groups {layer.groups}); VBP supports depthwise convs there")
-        return
-    if isinstance(layer, _BETWEEN_NORMS):
-        return
-    for pname, t in [*layer.named_parameters(recurse=False), *layer.named_buffers(recurse=False)]:
-        if t.numel() > 1 and list(t.shape).count(width) != 1:
-            raise ModelError(f"{what} holds {pname} of shape {tuple(t.shape)}, which does not follow the "
-                             f"{width} hidden neurons; VBP cannot shrink it")
-
-
-def shrink_between(layer: nn.Module, pruned: list[int], width: int) -> None:
-    """Remove hidden neurons ``pruned`` from a layer between ``mlp_in`` and ``mlp_out`` (see check_between)."""
-    if isinstance(layer, nn.modules.conv._ConvNd):
-        tp.prune_depthwise_conv_out_channels(layer, pruned)
-        return
-    pruners = (tp.prune_batchnorm_out_channels, tp.prune_layernorm_out_channels, tp.prune_groupnorm_out_channels)
-    for kind, prune in zip(_BETWEEN_NORMS, pruners):
-        if isinstance(layer, kind):
-            prune(layer, pruned)
-            return
-    keep_mask = torch.ones(width, dtype=torch.bool)
-    keep_mask[torch.as_tensor(pruned, dtype=torch.long)] = False
-    with torch.no_grad():
-        for pname, t in [*layer.named_parameters(recurse=False), *layer.named_buffers(recurse=False)]:
-            if t.numel() <= 1:
-                continue
-            dim = list(t.shape).index(width)
-            keep = torch.nonzero(keep_mask).flatten().to(t.device)
-            new = t.detach().index_select(dim, keep).clone()
-            if isinstance(t, nn.Parameter):
-                setattr(layer, pname, nn.Parameter(new, requires_grad=t.requires_grad))
-            else:
-                layer._buffers[pname] = new
-
-
-def prune_blocks(
-    model: nn.Module,
-    blocks: Mapping[str, tuple[str, str]],
-    pruned: Mapping[str, torch.Tensor],
-    means: Mapping[str, torch.Tensor] | None = None,
-    between: Mapping[str, Sequence[str]] | None = None,
-) -> None:
-    """Prune ``model`` in place: for every block {name: (mlp_in name, mlp_out name)} fold the means of its
-    pruned neurons into ``mlp_out``'s bias (when ``means`` is given), then remove the neurons from
-    ``mlp_in``, ``mlp_out`` and the block's ``between`` layers (module names). All blocks are checked
-    before the first one changes."""
-    between = between or {}
-    for name, (in_name, out_name) in blocks.items():
-        width = hidden_width(model.get_submodule(in_name), model.get_submodule(out_name), name)
-        for layer in between.get(name, ()):
-            check_between(model.get_submodule(layer), width, name)
-    for name, (in_name, out_name) in blocks.items():
+def fold_block_means(model: nn.Module, blocks: Mapping[str, tuple[str, str]], pruned: Mapping[str, torch.Tensor],
+                     means: Mapping[str, torch.Tensor]) -> None:
+    """:func:`fold_means` of every block {name: (mlp_in name, mlp_out name)}'s ``pruned`` neurons into its
+    ``mlp_out`` (in place; before the neurons are removed)."""
+    for name, (_, out_name) in blocks.items():
         idx = pruned.get(name)
-        if idx is None or idx.numel() == 0:
-            continue
-        mlp_in, mlp_out = model.get_submodule(in_name), model.get_submodule(out_name)
-        width = hidden_width(mlp_in, mlp_out, name)
-        if int(idx.min()) < 0 or int(idx.max()) >= width:
-            raise ModelError(f"MLP block {name!r}: pruned indices must be in [0, {width}), got max {int(idx.max())}")
-        if idx.numel() >= width:
-            raise ModelError(f"MLP block {name!r}: cannot prune all {width} neurons; keep at least one")
-        if means is not None:
-            fold_means(mlp_out, idx, means[name])
-        remove_neurons(mlp_in, mlp_out, idx)
-        for layer in between.get(name, ()):
-            shrink_between(model.get_submodule(layer), sorted(int(i) for i in idx), width)
+        if idx is not None and idx.numel() > 0:
+            fold_means(model.get_submodule(out_name), idx, means[name])

@@ -2,35 +2,34 @@
 
 * :func:`rectify` (RLR), after the Pruning Sensitivity Evaluator (:mod:`edgeprune.prune.sensitivity`) —
   insensitive layers (residual-coupled layers as one group) lose output channels physically through
-  torch-pruning's dependency graph (:mod:`edgeprune.prune.channels`), consumers lose the
+  torch-pruning's dependency graph (:mod:`edgeprune.surgery.channels`), consumers lose the
   matching inputs, changed layers are re-initialised, sensitive layers keep their (sliced) masks. A model
   torch-pruning cannot trace as a whole loses channels inside its blocks that trace alone
-  (:mod:`edgeprune.prune.blocks`).
+  (:mod:`edgeprune.surgery.blocks`).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from edgeprune.errors import ConfigError, ModelError
-from edgeprune.prune import blocks as blocks_lib
-from edgeprune.prune.channels import ChannelGroup, build_graph, coupled_groups, remove_channels
+from edgeprune.errors import ConfigError
 from edgeprune.prune.masks import Masks, apply_masks
 from edgeprune.prune.sensitivity import CONV_TYPES, conv_weight_names, evaluate_sensitivity
-from edgeprune.prune.tp_search import Unbounded, bounded_groups
+from edgeprune.surgery import blocks as blocks_lib
+from edgeprune.surgery.channels import full_groups, remove_in_parts
+from edgeprune.surgery.groups import ChannelGroup, traced
 
 KEEP_RULES = ("score_mass", "zero_filters")
 GROUP_RULES = ("pooled", "all")
 WIDTH_RULES = ("density", "sqrt")
 REINIT_RULES = ("changed", "all", "none")
-SEARCH_SECONDS = 20.0  # time for bisecting the groups that break a model (each try traces a copy)
+WHAT = "Reconvene's structured step"
 
 
 def check_choice(what: str, value: str, allowed: Sequence[str]) -> str:
@@ -207,17 +206,51 @@ def rectify(
     check_options(keep, group_rule, width, round_to, reinit)
     convs = [n for n in conv_weight_names(model) if n in masks]
     if not convs:
-        raise ConfigError(
-            f"model {type(model).__name__} has no convolution layer for Reconvene's structured step; "
-            "run the unstructured PaI only (--mode unstructured)"
-        )
+        raise ConfigError(f"model {type(model).__name__} has no convolution layer for Reconvene's structured step; "
+                          "run the unstructured PaI only (--mode unstructured)")
     t0 = time.perf_counter()
     pse = evaluate_sensitivity(masks, convs, weighted=weighted)
     parts, in_blocks = blocks_lib.whole_or_blocks(model, example_input, _traced)
-    groups = [replace(g, members=[_full(p, m) for m in g.members], consumers=[_full(p, m) for m in g.consumers],
-                      norms=[_full(p, m) for m in g.norms]) for p, (_, (_, part)) in parts.items() for g in part]
     sizes = {n: masks[n].numel() for n in convs}
+    decisions, group_of, candidates = _decide(full_groups(parts), pse, sizes, group_rule, bool(in_blocks))
+    plan = _plan(model, candidates, masks, scores, keep, width, round_to)
+    removed_idx, broken = remove_in_parts(model, example_input, parts, plan, WHAT)
+    _mark_broken(decisions, broken)
+    structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
+    new_masks = _sliced_masks(model, masks, structured_members if keep == "score_mass" else set(), removed_idx)
+    touched = _reinitialise(model, reinit, removed_idx, reinit_fn)
+    apply_masks(model, new_masks)
+    modules = dict(model.named_modules())
+    settings = {"weighted": weighted, "keep": keep, "group_rule": group_rule, "width": width, "round_to": round_to,
+                "reinit": reinit}
+    info = {
+        "average_sparsity": pse.average, **settings,
+        "insensitive": [n.rsplit(".", 1)[0] for n in pse.insensitive_layers],
+        "structured": sorted({n.rsplit(".", 1)[0] for n in structured_members}, key=list(modules).index),
+        "reinitialised": touched,
+        "layers": _layer_report(model, convs, masks, pse, decisions, group_of, structured_members, touched),
+        "groups": [d.as_dict() for d in decisions],
+        "removed": removed_idx,
+        "rectify_seconds": time.perf_counter() - t0,
+    }
+    if in_blocks:
+        info["blocks"] = in_blocks
+    if not structured_members:
+        info["nothing_removed"] = _why_nothing(decisions)
+    return model, new_masks, info
 
+
+def _mark_broken(decisions: list[GroupDecision], broken: dict[str, str]) -> None:
+    """The groups whose removal broke the model stay unstructured, with the reason."""
+    for d in decisions:
+        if d.members[0] in broken:
+            d.structured, d.channels_after = False, d.channels_before
+            d.reason = f"coupled in a way torch-pruning cannot handle (pruning it breaks the model: {broken[d.members[0]]})"
+
+
+def _decide(groups: list[ChannelGroup], pse, sizes: dict[str, int], group_rule: str, in_blocks: bool):
+    """Every conv group's :class:`GroupDecision` (sensitive, protected, coupled with a non-conv layer, or a candidate):
+    (decisions, conv weight name -> its decision's index, [(group, decision)] of the candidates)."""
     decisions: list[GroupDecision] = []
     group_of: dict[str, int] = {}
     candidates: list[tuple[ChannelGroup, GroupDecision]] = []
@@ -244,7 +277,13 @@ def rectify(
         else:
             decision.structured = True
             candidates.append((group, decision))
+    return decisions, group_of, candidates
 
+
+def _plan(model: nn.Module, candidates, masks: Masks, scores, keep: str, width: str, round_to: int
+          ) -> dict[str, list[int]]:
+    """{first member of each candidate group: the original output channels it loses}; candidates that cannot lose
+    channels get their decision's reason."""
     widths = _widths(candidates, width, round_to) if keep == "score_mass" else {}
     plan: dict[str, list[int]] = {}
     for group, decision in candidates:
@@ -267,32 +306,25 @@ def rectify(
         decision.channels_after = group.channels - len(removed)
         decision.reason = f"{keep}{'/' + width if keep == 'score_mass' else ''}: kept {decision.channels_after}/{group.channels} channels"
         plan[decision.members[0]] = removed
+    return plan
 
-    removed_idx = {}
-    for prefix, (part_input, (graph, _)) in parts.items():
-        block = dict(model.named_modules())[prefix]
-        cut = len(prefix) + 1 if prefix else 0
-        part_plan = {root[cut:]: idxs for root, idxs in plan.items() if not prefix or root.startswith(prefix + ".")}
-        with bounded_groups(block, graph, "Reconvene's structured step"):
-            pruned, removed = _remove_checked(block, part_input, part_plan, graph, decisions, prefix)
-        if pruned is not block:
-            blocks_lib.adopt(block, pruned)
-        removed_idx.update({_full(prefix, n): r for n, r in removed.items()})
-    if in_blocks and (error := _runs(model, example_input)):
-        raise ModelError(f"Reconvene cannot prune {type(model).__name__}: removing channels inside its blocks breaks "
-                         f"the model ({error})")
-    structured_members = {f"{m}.weight" for d in decisions if d.structured for m in d.members}
 
-    # masks: drop the density-matched layers (now dense), slice the others to their new shapes
-    params = dict(model.named_parameters())
+def _sliced_masks(model: nn.Module, masks: Masks, dropped: set[str], removed_idx: dict) -> Masks:
+    """The masks still needed: those of ``dropped`` layers (density-matched, now dense) left out, the others sliced
+    to their layers' new shapes."""
+    params, modules = dict(model.named_parameters()), dict(model.named_modules())
     new_masks: Masks = {}
-    modules = dict(model.named_modules())
     for name, mask in masks.items():
-        if name in structured_members and keep == "score_mass":
+        if name in dropped:
             continue
         owner = name.rsplit(".", 1)[0]
         new_masks[name] = _slice(mask, params[name], removed_idx.get(owner), getattr(modules.get(owner), "transposed", False))
+    return new_masks
 
+
+def _reinitialise(model: nn.Module, reinit: str, removed_idx: dict, reinit_fn: Callable[[nn.Module], None]) -> list[str]:
+    """Re-initialise the layers ``reinit`` names (every layer whose shape changed, all, or none); their names."""
+    modules = dict(model.named_modules())
     if reinit == "all":
         touched = [n for n, m in modules.items() if n and (isinstance(m, (*CONV_TYPES, nn.Linear)) or
                                                             isinstance(m, nn.modules.batchnorm._BatchNorm))]
@@ -303,8 +335,13 @@ def rectify(
     with torch.no_grad():
         for n in touched:
             reinit_fn(modules[n])
-    apply_masks(model, new_masks)
+    return touched
 
+
+def _layer_report(model: nn.Module, convs: list[str], masks: Masks, pse, decisions: list[GroupDecision],
+                  group_of: dict[str, int], structured_members: set[str], touched: list[str]) -> list[dict]:
+    """One JSON-able line per conv layer: its verdict, group, channels and weights before and after."""
+    params = dict(model.named_parameters())
     layers = []
     for name in convs:
         w = params[name]
@@ -323,44 +360,11 @@ def rectify(
             "reinitialised": name.rsplit(".", 1)[0] in touched,
             "group_reason": d.reason if d else "",
         })
-    info = {
-        "average_sparsity": pse.average,
-        "weighted": weighted,
-        "keep": keep,
-        "group_rule": group_rule,
-        "width": width,
-        "round_to": round_to,
-        "reinit": reinit,
-        "insensitive": [n.rsplit(".", 1)[0] for n in pse.insensitive_layers],
-        "structured": sorted({n.rsplit(".", 1)[0] for n in structured_members}, key=list(modules).index),
-        "reinitialised": touched,
-        "layers": layers,
-        "groups": [d.as_dict() for d in decisions],
-        "removed": removed_idx,
-        "rectify_seconds": time.perf_counter() - t0,
-    }
-    if in_blocks:
-        info["blocks"] = in_blocks
-    if not structured_members:
-        info["nothing_removed"] = _why_nothing(decisions)
-    return model, new_masks, info
+    return layers
 
 
 def _traced(model: nn.Module, example_input: torch.Tensor):
-    """torch-pruning's graph of ``model`` and its coupled groups, or a one-line ModelError."""
-    graph = build_graph(model, example_input)
-    with bounded_groups(model, graph, "Reconvene's structured step"):
-        try:
-            return graph, coupled_groups(model, example_input, graph=graph)
-        except (ConfigError, Unbounded):
-            raise
-        except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures, e.g. GCViT's ZeroDivisionError)
-            raise ModelError(f"torch-pruning cannot group the channels of {type(model).__name__} "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-
-
-def _full(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+    return traced(model, example_input, WHAT)
 
 
 def _why_nothing(decisions: list[GroupDecision]) -> str:
@@ -371,75 +375,3 @@ def _why_nothing(decisions: list[GroupDecision]) -> str:
         reasons[key] = reasons.get(key, 0) + 1
     detail = "; ".join(f"{n} group{'s' if n > 1 else ''}: {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
     return f"Reconvene removed no channel ({detail or 'no conv group'})"
-
-
-@torch.no_grad()
-def _runs(model: nn.Module, example_input: torch.Tensor) -> str | None:
-    """None if ``model`` runs on ``example_input`` (eval mode), else the first line of the error."""
-    was = model.training
-    model.eval()
-    try:
-        model(example_input)
-        return None
-    except Exception as exc:  # noqa: BLE001  (any failure of the pruned model is what we look for)
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200]
-    finally:
-        model.train(was)
-
-
-def _remove_checked(model: nn.Module, example_input: torch.Tensor, plan: dict, graph,
-                    decisions: list[GroupDecision], prefix: str = "") -> tuple[nn.Module, dict]:
-    """Remove ``plan``'s channels and check that the model still runs. If torch-pruning fails, or the model
-    does not run afterwards (a coupling torch-pruning cannot see: a reshape to a hard-coded width, as PVT's
-    spatial reduction), the planned groups are bisected on copies; the ones that break the model are left
-    unstructured with the reason and the rest are removed. Returns (the pruned model -- possibly a new
-    object --, removed indices)."""
-    if not plan:
-        return model, {}
-    backup = copy.deepcopy(model)
-    error, removed = _attempt(model, example_input, plan, graph)
-    if error is None:
-        return model, removed
-    broken = _find_broken(backup, example_input, list(plan.items()), error, time.perf_counter() + SEARCH_SECONDS)
-    for d in decisions:
-        if d.members[0] in {_full(prefix, root) for root in broken}:
-            d.structured, d.channels_after = False, d.channels_before
-            d.reason = f"coupled in a way torch-pruning cannot handle (pruning it breaks the model: {broken[d.members[0]]})"
-    kept_plan = {root: idxs for root, idxs in plan.items() if root not in broken}
-    model = backup
-    error, removed = _attempt(model, example_input, kept_plan, None) if kept_plan else (None, {})
-    if error is not None:
-        raise ModelError(f"Reconvene cannot prune {type(model).__name__}: removing channels breaks the model "
-                         f"({error}); couplings torch-pruning cannot trace")
-    return model, removed
-
-
-def _attempt(model: nn.Module, example_input: torch.Tensor, plan: dict, graph) -> tuple[str | None, dict]:
-    """(None or the first line of the failure, removed indices) of removing ``plan`` from ``model`` in place."""
-    try:
-        removed = remove_channels(model, example_input, plan, graph=graph)
-    except ConfigError as exc:  # a coupled layer torch-pruning would empty (timm's cpubone): that group stays
-        return str(exc)[:200], {}
-    except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures on layers it mis-handles)
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200], {}
-    return _runs(model, example_input), removed
-
-
-def _find_broken(backup: nn.Module, example_input: torch.Tensor, items: list, error: str,
-                 deadline: float) -> dict[str, str]:
-    """{group root: error} of the planned groups that break the model, by bisection on copies of ``backup``
-    (a ModelError when that takes longer than ``deadline``, a perf_counter time)."""
-    if len(items) == 1:
-        return {items[0][0]: error}
-    half = len(items) // 2
-    broken = {}
-    for part in (items[:half], items[half:]):
-        if time.perf_counter() > deadline:
-            raise ModelError(f"Reconvene cannot prune {type(backup).__name__}: removing its channels breaks the model "
-                             f"({error}) and finding the groups at fault took over {SEARCH_SECONDS:g} s")
-        problem, _ = _attempt(copy.deepcopy(backup), example_input, dict(part), None)
-        if problem is not None:
-            broken.update(_find_broken(backup, example_input, part, problem, deadline))
-    if not broken:  # only the combination breaks it: refuse all of them
-        broken = {root: error for root, _ in items}
-    return broken

@@ -11,8 +11,8 @@ time (or four times that in wall time) -- is a ``fail``: a bug of ours. ``tests/
 ``benchmarks/zoo.py`` on every torchvision, timm and transformers classifier.
 
 Stages: ``roles``; ``mam50`` (Mix-and-Match weight masks at 50 %: magnitude scores, the ``balanced``
-strategy); ``structured30`` (30 % of the channels removed physically; runs when
-``edgeprune.prune.structured`` exists, else ``n/a``); ``vbp30`` (VBP at 30 % of the MLP hidden neurons);
+strategy); ``structured30`` (30 % of the channels removed physically,
+:func:`edgeprune.surgery.ratios.prune_channels`); ``vbp30`` (VBP at 30 % of the MLP hidden neurons);
 ``reconvene90`` (Reconvene at p = 0.9, magnitude scores at initialisation); ``onnx`` (export and parity
 in ONNX Runtime).
 
@@ -48,8 +48,9 @@ from edgeprune.measure import param_count, prunable_weights
 from edgeprune.methods import vbp_core
 from edgeprune.methods.reconvene import CONV_TYPES, generate
 from edgeprune.models import logits_of
-from edgeprune.prune import structured
 from edgeprune.prune.masks import MaskBuilder, apply_masks, masks_sparsity
+from edgeprune.surgery.ratios import prune_channels
+from edgeprune.surgery.structure import plan as plan_structure
 
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
 EDGE_STAGES = ("executorch",)  # slower exports, run by name (benchmarks/executorch_zoo.py), not by default
@@ -191,8 +192,8 @@ def stage_structured(model, example, shape, budget: float = 0.3) -> str:
     keep = {e.module_name for e in roles_lib.classify(model, example).by_role("patch_embed")}
     pruned = copy.deepcopy(model)
     layers = {n for n, m in pruned.named_modules() if n and isinstance(m, (nn.Linear, *CONV_TYPES))}
-    widths = structured.prune_channels(pruned, example, structured.plan(pruned, example, keep_embedding=keep),
-                                       dict.fromkeys(layers, budget))
+    widths = prune_channels(pruned, example, plan_structure(pruned, example, keep_embedding=keep),
+                            dict.fromkeys(layers, budget))
     check_runs(pruned, example, shape, "structured")
     before, after = param_count(model), param_count(pruned)
     if after >= before:

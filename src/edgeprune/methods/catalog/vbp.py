@@ -44,7 +44,8 @@ class VarianceBasedPruning(Method):
         blocks = find_mlp_blocks(model, example)
         train = data.train.with_augment(False) if hasattr(data.train, "with_augment") else data.train  # statistics of the images as they are
         loader = make_loader(train, self.options.calib_batch_size)  # a user's DataLoader passes as it is
-        return collect_statistics(model, loader, blocks=blocks, calib_batches=self.options.calib_batches)
+        return collect_statistics(model, loader, blocks=blocks, calib_batches=self.options.calib_batches,
+                                  example_input=example)
 
     def prune(self, state, model, candidate):
         o = self.options

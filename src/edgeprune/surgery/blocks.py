@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from edgeprune.errors import ModelError
-from edgeprune.prune.channels import ROOT_TYPES, dense_forward
-from edgeprune.prune.tp_search import SEARCH_SECONDS  # also the budget of the whole trace and the block search
+from edgeprune.surgery.graph import ROOT_TYPES, dense_forward
+from edgeprune.surgery.search import SEARCH_SECONDS  # also the budget of the whole trace and the block search
 
 T = TypeVar("T")
 

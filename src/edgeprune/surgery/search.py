@@ -14,8 +14,8 @@ import time
 from torch import nn
 
 from edgeprune.errors import ModelError
-from edgeprune.prune.channels import ROOT_TYPES
-from edgeprune.prune.lazy import tp
+from edgeprune.surgery.graph import ROOT_TYPES
+from edgeprune.surgery.lazy import tp
 
 SEARCH_SECONDS = 30.0  # CPU time for one search (the zoo contract gives a whole stage 60 s)
 

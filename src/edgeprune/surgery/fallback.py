@@ -1,5 +1,5 @@
 """What structured pruning retries when torch-pruning's full plan fails on a model (see
-:func:`edgeprune.prune.structured.prune_channels`).
+:func:`edgeprune.surgery.ratios.prune_channels`).
 
 Torch-pruning cannot see every coupling: timm's CrossViT, CaiT and ConViT attention reshape q/k/v by
 ``C // num_heads`` with ``C`` the input width, PVT reshapes by its hidden size, some index mappings fail
@@ -8,7 +8,7 @@ pruned, each retry keeping more layers whole (:func:`retries`):
 
 1. attention kept whole: every Conv/Linear inside a module with an int ``num_heads``/``num_attention_heads``/
    ``heads`` (its q/k/v, output projection -- hence the residual stream it writes to --, spatial reduction...),
-   except the q/k/v of attention :mod:`edgeprune.prune.attention` handles, which still lose whole heads; MLP
+   except the q/k/v of attention :mod:`edgeprune.surgery.heads` handles, which still lose whole heads; MLP
    hidden neurons and conv channels elsewhere still go;
 2. only groups outside attention whose members are convs or widening Linears (``d -> h``, ``h > d``): MLP
    hidden widths (with their depthwise conv, as in PVT-v2) and conv channels; no heads.
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgeprune.prune import attention as attention_lib
+from edgeprune.surgery import heads as heads_lib
 
 _HEAD_ATTRS = ("num_heads", "num_attention_heads", "heads")
 _LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
@@ -62,14 +62,14 @@ def _kinds(model: nn.Module, names) -> str:
 def retries(model: nn.Module, groups: list[list[str]], protected: set[str], heads: dict[str, tuple[str, int]]):
     """The retries after a failed plan, in order: ``(protected layer names, attention heads to prune, note)``.
 
-    ``groups``, ``protected``, ``heads``: the failed :class:`~edgeprune.prune.structured.StructurePlan`'s.
+    ``groups``, ``protected``, ``heads``: the failed :class:`~edgeprune.surgery.structure.StructurePlan`'s.
     """
     named = dict(model.named_modules())
     attention = attention_modules(model)
     inside = {layer for layers in attention.values() for layer in layers}
     handled = {attn for attn, _ in heads.values() if attn in attention}
     q_k_v = {n for n, m in named.items() if any(m is layer for attn in handled
-                                                for layer in attention_lib.projections(named[attn]))}
+                                                for layer in heads_lib.projections(named[attn]))}
     if inside - q_k_v - protected:
         kept = [n for n in attention if n not in handled]
         parts = [f"attention kept whole ({_kinds(model, kept)})"] if kept else []

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import ConfigError
-from edgeprune.prune.channels import ROOT_TYPES
+from edgeprune.surgery.graph import ROOT_TYPES
 
 CONTAINERS = (nn.Sequential, nn.ModuleList)
 

@@ -16,12 +16,14 @@ graph does not couple to the heads.
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-from edgeprune.prune.lazy import tp
+from edgeprune.models.mha import SplitMultiheadAttention, split_mha
+from edgeprune.surgery.lazy import tp
 
 _SPLIT = (("query", "key", "value"), ("q_proj", "k_proj", "v_proj"))
 # per-head parameters kept beside the projections: name -> the dimension indexed by head
@@ -138,3 +140,15 @@ def update(module: nn.Module, layers: list[nn.Linear], heads: int, gone: list[in
         if p.shape[dim] == original:
             owner._parameters[pname] = nn.Parameter(p.index_select(dim % p.dim(), keep.to(p.device)).clone(),
                                                     requires_grad=p.requires_grad)
+
+
+def split_attention(model: nn.Module, *, copied: bool = False) -> nn.Module:
+    """``model`` with every ``nn.MultiheadAttention`` replaced by an equal
+    :class:`~edgeprune.models.mha.SplitMultiheadAttention` (separate q/k/v projections, the same function), so it can
+    lose whole heads while the residual stream keeps its width: in place, or on a deep copy with ``copied`` (the
+    model itself when it has nothing to split). Loading reads the split back from the saved structure."""
+    if not any(SplitMultiheadAttention.convertible(m) for m in model.modules()):
+        return model
+    target = copy.deepcopy(model) if copied else model
+    split_mha(target)
+    return target

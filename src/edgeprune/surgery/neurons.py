@@ -1,0 +1,193 @@
+"""Removing MLP hidden neurons: a block ``mlp_in`` (D -> H) -> activation -> ``mlp_out`` (H -> D) loses hidden neurons.
+
+A block is a pair of Linear layers (or of 1x1 convs) with an activation between them, and possibly per-neuron
+layers (``between``: a BatchNorm as in LeViT, a depthwise conv as in PVTv2, a GRN as in ConvNeXtV2). Removing
+hidden neuron k deletes row k of ``mlp_in`` (and its bias entry), entry k of every layer between, and column k of
+``mlp_out``; the block's input and output widths, and so the rest of the network, are unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from edgeprune.errors import EdgepruneError, ModelError
+from edgeprune.surgery.channels import remove_channels
+from edgeprune.surgery.graph import build_graph, group_of, named
+from edgeprune.surgery.groups import TP_ERRORS
+from edgeprune.surgery.lazy import tp
+from edgeprune.surgery.search import bounded_groups
+
+WHAT = "VBP's neuron removal"
+
+
+def _pointwise(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv2d) and m.groups == 1 and all(k == 1 for k in m.kernel_size)
+
+
+def hidden_width(mlp_in: nn.Module, mlp_out: nn.Module, name: str = "") -> int:
+    """Hidden width H of an ``mlp_in -> act -> mlp_out`` block; ModelError unless it is a Linear pair or
+    a 1x1-conv pair."""
+    linear = isinstance(mlp_in, nn.Linear) and isinstance(mlp_out, nn.Linear)
+    if not linear and not (_pointwise(mlp_in) and _pointwise(mlp_out)):
+        raise ModelError(
+            f"MLP block {name!r} is {type(mlp_in).__name__} -> {type(mlp_out).__name__}; "
+            f"neuron pruning supports Linear -> Linear and 1x1 Conv2d -> 1x1 Conv2d blocks"
+        )
+    width, takes = (mlp_in.out_features, mlp_out.in_features) if linear else (mlp_in.out_channels, mlp_out.in_channels)
+    if width != takes:
+        raise ModelError(
+            f"MLP block {name!r}: mlp_in has {width} outputs but mlp_out takes {takes} inputs; they must match"
+        )
+    return int(width)
+
+
+def remove_neurons(mlp_in: nn.Linear, mlp_out: nn.Linear, pruned: torch.Tensor) -> None:
+    """Physically delete hidden neurons ``pruned``: rows of ``mlp_in`` (+ bias), columns of ``mlp_out``.
+
+    Uses torch-pruning's Linear pruning functions, which replace the Parameters and update
+    ``out_features`` / ``in_features`` in place, so the surrounding model keeps working.
+    """
+    idxs = sorted(int(i) for i in pruned)
+    if not idxs:
+        return
+    if isinstance(mlp_in, nn.Linear):
+        tp.prune_linear_out_channels(mlp_in, idxs)
+        tp.prune_linear_in_channels(mlp_out, idxs)
+    else:
+        tp.prune_conv_out_channels(mlp_in, idxs)
+        tp.prune_conv_in_channels(mlp_out, idxs)
+
+
+_BETWEEN_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+
+
+def check_between(layer: nn.Module, width: int, name: str) -> None:
+    """ModelError unless ``layer`` (between ``mlp_in`` and ``mlp_out``) can lose hidden neurons with them:
+    a norm, a depthwise conv, or a layer whose every tensor has the hidden width in exactly one dimension."""
+    what = f"MLP block {name!r}: the {type(layer).__name__} between mlp_in and mlp_out"
+    if isinstance(layer, nn.GroupNorm) and layer.num_groups not in (1, layer.num_channels):
+        raise ModelError(f"{what} normalises groups of neurons; VBP supports per-neuron layers there")
+    if isinstance(layer, nn.modules.conv._ConvNd):
+        if not (layer.groups == layer.in_channels == layer.out_channels == width):
+            raise ModelError(f"{what} mixes hidden neurons (groups {layer.groups}); VBP supports depthwise convs there")
+        return
+    if isinstance(layer, _BETWEEN_NORMS):
+        return
+    for pname, t in [*layer.named_parameters(recurse=False), *layer.named_buffers(recurse=False)]:
+        if t.numel() > 1 and list(t.shape).count(width) != 1:
+            raise ModelError(f"{what} holds {pname} of shape {tuple(t.shape)}, which does not follow the "
+                             f"{width} hidden neurons; VBP cannot shrink it")
+
+
+def shrink_between(layer: nn.Module, pruned: list[int], width: int) -> None:
+    """Remove hidden neurons ``pruned`` from a layer between ``mlp_in`` and ``mlp_out`` (see check_between)."""
+    if isinstance(layer, nn.modules.conv._ConvNd):
+        tp.prune_depthwise_conv_out_channels(layer, pruned)
+        return
+    pruners = (tp.prune_batchnorm_out_channels, tp.prune_layernorm_out_channels, tp.prune_groupnorm_out_channels)
+    for kind, prune in zip(_BETWEEN_NORMS, pruners):
+        if isinstance(layer, kind):
+            prune(layer, pruned)
+            return
+    keep_mask = torch.ones(width, dtype=torch.bool)
+    keep_mask[torch.as_tensor(pruned, dtype=torch.long)] = False
+    with torch.no_grad():
+        for pname, t in [*layer.named_parameters(recurse=False), *layer.named_buffers(recurse=False)]:
+            if t.numel() <= 1:
+                continue
+            dim = list(t.shape).index(width)
+            keep = torch.nonzero(keep_mask).flatten().to(t.device)
+            new = t.detach().index_select(dim, keep).clone()
+            if isinstance(t, nn.Parameter):
+                setattr(layer, pname, nn.Parameter(new, requires_grad=t.requires_grad))
+            else:
+                layer._buffers[pname] = new
+
+
+def check_blocks(model: nn.Module, blocks: Mapping[str, tuple[str, str]], pruned: Mapping[str, torch.Tensor],
+                 between: Mapping[str, Sequence[str]]) -> None:
+    """ModelError naming the first block {name: (mlp_in name, mlp_out name)} that cannot lose its ``pruned``
+    neurons: not a Linear or 1x1-conv pair, a layer ``between`` that mixes neurons, indices out of range, or all."""
+    for name, (in_name, out_name) in blocks.items():
+        width = hidden_width(model.get_submodule(in_name), model.get_submodule(out_name), name)
+        for layer in between.get(name, ()):
+            check_between(model.get_submodule(layer), width, name)
+        idx = pruned.get(name)
+        if idx is None or idx.numel() == 0:
+            continue
+        if int(idx.min()) < 0 or int(idx.max()) >= width:
+            raise ModelError(f"MLP block {name!r}: pruned indices must be in [0, {width}), got max {int(idx.max())}")
+        if idx.numel() >= width:
+            raise ModelError(f"MLP block {name!r}: cannot prune all {width} neurons; keep at least one")
+
+
+def _allowed(model: nn.Module, block: tuple[str, str], between: Sequence[str]) -> tuple[set, set]:
+    """The modules a block's neurons live in (mlp_in, mlp_out, the layers between) and the between layers' own
+    parameters (a GRN's gamma and beta, which torch-pruning prunes as parameters of no known layer)."""
+    names = {block[0], block[1], *between}
+    params = {id(p) for n in between for p in model.get_submodule(n).parameters(recurse=False)}
+    return names, params
+
+
+def _only_the_block(graph, group, names: set, params: set) -> bool:
+    """Whether torch-pruning's ``group`` touches nothing but the block (its layers, its between layers' parameters,
+    and layers without weights or buffers: an activation, a dropout)."""
+    for dep, _ in group:
+        target = dep.target.module
+        if isinstance(target, nn.Parameter):
+            if id(target) not in params:
+                return False
+        elif named(graph, target) not in (None, *names) and _holds_tensors(target):
+            return False
+    return True
+
+
+def _holds_tensors(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
+
+
+def _graph_plan(model: nn.Module, example: torch.Tensor, blocks: Mapping[str, tuple[str, str]],
+                pruned: Mapping[str, torch.Tensor], between: Mapping[str, Sequence[str]]) -> tuple[object, dict, set[str]]:
+    """(the dependency graph, the removal plan {mlp_in: indices}, the blocks it covers): every block whose coupled
+    group is the block itself; (None, {}, set()) when torch-pruning cannot trace or group the model."""
+    try:
+        graph = build_graph(model, example)
+        plan, done = {}, set()
+        with bounded_groups(model, graph, WHAT):
+            for name, (in_name, _) in blocks.items():
+                idxs = [int(i) for i in pruned[name]]
+                group = group_of(graph, model.get_submodule(in_name), idxs)
+                if _only_the_block(graph, group, *_allowed(model, blocks[name], between.get(name, ()))):
+                    plan[in_name], done = idxs, done | {name}
+        return graph, plan, done
+    except (EdgepruneError, *TP_ERRORS):  # every block by hand then
+        return None, {}, set()
+
+
+def remove_hidden(model: nn.Module, blocks: Mapping[str, tuple[str, str]], pruned: Mapping[str, torch.Tensor],
+                  between: Mapping[str, Sequence[str]] | None = None, example: torch.Tensor | None = None) -> None:
+    """Remove hidden neurons ``pruned`` ({block: indices}) of every block {name: (mlp_in name, mlp_out name)} from
+    ``mlp_in``, ``mlp_out`` and the block's ``between`` layers (module names), in place: through the dependency graph
+    traced on ``example`` where the block is a group of its own, by hand otherwise (see the module docstring). All
+    blocks are checked (:func:`check_blocks`) before the first one changes."""
+    between = between or {}
+    check_blocks(model, blocks, pruned, between)
+    todo = {n: blocks[n] for n, idx in pruned.items() if n in blocks and idx is not None and idx.numel() > 0}
+    graph, plan, done = None, {}, set()
+    if example is not None and todo:
+        example = example.to(next(model.parameters()).device)
+        graph, plan, done = _graph_plan(model, example, todo, pruned, between)
+    if plan:
+        with bounded_groups(model, graph, WHAT):
+            remove_channels(model, example, plan, graph=graph)
+    for name, (in_name, out_name) in todo.items():
+        if name in done:
+            continue
+        mlp_in, mlp_out = model.get_submodule(in_name), model.get_submodule(out_name)
+        width = hidden_width(mlp_in, mlp_out, name)
+        remove_neurons(mlp_in, mlp_out, pruned[name])
+        for layer in between.get(name, ()):
+            shrink_between(model.get_submodule(layer), sorted(int(i) for i in pruned[name]), width)
