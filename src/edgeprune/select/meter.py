@@ -22,7 +22,7 @@ from torch import nn
 from edgeprune.export import sparse
 from edgeprune.export.et_latency import compare, export_for, latency_ms
 from edgeprune.export.int8 import quantize
-from edgeprune.export.onnx import export_onnx
+from edgeprune.export.onnx import export_for_timing, export_onnx
 from edgeprune.export.ort_latency import ort_latency, paired_latency
 from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
@@ -60,19 +60,21 @@ class Meter:
         with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
             if kind == "size" and budget.sparse:
                 return float(sparse.save(model, Path(folder) / "model.epz", values=budget.precision)["bytes"])
-            path = Path(folder) / "model.onnx"
-            export_onnx(model, path, input_shape=self.shape)
             if kind == "latency" and budget.runtime == "executorch" and budget.relative and model is not self.model:
                 return self.dense_value(budget) / self._paired_et_ratio(model, budget.batch, Path(folder), runs)
             if kind == "latency" and budget.runtime == "executorch":
                 return latency_ms(model, budget.batch, "executorch", input_shape=self.shape, runs=runs)
+            path = Path(folder) / "model.onnx"
+            if kind == "latency":  # a bisection's step times a fast export; its confirmation the shipped file
+                (export_onnx if confirm else export_for_timing)(model, path, input_shape=self.shape)
             if kind == "latency" and budget.relative and model is not self.model:
                 # timed in alternation with the input model and scaled to its reference latency: the fraction a
                 # relative budget limits, robust to load changes between this and the reference measurement
-                timed = paired_latency(self.dense_onnx(), path, budget.batch, runs=runs)
+                timed = paired_latency(self.dense_onnx(shipped=confirm), path, budget.batch, runs=runs)
                 return self.dense_value(budget) / timed["ratio"]
             if kind == "latency":
                 return float(ort_latency(path, batch_size=budget.batch, runs=runs, threads=1)["median_ms"])
+            export_onnx(model, path, input_shape=self.shape)
             if budget.precision == "int8":
                 return float(quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"])
             return float(path.stat().st_size)
@@ -112,8 +114,9 @@ class Meter:
 
     def _deploy(self, model: nn.Module, reference: Path | None = None) -> dict:
         with tempfile.TemporaryDirectory(prefix="edgeprune-deploy-") as folder:
-            path = Path(folder) / "model.onnx"
-            export_onnx(model, path, input_shape=self.shape)
+            path = self.dense_onnx() if model is self.model else Path(folder) / "model.onnx"
+            if model is not self.model:
+                export_onnx(model, path, input_shape=self.shape)
             out = {"onnx_bytes": path.stat().st_size,
                    "onnx_bytes_int8": quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"]}
             for b in LATENCY_BATCHES:
@@ -127,14 +130,16 @@ class Meter:
         return out
 
     # -- the input model's files ----------------------------------------------------------------------
-    def dense_onnx(self) -> Path:
-        """The input model's ONNX export, written once (its folder lives as long as the meter)."""
-        if "dense-onnx" not in self.cache:
+    def dense_onnx(self, shipped: bool = True) -> Path:
+        """The input model's ONNX export (``shipped``: by the shipped exporter, else the fast one that bisections time),
+        written once (its folder lives as long as the meter)."""
+        key = ("dense-onnx", shipped)
+        if key not in self.cache:
             folder = tempfile.TemporaryDirectory(prefix="edgeprune-dense-")
             path = Path(folder.name) / "model.onnx"
-            export_onnx(self.model, path, input_shape=self.shape)
-            self.cache["dense-onnx"] = (folder, path)
-        return self.cache["dense-onnx"][1]
+            (export_onnx if shipped else export_for_timing)(self.model, path, input_shape=self.shape)
+            self.cache[key] = (folder, path)
+        return self.cache[key][1]
 
     def _dense_pte(self, batch: int) -> Path:
         key = ("dense-pte", batch)

@@ -1,0 +1,52 @@
+"""A latency bisection times files of the fast TorchScript exporter (a tenth of a second where the dynamo exporter
+takes seconds, a minute for YOLOv8n); only its confirmation times the file the shipped exporter writes."""
+
+import numpy as np
+import pytest
+import torch
+
+import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
+from edgeprune import data as data_lib
+from edgeprune import models
+from edgeprune.export.onnx import export_for_timing, ort_session
+from edgeprune.measure.budget import parse
+from edgeprune.methods import structured_mam
+from edgeprune.methods.base import get_method
+from edgeprune.select import meter as meter_lib
+
+
+def test_the_timing_export_runs_any_batch_in_onnx_runtime_with_the_models_outputs(tmp_path):
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=16, width_mult=0.5).eval()
+    info = export_for_timing(model, tmp_path / "t.onnx")
+    assert info["exporter"].startswith("torchscript")
+    session = ort_session(tmp_path / "t.onnx")
+    for batch in (1, 5):
+        x = torch.randn(batch, 1, 16, 16)
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_latency_bisection_times_fast_exports_and_confirms_on_the_shipped_one(monkeypatch):
+    calls = {"shipped": 0, "timing": 0}
+
+    def counted(name, real):
+        def export(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return export
+
+    monkeypatch.setattr(meter_lib, "export_onnx", counted("shipped", meter_lib.export_onnx))
+    monkeypatch.setattr(meter_lib, "export_for_timing", counted("timing", meter_lib.export_for_timing))
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=0.5)
+    options = get_method("structured", criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False,
+                         round_to=1, latency_runs=5).options
+    state = structured_mam.prepare(model, data_lib.load("digits"), torch.randn(2, 1, 8, 8), options)
+    budget = parse("latency<=70%")
+    structured_mam.strategy_vectors(state, ["balanced"], budget)
+    calibrated = state.calibrated[(str(budget), "balanced", 0)]
+    assert calibrated["measured"] <= state.meter.limit(budget)[1]
+    # every bisection step (at least the two ends and the steps between) on the fast export; the shipped exporter
+    # for the input model's reference file and each confirmation (at most structured_mam.CONFIRMATIONS)
+    assert calls["timing"] >= 4
+    assert 2 <= calls["shipped"] <= 1 + structured_mam.CONFIRMATIONS
