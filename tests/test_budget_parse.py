@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 
+import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
 from edgeprune.errors import ConfigError
 from edgeprune.measure.budget import Budget, parse
 
