@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import edgeprune.methods.catalog  # noqa: F401  (the method registry, as the public API fills it: any test, any worker)
+
 # Test models are tiny: one intra-op thread is faster than two and immune to a busy machine.
 torch.set_num_threads(1)
 # A fixed console width for rich's tables: pytest-xdist's workers have no terminal to measure, and a test's
