@@ -41,12 +41,17 @@ def parse_kv(items: Iterable[str] | None, option: str = "--arg") -> dict:
     return out
 
 
+def _split(text: str, option: str, kind: type, what: str) -> list:
+    """'1,32' -> [kind('1'), kind('32')] (empty items skipped); a ConfigError naming ``what`` the list must hold."""
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} must be a comma-separated list of {what}") from None
+
+
 def parse_int_list(text: str, option: str) -> list[int]:
     """'1,32' -> [1, 32]; every value must be a positive integer."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"{option} {text!r} must be a comma-separated list of positive integers") from None
+    values = _split(text, option, int, "positive integers")
     if not values or any(v <= 0 for v in values):
         raise ConfigError(f"{option} {text!r} must be a comma-separated list of positive integers")
     if max(values) > MAX_BATCH_SIZE:
@@ -55,10 +60,8 @@ def parse_int_list(text: str, option: str) -> list[int]:
 
 
 def parse_float_list(text: str, option: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"{option} {text!r} must be a comma-separated list of numbers") from None
+    """'0.5,0.9' -> [0.5, 0.9]; at least one number."""
+    values = _split(text, option, float, "numbers")
     if not values:
         raise ConfigError(f"{option} {text!r} must name at least one value")
     return values

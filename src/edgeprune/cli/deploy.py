@@ -24,6 +24,8 @@ from edgeprune.utils.io import check_output, write_json
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
 RUNTIMES = ("torch", "onnxruntime", "executorch", "both")
+#: a file bench times as it is, by suffix: (the runtime that runs it, its timer, what it is)
+FILE_RUNTIMES = {".onnx": ("onnxruntime", ort_latency, "an ONNX file"), ".pte": ("executorch", et_latency, "an ExecuTorch program")}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -84,26 +86,19 @@ def bench(
     if threads is not None:
         check_positive("--threads", threads)
     source = Path(source)
-    is_onnx = source.suffix.lower() == ".onnx"
-    is_pte = source.suffix.lower() == ".pte"
-    runtime = runtime or ("onnxruntime" if is_onnx else "executorch" if is_pte else "torch")
+    file_runtime = FILE_RUNTIMES.get(source.suffix.lower())
+    runtime = runtime or (file_runtime[0] if file_runtime else "torch")
     if runtime not in RUNTIMES:
         raise ConfigError(f"--runtime {runtime!r} is not allowed; allowed: {', '.join(RUNTIMES)}")
     results, info = [], {"source": str(source)}
-    if is_pte:
+    if file_runtime:
+        needed, time_file, kind = file_runtime
         if not source.is_file():
             raise ConfigError(f"{str(source)!r} does not exist")
-        if runtime != "executorch":
-            raise ConfigError(f"--runtime {runtime!r} cannot run {str(source)!r}, an ExecuTorch program (use executorch)")
+        if runtime != needed:
+            raise ConfigError(f"--runtime {runtime!r} cannot run {str(source)!r}, {kind} (use {needed})")
         for b in batches:
-            results.append(et_latency(source, batch_size=b, runs=runs, warmup=warmup, threads=threads))
-    elif is_onnx:
-        if not source.is_file():
-            raise ConfigError(f"{str(source)!r} does not exist")
-        if runtime != "onnxruntime":
-            raise ConfigError(f"--runtime {runtime!r} needs a PyTorch checkpoint; {str(source)!r} is an ONNX file (use onnxruntime)")
-        for b in batches:
-            results.append(ort_latency(source, batch_size=b, runs=runs, warmup=warmup, threads=threads))
+            results.append(time_file(source, batch_size=b, runs=runs, warmup=warmup, threads=threads))
     else:
         path, cand = resolve_checkpoint(source, candidate)
         model = load_model(path)

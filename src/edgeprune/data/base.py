@@ -19,7 +19,49 @@ from edgeprune.data.transforms import random_crop, random_hflip, to_unit_float
 from edgeprune.errors import DataError, check_positive
 
 
-class ImageDataset(Dataset):
+class InMemoryImages:
+    """What the in-memory image datasets share: ``images`` ``[N, C, H, W]`` and their shape facts, the per-batch
+    normalisation with ``mean``/``std``, and one example read as a batch of one (``__getitems__``)."""
+
+    images: torch.Tensor
+
+    def _set_stats(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        # x_norm = x01 * scale + shift, i.e. (x01 - mean) / std in one fused multiply-add
+        std_t = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+        self._scale = 1.0 / std_t
+        self._shift = -torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1) / std_t
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self._shift, to_unit_float(x), self._scale)
+
+    def _batch_of_one(self, index: int):
+        """``__getitems__`` of the example at ``index`` (a negative one counts from the end)."""
+        i, n = int(index), len(self)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for a dataset of {n} examples")
+        return self.__getitems__([i % n])
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.images.shape[2])
+
+    @property
+    def width(self) -> int:
+        return int(self.images.shape[3])
+
+    @property
+    def image_size(self) -> int:
+        """Side of the (square) images; the height if they are not square."""
+        return self.height
+
+
+class ImageDataset(InMemoryImages, Dataset):
     """Images and labels held in memory, normalised (and optionally augmented) on the fly.
 
     Args:
@@ -66,8 +108,7 @@ class ImageDataset(Dataset):
             raise DataError(f"labels must be in [0, {num_classes}), got range [{int(labels.min())}, {int(labels.max())}]")
         self.images = images
         self.labels = labels
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
+        self._set_stats(mean, std)
         self.augment = bool(augment)
         self.crop_padding = int(crop_padding)
         self.hflip = bool(hflip)
@@ -75,39 +116,13 @@ class ImageDataset(Dataset):
         self.num_classes = int(num_classes)
         self.classes = list(classes) if classes is not None else [str(i) for i in range(self.num_classes)]
         self.generator = torch.Generator().manual_seed(self.seed)
-        # x_norm = x01 * scale + shift, i.e. (x01 - mean) / std in one fused multiply-add
-        std_t = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
-        self._scale = 1.0 / std_t
-        self._shift = -torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1) / std_t
-
-    # -- shape facts ------------------------------------------------------------------------------
-    @property
-    def in_channels(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.images.shape[2])
-
-    @property
-    def width(self) -> int:
-        return int(self.images.shape[3])
-
-    @property
-    def image_size(self) -> int:
-        """Side of the (square) images; the height if they are not square."""
-        return self.height
 
     # -- reading ----------------------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        i = int(index)
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"index {i} out of range for a dataset of {n} examples")
-        x, y = self.__getitems__([i])
+        x, y = self._batch_of_one(index)
         return x[0], int(y[0])
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,8 +137,7 @@ class ImageDataset(Dataset):
             x = random_crop(x, self.crop_padding, self.generator)
             if self.hflip:
                 x = random_hflip(x, self.generator)
-        x = torch.addcmul(self._shift, to_unit_float(x), self._scale)
-        return x, self.labels[idx]
+        return self._normalise(x), self.labels[idx]
 
     # -- cheap derived datasets -------------------------------------------------------------------
     def _derive(self, images: torch.Tensor, labels: torch.Tensor, augment: bool) -> "ImageDataset":

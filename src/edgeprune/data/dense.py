@@ -19,15 +19,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from edgeprune.data.base import Splits
+from edgeprune.data.base import InMemoryImages, Splits
 from edgeprune.data.splits import SALT_VAL, limit_indices, stratified_split
-from edgeprune.data.transforms import to_unit_float
 from edgeprune.errors import DataError
 
 IGNORE = 255
 
 
-class _Images(Dataset):
+class _Images(InMemoryImages, Dataset):
     """uint8 images ``[N, C, H, W]`` normalised per batch; no augmentation (``augment`` is always False).
 
     Subclasses check their targets unless built with ``checked=True`` (datasets derived from a checked one).
@@ -44,33 +43,17 @@ class _Images(Dataset):
         if len(mean) != images.shape[1] or len(std) != images.shape[1] or any(s <= 0 for s in std):
             raise DataError(f"mean/std need {images.shape[1]} values (std > 0), got {tuple(mean)} and {tuple(std)}")
         self.images = images
-        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self._set_stats(mean, std)
         self.num_classes = int(num_classes)
         self.classes = list(classes) if classes is not None else [str(k) for k in range(self.num_classes)]
         if len(self.classes) != self.num_classes:
             raise DataError(f"{len(self.classes)} class names for {self.num_classes} classes; they must match")
-        std_t = torch.tensor(self.std).view(1, -1, 1, 1)
-        self._scale, self._shift = 1.0 / std_t, -torch.tensor(self.mean).view(1, -1, 1, 1) / std_t
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.images.shape[2])
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    def _x(self, idx: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self._shift, to_unit_float(self.images[idx]), self._scale)
-
     def __getitem__(self, index: int):
-        i, n = int(index), len(self)
-        if not -n <= i < n:
-            raise IndexError(f"index {i} out of range for a dataset of {n} examples")
-        x, y = self.__getitems__([i % n])
+        x, y = self._batch_of_one(index)
         return x[0], y[0]
 
     def subset(self, indices) -> "_Images":
@@ -113,7 +96,7 @@ class SegmentationDataset(_Images):
 
     def __getitems__(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return self._x(idx), self.masks[idx].long()
+        return self._normalise(self.images[idx]), self.masks[idx].long()
 
     def _take(self, idx, mean, std) -> "SegmentationDataset":
         images, masks = (self.images, self.masks) if idx is None else (self.images[idx], self.masks[idx])
@@ -157,7 +140,7 @@ class DetectionDataset(_Images):
 
     def __getitems__(self, indices) -> tuple[torch.Tensor, list[dict]]:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return self._x(idx), [self.target(int(i)) for i in idx]
+        return self._normalise(self.images[idx]), [self.target(int(i)) for i in idx]
 
     def _take(self, idx, mean, std) -> "DetectionDataset":
         if idx is None:

@@ -22,7 +22,7 @@ from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.executorch import Program, executorch, export_executorch
 from edgeprune.export.onnx import export_verified, input_shape_of, ort_session
 from edgeprune.export.ort_latency import ort_latency
-from edgeprune.measure.latency import machine_info, time_calls, time_rounds
+from edgeprune.measure.latency import time_rounds, timed_latency
 
 RUNTIMES = ("onnxruntime", "executorch")
 _SUFFIX = {".onnx": "onnxruntime", ".pte": "executorch"}
@@ -63,28 +63,18 @@ def _et_call(program: Program, path, batch_size: int, input_shape):
     return lambda: program(x)
 
 
-def et_latency(
-    model: str | Path,
-    input_shape: tuple[int, ...] | None = None,
-    batch_size: int = 1,
-    runs: int = 50,
-    warmup: int = 10,
-    threads: int | None = None,
-) -> dict:
+def et_latency(model: str | Path, input_shape: tuple[int, ...] | None = None, batch_size: int = 1, runs: int = 50,
+               warmup: int = 10, threads: int | None = None) -> dict:
     """Median (and p10/p90/mean) milliseconds per ``execute`` of the ``.pte`` at ``model`` on a random batch.
 
     The returned dict has the keys of :func:`edgeprune.measure.latency` with ``runtime="executorch"``.
     """
-    check_positive("batch size", batch_size)
-    if threads is not None:
-        check_positive("threads", threads)
-    threads = int(threads or torch.get_num_threads())
-    set_et_threads(threads)
-    program = Program(model)
-    call = _et_call(program, model, batch_size, input_shape)
-    result = time_calls(call, runs=runs, warmup=warmup)
-    return {**result, "batch_size": batch_size, "threads": threads, "runtime": "executorch",
-            "cpu": machine_info()["cpu"]}
+
+    def make_call(threads: int):
+        set_et_threads(threads)
+        return _et_call(Program(model), model, batch_size, input_shape)
+
+    return timed_latency("executorch", make_call, batch_size, runs, warmup, threads)
 
 
 def runtime_of(path: str | Path) -> str:

@@ -15,7 +15,7 @@ import torch
 
 from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.onnx import export_verified, fixed_batch, ort_session
-from edgeprune.measure.latency import machine_info, time_calls, time_paired
+from edgeprune.measure.latency import time_paired, timed_latency
 
 
 def channel_block() -> int:
@@ -26,44 +26,31 @@ def channel_block() -> int:
     return 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
 
 
-def ort_latency(
-    model: str | os.PathLike,
-    input_shape: tuple[int, ...] | None = None,
-    batch_size: int = 1,
-    runs: int = 50,
-    warmup: int = 10,
-    threads: int | None = None,
-) -> dict:
+def ort_latency(model: str | os.PathLike, input_shape: tuple[int, ...] | None = None, batch_size: int = 1, runs: int = 50,
+                warmup: int = 10, threads: int | None = None) -> dict:
     """Median (and p10/p90/mean) milliseconds per ``session.run`` on a random batch of ``batch_size``.
 
     ``model`` is an ``.onnx`` path; ``input_shape`` (C, H, W) defaults to the model's input shape. The
     returned dict has the keys of :func:`edgeprune.measure.latency` with ``runtime="onnxruntime"``.
     """
-    check_positive("batch size", batch_size)
-    if threads is not None:
-        check_positive("threads", threads)
-    threads = int(threads or torch.get_num_threads())
-    session = ort_session(Path(model), threads=threads)
-    declared = session.get_inputs()[0]
-    fixed = fixed_batch(session)
-    if fixed is not None and fixed != batch_size:
-        raise ConfigError(f"{str(model)!r} was exported with a fixed batch of {fixed}; cannot time batch {batch_size} "
-                          f"(re-export with --batch dynamic)")
-    if input_shape is None:
-        dims = declared.shape[1:]
-        if not all(isinstance(d, int) and d > 0 for d in dims):
-            raise ConfigError(f"{str(model)!r} has a symbolic input shape {declared.shape}; pass input_shape")
-        input_shape = tuple(dims)
-    x = np.random.default_rng(0).standard_normal((batch_size, *input_shape)).astype(np.float32)
-    feed = {declared.name: x}
-    result = time_calls(lambda: session.run(None, feed), runs=runs, warmup=warmup)
-    return {
-        **result,
-        "batch_size": batch_size,
-        "threads": threads,
-        "runtime": "onnxruntime",
-        "cpu": machine_info()["cpu"],
-    }
+
+    def make_call(threads: int):
+        session = ort_session(Path(model), threads=threads)
+        declared = session.get_inputs()[0]
+        fixed = fixed_batch(session)
+        if fixed is not None and fixed != batch_size:
+            raise ConfigError(f"{str(model)!r} was exported with a fixed batch of {fixed}; cannot time batch {batch_size} "
+                              f"(re-export with --batch dynamic)")
+        shape = input_shape
+        if shape is None:
+            dims = declared.shape[1:]
+            if not all(isinstance(d, int) and d > 0 for d in dims):
+                raise ConfigError(f"{str(model)!r} has a symbolic input shape {declared.shape}; pass input_shape")
+            shape = tuple(dims)
+        feed = {declared.name: np.random.default_rng(0).standard_normal((batch_size, *shape)).astype(np.float32)}
+        return lambda: session.run(None, feed)
+
+    return timed_latency("onnxruntime", make_call, batch_size, runs, warmup, threads)
 
 
 def paired_latency(first: str | os.PathLike, second: str | os.PathLike, batch_size: int = 1, runs: int = 20,

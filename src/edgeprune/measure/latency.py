@@ -106,6 +106,19 @@ def busy_warning(results: list[dict], load: float | None = None, cores: int | No
     return f"the machine looks busy ({'; '.join(reasons)}): these latencies are upper bounds, time again when it is quiet"
 
 
+def timed_latency(runtime: str, make_call: Callable[[int], Callable[[], object]], batch_size: int = 1, runs: int = 50,
+                  warmup: int = 10, threads: int | None = None) -> dict:
+    """The latency record of every runtime: ``batch_size`` and ``threads`` checked, ``threads`` by default torch's
+    thread count, ``make_call(threads)`` the call to time; its median/p10/p90/mean ms with the batch size, threads,
+    ``runtime`` and CPU."""
+    check_positive("batch size", batch_size)
+    if threads is not None:
+        check_positive("threads", threads)
+    threads = int(threads or torch.get_num_threads())
+    result = time_calls(make_call(threads), runs=runs, warmup=warmup)
+    return {**result, "batch_size": batch_size, "threads": threads, "runtime": runtime, "cpu": machine_info()["cpu"]}
+
+
 @torch.no_grad()
 def latency(
     model: nn.Module,
@@ -116,24 +129,16 @@ def latency(
     threads: int | None = None,
 ) -> dict:
     """PyTorch CPU latency of ``model`` on a random batch of shape (batch_size, *input_shape)."""
-    check_positive("batch size", batch_size)
-    if threads is not None:
-        check_positive("threads", threads)
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    was_training = model.training
+    old_threads, was_training = torch.get_num_threads(), model.training
     model.eval()
-    try:
+
+    def make_call(threads: int):
+        torch.set_num_threads(threads)
         x = torch.randn(batch_size, *input_shape)
-        result = time_calls(lambda: model(x), runs=runs, warmup=warmup)
+        return lambda: model(x)
+
+    try:
+        return timed_latency("torch", make_call, batch_size, runs, warmup, threads)
     finally:
         model.train(was_training)
         torch.set_num_threads(old_threads)
-    return {
-        **result,
-        "batch_size": batch_size,
-        "threads": threads or old_threads,
-        "runtime": "torch",
-        "cpu": machine_info()["cpu"],
-    }

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Callable
 
 import torch
 from torch import nn
@@ -48,6 +47,7 @@ from edgeprune.prune.rectify import (  # noqa: F401  (re-exported: the pipeline'
     WIDTH_RULES,
     check_options,
     default_reinit,
+    no_conv_layer,
     rectify,
 )
 from edgeprune.prune.sensitivity import CONV_TYPES, Sensitivity, evaluate_sensitivity  # noqa: F401  (re-exported)
@@ -112,25 +112,13 @@ def _weights_summary(model: nn.Module, masks: Masks) -> dict:
     return {"prunable_weights": int(total), "kept_weights": int(kept)}
 
 
-def generate(
-    model: nn.Module,
-    example_input: torch.Tensor,
-    sparsity: float,
-    score: str = "synflow",
-    batches=None,
-    *,
-    weighted: bool = False,
-    keep: str = "score_mass",
-    group_rule: str = "pooled",
-    width: str = "sqrt",
-    round_to: int = 1,
-    reinit: str = "changed",
-    seed: int = 0,
-    score_options: dict | None = None,
-    reinit_fn: Callable[[nn.Module], None] = default_reinit,
-) -> tuple[nn.Module, Masks, dict]:
+def generate(model: nn.Module, example_input: torch.Tensor, sparsity: float, score: str = "synflow", batches=None, *,
+             seed: int = 0, score_options: dict | None = None, **rectify_options) -> tuple[nn.Module, Masks, dict]:
     """Reconvene on an initialised ``model``: returns ``(pruned_model, masks, info)``; ``model`` is untouched.
 
+    ``model`` to ``score_options`` go to :func:`pai_masks`; ``rectify_options`` are the switches of
+    :func:`rectify` (``weighted``, ``keep``, ``group_rule``, ``width``, ``round_to``, ``reinit``, ``reinit_fn``),
+    with its defaults where not given.
     ``pruned_model`` is a physically smaller copy, ready to train with ``fit(..., masks=masks)``.
     ``info`` (JSON-able): ``insensitive`` layers, ``structured`` layers (channels removed), per-layer
     ``layers`` rows (UPaI sparsity, verdict, channels before/after, weights before/after), residual
@@ -140,19 +128,14 @@ def generate(
     """
     sparsity = check_fraction("sparsity", sparsity)
     check_score(score)
-    check_options(keep, group_rule, width, round_to, reinit)
+    check_options(**rectify_options)
     if not any(isinstance(m, CONV_TYPES) for m in model.modules()):
-        raise ConfigError(
-            f"model {type(model).__name__} has no convolution layer for Reconvene's structured step; "
-            "run the unstructured PaI only (--mode unstructured)"
-        )
+        raise no_conv_layer(model)
     t0 = time.perf_counter()
     scores, masks = pai_masks(model, example_input, sparsity, score, batches, seed=seed, score_options=score_options)
     t_scores = time.perf_counter() - t0
     pruned = copy.deepcopy(model)
-    pruned, new_masks, info = rectify(pruned, example_input, masks, scores, weighted=weighted, keep=keep,
-                                      group_rule=group_rule, width=width, round_to=round_to, reinit=reinit,
-                                      reinit_fn=reinit_fn)
+    pruned, new_masks, info = rectify(pruned, example_input, masks, scores, **rectify_options)
     total = time.perf_counter() - t0
     info = {
         "sparsity": sparsity,

@@ -14,6 +14,7 @@ This module writes nothing; :mod:`edgeprune.methods.vbp` re-exports it. The regi
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -261,9 +262,7 @@ def prune_with_statistics(
     seed: int = 0,
 ) -> tuple[nn.Module, VbpStats]:
     """Like :func:`prune`, with statistics already collected on ``model`` (reuse them across ratios)."""
-    check_fraction("ratio", ratio)
-    if selection not in SELECTIONS:
-        raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    _check_settings(ratio, {"selection": selection})
     for name, b in statistics.items():
         width = hidden_width(model.get_submodule(b.mlp_in), model.get_submodule(b.mlp_out), name)
         if width != b.width:
@@ -282,35 +281,32 @@ def prune_with_statistics(
     return new, VbpStats(blocks, float(ratio), selection, bool(compensation), bool(per_layer), int(min_keep))
 
 
-def prune(
-    model: nn.Module,
-    calib_loader,
-    ratio: float,
-    *,
-    compensation: bool = True,
-    selection: str = "variance",
-    per_layer: bool = False,
-    min_keep: int = DEFAULT_MIN_KEEP,
-    calib_batches: int = 0,
-    seed: int = 0,
-    example_input: torch.Tensor | None = None,
-    progress: bool = False,
-) -> tuple[nn.Module, VbpStats]:
+def _check_settings(ratio: float, options: dict) -> None:
+    """``ratio`` and :func:`prune_with_statistics`' keyword ``options``, checked before any statistics are collected:
+    a TypeError for a keyword it does not take, a one-line ConfigError for a bad value."""
+    check_fraction("ratio", ratio)
+    inspect.signature(prune_with_statistics).bind_partial(**options)
+    selection = options.get("selection")
+    if "selection" in options and selection not in SELECTIONS:
+        raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+
+
+def prune(model: nn.Module, calib_loader, ratio: float, *, calib_batches: int = 0, example_input: torch.Tensor | None = None,
+          progress: bool = False, **options) -> tuple[nn.Module, VbpStats]:
     """Variance-Based Pruning of ``model``'s MLP hidden neurons; returns (pruned deep copy, stats).
 
     ``calib_loader`` yields ``(x, y)`` batches (or tensors); ``calib_batches`` = 0 means all of them.
+    ``options`` are the switches of :func:`prune_with_statistics` (``compensation``, ``selection``, ``per_layer``,
+    ``min_keep``, ``seed``), with its defaults where not given.
     The lowest ``ratio`` of all MLP hidden neurons (by count, ranked globally; per block with
     ``per_layer=True``) by ``selection`` score ("variance" = the paper; "magnitude", "random" for
     ablations) are removed; every block keeps at least ``min_keep``. With ``compensation`` their means
     are folded into the next layer's bias. ``model`` itself is not changed.
     """
-    check_fraction("ratio", ratio)
-    if selection not in SELECTIONS:
-        raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    _check_settings(ratio, options)
     if example_input is None:
         example_input = example_input_for(model, calib_loader)
     blocks = find_mlp_blocks(model, example_input)
     statistics = collect_statistics(model, calib_loader, blocks=blocks, calib_batches=calib_batches,
                                     example_input=example_input, progress=progress)
-    return prune_with_statistics(model, statistics, ratio, compensation=compensation, selection=selection,
-                                 per_layer=per_layer, min_keep=min_keep, seed=seed)
+    return prune_with_statistics(model, statistics, ratio, **options)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -39,14 +40,22 @@ def check_choice(what: str, value: str, allowed: Sequence[str]) -> str:
     return value
 
 
-def check_options(keep: str, group_rule: str, width: str, round_to: int, reinit: str) -> None:
-    """Validate :func:`rectify`'s switches (callers check them before the expensive scoring step)."""
-    check_choice("keep", keep, KEEP_RULES)
-    check_choice("group_rule", group_rule, GROUP_RULES)
-    check_choice("width", width, WIDTH_RULES)
-    check_choice("reinit", reinit, REINIT_RULES)
+def check_options(**options) -> None:
+    """Validate :func:`rectify`'s keyword ``options`` (callers check them before the expensive scoring step): a
+    TypeError for a keyword it does not take, a one-line ConfigError for a bad value."""
+    inspect.signature(rectify).bind_partial(**options)
+    for name, allowed in (("keep", KEEP_RULES), ("group_rule", GROUP_RULES), ("width", WIDTH_RULES), ("reinit", REINIT_RULES)):
+        if name in options:
+            check_choice(name, options[name], allowed)
+    round_to = options.get("round_to", 1)
     if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
         raise ConfigError(f"round_to must be an integer >= 1 (channel multiple), got {round_to!r}")
+
+
+def no_conv_layer(model: nn.Module) -> ConfigError:
+    """The error for a model Reconvene's structured step cannot work on."""
+    return ConfigError(f"model {type(model).__name__} has no convolution layer for Reconvene's structured step; "
+                       "run the unstructured PaI only (--mode unstructured)")
 
 
 def default_reinit(module: nn.Module) -> None:
@@ -203,11 +212,10 @@ def rectify(
     their consumers), ``"all"`` every Conv/Linear/norm layer, ``"none"`` keeps the surviving initial
     weights. Masks are re-applied after re-initialisation, so sensitive layers stay exactly as sparse.
     """
-    check_options(keep, group_rule, width, round_to, reinit)
+    check_options(keep=keep, group_rule=group_rule, width=width, round_to=round_to, reinit=reinit)
     convs = [n for n in conv_weight_names(model) if n in masks]
     if not convs:
-        raise ConfigError(f"model {type(model).__name__} has no convolution layer for Reconvene's structured step; "
-                          "run the unstructured PaI only (--mode unstructured)")
+        raise no_conv_layer(model)
     t0 = time.perf_counter()
     pse = evaluate_sensitivity(masks, convs, weighted=weighted)
     parts, in_blocks = blocks_lib.whole_or_blocks(model, example_input, _traced)

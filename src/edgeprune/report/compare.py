@@ -144,51 +144,59 @@ def mam_vs_baselines(rows: list[dict], members: dict[str, list[dict]], metric: M
     return out
 
 
+def _section_lines(intro: str, chosen_verdict: str | None, comparisons: list[dict], judge, missing: str,
+                   within: str) -> list[str]:
+    """The section "How sure are these numbers": ``judge(c)`` is ``(verdict, significant, mam_better)`` for one
+    budget's comparison, or None where there is nothing to compare (then "no ``missing`` to compare")."""
+    lines = ["## How sure are these numbers", "", intro, ""]
+    if chosen_verdict is not None:
+        lines.append(f"- **Chosen vs input model**: {chosen_verdict}.")
+    for c in comparisons:
+        judged = judge(c)
+        head = (f"- **Budget {c['budget']:g}**: best Mix-and-Match setting {c['mam']} (test {c['mam_test']}) vs best "
+                f"global baseline {c['baseline']} (test {c['baseline_test']})")
+        if judged is None:
+            lines.append(f"{head}: no {missing} to compare.")
+            continue
+        verdict, significant, better = judged
+        lines.append(f"{head}: {verdict}.")
+        if not better:
+            lines.append("  **A single-criterion global baseline is as good as or better than Mix-and-Match here"
+                         + (" (better)." if significant else f" (within the {within}).") + "**")
+    return lines + [""]
+
+
 def comparison_lines(comparisons: list[dict], chosen_vs_dense: stats.Difference | None, chosen: str | None) -> list[str]:
     """The report's section "How sure are these numbers" (markdown lines)."""
-    lines = ["## How sure are these numbers", "",
-             "Test accuracies carry a 95 % interval (Wilson from the test-set size, widened by a t-interval over "
+    intro = ("Test accuracies carry a 95 % interval (Wilson from the test-set size, widened by a t-interval over "
              "seeds when there are several). Differences are paired on the same test images (paired bootstrap over "
              "the images, McNemar's exact p with one seed; with several seeds also a t-interval on the per-seed "
              "differences, the wider interval counts); a difference whose interval covers zero is reported as no "
-             "significant difference.", ""]
-    if chosen and chosen_vs_dense is not None:
-        lines.append(f"- **Chosen vs input model**: {stats.verdict(chosen_vs_dense, 'the chosen model', 'the input model')}.")
-    for c in comparisons:
+             "significant difference.")
+    chosen_verdict = (stats.verdict(chosen_vs_dense, "the chosen model", "the input model")
+                      if chosen and chosen_vs_dense is not None else None)
+
+    def judge(c: dict):
         d = c["_d"]
-        head = (f"- **Budget {c['budget']:g}**: best Mix-and-Match setting {c['mam']} (test {c['mam_test']}) vs best "
-                f"global baseline {c['baseline']} (test {c['baseline_test']})")
-        if d is None:
-            lines.append(head + ": no per-image test results to compare.")
-            continue
-        lines.append(f"{head}: {stats.verdict(d, 'Mix-and-Match', 'the baseline')}.")
-        if not (d.significant and d.diff > 0):
-            lines.append("  **A single-criterion global baseline is as good as or better than Mix-and-Match here"
-                         + (" (better)." if d.significant else " (within the interval).") + "**")
-    return lines + [""]
+        return None if d is None else (stats.verdict(d, "Mix-and-Match", "the baseline"), d.significant,
+                                       d.significant and d.diff > 0)
+
+    return _section_lines(intro, chosen_verdict, comparisons, judge, "per-image test results", "interval")
 
 
 def task_comparison_lines(comparisons: list[dict], chosen_vs_dense: dict | None, chosen: str | None,
                           metric: Metric) -> list[str]:
     """The section "How sure are these numbers" for a named metric (comparisons by intervals, not paired)."""
-    lines = ["## How sure are these numbers", "",
-             f"Test {metric.label} carries a 95 % interval: a percentile bootstrap over the test examples per model; "
+    intro = (f"Test {metric.label} carries a 95 % interval: a percentile bootstrap over the test examples per model; "
              "with several seeds the mean of their values, with on each side the wider of the mean of the seeds' "
              "bootstrap intervals and a t-interval over seeds (cut to the metric's range where known). Records of this "
              "task keep no per-example results, so two models are compared by their intervals, not paired: intervals "
-             "that do not overlap name the better model, overlapping ones show no difference (a conservative reading).", ""]
-    if chosen and chosen_vs_dense is not None:
-        lines.append(f"- **Chosen vs input model**: {chosen_vs_dense['verdict']}.")
-    for c in comparisons:
+             "that do not overlap name the better model, overlapping ones show no difference (a conservative reading).")
+    chosen_verdict = chosen_vs_dense["verdict"] if chosen and chosen_vs_dense is not None else None
+
+    def judge(c: dict):
         found = c.get("intervals")
-        head = (f"- **Budget {c['budget']:g}**: best Mix-and-Match setting {c['mam']} (test {c['mam_test']}) vs best "
-                f"global baseline {c['baseline']} (test {c['baseline_test']})")
-        if found is None:
-            lines.append(head + ": no test intervals to compare.")
-            continue
-        lines.append(f"{head}: {found['verdict']}.")
-        better = found["significant"] and metric.score(found["a"][0]) > metric.score(found["b"][0])
-        if not better:
-            lines.append("  **A single-criterion global baseline is as good as or better than Mix-and-Match here"
-                         + (" (better)." if found["significant"] else " (within the intervals).") + "**")
-    return lines + [""]
+        return None if found is None else (found["verdict"], found["significant"], found["significant"]
+                                           and metric.score(found["a"][0]) > metric.score(found["b"][0]))
+
+    return _section_lines(intro, chosen_verdict, comparisons, judge, "test intervals", "intervals")
