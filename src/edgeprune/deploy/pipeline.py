@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnx
 import onnxruntime
 import torch
 
@@ -36,6 +35,9 @@ from edgeprune.export.onnx import (
 from edgeprune.measure import accuracy, machine_info
 from edgeprune.report.tables import human_bytes
 from edgeprune.utils.io import check_output, ensure_dir, write_json
+from edgeprune.utils.lazy import OnFirstUse
+
+onnx = OnFirstUse("onnx")
 
 RUNTIMES_NOT_MEASURED = ("the {task} task's files hold {model}'s dense part only (no decoding, no NMS): its metrics "
                          "are measured in PyTorch, its parity on the dense outputs")

@@ -21,15 +21,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_dynamic,
-    quantize_static,
-)
-from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -38,6 +29,10 @@ from edgeprune.data.loaders import checked, first_batch, make_loader
 from edgeprune.errors import ConfigError, DataError, ModelError, check_positive
 from edgeprune.export.onnx import DEFAULT_OPSET, export_verified, fixed_batch, ort_run, ort_session, quiet_exporters
 from edgeprune.utils.io import atomic_path
+from edgeprune.utils.lazy import OnFirstUse
+
+quantization = OnFirstUse("onnxruntime.quantization")  # imports ONNX
+shape_inference = OnFirstUse("onnxruntime.quantization.shape_inference")
 
 MODES = ("static", "dynamic")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -90,7 +85,7 @@ def calibration_reader(dataset, batches: int, batch_size: int, *, seed: int = 0,
     stream = checked(loader, "calibration data")
     first = next(stream)
 
-    class _Reader(CalibrationDataReader):
+    class _Reader(quantization.CalibrationDataReader):
         def __init__(self):
             self._batches = itertools.islice(itertools.chain([first], stream), batches)
             self.images = 0
@@ -140,7 +135,8 @@ def quantize(
                     _quantize_static(source, tmp, info, calibration_data, calib_batches, calib_batch_size, calib_method, seed)
                 else:
                     with quiet_exporters():
-                        quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
+                        quantization.quantize_dynamic(str(source), str(tmp), per_channel=True,
+                                                      weight_type=quantization.QuantType.QInt8)
                     info.update({"activation_type": "dynamic (UINT8 at run time)", "reduce_range": False})
             except (ConfigError, DataError, ModelError):
                 raise
@@ -157,7 +153,7 @@ def _preprocessed(onnx_path: Path, prepared: Path, info: dict) -> Path:
     """ORT's quantization pre-processing of ``onnx_path`` into ``prepared`` (the raw export when it fails); noted in ``info``."""
     try:
         with quiet_exporters():
-            quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
+            shape_inference.quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
     except Exception as exc:  # noqa: BLE001  (it fails on some graphs; quantizing the raw export still works)
         info["preprocess"] = f"skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
         return onnx_path
@@ -171,13 +167,13 @@ def _quantize_static(source: Path, out: Path, info: dict, calibration_data, cali
     cpu = cpu_quant_settings()
     batch = fixed_batch(ort_session(source)) or calib_batch_size
     reader = calibration_reader(calibration_data, calib_batches, batch, seed=seed)
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[calib_method]
+    method = {"minmax": quantization.CalibrationMethod.MinMax, "entropy": quantization.CalibrationMethod.Entropy,
+              "percentile": quantization.CalibrationMethod.Percentile}[calib_method]
     with quiet_exporters():  # ORT logs per-tensor fallbacks (e.g. LayerNorm scales) on the root logger
-        quantize_static(
-            str(source), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-            reduce_range=cpu["reduce_range"], activation_type=getattr(QuantType, cpu["activation_type"]),
-            weight_type=QuantType.QInt8, calibrate_method=method,
+        quantization.quantize_static(
+            str(source), str(out), reader, quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+            reduce_range=cpu["reduce_range"], activation_type=getattr(quantization.QuantType, cpu["activation_type"]),
+            weight_type=quantization.QuantType.QInt8, calibrate_method=method,
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
         )
     info.update({"activation_type": cpu["activation_type"], "reduce_range": cpu["reduce_range"],

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 import torch.utils._pytree as pytree
@@ -35,6 +34,9 @@ from edgeprune.data import make_loader
 from edgeprune.errors import CheckpointError, ConfigError, ModelError, check_positive
 from edgeprune.models import logits_of, probe_input
 from edgeprune.utils.io import atomic_path
+from edgeprune.utils.lazy import OnFirstUse
+
+onnx = OnFirstUse("onnx")
 
 OPSET_RANGE = (18, 23)
 DEFAULT_OPSET = 18

@@ -16,18 +16,22 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
-from onnx import helper, numpy_helper
 
 from edgeprune.errors import ModelError
 from edgeprune.export.onnx import ort_run, ort_session
 from edgeprune.utils.io import atomic_path
+from edgeprune.utils.lazy import OnFirstUse
+
+onnx = OnFirstUse("onnx")
+helper = OnFirstUse("onnx.helper")
+numpy_helper = OnFirstUse("onnx.numpy_helper")
 
 INDEX_BYTES = 8  # ONNX sparse indices are int64
 PARITY_TOLERANCE = 1e-5
-_SPARSIFIABLE = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.FLOAT16: 2, onnx.TensorProto.INT8: 1,
-                 onnx.TensorProto.UINT8: 1}
+# bytes per value of the initializer types worth storing sparse: onnx.TensorProto FLOAT, FLOAT16, INT8, UINT8
+# (the ONNX standard's numbering, fixed)
+_SPARSIFIABLE = {1: 4, 10: 2, 3: 1, 2: 1}
 
 
 def _worth_it(array: np.ndarray, nnz: int, item: int) -> bool:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-import matplotlib
+from edgeprune.report.metric import ACCURACY, Metric
+from edgeprune.utils.io import atomic_path
+from edgeprune.utils.lazy import OnFirstUse
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from edgeprune.report.metric import ACCURACY, Metric  # noqa: E402
-from edgeprune.utils.io import atomic_path  # noqa: E402
+# pyplot on the first plot, with the file-only Agg backend chosen before it loads
+plt = OnFirstUse("matplotlib.pyplot", setup=lambda: importlib.import_module("matplotlib").use("Agg"))
 
 MARKERS = {"magnitude": "o", "gradient": "^", "product": "D"}
 
