@@ -57,7 +57,7 @@ def main() -> None:
         goal = f"≤ {r['goal']}×" if r["goal"] else ""
         lines.append(f"| `{r['what']}` | {r['median_s']} | {r['min_s']} | {r['ratio_to_torch']} | {goal} |")
     lines += ["", "`import edgeprune` and `--help` do not import torch; the API's first use (and any command that works) "
-              "imports torch, torch-pruning, ONNX and the rest of the pipeline."]
+              "imports torch, torch-pruning and the pipeline; ONNX, ONNX Runtime's quantizer and pyplot load when a call exports or plots."]
     save("startup", {"rounds": args.rounds, "rows": rows, "times_s": times}, "\n".join(lines))
     print("\n".join(lines))
 
