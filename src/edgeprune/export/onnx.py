@@ -180,8 +180,8 @@ def export_onnx(
 
 def export_for_timing(model: nn.Module, path: str | Path, *, input_shape: tuple[int, ...] | None = None) -> dict:
     """A file to time rather than to ship: torch's TorchScript exporter writes it in a tenth of a second where the
-    dynamo exporter (:func:`export_onnx`, the shipped file) takes seconds, a minute for YOLOv8n; ONNX Runtime runs
-    both at the same speed within noise (paired, 1 thread: ResNet-20 0.99x, MobileNetV3-Small 1.04x, YOLOv8n 1.01x).
+    dynamo exporter (:func:`export_onnx`, the shipped file) takes seconds (a minute on a loaded machine); ONNX Runtime
+    runs both at the same speed within noise (benchmarks/timing_export.py).
     A budget's bisection times these; its final confirmation times the shipped exporter's file. Falls back to
     :func:`export_onnx` where the TorchScript exporter fails."""
     deployable = tasks_lib.current().deployable(model)
