@@ -45,6 +45,31 @@ def test_input_shape_the_model_rejects():
     assert "(1, 3, 8, 8)" in one_line(exc)
 
 
+class AuxHead(torch.nn.Module):
+    """Inception-v3's shape of trouble: an auxiliary head, run only in training, whose 5x5 kernel needs a
+    feature map larger than small images give."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.aux = torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.Conv2d(4, 2, 5)
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        features = self.body(x)
+        logits = self.head(features.mean((2, 3)))
+        return (logits, self.aux(features).mean((2, 3))) if self.training else logits
+
+
+def test_an_input_the_model_rejects_only_in_training_mode():
+    data = tuple(DataLoader(TensorDataset(torch.zeros(16, 3, 8, 8), torch.zeros(16, dtype=torch.long)), 8) for _ in "tv")
+    with pytest.raises(ModelError) as exc:
+        edgeprune.prune(AuxHead(), data, method="magnitude", budget=0.5)
+    assert "AuxHead rejects a training batch of shape (2, 3, 8, 8) in training mode" in one_line(exc)
+    assert "Kernel size can't be greater than actual input size" in str(exc.value)
+    edgeprune.prune(AuxHead(), tuple(DataLoader(TensorDataset(torch.zeros(16, 3, 16, 16), torch.zeros(16, dtype=torch.long)), 8)
+                                     for _ in "tv"), method="magnitude", budget=0.5, finetune=0)
+
+
 def test_batches_that_are_not_pairs():
     data = (DataLoader(torch.zeros(16, 1, 8, 8), 8),) * 2
     with pytest.raises(DataError) as exc:

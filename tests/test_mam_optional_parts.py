@@ -80,3 +80,16 @@ def test_a_user_mistake_is_not_a_part_failure():
 
     with pytest.raises(ConfigError, match="bad option for a"):
         optional_parts(["a", "b"], build, "criterion", need_one=True)
+
+
+def test_a_part_the_model_cannot_run_is_left_out():
+    from edgeprune.methods.base import optional_parts
+
+    def build(name):
+        if name == "grasp":
+            raise ModelError("criterion 'grasp' gives NaN scores for attn.qkv.weight on this model")
+        return name
+
+    with pytest.warns(UserWarning, match=r"baseline 'grasp' cannot run on this model and is left out: criterion "
+                                         r"'grasp' gives NaN scores for attn.qkv.weight on this model$"):
+        assert optional_parts(["magnitude", "grasp"], build, "baseline", need_one=False) == {"magnitude": "magnitude"}

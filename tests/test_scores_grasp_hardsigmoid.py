@@ -70,3 +70,41 @@ def test_grasp_scores_mobilenet_v3(spec):
     g = torch.Generator().manual_seed(0)
     result = scores.compute("grasp", model, [(torch.randn(4, 3, 32, 32, generator=g), torch.randint(0, 10, (4,), generator=g))])
     assert result and all(torch.isfinite(s).all() for s in result.values())
+
+
+class CosineAttention(nn.Module):
+    """Swin-V2's cosine similarity over tokens of which some are zero (the zero-padded part of a window)."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k = nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False)
+        self.head = nn.Linear(6, 4)
+
+    def forward(self, x):  # x: [batch, 1, 8, 8] -> 6 tokens of 4 features, the last 2 zero
+        tokens = torch.cat([x.flatten(1)[:, :16].view(-1, 4, 4), torch.zeros(x.shape[0], 2, 4)], 1)
+        sim = F.normalize(self.q(tokens), dim=-1) @ F.normalize(self.k(tokens), dim=-1).transpose(1, 2)
+        return self.head(sim.mean(1))
+
+
+def test_grasp_is_finite_through_normalize_of_zero_vectors():
+    x = torch.zeros(2, 3, requires_grad=True)
+    (g,) = torch.autograd.grad(F.normalize(x * 2 + torch.tensor([[1.0, 0, 0], [0, 0, 0]]), dim=1).pow(2).sum(), x,
+                               create_graph=True)
+    assert torch.isnan(torch.autograd.grad(g.sum(), x)[0]).any()  # the reason for the replacement
+    torch.manual_seed(0)
+    result = scores.compute("grasp", CosineAttention(), _batches())
+    assert all(torch.isfinite(s).all() for s in result.values())
+    assert result["q.weight"].abs().sum() > 0
+
+
+def test_nan_scores_are_a_one_line_model_error(monkeypatch):
+    import dataclasses
+
+    from edgeprune.errors import ModelError
+    from edgeprune.scores.registry import REGISTRY
+
+    entry = REGISTRY["magnitude"]
+    monkeypatch.setitem(REGISTRY, "magnitude", dataclasses.replace(entry, fn=lambda model, batches, **_: {
+        n: torch.full_like(w, float("nan")) for n, w in model.named_parameters() if w.ndim >= 2}))
+    with pytest.raises(ModelError, match=r"criterion 'magnitude' gives NaN scores for 0.weight on this model"):
+        scores.compute("magnitude", _net(explicit=True))

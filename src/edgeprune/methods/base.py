@@ -154,17 +154,17 @@ def optional_parts(names, build: Callable[[str], object], what: str, *, need_one
     """``{name: build(name)}`` over a method's optional parts (its criteria, its baselines).
 
     A part that cannot run on this model (an operator without the derivative it needs, a layer it cannot
-    handle) is left out with a one-line warning naming why, and the call goes on with the rest. A user
-    mistake (an EdgepruneError) is not a part's failure and propagates. ``need_one``: none could run is a
-    one-line ModelError."""
+    handle, a ModelError) is left out with a one-line warning naming why, and the call goes on with the rest.
+    A user mistake (any other EdgepruneError) is not a part's failure and propagates. ``need_one``: none
+    could run is a one-line ModelError."""
     built, failed = {}, {}
     for name in dict.fromkeys(names):
         try:
             built[name] = build(name)
-        except EdgepruneError:
-            raise
         except Exception as exc:  # noqa: BLE001  whatever the part hit on this model, the others may still run
-            failed[name] = first_line(exc)
+            if isinstance(exc, EdgepruneError) and not isinstance(exc, ModelError):
+                raise
+            failed[name] = str(exc) if isinstance(exc, ModelError) else first_line(exc)
             warnings.warn(f"{what} {name!r} cannot run on this model and is left out: {failed[name]}", UserWarning,
                           stacklevel=2)
     if need_one and failed and not built:

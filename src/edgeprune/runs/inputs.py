@@ -16,7 +16,7 @@ from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.config import MAX_SEED, MAX_SEEDS
 from edgeprune.data.loaders import first_batch
-from edgeprune.errors import CheckpointError, ConfigError, ModelError, check_at_most
+from edgeprune.errors import CheckpointError, ConfigError, EdgepruneError, ModelError, check_at_most
 from edgeprune.methods.base import Method
 from edgeprune.train import TrainConfig, default_config
 
@@ -72,6 +72,9 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
     if isinstance(task, tasks_lib.Classification):
         if data.num_classes is None:
             data.num_classes = int(model_lib.logits_of(out).shape[1])
+        if data.train is not None:
+            x, y = first_batch(data.train, "training data")
+            check_trains(model, x[:2], y[:2], task)
     else:
         check_task_fits(model, data, task)
     return Inputs(model, data, example, task)
@@ -84,9 +87,22 @@ def check_task_fits(model: nn.Module, data, task: tasks_lib.Task) -> None:
         if part is not None:
             first_batch(part, what)
     x, y = first_batch(data.train, "training data")
-    with torch.no_grad():
-        task.check_loss(task.train_loss(copy.deepcopy(model).train(), x, y)[0])
+    check_trains(model, x, y, task)
     task.evaluate(model, data.val, max_batches=1)
+
+
+def check_trains(model: nn.Module, x, y, task: tasks_lib.Task) -> None:
+    """The task's loss on one batch, from a copy of the model in training mode: some models take an input in
+    eval mode and not in training (Inception-v3's auxiliary head below 75 px)."""
+    try:
+        with torch.no_grad():
+            loss = task.train_loss(copy.deepcopy(model).train(), x, y)[0]
+    except EdgepruneError:
+        raise
+    except Exception as exc:  # noqa: BLE001  any failure of the user's forward is a shape/type mismatch here
+        raise ModelError(f"{type(model).__name__} rejects a training batch of shape {tuple(x.shape)} in training mode "
+                         f"({model_lib.first_line(exc)[:200]}); a larger image size?") from None
+    task.check_loss(loss)
 
 
 def checkpoint_model(spec: str, checkpoint, splits) -> nn.Module:

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from edgeprune.data.loaders import check_batch, take
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, ModelError
 from edgeprune.measure import prunable_weights
 from edgeprune.scores import pai, weights  # noqa: F401  (importing registers the criteria)
 from edgeprune.scores.registry import CRITERIA, REGISTRY, criterion
@@ -68,7 +68,11 @@ def compute(
         raise ConfigError(
             f"criterion {criterion!r} needs calibration batches (e.g. scores.calibration_batches(splits.train, 10))"
         )
-    return entry.fn(model, batches, loss_fn=loss_fn, seed=int(seed), **options)
+    scores = entry.fn(model, batches, loss_fn=loss_fn, seed=int(seed), **options)
+    for name, score in scores.items():
+        if score.is_floating_point() and bool(torch.isnan(score).any()):
+            raise ModelError(f"criterion {criterion!r} gives NaN scores for {name} on this model")
+    return scores
 
 
 def calibration_batches(dataset, num_batches: int, batch_size: int = 32, seed: int = 0) -> list[Batch]:

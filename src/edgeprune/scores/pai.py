@@ -53,11 +53,20 @@ def _hardsigmoid(x, inplace=False):
     return F.relu6(x + 3.0) / 6.0  # the same function, composed of ops that have a double backward
 
 
-class TwiceDifferentiable(TorchFunctionMode):
-    """While active, activations whose backward has no derivative in PyTorch (``hardsigmoid``: MobileNetV3's
-    squeeze-excite gates, as module or function) run as an equal composition of ops that have one."""
+def _normalize(x, p=2.0, dim=1, eps=1e-12, out=None):
+    """x / sqrt(|x|² + eps²): equal to F.normalize wherever |x| ≫ eps, and its second derivative at a zero
+    vector is finite (the norm's is NaN: Swin-V2's cosine attention over zero-padded window tokens)."""
+    if p != 2 or out is not None:
+        return F.normalize(x, p, dim, eps, out)
+    return x / (x.pow(2).sum(dim, keepdim=True) + eps * eps).sqrt()
 
-    REPLACEMENTS = {F.hardsigmoid: _hardsigmoid}
+
+class TwiceDifferentiable(TorchFunctionMode):
+    """While active, functions whose backward has no usable derivative in PyTorch run as an equal composition
+    of ops that have one: ``hardsigmoid`` (MobileNetV3's squeeze-excite gates, as module or function) and
+    ``normalize`` at zero vectors."""
+
+    REPLACEMENTS = {F.hardsigmoid: _hardsigmoid, F.normalize: _normalize}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         return self.REPLACEMENTS.get(func, func)(*args, **(kwargs or {}))
