@@ -62,3 +62,34 @@ def test_roles_under_no_grad_are_the_same():
         inside = classify(model, torch.zeros(1, 3, 32, 32))
     assert inside.counts() == classify(model, torch.zeros(1, 3, 32, 32)).counts()
     assert inside.counts()["attn_proj"] == 2 and inside.counts()["mlp_in"] == 2
+
+
+class FunctionalAttention(torch.nn.Module):
+    """Attention that applies its projections' weights with F.linear and never calls them (torchvision's Swin)."""
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.norm, self.qkv, self.proj = torch.nn.LayerNorm(dim), torch.nn.Linear(dim, 3 * dim), torch.nn.Linear(dim, dim)
+        self.fc1, self.fc2, self.head = torch.nn.Linear(dim, 4 * dim), torch.nn.Linear(4 * dim, dim), torch.nn.Linear(dim, 3)
+
+    def forward(self, x):  # x: [B, tokens, dim]
+        q, k, v = torch.nn.functional.linear(self.norm(x), self.qkv.weight, self.qkv.bias).chunk(3, -1)
+        x = x + torch.nn.functional.linear((q @ k.transpose(1, 2)).softmax(-1) @ v, self.proj.weight, self.proj.bias)
+        x = x + self.fc2(torch.relu(self.fc1(x)))
+        return self.head(x.mean(1))
+
+
+def test_weights_applied_functionally_get_their_roles_in_forward_order():
+    table = classify(FunctionalAttention(), torch.zeros(1, 5, 8))
+    assert [(e.module_name, e.role) for e in table] == [
+        ("norm", "norm"), ("qkv", "attn_qkv"), ("proj", "attn_proj"), ("fc1", "mlp_in"), ("fc2", "mlp_out"),
+        ("head", "classifier")]
+
+
+@pytest.mark.parametrize("name", ["swin_t", "swin_v2_t"])
+def test_torchvision_swin_attention_and_mlps(name):
+    torchvision = pytest.importorskip("torchvision")
+    model = getattr(torchvision.models, name)(num_classes=10)
+    counts = classify(model, torch.zeros(1, 3, 64, 64)).counts()
+    assert {r: counts[r] for r in ("attn_qkv", "attn_proj", "mlp_in", "mlp_out")} == dict.fromkeys(
+        ("attn_qkv", "attn_proj", "mlp_in", "mlp_out"), 12)

@@ -36,6 +36,7 @@ class Call:
     example_in: torch.Tensor | None = None
     example_out: torch.Tensor | None = None
     forced_role: str | None = None  # set when the module type fixes the role (MultiheadAttention.out_proj)
+    seq: int = -1  # the autograd sequence number when it was first called (graph nodes made later have larger)
 
 
 def first_tensor(args, kwargs) -> torch.Tensor | None:
@@ -83,7 +84,57 @@ def trace_calls(model: nn.Module, example_input: torch.Tensor) -> tuple[dict[str
         model.train()  # train() drops caches built during the pass (HF LeViT's attention biases, with grads)
         for m, training in modes:
             m.training = training
+    _add_functional_calls(model, calls, out)
     return calls, out, leaf
+
+
+def _now() -> int:
+    """The autograd sequence number a graph node made now gets."""
+    with torch.enable_grad():
+        return torch.zeros((), requires_grad=True).clone().grad_fn._sequence_nr()
+
+
+_WEIGHT_VIEWS = ("TBackward0", "TransposeBackward0", "PermuteBackward0", "ViewBackward0", "ReshapeAliasBackward0")
+
+
+def _weight_of(node):
+    """The parameter a graph input node stands for: the leaf itself or a transposed / reshaped view of it."""
+    while node is not None:
+        if type(node).__name__ == "AccumulateGrad":
+            return node.variable
+        if type(node).__name__ not in _WEIGHT_VIEWS or len(node.next_functions) != 1:
+            return None
+        node = node.next_functions[0][0]
+    return None
+
+
+def _add_functional_calls(model: nn.Module, calls: dict[str, Call], outputs: list[torch.Tensor]) -> None:
+    """A prunable layer whose forward never ran but whose weight the graph uses (torchvision's Swin attention
+    calls ``F.linear(x, self.qkv.weight, ...)``): the graph node applying the weight stands for its call, placed
+    in forward order after the hooked layer created just before it."""
+    unused = {id(m.weight): (n, m) for n, m in model.named_modules() if is_prunable(m) and n not in calls}
+    if not unused:
+        return
+    applied: dict[str, list] = {}
+    seen, queue = set(), deque(o.grad_fn for o in outputs if o.grad_fn is not None)
+    while queue:
+        node = queue.popleft()
+        if node in seen:
+            continue
+        seen.add(node)
+        for child, _ in node.next_functions:
+            weight = _weight_of(child)
+            if weight is not None and id(weight) in unused:
+                applied.setdefault(unused[id(weight)][0], []).append(node)
+            if child is not None and child not in seen:
+                queue.append(child)
+    for name, nodes in applied.items():
+        nodes.sort(key=lambda n: n._sequence_nr())
+        first = nodes[0]._sequence_nr()
+        before = max((c.order for c in calls.values() if 0 <= c.seq < first), default=-1)
+        module = model.get_submodule(name)
+        calls[name] = Call(name, module, before + first / (1 << 40), out_nodes=nodes,
+                           in_nodes=[c for n in nodes for c, _ in n.next_functions if _weight_of(c) is not module.weight])
 
 
 def _hook_mha(model: nn.Module, calls: dict[str, Call]) -> tuple[list, set[str]]:
@@ -144,7 +195,7 @@ def _leaf_hooks(calls: dict[str, Call], name: str, prunable: bool):
         x = first_tensor(args, kwargs)
         call = calls.get(name)
         if call is None:
-            call = calls[name] = Call(name, mod, len(calls))
+            call = calls[name] = Call(name, mod, len(calls), seq=_now())
             if x is not None:
                 call.in_shape = tuple(x.shape)
                 if not prunable and not isinstance(mod, NORM_TYPES):  # kept for the scale test
