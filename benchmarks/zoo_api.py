@@ -54,14 +54,17 @@ def report(name: str, rows: dict[str, dict], stages: tuple[str, ...], planned: i
             outcome = row["stages"].get(stage)
             if outcome is None:
                 continue
-            counts[stage][outcome["status"]] += 1
-            if outcome["status"] in ("fail", "refused"):
-                problems.append({"spec": spec, "stage": stage, **outcome})
+            status = outcome["status"]
+            if status == "fail" and outcome.get("note", "").startswith("did not finish within"):
+                status = "timeout"  # not a crash: the CPU box ran out first
+            counts[stage][status] += 1
+            if status in ("fail", "refused", "timeout"):
+                problems.append({"spec": spec, "stage": stage, **outcome, "status": status})
     built = sum(r.get("build") == "ok" for r in rows.values())
     lines = [f"### {title}: `{name}` (`benchmarks/{script}`, stages {', '.join(stages)})", "",
-             f"{len(rows)} of {planned} models run ({built} built); {how}", "", "| stage | pass | n/a | refused | fail |", "|---|---:|---:|---:|---:|"]
+             f"{len(rows)} of {planned} models run ({built} built); {how}", "", "| stage | pass | n/a | refused | over the time box | fail |", "|---|---:|---:|---:|---:|---:|"]
     for stage, c in counts.items():
-        lines.append(f"| `{stage}` | {c['pass']} | {c['n/a']} | {c['refused']} | {c['fail']} |")
+        lines.append(f"| `{stage}` | {c['pass']} | {c['n/a']} | {c['refused']} | {c['timeout']} | {c['fail']} |")
     if problems:
         lines += ["", "| model | stage | status | note |", "|---|---|---|---|"]
         lines += [f"| {p['spec']} | {p['stage']} | {p['status']} | {str(p.get('note', ''))[:160].replace('|', '/')} |"

@@ -37,12 +37,21 @@ class NoOptions(Config):
 
 @dataclass
 class Candidate:
-    """One model a method will produce: a budget, a seed and the method's own setting (JSON-able)."""
+    """One model a method will produce: a budget, a seed and the method's own setting (JSON-able).
+
+    ``budget`` is what the user asked for: the method's own amount (a sparsity, a ratio, Reconvene's p) or a
+    measured budget (``latency<=2ms``). ``knob`` is the amount the method prunes by: the budget itself when it
+    is a number, the value calibration tries when it is measured."""
 
     id: str
-    budget: float
+    budget: float | budget_lib.Budget
     seed: int
     setting: dict = field(default_factory=dict)
+    knob: float | None = None
+
+    def __post_init__(self):
+        if self.knob is None and isinstance(self.budget, (int, float)):
+            self.knob = float(self.budget)
 
 
 @dataclass
@@ -137,6 +146,8 @@ class Method:
         return [Candidate(f"{self.name}-b{b:g}-s{s}", b, s) for b in budgets for s in seeds]
 
     def prune(self, state: object, model: nn.Module, candidate: Candidate) -> Decision:
+        """A pruned copy of ``model`` at ``candidate.knob`` (a method that calibrates measured budgets itself,
+        as ``structured``, reads ``candidate.budget``)."""
         raise NotImplementedError
 
 

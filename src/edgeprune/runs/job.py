@@ -95,7 +95,7 @@ class Job:
         # a measured budget the method meets through its own knob: bisected on copies pruned at each value
         if self._meter is None:
             self._meter = Meter(self.model, self.example)
-        return knob.calibrate(lambda k: self.method.prune(self.state, self.model, dataclasses.replace(cand, budget=k)),
+        return knob.calibrate(lambda k: self.method.prune(self.state, self.model, dataclasses.replace(cand, knob=k)),
                               self._meter, cand.budget, self.method.knob_range,
                               what=self.method.name, knob_name=self.method.budget_name)
 

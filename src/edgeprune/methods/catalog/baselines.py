@@ -34,7 +34,7 @@ class GlobalBaseline(Method):
         return MaskBuilder(scores_lib.compute(self.criterion, model, batches))
 
     def prune(self, state: MaskBuilder, model, candidate):
-        masks = state.global_(candidate.budget)
+        masks = state.global_(candidate.knob)
         pruned = copy.deepcopy(model)
         apply_masks(pruned, masks)
         return Decision(pruned, masks, {"criterion": self.criterion})

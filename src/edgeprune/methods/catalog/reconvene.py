@@ -92,12 +92,12 @@ class Reconvene(Method):
         score_options = {"rounds": o.synflow_rounds} if o.score == "synflow" else None
         if candidate.setting.get("mode") == "unstructured":
             init = reinitialised(model, candidate.seed)
-            _, masks = pai_masks(init, example, candidate.budget, o.score, batches, seed=candidate.seed,
+            _, masks = pai_masks(init, example, candidate.knob, o.score, batches, seed=candidate.seed,
                                  score_options=score_options)
             apply_masks(init, masks)
             return Decision(init, masks, {"mode": "unstructured", "score": o.score})
         pruned, masks, info = generate(
-            reinitialised(model, candidate.seed), example, candidate.budget, o.score, batches,
+            reinitialised(model, candidate.seed), example, candidate.knob, o.score, batches,
             weighted=o.weighted, keep=o.keep, group_rule=o.group_rule, width=o.width, round_to=o.round_to,
             seed=candidate.seed, score_options=score_options,
         )

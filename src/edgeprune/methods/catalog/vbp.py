@@ -50,7 +50,7 @@ class VarianceBasedPruning(Method):
     def prune(self, state, model, candidate):
         o = self.options
         pruned, stats = prune_with_statistics(
-            model, state, candidate.budget, compensation=o.compensation, selection=o.selection,
+            model, state, candidate.knob, compensation=o.compensation, selection=o.selection,
             per_layer=o.per_layer, min_keep=o.min_keep, seed=candidate.seed,
         )
         return Decision(pruned, None, stats.summary())
