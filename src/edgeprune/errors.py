@@ -41,6 +41,11 @@ class WriteError(EdgepruneError):
     names the file and the OS reason; nothing half-written is left, and re-running resumes."""
 
 
+class DeviceError(EdgepruneError):
+    """A device latency is measured on cannot be reached, lacks the runtime, or its command failed: names the
+    device and what went wrong."""
+
+
 class DependencyError(EdgepruneError):
     """An optional library (transformers, timm, torchvision, ray) is missing or cannot reach its weights."""
 

@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {  # name: (module of edgeprune.cli, the 
     "bench": ("deploy", "Median latency and spread (p10/p90) per batch size after warm-up, with threads and CPU "
                         "recorded; one warning line when the machine looks busy (p90/p10 > 1.5 or the load average "
                         "above the number of cores)."),
+    "devices": ("devices", "Devices latency is measured on: `latency<=8ms@NAME` in a budget, `bench FILE --device NAME`."),
     "search": ("aliases", "Alias of `edgeprune prune mix_and_match`: ten strategies per criterion, Pareto report."),
     "vbp": ("aliases", "Alias of `edgeprune prune vbp`: prune the lowest-variance MLP neurons, fold their means, KD "
                        "fine-tune."),

@@ -10,16 +10,19 @@ from typing import Optional
 import torch
 import typer
 
+from edgeprune import devices
 from edgeprune.cli import app
 from edgeprune.cli.common import TASK_OPTION, console, parse_int_list, parse_kv, table
 from edgeprune.deploy import export  # edgeprune.export itself, without the method catalog edgeprune.api loads
 from edgeprune.deploy.source import load_model, resolve_checkpoint
+from edgeprune.devices.base import runtime_of
 from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.et_latency import et_latency, export_for
-from edgeprune.export.onnx import export_onnx, input_shape_of
+from edgeprune.export.executorch import Program
+from edgeprune.export.onnx import export_onnx, input_shape_of, onnx
 from edgeprune.export.ort_latency import ort_latency
 from edgeprune.measure import latency, machine_info
-from edgeprune.measure.latency import busy_warning
+from edgeprune.measure.latency import busy_warning, spread
 from edgeprune.utils.io import check_output, write_json
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
@@ -78,14 +81,17 @@ def bench(
     runs: int = 50,
     warmup: int = 10,
     candidate: str | None = None,
+    device: str | None = None,
 ) -> dict:
     """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT, or ExecuTorch) or of an .onnx
-    (ORT) / .pte (ExecuTorch) file."""
+    (ORT) / .pte (ExecuTorch) file; ``device``: on that device (:mod:`edgeprune.devices`) instead of here."""
     check_positive("--runs", runs)
     check_positive("--warmup", warmup, allow_zero=True)
     if threads is not None:
         check_positive("--threads", threads)
     source = Path(source)
+    if device is not None:
+        return bench_on_device(source, devices.get(device, runtime=runtime, threads=threads), batches, runs, candidate)
     file_runtime = FILE_RUNTIMES.get(source.suffix.lower())
     runtime = runtime or (file_runtime[0] if file_runtime else "torch")
     if runtime not in RUNTIMES:
@@ -124,29 +130,77 @@ def bench(
     return info
 
 
+def file_input_shape(path: Path) -> tuple[int, ...]:
+    """One example's shape (no batch) an .onnx or .pte file declares; ConfigError when it is symbolic."""
+    if path.suffix.lower() == ".pte":
+        return Program(path).input_shape
+    dims = [d.dim_value if d.HasField("dim_value") else None
+            for d in onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim][1:]
+    if not dims or not all(dims):
+        raise ConfigError(f"{str(path)!r} has a symbolic input shape; export it with fixed sizes to time it on a device")
+    return tuple(dims)
+
+
+def bench_on_device(source: Path, device, batches, runs: int, candidate: str | None) -> dict:
+    """:func:`bench` on a device: the file as it is, or a checkpoint exported for the device's runtime."""
+    info = {"source": str(source), "device": device.describe()}
+    try:
+        info["device"].update({k: v for k, v in device.check().items() if k in ("cores", "cpu", "runtimes", "command")})
+        with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as folder:
+            files = {}
+            if source.suffix.lower() in FILE_RUNTIMES:
+                if not source.is_file():
+                    raise ConfigError(f"{str(source)!r} does not exist")
+                files = dict.fromkeys(batches, source)
+                shape = file_input_shape(source)
+            else:
+                path, cand = resolve_checkpoint(source, candidate)
+                model = load_model(path)
+                shape = input_shape_of(model)
+                info.update({"checkpoint": str(path), "candidate": cand, "model": model.edgeprune_build["spec"]})
+                for b in batches:
+                    files[b] = Path(folder) / (f"b{b}.pte" if device.runtime == "executorch" else "model.onnx")
+                    if device.runtime == "executorch":
+                        export_for(model, files[b], "executorch", batch=b)
+                    elif not files[b].exists():
+                        export_onnx(model, files[b])
+            results = []
+            for b, file in files.items():
+                timed = spread(device.time([file], shape, batch=b, rounds=runs)[0])
+                results.append({**timed, "batch_size": b, "threads": device.threads,
+                                "runtime": runtime_of(file, device.runtime), "device": device.name})
+    finally:
+        device.close()
+    return info | {"runs": runs, "results": results, "machine": machine_info()}
+
+
 @app.command("bench")
 def bench_command(
     source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory, .onnx or .pte file."),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | executorch | both (torch + ORT); default torch (onnxruntime for .onnx, executorch for .pte)."),
     batch: str = typer.Option("1,32", "--batch", help="Batch sizes, comma-separated."),
-    threads: int = typer.Option(1, "--threads", help="CPU threads (> 0; ORT: intra_op_num_threads); default 1, like the records and budgets."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (> 0; ORT: intra_op_num_threads); default 1, like the records and budgets (with --device: the device's own)."),
     runs: int = typer.Option(50, "--runs", help="Timed runs per batch size after warm-up (> 0)."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed warm-up runs (>= 0)."),
     candidate: Optional[str] = typer.Option(None, "--candidate", help="Candidate id in a run directory."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+    device: Optional[str] = typer.Option(None, "--device", help="Time it on this device: a name of `edgeprune devices list`, ssh://user@host[:port] or cmd:TEMPLATE (default: here)."),
 ):
     """Median latency and spread (p10/p90) per batch size after warm-up, with threads and CPU recorded; one
     warning line when the machine looks busy (p90/p10 > 1.5 or the load average above the number of cores)."""
-    check_positive("--threads", threads)
+    if threads is not None:
+        check_positive("--threads", threads)
+    threads = threads if threads is not None or device is not None else 1
     if json_out is not None:
         check_output(json_out, "--json")  # before measuring, not after
     info = bench(source, runtime=runtime, batches=parse_int_list(batch, "--batch"), threads=threads, runs=runs,
-                 warmup=warmup, candidate=candidate)
+                 warmup=warmup, candidate=candidate, device=device)
     rows = [[r["runtime"], r["batch_size"], r["median_ms"], r["p10_ms"], r["p90_ms"], r["median_ms"] / r["batch_size"],
              r["threads"]] for r in info["results"]]
-    console.print(table(f"latency of {info.get('model', source)} on {info['machine']['cpu']} ({runs} runs after {warmup} warm-up)",
+    where = f"device {device} ({info['device'].get('cpu', 'its command')})" if device else info["machine"]["cpu"]
+    console.print(table(f"latency of {info.get('model', source)} on {where} ({runs} runs after {warmup} warm-up)",
                         ["runtime", "batch", "median ms", "p10 ms", "p90 ms", "ms / image", "threads"], rows))
-    busy = busy_warning(info["results"])
+    busy = busy_warning(info["results"]) if device is None else None  # the host's load says nothing of a device
     if busy:
         typer.echo(f"warning: {busy}", err=True)
     if json_out is not None:

@@ -3,6 +3,7 @@
     parse("latency<=2.5ms")      # ONNX Runtime latency, batch 1 (FP32)
     parse("latency<=40ms@b32")   # ... at batch 32
     parse("latency<=2ms@executorch")   # latency in ExecuTorch (XNNPACK) instead of ONNX Runtime
+    parse("latency<=8ms@pi5")    # timed on a device saved with `edgeprune devices add pi5 ...` (edgeprune.devices)
     parse("size<=1.5MB")         # bytes of the exported ONNX file (FP32); "size<=400KB@int8": INT8 file
     parse("size<=400KB@sparse")  # bytes of the compressed sparse artifact (.epz: zeros cost little)
     parse("macs<=40%")           # MACs per image, relative to the input model (or absolute: "macs<=20M")
@@ -22,14 +23,14 @@ import re
 from edgeprune.errors import ConfigError
 
 KINDS = ("sparsity", "latency", "size", "macs", "params")
-ALLOWED = ("a sparsity in [0, 1) (0.8 or sparsity=0.8), latency<=2.5ms (optionally @b32, @executorch), size<=1.5MB "
+ALLOWED = ("a sparsity in [0, 1) (0.8 or sparsity=0.8), latency<=2.5ms (optionally @b32, @executorch, @DEVICE), size<=1.5MB "
            "(B/KB/MB/GB, optionally @int8, @sparse), macs<=20M, params<=100k, or any of them relative to the input "
            "model (latency<=50%)")
 _SIZE_UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _TIME_UNITS = {"ms": 1.0, "s": 1e3, "us": 1e-3}
 _COUNT_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}
 _PATTERN = re.compile(r"^(latency|size|macs|params)\s*<=?\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-z%]*)\s*"
-                      r"((?:@\s*[a-z0-9]+\s*)*)$")
+                      r"((?:@\s*[a-z0-9_-]+\s*)*)$")
 RUNTIMES = {"onnxruntime": "onnxruntime", "ort": "onnxruntime", "executorch": "executorch", "et": "executorch"}
 # what each kind measures, as a record field
 QUANTITY = {"sparsity": "sparsity", "latency": "ort_latency_ms", "size": "onnx_bytes", "macs": "macs",
@@ -38,20 +39,21 @@ QUANTITY = {"sparsity": "sparsity", "latency": "ort_latency_ms", "size": "onnx_b
 
 class Budget(float):
     """A budget: its float value is the limit; ``kind``, ``relative`` (a fraction of the input model's
-    value), ``batch`` and ``runtime`` (latency), ``precision`` ("fp32" or "int8", size), ``sparse`` (size: of
+    value), ``batch``, ``runtime`` and ``device`` (latency; None: this machine), ``precision`` ("fp32" or "int8", size), ``sparse`` (size: of
     the compressed sparse artifact, not the ONNX file) and ``text`` say what it limits."""
 
     def __new__(cls, limit: float, kind: str, *, relative: bool = False, batch: int = 1, precision: str = "fp32",
-                runtime: str = "onnxruntime", sparse: bool = False, text: str | None = None):
+                runtime: str = "onnxruntime", sparse: bool = False, device: str | None = None, text: str | None = None):
         obj = super().__new__(cls, limit)
         obj.kind, obj.relative, obj.batch, obj.precision = kind, relative, int(batch), precision
-        obj.runtime, obj.sparse = runtime, bool(sparse)
+        obj.runtime, obj.sparse, obj.device = runtime, bool(sparse), device
         obj.text = text or f"{kind}<={float(limit):g}"
         return obj
 
     def __getnewargs_ex__(self):
         return (float(self), self.kind), {"relative": self.relative, "batch": self.batch, "precision": self.precision,
-                                          "runtime": self.runtime, "sparse": self.sparse, "text": self.text}
+                                          "runtime": self.runtime, "sparse": self.sparse, "device": self.device,
+                                          "text": self.text}
 
     def __format__(self, spec: str) -> str:
         """``f"{b:g}"`` gives a file-name-safe tag (``macs40pct``, ``latency2.5ms-b32``); ``f"{b}"`` the text."""
@@ -68,7 +70,7 @@ class Budget(float):
         return f"Budget({self.text!r})"
 
     def _key(self):
-        return (self.kind, float(self), self.relative, self.batch, self.precision, self.runtime, self.sparse)
+        return (self.kind, float(self), self.relative, self.batch, self.precision, self.runtime, self.sparse, self.device)
 
     def __eq__(self, other):  # two budgets: same kind and limit; a plain number (a run's JSON): same limit
         return self._key() == other._key() if isinstance(other, Budget) else float.__eq__(self, other)
@@ -84,7 +86,8 @@ class Budget(float):
         """The record field this budget limits (``ort_latency_ms_b32`` for a batch-32 latency)."""
         name = QUANTITY[self.kind]
         if self.kind == "latency":
-            return f"{'et' if self.runtime == 'executorch' else 'ort'}_latency_ms_b{self.batch}"
+            name = f"{'et' if self.runtime == 'executorch' else 'ort'}_latency_ms_b{self.batch}"
+            return f"{name}_{self.device}" if self.device else name
         if self.kind == "size" and self.sparse:
             name = "epz_bytes"
         return f"{name}_int8" if self.kind == "size" and self.precision == "int8" else name
@@ -129,7 +132,7 @@ def parse(value) -> float:
         raise ConfigError(f"budget {value!r} is not allowed; allowed: {ALLOWED}")
     kind, number, unit, suffixes = match.groups()
     number = float(number)
-    batch, precision, runtime, sparse = 1, "fp32", "onnxruntime", False
+    batch, precision, runtime, sparse, device = 1, "fp32", "onnxruntime", False, None
     for suffix in (t.strip() for t in suffixes.split("@") if t.strip()):
         if re.fullmatch(r"b\d+", suffix) and kind == "latency":
             batch = int(suffix[1:])
@@ -139,6 +142,10 @@ def parse(value) -> float:
             precision = suffix
         elif suffix == "sparse" and kind == "size":
             sparse = True
+        elif suffix == "host" and kind == "latency":
+            pass  # this machine: the default
+        elif kind == "latency" and device is None and re.fullmatch(r"[a-z][a-z0-9_-]*", suffix):
+            device = suffix  # a saved device's name: checked when the request is resolved (edgeprune.devices)
         else:
             raise ConfigError(f"budget {value!r}: @{suffix} does not apply to {kind}; allowed: {ALLOWED}")
     if unit == "%":
@@ -158,7 +165,7 @@ def parse(value) -> float:
     if limit <= 0 or (relative and limit > 1.0) or batch <= 0:
         raise ConfigError(f"budget {value!r} must be a positive limit (a percentage at most 100%); allowed: {ALLOWED}")
     return Budget(limit, kind, relative=relative, batch=batch, precision=precision, runtime=runtime, sparse=sparse,
-                  text=shown)
+                  device=device, text=shown)
 
 
 def _number(text: str, original) -> float:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgeprune import data as data_lib
+from edgeprune import devices
 from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.config import MAX_SEED, MAX_SEEDS
@@ -135,7 +136,19 @@ def budgets_of(method: Method, budgets) -> list[float]:
     values = [budgets] if isinstance(budgets, (int, float, str)) else list(budgets)
     if not values:
         raise ConfigError("budgets must name at least one budget")
-    return sorted({method.check_budget(b) for b in values})
+    checked = sorted({method.check_budget(b) for b in values})
+    check_devices(checked)
+    return checked
+
+
+def check_devices(budgets) -> None:
+    """Every device a budget names is known, reachable and has the budget's runtime, before any work."""
+    for name, runtime in sorted({(b.device, b.runtime) for b in budgets if getattr(b, "device", None)}):
+        device = devices.get(name, runtime=runtime)
+        try:
+            device.check()
+        finally:
+            device.close()
 
 
 def seeds_of(seeds) -> list[int]:

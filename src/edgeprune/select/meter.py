@@ -19,6 +19,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from edgeprune import devices
+from edgeprune.devices import Device
 from edgeprune.export import sparse
 from edgeprune.export.et_latency import compare, export_for, latency_ms
 from edgeprune.export.int8 import quantize
@@ -58,6 +60,8 @@ class Meter:
         if kind == "macs":
             return float(macs(model, self.example).dense)
         with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
+            if kind == "latency" and budget.device:
+                return self._on_device(model, budget, Path(folder), runs, confirm)
             if kind == "size" and budget.sparse:
                 return float(sparse.save(model, Path(folder) / "model.epz", values=budget.precision)["bytes"])
             if kind == "latency" and budget.runtime == "executorch" and budget.relative and model is not self.model:
@@ -149,6 +153,30 @@ class Meter:
             export_for(self.model, path, "executorch", batch=batch, input_shape=self.shape)
             self.cache[key] = (folder, path)
         return self.cache[key][1]
+
+    def device(self, name: str) -> Device:
+        """The device a budget names, connected once per meter."""
+        key = ("device", name)
+        if key not in self.cache:
+            self.cache[key] = devices.get(name)
+        return self.cache[key]
+
+    def _on_device(self, model: nn.Module, budget: Budget, folder: Path, runs: int, confirm: bool) -> float:
+        """Milliseconds on the budget's device: the input model alone, or (relative budgets) the candidate timed in
+        alternation with the input model there and scaled to its reference."""
+        device = self.device(budget.device)
+        et = budget.runtime == "executorch"
+        reference = self._dense_pte(budget.batch) if et else self.dense_onnx(shipped=confirm)
+        if model is self.model:
+            return device.latency(reference, self.shape, budget.batch, runs)
+        path = folder / ("model.pte" if et else "model.onnx")
+        if et:
+            export_for(model, path, "executorch", batch=budget.batch, input_shape=self.shape)
+        else:
+            (export_onnx if confirm else export_for_timing)(model, path, input_shape=self.shape)
+        if not budget.relative:
+            return device.latency(path, self.shape, budget.batch, runs)
+        return self.dense_value(budget) / device.paired(reference, path, self.shape, budget.batch, runs)["ratio"]
 
     def _paired_et_ratio(self, model: nn.Module, batch: int, folder: Path, runs: int) -> float:
         """Input model's ExecuTorch median / ``model``'s, timed in alternation (``latency_runs`` rounds of one call

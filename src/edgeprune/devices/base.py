@@ -1,0 +1,88 @@
+"""A device: where latency is measured, with which runtime and how many threads.
+
+Every device times model files with edgeprune's runner (:mod:`edgeprune.devices.runner`) in alternation: the
+input model beside a candidate, so load on the device moves both alike. Subclasses only say how the runner is
+run there (:meth:`Device.run_runner`): in this process (``host``), over SSH, or inside the user's command.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from edgeprune.errors import ConfigError, DeviceError, check_positive
+
+RUNTIMES = ("onnxruntime", "executorch")
+SUFFIX = {".onnx": "onnxruntime", ".pte": "executorch"}
+
+
+class Device:
+    """Base class: ``name`` (as the user gave it), ``runtime`` (the default for files without a suffix of their
+    own) and ``threads``."""
+
+    kind = "device"
+
+    def __init__(self, name: str, runtime: str = "onnxruntime", threads: int = 1):
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"device {name!r}: runtime {runtime!r} is not allowed; allowed: {', '.join(RUNTIMES)}")
+        self.name, self.runtime, self.threads = name, runtime, int(check_positive("threads", threads))
+
+    def run_runner(self, args: list[str], files: list[Path]) -> dict:
+        """The runner's JSON output for ``args`` followed by ``files`` (as the device sees them)."""
+        raise NotImplementedError
+
+    def time(self, files: list[Path], shape: tuple, batch: int = 1, rounds: int = 20, warmup: int = 5) -> list[list[float]]:
+        """Milliseconds per round of each file (all of one runtime), the files run in turn each round."""
+        check_positive("batch", batch)
+        check_positive("rounds", rounds)
+        runtime = runtime_of(files[0], self.runtime)
+        if any(runtime_of(f, self.runtime) != runtime for f in files):
+            raise ConfigError(f"files timed together must be of one runtime, got {[Path(f).name for f in files]}")
+        args = ["--runtime", runtime, "--shape", ",".join(str(int(d)) for d in shape), "--batch", str(batch),
+                "--threads", str(self.threads), "--rounds", str(rounds), "--warmup", str(warmup)]
+        return self.run_runner(args, [Path(f) for f in files])["times_ms"]
+
+    def latency(self, path: Path, shape: tuple, batch: int = 1, runs: int = 20) -> float:
+        """Median milliseconds of one file."""
+        return statistics.median(self.time([path], shape, batch, rounds=runs)[0])
+
+    def paired(self, reference: Path, candidate: Path, shape: tuple, batch: int = 1, runs: int = 20) -> dict:
+        """The two files timed in alternation: medians and ``ratio`` = reference / candidate (the speed-up)."""
+        ref, cand = self.time([reference, candidate], shape, batch, rounds=runs)
+        return {"reference_ms": statistics.median(ref), "candidate_ms": statistics.median(cand),
+                "ratio": statistics.median(ref) / statistics.median(cand)}
+
+    def check(self) -> dict:
+        """What the device has: its runtimes with versions, cores, CPU; DeviceError when it lacks ``runtime``."""
+        info = self.run_runner(["--check"], [])
+        if self.runtime not in info.get("runtimes", {}):
+            found = ", ".join(info.get("runtimes", {})) or "none"
+            raise DeviceError(f"device {self.name!r} has no {self.runtime} (runtimes found: {found}); install it there "
+                              f"(pip install {'onnxruntime' if self.runtime == 'onnxruntime' else 'executorch'})")
+        return info
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "runtime": self.runtime, "threads": self.threads}
+
+    def close(self) -> None:
+        """Release connections (a no-op for devices without any)."""
+
+
+def runtime_of(path, default: str) -> str:
+    return SUFFIX.get(Path(path).suffix.lower(), default)
+
+
+def parse_output(device: str, text: str) -> dict:
+    """The runner's JSON line (the last line that parses); DeviceError with its one-line error or the text's end."""
+    for line in reversed(text.strip().splitlines()):
+        try:
+            out = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(out, dict):
+            if "error" in out:
+                raise DeviceError(f"device {device!r}: {out['error']}")
+            return out
+    tail = " ".join(text.split())[-200:] or "no output"
+    raise DeviceError(f"device {device!r}: the runner printed no result ({tail})")

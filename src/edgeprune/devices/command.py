@@ -1,0 +1,92 @@
+"""``cmd:TEMPLATE``: any command that runs ``{model}`` and prints a time (adb shell, a board vendor's benchmark
+tool, ``onnxruntime_perf_test``, ExecuTorch's ``executor_runner``, edgeprune's runner under ``taskset``).
+
+Placeholders: ``{model}`` (the file), ``{batch}``, ``{threads}``, ``{shape}`` (``3,32,32``), ``{runtime}``,
+``{python}`` (this Python) and ``{runner}`` (edgeprune's runner script). The time read from the output: the
+runner's JSON (its median), a JSON object with ``median_ms`` / ``latency_ms`` / ``ms``, else the last number
+with a unit (``0.42 ms``, ``420 us``, ``0.00042 s``). Each round runs the command once per file, in turn; as each
+run is a process that times many calls itself, ``rounds`` rounds (default 5) are run whatever the caller asks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from edgeprune.devices import runner
+from edgeprune.devices.base import Device, runtime_of
+from edgeprune.errors import ConfigError, DeviceError, check_positive
+
+PLACEHOLDERS = ("model", "batch", "threads", "shape", "runtime", "python", "runner")
+_TIME = re.compile(r"([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*(ms|us|µs|s)\b", re.IGNORECASE)
+_TO_MS = {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
+
+
+class CommandDevice(Device):
+    kind = "cmd"
+
+    def __init__(self, template: str, runtime: str = "onnxruntime", threads: int = 1, name: str | None = None,
+                 timeout: float = 600.0, rounds: int = 5):
+        super().__init__(name or f"cmd:{template}", runtime, threads)
+        if "{model}" not in template:
+            raise ConfigError(f"device command {template!r} must contain {{model}}; placeholders: {', '.join(PLACEHOLDERS)}")
+        try:
+            template.format(**dict.fromkeys(PLACEHOLDERS, ""))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"device command {template!r}: unknown placeholder {exc}; allowed: "
+                              f"{', '.join(PLACEHOLDERS)}") from None
+        self.template, self.timeout, self.rounds = template, float(timeout), int(check_positive("rounds", rounds))
+
+    def time(self, files, shape, batch=1, rounds=20, warmup=5):
+        times: list[list[float]] = [[] for _ in files]
+        for _ in range(self.rounds):
+            for i, f in enumerate(files):
+                times[i].append(self.run_once(Path(f), shape, batch))
+        return times
+
+    def run_once(self, path: Path, shape: tuple, batch: int) -> float:
+        """Milliseconds the command reports for one run of ``path``."""
+        values = {"model": str(path), "batch": batch, "threads": self.threads, "shape": ",".join(map(str, shape)),
+                  "runtime": runtime_of(path, self.runtime), "python": sys.executable, "runner": runner.__file__}
+        command = self.template.format(**{k: shlex.quote(str(v)) for k, v in values.items()})
+        try:
+            done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise DeviceError(f"device {self.name!r}: the command did not finish within {self.timeout:g} s") from None
+        if done.returncode != 0:
+            tail = " ".join((done.stdout + " " + done.stderr).split())[-240:]
+            raise DeviceError(f"device {self.name!r}: the command exited with {done.returncode} ({tail or 'no output'})")
+        return read_time(self.name, done.stdout)
+
+    def run_runner(self, args, files):
+        raise DeviceError(f"device {self.name!r} runs a command of its own; it lists no runtimes (time a file with it)")
+
+    def check(self) -> dict:
+        return {"command": self.template}
+
+
+def read_time(device: str, text: str) -> float:
+    for line in reversed(text.strip().splitlines()):
+        try:
+            out = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(out, dict):
+            if "error" in out:
+                raise DeviceError(f"device {device!r}: {out['error']}")
+            if out.get("times_ms"):
+                return float(statistics.median(out["times_ms"][0]))
+            for key in ("median_ms", "latency_ms", "ms"):
+                if isinstance(out.get(key), (int, float)):
+                    return float(out[key])
+    found = _TIME.findall(text)
+    if not found:
+        tail = " ".join(text.split())[-200:] or "no output"
+        raise DeviceError(f"device {device!r}: no time in the command's output ({tail}); print e.g. '0.42 ms'")
+    number, unit = found[-1]
+    return float(number) * _TO_MS[unit.lower()]

@@ -1,0 +1,139 @@
+"""edgeprune's latency runner: times model files in alternation on the machine it runs on, prints one JSON line.
+
+    python runner.py --runtime onnxruntime --shape 1,28,28 --batch 1 --threads 1 --rounds 20 dense.onnx small.onnx
+    python runner.py --check          # the runtimes this machine has, its cores and CPU
+
+edgeprune copies this one file to a device (``ssh://`` devices) or runs it in a command (``cmd:`` devices), so it
+imports nothing of edgeprune and only the standard library at start; numpy, ONNX Runtime or ExecuTorch (with torch)
+are imported when a file of theirs is timed. The loop is edgeprune's timer (``measure.latency.time_rounds``) in
+miniature: warm-up calls of each file, then rounds in which each file runs once in turn, so a change of the
+device's load moves every file alike. Output: ``{"times_ms": [[ms per round] per file, in order], "runtime", "version",
+"threads", "batch", "cores", "cpu", "python"}``; a failure is ``{"error": "one line"}`` and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "Model", "Hardware")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+MODULES = {"onnxruntime": "onnxruntime", "executorch": "executorch.runtime"}
+
+
+def _versions(runtimes=tuple(MODULES)) -> dict:
+    """{runtime: version} of the ``runtimes`` this machine can import."""
+    found = {}
+    for runtime in runtimes:
+        module = MODULES[runtime]
+        try:
+            lib = __import__(module, fromlist=["_"])
+            found[runtime] = getattr(lib, "__version__", None) or _dist_version(runtime)
+        except Exception:  # noqa: BLE001  (absent or broken: not available on this machine)
+            continue
+    return found
+
+
+def _dist_version(name: str) -> str:
+    try:
+        from importlib.metadata import version  # noqa: PLC0415
+
+        return version(name)
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def _onnx_call(path: str, shape: tuple, batch: int, threads: int):
+    import numpy as np  # noqa: PLC0415
+    import onnxruntime as ort  # noqa: PLC0415
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)}
+    return lambda: session.run(None, feed)
+
+
+def _executorch_call(path: str, shape: tuple, batch: int, threads: int):
+    import torch  # noqa: PLC0415
+    from executorch.runtime import Runtime  # noqa: PLC0415
+
+    try:  # XNNPACK's pool size; absent in some builds, where the runtime picks its own
+        from executorch.extension.pybindings import portable_lib  # noqa: PLC0415
+
+        if int(portable_lib._threadpool_get_thread_count()) != threads:
+            portable_lib._unsafe_reset_threadpool(threads)
+    except Exception:  # noqa: BLE001
+        pass
+    method = Runtime.get().load_program(path).load_method("forward")
+    x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
+    return lambda: method.execute([x])
+
+
+CALLS = {"onnxruntime": _onnx_call, "executorch": _executorch_call}
+
+
+def time_files(files: list[str], runtime: str, shape: tuple, batch: int = 1, threads: int = 1, rounds: int = 20,
+               warmup: int = 5) -> dict:
+    """Per-round milliseconds of each file, the files run once each in turn per round after ``warmup`` calls each."""
+    calls = [CALLS[runtime](f, shape, batch, threads) for f in files]
+    for call in calls:
+        for _ in range(warmup):
+            call()
+    times: list[list[float]] = [[] for _ in files]
+    for _ in range(rounds):
+        for i, call in enumerate(calls):
+            t0 = time.perf_counter()
+            call()
+            times[i].append((time.perf_counter() - t0) * 1e3)
+    return {"times_ms": times, "runtime": runtime, "version": _versions((runtime,)).get(runtime, "unknown"), "threads": threads,
+            "batch": batch, **machine()}
+
+
+def machine() -> dict:
+    return {"cores": os.cpu_count(), "cpu": _cpu(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Time model files in alternation; one JSON line.")
+    parser.add_argument("files", nargs="*")
+    parser.add_argument("--check", action="store_true", help="print the runtimes, cores and CPU of this machine")
+    parser.add_argument("--runtime", choices=sorted(CALLS), default="onnxruntime")
+    parser.add_argument("--shape", default="", help="one example's shape without the batch, e.g. 3,32,32")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args(argv)
+    try:
+        if args.check:
+            out = {"runtimes": _versions(), **machine()}
+        else:
+            if not args.files or not args.shape or min(args.batch, args.threads, args.rounds) < 1 or args.warmup < 0:
+                raise ValueError("give files, --shape and positive --batch/--threads/--rounds")
+            shape = tuple(int(d) for d in args.shape.split(","))
+            out = time_files(args.files, args.runtime, shape, args.batch, args.threads, args.rounds, args.warmup)
+    except Exception as exc:  # noqa: BLE001  (the caller gets one line, whatever failed on the device)
+        text = " ".join(str(exc).split())[:300]
+        print(json.dumps({"error": f"{type(exc).__name__}: {text}"}))
+        return 2
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

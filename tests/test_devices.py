@@ -1,0 +1,239 @@
+"""Devices (issue 29): latency measured where the model will run. A real SSH server on the loopback address
+(tests/sshd.py), a command device that runs edgeprune's runner pinned to one core, named devices in a file,
+budgets that name a device, one-line errors when a device cannot be used; nothing written then."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import edgeprune
+from edgeprune import data as data_lib
+from edgeprune import devices, models
+from edgeprune.devices import runner
+from edgeprune.devices.command import read_time
+from edgeprune.errors import ConfigError, DamagedFileError, DeviceError
+from edgeprune.export.onnx import export_onnx
+from edgeprune.measure.budget import parse
+
+SHAPE = (1, 8, 8)
+
+
+@pytest.fixture(autouse=True)
+def device_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEPRUNE_DEVICES", str(tmp_path / "devices.json"))
+    return tmp_path / "devices.json"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A wide and a narrow conv net as ONNX files: the narrow one is faster."""
+    folder = tmp_path_factory.mktemp("onnx")
+    out = []
+    for width in (64, 4):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, width, 3, padding=1), torch.nn.ReLU(),
+                                  torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.Flatten(),
+                                  torch.nn.Linear(width * 64, 10))
+        export_onnx(net, folder / f"w{width}.onnx", input_shape=SHAPE)
+        out.append(folder / f"w{width}.onnx")
+    return out
+
+
+@pytest.fixture
+def server(tmp_path):
+    from sshd import ssh_server
+
+    with ssh_server(tmp_path) as running:
+        yield running
+
+
+def _ssh(server, **options):
+    return devices.SshDevice(server.url, key=server.key, known_hosts=server.known_hosts,
+                             **{"python": sys.executable, **options})
+
+
+def test_runner_times_files_in_alternation_and_prints_one_json_line(files):
+    done = subprocess.run([sys.executable, runner.__file__, "--shape", "1,8,8", "--rounds", "4", "--warmup", "1",
+                           str(files[0]), str(files[1]), str(files[0])], capture_output=True, text=True, check=True)
+    out = json.loads(done.stdout)
+    assert [len(t) for t in out["times_ms"]] == [4, 4, 4] and out["runtime"] == "onnxruntime" and out["cores"] >= 1
+    bad = subprocess.run([sys.executable, runner.__file__, "--shape", "1,8,8", "nope.onnx"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "\n" not in bad.stdout.strip() and "nope.onnx" in json.loads(bad.stdout)["error"]
+
+
+def test_host_device_pairs_two_files(files):
+    host = devices.get("host")
+    timed = host.paired(files[0], files[1], SHAPE, runs=10)
+    assert timed["ratio"] > 1.0  # the wide net is the slower one
+    assert "onnxruntime" in host.check()["runtimes"]
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset is not installed")
+def test_command_device_runs_the_runner_pinned_to_one_core(files):
+    devices.add("pinned", "cmd:taskset -c 0 {python} {runner} --shape {shape} --batch {batch} --threads {threads} "
+                "--rounds 20 --warmup 2 {model}", rounds=2)
+    wide, narrow = devices.get("pinned").time(files, SHAPE, rounds=99)
+    assert len(wide) == len(narrow) == 2  # a command device runs its own rounds; each run times many calls
+    assert min(wide) > max(narrow)
+
+
+@pytest.mark.parametrize("text, ms", [("Average inference time cost: 0.0254 ms", 0.0254), ("took 420 us\n", 0.42),
+                                      ('{"median_ms": 1.5}', 1.5), ('noise\n{"times_ms": [[3, 1, 2]]}', 2.0),
+                                      ("0.002 s", 2.0)])
+def test_a_command_device_reads_the_time_its_command_prints(text, ms):
+    assert read_time("dev", text) == pytest.approx(ms)
+
+
+@pytest.mark.parametrize("template, error, message", [
+    ("false {model}", DeviceError, "the command exited with 1"),
+    ("echo ready {model}", DeviceError, "no time in the command's output"),
+    ("echo {secret} {model}", ConfigError, "unknown placeholder 'secret'"),
+    ("echo 1 ms", ConfigError, "must contain {model}"),
+])
+def test_a_command_device_that_cannot_time_is_one_line(template, error, message, files):
+    with pytest.raises(error, match=message) as exc:
+        devices.get(f"cmd:{template}").latency(files[1], SHAPE)
+    assert "\n" not in str(exc.value)
+
+
+def test_ssh_device_times_on_the_server_and_copies_each_file_once(server, files):
+    device = _ssh(server)
+    assert device.paired(files[0], files[1], SHAPE, runs=5)["ratio"] > 1.0
+    assert "onnxruntime" in device.check()["runtimes"]
+    device.latency(files[0], SHAPE, runs=3)
+    folder = device._folder
+    assert Path(folder).is_dir() and len(list(Path(folder).iterdir())) == 3  # the runner and two files
+    runs = [c for c in server.commands if "runner.py" in c]
+    assert len(runs) == 3  # one connection, one runner process per timing
+    device.close()
+    assert not Path(folder).exists()
+
+
+def test_an_ssh_device_that_cannot_be_used_is_one_line(server, tmp_path, files):
+    (tmp_path / "empty_known_hosts").write_text("")
+    untrusted = devices.SshDevice(server.url, key=server.key, known_hosts=str(tmp_path / "empty_known_hosts"))
+    with pytest.raises(DeviceError, match="is unreachable at 127.0.0.1.*Host key is not trusted"):
+        untrusted.latency(files[1], SHAPE)
+    with pytest.raises(DeviceError, match="has no 'no-such-python'"):
+        _ssh(server, python="no-such-python").latency(files[1], SHAPE)
+    port = server.url.rsplit(":", 1)[1]
+    server_gone = devices.SshDevice(f"ssh://nobody@127.0.0.1:{int(port) + 1 if int(port) < 65535 else 1}", connect_timeout=2)
+    with pytest.raises(DeviceError, match="is unreachable"):
+        server_gone.check()
+    for bad in ("ssh://", "ssh://host:99999", "ssh://host/path"):
+        with pytest.raises(ConfigError, match="allowed: ssh://user@host"):
+            devices.get(bad)
+
+
+def test_named_devices_are_saved_listed_and_removed(device_file, server):
+    devices.add("lab", server.url, threads=2, key=server.key, known_hosts=server.known_hosts, python=sys.executable)
+    devices.add("pinned", "cmd:taskset -c 0 {python} {runner} --shape {shape} {model}", rounds=3)
+    assert sorted(devices.named()) == ["lab", "pinned"]
+    lab = devices.get("lab")
+    assert (lab.kind, lab.threads, lab.url) == ("ssh", 2, server.url)
+    assert devices.get("pinned").rounds == 3 and devices.get("lab", threads=1).threads == 1
+    devices.remove("pinned")
+    assert list(devices.named()) == ["lab"]
+    with pytest.raises(ConfigError, match="unknown device 'pi9'; known: host, lab"):
+        devices.get("pi9")
+
+
+@pytest.mark.parametrize("name", ["host", "b4", "Pi", "9pi", "int8", "a b"])
+def test_a_device_name_a_budget_could_not_say_is_refused(name, device_file):
+    with pytest.raises(ConfigError, match=f"device name {name!r} is not allowed"):
+        devices.add(name, "cmd:echo 1 ms {model}")
+    assert not device_file.exists()
+
+
+def test_a_bad_device_entry_is_refused_before_anything_is_written(device_file):
+    with pytest.raises(ConfigError, match="must contain {model}"):
+        devices.add("pi", "cmd:echo 1 ms")
+    with pytest.raises(ConfigError, match="option 'colour' is not allowed"):
+        devices.add("pi", "host", colour="red")
+    assert not device_file.exists()
+    device_file.write_text("[1, 2]")
+    with pytest.raises(DamagedFileError):
+        devices.named()
+
+
+def test_budgets_name_a_device():
+    budget = parse("latency<=50%@pi5@b4")
+    assert (budget.device, budget.batch, budget.relative, budget.quantity) == ("pi5", 4, True, "ort_latency_ms_b4_pi5")
+    assert parse("latency<=2ms@host").device is None and parse("latency<=2ms").device is None
+    assert parse("latency<=2ms@executorch@pi5").quantity == "et_latency_ms_b1_pi5"
+    with pytest.raises(ConfigError, match="@pi5 does not apply to size"):
+        parse("size<=1MB@pi5")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data_lib.load("digits")
+
+
+def _vit():
+    torch.manual_seed(0)
+    return models.create("vit", num_classes=10, in_channels=1, image_size=8)
+
+
+@pytest.mark.slow
+def test_prune_meets_a_latency_budget_on_an_ssh_device(server, digits):
+    devices.add("lab", server.url, key=server.key, known_hosts=server.known_hosts, python=sys.executable)
+    pruned = edgeprune.prune(_vit(), digits, method="vbp", budget="latency<=90%@lab", finetune=0)
+    calibrated = pruned.record["decided"]["calibrated"]
+    assert calibrated["budget"] == "latency<=90%@lab" and pruned.record["budget_achieved"] <= calibrated["limit"]
+    assert any("runner.py" in c for c in server.commands)
+
+
+def test_an_unknown_or_unreachable_device_in_a_budget_stops_before_any_work(digits, tmp_path):
+    with pytest.raises(ConfigError, match="unknown device 'pi5'"):
+        edgeprune.sweep(_vit(), digits, method="vbp", budgets=["latency<=90%@pi5"], out=tmp_path / "run")
+    devices.add("gone", "ssh://nobody@127.0.0.1:1", connect_timeout=2)
+    with pytest.raises(DeviceError, match="device 'gone' is unreachable"):
+        edgeprune.sweep(_vit(), digits, method="vbp", budgets=["latency<=90%@gone"], out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_cli_adds_checks_lists_and_removes_a_device_and_benches_on_it(run_cli, server, files, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, err = run_cli("devices", "add", "lab", server.url, "--key", server.key, "--known-hosts", server.known_hosts,
+                             "--python", sys.executable)
+    assert code == 0 and "saved device 'lab'" in out, err
+    code, out, err = run_cli("devices", "check", "lab", "--runs", "3")
+    assert code == 0 and "onnxruntime" in out and "reference model" in out, err
+    code, out, err = run_cli("bench", str(files[1]), "--device", "lab", "--batch", "1,4", "--runs", "3", "--json",
+                             tmp_path / "bench.json")
+    assert code == 0 and "on device lab" in out, err
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["batch_size"] for r in saved["results"]] == [1, 4] and saved["device"]["kind"] == "ssh"
+    code, out, _ = run_cli("devices", "list")
+    assert "lab" in out and server.url in out
+    assert run_cli("devices", "remove", "lab")[0] == 0 and "lab" not in devices.named()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("devices", "check", "pi9"), "unknown device 'pi9'"),
+    (("devices", "add", "host", "cmd:echo 1 ms {model}"), "device name 'host' is not allowed"),
+    (("devices", "add", "pi", "ftp://pi"), "device spec 'ftp://pi' is not allowed"),
+    (("devices", "remove", "pi"), "no device named 'pi'"),
+    (("bench", "model.onnx", "--device", "pi9"), "unknown device 'pi9'"),
+])
+def test_cli_device_mistakes_are_one_line_exit_2(run_cli, args, message, device_file):
+    code, out, err = run_cli(*args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not device_file.exists()
+
+
+def test_a_sweep_under_a_device_budget_reports_it(digits, tmp_path):
+    devices.add("here", "host")  # this machine under a name: the device path without a network
+    result = edgeprune.sweep(_vit(), digits, method="vbp", budgets=["latency<=90%@here"], finetune=0, out=tmp_path / "run")
+    record = next(r for r in result.records if r.get("kind") == "candidate")
+    assert record["budget_text"] == "latency<=90%@here" and record["budget_name"] == "ort_latency_ms_b1_here"
+    assert record["budget_achieved"] <= record["decided"]["calibrated"]["limit"]
+    assert "latency<=90%@here" in (tmp_path / "run" / "report.md").read_text()
