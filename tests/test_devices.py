@@ -230,10 +230,18 @@ def test_cli_device_mistakes_are_one_line_exit_2(run_cli, args, message, device_
     assert not device_file.exists()
 
 
-def test_a_sweep_under_a_device_budget_reports_it(digits, tmp_path):
+@pytest.mark.slow
+def test_a_sweep_under_a_device_budget_reports_it_and_its_edge_report_times_on_a_device(digits, tmp_path, server, run_cli):
     devices.add("here", "host")  # this machine under a name: the device path without a network
     result = edgeprune.sweep(_vit(), digits, method="vbp", budgets=["latency<=90%@here"], finetune=0, out=tmp_path / "run")
     record = next(r for r in result.records if r.get("kind") == "candidate")
     assert record["budget_text"] == "latency<=90%@here" and record["budget_name"] == "ort_latency_ms_b1_here"
     assert record["budget_achieved"] <= record["decided"]["calibrated"]["limit"]
     assert "latency<=90%@here" in (tmp_path / "run" / "report.md").read_text()
+    devices.add("lab", server.url, key=server.key, known_hosts=server.known_hosts, python=sys.executable)
+    code, _, err = run_cli("report", tmp_path / "run", "--edge", "--device", "lab")
+    assert code == 0, err
+    edge = json.loads((tmp_path / "run" / "summary.json").read_text())["edge"]["device"]
+    assert edge["name"] == "lab" and edge["input_ms_b1"] > 0 and edge["speedup_b1"] > 0
+    assert "On device **lab** (ssh, onnxruntime, 1 thread(s))" in (tmp_path / "run" / "report.md").read_text()
+    assert run_cli("report", tmp_path / "run", "--device", "lab")[0] == 2  # --device needs --edge

@@ -181,11 +181,14 @@ for _name, _summary in list_methods().items():
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run directory of `edgeprune prune` (or its aliases search, vbp, pai)."),
-           edge: bool = typer.Option(False, "--edge", help="Add the chosen and the input model's ONNX and ExecuTorch (.pte) bytes and batch-1 latency, 1 thread (edge.png; cached in edge.json); needs the [edge] extra.")):
+           edge: bool = typer.Option(False, "--edge", help="Add the chosen and the input model's ONNX and ExecuTorch (.pte) bytes and batch-1 latency, 1 thread (edge.png; cached in edge.json); needs the [edge] extra."),
+           device: Optional[str] = typer.Option(None, "--device", help="With --edge: also time both models on this device (`edgeprune devices list`, ssh://..., cmd:...).")):
     """Re-render a run's report (report.md, front.png, summary.json, chosen.pt) from results.jsonl."""
+    if device is not None and not edge:
+        raise ConfigError("--device needs --edge (it times the edge report's files on the device)")
     config = RunStore(run_dir).config()
     if config.get("format") == FORMAT:
-        summary = run_report.render(run_dir, edge=edge)
+        summary = run_report.render(run_dir, edge=edge, device=device)
         print_result(SweepResult(run_dir, [], summary["front"], summary["chosen"], summary))
     else:
         raise ConfigError(f"{str(run_dir)!r} was made by the `search`/`vbp`/`pai` pipelines of an earlier release, whose "

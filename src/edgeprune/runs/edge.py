@@ -19,7 +19,9 @@ from pathlib import Path
 
 import torch
 
+from edgeprune import devices
 from edgeprune import models as model_lib
+from edgeprune.devices import Device
 from edgeprune.errors import ConfigError, DamagedFileError, DependencyError, EdgepruneError
 from edgeprune.export.et_latency import compare
 from edgeprune.export.executorch import executorch, export_executorch
@@ -47,17 +49,19 @@ def input_checkpoint(root: Path) -> Path | None:
     return next((p for p in (root / INPUT, root / "dense" / "model.pt") if p.is_file()), None)
 
 
-def measure(run_dir: str | Path, *, rounds: int = ROUNDS) -> dict:
+def measure(run_dir: str | Path, *, rounds: int = ROUNDS, device: str | None = None) -> dict:
     """{"models": {"input model": {...}, "chosen": {...}}, "speedup_ort_b1", "speedup_et_b1", ...} of a run
     with chosen.pt, from RUN/edge.json when it was measured for the same files. DependencyError (not cached)
-    without the executorch package; a model that cannot be exported has {"error": "..."} instead of figures."""
+    without the executorch package; a model that cannot be exported has {"error": "..."} instead of figures.
+    ``device`` (:mod:`edgeprune.devices`): the two models' files in its runtime also timed there, in turn
+    (``result["device"]``)."""
     root = Path(run_dir)
     chosen = root / "chosen.pt"
     if not chosen.is_file():
         raise ConfigError(f"{str(root)!r} has no chosen.pt; render its report first")
     source = input_checkpoint(root)
     key = {"chosen_sha256": sha256_of(chosen), "input": source and source.relative_to(root).as_posix(),
-           "input_sha256": sha256_of(source)}
+           "input_sha256": sha256_of(source), **({"device": device} if device else {})}
     cache = root / CACHE
     if cache.is_file():
         try:
@@ -67,12 +71,19 @@ def measure(run_dir: str | Path, *, rounds: int = ROUNDS) -> dict:
         if old and old.get("key") == key:
             return old
     executorch()  # the one-line install hint before anything is exported
-    result = {"key": key, **_measure(root, chosen, source, rounds)}
+    target = devices.get(device) if device else None
+    try:
+        if target is not None:
+            target.check()  # reachable and has its runtime, before anything is exported
+        result = {"key": key, **_measure(root, chosen, source, rounds, target)}
+    finally:
+        if target is not None:
+            target.close()
     write_json(cache, result, sealed=True)
     return result
 
 
-def _measure(root: Path, chosen: Path, source: Path | None, rounds: int) -> dict:
+def _measure(root: Path, chosen: Path, source: Path | None, rounds: int, device: Device | None) -> dict:
     start = time.perf_counter()
     models, notes = {}, []
     if source is None:
@@ -91,8 +102,9 @@ def _measure(root: Path, chosen: Path, source: Path | None, rounds: int) -> dict
         models["chosen"] = model_lib.load(chosen)
     except EdgepruneError as exc:
         out["chosen"] = {"error": str(exc)}
+    on_device = None
     with tempfile.TemporaryDirectory(prefix="edgeprune-edge-") as folder:
-        paths = {}
+        paths, shape = {}, None
         for name, model in models.items():
             try:
                 shape = input_shape_of(model)
@@ -114,6 +126,8 @@ def _measure(root: Path, chosen: Path, source: Path | None, rounds: int) -> dict
             for (name, runtime) in paths:
                 t = timed[f"{name} {runtime}"]
                 out[name].update({f"{runtime}_ms_b1": t["median_ms"], f"{runtime}_rounds_ms": t["rounds_ms"]})
+        if device is not None:
+            on_device = _time_on(device, paths, shape, rounds)
     result = {"models": out, "notes": notes, "batch": 1, "threads": 1, "rounds": rounds,
               "cpu": machine_info()["cpu"], "torch": torch.__version__}
     base, small = out.get("input model", {}), out.get("chosen", {})
@@ -123,5 +137,21 @@ def _measure(root: Path, chosen: Path, source: Path | None, rounds: int) -> dict
             result[f"speedup_{runtime}_b1"] = base[f"{runtime}_ms_b1"] / small[f"{runtime}_ms_b1"]
             ratios = spread([b / c for b, c in zip(base[f"{runtime}_rounds_ms"], small[f"{runtime}_rounds_ms"])])
             result[f"speedup_{runtime}_b1_spread"] = [ratios["p10_ms"], ratios["p90_ms"]]
+    if on_device is not None:
+        result["device"] = on_device
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def _time_on(device: Device, paths: dict, shape, rounds: int) -> dict:
+    """The input model's and the chosen model's files in the device's runtime, timed there in turn."""
+    runtime = "et" if device.runtime == "executorch" else "ort"
+    info = device.describe()
+    files = [paths.get(("input model", runtime)), paths.get(("chosen", runtime))]
+    if shape is None or None in files:
+        return {**info, "error": "both models must export to be timed on the device"}
+    base, small = device.time(files, shape, batch=1, rounds=rounds)
+    ratios = spread([b / c for b, c in zip(base, small)])
+    return {**info, "input_ms_b1": spread(base)["median_ms"], "chosen_ms_b1": spread(small)["median_ms"],
+            "speedup_b1": spread(base)["median_ms"] / spread(small)["median_ms"],
+            "speedup_b1_spread": [ratios["p10_ms"], ratios["p90_ms"]]}

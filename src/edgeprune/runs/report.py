@@ -67,11 +67,12 @@ QUICK_HEADLINE = (f"**This was a quick run (`--quick`)**: a subset of at most {Q
                   "ones; run the command without --quick (into another --out) for them.")
 
 
-def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False) -> dict:
+def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False, device: str | None = None) -> dict:
     """Write the report files of ``run_dir``; returns the summary (also written as summary.json).
 
     ``edge``: add the chosen and the input model's ONNX / ExecuTorch bytes and batch-1 latency (edge.png,
-    summary["edge"]; measured once per chosen.pt, cached in edge.json: :mod:`edgeprune.runs.edge`).
+    summary["edge"]; measured once per chosen.pt, cached in edge.json: :mod:`edgeprune.runs.edge`); ``device``:
+    both also timed on that device (:mod:`edgeprune.devices`).
     Refused while another process's sweep holds the run directory's lock (it is still writing it)."""
     store = RunStore(run_dir)
     config = _checked_config(store)
@@ -92,7 +93,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False) -> 
     front_plot(groups, front, dense[metric.val], root / "front.png", chosen,
                title=f"{config['method']}: {metric.phrase} vs weights removed", metric=metric)
     deploy_lines = _deploy_section(root, records, groups, dense, metric)
-    edge_lines, edge_summary = _edge_section(root) if edge and chosen else ([], None)
+    edge_lines, edge_summary = _edge_section(root, device) if edge and chosen else ([], None)
     failed = [r for r in records if r.get("status") == "failed"]
     lines = _headline(config, records, dense, failed, metric)
     by_id = {r["id"]: r for r in records}
@@ -277,12 +278,12 @@ def _typed_budget(text) -> Budget | None:
 EDGE_TITLE = "## Chosen model on the device (ONNX Runtime and ExecuTorch, 1 thread)"
 
 
-def _edge_section(root: Path) -> tuple[list[str], dict]:
+def _edge_section(root: Path, device: str | None = None) -> tuple[list[str], dict]:
     """edge.png and a table of the chosen and the input model in both runtimes; one line when ExecuTorch
     is missing or a model cannot be exported."""
     head = ["", EDGE_TITLE, ""]
     try:
-        result = edge_lib.measure(root)
+        result = edge_lib.measure(root, device=device)
     except DependencyError:
         text = f"ExecuTorch is not installed: `{INSTALL_HINT}`, then `edgeprune report RUN --edge`."
         return head + [text], {"error": text}
@@ -314,4 +315,15 @@ def _edge_section(root: Path) -> tuple[list[str], dict]:
         if "error" in m:
             out.append(f"- {name}: {m['error']}")
     out += [f"- {note}" for note in result.get("notes", [])]
+    if "device" in result:
+        out += ["", _device_line(result["device"], result["rounds"])]
     return out, result
+
+
+def _device_line(d: dict, rounds: int) -> str:
+    where = f"On device **{d['name']}** ({d['kind']}, {d['runtime']}, {d['threads']} thread(s))"
+    if "error" in d:
+        return f"{where}: not measured ({d['error']})."
+    lo, hi = d["speedup_b1_spread"]
+    return (f"{where}, batch 1, {rounds} rounds in turn: input model {d['input_ms_b1']:.3f} ms, chosen "
+            f"{d['chosen_ms_b1']:.3f} ms, speed-up x{d['speedup_b1']:.2f} (per-round p10–p90 {lo:.2f}–{hi:.2f}).")
