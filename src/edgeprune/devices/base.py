@@ -73,8 +73,8 @@ def runtime_of(path, default: str) -> str:
     return SUFFIX.get(Path(path).suffix.lower(), default)
 
 
-def parse_output(device: str, text: str) -> dict:
-    """The runner's JSON line (the last line that parses); DeviceError with its one-line error or the text's end."""
+def last_json(device: str, text: str) -> dict | None:
+    """The last line of ``text`` that is a JSON object (None if none is); DeviceError with its one-line error."""
     for line in reversed(text.strip().splitlines()):
         try:
             out = json.loads(line)
@@ -84,5 +84,16 @@ def parse_output(device: str, text: str) -> dict:
             if "error" in out:
                 raise DeviceError(f"device {device!r}: {out['error']}")
             return out
-    tail = " ".join(text.split())[-200:] or "no output"
-    raise DeviceError(f"device {device!r}: the runner printed no result ({tail})")
+    return None
+
+
+def tail_of(text: str) -> str:
+    return " ".join(text.split())[-200:] or "no output"
+
+
+def parse_output(device: str, text: str) -> dict:
+    """The runner's JSON line; DeviceError with its one-line error or the output's end."""
+    out = last_json(device, text)
+    if out is None:
+        raise DeviceError(f"device {device!r}: the runner printed no result ({tail_of(text)})")
+    return out

@@ -10,7 +10,6 @@ run is a process that times many calls itself, ``rounds`` rounds (default 5) are
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import statistics
@@ -19,7 +18,7 @@ import sys
 from pathlib import Path
 
 from edgeprune.devices import runner
-from edgeprune.devices.base import Device, runtime_of
+from edgeprune.devices.base import Device, last_json, runtime_of, tail_of
 from edgeprune.errors import ConfigError, DeviceError, check_positive
 
 PLACEHOLDERS = ("model", "batch", "threads", "shape", "runtime", "python", "runner")
@@ -71,22 +70,15 @@ class CommandDevice(Device):
 
 
 def read_time(device: str, text: str) -> float:
-    for line in reversed(text.strip().splitlines()):
-        try:
-            out = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(out, dict):
-            if "error" in out:
-                raise DeviceError(f"device {device!r}: {out['error']}")
-            if out.get("times_ms"):
-                return float(statistics.median(out["times_ms"][0]))
-            for key in ("median_ms", "latency_ms", "ms"):
-                if isinstance(out.get(key), (int, float)):
-                    return float(out[key])
+    """Milliseconds from a command's output (see the module docstring for the forms read)."""
+    out = last_json(device, text) or {}
+    if out.get("times_ms"):
+        return float(statistics.median(out["times_ms"][0]))
+    for key in ("median_ms", "latency_ms", "ms"):
+        if isinstance(out.get(key), (int, float)):
+            return float(out[key])
     found = _TIME.findall(text)
     if not found:
-        tail = " ".join(text.split())[-200:] or "no output"
-        raise DeviceError(f"device {device!r}: no time in the command's output ({tail}); print e.g. '0.42 ms'")
+        raise DeviceError(f"device {device!r}: no time in the command's output ({tail_of(text)}); print e.g. '0.42 ms'")
     number, unit = found[-1]
     return float(number) * _TO_MS[unit.lower()]
