@@ -24,10 +24,12 @@ class Server:
 
 async def _shell(process, commands: list) -> None:
     commands.append(process.command)
-    local = await asyncio.create_subprocess_shell(process.command or "true", stdin=asyncio.subprocess.PIPE,
+    local = await asyncio.create_subprocess_shell(process.command or "true", stdin=asyncio.subprocess.DEVNULL,
                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    await process.redirect(stdin=local.stdin, stdout=local.stdout, stderr=local.stderr)
-    process.exit(await local.wait())
+    out, err = await local.communicate()  # whole, then sent: the exit status never overtakes the output
+    process.stdout.write(out.decode(errors="replace"))
+    process.stderr.write(err.decode(errors="replace"))
+    process.exit(local.returncode)
     await process.wait_closed()
 
 

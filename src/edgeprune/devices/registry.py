@@ -19,11 +19,11 @@ from edgeprune.devices.command import CommandDevice
 from edgeprune.devices.host import HostDevice
 from edgeprune.devices.ssh import SshDevice
 from edgeprune.errors import ConfigError, DamagedFileError
+from edgeprune.measure.budget import SUFFIXES
 from edgeprune.utils.io import read_json, write_json
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-# suffixes a budget already gives a meaning: no device may be named so
-RESERVED = {"host", "onnxruntime", "ort", "executorch", "et", "int8", "fp32", "sparse"}
+RESERVED = set(SUFFIXES)
 OPTIONS = ("key", "known_hosts", "python", "connect_timeout", "timeout", "rounds")  # ssh: all but rounds; cmd: timeout, rounds
 
 

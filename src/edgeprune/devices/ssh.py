@@ -54,10 +54,7 @@ class SshDevice(Device):
     async def _connect(self):
         if self._conn is not None:
             return self._conn
-        try:
-            import asyncssh  # noqa: PLC0415  (optional: the [devices] extra)
-        except ImportError:
-            raise DependencyError("ssh:// devices need asyncssh: pip install 'edgeprune[devices]'") from None
+        asyncssh = _asyncssh()
         options = {"port": self.port, "username": self.user, "connect_timeout": self.connect_timeout}
         if self.key:
             options["client_keys"] = [self.key]
@@ -80,7 +77,8 @@ class SshDevice(Device):
             raise DeviceError(f"device {self.name!r} has no {command.split()[0]!r} ({' '.join(str(done.stderr).split())[:160]})")
         if done.exit_status not in (0, 2):  # 2: the runner's own one-line error, printed as JSON
             tail = " ".join(f"{done.stdout} {done.stderr}".split())[-240:]
-            raise DeviceError(f"device {self.name!r}: {command.split()[0]} exited with {done.exit_status} ({tail})")
+            ended = "ended without an exit status" if done.exit_status is None else f"exited with {done.exit_status}"
+            raise DeviceError(f"device {self.name!r}: {command.split()[0]} {ended} ({tail})")
         return str(done.stdout)
 
     async def _copy(self, files: list[Path]) -> list[str]:
@@ -106,7 +104,21 @@ class SshDevice(Device):
             command = " ".join(shlex.quote(a) for a in [self.python, f"{self._folder}/runner.py", *args, *remote])
             return await self._checked(command)
 
-        return parse_output(self.name, self._run(go()))
+        errors = (OSError, _asyncssh().Error)
+        try:
+            return parse_output(self.name, self._run(go()))
+        except errors:
+            self._forget()  # a connection that dropped is opened again, once
+        try:
+            return parse_output(self.name, self._run(go()))
+        except errors as exc:
+            self._forget()
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise DeviceError(f"device {self.name!r}: the connection to {self.host}:{self.port} failed ({reason})") from None
+
+    def _forget(self) -> None:
+        self._conn = self._folder = None
+        self._copied.clear()
 
     def describe(self) -> dict:
         return {**super().describe(), "url": self.url}
@@ -127,8 +139,16 @@ class SshDevice(Device):
         except Exception:  # noqa: BLE001  (closing a connection that already broke)
             pass
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._loop = self._conn = self._folder = None
-        self._copied.clear()
+        self._loop = None
+        self._forget()
+
+
+def _asyncssh():
+    try:
+        import asyncssh  # noqa: PLC0415  (optional: the [devices] extra)
+    except ImportError:
+        raise DependencyError("ssh:// devices need asyncssh: pip install 'edgeprune[devices]'") from None
+    return asyncssh
 
 
 def _content_name(path: Path) -> str:

@@ -32,6 +32,7 @@ _COUNT_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}
 _PATTERN = re.compile(r"^(latency|size|macs|params)\s*<=?\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-z%]*)\s*"
                       r"((?:@\s*[a-z0-9_-]+\s*)*)$")
 RUNTIMES = {"onnxruntime": "onnxruntime", "ort": "onnxruntime", "executorch": "executorch", "et": "executorch"}
+SUFFIXES = ("host", "int8", "fp32", "sparse", *RUNTIMES)  # words a budget's @ already means: no device is named so
 # what each kind measures, as a record field
 QUANTITY = {"sparsity": "sparsity", "latency": "ort_latency_ms", "size": "onnx_bytes", "macs": "macs",
             "params": "params"}
@@ -144,7 +145,7 @@ def parse(value) -> float:
             sparse = True
         elif suffix == "host" and kind == "latency":
             pass  # this machine: the default
-        elif kind == "latency" and device is None and re.fullmatch(r"[a-z][a-z0-9_-]*", suffix):
+        elif kind == "latency" and device is None and re.fullmatch(r"[a-z][a-z0-9_-]*", suffix) and suffix not in SUFFIXES:
             device = suffix  # a saved device's name: checked when the request is resolved (edgeprune.devices)
         else:
             raise ConfigError(f"budget {value!r}: @{suffix} does not apply to {kind}; allowed: {ALLOWED}")
