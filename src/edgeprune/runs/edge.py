@@ -150,8 +150,8 @@ def _time_on(device: Device, paths: dict, shape, rounds: int) -> dict:
     files = [paths.get(("input model", runtime)), paths.get(("chosen", runtime))]
     if shape is None or None in files:
         return {**info, "error": "both models must export to be timed on the device"}
-    base, small = device.time(files, shape, batch=1, rounds=rounds)
-    ratios = spread([b / c for b, c in zip(base, small)])
-    return {**info, "input_ms_b1": spread(base)["median_ms"], "chosen_ms_b1": spread(small)["median_ms"],
-            "speedup_b1": spread(base)["median_ms"] / spread(small)["median_ms"],
+    times = device.time(files, shape, batch=1, rounds=rounds)
+    base, small = (spread(t)["median_ms"] for t in times)
+    ratios = spread([b / c for b, c in zip(*times)])
+    return {**info, "input_ms_b1": base, "chosen_ms_b1": small, "speedup_b1": base / small,
             "speedup_b1_spread": [ratios["p10_ms"], ratios["p90_ms"]]}

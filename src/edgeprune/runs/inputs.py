@@ -94,7 +94,7 @@ def check_task_fits(model: nn.Module, data, task: tasks_lib.Task) -> None:
 
 def check_trains(model: nn.Module, x, y, task: tasks_lib.Task) -> None:
     """The task's loss on one batch, from a copy of the model in training mode: some models take an input in
-    eval mode and not in training (Inception-v3's auxiliary head below 75 px)."""
+    eval mode and not in training (torchvision's Inception-v3: its auxiliary head needs about 299 px)."""
     try:
         with torch.no_grad():
             loss = task.train_loss(copy.deepcopy(model).train(), x, y)[0]
