@@ -49,9 +49,8 @@ class Device:
 
     def paired(self, reference: Path, candidate: Path, shape: tuple, batch: int = 1, runs: int = 20) -> dict:
         """The two files timed in alternation: medians and ``ratio`` = reference / candidate (the speed-up)."""
-        ref, cand = self.time([reference, candidate], shape, batch, rounds=runs)
-        return {"reference_ms": statistics.median(ref), "candidate_ms": statistics.median(cand),
-                "ratio": statistics.median(ref) / statistics.median(cand)}
+        ref, cand = (statistics.median(t) for t in self.time([reference, candidate], shape, batch, rounds=runs))
+        return {"reference_ms": ref, "candidate_ms": cand, "ratio": ref / cand}
 
     def check(self) -> dict:
         """What the device has: its runtimes with versions, cores, CPU; DeviceError when it lacks ``runtime``."""

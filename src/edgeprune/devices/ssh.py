@@ -8,6 +8,7 @@ removes. The device needs Python 3 and the runtime (``pip install onnxruntime`` 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import shlex
 import threading
@@ -66,6 +67,7 @@ class SshDevice(Device):
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise DeviceError(f"device {self.name!r} is unreachable at {self.host}:{self.port} ({reason})") from None
         self._folder = (await self._checked("mktemp -d /tmp/edgeprune-XXXXXX")).strip()
+        atexit.register(self.close)  # the device's temporary folder goes even when no caller closes the device
         return self._conn
 
     async def _checked(self, command: str) -> str:
@@ -124,6 +126,7 @@ class SshDevice(Device):
         return {**super().describe(), "url": self.url}
 
     def close(self) -> None:
+        atexit.unregister(self.close)
         if self._loop is None:
             return
 

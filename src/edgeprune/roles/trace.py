@@ -112,7 +112,7 @@ def _add_functional_calls(model: nn.Module, calls: dict[str, Call], outputs: lis
     """A prunable layer whose forward never ran but whose weight the graph uses (torchvision's Swin attention
     calls ``F.linear(x, self.qkv.weight, ...)``): the graph node applying the weight stands for its call, placed
     in forward order after the hooked layer created just before it."""
-    unused = {id(m.weight): (n, m) for n, m in model.named_modules() if is_prunable(m) and n not in calls}
+    unused = {id(m.weight): n for n, m in model.named_modules() if is_prunable(m) and n not in calls}
     if not unused:
         return
     applied: dict[str, list] = {}
@@ -125,7 +125,7 @@ def _add_functional_calls(model: nn.Module, calls: dict[str, Call], outputs: lis
         for child, _ in node.next_functions:
             weight = _weight_of(child)
             if weight is not None and id(weight) in unused:
-                applied.setdefault(unused[id(weight)][0], []).append(node)
+                applied.setdefault(unused[id(weight)], []).append(node)
             if child is not None and child not in seen:
                 queue.append(child)
     for name, nodes in applied.items():
