@@ -32,14 +32,15 @@ class Device:
         """The runner's JSON output for ``args`` followed by ``files`` (as the device sees them)."""
         raise NotImplementedError
 
-    def time(self, files: list[Path], shape: tuple, batch: int = 1, rounds: int = 20, warmup: int = 5) -> list[list[float]]:
-        """Milliseconds per round of each file (all of one runtime), the files run in turn each round."""
+    def time(self, files: list[Path], shape: tuple | None, batch: int = 1, rounds: int = 20, warmup: int = 5) -> list[list[float]]:
+        """Milliseconds per round of each file (all of one runtime), the files run in turn each round. ``shape`` None:
+        each ONNX file's own static input shape, batch included (``batch`` unused)."""
         check_positive("batch", batch)
         check_positive("rounds", rounds)
         runtime = runtime_of(files[0], self.runtime)
         if any(runtime_of(f, self.runtime) != runtime for f in files):
             raise ConfigError(f"files timed together must be of one runtime, got {[Path(f).name for f in files]}")
-        args = ["--runtime", runtime, "--shape", ",".join(str(int(d)) for d in shape), "--batch", str(batch),
+        args = ["--runtime", runtime, *(["--shape", ",".join(str(int(d)) for d in shape)] if shape else []), "--batch", str(batch),
                 "--threads", str(self.threads), "--rounds", str(rounds), "--warmup", str(warmup)]
         return self.run_runner(args, [Path(f) for f in files])["times_ms"]
 

@@ -43,9 +43,10 @@ class CommandDevice(Device):
 
     def time(self, files, shape, batch=1, rounds=20, warmup=5):
         times: list[list[float]] = [[] for _ in files]
+        shapes = [(shape, batch) if shape else static_input(Path(f)) for f in files]
         for _ in range(self.rounds):
             for i, f in enumerate(files):
-                times[i].append(self.run_once(Path(f), shape, batch))
+                times[i].append(self.run_once(Path(f), *shapes[i]))
         return times
 
     def run_once(self, path: Path, shape: tuple, batch: int) -> float:
@@ -67,6 +68,16 @@ class CommandDevice(Device):
 
     def check(self) -> dict:
         return {"command": self.template}
+
+
+def static_input(path: Path) -> tuple[tuple, int]:
+    """(shape without the batch, batch) of an ONNX file's static input (a latency table's one-operator files)."""
+    import onnx  # noqa: PLC0415
+
+    dims = [d.dim_value for d in onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim]
+    if not dims or min(dims) < 1:
+        raise ConfigError(f"{path.name} has no static input shape; give the shape")
+    return tuple(dims[1:]), dims[0]
 
 
 def read_time(device: str, text: str) -> float:

@@ -1,6 +1,7 @@
 """edgeprune's latency runner: times model files in alternation on the machine it runs on, prints one JSON line.
 
     python runner.py --runtime onnxruntime --shape 1,28,28 --batch 1 --threads 1 --rounds 20 dense.onnx small.onnx
+    python runner.py --runtime onnxruntime op1.onnx op2.onnx   # no --shape: each ONNX file's own static input shape
     python runner.py --check          # the runtimes this machine has, its cores and CPU
 
 edgeprune copies this one file to a device (``ssh://`` devices) or runs it in a command (``cmd:`` devices), so it
@@ -57,14 +58,19 @@ def _dist_version(name: str) -> str:
         return "unknown"
 
 
-def _onnx_call(path: str, shape: tuple, batch: int, threads: int):
+def _onnx_call(path: str, shape: tuple | None, batch: int, threads: int):
+    """``shape`` None: the file's own static input shape, batch included (latency tables' one-operator files)."""
     import numpy as np  # noqa: PLC0415
     import onnxruntime as ort  # noqa: PLC0415
 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)}
+    declared = session.get_inputs()[0]
+    full = (batch, *shape) if shape is not None else tuple(declared.shape)
+    if not all(isinstance(d, int) and d > 0 for d in full):
+        raise ValueError(f"{os.path.basename(path)} has a symbolic input shape {declared.shape}; give --shape")
+    feed = {declared.name: np.random.default_rng(0).standard_normal(full).astype(np.float32)}
     return lambda: session.run(None, feed)
 
 
@@ -113,7 +119,7 @@ def main(argv=None) -> int:
     parser.add_argument("files", nargs="*")
     parser.add_argument("--check", action="store_true", help="print the runtimes, cores and CPU of this machine")
     parser.add_argument("--runtime", choices=sorted(CALLS), default="onnxruntime")
-    parser.add_argument("--shape", default="", help="one example's shape without the batch, e.g. 3,32,32")
+    parser.add_argument("--shape", default="", help="one example's shape without the batch, e.g. 3,32,32 (ONNX: default each file's own, batch included)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=20)
@@ -123,9 +129,11 @@ def main(argv=None) -> int:
         if args.check:
             out = {"runtimes": _versions(), **machine()}
         else:
-            if not args.files or not args.shape or min(args.batch, args.threads, args.rounds) < 1 or args.warmup < 0:
-                raise ValueError("give files, --shape and positive --batch/--threads/--rounds")
-            shape = tuple(int(d) for d in args.shape.split(","))
+            if not args.files or min(args.batch, args.threads, args.rounds) < 1 or args.warmup < 0:
+                raise ValueError("give files and positive --batch/--threads/--rounds")
+            if not args.shape and args.runtime != "onnxruntime":
+                raise ValueError("give --shape (only ONNX files carry a static input shape of their own)")
+            shape = tuple(int(d) for d in args.shape.split(",")) if args.shape else None
             out = time_files(args.files, args.runtime, shape, args.batch, args.threads, args.rounds, args.warmup)
     except Exception as exc:  # noqa: BLE001  (the caller gets one line, whatever failed on the device)
         text = " ".join(str(exc).split())[:300]

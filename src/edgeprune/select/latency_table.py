@@ -1,0 +1,387 @@
+"""Latency tables: a model's latency on a device predicted from the widths of its layers, in microseconds.
+
+    table = latency_table.build(model, example, device, structure, candidates)   # or latency_table.cached(...)
+    table.predict(table.widths(structure, fractions, round_to))                    # ms, no surgery, no timing
+    table.error        # {"median_abs_pct": ..., "held_out": [[measured, predicted], ...]}
+
+As NetAdapt and HALP do: every convolution and linear layer of the input model is written as a one-operator ONNX
+file at a grid of kept input and output widths (:data:`GRID`, rounded to ONNX Runtime's channel block) and all of
+them are timed on the device in one call of its runner (identical operators, like a ResNet stage's repeated
+convolutions, are timed once). A pruned model's latency is then an additive model with a fixed per-model part,
+``c0 + k * sum(cost of each layer at its widths)`` (bilinear between grid points), ``c0`` and ``k`` fitted to
+whole-model timings of candidates, and its error checked on held-out candidates timed in the same call.
+
+A table is cached per (model structure, device, runtime, threads, batch) in a sealed JSON file under
+``$EDGEPRUNE_CACHE/tables`` (default ``~/.cache/edgeprune/tables``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeprune.devices import Device
+from edgeprune.errors import ConfigError
+from edgeprune.export.onnx import export_for_timing
+from edgeprune.export.ort_latency import channel_block
+from edgeprune.surgery import heads as heads_lib
+from edgeprune.surgery.structure import StructurePlan, group_fractions
+from edgeprune.utils.io import read_json, write_json
+
+VERSION = 1
+GRID = (1.0, 0.75, 0.5, 0.3, 0.1)  # kept fractions of a layer's widths timed (the ceiling removes 90 %)
+OP_ROUNDS = 10  # rounds of every one-operator file
+MODEL_ROUNDS = 10  # rounds of the whole-model timings the fit and its check use
+LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One convolution or linear layer as the model calls it (batch excluded from ``spatial``)."""
+
+    kind: str  # "Conv", "ConvTranspose" or "Linear"
+    cin: int
+    cout: int
+    groups: int
+    kernel: tuple
+    stride: tuple
+    pads: tuple
+    dilation: tuple
+    spatial: tuple  # a convolution's input size, a linear layer's leading dimensions (tokens)
+    bias: bool
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups > 1 and self.groups == self.cin == self.cout
+
+    def at(self, cin: int, cout: int) -> "Op":
+        groups = cin if self.depthwise else self.groups
+        return Op(self.kind, int(cin), int(cout), groups, self.kernel, self.stride, self.pads, self.dilation,
+                  self.spatial, self.bias)
+
+
+def _conv_pads(module) -> tuple:
+    k, d = module.kernel_size, module.dilation
+    if module.padding == "valid":
+        return (0,) * (2 * len(k))
+    if module.padding == "same":
+        total = [di * (ki - 1) for ki, di in zip(k, d)]
+        return tuple(t // 2 for t in total) + tuple(t - t // 2 for t in total)
+    return tuple(module.padding) * 2
+
+
+def census(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[Op, int]]:
+    """Module name -> (its operator, times it is called) for every convolution and linear layer one forward of
+    ``example[:1]`` calls."""
+    names = {m: n for n, m in model.named_modules()}
+    found: dict[str, list] = {}
+
+    def hook(module, inputs, _output):
+        x = inputs[0]
+        if isinstance(module, nn.Linear):
+            op = Op("Linear", module.in_features, module.out_features, 1, (), (), (), (), tuple(x.shape[1:-1]),
+                    module.bias is not None)
+        else:
+            transposed = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d))
+            op = Op("ConvTranspose" if transposed else "Conv", module.in_channels, module.out_channels, module.groups,
+                    tuple(module.kernel_size), tuple(module.stride),
+                    tuple(module.padding) * 2 if transposed else _conv_pads(module), tuple(module.dilation),
+                    tuple(x.shape[2:]), module.bias is not None)
+        entry = found.setdefault(names[module], [op, 0])
+        entry[1] += 1
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, LAYERS)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example[:1])
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return {n: (op, calls) for n, (op, calls) in found.items()}
+
+
+def _onnx_file(op: Op | None, batch: int, path: Path) -> None:
+    """``op`` alone as an ONNX graph with random weights and a static input of ``batch``; None: an identity on one
+    number (what a call costs the runner whatever it runs, subtracted from every operator's time)."""
+    import onnx  # noqa: PLC0415
+    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    inits, nodes = [], []
+    if op is None:
+        shape_in = shape_out = [1, 1]
+        nodes.append(helper.make_node("Identity", ["x"], ["y"]))
+    elif op.kind == "Linear":
+        shape_in, shape_out = [batch, *op.spatial, op.cin], [batch, *op.spatial, op.cout]
+        inits.append(numpy_helper.from_array(rng.standard_normal((op.cin, op.cout)).astype(np.float32), "W"))
+        nodes.append(helper.make_node("MatMul", ["x", "W"], ["m" if op.bias else "y"]))
+        if op.bias:
+            inits.append(numpy_helper.from_array(rng.standard_normal(op.cout).astype(np.float32), "B"))
+            nodes.append(helper.make_node("Add", ["m", "B"], ["y"]))
+    else:
+        transposed = op.kind == "ConvTranspose"
+        weight = (op.cin, op.cout // op.groups) if transposed else (op.cout, op.cin // op.groups)
+        inits.append(numpy_helper.from_array(rng.standard_normal((*weight, *op.kernel)).astype(np.float32), "W"))
+        if op.bias:
+            inits.append(numpy_helper.from_array(rng.standard_normal(op.cout).astype(np.float32), "B"))
+        nodes.append(helper.make_node(op.kind, ["x", "W", *(["B"] if op.bias else [])], ["y"], kernel_shape=list(op.kernel),
+                                      strides=list(op.stride), pads=list(op.pads), dilations=list(op.dilation),
+                                      group=op.groups))
+        shape_in, shape_out = [batch, op.cin, *op.spatial], None
+    graph = helper.make_graph(nodes, "op", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape_in)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape_out)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def _grid(channels: int, variable: bool, block: int) -> list[int]:
+    """The widths a layer dimension is timed at: its own, and :data:`GRID`'s fractions rounded to ``block``."""
+    if not variable:
+        return [channels]
+    out = {channels}
+    for f in GRID[1:]:
+        w = int(channels * f) // block * block if channels > block else int(channels * f)
+        out.add(max(w, min(block, channels), 1))
+    return sorted(out)
+
+
+def _interp(xs: list[int], x: float) -> tuple[int, int, float]:
+    """(lower index, upper index, weight of the upper) of ``x`` among sorted ``xs``, extrapolating linearly."""
+    if len(xs) == 1:
+        return 0, 0, 0.0
+    i = int(np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2))
+    return i, i + 1, (x - xs[i]) / (xs[i + 1] - xs[i])
+
+
+@dataclass
+class LatencyTable:
+    """Per layer: the widths timed and the milliseconds there; ``c0``, ``k``: the additive model's fit."""
+
+    key: str
+    device: dict
+    batch: int
+    layers: dict  # name -> {"calls", "cin": [...], "cout": [...], "ms": [[...]]} (cin x cout; depthwise: one row)
+    c0: float = 0.0
+    k: float = 1.0
+    error: dict | None = None
+    reference_ms: float | None = None  # the input model's measured latency when the table was built
+
+    def layer_ms(self, name: str, cin: int, cout: int) -> float:
+        entry = self.layers[name]
+        ms = entry["ms"]
+        if entry.get("depthwise"):
+            i, j, w = _interp(entry["cout"], cout)
+            return entry["calls"] * ((1 - w) * ms[0][i] + w * ms[0][j])
+        a, b, u = _interp(entry["cin"], cin)
+        c, d, v = _interp(entry["cout"], cout)
+        value = ((1 - u) * (1 - v) * ms[a][c] + u * (1 - v) * ms[b][c] + (1 - u) * v * ms[a][d] + u * v * ms[b][d])
+        return entry["calls"] * value
+
+    def layer_sum(self, widths: dict[str, tuple[int, int]]) -> float:
+        """Summed layer milliseconds of a model whose layers have ``widths`` (name -> (in, out); absent: removed)."""
+        return sum(self.layer_ms(n, *w) for n, w in widths.items() if n in self.layers)
+
+    def predict(self, widths: dict[str, tuple[int, int]]) -> float:
+        """Predicted milliseconds of a model whose layers have ``widths``."""
+        return self.c0 + self.k * self.layer_sum(widths)
+
+    def predict_model(self, model: nn.Module, example: torch.Tensor) -> float:
+        """Predicted milliseconds of a pruned copy of the input model (its layers' widths read from one forward)."""
+        return self.predict(widths_of(model, example))
+
+    # -- the fit ----------------------------------------------------------------------------------
+    def fit(self, sums: list[float], measured: list[float], held_out: int) -> None:
+        """``c0``, ``k`` by least squares on all but the last ``held_out`` (layer sum, measured ms) pairs; ``error``
+        on those."""
+        n = len(sums) - held_out
+        if n < 2:
+            raise ConfigError(f"a latency table needs at least 2 fitting timings, got {n}")
+        x, y = np.array(sums[:n]), np.array(measured[:n])
+        k, c0 = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, float(np.mean(y)))
+        if k <= 0 or c0 < 0:  # a fit without physical meaning (noise): proportional through the origin instead
+            k, c0 = float(np.sum(x * y) / np.sum(x * x)), 0.0
+        self.k, self.c0 = float(k), float(c0)
+        pairs = [[m, self.c0 + self.k * s] for s, m in zip(sums[n:], measured[n:])]
+        errors = [abs(p - m) / m * 100 for m, p in pairs]
+        self.error = {"median_abs_pct": statistics.median(errors) if errors else None,
+                      "max_abs_pct": max(errors) if errors else None, "held_out": pairs,
+                      "fitted_on": n}
+
+    # -- files --------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        return write_json(path, {"version": VERSION, **asdict(self)}, sealed=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LatencyTable":
+        data = read_json(path, "latency table")
+        if data.get("version") != VERSION:
+            raise ConfigError(f"latency table {str(path)!r} has version {data.get('version')!r}; this edgeprune "
+                              f"reads version {VERSION} (build it again)")
+        data.pop("version")
+        return cls(**data)
+
+
+def widths_of(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, int]]:
+    """Name -> (input, output) widths of every convolution and linear layer ``model`` calls."""
+    return {n: (op.cin, op.cout) for n, (op, _) in census(model, example).items()}
+
+
+def predicted_widths(ops: dict[str, tuple[Op, int]], structure: StructurePlan, fractions: dict[str, float],
+                     round_to: int, model: nn.Module, removed: list[str] = ()) -> dict[str, tuple[int, int]]:
+    """The widths :func:`edgeprune.surgery.ratios.prune_channels` gives ``model``'s layers for ``fractions``
+    (module name -> fraction) and ``round_to``, computed without pruning: each group keeps ``int(C * (1 - f))``
+    channels rounded down to ``round_to`` (at least ``round_to``), an attention keeps ``heads - round(f * heads)``
+    heads; layers inside ``removed`` blocks are gone."""
+    out = {n: op.cout for n, (op, _) in ops.items()}
+    cin = {n: op.cin for n, (op, _) in ops.items()}
+    modules = dict(model.named_modules())
+    projections = set()
+    for first, (attn, heads) in structure.heads.items():
+        if attn not in modules:
+            continue
+        names = [n for n, m in modules.items() if any(m is layer for layer in heads_lib.projections(modules[attn]))]
+        projections.update(names)
+        asked = [float(fractions[n]) for n in names if n in fractions]
+        kept = heads - (min(round(sum(asked) / len(asked) * heads), heads - 1) if asked else 0)
+        for n in names:
+            if n in out:
+                out[n] = out[n] * kept // heads
+    kept_of = {}
+    for name, f in group_fractions(structure, fractions).items():
+        if name in projections or name not in out:
+            continue
+        channels = structure.channels[name]
+        keep = max(1, min(round_to, channels))
+        f = max(0.0, min(float(f), 1.0 - keep / channels))
+        kept = int(channels * (1 - f))
+        kept_of[name] = max(kept - kept % round_to, keep) if round_to > 1 else max(kept, 1)
+    out.update(kept_of)
+    feeds: dict[str, list[tuple[int, int]]] = {}  # consumer -> (channels, kept) of each group it reads
+    for members, consumers in zip(structure.groups, structure.consumers):
+        width = next((out[m] for m in members if m in out), None)
+        if width is not None:
+            for c in set(consumers) & set(cin):
+                feeds.setdefault(c, []).append((structure.channels[members[0]], width))
+    for c, read in feeds.items():
+        if len(read) == 1 and cin[c] % read[0][0] == 0:  # (a linear layer after a flatten reads C x H x W)
+            cin[c] = cin[c] // read[0][0] * read[0][1]
+        else:  # a concatenation of groups
+            cin[c] -= sum(channels - kept for channels, kept in read)
+    for n, (op, _) in ops.items():
+        if op.depthwise:
+            cin[n] = out[n]
+    for attn_first, (attn, heads) in structure.heads.items():  # the output projection reads the kept heads
+        if attn in modules:
+            for n, m in modules[attn].named_children():
+                full = f"{attn}.{n}"
+                if full in cin and full not in projections and isinstance(m, nn.Linear):
+                    qkv = [p for p in projections if p.startswith(attn + ".")]
+                    if qkv:
+                        width = out[qkv[0]] // (3 if len(qkv) == 1 else 1)
+                        cin[full] = width
+    gone = tuple(f"{b}." for b in removed)
+    return {n: (cin[n], out[n]) for n in ops if not n.startswith(gone)}
+
+
+def _variable(structure: StructurePlan, ops: dict) -> tuple[set, set]:
+    """(layers whose output width pruning may change, layers whose input width it may change)."""
+    outs, ins = set(), set()
+    for members, consumers in zip(structure.groups, structure.consumers):
+        if any(m in structure.protected for m in members):
+            continue
+        outs.update(members)
+        ins.update(consumers)
+    for first, (attn, _) in structure.heads.items():
+        outs.update(n for n in ops if n.startswith(attn + "."))
+        ins.update(n for n in ops if n.startswith(attn + "."))
+    ins.update(n for n, (op, _) in ops.items() if op.depthwise and n in outs)
+    return outs, ins
+
+
+def key_of(ops: dict, device: Device, batch: int) -> str:
+    text = json.dumps([VERSION, sorted((n, asdict(op), c) for n, (op, c) in ops.items()), device.describe(), batch],
+                      sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def cache_path(key: str) -> Path:
+    root = Path(os.environ.get("EDGEPRUNE_CACHE") or Path.home() / ".cache" / "edgeprune")
+    return root / "tables" / f"{key}.json"
+
+
+def build(model: nn.Module, example: torch.Tensor, device: Device, structure: StructurePlan,
+          candidates: list[nn.Module], *, batch: int = 1, held_out: int | None = None, progress=None) -> LatencyTable:
+    """Time ``model``'s layers at the grid widths on ``device`` (one call), then ``model`` and ``candidates`` (pruned
+    copies of it) whole (one call, in alternation), and fit the additive model on ``model`` and the first half of
+    the candidates; its error is measured on the rest (``held_out``: how many; default half)."""
+    ops = census(model, example)
+    outs, ins = _variable(structure, ops)
+    block = channel_block()
+    table = LatencyTable(key_of(ops, device, batch), device.describe(), batch, {})
+    files: dict[Op, int] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeprune-table-") as folder:
+        plan = {}
+        for name, (op, calls) in ops.items():
+            couts = _grid(op.cout, name in outs, block)
+            cins = [None] if op.depthwise else _grid(op.cin, name in ins, block)
+            plan[name] = (op, calls, cins, couts)
+            for ci in cins:
+                for co in couts:
+                    files.setdefault(op.at(co if ci is None else ci, co), len(files))
+        paths = [Path(folder) / "call.onnx"]
+        _onnx_file(None, batch, paths[0])
+        for op, i in files.items():
+            path = Path(folder) / f"op{i}.onnx"
+            _onnx_file(op, batch, path)
+            paths.append(path)
+        if progress:
+            progress(f"timing {len(paths)} one-layer files of {len(ops)} layers on {device.name}")
+        call, *medians = [statistics.median(t) for t in device.time(paths, None, batch, rounds=OP_ROUNDS, warmup=2)]
+        medians = [max(m - call, 0.0) for m in medians]
+        for name, (op, calls, cins, couts) in plan.items():
+            ms = [[medians[files[op.at(co if ci is None else ci, co)]] for co in couts] for ci in cins]
+            table.layers[name] = {"calls": calls, "cin": [c for c in cins if c is not None] or couts, "cout": couts,
+                                  "ms": ms, "depthwise": op.depthwise}
+        whole = [model, *candidates]
+        held = len(candidates) // 2 if held_out is None else held_out
+        sums = [table.layer_sum(widths_of(m, example)) for m in whole]
+        model_paths = []
+        for i, m in enumerate(whole):
+            path = Path(folder) / f"model{i}.onnx"
+            export_for_timing(m, path, input_shape=tuple(example.shape[1:]))
+            model_paths.append(path)
+        if progress:
+            progress(f"timing {len(model_paths)} whole models on {device.name}")
+        measured = [statistics.median(t) for t in
+                    device.time(model_paths, tuple(example.shape[1:]), batch, rounds=MODEL_ROUNDS)]
+    table.reference_ms = measured[0]
+    table.fit(sums, measured, held)
+    return table
+
+
+def cached(model: nn.Module, example: torch.Tensor, device: Device, structure: StructurePlan, candidates,
+           *, batch: int = 1, progress=None) -> LatencyTable:
+    """The cached table of (``model``'s structure, ``device``, ``batch``), or :func:`build` it and cache it;
+    ``candidates``: a callable giving the pruned copies to fit and check on (called only when building)."""
+    path = cache_path(key_of(census(model, example), device, batch))
+    if path.exists():
+        return LatencyTable.load(path)
+    table = build(model, example, device, structure, candidates(), batch=batch, progress=progress)
+    table.save(path)
+    return table
+
+
+__all__ = ["LatencyTable", "Op", "census", "widths_of", "predicted_widths", "build", "cached", "cache_path", "key_of"]
