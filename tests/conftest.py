@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ torch.set_num_threads(1)
 # A fixed console width for rich's tables: pytest-xdist's workers have no terminal to measure, and a test's
 # expectations should not depend on the window that launched it.
 os.environ.setdefault("COLUMNS", "250")
+# Latency tables are cached under $EDGEPRUNE_CACHE: a fresh folder per test process, never the user's home.
+os.environ["EDGEPRUNE_CACHE"] = tempfile.mkdtemp(prefix="edgeprune-test-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,6 +9,11 @@ ranges, layers may leave them (``[0, CEILING]``); if it cannot be met even then,
 smallest reachable value. Channel counts depend on the fractions only, never on the criterion, so one
 calibration serves all three criteria; measurements are cached per set of widths.
 
+A latency budget in ONNX Runtime (``latency_table``, default) is bisected on a latency table instead
+(:mod:`edgeprune.select.latency_table`: every layer timed on the budget's device at a few widths, an additive model
+fitted to whole-model timings, cached), whose proposal a longer timing of the pruned model confirms; a miss or a
+proposal far inside the limit rescales the table to that timing and bisects again.
+
 Depth too (``drop_blocks``): a candidate may first lose the ``k`` residual blocks of least influence
 (:mod:`edgeprune.surgery.depth`, :mod:`edgeprune.scores.blocks`), removing their operators, which channel removal
 cannot; its channel strategy is then calibrated to the budget with those blocks gone.
@@ -33,6 +38,8 @@ from edgeprune.measure import macs
 from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.methods.base import optional_parts
 from edgeprune.scores.blocks import block_influence
+from edgeprune.devices import HostDevice
+from edgeprune.select import latency_table
 from edgeprune.select.meter import Meter, predictable, speedup_warning
 from edgeprune.surgery import depth as depth_lib
 from edgeprune.surgery import heads as heads_lib
@@ -44,6 +51,8 @@ CEILING = 0.9  # a layer never loses more than this fraction of its channels
 STEPS = {"latency": 7, "size": 8}  # bisection steps per measured kind (others: DEFAULT_STEPS)
 DEFAULT_STEPS = 12
 CONFIRMATIONS = 4  # latency: times the bisection's choice is re-timed (longer) and, if it misses, pruned further
+CLOSE = 0.05  # a table's proposal confirmed within this fraction below the limit is taken
+TABLE_CANDIDATES = 12  # pruned copies timed whole when a latency table is built (half fit it, half check it)
 
 # channel fractions per role: far below the weight ranges (removing a fraction f of channels on both sides
 # of a layer removes about 1 - (1 - f)^2 of its weights and MACs)
@@ -71,6 +80,8 @@ class ChannelState:
     calibrated: dict = field(default_factory=dict)  # (budget text, strategy, blocks removed) -> what calibration found
     warned: set = field(default_factory=set)  # the notes of parts kept whole already warned about
     rounded: dict = field(default_factory=dict)  # (budget text, blocks removed) -> the width multiple "auto" chose
+    latency_table: bool = True  # ONNX Runtime latency budgets proposed from a latency table
+    tables: dict = field(default_factory=dict)  # (device, batch) -> LatencyTable
 
     @property
     def criteria(self) -> list[str]:  # those that could score this model
@@ -103,7 +114,8 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     scores = optional_parts(options.criteria, lambda c: None if c == "magnitude" else scores_lib.compute(c, split, batches),
                             "criterion", need_one=True)
     return ChannelState(roles, ranges, structure, scores, Meter(model, example, options.latency_runs), options.round_to,
-                        options.deploy_metrics, blocks=_ranked_blocks(split, example, batches, deepest))
+                        options.deploy_metrics, blocks=_ranked_blocks(split, example, batches, deepest),
+                        latency_table=getattr(options, "latency_table", True))
 
 
 def _ranked_blocks(model: nn.Module, example: torch.Tensor, batches, deepest: int) -> list[str]:
@@ -230,13 +242,19 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
 
     FP32 ONNX size is bisected on the file size predicted from the stored numbers (the graph's other bytes
     measured once on the input model's export), then the chosen model is exported and measured; should the
-    real file exceed the budget, the shift grows until it fits. Every other quantity is measured at every step.
+    real file exceed the budget, the shift grows until it fits. An ONNX Runtime latency is bisected on the
+    latency table's prediction and confirmed by timing (:func:`_confirm_proposals`). Every other quantity is
+    measured at every step.
     """
     fits, limit = state.meter.limit(budget)
     predict = predictable(budget)
     align(state, budget, depth)
+    table = _table(state, budget)
+    scale = [1.0]  # the table's correction, from its last confirmed proposal
 
-    def value(v: dict, exact: bool = not predict) -> float:
+    def value(v: dict, exact: bool = not predict and table is None) -> float:
+        if table is not None and not exact:
+            return scale[0] * _table_value(state, table, v, budget, depth)
         return _value(state, v, budget, depth, exact)
 
     inside = dict(state.ranges)
@@ -244,21 +262,31 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
     bounds, wide = inside, False
     if not fits(value(_shifted(vector, inside, 1.0))):
         bounds, wide = widened, True
-        if not fits(value(_shifted(vector, widened, 1.0))):
-            _unreachable(budget, value(_shifted(vector, widened, 1.0), exact=True), rounding(state, budget, depth),
-                         depth)
+        most = value(_shifted(vector, widened, 1.0), exact=True) if not fits(value(_shifted(vector, widened, 1.0))) else None
+        if most is not None and not fits(most):  # (measured: a table's prediction alone does not refuse)
+            _unreachable(budget, most, rounding(state, budget, depth), depth)
     elif fits(value(_shifted(vector, inside, -1.0))):
         bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
         if fits(value(_shifted(vector, widened, -1.0))):
             v = _shifted(vector, widened, -1.0)
             return Calibrated(v, -1.0, value(v, exact=True), True)
-    lo_t, hi_t = -1.0, 1.0
-    for _ in range(STEPS.get(kind_of(budget), DEFAULT_STEPS) if not predict else DEFAULT_STEPS):
-        mid = 0.5 * (lo_t + hi_t)
-        if fits(value(_shifted(vector, bounds, mid))):
-            hi_t = mid
-        else:
-            lo_t = mid
+
+    def bisect() -> float:
+        lo_t, hi_t = -1.0, 1.0
+        steps = DEFAULT_STEPS if predict or table is not None else STEPS.get(kind_of(budget), DEFAULT_STEPS)
+        for _ in range(steps):
+            mid = 0.5 * (lo_t + hi_t)
+            if fits(value(_shifted(vector, bounds, mid))):
+                hi_t = mid
+            else:
+                lo_t = mid
+        return hi_t
+
+    hi_t = bisect()
+    if table is not None:
+        hi_t, measured = _confirm_proposals(state, table, vector, bounds, budget, depth, hi_t, scale, bisect)
+        if fits(measured):
+            return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide)
     measured = value(_shifted(vector, bounds, hi_t), exact=True)
     for _ in range(6 if predict else 0):  # the real file is a little larger than predicted: prune a bit more
         if fits(measured):
@@ -274,6 +302,82 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
     return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide)
 
 
+# ------------------------------------------------------------------------------------------ latency tables
+
+def _table(state: ChannelState, budget) -> latency_table.LatencyTable | None:
+    """The latency table of ``budget``'s device and batch (built once, cached on disk), or None when the budget is
+    not an ONNX Runtime latency or tables are off."""
+    if not (state.latency_table and _is_latency(budget) and budget.runtime == "onnxruntime"):
+        return None
+    key = (budget.device, budget.batch)
+    if key not in state.tables:
+        device = state.meter.device(budget.device) if budget.device else HostDevice(threads=1)
+        split = _split_model(state)
+        state.tables[key] = latency_table.cached(split, state.example, device, state.structure,
+                                                 lambda: _table_candidates(state, budget), batch=budget.batch)
+    return state.tables[key]
+
+
+def _split_model(state: ChannelState) -> nn.Module:
+    """The input model as calibration prunes it (attention split into q/k/v), made once."""
+    if "split" not in state.cache:
+        state.cache["split"] = heads_lib.split_attention(copy.deepcopy(state.model))
+    return state.cache["split"]
+
+
+def _table_candidates(state: ChannelState, budget) -> list[nn.Module]:
+    """Pruned copies a table is fitted and checked on: the strategies at shifts spread over [-1, 1], inside their
+    ranges and widened, so the check covers what calibration proposes."""
+    import random  # noqa: PLC0415
+
+    rng = random.Random(0)
+    names = strategies_lib.names_for(state.roles)
+    widened = {p: ((0.0, 0.0) if hi == 0.0 else (0.0, CEILING)) for p, (lo, hi) in state.ranges.items()}
+    out = []
+    for i in range(TABLE_CANDIDATES):
+        vector = strategies_lib.build(names[i % len(names)], state.ranges, state.roles)
+        bounds = widened if i % 3 == 2 else state.ranges
+        out.append(pruned_copy(state, state.model, _shifted(vector, bounds, rng.uniform(-1.0, 1.0)), budget)[0])
+    return out
+
+
+def _table_value(state: ChannelState, table, vector: dict, budget, depth: int) -> float:
+    """``budget``'s latency of the model ``vector`` prunes, as the table predicts it (a relative budget: the input
+    model's measured latency times the predicted ratio)."""
+    split = _split_model(state)
+    if "ops" not in state.cache:
+        state.cache["ops"] = latency_table.census(split, state.example)
+    ops = state.cache["ops"]
+    widths = latency_table.predicted_widths(ops, state.structure, fractions_from_params(vector),
+                                            rounding(state, budget, depth), split, state.blocks[:depth])
+    if not budget.relative:
+        return table.predict(widths)
+    dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
+    return state.meter.dense_value(budget) * table.predict(widths) / dense
+
+
+def _confirm_proposals(state, table, vector, bounds, budget, depth, hi_t, scale, bisect) -> tuple[float, float]:
+    """Time the table's proposal ``hi_t`` (a confirming, longer timing); when it misses the limit, or fits more
+    than :data:`CLOSE` below it, rescale the table to that timing and bisect again, up to :data:`CONFIRMATIONS`
+    timings. Returns the least-pruned proposal that fit (else the last one) and its measured value."""
+    fits, limit = state.meter.limit(budget)
+    best = last = None
+    for _ in range(CONFIRMATIONS):
+        small, _ = pruned_copy(state, state.model, _shifted(vector, bounds, hi_t), budget, depth=depth)
+        # the fast exporter's file: ONNX Runtime runs it as fast as the shipped one, which the deploy metrics time
+        measured = state.meter.value(small, budget, confirm=True, shipped=False)
+        last = (hi_t, measured)
+        if fits(measured) and (best is None or hi_t < best[0]):
+            best = last
+        if fits(measured) and measured >= limit * (1 - CLOSE):
+            break
+        predicted = _table_value(state, table, _shifted(vector, bounds, hi_t), budget, depth)
+        scale[0] = measured / predicted if predicted > 0 else scale[0]
+        proposal = bisect()
+        if proposal == hi_t or (best is not None and proposal >= best[0]):
+            break
+        hi_t = proposal
+    return best or last
 def _unreachable(budget, best: float, round_to: int, depth: int = 0):
     what = kind_of(budget)
     shown = f"{best:.4f}" if what == "sparsity" else budget.describe(best)

@@ -47,12 +47,15 @@ class Meter:
         return tuple(self.example.shape[1:])
 
     # -- budgets ------------------------------------------------------------------------------------
-    def value(self, model: nn.Module, budget, *, confirm: bool = False) -> float:
+    def value(self, model: nn.Module, budget, *, confirm: bool = False, shipped: bool | None = None) -> float:
         """The budget's quantity measured on ``model`` (sparsity: fraction of the input's prunable weights removed).
         ``confirm``: a latency timed with :data:`CONFIRM_FACTOR` times the runs, the last word of a bisection (which
-        keeps the least-pruned model that once timed inside the limit: a noisy timing may have let a slow one in)."""
+        keeps the least-pruned model that once timed inside the limit: a noisy timing may have let a slow one in).
+        ``shipped``: an ONNX latency times the shipped exporter's file (default: when confirming), else the fast
+        exporter's (equal speed in ONNX Runtime, a tenth of the export time)."""
         kind = kind_of(budget)
         runs = self.latency_runs * (CONFIRM_FACTOR if confirm else 1)
+        shipped = confirm if shipped is None else shipped
         if kind == "sparsity":
             return 1.0 - sum(w.numel() for w in prunable_weights(model).values()) / max(self.dense["prunable"], 1)
         if kind == "params":
@@ -61,7 +64,7 @@ class Meter:
             return float(macs(model, self.example).dense)
         with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
             if kind == "latency" and budget.device:
-                return self._on_device(model, budget, Path(folder), runs, confirm)
+                return self._on_device(model, budget, Path(folder), runs, shipped)
             if kind == "size" and budget.sparse:
                 return float(sparse.save(model, Path(folder) / "model.epz", values=budget.precision)["bytes"])
             if kind == "latency" and budget.runtime == "executorch" and budget.relative and model is not self.model:
@@ -70,11 +73,11 @@ class Meter:
                 return latency_ms(model, budget.batch, "executorch", input_shape=self.shape, runs=runs)
             path = Path(folder) / "model.onnx"
             if kind == "latency":  # a bisection's step times a fast export; its confirmation the shipped file
-                (export_onnx if confirm else export_for_timing)(model, path, input_shape=self.shape)
+                (export_onnx if shipped else export_for_timing)(model, path, input_shape=self.shape)
             if kind == "latency" and budget.relative and model is not self.model:
                 # timed in alternation with the input model and scaled to its reference latency: the fraction a
                 # relative budget limits, robust to load changes between this and the reference measurement
-                timed = paired_latency(self.dense_onnx(shipped=confirm), path, budget.batch, runs=runs)
+                timed = paired_latency(self.dense_onnx(shipped=shipped), path, budget.batch, runs=runs)
                 return self.dense_value(budget) / timed["ratio"]
             if kind == "latency":
                 return float(ort_latency(path, batch_size=budget.batch, runs=runs, threads=1)["median_ms"])
@@ -161,19 +164,19 @@ class Meter:
             self.cache[key] = devices.get(name)
         return self.cache[key]
 
-    def _on_device(self, model: nn.Module, budget: Budget, folder: Path, runs: int, confirm: bool) -> float:
+    def _on_device(self, model: nn.Module, budget: Budget, folder: Path, runs: int, shipped: bool) -> float:
         """Milliseconds on the budget's device: the input model alone, or (relative budgets) the candidate timed in
         alternation with the input model there and scaled to its reference."""
         device = self.device(budget.device)
         et = budget.runtime == "executorch"
-        reference = self._dense_pte(budget.batch) if et else self.dense_onnx(shipped=confirm)
+        reference = self._dense_pte(budget.batch) if et else self.dense_onnx(shipped=shipped)
         if model is self.model:
             return device.latency(reference, self.shape, budget.batch, runs)
         path = folder / ("model.pte" if et else "model.onnx")
         if et:
             export_for(model, path, "executorch", batch=budget.batch, input_shape=self.shape)
         else:
-            (export_onnx if confirm else export_for_timing)(model, path, input_shape=self.shape)
+            (export_onnx if shipped else export_for_timing)(model, path, input_shape=self.shape)
         if not budget.relative:
             return device.latency(path, self.shape, budget.batch, runs)
         return self.dense_value(budget) / device.paired(reference, path, self.shape, budget.batch, runs)["ratio"]

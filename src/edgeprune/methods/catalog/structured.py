@@ -27,6 +27,10 @@ class Options(ScoredOptions):
         "auto", description="Kept widths are multiples of it; auto: ONNX Runtime's channel block (16 with AVX-512, "
                             "else 8), halved while a MACs, params, size or sparsity budget cannot be met with it.")
     latency_runs: int = pydantic.Field(20, gt=0, description="ONNX Runtime runs per latency measurement.")
+    latency_table: bool = pydantic.Field(
+        True, description="ONNX Runtime latency budgets: the calibration proposes from a latency table (every layer "
+                          "timed on the device at a few widths, cached) and timing confirms; False: bisect on "
+                          "whole-model timings.")
     deploy_metrics: bool = pydantic.Field(
         True, description="ONNX bytes and ONNX Runtime latency (batch 1 and 32) in every record.")
     # removing blocks removes operators, which channels cannot (batch-1 latency)
