@@ -32,13 +32,13 @@ from edgeprune import ranges as ranges_lib
 from edgeprune import roles as roles_lib
 from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
+from edgeprune.devices import HostDevice
 from edgeprune.errors import ConfigError
 from edgeprune.export.ort_latency import channel_block
 from edgeprune.measure import macs
 from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.methods.base import optional_parts
 from edgeprune.scores.blocks import block_influence
-from edgeprune.devices import HostDevice
 from edgeprune.select import latency_table
 from edgeprune.select.meter import Meter, predictable, speedup_warning
 from edgeprune.surgery import depth as depth_lib
@@ -402,6 +402,10 @@ def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict
         state.calibrated[(str(budget), name, depth)] = {
             "budget": str(budget), "limit": limit, "shift": round(c.shift, 6), "measured": c.measured,
             "widened": c.widened, "dropped_blocks": state.blocks[:depth], "round_to": rounding(state, budget, depth)}
+        table = _table(state, budget)
+        if table is not None:  # what proposed the widths, and how well it predicts held-out candidates
+            state.calibrated[(str(budget), name, depth)]["latency_table"] = {
+                "key": table.key, "device": table.device.get("name"), "median_abs_pct": table.error["median_abs_pct"]}
         out[name] = c.vector
     return out
 

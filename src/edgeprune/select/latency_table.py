@@ -248,17 +248,17 @@ def predicted_widths(ops: dict[str, tuple[Op, int]], structure: StructurePlan, f
     out = {n: op.cout for n, (op, _) in ops.items()}
     cin = {n: op.cin for n, (op, _) in ops.items()}
     modules = dict(model.named_modules())
-    projections = set()
-    for first, (attn, heads) in structure.heads.items():
+    projections, kept_heads = set(), {}  # attention -> (kept heads, heads)
+    for attn, heads in structure.heads.values():
         if attn not in modules:
             continue
         names = [n for n, m in modules.items() if any(m is layer for layer in heads_lib.projections(modules[attn]))]
         projections.update(names)
         asked = [float(fractions[n]) for n in names if n in fractions]
-        kept = heads - (min(round(sum(asked) / len(asked) * heads), heads - 1) if asked else 0)
+        kept_heads[attn] = (heads - (min(round(sum(asked) / len(asked) * heads), heads - 1) if asked else 0), heads)
         for n in names:
             if n in out:
-                out[n] = out[n] * kept // heads
+                out[n] = out[n] * kept_heads[attn][0] // heads
     kept_of = {}
     for name, f in group_fractions(structure, fractions).items():
         if name in projections or name not in out:
@@ -283,15 +283,10 @@ def predicted_widths(ops: dict[str, tuple[Op, int]], structure: StructurePlan, f
     for n, (op, _) in ops.items():
         if op.depthwise:
             cin[n] = out[n]
-    for attn_first, (attn, heads) in structure.heads.items():  # the output projection reads the kept heads
-        if attn in modules:
-            for n, m in modules[attn].named_children():
-                full = f"{attn}.{n}"
-                if full in cin and full not in projections and isinstance(m, nn.Linear):
-                    qkv = [p for p in projections if p.startswith(attn + ".")]
-                    if qkv:
-                        width = out[qkv[0]] // (3 if len(qkv) == 1 else 1)
-                        cin[full] = width
+    for attn, (kept, heads) in kept_heads.items():  # the output projection reads the kept heads
+        for n, m in modules[attn].named_children():
+            if f"{attn}.{n}" in cin and f"{attn}.{n}" not in projections and isinstance(m, nn.Linear):
+                cin[f"{attn}.{n}"] = ops[f"{attn}.{n}"][0].cin * kept // heads
     gone = tuple(f"{b}." for b in removed)
     return {n: (cin[n], out[n]) for n in ops if not n.startswith(gone)}
 
@@ -304,7 +299,7 @@ def _variable(structure: StructurePlan, ops: dict) -> tuple[set, set]:
             continue
         outs.update(members)
         ins.update(consumers)
-    for first, (attn, _) in structure.heads.items():
+    for attn, _ in structure.heads.values():
         outs.update(n for n in ops if n.startswith(attn + "."))
         ins.update(n for n in ops if n.startswith(attn + "."))
     ins.update(n for n, (op, _) in ops.items() if op.depthwise and n in outs)
