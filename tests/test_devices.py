@@ -217,8 +217,20 @@ def test_the_cli_adds_checks_lists_and_removes_a_device_and_benches_on_it(run_cl
     assert run_cli("devices", "remove", "lab")[0] == 0 and "lab" not in devices.named()
 
 
+def test_the_cli_writes_a_latency_table_timed_over_ssh(run_cli, server, tmp_path):
+    devices.add("lab", server.url, key=server.key, known_hosts=server.known_hosts, python=sys.executable)
+    code, out, err = run_cli("devices", "table", "resnet20", "--device", "lab", "--in-channels", "1", "--image-size", "8",
+                             "--out", tmp_path / "table.json")
+    assert code == 0 and "held-out error" in out, err
+    saved = json.loads((tmp_path / "table.json").read_text())
+    assert saved["device"]["kind"] == "ssh" and saved["error"]["held_out"] and saved["_sha256"]
+    assert len(saved["layers"]) == 22  # ResNet-20: 19 convolutions, 2 shortcut projections, the classifier
+
+
 @pytest.mark.parametrize("args, message", [
     (("devices", "check", "pi9"), "unknown device 'pi9'"),
+    (("devices", "table", "resnet20", "--device", "pi9"), "unknown device 'pi9'"),
+    (("devices", "table", "resnet20", "--batch", "0"), "--batch must be > 0"),
     (("devices", "add", "host", "cmd:echo 1 ms {model}"), "device name 'host' is not allowed"),
     (("devices", "add", "pi", "ftp://pi"), "device spec 'ftp://pi' is not allowed"),
     (("devices", "remove", "pi"), "no device named 'pi'"),

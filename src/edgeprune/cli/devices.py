@@ -12,7 +12,10 @@ import typer
 from edgeprune import devices
 from edgeprune.cli import app
 from edgeprune.cli.common import console, table
+from edgeprune.cli.roles import model_and_input
+from edgeprune.errors import check_positive
 from edgeprune.export.onnx import export_onnx
+from edgeprune.utils.io import check_output
 
 devices_app = typer.Typer(rich_markup_mode="markdown", add_completion=False, no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
@@ -85,6 +88,55 @@ def check_command(
     rows += [[k, info[k]] for k in ("cores", "cpu", "python", "command") if k in info]
     rows.append(["reference model", f"{ms:.3f} ms (conv net 3x32x32, batch 1, median of {runs})"])
     console.print(table(f"device {device}", ["item", "value"], rows))
+
+
+@devices_app.command("table")
+def table_command(
+    model: str = typer.Argument(..., help="Model spec (resnet20, vit, timm:..., torchvision:...) or an edgeprune checkpoint."),
+    device: str = typer.Option("host", "--device", help="A saved device's name, host, ssh://... or cmd:TEMPLATE."),
+    batch: int = typer.Option(1, "--batch", help="Batch size the table is timed at (> 0)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the sealed table to this file."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Take channels, image size and classes from this data set."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets; default $EDGEPRUNE_DATA or ./data."),
+    in_channels: Optional[int] = typer.Option(None, help="Input channels (default 3; not with --dataset)."),
+    image_size: Optional[int] = typer.Option(None, help="Input height = width (default: the model's own, else 32)."),
+    num_classes: Optional[int] = typer.Option(None, help="Classes (default 10; not with --dataset)."),
+    arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable)."),
+):
+    """Time every layer of MODEL on the device at a few kept widths, fit the latency table that structured pruning
+    proposes latency budgets from, and print its error on held-out pruned copies timed whole. Cached: a later
+    `latency<=...@DEVICE` budget on the same model and batch reads it."""
+    import edgeprune.methods.catalog  # noqa: F401, PLC0415  (the method registry; heavy: only this command needs it)
+    from edgeprune.methods import structured_mam  # noqa: PLC0415
+    from edgeprune.methods.base import get_method  # noqa: PLC0415
+    from edgeprune.select import latency_table  # noqa: PLC0415
+
+    check_positive("--batch", batch)
+    if out is not None:
+        check_output(out, "--out")
+    net, channels, size = model_and_input(model, dataset, data_dir, in_channels, image_size, num_classes, arg)
+    name = None if device == "host" else device
+    state = structured_mam.prepare(net.eval(), None, torch.zeros(2, channels, size, size),
+                                   get_method("structured", criteria=["magnitude"]).options)
+    if name:
+        state.meter.device(name).check()  # unreachable or without ONNX Runtime: one line before any work
+    try:
+        t = structured_mam.table_of(state, name, batch, progress=typer.echo)
+    finally:
+        if name:
+            state.meter.device(name).close()
+    path = latency_table.cache_path(t.key)
+    if out is not None:
+        t.save(out)
+    error = t.error
+    rows = [["model", f"{model} ({channels}x{size}x{size}, batch {batch})"], ["device", f"{device}"],
+            ["layers timed", str(len(t.layers))],
+            ["fit", f"{t.c0:.4f} ms + {t.k:.3f} x sum of layer times (on {error['fitted_on']} models)"],
+            ["input model", f"{t.reference_ms:.4f} ms measured"],
+            ["held-out error", f"median {error['median_abs_pct']:.1f} %, max {error['max_abs_pct']:.1f} % "
+                               f"({len(error['held_out'])} pruned copies timed whole)"],
+            ["cached", str(path)], *([["written", str(out)]] if out is not None else [])]
+    console.print(table(f"latency table {t.key}", ["item", "value"], rows))
 
 
 def reference_net() -> torch.nn.Module:

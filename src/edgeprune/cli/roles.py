@@ -17,23 +17,13 @@ from edgeprune.cli.common import console, fmt, parse_kv, plain_console, table
 from edgeprune.errors import ConfigError, check_positive
 
 
-@app.command()
-def roles(
-    model: str = typer.Argument(..., help="Model spec (lenet5, resnet20, vit, hf-config:swin, ...) or an edgeprune checkpoint."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Take channels, image size and classes from this data set."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets; default $EDGEPRUNE_DATA or ./data."),
-    in_channels: Optional[int] = typer.Option(None, help="Input channels (default 3; not with --dataset)."),
-    image_size: Optional[int] = typer.Option(None, help="Input height = width (default: the model's own input size if it has a fixed one, else 32; not with --dataset)."),
-    num_classes: Optional[int] = typer.Option(None, help="Classes (default 10; not with --dataset)."),
-    arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable), e.g. --arg dim=64."),
-    rule: Optional[list[str]] = typer.Option(None, "--rule", help="Range rule override key=value (repeatable), e.g. --rule linear=[0.95,0.995]."),
-):
-    """Print every prunable layer's role (and every norm), its depth, size and the rule range [lo, hi]."""
+def model_and_input(model: str, dataset, data_dir, in_channels, image_size, num_classes, arg) -> tuple:
+    """(the model, its input channels, its image size) from a checkpoint or a spec with the size options of
+    ``roles`` (the data set's sizes, else the model's own input size, else 32)."""
     sizes = {"--in-channels": in_channels, "--image-size": image_size, "--num-classes": num_classes}
     for option, value in sizes.items():
         if value is not None:
             check_positive(option, value)
-    rules = ranges_lib.RangeRules.build(parse_kv(rule, "--rule"))
     if Path(model).is_file():
         if dataset or any(v is not None for v in sizes.values()) or arg:
             raise ConfigError("a checkpoint fixes its own input size and classes: drop --dataset/--in-channels/--image-size/--num-classes/--arg")
@@ -52,7 +42,23 @@ def roles(
             channels, size, classes = in_channels or 3, image_size, num_classes or 10
         net = model_lib.create(model, num_classes=classes, in_channels=channels, image_size=size, **parse_kv(arg))
         size = net.edgeprune_build["image_size"]
+    return net, channels, size
 
+
+@app.command()
+def roles(
+    model: str = typer.Argument(..., help="Model spec (lenet5, resnet20, vit, hf-config:swin, ...) or an edgeprune checkpoint."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Take channels, image size and classes from this data set."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets; default $EDGEPRUNE_DATA or ./data."),
+    in_channels: Optional[int] = typer.Option(None, help="Input channels (default 3; not with --dataset)."),
+    image_size: Optional[int] = typer.Option(None, help="Input height = width (default: the model's own input size if it has a fixed one, else 32; not with --dataset)."),
+    num_classes: Optional[int] = typer.Option(None, help="Classes (default 10; not with --dataset)."),
+    arg: Optional[list[str]] = typer.Option(None, "--arg", help="Model argument key=value (repeatable), e.g. --arg dim=64."),
+    rule: Optional[list[str]] = typer.Option(None, "--rule", help="Range rule override key=value (repeatable), e.g. --rule linear=[0.95,0.995]."),
+):
+    """Print every prunable layer's role (and every norm), its depth, size and the rule range [lo, hi]."""
+    rules = ranges_lib.RangeRules.build(parse_kv(rule, "--rule"))
+    net, channels, size = model_and_input(model, dataset, data_dir, in_channels, image_size, num_classes, arg)
     role_table = roles_lib.classify(net, torch.zeros(1, channels, size, size))
     layer_ranges = ranges_lib.rules(role_table, rules)
     rows = []

@@ -305,16 +305,23 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
 # ------------------------------------------------------------------------------------------ latency tables
 
 def _table(state: ChannelState, budget) -> latency_table.LatencyTable | None:
-    """The latency table of ``budget``'s device and batch (built once, cached on disk), or None when the budget is
-    not an ONNX Runtime latency or tables are off."""
+    """The latency table of ``budget``'s device and batch, or None when the budget is not an ONNX Runtime latency or
+    tables are off."""
     if not (state.latency_table and _is_latency(budget) and budget.runtime == "onnxruntime"):
         return None
-    key = (budget.device, budget.batch)
+    return table_of(state, budget.device, budget.batch)
+
+
+def table_of(state: ChannelState, device: str | None, batch: int = 1, progress=None) -> latency_table.LatencyTable:
+    """The latency table of the input model on ``device`` (a name; None: this machine, one thread) at ``batch``: read
+    from the cache, else built (:data:`TABLE_CANDIDATES` pruned copies fit and check it) and cached."""
+    key = (device, batch)
     if key not in state.tables:
-        device = state.meter.device(budget.device) if budget.device else HostDevice(threads=1)
-        split = _split_model(state)
-        state.tables[key] = latency_table.cached(split, state.example, device, state.structure,
-                                                 lambda: _table_candidates(state, budget), batch=budget.batch)
+        timer = state.meter.device(device) if device else HostDevice(threads=1)
+        budget = Budget(1.0, "latency", relative=True, batch=batch, device=device)
+        state.tables[key] = latency_table.cached(_split_model(state), state.example, timer, state.structure,
+                                                 lambda: _table_candidates(state, budget), batch=batch,
+                                                 progress=progress)
     return state.tables[key]
 
 
