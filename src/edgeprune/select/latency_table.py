@@ -40,7 +40,7 @@ from edgeprune.utils.io import read_json, write_json
 VERSION = 1
 GRID = (1.0, 0.75, 0.5, 0.3, 0.1)  # kept fractions of a layer's widths timed (the ceiling removes 90 %)
 OP_ROUNDS = 10  # rounds of every one-operator file
-MODEL_ROUNDS = 10  # rounds of the whole-model timings the fit and its check use
+MODEL_ROUNDS = 20  # rounds of the whole-model timings the fit and its check use
 LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
 
 

@@ -1,0 +1,132 @@
+"""Latency tables (issue 29): how well a table predicts held-out pruned models, on the host and on a "slow device"
+(the runner in a separate process pinned to one core), and how much faster it makes calibration to a latency budget.
+
+    python benchmarks/latency_table.py --part error                      # ResNet-20, VGG-16/2, MobileNetV2, ViT (MNIST)
+    python benchmarks/latency_table.py --part error --device pinned      # the same through cmd:taskset -c 0 ...
+    python benchmarks/latency_table.py --part speed                      # ten strategies, table vs bisection, one run
+
+``error``: each model's table is built from scratch (a fresh cache) on the device; its error is on the held-out pruned
+copies (the strategies at random shifts) that :func:`edgeprune.select.latency_table.build` times whole in the same call.
+``speed``: structured Mix-and-Match's ten strategies calibrated to ``latency<=60%`` with ``finetune=0`` on
+torchvision's MobileNetV2 at 64 px, first with the table (built inside the timed call, fresh cache) and then with the
+bisection on whole-model timings (``latency_table=False``), side by side in one process; each calibrated model's
+measured latency is the calibration's own confirming timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import save  # noqa: E402
+
+import edgeprune.methods.catalog  # noqa: E402, F401  (the method registry)
+from edgeprune import models, strategies  # noqa: E402
+from edgeprune.devices import CommandDevice, HostDevice  # noqa: E402
+from edgeprune.measure.budget import parse  # noqa: E402
+from edgeprune.methods import structured_mam  # noqa: E402
+from edgeprune.methods.base import get_method  # noqa: E402
+from edgeprune.select import latency_table  # noqa: E402
+
+MODELS = {  # name -> (spec, model args, channels, image size): MNIST-sized inputs
+    "resnet20": ("resnet20", {}, 1, 28),
+    "vgg16_half": ("vgg16", {"width_mult": 0.5}, 1, 28),
+    "mobilenet_v2": ("torchvision:mobilenet_v2", {}, 1, 28),
+    "vit": ("vit", {}, 1, 28),
+}
+PINNED = "cmd:taskset -c 0 {python} {runner} --shape {shape} --batch {batch} --threads 1 --rounds 10 --warmup 2 {model}"
+
+
+def state_for(spec: str, args: dict, channels: int, size: int, **options):
+    model = models.create(spec, num_classes=10, in_channels=channels, image_size=size, **args).eval()
+    opts = get_method("structured", criteria=["magnitude"], deploy_metrics=False, **options).options
+    return structured_mam.prepare(model, None, torch.zeros(2, channels, size, size), opts)
+
+
+def error_part(device_name: str) -> dict:
+    device = HostDevice(threads=1) if device_name == "host" else CommandDevice(PINNED[len("cmd:"):], name="pinned")
+    rows = {}
+    for name, (spec, args, channels, size) in MODELS.items():
+        os.environ["EDGEPRUNE_CACHE"] = tempfile.mkdtemp(prefix="bench-table-")  # built from scratch
+        state = state_for(spec, args, channels, size)
+        budget = parse("latency<=50%")
+        t0 = time.perf_counter()
+        candidates = structured_mam._table_candidates(state, budget)
+        table = latency_table.build(structured_mam._split_model(state), state.example, device, state.structure,
+                                    candidates)
+        rows[name] = {"seconds": time.perf_counter() - t0, "layers": len(table.layers), "c0": table.c0, "k": table.k,
+                      "reference_ms": table.reference_ms, **table.error}
+        print(name, device_name, {k: v for k, v in rows[name].items() if k != "held_out"}, flush=True)
+    return rows
+
+
+def speed_part(model_key: str, budget_text: str) -> dict:
+    spec, args, channels, size = model_key
+    budget = parse(budget_text)
+    out = {}
+    for arm, use_table in (("table", True), ("bisection", False)):
+        os.environ["EDGEPRUNE_CACHE"] = tempfile.mkdtemp(prefix="bench-table-")
+        state = state_for(spec, args, channels, size, latency_table=use_table)
+        names = list(strategies.names_for(state.roles))
+        t0 = time.perf_counter()
+        structured_mam.strategy_vectors(state, names, budget)
+        seconds = time.perf_counter() - t0
+        found = [state.calibrated[(str(budget), n, 0)] for n in names]
+        out[arm] = {"seconds": seconds, "strategies": names, "limit": found[0]["limit"],
+                    "measured": [f["measured"] for f in found], "shift": [f["shift"] for f in found],
+                    "met": sum(f["measured"] <= f["limit"] for f in found)}
+        print(arm, round(seconds, 1), "s;", out[arm]["met"], "of", len(names), "met", flush=True)
+    out["speedup"] = out["bisection"]["seconds"] / out["table"]["seconds"]
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["error", "speed"], required=True)
+    parser.add_argument("--device", choices=["host", "pinned"], default="host")
+    parser.add_argument("--budget", default="latency<=60%")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    if args.part == "error":
+        rows = error_part(args.device)
+        lines = [f"### Latency table error on `{args.device}` (`benchmarks/latency_table.py --part error --device "
+                 f"{args.device}`)", "",
+                 "Held-out pruned copies (the strategies at random shifts, ranges kept or widened) timed whole in the "
+                 "same runner call as the fit; error = |predicted - measured| / measured.", "",
+                 "| model | layers | input model ms | fit c0 ms | fit k | fitted on | held out | median error | max error | build s |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, r in rows.items():
+            lines.append(f"| {name} | {r['layers']} | {r['reference_ms']:.3f} | {r['c0']:.3f} | {r['k']:.2f} | "
+                         f"{r['fitted_on']} | {len(r['held_out'])} | {r['median_abs_pct']:.1f} % | {r['max_abs_pct']:.1f} % | "
+                         f"{r['seconds']:.0f} |")
+        save(f"latency_table_error_{args.device}", {"device": args.device, "pinned_command": PINNED if args.device == "pinned" else None,
+                                                   "models": {k: list(v) for k, v in MODELS.items()}, "rows": rows},
+             "\n".join(lines))
+    else:
+        key = ("torchvision:mobilenet_v2", {}, 3, 64)
+        r = speed_part(key, args.budget)
+        lines = [f"### Calibrating ten strategies to `{args.budget}` (`benchmarks/latency_table.py --part speed`)", "",
+                 "Structured Mix-and-Match, torchvision MobileNetV2 at 3x64x64, `finetune=0`, one process, one thread, "
+                 "the two arms one after the other; the table arm includes building the table (fresh cache).", "",
+                 "| calibration | seconds | strategies meeting the budget (confirming timing) | measured ms (min-max) | limit ms |",
+                 "|---|---:|---:|---|---:|"]
+        for arm in ("bisection", "table"):
+            a = r[arm]
+            lines.append(f"| {arm} | {a['seconds']:.0f} | {a['met']} of {len(a['strategies'])} | "
+                         f"{min(a['measured']):.3f}-{max(a['measured']):.3f} | {a['limit']:.3f} |")
+        lines += ["", f"Speed-up of the table: **{r['speedup']:.1f}x**."]
+        save("latency_table_speed", {"budget": args.budget, "model": list(key), **r}, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
