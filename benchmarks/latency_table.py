@@ -27,9 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import save  # noqa: E402
-
 import edgeprune.methods.catalog  # noqa: E402, F401  (the method registry)
+from common import save  # noqa: E402
 from edgeprune import models, strategies  # noqa: E402
 from edgeprune.devices import CommandDevice, HostDevice  # noqa: E402
 from edgeprune.measure.budget import parse  # noqa: E402

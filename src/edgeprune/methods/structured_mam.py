@@ -22,6 +22,7 @@ cannot; its channel strategy is then calibrated to the budget with those blocks 
 from __future__ import annotations
 
 import copy
+import random
 import warnings
 from dataclasses import dataclass, field
 
@@ -262,9 +263,10 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
     bounds, wide = inside, False
     if not fits(value(_shifted(vector, inside, 1.0))):
         bounds, wide = widened, True
-        most = value(_shifted(vector, widened, 1.0), exact=True) if not fits(value(_shifted(vector, widened, 1.0))) else None
-        if most is not None and not fits(most):  # (measured: a table's prediction alone does not refuse)
-            _unreachable(budget, most, rounding(state, budget, depth), depth)
+        if not fits(value(_shifted(vector, widened, 1.0))):
+            most = value(_shifted(vector, widened, 1.0), exact=True)  # measured: a table's prediction never refuses
+            if not fits(most):
+                _unreachable(budget, most, rounding(state, budget, depth), depth)
     elif fits(value(_shifted(vector, inside, -1.0))):
         bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
         if fits(value(_shifted(vector, widened, -1.0))):
@@ -335,8 +337,6 @@ def _split_model(state: ChannelState) -> nn.Module:
 def _table_candidates(state: ChannelState, budget) -> list[nn.Module]:
     """Pruned copies a table is fitted and checked on: the strategies at shifts spread over [-1, 1], inside their
     ranges and widened, so the check covers what calibration proposes."""
-    import random  # noqa: PLC0415
-
     rng = random.Random(0)
     names = strategies_lib.names_for(state.roles)
     widened = {p: ((0.0, 0.0) if hi == 0.0 else (0.0, CEILING)) for p, (lo, hi) in state.ranges.items()}
@@ -385,6 +385,8 @@ def _confirm_proposals(state, table, vector, bounds, budget, depth, hi_t, scale,
             break
         hi_t = proposal
     return best or last
+
+
 def _unreachable(budget, best: float, round_to: int, depth: int = 0):
     what = kind_of(budget)
     shown = f"{best:.4f}" if what == "sparsity" else budget.describe(best)
