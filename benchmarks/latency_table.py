@@ -42,7 +42,7 @@ MODELS = {  # name -> (spec, model args, channels, image size): MNIST-sized inpu
     "mobilenet_v2": ("torchvision:mobilenet_v2", {}, 1, 28),
     "vit": ("vit", {}, 1, 28),
 }
-PINNED = "cmd:taskset -c 0 {python} {runner} --shape {shape} --batch {batch} --threads 1 --rounds 10 --warmup 2 {model}"  # 2 runs per file
+PINNED = "cmd:taskset -c 0 {python} {runner} --shape {shape} --batch {batch} --threads 1 --rounds {rounds} --warmup {warmup} {models}"
 
 
 def state_for(spec: str, args: dict, channels: int, size: int, **options):
@@ -52,7 +52,7 @@ def state_for(spec: str, args: dict, channels: int, size: int, **options):
 
 
 def error_part(device_name: str) -> dict:
-    device = HostDevice(threads=1) if device_name == "host" else CommandDevice(PINNED[len("cmd:"):], name="pinned", rounds=2)
+    device = HostDevice(threads=1) if device_name == "host" else CommandDevice(PINNED[len("cmd:"):], name="pinned")
     rows = {}
     for name, (spec, args, channels, size) in MODELS.items():
         os.environ["EDGEPRUNE_CACHE"] = tempfile.mkdtemp(prefix="bench-table-")  # built from scratch

@@ -40,7 +40,7 @@ def test_a_latency_bisection_times_fast_exports_and_confirms_on_the_shipped_one(
     monkeypatch.setattr(meter_lib, "export_for_timing", counted("timing", meter_lib.export_for_timing))
     model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=0.5)
     options = get_method("structured", criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False,
-                         round_to=1, latency_runs=5).options
+                         round_to=1, latency_runs=5, latency_table=False).options  # the bisection on timings
     state = structured_mam.prepare(model, data_lib.load("digits"), torch.randn(2, 1, 8, 8), options)
     budget = parse("latency<=70%")
     structured_mam.strategy_vectors(state, ["balanced"], budget)
@@ -50,3 +50,23 @@ def test_a_latency_bisection_times_fast_exports_and_confirms_on_the_shipped_one(
     # for the input model's reference file and each confirmation (at most structured_mam.CONFIRMATIONS)
     assert calls["timing"] >= 4
     assert 2 <= calls["shipped"] <= 1 + structured_mam.CONFIRMATIONS
+
+
+@pytest.mark.slow
+def test_a_latency_table_proposal_is_confirmed_on_fast_exports_only(monkeypatch):
+    calls = {"shipped": 0}
+
+    def shipped(*args, **kwargs):
+        calls["shipped"] += 1
+        return real(*args, **kwargs)
+
+    real = meter_lib.export_onnx
+    monkeypatch.setattr(meter_lib, "export_onnx", shipped)
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=0.5)
+    options = get_method("structured", criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False,
+                         round_to=1, latency_runs=5).options
+    state = structured_mam.prepare(model, data_lib.load("digits"), torch.randn(2, 1, 8, 8), options)
+    budget = parse("latency<=70%")
+    structured_mam.strategy_vectors(state, ["balanced"], budget)
+    assert state.calibrated[(str(budget), "balanced", 0)]["measured"] <= state.meter.limit(budget)[1]
+    assert calls["shipped"] == 0  # ONNX Runtime runs the fast export as fast; the deploy metrics time the shipped file

@@ -6,6 +6,11 @@ Placeholders: ``{model}`` (the file), ``{batch}``, ``{threads}``, ``{shape}`` (`
 runner's JSON (its median), a JSON object with ``median_ms`` / ``latency_ms`` / ``ms``, else the last number
 with a unit (``0.42 ms``, ``420 us``, ``0.00042 s``). Each round runs the command once per file, in turn; as each
 run is a process that times many calls itself, ``rounds`` rounds (default 5) are run whatever the caller asks.
+
+``{models}`` instead of ``{model}``: edgeprune's runner (or anything printing its JSON) gets every file in one run
+and times them in turn itself, as on ``host`` and ``ssh://`` devices: one process for a latency table's hundreds
+of one-layer files, and candidates timed in alternation with their reference. ``{shape}`` is empty for files
+timed at their own static shape; ``{rounds}`` and ``{warmup}`` are the rounds and warm-up calls the caller asks.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from edgeprune.devices import runner
 from edgeprune.devices.base import Device, last_json, runtime_of, tail_of
 from edgeprune.errors import ConfigError, DeviceError, check_positive
 
-PLACEHOLDERS = ("model", "batch", "threads", "shape", "runtime", "python", "runner")
+PLACEHOLDERS = ("model", "models", "batch", "threads", "shape", "runtime", "python", "runner", "rounds", "warmup")
 _TIME = re.compile(r"([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*(ms|us|µs|s)\b", re.IGNORECASE)
 _TO_MS = {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
 
@@ -32,8 +37,9 @@ class CommandDevice(Device):
     def __init__(self, template: str, runtime: str = "onnxruntime", threads: int = 1, name: str | None = None,
                  timeout: float = 600.0, rounds: int = 5):
         super().__init__(name or f"cmd:{template}", runtime, threads)
-        if "{model}" not in template:
-            raise ConfigError(f"device command {template!r} must contain {{model}}; placeholders: {', '.join(PLACEHOLDERS)}")
+        if ("{model}" in template) == ("{models}" in template):
+            raise ConfigError(f"device command {template!r} must contain {{model}} or {{models}} (one of them); "
+                              f"placeholders: {', '.join(PLACEHOLDERS)}")
         try:
             template.format(**dict.fromkeys(PLACEHOLDERS, ""))
         except (KeyError, IndexError, ValueError) as exc:
@@ -42,6 +48,8 @@ class CommandDevice(Device):
         self.template, self.timeout, self.rounds = template, float(timeout), int(check_positive("rounds", rounds))
 
     def time(self, files, shape, batch=1, rounds=20, warmup=5):
+        if "{models}" in self.template:
+            return self.run_all([Path(f) for f in files], shape, batch, rounds, warmup)
         times: list[list[float]] = [[] for _ in files]
         shapes = [(shape, batch) if shape else static_input(Path(f)) for f in files]
         for _ in range(self.rounds):
@@ -51,9 +59,28 @@ class CommandDevice(Device):
 
     def run_once(self, path: Path, shape: tuple, batch: int) -> float:
         """Milliseconds the command reports for one run of ``path``."""
+        return read_time(self.name, self._run(self._command(path, shape, batch)))
+
+    def run_all(self, files: list[Path], shape: tuple | None, batch: int, rounds: int = 20,
+                warmup: int = 5) -> list[list[float]]:
+        """Per-round milliseconds of every file from one run of a ``{models}`` command (the runner's JSON)."""
+        out = last_json(self.name, self._run(self._command(files[0], shape or (), batch, files, rounds, warmup)))
+        times = (out or {}).get("times_ms")
+        if not isinstance(times, list) or len(times) != len(files):
+            raise DeviceError(f"device {self.name!r}: a {{models}} command must print the runner's JSON with one list of "
+                              f"times per file ({len(files)} files)")
+        return times
+
+    def _command(self, path: Path, shape: tuple, batch: int, files: list[Path] | None = None, rounds: int | None = None,
+                 warmup: int = 5) -> str:
         values = {"model": str(path), "batch": batch, "threads": self.threads, "shape": ",".join(map(str, shape)),
-                  "runtime": runtime_of(path, self.runtime), "python": sys.executable, "runner": runner.__file__}
-        command = self.template.format(**{k: shlex.quote(str(v)) for k, v in values.items()})
+                  "runtime": runtime_of(path, self.runtime), "python": sys.executable, "runner": runner.__file__,
+                  "rounds": rounds or self.rounds, "warmup": warmup}
+        quoted = {k: shlex.quote(str(v)) for k, v in values.items()}
+        quoted["models"] = " ".join(shlex.quote(str(f)) for f in files or [path])
+        return self.template.format(**quoted)
+
+    def _run(self, command: str) -> str:
         try:
             done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=self.timeout)
         except subprocess.TimeoutExpired:
@@ -61,7 +88,7 @@ class CommandDevice(Device):
         if done.returncode != 0:
             tail = " ".join((done.stdout + " " + done.stderr).split())[-240:]
             raise DeviceError(f"device {self.name!r}: the command exited with {done.returncode} ({tail or 'no output'})")
-        return read_time(self.name, done.stdout)
+        return done.stdout
 
     def run_runner(self, args, files):
         raise DeviceError(f"device {self.name!r} runs a command of its own; it lists no runtimes (time a file with it)")
