@@ -2,6 +2,7 @@
 timings, widths predicted without surgery, cached in a sealed file, and used by calibration to propose."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -99,6 +100,28 @@ def test_one_layer_files_are_timed_at_their_own_shape_by_the_runner_and_a_comman
     device = CommandDevice("{python} {runner} --shape {shape} --batch {batch} --rounds 2 {model}", rounds=1)
     times = device.time([tmp_path / "conv.onnx"], None)
     assert len(times) == 1 and times[0][0] > 0
+    every = CommandDevice("{python} {runner} --shape {shape} --rounds {rounds} --warmup {warmup} {models}")
+    times = every.time([tmp_path / "conv.onnx", tmp_path / "half.onnx"], None, rounds=4, warmup=1)
+    assert [len(t) for t in times] == [4, 4]  # one process timed both files in turn
+
+
+def test_a_command_needs_exactly_one_of_model_and_models():
+    with pytest.raises(ConfigError, match="one of them"):
+        CommandDevice("{runner} {model} {models}")
+    with pytest.raises(ConfigError, match="one of them"):
+        CommandDevice("{runner} --shape {shape}")
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) is not installed")
+def test_a_table_on_a_device_pinned_to_one_core():
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8).eval()
+    example = torch.randn(2, 1, 8, 8)
+    state = state_of(model, example)
+    pinned = CommandDevice("taskset -c 0 {python} {runner} --shape {shape} --batch {batch} --rounds {rounds} "
+                           "--warmup {warmup} {models}", name="pinned")
+    table = latency_table.build(structured_mam._split_model(state), example, pinned, state.structure,
+                                structured_mam._table_candidates(state, parse("latency<=50%")))
+    assert table.device["name"] == "pinned" and table.reference_ms > 0 and len(table.error["held_out"]) == 6
 
 
 def test_a_latency_budget_through_the_public_api_is_met_with_a_table():

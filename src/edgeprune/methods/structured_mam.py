@@ -40,7 +40,7 @@ from edgeprune.measure import macs
 from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.methods.base import optional_parts
 from edgeprune.scores.blocks import block_influence
-from edgeprune.select import latency_table
+from edgeprune.select import allocation, latency_table
 from edgeprune.select.meter import Meter, predictable, speedup_warning
 from edgeprune.surgery import depth as depth_lib
 from edgeprune.surgery import heads as heads_lib
@@ -53,6 +53,7 @@ STEPS = {"latency": 7, "size": 8}  # bisection steps per measured kind (others: 
 DEFAULT_STEPS = 12
 CONFIRMATIONS = 4  # latency: times the bisection's choice is re-timed (longer) and, if it misses, pruned further
 CLOSE = 0.05  # a table's proposal confirmed within this fraction below the limit is taken
+LATENCY_AWARE = "latency_aware"  # the strategy latency-aware allocation adds to an ONNX Runtime latency budget's ten
 TABLE_CANDIDATES = 12  # pruned copies timed whole when a latency table is built (half fit it, half check it)
 
 # channel fractions per role: far below the weight ranges (removing a fraction f of channels on both sides
@@ -223,7 +224,7 @@ def _shifted(vector: dict, bounds: dict, t: float) -> dict:
 @dataclass
 class Calibrated:
     vector: dict
-    shift: float
+    shift: float | None  # None: not a shifted strategy (latency-aware allocation)
     measured: float
     widened: bool  # some layers had to leave their ranges
 
@@ -284,11 +285,16 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
                 lo_t = mid
         return hi_t
 
-    hi_t = bisect()
     if table is not None:
-        hi_t, measured = _confirm_proposals(state, table, vector, bounds, budget, depth, hi_t, scale, bisect)
+        def propose() -> tuple[dict, float]:
+            t = bisect()
+            return _shifted(vector, bounds, t), t
+
+        hi_t, _, measured = _confirm(state, table, budget, depth, propose, scale)
         if fits(measured):
             return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide)
+    else:
+        hi_t = bisect()
     measured = value(_shifted(vector, bounds, hi_t), exact=True)
     for _ in range(6 if predict else 0):  # the real file is a little larger than predicted: prune a bit more
         if fits(measured):
@@ -306,12 +312,15 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
 
 # ------------------------------------------------------------------------------------------ latency tables
 
+def uses_table(state: ChannelState, budget) -> bool:
+    """Whether calibration to ``budget`` proposes from a latency table (an ONNX Runtime latency, tables on)."""
+    return bool(state.latency_table and _is_latency(budget) and budget.runtime == "onnxruntime")
+
+
 def _table(state: ChannelState, budget) -> latency_table.LatencyTable | None:
     """The latency table of ``budget``'s device and batch, or None when the budget is not an ONNX Runtime latency or
     tables are off."""
-    if not (state.latency_table and _is_latency(budget) and budget.runtime == "onnxruntime"):
-        return None
-    return table_of(state, budget.device, budget.batch)
+    return table_of(state, budget.device, budget.batch) if uses_table(state, budget) else None
 
 
 def table_of(state: ChannelState, device: str | None, batch: int = 1, progress=None) -> latency_table.LatencyTable:
@@ -334,6 +343,13 @@ def _split_model(state: ChannelState) -> nn.Module:
     return state.cache["split"]
 
 
+def _ops(state: ChannelState) -> dict:
+    """The input model's convolution and linear layers as it calls them (:func:`latency_table.census`), found once."""
+    if "ops" not in state.cache:
+        state.cache["ops"] = latency_table.census(_split_model(state), state.example)
+    return state.cache["ops"]
+
+
 def _table_candidates(state: ChannelState, budget) -> list[nn.Module]:
     """Pruned copies a table is fitted and checked on: the strategies at shifts spread over [-1, 1], inside their
     ranges and widened, so the check covers what calibration proposes."""
@@ -351,10 +367,7 @@ def _table_candidates(state: ChannelState, budget) -> list[nn.Module]:
 def _table_value(state: ChannelState, table, vector: dict, budget, depth: int) -> float:
     """``budget``'s latency of the model ``vector`` prunes, as the table predicts it (a relative budget: the input
     model's measured latency times the predicted ratio)."""
-    split = _split_model(state)
-    if "ops" not in state.cache:
-        state.cache["ops"] = latency_table.census(split, state.example)
-    ops = state.cache["ops"]
+    split, ops = _split_model(state), _ops(state)
     widths = latency_table.predicted_widths(ops, state.structure, fractions_from_params(vector),
                                             rounding(state, budget, depth), split, state.blocks[:depth])
     if not budget.relative:
@@ -363,28 +376,73 @@ def _table_value(state: ChannelState, table, vector: dict, budget, depth: int) -
     return state.meter.dense_value(budget) * table.predict(widths) / dense
 
 
-def _confirm_proposals(state, table, vector, bounds, budget, depth, hi_t, scale, bisect) -> tuple[float, float]:
-    """Time the table's proposal ``hi_t`` (a confirming, longer timing); when it misses the limit, or fits more
-    than :data:`CLOSE` below it, rescale the table to that timing and bisect again, up to :data:`CONFIRMATIONS`
-    timings. Returns the least-pruned proposal that fit (else the last one) and its measured value."""
+def _confirm(state: ChannelState, table, budget, depth: int, propose, scale: list) -> tuple:
+    """Time the table's proposal (a confirming, longer timing); when it misses the limit, or fits more than
+    :data:`CLOSE` below it, rescale the table to that timing and propose again, up to :data:`CONFIRMATIONS` timings.
+    ``propose()`` gives (vector, how much it prunes) under the current ``scale[0]``. Returns (how much, vector,
+    measured) of the least-pruned proposal that fit, else of the last."""
     fits, limit = state.meter.limit(budget)
     best = last = None
+    vector, pruning = propose()
     for _ in range(CONFIRMATIONS):
-        small, _ = pruned_copy(state, state.model, _shifted(vector, bounds, hi_t), budget, depth=depth)
+        small, _ = pruned_copy(state, state.model, vector, budget, depth=depth)
         # the fast exporter's file: ONNX Runtime runs it as fast as the shipped one, which the deploy metrics time
         measured = state.meter.value(small, budget, confirm=True, shipped=False)
-        last = (hi_t, measured)
-        if fits(measured) and (best is None or hi_t < best[0]):
+        last = (pruning, vector, measured)
+        if fits(measured) and (best is None or pruning < best[0]):
             best = last
         if fits(measured) and measured >= limit * (1 - CLOSE):
             break
-        predicted = _table_value(state, table, _shifted(vector, bounds, hi_t), budget, depth)
+        predicted = _table_value(state, table, vector, budget, depth)
         scale[0] = measured / predicted if predicted > 0 else scale[0]
-        proposal = bisect()
-        if proposal == hi_t or (best is not None and proposal >= best[0]):
+        vector, proposal = propose()
+        if proposal == pruning or (best is not None and proposal >= best[0]):
             break
-        hi_t = proposal
+        pruning = proposal
     return best or last
+
+
+def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Calibrated:
+    """The ``latency_aware`` strategy: channels removed where they cost least importance per millisecond saved
+    (:func:`edgeprune.select.allocation.allocate` on the latency table), within the layers' ranges (widened to
+    :data:`CEILING` if the budget needs it), until the table predicts the limit; confirmed by timing as the ten
+    strategies are. Importance: the first of product, gradient, magnitude among the call's criteria."""
+    table = _table(state, budget)
+    if table is None:
+        raise ConfigError(f"strategy {LATENCY_AWARE!r} needs an ONNX Runtime latency budget and latency_table=True, "
+                          f"got budget {budget}")
+    fits, limit = state.meter.limit(budget)
+    align(state, budget, depth)
+    split, ops, r = _split_model(state), _ops(state), rounding(state, budget, depth)
+    criterion = next(c for c in ("product", "gradient", "magnitude", *state.criteria) if c in state.scores)
+    importance = allocation.channel_importance(state.structure, split, state.scores.get(criterion))
+    ceilings = {g: min((state.ranges.get(f"{m}.weight", (0.0, 0.0))[1] for m in state.structure.groups[g]),
+                       default=0.0) for g in importance}
+    dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
+    reference = state.meter.dense_value(budget) if budget.relative else None
+    scale, widened = [1.0], [False]
+
+    def propose() -> tuple[dict, int]:
+        target = limit / scale[0] * (dense / reference if reference else 1.0)  # in the table's milliseconds
+        kept = allocation.allocate(table, ops, state.structure, split, importance, ceilings, target, r, state.blocks[:depth])
+        if predicted(kept) > target:  # not within the ranges: layers may leave them
+            widened[0] = True
+            kept = allocation.allocate(table, ops, state.structure, split, importance,
+                                       dict.fromkeys(importance, CEILING), target, r, state.blocks[:depth])
+        channels = {g: state.structure.channels[state.structure.groups[g][0]] for g in kept}
+        vector = {p: 0.0 for p in state.ranges}
+        vector.update({f"{m}.weight": max(0.0, 1.0 - (k + 0.5) / channels[g]) for g, k in kept.items()
+                       for m in state.structure.groups[g] if f"{m}.weight" in vector})
+        return vector, sum(channels[g] - k for g, k in kept.items())
+
+    def predicted(kept: dict) -> float:
+        members = {m: k for g, k in kept.items() for m in state.structure.groups[g]}
+        return table.predict(latency_table.widths_from(ops, state.structure, members, {}, split, state.blocks[:depth]))
+
+    _, vector, measured = _confirm(state, table, budget, depth, propose, scale)
+    if not fits(measured):
+        _unreachable(budget, measured, r, depth)
+    return Calibrated(vector, None, measured, widened[0])
 
 
 def _unreachable(budget, best: float, round_to: int, depth: int = 0):
@@ -406,10 +464,13 @@ def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict
     """
     out = {}
     for name in names:
-        c = calibrate(state, strategies_lib.build(name, state.ranges, state.roles), budget, depth)
+        if name == LATENCY_AWARE:
+            c = calibrate_latency_aware(state, budget, depth)
+        else:
+            c = calibrate(state, strategies_lib.build(name, state.ranges, state.roles), budget, depth)
         _, limit = state.meter.limit(budget)
         state.calibrated[(str(budget), name, depth)] = {
-            "budget": str(budget), "limit": limit, "shift": round(c.shift, 6), "measured": c.measured,
+            "budget": str(budget), "limit": limit, "shift": None if c.shift is None else round(c.shift, 6), "measured": c.measured,
             "widened": c.widened, "dropped_blocks": state.blocks[:depth], "round_to": rounding(state, budget, depth)}
         table = _table(state, budget)
         if table is not None:  # what proposed the widths, and how well it predicts held-out candidates
@@ -420,4 +481,5 @@ def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict
 
 
 __all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "rounding", "align", "pruned_copy", "calibrate",
+           "calibrate_latency_aware", "table_of", "LATENCY_AWARE",
            "strategy_vectors", "deploy_metrics"]

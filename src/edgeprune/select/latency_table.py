@@ -245,30 +245,42 @@ def predicted_widths(ops: dict[str, tuple[Op, int]], structure: StructurePlan, f
     (module name -> fraction) and ``round_to``, computed without pruning: each group keeps ``int(C * (1 - f))``
     channels rounded down to ``round_to`` (at least ``round_to``), an attention keeps ``heads - round(f * heads)``
     heads; layers inside ``removed`` blocks are gone."""
+    heads = kept_heads(structure, fractions, model)
+    kept = {}
+    for name, f in group_fractions(structure, fractions).items():
+        if name in ops and not any(name in names for names, _, _ in heads.values()):
+            channels = structure.channels[name]
+            keep = max(1, min(round_to, channels))
+            f = max(0.0, min(float(f), 1.0 - keep / channels))
+            count = int(channels * (1 - f))
+            kept[name] = max(count - count % round_to, keep) if round_to > 1 else max(count, 1)
+    return widths_from(ops, structure, kept, heads, model, removed)
+
+
+def kept_heads(structure: StructurePlan, fractions: dict[str, float], model: nn.Module) -> dict[str, tuple]:
+    """Attention module -> (its q/k/v projections' names, heads kept, heads) for ``fractions``."""
+    modules = dict(model.named_modules())
+    out = {}
+    for attn, heads in structure.heads.values():
+        if attn in modules:
+            names = [n for n, m in modules.items() if any(m is layer for layer in heads_lib.projections(modules[attn]))]
+            asked = [float(fractions[n]) for n in names if n in fractions]
+            out[attn] = (names, heads - (min(round(sum(asked) / len(asked) * heads), heads - 1) if asked else 0), heads)
+    return out
+
+
+def widths_from(ops: dict[str, tuple[Op, int]], structure: StructurePlan, kept: dict[str, int], heads: dict,
+                model: nn.Module, removed: list[str] = ()) -> dict[str, tuple[int, int]]:
+    """Name -> (input, output) widths of every layer when the groups' members keep ``kept`` output channels (name ->
+    count; absent: all) and the attentions keep ``heads`` (:func:`kept_heads`); layers inside ``removed`` are gone."""
     out = {n: op.cout for n, (op, _) in ops.items()}
     cin = {n: op.cin for n, (op, _) in ops.items()}
-    modules = dict(model.named_modules())
-    projections, kept_heads = set(), {}  # attention -> (kept heads, heads)
-    for attn, heads in structure.heads.values():
-        if attn not in modules:
-            continue
-        names = [n for n, m in modules.items() if any(m is layer for layer in heads_lib.projections(modules[attn]))]
-        projections.update(names)
-        asked = [float(fractions[n]) for n in names if n in fractions]
-        kept_heads[attn] = (heads - (min(round(sum(asked) / len(asked) * heads), heads - 1) if asked else 0), heads)
+    projections = {n for names, _, _ in heads.values() for n in names}
+    for names, count, total in heads.values():
         for n in names:
             if n in out:
-                out[n] = out[n] * kept_heads[attn][0] // heads
-    kept_of = {}
-    for name, f in group_fractions(structure, fractions).items():
-        if name in projections or name not in out:
-            continue
-        channels = structure.channels[name]
-        keep = max(1, min(round_to, channels))
-        f = max(0.0, min(float(f), 1.0 - keep / channels))
-        kept = int(channels * (1 - f))
-        kept_of[name] = max(kept - kept % round_to, keep) if round_to > 1 else max(kept, 1)
-    out.update(kept_of)
+                out[n] = out[n] * count // total
+    out.update({n: k for n, k in kept.items() if n in out})
     feeds: dict[str, list[tuple[int, int]]] = {}  # consumer -> (channels, kept) of each group it reads
     for members, consumers in zip(structure.groups, structure.consumers):
         width = next((out[m] for m in members if m in out), None)
@@ -279,14 +291,15 @@ def predicted_widths(ops: dict[str, tuple[Op, int]], structure: StructurePlan, f
         if len(read) == 1 and cin[c] % read[0][0] == 0:  # (a linear layer after a flatten reads C x H x W)
             cin[c] = cin[c] // read[0][0] * read[0][1]
         else:  # a concatenation of groups
-            cin[c] -= sum(channels - kept for channels, kept in read)
+            cin[c] -= sum(channels - count for channels, count in read)
     for n, (op, _) in ops.items():
         if op.depthwise:
             cin[n] = out[n]
-    for attn, (kept, heads) in kept_heads.items():  # the output projection reads the kept heads
+    modules = dict(model.named_modules())
+    for attn, (_, count, total) in heads.items():  # the output projection reads the kept heads
         for n, m in modules[attn].named_children():
             if f"{attn}.{n}" in cin and f"{attn}.{n}" not in projections and isinstance(m, nn.Linear):
-                cin[f"{attn}.{n}"] = ops[f"{attn}.{n}"][0].cin * kept // heads
+                cin[f"{attn}.{n}"] = ops[f"{attn}.{n}"][0].cin * count // total
     gone = tuple(f"{b}." for b in removed)
     return {n: (cin[n], out[n]) for n in ops if not n.startswith(gone)}
 
@@ -379,4 +392,5 @@ def cached(model: nn.Module, example: torch.Tensor, device: Device, structure: S
     return table
 
 
-__all__ = ["LatencyTable", "Op", "census", "widths_of", "predicted_widths", "build", "cached", "cache_path", "key_of"]
+__all__ = ["LatencyTable", "Op", "census", "widths_of", "predicted_widths", "kept_heads", "widths_from", "build", "cached",
+           "cache_path", "key_of"]

@@ -31,6 +31,9 @@ class Options(ScoredOptions):
         True, description="ONNX Runtime latency budgets: the calibration proposes from a latency table (every layer "
                           "timed on the device at a few widths, cached) and timing confirms; False: bisect on "
                           "whole-model timings.")
+    latency_aware: bool = pydantic.Field(
+        True, description="With a latency table: one more strategy, latency_aware, removing the channels of least "
+                          "importance per millisecond the table says they save (HALP's greedy knapsack).")
     deploy_metrics: bool = pydantic.Field(
         True, description="ONNX bytes and ONNX Runtime latency (batch 1 and 32) in every record.")
     # removing blocks removes operators, which channels cannot (batch-1 latency)
@@ -91,7 +94,9 @@ class Structured(Method):
             depths, unreachable = self.options.drop_blocks, []
             for depth in depths:
                 try:
-                    names = self.options.strategies or strategies_lib.names_for(state.roles)
+                    names = list(self.options.strategies or strategies_lib.names_for(state.roles))
+                    if self.options.latency_aware and structured_mam.uses_table(state, budget):
+                        names.append(structured_mam.LATENCY_AWARE)
                     built = structured_mam.strategy_vectors(state, names, budget, depth)
                     plan += strategy_candidates(built, names, state.criteria, budget, seeds,
                                                 setting={"granularity": "channel", "drop_blocks": depth},

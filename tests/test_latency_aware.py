@@ -1,0 +1,79 @@
+"""Latency-aware allocation (issue 29): channels leave where they cost the least importance per millisecond the latency
+table says they save, until the table predicts the limit; the strategy joins the ten on a latency budget's front."""
+
+import numpy as np
+import torch
+from torch import nn
+
+import edgeprune
+import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
+from edgeprune import data as data_lib
+from edgeprune import models
+from edgeprune.select import allocation, latency_table
+from edgeprune.surgery.structure import plan
+
+
+class TwoBranches(nn.Module):
+    """Two independent groups of equal width: ``a`` runs on a 16x16 map, ``b`` on a 2x2 map (64x cheaper)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a1, self.a2 = nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 8, 3, padding=1)
+        self.pool = nn.AvgPool2d(8)
+        self.b1, self.b2 = nn.Conv2d(8, 32, 1), nn.Conv2d(32, 8, 1)
+        self.fc = nn.Linear(8 * 4, 10)
+
+    def forward(self, x):
+        x = self.pool(self.a2(torch.relu(self.a1(x))))
+        return self.fc(self.b2(torch.relu(self.b1(x))).flatten(1))
+
+
+def synthetic_table(ops) -> latency_table.LatencyTable:
+    """A table whose layer times are exactly proportional to their MACs (so the test knows where time goes)."""
+    layers = {}
+    for name, (op, calls) in ops.items():
+        cins, couts = [1, op.cin], [1, op.cout]
+        area = int(np.prod(op.spatial)) if op.spatial else 1
+        layers[name] = {"calls": calls, "cin": cins, "cout": couts, "depthwise": False,
+                        "ms": [[1e-6 * ci * co * area for co in couts] for ci in cins]}
+    return latency_table.LatencyTable("t", {"name": "synthetic"}, 1, layers)
+
+
+def test_the_expensive_group_loses_channels_first_and_the_limit_is_met():
+    torch.manual_seed(0)
+    model, example = TwoBranches().eval(), torch.randn(2, 3, 16, 16)
+    structure = plan(model, example)
+    ops = latency_table.census(model, example)
+    table = synthetic_table(ops)
+    importance = allocation.channel_importance(structure, model, None)
+    group = {structure.groups[g][0]: g for g in importance}
+    dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
+    ceilings = dict.fromkeys(importance, 0.9)
+    kept = allocation.allocate(table, ops, structure, model, importance, ceilings, 0.6 * dense, round_to=4)
+    assert kept[group["a1"]] < 32 and kept[group["b1"]] == 32  # equal importance, 64x the time saved per channel
+    members = {m: k for g, k in kept.items() for m in structure.groups[g]}
+    assert table.predict(latency_table.widths_from(ops, structure, members, {}, model)) <= 0.6 * dense
+    assert all(k % 4 == 0 and k >= 32 * 0.1 for k in kept.values())
+    floor = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
+    assert all(k == 16 for g, k in floor.items() if g in (group["a1"], group["b1"]))  # no further than the ceiling
+
+
+def test_a_residual_channel_read_by_many_layers_counts_for_each():
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8).eval()
+    structure = plan(model, torch.zeros(2, 1, 8, 8))
+    importance = allocation.channel_importance(structure, model, None)
+    sizes = {g: len(set(structure.groups[g]) | set(structure.consumers[g])) for g in importance}
+    stream = max(sizes, key=sizes.get)
+    inner = min(sizes, key=sizes.get)
+    assert importance[stream].mean() > 2 * importance[inner].mean()
+
+
+def test_latency_aware_joins_a_latency_budgets_front_through_the_public_api():
+    digits = data_lib.load("digits")
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8)
+    pruned = edgeprune.prune(model, digits, method="mix_and_match", granularity="channel", budget="latency<=80%",
+                             finetune=0, criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False)
+    strategies = {r["decided"]["strategy"]: r for r in pruned.candidates}
+    assert set(strategies) == {"balanced", "latency_aware"}
+    aware = strategies["latency_aware"]["decided"]
+    assert aware["measured"] <= aware["limit"] and aware["shift"] is None
