@@ -1,7 +1,7 @@
 """Latency tables: a model's latency on a device predicted from the widths of its layers, in microseconds.
 
     table = latency_table.build(model, example, device, structure, candidates)   # or latency_table.cached(...)
-    table.predict(table.widths(structure, fractions, round_to))                    # ms, no surgery, no timing
+    table.predict(predicted_widths(census(model, example), structure, fractions, round_to, model))  # ms, no timing
     table.error        # {"median_abs_pct": ..., "held_out": [[measured, predicted], ...]}
 
 As NetAdapt and HALP do: every convolution and linear layer of the input model is written as a one-operator ONNX
@@ -198,10 +198,6 @@ class LatencyTable:
         """Predicted milliseconds of a model whose layers have ``widths``."""
         return self.c0 + self.k * self.layer_sum(widths)
 
-    def predict_model(self, model: nn.Module, example: torch.Tensor) -> float:
-        """Predicted milliseconds of a pruned copy of the input model (its layers' widths read from one forward)."""
-        return self.predict(widths_of(model, example))
-
     # -- the fit ----------------------------------------------------------------------------------
     def fit(self, sums: list[float], measured: list[float], held_out: int) -> None:
         """``c0``, ``k`` by least squares on all but the last ``held_out`` (layer sum, measured ms) pairs; ``error``
@@ -231,7 +227,11 @@ class LatencyTable:
             raise ConfigError(f"latency table {str(path)!r} has version {data.get('version')!r}; this edgeprune "
                               f"reads version {VERSION} (build it again)")
         data.pop("version")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError:
+            raise ConfigError(f"latency table {str(path)!r} does not hold a latency table's fields "
+                              f"({', '.join(sorted(data))})") from None
 
 
 def widths_of(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, int]]:
