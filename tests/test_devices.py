@@ -231,15 +231,27 @@ def test_the_cli_writes_a_latency_table_timed_over_ssh(run_cli, server, tmp_path
     (("devices", "check", "pi9"), "unknown device 'pi9'"),
     (("devices", "table", "resnet20", "--device", "pi9"), "unknown device 'pi9'"),
     (("devices", "table", "resnet20", "--batch", "0"), "--batch must be > 0"),
+    (("prune", "vbp", "--model", "vit", "--dataset", "digits", "--edge-device", "pi9", "--out", "never"),
+     "unknown device 'pi9'"),
     (("devices", "add", "host", "cmd:echo 1 ms {model}"), "device name 'host' is not allowed"),
     (("devices", "add", "pi", "ftp://pi"), "device spec 'ftp://pi' is not allowed"),
     (("devices", "remove", "pi"), "no device named 'pi'"),
     (("bench", "model.onnx", "--device", "pi9"), "unknown device 'pi9'"),
 ])
-def test_cli_device_mistakes_are_one_line_exit_2(run_cli, args, message, device_file):
+def test_cli_device_mistakes_are_one_line_exit_2(run_cli, args, message, device_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(*args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
-    assert not device_file.exists()
+    assert not device_file.exists() and not (tmp_path / "never").exists()
+
+
+@pytest.mark.slow
+def test_a_sweeps_edge_report_times_on_the_device_it_names(digits, tmp_path):
+    devices.add("here", "host")
+    result = edgeprune.sweep(_vit(), digits, method="vbp", budgets=[0.3], finetune=0, out=tmp_path / "run",
+                             edge_report="here", progress=False)
+    edge = result.summary["edge"]["device"]
+    assert edge["name"] == "here" and edge["input_ms_b1"] > 0 and edge["speedup_b1"] > 0
 
 
 @pytest.mark.slow

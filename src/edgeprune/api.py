@@ -29,6 +29,7 @@ from edgeprune.runs import input_model as input_lib
 from edgeprune.runs import request as request_lib
 from edgeprune.runs.execution import candidate_progress
 from edgeprune.runs.executor import executor_of
+from edgeprune.runs.inputs import check_device
 from edgeprune.runs.job import Job, dense_record
 from edgeprune.runs.sweep import SweepResult, make_plan, print_plan, run_sweep
 
@@ -97,7 +98,7 @@ def _prune(request: request_lib.Request, progress: bool, method: str) -> Pruned:
 
 def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out=None, *, executor="local",
           task=None, finetune=None, kd: bool | None = None, schedule=None, example_input=None, progress: bool = True,
-          edge_report: bool = False, quick: bool = False, dry_run: bool = False, model_args: dict | None = None,
+          edge_report: bool | str = False, quick: bool = False, dry_run: bool = False, model_args: dict | None = None,
           data_dir=None, train_input: int | None = None, checkpoint=None, **options) -> SweepResult | dict:
     """Every candidate of ``method`` over ``budgets`` × ``seeds`` in the run directory ``out`` (resumable).
 
@@ -105,7 +106,8 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     ``executor``: "local", "ray", a dict of :func:`~edgeprune.runs.executor.make_executor`'s keywords
     (``{"kind": "ray", "workers": 4}``) or an executor object; ``schedule``: as for :func:`prune`. ``edge_report``:
     the report also gets the chosen and the input model's ONNX / ExecuTorch bytes and batch-1 latency
-    (``render(..., edge=True)``; seconds per run). Everything is checked before ``out`` is written.
+    (``render(..., edge=True)``; seconds per run); a device (a saved name, ``ssh://...``, ``cmd:...``): timed there
+    too. Everything is checked before ``out`` is written.
     ``progress``: the plan (candidates, epochs, batches per epoch, estimated time) is printed before the first
     candidate is trained, and one line per finished candidate (stderr). ``quick``: a data set spec is cut to
     a stratified, seeded subset of at most 1,000 train+val and 1,000 test images, every training stage to 10 batches per epoch,
@@ -123,6 +125,8 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     request = request_lib.resolve_request(model, data, method, options, budgets=budgets, seeds=seeds, task=task,
                                           finetune=finetune, kd=kd, schedule=schedule, example_input=example_input,
                                           quick=quick, model_args=model_args, data_dir=data_dir, checkpoint=checkpoint)
+    if isinstance(edge_report, str) and edge_report != "host":
+        check_device(edge_report)
     runner, own = executor_of(executor)
     try:
         with tasks_lib.using(request.inputs.task):

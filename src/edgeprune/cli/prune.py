@@ -154,6 +154,7 @@ def prune_flags(
     gpus_per_candidate: Optional[float] = typer.Option(None, help="GPUs per candidate (>= 0, fractions allowed with ray)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     edge_report: bool = typer.Option(False, "--edge-report", help="Report the chosen and the input model's ONNX and ExecuTorch (.pte) bytes and batch-1 latency (1 thread); needs the [edge] extra, seconds per run."),
+    edge_device: Optional[str] = typer.Option(None, "--edge-device", help="Also time the edge report's models on this device (a saved name, ssh://user@host, cmd:TEMPLATE; checked before any work); implies --edge-report."),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     task: Optional[str] = TASK_OPTION,
@@ -163,14 +164,15 @@ def prune_flags(
 
 def prune_method(method: str, *, model, dataset, data_dir, budget, seeds, finetune, kd, schedule, checkpoint, dense_epochs,
                  arg, weights, option, out, executor, ray_address, workers, cpus_per_candidate, gpus_per_candidate, quiet,
-                 edge_report, quick, dry_run, task, **flags) -> None:
+                 edge_report, edge_device, quick, dry_run, task, **flags) -> None:
     options = method_flags.given(method_class(method), flags, parse_kv(option, "--option"))
     runner = {"kind": executor, "ray_address": ray_address, "workers": workers,
               "cpus_per_candidate": cpus_per_candidate, "gpus_per_candidate": gpus_per_candidate}
     run_prune(method, model, dataset, out=out or default_out(f"prune-{method}", model, dataset), options=options,
               data_dir=data_dir, budgets=parse_budgets(budget), seeds=seeds, finetune=finetune, kd=kd, schedule=schedule,
               checkpoint=checkpoint, train_input=dense_epochs, model_args=with_weights(model, parse_kv(arg), weights, checkpoint),
-              executor=runner, progress=not quiet, edge_report=edge_report, quick=quick, dry_run=dry_run, task=task)
+              executor=runner, progress=not quiet, edge_report=edge_device or edge_report, quick=quick, dry_run=dry_run,
+              task=task)
 
 
 for _name, _summary in list_methods().items():

@@ -144,11 +144,16 @@ def budgets_of(method: Method, budgets) -> list[float]:
 def check_devices(budgets) -> None:
     """Every device a budget names is known, reachable and has the budget's runtime, before any work."""
     for name, runtime in sorted({(b.device, b.runtime) for b in budgets if getattr(b, "device", None)}):
-        device = devices.get(name, runtime=runtime)
-        try:
-            device.check()
-        finally:
-            device.close()
+        check_device(name, runtime)
+
+
+def check_device(name: str, runtime: str | None = None) -> None:
+    """The device ``name`` is known, reachable and has its runtime (or ``runtime``): one line otherwise."""
+    device = devices.get(name, runtime=runtime)
+    try:
+        device.check()
+    finally:
+        device.close()
 
 
 def seeds_of(seeds) -> list[int]:

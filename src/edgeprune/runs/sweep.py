@@ -217,7 +217,7 @@ def check_run_dir(out: Path, config: dict) -> None:
 
 def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[int], out, *,
               train: TrainConfig | None, kd: bool, executor="local", progress: bool = True,
-              schedule: Schedule | None = None, edge_report: bool = False, quick: bool = False,
+              schedule: Schedule | None = None, edge_report: bool | str = False, quick: bool = False,
               dry_run: bool = False) -> SweepResult | dict:
     """Run (or resume) the sweep; print its plan first when ``progress``. ``dry_run``: print the plan and
     return it (a dict) without training or writing anything."""
@@ -248,7 +248,8 @@ def run_sweep(method: Method, inputs: Inputs, budgets: list[float], seeds: list[
             status.write_plan(out, "candidate", [c.id for c in plan])
             job = Job(method, state, inputs.model, inputs.data, train, kd, inputs.example, store, schedule, inputs.task)
             runner.run(job, plan, progress=progress, title=method.name)
-            summary = render(out, edge=edge_report)
+            device = edge_report if isinstance(edge_report, str) and edge_report != "host" else None
+            summary = render(out, edge=bool(edge_report), device=device)
     finally:
         if own:
             runner.close()
