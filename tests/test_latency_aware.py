@@ -77,3 +77,4 @@ def test_latency_aware_joins_a_latency_budgets_front_through_the_public_api():
     assert set(strategies) == {"balanced", "latency_aware"}
     aware = strategies["latency_aware"]["decided"]
     assert aware["measured"] <= aware["limit"] and aware["shift"] is None
+    assert aware["importance"] == "taylor"  # the call has data: first-order Taylor over its calibration batches

@@ -84,6 +84,7 @@ class ChannelState:
     rounded: dict = field(default_factory=dict)  # (budget text, blocks removed) -> the width multiple "auto" chose
     latency_table: bool = True  # ONNX Runtime latency budgets proposed from a latency table
     tables: dict = field(default_factory=dict)  # (device, batch) -> LatencyTable
+    batches: list | None = None  # calibration batches (latency-aware allocation's Taylor importance)
 
     @property
     def criteria(self) -> list[str]:  # those that could score this model
@@ -111,13 +112,14 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     keep = frozenset(e.module_name for e in roles.prunable() if e.role == "patch_embed")
     structure = plan_structure(split, example, keep_embedding=keep)
     deepest = max(options.drop_blocks)
-    needs_data = deepest > 0 or any(c != "magnitude" for c in options.criteria)
+    aware = getattr(options, "latency_aware", False) and data is not None  # its Taylor importance needs data
+    needs_data = deepest > 0 or aware or any(c != "magnitude" for c in options.criteria)
     batches = scores_lib.calibration_batches(data.train, options.calib_batches, options.calib_batch_size) if needs_data else None
     scores = optional_parts(options.criteria, lambda c: None if c == "magnitude" else scores_lib.compute(c, split, batches),
                             "criterion", need_one=True)
     return ChannelState(roles, ranges, structure, scores, Meter(model, example, options.latency_runs), options.round_to,
                         options.deploy_metrics, blocks=_ranked_blocks(split, example, batches, deepest),
-                        latency_table=getattr(options, "latency_table", True))
+                        latency_table=getattr(options, "latency_table", True), batches=batches)
 
 
 def _ranked_blocks(model: nn.Module, example: torch.Tensor, batches, deepest: int) -> list[str]:
@@ -343,6 +345,16 @@ def _split_model(state: ChannelState) -> nn.Module:
     return state.cache["split"]
 
 
+def _allocation_importance(state: ChannelState) -> dict:
+    """Latency-aware allocation's channel importance (see :func:`calibrate_latency_aware`), computed once."""
+    if "importance" not in state.cache:
+        split = _split_model(state)
+        taylor = scores_lib.compute("snip", split, state.batches) if state.batches else None  # |sum_b dL_b/dw * w|
+        state.cache["importance"] = allocation.channel_importance(state.structure, split, taylor,
+                                                                  relative=taylor is None)
+    return state.cache["importance"]
+
+
 def _ops(state: ChannelState) -> dict:
     """The input model's convolution and linear layers as it calls them (:func:`latency_table.census`), found once."""
     if "ops" not in state.cache:
@@ -406,7 +418,9 @@ def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Cali
     """The ``latency_aware`` strategy: channels removed where they cost least importance per millisecond saved
     (:func:`edgeprune.select.allocation.allocate` on the latency table), within the layers' ranges (widened to
     :data:`CEILING` if the budget needs it), until the table predicts the limit; confirmed by timing as the ten
-    strategies are. Importance: the first of product, gradient, magnitude among the call's criteria."""
+    strategies are. Importance: first-order Taylor ``|w * dL/dw|`` over the calibration batches (as Torch-Pruning's
+    GroupTaylorImportance and HALP), comparable across layers; without data, the weight magnitude relative to each
+    layer's mean (:func:`allocation.channel_importance`)."""
     table = _table(state, budget)
     if table is None:
         raise ConfigError(f"strategy {LATENCY_AWARE!r} needs an ONNX Runtime latency budget and latency_table=True, "
@@ -414,8 +428,7 @@ def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Cali
     fits, limit = state.meter.limit(budget)
     align(state, budget, depth)
     split, ops, r = _split_model(state), _ops(state), rounding(state, budget, depth)
-    criterion = next(c for c in ("product", "gradient", "magnitude", *state.criteria) if c in state.scores)
-    importance = allocation.channel_importance(state.structure, split, state.scores.get(criterion))
+    importance = _allocation_importance(state)
     ceilings = {g: min((state.ranges.get(f"{m}.weight", (0.0, 0.0))[1] for m in state.structure.groups[g]),
                        default=0.0) for g in importance}
     dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
@@ -472,6 +485,8 @@ def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict
         state.calibrated[(str(budget), name, depth)] = {
             "budget": str(budget), "limit": limit, "shift": None if c.shift is None else round(c.shift, 6), "measured": c.measured,
             "widened": c.widened, "dropped_blocks": state.blocks[:depth], "round_to": rounding(state, budget, depth)}
+        if name == LATENCY_AWARE:
+            state.calibrated[(str(budget), name, depth)]["importance"] = "taylor" if state.batches else "magnitude"
         table = _table(state, budget)
         if table is not None:  # what proposed the widths, and how well it predicts held-out candidates
             state.calibrated[(str(budget), name, depth)]["latency_table"] = {

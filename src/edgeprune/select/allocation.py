@@ -4,9 +4,10 @@ over a latency table, Shen et al. 2022), within each layer's range.
     kept = allocate(table, ops, structure, model, importance, ceilings, limit_ms, round_to=8)
 
 Every coupled group's channels are ranked by importance: for each layer the group's channels pass through (its
-members' outputs, its readers' inputs), the criterion's per-weight scores summed per channel and divided by that
-layer's mean, so layers of any fan-in compare; summed over the layers. A channel of a residual stream that seven
-layers read counts about seven times one that a single convolution makes and the next reads. Starting from the whole model, each step removes one ``round_to`` block of channels from
+members' outputs, its readers' inputs), the per-weight scores summed per channel, summed over the layers. First-order
+Taylor scores (``|w * dL/dw|``) compare across layers as they are; weight magnitudes are divided by each layer's
+mean first, so layers of any fan-in compare, and a channel of a residual stream that seven layers read counts about
+seven times one that a single convolution makes and the next reads. Starting from the whole model, each step removes one ``round_to`` block of channels from
 the group where the importance removed per millisecond the table says it saves is least, until the table predicts
 ``limit_ms`` or every group reached its ceiling.
 """
@@ -23,10 +24,11 @@ from edgeprune.select.latency_table import LatencyTable, widths_from
 from edgeprune.surgery.structure import StructurePlan
 
 
-def channel_importance(structure: StructurePlan, model: nn.Module, scores: dict | None) -> dict[int, np.ndarray]:
+def channel_importance(structure: StructurePlan, model: nn.Module, scores: dict | None,
+                       relative: bool = True) -> dict[int, np.ndarray]:
     """Group index -> each channel's importance: the sum over the layers it passes through of its per-channel score
-    relative to that layer's mean (``scores``: "<module>.weight" -> per-weight scores; None: |w|). Protected groups are
-    left out."""
+    (``scores``: "<module>.weight" -> per-weight scores; None: |w|), ``relative``: divided by that layer's mean first.
+    Protected groups are left out."""
     modules = dict(model.named_modules())
     out = {}
     for g, (members, consumers) in enumerate(zip(structure.groups, structure.consumers)):
@@ -37,7 +39,7 @@ def channel_importance(structure: StructurePlan, model: nn.Module, scores: dict 
         for names, dim in ((members, 0), (consumers, 1)):
             for name in dict.fromkeys(names):
                 layer = _per_channel(modules.get(name), scores, name, dim=dim, channels=channels)
-                total += layer / layer.mean() if layer.mean() > 0 else layer
+                total += layer / layer.mean() if relative and layer.mean() > 0 else layer
         out[g] = total.numpy() if total.sum() > 0 else np.ones(channels)
     return out
 
