@@ -32,7 +32,7 @@ def synthetic_table(ops) -> latency_table.LatencyTable:
     """A table whose layer times are exactly proportional to their MACs (so the test knows where time goes)."""
     layers = {}
     for name, (op, calls) in ops.items():
-        cins, couts = [1, op.cin], [1, op.cout]
+        cins, couts = sorted({1, op.cin}), sorted({1, op.cout})
         area = int(np.prod(op.spatial)) if op.spatial else 1
         layers[name] = {"calls": calls, "cin": cins, "cout": couts, "depthwise": False,
                         "ms": [[1e-6 * ci * co * area for co in couts] for ci in cins]}
@@ -49,12 +49,12 @@ def test_the_expensive_group_loses_channels_first_and_the_limit_is_met():
     group = {structure.groups[g][0]: g for g in importance}
     dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
     ceilings = dict.fromkeys(importance, 0.9)
-    kept = allocation.allocate(table, ops, structure, model, importance, ceilings, 0.6 * dense, round_to=4)
+    kept, _ = allocation.allocate(table, ops, structure, model, importance, ceilings, 0.6 * dense, round_to=4)
     assert kept[group["a1"]] < 32 and kept[group["b1"]] == 32  # equal importance, 64x the time saved per channel
     members = {m: k for g, k in kept.items() for m in structure.groups[g]}
     assert table.predict(latency_table.widths_from(ops, structure, members, {}, model)) <= 0.6 * dense
     assert all(k % 4 == 0 and k >= 32 * 0.1 for k in kept.values())
-    floor = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
+    floor, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
     assert all(k == 16 for g, k in floor.items() if g in (group["a1"], group["b1"]))  # no further than the ceiling
 
 
@@ -78,3 +78,21 @@ def test_latency_aware_joins_a_latency_budgets_front_through_the_public_api():
     aware = strategies["latency_aware"]["decided"]
     assert aware["measured"] <= aware["limit"] and aware["shift"] is None
     assert aware["importance"] == "taylor"  # the call has data: first-order Taylor over its calibration batches
+
+
+def test_attention_heads_are_units_of_the_allocation():
+    torch.manual_seed(0)
+    model, example = models.create("vit", num_classes=10, in_channels=1, image_size=16).eval(), torch.randn(2, 1, 16, 16)
+    structure = plan(model, example)
+    heads = latency_table.kept_heads(structure, {}, model)
+    importance = allocation.head_importance(heads, model, None)
+    assert heads and all(len(v) == heads[a][2] for a, v in importance.items())
+    ops = latency_table.census(model, example)
+    table = synthetic_table(ops)
+    dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
+    _, kept = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
+                                  0.8 * dense, round_to=8, heads=heads)
+    assert kept and min(kept.values()) >= 1 and any(k < heads[a][2] for a, k in kept.items())
+    widths = latency_table.widths_from(ops, structure, {}, {a: (heads[a][0], k, heads[a][2]) for a, k in kept.items()},
+                                       model)
+    assert table.predict(widths) <= 0.8 * dense

@@ -345,13 +345,18 @@ def _split_model(state: ChannelState) -> nn.Module:
     return state.cache["split"]
 
 
-def _allocation_importance(state: ChannelState) -> dict:
-    """Latency-aware allocation's channel importance (see :func:`calibrate_latency_aware`), computed once."""
+def _allocation_importance(state: ChannelState) -> tuple[dict, dict]:
+    """Latency-aware allocation's units (coupled groups, and attentions losing whole heads) with their importance,
+    and the attentions as :func:`latency_table.kept_heads` gives them (see :func:`calibrate_latency_aware`); once."""
     if "importance" not in state.cache:
         split = _split_model(state)
         taylor = scores_lib.compute("snip", split, state.batches) if state.batches else None  # |sum_b dL_b/dw * w|
-        state.cache["importance"] = allocation.channel_importance(state.structure, split, taylor,
-                                                                  relative=taylor is None)
+        heads = latency_table.kept_heads(state.structure, {}, split)
+        importance = allocation.channel_importance(state.structure, split, taylor, relative=taylor is None)
+        projections = {n for names, _, _ in heads.values() for n in names}
+        importance = {g: v for g, v in importance.items() if not projections & set(state.structure.groups[g])}
+        importance.update(allocation.head_importance(heads, split, taylor, relative=taylor is None))
+        state.cache["importance"] = importance, heads
     return state.cache["importance"]
 
 
@@ -428,29 +433,36 @@ def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Cali
     fits, limit = state.meter.limit(budget)
     align(state, budget, depth)
     split, ops, r = _split_model(state), _ops(state), rounding(state, budget, depth)
-    importance = _allocation_importance(state)
-    ceilings = {g: min((state.ranges.get(f"{m}.weight", (0.0, 0.0))[1] for m in state.structure.groups[g]),
-                       default=0.0) for g in importance}
+    importance, heads = _allocation_importance(state)
+    ceilings = {u: min((state.ranges.get(f"{m}.weight", (0.0, 0.0))[1]
+                        for m in (heads[u][0] if u in heads else state.structure.groups[u])), default=0.0)
+                for u in importance}
     dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
     reference = state.meter.dense_value(budget) if budget.relative else None
     scale, widened = [1.0], [False]
 
     def propose() -> tuple[dict, int]:
         target = limit / scale[0] * (dense / reference if reference else 1.0)  # in the table's milliseconds
-        kept = allocation.allocate(table, ops, state.structure, split, importance, ceilings, target, r, state.blocks[:depth])
-        if predicted(kept) > target:  # not within the ranges: layers may leave them
+        kept, heads_kept = allocation.allocate(table, ops, state.structure, split, importance, ceilings, target, r,
+                                               state.blocks[:depth], heads)
+        if predicted(kept, heads_kept) > target:  # not within the ranges: layers may leave them
             widened[0] = True
-            kept = allocation.allocate(table, ops, state.structure, split, importance,
-                                       dict.fromkeys(importance, CEILING), target, r, state.blocks[:depth])
+            kept, heads_kept = allocation.allocate(table, ops, state.structure, split, importance,
+                                                   dict.fromkeys(importance, CEILING), target, r, state.blocks[:depth],
+                                                   heads)
         channels = {g: state.structure.channels[state.structure.groups[g][0]] for g in kept}
         vector = {p: 0.0 for p in state.ranges}
         vector.update({f"{m}.weight": max(0.0, 1.0 - (k + 0.5) / channels[g]) for g, k in kept.items()
                        for m in state.structure.groups[g] if f"{m}.weight" in vector})
-        return vector, sum(channels[g] - k for g, k in kept.items())
+        vector.update({f"{n}.weight": (heads[a][2] - k) / heads[a][2] for a, k in heads_kept.items()
+                       for n in heads[a][0] if f"{n}.weight" in vector})
+        return vector, sum(channels[g] - k for g, k in kept.items()) + sum(heads[a][2] - k for a, k in heads_kept.items())
 
-    def predicted(kept: dict) -> float:
+    def predicted(kept: dict, heads_kept: dict) -> float:
         members = {m: k for g, k in kept.items() for m in state.structure.groups[g]}
-        return table.predict(latency_table.widths_from(ops, state.structure, members, {}, split, state.blocks[:depth]))
+        attention = {a: (heads[a][0], k, heads[a][2]) for a, k in heads_kept.items()}
+        return table.predict(latency_table.widths_from(ops, state.structure, members, attention, split,
+                                                       state.blocks[:depth]))
 
     _, vector, measured = _confirm(state, table, budget, depth, propose, scale)
     if not fits(measured):

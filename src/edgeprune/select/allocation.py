@@ -57,38 +57,67 @@ def _per_channel(module, scores, name: str, dim: int, channels: int) -> torch.Te
     return score.transpose(0, dim).reshape(channels, -1).sum(1).float()
 
 
-def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn.Module,
-             importance: dict[int, np.ndarray], ceilings: dict[int, float], limit_ms: float, round_to: int,
-             removed: list[str] = ()) -> dict[int, int]:
-    """Group index -> channels kept: blocks of ``round_to`` channels removed greedily, least importance per predicted
-    millisecond saved first, until the table predicts at most ``limit_ms`` (or no group may lose more: each keeps at
-    least ``(1 - ceilings[g])`` of its channels and ``round_to``)."""
-    channels = {g: structure.channels[structure.groups[g][0]] for g in importance}
-    kept = dict(channels)
-    floors = {g: max(min(round_to, c), math.ceil(c * (1 - ceilings.get(g, 0.0)))) for g, c in channels.items()}
-    ranked = {g: np.cumsum(np.sort(v)) for g, v in importance.items()}  # removed importance, least first
+def head_importance(heads: dict, model: nn.Module, scores: dict | None, relative: bool = True) -> dict[str, np.ndarray]:
+    """Attention module -> each head's importance: the scores of its rows in the q/k/v projections (a fused ``qkv``
+    laid out as [3, heads, head dim]) and of its columns in the output projection (``heads``: as
+    :func:`edgeprune.select.latency_table.kept_heads` gives them for no pruning)."""
+    modules = dict(model.named_modules())
+    out = {}
+    for attn, (names, _, count) in heads.items():
+        total = torch.zeros(count)
+        readers = [f"{attn}.{n}" for n, m in modules[attn].named_children()
+                   if isinstance(m, nn.Linear) and f"{attn}.{n}" not in names]
+        for name, dim in [*((n, 0) for n in names), *((n, 1) for n in readers)]:
+            module = modules[name]
+            score = (scores or {}).get(f"{name}.weight")
+            score = (module.weight.detach() if score is None else score.detach()).abs().float()
+            per_row = score.sum(1) if dim == 0 else score.sum(0)
+            parts = 3 if len(names) == 1 and dim == 0 else 1  # q, k and v rows of a fused projection
+            if per_row.numel() % (parts * count):
+                continue
+            per_head = per_row.reshape(parts, count, -1).sum((0, 2))
+            total += per_head / per_head.mean() if relative and per_head.mean() > 0 else per_head
+        out[attn] = total.numpy()
+    return out
 
-    def predict(state: dict[int, int]) -> float:
-        members = {m: k for g, k in state.items() for m in structure.groups[g]}
-        return table.predict(widths_from(ops, structure, members, {}, model, removed))
+
+def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn.Module,
+             importance: dict, ceilings: dict, limit_ms: float, round_to: int, removed: list[str] = (),
+             heads: dict | None = None) -> tuple[dict[int, int], dict[str, int]]:
+    """(group index -> channels kept, attention -> heads kept): blocks of ``round_to`` channels (or one head) removed
+    greedily, least importance per predicted millisecond saved first, until the table predicts at most ``limit_ms``
+    (or nothing may lose more: each unit keeps at least ``(1 - ceilings[unit])`` of it, and a group ``round_to``
+    channels, an attention one head). ``importance``: group index or attention name -> per channel / head
+    importance; ``heads``: :func:`edgeprune.select.latency_table.kept_heads` for no pruning."""
+    heads = heads or {}
+    totals = {u: (heads[u][2] if u in heads else structure.channels[structure.groups[u][0]]) for u in importance}
+    steps = {u: 1 if u in heads else round_to for u in importance}
+    kept = dict(totals)
+    floors = {u: max(min(steps[u], c), math.ceil(c * (1 - ceilings.get(u, 0.0)))) for u, c in totals.items()}
+    ranked = {u: np.cumsum(np.sort(v)) for u, v in importance.items()}  # removed importance, least first
+
+    def predict(state: dict) -> float:
+        channels = {m: k for u, k in state.items() if u not in heads for m in structure.groups[u]}
+        attention = {a: (heads[a][0], state[a], heads[a][2]) for a in heads if a in state}
+        return table.predict(widths_from(ops, structure, channels, attention, model, removed))
 
     now = predict(kept)
     while now > limit_ms:
         best = None
-        for g, k in kept.items():
-            step = (k - 1) // round_to * round_to if round_to > 1 else k - 1
-            if step < floors[g]:
+        for u, k in kept.items():
+            step = (k - 1) // steps[u] * steps[u] if steps[u] > 1 else k - 1
+            if step < floors[u]:
                 continue
-            after = predict({**kept, g: step})
+            after = predict({**kept, u: step})
             saved = now - after
-            cost = ranked[g][channels[g] - step - 1] - (ranked[g][channels[g] - k - 1] if k < channels[g] else 0.0)
+            cost = ranked[u][totals[u] - step - 1] - (ranked[u][totals[u] - k - 1] if k < totals[u] else 0.0)
             value = cost / saved if saved > 1e-9 else math.inf
             if best is None or value < best[0]:
-                best = (value, g, step, after)
+                best = (value, u, step, after)
         if best is None or best[0] == math.inf and best[3] >= now:
             break
-        _, g, kept[g], now = best
-    return kept
+        _, u, kept[u], now = best
+    return ({u: k for u, k in kept.items() if u not in heads}, {u: k for u, k in kept.items() if u in heads})
 
 
-__all__ = ["channel_importance", "allocate"]
+__all__ = ["channel_importance", "head_importance", "allocate"]
