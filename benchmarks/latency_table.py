@@ -4,6 +4,7 @@
     python benchmarks/latency_table.py --part error                      # ResNet-20, VGG-16/2, MobileNetV2, ViT (MNIST)
     python benchmarks/latency_table.py --part error --device pinned      # the same through cmd:taskset -c 0 ...
     python benchmarks/latency_table.py --part speed                      # ten strategies, table vs bisection, one run
+    python benchmarks/latency_table.py --part devices                    # calibrated on one device, timed on another
 
 ``error``: each model's table is built from scratch (a fresh cache) on the device; its error is on the held-out pruned
 copies (the strategies at random shifts) that :func:`edgeprune.select.latency_table.build` times whole in the same call.
@@ -11,6 +12,10 @@ copies (the strategies at random shifts) that :func:`edgeprune.select.latency_ta
 torchvision's MobileNetV2 at 64 px, first with the table (built inside the timed call, fresh cache) and then with the
 bisection on whole-model timings (``latency_table=False``), side by side in one process; each calibrated model's
 measured latency is the calibration's own confirming timing.
+``devices``: MobileNetV2 at 64 px calibrated to ``latency<=50%`` (balanced and latency_aware, ``finetune=0``) once on
+this machine at one thread and once on a device running ONNX Runtime at two threads (another configuration of the
+same machine, whose per-operator overhead weighs more); every calibrated model then timed on both, beside the input
+model (relative latency = candidate / input, medians of 30 alternating rounds).
 """
 
 from __future__ import annotations
@@ -88,9 +93,39 @@ def speed_part(model_key: str, budget_text: str) -> dict:
     return out
 
 
+def devices_part(budget_text: str) -> dict:
+    from edgeprune import devices  # noqa: PLC0415
+    from edgeprune.export.onnx import export_onnx  # noqa: PLC0415
+
+    os.environ["EDGEPRUNE_DEVICES"] = str(Path(tempfile.mkdtemp(prefix="bench-devices-")) / "devices.json")
+    os.environ["EDGEPRUNE_CACHE"] = tempfile.mkdtemp(prefix="bench-table-")
+    devices.add("two", "host", threads=2)
+    timers = {"host": HostDevice(threads=1), "two": devices.get("two")}
+    spec, args, channels, size = "torchvision:mobilenet_v2", {}, 3, 64
+    shape = (channels, size, size)
+    folder = Path(tempfile.mkdtemp(prefix="bench-devices-files-"))
+    rows = []
+    for calibrated_on in ("host", "two"):
+        state = state_for(spec, args, channels, size)  # no data: latency_aware ranks by relative magnitude
+        if calibrated_on == "host":
+            export_onnx(state.model, folder / "dense.onnx", input_shape=shape)
+        budget = parse(budget_text if calibrated_on == "host" else f"{budget_text}@two")
+        vectors = structured_mam.strategy_vectors(state, ["balanced", structured_mam.LATENCY_AWARE], budget)
+        for name, vector in vectors.items():
+            small, _ = structured_mam.pruned_copy(state, state.model, vector, budget)
+            path = folder / f"{calibrated_on}-{name}.onnx"
+            export_onnx(small, path, input_shape=shape)
+            timed = {on: 1.0 / t.paired(folder / "dense.onnx", path, shape, runs=30)["ratio"] for on, t in timers.items()}
+            rows.append({"calibrated_on": calibrated_on, "strategy": name, "relative_on": timed,
+                         "limit": float(parse(budget_text)),
+                         "calibration_measured_ms": state.calibrated[(str(budget), name, 0)]["measured"]})
+            print(rows[-1], flush=True)
+    return {"model": [spec, args, channels, size], "rows": rows}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["error", "speed"], required=True)
+    parser.add_argument("--part", choices=["error", "speed", "devices"], required=True)
     parser.add_argument("--device", choices=["host", "pinned"], default="host")
     parser.add_argument("--budget", default="latency<=60%")
     args = parser.parse_args(argv)
@@ -111,6 +146,19 @@ def main(argv=None) -> None:
         save(f"latency_table_error_{args.device}", {"device": args.device, "pinned_command": PINNED if args.device == "pinned" else None,
                                                    "models": {k: list(v) for k, v in MODELS.items()}, "rows": rows},
              "\n".join(lines))
+    elif args.part == "devices":
+        budget = "latency<=50%"
+        r = devices_part(budget)
+        lines = ["### Calibrated on one device, timed on another (`benchmarks/latency_table.py --part devices`)", "",
+                 f"torchvision MobileNetV2 at 3x64x64 calibrated to `{budget}` (`finetune=0`) on this machine at one "
+                 "thread (`host`) and on a device running ONNX Runtime at two threads (`two`); every model then timed "
+                 "beside the input model on both (candidate / input, medians of 30 alternating rounds).", "",
+                 "| calibrated on | strategy | relative latency on host | on two | limit |", "|---|---|---:|---:|---:|"]
+        for row in r["rows"]:
+            on = row["relative_on"]
+            lines.append(f"| {row['calibrated_on']} | {row['strategy']} | {on['host']:.1%} | {on['two']:.1%} | "
+                         f"{row['limit']:.0%} |")
+        save("latency_table_devices", {"budget": budget, **r}, "\n".join(lines))
     else:
         key = ("torchvision:mobilenet_v2", {}, 3, 64)
         r = speed_part(key, args.budget)
