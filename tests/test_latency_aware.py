@@ -2,6 +2,7 @@
 table says they save, until the table predicts the limit; the strategy joins the ten on a latency budget's front."""
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -96,3 +97,18 @@ def test_attention_heads_are_units_of_the_allocation():
     widths = latency_table.widths_from(ops, structure, {}, {a: (heads[a][0], k, heads[a][2]) for a, k in kept.items()},
                                        model)
     assert table.predict(widths) <= 0.8 * dense
+
+
+def test_without_a_table_the_budget_is_bisected_and_latency_aware_left_out(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("an operator the runner cannot load")
+
+    monkeypatch.setattr(latency_table, "cached", broken)
+    digits = data_lib.load("digits")
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8)
+    with pytest.warns(UserWarning, match="no latency table for ResNet.*calibrated on whole-model timings"):
+        pruned = edgeprune.prune(model, digits, method="mix_and_match", granularity="channel", budget="latency<=80%",
+                                 finetune=0, criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False)
+    [record] = pruned.candidates
+    assert record["decided"]["strategy"] == "balanced" and "latency_table" not in record["decided"]
+    assert record["decided"]["measured"] <= record["decided"]["limit"]

@@ -53,6 +53,7 @@ STEPS = {"latency": 7, "size": 8}  # bisection steps per measured kind (others: 
 DEFAULT_STEPS = 12
 CONFIRMATIONS = 4  # latency: times the bisection's choice is re-timed (longer) and, if it misses, pruned further
 CLOSE = 0.05  # a table's proposal confirmed within this fraction below the limit is taken
+MISS_MARGIN = 0.03  # after misses in a row, a table's next proposal aims this much lower per miss
 LATENCY_AWARE = "latency_aware"  # the strategy latency-aware allocation adds to an ONNX Runtime latency budget's ten
 TABLE_CANDIDATES = 12  # pruned copies timed whole when a latency table is built (half fit it, half check it)
 
@@ -319,10 +320,24 @@ def uses_table(state: ChannelState, budget) -> bool:
     return bool(state.latency_table and _is_latency(budget) and budget.runtime == "onnxruntime")
 
 
+def has_table(state: ChannelState, budget) -> bool:
+    """Whether ``budget`` has a latency table (built now if it is to have one): latency-aware allocation needs it."""
+    return _table(state, budget) is not None
+
+
 def _table(state: ChannelState, budget) -> latency_table.LatencyTable | None:
-    """The latency table of ``budget``'s device and batch, or None when the budget is not an ONNX Runtime latency or
-    tables are off."""
-    return table_of(state, budget.device, budget.batch) if uses_table(state, budget) else None
+    """The latency table of ``budget``'s device and batch, or None when the budget is not an ONNX Runtime latency,
+    tables are off, or no table could be built for this model (said once; calibration then times whole models)."""
+    if not uses_table(state, budget):
+        return None
+    try:
+        return table_of(state, budget.device, budget.batch)
+    except Exception as exc:  # noqa: BLE001  (any failure: the whole-model bisection still calibrates the budget)
+        state.latency_table = False
+        warnings.warn(f"no latency table for {type(state.model).__name__} ({type(exc).__name__}: "
+                      f"{' '.join(str(exc).split())[:200]}); {budget} is calibrated on whole-model timings",
+                      UserWarning, stacklevel=2)
+        return None
 
 
 def table_of(state: ChannelState, device: str | None, batch: int = 1, progress=None) -> latency_table.LatencyTable:
@@ -400,6 +415,7 @@ def _confirm(state: ChannelState, table, budget, depth: int, propose, scale: lis
     measured) of the least-pruned proposal that fit, else of the last."""
     fits, limit = state.meter.limit(budget)
     best = last = None
+    misses = 0
     vector, pruning = propose()
     for _ in range(CONFIRMATIONS):
         small, _ = pruned_copy(state, state.model, vector, budget, depth=depth)
@@ -411,7 +427,8 @@ def _confirm(state: ChannelState, table, budget, depth: int, propose, scale: lis
         if fits(measured) and measured >= limit * (1 - CLOSE):
             break
         predicted = _table_value(state, table, vector, budget, depth)
-        scale[0] = measured / predicted if predicted > 0 else scale[0]
+        misses = 0 if fits(measured) else misses + 1  # after a second miss in a row, aim a little lower each time
+        scale[0] = (measured / predicted if predicted > 0 else scale[0]) * (1 + MISS_MARGIN * max(misses - 1, 0))
         vector, proposal = propose()
         if proposal == pruning or (best is not None and proposal >= best[0]):
             break
@@ -482,7 +499,7 @@ def _unreachable(budget, best: float, round_to: int, depth: int = 0):
 
 def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict[str, dict]:
     """Each strategy of ``names`` calibrated to ``budget`` with ``depth`` blocks removed (shared by every
-    criterion): name -> vector.
+    criterion): name -> vector (``latency_aware`` absent, with a warning, when its proposals never met the budget).
 
     What the calibration found (shift, measured value, whether layers left their ranges) is kept in
     ``state.calibrated[(str(budget), name, depth)]`` for the candidates' records.
@@ -490,7 +507,11 @@ def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict
     out = {}
     for name in names:
         if name == LATENCY_AWARE:
-            c = calibrate_latency_aware(state, budget, depth)
+            try:
+                c = calibrate_latency_aware(state, budget, depth)
+            except ConfigError as exc:  # the ten strategies may still meet it: leave this one out
+                warnings.warn(f"strategy {LATENCY_AWARE} is left out at {budget}: {exc}", UserWarning, stacklevel=2)
+                continue
         else:
             c = calibrate(state, strategies_lib.build(name, state.ranges, state.roles), budget, depth)
         _, limit = state.meter.limit(budget)

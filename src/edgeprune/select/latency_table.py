@@ -343,8 +343,9 @@ def build(model: nn.Module, example: torch.Tensor, device: Device, structure: St
     with tempfile.TemporaryDirectory(prefix="edgeprune-table-") as folder:
         plan = {}
         for name, (op, calls) in ops.items():
-            couts = _grid(op.cout, name in outs, block)
-            cins = [None] if op.depthwise else _grid(op.cin, name in ins, block)
+            grouped = op.groups > 1 and not op.depthwise  # (widths must stay multiples of the groups: timed whole)
+            couts = _grid(op.cout, name in outs and not grouped, block)
+            cins = [None] if op.depthwise else _grid(op.cin, name in ins and not grouped, block)
             plan[name] = (op, calls, cins, couts)
             for ci in cins:
                 for co in couts:

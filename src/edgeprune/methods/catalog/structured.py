@@ -95,10 +95,10 @@ class Structured(Method):
             for depth in depths:
                 try:
                     names = list(self.options.strategies or strategies_lib.names_for(state.roles))
-                    if self.options.latency_aware and structured_mam.uses_table(state, budget):
+                    if self.options.latency_aware and structured_mam.has_table(state, budget):
                         names.append(structured_mam.LATENCY_AWARE)
                     built = structured_mam.strategy_vectors(state, names, budget, depth)
-                    plan += strategy_candidates(built, names, state.criteria, budget, seeds,
+                    plan += strategy_candidates(built, [n for n in names if n in built], state.criteria, budget, seeds,
                                                 setting={"granularity": "channel", "drop_blocks": depth},
                                                 tag=f"-d{depth}" if depth else "")
                 except ConfigError as exc:  # the budget may be reachable with more blocks removed
