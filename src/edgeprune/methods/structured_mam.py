@@ -388,11 +388,14 @@ def _table_candidates(state: ChannelState, budget) -> list[nn.Module]:
     rng = random.Random(0)
     names = strategies_lib.names_for(state.roles)
     widened = {p: ((0.0, 0.0) if hi == 0.0 else (0.0, CEILING)) for p, (lo, hi) in state.ranges.items()}
+    half = TABLE_CANDIDATES // 2
+    # stratified shifts, each half (fit, check) over the whole of [-1, 1]
+    shifts = [-1.0 + 2.0 * (j + rng.random()) / half for _ in range(2) for j in rng.sample(range(half), half)]
     out = []
-    for i in range(TABLE_CANDIDATES):
+    for i, shift in enumerate(shifts):
         vector = strategies_lib.build(names[i % len(names)], state.ranges, state.roles)
         bounds = widened if i % 3 == 2 else state.ranges
-        out.append(pruned_copy(state, state.model, _shifted(vector, bounds, rng.uniform(-1.0, 1.0)), budget)[0])
+        out.append(pruned_copy(state, state.model, _shifted(vector, bounds, shift), budget)[0])
     return out
 
 

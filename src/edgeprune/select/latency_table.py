@@ -200,21 +200,22 @@ class LatencyTable:
 
     # -- the fit ----------------------------------------------------------------------------------
     def fit(self, sums: list[float], measured: list[float], held_out: int) -> None:
-        """``c0``, ``k`` by least squares on all but the last ``held_out`` (layer sum, measured ms) pairs; ``error``
-        on those."""
+        """``c0``, ``k`` by least squares of the relative error on all but the last ``held_out`` (layer sum, measured ms)
+        pairs; ``error`` on those."""
         n = len(sums) - held_out
         if n < 2:
             raise ConfigError(f"a latency table needs at least 2 fitting timings, got {n}")
         x, y = np.array(sums[:n]), np.array(measured[:n])
-        k, c0 = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, float(np.mean(y)))
+        # relative residuals (weights 1/y): the dense model's large time must not pull the small models' fit
+        k, c0 = np.polyfit(x, y, 1, w=1 / y) if np.ptp(x) > 0 else (0.0, float(np.mean(y)))
         if k <= 0 or c0 < 0:  # a fit without physical meaning (noise): proportional through the origin instead
-            k, c0 = float(np.sum(x * y) / np.sum(x * x)), 0.0
+            k, c0 = float(np.sum(x / y) / np.sum(x * x / (y * y))), 0.0
         self.k, self.c0 = float(k), float(c0)
         pairs = [[m, self.c0 + self.k * s] for s, m in zip(sums[n:], measured[n:])]
         errors = [abs(p - m) / m * 100 for m, p in pairs]
         self.error = {"median_abs_pct": statistics.median(errors) if errors else None,
                       "max_abs_pct": max(errors) if errors else None, "held_out": pairs,
-                      "fitted_on": n}
+                      "fitted_on": n, "points": [[a, b] for a, b in zip(sums, measured)]}  # (layer sum, measured)
 
     # -- files --------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
