@@ -50,12 +50,12 @@ def test_the_expensive_group_loses_channels_first_and_the_limit_is_met():
     group = {structure.groups[g][0]: g for g in importance}
     dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
     ceilings = dict.fromkeys(importance, 0.9)
-    kept, _ = allocation.allocate(table, ops, structure, model, importance, ceilings, 0.6 * dense, round_to=4)
+    kept, _, _ = allocation.allocate(table, ops, structure, model, importance, ceilings, 0.6 * dense, round_to=4)
     assert kept[group["a1"]] < 32 and kept[group["b1"]] == 32  # equal importance, 64x the time saved per channel
     members = {m: k for g, k in kept.items() for m in structure.groups[g]}
     assert table.predict(latency_table.widths_from(ops, structure, members, {}, model)) <= 0.6 * dense
     assert all(k % 4 == 0 and k >= 32 * 0.1 for k in kept.values())
-    floor, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
+    floor, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
     assert all(k == 16 for g, k in floor.items() if g in (group["a1"], group["b1"]))  # no further than the ceiling
 
 
@@ -91,7 +91,7 @@ def test_attention_heads_are_units_of_the_allocation():
     ops = latency_table.census(model, example)
     table = synthetic_table(ops)
     dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
-    _, kept = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
+    _, kept, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
                                   0.8 * dense, round_to=8, heads=heads)
     assert kept and min(kept.values()) >= 1 and any(k < heads[a][2] for a, k in kept.items())
     widths = latency_table.widths_from(ops, structure, {}, {a: (heads[a][0], k, heads[a][2]) for a, k in kept.items()},

@@ -463,13 +463,13 @@ def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Cali
 
     def propose() -> tuple[dict, int]:
         target = limit / scale[0] * (dense / reference if reference else 1.0)  # in the table's milliseconds
-        kept, heads_kept = allocation.allocate(table, ops, state.structure, split, importance, ceilings, target, r,
-                                               state.blocks[:depth], heads)
-        if predicted(kept, heads_kept) > target:  # not within the ranges: layers may leave them
+        kept, heads_kept, ms = allocation.allocate(table, ops, state.structure, split, importance, ceilings, target, r,
+                                                   state.blocks[:depth], heads)
+        if ms > target:  # not within the ranges: layers may leave them
             widened[0] = True
-            kept, heads_kept = allocation.allocate(table, ops, state.structure, split, importance,
-                                                   dict.fromkeys(importance, CEILING), target, r, state.blocks[:depth],
-                                                   heads)
+            kept, heads_kept, _ = allocation.allocate(table, ops, state.structure, split, importance,
+                                                      dict.fromkeys(importance, CEILING), target, r,
+                                                      state.blocks[:depth], heads)
         channels = {g: state.structure.channels[state.structure.groups[g][0]] for g in kept}
         vector = {p: 0.0 for p in state.ranges}
         vector.update({f"{m}.weight": max(0.0, 1.0 - (k + 0.5) / channels[g]) for g, k in kept.items()
@@ -478,15 +478,10 @@ def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Cali
                        for n in heads[a][0] if f"{n}.weight" in vector})
         return vector, sum(channels[g] - k for g, k in kept.items()) + sum(heads[a][2] - k for a, k in heads_kept.items())
 
-    def predicted(kept: dict, heads_kept: dict) -> float:
-        members = {m: k for g, k in kept.items() for m in state.structure.groups[g]}
-        attention = {a: (heads[a][0], k, heads[a][2]) for a, k in heads_kept.items()}
-        return table.predict(latency_table.widths_from(ops, state.structure, members, attention, split,
-                                                       state.blocks[:depth]))
-
     _, vector, measured = _confirm(state, table, budget, depth, propose, scale)
     if not fits(measured):
-        _unreachable(budget, measured, r, depth)
+        raise ConfigError(f"its last of {CONFIRMATIONS} proposals measured {budget.describe(measured)}, over the limit "
+                          f"{budget.describe(limit)}")
     return Calibrated(vector, None, measured, widened[0])
 
 

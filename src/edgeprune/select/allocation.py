@@ -83,8 +83,8 @@ def head_importance(heads: dict, model: nn.Module, scores: dict | None, relative
 
 def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn.Module,
              importance: dict, ceilings: dict, limit_ms: float, round_to: int, removed: list[str] = (),
-             heads: dict | None = None) -> tuple[dict[int, int], dict[str, int]]:
-    """(group index -> channels kept, attention -> heads kept): blocks of ``round_to`` channels (or one head) removed
+             heads: dict | None = None) -> tuple[dict[int, int], dict[str, int], float]:
+    """(group index -> channels kept, attention -> heads kept, the table's milliseconds for them): blocks of ``round_to`` channels (or one head) removed
     greedily, least importance per predicted millisecond saved first, until the table predicts at most ``limit_ms``
     (or nothing may lose more: each unit keeps at least ``(1 - ceilings[unit])`` of it, and a group ``round_to``
     channels, an attention one head). ``importance``: group index or attention name -> per channel / head
@@ -117,7 +117,7 @@ def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn
         if best is None or best[0] == math.inf and best[3] >= now:
             break
         _, u, kept[u], now = best
-    return ({u: k for u, k in kept.items() if u not in heads}, {u: k for u, k in kept.items() if u in heads})
+    return ({u: k for u, k in kept.items() if u not in heads}, {u: k for u, k in kept.items() if u in heads}, now)
 
 
 __all__ = ["channel_importance", "head_importance", "allocate"]
