@@ -27,6 +27,8 @@ from edgeprune.runs import contract
 API_METHODS = {
     "prune:mix_and_match": ("mix_and_match", {}),
     "prune:structured": ("structured", {}),
+    # a latency budget: its latency table (one-layer files timed, fitted), ten strategies and latency_aware confirmed
+    "prune:structured_latency": ("structured", {"budget": "latency<=85%", "finetune": 0, "deploy_metrics": False}),
     "prune:vbp": ("vbp", {}),
     "prune:reconvene": ("reconvene", {}),
     "prune:magnitude": ("magnitude", {}),
