@@ -205,27 +205,55 @@ def collect(name: str) -> None:
     seeds = [run["settings"]["seeds"][0] for run in runs]
     methods = ["dense", "ours (chosen)", *runs[0]["torch_pruning"]]
 
+    def strategy_of(candidate_id: str) -> str:  # mam-<criterion>-<strategy>[-dK]-b<budget>-s<seed>
+        return candidate_id.split("-")[2]
+
+    # each of our strategies by itself: its candidate of best validation (over criteria) per seed
+    strategies = sorted({strategy_of(c["id"]) for run in runs for c in run["ours"]["candidates"]})
+    ours_rows = [f"ours: {s} (best criterion)" for s in strategies] if len(strategies) > 1 else []
+    methods[2:2] = ours_rows
+
+    def candidate(run, method):
+        if method == "ours (chosen)":
+            return next(c for c in run["ours"]["candidates"] if c["id"] == run["ours"]["chosen"])
+        name = method[len("ours: "):].split(" ")[0]
+        return max((c for c in run["ours"]["candidates"] if strategy_of(c["id"]) == name), key=lambda c: c["val_acc"])
+
     def value(run, method, key="test_acc"):
         if method == "dense":
             return run["dense"][key]
-        if method == "ours (chosen)":
-            return next(c[key] for c in run["ours"]["candidates"] if c["id"] == run["ours"]["chosen"])
+        if method.startswith("ours"):
+            return candidate(run, method)[key]
         return run["torch_pruning"][method][key]
+
+    def timed(run, method, key):  # side by side where it was measured so; else the candidate's own paired timing
+        if method in run["side_by_side"]:
+            return run["side_by_side"][method][key]
+        own = candidate(run, method)
+        return {"speedup_b1": own["speedup_b1"], "speedup_b32": own["speedup_b32"], "onnx_bytes": own["onnx_bytes"]}[key]
 
 
     table = {}
     for method in methods:
         accs = [value(run, method) for run in runs]
         row = {"test_acc": accs, "mean": statistics.fmean(accs), "sd": statistics.stdev(accs),
-               "speedup_b1": statistics.fmean(run["side_by_side"][method]["speedup_b1"] for run in runs),
-               "speedup_b32": statistics.fmean(run["side_by_side"][method]["speedup_b32"] for run in runs),
-               "onnx_kb": statistics.fmean(run["side_by_side"][method]["onnx_bytes"] for run in runs) / 1e3,
+               "speedup_b1": statistics.fmean(timed(run, method, "speedup_b1") for run in runs),
+               "speedup_b32": statistics.fmean(timed(run, method, "speedup_b32") for run in runs),
+               "onnx_kb": statistics.fmean(timed(run, method, "onnx_bytes") for run in runs) / 1e3,
                "mac_ratio": statistics.fmean(run["dense"]["macs"] / value(run, method, "macs") for run in runs)}
-        if method not in ("dense", "ours (chosen)"):
+        if not method.startswith(("dense", "ours")):
             row["over_budget_seeds"] = sum(not run["torch_pruning"][method]["budget_met"] for run in runs)
             diff, lo, hi = t_interval([value(run, "ours (chosen)") - value(run, method) for run in runs])
             row["ours_minus"] = {"mean": diff, "lo": lo, "hi": hi}
         table[method] = row
+    def tp_best(run) -> str:  # Torch-Pruning's variant of best validation among those that met the budget
+        met = {n: b for n, b in run["torch_pruning"].items() if b["budget_met"]} or run["torch_pruning"]
+        return max(met, key=lambda n: met[n]["val_acc"])
+
+    versus = {}
+    for method in ["ours (chosen)", *ours_rows]:
+        diff, lo, hi = t_interval([value(run, method) - value(run, tp_best(run)) for run in runs])
+        versus[method] = {"mean": diff, "lo": lo, "hi": hi}
     drop = t_interval([value(run, "dense") - value(run, "ours (chosen)") for run in runs])
     # batch-1 latency against MACs over every model of every seed: the intercept is the per-inference cost
     # no channel removal touches, which caps the speed-up (and the speed-up per MAC saved)
@@ -243,6 +271,7 @@ def collect(name: str) -> None:
     s0 = runs[0]["settings"]
     result = {"name": name, "seeds": seeds, "settings": same, "revisions": [run["git_revision"] for run in runs],
               "methods": table, "ours_drop_vs_dense": dict(zip(("mean", "lo", "hi"), drop)),
+              "ours_minus_tp_best": versus, "tp_best_per_seed": [tp_best(run) for run in runs],
               "speedup_per_mac_saved_chosen": per_mac,
               "latency_fit_b1": {"fixed_ms": fixed, "ms_per_million_macs": slope, "models": len(points),
                                  "dense_ms": dense_ms}}
@@ -268,6 +297,10 @@ def collect(name: str) -> None:
                      f"{' / '.join(f'{100 * a:.2f}' for a in row['test_acc'])} | {row['mac_ratio']:.2f} | "
                      f"{row['speedup_b1']:.2f} | "
                      f"{row['speedup_b32']:.2f} | {row['onnx_kb']:,.1f} | {ci} |")
+    lines += ["", "Against Torch-Pruning's best variant of each seed (best validation among those meeting the budget: "
+              f"{', '.join(tp_best(run) for run in runs)}), paired over seeds:", "",
+              "| ours | minus TP's best (pp, 95 % CI) |", "|---|---|"]
+    lines += [f"| {m} | {100 * v['mean']:+.2f} [{100 * v['lo']:+.2f}, {100 * v['hi']:+.2f}] |" for m, v in versus.items()]
     if "drop_blocks" in s0:
         lines += ["", *depth_table(runs)]
     lines += ["", f"Ours vs dense: {100 * drop[0]:.2f} pp drop [95 % CI {100 * drop[1]:.2f}, {100 * drop[2]:.2f}]. "
