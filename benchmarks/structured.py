@@ -297,6 +297,10 @@ def collect(name: str) -> None:
                      f"{' / '.join(f'{100 * a:.2f}' for a in row['test_acc'])} | {row['mac_ratio']:.2f} | "
                      f"{row['speedup_b1']:.2f} | "
                      f"{row['speedup_b32']:.2f} | {row['onnx_kb']:,.1f} | {ci} |")
+    if ours_rows:
+        lines += ["", "Rows \"ours: STRATEGY\" are each strategy's candidate of best validation (over criteria) per seed; "
+                  "their speed-ups and bytes are the candidate's own, measured beside the input model during the run, "
+                  "not in the side-by-side rounds at the end."]
     lines += ["", "Against Torch-Pruning's best variant of each seed (best validation among those meeting the budget: "
               f"{', '.join(tp_best(run) for run in runs)}), paired over seeds:", "",
               "| ours | minus TP's best (pp, 95 % CI) |", "|---|---|"]
