@@ -1,4 +1,5 @@
-"""``edgeprune devices add | list | check | remove``: the devices latency budgets and ``bench --device`` name."""
+"""``edgeprune devices add | list | check | remove | table``: the devices latency budgets and ``bench --device`` name,
+and a model's latency table on one of them."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def devices_command():
     Kinds: `host` (this machine), `ssh://user@host[:port]` (edgeprune's runner and the model are copied there; the
     device needs Python 3 and onnxruntime or executorch; the [devices] extra here), `cmd:TEMPLATE` (any command
     that runs `{model}` and prints a time; also `{batch}`, `{threads}`, `{shape}`, `{runtime}`, `{python}`,
-    `{runner}`). Saved in $EDGEPRUNE_DEVICES or ~/.config/edgeprune/devices.json."""
+    `{runner}`; `{models}` hands every file to one runner process). Saved in $EDGEPRUNE_DEVICES or
+    ~/.config/edgeprune/devices.json. `edgeprune devices table MODEL --device NAME` times a model's layers there (the
+    latency table structured pruning proposes latency budgets from)."""
 
 
 @devices_app.command("add")
