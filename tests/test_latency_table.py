@@ -74,6 +74,8 @@ def test_a_table_on_the_host_predicts_held_out_candidates_and_is_cached(tmp_path
     again = latency_table.cached(structured_mam._split_model(state), example, device, state.structure, candidates)
     assert CountingHost.calls == 2 and again == table  # read from the cache: nothing timed
     assert latency_table.cache_path(table.key).exists()
+    latency_table.cached(structured_mam._split_model(state), example, device, state.structure, candidates, rebuild=True)
+    assert CountingHost.calls == 4  # timed again, and cached again
 
 
 def test_a_tampered_table_is_refused_in_one_line(tmp_path):

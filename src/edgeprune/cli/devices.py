@@ -99,6 +99,7 @@ def table_command(
     device: str = typer.Option("host", "--device", help="A saved device's name, host, ssh://... or cmd:TEMPLATE."),
     batch: int = typer.Option(1, "--batch", help="Batch size the table is timed at (> 0)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the sealed table to this file."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Time it again even if a cached table exists (e.g. one timed while the device was busy)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Take channels, image size and classes from this data set."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the data sets; default $EDGEPRUNE_DATA or ./data."),
     in_channels: Optional[int] = typer.Option(None, help="Input channels (default 3; not with --dataset)."),
@@ -124,7 +125,7 @@ def table_command(
     if name:
         state.meter.device(name).check()  # unreachable or without ONNX Runtime: one line before any work
     try:
-        t = structured_mam.table_of(state, name, batch, progress=typer.echo)
+        t = structured_mam.table_of(state, name, batch, progress=typer.echo, rebuild=rebuild)
     finally:
         if name:
             state.meter.device(name).close()

@@ -340,7 +340,8 @@ def _table(state: ChannelState, budget) -> latency_table.LatencyTable | None:
         return None
 
 
-def table_of(state: ChannelState, device: str | None, batch: int = 1, progress=None) -> latency_table.LatencyTable:
+def table_of(state: ChannelState, device: str | None, batch: int = 1, progress=None,
+             rebuild: bool = False) -> latency_table.LatencyTable:
     """The latency table of the input model on ``device`` (a name; None: this machine, one thread) at ``batch``: read
     from the cache, else built (:data:`TABLE_CANDIDATES` pruned copies fit and check it) and cached."""
     key = (device, batch)
@@ -349,7 +350,7 @@ def table_of(state: ChannelState, device: str | None, batch: int = 1, progress=N
         budget = Budget(1.0, "latency", relative=True, batch=batch, device=device)
         state.tables[key] = latency_table.cached(_split_model(state), state.example, timer, state.structure,
                                                  lambda: _table_candidates(state, budget), batch=batch,
-                                                 progress=progress)
+                                                 progress=progress, rebuild=rebuild)
     return state.tables[key]
 
 

@@ -383,11 +383,12 @@ def build(model: nn.Module, example: torch.Tensor, device: Device, structure: St
 
 
 def cached(model: nn.Module, example: torch.Tensor, device: Device, structure: StructurePlan, candidates,
-           *, batch: int = 1, progress=None) -> LatencyTable:
-    """The cached table of (``model``'s structure, ``device``, ``batch``), or :func:`build` it and cache it;
-    ``candidates``: a callable giving the pruned copies to fit and check on (called only when building)."""
+           *, batch: int = 1, progress=None, rebuild: bool = False) -> LatencyTable:
+    """The cached table of (``model``'s structure, ``device``, ``batch``), or :func:`build` it and cache it
+    (``rebuild``: build it again, e.g. after timing it on a busy machine); ``candidates``: a callable giving the
+    pruned copies to fit and check on (called only when building)."""
     path = cache_path(key_of(census(model, example), device, batch))
-    if path.exists():
+    if path.exists() and not rebuild:
         return LatencyTable.load(path)
     table = build(model, example, device, structure, candidates(), batch=batch, progress=progress)
     table.save(path)
