@@ -32,8 +32,9 @@ class Options(ScoredOptions):
                           "timed on the device at a few widths, cached) and timing confirms; False: bisect on "
                           "whole-model timings.")
     latency_aware: bool = pydantic.Field(
-        True, description="With a latency table: one more strategy, latency_aware, removing the channels of least "
-                          "importance per millisecond the table says they save (HALP's greedy knapsack).")
+        True, description="With a latency table: one more strategy, latency_aware, removing the channels and attention "
+                          "heads of least (Taylor) importance per millisecond the table says they save (HALP's greedy "
+                          "knapsack).")
     deploy_metrics: bool = pydantic.Field(
         True, description="ONNX bytes and ONNX Runtime latency (batch 1 and 32) in every record.")
     # removing blocks removes operators, which channels cannot (batch-1 latency)
