@@ -212,7 +212,9 @@ def run_one(spec: str, time_box: float, stages: tuple[str, ...] = STAGES) -> dic
                 "note": f"did not finish within the {time_box:g} s time box", "seconds": time_box}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1][:300]
+        killed = f"killed by signal {-proc.returncode}" + (" (SIGKILL: the kernel's out-of-memory killer?)"
+                                                           if proc.returncode == -9 else "")
+        tail = (proc.stderr.strip().splitlines() or [killed if proc.returncode < 0 else "?"])[-1][:300]
         return {"spec": spec, "family": family_of(spec), "build": "crash", "note": tail, "seconds": None}
     return json.loads(lines[-1])
 
