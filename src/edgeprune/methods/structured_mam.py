@@ -408,7 +408,7 @@ def _table_value(state: ChannelState, table, vector: dict, budget, depth: int) -
                                             rounding(state, budget, depth), split, state.blocks[:depth])
     if not budget.relative:
         return table.predict(widths)
-    dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
+    dense = table.predict(latency_table.widths_in(ops))
     return state.meter.dense_value(budget) * table.predict(widths) / dense
 
 
@@ -458,7 +458,7 @@ def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Cali
     ceilings = {u: min((state.ranges.get(f"{m}.weight", (0.0, 0.0))[1]
                         for m in (heads[u][0] if u in heads else state.structure.groups[u])), default=0.0)
                 for u in importance}
-    dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
+    dense = table.predict(latency_table.widths_in(ops))
     reference = state.meter.dense_value(budget) if budget.relative else None
     scale, widened = [1.0], [False]
 

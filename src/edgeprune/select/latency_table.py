@@ -237,7 +237,12 @@ class LatencyTable:
 
 def widths_of(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, int]]:
     """Name -> (input, output) widths of every convolution and linear layer ``model`` calls."""
-    return {n: (op.cin, op.cout) for n, (op, _) in census(model, example).items()}
+    return widths_in(census(model, example))
+
+
+def widths_in(ops: dict[str, tuple[Op, int]]) -> dict[str, tuple[int, int]]:
+    """Name -> (input, output) widths of the layers of a :func:`census` as they are (the unpruned model's)."""
+    return {n: (op.cin, op.cout) for n, (op, _) in ops.items()}
 
 
 def predicted_widths(ops: dict[str, tuple[Op, int]], structure: StructurePlan, fractions: dict[str, float],
@@ -395,5 +400,5 @@ def cached(model: nn.Module, example: torch.Tensor, device: Device, structure: S
     return table
 
 
-__all__ = ["LatencyTable", "Op", "census", "widths_of", "predicted_widths", "kept_heads", "widths_from", "build", "cached",
+__all__ = ["LatencyTable", "Op", "census", "widths_of", "widths_in", "predicted_widths", "kept_heads", "widths_from", "build", "cached",
            "cache_path", "key_of"]
