@@ -86,6 +86,7 @@ class ChannelState:
     latency_table: bool = True  # ONNX Runtime latency budgets proposed from a latency table
     tables: dict = field(default_factory=dict)  # (device, batch) -> LatencyTable
     batches: list | None = None  # calibration batches (latency-aware allocation's Taylor importance)
+    refit: list | None = None  # calibration inputs of the reconstruction after removal (None: no reconstruction)
 
     @property
     def criteria(self) -> list[str]:  # those that could score this model
@@ -184,6 +185,11 @@ def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, cri
     _warn_kept_whole(state, widths.skipped)
     depth_lib.drop_blocks(small, state.blocks[:depth])
     return small, widths
+
+
+def reference(state: ChannelState) -> nn.Module:
+    """The input model as :func:`pruned_copy` sees it before removing anything (same module names)."""
+    return heads_lib.split_attention(state.model, copied=True)
 
 
 def _warn_kept_whole(state: ChannelState, notes: list[str]) -> None:

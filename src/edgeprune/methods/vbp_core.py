@@ -185,6 +185,17 @@ class VbpStats:
     def pruned_neurons(self) -> int:
         return sum(int(b.pruned.numel()) for b in self.blocks.values())
 
+    def removed(self) -> dict:
+        """The original indices every layer lost: hidden neurons are outputs of ``mlp_in`` and of the layers between,
+        inputs of ``mlp_out`` (as :mod:`edgeprune.surgery.channels` reports a removal)."""
+        out: dict = {}
+        for b in self.blocks.values():
+            idx = sorted(int(i) for i in b.pruned)
+            for name in (b.mlp_in, *b.between):
+                out[name] = {"out": idx, "in": idx if name in b.between else []}
+            out[b.mlp_out] = {"out": [], "in": idx}
+        return out
+
     def summary(self) -> dict:
         """JSON-ready: settings, counts and per block [kept, width]."""
         return {

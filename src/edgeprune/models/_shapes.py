@@ -104,6 +104,9 @@ def resize(model: nn.Module, layers: dict, state: dict[str, torch.Tensor]) -> No
                 if value != current:
                     setattr(module, attr, value)
         prefix = f"{name}." if name else ""
+        bias = state.get(prefix + "bias")
+        if bias is not None and getattr(module, "bias", False) is None:  # reconstruction gave the layer a bias
+            module.bias = nn.Parameter(torch.empty(bias.shape, dtype=bias.dtype, device=module.weight.device))
         for pname, param in list(module.named_parameters(recurse=False)):
             saved = state.get(prefix + pname)
             if saved is not None and saved.shape != param.shape:

@@ -56,7 +56,7 @@ def _dim_sizes(module: nn.Module, graph) -> tuple[int | None, int | None]:
     return graph.get_in_channels(module), graph.get_out_channels(module)
 
 
-def _side(graph, dep) -> str | None:
+def side_of(graph, dep) -> str | None:
     """"out" or "in": which channels of its layer a dependency removes (None: neither)."""
     if graph.is_out_channel_pruning_fn(dep.handler):
         return "out"
@@ -101,7 +101,7 @@ def _refuse_emptying(graph, groups: list[tuple[nn.Module, list[int]]]) -> None:
     for root, idxs in groups:
         for dep, dep_idxs in group_of(graph, root, idxs):
             target = dep.target.module
-            side = _side(graph, dep) if isinstance(target, nn.Module) else None
+            side = side_of(graph, dep) if isinstance(target, nn.Module) else None
             if side is None:
                 continue
             n_in, n_out = _dim_sizes(target, graph)
@@ -112,7 +112,7 @@ def _refuse_emptying(graph, groups: list[tuple[nn.Module, list[int]]]) -> None:
                                   f"of layer {name!r}; keep at least one channel")
 
 
-class _Originals:
+class Originals:
     """The original indices still alive per (module, side): maps torch-pruning's current indices back."""
 
     def __init__(self, graph):
@@ -134,7 +134,7 @@ class _Originals:
 
 def _apply(graph, groups: list[tuple[nn.Module, list[int]]]) -> Removed:
     """Remove every group's channels (in place); the original indices every touched module lost."""
-    originals, removed = _Originals(graph), {}
+    originals, removed = Originals(graph), {}
     for root, idxs in groups:
         root_name = named(graph, root)
         position = {orig: i for i, orig in enumerate(originals.live(root_name, "out", root))}
@@ -144,15 +144,28 @@ def _apply(graph, groups: list[tuple[nn.Module, list[int]]]) -> Removed:
         group = group_of(graph, root, current)
         if not graph.check_pruning_group(group):  # belt and braces: _refuse_emptying should have caught it
             raise ConfigError(f"refusing to prune layer {root_name!r}: a coupled layer would lose every channel")
-        record = []  # original indices, read before pruning (sizes are read from the unpruned modules)
-        for dep, dep_idxs in group:
-            name, side = named(graph, dep.target.module), _side(graph, dep)
-            if name is not None and side is not None:
-                record.append((name, side, originals.take(name, side, dep.target.module, dep_idxs)))
+        record = lost(graph, originals, group)
         group.prune()
-        for name, side, orig in record:
-            entry = removed.setdefault(name, {"out": [], "in": []})
-            entry[side] = sorted(set(entry[side]) | set(orig))
+        merge(removed, record)
+    return removed
+
+
+def lost(graph, originals: Originals, group) -> list[tuple[str, str, list[int]]]:
+    """(module name, "out" or "in", original indices) of what each member of ``group`` loses: read before the group
+    is pruned (sizes are read from the unpruned modules)."""
+    record = []
+    for dep, dep_idxs in group:
+        name, side = named(graph, dep.target.module), side_of(graph, dep)
+        if name is not None and side is not None:
+            record.append((name, side, originals.take(name, side, dep.target.module, dep_idxs)))
+    return record
+
+
+def merge(removed: Removed, record: list[tuple[str, str, list[int]]], prefix: str = "") -> Removed:
+    """Add :func:`lost`'s ``record`` (module names under ``prefix``) to ``removed``."""
+    for name, side, orig in record:
+        entry = removed.setdefault(_full(prefix, name), {"out": [], "in": []})
+        entry[side] = sorted(set(entry[side]) | set(orig))
     return removed
 
 

@@ -27,6 +27,7 @@ from edgeprune.errors import ConfigError, ModelError
 from edgeprune.surgery import blocks as blocks_lib
 from edgeprune.surgery import fallback as fallback_lib
 from edgeprune.surgery import heads as heads_lib
+from edgeprune.surgery.channels import Originals, lost, merge
 from edgeprune.surgery.checks import check_still_runs, output_shape, twin
 from edgeprune.surgery.graph import trace_forward
 from edgeprune.surgery.groups import TP_ERRORS, failed
@@ -89,7 +90,7 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
         for m, training in zip(model.modules(), modes):  # (mixed train/eval modes survive)
             m.training = training
         structure.retry = i
-        return Widths(widths, structure.skipped + skipped + widths.skipped)
+        return Widths(widths, structure.skipped + skipped + widths.skipped, widths.removed)
     widths = _keeping_failures_whole(model, example, structure, fractions, scores, round_to, shape, original, first)
     for m, training in zip(model.modules(), modes):
         m.training = training
@@ -127,7 +128,7 @@ def _keeping_failures_whole(model, example, structure, fractions, scores, round_
             continue
         blocks_lib.adopt(model, candidate)
         structure.protected, structure.heads, structure.skipped, structure.retry = protected, heads, attempt.skipped, 0
-        return Widths(widths, structure.skipped + widths.skipped)
+        return Widths(widths, structure.skipped + widths.skipped, widths.removed)
     blocks_lib.adopt(model, original)  # the failed first attempt may have left it half pruned
     raise first
 
@@ -160,10 +161,12 @@ def _head_ratios(model: nn.Module, structure: StructurePlan, fractions: dict[str
 
 
 def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImportance, ignored: list, ratios: dict,
-                heads: tuple, round_to: int) -> dict[str, list[int]]:
-    """BasePruner over ``model`` (in place, eval mode); the heads every attention module lost."""
+                heads: tuple, round_to: int) -> tuple[dict[str, list[int]], dict]:
+    """BasePruner over ``model`` (in place, eval mode); the heads every attention module lost and the original
+    indices every module lost."""
     head_ratios, num_heads, attention = heads
     gone_heads: dict[str, list[int]] = {}
+    removed: dict = {}
     was_training = model.training
     model.eval()
     try:
@@ -179,16 +182,19 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
                     out_channel_groups=heads_lib.mha_groups(model),  # (a fresh dict: BasePruner fills it)
                     forward_fn=trace_forward,
                 )
+            originals = Originals(pruner.DG)
             for group in pruner.step(interactive=True):
                 for attn, (layers, count, _) in attention.items():
                     gone_heads.setdefault(attn, []).extend(
                         heads_lib.removed_heads(group, layers[0], count, fused=len(layers) == 1))
+                record = lost(pruner.DG, originals, group)
                 group.prune()
+                merge(removed, record)
     except TP_ERRORS as exc:
         raise failed(model, exc, WHAT) from None
     finally:
         model.train(was_training)
-    return gone_heads
+    return gone_heads, removed
 
 
 def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fractions: dict[str, float],
@@ -210,7 +216,7 @@ def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fr
     ignored = [modules[n] for n in structure.protected if n in modules]
     importance = ScoreImportance(weights, {m: n for n, m in modules.items()})
     what = type(model).__name__
-    gone_heads = _run_pruner(model, example, importance, ignored, ratios, (head_ratios, num_heads, attention), round_to)
+    gone_heads, removed = _run_pruner(model, example, importance, ignored, ratios, (head_ratios, num_heads, attention), round_to)
     for attn, (layers, heads, tables) in attention.items():
         gone = sorted(set(gone_heads.get(attn, [])))
         heads_lib.update(modules[attn], layers, heads - len(gone), gone, tables, heads)
@@ -218,14 +224,14 @@ def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fr
     unmapped = importance.unmapped
     return Widths(widths_of(model, structure), [
         f"{len(unmapped)} coupled group(s) kept whole, torch-pruning cannot map their channels through a split or "
-        f"chunk (first: {unmapped[0]})"] if unmapped else [])
+        f"chunk (first: {unmapped[0]})"] if unmapped else [], removed)
 
 
 def _prune_blocks(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fractions: dict[str, float],
                   scores: Scores | None, round_to: int, shape: tuple | None) -> Widths:
     """:func:`_prune` inside every block of a plan made of blocks; a block torch-pruning fails in keeps its widths."""
     modules = dict(model.named_modules())
-    kept, notes = [], []
+    kept, notes, removed = [], [], {}
     for name, block_input in structure.blocks.items():
         cut = len(name) + 1
 
@@ -237,12 +243,14 @@ def _prune_blocks(model: nn.Module, example: torch.Tensor, structure: StructureP
         block = modules[name]
         backup = twin(block)
         try:
-            notes += _prune(block, block_input, sub, inside(fractions), inside(scores) or None, round_to,
-                            output_shape(block, block_input)).skipped
+            part = _prune(block, block_input, sub, inside(fractions), inside(scores) or None, round_to,
+                          output_shape(block, block_input))
+            notes += part.skipped
+            merge(removed, [(n, side, idx) for n, r in part.removed.items() for side, idx in r.items()], name)
         except ModelError:
             blocks_lib.adopt(block, backup)
             kept.append(name)
     check_still_runs(model, example, type(model).__name__, shape)
     if kept:
         notes.append(f"{len(kept)} block(s) kept whole, torch-pruning fails inside them (first: {kept[0]})")
-    return Widths(widths_of(model, structure), notes)
+    return Widths(widths_of(model, structure), notes, removed)

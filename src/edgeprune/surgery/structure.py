@@ -41,12 +41,14 @@ class StructurePlan:
 
 
 class Widths(dict):
-    """Module name -> output channels after pruning (every group member), and ``skipped``: one line per part
-    of the model kept whole because torch-pruning failed on the full plan (empty when it did not)."""
+    """Module name -> output channels after pruning (every group member); ``skipped``: one line per part
+    of the model kept whole because torch-pruning failed on the full plan (empty when it did not); ``removed``: the
+    original indices every touched module lost (``{name: {"out": [...], "in": [...]}}``, what reconstruction needs)."""
 
-    def __init__(self, widths: dict[str, int], skipped: list[str] | None = None):
+    def __init__(self, widths: dict[str, int], skipped: list[str] | None = None, removed: dict | None = None):
         super().__init__(widths)
         self.skipped = list(skipped or [])
+        self.removed = dict(removed or {})
 
 def _traced(model: nn.Module, example: torch.Tensor):
     # a layer whose own group runs away (YOLO11's attention reshaping qkv by its heads) is kept whole

@@ -15,12 +15,12 @@ from edgeprune import roles as roles_lib
 from edgeprune import strategies as strategies_lib
 from edgeprune.errors import ConfigError
 from edgeprune.measure import budget as budget_lib
-from edgeprune.methods import structured_mam
+from edgeprune.methods import reconstruction, structured_mam
 from edgeprune.methods.base import Decision, Method, register
 from edgeprune.methods.mam_common import ScoredOptions, check_prunable, strategy_candidates
 
 
-class Options(ScoredOptions):
+class Options(ScoredOptions, reconstruction.ReconstructOptions):
     label = "structured options"
     # odd widths fall off ONNX Runtime's fast kernels
     round_to: Union[int, str] = pydantic.Field(
@@ -87,7 +87,10 @@ class Structured(Method):
         check_prunable(roles_lib.classify(model, example), model)
 
     def prepare(self, model, data, example):
-        return structured_mam.prepare(model, data, example, self.options)
+        state = structured_mam.prepare(model, data, example, self.options)
+        if reconstruction.wanted(self.options, data):
+            state.refit = reconstruction.calibration_inputs(data, self.options.reconstruct_images)
+        return state
 
     def candidates(self, state, budgets, seeds):
         plan = []
@@ -120,6 +123,9 @@ class Structured(Method):
         info = {k: setting[k] for k in ("criterion", "strategy", "aliases", "granularity")}
         info["round_to"] = structured_mam.rounding(state, candidate.budget, depth)
         calibration = state.calibrated.get((str(candidate.budget), setting["strategy"], depth), {})
+        if state.refit is not None:
+            info["reconstruction"] = reconstruction.refit(pruned, structured_mam.reference(state), widths.removed,
+                                                          state.refit)
         deploy = structured_mam.deploy_metrics(state, pruned, widths)
         skipped = {"skipped": widths.skipped} if widths.skipped else {}  # kept whole: torch-pruning failed on it
         return Decision(pruned, None, {**info, **calibration, "widths": dict(widths), **skipped, "deploy": deploy})

@@ -7,13 +7,14 @@ from typing import Literal
 
 import pydantic
 
-from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES, Config
+from edgeprune.config import MAX_BATCH_SIZE, MAX_BATCHES
 from edgeprune.data import make_loader
+from edgeprune.methods import reconstruction
 from edgeprune.methods.base import Decision, Method, register
 from edgeprune.methods.vbp import DEFAULT_MIN_KEEP, collect_statistics, find_mlp_blocks, prune_with_statistics
 
 
-class Options(Config):
+class Options(reconstruction.ReconstructOptions):
     label = "vbp options"
     selection: Literal["variance", "magnitude", "random"] = pydantic.Field(
         "variance", description="Neurons removed first: lowest activation variance (the paper), smallest weights, random.")
@@ -44,16 +45,22 @@ class VarianceBasedPruning(Method):
         blocks = find_mlp_blocks(model, example)
         train = data.train.with_augment(False) if hasattr(data.train, "with_augment") else data.train  # statistics of the images as they are
         loader = make_loader(train, self.options.calib_batch_size)  # a user's DataLoader passes as it is
-        return collect_statistics(model, loader, blocks=blocks, calib_batches=self.options.calib_batches,
-                                  example_input=example)
+        stats = collect_statistics(model, loader, blocks=blocks, calib_batches=self.options.calib_batches,
+                                   example_input=example)
+        refit = reconstruction.calibration_inputs(data, self.options.reconstruct_images) \
+            if reconstruction.wanted(self.options, data) else None
+        return stats, refit
 
     def prune(self, state, model, candidate):
-        o = self.options
+        o, (statistics, refit) = self.options, state
         pruned, stats = prune_with_statistics(
-            model, state, candidate.knob, compensation=o.compensation, selection=o.selection,
+            model, statistics, candidate.knob, compensation=o.compensation, selection=o.selection,
             per_layer=o.per_layer, min_keep=o.min_keep, seed=candidate.seed,
         )
-        return Decision(pruned, None, stats.summary())
+        info = stats.summary()
+        if refit is not None:
+            info["reconstruction"] = reconstruction.refit(pruned, model, stats.removed(), refit)
+        return Decision(pruned, None, info)
 
     def achieved(self, dense, decision):
         info = decision.info
