@@ -50,6 +50,7 @@ class Data:
     name: str = "data"
     num_classes: int | None = None
     task: str | None = None
+    labelled: bool = True  # False: the targets are the input model's own predictions (edgeprune.runs.unlabelled)
 
     def __post_init__(self):
         _check_task(self.task)

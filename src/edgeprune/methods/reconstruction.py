@@ -34,7 +34,9 @@ def wanted(options, data) -> bool:
 
 
 def calibration_inputs(data, images: int) -> list:
-    """About ``images`` training inputs, in seeded batches (the same for every candidate)."""
+    """``images`` training inputs (all of them when there are fewer), in seeded batches (the same for every candidate)."""
+    train = getattr(data.train, "dataset", data.train)
+    images = min(images, len(train)) if hasattr(train, "__len__") else images
     batch = min(BATCH, images)
     return [x[: images - i * batch] for i, (x, _) in
             enumerate(scores_lib.calibration_batches(data.train, math.ceil(images / batch), batch))]

@@ -19,13 +19,22 @@ FRACTIONS = frozenset({"acc", "miou", "map", "map50", "map75", "pixel_acc"})  # 
 NON_NEGATIVE = FRACTIONS | {"mse", "mae"}
 
 
+AGREE = "agree_"  # a metric read against the input model's predictions (data without labels: tasks.agreement)
+
+
+def _own(name: str) -> str:
+    return "acc" if name == "agree" else name.removeprefix(AGREE)
+
+
 def label_of(name: str) -> str:
+    if name == "agree" or name.startswith(AGREE):
+        return f"{'top-1' if name == 'agree' else LABELS.get(_own(name), _own(name))} agreement with the input model"
     return LABELS.get(name, name)
 
 
 def number(name: str, value: float) -> str:
     """``value`` of metric ``name`` without its unit: ``45.12`` (a percentage) or ``0.4123``."""
-    return f"{100 * value:.2f}" if name in FRACTIONS else f"{value:.4g}"
+    return f"{100 * value:.2f}" if _own(name) in FRACTIONS else f"{value:.4g}"
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ class Metric:
 
     @property
     def percent(self) -> bool:
-        return self.name in FRACTIONS
+        return _own(self.name) in FRACTIONS
 
     @property
     def unit(self) -> str:
@@ -107,7 +116,7 @@ class Metric:
 
     def clamp(self, lo: float, hi: float) -> tuple[float, float]:
         """An interval cut to the metric's range where it is known (a t-interval over two seeds is wide)."""
-        if self.name in NON_NEGATIVE:
+        if _own(self.name) in NON_NEGATIVE:
             lo, hi = max(lo, 0.0), max(hi, 0.0)
         if self.percent:
             lo, hi = min(lo, 1.0), min(hi, 1.0)

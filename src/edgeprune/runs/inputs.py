@@ -19,6 +19,7 @@ from edgeprune.config import MAX_SEED, MAX_SEEDS
 from edgeprune.data.loaders import first_batch
 from edgeprune.errors import CheckpointError, ConfigError, EdgepruneError, ModelError, check_at_most
 from edgeprune.methods.base import Method
+from edgeprune.runs import unlabelled
 from edgeprune.train import TrainConfig, default_config
 
 
@@ -45,6 +46,8 @@ def resolve(model, data, *, task=None, example_input=None, model_args: dict | No
     if task is None and isinstance(data, str):
         data = data_lib.resolve(data, root=data_dir)  # a data set spec may name its task (mnist-seg, mnist-det)
     task = tasks_lib.get(task, data)
+    if unlabelled.is_unlabelled(data):
+        data, task = unlabelled.labelled_by_model(model, data, task, example_input)
     with tasks_lib.using(task):
         return _resolve(model, data_lib.resolve(data, root=data_dir), task, example_input, model_args)
 
@@ -227,4 +230,5 @@ def describe_data(data) -> dict:
 
     return {"name": getattr(data, "name", "data"), "num_classes": data.num_classes,
             **({"task": data.task} if getattr(data, "task", None) else {}),
+            **({} if getattr(data, "labelled", True) else {"labels": "the input model's predictions"}),
             "train": size(data.train), "val": size(data.val), "test": size(data.test)}

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 
 from edgeprune.errors import ConfigError, ModelError
 from edgeprune.models import userfile
+from edgeprune.tasks.agreement import Agreement, agreement
 from edgeprune.tasks.base import Statistics, Task, output_tensors
 from edgeprune.tasks.classification import Classification
 from edgeprune.tasks.custom import Custom
@@ -103,5 +104,5 @@ def get(task=None, data=None) -> Task:
 
 
 __all__ = ["Task", "Statistics", "Classification", "Segmentation", "Detection", "Regression", "Custom", "PRESETS", "current",
-           "using", "get", "register", "output_tensors",
+           "using", "get", "register", "output_tensors", "Agreement", "agreement",
            "metric_of", "val_value", "score_of"]

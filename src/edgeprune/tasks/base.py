@@ -94,6 +94,11 @@ class Task:
             target = teacher(x)
         return self.distil(output, target, y, alpha, temperature), output
 
+    def targets_from(self, output, x: torch.Tensor):
+        """Targets of the batch ``x`` read off a model's ``output`` (data without labels is labelled by the input
+        model: :mod:`edgeprune.tasks.agreement`)."""
+        raise ModelError(f"the {self.name} task cannot label data from the model's outputs; pass labelled data")
+
     def check_loss(self, loss) -> torch.Tensor:
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__

@@ -69,6 +69,9 @@ class Segmentation(Task):
                       reduction="none").sum(1).mean()
         return alpha * self.loss(student, y) + (1.0 - alpha) * temperature * temperature * kl
 
+    def targets_from(self, output, x):
+        return dense_logits(output, x.shape[-2:]).argmax(1)
+
     def example_statistics(self, output, y):
         logits = dense_logits(output, y.shape[-2:])
         classes = logits.shape[1]
