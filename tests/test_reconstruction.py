@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 
 import pytest
@@ -20,6 +21,7 @@ from edgeprune.surgery.reconstruct import reconstruct
 from edgeprune.surgery.structure import plan
 from edgeprune.tasks import Classification
 from edgeprune.train import default_config, fit
+from helpers import assert_one_line_error
 
 FAST = dict(criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False, latency_aware=False)
 
@@ -142,3 +144,22 @@ def test_bad_unlabelled_input_is_one_line_before_any_work(trained, digits):
         edgeprune.prune(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4)), None, finetune=0)
     with pytest.raises(ModelError, match="cannot label"):
         unlabelled.labelled_by_model(trained, x, edgeprune.tasks.Detection())
+
+
+def test_the_shell_prunes_a_checkpoint_from_a_saved_tensor_of_images(trained, digits, tmp_path, run_cli):
+    checkpoint = edgeprune.save(trained, tmp_path / "trained.pt")
+    images = tmp_path / "device_images.pt"
+    torch.save(_inputs(digits, 200), images)
+    out = tmp_path / "run"
+    flags = ("--budget", "macs<=50%", "--finetune", "0", "-O", "criteria=[magnitude]", "-O", "strategies=[balanced]",
+             "-O", "deploy_metrics=false", "--quiet")
+    code, _, err = run_cli("prune", "structured", "--model", "resnet20", "--checkpoint", checkpoint, "--dataset",
+                           f"unlabelled:{images}", "--out", out, *flags)
+    assert code == 0, err
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    pruned = [r for r in records if r.get("kind") != "dense" and r.get("status") == "ok"]
+    assert pruned and all(r["metric"] == "agree" and r["decided"]["reconstruction"]["layers"] > 0 for r in pruned)
+    code, _, err = run_cli("prune", "structured", "--model", "resnet20", "--dataset", f"unlabelled:{images}",
+                           "--out", tmp_path / "untrained", *flags)
+    assert_one_line_error(code, err, "--checkpoint")
+    assert not (tmp_path / "untrained").exists()

@@ -43,11 +43,11 @@ def _example(data, example_input) -> torch.Tensor:
 def resolve(model, data, *, task=None, example_input=None, model_args: dict | None = None, data_dir=None) -> Inputs:
     """The user's module (or a spec built for the data), the data as a ``Data``, a checked example and the task
     (``task``: see :func:`edgeprune.tasks.get`; None: the data's own, else classification)."""
-    if task is None and isinstance(data, str):
+    if unlabelled.is_unlabelled(data):
+        data, task = unlabelled.labelled_by_model(model, data, tasks_lib.get(task), example_input)
+    elif task is None and isinstance(data, str):
         data = data_lib.resolve(data, root=data_dir)  # a data set spec may name its task (mnist-seg, mnist-det)
     task = tasks_lib.get(task, data)
-    if unlabelled.is_unlabelled(data):
-        data, task = unlabelled.labelled_by_model(model, data, task, example_input)
     with tasks_lib.using(task):
         return _resolve(model, data_lib.resolve(data, root=data_dir), task, example_input, model_args)
 
@@ -110,11 +110,14 @@ def check_trains(model: nn.Module, x, y, task: tasks_lib.Task) -> None:
 
 
 def checkpoint_model(spec: str, checkpoint, splits) -> nn.Module:
-    """The model saved at ``checkpoint``, refused unless it is a ``spec`` model for the data's classes and channels."""
+    """The model saved at ``checkpoint``, refused unless it is a ``spec`` model for the data's classes and channels
+    (``splits`` None: data without labels, only the spec is checked)."""
     model = model_lib.load(checkpoint)
     build = model.edgeprune_build
     if build.get("spec") != spec:
         raise CheckpointError(f"checkpoint {str(checkpoint)!r} holds a {build.get('spec')!r} model, not --model {spec!r}")
+    if splits is None:  # data without labels: the model decides the classes
+        return model
     if (build.get("num_classes"), build.get("in_channels")) != (splits.num_classes, splits.in_channels):
         raise CheckpointError(
             f"checkpoint {str(checkpoint)!r} is for {build.get('num_classes')} classes / {build.get('in_channels')} "

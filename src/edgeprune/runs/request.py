@@ -15,6 +15,7 @@ from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
 from edgeprune.methods.base import Method, get_method
 from edgeprune.prune.gradual import Schedule, schedule_of
 from edgeprune.runs import inputs as inputs_lib
+from edgeprune.runs import unlabelled
 from edgeprune.runs.sweep import quick_method
 from edgeprune.train import TrainConfig, quick_config
 
@@ -50,8 +51,9 @@ def resolve_request(model, data, method: str, options: dict, *, budgets=None, se
     if quick and isinstance(data, str):
         data = data_lib.load(data, root=data_dir, limit=QUICK_LIMIT, test_limit=QUICK_TEST_LIMIT)
     if checkpoint is not None:
-        data = data_lib.resolve(data, root=data_dir)
-        model = inputs_lib.checkpoint_model(model, Path(checkpoint), data)
+        splits = None if unlabelled.is_unlabelled(data) else data_lib.resolve(data, root=data_dir)
+        model = inputs_lib.checkpoint_model(model, Path(checkpoint), splits)
+        data = data if splits is None else splits
     inputs = inputs_lib.resolve(model, data, task=wanted, example_input=example_input, model_args=model_args,
                                 data_dir=data_dir)
     with tasks_lib.using(inputs.task):

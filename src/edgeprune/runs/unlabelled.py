@@ -9,8 +9,11 @@ it (:mod:`edgeprune.tasks.agreement`). There is no test split: no truth to test 
 
 from __future__ import annotations
 
+import pickle
 import warnings
+from pathlib import Path
 
+import numpy
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -34,10 +37,16 @@ def _inputs_only(item) -> torch.Tensor | None:
     return None
 
 
+SPEC = "unlabelled:"  # the shell's form: unlabelled:<file.pt or file.npy holding a float tensor [N, ...]>
+DATA_FREE = "data-free"  # the shell's data=None
+
+
 def is_unlabelled(data) -> bool:
     """Whether ``data`` holds inputs without targets (or is None: no data at all)."""
     if data is None or isinstance(data, torch.Tensor):
         return True
+    if isinstance(data, str):
+        return data == DATA_FREE or data.startswith(SPEC)
     if isinstance(data, DataLoader):
         return _inputs_only(next(iter(data), None)) is not None
     if isinstance(data, Dataset) and not isinstance(data, Data):
@@ -48,8 +57,25 @@ def is_unlabelled(data) -> bool:
     return False
 
 
+def _from_file(spec: str) -> torch.Tensor:
+    path = Path(spec[len(SPEC):]).expanduser()
+    if path.suffix not in (".pt", ".npy"):
+        raise ConfigError(f"data spec {spec!r}: the file must be .pt (a saved tensor) or .npy, got {path.name!r}")
+    if not path.is_file():
+        raise ConfigError(f"data spec {spec!r}: no file {str(path)!r}")
+    try:
+        x = torch.load(path, weights_only=True) if path.suffix == ".pt" else torch.from_numpy(numpy.load(path))
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise DataError(f"data spec {spec!r}: cannot read {path.name} ({' '.join(str(exc).split())[:120]})") from None
+    if not isinstance(x, torch.Tensor):
+        raise DataError(f"data spec {spec!r}: {path.name} holds a {type(x).__name__}; expected one tensor [N, ...]")
+    return x.float() if x.dtype == torch.float64 else x
+
+
 def _gathered(data) -> torch.Tensor:
-    """At most MAX_INPUTS inputs of a tensor, Dataset or DataLoader as one tensor."""
+    """At most MAX_INPUTS inputs of a tensor, a saved tensor's file, a Dataset or a DataLoader as one tensor."""
+    if isinstance(data, str):
+        data = _from_file(data)
     if isinstance(data, torch.Tensor):
         x = data
     else:
@@ -98,9 +124,9 @@ def labelled_by_model(model, data, task: tasks_lib.Task, example_input=None) -> 
     """``data`` without labels (or None) as train and validation splits labelled by ``model``, and the task that scores
     agreement with it."""
     if not isinstance(model, nn.Module):
-        raise ConfigError("data without labels needs a trained model (a torch.nn.Module) to label it; a model spec "
-                          "builds an untrained one")
-    if data is None:
+        raise ConfigError("data without labels needs a trained model to label it (from Python: a torch.nn.Module; "
+                          "from the shell: --checkpoint); a model spec builds an untrained one")
+    if data is None or data == DATA_FREE:
         shape = _input_shape(model, example_input)
         x, source = inversion.synthesize(model, SYNTHESISED, shape, progress=True), "synthesised from batch norm"
     else:

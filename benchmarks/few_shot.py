@@ -1,0 +1,167 @@
+"""Pruning with few or no images (issue 30): reconstruction and distillation on unlabelled inputs, and data-free.
+
+For each model (trained dense on MNIST here) and each MACs budget, structured Mix-and-Match through the public call
+``edgeprune.prune(dense, data, method="structured", budget=...)``, with:
+
+- ``none``: N unlabelled training images, no reconstruction, no fine-tune (the removal alone);
+- ``recon``: the same images, reconstruction (the default without labels), no fine-tune;
+- ``kd``: no reconstruction, then distillation from the dense model on the same images;
+- ``recon+kd``: reconstruction, then the same distillation;
+- ``recon+kd-256``: as ``recon+kd`` with 256 images;
+- ``free``: data-free (CNNs with batch norm): 1,024 inputs synthesised from the batch-norm statistics, what ``data=None``
+  does (made once per model and seed), reconstruction then distillation on them;
+- ``labelled``: the full labelled training split and its fine-tune (the usual call), for reference.
+
+Test accuracy is measured once per model on the MNIST test set (the unlabelled arms never see a label). Results:
+``results/few_shot_s<seed>.json``; ``--collect`` combines the seeds into ``results/few_shot.json`` and the table.
+
+    python benchmarks/few_shot.py --seed 0
+    python benchmarks/few_shot.py --collect
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import edgeprune  # noqa: E402
+from common import RESULTS, save, shared_data_dir  # noqa: E402
+from edgeprune import data as data_lib  # noqa: E402
+from edgeprune.data import inversion  # noqa: E402
+from edgeprune.methods.dense import train_dense  # noqa: E402
+from edgeprune.report.stats import t_interval  # noqa: E402
+from edgeprune.tasks import Classification  # noqa: E402
+from edgeprune.train import default_config  # noqa: E402
+from edgeprune.utils.io import write_json  # noqa: E402
+
+MODELS = {"resnet20": {}, "vgg16": {"width_mult": 0.5}, "vit": {}}
+LABELS = {"resnet20": "ResNet-20", "vgg16": "VGG-16/2", "vit": "zoo ViT"}
+BUDGETS = ("macs<=67%", "macs<=50%")
+ARMS = ("none", "recon", "kd", "recon+kd", "recon+kd-256", "free", "labelled")
+SEARCH = dict(criteria=["magnitude"], strategies=["balanced", "late_heavy"], deploy_metrics=False, latency_aware=False)
+
+
+def _images(splits, n: int, seed: int) -> torch.Tensor:
+    order = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(seed))[:n]
+    return torch.stack([splits.train[int(i)][0] for i in order])
+
+
+def _has_batch_norm(model) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def run_arm(arm: str, dense, splits, budget: str, images: dict, kd_epochs: int, ft_epochs: int):
+    data = {"labelled": splits, "free": images.get("free"), "recon+kd-256": images[256]}.get(arm, images[1024])
+    if data is None:
+        return None
+    finetune = 0 if arm in ("none", "recon") else (ft_epochs if arm == "labelled" else {"epochs": kd_epochs, "batch_size": 64})
+    reconstruct = arm not in ("none", "kd", "labelled")
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruned = edgeprune.prune(dense, data, method="structured", budget=budget, finetune=finetune, reconstruct=reconstruct,
+                                 **SEARCH)
+    rec = pruned.decided.get("reconstruction", {})
+    return {"test_acc": Classification().primary(pruned.model, splits.test), "macs": pruned.record.get("macs"),
+            "params": pruned.record.get("params"), "seconds": round(time.perf_counter() - started, 1),
+            "val": pruned.record.get("val_agree", pruned.record.get("val_acc")),
+            "reconstruction": {k: rec[k] for k in ("layers", "median_error_before", "median_error_after") if k in rec}}
+
+
+def one_seed(args) -> None:
+    torch.set_num_threads(1)
+    root = shared_data_dir()
+    if root is None:
+        sys.exit("MNIST not found: set EDGEPRUNE_DATA")
+    splits = data_lib.load("mnist", root=root, limit=args.limit, seed=args.seed)
+    result = {"seed": args.seed, "limit": args.limit, "dense_epochs": args.dense_epochs, "kd_epochs": args.kd_epochs,
+              "ft_epochs": args.ft_epochs, "budgets": list(BUDGETS), "models": {}}
+    for spec in args.models.split(","):
+        torch.manual_seed(args.seed)
+        with tempfile.TemporaryDirectory() as work:
+            dense, _ = train_dense(spec, splits, default_config(spec, epochs=args.dense_epochs), Path(work),
+                                   model_kwargs=MODELS[spec], progress=False)
+        dense.eval()
+        images = {n: _images(splits, n, args.seed) for n in (256, 1024)}
+        started = time.perf_counter()
+        if _has_batch_norm(dense):
+            images["free"] = inversion.synthesize(dense, 1024, (1, 28, 28), seed=args.seed)
+        entry = {"dense_test_acc": Classification().primary(dense, splits.test),
+                 "synthesis_seconds": round(time.perf_counter() - started, 1) if "free" in images else None, "arms": {}}
+        for budget in BUDGETS:
+            for arm in ARMS:
+                entry["arms"][f"{budget} {arm}"] = run_arm(arm, dense, splits, budget, images, args.kd_epochs,
+                                                           args.ft_epochs)
+                print(spec, budget, arm, entry["arms"][f"{budget} {arm}"], flush=True)
+        result["models"][spec] = entry
+        write_json(RESULTS / f"few_shot_s{args.seed}.json", result)
+    save(f"few_shot_s{args.seed}", result, render([result]))
+
+
+def render(runs: list[dict]) -> str:
+    first = runs[0]
+    lines = [f"### Pruning with few or no images: structured Mix-and-Match, MNIST ({len(runs)} seed(s))", "",
+             f"Dense models trained {first['dense_epochs']} epochs on {first['limit']:,} MNIST train+val images. Budgets "
+             "by MACs (1.5× and 2× fewer). Unlabelled arms: the images' labels are never read; the dense model labels "
+             f"them, a fifth is held out for selection; distillation {first['kd_epochs']} epochs. `labelled`: the full "
+             f"labelled split, {first['ft_epochs']} fine-tune epoch(s). Test accuracy on the 10,000 MNIST test images, "
+             "mean over seeds with its 95 % t-interval, and the share of the dense model's accuracy kept.", "",
+             "| model | budget | arm | test accuracy (%) | kept of dense | layers refitted | median error before → after |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for spec in first["models"]:
+        dense = [r["models"][spec]["dense_test_acc"] for r in runs if spec in r["models"]]
+        lines.append(f"| {LABELS[spec]} | – | dense | {_cell(dense)} | 100 % | – | – |")
+        for key in first["models"][spec]["arms"]:
+            cells = [r["models"][spec]["arms"].get(key) for r in runs if spec in r["models"]]
+            cells = [c for c in cells if c]
+            if not cells:
+                continue
+            budget, arm = key.split(" ", 1)
+            acc = [c["test_acc"] for c in cells]
+            kept = statistics.mean(a / d for a, d in zip(acc, dense))
+            rec = cells[0]["reconstruction"]
+            fit = (f"{rec['median_error_before']:.3f} → {rec['median_error_after']:.3f}" if rec.get("layers") else "–")
+            lines.append(f"| {LABELS[spec]} | `{budget}` | {arm} | {_cell(acc)} | {100 * kept:.1f} % | "
+                         f"{rec.get('layers', 0) or '–'} | {fit} |")
+    return "\n".join(lines)
+
+
+def _cell(values: list[float]) -> str:
+    mean = 100 * statistics.mean(values)
+    if len(values) < 2:
+        return f"{mean:.2f}"
+    _, lo, hi = t_interval([100 * v for v in values])
+    return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def collect() -> None:
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("few_shot_s*.json"))]
+    save("few_shot", {"seeds": [r["seed"] for r in runs], "runs": runs}, render(runs))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--limit", type=int, default=6000, help="MNIST train+val images of the dense training")
+    p.add_argument("--dense-epochs", type=int, default=2)
+    p.add_argument("--kd-epochs", type=int, default=5, help="distillation epochs on the unlabelled images")
+    p.add_argument("--ft-epochs", type=int, default=1, help="fine-tune epochs of the labelled arm")
+    p.add_argument("--collect", action="store_true")
+    args = p.parse_args()
+    if args.collect:
+        return collect()
+    return one_seed(args)
+
+
+if __name__ == "__main__":
+    main()
