@@ -154,9 +154,15 @@ def _headline(config: dict, records: list[dict], dense: dict, failed: list[dict]
         f"Candidates: {sum(r.get('kind') == 'candidate' for r in records)} finished, {len(failed)} failed; "
         f"budgets {', '.join(b if isinstance(b, str) else f'{b:g}' for b in config['budgets'])}; seeds {len(config['seeds'])}. "
         + ("Selection uses validation accuracy; test accuracy is measured once per final model." if not metric.named else
-           f"Selection uses {metric.phrase} ({metric.direction}); test {metric.label} is measured once per final model."),
+           f"Selection uses {metric.phrase} ({metric.direction}); " + (
+               f"test {metric.label} is measured once per final model." if config["data"].get("test") else
+               f"the data has no test split{UNLABELLED if config['data'].get('labels') else ''}.")),
         "",
     ]
+
+
+UNLABELLED = (": its labels are the input model's own predictions (data without labels), so the figures say how "
+              "closely each model agrees with it, not how often it is right")
 
 
 def _chosen_against_dense(members: list[dict], dense: dict, metric: Metric):
