@@ -17,7 +17,10 @@ def test_prune_to_a_macs_budget(run_cli, tmp_path):
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     dense = next(r for r in records if r["kind"] == "dense")
     candidates = [r for r in records if r["kind"] == "candidate"]
-    assert len(candidates) == 2
+    assert len(candidates) == 3  # two strategies and the scratch baseline, on by default from the shell
+    scratch = next(r for r in candidates if r["setting"].get("scratch"))
+    assert scratch["decided"]["scratch"] == {"epochs": 1 + 0} and scratch["epochs_run"] >= 1
+    assert "Pruning vs training the small model from scratch" in (out / "report.md").read_text()
     for r in candidates:
         assert r["status"] == "ok" and r["budget_text"] == "macs<=50%" and r["budget_name"] == "macs"
         assert r["macs"] <= 0.5 * dense["macs"] and (out / r["checkpoint"]).is_file()

@@ -162,10 +162,21 @@ def prune_flags(
     """The flags every `edgeprune prune METHOD` takes (their signature only)."""
 
 
+def with_scratch(method: str, options: dict, dense_epochs: int | None, finetune: int | None) -> dict:
+    """A structured front the shell trains the input model for holds the scratch baseline by default: the narrowed
+    architecture trained from scratch as long as the input model and its fine-tune together (with a --checkpoint
+    the input's epochs are unknown: none unless asked for with -O scratch_epochs=N)."""
+    cls, _ = method_class(method).variant(dict(options))
+    if cls.name != "structured" or "scratch_epochs" in options or dense_epochs is None:
+        return options
+    return {**options, "scratch_epochs": dense_epochs + (cls.finetune_epochs if finetune is None else finetune)}
+
+
 def prune_method(method: str, *, model, dataset, data_dir, budget, seeds, finetune, kd, schedule, checkpoint, dense_epochs,
                  arg, weights, option, out, executor, ray_address, workers, cpus_per_candidate, gpus_per_candidate, quiet,
                  edge_report, edge_device, quick, dry_run, task, **flags) -> None:
     options = method_flags.given(method_class(method), flags, parse_kv(option, "--option"))
+    options = with_scratch(method, options, None if checkpoint else dense_epochs, finetune)
     runner = {"kind": executor, "ray_address": ray_address, "workers": workers,
               "cpus_per_candidate": cpus_per_candidate, "gpus_per_candidate": gpus_per_candidate}
     run_prune(method, model, dataset, out=out or default_out(f"prune-{method}", model, dataset), options=options,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import random
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -500,6 +500,33 @@ def _unreachable(budget, best: float, round_to: int, depth: int = 0):
     raise ConfigError(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
                       f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed"
                       f"{blocks}{rounded})")
+
+
+SCRATCH = "uniform"  # the scratch baseline's widths: every prunable layer narrowed by one common fraction
+
+
+def uniform_vector(state: ChannelState, budget) -> dict:
+    """One fraction for every layer a strategy may narrow (their ranges ignored), calibrated to ``budget``: the input
+    architecture scaled down in width, as a person would before training a smaller model from scratch."""
+    ranges = {p: ((0.0, 0.0) if hi == 0.0 else (0.0, CEILING)) for p, (lo, hi) in state.ranges.items()}
+    c = calibrate(replace(state, ranges=ranges), {p: 0.0 for p in ranges}, budget)
+    _, limit = state.meter.limit(budget)
+    state.calibrated[(str(budget), SCRATCH, 0)] = {"budget": str(budget), "limit": limit, "shift": round(c.shift, 6),
+                                                   "measured": c.measured, "round_to": rounding(state, budget)}
+    return c.vector
+
+
+def reinitialised(model: nn.Module, seed: int) -> nn.Module:
+    """``model`` with fresh weights (every layer's own initialisation; other tensors N(0, 0.02)), in place."""
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+        elif not isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            with torch.no_grad():
+                for p in module.parameters(recurse=False):
+                    p.normal_(0.0, 0.02)
+    return model
 
 
 def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict[str, dict]:

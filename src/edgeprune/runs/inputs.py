@@ -213,6 +213,11 @@ def train_config(method: Method, model: nn.Module, finetune) -> TrainConfig | No
     return TrainConfig.build({**base.model_dump(), **fields})  # a None in ``fields`` (patience) is kept
 
 
+def scratch_config(model: nn.Module, epochs: int) -> TrainConfig:
+    """Training from scratch as the model family's defaults say, for ``epochs`` (the scratch baseline)."""
+    return default_config("vit" if _transformer(model) else "cnn").replace(epochs=epochs)
+
+
 def fingerprint(model: nn.Module) -> dict:
     """Identity of the input model for a run directory: its class or spec and a hash of its weights."""
     digest = hashlib.sha256()

@@ -27,6 +27,7 @@ from edgeprune.measure import size_metrics
 from edgeprune.methods.base import Candidate, Decision, Method
 from edgeprune.prune.gradual import GradualMasks, Schedule
 from edgeprune.report.stats import pack
+from edgeprune.runs.inputs import scratch_config
 from edgeprune.runs.store import RunStore
 from edgeprune.select import knob
 from edgeprune.select.meter import Meter
@@ -134,7 +135,7 @@ class Job:
             record[f"val_{self.task.metric}_pruned"] = self.task.primary(model, self.data.val)
             pruning = self.gradual(decision)
             record["schedule"] = "gradual" if pruning is not None else "oneshot"
-            if self.train_config is not None:
+            if self.train_config is not None or "scratch" in decision.info:
                 if hasattr(self.data.train, "reseed"):  # augmentation draws depend on the candidate only
                     self.data.train.reseed(cand.seed)
                 result, pruning, retries = self._fit(cand, decision, pruning, progress)
@@ -153,13 +154,14 @@ class Job:
     def _fit(self, cand: Candidate, decision: Decision, pruning, progress: bool):
         """Fine-tune (or train) the candidate; when the loss diverges, again from the same start at a tenth of
         the learning rate, at most :data:`LR_RETRIES` times (the record lists each divergence)."""
-        config = self.train_config.replace(seed=cand.seed)
+        scratch = decision.info.get("scratch")  # the plain alternative: trained from scratch, no teacher
+        config = (scratch_config(self.model, scratch["epochs"]) if scratch else self.train_config).replace(seed=cand.seed)
         start = copy.deepcopy(decision.model.state_dict())
         retries: list[dict] = []
         while True:
             try:
                 result = fit(decision.model, self.data.train, self.data.val, config,
-                             teacher=self.model if self.kd else None, masks=None if pruning else decision.masks,
+                             teacher=self.model if self.kd and not scratch else None, masks=None if pruning else decision.masks,
                              pruning=pruning, progress=progress, description=cand.id)
                 return result, pruning, retries
             except TrainingDiverged as exc:

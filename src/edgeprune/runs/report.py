@@ -106,6 +106,8 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False, dev
         lines += compare.task_comparison_lines(comparisons, chosen_vs_dense, chosen["label"] if chosen else None, metric)
     else:
         lines += compare.comparison_lines(comparisons, chosen_vs_dense, chosen["label"] if chosen else None)
+    scratch = compare.pruned_vs_scratch(groups, members, metric)
+    lines += compare.scratch_lines(scratch)
     lines += [f"## Front ({metric.phrase} vs weights removed)", "", "![front](front.png)", ""] + _table(front, metric)
     lines += ["", "## All settings (mean ± std over seeds)", ""] + _table(sorted(groups, key=lambda g: g["removed"]), metric)
     lines += deploy_lines + edge_lines
@@ -113,6 +115,8 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False, dev
         lines += ["", "## Failed candidates", ""] + [f"- `{r['id']}`: {r['error']}" for r in failed]
     write_text(root / "report.md", "\n".join(lines) + "\n")
     summary = _summary(config, dense, chosen, chosen_record, members, chosen_vs_dense, comparisons, front, metric)
+    if scratch:
+        summary["pruned_vs_scratch"] = scratch
     if edge_summary is not None:
         summary["edge"] = edge_summary
     write_json(root / "summary.json", summary)

@@ -16,7 +16,7 @@ from edgeprune import strategies as strategies_lib
 from edgeprune.errors import ConfigError
 from edgeprune.measure import budget as budget_lib
 from edgeprune.methods import reconstruction, structured_mam
-from edgeprune.methods.base import Decision, Method, register
+from edgeprune.methods.base import Candidate, Decision, Method, register
 from edgeprune.methods.mam_common import ScoredOptions, check_prunable, strategy_candidates
 
 
@@ -41,6 +41,12 @@ class Options(ScoredOptions, reconstruction.ReconstructOptions):
     drop_blocks: list[int] = pydantic.Field(
         [0], description="Numbers of residual blocks removed (least influence first) before the channels; each "
                          "value is its own set of candidates.")
+
+    scratch_epochs: int = pydantic.Field(
+        0, ge=0, le=10_000, description="The plain alternative on the front: per budget and seed, the input architecture "
+                                        "narrowed uniformly to the budget, re-initialised and trained from scratch for "
+                                        "this many epochs without distillation (0: none). Fair: the input model's "
+                                        "training epochs plus the fine-tune's.")
 
     @pydantic.field_validator("drop_blocks", mode="before")
     @classmethod
@@ -111,6 +117,12 @@ class Structured(Method):
                     unreachable.append((depth, exc))
             if len(unreachable) == len(depths):
                 raise unreachable[0][1]
+            if self.options.scratch_epochs:
+                vector = structured_mam.uniform_vector(state, budget)
+                setting = {"strategy": structured_mam.SCRATCH, "criterion": "scratch", "aliases": [], "sparsities": vector,
+                           "granularity": "channel", "drop_blocks": 0, "scratch": True}
+                plan += [Candidate(f"scratch-{structured_mam.SCRATCH}-b{budget:g}-s{s}", budget, s, setting)
+                         for s in seeds]
             for depth, exc in unreachable:
                 warnings.warn(f"drop_blocks={depth}: {exc}; its candidates are left out", UserWarning, stacklevel=2)
         return plan
@@ -118,12 +130,16 @@ class Structured(Method):
     def prune(self, state, model, candidate):
         setting = candidate.setting
         depth = setting.get("drop_blocks", 0)
+        scratch = setting.get("scratch", False)
         pruned, widths = structured_mam.pruned_copy(state, model, setting["sparsities"], candidate.budget,
-                                                    setting["criterion"], depth)
+                                                    "magnitude" if scratch else setting["criterion"], depth)
         info = {k: setting[k] for k in ("criterion", "strategy", "aliases", "granularity")}
+        if scratch:  # trained from scratch by the runner (runs.job), not fine-tuned
+            structured_mam.reinitialised(pruned, candidate.seed)
+            info["scratch"] = {"epochs": self.options.scratch_epochs}
         info["round_to"] = structured_mam.rounding(state, candidate.budget, depth)
         calibration = state.calibrated.get((str(candidate.budget), setting["strategy"], depth), {})
-        if state.refit is not None:
+        if state.refit is not None and not scratch:
             info["reconstruction"] = reconstruction.refit(pruned, structured_mam.reference(state), widths.removed,
                                                           state.refit)
         deploy = structured_mam.deploy_metrics(state, pruned, widths)
