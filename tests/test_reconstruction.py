@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -163,3 +164,13 @@ def test_the_shell_prunes_a_checkpoint_from_a_saved_tensor_of_images(trained, di
                            "--out", tmp_path / "untrained", *flags)
     assert_one_line_error(code, err, "--checkpoint")
     assert not (tmp_path / "untrained").exists()
+
+
+@pytest.mark.long  # the guide's default calls: thirty candidates, each exported and timed (a CPU-minute)
+def test_the_few_shot_guide_example_runs(monkeypatch):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "few_shot.md").read_text()
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setattr(unlabelled, "SYNTHESISED", 32)  # the guide's data-free call, at a test's size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(example, "docs/few_shot.md", "exec"), {})
