@@ -75,14 +75,14 @@ def _captured(model: nn.Module, module: nn.Module, x: torch.Tensor, want_input: 
 
     handle = module.register_forward_hook(hook)
     try:
-        model(x)
+        model(x.to(module.weight.device))
     except _Stop:
         pass
     finally:
         handle.remove()
     if not seen:
         raise RuntimeError("the layer did not run")
-    return seen[0].detach().double()
+    return seen[0].detach().double().cpu()  # the normal equations are summed on the CPU in float64
 
 
 class _Normal:
@@ -116,14 +116,14 @@ class _Normal:
 
 def _stacked(module: nn.Module) -> torch.Tensor:
     """The layer's weight and bias as one ``[d+1, out]`` matrix (the bias row 0 when it has none)."""
-    w = module.weight.detach().double().reshape(module.weight.shape[0], -1).T
-    b = module.bias.detach().double() if module.bias is not None else torch.zeros(w.shape[1], dtype=torch.float64)
+    w = module.weight.detach().double().cpu().reshape(module.weight.shape[0], -1).T
+    b = module.bias.detach().double().cpu() if module.bias is not None else torch.zeros(w.shape[1], dtype=torch.float64)
     return torch.cat([w, b[None]], 0)
 
 
 def _write(module: nn.Module, w: torch.Tensor) -> None:
-    weight = w[:-1].T.reshape(module.weight.shape).to(module.weight.dtype)
-    bias = w[-1].to(module.weight.dtype)
+    weight = w[:-1].T.reshape(module.weight.shape).to(module.weight)
+    bias = w[-1].to(module.weight)
     with torch.no_grad():
         module.weight.copy_(weight)
         if module.bias is None:  # the fitted intercept (a conv before batch norm has none): a bias of its own
@@ -160,7 +160,7 @@ def _call_order(model: nn.Module, x: torch.Tensor, names: set[str]) -> list[str]
         if name in names:
             handles.append(module.register_forward_hook(lambda m, a, o, n=name: order.append(n) if n not in order else None))
     try:
-        model(x)
+        model(x.to(next(model.parameters()).device))
     finally:
         for h in handles:
             h.remove()
