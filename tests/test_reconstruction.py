@@ -174,3 +174,14 @@ def test_the_few_shot_guide_example_runs(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exec(compile(example, "docs/few_shot.md", "exec"), {})
+
+
+def test_without_new_biases_the_parameter_count_stays(trained, digits):
+    x = _inputs(digits)
+    pruned = copy.deepcopy(trained)
+    structure = plan(pruned, x[:1])
+    widths = prune_channels(pruned, x[:1], structure, {n: 0.5 for g in structure.groups for n in g})
+    params = sum(p.numel() for p in pruned.parameters())
+    fits = reconstruct(pruned, trained, widths.removed, x.split(64), new_bias=False)
+    assert sum(p.numel() for p in pruned.parameters()) == params  # what a size or params budget measured
+    assert fits and all(f.after < f.before for f in fits)

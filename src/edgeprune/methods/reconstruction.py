@@ -12,6 +12,7 @@ from torch import nn
 
 from edgeprune import scores as scores_lib
 from edgeprune.config import Config
+from edgeprune.measure.budget import kind_of
 from edgeprune.surgery.reconstruct import Removed, reconstruct
 
 MAX_IMAGES = 100_000
@@ -42,10 +43,12 @@ def calibration_inputs(data, images: int) -> list:
             enumerate(scores_lib.calibration_batches(data.train, math.ceil(images / batch), batch))]
 
 
-def refit(pruned: nn.Module, reference: nn.Module, removed: Removed, inputs: list) -> dict:
+def refit(pruned: nn.Module, reference: nn.Module, removed: Removed, inputs: list, budget=None) -> dict:
     """Reconstruct ``pruned`` in place; what a record says of it: layers fitted and their median relative error
-    (residual over the target's variance) before and after."""
-    fits = reconstruct(pruned, reference, removed, inputs)
+    (residual over the target's variance) before and after. Under a size or parameter ``budget`` (met before the
+    fit) no layer gains a bias."""
+    counted = kind_of(budget) in ("size", "params")
+    fits = reconstruct(pruned, reference, removed, inputs, new_bias=not counted)
     if not fits:
         return {"layers": 0}
     before, after = sorted(f.before for f in fits), sorted(f.after for f in fits)

@@ -107,11 +107,15 @@ class _Normal:
         variance = self.y_sq - float((self.y_sum ** 2).sum()) / max(self.rows, 1)
         return max(residual, 0.0) / max(variance, 1e-12)
 
-    def solve(self, w0: torch.Tensor, ridge: float) -> torch.Tensor:
+    def solve(self, w0: torch.Tensor, ridge: float, intercept: bool = True) -> torch.Tensor:
+        """The ridge solution pulled toward ``w0``; without ``intercept`` the bias row stays ``w0``'s."""
         d = len(self.gram) - 1
         lam = ridge * float(self.gram.diagonal()[:d].mean()) + 1e-8
-        eye = torch.eye(d + 1, dtype=torch.float64) * lam
-        return torch.linalg.solve(self.gram + eye, self.cross + lam * w0)
+        k = d + 1 if intercept else d
+        eye = torch.eye(k, dtype=torch.float64) * lam
+        fixed = self.gram[:k, d:] @ w0[d:] if not intercept else 0.0  # the kept bias's share of the target
+        w = torch.linalg.solve(self.gram[:k, :k] + eye, self.cross[:k] - fixed + lam * w0[:k])
+        return w if intercept else torch.cat([w, w0[d:]], 0)
 
 
 def _stacked(module: nn.Module) -> torch.Tensor:
@@ -127,13 +131,14 @@ def _write(module: nn.Module, w: torch.Tensor) -> None:
     with torch.no_grad():
         module.weight.copy_(weight)
         if module.bias is None:  # the fitted intercept (a conv before batch norm has none): a bias of its own
-            module.bias = nn.Parameter(bias.clone())
+            if bool(bias.any()):
+                module.bias = nn.Parameter(bias.clone())
         else:
             module.bias.copy_(bias)
 
 
 def _fit_layer(pruned: nn.Module, reference: nn.Module, name: str, kept_out: list[int], inputs: Sequence[torch.Tensor],
-               ridge: float, rows: int, generator: torch.Generator) -> LayerFit | None:
+               ridge: float, rows: int, generator: torch.Generator, new_bias: bool) -> LayerFit | None:
     module, dense = pruned.get_submodule(name), reference.get_submodule(name)
     w0 = _stacked(module)
     if len(w0) - 1 > MAX_DIM:
@@ -146,7 +151,7 @@ def _fit_layer(pruned: nn.Module, reference: nn.Module, name: str, kept_out: lis
             pick = torch.randperm(len(xs), generator=generator)[:rows]
             xs, ys = xs[pick], ys[pick]
         normal.add(xs, ys)
-    w = normal.solve(w0, ridge)
+    w = normal.solve(w0, ridge, intercept=new_bias or module.bias is not None)
     before, after = normal.error(w0), normal.error(w)
     if not after < before:  # nothing to gain (or a numerical failure): the layer keeps its weights
         return LayerFit(name, normal.rows, before, before)
@@ -169,11 +174,12 @@ def _call_order(model: nn.Module, x: torch.Tensor, names: set[str]) -> list[str]
 
 @torch.no_grad()
 def reconstruct(pruned: nn.Module, reference: nn.Module, removed: Removed, inputs: Iterable[torch.Tensor], *,
-                ridge: float = 1e-2, rows: int = 4096, seed: int = 0) -> list[LayerFit]:
+                ridge: float = 1e-2, rows: int = 4096, seed: int = 0, new_bias: bool = True) -> list[LayerFit]:
     """Re-fit, in place and in forward order, every layer of ``pruned`` that lost input channels (``removed``: the
     original indices each module lost, by module name, as the surgery reports them) so that on ``inputs`` (batches of
     model inputs) it gives ``reference``'s (the unpruned model, same module names) output of that layer. Returns one
-    :class:`LayerFit` per layer fitted; layers that are not :func:`fittable` or too wide keep their weights."""
+    :class:`LayerFit` per layer fitted; layers that are not :func:`fittable` or too wide keep their weights.
+    ``new_bias=False``: a layer without a bias is fitted without an intercept (its parameter count stays)."""
     inputs = list(inputs)
     modules, dense = dict(pruned.named_modules()), dict(reference.named_modules())
     names = {n for n, r in removed.items() if r.get("in") and n in modules and n in dense
@@ -191,7 +197,7 @@ def reconstruct(pruned: nn.Module, reference: nn.Module, removed: Removed, input
             kept_out = [i for i in range(dense[name].weight.shape[0]) if i not in gone]
             if len(kept_out) != modules[name].weight.shape[0]:
                 continue  # the report and the layer disagree: leave it alone
-            fit = _fit_layer(pruned, reference, name, kept_out, inputs, ridge, rows, generator)
+            fit = _fit_layer(pruned, reference, name, kept_out, inputs, ridge, rows, generator, new_bias)
             if fit is not None:
                 fits.append(fit)
     finally:

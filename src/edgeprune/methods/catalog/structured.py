@@ -141,7 +141,7 @@ class Structured(Method):
         calibration = state.calibrated.get((str(candidate.budget), setting["strategy"], depth), {})
         if state.refit is not None and not scratch:
             info["reconstruction"] = reconstruction.refit(pruned, structured_mam.reference(state), widths.removed,
-                                                          state.refit)
+                                                          state.refit, candidate.budget)
         deploy = structured_mam.deploy_metrics(state, pruned, widths)
         skipped = {"skipped": widths.skipped} if widths.skipped else {}  # kept whole: torch-pruning failed on it
         return Decision(pruned, None, {**info, **calibration, "widths": dict(widths), **skipped, "deploy": deploy})

@@ -59,7 +59,7 @@ class VarianceBasedPruning(Method):
         )
         info = stats.summary()
         if refit is not None:
-            info["reconstruction"] = reconstruction.refit(pruned, model, stats.removed(), refit)
+            info["reconstruction"] = reconstruction.refit(pruned, model, stats.removed(), refit, candidate.budget)
         return Decision(pruned, None, info)
 
     def achieved(self, dense, decision):
