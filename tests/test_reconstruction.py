@@ -185,3 +185,12 @@ def test_without_new_biases_the_parameter_count_stays(trained, digits):
     fits = reconstruct(pruned, trained, widths.removed, x.split(64), new_bias=False)
     assert sum(p.numel() for p in pruned.parameters()) == params  # what a size or params budget measured
     assert fits and all(f.after < f.before for f in fits)
+
+
+def test_unlabelled_inputs_with_a_labelled_validation_set_are_scored_on_the_truth(trained, digits):
+    pruned = _quietly(edgeprune.prune, trained, (_inputs(digits, 300), digits.val, digits.test), method="structured",
+                      budget="macs<=50%", finetune=1, **FAST)
+    record = pruned.record
+    assert "val_acc" in record and "test_acc" in record and "val_agree" not in record
+    assert pruned.decided["reconstruction"]["layers"] > 0  # the training inputs have no labels: on by default
+    assert abs(record["test_acc"] - Classification().primary(pruned.model, digits.test)) < 1e-6

@@ -4,7 +4,8 @@
 ``TensorDataset(x)`` does), or None: then inputs are synthesised from the model's batch-norm statistics
 (:mod:`edgeprune.data.inversion`, DeepInversion). The input model labels them (its predictions: the task's
 :meth:`~edgeprune.tasks.Task.targets_from`); a held-out fifth selects and stops fine-tuning early on agreement with
-it (:mod:`edgeprune.tasks.agreement`). There is no test split: no truth to test against.
+it (:mod:`edgeprune.tasks.agreement`). There is no test split: no truth to test against. With a labelled validation
+set of the user's (``data=(inputs, val_loader[, test_loader])``) every input trains and the metrics are the truth's.
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ DATA_FREE = "data-free"  # the shell's data=None
 
 
 def is_unlabelled(data) -> bool:
-    """Whether ``data`` holds inputs without targets (or is None: no data at all)."""
+    """Whether ``data`` holds inputs without targets (or is None: no data at all), possibly followed by labelled
+    validation (and test) data: ``(inputs, val[, test])``."""
     if data is None or isinstance(data, torch.Tensor):
         return True
+    if isinstance(data, (tuple, list)) and len(data) in (2, 3):
+        return data[0] is not None and is_unlabelled(data[0]) and not is_unlabelled(data[1])
     if isinstance(data, str):
         return data == DATA_FREE or data.startswith(SPEC)
     if isinstance(data, DataLoader):
@@ -122,16 +126,23 @@ def _labels(model: nn.Module, x: torch.Tensor, task: tasks_lib.Task):
 
 def labelled_by_model(model, data, task: tasks_lib.Task, example_input=None) -> tuple[Data, tasks_lib.Task]:
     """``data`` without labels (or None) as train and validation splits labelled by ``model``, and the task that scores
-    agreement with it."""
+    agreement with it; ``(inputs, val[, test])``: the inputs labelled by ``model`` for training, the user's labelled
+    splits for selection and test, and ``task`` itself."""
     if not isinstance(model, nn.Module):
         raise ConfigError("data without labels needs a trained model to label it (from Python: a torch.nn.Module; "
                           "from the shell: --checkpoint); a model spec builds an untrained one")
+    held_out = tuple(data[1:]) if isinstance(data, (tuple, list)) else None
+    data = data[0] if held_out else data
     if data is None or data == DATA_FREE:
         shape = _input_shape(model, example_input)
         x, source = inversion.synthesize(model, SYNTHESISED, shape, progress=True), "synthesised from batch norm"
     else:
         x, source = _gathered(data), "without labels"
     y = _labels(model, x, task)
+    if held_out:  # the user's own labelled validation (and test) data: scored against the truth
+        return Data(TensorDataset(x, y), *held_out, input_shape=tuple(x.shape[1:]),
+                    name=f"{len(x)} training inputs {source}, labelled by the input model; labelled validation data",
+                    task=None if task.name == "classification" else task.name, labelled=False), task
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
     n_val = max(1, round(VAL_FRACTION * len(x)))
     val, train = order[:n_val], order[n_val:]
