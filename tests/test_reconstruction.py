@@ -194,3 +194,12 @@ def test_unlabelled_inputs_with_a_labelled_validation_set_are_scored_on_the_trut
     assert "val_acc" in record and "test_acc" in record and "val_agree" not in record
     assert pruned.decided["reconstruction"]["layers"] > 0  # the training inputs have no labels: on by default
     assert abs(record["test_acc"] - Classification().primary(pruned.model, digits.test)) < 1e-6
+
+
+def test_a_segmenter_prunes_on_unlabelled_inputs_scored_on_mask_agreement():
+    torch.manual_seed(0)
+    segmenter = models.create("unet-tiny", num_classes=4, in_channels=1, image_size=16).eval()
+    pruned = _quietly(edgeprune.prune, segmenter, torch.randn(40, 1, 16, 16), task="segmentation", method="structured",
+                      budget="macs<=50%", finetune=0, **FAST)
+    assert pruned.record["metric"] == "agree_miou" and 0.0 <= pruned.record["val_agree_miou"] <= 1.0
+    assert pruned.decided["reconstruction"]["layers"] > 0

@@ -112,6 +112,6 @@ def calibration_batches(dataset, num_batches: int, batch_size: int = 32, seed: i
         else:
             items = [dataset[i] for i in idx]
             x = torch.stack([torch.as_tensor(a) for a, _ in items])
-            y = torch.as_tensor([int(b) for _, b in items])
+            y = torch.stack([torch.as_tensor(b) for _, b in items])  # class labels, masks or regression targets
         batches.append(check_batch((x, y if isinstance(y, (torch.Tensor, list)) else torch.as_tensor(y)), "calibration data"))
     return batches
