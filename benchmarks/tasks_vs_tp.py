@@ -268,7 +268,8 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
     t0 = time.perf_counter()
     ours = edgeprune.prune(dense, splits, task=task, method="mix_and_match", granularity="channel", budget=budget,
                            finetune=recipe, seed=args.seed, criteria=args.criteria.split(","),
-                           strategies=args.strategies.split(","), calib_batches=4, round_to=args.round_to, progress=True)
+                           strategies=args.strategies.split(","), calib_batches=4, round_to=args.round_to,
+                           reconstruct=args.reconstruct, progress=True)
     limit_ms = next(r["decided"]["limit"] for r in ours.candidates if r.get("status") == "ok")
     keys = [f"val_{task.metric}", f"val_{task.metric}_pruned", *(f"test_{k}" for k in setup["metrics"]),
             f"test_{task.metric}_ci", "params", "macs", "budget_achieved", "speedup_b1", "epochs_run", "seconds"]
@@ -342,7 +343,8 @@ def settings_of(args) -> dict:
             "dense_epochs": args.dense_epochs, "finetune_epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
             "weight_decay": args.weight_decay, "batch_size": args.batch_size, "criteria": args.criteria,
             "strategies": args.strategies, "tp": args.tp, "round_to": args.round_to, "threads": 1,
-            "budget": args.budget, **({"tp_steps": args.tp_steps} if args.tp_steps != 6 else {})}
+            "budget": args.budget, **({"tp_steps": args.tp_steps} if args.tp_steps != 6 else {}),
+            **({"reconstruct": True} if args.reconstruct else {})}
 
 
 def remeasure(task_name: str, name: str | None, seed: int, rounds: int) -> None:
@@ -474,7 +476,8 @@ def render(result: dict) -> str:
              f"{setup['classes_note']}), {st['dense_epochs']} epochs ({st['optimizer']}, lr {st['lr']:g}, batch "
              f"{st['batch_size']}); test on {data['test']:,} test {items}{setup['test_note']}. Every pruned model: "
              f"{st['finetune_epochs']} fine-tune epochs with KD from the dense model (lr {st['lr'] * 0.2:g}, patience 3). "
-             f"Ours: criteria {st['criteria']} × strategies {st['strategies']}, the best by validation {label}. "
+             f"Ours: criteria {st['criteria']} × strategies {st['strategies']}, the best by validation {label}"
+             f"{', each reconstructed before its fine-tune (layers that lost inputs re-fitted to the dense outputs on 1,024 training images)' if st.get('reconstruct') else ''}. "
              f"Torch-Pruning: BasePruner{setup.get('tp_note', '')}, "
              f"ratio bisected to the same measured latency (at most {100 * result['tp_max_ratio']:g} %: it rounds kept widths "
              f"down to multiples of {st['round_to']} and skips a layer rounded to nothing; no layer loses more). Scratch: "
@@ -638,6 +641,8 @@ def main() -> None:
                    help="Torch-Pruning variants: importance_scope, comma-separated")
     p.add_argument("--tp-steps", type=int, default=6, help="bisection steps of Torch-Pruning's ratio")
     p.add_argument("--round-to", type=int, default=8, help="kept widths are multiples of it (ours and Torch-Pruning)")
+    p.add_argument("--reconstruct", action="store_true",
+                   help="ours: re-fit the layers that lost inputs to the dense outputs before fine-tuning (1,024 images)")
     p.add_argument("--name", help="results/NAME_sK.json, NAME.json and sections/NAME.md (default: tasks_TASK)")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files")
     p.add_argument("--render", action="store_true", help="rewrite the section from the collected results")
