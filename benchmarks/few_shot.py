@@ -132,7 +132,31 @@ def render(runs: list[dict]) -> str:
             fit = (f"{rec['median_error_before']:.3f} → {rec['median_error_after']:.3f}" if rec.get("layers") else "–")
             lines.append(f"| {LABELS[spec]} | `{budget}` | {arm} | {_cell(acc)} | {100 * kept:.1f} % | "
                          f"{rec.get('layers', 0) or '–'} | {fit} |")
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + goal_lines(runs))
+
+
+GOALS = (("macs<=67%", "recon+kd", 0.97), ("macs<=67%", "recon", 0.90), ("macs<=50%", "recon+kd", 0.95))
+
+
+def goal_lines(runs: list[dict]) -> list[str]:
+    """The issue's goals, read off the table: share of dense accuracy kept with 1,024 unlabelled images."""
+    lines = ["Goals (share of the dense model's test accuracy kept with 1,024 unlabelled images, mean over seeds):", ""]
+    for budget, arm, goal in GOALS:
+        for spec in runs[0]["models"]:
+            kept = [r["models"][spec]["arms"][f"{budget} {arm}"]["test_acc"] / r["models"][spec]["dense_test_acc"]
+                    for r in runs if spec in r["models"] and r["models"][spec]["arms"].get(f"{budget} {arm}")]
+            if kept:
+                mean = statistics.mean(kept)
+                lines.append(f"- {LABELS[spec]}, `{budget}`, {arm}: {100 * mean:.1f} % kept, goal ≥ {100 * goal:.0f} %: "
+                             f"{'met' if mean >= goal else '**not met**'}.")
+    gains = [(spec, b, r["models"][spec]["arms"][f"{b} recon"]["test_acc"] - r["models"][spec]["arms"][f"{b} none"]["test_acc"])
+             for r in runs for spec in r["models"] for b in r["budgets"]]
+    lost = ", ".join(f"{LABELS[s]} {b}" for s, b, gain in gains if gain <= 0)
+    lines.append(f"- Reconstruction alone against no reconstruction at the same budget (each arm's best candidate by "
+                 f"validation, so the removed channels may differ): better in {sum(g > 0 for _, _, g in gains)} of "
+                 f"{len(gains)} (model, budget, seed) cases{f'; not in {lost}' if lost else ''}; {len(runs)} seed(s), "
+                 "no paired interval yet.")
+    return lines
 
 
 def _cell(values: list[float]) -> str:
