@@ -10,7 +10,8 @@ For each model (trained dense on MNIST here) and each MACs budget, structured Mi
 - ``recon+kd-256``: as ``recon+kd`` with 256 images;
 - ``free``: data-free (CNNs with batch norm): 1,024 inputs synthesised from the batch-norm statistics, what ``data=None``
   does (made once per model and seed), reconstruction then distillation on them;
-- ``labelled``: the full labelled training split and its fine-tune (the usual call), for reference.
+- ``labelled``: the full labelled training split and its fine-tune (the usual call), for reference;
+- ``labelled+recon``: the same with reconstruction before the fine-tune (seeds run after it was added).
 
 Test accuracy is measured once per model on the MNIST test set (the unlabelled arms never see a label). Results:
 ``results/few_shot_s<seed>.json``; ``--collect`` combines the seeds into ``results/few_shot.json`` and the table.
@@ -46,7 +47,7 @@ from edgeprune.utils.io import write_json  # noqa: E402
 MODELS = {"resnet20": {}, "vgg16": {"width_mult": 0.5}, "vit": {}}
 LABELS = {"resnet20": "ResNet-20", "vgg16": "VGG-16/2", "vit": "zoo ViT"}
 BUDGETS = ("macs<=67%", "macs<=50%")
-ARMS = ("none", "recon", "kd", "recon+kd", "recon+kd-256", "free", "labelled")
+ARMS = ("none", "recon", "kd", "recon+kd", "recon+kd-256", "free", "labelled", "labelled+recon")
 SEARCH = dict(criteria=["magnitude"], strategies=["balanced", "late_heavy"], deploy_metrics=False, latency_aware=False)
 
 
@@ -60,10 +61,11 @@ def _has_batch_norm(model) -> bool:
 
 
 def run_arm(arm: str, dense, splits, budget: str, images: dict, kd_epochs: int, ft_epochs: int):
-    data = {"labelled": splits, "free": images.get("free"), "recon+kd-256": images[256]}.get(arm, images[1024])
+    labelled = arm.startswith("labelled")
+    data = splits if labelled else {"free": images.get("free"), "recon+kd-256": images[256]}.get(arm, images[1024])
     if data is None:
         return None
-    finetune = 0 if arm in ("none", "recon") else (ft_epochs if arm == "labelled" else {"epochs": kd_epochs, "batch_size": 64})
+    finetune = 0 if arm in ("none", "recon") else (ft_epochs if labelled else {"epochs": kd_epochs, "batch_size": 64})
     reconstruct = arm not in ("none", "kd", "labelled")
     started = time.perf_counter()
     with warnings.catch_warnings():
