@@ -122,14 +122,16 @@ def render(runs: list[dict]) -> str:
     for spec in first["models"]:
         dense = [r["models"][spec]["dense_test_acc"] for r in runs if spec in r["models"]]
         lines.append(f"| {LABELS[spec]} | – | dense | {_cell(dense)} | 100 % | – | – |")
-        for key in first["models"][spec]["arms"]:
-            cells = [r["models"][spec]["arms"].get(key) for r in runs if spec in r["models"]]
-            cells = [c for c in cells if c]
-            if not cells:
+        keys = dict.fromkeys(k for r in runs if spec in r["models"] for k in r["models"][spec]["arms"])
+        for key in keys:
+            pairs = [(r["models"][spec]["arms"][key], r["models"][spec]["dense_test_acc"]) for r in runs
+                     if spec in r["models"] and r["models"][spec]["arms"].get(key)]
+            if not pairs:
                 continue
             budget, arm = key.split(" ", 1)
+            cells = [c for c, _ in pairs]
             acc = [c["test_acc"] for c in cells]
-            kept = statistics.mean(a / d for a, d in zip(acc, dense))
+            kept = statistics.mean(c["test_acc"] / d for c, d in pairs)
             rec = cells[0]["reconstruction"]
             fit = (f"{rec['median_error_before']:.3f} → {rec['median_error_after']:.3f}" if rec.get("layers") else "–")
             lines.append(f"| {LABELS[spec]} | `{budget}` | {arm} | {_cell(acc)} | {100 * kept:.1f} % | "
