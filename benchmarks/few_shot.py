@@ -105,8 +105,8 @@ def one_seed(args) -> None:
                                                            args.ft_epochs)
                 print(spec, budget, arm, entry["arms"][f"{budget} {arm}"], flush=True)
         result["models"][spec] = entry
-        write_json(RESULTS / f"few_shot_s{args.seed}.json", result)
-    save(f"few_shot_s{args.seed}", result, render([result]))
+        write_json(RESULTS / f"{args.name}_s{args.seed}.json", result)
+    save(f"{args.name}_s{args.seed}", result, render([result]))
 
 
 def render(runs: list[dict]) -> str:
@@ -171,9 +171,9 @@ def _cell(values: list[float]) -> str:
     return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
-def collect() -> None:
-    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("few_shot_s*.json"))]
-    save("few_shot", {"seeds": [r["seed"] for r in runs], "runs": runs}, render(runs))
+def collect(name: str) -> None:
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{name}_s*.json"))]
+    save(name, {"seeds": [r["seed"] for r in runs], "runs": runs}, render(runs))
 
 
 def main() -> None:
@@ -184,10 +184,11 @@ def main() -> None:
     p.add_argument("--dense-epochs", type=int, default=2)
     p.add_argument("--kd-epochs", type=int, default=5, help="distillation epochs on the unlabelled images")
     p.add_argument("--ft-epochs", type=int, default=1, help="fine-tune epochs of the labelled arm")
+    p.add_argument("--name", default="few_shot", help="results/NAME_s<seed>.json; --collect combines them as NAME")
     p.add_argument("--collect", action="store_true")
     args = p.parse_args()
     if args.collect:
-        return collect()
+        return collect(args.name)
     return one_seed(args)
 
 
