@@ -141,7 +141,7 @@ def render(runs: list[dict]) -> str:
 
 
 GOALS = (("macs<=67%", "recon+kd", 0.97), ("macs<=67%", "recon", 0.90), ("macs<=50%", "recon+kd", 0.95))
-CONVERGED = 0.9  # a dense MNIST model below this test accuracy is not a trained model to prune
+CONVERGED = 0.5  # a dense MNIST model below this test accuracy (chance: 0.1) is not a trained model to prune
 
 
 def goal_lines(runs: list[dict]) -> list[str]:
