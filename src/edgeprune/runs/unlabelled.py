@@ -28,6 +28,8 @@ MIN_INPUTS = 10
 SYNTHESISED = 1024  # inputs made when data is None
 VAL_FRACTION = 0.2
 BATCH = 64
+SPEC = "unlabelled:"  # the shell's form: unlabelled:<file.pt or file.npy holding a float tensor [N, ...]>
+DATA_FREE = "data-free"  # the shell's data=None
 
 
 def _inputs_only(item) -> torch.Tensor | None:
@@ -36,10 +38,6 @@ def _inputs_only(item) -> torch.Tensor | None:
     if isinstance(item, (tuple, list)) and len(item) == 1 and isinstance(item[0], torch.Tensor):
         return item[0]
     return None
-
-
-SPEC = "unlabelled:"  # the shell's form: unlabelled:<file.pt or file.npy holding a float tensor [N, ...]>
-DATA_FREE = "data-free"  # the shell's data=None
 
 
 def is_unlabelled(data) -> bool:
