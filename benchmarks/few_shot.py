@@ -111,12 +111,15 @@ def one_seed(args) -> None:
 
 def render(runs: list[dict]) -> str:
     first = runs[0]
-    lines = [f"### Pruning with few or no images: structured Mix-and-Match, MNIST ({len(runs)} seed(s))", "",
+    seeds = {spec: sum(spec in r["models"] for r in runs) for r in runs for spec in r["models"]}
+    lines = [f"### Pruning with few or no images: structured Mix-and-Match, MNIST (seeds: "
+             f"{', '.join(f'{LABELS[s]} {n}' for s, n in seeds.items())})", "",
              f"Dense models trained {first['dense_epochs']} epochs on {first['limit']:,} MNIST train+val images. Budgets "
              "by MACs (1.5× and 2× fewer). Unlabelled arms: the images' labels are never read; the dense model labels "
              f"them, a fifth is held out for selection; distillation {first['kd_epochs']} epochs. `labelled`: the full "
              f"labelled split, {first['ft_epochs']} fine-tune epoch(s). Test accuracy on the 10,000 MNIST test images, "
-             "mean over seeds with its 95 % t-interval, and the share of the dense model's accuracy kept.", "",
+             "mean over seeds with its 95 % t-interval, and the share of the dense model's accuracy kept; the last two "
+             "columns are the first seed's. Arms added after a seed ran have fewer seeds.", "",
              "| model | budget | arm | test accuracy (%) | kept of dense | layers refitted | median error before → after |",
              "|---|---|---|---:|---:|---:|---|"]
     for spec in first["models"]:
