@@ -125,13 +125,18 @@ def best_by_val(groups: list[tuple[dict, list[dict]]], metric: Metric = ACCURACY
     return max(groups, key=lambda g: metric.score(statistics.fmean(m[metric.val] for m in g[1]))) if groups else None
 
 
+def _pruned(row: dict) -> bool:
+    """A setting of the method itself: neither a global baseline nor the scratch baseline."""
+    return not {"baseline", "scratch"} & set(row["setting"])
+
+
 def mam_vs_baselines(rows: list[dict], members: dict[str, list[dict]], metric: Metric = ACCURACY) -> list[dict]:
     """Per budget: the best Mix-and-Match setting vs the best global baseline (both by validation),
     paired on the test images (other tasks: by their intervals). ``members``: row label -> its records."""
     out = []
     for budget in sorted({r["budget"] for r in rows}):
         here = [(r, members[r["label"]]) for r in rows if r["budget"] == budget]
-        mam = best_by_val([g for g in here if not {"baseline", "scratch"} & set(g[0]["setting"])], metric)
+        mam = best_by_val([g for g in here if _pruned(g[0])], metric)
         base = best_by_val([g for g in here if "baseline" in g[0]["setting"]], metric)
         if mam is None or base is None:
             continue
@@ -151,7 +156,7 @@ def pruned_vs_scratch(rows: list[dict], members: dict[str, list[dict]], metric: 
     for budget in sorted({r["budget"] for r in rows}):
         here = [(r, members[r["label"]]) for r in rows if r["budget"] == budget]
         scratch = best_by_val([g for g in here if "scratch" in g[0]["setting"]], metric)
-        pruned = best_by_val([g for g in here if not {"baseline", "scratch"} & set(g[0]["setting"])], metric)
+        pruned = best_by_val([g for g in here if _pruned(g[0])], metric)
         if scratch is None or pruned is None:
             continue
         if metric.named:
