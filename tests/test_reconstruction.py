@@ -98,6 +98,18 @@ def test_the_public_call_with_reconstruction_keeps_more_accuracy_and_saves_back(
     assert torch.allclose(back.eval()(x), fitted.model.eval()(x), atol=1e-5)
 
 
+def test_removed_blocks_are_reconstructed_by_refitting_the_layers_after_them(trained, digits, tmp_path):
+    kw = dict(method="structured", budget="macs<=90%", finetune=0, drop_blocks=[3], **FAST)
+    plain = _quietly(edgeprune.prune, trained, digits, reconstruct=False, **kw)
+    fitted = _quietly(edgeprune.prune, trained, digits, reconstruct=True, **kw)
+    assert fitted.decided["reconstruction"]["layers"] > 3  # more than the consumers of removed channels
+    assert fitted.record["val_acc"] > plain.record["val_acc"] + 0.05
+    back = edgeprune.load(edgeprune.save(fitted, tmp_path / "shallow.pt"),
+                          model=models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=0.5))
+    x = _inputs(digits, 8)
+    assert torch.allclose(back.eval()(x), fitted.model.eval()(x), atol=1e-5)
+
+
 @pytest.mark.parametrize("form", ["tensor", "loader"])
 def test_inputs_without_labels_are_labelled_by_the_model_and_scored_on_agreement(trained, digits, form):
     x = _inputs(digits, 300)

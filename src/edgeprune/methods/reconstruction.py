@@ -5,7 +5,7 @@ re-fitted by least squares to the input model's outputs on calibration images (:
 from __future__ import annotations
 
 import math
-from typing import Literal, Union
+from typing import Iterable, Literal, Union
 
 import pydantic
 from torch import nn
@@ -43,12 +43,13 @@ def calibration_inputs(data, images: int) -> list:
             enumerate(scores_lib.calibration_batches(data.train, math.ceil(images / batch), batch))]
 
 
-def refit(pruned: nn.Module, reference: nn.Module, removed: Removed, inputs: list, budget=None) -> dict:
-    """Reconstruct ``pruned`` in place; what a record says of it: layers fitted and their median relative error
-    (residual over the target's variance) before and after. Under a size or parameter ``budget`` (met before the
-    fit) no layer gains a bias."""
+def refit(pruned: nn.Module, reference: nn.Module, removed: Removed, inputs: list, budget=None,
+          changed: Iterable[str] = ()) -> dict:
+    """Reconstruct ``pruned`` in place (also the layers ``changed``: after a removed block); what a record says of it:
+    layers fitted and their median relative error (residual over the target's variance) before and after. Under a
+    size or parameter ``budget`` (met before the fit) no layer gains a bias."""
     counted = kind_of(budget) in ("size", "params")
-    fits = reconstruct(pruned, reference, removed, inputs, new_bias=not counted)
+    fits = reconstruct(pruned, reference, removed, inputs, changed=changed, new_bias=not counted)
     if not fits:
         return {"layers": 0}
     before, after = sorted(f.before for f in fits), sorted(f.after for f in fits)

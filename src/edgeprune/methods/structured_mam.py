@@ -192,6 +192,11 @@ def reference(state: ChannelState) -> nn.Module:
     return heads_lib.split_attention(state.model, copied=True)
 
 
+def after_blocks(state: ChannelState, pruned: nn.Module, depth: int) -> list[str]:
+    """The layers of ``pruned`` that run after its removed residual blocks (their inputs changed)."""
+    return depth_lib.downstream(pruned, state.blocks[:depth], state.example[:1]) if depth else []
+
+
 def _warn_kept_whole(state: ChannelState, notes: list[str]) -> None:
     """One warning, the first time structured pruning keeps parts of the model whole (and when it keeps more)."""
     new = [n for n in notes if n not in state.warned]

@@ -88,4 +88,25 @@ def drop_blocks(model: nn.Module, names: list[str]) -> nn.Module:
     return model
 
 
-__all__ = ["removable_blocks", "drop_blocks"]
+@torch.no_grad()
+def downstream(model: nn.Module, dropped: list[str], example: torch.Tensor) -> list[str]:
+    """The conv and linear layers of ``model`` (its blocks ``dropped`` already replaced) that run after the first of
+    them, in call order: the layers whose inputs the removal changed."""
+    if not dropped:
+        return []
+    watched = {n: m for n, m in model.named_modules() if n in dropped or isinstance(m, ROOT_TYPES)}
+    order: list[str] = []
+    handles = [m.register_forward_hook(lambda mod, args, out, n=n: order.append(n)) for n, m in watched.items()]
+    was_training = model.training
+    try:
+        model.eval()
+        model(example)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    first = min(order.index(n) for n in dropped if n in order)
+    return list(dict.fromkeys(n for n in order[first + 1:] if n not in dropped))
+
+
+__all__ = ["removable_blocks", "drop_blocks", "downstream"]

@@ -174,16 +174,18 @@ def _call_order(model: nn.Module, x: torch.Tensor, names: set[str]) -> list[str]
 
 @torch.no_grad()
 def reconstruct(pruned: nn.Module, reference: nn.Module, removed: Removed, inputs: Iterable[torch.Tensor], *,
-                ridge: float = 1e-2, rows: int = 4096, seed: int = 0, new_bias: bool = True) -> list[LayerFit]:
+                changed: Iterable[str] = (), ridge: float = 1e-2, rows: int = 4096, seed: int = 0,
+                new_bias: bool = True) -> list[LayerFit]:
     """Re-fit, in place and in forward order, every layer of ``pruned`` that lost input channels (``removed``: the
     original indices each module lost, by module name, as the surgery reports them) so that on ``inputs`` (batches of
     model inputs) it gives ``reference``'s (the unpruned model, same module names) output of that layer. Returns one
     :class:`LayerFit` per layer fitted; layers that are not :func:`fittable` or too wide keep their weights.
+    ``changed``: more layers to re-fit, whose inputs changed for another reason (they run after a removed block).
     ``new_bias=False``: a layer without a bias is fitted without an intercept (its parameter count stays)."""
     inputs = list(inputs)
     modules, dense = dict(pruned.named_modules()), dict(reference.named_modules())
-    names = {n for n, r in removed.items() if r.get("in") and n in modules and n in dense
-             and fittable(modules[n]) and type(modules[n]) is type(dense[n])}
+    names = {n for n in (*(n for n, r in removed.items() if r.get("in")), *changed)
+             if n in modules and n in dense and fittable(modules[n]) and type(modules[n]) is type(dense[n])}
     if not names or not inputs:
         return []
     modes = [(m, m.training) for m in (*pruned.modules(), *reference.modules())]
@@ -193,7 +195,7 @@ def reconstruct(pruned: nn.Module, reference: nn.Module, removed: Removed, input
     fits = []
     try:
         for name in _call_order(pruned, inputs[0], names):
-            gone = set(removed[name].get("out", ()))
+            gone = set(removed.get(name, {}).get("out", ()))
             kept_out = [i for i in range(dense[name].weight.shape[0]) if i not in gone]
             if len(kept_out) != modules[name].weight.shape[0]:
                 continue  # the report and the layer disagree: leave it alone

@@ -141,7 +141,8 @@ class Structured(Method):
         calibration = state.calibrated.get((str(candidate.budget), setting["strategy"], depth), {})
         if state.refit is not None and not scratch:
             info["reconstruction"] = reconstruction.refit(pruned, structured_mam.reference(state), widths.removed,
-                                                          state.refit, candidate.budget)
+                                                          state.refit, candidate.budget,
+                                                          changed=structured_mam.after_blocks(state, pruned, depth))
         deploy = structured_mam.deploy_metrics(state, pruned, widths)
         skipped = {"skipped": widths.skipped} if widths.skipped else {}  # kept whole: torch-pruning failed on it
         return Decision(pruned, None, {**info, **calibration, "widths": dict(widths), **skipped, "deploy": deploy})
