@@ -28,8 +28,8 @@ from torch import nn
 from torch.utils import _pytree as pytree
 
 from edgeprune import tasks as tasks_lib
-from edgeprune.data.loaders import batches as checked_batches
 from edgeprune.errors import ConfigError, DependencyError, ModelError, check_positive
+from edgeprune.export.executorch import et_accuracy
 from edgeprune.export.int8 import quantize
 from edgeprune.export.onnx import (
     OUTPUT_NAME,
@@ -37,6 +37,7 @@ from edgeprune.export.onnx import (
     OrtModel,
     check_whole_model,
     export_verified,
+    in_chunks,
     logit_scale,
     parity_failure,
     parity_limit,
@@ -122,17 +123,7 @@ class Compiled:
 
     def run_all(self, x: torch.Tensor | np.ndarray) -> list[np.ndarray]:
         x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-        size = self.max_batch
-        if size is None or len(x) == size:
-            return self.outputs(x)
-        parts = []
-        for i in range(0, len(x), size):
-            chunk = x[i:i + size]
-            n = len(chunk)
-            if n < size:
-                chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), dtype=chunk.dtype)])
-            parts.append([o[:n] for o in self.outputs(chunk)])
-        return [np.concatenate(outs) for outs in zip(*parts)]
+        return in_chunks(self.outputs, np.ascontiguousarray(x, dtype=np.float32), self.max_batch)
 
     def run(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
         """The logits (the output named ``logits``, else the first) for a batch of any size."""
@@ -159,12 +150,9 @@ class CompiledModel(OrtModel):
 
 
 def ov_accuracy(compiled: Compiled, data, batch_size: int = 256, what: str = "test data") -> tuple[float, int]:
-    """(top-1 accuracy in [0, 1], images) of a compiled IR on a dataset or DataLoader."""
-    correct = total = 0
-    for x, y in checked_batches(data, batch_size, what):
-        correct += int((compiled.run(x).argmax(1) == y.numpy()).sum())
-        total += len(y)
-    return (correct / total if total else float("nan")), total
+    """(top-1 accuracy in [0, 1], images) of a compiled IR on a dataset or DataLoader (ExecuTorch's count: it
+    reads any runtime with ``run(x) -> logits``)."""
+    return et_accuracy(compiled, data, batch_size, what)
 
 
 def ov_metrics(compiled: Compiled, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict:
