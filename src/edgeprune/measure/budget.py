@@ -178,7 +178,7 @@ def parse(value) -> float:
 
 def _misspelt_runtime(suffix: str) -> str | None:
     """The runtime ``suffix`` almost spells (``openvinox``: ``openvino``), read as a typo rather than a device's name."""
-    close = difflib.get_close_matches(suffix, [name for name in RUNTIMES if len(name) > 3], n=1, cutoff=0.85)
+    close = difflib.get_close_matches(suffix, [name for name in RUNTIMES if len(name) > 3], n=1, cutoff=0.9)
     return close[0] if close and suffix not in RUNTIMES else None
 
 
