@@ -1,5 +1,5 @@
 """`edgeprune measure` and `edgeprune export` take the task: a U-Net on real mnist-seg canvases reports mIoU and pixel
-accuracy (measure with the mIoU interval; export in PyTorch, ONNX Runtime and ExecuTorch, FP32 and INT8, in
+accuracy (measure with the mIoU interval; export in PyTorch, ONNX Runtime, ExecuTorch and OpenVINO, FP32 and INT8, in
 export.json), a regression task of a user's own (`--task file.py:factory`) reports MSE and MAE, a detector's runtime
 metrics are said not to be measured; a data set that does not fit is one line naming both sides (1-D models
 included); a classifier's lines and export.json are as before."""
@@ -20,6 +20,7 @@ from edgeprune.report.metric import Metric
 SEG = "mnist-seg:size=32,n=64,test=32"
 QUICK = ["--runs", "2", "--batch", "1"]
 HAS_EXECUTORCH = importlib.util.find_spec("executorch") is not None
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,20 @@ def test_export_records_the_task_metrics_in_executorch(run_cli, tmp_path, mnist_
     torch_, et = metrics["fp32_torch"], metrics["fp32_executorch"]
     assert set(et) == {"miou", "pixel_acc"} and all(abs(torch_[k] - et[k]) < 1e-3 for k in torch_), (torch_, et)
     assert "test mIoU FP32 (ExecuTorch)" in stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino (the [openvino] extra) is not installed")
+def test_export_records_the_task_metrics_in_openvino(run_cli, tmp_path, mnist_root, unet):
+    out = tmp_path / "ov"
+    code, stdout, err = run_cli("export", unet, "-o", out, "--format", "openvino", "--dataset", SEG,
+                                "--data-dir", mnist_root, "--int8", "static", "--calib-batches", "2")
+    assert code == 0, err
+    metrics = json.loads((out / "export.json").read_text())["metrics"]
+    torch_, ov = metrics["fp32_torch"], metrics["fp32_openvino"]
+    assert set(ov) == set(metrics["int8_openvino"]) == {"miou", "pixel_acc"}
+    assert all(abs(torch_[k] - ov[k]) < 1e-3 for k in torch_), (torch_, ov)
+    assert "test mIoU FP32 / INT8 (OpenVINO)" in stdout
 
 
 def test_a_data_set_of_another_size_is_one_line_naming_both_sides(run_cli, tmp_path, mnist_root, unet):

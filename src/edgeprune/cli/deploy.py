@@ -20,15 +20,18 @@ from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.et_latency import et_latency, export_for
 from edgeprune.export.executorch import Program
 from edgeprune.export.onnx import export_onnx, input_shape_of, onnx
+from edgeprune.export.openvino import Compiled
 from edgeprune.export.ort_latency import ort_latency
+from edgeprune.export.ov_latency import ov_latency
 from edgeprune.measure import latency, machine_info
 from edgeprune.measure.latency import busy_warning, spread
 from edgeprune.utils.io import check_output, write_json
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
-RUNTIMES = ("torch", "onnxruntime", "executorch", "both")
+RUNTIMES = ("torch", "onnxruntime", "executorch", "openvino", "both")
 #: a file bench times as it is, by suffix: (the runtime that runs it, its timer, what it is)
-FILE_RUNTIMES = {".onnx": ("onnxruntime", ort_latency, "an ONNX file"), ".pte": ("executorch", et_latency, "an ExecuTorch program")}
+FILE_RUNTIMES = {".onnx": ("onnxruntime", ort_latency, "an ONNX file"), ".pte": ("executorch", et_latency, "an ExecuTorch program"),
+                 ".xml": ("openvino", ov_latency, "an OpenVINO IR")}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -39,8 +42,8 @@ FILE_RUNTIMES = {".onnx": ("onnxruntime", ort_latency, "an ONNX file"), ".pte": 
 @app.command("export")
 def export_command(
     source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz) or run directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder for model.onnx / model.pte (+ INT8, sparse) and export.json."),
-    fmt: str = typer.Option("onnx", "--format", help="onnx | executorch (a .pte lowered to XNNPACK, needs the [edge] extra) | both."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for model.onnx / model.pte / model.xml (+ INT8, sparse) and export.json."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx | executorch (a .pte lowered to XNNPACK, needs the [edge] extra) | openvino (model.xml + .bin, needs the [openvino] extra) | both (onnx and executorch), or a comma list: onnx,openvino."),
     candidate: Optional[str] = typer.Option(None, "--candidate", help="Candidate id in a run directory's results.jsonl; default: the chosen one."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18..23)."),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' (symbolic batch dimension) or a fixed batch size."),
@@ -49,7 +52,7 @@ def export_command(
     sparse_onnx: bool = typer.Option(False, "--sparse-onnx", help="Also write model.sparse.onnx (+ model.int8.sparse.onnx): standard ONNX sparse initializers."),
     et_batch: str = typer.Option("1", "--et-batch", help="ExecuTorch batch: a fixed size (default 1, what a device runs) or 'dynamic' (up to --max-batch)."),
     max_batch: int = typer.Option(32, "--max-batch", help="ExecuTorch with --et-batch dynamic: the largest batch the program plans memory for."),
-    measure_latency: bool = typer.Option(True, "--latency/--no-latency", help="With --format both: time the files at batch 1 side by side."),
+    measure_latency: bool = typer.Option(True, "--latency/--no-latency", help="With two formats or more: time the files at batch 1 side by side."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Data set for parity inputs, accuracies and calibration; default: the checkpoint's."),
     data_dir: Optional[Path] = DATA_DIR,
     task: Optional[str] = TASK_OPTION,
@@ -59,7 +62,7 @@ def export_command(
     user_model: Optional[str] = typer.Option(None, "--model", "-m", help="For a model of your own class (a run or checkpoint made from Python): the path/to/file.py:factory spec that builds a fresh instance; the checkpoint's weights and pruned shapes are loaded onto it."),
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Argument of the --model factory key=value (repeatable), e.g. --arg width=16."),
 ):
-    """Export a model to ONNX and/or ExecuTorch, verify it in each runtime, optionally quantize to INT8; write export.json."""
+    """Export a model to ONNX, ExecuTorch and/or OpenVINO, verify it in each runtime, optionally quantize to INT8; write export.json."""
     result = export(source, out, formats=fmt, int8=int8, sparse=sparse_values, sparse_onnx=sparse_onnx, data=dataset,
                     data_dir=data_dir, task=task, candidate=candidate, opset=opset, batch=batch,
                     et_batch=et_batch, max_batch=max_batch, latency=measure_latency, calib_batches=calib_batches,
@@ -83,8 +86,8 @@ def bench(
     candidate: str | None = None,
     device: str | None = None,
 ) -> dict:
-    """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT, or ExecuTorch) or of an .onnx
-    (ORT) / .pte (ExecuTorch) file; ``device``: on that device (:mod:`edgeprune.devices`) instead of here."""
+    """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT, ExecuTorch or OpenVINO) or of an
+    .onnx (ORT) / .pte (ExecuTorch) / .xml (OpenVINO IR) file; ``device``: on that device (:mod:`edgeprune.devices`) instead of here."""
     check_positive("--runs", runs)
     check_positive("--warmup", warmup, allow_zero=True)
     if threads is not None:
@@ -125,6 +128,12 @@ def bench(
                     export_for(model, Path(folder) / f"b{b}.pte", "executorch", batch=b)
                     results.append(et_latency(Path(folder) / f"b{b}.pte", batch_size=b, runs=runs, warmup=warmup,
                                               threads=threads))
+        if runtime == "openvino":  # one IR with a dynamic batch, compiled for each batch size timed
+            with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as folder:
+                export_for(model, Path(folder) / "model.xml", "openvino")
+                for b in batches:
+                    results.append(ov_latency(Path(folder) / "model.xml", batch_size=b, runs=runs, warmup=warmup,
+                                              threads=threads))
     info.update({"runs": runs, "warmup": warmup, "results": results, "machine": machine_info(),
                  "torch_threads_default": torch.get_num_threads()})
     return info
@@ -134,6 +143,8 @@ def file_input_shape(path: Path) -> tuple[int, ...]:
     """One example's shape (no batch) an .onnx or .pte file declares; ConfigError when it is symbolic."""
     if path.suffix.lower() == ".pte":
         return Program(path).input_shape
+    if path.suffix.lower() == ".xml":
+        return Compiled(path).input_shape
     dims = [d.dim_value if d.HasField("dim_value") else None
             for d in onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim][1:]
     if not dims or not all(dims):
@@ -143,6 +154,9 @@ def file_input_shape(path: Path) -> tuple[int, ...]:
 
 def bench_on_device(source: Path, device, batches, runs: int, candidate: str | None) -> dict:
     """:func:`bench` on a device: the file as it is, or a checkpoint exported for the device's runtime."""
+    if source.suffix.lower() == ".xml" or device.runtime == "openvino":
+        raise ConfigError(f"OpenVINO is timed on this machine only; a device runs onnxruntime or executorch (drop --device "
+                          f"to time {str(source)!r} here)")
     info = {"source": str(source), "device": device.describe()}
     try:
         info["device"].update({k: v for k, v in device.check().items() if k in ("cores", "cpu", "runtimes", "command")})
@@ -176,8 +190,8 @@ def bench_on_device(source: Path, device, batches, runs: int, candidate: str | N
 
 @app.command("bench")
 def bench_command(
-    source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory, .onnx or .pte file."),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | executorch | both (torch + ORT); default torch (onnxruntime for .onnx, executorch for .pte)."),
+    source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory, .onnx, .pte or OpenVINO .xml file."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | executorch | openvino | both (torch + ORT); default torch (onnxruntime for .onnx, executorch for .pte, openvino for .xml)."),
     batch: str = typer.Option("1,32", "--batch", help="Batch sizes, comma-separated."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (> 0; ORT: intra_op_num_threads); default 1, like the records and budgets (with --device: the device's own)."),
     runs: int = typer.Option(50, "--runs", help="Timed runs per batch size after warm-up (> 0)."),

@@ -1,4 +1,4 @@
-"""The ExecuTorch, sparse-ONNX and side-by-side latency parts of :func:`edgeprune.export` (see :mod:`edgeprune.deploy.pipeline`).
+"""The ExecuTorch, OpenVINO, sparse-ONNX and side-by-side latency parts of :func:`edgeprune.export` (see :mod:`edgeprune.deploy.pipeline`).
 
 Each part returns ``(record, rows)``: what goes into ``export.json`` and the lines of the printed table.
 """
@@ -11,30 +11,41 @@ from edgeprune.deploy import task_metrics
 from edgeprune.errors import ConfigError
 from edgeprune.export.et_latency import compare
 from edgeprune.export.executorch import Program, calibration_batches, et_accuracy, et_metrics, executorch, export_executorch
+from edgeprune.export.openvino import Compiled, convert_checked, export_openvino, openvino, ov_accuracy, ov_metrics
 from edgeprune.export.sparse_onnx import write_sparse
 from edgeprune.report.tables import human_bytes
 
-FORMATS = ("onnx", "executorch", "both")  # what the CLI's --format takes; Python also takes a tuple of the first two
+RUNTIME_FORMATS = ("onnx", "executorch", "openvino")
+# what the CLI's --format takes (also a comma list of RUNTIME_FORMATS: onnx,openvino); Python also takes a tuple
+FORMATS = (*RUNTIME_FORMATS, "both")  # both: onnx and executorch
 
 
 def check_formats(formats, int8: str | None) -> tuple[str, ...]:
-    """The formats to write: ``formats`` a name of FORMATS or a tuple of "onnx" / "executorch"; fails fast (one
-    line) without the executorch extra, and for INT8 that ExecuTorch has no form of."""
-    if isinstance(formats, str):
+    """The formats to write: ``formats`` a name of FORMATS, a comma list or a tuple of RUNTIME_FORMATS; fails fast
+    (one line) without the executorch / openvino extra, and for INT8 that ExecuTorch or OpenVINO has no form of."""
+    if isinstance(formats, str) and "," not in formats:
         if formats not in FORMATS:
-            raise ConfigError(f"--format {formats!r} is not allowed; allowed: {', '.join(FORMATS)}")
+            raise ConfigError(f"--format {formats!r} is not allowed; allowed: {', '.join(FORMATS)} or a comma list "
+                              f"of {', '.join(RUNTIME_FORMATS)}")
         chosen = ("onnx", "executorch") if formats == "both" else (formats,)
     else:
-        names = list(formats) if isinstance(formats, (list, tuple)) else [formats]
-        bad = next((f for f in names if f not in FORMATS[:2]), None) if names else formats
+        names = ([f.strip() for f in formats.split(",")] if isinstance(formats, str)
+                 else list(formats) if isinstance(formats, (list, tuple)) else [formats])
+        bad = next((f for f in names if f not in RUNTIME_FORMATS), None) if names else formats
         if bad is not None:
-            raise ConfigError(f"formats {bad!r} is not allowed; allowed: a tuple of {', '.join(FORMATS[:2])} (or 'both')")
-        chosen = tuple(f for f in FORMATS[:2] if f in names)
+            raise ConfigError(f"format {bad!r} is not allowed; allowed: {', '.join(RUNTIME_FORMATS)} (a tuple or a "
+                              f"comma list), or 'both'")
+        chosen = tuple(f for f in RUNTIME_FORMATS if f in names)
     if "executorch" in chosen:
         executorch()  # DependencyError: pip install 'edgeprune[edge]'
         if int8 == "dynamic":
             raise ConfigError("--int8 dynamic has no ExecuTorch form; use --int8 static (PT2E, XNNPACK quantizer) "
                               "with --format executorch|both")
+    if "openvino" in chosen:
+        openvino()  # DependencyError: pip install 'edgeprune[openvino]'
+        if int8 == "dynamic":
+            raise ConfigError("--int8 dynamic has no OpenVINO form; use --int8 static (QDQ ONNX, which OpenVINO runs "
+                              "in INT8) with --format openvino")
     return chosen
 
 
@@ -69,6 +80,42 @@ def executorch_part(model, out: Path, inputs, splits, *, batch, max_batch: int, 
         record["metrics"] = {key: et_metrics(Program(out / file), model, inputs[:1], splits.test, task)
                              for key, file in files.items()}
         rows += task_metrics.runtime_rows(task, record["metrics"], "ExecuTorch")
+    return record, rows
+
+
+def openvino_part(model, out: Path, inputs, splits, *, int8: str | None, calib_batches: int, calib_batch_size: int,
+                  tolerance: float, evaluation: str | None = "accuracy", task=None) -> tuple[dict, list]:
+    """model.xml + model.bin (+ model.int8.xml): converted from the ONNX files of the ONNX part when it wrote them
+    (else from an export of their own), parity in OpenVINO, accuracy or the task's metrics there."""
+    record: dict = {}
+    for precision, onnx_file, xml in [("fp32", "model.onnx", "model.xml")] + ([("int8", "model.int8.onnx", "model.int8.xml")]
+                                                                                if int8 is not None else []):
+        if (out / onnx_file).is_file():
+            info = convert_checked(model, out / onnx_file, out / xml, inputs, int8=precision == "int8", tolerance=tolerance)
+            info["converted_from"] = onnx_file
+        else:
+            info = export_openvino(model, out / xml, inputs, int8=precision == "int8", tolerance=tolerance,
+                                   calibration=splits.train if precision == "int8" else None,
+                                   calib_batches=calib_batches, calib_batch_size=calib_batch_size)
+            info["converted_from"] = "ONNX export (not kept)" + (", static INT8 (QDQ)" if precision == "int8" else "")
+        info["path"] = xml
+        record[precision] = info
+    fp32 = record["fp32"]
+    rows = [["model.xml + model.bin", f"{human_bytes(fp32['bytes'])}, FP32, OpenVINO {fp32['openvino'].split('-')[0]} CPU"],
+            ["max |OpenVINO - torch| (FP32)", f"{fp32['max_abs_diff']:.2e}"]]
+    if int8 is not None:
+        q = record["int8"]
+        rows.append(["model.int8.xml + .bin", f"{human_bytes(q['bytes'])} (static INT8 QDQ, {fp32['bytes'] / q['bytes']:.2f}x "
+                                              f"smaller; max |OpenVINO - torch FP32| {q['max_abs_diff_fp32']:.2e})"])
+    files = {"fp32_openvino": "model.xml"} | ({"int8_openvino": "model.int8.xml"} if int8 is not None else {})
+    if splits is not None and evaluation == "accuracy":
+        record["accuracy"] = {key: ov_accuracy(Compiled(out / file), splits.test)[0] for key, file in files.items()}
+        rows.append(["test top-1 (OpenVINO) FP32" + (" / INT8" if int8 else ""),
+                     " / ".join(f"{v:.2%}" for v in record["accuracy"].values())])
+    if evaluation == "metrics":
+        record["metrics"] = {key: ov_metrics(Compiled(out / file), model, inputs[:1], splits.test, task)
+                             for key, file in files.items()}
+        rows += task_metrics.runtime_rows(task, record["metrics"], "OpenVINO")
     return record, rows
 
 

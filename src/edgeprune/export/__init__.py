@@ -6,7 +6,9 @@
   one-call FP32-vs-INT8 accuracy (both in ONNX Runtime) and size comparison reports use.
 * :func:`export_executorch` writes an XNNPACK-lowered ``.pte`` (FP32 or PT2E INT8) checked in the
   ExecuTorch runtime (optional ``[edge]`` extra); :class:`Program` runs one, :func:`et_accuracy` scores it.
-* :func:`latency_ms` is one latency figure in ``"onnxruntime"`` or ``"executorch"`` (what budgets such as
+* :func:`export_openvino` writes OpenVINO IR (``model.xml`` + ``.bin``, FP32 or the static INT8 QDQ ONNX converted)
+  checked in OpenVINO (optional ``[openvino]`` extra); :class:`Compiled` runs one, :func:`ov_accuracy` scores it.
+* :func:`latency_ms` is one latency figure in ``"onnxruntime"``, ``"executorch"`` or ``"openvino"`` (what budgets such as
   ``latency<=2ms@executorch`` call); :func:`compare_latency` times artifacts side by side.
 * :func:`sparse_onnx.write_sparse` rewrites an ONNX file with standard ``sparse_initializer``s (FP32/INT8).
 * :mod:`edgeprune.export.sparse` writes/reads the ``.epz`` compressed sparse artifact.
@@ -28,15 +30,21 @@ from edgeprune.export.onnx import (
     ort_session,
     parity,
 )
+from edgeprune.export.openvino import Compiled, export_openvino, ov_accuracy
+from edgeprune.export.ov_latency import ov_latency
 
 __all__ = [
     "RUNTIMES",
+    "Compiled",
     "Program",
     "check_runtime",
     "compare_latency",
     "et_accuracy",
     "et_latency",
     "export_executorch",
+    "export_openvino",
+    "ov_accuracy",
+    "ov_latency",
     "latency_ms",
     "sparse_onnx",
     "DEFAULT_OPSET",

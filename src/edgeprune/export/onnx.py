@@ -262,16 +262,22 @@ def ort_outputs(session, x: torch.Tensor | np.ndarray, names: list[str] | None =
     x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     x = np.ascontiguousarray(x, dtype=np.float32)
     name = session.get_inputs()[0].name
-    size = fixed_batch(session)
+    return in_chunks(lambda chunk: session.run(names, {name: chunk}), x, fixed_batch(session))
+
+
+def in_chunks(run, x: np.ndarray, size: int | None) -> list[np.ndarray]:
+    """Every output of ``run`` (one call: a batch -> its outputs) for a batch ``x`` of any size: one call when the
+    model's batch is dynamic (``size`` None) or ``x``'s own, else chunks of ``size``, the last padded with zeros
+    (their outputs dropped)."""
     if size is None or len(x) == size:
-        return session.run(names, {name: x})
+        return list(run(x))
     parts = []
     for i in range(0, len(x), size):
         chunk = x[i:i + size]
         n = len(chunk)
         if n < size:
-            chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), dtype=np.float32)])
-        parts.append([out[:n] for out in session.run(names, {name: chunk})])
+            chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), dtype=chunk.dtype)])
+        parts.append([out[:n] for out in run(chunk)])
     return [np.concatenate(outs) for outs in zip(*parts)]
 
 

@@ -3,6 +3,7 @@
     parse("latency<=2.5ms")      # ONNX Runtime latency, batch 1 (FP32)
     parse("latency<=40ms@b32")   # ... at batch 32
     parse("latency<=2ms@executorch")   # latency in ExecuTorch (XNNPACK) instead of ONNX Runtime
+    parse("latency<=3ms@openvino")     # latency in OpenVINO (CPU plugin; @ov for short)
     parse("latency<=8ms@pi5")    # timed on a device saved with `edgeprune devices add pi5 ...` (edgeprune.devices)
     parse("size<=1.5MB")         # bytes of the exported ONNX file (FP32); "size<=400KB@int8": INT8 file
     parse("size<=400KB@sparse")  # bytes of the compressed sparse artifact (.epz: zeros cost little)
@@ -18,12 +19,13 @@ gave, so ids and reports show ``latency<=2.5ms`` rather than ``2.5``; JSON store
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from edgeprune.errors import ConfigError
 
 KINDS = ("sparsity", "latency", "size", "macs", "params")
-ALLOWED = ("a sparsity in [0, 1) (0.8 or sparsity=0.8), latency<=2.5ms (optionally @b32, @executorch, @DEVICE), size<=1.5MB "
+ALLOWED = ("a sparsity in [0, 1) (0.8 or sparsity=0.8), latency<=2.5ms (optionally @b32, @executorch, @openvino, @DEVICE), size<=1.5MB "
            "(B/KB/MB/GB, optionally @int8, @sparse), macs<=20M, params<=100k, or any of them relative to the input "
            "model (latency<=50%)")
 _SIZE_UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
@@ -31,7 +33,9 @@ _TIME_UNITS = {"ms": 1.0, "s": 1e3, "us": 1e-3}
 _COUNT_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}
 _PATTERN = re.compile(r"^(latency|size|macs|params)\s*<=?\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-z%]*)\s*"
                       r"((?:@\s*[a-z0-9_-]+\s*)*)$")
-RUNTIMES = {"onnxruntime": "onnxruntime", "ort": "onnxruntime", "executorch": "executorch", "et": "executorch"}
+RUNTIMES = {"onnxruntime": "onnxruntime", "ort": "onnxruntime", "executorch": "executorch", "et": "executorch",
+            "openvino": "openvino", "ov": "openvino"}
+RECORD_PREFIX = {"onnxruntime": "ort", "executorch": "et", "openvino": "ov"}  # ort_latency_ms_b1, et_..., ov_...
 SUFFIXES = ("host", "int8", "fp32", "sparse", *RUNTIMES)  # words a budget's @ already means: no device is named so
 # what each kind measures, as a record field
 QUANTITY = {"sparsity": "sparsity", "latency": "ort_latency_ms", "size": "onnx_bytes", "macs": "macs",
@@ -87,7 +91,7 @@ class Budget(float):
         """The record field this budget limits (``ort_latency_ms_b32`` for a batch-32 latency)."""
         name = QUANTITY[self.kind]
         if self.kind == "latency":
-            name = f"{'et' if self.runtime == 'executorch' else 'ort'}_latency_ms_b{self.batch}"
+            name = f"{RECORD_PREFIX[self.runtime]}_latency_ms_b{self.batch}"
             return f"{name}_{self.device}" if self.device else name
         if self.kind == "size" and self.sparse:
             name = "epz_bytes"
@@ -145,6 +149,9 @@ def parse(value) -> float:
             sparse = True
         elif suffix == "host" and kind == "latency":
             pass  # this machine: the default
+        elif kind == "latency" and _misspelt_runtime(suffix):
+            raise ConfigError(f"budget {value!r}: @{suffix} is not a runtime; did you mean @{_misspelt_runtime(suffix)}? "
+                              f"(runtimes: {', '.join(RUNTIMES)})")
         elif kind == "latency" and device is None and re.fullmatch(r"[a-z][a-z0-9_-]*", suffix) and suffix not in SUFFIXES:
             device = suffix  # a saved device's name: checked when the request is resolved (edgeprune.devices)
         else:
@@ -167,6 +174,12 @@ def parse(value) -> float:
         raise ConfigError(f"budget {value!r} must be a positive limit (a percentage at most 100%); allowed: {ALLOWED}")
     return Budget(limit, kind, relative=relative, batch=batch, precision=precision, runtime=runtime, sparse=sparse,
                   device=device, text=shown)
+
+
+def _misspelt_runtime(suffix: str) -> str | None:
+    """The runtime ``suffix`` almost spells (``openvinox``: ``openvino``), read as a typo rather than a device's name."""
+    close = difflib.get_close_matches(suffix, [name for name in RUNTIMES if len(name) > 3], n=1, cutoff=0.9)
+    return close[0] if close and suffix not in RUNTIMES else None
 
 
 def _number(text: str, original) -> float:

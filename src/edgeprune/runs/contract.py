@@ -19,7 +19,9 @@ in ONNX Runtime).
 Edge stages (``EDGE_STAGES``, not in the default ``STAGES``: run them by name, as
 ``benchmarks/executorch_zoo.py`` does): ``executorch`` (FP32 ``.pte`` lowered to XNNPACK, parity in the
 ExecuTorch runtime on two random inputs; an operator that cannot be lowered is refused in one line naming
-it; ``n/a`` without the ``[edge]`` extra).
+it; ``n/a`` without the ``[edge]`` extra) and ``openvino`` (the ONNX export converted to OpenVINO IR, parity in
+OpenVINO's CPU plugin on two random inputs; an operator OpenVINO cannot convert is refused in one line naming it;
+``n/a`` without the ``[openvino]`` extra).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from edgeprune import strategies as strategies_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.errors import DependencyError, EdgepruneError, ModelError
 from edgeprune.export import executorch as et_lib
+from edgeprune.export import openvino as ov_lib
 from edgeprune.export.onnx import export_verified
 from edgeprune.measure import param_count, prunable_weights
 from edgeprune.methods import vbp_core
@@ -53,7 +56,7 @@ from edgeprune.surgery.ratios import prune_channels
 from edgeprune.surgery.structure import plan as plan_structure
 
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
-EDGE_STAGES = ("executorch",)  # slower exports, run by name (benchmarks/executorch_zoo.py), not by default
+EDGE_STAGES = ("executorch", "openvino")  # slower exports, run by name (benchmarks/executorch_zoo.py), not by default
 STATUSES = ("pass", "none", "refused", "n/a", "fail")
 TIMEOUT = 60.0  # seconds of CPU time (the stages run at one thread)
 WALL_FACTOR = 4
@@ -272,8 +275,26 @@ def stage_executorch(model, example, shape, top: int = 3) -> str:
     return note
 
 
+def stage_openvino(model, example, shape) -> str:
+    """FP32 IR converted from the ONNX export, parity in OpenVINO on two random inputs. A ModelError naming what cannot
+    be exported or converted is a refusal; a parity mismatch or an IR OpenVINO cannot compile is a failure."""
+    try:
+        ov_lib.openvino()
+    except DependencyError as exc:
+        raise NotApplicable(str(exc)) from None
+    inputs = torch.randn(2, *example.shape[1:], generator=torch.Generator().manual_seed(0))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            info = ov_lib.export_openvino(model, Path(tmp) / "model.xml", inputs)
+    except ModelError as exc:
+        if any(s in str(exc) for s in ("does not match PyTorch", "OpenVINO cannot load")):
+            raise AssertionError(str(exc)) from None
+        raise
+    return f"max diff {info['max_abs_diff']:.2g} (max |logit| {info['logit_scale']:.2g})"
+
+
 _RUN = {"roles": stage_roles, "mam50": stage_mam, "structured30": stage_structured, "vbp30": stage_vbp,
-        "reconvene90": stage_reconvene, "onnx": stage_onnx, "executorch": stage_executorch}
+        "reconvene90": stage_reconvene, "onnx": stage_onnx, "executorch": stage_executorch, "openvino": stage_openvino}
 
 
 def register_stage(name: str, run) -> None:

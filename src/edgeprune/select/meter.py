@@ -5,7 +5,7 @@
     fits, limit = meter.limit(parse("size<=400KB"))
     meter.deploy(small)                          # ONNX bytes (FP32, INT8), ORT latency and paired speed-ups
 
-Latency is timed with one thread in ONNX Runtime or ExecuTorch. A relative latency budget is one paired
+Latency is timed with one thread in ONNX Runtime, ExecuTorch or OpenVINO. A relative latency budget is one paired
 measurement of the candidate and the input model (alternating calls), scaled to the input model's reference:
 machine load that slows both alike does not move it. The input model's exports are written once per meter.
 """
@@ -22,13 +22,14 @@ from torch import nn
 from edgeprune import devices
 from edgeprune.devices import Device
 from edgeprune.export import sparse
-from edgeprune.export.et_latency import compare, export_for, latency_ms
+from edgeprune.export.et_latency import FILE_NAMES, compare, export_for, latency_ms
 from edgeprune.export.int8 import quantize
 from edgeprune.export.onnx import export_for_timing, export_onnx
 from edgeprune.export.ort_latency import ort_latency, paired_latency
 from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
 
+EDGE_RUNTIMES = ("executorch", "openvino")  # timed by exporting for them (ONNX Runtime: the ONNX paths below)
 LATENCY_BATCHES = (1, 32)  # the batches deploy metrics time
 CONFIRM_FACTOR = 3  # a confirming latency measurement times this many times the runs
 
@@ -67,10 +68,10 @@ class Meter:
                 return self._on_device(model, budget, Path(folder), runs, shipped)
             if kind == "size" and budget.sparse:
                 return float(sparse.save(model, Path(folder) / "model.epz", values=budget.precision)["bytes"])
-            if kind == "latency" and budget.runtime == "executorch" and budget.relative and model is not self.model:
-                return self.dense_value(budget) / self._paired_et_ratio(model, budget.batch, Path(folder), runs)
-            if kind == "latency" and budget.runtime == "executorch":
-                return latency_ms(model, budget.batch, "executorch", input_shape=self.shape, runs=runs)
+            if kind == "latency" and budget.runtime in EDGE_RUNTIMES and budget.relative and model is not self.model:
+                return self.dense_value(budget) / self._paired_ratio(model, budget, Path(folder), runs)
+            if kind == "latency" and budget.runtime in EDGE_RUNTIMES:
+                return latency_ms(model, budget.batch, budget.runtime, input_shape=self.shape, runs=runs)
             path = Path(folder) / "model.onnx"
             if kind == "latency":  # a bisection's step times a fast export; its confirmation the shipped file
                 (export_onnx if shipped else export_for_timing)(model, path, input_shape=self.shape)
@@ -148,12 +149,13 @@ class Meter:
             self.cache[key] = (folder, path)
         return self.cache[key][1]
 
-    def _dense_pte(self, batch: int) -> Path:
-        key = ("dense-pte", batch)
+    def _dense_file(self, runtime: str, batch: int) -> Path:
+        """The input model's ExecuTorch program (planned for ``batch``) or OpenVINO IR, written once per meter."""
+        key = (f"dense-{runtime}", batch)
         if key not in self.cache:
             folder = tempfile.TemporaryDirectory(prefix="edgeprune-dense-")
-            path = Path(folder.name) / "model.pte"
-            export_for(self.model, path, "executorch", batch=batch, input_shape=self.shape)
+            path = Path(folder.name) / FILE_NAMES[runtime]
+            export_for(self.model, path, runtime, batch=batch, input_shape=self.shape)
             self.cache[key] = (folder, path)
         return self.cache[key][1]
 
@@ -169,7 +171,7 @@ class Meter:
         alternation with the input model there and scaled to its reference."""
         device = self.device(budget.device)
         et = budget.runtime == "executorch"
-        reference = self._dense_pte(budget.batch) if et else self.dense_onnx(shipped=shipped)
+        reference = self._dense_file("executorch", budget.batch) if et else self.dense_onnx(shipped=shipped)
         if model is self.model:
             return device.latency(reference, self.shape, budget.batch, runs)
         path = folder / ("model.pte" if et else "model.onnx")
@@ -181,13 +183,13 @@ class Meter:
             return device.latency(path, self.shape, budget.batch, runs)
         return self.dense_value(budget) / device.paired(reference, path, self.shape, budget.batch, runs)["ratio"]
 
-    def _paired_et_ratio(self, model: nn.Module, batch: int, folder: Path, runs: int) -> float:
-        """Input model's ExecuTorch median / ``model``'s, timed in alternation (``latency_runs`` rounds of one call
-        each, as :func:`paired_latency` does in ONNX Runtime)."""
-        path = folder / "model.pte"
-        export_for(model, path, "executorch", batch=batch, input_shape=self.shape)
-        timed = compare({"dense": self._dense_pte(batch), "candidate": path}, batch, rounds=runs, runs=1,
-                        threads=1)
+    def _paired_ratio(self, model: nn.Module, budget: Budget, folder: Path, runs: int) -> float:
+        """Input model's median / ``model``'s in the budget's runtime (ExecuTorch or OpenVINO), timed in alternation
+        (``latency_runs`` rounds of one call each, as :func:`paired_latency` does in ONNX Runtime)."""
+        path = folder / FILE_NAMES[budget.runtime]
+        export_for(model, path, budget.runtime, batch=budget.batch, input_shape=self.shape)
+        timed = compare({"dense": self._dense_file(budget.runtime, budget.batch), "candidate": path}, budget.batch,
+                        rounds=runs, runs=1, threads=1)
         return timed["dense"]["median_ms"] / timed["candidate"]["median_ms"]
 
 
