@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import sys
 import tempfile
@@ -28,13 +29,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import edgeprune  # noqa: E402
-from common import save, shared_data_dir  # noqa: E402
+from common import RESULTS, SECTIONS, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
 from edgeprune.methods import structured_mam  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
 from edgeprune.report.stats import t_interval  # noqa: E402
 from edgeprune.tasks import Classification  # noqa: E402
 from edgeprune.train import default_config  # noqa: E402
+from edgeprune.utils.io import write_text  # noqa: E402
 
 ARMS = ("none", "channels", "full")
 LABELS = {"resnet20": "ResNet-20", "vit": "zoo ViT"}
@@ -98,6 +100,10 @@ def render(result: dict) -> str:
             layers = statistics.mean(r["depths"][depth]["full"]["layers"] for r in runs)
             lines.append(f"| {LABELS[spec]} | {depth} | {macs:.1f} | {_cell(dense)} | {_cell(arms['none'])} | "
                          f"{_cell(arms['channels'])} | {_cell(arms['full'])} | {_cell(gain)} | {layers:.0f} |")
+    if all(r["depths"][d]["channels"]["layers"] == 0 for runs in result["models"].values() for r in runs
+           for d in r["depths"]):
+        lines += ["", "Under this budget the removed blocks alone meet it: no channel is removed, so reconstruction of "
+                      "the consumers of removed channels alone has nothing to re-fit (`channels` = `none`)."]
     return "\n".join(lines)
 
 
@@ -110,7 +116,11 @@ def main() -> None:
     p.add_argument("--resnet-epochs", type=int, default=3)
     p.add_argument("--vit-epochs", type=int, default=10)
     p.add_argument("--name", default="depth_reconstruction")
+    p.add_argument("--render", action="store_true", help="rewrite the section from results/NAME.json")
     args = p.parse_args()
+    if args.render:
+        result = json.loads((RESULTS / f"{args.name}.json").read_text())
+        return write_text(SECTIONS / f"{args.name}.md", render(result) + "\n")
     if shared_data_dir() is None:
         sys.exit("MNIST not found: set EDGEPRUNE_DATA")
     torch.set_num_threads(1)
