@@ -60,7 +60,7 @@ def test_a_run_directory_candidate_with_the_sparse_artifact(tmp_path):
     "options,error,needles",
     [
         ({"formats": ("onnx", "tflite")}, ConfigError, ["'tflite'", "onnx, executorch"]),
-        ({"formats": "all"}, ConfigError, ["'all'", "onnx, executorch, openvino, both"]),
+        ({"formats": "all"}, ConfigError, ["'all'", "onnx, executorch, openvino, litert, both"]),
         ({"int8": "int4"}, ConfigError, ["'int4'", "static, dynamic"]),
         ({"sparse": "fp8"}, ConfigError, ["'fp8'", "fp32, fp16, int8"]),
         ({"opset": 11}, ConfigError, ["opset 11", "18..23"]),

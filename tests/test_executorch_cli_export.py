@@ -48,7 +48,7 @@ def test_export_both_formats(run_cli, tmp_path):
 def test_bad_format_choices(run_cli, tmp_path):
     ckpt = models.save(models.create("lenet300", num_classes=10, in_channels=1, image_size=8), tmp_path / "m.pt")
     code, _, err = run_cli("export", ckpt, "--out", tmp_path / "a", "--format", "tflite")
-    assert_one_line_error(code, err, "--format 'tflite'", "onnx, executorch, openvino, both")
+    assert_one_line_error(code, err, "--format 'tflite'", "onnx, executorch, openvino, litert, both")
     code, _, err = run_cli("export", ckpt, "--out", tmp_path / "b", "--format", "executorch", "--int8", "dynamic")
     assert_one_line_error(code, err, "--int8 dynamic", "static")
     code, _, err = run_cli("export", ckpt, "--out", tmp_path / "c", "--format", "executorch", "--sparse-onnx")

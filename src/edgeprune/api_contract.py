@@ -123,6 +123,6 @@ def check_api(model: nn.Module, example: torch.Tensor, stages=API_STAGES, *, tim
 
 
 # the task contract: what every segmentation / detection / regression model goes through (stage level: roles,
-# Mix-and-Match masks at 50 %, 30 % of the channels removed, VBP where there is an MLP, ONNX, ExecuTorch and OpenVINO parity);
+# Mix-and-Match masks at 50 %, 30 % of the channels removed, VBP where there is an MLP, ONNX, ExecuTorch, OpenVINO and LiteRT parity);
 # the public-API stages above take task= too (check_api(..., task=)), at a default call's cost
-TASK_STAGES = ("roles", "mam50", "structured30", "vbp30", "onnx", "executorch", "openvino")
+TASK_STAGES = ("roles", "mam50", "structured30", "vbp30", "onnx", "executorch", "openvino", "litert")

@@ -19,6 +19,8 @@ from edgeprune.devices.base import runtime_of
 from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.et_latency import et_latency, export_for
 from edgeprune.export.executorch import Program
+from edgeprune.export.litert import Interpreter
+from edgeprune.export.litert_latency import lrt_latency
 from edgeprune.export.onnx import export_onnx, input_shape_of, onnx
 from edgeprune.export.openvino import Compiled
 from edgeprune.export.ort_latency import ort_latency
@@ -28,10 +30,10 @@ from edgeprune.measure.latency import busy_warning, spread
 from edgeprune.utils.io import check_output, write_json
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (mnist/, cifar tarballs); default $EDGEPRUNE_DATA or ./data.")
-RUNTIMES = ("torch", "onnxruntime", "executorch", "openvino", "both")
+RUNTIMES = ("torch", "onnxruntime", "executorch", "openvino", "litert", "both")
 #: a file bench times as it is, by suffix: (the runtime that runs it, its timer, what it is)
 FILE_RUNTIMES = {".onnx": ("onnxruntime", ort_latency, "an ONNX file"), ".pte": ("executorch", et_latency, "an ExecuTorch program"),
-                 ".xml": ("openvino", ov_latency, "an OpenVINO IR")}
+                 ".xml": ("openvino", ov_latency, "an OpenVINO IR"), ".tflite": ("litert", lrt_latency, "a LiteRT program")}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -42,8 +44,8 @@ FILE_RUNTIMES = {".onnx": ("onnxruntime", ort_latency, "an ONNX file"), ".pte": 
 @app.command("export")
 def export_command(
     source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz) or run directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder for model.onnx / model.pte / model.xml (+ INT8, sparse) and export.json."),
-    fmt: str = typer.Option("onnx", "--format", help="onnx | executorch (a .pte lowered to XNNPACK, needs the [edge] extra) | openvino (model.xml + .bin, needs the [openvino] extra) | both (onnx and executorch), or a comma list: onnx,openvino."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for model.onnx / model.pte / model.xml / model.tflite (+ INT8, sparse) and export.json."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx | executorch (a .pte lowered to XNNPACK, needs the [edge] extra) | openvino (model.xml + .bin, needs the [openvino] extra) | litert (model.tflite, batch 1, needs the [litert] extra) | both (onnx and executorch), or a comma list: onnx,openvino,litert."),
     candidate: Optional[str] = typer.Option(None, "--candidate", help="Candidate id in a run directory's results.jsonl; default: the chosen one."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18..23)."),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' (symbolic batch dimension) or a fixed batch size."),
@@ -62,7 +64,7 @@ def export_command(
     user_model: Optional[str] = typer.Option(None, "--model", "-m", help="For a model of your own class (a run or checkpoint made from Python): the path/to/file.py:factory spec that builds a fresh instance; the checkpoint's weights and pruned shapes are loaded onto it."),
     arg: Optional[list[str]] = typer.Option(None, "--arg", help="Argument of the --model factory key=value (repeatable), e.g. --arg width=16."),
 ):
-    """Export a model to ONNX, ExecuTorch and/or OpenVINO, verify it in each runtime, optionally quantize to INT8; write export.json."""
+    """Export a model to ONNX, ExecuTorch, OpenVINO and/or LiteRT, verify it in each runtime, optionally quantize to INT8; write export.json."""
     result = export(source, out, formats=fmt, int8=int8, sparse=sparse_values, sparse_onnx=sparse_onnx, data=dataset,
                     data_dir=data_dir, task=task, candidate=candidate, opset=opset, batch=batch,
                     et_batch=et_batch, max_batch=max_batch, latency=measure_latency, calib_batches=calib_batches,
@@ -86,8 +88,8 @@ def bench(
     candidate: str | None = None,
     device: str | None = None,
 ) -> dict:
-    """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT, ExecuTorch or OpenVINO) or of an
-    .onnx (ORT) / .pte (ExecuTorch) / .xml (OpenVINO IR) file; ``device``: on that device (:mod:`edgeprune.devices`) instead of here."""
+    """Latency of a checkpoint / artifact / run-dir candidate (torch and/or ORT, ExecuTorch, OpenVINO or LiteRT) or of an
+    .onnx (ORT) / .pte (ExecuTorch) / .xml (OpenVINO IR) / .tflite (LiteRT) file; ``device``: on that device (:mod:`edgeprune.devices`) instead of here."""
     check_positive("--runs", runs)
     check_positive("--warmup", warmup, allow_zero=True)
     if threads is not None:
@@ -122,12 +124,13 @@ def bench(
                 export_onnx(model, onnx_path)
                 for b in batches:
                     results.append(ort_latency(onnx_path, shape, batch_size=b, runs=runs, warmup=warmup, threads=threads))
-        if runtime == "executorch":  # one program per batch size: ExecuTorch plans a fixed batch
+        if runtime in ("executorch", "litert"):  # one program per batch size: both keep a fixed batch
+            suffix, timer = (".pte", et_latency) if runtime == "executorch" else (".tflite", lrt_latency)
             with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as folder:
                 for b in batches:
-                    export_for(model, Path(folder) / f"b{b}.pte", "executorch", batch=b)
-                    results.append(et_latency(Path(folder) / f"b{b}.pte", batch_size=b, runs=runs, warmup=warmup,
-                                              threads=threads))
+                    export_for(model, Path(folder) / f"b{b}{suffix}", runtime, batch=b)
+                    results.append(timer(Path(folder) / f"b{b}{suffix}", batch_size=b, runs=runs, warmup=warmup,
+                                         threads=threads))
         if runtime == "openvino":  # one IR with a dynamic batch, compiled for each batch size timed
             with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as folder:
                 export_for(model, Path(folder) / "model.xml", "openvino")
@@ -145,6 +148,8 @@ def file_input_shape(path: Path) -> tuple[int, ...]:
         return Program(path).input_shape
     if path.suffix.lower() == ".xml":
         return Compiled(path).input_shape
+    if path.suffix.lower() == ".tflite":
+        return Interpreter(path).input_shape
     dims = [d.dim_value if d.HasField("dim_value") else None
             for d in onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim][1:]
     if not dims or not all(dims):
@@ -154,9 +159,9 @@ def file_input_shape(path: Path) -> tuple[int, ...]:
 
 def bench_on_device(source: Path, device, batches, runs: int, candidate: str | None) -> dict:
     """:func:`bench` on a device: the file as it is, or a checkpoint exported for the device's runtime."""
-    if source.suffix.lower() == ".xml" or device.runtime == "openvino":
-        raise ConfigError(f"OpenVINO is timed on this machine only; a device runs onnxruntime or executorch (drop --device "
-                          f"to time {str(source)!r} here)")
+    if source.suffix.lower() in (".xml", ".tflite") or device.runtime in ("openvino", "litert"):
+        raise ConfigError(f"OpenVINO and LiteRT are timed on this machine only; a device runs onnxruntime or executorch "
+                          f"(drop --device to time {str(source)!r} here)")
     info = {"source": str(source), "device": device.describe()}
     try:
         info["device"].update({k: v for k, v in device.check().items() if k in ("cores", "cpu", "runtimes", "command")})
@@ -190,8 +195,8 @@ def bench_on_device(source: Path, device, batches, runs: int, candidate: str | N
 
 @app.command("bench")
 def bench_command(
-    source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory, .onnx, .pte or OpenVINO .xml file."),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | executorch | openvino | both (torch + ORT); default torch (onnxruntime for .onnx, executorch for .pte, openvino for .xml)."),
+    source: Path = typer.Argument(..., help="Checkpoint (.pt), sparse artifact (.epz), run directory, .onnx, .pte, OpenVINO .xml or LiteRT .tflite file."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | executorch | openvino | litert | both (torch + ORT); default torch (onnxruntime for .onnx, executorch for .pte, openvino for .xml, litert for .tflite)."),
     batch: str = typer.Option("1,32", "--batch", help="Batch sizes, comma-separated."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (> 0; ORT: intra_op_num_threads); default 1, like the records and budgets (with --device: the device's own)."),
     runs: int = typer.Option(50, "--runs", help="Timed runs per batch size after warm-up (> 0)."),

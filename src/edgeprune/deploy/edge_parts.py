@@ -1,4 +1,4 @@
-"""The ExecuTorch, OpenVINO, sparse-ONNX and side-by-side latency parts of :func:`edgeprune.export` (see :mod:`edgeprune.deploy.pipeline`).
+"""The ExecuTorch, OpenVINO, LiteRT, sparse-ONNX and side-by-side latency parts of :func:`edgeprune.export` (see :mod:`edgeprune.deploy.pipeline`).
 
 Each part returns ``(record, rows)``: what goes into ``export.json`` and the lines of the printed table.
 """
@@ -11,18 +11,19 @@ from edgeprune.deploy import task_metrics
 from edgeprune.errors import ConfigError
 from edgeprune.export.et_latency import compare
 from edgeprune.export.executorch import Program, calibration_batches, et_accuracy, et_metrics, executorch, export_executorch
+from edgeprune.export.litert import Interpreter, export_litert, litert, lrt_accuracy, lrt_metrics
 from edgeprune.export.openvino import Compiled, convert_checked, export_openvino, openvino, ov_accuracy, ov_metrics
 from edgeprune.export.sparse_onnx import write_sparse
 from edgeprune.report.tables import human_bytes
 
-RUNTIME_FORMATS = ("onnx", "executorch", "openvino")
+RUNTIME_FORMATS = ("onnx", "executorch", "openvino", "litert")
 # what the CLI's --format takes (also a comma list of RUNTIME_FORMATS: onnx,openvino); Python also takes a tuple
 FORMATS = (*RUNTIME_FORMATS, "both")  # both: onnx and executorch
 
 
 def check_formats(formats, int8: str | None) -> tuple[str, ...]:
     """The formats to write: ``formats`` a name of FORMATS, a comma list or a tuple of RUNTIME_FORMATS; fails fast
-    (one line) without the executorch / openvino extra, and for INT8 that ExecuTorch or OpenVINO has no form of."""
+    (one line) without the executorch / openvino / litert extra, and for INT8 that a runtime has no form of."""
     if isinstance(formats, str) and "," not in formats:
         if formats not in FORMATS:
             raise ConfigError(f"--format {formats!r} is not allowed; allowed: {', '.join(FORMATS)} or a comma list "
@@ -46,6 +47,11 @@ def check_formats(formats, int8: str | None) -> tuple[str, ...]:
         if int8 == "dynamic":
             raise ConfigError("--int8 dynamic has no OpenVINO form; use --int8 static (QDQ ONNX, which OpenVINO runs "
                               "in INT8) with --format openvino")
+    if "litert" in chosen:
+        litert()  # DependencyError: pip install 'edgeprune[litert]'
+        if int8 == "dynamic":
+            raise ConfigError("--int8 dynamic has no LiteRT form; use --int8 static (ai-edge-quantizer, INT8 weights "
+                              "and activations calibrated on the training split) with --format litert")
     return chosen
 
 
@@ -68,18 +74,9 @@ def executorch_part(model, out: Path, inputs, splits, *, batch, max_batch: int, 
         record["int8"] = q
         rows.append(["model.int8.pte", f"{human_bytes(q['bytes'])} (PT2E static INT8, {fp32['bytes'] / q['bytes']:.2f}x "
                                        f"smaller; |ExecuTorch - PT2E reference| {q['max_abs_diff']:.2e})"])
-    if splits is not None and evaluation == "accuracy":
-        acc = {"fp32_executorch": et_accuracy(Program(out / "model.pte"), splits.test)[0]}
-        if int8 is not None:
-            acc["int8_executorch"] = et_accuracy(Program(out / "model.int8.pte"), splits.test)[0]
-        record["accuracy"] = acc
-        rows.append(["test top-1 (ExecuTorch) FP32" + (" / INT8" if int8 else ""),
-                     " / ".join(f"{v:.2%}" for v in acc.values())])
-    if evaluation == "metrics":
-        files = {"fp32_executorch": "model.pte"} | ({"int8_executorch": "model.int8.pte"} if int8 is not None else {})
-        record["metrics"] = {key: et_metrics(Program(out / file), model, inputs[:1], splits.test, task)
-                             for key, file in files.items()}
-        rows += task_metrics.runtime_rows(task, record["metrics"], "ExecuTorch")
+    files = {"fp32_executorch": "model.pte"} | ({"int8_executorch": "model.int8.pte"} if int8 is not None else {})
+    rows += evaluate_files(record, "ExecuTorch", files, lambda file: Program(out / file), et_accuracy, et_metrics,
+                           model, inputs, splits, evaluation, task)
     return record, rows
 
 
@@ -108,15 +105,46 @@ def openvino_part(model, out: Path, inputs, splits, *, int8: str | None, calib_b
         rows.append(["model.int8.xml + .bin", f"{human_bytes(q['bytes'])} (static INT8 QDQ, {fp32['bytes'] / q['bytes']:.2f}x "
                                               f"smaller; max |OpenVINO - torch FP32| {q['max_abs_diff_fp32']:.2e})"])
     files = {"fp32_openvino": "model.xml"} | ({"int8_openvino": "model.int8.xml"} if int8 is not None else {})
-    if splits is not None and evaluation == "accuracy":
-        record["accuracy"] = {key: ov_accuracy(Compiled(out / file), splits.test)[0] for key, file in files.items()}
-        rows.append(["test top-1 (OpenVINO) FP32" + (" / INT8" if int8 else ""),
-                     " / ".join(f"{v:.2%}" for v in record["accuracy"].values())])
-    if evaluation == "metrics":
-        record["metrics"] = {key: ov_metrics(Compiled(out / file), model, inputs[:1], splits.test, task)
-                             for key, file in files.items()}
-        rows += task_metrics.runtime_rows(task, record["metrics"], "OpenVINO")
+    rows += evaluate_files(record, "OpenVINO", files, lambda file: Compiled(out / file), ov_accuracy, ov_metrics,
+                           model, inputs, splits, evaluation, task)
     return record, rows
+
+
+def litert_part(model, out: Path, inputs, splits, *, int8: str | None, calib_batches: int, calib_batch_size: int,
+                tolerance: float, evaluation: str | None = "accuracy", task=None) -> tuple[dict, list]:
+    """model.tflite (+ model.int8.tflite, ai-edge-quantizer static INT8): batch 1, parity in LiteRT's interpreter,
+    accuracy or the task's metrics there."""
+    fp32 = export_litert(model, out / "model.tflite", inputs, tolerance=tolerance)
+    fp32["path"] = "model.tflite"
+    record = {"fp32": fp32}
+    rows = [["model.tflite", f"{human_bytes(fp32['bytes'])}, FP32, batch 1, litert-torch {fp32['litert_torch']}"],
+            ["max |LiteRT - torch| (FP32)", f"{fp32['max_abs_diff']:.2e}"]]
+    if int8 is not None:
+        q = export_litert(model, out / "model.int8.tflite", inputs, int8=True,
+                          calibration=calibration_batches(splits.train, calib_batches, calib_batch_size))
+        q["path"] = "model.int8.tflite"
+        record["int8"] = q
+        rows.append(["model.int8.tflite", f"{human_bytes(q['bytes'])} (static INT8, {fp32['bytes'] / q['bytes']:.2f}x "
+                                          f"smaller; max |LiteRT - torch FP32| {q['max_abs_diff_fp32']:.2e})"])
+    files = {"fp32_litert": "model.tflite"} | ({"int8_litert": "model.int8.tflite"} if int8 is not None else {})
+    rows += evaluate_files(record, "LiteRT", files, lambda file: Interpreter(out / file), lrt_accuracy, lrt_metrics,
+                           model, inputs, splits, evaluation, task)
+    return record, rows
+
+
+def evaluate_files(record: dict, runtime: str, files: dict[str, str], load, accuracy_of, metrics_of, model, inputs,
+                   splits, evaluation: str | None, task) -> list:
+    """Every file of ``files`` ({record key: file}) loaded in its runtime (``load(file)``): its test top-1 into
+    ``record["accuracy"]`` (``evaluation`` "accuracy", with data) or the task's metrics into ``record["metrics"]``
+    ("metrics"); the table lines."""
+    if splits is not None and evaluation == "accuracy":
+        record["accuracy"] = {key: accuracy_of(load(file), splits.test)[0] for key, file in files.items()}
+        return [[f"test top-1 ({runtime}) FP32" + (" / INT8" if len(files) > 1 else ""),
+                 " / ".join(f"{v:.2%}" for v in record["accuracy"].values())]]
+    if evaluation == "metrics":
+        record["metrics"] = {key: metrics_of(load(file), model, inputs[:1], splits.test, task) for key, file in files.items()}
+        return task_metrics.runtime_rows(task, record["metrics"], runtime)
+    return []
 
 
 def outside_rows(info: dict) -> list[list[str]]:

@@ -1,4 +1,4 @@
-""":func:`export`: a model to ONNX, ExecuTorch and/or OpenVINO, each file verified in its runtime (parity, accuracy or the task's
+""":func:`export`: a model to ONNX, ExecuTorch, OpenVINO and/or LiteRT, each file verified in its runtime (parity, accuracy or the task's
 metrics), optionally INT8, a sparse ONNX and a compressed sparse artifact; ``export.json`` records it all.
 
 ``edgeprune export`` (the CLI) is this call with its options parsed from text and the summary printed as a table.
@@ -42,8 +42,10 @@ onnx = OnFirstUse("onnx")
 
 RUNTIMES_NOT_MEASURED = ("the {task} task's files hold {model}'s dense part only (no decoding, no NMS): its metrics "
                          "are measured in PyTorch, its parity on the dense outputs")
-LATENCY_FILES = {"onnx": "model.onnx", "executorch": "model.pte", "openvino": "model.xml", "onnx int8": "model.int8.onnx",
-                 "executorch int8": "model.int8.pte", "openvino int8": "model.int8.xml"}
+LATENCY_FILES = {"onnx": "model.onnx", "executorch": "model.pte", "openvino": "model.xml", "litert": "model.tflite",
+                 "onnx int8": "model.int8.onnx", "executorch int8": "model.int8.pte", "openvino int8": "model.int8.xml",
+                 "litert int8": "model.int8.tflite"}
+EDGE_FORMATS = ("executorch", "openvino", "litert")  # a record without ONNX takes its parity from the first of these
 
 
 @dataclass
@@ -60,7 +62,7 @@ class Exported:
     def parity(self) -> dict:
         if "parity" in self.record:
             return self.record["parity"]
-        return self.record["executorch" if "executorch" in self.record else "openvino"]["fp32"]
+        return self.record[next(f for f in EDGE_FORMATS if f in self.record)]["fp32"]
 
     @property
     def accuracy(self) -> dict:
@@ -99,7 +101,8 @@ def export(model_or_run, out: str | os.PathLike, *, formats=("onnx",), int8: str
     ``model_or_run``: an ``nn.Module`` built by edgeprune (a zoo spec, a loaded checkpoint, ``pruned.model``), a
     ``Pruned`` result, a checkpoint (.pt), a sparse artifact (.epz) or a run directory (``candidate``: a record id
     of its results.jsonl; default the chosen one). ``formats``: a tuple (or comma list) of "onnx", "executorch" (needs
-    the ``[edge]`` extra) and "openvino" (the ``[openvino]`` extra; IR converted from the ONNX file), or "both" (ONNX and
+    the ``[edge]`` extra), "openvino" (the ``[openvino]`` extra; IR converted from the ONNX file) and "litert" (the
+    ``[litert]`` extra; a batch-1 ``.tflite``), or "both" (ONNX and
     ExecuTorch); with two or more, ``latency`` times the files at batch 1 side by side. ``int8``:
     "static" (calibrated on the training split; needs data) or "dynamic" (ONNX only), also writing model.int8.*.
     ``sparse``: True or "fp32" | "fp16" | "int8" also writes the compressed sparse artifact model.epz;
@@ -209,6 +212,13 @@ def _export(model, head: dict, out: Path, splits, inputs_note: str, task: tasks_
         _merge(record, ov)
         record["openvino"] = ov
         rows += part_rows
+    if "litert" in o.formats:
+        lrt, part_rows = edge_parts.litert_part(model, out, inputs, splits, int8=o.int8, calib_batches=o.calib_batches,
+                                                calib_batch_size=o.calib_batch_size, tolerance=o.tolerance,
+                                                evaluation=evaluation, task=task)
+        _merge(record, lrt)
+        record["litert"] = lrt
+        rows += part_rows
     if len(o.formats) >= 2 and o.latency:
         record["latency"], part_rows = edge_parts.latency_part(out, LATENCY_FILES)
         rows += part_rows
@@ -294,7 +304,8 @@ def _sparse_part(record: dict, model, out: Path, values: str) -> list:
 def _written(out: Path, record: dict) -> dict[str, Path]:
     """Every file the record names, by file name, and export.json."""
     blocks = [record.get("onnx"), record.get("int8"), *(record.get("sparse_onnx") or {}).values(),
-              *(record.get("executorch") or {}).values(), *(record.get("openvino") or {}).values(), record.get("sparse")]
+              *(record.get("executorch") or {}).values(), *(record.get("openvino") or {}).values(),
+              *(record.get("litert") or {}).values(), record.get("sparse")]
     names = [b["path"] for b in blocks if isinstance(b, dict) and "path" in b]
     names += [str(Path(n).with_suffix(".bin")) for n in names if n.endswith(".xml")] + ["export.json"]
     return {name: out / name for name in names}
@@ -302,5 +313,7 @@ def _written(out: Path, record: dict) -> dict[str, Path]:
 
 def _versions() -> dict:
     versions = {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
-    ov = sys.modules.get("openvino")  # recorded when an IR was written (the optional extra is never imported for it)
-    return versions | ({"openvino": ov.get_version()} if ov is not None else {})
+    # the optional extras' versions, recorded when a file of theirs was written (they are never imported for it)
+    ov, lrt = sys.modules.get("openvino"), sys.modules.get("litert_torch.version")
+    return (versions | ({"openvino": ov.get_version()} if ov is not None else {})
+            | ({"litert_torch": lrt.__version__} if lrt is not None else {}))

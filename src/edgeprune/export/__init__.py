@@ -8,7 +8,9 @@
   ExecuTorch runtime (optional ``[edge]`` extra); :class:`Program` runs one, :func:`et_accuracy` scores it.
 * :func:`export_openvino` writes OpenVINO IR (``model.xml`` + ``.bin``, FP32 or the static INT8 QDQ ONNX converted)
   checked in OpenVINO (optional ``[openvino]`` extra); :class:`Compiled` runs one, :func:`ov_accuracy` scores it.
-* :func:`latency_ms` is one latency figure in ``"onnxruntime"``, ``"executorch"`` or ``"openvino"`` (what budgets such as
+* :func:`export_litert` writes a LiteRT ``.tflite`` (FP32 or ai-edge-quantizer static INT8) checked in LiteRT's
+  interpreter (optional ``[litert]`` extra); :class:`Interpreter` runs one, :func:`lrt_accuracy` scores it.
+* :func:`latency_ms` is one latency figure in ``"onnxruntime"``, ``"executorch"``, ``"openvino"`` or ``"litert"`` (what budgets such as
   ``latency<=2ms@executorch`` call); :func:`compare_latency` times artifacts side by side.
 * :func:`sparse_onnx.write_sparse` rewrites an ONNX file with standard ``sparse_initializer``s (FP32/INT8).
 * :mod:`edgeprune.export.sparse` writes/reads the ``.epz`` compressed sparse artifact.
@@ -19,6 +21,8 @@ from edgeprune.export.et_latency import RUNTIMES, check_runtime, et_latency, lat
 from edgeprune.export.et_latency import compare as compare_latency
 from edgeprune.export.executorch import Program, et_accuracy, export_executorch
 from edgeprune.export.int8 import evaluate_int8, quantize
+from edgeprune.export.litert import Interpreter, export_litert, lrt_accuracy
+from edgeprune.export.litert_latency import lrt_latency
 from edgeprune.export.onnx import (
     DEFAULT_OPSET,
     OPSET_RANGE,
@@ -36,6 +40,7 @@ from edgeprune.export.ov_latency import ov_latency
 __all__ = [
     "RUNTIMES",
     "Compiled",
+    "Interpreter",
     "Program",
     "check_runtime",
     "compare_latency",
@@ -43,6 +48,9 @@ __all__ = [
     "et_latency",
     "export_executorch",
     "export_openvino",
+    "export_litert",
+    "lrt_accuracy",
+    "lrt_latency",
     "ov_accuracy",
     "ov_latency",
     "latency_ms",

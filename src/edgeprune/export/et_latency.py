@@ -4,8 +4,8 @@
 :func:`edgeprune.export.ort_latency.ort_latency`: a fixed thread count (ExecuTorch's thread pool, which
 XNNPACK runs on, is sized to ``threads`` before the program is loaded; see :func:`set_et_threads`), warm-up calls, then the median (p10/p90)
 of timed calls on one fixed random batch. :func:`latency_ms` is what a budget such as
-``latency<=2ms@executorch`` calls: a model or a file, a batch size and a runtime name (ONNX Runtime, ExecuTorch or
-OpenVINO: :mod:`edgeprune.export.ov_latency`). :func:`compare` times several artifacts in interleaved rounds so load
+``latency<=2ms@executorch`` calls: a model or a file, a batch size and a runtime name (ONNX Runtime, ExecuTorch,
+OpenVINO: :mod:`edgeprune.export.ov_latency`, or LiteRT: :mod:`edgeprune.export.litert_latency`). :func:`compare` times several artifacts in interleaved rounds so load
 changes on a shared machine hit them alike.
 """
 
@@ -21,14 +21,16 @@ from torch import nn
 
 from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.executorch import Program, executorch, export_executorch
+from edgeprune.export.litert import export_litert
+from edgeprune.export.litert_latency import lrt_call, lrt_latency
 from edgeprune.export.onnx import export_for_timing, export_verified, input_shape_of, ort_session
 from edgeprune.export.openvino import convert_checked
 from edgeprune.export.ort_latency import ort_latency
 from edgeprune.export.ov_latency import ov_call, ov_latency
 from edgeprune.measure.latency import time_rounds, timed_latency
 
-RUNTIMES = ("onnxruntime", "executorch", "openvino")
-_SUFFIX = {".onnx": "onnxruntime", ".pte": "executorch", ".xml": "openvino"}
+RUNTIMES = ("onnxruntime", "executorch", "openvino", "litert")
+_SUFFIX = {".onnx": "onnxruntime", ".pte": "executorch", ".xml": "openvino", ".tflite": "litert"}
 FILE_NAMES = {runtime: f"model{suffix}" for suffix, runtime in _SUFFIX.items()}
 
 
@@ -84,17 +86,20 @@ def et_latency(model: str | Path, input_shape: tuple[int, ...] | None = None, ba
 def runtime_of(path: str | Path) -> str:
     runtime = _SUFFIX.get(Path(path).suffix.lower())
     if runtime is None:
-        raise ConfigError(f"{str(path)!r} is neither an ONNX (.onnx), an ExecuTorch (.pte) nor an OpenVINO (.xml) file")
+        raise ConfigError(f"{str(path)!r} is neither an ONNX (.onnx), an ExecuTorch (.pte), an OpenVINO (.xml) nor a "
+                          "LiteRT (.tflite) file")
     return runtime
 
 
 def export_for(model: nn.Module, path: str | Path, runtime: str, batch: int = 1, input_shape=None) -> dict:
-    """Export ``model`` for ``runtime`` to ``path`` (ONNX: dynamic batch; ExecuTorch: fixed ``batch``; OpenVINO: the
-    fast timing export of ONNX converted, dynamic batch), checked against PyTorch on random inputs."""
+    """Export ``model`` for ``runtime`` to ``path`` (ONNX: dynamic batch; ExecuTorch and LiteRT: fixed ``batch``;
+    OpenVINO: the fast timing export of ONNX converted, dynamic batch), checked against PyTorch on random inputs."""
     shape = tuple(input_shape or input_shape_of(model))
     example = torch.randn(max(batch, 2), *shape, generator=torch.Generator().manual_seed(0))
     if check_runtime(runtime) == "executorch":
         return export_executorch(model, path, example, batch=batch)
+    if runtime == "litert":
+        return export_litert(model, path, example, batch=batch)
     if runtime == "openvino":  # the parity check in OpenVINO covers the ONNX step as well
         with tempfile.TemporaryDirectory(prefix="edgeprune-openvino-") as folder:
             export_for_timing(model, Path(folder) / "model.onnx", input_shape=shape)
@@ -112,10 +117,11 @@ def latency_ms(
     runs: int = 30,
     warmup: int = 10,
 ) -> float:
-    """Median milliseconds per call at ``batch`` in ``runtime`` (``"onnxruntime"``, ``"executorch"`` or ``"openvino"``).
+    """Median milliseconds per call at ``batch`` in ``runtime`` (``"onnxruntime"``, ``"executorch"``, ``"openvino"`` or
+    ``"litert"``).
 
     ``model_or_path`` is an ``nn.Module`` (exported for that runtime to a temporary file, checked against
-    PyTorch, then timed) or an ``.onnx`` / ``.pte`` / ``.xml`` file (its runtime is implied by the suffix; naming
+    PyTorch, then timed) or an ``.onnx`` / ``.pte`` / ``.xml`` / ``.tflite`` file (its runtime is implied by the suffix; naming
     another one is a ConfigError). One thread by default, as budgets compare like for like.
     """
     check_positive("batch", batch)
@@ -128,13 +134,13 @@ def latency_ms(
     implied = runtime_of(model_or_path)
     if runtime is not None and check_runtime(runtime) != implied:
         raise ConfigError(f"runtime {runtime!r} cannot run {str(model_or_path)!r} (a {implied} file)")
-    timer = {"executorch": et_latency, "openvino": ov_latency}.get(implied, ort_latency)
+    timer = {"executorch": et_latency, "openvino": ov_latency, "litert": lrt_latency}.get(implied, ort_latency)
     return timer(Path(model_or_path), input_shape, batch_size=batch, runs=runs, warmup=warmup, threads=threads)["median_ms"]
 
 
 def compare(paths: dict[str, str | Path], batch: int = 1, *, rounds: int = 7, runs: int = 20, warmup: int = 10,
             threads: int = 1, input_shape: tuple[int, ...] | None = None) -> dict[str, dict]:
-    """Time every ``.onnx`` / ``.pte`` / ``.xml`` of ``paths`` ({name: path}) in interleaved rounds at ``batch``.
+    """Time every ``.onnx`` / ``.pte`` / ``.xml`` / ``.tflite`` of ``paths`` ({name: path}) in interleaved rounds at ``batch``.
 
     Each round times ``runs`` calls of every artifact in turn (after ``warmup`` calls each, once:
     :func:`edgeprune.measure.latency.time_rounds`); the
@@ -151,6 +157,8 @@ def compare(paths: dict[str, str | Path], batch: int = 1, *, rounds: int = 7, ru
             calls[name] = ("executorch", _et_call(Program(path), path, batch, input_shape))
         elif runtime_of(path) == "openvino":
             calls[name] = ("openvino", ov_call(path, batch, threads, input_shape))
+        elif runtime_of(path) == "litert":
+            calls[name] = ("litert", lrt_call(path, batch, threads, input_shape))
         else:
             session = ort_session(path, threads=threads)
             declared = session.get_inputs()[0]

@@ -306,7 +306,7 @@ class FlatOutputs(nn.Module):
         return tuple(_leaves(self.model(x)))
 
 
-def _batch_of(inputs: torch.Tensor, size: int) -> torch.Tensor:
+def batch_of(inputs: torch.Tensor, size: int) -> torch.Tensor:
     """``inputs`` repeated along the batch to exactly ``size`` examples (images or 1-D sequences)."""
     return inputs.repeat(size // len(inputs) + 1, *[1] * (inputs.dim() - 1))[:size]
 
@@ -339,9 +339,9 @@ def export_executorch(
         raise ConfigError("INT8 ExecuTorch export needs calibration data; pass --dataset (its training split is used)")
     batch = parse_batch(batch)
     size = min(len(inputs), max_batch) if batch == "dynamic" else batch
-    example = _batch_of(inputs, size)
+    example = batch_of(inputs, size)
     if batch == "dynamic" and len(example) < 2:
-        example = _batch_of(example, 2)  # torch.export specialises a batch of 1
+        example = batch_of(example, 2)  # torch.export specialises a batch of 1
     start = time.perf_counter()
     if isinstance(tasks_lib.current(), tasks_lib.Classification):
         model = logits_only(model, inputs[:1])  # a dict or tuple output: the program keeps the logits

@@ -4,6 +4,7 @@
     parse("latency<=40ms@b32")   # ... at batch 32
     parse("latency<=2ms@executorch")   # latency in ExecuTorch (XNNPACK) instead of ONNX Runtime
     parse("latency<=3ms@openvino")     # latency in OpenVINO (CPU plugin; @ov for short)
+    parse("latency<=3ms@litert")       # latency in LiteRT, formerly TensorFlow Lite (its interpreter; @tflite too)
     parse("latency<=8ms@pi5")    # timed on a device saved with `edgeprune devices add pi5 ...` (edgeprune.devices)
     parse("size<=1.5MB")         # bytes of the exported ONNX file (FP32); "size<=400KB@int8": INT8 file
     parse("size<=400KB@sparse")  # bytes of the compressed sparse artifact (.epz: zeros cost little)
@@ -25,7 +26,7 @@ import re
 from edgeprune.errors import ConfigError
 
 KINDS = ("sparsity", "latency", "size", "macs", "params")
-ALLOWED = ("a sparsity in [0, 1) (0.8 or sparsity=0.8), latency<=2.5ms (optionally @b32, @executorch, @openvino, @DEVICE), size<=1.5MB "
+ALLOWED = ("a sparsity in [0, 1) (0.8 or sparsity=0.8), latency<=2.5ms (optionally @b32, @executorch, @openvino, @litert, @DEVICE), size<=1.5MB "
            "(B/KB/MB/GB, optionally @int8, @sparse), macs<=20M, params<=100k, or any of them relative to the input "
            "model (latency<=50%)")
 _SIZE_UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
@@ -34,8 +35,8 @@ _COUNT_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}
 _PATTERN = re.compile(r"^(latency|size|macs|params)\s*<=?\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-z%]*)\s*"
                       r"((?:@\s*[a-z0-9_-]+\s*)*)$")
 RUNTIMES = {"onnxruntime": "onnxruntime", "ort": "onnxruntime", "executorch": "executorch", "et": "executorch",
-            "openvino": "openvino", "ov": "openvino"}
-RECORD_PREFIX = {"onnxruntime": "ort", "executorch": "et", "openvino": "ov"}  # ort_latency_ms_b1, et_..., ov_...
+            "openvino": "openvino", "ov": "openvino", "litert": "litert", "tflite": "litert"}
+RECORD_PREFIX = {"onnxruntime": "ort", "executorch": "et", "openvino": "ov", "litert": "lrt"}  # ort_latency_ms_b1, et_...
 SUFFIXES = ("host", "int8", "fp32", "sparse", *RUNTIMES)  # words a budget's @ already means: no device is named so
 # what each kind measures, as a record field
 QUANTITY = {"sparsity": "sparsity", "latency": "ort_latency_ms", "size": "onnx_bytes", "macs": "macs",

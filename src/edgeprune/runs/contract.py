@@ -21,7 +21,9 @@ Edge stages (``EDGE_STAGES``, not in the default ``STAGES``: run them by name, a
 ExecuTorch runtime on two random inputs; an operator that cannot be lowered is refused in one line naming
 it; ``n/a`` without the ``[edge]`` extra) and ``openvino`` (the ONNX export converted to OpenVINO IR, parity in
 OpenVINO's CPU plugin on two random inputs; an operator OpenVINO cannot convert is refused in one line naming it;
-``n/a`` without the ``[openvino]`` extra).
+``n/a`` without the ``[openvino]`` extra) and ``litert`` (a batch-1 ``.tflite``, parity in LiteRT's interpreter on two
+random inputs; an operator with no LiteRT lowering is refused in one line naming it; ``n/a`` without the ``[litert]``
+extra).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from edgeprune import strategies as strategies_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.errors import DependencyError, EdgepruneError, ModelError
 from edgeprune.export import executorch as et_lib
+from edgeprune.export import litert as lrt_lib
 from edgeprune.export import openvino as ov_lib
 from edgeprune.export.onnx import export_verified
 from edgeprune.measure import param_count, prunable_weights
@@ -56,7 +59,7 @@ from edgeprune.surgery.ratios import prune_channels
 from edgeprune.surgery.structure import plan as plan_structure
 
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
-EDGE_STAGES = ("executorch", "openvino")  # slower exports, run by name (benchmarks/executorch_zoo.py), not by default
+EDGE_STAGES = ("executorch", "openvino", "litert")  # slower exports, run by name (benchmarks/executorch_zoo.py), not by default
 STATUSES = ("pass", "none", "refused", "n/a", "fail")
 TIMEOUT = 60.0  # seconds of CPU time (the stages run at one thread)
 WALL_FACTOR = 4
@@ -275,26 +278,38 @@ def stage_executorch(model, example, shape, top: int = 3) -> str:
     return note
 
 
-def stage_openvino(model, example, shape) -> str:
-    """FP32 IR converted from the ONNX export, parity in OpenVINO on two random inputs. A ModelError naming what cannot
-    be exported or converted is a refusal; a parity mismatch or an IR OpenVINO cannot compile is a failure."""
+def _converted_stage(library, export, file: str, cannot_load: str, model, example) -> str:
+    """FP32 ``file`` written by ``export`` in a temporary directory, parity in its runtime on two random inputs; ``n/a``
+    when ``library()`` is not installed. A ModelError naming what cannot be exported or converted is a refusal; a
+    parity mismatch or a file the runtime cannot load (``cannot_load``) is a failure."""
     try:
-        ov_lib.openvino()
+        library()
     except DependencyError as exc:
         raise NotApplicable(str(exc)) from None
     inputs = torch.randn(2, *example.shape[1:], generator=torch.Generator().manual_seed(0))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            info = ov_lib.export_openvino(model, Path(tmp) / "model.xml", inputs)
+            info = export(model, Path(tmp) / file, inputs)
     except ModelError as exc:
-        if any(s in str(exc) for s in ("does not match PyTorch", "OpenVINO cannot load")):
+        if any(s in str(exc) for s in ("does not match PyTorch", cannot_load)):
             raise AssertionError(str(exc)) from None
         raise
     return f"max diff {info['max_abs_diff']:.2g} (max |logit| {info['logit_scale']:.2g})"
 
 
+def stage_openvino(model, example, shape) -> str:
+    """FP32 IR converted from the ONNX export, parity in OpenVINO (see :func:`_converted_stage`)."""
+    return _converted_stage(ov_lib.openvino, ov_lib.export_openvino, "model.xml", "OpenVINO cannot load", model, example)
+
+
+def stage_litert(model, example, shape) -> str:
+    """FP32 batch-1 ``.tflite``, parity in LiteRT's interpreter (see :func:`_converted_stage`)."""
+    return _converted_stage(lrt_lib.litert, lrt_lib.export_litert, "model.tflite", "LiteRT cannot load", model, example)
+
+
 _RUN = {"roles": stage_roles, "mam50": stage_mam, "structured30": stage_structured, "vbp30": stage_vbp,
-        "reconvene90": stage_reconvene, "onnx": stage_onnx, "executorch": stage_executorch, "openvino": stage_openvino}
+        "reconvene90": stage_reconvene, "onnx": stage_onnx, "executorch": stage_executorch, "openvino": stage_openvino,
+        "litert": stage_litert}
 
 
 def register_stage(name: str, run) -> None:

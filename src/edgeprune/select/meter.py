@@ -5,7 +5,7 @@
     fits, limit = meter.limit(parse("size<=400KB"))
     meter.deploy(small)                          # ONNX bytes (FP32, INT8), ORT latency and paired speed-ups
 
-Latency is timed with one thread in ONNX Runtime, ExecuTorch or OpenVINO. A relative latency budget is one paired
+Latency is timed with one thread in ONNX Runtime, ExecuTorch, OpenVINO or LiteRT. A relative latency budget is one paired
 measurement of the candidate and the input model (alternating calls), scaled to the input model's reference:
 machine load that slows both alike does not move it. The input model's exports are written once per meter.
 """
@@ -29,7 +29,7 @@ from edgeprune.export.ort_latency import ort_latency, paired_latency
 from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
 
-EDGE_RUNTIMES = ("executorch", "openvino")  # timed by exporting for them (ONNX Runtime: the ONNX paths below)
+EDGE_RUNTIMES = ("executorch", "openvino", "litert")  # timed by exporting for them (ONNX Runtime: the ONNX paths below)
 LATENCY_BATCHES = (1, 32)  # the batches deploy metrics time
 CONFIRM_FACTOR = 3  # a confirming latency measurement times this many times the runs
 
@@ -150,7 +150,7 @@ class Meter:
         return self.cache[key][1]
 
     def _dense_file(self, runtime: str, batch: int) -> Path:
-        """The input model's ExecuTorch program (planned for ``batch``) or OpenVINO IR, written once per meter."""
+        """The input model's ExecuTorch or LiteRT program (planned for ``batch``) or OpenVINO IR, written once per meter."""
         key = (f"dense-{runtime}", batch)
         if key not in self.cache:
             folder = tempfile.TemporaryDirectory(prefix="edgeprune-dense-")
@@ -184,7 +184,7 @@ class Meter:
         return self.dense_value(budget) / device.paired(reference, path, self.shape, budget.batch, runs)["ratio"]
 
     def _paired_ratio(self, model: nn.Module, budget: Budget, folder: Path, runs: int) -> float:
-        """Input model's median / ``model``'s in the budget's runtime (ExecuTorch or OpenVINO), timed in alternation
+        """Input model's median / ``model``'s in the budget's runtime (ExecuTorch, OpenVINO or LiteRT), timed in alternation
         (``latency_runs`` rounds of one call each, as :func:`paired_latency` does in ONNX Runtime)."""
         path = folder / FILE_NAMES[budget.runtime]
         export_for(model, path, budget.runtime, batch=budget.batch, input_shape=self.shape)
