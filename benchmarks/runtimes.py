@@ -1,6 +1,7 @@
 """Every runtime, FP32 and INT8, on the structured benchmark's models and their dense inputs (issue 31, item 5).
 
-    python benchmarks/runtimes.py [--models resnet20,vgg16,vit] [--limit 6000] [--dense-epochs 3] [--rounds 5] [--quick]
+    python benchmarks/runtimes.py [--models resnet20,vgg16,vit] [--limit 4000] [--dense-epochs 2] [--rounds 3] [--runs 10] [--quick]
+    python benchmarks/runtimes.py --render    # the section and plot again from results/runtimes.json
 
 Models (MNIST, ``--limit`` train+val images, the whole 10,000-image test split; one seed): ResNet-20, VGG-16 at 1/2
 width and the zoo ViT, each trained ``--dense-epochs`` (the recipe of ``executorch_vs_ort.py``), and a pruned
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 import tempfile
@@ -33,11 +35,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import edgeprune  # noqa: E402
-from common import ROOT, save, shared_data_dir  # noqa: E402
+from common import RESULTS, ROOT, save, shared_data_dir  # noqa: E402
 from edgeprune import data  # noqa: E402
 from edgeprune.export import compare_latency  # noqa: E402
 from edgeprune.measure import macs  # noqa: E402
-from edgeprune.measure.latency import busy_warning, spread  # noqa: E402
+from edgeprune.measure.latency import BUSY_SPREAD, busy_warning, spread  # noqa: E402
 from executorch_vs_ort import log, train  # noqa: E402
 
 NAME = "runtimes"
@@ -176,6 +178,12 @@ def verdict(rows: list[dict]) -> list[str]:
     return lines
 
 
+def ms(row: dict, batch: int, digits: int) -> str:
+    """The median, marked when its round medians disagree (p90/p10 above the timer's busy threshold)."""
+    s = spread(row[f"rounds_ms_b{batch}"])
+    return f"{row[f'ms_b{batch}']:.{digits}f}" + ("†" if s["p90_ms"] > BUSY_SPREAD * s["p10_ms"] else "")
+
+
 def section(result: dict) -> str:
     s, rows = result["settings"], result["rows"]
     ft = f"{s['ft_epochs']} fine-tune epoch(s)"
@@ -198,9 +206,11 @@ def section(result: dict) -> str:
                    f"{r['speedup_per_mac_b32']:.2f})" if "speedup_b1" in r else "")
         delta = f"{r['int8_minus_fp32_pp']:+.2f} pp" if "int8_minus_fp32_pp" in r else ""
         lines.append(f"| {r['model']} {r['variant']} ({r['macs'] / 1e6:.1f} M MACs) | {r['runtime']} | "
-                     f"{r['precision'].upper()} | {r['bytes'] / 1e3:,.0f} | {r['ms_b1']:.3f} | {r['ms_b32']:.2f} | "
+                     f"{r['precision'].upper()} | {r['bytes'] / 1e3:,.0f} | {ms(r, 1, 3)} | {ms(r, 32, 2)} | "
                      f"{speedup} | {r['acc']:.2%} | {delta} |")
-    lines += ["", f"![{NAME}](plots/{NAME}.png)", "", "Verdict:", "", *verdict(rows)]
+    lines += ["", f"† its round medians differ by more than {BUSY_SPREAD:g}× (p90/p10): disturbed by the other job, "
+                  "and so are the speed-ups computed from it.",
+              "", f"![{NAME}](plots/{NAME}.png)", "", "Verdict:", "", *verdict(rows)]
     if result["skipped"]:
         lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in result["skipped"].items()) + "."]
     lines += ["", f"Load average (1, 5, 15 min) at the start {fmt_load(result['load_start'])}, at the end "
@@ -253,16 +263,22 @@ def timing_warning(rows: list[dict]) -> str | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, of " + ", ".join(MODELS))
-    ap.add_argument("--limit", type=int, default=6000, help="MNIST train+val images")
-    ap.add_argument("--dense-epochs", type=int, default=3)
+    ap.add_argument("--limit", type=int, default=4000, help="MNIST train+val images")
+    ap.add_argument("--dense-epochs", type=int, default=2)
     ap.add_argument("--ft-epochs", type=int, default=1)
     ap.add_argument("--budget", default="macs<=50%")
     ap.add_argument("--calib-batches", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
-    ap.add_argument("--runs", type=int, default=20, help="timed calls per file and round")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved latency rounds")
+    ap.add_argument("--runs", type=int, default=10, help="timed calls per file and round")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny settings, results not saved")
+    ap.add_argument("--render", action="store_true", help="rewrite the section and plot from results/runtimes.json")
     args = ap.parse_args()
+    if args.render:
+        result = json.loads((RESULTS / f"{NAME}.json").read_text())  # keeps the run's own provenance
+        plot(result["rows"], PLOT)
+        save(NAME, result, section(result))
+        return
     if args.quick:
         args.limit, args.dense_epochs, args.rounds, args.runs, args.calib_batches = 1000, 1, 1, 3, 2
     specs = args.models.split(",")
