@@ -27,7 +27,7 @@ def test_readme_and_demo_state_the_digits_test_set_size():
 
 def test_docs_name_the_pinned_torch_version():
     pin = re.search(r"^torch==(\S+)", (REPO / "constraints.txt").read_text(), re.M).group(1)
-    named = {(doc.name, m) for doc in USER_DOCS for m in re.findall(r"\btorch[ =]=?\s?(\d+\.\d+(?:\.\d+)?)\b", doc.read_text())}
+    named = {(doc.name, m) for doc in USER_DOCS for m in re.findall(r"(?<![\w-])torch[ =]=?\s?(\d+\.\d+(?:\.\d+)?)\b", doc.read_text())}
     assert named, "the docs no longer name a torch version"
     wrong = {(doc, v) for doc, v in named if not (pin == v or pin.startswith(v + "."))}
     assert not wrong, f"constraints.txt pins torch {pin}; docs name {sorted(wrong)}"

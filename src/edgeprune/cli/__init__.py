@@ -40,8 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {  # name: (module of edgeprune.cli, the 
     "report": ("prune", "Re-render a run's report (report.md, front.png, summary.json, chosen.pt) from results.jsonl."),
     "methods": ("prune", "The registered methods and what their budget means."),
     "demo": ("demo", "Mix-and-Match and the global baselines on the bundled digits: one front, an honest headline."),
-    "export": ("deploy", "Export a model to ONNX and/or ExecuTorch, verify it in each runtime, optionally quantize "
-                         "to INT8; write export.json."),
+    "export": ("deploy", "Export a model to ONNX, ExecuTorch, OpenVINO and/or LiteRT, verify it in each runtime, "
+                         "optionally quantize to INT8; write export.json."),
     "bench": ("deploy", "Median latency and spread (p10/p90) per batch size after warm-up, with threads and CPU "
                         "recorded; one warning line when the machine looks busy (p90/p10 > 1.5 or the load average "
                         "above the number of cores)."),
