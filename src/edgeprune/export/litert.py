@@ -37,6 +37,7 @@ from edgeprune.export.onnx import (
     describe_export_failure,
     in_chunks,
     logit_scale,
+    max_difference,
     parity_failure,
     parity_limit,
     quiet_exporters,
@@ -184,19 +185,9 @@ def lrt_metrics(interpreter: Interpreter, model: nn.Module, example: torch.Tenso
     return task.evaluate(InterpreterModel(interpreter, model, example), data, batch_size)
 
 
-@torch.no_grad()
 def lrt_parity(model: nn.Module, interpreter: Interpreter, inputs: torch.Tensor) -> float:
     """Max |LiteRT - PyTorch| over ``inputs`` and every output of the model (eval mode)."""
-    was_training = model.training
-    model.eval()
-    try:
-        expected = [t.float().numpy() for t in pytree.tree_leaves(model(inputs)) if isinstance(t, torch.Tensor)]
-    finally:
-        model.train(was_training)
-    got = interpreter.run_all(inputs)
-    if len(got) != len(expected):
-        raise ModelError(f"the LiteRT program has {len(got)} outputs but the model returns {len(expected)} tensors")
-    return max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+    return max_difference(model, inputs, interpreter.run_all(inputs), "the LiteRT program")
 
 
 def export_litert(model: nn.Module, path: str | Path, inputs: torch.Tensor, *, batch: int = 1, int8: bool = False,

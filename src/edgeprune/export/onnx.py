@@ -329,18 +329,23 @@ def ort_metrics(session, model: nn.Module, example: torch.Tensor, data, task, ba
     return task.evaluate(OrtModel(session, model, example), data, batch_size)
 
 
-@torch.no_grad()
 def parity(model: nn.Module, session, inputs: torch.Tensor) -> float:
     """Max |ONNX Runtime - PyTorch| over ``inputs`` and every output of the model (eval mode)."""
+    return max_difference(model, inputs, ort_outputs(session, inputs), "the ONNX file")
+
+
+@torch.no_grad()
+def max_difference(model: nn.Module, inputs: torch.Tensor, got: list, what: str) -> float:
+    """Max |``got`` - PyTorch| over every output of ``model`` (eval mode) on ``inputs``; ``got``: a runtime's
+    outputs on them, flattened in the model's order (``what`` names the runtime's file in the error)."""
     was_training = model.training
     model.eval()
     try:
         expected = [leaf.float().cpu().numpy() for leaf in _leaves(model(inputs))]
     finally:
         model.train(was_training)
-    got = ort_outputs(session, inputs)
     if len(got) != len(expected):
-        raise ModelError(f"the ONNX file has {len(got)} outputs but the model returns {len(expected)} tensors")
+        raise ModelError(f"{what} has {len(got)} outputs but the model returns {len(expected)} tensors")
     return max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
 
 

@@ -39,6 +39,7 @@ from edgeprune.export.onnx import (
     export_verified,
     in_chunks,
     logit_scale,
+    max_difference,
     parity_failure,
     parity_limit,
 )
@@ -161,19 +162,9 @@ def ov_metrics(compiled: Compiled, model: nn.Module, example: torch.Tensor, data
     return task.evaluate(CompiledModel(compiled, model, example), data, batch_size)
 
 
-@torch.no_grad()
 def ov_parity(model: nn.Module, compiled: Compiled, inputs: torch.Tensor) -> float:
     """Max |OpenVINO - PyTorch| over ``inputs`` and every output of the model (eval mode)."""
-    was_training = model.training
-    model.eval()
-    try:
-        expected = [t.float().numpy() for t in pytree.tree_leaves(model(inputs)) if isinstance(t, torch.Tensor)]
-    finally:
-        model.train(was_training)
-    got = compiled.run_all(inputs)
-    if len(got) != len(expected):
-        raise ModelError(f"the OpenVINO IR has {len(got)} outputs but the model returns {len(expected)} tensors")
-    return max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+    return max_difference(model, inputs, compiled.run_all(inputs), "the OpenVINO IR")
 
 
 def convert_checked(model: nn.Module, onnx_path: str | Path, xml_path: str | Path, inputs: torch.Tensor, *,

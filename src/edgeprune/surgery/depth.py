@@ -52,7 +52,14 @@ def removable_blocks(model: nn.Module, example: torch.Tensor) -> list[str]:
             calls[name].append(args[0] if same else None)
         return record
 
-    handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in members.items()]
+    _run_eval(model, example, [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in members.items()])
+    found = [n for n, inputs in calls.items()
+             if len(inputs) == 1 and inputs[0] is not None and _residual(members[n], inputs[0])]
+    return [n for n in found if not any(other.startswith(n + ".") for other in found)]
+
+
+def _run_eval(model: nn.Module, example: torch.Tensor, handles: list) -> None:
+    """One forward of ``model`` in eval mode with the hooks ``handles``, removed afterwards."""
     was_training = model.training
     try:
         model.eval()
@@ -61,9 +68,6 @@ def removable_blocks(model: nn.Module, example: torch.Tensor) -> list[str]:
         model.train(was_training)
         for h in handles:
             h.remove()
-    found = [n for n, inputs in calls.items()
-             if len(inputs) == 1 and inputs[0] is not None and _residual(members[n], inputs[0])]
-    return [n for n in found if not any(other.startswith(n + ".") for other in found)]
 
 
 def _residual(block: nn.Module, x: torch.Tensor) -> bool:
@@ -96,15 +100,8 @@ def downstream(model: nn.Module, dropped: list[str], example: torch.Tensor) -> l
         return []
     watched = {n: m for n, m in model.named_modules() if n in dropped or isinstance(m, ROOT_TYPES)}
     order: list[str] = []
-    handles = [m.register_forward_hook(lambda mod, args, out, n=n: order.append(n)) for n, m in watched.items()]
-    was_training = model.training
-    try:
-        model.eval()
-        model(example)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    _run_eval(model, example, [m.register_forward_hook(lambda mod, args, out, n=n: order.append(n))
+                               for n, m in watched.items()])
     first = min(order.index(n) for n in dropped if n in order)
     return list(dict.fromkeys(n for n in order[first + 1:] if n not in dropped))
 
