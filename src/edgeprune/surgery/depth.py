@@ -102,7 +102,7 @@ def downstream(model: nn.Module, dropped: list[str], example: torch.Tensor) -> l
     order: list[str] = []
     _run_eval(model, example, [m.register_forward_hook(lambda mod, args, out, n=n: order.append(n))
                                for n, m in watched.items()])
-    first = min(order.index(n) for n in dropped if n in order)
+    first = min((order.index(n) for n in dropped if n in order), default=len(order))
     return list(dict.fromkeys(n for n in order[first + 1:] if n not in dropped))
 
 
