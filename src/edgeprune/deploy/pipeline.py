@@ -205,20 +205,14 @@ def _export(model, head: dict, out: Path, splits, inputs_note: str, task: tasks_
         _merge(record, et)
         record["executorch"] = et
         rows += part_rows
-    if "openvino" in o.formats:
-        ov, part_rows = edge_parts.openvino_part(model, out, inputs, splits, int8=o.int8, calib_batches=o.calib_batches,
-                                                 calib_batch_size=o.calib_batch_size, tolerance=o.tolerance,
-                                                 evaluation=evaluation, task=task)
-        _merge(record, ov)
-        record["openvino"] = ov
-        rows += part_rows
-    if "litert" in o.formats:
-        lrt, part_rows = edge_parts.litert_part(model, out, inputs, splits, int8=o.int8, calib_batches=o.calib_batches,
-                                                calib_batch_size=o.calib_batch_size, tolerance=o.tolerance,
-                                                evaluation=evaluation, task=task)
-        _merge(record, lrt)
-        record["litert"] = lrt
-        rows += part_rows
+    for name, part in (("openvino", edge_parts.openvino_part), ("litert", edge_parts.litert_part)):
+        if name in o.formats:
+            done, part_rows = part(model, out, inputs, splits, int8=o.int8, calib_batches=o.calib_batches,
+                                   calib_batch_size=o.calib_batch_size, tolerance=o.tolerance, evaluation=evaluation,
+                                   task=task)
+            _merge(record, done)
+            record[name] = done
+            rows += part_rows
     if len(o.formats) >= 2 and o.latency:
         record["latency"], part_rows = edge_parts.latency_part(out, LATENCY_FILES)
         rows += part_rows

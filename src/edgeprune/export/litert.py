@@ -25,14 +25,13 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 from torch import nn
-from torch.utils import _pytree as pytree
 
 from edgeprune import tasks as tasks_lib
 from edgeprune.errors import ConfigError, DependencyError, ModelError, check_positive
 from edgeprune.export.executorch import FlatOutputs, batch_of, et_accuracy
 from edgeprune.export.onnx import (
     PARITY_TOLERANCE,
-    OrtModel,
+    RunnerModel,
     check_whole_model,
     describe_export_failure,
     in_chunks,
@@ -167,13 +166,6 @@ def compute_dtypes(interpreter: Interpreter) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-class InterpreterModel(OrtModel):
-    """A LiteRT program behind a PyTorch forward, its outputs in the structure the model returns (as ``OrtModel``)."""
-
-    def forward(self, x: torch.Tensor):
-        return pytree.tree_unflatten([torch.from_numpy(o) for o in self.session.run_all(x)], self.structure)
-
-
 def lrt_accuracy(interpreter: Interpreter, data, batch_size: int = 256, what: str = "test data") -> tuple[float, int]:
     """(top-1 accuracy in [0, 1], images) of a LiteRT program on a dataset or DataLoader (ExecuTorch's count)."""
     return et_accuracy(interpreter, data, batch_size, what)
@@ -182,7 +174,7 @@ def lrt_accuracy(interpreter: Interpreter, data, batch_size: int = 256, what: st
 def lrt_metrics(interpreter: Interpreter, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict:
     """The task's metrics of a LiteRT program converted from ``model``; a detector's program is refused in one line."""
     check_whole_model(task, model, "LiteRT program")
-    return task.evaluate(InterpreterModel(interpreter, model, example), data, batch_size)
+    return task.evaluate(RunnerModel(interpreter, model, example), data, batch_size)
 
 
 def lrt_parity(model: nn.Module, interpreter: Interpreter, inputs: torch.Tensor) -> float:

@@ -310,7 +310,17 @@ class OrtModel(nn.Module):
         self.structure = output_structure(model, example)
 
     def forward(self, x: torch.Tensor):
-        return pytree.tree_unflatten([torch.from_numpy(o) for o in ort_outputs(self.session, x)], self.structure)
+        return pytree.tree_unflatten([torch.from_numpy(o) for o in self.outputs(x)], self.structure)
+
+    def outputs(self, x: torch.Tensor) -> list:
+        return ort_outputs(self.session, x)
+
+
+class RunnerModel(OrtModel):
+    """As :class:`OrtModel`, for another runtime's runner (``run_all(x)`` -> every output): OpenVINO, LiteRT."""
+
+    def outputs(self, x: torch.Tensor) -> list:
+        return self.session.run_all(x)
 
 
 def check_whole_model(task, model: nn.Module, file: str = "ONNX file") -> None:

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils import _pytree as pytree
 
 from edgeprune import tasks as tasks_lib
 from edgeprune.errors import ConfigError, DependencyError, ModelError, check_positive
@@ -34,7 +33,7 @@ from edgeprune.export.int8 import quantize
 from edgeprune.export.onnx import (
     OUTPUT_NAME,
     PARITY_TOLERANCE,
-    OrtModel,
+    RunnerModel,
     check_whole_model,
     export_verified,
     in_chunks,
@@ -143,13 +142,6 @@ def compute_precisions(compiled: Compiled) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-class CompiledModel(OrtModel):
-    """A compiled IR behind a PyTorch forward, its outputs in the structure the model returns (as ``OrtModel``)."""
-
-    def forward(self, x: torch.Tensor):
-        return pytree.tree_unflatten([torch.from_numpy(o) for o in self.session.run_all(x)], self.structure)
-
-
 def ov_accuracy(compiled: Compiled, data, batch_size: int = 256, what: str = "test data") -> tuple[float, int]:
     """(top-1 accuracy in [0, 1], images) of a compiled IR on a dataset or DataLoader (ExecuTorch's count: it
     reads any runtime with ``run(x) -> logits``)."""
@@ -159,7 +151,7 @@ def ov_accuracy(compiled: Compiled, data, batch_size: int = 256, what: str = "te
 def ov_metrics(compiled: Compiled, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict:
     """The task's metrics of a compiled IR exported from ``model``; a detector's IR (its dense part) is refused in one line."""
     check_whole_model(task, model, "OpenVINO IR")
-    return task.evaluate(CompiledModel(compiled, model, example), data, batch_size)
+    return task.evaluate(RunnerModel(compiled, model, example), data, batch_size)
 
 
 def ov_parity(model: nn.Module, compiled: Compiled, inputs: torch.Tensor) -> float:
