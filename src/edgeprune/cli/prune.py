@@ -98,11 +98,13 @@ def print_result(result) -> None:
     edge = result.summary.get("edge")
     if edge:
         chosen = edge.get("models", {}).get("chosen", {})
-        if "et_ms_b1" in chosen:
-            ups = "".join(f", x{edge[k]:.2f} vs input" for k in ("speedup_et_b1",) if k in edge)
-            console.print(f"on the device: chosen .pte {chosen['pte_bytes'] / 1e3:,.1f} kB, ExecuTorch "
-                          f"{chosen['et_ms_b1']:.3f} ms b1{ups}; ONNX {chosen['onnx_bytes'] / 1e3:,.1f} kB, "
-                          f"ONNX Runtime {chosen['ort_ms_b1']:.3f} ms b1 (report.md, edge.png)")
+        timed = [(key, title) for key, title in edge.get("runtimes", {}).items() if f"{key}_ms_b1" in chosen]
+        if timed:
+            parts = [f"{title} {chosen[f'{key}_ms_b1']:.3f} ms" + (f" (x{edge[f'speedup_{key}_b1']:.2f})"
+                                                                    if f"speedup_{key}_b1" in edge else "")
+                     for key, title in timed]
+            console.print(f"on the device (batch 1, 1 thread; x: speed-up vs input): chosen {', '.join(parts)}"
+                          f"{_int8_headline(edge)} (report.md, edge.png)")
         else:
             console.print(f"on the device: {edge.get('error') or chosen.get('error') or 'not measured'}")
 
@@ -191,6 +193,21 @@ for _name, _summary in list_methods().items():
         functools.partial(prune_method, _name), prune_flags, method_flags.parameters(method_class(_name)),
         f"{_summary}\n\nThe shared flags, then the options of {_name}."))
 
+
+def _int8_headline(edge: dict) -> str:
+    """``; INT8 fastest in LiteRT 0.015 ms (x2.13), test accuracy 98.1% (FP32 98.3%)``, or nothing."""
+    ints = edge.get("models", {}).get("chosen INT8", {})
+    timed = [key for key in edge.get("runtimes", {}) if f"{key}_ms_b1" in ints]
+    if not timed:
+        return ""
+    key = min(timed, key=lambda k: ints[f"{k}_ms_b1"])
+    text = f"; INT8 fastest in {edge['runtimes'][key]} {ints[f'{key}_ms_b1']:.3f} ms"
+    text += f" (x{edge[f'speedup_int8_{key}_b1']:.2f})" if f"speedup_int8_{key}_b1" in edge else ""
+    score = edge.get("int8", {}).get("scores", {}).get(key)
+    if score:
+        metric = Metric(edge["int8"]["metric"])
+        text += f", test {metric.label} {metric.text(score['int8'])} (FP32 {metric.text(score['fp32'])})"
+    return text
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run directory of `edgeprune prune` (or its aliases search, vbp, pai)."),

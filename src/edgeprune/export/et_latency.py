@@ -28,6 +28,7 @@ from edgeprune.export.openvino import convert_checked
 from edgeprune.export.ort_latency import ort_latency
 from edgeprune.export.ov_latency import ov_call, ov_latency
 from edgeprune.measure.latency import time_rounds, timed_latency
+from edgeprune.utils.native import native_output_hidden
 
 RUNTIMES = ("onnxruntime", "executorch", "openvino", "litert")
 _SUFFIX = {".onnx": "onnxruntime", ".pte": "executorch", ".xml": "openvino", ".tflite": "litert"}
@@ -51,7 +52,8 @@ def set_et_threads(threads: int) -> int:
     lib = executorch().portable_lib
     before = int(lib._threadpool_get_thread_count())
     if before != int(threads):
-        lib._unsafe_reset_threadpool(int(threads))
+        with native_output_hidden():  # "[threadpool.cpp:66] Resetting threadpool to 1 threads."
+            lib._unsafe_reset_threadpool(int(threads))
     return before
 
 

@@ -50,6 +50,7 @@ from edgeprune.export.onnx import (
 )
 from edgeprune.models import logits_only
 from edgeprune.utils.io import atomic_path
+from edgeprune.utils.native import native_output_hidden
 
 SUFFIX = ".pte"
 DEFAULT_MAX_BATCH = 32
@@ -201,8 +202,9 @@ class Program:
         et = executorch()
         try:
             # the Method points into the program (and its bytes): keep the program alive as long as the method
-            self.program = et.Runtime.get().load_program(source if isinstance(source, bytes) else Path(source))
-            self.method = self.program.load_method("forward")
+            with native_output_hidden():  # its CPU probing ("[cpuinfo_utils.cpp:71] Reading file ...")
+                self.program = et.Runtime.get().load_program(source if isinstance(source, bytes) else Path(source))
+                self.method = self.program.load_method("forward")
         except Exception as exc:  # noqa: BLE001  (the runtime raises RuntimeError / ValueError with its own text)
             where = "program bytes" if isinstance(source, bytes) else repr(str(source))
             raise ModelError(f"ExecuTorch runtime cannot load {where}: {str(exc).splitlines()[0][:200]}") from None

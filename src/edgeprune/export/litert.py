@@ -43,6 +43,7 @@ from edgeprune.export.onnx import (
 )
 from edgeprune.models import logits_only
 from edgeprune.utils.io import atomic_path
+from edgeprune.utils.native import native_output_hidden
 
 SUFFIX = ".tflite"
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV")  # the MAC ops
@@ -54,11 +55,12 @@ def litert() -> SimpleNamespace:
     """The LiteRT entry points edgeprune uses; DependencyError (one line, how to install) without the extra."""
     try:
         # noqa reasons: litert-torch is the optional [litert] extra, imported only when LiteRT is asked for
-        import litert_torch  # noqa: PLC0415
-        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
-        from ai_edge_quantizer import quantizer, recipe  # noqa: PLC0415
-        from litert_torch import progress  # noqa: PLC0415
-        from litert_torch.version import __version__  # noqa: PLC0415
+        with native_output_hidden():  # absl's and oneDNN's start-up lines
+            import litert_torch  # noqa: PLC0415
+            from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+            from ai_edge_quantizer import quantizer, recipe  # noqa: PLC0415
+            from litert_torch import progress  # noqa: PLC0415
+            from litert_torch.version import __version__  # noqa: PLC0415
     except ImportError as exc:
         raise DependencyError(f"LiteRT export needs the litert-torch package ({str(exc).splitlines()[0][:120]}); "
                               f"{INSTALL_HINT}") from None
@@ -82,7 +84,7 @@ def convert(model: nn.Module, example: torch.Tensor, name: str = "the model") ->
     was_training = model.training
     model.eval()
     try:
-        with quiet_exporters(), torch.no_grad():
+        with quiet_exporters(), native_output_hidden(), torch.no_grad():
             return bytes(lib.convert(model, (example,)).model_content())
     except Exception as exc:  # noqa: BLE001  (torch.export and the lowering raise many types; all mean "cannot convert")
         raise ModelError(f"model {name!r} cannot be converted to LiteRT: {describe_conversion_failure(exc)}") from None
@@ -98,7 +100,7 @@ def quantize_int8(buffer: bytes, calibration, batch: int) -> tuple[bytes, int]:
     samples = [{name: chunk.numpy()} for x in calibration for chunk in x.split(batch) if len(chunk) == batch]
     if not samples:
         raise ConfigError("INT8 LiteRT export needs calibration batches; none were given")
-    with quiet_exporters():  # a progress bar, and a warning that calibration keeps every tensor
+    with quiet_exporters(), native_output_hidden():  # a progress bar, a warning that calibration keeps every tensor
         quantizer = lib.Quantizer(buffer, lib.static_int8())
         result = quantizer.quantize(quantizer.calibrate({"serving_default": samples}, num_threads=1),
                                     enable_progress_report=False)
@@ -113,9 +115,10 @@ class Interpreter:
         check_positive("threads", threads)
         make = litert().Interpreter
         try:
-            self.interpreter = (make(model_content=source, num_threads=threads) if isinstance(source, bytes)
-                                else make(model_path=str(source), num_threads=threads))
-            self.interpreter.allocate_tensors()
+            with native_output_hidden():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+                self.interpreter = (make(model_content=source, num_threads=threads) if isinstance(source, bytes)
+                                    else make(model_path=str(source), num_threads=threads))
+                self.interpreter.allocate_tensors()
         except Exception as exc:  # noqa: BLE001  (ValueError / RuntimeError with the runtime's text)
             where = "program bytes" if isinstance(source, bytes) else repr(str(source))
             raise ModelError(f"LiteRT cannot load {where}: {str(exc).splitlines()[0][:200]}") from None

@@ -20,6 +20,7 @@ import functools
 import re
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,9 @@ def openvino():
     except ImportError as exc:
         raise DependencyError(f"OpenVINO export needs the openvino package ({str(exc).splitlines()[0][:120]}); "
                               f"{INSTALL_HINT}") from None
+    # OpenVINO's telemetry (unless opted out: docs/openvino.md) forks a child for each HTTP event; once JAX is loaded
+    # (the litert extra), JAX warns on every fork. The child only posts the event and is terminated after a timeout.
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
     return ov
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from edgeprune.export.runtimes import BY_KEY
 from edgeprune.report.metric import ACCURACY, Metric
 from edgeprune.utils.io import atomic_path
 from edgeprune.utils.lazy import OnFirstUse
@@ -86,14 +87,15 @@ def deploy_plot(groups: list[dict], dense: dict, path: Path, limits: dict | None
     return _save(fig, path)
 
 
-def edge_plot(models: dict[str, dict], path: Path, title: str = "on the device: batch 1, 1 thread") -> Path:
-    """Two panels of grouped bars per model (``{"input model": {...}, "chosen": {...}}``): FP32 ONNX and
-    ``.pte`` kB, and ONNX Runtime and ExecuTorch milliseconds at batch 1."""
+def edge_plot(models: dict[str, dict], path: Path, runtimes: dict[str, str],
+              title: str = "every installed runtime: batch 1, 1 thread") -> Path:
+    """Two panels of grouped bars per model (``{"input model": {...}, "chosen": {...}, "chosen INT8": {...}}``): file
+    kB and batch-1 milliseconds, one bar per runtime of ``runtimes`` ({key: title}: :mod:`edgeprune.export.runtimes`)."""
     names = list(models)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    panels = ((axes[0], (("onnx_bytes", "ONNX FP32"), ("pte_bytes", "ExecuTorch .pte")), 1e-3, "file size (kB)"),
-              (axes[1], (("ort_ms_b1", "ONNX Runtime"), ("et_ms_b1", "ExecuTorch")), 1.0, "latency, batch 1 (ms)"))
+    panels = ((axes[0], [(BY_KEY[k].bytes_key, t) for k, t in runtimes.items()], 1e-3, "file size (kB)"),
+              (axes[1], [(f"{k}_ms_b1", t) for k, t in runtimes.items()], 1.0, "latency, batch 1 (ms)"))
     for ax, series, scale, ylabel in panels:
         width = 0.8 / len(series)
         for k, (key, label) in enumerate(series):

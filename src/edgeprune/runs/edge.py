@@ -1,10 +1,14 @@
-"""The chosen model and the input model on the device: FP32 ONNX and ExecuTorch (``.pte``, XNNPACK) bytes,
-and batch-1 latency with 1 thread in ONNX Runtime and in ExecuTorch.
+"""The chosen model and the input model in every installed runtime (ONNX Runtime always; ExecuTorch, OpenVINO and
+LiteRT with their extras): FP32 file bytes and batch-1 latency with 1 thread, and the chosen model in static INT8
+(bytes, latency, and its test figures beside the FP32 file's, scored in the same runtime).
 
-Each model is exported (parity checked in its runtime) to a temporary folder, then the four artifacts are
-timed in interleaved rounds (:func:`edgeprune.export.et_latency.compare`; medians of round medians). The
-result is sealed into ``RUN/edge.json`` with the sha256 of ``chosen.pt`` and of the input model's
-checkpoint, so a re-rendered report reads it instead of measuring again unless one of them changed.
+Each model is exported (parity checked in its runtime: :mod:`edgeprune.export.runtimes`) to a temporary folder,
+then every file is timed in interleaved rounds (:func:`edgeprune.export.et_latency.compare`; medians of round
+medians), so each speed-up is a ratio from one measurement. INT8 is calibrated on the training split of the data
+set the chosen model records (16 batches of 32, as `edgeprune export --int8 static`) and scored on its test split;
+without that data set, INT8 is left out with a note. The result is sealed into ``RUN/edge.json`` with the sha256 of
+``chosen.pt`` and of the input model's checkpoint, so a re-rendered report reads it instead of measuring again
+unless one of them changed.
 
 The input model is ``RUN/input.pt`` (written by every sweep) or, for runs made before that, the model
 `edgeprune prune` trained into ``RUN/dense/model.pt``; its weights must match the run's config.json.
@@ -19,13 +23,15 @@ from pathlib import Path
 
 import torch
 
+from edgeprune import data as data_lib
 from edgeprune import devices
 from edgeprune import models as model_lib
+from edgeprune import tasks as tasks_lib
 from edgeprune.devices import Device
-from edgeprune.errors import ConfigError, DamagedFileError, DependencyError, EdgepruneError
+from edgeprune.errors import ConfigError, DamagedFileError, EdgepruneError
+from edgeprune.export import runtimes as runtimes_lib
 from edgeprune.export.et_latency import compare
-from edgeprune.export.executorch import executorch, export_executorch
-from edgeprune.export.onnx import export_verified, input_shape_of
+from edgeprune.export.onnx import input_shape_of
 from edgeprune.measure.latency import machine_info, spread
 from edgeprune.runs.inputs import fingerprint
 from edgeprune.utils.io import read_json, write_json
@@ -50,18 +56,19 @@ def input_checkpoint(root: Path) -> Path | None:
 
 
 def measure(run_dir: str | Path, *, rounds: int = ROUNDS, device: str | None = None) -> dict:
-    """{"models": {"input model": {...}, "chosen": {...}}, "speedup_ort_b1", "speedup_et_b1", ...} of a run
-    with chosen.pt, from RUN/edge.json when it was measured for the same files. DependencyError (not cached)
-    without the executorch package; a model that cannot be exported has {"error": "..."} instead of figures.
-    ``device`` (:mod:`edgeprune.devices`): the two models' files in its runtime also timed there, in turn
-    (``result["device"]``)."""
+    """{"models": {"input model": {...}, "chosen": {...}, "chosen INT8": {...}}, "speedup_ort_b1", ...} of a run
+    with chosen.pt, from RUN/edge.json when it was measured for the same files and runtimes. A model or a runtime
+    that cannot take a model has its one-line error instead of figures (``errors``); a runtime not installed
+    is named in ``not_installed`` with its install line. ``device`` (:mod:`edgeprune.devices`): the two models'
+    files in its runtime also timed there, in turn (``result["device"]``)."""
     root = Path(run_dir)
     chosen = root / "chosen.pt"
     if not chosen.is_file():
         raise ConfigError(f"{str(root)!r} has no chosen.pt; render its report first")
     source = input_checkpoint(root)
+    present = runtimes_lib.installed()
     key = {"chosen_sha256": sha256_of(chosen), "input": source and source.relative_to(root).as_posix(),
-           "input_sha256": sha256_of(source), **({"device": device} if device else {})}
+           "input_sha256": sha256_of(source), "runtimes": [r.name for r in present], **({"device": device} if device else {})}
     cache = root / CACHE
     if cache.is_file():
         try:
@@ -70,12 +77,11 @@ def measure(run_dir: str | Path, *, rounds: int = ROUNDS, device: str | None = N
             old = None  # a derived file: measured again and rewritten
         if old and old.get("key") == key:
             return old
-    executorch()  # the one-line install hint before anything is exported
     target = devices.get(device) if device else None
     try:
         if target is not None:
             target.check()  # reachable and has its runtime, before anything is exported
-        result = {"key": key, **_measure(root, chosen, source, rounds, target)}
+        result = {"key": key, **_measure(root, chosen, source, rounds, present, target)}
     finally:
         if target is not None:
             target.close()
@@ -83,9 +89,9 @@ def measure(run_dir: str | Path, *, rounds: int = ROUNDS, device: str | None = N
     return result
 
 
-def _measure(root: Path, chosen: Path, source: Path | None, rounds: int, device: Device | None) -> dict:
-    start = time.perf_counter()
-    models, notes = {}, []
+def _models(root: Path, chosen: Path, source: Path | None, out: dict, notes: list) -> dict:
+    """{"input model": module, "chosen": module} of those that load (and, for the input, match config.json)."""
+    models = {}
     if source is None:
         notes.append("the input model is not stored in the run directory (input.pt: runs made before it was written)")
     else:
@@ -97,50 +103,105 @@ def _measure(root: Path, chosen: Path, source: Path | None, rounds: int, device:
                 models["input model"] = model
         except EdgepruneError as exc:
             notes.append(f"input model: {exc}")
-    out: dict = {}
     try:
         models["chosen"] = model_lib.load(chosen)
     except EdgepruneError as exc:
         out["chosen"] = {"error": str(exc)}
-    on_device = None
-    with tempfile.TemporaryDirectory(prefix="edgeprune-edge-") as folder:
-        paths, shape = {}, None
+    return models
+
+
+def _write(runtime, model, path: Path, inputs, entry: dict, calibration=None) -> bool:
+    """One file written into ``entry`` (bytes, parity), or its one-line error under entry["errors"]."""
+    try:
+        info = runtime.write(model, path, inputs, calibration=calibration)
+    except EdgepruneError as exc:
+        entry.setdefault("errors", {})[runtime.title] = str(exc)
+        return False
+    entry[runtime.bytes_key] = info["bytes"]
+    entry.setdefault("max_abs_diff", {})[runtime.name] = info.get("max_abs_diff", info.get("max_abs_diff_fp32"))
+    if "outside_delegate" in info:
+        entry["outside_delegate"] = info["outside_delegate"]
+    return True
+
+
+def _measure(root: Path, chosen: Path, source: Path | None, rounds: int, present: list, device: Device | None) -> dict:
+    start = time.perf_counter()
+    out, notes = {}, []
+    models = _models(root, chosen, source, out, notes)
+    task = tasks_lib.get(read_json(root / "config.json", "run config").get("task"))
+    on_device, int8 = None, None
+    with tempfile.TemporaryDirectory(prefix="edgeprune-edge-") as folder, tasks_lib.using(task):
+        paths, shape, inputs = {}, None, None
         for name, model in models.items():
             try:
                 shape = input_shape_of(model)
-                x = torch.randn(4, *shape, generator=torch.Generator().manual_seed(0))
-                stem = Path(folder) / name.replace(" ", "_")
-                onnx = export_verified(model, stem.with_suffix(".onnx"), x)
-                pte = export_executorch(model, stem.with_suffix(".pte"), x, batch=1)
-            except DependencyError:
-                raise
             except EdgepruneError as exc:
                 out[name] = {"error": str(exc)}
                 continue
-            out[name] = {"onnx_bytes": onnx["bytes"], "pte_bytes": pte["bytes"],
-                         "outside_delegate": pte["outside_delegate"],
-                         "max_abs_diff": {"onnx": onnx["max_abs_diff"], "executorch": pte["max_abs_diff"]}}
-            paths[(name, "ort")], paths[(name, "et")] = onnx["path"], pte["path"]
+            inputs = torch.randn(4, *shape, generator=torch.Generator().manual_seed(0))
+            out[name] = entry = {}
+            for runtime in present:
+                path = Path(folder) / f"{name.replace(' ', '_')}{runtime.suffix}"
+                if _write(runtime, model, path, inputs, entry):
+                    paths[(name, runtime.key)] = path
+        if "chosen" in models and inputs is not None:
+            int8 = _int8(models["chosen"], present, Path(folder), inputs, paths, out, notes)
         if paths:
-            timed = compare({f"{n} {r}": p for (n, r), p in paths.items()}, batch=1, threads=1, rounds=rounds)
-            for (name, runtime) in paths:
-                t = timed[f"{name} {runtime}"]
-                out[name].update({f"{runtime}_ms_b1": t["median_ms"], f"{runtime}_rounds_ms": t["rounds_ms"]})
+            timed = compare({f"{n} {k}": p for (n, k), p in paths.items()}, batch=1, threads=1, rounds=rounds)
+            for (name, key) in paths:
+                t = timed[f"{name} {key}"]
+                out[name].update({f"{key}_ms_b1": t["median_ms"], f"{key}_rounds_ms": t["rounds_ms"]})
         if device is not None:
             on_device = _time_on(device, paths, shape, rounds)
     result = {"models": out, "notes": notes, "batch": 1, "threads": 1, "rounds": rounds,
+              "runtimes": {r.key: r.title for r in present}, "not_installed": runtimes_lib.missing(),
               "cpu": machine_info()["cpu"], "torch": torch.__version__}
-    base, small = out.get("input model", {}), out.get("chosen", {})
-    for runtime in ("ort", "et"):
-        if f"{runtime}_ms_b1" in base and f"{runtime}_ms_b1" in small:
-            # both from the same interleaved rounds: a ratio from one measurement, with its per-round spread
-            result[f"speedup_{runtime}_b1"] = base[f"{runtime}_ms_b1"] / small[f"{runtime}_ms_b1"]
-            ratios = spread([b / c for b, c in zip(base[f"{runtime}_rounds_ms"], small[f"{runtime}_rounds_ms"])])
-            result[f"speedup_{runtime}_b1_spread"] = [ratios["p10_ms"], ratios["p90_ms"]]
+    if int8 is not None:
+        result["int8"] = int8
+    base = out.get("input model", {})
+    for name, prefix in (("chosen", "speedup"), ("chosen INT8", "speedup_int8")):
+        small = out.get(name, {})
+        for runtime in present:
+            k = runtime.key
+            if f"{k}_ms_b1" in base and f"{k}_ms_b1" in small:
+                # both from the same interleaved rounds: a ratio from one measurement, with its per-round spread
+                result[f"{prefix}_{k}_b1"] = base[f"{k}_ms_b1"] / small[f"{k}_ms_b1"]
+                ratios = spread([b / c for b, c in zip(base[f"{k}_rounds_ms"], small[f"{k}_rounds_ms"])])
+                result[f"{prefix}_{k}_b1_spread"] = [ratios["p10_ms"], ratios["p90_ms"]]
     if on_device is not None:
         result["device"] = on_device
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def _int8(model, present: list, folder: Path, inputs, paths: dict, out: dict, notes: list) -> dict | None:
+    """The chosen model in static INT8 in every runtime that took it in FP32 (files into ``paths``, figures into
+    out["chosen INT8"]) and both precisions scored on the test split: {"data", "scores": {runtime: {"fp32", "int8"}}}."""
+    name = (getattr(model, "edgeprune_meta", None) or {}).get("dataset")
+    if not name:
+        notes.append("INT8 not measured: the chosen model records no data set to calibrate and score it on")
+        return None
+    try:
+        splits = data_lib.load(name)
+    except EdgepruneError as exc:
+        notes.append(f"INT8 not measured: the data set {name!r} could not be loaded ({exc})")
+        return None
+    entry, scores, metric = {}, {}, tasks_lib.current().metric
+    for runtime in present:
+        fp32 = paths.get(("chosen", runtime.key))
+        path = folder / f"chosen.int8{runtime.suffix}"
+        if fp32 is None or not _write(runtime, model, path, inputs, entry, calibration=splits.train):
+            continue
+        paths[("chosen INT8", runtime.key)] = path
+        try:
+            scores[runtime.key] = {precision: runtime.score(file, model, inputs, splits.test)[metric]
+                                   for precision, file in (("fp32", fp32), ("int8", path))}
+        except EdgepruneError as exc:
+            entry.setdefault("errors", {})[f"{runtime.title} test figures"] = str(exc)
+    out["chosen INT8"] = entry
+    return {"data": f"{splits.name} test split ({len(splits.test):,} images)", "metric": metric,
+            "calibration": f"{runtimes_lib.CALIB_BATCHES} batches of {runtimes_lib.CALIB_BATCH_SIZE} training images",
+            "scores": scores}
 
 
 def _time_on(device: Device, paths: dict, shape, rounds: int) -> dict:

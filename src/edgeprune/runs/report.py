@@ -20,8 +20,8 @@ import shutil
 from pathlib import Path
 
 from edgeprune.data.splits import QUICK_LIMIT, QUICK_TEST_LIMIT
-from edgeprune.errors import ConfigError, DamagedFileError, DependencyError, EdgepruneError
-from edgeprune.export.executorch import INSTALL_HINT
+from edgeprune.errors import ConfigError, DamagedFileError, EdgepruneError
+from edgeprune.export.runtimes import BY_KEY
 from edgeprune.measure.budget import Budget
 from edgeprune.measure.budget import parse as parse_budget
 from edgeprune.report import compare
@@ -285,46 +285,54 @@ def _typed_budget(text) -> Budget | None:
     return budget if isinstance(budget, Budget) else None
 
 
-EDGE_TITLE = "## Chosen model on the device (ONNX Runtime and ExecuTorch, 1 thread)"
+EDGE_TITLE = "## Chosen model in every installed runtime (batch 1, 1 thread)"
 
 
 def _edge_section(root: Path, device: str | None = None) -> tuple[list[str], dict]:
-    """edge.png and a table of the chosen and the input model in both runtimes; one line when ExecuTorch
-    is missing or a model cannot be exported."""
+    """edge.png and a table of the input model, the chosen one and its INT8 form in every installed runtime; one
+    line per model or runtime that could not be measured, and per runtime not installed."""
     head = ["", EDGE_TITLE, ""]
     try:
         result = edge_lib.measure(root, device=device)
-    except DependencyError:
-        text = f"ExecuTorch is not installed: `{INSTALL_HINT}`, then `edgeprune report RUN --edge`."
-        return head + [text], {"error": text}
     except EdgepruneError as exc:
         return head + [f"Not measured: {exc}"], {"error": str(exc)}
-    models = result["models"]
-    measured = {n: m for n, m in models.items() if "error" not in m}
+    models, runtimes = result["models"], result["runtimes"]
+    measured = {n: m for n, m in models.items() if any(f"{k}_ms_b1" in m for k in runtimes)}
+    int8 = result.get("int8") or {}
+    metric = Metric(int8.get("metric", "acc"))
     out = list(head)
     if measured:
-        edge_plot(measured, root / "edge.png")
-        out += ["![edge](edge.png)", "",
-                "| model | ONNX kB | ORT ms b1 | .pte kB | ExecuTorch ms b1 | speed-up ORT | speed-up ExecuTorch |",
-                "|---|---:|---:|---:|---:|---:|---:|"]
+        edge_plot(measured, root / "edge.png", runtimes)
+        out += ["![edge](edge.png)", "", f"| model | runtime | file kB | ms b1 | speed-up vs input | test {metric.label} |",
+                "|---|---|---:|---:|---:|---:|"]
         for name, m in measured.items():
-            base = name == "input model"
-            ups = ["1.00", "1.00"] if base else [_speedup_text(result, k) for k in ("speedup_ort_b1", "speedup_et_b1")]
-            out.append(f"| {name} | {m['onnx_bytes'] / 1e3:,.1f} | {m['ort_ms_b1']:.3f} | {m['pte_bytes'] / 1e3:,.1f} | "
-                       f"{m['et_ms_b1']:.3f} | {ups[0]} | {ups[1]} |")
-        out += ["", f"FP32 files; batch 1, 1 thread, median of {result['rounds']} interleaved rounds "
-                f"({result['cpu']}); each speed-up is the ratio of the two models' medians from those same rounds, "
+            prefix = {"chosen": "speedup", "chosen INT8": "speedup_int8"}.get(name)
+            for key, runtime in runtimes.items():
+                if f"{key}_ms_b1" not in m:
+                    continue
+                up = "1.00" if prefix is None else _speedup_text(result, f"{prefix}_{key}_b1")
+                precision = {"chosen": "fp32", "chosen INT8": "int8"}.get(name)
+                score = (int8.get("scores", {}).get(key) or {}).get(precision)
+                out.append(f"| {name} | {runtime} | {m[BY_KEY[key].bytes_key] / 1e3:,.1f} | {m[f'{key}_ms_b1']:.3f} | {up} | "
+                           f"{metric.text(score) if score is not None else '–'} |")
+        out += ["", f"Batch 1, 1 thread, median of {result['rounds']} interleaved rounds of every file ({result['cpu']}); "
+                "each speed-up is the ratio to the input model's FP32 file in the same runtime, from those same rounds, "
                 "with the p10–p90 of the per-round ratios. Measured once per chosen.pt (edge.json)."]
+        if int8:
+            out.append(f"INT8: static, calibrated on {int8['calibration']}; test figures on the {int8['data']}, "
+                       "each file scored in its own runtime.")
         base, small = measured.get("input model"), measured.get("chosen")
-        if base and small and small["onnx_bytes"] >= 0.99 * base["onnx_bytes"]:
-            out.append("Both formats store zeros like any weight: masked (unstructured) pruning changes bytes and "
+        if base and small and small.get("onnx_bytes", 0) >= 0.99 * base.get("onnx_bytes", 1):
+            out.append("Every format stores zeros like any weight: masked (unstructured) pruning changes bytes and "
                        "latency only when compressed (`edgeprune export --sparse-onnx`) or with channels removed.")
     else:
         (root / "edge.png").unlink(missing_ok=True)
     for name, m in models.items():
         if "error" in m:
             out.append(f"- {name}: {m['error']}")
+        out += [f"- {name}, {runtime}: {error}" for runtime, error in m.get("errors", {}).items()]
     out += [f"- {note}" for note in result.get("notes", [])]
+    out += [f"- not installed: {hint}" for hint in result.get("not_installed", [])]
     if "device" in result:
         out += ["", _device_line(result["device"], result["rounds"])]
     return out, result
