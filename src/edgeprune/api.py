@@ -105,8 +105,8 @@ def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out
     Returns the records, the validation front and the chosen candidate (its model: ``out/chosen.pt``).
     ``executor``: "local", "ray", a dict of :func:`~edgeprune.runs.executor.make_executor`'s keywords
     (``{"kind": "ray", "workers": 4}``) or an executor object; ``schedule``: as for :func:`prune`. ``edge_report``:
-    the report also gets the chosen and the input model's ONNX / ExecuTorch bytes and batch-1 latency
-    (``render(..., edge=True)``; seconds per run); a device (a saved name, ``ssh://...``, ``cmd:...``): timed there
+    the report also gets the input model, the chosen one and its INT8 form in every installed runtime: bytes,
+    batch-1 latency, test accuracy (``render(..., edge=True)``; under a minute per run); a device (a saved name, ``ssh://...``, ``cmd:...``): timed there
     too. Everything is checked before ``out`` is written.
     ``progress``: the plan (candidates, epochs, batches per epoch, estimated time) is printed before the first
     candidate is trained, and one line per finished candidate (stderr). ``quick``: a data set spec is cut to

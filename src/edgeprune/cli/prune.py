@@ -155,7 +155,7 @@ def prune_flags(
     cpus_per_candidate: Optional[int] = typer.Option(None, help="CPUs (torch threads) per candidate (> 0)."),
     gpus_per_candidate: Optional[float] = typer.Option(None, help="GPUs per candidate (>= 0, fractions allowed with ray)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    edge_report: bool = typer.Option(False, "--edge-report", help="Report the chosen and the input model's ONNX and ExecuTorch (.pte) bytes and batch-1 latency (1 thread); needs the [edge] extra, seconds per run."),
+    edge_report: bool = typer.Option(False, "--edge-report", help="Report the input model, the chosen one and its INT8 form in every installed runtime (ONNX Runtime; ExecuTorch, OpenVINO, LiteRT with their extras): bytes, batch-1 latency (1 thread), test accuracy; under a minute per run."),
     edge_device: Optional[str] = typer.Option(None, "--edge-device", help="Also time the edge report's models on this device (a saved name, ssh://user@host, cmd:TEMPLATE; checked before any work); implies --edge-report."),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
@@ -211,7 +211,7 @@ def _int8_headline(edge: dict) -> str:
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run directory of `edgeprune prune` (or its aliases search, vbp, pai)."),
-           edge: bool = typer.Option(False, "--edge", help="Add the chosen and the input model's ONNX and ExecuTorch (.pte) bytes and batch-1 latency, 1 thread (edge.png; cached in edge.json); needs the [edge] extra."),
+           edge: bool = typer.Option(False, "--edge", help="Add the input model, the chosen one and its INT8 form in every installed runtime: bytes, batch-1 latency (1 thread), test accuracy (edge.png; cached in edge.json)."),
            device: Optional[str] = typer.Option(None, "--device", help="With --edge: also time both models on this device (`edgeprune devices list`, ssh://..., cmd:...).")):
     """Re-render a run's report (report.md, front.png, summary.json, chosen.pt) from results.jsonl."""
     if device is not None and not edge:
