@@ -6,6 +6,9 @@ lowering refused in one line."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -206,3 +209,19 @@ def test_bad_bench_values_are_one_line(run_cli, tmp_path):
     code, _, err = run_cli("prune", "structured", "--model", "lenet5", "--budget", "latency<=3ms@tflitex",
                            "--out", tmp_path / "run", "--dataset", "digits", "-q")
     assert_one_line_error(code, err, "@tflitex", "did you mean @tflite")
+
+
+@pytest.mark.slow
+def test_export_prints_no_native_log_lines(tmp_path):
+    """LiteRT's converter and interpreter (absl, TFLite) and ExecuTorch (CPU probing, thread pool) write from C++
+    straight to the process's stderr; a fresh `edgeprune export` shows none of it."""
+    ckpt = models.save(models.create("lenet5", num_classes=10, in_channels=1, image_size=8), tmp_path / "m.pt")
+    done = subprocess.run([sys.executable, "-m", "edgeprune", "export", str(ckpt), "--out", str(tmp_path / "out"),
+                           "--format", "executorch,litert"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "model.tflite").is_file() and (tmp_path / "out" / "model.pte").is_file()
+    native = [line for line in done.stderr.splitlines()
+              if line.startswith(("I0000", "W0000", "WARNING: All log messages", "INFO: Created TensorFlow Lite", "[cpuinfo",
+                                  "[threadpool"))]
+    assert native == []

@@ -40,23 +40,20 @@ def _write_onnx(model: nn.Module, path: Path, inputs: torch.Tensor, calibration)
                         calib_batches=CALIB_BATCHES, calib_batch_size=CALIB_BATCH_SIZE)
 
 
-def _write_executorch(model: nn.Module, path: Path, inputs: torch.Tensor, calibration) -> dict:
-    if calibration is None:
-        return et_lib.export_executorch(model, path, inputs)
-    batches = et_lib.calibration_batches(calibration, CALIB_BATCHES, CALIB_BATCH_SIZE)
-    return et_lib.export_executorch(model, path, inputs, int8=True, calibration=batches)
+def _program_writer(export: Callable) -> Callable:
+    """ExecuTorch's and LiteRT's writer: ``export(model, path, inputs, ...)``; INT8 calibrated on batches of the
+    training split."""
+    def write(model: nn.Module, path: Path, inputs: torch.Tensor, calibration) -> dict:
+        if calibration is None:
+            return export(model, path, inputs)
+        batches = et_lib.calibration_batches(calibration, CALIB_BATCHES, CALIB_BATCH_SIZE)
+        return export(model, path, inputs, int8=True, calibration=batches)
+    return write
 
 
 def _write_openvino(model: nn.Module, path: Path, inputs: torch.Tensor, calibration) -> dict:
     return ov_lib.export_openvino(model, path, inputs, int8=calibration is not None, calibration=calibration,
                                   calib_batches=CALIB_BATCHES, calib_batch_size=CALIB_BATCH_SIZE)
-
-
-def _write_litert(model: nn.Module, path: Path, inputs: torch.Tensor, calibration) -> dict:
-    if calibration is None:
-        return lrt_lib.export_litert(model, path, inputs)
-    batches = et_lib.calibration_batches(calibration, CALIB_BATCHES, CALIB_BATCH_SIZE)
-    return lrt_lib.export_litert(model, path, inputs, int8=True, calibration=batches)
 
 
 @dataclass(frozen=True)
@@ -100,12 +97,13 @@ class Runtime:
 
 RUNTIMES = (
     Runtime("onnx", "ort", "ONNX Runtime", ".onnx", lambda: None, _write_onnx, ort_session, ort_accuracy, ort_metrics),
-    Runtime("executorch", "et", "ExecuTorch", ".pte", et_lib.executorch, _write_executorch, et_lib.Program,
+    Runtime("executorch", "et", "ExecuTorch", ".pte", et_lib.executorch,  # export_executorch looked up at each call
+            _program_writer(lambda *args, **kwargs: et_lib.export_executorch(*args, **kwargs)), et_lib.Program,
             et_lib.et_accuracy, et_lib.et_metrics),
     Runtime("openvino", "ov", "OpenVINO", ".xml", ov_lib.openvino, _write_openvino, ov_lib.Compiled, ov_lib.ov_accuracy,
             ov_lib.ov_metrics),
-    Runtime("litert", "lrt", "LiteRT", ".tflite", lrt_lib.litert, _write_litert, lrt_lib.Interpreter, lrt_lib.lrt_accuracy,
-            lrt_lib.lrt_metrics),
+    Runtime("litert", "lrt", "LiteRT", ".tflite", lrt_lib.litert, _program_writer(lrt_lib.export_litert), lrt_lib.Interpreter,
+            lrt_lib.lrt_accuracy, lrt_lib.lrt_metrics),
 )
 
 BY_KEY = {runtime.key: runtime for runtime in RUNTIMES}
