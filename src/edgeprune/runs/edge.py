@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edgeprune import data as data_lib
 from edgeprune import devices
@@ -130,7 +132,9 @@ def _measure(root: Path, chosen: Path, source: Path | None, rounds: int, present
     models = _models(root, chosen, source, out, notes)
     task = tasks_lib.get(read_json(root / "config.json", "run config").get("task"))
     on_device, int8 = None, None
-    with tempfile.TemporaryDirectory(prefix="edgeprune-edge-") as folder, tasks_lib.using(task):
+    steps = len(present) * (len(models) + 1) + 1  # every FP32 file, the chosen model's INT8 files, the timing
+    with tempfile.TemporaryDirectory(prefix="edgeprune-edge-") as folder, tasks_lib.using(task), _bar() as bar:
+        job = bar.add_task("exporting", total=steps)
         paths, shape, inputs = {}, None, None
         for name, model in models.items():
             try:
@@ -141,11 +145,15 @@ def _measure(root: Path, chosen: Path, source: Path | None, rounds: int, present
             inputs = torch.randn(4, *shape, generator=torch.Generator().manual_seed(0))
             out[name] = entry = {}
             for runtime in present:
+                bar.update(job, description=f"{name} to {runtime.title}")
                 path = Path(folder) / f"{name.replace(' ', '_')}{runtime.suffix}"
                 if _write(runtime, model, path, inputs, entry):
                     paths[(name, runtime.key)] = path
+                bar.advance(job)
         if "chosen" in models and inputs is not None:
-            int8 = _int8(models["chosen"], present, Path(folder), inputs, paths, out, notes)
+            int8 = _int8(models["chosen"], present, Path(folder), inputs, paths, out, notes,
+                         lambda what: bar.update(job, description=what, advance=1))
+        bar.update(job, description=f"timing {len(paths)} files in interleaved rounds")
         if paths:
             timed = compare({f"{n} {k}": p for (n, k), p in paths.items()}, batch=1, threads=1, rounds=rounds)
             for (name, key) in paths:
@@ -174,9 +182,15 @@ def _measure(root: Path, chosen: Path, source: Path | None, rounds: int, present
     return result
 
 
-def _int8(model, present: list, folder: Path, inputs, paths: dict, out: dict, notes: list) -> dict | None:
+def _bar() -> Progress:
+    return Progress(TextColumn("edge report: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+def _int8(model, present: list, folder: Path, inputs, paths: dict, out: dict, notes: list, step) -> dict | None:
     """The chosen model in static INT8 in every runtime that took it in FP32 (files into ``paths``, figures into
-    out["chosen INT8"]) and both precisions scored on the test split: {"data", "scores": {runtime: {"fp32", "int8"}}}."""
+    out["chosen INT8"]) and both precisions scored on the test split: {"data", "scores": {runtime: {"fp32", "int8"}}}.
+    ``step(what)`` as each runtime starts."""
     name = (getattr(model, "edgeprune_meta", None) or {}).get("dataset")
     if not name:
         notes.append("INT8 not measured: the chosen model records no data set to calibrate and score it on")
@@ -188,6 +202,7 @@ def _int8(model, present: list, folder: Path, inputs, paths: dict, out: dict, no
         return None
     entry, scores, metric = {}, {}, tasks_lib.current().metric
     for runtime in present:
+        step(f"chosen INT8 to {runtime.title}, scored")
         fp32 = paths.get(("chosen", runtime.key))
         path = folder / f"chosen.int8{runtime.suffix}"
         if fp32 is None or not _write(runtime, model, path, inputs, entry, calibration=splits.train):
