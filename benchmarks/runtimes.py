@@ -12,7 +12,9 @@ slow to reproduce here), then ``--ft-epochs`` of fine-tuning, through ``edgeprun
 Every model goes through ``edgeprune.export`` once: each runtime's FP32 file and static INT8 file (calibrated on 16
 training batches), each checked against PyTorch and scored on the test split in its own runtime. Then the files of
 a dense/pruned pair, every runtime and precision, are timed side by side in interleaved rounds at batch 1 and
-batch 32 (one thread, ``edgeprune.export.compare_latency``). ExecuTorch files take batches up to 32 (dynamic batch).
+batch 32 (one thread, ``edgeprune.export.compare_latency``). ExecuTorch files take batches up to 32 (dynamic batch);
+LiteRT programs have a fixed batch, so a second pair of batch-32 ``.tflite`` files (FP32 and INT8, same calibration)
+is converted for the batch-32 timing.
 
 A runtime is one entry of ``RUNTIMES``; one whose package does not import is skipped, and the JSON says why.
 Results: results/runtimes.json, sections/runtimes.md and plots/runtimes.png. It supersedes the runtime comparison of
@@ -38,6 +40,8 @@ import edgeprune  # noqa: E402
 from common import RESULTS, ROOT, save, shared_data_dir  # noqa: E402
 from edgeprune import data  # noqa: E402
 from edgeprune.export import compare_latency  # noqa: E402
+from edgeprune.export.executorch import calibration_batches  # noqa: E402
+from edgeprune.export.litert import export_litert  # noqa: E402
 from edgeprune.measure import macs  # noqa: E402
 from edgeprune.measure.latency import BUSY_SPREAD, busy_warning, spread  # noqa: E402
 from executorch_vs_ort import log, train  # noqa: E402
@@ -59,6 +63,7 @@ class Runtime:
     format: str  # edgeprune.export(formats=...) writes its files
     files: dict[str, str]  # precision -> the file written, timed by compare_latency (its suffix names the runtime)
     accuracy: dict[str, str]  # precision -> key of Exported.accuracy (test top-1 measured in the runtime)
+    fixed_batch: bool = False  # its programs take one batch size: batch-32 files are converted for the b32 timing
 
 
 RUNTIMES = {
@@ -68,6 +73,8 @@ RUNTIMES = {
                           {"fp32": "fp32_executorch", "int8": "int8_executorch"}),
     "OpenVINO": Runtime("openvino", "openvino", {"fp32": "model.xml", "int8": "model.int8.xml"},
                         {"fp32": "fp32_openvino", "int8": "int8_openvino"}),
+    "LiteRT": Runtime("litert_torch", "litert", {"fp32": "model.tflite", "int8": "model.int8.tflite"},
+                      {"fp32": "fp32_litert", "int8": "int8_litert"}, fixed_batch=True),
 }
 
 
@@ -108,15 +115,29 @@ def export_rows(label: str, variant: str, model, splits, runtimes: dict[str, Run
     rows = [{**common, "runtime": name, "precision": p, "file": str(folder / r.files[p]),
              "bytes": artifact_bytes(folder / r.files[p]), "acc": done.accuracy[r.accuracy[p]]}
             for name, r in runtimes.items() for p in PRECISIONS]
+    for row in rows:
+        if runtimes[row["runtime"]].fixed_batch:
+            row[f"file_b{max(BATCHES)}"] = str(batch_program(model, splits, folder, row["precision"], args))
     log(f"{label} {variant}: exported {len(rows)} files ({time.perf_counter() - t0:.0f} s); "
         + ", ".join(f"{r['runtime']} {r['precision']} {r['acc']:.4f}" for r in rows))
     return rows
 
 
+def batch_program(model, splits, folder: Path, precision: str, args) -> Path:
+    """A LiteRT program of batch 32 (its files of ``edgeprune.export`` take batch 1), FP32 or static INT8 calibrated
+    as those are; parity checked like them."""
+    batch = max(BATCHES)
+    x = next(iter(data.make_loader(splits.test, batch)))[0]
+    path = folder / f"model{'.int8' if precision == 'int8' else ''}.b{batch}.tflite"
+    calibration = calibration_batches(splits.train, args.calib_batches, 32) if precision == "int8" else None
+    export_litert(model, path, x, batch=batch, int8=precision == "int8", calibration=calibration)
+    return path
+
+
 def time_rows(rows: list[dict], args) -> None:
     """Latency of every file of a model pair, side by side in interleaved rounds, at each batch size."""
-    paths = {f"{r['variant']}|{r['runtime']}|{r['precision']}": r["file"] for r in rows}
     for batch in BATCHES:
+        paths = {f"{r['variant']}|{r['runtime']}|{r['precision']}": r.get(f"file_b{batch}", r["file"]) for r in rows}
         load = os.getloadavg()
         timed = compare_latency(paths, batch=batch, rounds=args.rounds, runs=args.runs, threads=1)
         for row, key in zip(rows, paths):
@@ -150,7 +171,8 @@ def measure_model(spec: str, splits, runtimes: dict[str, Runtime], workdir: Path
     time_rows(rows, args)
     add_ratios(rows)
     for r in rows:
-        del r["file"]  # a temporary path
+        for key in [k for k in r if k.startswith("file")]:
+            del r[key]  # a temporary path
     return rows
 
 
@@ -193,7 +215,7 @@ def section(result: dict) -> str:
     s, rows = result["settings"], result["rows"]
     ft = f"{s['ft_epochs']} fine-tune epoch(s)"
     lines = [
-        "## Runtimes: ONNX Runtime, ExecuTorch, OpenVINO — FP32 and INT8",
+        f"## Runtimes: {', '.join(dict.fromkeys(r['runtime'] for r in rows))} — FP32 and INT8",
         "",
         f"`benchmarks/runtimes.py`: MNIST ({s['limit']:,} train+val images, {rows[0]['test_images']:,} test), "
         f"{s['dense_epochs']} dense epoch(s); pruned = structured `{s['budget']}` with the structured benchmark's chosen "
