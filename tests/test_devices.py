@@ -269,3 +269,45 @@ def test_a_sweep_under_a_device_budget_reports_it_and_its_edge_report_times_on_a
     assert edge["name"] == "lab" and edge["input_ms_b1"] > 0 and edge["speedup_b1"] > 0
     assert "On device **lab** (ssh, onnxruntime, 1 thread(s))" in (tmp_path / "run" / "report.md").read_text()
     assert run_cli("report", tmp_path / "run", "--device", "lab")[0] == 2  # --device needs --edge
+
+
+@pytest.fixture(scope="module")
+def ir_and_programs(tmp_path_factory):
+    """The wide and the narrow net as OpenVINO IRs (.xml + .bin) and batch-1 LiteRT programs."""
+    from edgeprune.export.et_latency import export_for
+
+    folder = tmp_path_factory.mktemp("edge")
+    out = {"openvino": [], "litert": []}
+    for width in (64, 4):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, width, 3, padding=1), torch.nn.ReLU(),
+                                  torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.Flatten(),
+                                  torch.nn.Linear(width * 64, 10)).eval()
+        for runtime, suffix in (("openvino", ".xml"), ("litert", ".tflite")):
+            export_for(net, folder / f"w{width}{suffix}", runtime, batch=1, input_shape=SHAPE)
+            out[runtime].append(folder / f"w{width}{suffix}")
+    return out
+
+
+@pytest.mark.slow
+def test_an_ssh_device_times_openvino_irs_and_litert_programs(server, ir_and_programs):
+    device = _ssh(server)
+    assert {"openvino", "litert"} <= set(device.check()["runtimes"])
+    for runtime, (wide, narrow) in ir_and_programs.items():
+        assert device.paired(wide, narrow, SHAPE, runs=5)["ratio"] > 1.0, runtime
+    copied = sorted(p.suffix for p in Path(device._folder).iterdir())
+    assert copied == [".bin", ".bin", ".py", ".tflite", ".tflite", ".xml", ".xml"]  # each IR's weights beside it
+    with pytest.raises(DeviceError, match="fixed batch of 1; cannot time batch 4"):
+        device.latency(ir_and_programs["litert"][1], SHAPE, batch=4)
+    device.close()
+
+
+@pytest.mark.slow
+def test_an_openvino_budget_is_met_on_an_ssh_device_and_bench_times_a_program_there(server, digits, run_cli, ir_and_programs):
+    devices.add("lab", server.url, key=server.key, known_hosts=server.known_hosts, python=sys.executable)
+    pruned = edgeprune.prune(_vit(), digits, method="vbp", budget="latency<=90%@openvino@lab", finetune=0)
+    calibrated = pruned.record["decided"]["calibrated"]
+    assert calibrated["budget"] == "latency<=90%@openvino@lab" and pruned.record["budget_achieved"] <= calibrated["limit"]
+    assert any("--runtime openvino" in c for c in server.commands)
+    code, out, err = run_cli("bench", str(ir_and_programs["litert"][1]), "--device", "lab", "--batch", "1", "--runs", "3")
+    assert code == 0 and "litert" in out, err

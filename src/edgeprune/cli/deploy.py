@@ -17,7 +17,7 @@ from edgeprune.deploy import export  # edgeprune.export itself, without the meth
 from edgeprune.deploy.source import load_model, resolve_checkpoint
 from edgeprune.devices.base import runtime_of
 from edgeprune.errors import ConfigError, check_positive
-from edgeprune.export.et_latency import et_latency, export_for
+from edgeprune.export.et_latency import FILE_NAMES, et_latency, export_for
 from edgeprune.export.executorch import Program
 from edgeprune.export.litert import Interpreter
 from edgeprune.export.litert_latency import lrt_latency
@@ -159,9 +159,6 @@ def file_input_shape(path: Path) -> tuple[int, ...]:
 
 def bench_on_device(source: Path, device, batches, runs: int, candidate: str | None) -> dict:
     """:func:`bench` on a device: the file as it is, or a checkpoint exported for the device's runtime."""
-    if source.suffix.lower() in (".xml", ".tflite") or device.runtime in ("openvino", "litert"):
-        raise ConfigError(f"OpenVINO and LiteRT are timed on this machine only; a device runs onnxruntime or executorch "
-                          f"(drop --device to time {str(source)!r} here)")
     info = {"source": str(source), "device": device.describe()}
     try:
         info["device"].update({k: v for k, v in device.check().items() if k in ("cores", "cpu", "runtimes", "command")})
@@ -178,11 +175,13 @@ def bench_on_device(source: Path, device, batches, runs: int, candidate: str | N
                 shape = input_shape_of(model)
                 info.update({"checkpoint": str(path), "candidate": cand, "model": model.edgeprune_build["spec"]})
                 for b in batches:
-                    files[b] = Path(folder) / (f"b{b}.pte" if device.runtime == "executorch" else "model.onnx")
-                    if device.runtime == "executorch":
-                        export_for(model, files[b], "executorch", batch=b)
-                    elif not files[b].exists():
-                        export_onnx(model, files[b])
+                    if device.runtime == "onnxruntime":  # one file of dynamic batch
+                        files[b] = Path(folder) / "model.onnx"
+                        if not files[b].exists():
+                            export_onnx(model, files[b])
+                    else:  # a program (or IR) per batch, as the device would load it
+                        files[b] = Path(folder) / f"b{b}{Path(FILE_NAMES[device.runtime]).suffix}"
+                        export_for(model, files[b], device.runtime, batch=b)
             results = []
             for b, file in files.items():
                 timed = spread(device.time([file], shape, batch=b, rounds=runs)[0])

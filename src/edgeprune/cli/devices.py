@@ -29,7 +29,7 @@ def devices_command():
     """Devices latency is measured on: `latency<=8ms@NAME` in a budget, `bench FILE --device NAME`.
 
     Kinds: `host` (this machine), `ssh://user@host[:port]` (edgeprune's runner and the model are copied there; the
-    device needs Python 3 and onnxruntime or executorch; the [devices] extra here), `cmd:TEMPLATE` (any command
+    device needs Python 3 and onnxruntime, executorch, openvino or ai-edge-litert; the [devices] extra here), `cmd:TEMPLATE` (any command
     that runs `{model}` and prints a time; also `{batch}`, `{threads}`, `{shape}`, `{runtime}`, `{python}`,
     `{runner}`; `{models}` hands every file to one runner process). Saved in $EDGEPRUNE_DEVICES or
     ~/.config/edgeprune/devices.json. `edgeprune devices table MODEL --device NAME` times a model's layers there (the
@@ -40,7 +40,7 @@ def devices_command():
 def add_command(
     name: str = typer.Argument(..., help="Lower-case letters, digits, - and _ (the @NAME of a budget)."),
     spec: str = typer.Argument(..., help="ssh://user@host[:port], cmd:TEMPLATE or host."),
-    runtime: str = typer.Option("onnxruntime", "--runtime", help="onnxruntime | executorch: what `bench --device` runs there."),
+    runtime: str = typer.Option("onnxruntime", "--runtime", help="onnxruntime | executorch | openvino | litert: what `bench --device` runs there."),
     threads: int = typer.Option(1, "--threads", help="Threads the runtime uses on the device (> 0)."),
     key: Optional[str] = typer.Option(None, "--key", help="ssh: private key file (default: your SSH agent / ~/.ssh keys)."),
     known_hosts: Optional[str] = typer.Option(None, "--known-hosts", help="ssh: known_hosts file (default ~/.ssh/known_hosts; 'none' trusts any host key)."),

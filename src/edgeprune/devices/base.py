@@ -13,8 +13,9 @@ from pathlib import Path
 
 from edgeprune.errors import ConfigError, DeviceError, check_positive
 
-RUNTIMES = ("onnxruntime", "executorch")
-SUFFIX = {".onnx": "onnxruntime", ".pte": "executorch"}
+RUNTIMES = ("onnxruntime", "executorch", "openvino", "litert")
+SUFFIX = {".onnx": "onnxruntime", ".pte": "executorch", ".xml": "openvino", ".tflite": "litert"}
+PACKAGES = {"litert": "ai-edge-litert"}  # what to pip install on the device, where it is not the runtime's name
 
 
 class Device:
@@ -59,7 +60,7 @@ class Device:
         if self.runtime not in info.get("runtimes", {}):
             found = ", ".join(info.get("runtimes", {})) or "none"
             raise DeviceError(f"device {self.name!r} has no {self.runtime} (runtimes found: {found}); install it there "
-                              f"(pip install {'onnxruntime' if self.runtime == 'onnxruntime' else 'executorch'})")
+                              f"(pip install {PACKAGES.get(self.runtime, self.runtime)})")
         return info
 
     def describe(self) -> dict:

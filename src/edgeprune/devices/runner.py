@@ -6,7 +6,7 @@
 
 edgeprune copies this one file to a device (``ssh://`` devices) or runs it in a command (``cmd:`` devices), so it
 imports nothing of edgeprune and only the standard library at start; numpy, ONNX Runtime or ExecuTorch (with torch)
-are imported when a file of theirs is timed. The loop is edgeprune's timer (``measure.latency.time_rounds``) in
+(OpenVINO, LiteRT) are imported when a file of theirs is timed. The loop is edgeprune's timer (``measure.latency.time_rounds``) in
 miniature: warm-up calls of each file, then rounds in which each file runs once in turn, so a change of the
 device's load moves every file alike. Output: ``{"times_ms": [[ms per round] per file, in order], "runtime", "version",
 "threads", "batch", "cores", "cpu", "python"}``; a failure is ``{"error": "one line"}`` and exit code 2.
@@ -33,7 +33,9 @@ def _cpu() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-MODULES = {"onnxruntime": "onnxruntime", "executorch": "executorch.runtime"}
+MODULES = {"onnxruntime": "onnxruntime", "executorch": "executorch.runtime", "openvino": "openvino",
+           "litert": "ai_edge_litert.interpreter"}
+DISTRIBUTIONS = {"litert": "ai-edge-litert"}  # where the module's name is not the package's
 
 
 def _versions(runtimes=tuple(MODULES)) -> dict:
@@ -43,7 +45,7 @@ def _versions(runtimes=tuple(MODULES)) -> dict:
         module = MODULES[runtime]
         try:
             lib = __import__(module, fromlist=["_"])
-            found[runtime] = getattr(lib, "__version__", None) or _dist_version(runtime)
+            found[runtime] = getattr(lib, "__version__", None) or _dist_version(DISTRIBUTIONS.get(runtime, runtime))
         except Exception:  # noqa: BLE001  (absent or broken: not available on this machine)
             continue
     return found
@@ -90,7 +92,34 @@ def _executorch_call(path: str, shape: tuple, batch: int, threads: int):
     return lambda: method.execute([x])
 
 
-CALLS = {"onnxruntime": _onnx_call, "executorch": _executorch_call}
+def _openvino_call(path: str, shape: tuple, batch: int, threads: int):
+    """An IR (``.xml`` with its ``.bin`` beside it) compiled as edgeprune compiles it: FP32, the LATENCY hint."""
+    import numpy as np  # noqa: PLC0415
+    import openvino as ov  # noqa: PLC0415
+
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    request = ov.Core().compile_model(path, "CPU", config).create_infer_request()
+    x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
+    return lambda: request.infer({0: x})
+
+
+def _litert_call(path: str, shape: tuple, batch: int, threads: int):
+    """A ``.tflite`` program in LiteRT's interpreter; it runs the one batch it was converted at."""
+    import numpy as np  # noqa: PLC0415
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+    interpreter = Interpreter(model_path=path, num_threads=threads)
+    interpreter.allocate_tensors()
+    runner = interpreter.get_signature_runner()
+    name, details = next(iter(runner.get_input_details().items()))
+    if int(details["shape"][0]) != batch:
+        raise ValueError(f"{os.path.basename(path)} was converted with a fixed batch of {int(details['shape'][0])}; "
+                         f"cannot time batch {batch}")
+    x = np.random.default_rng(0).standard_normal(tuple(details["shape"])).astype(details["dtype"])
+    return lambda: runner(**{name: x})
+
+
+CALLS = {"onnxruntime": _onnx_call, "executorch": _executorch_call, "openvino": _openvino_call, "litert": _litert_call}
 
 
 def time_files(files: list[str], runtime: str, shape: tuple, batch: int = 1, threads: int = 1, rounds: int = 20,

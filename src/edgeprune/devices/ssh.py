@@ -91,6 +91,8 @@ class SshDevice(Device):
             name = "runner.py" if f == Path(runner.__file__) else _content_name(f)
             if name not in self._copied:
                 todo.append((f, name))
+                if f.suffix.lower() == ".xml":  # an OpenVINO IR reads its weights from the .bin of the same name
+                    todo.append((f.with_suffix(".bin"), str(Path(name).with_suffix(".bin"))))
             remote.append(f"{self._folder}/{name}")
         if todo:
             async with conn.start_sftp_client() as sftp:
@@ -155,5 +157,9 @@ def _asyncssh():
 
 
 def _content_name(path: Path) -> str:
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    return f"{digest}{Path(path).suffix}"
+    """A name from the file's bytes (an OpenVINO IR's ``.bin`` counted in), so each content is copied once."""
+    path = Path(path)
+    digest = hashlib.sha256(path.read_bytes())
+    if path.suffix.lower() == ".xml" and path.with_suffix(".bin").is_file():
+        digest.update(path.with_suffix(".bin").read_bytes())
+    return f"{digest.hexdigest()[:16]}{path.suffix}"

@@ -170,15 +170,15 @@ class Meter:
         """Milliseconds on the budget's device: the input model alone, or (relative budgets) the candidate timed in
         alternation with the input model there and scaled to its reference."""
         device = self.device(budget.device)
-        et = budget.runtime == "executorch"
-        reference = self._dense_file("executorch", budget.batch) if et else self.dense_onnx(shipped=shipped)
+        onnx = budget.runtime == "onnxruntime"
+        reference = self.dense_onnx(shipped=shipped) if onnx else self._dense_file(budget.runtime, budget.batch)
         if model is self.model:
             return device.latency(reference, self.shape, budget.batch, runs)
-        path = folder / ("model.pte" if et else "model.onnx")
-        if et:
-            export_for(model, path, "executorch", batch=budget.batch, input_shape=self.shape)
-        else:
+        path = folder / FILE_NAMES[budget.runtime]
+        if onnx:
             (export_onnx if shipped else export_for_timing)(model, path, input_shape=self.shape)
+        else:
+            export_for(model, path, budget.runtime, batch=budget.batch, input_shape=self.shape)
         if not budget.relative:
             return device.latency(path, self.shape, budget.batch, runs)
         return self.dense_value(budget) / device.paired(reference, path, self.shape, budget.batch, runs)["ratio"]
