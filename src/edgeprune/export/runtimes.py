@@ -109,6 +109,11 @@ RUNTIMES = (
 BY_KEY = {runtime.key: runtime for runtime in RUNTIMES}
 
 
+def named(runtime: str) -> Runtime:
+    """The runtime a budget or a device names: "onnxruntime", "executorch", "openvino" or "litert"."""
+    return next(r for r in RUNTIMES if r.name == ("onnx" if runtime == "onnxruntime" else runtime))
+
+
 def installed() -> list[Runtime]:
     """The runtimes whose packages are installed here, ONNX Runtime first."""
     return [r for r in RUNTIMES if r.installed()]

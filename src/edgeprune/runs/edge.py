@@ -32,7 +32,7 @@ from edgeprune import tasks as tasks_lib
 from edgeprune.devices import Device
 from edgeprune.errors import ConfigError, DamagedFileError, EdgepruneError
 from edgeprune.export import runtimes as runtimes_lib
-from edgeprune.export.et_latency import FILE_NAMES, compare
+from edgeprune.export.et_latency import compare
 from edgeprune.export.onnx import input_shape_of
 from edgeprune.measure.latency import machine_info, spread
 from edgeprune.runs.inputs import fingerprint
@@ -221,7 +221,7 @@ def _int8(model, present: list, folder: Path, inputs, paths: dict, out: dict, no
 
 def _time_on(device: Device, paths: dict, shape, rounds: int) -> dict:
     """The input model's and the chosen model's files in the device's runtime, timed there in turn."""
-    runtime = next(r.key for r in runtimes_lib.RUNTIMES if r.suffix == Path(FILE_NAMES[device.runtime]).suffix)
+    runtime = runtimes_lib.named(device.runtime).key
     info = device.describe()
     files = [paths.get(("input model", runtime)), paths.get(("chosen", runtime))]
     if shape is None or None in files:
