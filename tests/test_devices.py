@@ -245,8 +245,17 @@ def test_cli_device_mistakes_are_one_line_exit_2(run_cli, args, message, device_
     assert not device_file.exists() and not (tmp_path / "never").exists()
 
 
+@pytest.fixture
+def onnx_only(monkeypatch):
+    """The edge report's runtime table cut to ONNX Runtime, the devices' runtime here (every runtime and INT8 are
+    tests/test_report_edge.py's)."""
+    from edgeprune.export import runtimes as runtimes_lib
+
+    monkeypatch.setattr(runtimes_lib, "RUNTIMES", runtimes_lib.RUNTIMES[:1])
+
+
 @pytest.mark.slow
-def test_a_sweeps_edge_report_times_on_the_device_it_names(digits, tmp_path):
+def test_a_sweeps_edge_report_times_on_the_device_it_names(digits, tmp_path, onnx_only):
     devices.add("here", "host")
     result = edgeprune.sweep(_vit(), digits, method="vbp", budgets=[0.3], finetune=0, out=tmp_path / "run",
                              edge_report="here", progress=False)
@@ -255,7 +264,8 @@ def test_a_sweeps_edge_report_times_on_the_device_it_names(digits, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_sweep_under_a_device_budget_reports_it_and_its_edge_report_times_on_a_device(digits, tmp_path, server, run_cli):
+def test_a_sweep_under_a_device_budget_reports_it_and_its_edge_report_times_on_a_device(digits, tmp_path, server, run_cli,
+                                                                                       onnx_only):
     devices.add("here", "host")  # this machine under a name: the device path without a network
     result = edgeprune.sweep(_vit(), digits, method="vbp", budgets=["latency<=90%@here"], finetune=0, out=tmp_path / "run")
     record = next(r for r in result.records if r.get("kind") == "candidate")
