@@ -209,6 +209,7 @@ def _int8_headline(edge: dict) -> str:
         text += f", test {metric.label} {metric.text(score['int8'])} (FP32 {metric.text(score['fp32'])})"
     return text
 
+
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run directory of `edgeprune prune` (or its aliases search, vbp, pai)."),
            edge: bool = typer.Option(False, "--edge", help="Add the input model, the chosen one and its INT8 form in every installed runtime: bytes, batch-1 latency (1 thread), test accuracy (edge.png; cached in edge.json)."),

@@ -307,11 +307,11 @@ def _edge_section(root: Path, device: str | None = None) -> tuple[list[str], dic
                 "|---|---|---:|---:|---:|---:|"]
         for name, m in measured.items():
             prefix = {"chosen": "speedup", "chosen INT8": "speedup_int8"}.get(name)
+            precision = {"chosen": "fp32", "chosen INT8": "int8"}.get(name)  # the input model is not scored
             for key, runtime in runtimes.items():
                 if f"{key}_ms_b1" not in m:
                     continue
                 up = "1.00" if prefix is None else _speedup_text(result, f"{prefix}_{key}_b1")
-                precision = {"chosen": "fp32", "chosen INT8": "int8"}.get(name)
                 score = (int8.get("scores", {}).get(key) or {}).get(precision)
                 out.append(f"| {name} | {runtime} | {m[BY_KEY[key].bytes_key] / 1e3:,.1f} | {m[f'{key}_ms_b1']:.3f} | {up} | "
                            f"{metric.text(score) if score is not None else '–'} |")
