@@ -214,7 +214,8 @@ def run_one(spec: str, time_box: float, stages: tuple[str, ...] = STAGES) -> dic
     if proc.returncode != 0 or not lines:
         killed = f"killed by signal {-proc.returncode}" + (" (SIGKILL: the kernel's out-of-memory killer?)"
                                                            if proc.returncode == -9 else "")
-        tail = (proc.stderr.strip().splitlines() or [killed if proc.returncode < 0 else "?"])[-1][:300]
+        silent = killed if proc.returncode < 0 else f"exit code {proc.returncode} and no result line on stdout"
+        tail = (proc.stderr.strip().splitlines() or [silent])[-1][:300]
         return {"spec": spec, "family": family_of(spec), "build": "crash", "note": tail, "seconds": None}
     return json.loads(lines[-1])
 
