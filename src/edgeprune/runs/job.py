@@ -63,7 +63,9 @@ def dense_record(model: nn.Module, data, example: torch.Tensor, task: tasks_lib.
 
 
 LR_RETRIES = 2  # a diverged training runs again at most this many times...
-LR_RETRY_FACTOR = 0.1  # ...each time at this fraction of the learning rate
+LR_RETRY_FACTOR = 0.1  # ...each time at this fraction of the learning rate...
+RETRY_CLIP_NORM = 1.0  # ...and with gradients clipped to this global norm (a mask that multiplies the output's
+# scale, as GraSP's on a VGG without batch norm, gives gradients no learning rate can take unclipped)
 
 
 @dataclass
@@ -141,7 +143,8 @@ class Job:
                 result, pruning, retries = self._fit(cand, decision, pruning, progress)
                 record.update(epochs_run=result.epochs_run, best_epoch=result.best_epoch)
                 if retries:
-                    record.update(lr=retries[-1]["lr"] * LR_RETRY_FACTOR, lr_retries=retries)
+                    record.update(lr=retries[-1]["lr"] * LR_RETRY_FACTOR, lr_retries=retries,
+                              clip_grad_norm=retries[-1]["clip_grad_norm"] or RETRY_CLIP_NORM)
                 if pruning is not None:
                     decision.masks = {k: v.cpu() for k, v in pruning.masks.items()}
         except EdgepruneError as exc:
@@ -153,7 +156,7 @@ class Job:
 
     def _fit(self, cand: Candidate, decision: Decision, pruning, progress: bool):
         """Fine-tune (or train) the candidate; when the loss diverges, again from the same start at a tenth of
-        the learning rate, at most :data:`LR_RETRIES` times (the record lists each divergence)."""
+        the learning rate with clipped gradients, at most :data:`LR_RETRIES` times (the record lists each divergence)."""
         scratch = decision.info.get("scratch")  # the plain alternative: trained from scratch, no teacher
         config = (scratch_config(self.model, scratch["epochs"]) if scratch else self.train_config).replace(seed=cand.seed)
         start = copy.deepcopy(decision.model.state_dict())
@@ -167,9 +170,10 @@ class Job:
             except TrainingDiverged as exc:
                 if len(retries) == LR_RETRIES:
                     raise
-                retries.append({"lr": config.lr, "diverged": str(exc)})
-                config = config.replace(lr=config.lr * LR_RETRY_FACTOR)
-                warnings.warn(f"candidate {cand.id}: {exc}; training again at lr={config.lr:g}", UserWarning, stacklevel=2)
+                retries.append({"lr": config.lr, "clip_grad_norm": config.clip_grad_norm, "diverged": str(exc)})
+                config = config.replace(lr=config.lr * LR_RETRY_FACTOR, clip_grad_norm=config.clip_grad_norm or RETRY_CLIP_NORM)
+                warnings.warn(f"candidate {cand.id}: {exc}; training again at lr={config.lr:g}, gradients clipped to norm "
+                              f"{config.clip_grad_norm:g}", UserWarning, stacklevel=2)
                 decision.model.load_state_dict(start)
                 if pruning is not None:
                     pruning = self.gradual(decision)

@@ -32,6 +32,7 @@ class TrainConfig(Config):
     kd_temperature: float = pydantic.Field(4.0, gt=0)
     max_batches: int | None = pydantic.Field(None, gt=0, le=MAX_BATCHES)  # cap per epoch, for quick runs
     eval_batch_size: int = pydantic.Field(512, gt=0, le=MAX_BATCH_SIZE)
+    clip_grad_norm: float | None = pydantic.Field(None, gt=0)  # gradients rescaled to at most this global L2 norm
 
 
 # --quick / quick=True: every training stage stops after this many batches per epoch

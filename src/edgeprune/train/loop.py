@@ -272,6 +272,9 @@ def _train_step(loop: _Loop, x, y, epoch: int, i: int):
     loop.scaler.scale(loss).backward()
     if loop.masks:
         mask_gradients(model, loop.masks)
+    if cfg.clip_grad_norm is not None:
+        loop.scaler.unscale_(loop.optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
     loop.scaler.step(loop.optimizer)
     loop.scaler.update()
     loop.scheduler.step()
