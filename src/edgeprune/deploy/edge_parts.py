@@ -10,15 +10,18 @@ from pathlib import Path
 from edgeprune.deploy import task_metrics
 from edgeprune.errors import ConfigError
 from edgeprune.export.et_latency import compare
-from edgeprune.export.executorch import Program, calibration_batches, et_accuracy, et_metrics, executorch, export_executorch
-from edgeprune.export.litert import Interpreter, export_litert, litert, lrt_accuracy, lrt_metrics
-from edgeprune.export.openvino import Compiled, convert_checked, export_openvino, openvino, ov_accuracy, ov_metrics
+from edgeprune.export.executorch import calibration_batches, export_executorch
+from edgeprune.export.litert import export_litert
+from edgeprune.export.openvino import convert_checked, export_openvino
+from edgeprune.export.runtimes import RUNTIMES, Runtime, named
 from edgeprune.export.sparse_onnx import write_sparse
 from edgeprune.report.tables import human_bytes
 
-RUNTIME_FORMATS = ("onnx", "executorch", "openvino", "litert")
+RUNTIME_FORMATS = tuple(runtime.name for runtime in RUNTIMES)  # onnx, executorch, openvino, litert
 # what the CLI's --format takes (also a comma list of RUNTIME_FORMATS: onnx,openvino); Python also takes a tuple
 FORMATS = (*RUNTIME_FORMATS, "both")  # both: onnx and executorch
+STATIC_INT8 = {"executorch": "PT2E, XNNPACK quantizer", "openvino": "QDQ ONNX, which OpenVINO runs in INT8",
+               "litert": "ai-edge-quantizer, INT8 weights and activations calibrated on the training split"}
 
 
 def check_formats(formats, int8: str | None) -> tuple[str, ...]:
@@ -37,21 +40,13 @@ def check_formats(formats, int8: str | None) -> tuple[str, ...]:
             raise ConfigError(f"format {bad!r} is not allowed; allowed: {', '.join(RUNTIME_FORMATS)} (a tuple or a "
                               f"comma list), or 'both'")
         chosen = tuple(f for f in RUNTIME_FORMATS if f in names)
-    if "executorch" in chosen:
-        executorch()  # DependencyError: pip install 'edgeprune[edge]'
-        if int8 == "dynamic":
-            raise ConfigError("--int8 dynamic has no ExecuTorch form; use --int8 static (PT2E, XNNPACK quantizer) "
-                              "with --format executorch|both")
-    if "openvino" in chosen:
-        openvino()  # DependencyError: pip install 'edgeprune[openvino]'
-        if int8 == "dynamic":
-            raise ConfigError("--int8 dynamic has no OpenVINO form; use --int8 static (QDQ ONNX, which OpenVINO runs "
-                              "in INT8) with --format openvino")
-    if "litert" in chosen:
-        litert()  # DependencyError: pip install 'edgeprune[litert]'
-        if int8 == "dynamic":
-            raise ConfigError("--int8 dynamic has no LiteRT form; use --int8 static (ai-edge-quantizer, INT8 weights "
-                              "and activations calibrated on the training split) with --format litert")
+    for runtime in RUNTIMES[1:]:
+        if runtime.name in chosen:
+            runtime.package()  # DependencyError: pip install 'edgeprune[edge|openvino|litert]'
+            if int8 == "dynamic":
+                raise ConfigError(f"--int8 dynamic has no {runtime.title} form; use --int8 static "
+                                  f"({STATIC_INT8[runtime.name]}) with --format {runtime.name}"
+                                  + ("|both" if runtime.name == "executorch" else ""))
     return chosen
 
 
@@ -75,8 +70,7 @@ def executorch_part(model, out: Path, inputs, splits, *, batch, max_batch: int, 
         rows.append(["model.int8.pte", f"{human_bytes(q['bytes'])} (PT2E static INT8, {fp32['bytes'] / q['bytes']:.2f}x "
                                        f"smaller; |ExecuTorch - PT2E reference| {q['max_abs_diff']:.2e})"])
     files = {"fp32_executorch": "model.pte"} | ({"int8_executorch": "model.int8.pte"} if int8 is not None else {})
-    rows += evaluate_files(record, "ExecuTorch", files, lambda file: Program(out / file), et_accuracy, et_metrics,
-                           model, inputs, splits, evaluation, task)
+    rows += evaluate_files(record, named("executorch"), out, files, model, inputs, splits, evaluation, task)
     return record, rows
 
 
@@ -105,8 +99,7 @@ def openvino_part(model, out: Path, inputs, splits, *, int8: str | None, calib_b
         rows.append(["model.int8.xml + .bin", f"{human_bytes(q['bytes'])} (static INT8 QDQ, {fp32['bytes'] / q['bytes']:.2f}x "
                                               f"smaller; max |OpenVINO - torch FP32| {q['max_abs_diff_fp32']:.2e})"])
     files = {"fp32_openvino": "model.xml"} | ({"int8_openvino": "model.int8.xml"} if int8 is not None else {})
-    rows += evaluate_files(record, "OpenVINO", files, lambda file: Compiled(out / file), ov_accuracy, ov_metrics,
-                           model, inputs, splits, evaluation, task)
+    rows += evaluate_files(record, named("openvino"), out, files, model, inputs, splits, evaluation, task)
     return record, rows
 
 
@@ -127,23 +120,24 @@ def litert_part(model, out: Path, inputs, splits, *, int8: str | None, calib_bat
         rows.append(["model.int8.tflite", f"{human_bytes(q['bytes'])} (static INT8, {fp32['bytes'] / q['bytes']:.2f}x "
                                           f"smaller; max |LiteRT - torch FP32| {q['max_abs_diff_fp32']:.2e})"])
     files = {"fp32_litert": "model.tflite"} | ({"int8_litert": "model.int8.tflite"} if int8 is not None else {})
-    rows += evaluate_files(record, "LiteRT", files, lambda file: Interpreter(out / file), lrt_accuracy, lrt_metrics,
-                           model, inputs, splits, evaluation, task)
+    rows += evaluate_files(record, named("litert"), out, files, model, inputs, splits, evaluation, task)
     return record, rows
 
 
-def evaluate_files(record: dict, runtime: str, files: dict[str, str], load, accuracy_of, metrics_of, model, inputs,
-                   splits, evaluation: str | None, task) -> list:
-    """Every file of ``files`` ({record key: file}) loaded in its runtime (``load(file)``): its test top-1 into
+def evaluate_files(record: dict, runtime: Runtime, out: Path, files: dict[str, str], model, inputs, splits,
+                   evaluation: str | None, task) -> list:
+    """Every file of ``files`` ({record key: file in ``out``}) loaded in ``runtime``: its test top-1 into
     ``record["accuracy"]`` (``evaluation`` "accuracy", with data) or the task's metrics into ``record["metrics"]``
     ("metrics"); the table lines."""
     if splits is not None and evaluation == "accuracy":
-        record["accuracy"] = {key: accuracy_of(load(file), splits.test)[0] for key, file in files.items()}
-        return [[f"test top-1 ({runtime}) FP32" + (" / INT8" if len(files) > 1 else ""),
+        top1 = {key: runtime.accuracy(runtime.load(out / file), splits.test) for key, file in files.items()}
+        record["accuracy"] = {key: value[0] if isinstance(value, tuple) else value for key, value in top1.items()}
+        return [[f"test top-1 ({runtime.title}) FP32" + (" / INT8" if len(files) > 1 else ""),
                  " / ".join(f"{v:.2%}" for v in record["accuracy"].values())]]
     if evaluation == "metrics":
-        record["metrics"] = {key: metrics_of(load(file), model, inputs[:1], splits.test, task) for key, file in files.items()}
-        return task_metrics.runtime_rows(task, record["metrics"], runtime)
+        record["metrics"] = {key: runtime.metrics(runtime.load(out / file), model, inputs[:1], splits.test, task)
+                             for key, file in files.items()}
+        return task_metrics.runtime_rows(task, record["metrics"], runtime.title)
     return []
 
 
