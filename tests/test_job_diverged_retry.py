@@ -5,9 +5,11 @@ default call failed with "training loss became nan" on every candidate."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 import edgeprune
 from byom.userdata import loaders, trained_model
+from edgeprune.train import TrainConfig, fit
 
 
 def _prune(lr: float):
@@ -39,9 +41,6 @@ def test_a_fine_tune_that_diverges_at_every_rate_fails_in_one_line():
 
 def test_clipped_gradients_bound_every_step():
     """Plain SGD with clip_grad_norm=c moves the weights by at most lr * c per step, whatever the loss's scale."""
-    import torch
-    from edgeprune.train import TrainConfig, fit
-
     model = trained_model()
     with torch.no_grad():
         for p in model.parameters():
