@@ -31,8 +31,6 @@ from edgeprune.errors import ConfigError, DependencyError, ModelError, check_pos
 from edgeprune.export.executorch import FlatOutputs, batch_of, et_accuracy
 from edgeprune.export.onnx import (
     PARITY_TOLERANCE,
-    RunnerModel,
-    check_whole_model,
     describe_export_failure,
     in_chunks,
     logit_scale,
@@ -40,6 +38,7 @@ from edgeprune.export.onnx import (
     parity_failure,
     parity_limit,
     quiet_exporters,
+    runner_metrics,
 )
 from edgeprune.models import logits_only
 from edgeprune.utils.io import atomic_path
@@ -169,15 +168,8 @@ def compute_dtypes(interpreter: Interpreter) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def lrt_accuracy(interpreter: Interpreter, data, batch_size: int = 256, what: str = "test data") -> tuple[float, int]:
-    """(top-1 accuracy in [0, 1], images) of a LiteRT program on a dataset or DataLoader (ExecuTorch's count)."""
-    return et_accuracy(interpreter, data, batch_size, what)
-
-
-def lrt_metrics(interpreter: Interpreter, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict:
-    """The task's metrics of a LiteRT program converted from ``model``; a detector's program is refused in one line."""
-    check_whole_model(task, model, "LiteRT program")
-    return task.evaluate(RunnerModel(interpreter, model, example), data, batch_size)
+lrt_accuracy = et_accuracy  # (top-1, images) of a LiteRT program: ExecuTorch's count reads any runner with run(x) -> logits
+lrt_metrics = runner_metrics("LiteRT program")  # the task's metrics of a LiteRT program; a detector's (its dense part) refused
 
 
 def lrt_parity(model: nn.Module, interpreter: Interpreter, inputs: torch.Tensor) -> float:

@@ -331,6 +331,15 @@ def check_whole_model(task, model: nn.Module, file: str = "ONNX file") -> None:
                          "no NMS): its metrics are measured in PyTorch, its parity on the dense outputs")
 
 
+def runner_metrics(file: str):
+    """The task-metrics function of another runtime's runner (``run_all(x)``): ``metrics(runner, model, example,
+    data, task)``, refusing in one line a ``file`` that holds part of ``model`` only (see :func:`check_whole_model`)."""
+    def metrics(runner, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict[str, float]:
+        check_whole_model(task, model, file)
+        return task.evaluate(RunnerModel(runner, model, example), data, batch_size)
+    return metrics
+
+
 def ort_metrics(session, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict[str, float]:
     """The task's metrics (``edgeprune.tasks``) of an ONNX Runtime session exported from ``model`` on ``data``.
     A task whose runtime part is not the whole model (a detector: decoding and NMS stay outside the file) is

@@ -34,14 +34,13 @@ from edgeprune.export.int8 import quantize
 from edgeprune.export.onnx import (
     OUTPUT_NAME,
     PARITY_TOLERANCE,
-    RunnerModel,
-    check_whole_model,
     export_verified,
     in_chunks,
     logit_scale,
     max_difference,
     parity_failure,
     parity_limit,
+    runner_metrics,
 )
 
 SUFFIX = ".xml"
@@ -146,16 +145,8 @@ def compute_precisions(compiled: Compiled) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def ov_accuracy(compiled: Compiled, data, batch_size: int = 256, what: str = "test data") -> tuple[float, int]:
-    """(top-1 accuracy in [0, 1], images) of a compiled IR on a dataset or DataLoader (ExecuTorch's count: it
-    reads any runtime with ``run(x) -> logits``)."""
-    return et_accuracy(compiled, data, batch_size, what)
-
-
-def ov_metrics(compiled: Compiled, model: nn.Module, example: torch.Tensor, data, task, batch_size: int = 256) -> dict:
-    """The task's metrics of a compiled IR exported from ``model``; a detector's IR (its dense part) is refused in one line."""
-    check_whole_model(task, model, "OpenVINO IR")
-    return task.evaluate(RunnerModel(compiled, model, example), data, batch_size)
+ov_accuracy = et_accuracy  # (top-1, images) of a compiled IR: ExecuTorch's count reads any runner with run(x) -> logits
+ov_metrics = runner_metrics("OpenVINO IR")  # the task's metrics of a compiled IR; a detector's (its dense part) refused
 
 
 def ov_parity(model: nn.Module, compiled: Compiled, inputs: torch.Tensor) -> float:
