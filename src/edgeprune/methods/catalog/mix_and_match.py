@@ -105,6 +105,8 @@ class MixAndMatch(Method):
 
         def baseline(name):
             method = get_method(name, calib_batches=opts.calib_batches, calib_batch_size=opts.calib_batch_size)
+            if name == "magnitude" and name in builders:  # the same scores: one copy (and one sort) for both
+                return method, builders[name]
             return method, method.prepare(model, data, example)
 
         baselines = optional_parts(opts.baselines, baseline, "baseline", need_one=False)
