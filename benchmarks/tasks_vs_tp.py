@@ -476,7 +476,7 @@ def render(result: dict) -> str:
              f"{setup['classes_note']}), {st['dense_epochs']} epochs ({st['optimizer']}, lr {st['lr']:g}, batch "
              f"{st['batch_size']}); test on {data['test']:,} test {items}{setup['test_note']}. Every pruned model: "
              f"{st['finetune_epochs']} fine-tune epochs with KD from the dense model (lr {st['lr'] * 0.2:g}, patience 3). "
-             f"Ours: criteria {st['criteria']} × strategies {st['strategies']}, the best by validation {label}"
+             f"Ours: criteria {st['criteria']} × strategies {strategies_run(result)}, the best by validation {label}"
              f"{', each reconstructed before its fine-tune (layers that lost inputs re-fitted to the dense outputs on 1,024 training images)' if st.get('reconstruct') else ''}. "
              f"Torch-Pruning: BasePruner{setup.get('tp_note', '')}, "
              f"ratio bisected to the same measured latency (at most {100 * result['tp_max_ratio']:g} %: it rounds kept widths "
@@ -546,6 +546,14 @@ def remeasured_text(result: dict) -> str:
             "the run's own side-by-side timing is kept in the seed's results file (`side_by_side_at_run`).")
 
 
+def strategies_run(result: dict) -> str:
+    """The strategies of ours' candidates: those asked for, and latency_aware where the method added it (a latency
+    budget with a latency table)."""
+    asked = result["settings"]["strategies"]
+    added = any("-latency_aware-" in cid for cid in result.get("ours_candidates", {}))
+    return asked + (" + latency_aware (added by the method under a latency budget)" if added and "latency_aware" not in asked else "")
+
+
 def candidate_lines(result: dict) -> list[str]:
     """Ours' candidates (criterion × strategy), means over seeds: what validation chose among."""
     label = LABELS.get(result["metric"], result["metric"])
@@ -561,19 +569,18 @@ def candidate_lines(result: dict) -> list[str]:
     return lines
 
 
-def versus(diff: dict, best: str, label: str) -> str:
-    """Ours against Torch-Pruning's best variant from the paired differences over seeds."""
+def versus(diff: dict, other: str, label: str) -> str:
+    """Ours against ``other`` (a name: "Torch-Pruning's best (taylor global)") from the paired differences over seeds."""
     if diff["lo"] is None:
-        return (f"with one seed so far, ours is {100 * diff['mean']:+.2f} {label} points against Torch-Pruning's best "
-                f"({best}), with no interval over seeds yet")
+        return f"with one seed so far, ours is {100 * diff['mean']:+.2f} {label} points against {other}, with no interval over seeds yet"
     if diff["hi"] < 0:
-        return (f"ours is worse than Torch-Pruning's best ({best}) by {-100 * diff['mean']:.2f} {label} points, "
-                f"beyond the interval ({with_interval(diff, signed=True)})")
+        return (f"ours is worse than {other} by {-100 * diff['mean']:.2f} {label} points, beyond the interval "
+                f"({with_interval(diff, signed=True)})")
     if diff["lo"] > 0:
-        return (f"ours beats Torch-Pruning's best ({best}) by {100 * diff['mean']:.2f} {label} points, beyond the "
-                f"interval ({with_interval(diff, signed=True)})")
-    return (f"ours is within the interval of Torch-Pruning's best ({best}): ours − TP = "
-            f"{with_interval(diff, signed=True)} points, so ours ≥ TP's best cannot be refuted, nor can the reverse")
+        return (f"ours beats {other} by {100 * diff['mean']:.2f} {label} points, beyond the interval "
+                f"({with_interval(diff, signed=True)})")
+    return (f"ours is within the interval of {other}: ours − it = {with_interval(diff, signed=True)} points, so "
+            "neither is shown better")
 
 
 def verdict(result: dict) -> str:
@@ -583,6 +590,7 @@ def verdict(result: dict) -> str:
     ours, best = methods["ours (chosen)"], result["best_tp"]
     if methods[best].get("over_budget_seeds"):
         best += f", over budget on {methods[best]['over_budget_seeds']} of {n} seeds"
+    best = f"Torch-Pruning's best ({best})"
     compared = versus(result["ours_minus_best_tp"], best, label)
     goal_label = LABELS.get(goal["metric"], goal["metric"])
     if goal["metric"] != result["metric"]:
@@ -596,11 +604,13 @@ def verdict(result: dict) -> str:
         reasons.append(f"the drop is {100 * drop:.2f} points (> {most:g})")
     if speed < speedup:
         reasons.append(f"the measured speed-up is {speed:.2f}× (< {speedup:g}×)")
+    status = ("met" if met else "NOT met") if n >= 3 else (
+        f"not decided yet ({n} of 3 seeds); {'within' if met else 'outside'} it on the seed(s) run so far")
     text = (f"the issue's goal (≤ {most:g} {goal_label} point lost at {speedup:g}× measured speed-up, mean of "
-            f"3 seeds) is {'met' if met else 'NOT met'}: ours {'loses' if drop >= 0 else 'gains'} {abs(100 * drop):.2f} points "
-            f"at {speed:.2f}× (batch 1)"
-            + ("" if met else f" — {' and '.join(reasons)}") + ("" if n >= 3 else f"; only {n} of 3 seeds so far"))
-    return f"**Verdict.** At this speed-up, {compared}; {text}."
+            f"3 seeds) is {status}: ours {'loses' if drop >= 0 else 'gains'} {abs(100 * drop):.2f} points "
+            f"at {speed:.2f}× (batch 1)" + ("" if met else f" — {' and '.join(reasons)}"))
+    scratch = versus(result["ours_minus_scratch"], "the narrower model trained from scratch", label)
+    return f"**Verdict.** At this speed-up, {compared}; {text}. Against the plain alternative, {scratch}."
 
 
 def timing_line(result: dict) -> str:
