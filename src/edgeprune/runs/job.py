@@ -144,7 +144,7 @@ class Job:
                 record.update(epochs_run=result.epochs_run, best_epoch=result.best_epoch)
                 if retries:
                     record.update(lr=retries[-1]["lr"] * LR_RETRY_FACTOR, lr_retries=retries,
-                              clip_grad_norm=retries[-1]["clip_grad_norm"] or RETRY_CLIP_NORM)
+                                  clip_grad_norm=retries[-1]["clip_grad_norm"] or RETRY_CLIP_NORM)
                 if pruning is not None:
                     decision.masks = {k: v.cpu() for k, v in pruning.masks.items()}
         except EdgepruneError as exc:
