@@ -10,6 +10,9 @@ import edgeprune
 import edgeprune.methods.catalog  # noqa: F401  (fills the method registry)
 from edgeprune import data as data_lib
 from edgeprune import models
+from edgeprune.measure.budget import parse
+from edgeprune.methods import structured_mam
+from edgeprune.methods.base import get_method
 from edgeprune.select import allocation, latency_table
 from edgeprune.surgery.structure import plan
 
@@ -112,3 +115,23 @@ def test_without_a_table_the_budget_is_bisected_and_latency_aware_left_out(monke
     [record] = pruned.candidates
     assert record["decided"]["strategy"] == "balanced" and "latency_table" not in record["decided"]
     assert record["decided"]["measured"] <= record["decided"]["limit"]
+
+
+def test_after_a_miss_the_table_aims_lower_until_a_proposal_prunes_more(monkeypatch):
+    """A proposal timed 1 % over the limit, and the table rescaled to that timing rounds to the same widths: the next
+    proposal must still prune more (seen in the suite: latency_aware left out of a ResNet-20 front by noise)."""
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8).eval()
+    options = get_method("structured", criteria=["magnitude"], deploy_metrics=False).options
+    state = structured_mam.prepare(model, None, torch.randn(2, 1, 8, 8), options)
+    timings = iter([1.01, 0.99])  # ms: the first proposal misses the 1 ms limit, the next one fits
+    monkeypatch.setattr(state.meter, "value", lambda *args, **kwargs: next(timings))
+    monkeypatch.setattr(structured_mam, "pruned_copy", lambda *args, **kwargs: (None, None))
+    monkeypatch.setattr(structured_mam, "_table_value", lambda *args: 1.0)
+    scale = [1.0]
+
+    def propose():  # widths in coarse steps: a table aiming 1 % lower keeps them
+        pruning = int(10 * scale[0]) / 10
+        return {"pruning": pruning}, pruning
+
+    pruning, vector, measured, timed = structured_mam._confirm(state, None, parse("latency<=1ms"), 0, propose, scale)
+    assert (pruning, measured, timed) == (1.1, 0.99, 2)

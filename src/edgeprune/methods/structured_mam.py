@@ -54,6 +54,7 @@ DEFAULT_STEPS = 12
 CONFIRMATIONS = 4  # latency: times the bisection's choice is re-timed (longer) and, if it misses, pruned further
 CLOSE = 0.05  # a table's proposal confirmed within this fraction below the limit is taken
 MISS_MARGIN = 0.03  # after misses in a row, a table's next proposal aims this much lower per miss
+MISS_BUMPS = 10  # after a miss, at most this many steps of MISS_MARGIN lower until a proposal prunes more
 LATENCY_AWARE = "latency_aware"  # the strategy latency-aware allocation adds to an ONNX Runtime latency budget's ten
 TABLE_CANDIDATES = 12  # pruned copies timed whole when a latency table is built (half fit it, half check it)
 
@@ -304,7 +305,7 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
             t = bisect()
             return _shifted(vector, bounds, t), t
 
-        hi_t, _, measured = _confirm(state, table, budget, depth, propose, scale)
+        hi_t, _, measured, _ = _confirm(state, table, budget, depth, propose, scale)
         if fits(measured):
             return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide)
     else:
@@ -426,13 +427,15 @@ def _table_value(state: ChannelState, table, vector: dict, budget, depth: int) -
 def _confirm(state: ChannelState, table, budget, depth: int, propose, scale: list) -> tuple:
     """Time the table's proposal (a confirming, longer timing); when it misses the limit, or fits more than
     :data:`CLOSE` below it, rescale the table to that timing and propose again, up to :data:`CONFIRMATIONS` timings.
-    ``propose()`` gives (vector, how much it prunes) under the current ``scale[0]``. Returns (how much, vector,
-    measured) of the least-pruned proposal that fit, else of the last."""
+    ``propose()`` gives (vector, how much it prunes) under the current ``scale[0]``; after a miss the table aims lower
+    until a proposal prunes more (:data:`MISS_BUMPS`). Returns (how much, vector, measured) of the least-pruned proposal
+    that fit, else of the last, and the number of timings."""
     fits, limit = state.meter.limit(budget)
     best = last = None
-    misses = 0
+    misses = timed = 0
     vector, pruning = propose()
-    for _ in range(CONFIRMATIONS):
+    while timed < CONFIRMATIONS:
+        timed += 1
         small, _ = pruned_copy(state, state.model, vector, budget, depth=depth)
         # the fast exporter's file: ONNX Runtime runs it as fast as the shipped one, which the deploy metrics time
         measured = state.meter.value(small, budget, confirm=True, shipped=False)
@@ -445,10 +448,15 @@ def _confirm(state: ChannelState, table, budget, depth: int, propose, scale: lis
         misses = 0 if fits(measured) else misses + 1  # after a second miss in a row, aim a little lower each time
         scale[0] = (measured / predicted if predicted > 0 else scale[0]) * (1 + MISS_MARGIN * max(misses - 1, 0))
         vector, proposal = propose()
+        for _ in range(MISS_BUMPS):  # a miss must prune more: the rescaled table may round to the same widths
+            if fits(measured) or proposal > pruning:
+                break
+            scale[0] *= 1 + MISS_MARGIN
+            vector, proposal = propose()
         if proposal == pruning or (best is not None and proposal >= best[0]):
             break
         pruning = proposal
-    return best or last
+    return (best or last) + (timed,)
 
 
 def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Calibrated:
@@ -490,9 +498,9 @@ def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Cali
                        for n in heads[a][0] if f"{n}.weight" in vector})
         return vector, sum(channels[g] - k for g, k in kept.items()) + sum(heads[a][2] - k for a, k in heads_kept.items())
 
-    _, vector, measured = _confirm(state, table, budget, depth, propose, scale)
+    _, vector, measured, timed = _confirm(state, table, budget, depth, propose, scale)
     if not fits(measured):
-        raise ConfigError(f"its last of {CONFIRMATIONS} proposals measured {budget.describe(measured)}, over the limit "
+        raise ConfigError(f"its last of {timed} proposal(s) timed measured {budget.describe(measured)}, over the limit "
                           f"{budget.describe(limit)}")
     return Calibrated(vector, None, measured, widened[0])
 
