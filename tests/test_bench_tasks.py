@@ -47,7 +47,8 @@ def test_widest_fitting_tries_every_width():
     assert tasks_vs_tp.widest_fitting(lambda w: w, lambda w: False, 2, 15) == (2, False)
 
 
-def collected(ours: list[float], tp: list[float], dense: list[float], speedup: float) -> dict:
+def collected(ours: list[float], tp: list[float], dense: list[float], speedup: float,
+              scratch: list[float] = (0.65, 0.66, 0.64)) -> dict:
     from edgeprune.report.stats import t_interval
 
     def entry(values):
@@ -59,13 +60,26 @@ def collected(ours: list[float], tp: list[float], dense: list[float], speedup: f
 
     return {"metric": "miou", "seeds": [0, 1, 2], "best_tp": "TP magnitude global",
             "methods": {"ours (chosen)": method(ours), "TP magnitude global": method(tp)},
-            "ours_minus_best_tp": entry([o - t for o, t in zip(ours, tp)])}
+            "ours_minus_best_tp": entry([o - t for o, t in zip(ours, tp)]),
+            "ours_minus_scratch": entry([o - t for o, t in zip(ours, scratch)])}
 
 
 def test_verdict_reports_a_loss_plainly():
     text = tasks_vs_tp.verdict(collected([0.60, 0.61, 0.62], [0.70, 0.70, 0.71], [0.72, 0.72, 0.73], 2.1))
     assert "ours is worse than Torch-Pruning's best (TP magnitude global)" in text
     assert "is NOT met" in text and "the drop is 11.33 points" in text
+    assert ("Against the plain alternative, ours is within the interval of the narrower model trained from scratch: "
+            "ours − it = -4.00 [-8.30, +0.30] points") in text
+
+
+def test_verdict_before_three_seeds_decides_nothing():
+    result = collected([0.716, 0.716], [0.60, 0.60], [0.72, 0.72], 2.3, scratch=[0.75, 0.75])
+    result["seeds"] = [0]  # one seed: the paired differences have no interval
+    for key in ("ours_minus_best_tp", "ours_minus_scratch"):
+        result[key] = {**result[key], "lo": None, "hi": None}
+    text = tasks_vs_tp.verdict(result)
+    assert "is not decided yet (1 of 3 seeds); within it on the seed(s) run so far" in text and " is met" not in text
+    assert "with one seed so far, ours is -3.40 mIoU points against the narrower model trained from scratch" in text
 
 
 def test_verdict_reports_a_win_and_the_goal():
