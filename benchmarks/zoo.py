@@ -112,6 +112,28 @@ def _hf_overrides(model_type: str) -> dict:
     return out
 
 
+def _torchvision_crop(name: str) -> int:
+    """The side torchvision's weights are evaluated at (299 for Inception-v3, whose auxiliary head needs it), else 224."""
+    try:
+        import torchvision.models as tv  # noqa: PLC0415
+
+        return int(tv.get_model_weights(name).DEFAULT.transforms().crop_size[0])
+    except Exception:  # noqa: BLE001  (a builder without registered weights)
+        return 224
+
+
+def _trains_at(model, size: int) -> None:
+    """Raise if a training-mode batch of two does not run (Inception's auxiliary head at 224 px)."""
+    import torch  # noqa: PLC0415
+
+    model.train()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, 3, size, size))
+    finally:
+        model.eval()
+
+
 def build(spec: str):
     """(model, image size, how it was built) for ``spec``: the smallest setting that builds and runs."""
     from edgeprune import models  # noqa: PLC0415
@@ -128,12 +150,14 @@ def build(spec: str):
         native = int(cfg.input_size[-1]) if cfg is not None and getattr(cfg, "input_size", None) else 224
         attempts = [(64, {"img_size": 64}), (64, {}), (native, {})]
     else:
-        attempts = [(64, {}), (64, {"image_size": 64}), (224, {})]
+        attempts = [(64, {}), (64, {"image_size": 64}), (_torchvision_crop(name), {})]
     last = None
     while attempts:
         size, options = attempts.pop(0)
         try:
-            return models.create(spec, num_classes=NUM_CLASSES, in_channels=3, image_size=size, **options), size, options
+            model = models.create(spec, num_classes=NUM_CLASSES, in_channels=3, image_size=size, **options)
+            _trains_at(model, size)
+            return model, size, options
         except Exception as exc:  # noqa: BLE001  (the next, larger setting may build)
             last = exc
             # a patch size that does not divide 64 (DeepSeek-ViT's 14): the next multiple of it, before the native size
