@@ -62,6 +62,25 @@ def test_the_expensive_group_loses_channels_first_and_the_limit_is_met():
     assert all(k == 16 for g, k in floor.items() if g in (group["a1"], group["b1"]))  # no further than the ceiling
 
 
+def test_a_group_the_table_sees_no_saving_in_still_goes_when_the_limit_needs_it():
+    torch.manual_seed(0)
+    model, example = TwoBranches().eval(), torch.randn(2, 3, 16, 16)
+    structure = plan(model, example)
+    ops = latency_table.census(model, example)
+    table = synthetic_table(ops)
+    for name in ("b1", "b2"):  # b's times flat in width, as a table fitted on noisy timings can be
+        layer = table.layers[name]
+        layer["ms"] = [[layer["ms"][-1][-1]] * len(row) for row in layer["ms"]]
+    importance = allocation.channel_importance(structure, model, None)
+    group = {structure.groups[g][0]: g for g in importance}
+    kept, _, ms = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
+    assert kept[group["a1"]] == 16 and kept[group["b1"]] == 16  # both down to their ceilings, not only a
+    dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
+    reachable, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
+                                          0.9 * dense, 4)
+    assert reachable[group["b1"]] == 32  # a limit the table can meet: b, which it sees saving nothing, keeps all
+
+
 def test_a_residual_channel_read_by_many_layers_counts_for_each():
     model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8).eval()
     structure = plan(model, torch.zeros(2, 1, 8, 8))

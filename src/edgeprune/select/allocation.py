@@ -85,8 +85,8 @@ def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn
              importance: dict, ceilings: dict, limit_ms: float, round_to: int, removed: list[str] = (),
              heads: dict | None = None) -> tuple[dict[int, int], dict[str, int], float]:
     """(group index -> channels kept, attention -> heads kept, the table's milliseconds for them): blocks of ``round_to`` channels (or one head) removed
-    greedily, least importance per predicted millisecond saved first, until the table predicts at most ``limit_ms``
-    (or nothing may lose more: each unit keeps at least ``(1 - ceilings[unit])`` of it, and a group ``round_to``
+    greedily, least importance per predicted millisecond saved first (blocks the table predicts no saving for
+    last), until the table predicts at most ``limit_ms`` (or nothing may lose more: each unit keeps at least ``(1 - ceilings[unit])`` of it, and a group ``round_to``
     channels, an attention one head). ``importance``: group index or attention name -> per channel / head
     importance; ``heads``: :func:`edgeprune.select.latency_table.kept_heads` for no pruning."""
     heads = heads or {}
@@ -111,10 +111,12 @@ def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn
             after = predict({**kept, u: step})
             saved = now - after
             cost = ranked[u][totals[u] - step - 1] - (ranked[u][totals[u] - k - 1] if k < totals[u] else 0.0)
-            value = cost / saved if saved > 1e-9 else math.inf
+            # a step the table sees no saving in ranks last, least importance first: a table fitted on noisy
+            # timings can be flat where the device is not, and the confirming timing decides
+            value = (cost / saved if saved > 1e-9 else math.inf, cost)
             if best is None or value < best[0]:
                 best = (value, u, step, after)
-        if best is None or best[0] == math.inf and best[3] >= now:
+        if best is None:
             break
         _, u, kept[u], now = best
     return ({u: k for u, k in kept.items() if u not in heads}, {u: k for u, k in kept.items() if u in heads}, now)
