@@ -49,3 +49,27 @@ def test_synflow_reads_the_input_shape_from_batches():
     b = scores.compute("synflow", model, input_shape=(6,))
     for name in a:
         torch.testing.assert_close(a[name], b[name])
+
+
+class _CastsToFloat32(nn.Module):
+    """A chain whose flow passes float32's range (~3e38) and that normalises in float32 inside its forward, as timm's
+    EfficientViT attention does (inf / inf there is NaN)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.ModuleList(nn.Linear(32, 32, bias=False) for _ in range(20))
+        with torch.no_grad():
+            for layer in self.layers:
+                layer.weight.mul_(100.0)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        y = x.float()
+        return (y[:, :-1] / y[:, -1:]).to(x.dtype)
+
+
+def test_synflow_keeps_float64_through_a_models_own_casts_to_float32():
+    got = scores.compute("synflow", _CastsToFloat32(), input_shape=(32,))
+    assert all(torch.isfinite(s).all() and (s > 0).any() for s in got.values())

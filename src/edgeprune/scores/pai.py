@@ -72,6 +72,24 @@ class TwiceDifferentiable(TorchFunctionMode):
         return self.REPLACEMENTS.get(func, func)(*args, **(kwargs or {}))
 
 
+class KeepPrecision(TorchFunctionMode):
+    """While active, a forward's casts of ``precision`` tensors down to float32 (``.float()``, ``.to(torch.float32)``)
+    keep ``precision``: timm's EfficientViT attention casts to float32, where SynFlow's products of |θ| overflow."""
+
+    def __init__(self, precision: torch.dtype):
+        super().__init__()
+        self.precision = precision
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.Tensor.float, torch.Tensor.to) and args and getattr(args[0], "dtype", None) == self.precision:
+            if func is torch.Tensor.float:
+                return args[0]
+            args = tuple(self.precision if a is torch.float32 else a for a in args)
+            kwargs = {k: (self.precision if v is torch.float32 else v) for k, v in kwargs.items()}
+        return func(*args, **kwargs)
+
+
 def hessian_gradient(model: nn.Module, batches: Sequence[Batch], loss_fn: LossFn | None, *, seed: int,
                      train: bool, temperature: float) -> dict[str, torch.Tensor]:
     """H g over the prunable weights, by double back-propagation (GraSP's Hessian-gradient product).
@@ -229,7 +247,8 @@ def _synflow_scorer(model: nn.Module, weights: dict, shape: tuple, precision: to
 
     def score_once() -> dict[str, torch.Tensor]:
         state = {names_in.get(n, n): t for n, t in {**abs_params, **buffers}.items() if net is model or n in names_in}
-        outputs = the_task.scored_outputs(functional_call(net, state, (x,)))
+        with KeepPrecision(precision):
+            outputs = the_task.scored_outputs(functional_call(net, state, (x,)))
         params = [abs_params[n] for n in names]
         grads = torch.autograd.grad(sum(o.sum() for o in outputs), params, allow_unused=True)
         return {n: (g * p).detach().abs() if g is not None else torch.zeros_like(p)
