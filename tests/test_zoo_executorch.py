@@ -1,7 +1,7 @@
 """The contract's ``executorch`` stage (issue 16) on three CI-subset models -- a torchvision CNN, a timm ViT, an
 HF config model -- exported with parity; a model with an op nothing can run is refused in one line naming it;
 a parity mismatch is a failure, not a refusal; without the [edge] extra the stage does not apply.
-benchmarks/executorch_zoo.py runs the stage on the whole subset."""
+benchmarks/edge_zoo.py --stage executorch runs the stage on the whole subset."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ strategy); ``structured30`` (30 % of the channels removed physically,
 in ONNX Runtime).
 
 Edge stages (``EDGE_STAGES``, not in the default ``STAGES``: run them by name, as
-``benchmarks/executorch_zoo.py`` does): ``executorch`` (FP32 ``.pte`` lowered to XNNPACK, parity in the
+``benchmarks/edge_zoo.py`` does): ``executorch`` (FP32 ``.pte`` lowered to XNNPACK, parity in the
 ExecuTorch runtime on two random inputs; an operator that cannot be lowered is refused in one line naming
 it; ``n/a`` without the ``[edge]`` extra) and ``openvino`` (the ONNX export converted to OpenVINO IR, parity in
 OpenVINO's CPU plugin on two random inputs; an operator OpenVINO cannot convert is refused in one line naming it;
@@ -59,7 +59,7 @@ from edgeprune.surgery.ratios import prune_channels
 from edgeprune.surgery.structure import plan as plan_structure
 
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
-EDGE_STAGES = ("executorch", "openvino", "litert")  # slower exports, run by name (benchmarks/executorch_zoo.py), not by default
+EDGE_STAGES = ("executorch", "openvino", "litert")  # slower exports, run by name (benchmarks/edge_zoo.py --stage NAME), not by default
 STATUSES = ("pass", "none", "refused", "n/a", "fail")
 TIMEOUT = 60.0  # seconds of CPU time (the stages run at one thread)
 WALL_FACTOR = 4

@@ -1,12 +1,14 @@
-"""The contract's ``executorch`` stage (FP32 ``.pte`` lowered to XNNPACK, parity in the ExecuTorch runtime)
-on every model of the zoo contract's CI subset, built exactly as ``tests/test_zoo_contract.py`` builds them.
+"""One of the contract's edge stages on every model of the zoo contract's CI subset, built exactly as
+``tests/test_zoo_contract.py`` builds them: ``executorch`` (FP32 ``.pte`` lowered to XNNPACK, parity in the
+ExecuTorch runtime), ``openvino`` (FP32 IR from the ONNX export, parity in OpenVINO) or ``litert`` (FP32
+batch-1 ``.tflite``, parity in LiteRT's interpreter).
 
-    python benchmarks/executorch_zoo.py                 # every model of the CI subset
-    python benchmarks/executorch_zoo.py --only lenet5,timm:vit_tiny_patch16_224
+    python benchmarks/edge_zoo.py --stage executorch     # every model of the CI subset: results/executorch_zoo.json
+    python benchmarks/edge_zoo.py --stage litert --only lenet5,timm:vit_tiny_patch16_224
 
 One torch thread. The models run in a worker process, one after the other; if the worker dies on a model
 (a crash in native code), that model is recorded as ``crash`` and a new worker goes on with the rest.
-Writes results/executorch_zoo.json and sections/executorch_zoo.md (run make_readme.py afterwards).
+Writes results/STAGE_zoo.json and sections/STAGE_zoo.md (run make_readme.py afterwards).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 SUBSET = ROOT.parent / "tests" / "test_zoo_contract.py"
-STAGE = "executorch"
+RUNTIMES = {"executorch": "ExecuTorch", "openvino": "OpenVINO", "litert": "LiteRT"}
+HOW = {"executorch": "FP32 `.pte` at batch 1 lowered to XNNPACK, parity against PyTorch in the ExecuTorch runtime",
+       "openvino": "FP32 IR converted from the ONNX export, parity against PyTorch in OpenVINO (CPU plugin)",
+       "litert": "FP32 `.tflite` at batch 1 (litert-torch), parity against PyTorch in LiteRT's interpreter"}
 TIMEOUT = 300.0  # CPU seconds per model (the contract's default, 60, is for the CI stages)
 TINY_LOGITS = 1e-3  # below this max |logit| a parity check compares (near-)zeros: flagged in the summary
 
@@ -41,7 +46,7 @@ def subset():
 # ----------------------------------------------------------------------------------------------- worker
 
 
-def worker(cases: list[str], timeout: float) -> None:
+def worker(stage: str, cases: list[str], timeout: float) -> None:
     """One JSON row per case on stdout, as each finishes."""
     import torch  # noqa: PLC0415
 
@@ -60,34 +65,37 @@ def worker(cases: list[str], timeout: float) -> None:
                    "seconds": time.perf_counter() - t0}
         else:
             example = torch.zeros(1, 3, zoo.SIZE, zoo.SIZE)
-            outcome = run_stage(STAGE, model, example, timeout=timeout)
+            outcome = run_stage(stage, model, example, timeout=timeout)
             row = {"case": case, "params": param_count(model), **outcome.as_dict(), **parse_note(outcome.note)}
             row.pop("stage")
         print(json.dumps(row), flush=True)
 
 
-_NOTE = re.compile(r"max diff (\S+) \(max \|logit\| (\S+)\), (\d+) ops outside the delegate(?: \((.*)\))?$")
+_NOTE = re.compile(r"max diff (\S+) \(max \|logit\| (\S+)\)(?:, (\d+) ops outside the delegate(?: \((.*)\))?)?$")
 
 
 def parse_note(note: str) -> dict:
-    """max diff and ops outside the delegate from a passing stage's note (empty for other outcomes)."""
+    """max diff and (ExecuTorch) ops outside the delegate from a passing stage's note (empty for other outcomes)."""
     match = _NOTE.match(note)
     if not match:
         return {}
-    return {"max_abs_diff": float(match.group(1)), "max_abs_logit": float(match.group(2)),
-            "outside_delegate": int(match.group(3)), "outside_top": match.group(4) or ""}
+    row = {"max_abs_diff": float(match.group(1)), "max_abs_logit": float(match.group(2))}
+    if match.group(3) is not None:
+        row.update(outside_delegate=int(match.group(3)), outside_top=match.group(4) or "")
+    return row
 
 
 # ----------------------------------------------------------------------------------------------- driver
 
 
-def run_all(cases: list[str], timeout: float) -> list[dict]:
+def run_all(stage: str, cases: list[str], timeout: float) -> list[dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     rows: dict[str, dict] = {}
     todo = list(cases)
     while todo:
         err = tempfile.TemporaryFile("w+")  # not a pipe: the worker's log lines must never block it
-        proc = subprocess.Popen([sys.executable, __file__, "--worker", ",".join(todo), "--timeout", str(timeout)],
+        proc = subprocess.Popen([sys.executable, __file__, "--worker", ",".join(todo), "--stage", stage,
+                                 "--timeout", str(timeout)],
                                 stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=ROOT.parent)
         current, started = None, 0.0
         for line in proc.stdout:
@@ -120,13 +128,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def summary(rows: list[dict]) -> str:
+def summary(rows: list[dict], stage: str = "executorch") -> str:
     passed = [r for r in rows if r["status"] == "pass"]
     refused = [r for r in rows if r["status"] == "refused"]
     other = [r for r in rows if r["status"] not in ("pass", "refused")]
     line = f"{len(passed)} of {len(rows)} exported with parity; {len(refused)} refused"
     if refused:
-        line += ": " + "; ".join(f"{r['case']} ({_why(r['note'])})" for r in refused)
+        line += ": " + "; ".join(f"{r['case']} ({_why(r['note'], stage)})" for r in refused)
     if other:
         line += f"; {len(other)} other: " + "; ".join(f"{r['case']} {r['status']}" for r in other)
     tiny = [r["case"] for r in passed if r.get("max_abs_logit", 1.0) < TINY_LOGITS]
@@ -136,34 +144,36 @@ def summary(rows: list[dict]) -> str:
     return line + "."
 
 
-def _why(note: str) -> str:
-    """The part of a refusal after 'cannot be lowered/exported to ExecuTorch: '."""
-    return note.split("ExecuTorch: ", 1)[-1]
+def _why(note: str, stage: str) -> str:
+    """The part of a refusal after 'cannot be lowered/exported to <runtime>: '."""
+    return note.split(f"{RUNTIMES[stage]}: ", 1)[-1]
 
 
-def section(rows: list[dict], timeout: float) -> str:
+def section(rows: list[dict], timeout: float, stage: str = "executorch") -> str:
     diffs = [r["max_abs_diff"] for r in rows if "max_abs_diff" in r]
+    delegated = stage == "executorch"
     full = sum(1 for r in rows if r.get("outside_delegate") == 0)
     lines = [
-        "## ExecuTorch export of the zoo contract's CI subset",
+        f"## {RUNTIMES[stage]} export of the zoo contract's CI subset",
         "",
-        "`benchmarks/executorch_zoo.py`: the contract stage `executorch` (`edgeprune.runs.contract`) on every "
+        f"`benchmarks/edge_zoo.py --stage {stage}`: the contract stage `{stage}` (`edgeprune.runs.contract`) on every "
         "model of the CI subset of `tests/test_zoo_contract.py`, built as that test builds them (untrained, "
-        "5 classes, 3×32×32 inputs): FP32 `.pte` at batch 1 lowered to XNNPACK, parity against PyTorch in the "
-        f"ExecuTorch runtime on 2 random inputs (tolerance 1e-4, relative above logit magnitude 1), one "
-        f"thread, {timeout:g} s of CPU time per model. Ops outside the delegate run on ExecuTorch's portable "
-        "kernels (the three most frequent named).",
+        f"5 classes, 3×32×32 inputs): {HOW[stage]} on 2 random inputs (tolerance 1e-4, relative above logit "
+        f"magnitude 1), one thread, {timeout:g} s of CPU time per model."
+        + (" Ops outside the delegate run on ExecuTorch's portable kernels (the three most frequent named)."
+           if delegated else ""),
         "",
-        f"**{summary(rows)}**" + (f" Max diff {min(diffs):.1g} … {max(diffs):.1g}; {full} models fully "
-                                  "delegated." if diffs else ""),
+        f"**{summary(rows, stage)}**" + (f" Max diff {min(diffs):.1g} … {max(diffs):.1g}" if diffs else "")
+        + (f"; {full} models fully delegated." if delegated and diffs else "." if diffs else ""),
         "",
-        "| model | status | max diff | max \\|logit\\| | ops outside delegate | seconds |",
+        "| model | status | max diff | max \\|logit\\| |" + (" ops outside delegate |" if delegated else " note |")
+        + " seconds |",
         "|---|---|---:|---:|---|---:|",
     ]
     for r in rows:
         if r["status"] == "pass":
             diff = f"{r['max_abs_diff']:.1e} | {r['max_abs_logit']:.2g}"
-            ops = str(r["outside_delegate"]) + (f" ({r['outside_top']})" if r["outside_top"] else "")
+            ops = (str(r["outside_delegate"]) + (f" ({r['outside_top']})" if r["outside_top"] else "")) if delegated else ""
         else:
             diff, ops = " | ", r.get("note", "")
         seconds = f"{r['seconds']:.1f}" if r.get("seconds") is not None else ""
@@ -174,11 +184,12 @@ def section(rows: list[dict], timeout: float) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--stage", choices=list(RUNTIMES), default="executorch")
     parser.add_argument("--only", help="comma-separated cases (default: the whole CI subset)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="CPU seconds per model")
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker.split(","), args.timeout)
+        worker(args.stage, args.worker.split(","), args.timeout)
         return
     cases = list(subset().CASES)
     if args.only:
@@ -188,17 +199,17 @@ def main(argv=None) -> None:
             parser.error(f"--only: not in the CI subset: {unknown}")
         cases = [c for c in cases if c in wanted]
     t0 = time.perf_counter()
-    rows = run_all(cases, args.timeout)
-    result = {"stage": STAGE, "timeout_cpu_seconds": args.timeout, "summary": summary(rows), "rows": rows,
-              "seconds": time.perf_counter() - t0}
+    rows = run_all(args.stage, cases, args.timeout)
+    result = {"stage": args.stage, "timeout_cpu_seconds": args.timeout, "summary": summary(rows, args.stage),
+              "rows": rows, "seconds": time.perf_counter() - t0}
     if args.only:
-        print(section(rows, args.timeout))
-        print(summary(rows))
+        print(section(rows, args.timeout, args.stage))
+        print(summary(rows, args.stage))
         return  # a partial run is not saved over the full one
     from common import save  # noqa: PLC0415
 
-    path = save("executorch_zoo", result, section(rows, args.timeout))
-    print(f"wrote {path.relative_to(ROOT.parent)}: {summary(rows)}")
+    path = save(f"{args.stage}_zoo", result, section(rows, args.timeout, args.stage))
+    print(f"wrote {path.relative_to(ROOT.parent)}: {summary(rows, args.stage)}")
 
 
 if __name__ == "__main__":
