@@ -145,7 +145,7 @@ def summary(rows: list[dict], stage: str = "executorch") -> str:
 
 
 def _why(note: str, stage: str) -> str:
-    """The part of a refusal after 'cannot be lowered/exported to <runtime>: '."""
+    """The part of a refusal after 'cannot be lowered/exported/converted to <runtime>: '."""
     return note.split(f"{RUNTIMES[stage]}: ", 1)[-1]
 
 
