@@ -4,7 +4,7 @@ ExecuTorch runtime), ``openvino`` (FP32 IR from the ONNX export, parity in OpenV
 batch-1 ``.tflite``, parity in LiteRT's interpreter).
 
     python benchmarks/edge_zoo.py --stage executorch     # every model of the CI subset: results/executorch_zoo.json
-    python benchmarks/edge_zoo.py --stage litert --only lenet5,timm:vit_tiny_patch16_224
+    python benchmarks/edge_zoo.py --stage litert --only lenet5,vit      # run again: their rows replaced
 
 One torch thread. The models run in a worker process, one after the other; if the worker dies on a model
 (a crash in native code), that model is recorded as ``crash`` and a new worker goes on with the rest.
@@ -37,6 +37,8 @@ TINY_LOGITS = 1e-3  # below this max |logit| a parity check compares (near-)zero
 
 def subset():
     """tests/test_zoo_contract.py as a module: CASES, build(case), SIZE (the CI subset's one definition)."""
+    if str(SUBSET.parent) not in sys.path:
+        sys.path.insert(0, str(SUBSET.parent))  # its hand-written models (byom/) import as pytest imports them
     spec = importlib.util.spec_from_file_location("zoo_contract_subset", SUBSET)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -185,13 +187,15 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--stage", choices=list(RUNTIMES), default="executorch")
-    parser.add_argument("--only", help="comma-separated cases (default: the whole CI subset)")
+    parser.add_argument("--only", help="comma-separated cases (default: the whole CI subset); their rows replace "
+                        "theirs in an existing results file")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="CPU seconds per model")
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.stage, args.worker.split(","), args.timeout)
         return
-    cases = list(subset().CASES)
+    everything = list(subset().CASES)
+    cases = everything
     if args.only:
         wanted = args.only.split(",")
         unknown = sorted(set(wanted) - set(cases))
@@ -200,17 +204,24 @@ def main(argv=None) -> None:
         cases = [c for c in cases if c in wanted]
     t0 = time.perf_counter()
     rows = run_all(args.stage, cases, args.timeout)
+    seconds = time.perf_counter() - t0
+    from common import RESULTS, save  # noqa: PLC0415
+
+    name = f"{args.stage}_zoo"
+    if args.only:  # the named models' rows replace theirs in the full run's results, if there is one
+        path = RESULTS / f"{name}.json"
+        if not path.exists():
+            print(section(rows, args.timeout, args.stage))
+            return
+        saved = json.loads(path.read_text())
+        new = {r["case"]: r for r in rows}
+        rows = [new.get(r["case"], r) for r in saved["rows"] if r["case"] in everything]
+        rows += [r for c, r in new.items() if c not in {s["case"] for s in saved["rows"]}]
+        seconds = saved.get("seconds", 0.0)
     result = {"stage": args.stage, "timeout_cpu_seconds": args.timeout, "summary": summary(rows, args.stage),
-              "rows": rows, "seconds": time.perf_counter() - t0}
-    if args.only:
-        print(section(rows, args.timeout, args.stage))
-        print(summary(rows, args.stage))
-        return  # a partial run is not saved over the full one
-    from common import save  # noqa: PLC0415
-
-    path = save(f"{args.stage}_zoo", result, section(rows, args.timeout, args.stage))
+              "rows": rows, "seconds": seconds, "rerun": cases if args.only else []}
+    path = save(name, result, section(rows, args.timeout, args.stage))
     print(f"wrote {path.relative_to(ROOT.parent)}: {summary(rows, args.stage)}")
-
 
 if __name__ == "__main__":
     main()

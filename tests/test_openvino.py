@@ -109,6 +109,17 @@ def test_unconvertible_operator_is_named_in_one_line():
     assert outcome.note == ("model 'Determinant' cannot be converted to OpenVINO: ONNX op Det has no OpenVINO conversion")
 
 
+def test_an_operator_openvino_converts_but_not_at_this_size_is_named_with_why():
+    class WidePool(nn.Module):  # HF EfficientNet's pooler: a kernel as wide as its channels, ceil_mode, on a 1x1 map
+        def forward(self, x):
+            return nn.functional.avg_pool2d(x, 16, 16, ceil_mode=True).flatten(1)
+
+    outcome = run_stage("openvino", WidePool(), torch.randn(1, 4, 1, 1))
+    assert outcome.status == "refused", outcome
+    assert outcome.note.startswith("model 'WidePool' cannot be converted to OpenVINO: OpenVINO failed to convert "
+                                   "ONNX op AveragePool: Kernel after dilation has size"), outcome.note
+
+
 def test_missing_extra_is_one_line(monkeypatch, tmp_path):
     import builtins
 

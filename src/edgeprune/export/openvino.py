@@ -73,6 +73,11 @@ def describe_conversion_failure(exc: BaseException) -> str:
     ops = re.findall(r"(?:No conversion rule found for operations|Conversion is failed for|"
                      r"conversion failed for operations?):\s*([^\n]+)", text, flags=re.IGNORECASE)
     names = [re.sub(r"-\d+$", "", op.strip()) for line in ops for op in line.split(",") if op.strip()]  # Det-18: Det
+    # why a converter exists but failed here (a kernel larger than its input...): the last line of OpenVINO's detail
+    reason = [line.strip() for line in text.split("Summary:")[0].splitlines()
+              if line.strip() and not line.strip().startswith(("While validating", "Check ", "--", "[ONNX Frontend]"))]
+    if names and "No conversion rule found" not in text and reason:
+        return f"OpenVINO failed to convert ONNX op {', '.join(names)}: {reason[-1]}"[:300]
     if names:
         return f"ONNX op{'s' if len(names) > 1 else ''} {', '.join(names)} ha{'ve' if len(names) > 1 else 's'} no OpenVINO conversion"
     lines = [line.strip() for line in text.splitlines()
