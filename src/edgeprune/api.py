@@ -82,18 +82,20 @@ def _prune(request: request_lib.Request, progress: bool, method: str) -> Pruned:
     cands = m.candidates(state, [value], request.seeds)
     if progress:
         print_plan(make_plan(m, inputs, [value], request.seeds, cands, train, distil, quick=request.quick))
-    results = []
+    records, best = [], None  # only the best candidate's model is kept: 33 copies of a ViT-B are 14 GB
     with candidate_progress(progress, m.name, cands, cands, bar=False) as shown:
         for cand in cands:
-            results.append(job.run(cand, progress))
-            shown.finished(results[-1][0])
-    ok = [(r, d) for r, d in results if d is not None]
-    if not ok:
-        raise ConfigError(f"every candidate of {method!r} at budget {value:g} failed: {results[0][0]['error']}")
-    record, decision = max(ok, key=lambda rd: tasks_lib.score_of(rd[0]))
+            record, decision = job.run(cand, progress)
+            records.append(record)
+            shown.finished(record)
+            if decision is not None and (best is None or tasks_lib.score_of(record) > tasks_lib.score_of(best[0])):
+                best = record, decision
+            del decision
+    if best is None:
+        raise ConfigError(f"every candidate of {method!r} at budget {value:g} failed: {records[0]['error']}")
+    record, decision = best
     return Pruned(decision.model, m.name, value, record,
-                  dense_record(inputs.model, inputs.data, inputs.example, inputs.task), decision.masks,
-                  [r for r, _ in results])
+                  dense_record(inputs.model, inputs.data, inputs.example, inputs.task), decision.masks, records)
 
 
 def sweep(model, data, method: str = "mix_and_match", budgets=None, seeds=1, out=None, *, executor="local",
