@@ -112,6 +112,15 @@ def test_operator_without_lowering_is_named_in_one_line():
     assert outcome.note == "model 'Determinant' cannot be converted to LiteRT: op aten._linalg_det has no LiteRT lowering"
 
 
+def test_an_op_the_converter_rejects_is_named_without_the_machines_paths():
+    # the converter's own line on timm's edgenext_xx_small (benchmarks/results/litert_zoo.json)
+    exc = ValueError("Failed to run converter passes: /home/u/.venv/lib/python3.11/site-packages/torch/nn/modules/"
+                     "linear.py:134:0: error: 'tfl.batch_matmul' op found invalid output rank, expected 3 but got 4\n"
+                     "note: see current operation: ...")
+    assert lrt_lib.describe_conversion_failure(exc) == ("LiteRT's converter rejects op tfl.batch_matmul (found invalid output "
+                                                        "rank, expected 3 but got 4) from torch/nn/modules/linear.py:134")
+
+
 def test_missing_extra_is_one_line(monkeypatch, tmp_path):
     import builtins
 

@@ -73,6 +73,11 @@ def describe_conversion_failure(exc: BaseException) -> str:
     match = re.search(r"Lowering not found: ([\w.]+?)(?:\.default|\.\w+)?$", str(exc), flags=re.MULTILINE)
     if match:
         return f"op {match.group(1)} has no LiteRT lowering"
+    # a TFLite op the converter's passes reject: "<path>/linear.py:134:0: error: 'tfl.batch_matmul' op found invalid ..."
+    rejected = re.search(r"([^\s:]+\.py):(\d+):\d+: error: '([\w.]+)' op ([^\n]+)", str(exc))
+    if rejected:
+        where = re.sub(r".*(?:site|dist)-packages/", "", rejected.group(1))
+        return f"LiteRT's converter rejects op {rejected.group(3)} ({rejected.group(4).strip()}) from {where}:{rejected.group(2)}"
     return describe_export_failure(exc)
 
 
