@@ -43,14 +43,19 @@ def synthetic_table(ops) -> latency_table.LatencyTable:
     return latency_table.LatencyTable("t", {"name": "synthetic"}, 1, layers)
 
 
-def test_the_expensive_group_loses_channels_first_and_the_limit_is_met():
+def two_branches():
+    """TwoBranches with its plan, layer census, synthetic table, importance and group index by first layer name."""
     torch.manual_seed(0)
     model, example = TwoBranches().eval(), torch.randn(2, 3, 16, 16)
     structure = plan(model, example)
     ops = latency_table.census(model, example)
-    table = synthetic_table(ops)
     importance = allocation.channel_importance(structure, model, None)
     group = {structure.groups[g][0]: g for g in importance}
+    return model, structure, ops, synthetic_table(ops), importance, group
+
+
+def test_the_expensive_group_loses_channels_first_and_the_limit_is_met():
+    model, structure, ops, table, importance, group = two_branches()
     dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
     ceilings = dict.fromkeys(importance, 0.9)
     kept, _, _ = allocation.allocate(table, ops, structure, model, importance, ceilings, 0.6 * dense, round_to=4)
@@ -63,17 +68,11 @@ def test_the_expensive_group_loses_channels_first_and_the_limit_is_met():
 
 
 def test_a_group_the_table_sees_no_saving_in_still_goes_when_the_limit_needs_it():
-    torch.manual_seed(0)
-    model, example = TwoBranches().eval(), torch.randn(2, 3, 16, 16)
-    structure = plan(model, example)
-    ops = latency_table.census(model, example)
-    table = synthetic_table(ops)
+    model, structure, ops, table, importance, group = two_branches()
     for name in ("b1", "b2"):  # b's times flat in width, as a table fitted on noisy timings can be
         layer = table.layers[name]
         layer["ms"] = [[layer["ms"][-1][-1]] * len(row) for row in layer["ms"]]
-    importance = allocation.channel_importance(structure, model, None)
-    group = {structure.groups[g][0]: g for g in importance}
-    kept, _, ms = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
+    kept, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
     assert kept[group["a1"]] == 16 and kept[group["b1"]] == 16  # both down to their ceilings, not only a
     dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
     reachable, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
