@@ -84,10 +84,11 @@ def head_importance(heads: dict, model: nn.Module, scores: dict | None, relative
 def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn.Module,
              importance: dict, ceilings: dict, limit_ms: float, round_to: int, removed: list[str] = (),
              heads: dict | None = None) -> tuple[dict[int, int], dict[str, int], float]:
-    """(group index -> channels kept, attention -> heads kept, the table's milliseconds for them): blocks of ``round_to`` channels (or one head) removed
-    greedily, least importance per predicted millisecond saved first (blocks the table predicts no saving for
-    last), until the table predicts at most ``limit_ms`` (or nothing may lose more: each unit keeps at least ``(1 - ceilings[unit])`` of it, and a group ``round_to``
-    channels, an attention one head). ``importance``: group index or attention name -> per channel / head
+    """(group index -> channels kept, attention -> heads kept, the table's milliseconds for them): blocks of
+    ``round_to`` channels (or one head) removed greedily, least importance per predicted millisecond saved first
+    (blocks the table predicts no saving for last), until the table predicts at most ``limit_ms`` (or nothing may
+    lose more: each unit keeps at least ``(1 - ceilings[unit])`` of it, and a group ``round_to`` channels, an
+    attention one head). ``importance``: group index or attention name -> per channel / head
     importance; ``heads``: :func:`edgeprune.select.latency_table.kept_heads` for no pruning."""
     heads = heads or {}
     totals = {u: (heads[u][2] if u in heads else structure.channels[structure.groups[u][0]]) for u in importance}
