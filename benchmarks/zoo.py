@@ -123,15 +123,20 @@ def _torchvision_crop(name: str) -> int:
 
 
 def _trains_at(model, size: int) -> None:
-    """Raise if a training-mode batch of two does not run (Inception's auxiliary head at 224 px)."""
+    """Raise if a training-mode batch of two does not run (Inception's auxiliary head at 224 px); the model's
+    buffers (batch-norm statistics) are left as they were."""
     import torch  # noqa: PLC0415
 
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
     model.train()
     try:
         with torch.no_grad():
             model(torch.zeros(2, 3, size, size))
     finally:
         model.eval()
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
 
 
 def build(spec: str):
