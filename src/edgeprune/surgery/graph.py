@@ -36,7 +36,13 @@ def trace_forward(model: nn.Module, x: torch.Tensor):
     if not _train_only_layers(model, x):
         return dense_forward(model, x)
     with _in_mode(model, True, after=False):
-        return dense_forward(model, x)
+        return dense_forward(model, _two(x))
+
+
+def _two(x):
+    """A batch of one repeated to two: batch norm in training mode cannot run one value per channel (Inception v3's
+    auxiliary head normalises a 1x1 map)."""
+    return torch.cat([x, x]) if isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] == 1 else x
 
 
 @contextmanager
@@ -60,7 +66,7 @@ def _reached(model: nn.Module, x: torch.Tensor, training: bool) -> set[nn.Module
     hooks = [m.register_forward_hook(lambda m, i, o: seen.add(m)) for m in model.modules() if isinstance(m, ROOT_TYPES)]
     try:
         with _in_mode(model, training, after=model.training), torch.no_grad():
-            dense_forward(model, x)
+            dense_forward(model, _two(x) if training else x)
     except Exception:  # noqa: BLE001  (a forward that fails in train mode, a detector without targets: eval it is)
         seen.clear()
     finally:
