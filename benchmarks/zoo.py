@@ -127,16 +127,10 @@ def _trains_at(model, size: int) -> None:
     buffers (batch-norm statistics) are left as they were."""
     import torch  # noqa: PLC0415
 
-    buffers = {name: b.clone() for name, b in model.named_buffers()}
-    model.train()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(2, 3, size, size))
-    finally:
-        model.eval()
-        with torch.no_grad():
-            for name, b in model.named_buffers():
-                b.copy_(buffers[name])
+    from edgeprune.surgery.graph import in_mode  # noqa: PLC0415
+
+    with in_mode(model, True, after=False), torch.no_grad():
+        model(torch.zeros(2, 3, size, size))
 
 
 def build(spec: str):

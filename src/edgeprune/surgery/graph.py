@@ -35,7 +35,7 @@ def trace_forward(model: nn.Module, x: torch.Tensor):
     them leaves their input widths stale and the fine-tune fails). Buffers (BatchNorm statistics) are restored."""
     if not _train_only_layers(model, x):
         return dense_forward(model, x)
-    with _in_mode(model, True, after=False):
+    with in_mode(model, True, after=False):
         return dense_forward(model, _two(x))
 
 
@@ -46,7 +46,7 @@ def _two(x):
 
 
 @contextmanager
-def _in_mode(model: nn.Module, training: bool, after: bool):
+def in_mode(model: nn.Module, training: bool, after: bool):
     """``model`` in train (``training``) or eval mode inside, in mode ``after`` and with its buffers (BatchNorm
     statistics) as they were afterwards."""
     buffers = {name: b.clone() for name, b in model.named_buffers()}
@@ -65,7 +65,7 @@ def _reached(model: nn.Module, x: torch.Tensor, training: bool) -> set[nn.Module
     seen: set[nn.Module] = set()
     hooks = [m.register_forward_hook(lambda m, i, o: seen.add(m)) for m in model.modules() if isinstance(m, ROOT_TYPES)]
     try:
-        with _in_mode(model, training, after=model.training), torch.no_grad():
+        with in_mode(model, training, after=model.training), torch.no_grad():
             dense_forward(model, _two(x) if training else x)
     except Exception:  # noqa: BLE001  (a forward that fails in train mode, a detector without targets: eval it is)
         seen.clear()
