@@ -25,7 +25,7 @@ from edgeprune import roles
 from edgeprune.errors import ConfigError, DataError, ModelError, check_fraction
 from edgeprune.prune.neurons import SELECTIONS, fold_block_means, magnitude_scores, random_scores, select_lowest
 from edgeprune.scores.activations import RunningMoments, describe_shape_mismatch, input_statistics
-from edgeprune.surgery.neurons import check_blocks, hidden_width, remove_hidden
+from edgeprune.surgery.neurons import MlpBlock, check_blocks, hidden_width, remove_hidden
 
 DEFAULT_MIN_KEEP = 1  # neurons every MLP block keeps, whatever the ratio (the paper does not say)
 
@@ -58,25 +58,10 @@ def example_input_for(model: nn.Module, loader=None) -> torch.Tensor:
     return _first_input(loader)
 
 
-class MlpBlock(tuple):
-    """``(mlp_in name, mlp_out name)``, plus ``between``: the per-neuron layers called between them (a norm,
-    a depthwise conv, a GRN), which lose the pruned neurons too."""
-
-    between: tuple[str, ...]
-
-    def __new__(cls, mlp_in: str, mlp_out: str, between=()):
-        self = super().__new__(cls, (mlp_in, mlp_out))
-        self.between = tuple(between)
-        return self
-
-    def __reduce__(self):  # deepcopy / pickle keep ``between``
-        return (MlpBlock, (self[0], self[1], self.between))
-
-
 @torch.no_grad()
-def _between_layers(model: nn.Module, example_input: torch.Tensor, pairs) -> dict[str, tuple[str, ...]]:
+def _between_layers(model: nn.Module, example_input: torch.Tensor, blocks) -> dict[str, tuple[str, ...]]:
     """{mlp_in name: names of the layers with parameters or buffers called between mlp_in and mlp_out whose
-    output has the hidden width}: one forward pass with hooks, in call order."""
+    output has the hidden width (a gated block's gates aside)}: one forward pass with hooks, in call order."""
     order: dict[str, int] = {}
     shapes: dict[str, tuple] = {}
     handles = []
@@ -101,21 +86,23 @@ def _between_layers(model: nn.Module, example_input: torch.Tensor, pairs) -> dic
         for m, training in modes:
             m.training = training
     out = {}
-    for a, b in pairs:
-        width = hidden_width(model.get_submodule(a), model.get_submodule(b), a)
+    for block in blocks:
+        a, b = block
+        width = hidden_width(model.get_submodule(a), model.get_submodule(b), a, block.chunks)
         if a not in order or b not in order:
             out[a] = ()
             continue
         out[a] = tuple(n for n, i in sorted(order.items(), key=lambda kv: kv[1])
-                       if order[a] < i < order[b] and width in shapes[n][1:])
+                       if order[a] < i < order[b] and width in shapes[n][1:] and n not in block.gates)
     return out
 
 
 def find_mlp_blocks(model: nn.Module, example_input: torch.Tensor) -> dict[str, tuple[str, str]]:
     """{block name (= the mlp_in module name): (mlp_in name, mlp_out name)} in forward order.
 
-    Blocks come from :func:`edgeprune.roles.classify`; Linear -> Linear and 1x1-conv pairs qualify. Each
-    value is an :class:`MlpBlock` whose ``between`` names the per-neuron layers between the pair.
+    Blocks come from :func:`edgeprune.roles.classify`; Linear -> Linear and 1x1-conv pairs qualify, gated ones
+    too (SwiGLU / GeGLU). Each value is an :class:`MlpBlock` whose ``between`` names the per-neuron layers between
+    the pair.
     ModelError (naming the roles that were found) when the model has none.
     """
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -125,11 +112,12 @@ def find_mlp_blocks(model: nn.Module, example_input: torch.Tensor) -> dict[str, 
         raise describe_shape_mismatch(tuple(example_input.shape), _expected_input(model), exc) from None
     pairs = []
     for mlp_in, mlp_out in table.mlp_pairs():
-        a, b = model.get_submodule(mlp_in.module_name), model.get_submodule(mlp_out.module_name)
-        hidden_width(a, b, mlp_in.module_name)
-        pairs.append((mlp_in.module_name, mlp_out.module_name))
+        a, b = mlp_in.module_name, mlp_out.module_name
+        chunks = mlp_in.shape[0] // mlp_out.shape[1]
+        hidden_width(model.get_submodule(a), model.get_submodule(b), a, chunks)
+        pairs.append(MlpBlock(a, b, gates=table.gates(b), chunks=chunks))
     between = _between_layers(model, example_input.to(device), pairs) if pairs else {}
-    blocks = {a: MlpBlock(a, b, between[a]) for a, b in pairs}
+    blocks = {p[0]: MlpBlock(*p, between[p[0]], p.gates, p.chunks) for p in pairs}
     if not blocks:
         counts = table.counts()
         found = ", ".join(f"{role} x{n}" for role, n in counts.items() if n) or "none"
@@ -156,6 +144,12 @@ class BlockStats:
     score: torch.Tensor | None = None  # the selection score (= var for "variance")
     pruned: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     between: tuple[str, ...] = ()  # per-neuron layers between mlp_in and mlp_out (norm, depthwise conv, GRN)
+    gates: tuple[str, ...] = ()  # a gated block's other input layers
+    chunks: int = 1  # a gated block's chunks of mlp_in
+
+    @property
+    def block(self) -> MlpBlock:
+        return MlpBlock(self.mlp_in, self.mlp_out, self.between, self.gates, self.chunks)
 
     @property
     def width(self) -> int:
@@ -191,8 +185,9 @@ class VbpStats:
         out: dict = {}
         for b in self.blocks.values():
             idx = sorted(int(i) for i in b.pruned)
-            for name in (b.mlp_in, *b.between):
+            for name in (*b.gates, *b.between):
                 out[name] = {"out": idx, "in": idx if name in b.between else []}
+            out[b.mlp_in] = {"out": b.block.rows(idx, b.width), "in": []}
             out[b.mlp_out] = {"out": [], "in": idx}
         return out
 
@@ -247,7 +242,8 @@ def collect_statistics(
     )
     return Statistics({
         name: BlockStats(in_name, out_name, moments[name].mean, moments[name].variance, moments[name].count,
-                         between=tuple(getattr(blocks[name], "between", ())))
+                         between=getattr(blocks[name], "between", ()), gates=getattr(blocks[name], "gates", ()),
+                         chunks=getattr(blocks[name], "chunks", 1))
         for name, (in_name, out_name) in blocks.items()
     }, example_input)
 
@@ -256,8 +252,7 @@ def _scores(model: nn.Module, blocks: Mapping[str, BlockStats], selection: str, 
     if selection == "variance":
         return {n: b.var for n, b in blocks.items()}
     if selection == "magnitude":
-        return {n: magnitude_scores(model.get_submodule(b.mlp_in), model.get_submodule(b.mlp_out))
-                for n, b in blocks.items()}
+        return {n: magnitude_scores(model, b.block) for n, b in blocks.items()}
     return random_scores({n: b.width for n, b in blocks.items()}, seed)
 
 
@@ -275,20 +270,20 @@ def prune_with_statistics(
     """Like :func:`prune`, with statistics already collected on ``model`` (reuse them across ratios)."""
     _check_settings(ratio, {"selection": selection})
     for name, b in statistics.items():
-        width = hidden_width(model.get_submodule(b.mlp_in), model.get_submodule(b.mlp_out), name)
+        width = hidden_width(model.get_submodule(b.mlp_in), model.get_submodule(b.mlp_out), name, b.chunks)
         if width != b.width:
             raise ModelError(f"statistics of block {name!r} cover {b.width} neurons but the model has {width}; "
                              f"collect them on this (unpruned) model")
     scores = _scores(model, statistics, selection, seed)
     pruned = select_lowest(scores, ratio, per_layer=per_layer, min_keep=min_keep)
     new = copy.deepcopy(model)
-    pairs, between = {n: (b.mlp_in, b.mlp_out) for n, b in statistics.items()}, {n: b.between for n, b in statistics.items()}
+    pairs, between = {n: b.block for n, b in statistics.items()}, {n: b.between for n, b in statistics.items()}
     check_blocks(new, pairs, pruned, between)
     if compensation:
         fold_block_means(new, pairs, pruned, {n: b.mean for n, b in statistics.items()})
     remove_hidden(new, pairs, pruned, between, getattr(statistics, "example", None))
-    blocks = {n: BlockStats(b.mlp_in, b.mlp_out, b.mean, b.var, b.count, scores[n], pruned[n], b.between)
-              for n, b in statistics.items()}
+    blocks = {n: BlockStats(b.mlp_in, b.mlp_out, b.mean, b.var, b.count, scores[n], pruned[n], b.between, b.gates,
+                            b.chunks) for n, b in statistics.items()}
     return new, VbpStats(blocks, float(ratio), selection, bool(compensation), bool(per_layer), int(min_keep))
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import ConfigError, check_fraction
+from edgeprune.surgery.neurons import layout
 
 SELECTIONS = ("variance", "magnitude", "random")
 
@@ -25,12 +26,20 @@ def _matrix(layer: nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
-def magnitude_scores(mlp_in: nn.Linear, mlp_out: nn.Linear) -> torch.Tensor:
-    """Structured magnitude of each hidden neuron: squared L2 norm of every weight attached to it
-    (its ``mlp_in`` row and bias entry, and its ``mlp_out`` column)."""
-    score = _matrix(mlp_in).double().square().sum(1) + _matrix(mlp_out).double().square().sum(0)
-    if mlp_in.bias is not None:
-        score = score + mlp_in.bias.detach().double().square()
+def magnitude_scores(model: nn.Module, block) -> torch.Tensor:
+    """Structured magnitude of each hidden neuron of ``block`` ((mlp_in, mlp_out) names, or an MLP block with
+    gates / chunks): squared L2 norm of every weight attached to it (its rows and bias entries in ``mlp_in``'s
+    chunks and the gates, and its ``mlp_out`` column)."""
+    block = layout(block)
+    mlp_out = model.get_submodule(block[1])
+    score = _matrix(mlp_out).double().square().sum(0)
+    width = score.numel()
+    for name in (block[0], *block.gates):
+        layer = model.get_submodule(name)
+        rows = _matrix(layer).double().square().sum(1)
+        if layer.bias is not None:
+            rows = rows + layer.bias.detach().double().square()
+        score = score + rows.reshape(-1, width).sum(0)  # a chunked layer: each neuron's rows in every chunk
     return score.cpu()
 
 

@@ -32,6 +32,10 @@ Roles (first matching rule wins):
 ``mlp_in`` / ``mlp_out``
     a Linear h->d (mlp_out) whose only prunable input is a Linear d->h with h > d (mlp_in), with no
     attention on the path (ViT/Swin/DeiT fc1/fc2, LeViT linear_up/linear_down, ConvNeXt pwconv1/pwconv2).
+    Gated MLPs too, where the hidden units are a product: several Linears d->h multiplied (SwiGLU / GeGLU with
+    separate gate and value layers, as ViTamin and Llama-style blocks: every one is ``mlp_in``, the first called
+    is mlp_out's partner, the others are its *gates*) or one Linear d->k*h whose k chunks are multiplied (timm's
+    GluMlp in EVA-02, gMLP's gating unit).
 ``conv``
     any other convolution. Its ``depth`` is its position among the ``conv`` layers (first 0, last 1) --
     the paper's VGG code sets conv ranges by conv index, so FC layers must not stretch the conv scale.
@@ -143,6 +147,7 @@ class _Graph:
     via_attention: dict[str, bool]  # an attention op (softmax / SDPA) lies between it and its upstream
     after_attention: dict[str, bool]  # an attention op lies anywhere upstream of it
     data: dict[str, bool]  # its input depends on the model input (not only on parameters / constants)
+    product: dict[str, bool]  # a product of two computed tensors lies between it and its upstream (a gate)
     output_layers: set[str]  # layers feeding an output directly
     attention: bool  # the model has an attention op
 
@@ -176,7 +181,7 @@ def _graph_facts(prunable: list[Call], outputs: list[torch.Tensor], leaf) -> _Gr
         for c in prunable:
             after[c.name] = after[c.name] or any(after.get(u, False) for u in upstream[c.name])
     attention = any(via.values()) or any(c.forced_role for c in prunable)
-    return _Graph(upstream, consumers, via, after, data, output_layers, attention)
+    return _Graph(upstream, consumers, via, after, data, product, output_layers, attention)
 
 
 def _classifiers(prunable: list[Call], g: _Graph, widths: set[int], role: dict) -> None:
@@ -212,10 +217,14 @@ def _attention(prunable: list[Call], g: _Graph, role: dict) -> None:
 
 def _mlp_pairs(prunable: list[Call], g: _Graph, role: dict, partner: dict) -> None:
     """A layer d->h (h > d) feeding only a layer h->d: Linear pairs (directly, or through a depthwise conv as
-    PVTv2's MLP), or 1x1-conv pairs (PoolFormer, timm's conv-MLP ConvNeXt); norms/activations in between."""
+    PVTv2's MLP), or 1x1-conv pairs (PoolFormer, timm's conv-MLP ConvNeXt); norms/activations in between.
+    Gated MLPs: several d->h Linears multiplied, or one d->k*h Linear whose chunks are multiplied."""
     by_name = {c.name: c for c in prunable}
     for c in prunable:
-        if c.name in role or g.via_attention[c.name] or not g.data[c.name] or len(g.upstream[c.name]) != 1:
+        if c.name in role or g.via_attention[c.name] or not g.data[c.name]:
+            continue
+        if len(g.upstream[c.name]) != 1:
+            _gated_inputs(c, by_name, g, role, partner)
             continue
         (up_name,) = g.upstream[c.name]
         dw = None
@@ -229,7 +238,7 @@ def _mlp_pairs(prunable: list[Call], g: _Graph, role: dict, partner: dict) -> No
         up = by_name[up_name]
         if up_name in role or not g.consumers.get(up_name, set()) <= {c.name, dw}:
             continue  # its hidden units feed another layer too (an SSD feature level read by a head): not an MLP
-        dims = _pair_dims(up.module, c.module)
+        dims = _pair_dims(up.module, c.module, chunks=2 if dw is None and g.product[c.name] else 1)
         if dims is None:
             continue
         d, h = dims
@@ -238,15 +247,35 @@ def _mlp_pairs(prunable: list[Call], g: _Graph, role: dict, partner: dict) -> No
             partner[up_name], partner[c.name] = c.name, up_name
 
 
-def _pair_dims(a: nn.Module, b: nn.Module) -> tuple[int, int] | None:
-    """(d, h) when ``a`` maps d -> h and ``b`` maps h -> d, both Linear or both 1x1 convs; else None."""
+def _gated_inputs(c: Call, by_name: dict, g: _Graph, role: dict, partner: dict) -> None:
+    """``c`` (h->d) reads the product of several d->h Linears that feed nothing else: a gated MLP."""
+    ups = sorted(g.upstream[c.name], key=lambda n: by_name[n].order)
+    if not g.product[c.name] or any(u in role or g.consumers.get(u) != {c.name} for u in ups):
+        return
+    dims = {_pair_dims(by_name[u].module, c.module) for u in ups}
+    if len(dims) != 1 or None in dims:
+        return
+    ((d, h),) = dims
+    if h > d:
+        role[c.name], partner[c.name] = "mlp_out", ups[0]
+        for u in ups:
+            role[u], partner[u] = "mlp_in", c.name
+
+
+def _pair_dims(a: nn.Module, b: nn.Module, chunks: int = 1) -> tuple[int, int] | None:
+    """(d, h) when ``a`` maps d -> h (or d -> ``chunks`` * h, the chunks of a gate) and ``b`` maps h -> d, both
+    Linear or both 1x1 convs; else None."""
     if isinstance(a, nn.Linear) and isinstance(b, nn.Linear):
-        d, h = a.in_features, a.out_features
-        return (d, h) if b.in_features == h and b.out_features == d else None
-    if _is_pointwise(a) and _is_pointwise(b):
-        d, h = a.in_channels, a.out_channels
-        return (d, h) if b.in_channels == h and b.out_channels == d else None
-    return None
+        (d, h), (h_b, d_b) = (a.in_features, a.out_features), (b.in_features, b.out_features)
+    elif _is_pointwise(a) and _is_pointwise(b):
+        (d, h), (h_b, d_b) = (a.in_channels, a.out_channels), (b.in_channels, b.out_channels)
+    else:
+        return None
+    if d_b != d:
+        return None
+    if h == h_b:
+        return d, h
+    return (d, h_b) if chunks > 1 and h == chunks * h_b else None
 
 
 def _is_pointwise(m: nn.Module) -> bool:

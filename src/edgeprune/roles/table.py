@@ -59,9 +59,16 @@ class RoleTable(Sequence[LayerRole]):
         return [e for e in self.entries if e.role == role]
 
     def mlp_pairs(self) -> list[tuple[LayerRole, LayerRole]]:
-        """(mlp_in, mlp_out) entries of every MLP block, in forward order."""
+        """(mlp_in, mlp_out) entries of every MLP block, in forward order (a gated block's first input layer)."""
         by_module = {e.module_name: e for e in self.entries}
-        return [(e, by_module[e.partner]) for e in self.entries if e.role == "mlp_in" and e.partner in by_module]
+        return [(e, by_module[e.partner]) for e in self.entries if e.role == "mlp_in" and e.partner in by_module
+                and by_module[e.partner].partner == e.module_name]
+
+    def gates(self, mlp_out: str) -> tuple[str, ...]:
+        """The other input layers of a gated MLP block whose output layer is ``mlp_out`` (none for a plain MLP)."""
+        main = next((e.partner for e in self.entries if e.module_name == mlp_out and e.role == "mlp_out"), None)
+        return tuple(e.module_name for e in self.entries
+                     if e.role == "mlp_in" and e.partner == mlp_out and e.module_name != main)
 
     def counts(self) -> dict[str, int]:
         """role -> number of entries (every role of ROLES present, zeros included)."""

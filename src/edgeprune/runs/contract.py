@@ -168,7 +168,7 @@ def stage_roles(model, example, shape) -> str:
     if not table.by_role("classifier"):
         raise AssertionError("roles: no classifier found")
     for a, b in table.mlp_pairs():
-        if a.shape[0] != b.shape[1]:
+        if a.shape[0] not in (b.shape[1], 2 * b.shape[1]):  # 2x: a gate's two chunks
             raise AssertionError(f"roles: MLP pair {a.module_name} -> {b.module_name} widths differ")
     counts = {r: n for r, n in table.counts().items() if n}
     return " ".join(f"{r}:{n}" for r, n in counts.items())

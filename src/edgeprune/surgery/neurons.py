@@ -4,6 +4,10 @@ A block is a pair of Linear layers (or of 1x1 convs) with an activation between 
 layers (``between``: a BatchNorm as in LeViT, a depthwise conv as in PVTv2, a GRN as in ConvNeXtV2). Removing
 hidden neuron k deletes row k of ``mlp_in`` (and its bias entry), entry k of every layer between, and column k of
 ``mlp_out``; the block's input and output widths, and so the rest of the network, are unchanged.
+
+A gated block (SwiGLU, GeGLU) multiplies several inputs per hidden neuron: other Linears D -> H (``gates``, row k
+goes too) or chunks of one Linear D -> c*H (``chunks`` = c: rows k, H + k, ... go). Gated blocks are cut by hand:
+torch-pruning's group for a chunked layer removes rows of one chunk only.
 """
 
 from __future__ import annotations
@@ -23,13 +27,43 @@ from edgeprune.surgery.search import bounded_groups
 WHAT = "VBP's neuron removal"
 
 
+class MlpBlock(tuple):
+    """``(mlp_in name, mlp_out name)``, plus ``between``: the per-neuron layers called between them (a norm,
+    a depthwise conv, a GRN), which lose the pruned neurons too; ``gates`` and ``chunks`` for a gated block."""
+
+    between: tuple[str, ...]
+    gates: tuple[str, ...]
+    chunks: int
+
+    def __new__(cls, mlp_in: str, mlp_out: str, between=(), gates=(), chunks: int = 1):
+        self = super().__new__(cls, (mlp_in, mlp_out))
+        self.between, self.gates, self.chunks = tuple(between), tuple(gates), int(chunks)
+        return self
+
+    def __reduce__(self):  # deepcopy / pickle keep the attributes
+        return (MlpBlock, (self[0], self[1], self.between, self.gates, self.chunks))
+
+    @property
+    def gated(self) -> bool:
+        return bool(self.gates) or self.chunks > 1
+
+    def rows(self, idxs: Sequence[int], width: int) -> list[int]:
+        """The output rows of ``mlp_in`` that hidden neurons ``idxs`` (of ``width``) are."""
+        return [j * width + int(i) for j in range(self.chunks) for i in idxs]
+
+
+def layout(block) -> MlpBlock:
+    """``block`` as an :class:`MlpBlock` (a plain ``(mlp_in, mlp_out)`` pair is an ungated block)."""
+    return block if isinstance(block, MlpBlock) else MlpBlock(*block)
+
+
 def _pointwise(m: nn.Module) -> bool:
     return isinstance(m, nn.Conv2d) and m.groups == 1 and all(k == 1 for k in m.kernel_size)
 
 
-def hidden_width(mlp_in: nn.Module, mlp_out: nn.Module, name: str = "") -> int:
-    """Hidden width H of an ``mlp_in -> act -> mlp_out`` block; ModelError unless it is a Linear pair or
-    a 1x1-conv pair."""
+def hidden_width(mlp_in: nn.Module, mlp_out: nn.Module, name: str = "", chunks: int = 1) -> int:
+    """Hidden width H of an ``mlp_in -> act -> mlp_out`` block (``mlp_in`` has ``chunks`` * H outputs); ModelError
+    unless it is a Linear pair or a 1x1-conv pair."""
     linear = isinstance(mlp_in, nn.Linear) and isinstance(mlp_out, nn.Linear)
     if not linear and not (_pointwise(mlp_in) and _pointwise(mlp_out)):
         raise ModelError(
@@ -37,28 +71,34 @@ def hidden_width(mlp_in: nn.Module, mlp_out: nn.Module, name: str = "") -> int:
             f"neuron pruning supports Linear -> Linear and 1x1 Conv2d -> 1x1 Conv2d blocks"
         )
     width, takes = (mlp_in.out_features, mlp_out.in_features) if linear else (mlp_in.out_channels, mlp_out.in_channels)
-    if width != takes:
+    if width != chunks * takes:
         raise ModelError(
             f"MLP block {name!r}: mlp_in has {width} outputs but mlp_out takes {takes} inputs; they must match"
+            + (f" ({chunks} chunks of it)" if chunks > 1 else "")
         )
-    return int(width)
+    return int(takes)
 
 
-def remove_neurons(mlp_in: nn.Linear, mlp_out: nn.Linear, pruned: torch.Tensor) -> None:
-    """Physically delete hidden neurons ``pruned``: rows of ``mlp_in`` (+ bias), columns of ``mlp_out``.
+def remove_neurons(model: nn.Module, block, pruned: torch.Tensor) -> None:
+    """Physically delete hidden neurons ``pruned`` of ``block``: rows of ``mlp_in`` (every chunk) and of its gates
+    (+ biases), columns of ``mlp_out``.
 
-    Uses torch-pruning's Linear pruning functions, which replace the Parameters and update
+    Uses torch-pruning's Linear / conv pruning functions, which replace the Parameters and update
     ``out_features`` / ``in_features`` in place, so the surrounding model keeps working.
     """
+    block = layout(block)
     idxs = sorted(int(i) for i in pruned)
     if not idxs:
         return
-    if isinstance(mlp_in, nn.Linear):
-        tp.prune_linear_out_channels(mlp_in, idxs)
-        tp.prune_linear_in_channels(mlp_out, idxs)
-    else:
-        tp.prune_conv_out_channels(mlp_in, idxs)
-        tp.prune_conv_in_channels(mlp_out, idxs)
+    mlp_in, mlp_out = model.get_submodule(block[0]), model.get_submodule(block[1])
+    width = hidden_width(mlp_in, mlp_out, block[0], block.chunks)
+    linear = isinstance(mlp_in, nn.Linear)
+    prune_out = tp.prune_linear_out_channels if linear else tp.prune_conv_out_channels
+    prune_in = tp.prune_linear_in_channels if linear else tp.prune_conv_in_channels
+    prune_out(mlp_in, block.rows(idxs, width))
+    for gate in block.gates:
+        prune_out(model.get_submodule(gate), idxs)
+    prune_in(mlp_out, idxs)
 
 
 _BETWEEN_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
@@ -109,10 +149,15 @@ def shrink_between(layer: nn.Module, pruned: list[int], width: int) -> None:
 
 def check_blocks(model: nn.Module, blocks: Mapping[str, tuple[str, str]], pruned: Mapping[str, torch.Tensor],
                  between: Mapping[str, Sequence[str]]) -> None:
-    """ModelError naming the first block {name: (mlp_in name, mlp_out name)} that cannot lose its ``pruned``
-    neurons: not a Linear or 1x1-conv pair, a layer ``between`` that mixes neurons, indices out of range, or all."""
-    for name, (in_name, out_name) in blocks.items():
-        width = hidden_width(model.get_submodule(in_name), model.get_submodule(out_name), name)
+    """ModelError naming the first block {name: (mlp_in name, mlp_out name) or :class:`MlpBlock`} that cannot lose its
+    ``pruned`` neurons: not a Linear or 1x1-conv pair, a gate of another width, a layer ``between`` that mixes
+    neurons, indices out of range, or all."""
+    for name, block in blocks.items():
+        block = layout(block)
+        width = hidden_width(model.get_submodule(block[0]), model.get_submodule(block[1]), name, block.chunks)
+        for gate in block.gates:
+            if hidden_width(model.get_submodule(gate), model.get_submodule(block[1]), name) != width:
+                raise ModelError(f"MLP block {name!r}: gate {gate!r} does not have the {width} hidden neurons")
         for layer in between.get(name, ()):
             check_between(model.get_submodule(layer), width, name)
         idx = pruned.get(name)
@@ -169,25 +214,26 @@ def _graph_plan(model: nn.Module, example: torch.Tensor, blocks: Mapping[str, tu
 
 def remove_hidden(model: nn.Module, blocks: Mapping[str, tuple[str, str]], pruned: Mapping[str, torch.Tensor],
                   between: Mapping[str, Sequence[str]] | None = None, example: torch.Tensor | None = None) -> None:
-    """Remove hidden neurons ``pruned`` ({block: indices}) of every block {name: (mlp_in name, mlp_out name)} from
-    ``mlp_in``, ``mlp_out`` and the block's ``between`` layers (module names), in place: through the dependency graph
-    traced on ``example`` where the block is a group of its own, by hand otherwise (see the module docstring). All
+    """Remove hidden neurons ``pruned`` ({block: indices}) of every block {name: (mlp_in name, mlp_out name) or
+    :class:`MlpBlock`} from ``mlp_in`` (and a gated block's gates), ``mlp_out`` and the block's ``between`` layers
+    (module names), in place: through the dependency graph traced on ``example`` where an ungated block is a group
+    of its own, by hand otherwise (see the module docstring). All
     blocks are checked (:func:`check_blocks`) before the first one changes."""
     between = between or {}
     check_blocks(model, blocks, pruned, between)
-    todo = {n: blocks[n] for n, idx in pruned.items() if n in blocks and idx is not None and idx.numel() > 0}
+    todo = {n: layout(blocks[n]) for n, idx in pruned.items() if n in blocks and idx is not None and idx.numel() > 0}
     graph, plan, done = None, {}, set()
-    if example is not None and todo:
+    ungated = {n: b for n, b in todo.items() if not b.gated}
+    if example is not None and ungated:
         example = example.to(next(model.parameters()).device)
-        graph, plan, done = _graph_plan(model, example, todo, pruned, between)
+        graph, plan, done = _graph_plan(model, example, ungated, pruned, between)
     if plan:
         with bounded_groups(model, graph, WHAT):
             remove_channels(model, example, plan, graph=graph)
-    for name, (in_name, out_name) in todo.items():
+    for name, block in todo.items():
         if name in done:
             continue
-        mlp_in, mlp_out = model.get_submodule(in_name), model.get_submodule(out_name)
-        width = hidden_width(mlp_in, mlp_out, name)
-        remove_neurons(mlp_in, mlp_out, pruned[name])
+        width = hidden_width(model.get_submodule(block[0]), model.get_submodule(block[1]), name, block.chunks)
+        remove_neurons(model, block, pruned[name])
         for layer in between.get(name, ()):
             shrink_between(model.get_submodule(layer), sorted(int(i) for i in pruned[name]), width)
