@@ -81,7 +81,7 @@ def main(argv=None) -> None:
     parser.add_argument("--time-box", type=float, default=900.0, help="seconds a model may take in all")
     parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
     parser.add_argument("--report-only", action="store_true")
-    parser.add_argument("--rerun", default="", help="models to run again (comma-separated specs; their new rows win)")
+    parser.add_argument("--rerun", default="", help="models to run again (comma-separated specs; their new stage outcomes win)")
     parser.add_argument("--smallest-first", action="store_true", help="torchvision models by parameter count")
     args = parser.parse_args(argv)
     stages = tuple(args.stages.split(","))
@@ -104,6 +104,8 @@ def main(argv=None) -> None:
             print("deadline reached", flush=True)
             break
         row = run_one(spec, args.time_box, stages)
+        if "stages" in row and "stages" in rows.get(spec, {}):  # a rerun of some stages keeps the others' outcomes
+            row["stages"] = {**rows[spec]["stages"], **row["stages"]}
         with path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         rows[spec] = row
