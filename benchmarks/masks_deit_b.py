@@ -1,4 +1,4 @@
-"""Mask building at DeiT-B scale: 30 candidates' exact masks from one sort, against torch.nn.utils.prune.
+"""Mask building at DeiT-B scale: 30 candidates' exact masks from one MaskBuilder, against torch.nn.utils.prune.
 
     python benchmarks/masks_deit_b.py [--candidates 30] [--torch-candidates 2] [--seed 0]
 
@@ -6,9 +6,9 @@ Model: edgeprune.models.create("hf-config:deit", num_classes=1000, in_channels=3
 weights (86.3 M prunable weights in 74 Conv/Linear layers); magnitude scores.
 
 * layerwise: ``--candidates`` per-layer sparsity vectors drawn uniformly from [0.3, 0.9] (stand-ins for
-  10 strategies x 3 criteria), built with one ``MaskBuilder`` (each layer sorted once).
+  10 strategies x 3 criteria), built with one ``MaskBuilder`` (a linear-time selection per layer; until 7c25c49, each layer sorted once).
 * global: for each candidate, the global mask at the candidate's parameter-weighted sparsity (the matched
-  single-criterion baseline of Mix-and-Match), from the same builder (one sort over all 86 M scores).
+  single-criterion baseline of Mix-and-Match), from the same builder (one selection over all 86 M scores; until 7c25c49, one sort kept).
 * torch: ``torch.nn.utils.prune.global_unstructured(..., L1Unstructured, amount=p)`` on the same layers at
   the same sparsities, timed per call including reading the masks back as bool. One call is a topk over
   86 M values, so only ``--torch-candidates`` calls are timed by default (to keep the run under 5 min);
@@ -125,14 +125,14 @@ def main() -> None:
 
     # -- torch.nn.utils.prune.global_unstructured --------------------------------------------------
     torch_times, mismatches, off_tie = [], [], []
-    all_sorted = builder._global_sorted[tuple(weights)]
+    all_scores = torch.cat([s[n].reshape(-1) for n in weights])
     for i in range(min(args.torch_candidates, args.candidates)):
         t = time.perf_counter()
         ref = torch_global(modules, targets[i])
         torch_times.append(time.perf_counter() - t)
         undo_torch_prune(modules)
         # torch's topk breaks ties arbitrarily, ours by index: differences may only sit at the threshold value
-        threshold = all_sorted[round(targets[i] * total) - 1]
+        threshold = torch.kthvalue(all_scores, round(targets[i] * total)).values
         diff = {n: ref[n] != global_masks[i][n] for n in ref}
         mismatches.append(sum(int(d.sum()) for d in diff.values()))
         off_tie.append(sum(int((s[n][d] != threshold).sum()) for n, d in diff.items()))
@@ -186,7 +186,7 @@ def main() -> None:
         f"({ours_global_per_call:.2f} s vs {torch_per_call:.2f} s), "
         f"same pruned counts as torch; {sum(mismatches)} mask entries differ over {len(torch_times)} compared candidates, "
         f"{sum(off_tie)} of them away from a tie at the threshold (torch's topk breaks ties arbitrarily, ours by index). "
-        f"Peak RSS {result['peak_rss_mib']['end']:.0f} MiB (model, scores, one sorted copy per scope and {n} candidates' masks "
+        f"Peak RSS {result['peak_rss_mib']['end']:.0f} MiB (model, scores and {n} candidates' masks "
         f"held at once). Whole run {result['wall_s']:.0f} s on a shared 2-core machine "
         f"(1-min load average {load_start:.1f} at start, {result['load_average_1min']['end']:.1f} at end: "
         "other jobs were running, so times are upper bounds).",

@@ -37,13 +37,17 @@ def test_ties_across_layers_follow_key_order_and_selection():
     assert [m.tolist() for m in selected.values()] == [[True, False], [False, True], [True, True]]
 
 
-def test_builder_reuses_its_sort_across_candidates():
+def test_builder_keeps_no_copy_of_the_scores():
     g = torch.Generator().manual_seed(0)
     scores = {"a": torch.rand(3, 4, generator=g), "b": torch.rand(20, generator=g)}
     builder = MaskBuilder(scores)
     for p in (0.1, 0.5, 0.9):
         assert all(torch.equal(x, y) for x, y in zip(builder.global_(p).values(), global_masks(scores, p).values()))
-    assert len(builder._global_sorted) == 1
+        builder.layerwise({"a": p, "b": p})
+    held = {t.untyped_storage().data_ptr() for t in vars(builder).values() if isinstance(t, torch.Tensor)}
+    held |= {t.untyped_storage().data_ptr() for d in vars(builder).values() if isinstance(d, dict)
+             for t in d.values() if isinstance(t, torch.Tensor)}
+    assert held == {s.untyped_storage().data_ptr() for s in scores.values()}  # the scores themselves, nothing else
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1])

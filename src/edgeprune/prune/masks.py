@@ -1,7 +1,7 @@
 """Unstructured pruning masks: {parameter name: bool tensor of the parameter's shape}.
 
 A mask entry is True where the weight is kept. Masks are built from per-weight scores (higher = kept) by
-exact top-k: :class:`MaskBuilder` (sort once, many masks), :func:`layerwise_masks` (floor(s·n) pruned per
+exact top-k: :class:`MaskBuilder` (one criterion's scores, many masks), :func:`layerwise_masks` (floor(s·n) pruned per
 layer) and :func:`global_masks` (round(p·N) pruned under one threshold). Masks stay exact during training because the training loop
 zeroes the gradients of pruned weights before the optimizer step and re-applies the masks after it
 (momentum and Adam's moments could otherwise move a pruned weight off zero).
@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
@@ -51,9 +50,6 @@ def mask_gradients(model: nn.Module, masks: Masks) -> None:
 #
 # Rule everywhere: the k weights with the LOWEST scores are pruned; among equal scores the lower flat index
 # is pruned first (for global masks: the lower position in the concatenation of the layers in key order).
-# With the scores sorted once, a mask for any k costs one comparison per weight: t = sorted[k - 1] is the
-# threshold, everything below t is pruned, everything above kept, and of the weights equal to t the first
-# (k - #below) in index order are pruned.
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -67,46 +63,11 @@ def _check_sparsity(name: str, value) -> float:
     return s
 
 
-def _sorted(flat: torch.Tensor) -> torch.Tensor:
-    """Ascending copy of a 1-D score tensor (values only: numpy's SIMD sort on CPU is the fastest here)."""
-    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64, torch.int32, torch.int64):
-        return torch.from_numpy(np.sort(flat.numpy()))
-    return torch.sort(flat).values
-
-
-class _Cut:
-    """Where "prune the k lowest" cuts a sorted score list: threshold, and how many ties at it are pruned."""
-
-    def __init__(self, sorted_scores: torch.Tensor, k: int):
-        n = sorted_scores.numel()
-        self.all, self.none = k >= n, k <= 0
-        if self.all or self.none:
-            return
-        self.threshold = sorted_scores[k - 1]
-        below = int(torch.searchsorted(sorted_scores, self.threshold, right=False))
-        equal = int(torch.searchsorted(sorted_scores, self.threshold, right=True)) - below
-        self.ties_to_prune = k - below  # 1 <= ties_to_prune <= equal
-        self.partial_ties = self.ties_to_prune < equal
-
-    def keep(self, flat: torch.Tensor, ties_seen: int = 0) -> tuple[torch.Tensor, int]:
-        """Keep-mask of one chunk of the scores and the count of threshold ties seen so far (chunks in order)."""
-        if self.none:
-            return torch.ones_like(flat, dtype=torch.bool), ties_seen
-        if self.all:
-            return torch.zeros_like(flat, dtype=torch.bool), ties_seen
-        keep = flat > self.threshold
-        if self.partial_ties:
-            ties = torch.nonzero(flat == self.threshold).squeeze(1)
-            pruned_here = max(0, min(ties.numel(), self.ties_to_prune - ties_seen))
-            keep[ties[pruned_here:]] = True
-            ties_seen += ties.numel()
-        return keep, ties_seen
-
-
 def prune_lowest(flat: torch.Tensor, k: int) -> torch.Tensor:
     """Keep-mask of a 1-D score tensor with exactly its ``k`` lowest entries pruned (ties: lower index first).
 
-    One ``kthvalue`` instead of a sort: cheaper when the scores change every call (iterative SynFlow).
+    One ``kthvalue`` (linear time) instead of a sort, and no sorted copy kept: a sorted copy of every criterion's
+    scores doubled their memory, a model's weights again per criterion.
     """
     n = flat.numel()
     keep = torch.ones(n, dtype=torch.bool, device=flat.device)
@@ -124,14 +85,12 @@ def prune_lowest(flat: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class MaskBuilder:
-    """Sort the scores once, then build any number of exact masks cheaply.
+    """Exact masks from one criterion's scores, any number of them.
 
     ``layerwise(sparsities)`` prunes exactly ``floor(s * n)`` lowest-score weights in each layer;
     ``global_(sparsity)`` prunes exactly ``round(sparsity * N)`` over all (or the selected) layers with one
-    threshold. Each layer's scores are sorted on the first ``layerwise`` call, the concatenated scores on the
-    first ``global_`` call for a layer selection (one sorted copy each, same dtype as the scores); each later
-    mask costs about one comparison per weight. Masks are bool tensors on the scores' device; layers that are
-    not pruned get all-True masks.
+    threshold. Each mask costs a linear-time selection (:func:`prune_lowest`) per layer, or over the concatenated
+    selected layers. Masks are bool tensors on the scores' device; layers that are not pruned get all-True masks.
     """
 
     def __init__(self, scores: dict[str, torch.Tensor]):
@@ -149,8 +108,6 @@ class MaskBuilder:
                 raise ConfigError(f"scores of {name} contain NaN; scores must be comparable numbers")
             self.shapes[name] = score.shape
             self._flat[name] = flat
-        self._layer_sorted: dict[str, torch.Tensor] = {}
-        self._global_sorted: dict[tuple[str, ...], torch.Tensor] = {}
 
     @property
     def names(self) -> list[str]:
@@ -170,12 +127,7 @@ class MaskBuilder:
             s = checked.get(name)
             flat = self._flat[name]
             k = math.floor(s * flat.numel()) if s is not None else 0
-            if k == 0:
-                masks[name] = self._dense(name)
-                continue
-            if name not in self._layer_sorted:
-                self._layer_sorted[name] = _sorted(flat)
-            masks[name] = _Cut(self._layer_sorted[name], k).keep(flat)[0].reshape(shape)
+            masks[name] = self._dense(name) if k == 0 else prune_lowest(flat, k).reshape(shape)
         return masks
 
     def global_(self, sparsity: float, layers: Iterable[str] | None = None) -> Masks:
@@ -186,21 +138,11 @@ class MaskBuilder:
         """
         s = _check_sparsity("global target", sparsity)
         selected = self._select(layers)
-        sorted_scores = self._global_sorted.get(selected)
-        if sorted_scores is None:
-            sorted_scores = _sorted(torch.cat([self._flat[n] for n in selected]))
-            self._global_sorted[selected] = sorted_scores
-        cut = _Cut(sorted_scores, round(s * sorted_scores.numel()))
-        masks: Masks = {}
-        ties_seen = 0
-        chosen = set(selected)
-        for name, shape in self.shapes.items():
-            if name not in chosen:
-                masks[name] = self._dense(name)
-                continue
-            keep, ties_seen = cut.keep(self._flat[name].to(sorted_scores.dtype), ties_seen)
-            masks[name] = keep.reshape(shape)
-        return masks
+        joined = torch.cat([self._flat[n] for n in selected])
+        keep = prune_lowest(joined, round(s * joined.numel()))
+        parts = dict(zip(selected, keep.split([self._flat[n].numel() for n in selected])))
+        return {name: parts[name].reshape(shape).clone() if name in parts else self._dense(name)
+                for name, shape in self.shapes.items()}
 
     def _select(self, layers: Iterable[str] | None) -> tuple[str, ...]:
         if layers is None:

@@ -318,6 +318,7 @@ def _log_epoch(description: str, epoch: int, epochs: int, record: dict, val_key:
 def _finish(loop: _Loop, best: _Best, history: list, start: float) -> TrainResult:
     """Restore the best epoch's weights, make the masks final and exact; the result."""
     model, pruning, masks = loop.model, loop.pruning, loop.masks
+    model.zero_grad(set_to_none=True)  # a trained model kept (the best candidate so far) would hold its last gradients
     if best.state is not None:
         load_state(model, best.state)
     if pruning is not None and (best.state is None or not pruning.finished(loop.step)):
