@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 JSONL = ROOT / "results" / "zoo.jsonl"
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
+EDGE_TIMEOUT = 300.0  # CPU seconds of an edge stage (a conversion), as benchmarks/edge_zoo.py gives it
 NUM_CLASSES = 10
 
 # words in timm names that mark the small members of a family (earlier = preferred)
@@ -173,7 +174,7 @@ def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
     from edgeprune.api_contract import API_STAGES, API_TIMEOUT  # noqa: PLC0415  (registers the public-API stages)
     from edgeprune.errors import EdgepruneError  # noqa: PLC0415
     from edgeprune.measure import param_count  # noqa: PLC0415
-    from edgeprune.runs.contract import TIMEOUT, run_stage  # noqa: PLC0415
+    from edgeprune.runs.contract import EDGE_STAGES, TIMEOUT, run_stage  # noqa: PLC0415
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -188,7 +189,8 @@ def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
                 "seconds": time.perf_counter() - t0}
     row.update({"build": "ok", "image_size": size, "options": options, "params": param_count(model)})
     example = torch.zeros(1, 3, size, size)
-    outcomes = [run_stage(s, model, example, timeout=API_TIMEOUT if s in API_STAGES else TIMEOUT) for s in stages]
+    boxes = {**dict.fromkeys(API_STAGES, API_TIMEOUT), **dict.fromkeys(EDGE_STAGES, EDGE_TIMEOUT)}
+    outcomes = [run_stage(s, model, example, timeout=boxes.get(s, TIMEOUT)) for s in stages]
     row["stages"] = {o.stage: o.as_dict() for o in outcomes}
     row["seconds"] = time.perf_counter() - t0
     return row
@@ -269,8 +271,9 @@ def main(argv=None) -> None:
     done = done_specs()
     redo = tuple(args.redo.split(",")) if args.redo else ()
     from edgeprune.api_contract import API_STAGES  # noqa: PLC0415
+    from edgeprune.runs.contract import EDGE_STAGES  # noqa: PLC0415
 
-    known = (*STAGES, *API_STAGES)
+    known = (*STAGES, *API_STAGES, *EDGE_STAGES)
     unknown = (set(redo) | set(args.stages.split(","))) - set(known)
     if unknown:
         parser.error(f"--redo/--stages: unknown stage(s) {sorted(unknown)}; allowed: {', '.join(known)}")

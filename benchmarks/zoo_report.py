@@ -72,6 +72,43 @@ def summarize(rows: dict[str, dict], specs: list[str]) -> dict:
     }
 
 
+def edge_summary(rows: dict[str, dict]) -> dict[str, dict]:
+    """{edge stage: status counts over the models whose ONNX export passed} for every edge stage run on any model
+    (the issue's bar: parity in the runtime on >= 90 % of the models where ONNX passes)."""
+    from edgeprune.runs.contract import EDGE_STAGES  # noqa: PLC0415
+
+    out = {}
+    for stage in EDGE_STAGES:
+        counts: Counter = Counter()
+        for row in rows.values():
+            if row.get("build") == "ok" and row["stages"].get("onnx", {}).get("status") == "pass":
+                outcome = row["stages"].get(stage)
+                counts[status_of(outcome) if outcome else "not run"] += 1
+        if sum(n for k, n in counts.items() if k != "not run"):
+            out[stage] = dict(counts)
+    return out
+
+
+def _edge_lines(edge: dict[str, dict], rows: dict[str, dict]) -> list[str]:
+    if not edge:
+        return []
+    lines = ["", "Edge stages (run by name, `--redo STAGE`): conversion with parity in the runtime, over the models whose "
+             "ONNX export passes, 300 s of CPU time each:", "",
+             "| stage | ONNX passes | run | pass | refused | fail | over 300 s | not run | pass rate of those run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for stage, c in edge.items():
+        run = sum(n for k, n in c.items() if k != "not run")
+        lines.append(f"| {stage} | {sum(c.values())} | {run} | {c.get('pass', 0)} | {c.get('refused', 0)} | "
+                     f"{c.get('fail', 0)} | {c.get('timeout', 0)} | {c.get('not run', 0)} | "
+                     f"{100 * c.get('pass', 0) / run:.1f} % |")
+    for stage in edge:
+        for spec, row in rows.items():
+            outcome = row.get("stages", {}).get(stage)
+            if outcome and status_of(outcome) != "pass":
+                lines.append(f"- `{spec}` {stage}: **{status_of(outcome)}** — {outcome['note'][:220]}")
+    return lines
+
+
 def _counts(c: dict) -> str:
     return " / ".join(str(c.get(s, 0)) for s in ("pass", "none", "refused", "fail", "timeout", "n/a"))
 
@@ -111,6 +148,7 @@ def section(summary: dict, rows: dict[str, dict]) -> str:
             continue
         marks = [CODE[status_of(row["stages"][st])] if st in row["stages"] else "" for st in STAGES]
         lines.append(f"| {spec} | {row['params']:,} | {row['image_size']} | " + " | ".join(marks) + " |")
+    lines += _edge_lines(s.get("edge", {}), rows)
     lines += ["", "Refusals, failures and stages that removed nothing:", ""]
     for p in s["problems"]:
         lines.append(f"- `{p['spec']}` {p['stage']}: **{p['status']}** — {p['note'][:220]}")
@@ -121,7 +159,7 @@ def section(summary: dict, rows: dict[str, dict]) -> str:
 
 def write(specs: list[str]) -> None:
     rows = done_specs()
-    summary = summarize(rows, specs)
+    summary = {**summarize(rows, specs), "edge": edge_summary(rows)}
     save("zoo", {"summary": summary, "rows": list(rows.values())}, section(summary, rows))
     print(f"{len(rows)} rows from {JSONL.name}: pass {summary['pass']} of {summary['applicable_pairs']} applicable")
 
