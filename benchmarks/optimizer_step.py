@@ -43,7 +43,7 @@ def measure(spec: str, name: str, steps: int) -> dict:
     for opt in opts.values():  # the state is created on the first step; three steps to compare updates
         for _ in range(3):
             opt.step()
-    differ = max(float((a - b).abs().max()) for a, b in zip(default.parameters(), fused.parameters()))
+    differ = max(float((a - b).detach().abs().max()) for a, b in zip(default.parameters(), fused.parameters()))
     times = {k: [] for k in opts}
     for _ in range(steps):
         for key, opt in opts.items():
