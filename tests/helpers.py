@@ -44,3 +44,23 @@ def without_executorch(monkeypatch):
     finally:
         monkeypatch.undo()
         et_lib.executorch.cache_clear()
+
+
+@contextlib.contextmanager
+def pruned_neurons_at_their_means(model, stats):
+    """Inside the block, ``model`` (the unpruned one) runs with every neuron VBP pruned (``stats``: its VbpStats)
+    replaced by its mean at the input of its block's output layer: what the pruned and folded model must equal."""
+
+    def replace(block):
+        def hook(module, args):
+            h = args[0].clone()
+            h[..., block.pruned] = block.mean[block.pruned].to(h.dtype)
+            return (h,)
+        return hook
+
+    handles = [model.get_submodule(b.mlp_out).register_forward_pre_hook(replace(b)) for b in stats.blocks.values()]
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()

@@ -4,6 +4,7 @@ import torch
 
 from edgeprune import models
 from edgeprune.methods import vbp
+from helpers import pruned_neurons_at_their_means
 
 
 def _model_and_batches(seed=0):
@@ -40,20 +41,9 @@ def test_pruned_model_equals_mean_replaced_model():
     pruned, stats = vbp.prune(model, batches, ratio=0.6)
     assert pruned.blocks[1].mlp.fc2.bias is not None
 
-    def replace_with_means(block):
-        def hook(module, args):
-            h = args[0].clone()
-            idx = block.pruned
-            h[..., idx] = block.mean[idx].to(h.dtype)
-            return (h,)
-        return hook
-
-    handles = [model.get_submodule(b.mlp_out).register_forward_pre_hook(replace_with_means(b))
-               for b in stats.blocks.values()]
     x = torch.randn(5, 1, 8, 8)
     with torch.no_grad():
-        expected = model(x)
-        for h in handles:
-            h.remove()
+        with pruned_neurons_at_their_means(model, stats):
+            expected = model(x)
         torch.testing.assert_close(pruned(x), expected, rtol=1e-5, atol=1e-5)
         assert (pruned(x) - model(x)).abs().max() > 1e-4  # pruning did change the function

@@ -10,6 +10,7 @@ from torch import nn
 import edgeprune
 from edgeprune import roles
 from edgeprune.methods import vbp
+from helpers import pruned_neurons_at_their_means
 
 
 class SwiGlu(nn.Module):
@@ -78,20 +79,10 @@ def test_pruned_gated_model_equals_mean_replaced_model(fused):
         else:
             assert block.up.out_features == block.gate.out_features == kept
 
-    def replace_with_means(block):
-        def hook(module, args):
-            h = args[0].clone()
-            h[..., block.pruned] = block.mean[block.pruned].to(h.dtype)
-            return (h,)
-        return hook
-
-    handles = [model.get_submodule(b.mlp_out).register_forward_pre_hook(replace_with_means(b))
-               for b in stats.blocks.values()]
     x = torch.randn(5, 1, 16, 16)
     with torch.no_grad():
-        expected = model(x)
-        for h in handles:
-            h.remove()
+        with pruned_neurons_at_their_means(model, stats):
+            expected = model(x)
         torch.testing.assert_close(pruned(x), expected, rtol=1e-5, atol=1e-5)
         assert (pruned(x) - model(x)).abs().max() > 1e-4  # pruning did change the function
 

@@ -7,6 +7,7 @@ pytest.importorskip("transformers")
 
 from edgeprune import models  # noqa: E402
 from edgeprune.methods import vbp  # noqa: E402
+from helpers import pruned_neurons_at_their_means
 
 VIT = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, patch_size=4)
 CONFIGS = {
@@ -28,20 +29,10 @@ def test_hf_model_prunes_exactly(spec, tmp_path):
         mlp_in, mlp_out = pruned.get_submodule(block.mlp_in), pruned.get_submodule(block.mlp_out)
         assert mlp_in.out_features == mlp_out.in_features == block.kept >= 1
 
-    # pruned + folded == the original with the pruned activations replaced by their means
-    def replace(block):
-        def hook(module, args):
-            h = args[0].clone()
-            h[..., block.pruned] = block.mean[block.pruned].to(h.dtype)
-            return (h,)
-        return hook
-
-    handles = [model.get_submodule(b.mlp_out).register_forward_pre_hook(replace(b)) for b in stats.blocks.values()]
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
-        expected = model(x)
-        for h in handles:
-            h.remove()
+        with pruned_neurons_at_their_means(model, stats):
+            expected = model(x)  # pruned + folded == the original with the pruned activations replaced by their means
         got = pruned(x)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
         assert (got - model(x)).abs().max() > 1e-6
