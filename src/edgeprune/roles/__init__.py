@@ -34,8 +34,8 @@ Roles (first matching rule wins):
     attention on the path (ViT/Swin/DeiT fc1/fc2, LeViT linear_up/linear_down, ConvNeXt pwconv1/pwconv2).
     Gated MLPs too, where the hidden units are a product: several Linears d->h multiplied (SwiGLU / GeGLU with
     separate gate and value layers, as ViTamin and Llama-style blocks: every one is ``mlp_in``, the first called
-    is mlp_out's partner, the others are its *gates*) or one Linear d->k*h whose k chunks are multiplied (timm's
-    GluMlp in EVA-02, gMLP's gating unit).
+    is mlp_out's partner, the others are its *gates*) or one Linear d->2h whose two halves are multiplied (timm's
+    GluMlp in EVA-02).
 ``conv``
     any other convolution. Its ``depth`` is its position among the ``conv`` layers (first 0, last 1) --
     the paper's VGG code sets conv ranges by conv index, so FC layers must not stretch the conv scale.
@@ -218,7 +218,7 @@ def _attention(prunable: list[Call], g: _Graph, role: dict) -> None:
 def _mlp_pairs(prunable: list[Call], g: _Graph, role: dict, partner: dict) -> None:
     """A layer d->h (h > d) feeding only a layer h->d: Linear pairs (directly, or through a depthwise conv as
     PVTv2's MLP), or 1x1-conv pairs (PoolFormer, timm's conv-MLP ConvNeXt); norms/activations in between.
-    Gated MLPs: several d->h Linears multiplied, or one d->k*h Linear whose chunks are multiplied."""
+    Gated MLPs: several d->h Linears multiplied, or one d->2h Linear whose halves are multiplied."""
     by_name = {c.name: c for c in prunable}
     for c in prunable:
         if c.name in role or g.via_attention[c.name] or not g.data[c.name]:
