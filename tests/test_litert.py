@@ -121,6 +121,14 @@ def test_an_op_the_converter_rejects_is_named_without_the_machines_paths():
                                                         "rank, expected 3 but got 4) from torch/nn/modules/linear.py:134")
 
 
+def test_a_failing_converter_pass_is_named_without_the_machines_paths():
+    # the converter's own line on timm's csatv2 (benchmarks/results/zoo.json)
+    exc = ValueError("Failed to run converter passes: /home/u/.venv/lib/python3.11/site-packages/timm/models/csatv2.py"
+                     ":414:0: error: contracting dimension sizes must match for lhs/rhs\nnote: see current operation")
+    assert lrt_lib.describe_conversion_failure(exc) == ("LiteRT's converter fails (contracting dimension sizes must match for "
+                                                        "lhs/rhs) at timm/models/csatv2.py:414")
+
+
 def test_missing_extra_is_one_line(monkeypatch, tmp_path):
     import builtins
 

@@ -78,6 +78,10 @@ def describe_conversion_failure(exc: BaseException) -> str:
     if rejected:
         where = re.sub(r".*(?:site|dist)-packages/", "", rejected.group(1))
         return f"LiteRT's converter rejects op {rejected.group(3)} ({rejected.group(4).strip()}) from {where}:{rejected.group(2)}"
+    failed = re.search(r"([^\s:]+\.py):(\d+):\d+: error: ([^\n]+)", str(exc))  # a pass failing without naming an op
+    if failed:
+        where = re.sub(r".*(?:site|dist)-packages/", "", failed.group(1))
+        return f"LiteRT's converter fails ({failed.group(3).strip()}) at {where}:{failed.group(2)}"
     return describe_export_failure(exc)
 
 
