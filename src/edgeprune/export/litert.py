@@ -73,15 +73,14 @@ def describe_conversion_failure(exc: BaseException) -> str:
     match = re.search(r"Lowering not found: ([\w.]+?)(?:\.default|\.\w+)?$", str(exc), flags=re.MULTILINE)
     if match:
         return f"op {match.group(1)} has no LiteRT lowering"
-    # a TFLite op the converter's passes reject: "<path>/linear.py:134:0: error: 'tfl.batch_matmul' op found invalid ..."
-    rejected = re.search(r"([^\s:]+\.py):(\d+):\d+: error: '([\w.]+)' op ([^\n]+)", str(exc))
-    if rejected:
-        where = re.sub(r".*(?:site|dist)-packages/", "", rejected.group(1))
-        return f"LiteRT's converter rejects op {rejected.group(3)} ({rejected.group(4).strip()}) from {where}:{rejected.group(2)}"
-    failed = re.search(r"([^\s:]+\.py):(\d+):\d+: error: ([^\n]+)", str(exc))  # a pass failing without naming an op
+    # a converter pass failing, often on a TFLite op: "<path>/linear.py:134:0: error: 'tfl.batch_matmul' op found ..."
+    failed = re.search(r"([^\s:]+\.py):(\d+):\d+: error: (?:'([\w.]+)' op )?([^\n]+)", str(exc))
     if failed:
-        where = re.sub(r".*(?:site|dist)-packages/", "", failed.group(1))
-        return f"LiteRT's converter fails ({failed.group(3).strip()}) at {where}:{failed.group(2)}"
+        where = f"{re.sub(r'.*(?:site|dist)-packages/', '', failed.group(1))}:{failed.group(2)}"
+        reason = failed.group(4).strip()
+        if failed.group(3):
+            return f"LiteRT's converter rejects op {failed.group(3)} ({reason}) from {where}"
+        return f"LiteRT's converter fails ({reason}) at {where}"
     return describe_export_failure(exc)
 
 

@@ -117,7 +117,9 @@ def find_mlp_blocks(model: nn.Module, example_input: torch.Tensor) -> dict[str, 
         hidden_width(model.get_submodule(a), model.get_submodule(b), a, chunks)
         pairs.append(MlpBlock(a, b, gates=table.gates(b), chunks=chunks))
     between = _between_layers(model, example_input.to(device), pairs) if pairs else {}
-    blocks = {p[0]: MlpBlock(*p, between[p[0]], p.gates, p.chunks) for p in pairs}
+    for block in pairs:
+        block.between = between[block[0]]
+    blocks = {block[0]: block for block in pairs}
     if not blocks:
         counts = table.counts()
         found = ", ".join(f"{role} x{n}" for role, n in counts.items() if n) or "none"
