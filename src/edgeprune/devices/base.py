@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 
 from edgeprune.errors import ConfigError, DeviceError, check_positive
+from edgeprune.measure.latency import speedup
 
 RUNTIMES = ("onnxruntime", "executorch", "openvino", "litert")
 SUFFIX = {".onnx": "onnxruntime", ".pte": "executorch", ".xml": "openvino", ".tflite": "litert"}
@@ -50,9 +51,9 @@ class Device:
         return statistics.median(self.time([path], shape, batch, rounds=runs)[0])
 
     def paired(self, reference: Path, candidate: Path, shape: tuple, batch: int = 1, runs: int = 20) -> dict:
-        """The two files timed in alternation: medians and ``ratio`` = reference / candidate (the speed-up)."""
-        ref, cand = (statistics.median(t) for t in self.time([reference, candidate], shape, batch, rounds=runs))
-        return {"reference_ms": ref, "candidate_ms": cand, "ratio": ref / cand}
+        """The two files timed in alternation: medians and ``ratio``, the candidate's :func:`speedup` over the reference."""
+        ref, cand = self.time([reference, candidate], shape, batch, rounds=runs)
+        return {"reference_ms": statistics.median(ref), "candidate_ms": statistics.median(cand), "ratio": speedup(ref, cand)}
 
     def check(self) -> dict:
         """What the device has: its runtimes with versions, cores, CPU; DeviceError when it lacks ``runtime``."""

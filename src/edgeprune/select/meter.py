@@ -28,6 +28,7 @@ from edgeprune.export.onnx import export_for_timing, export_onnx
 from edgeprune.export.ort_latency import ort_latency, paired_latency
 from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
+from edgeprune.measure.latency import speedup
 
 EDGE_RUNTIMES = ("executorch", "openvino", "litert")  # timed by exporting for them (ONNX Runtime: the ONNX paths below)
 LATENCY_BATCHES = (1, 32)  # the batches deploy metrics time
@@ -184,13 +185,13 @@ class Meter:
         return self.dense_value(budget) / device.paired(reference, path, self.shape, budget.batch, runs)["ratio"]
 
     def _paired_ratio(self, model: nn.Module, budget: Budget, folder: Path, runs: int) -> float:
-        """Input model's median / ``model``'s in the budget's runtime (ExecuTorch, OpenVINO or LiteRT), timed in alternation
-        (``latency_runs`` rounds of one call each, as :func:`paired_latency` does in ONNX Runtime)."""
+        """The :func:`speedup` of ``model`` over the input model in the budget's runtime (ExecuTorch, OpenVINO or
+        LiteRT), timed in alternation (``latency_runs`` rounds of one call each, as :func:`paired_latency` does)."""
         path = folder / FILE_NAMES[budget.runtime]
         export_for(model, path, budget.runtime, batch=budget.batch, input_shape=self.shape)
         timed = compare({"dense": self._dense_file(budget.runtime, budget.batch), "candidate": path}, budget.batch,
                         rounds=runs, runs=1, threads=1)
-        return timed["dense"]["median_ms"] / timed["candidate"]["median_ms"]
+        return speedup(timed["dense"]["rounds_ms"], timed["candidate"]["rounds_ms"])
 
 
 def predictable(budget) -> bool:
