@@ -61,7 +61,7 @@ def paired_latency(first: str | os.PathLike, second: str | os.PathLike, batch_si
 
     Returns {"first": {...}, "second": {...}} (median/p10/p90/mean ms and runs of each, as
     :func:`edgeprune.measure.latency.time_paired`),
-    ``ratio`` = first median / second median (the speed-up of ``second`` over the reference ``first``),
+    ``ratio`` the speed-up of ``second`` over the reference ``first`` (:func:`edgeprune.measure.latency.speedup`),
     ``ratio_p10`` / ``ratio_p90`` of the per-round ratios, and ``runs``, ``batch_size``, ``threads``.
     """
     check_positive("runs", runs)

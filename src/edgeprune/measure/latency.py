@@ -50,8 +50,8 @@ def spread(times: list[float]) -> dict:
 def speedup(reference: list[float], candidate: list[float]) -> float:
     """How many times faster ``candidate`` runs than ``reference`` from their calls timed in alternation: the ratio of
     their fastest calls. Other work on the core only ever adds time to a call, so each one's fastest call stays near
-    its own time while the medians move apart: under torch training on the same core the ratio of medians of one
-    pair ranged 1.22-3.84 over 15 timings where the fastest calls gave 1.27-1.31 (benchmarks/paired_ratio.py)."""
+    its own time while the medians move apart: beside torch work on the same core, one pair's ratio of medians
+    strayed up to 52 % from its quiet value, the ratio of the fastest calls 2 % (benchmarks/paired_ratio.py)."""
     return min(reference) / min(candidate)
 
 
