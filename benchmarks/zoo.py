@@ -28,6 +28,7 @@ JSONL = ROOT / "results" / "zoo.jsonl"
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
 EDGE_TIMEOUT = 300.0  # CPU seconds of an edge stage (a conversion), as benchmarks/edge_zoo.py gives it
 NUM_CLASSES = 10
+TINY_OUTPUT = 1e-3  # below this max |output| on random images a parity check compares (near-)zeros
 
 # words in timm names that mark the small members of a family (earlier = preferred)
 _SMALL = ("atto", "femto", "pico", "nano", "xxs", "tiny", "xs", "small", "s0", "t0", "b0", "_050", "_075", "_100",
@@ -134,6 +135,43 @@ def _trains_at(model, size: int) -> None:
         model(torch.zeros(2, 3, size, size))
 
 
+def informative(model, size: int) -> list[str]:
+    """Make an untrained model's outputs large enough for a parity check to compare something: when its max |output|
+    on random images is below :data:`TINY_OUTPUT` (heads timm and torchvision initialise to zero, signals that fade
+    through a deep random net), draw every all-zero parameter from N(0, 0.02), then re-estimate batch-norm running
+    statistics on random images in training mode. Returns what was done (empty: the model was left as it was)."""
+    import torch  # noqa: PLC0415
+
+    from edgeprune.export.onnx import logit_scale  # noqa: PLC0415
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(8, 3, size, size, generator=gen)
+    before = logit_scale(model, images[:2])
+    if before >= TINY_OUTPUT:
+        return []
+    done = []
+    with torch.no_grad():
+        zeros = [p for p in model.parameters() if p.is_floating_point() and not p.any()]
+        for p in zeros:
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+        if zeros:
+            done.append(f"{len(zeros)} all-zero parameters drawn from N(0, 0.02)")
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        if norms and logit_scale(model, images[:2]) < TINY_OUTPUT:
+            momenta = [m.momentum for m in norms]
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # a cumulative average over the batches below
+            model.train()
+            for batch in images.split(4):
+                model(batch)
+            model.eval()
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            done.append(f"running statistics of {len(norms)} batch norms re-estimated on random images")
+    return [*done, f"max |output| {before:.2g} -> {logit_scale(model, images[:2]):.2g}"]
+
+
 def build(spec: str):
     """(model, image size, how it was built) for ``spec``: the smallest setting that builds and runs."""
     from edgeprune import models  # noqa: PLC0415
@@ -188,6 +226,9 @@ def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
         return {**row, "build": "fail", "note": f"{type(exc).__name__}: {str(exc).splitlines()[0][:250] if str(exc) else ''}",
                 "seconds": time.perf_counter() - t0}
     row.update({"build": "ok", "image_size": size, "options": options, "params": param_count(model)})
+    changed = informative(model, size)
+    if changed:
+        row["informative"] = "; ".join(changed)
     example = torch.zeros(1, 3, size, size)
     boxes = {**dict.fromkeys(API_STAGES, API_TIMEOUT), **dict.fromkeys(EDGE_STAGES, EDGE_TIMEOUT)}
     outcomes = [run_stage(s, model, example, timeout=boxes.get(s, TIMEOUT)) for s in stages]
@@ -257,6 +298,8 @@ def main(argv=None) -> None:
     parser.add_argument("--stages", default=",".join(STAGES), help="stages a worker runs (comma-separated); the public-API stages prune:METHOD[:channel] call edgeprune.prune with default options")
     parser.add_argument("--redo", help="re-run these stages (comma-separated) of finished models where they did not "
                                        "pass and applied, keeping the other stages' results; then run the models not yet done")
+    parser.add_argument("--redo-passed", action="store_true",
+                        help="--redo re-runs its stages where they passed too (after a change to how models are built)")
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, tuple(args.stages.split(",")))), flush=True)
@@ -277,8 +320,12 @@ def main(argv=None) -> None:
     unknown = (set(redo) | set(args.stages.split(","))) - set(known)
     if unknown:
         parser.error(f"--redo/--stages: unknown stage(s) {sorted(unknown)}; allowed: {', '.join(known)}")
-    again = [s for s in specs if s in done and done[s].get("build") == "ok"
-             and any(done[s]["stages"].get(stage, {}).get("status") not in ("pass", "n/a") for stage in redo)]
+    settled = ("pass", "n/a") if not args.redo_passed else ()
+
+    def stale(spec: str) -> tuple[str, ...]:
+        return tuple(st for st in redo if done[spec]["stages"].get(st, {}).get("status") not in settled)
+
+    again = [s for s in specs if s in done and done[s].get("build") == "ok" and stale(s)]
     if redo:  # a model whose worker timed out or crashed has no stage to keep: it runs again as a whole
         for s in specs:
             if done.get(s, {}).get("build") in ("timeout", "crash"):
@@ -295,12 +342,11 @@ def main(argv=None) -> None:
             return None
         if spec in done:
             old = done[spec]
-            stages = tuple(st for st in redo if old["stages"].get(st, {}).get("status") not in ("pass", "n/a"))
-            new = run_one(spec, args.time_box, stages)
+            new = run_one(spec, args.time_box, stale(spec))
             if new.get("build") != "ok":  # the earlier row stands
                 print(f"{spec}: redo not run: {new.get('build')}: {new.get('note')}", flush=True)
                 return None
-            row = {**old, "stages": {**old["stages"], **new["stages"]},
+            row = {**old, "informative": new.get("informative"), "stages": {**old["stages"], **new["stages"]},
                    "seconds": (old.get("seconds") or 0) + (new.get("seconds") or 0)}
         else:
             row = run_one(spec, args.time_box)
