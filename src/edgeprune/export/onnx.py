@@ -158,16 +158,32 @@ def export_onnx(
     was_training = model.training
     model.eval()
     start = time.perf_counter()
-    try:
+
+    def export(optimize: bool) -> str | None:
+        """Export; None, or why the written graph is invalid."""
         with quiet_exporters(), torch.no_grad():
             torch.onnx.export(
                 model, (example,), str(path), dynamo=True, opset_version=opset, dynamic_shapes=dynamic,
                 input_names=[INPUT_NAME], output_names=output_names(model, example[:1]), external_data=False,
+                optimize=optimize,
             )
+        try:
+            onnx.checker.check_model(str(path))
+        except onnx.checker.ValidationError as exc:
+            return " ".join(str(exc).split())[:240]
+        return None
+
+    try:
+        # the exporter's graph optimiser once left a node reading a value it had removed (timm's Gemma-4 ViT):
+        # such a graph is exported again unoptimised
+        invalid = export(optimize=True) and export(optimize=False)
     except Exception as exc:  # noqa: BLE001  (the exporter raises many types; all mean "this model cannot be exported")
         raise ModelError(f"model {name!r} cannot be exported to ONNX: {describe_export_failure(exc)}") from None
     finally:
         model.train(was_training)
+    if invalid:
+        Path(path).unlink(missing_ok=True)
+        raise ModelError(f"model {name!r} cannot be exported to ONNX: the exporter wrote an invalid graph ({invalid})")
     produced = _opset_of(path)
     if produced != opset:
         Path(path).unlink(missing_ok=True)
@@ -228,8 +244,9 @@ def _opset_of(path) -> int:
 # ----------------------------------------------------------------------------------------------------
 
 
-def ort_session(path: str | Path, threads: int | None = None):
-    """A CPU InferenceSession; ``threads`` sets intra_op_num_threads (None: torch's thread count)."""
+def ort_session(path: str | Path, threads: int | None = None, *, what: str | None = None):
+    """A CPU InferenceSession; ``threads`` sets intra_op_num_threads (None: torch's thread count). A file ONNX
+    Runtime cannot load is a CheckpointError naming it as ``what`` (default: its path)."""
     if threads is not None:
         check_positive("threads", threads)
     options = ort.SessionOptions()
@@ -241,7 +258,8 @@ def ort_session(path: str | Path, threads: int | None = None):
     except Exception as exc:  # noqa: BLE001  (ORT raises its own Fail/InvalidGraph/... types)
 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"ONNX Runtime cannot load {str(path)!r}: {first[:240]}") from None
+        first = re.sub(r"Load model from .* failed: ?", "", first)  # the path again
+        raise CheckpointError(f"ONNX Runtime cannot load {what or repr(str(path))}: {first[:240]}") from None
 
 
 def fixed_batch(session) -> int | None:
@@ -415,7 +433,10 @@ def export_verified(
     model = tasks_lib.current().deployable(model)
     with atomic_path(path) as tmp:
         info = export_onnx(model, tmp, opset=opset, batch=batch, input_shape=tuple(inputs.shape[1:]))
-        session = ort_session(tmp)
+        try:
+            session = ort_session(tmp, what="the exported graph")
+        except CheckpointError as exc:
+            raise ModelError(str(exc)) from None
         diffs = [parity(model, session, inputs)]
         if fixed_batch(session) is None:
             diffs.append(parity(model, session, inputs[:1]))
