@@ -6,6 +6,8 @@ batch-1 ``.tflite``, parity in LiteRT's interpreter).
     python benchmarks/edge_zoo.py --stage executorch     # every model of the CI subset: results/executorch_zoo.json
     python benchmarks/edge_zoo.py --stage litert --only lenet5,vit      # run again: their rows replaced
 
+Before the stage, ``edgeprune.runs.contract.informative`` gives an untrained model whose outputs are near zero
+(zero-initialised heads) informative ones, so the parity check compares real numbers (the row's ``informative``).
 One torch thread. The models run in a worker process, one after the other; if the worker dies on a model
 (a crash in native code), that model is recorded as ``crash`` and a new worker goes on with the rest.
 Writes results/STAGE_zoo.json and sections/STAGE_zoo.md (run make_readme.py afterwards).
@@ -32,7 +34,7 @@ HOW = {"executorch": "FP32 `.pte` at batch 1 lowered to XNNPACK, parity against 
        "openvino": "FP32 IR converted from the ONNX export, parity against PyTorch in OpenVINO (CPU plugin)",
        "litert": "FP32 `.tflite` at batch 1 (litert-torch), parity against PyTorch in LiteRT's interpreter"}
 TIMEOUT = 300.0  # CPU seconds per model (the contract's default, 60, is for the CI stages)
-TINY_LOGITS = 1e-3  # below this max |logit| a parity check compares (near-)zeros: flagged in the summary
+TINY_LOGITS = 1e-3  # as edgeprune.runs.contract.TINY_OUTPUT: rows timed before informative() are flagged in the summary
 
 
 def subset():
@@ -53,7 +55,7 @@ def worker(stage: str, cases: list[str], timeout: float) -> None:
     import torch  # noqa: PLC0415
 
     from edgeprune.measure import param_count  # noqa: PLC0415
-    from edgeprune.runs.contract import run_stage  # noqa: PLC0415
+    from edgeprune.runs.contract import informative, run_stage  # noqa: PLC0415
 
     torch.set_num_threads(1)
     zoo = subset()
@@ -67,8 +69,10 @@ def worker(stage: str, cases: list[str], timeout: float) -> None:
                    "seconds": time.perf_counter() - t0}
         else:
             example = torch.zeros(1, 3, zoo.SIZE, zoo.SIZE)
+            changed = informative(model, example)
             outcome = run_stage(stage, model, example, timeout=timeout)
-            row = {"case": case, "params": param_count(model), **outcome.as_dict(), **parse_note(outcome.note)}
+            row = {"case": case, "params": param_count(model), **outcome.as_dict(), **parse_note(outcome.note),
+                   **({"informative": "; ".join(changed)} if changed else {})}
             row.pop("stage")
         print(json.dumps(row), flush=True)
 

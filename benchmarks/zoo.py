@@ -28,7 +28,6 @@ JSONL = ROOT / "results" / "zoo.jsonl"
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
 EDGE_TIMEOUT = 300.0  # CPU seconds of an edge stage (a conversion), as benchmarks/edge_zoo.py gives it
 NUM_CLASSES = 10
-TINY_OUTPUT = 1e-3  # below this max |output| on random images a parity check compares (near-)zeros
 
 # words in timm names that mark the small members of a family (earlier = preferred)
 _SMALL = ("atto", "femto", "pico", "nano", "xxs", "tiny", "xs", "small", "s0", "t0", "b0", "_050", "_075", "_100",
@@ -135,43 +134,6 @@ def _trains_at(model, size: int) -> None:
         model(torch.zeros(2, 3, size, size))
 
 
-def informative(model, size: int) -> list[str]:
-    """Make an untrained model's outputs large enough for a parity check to compare something: when its max |output|
-    on random images is below :data:`TINY_OUTPUT` (heads timm and torchvision initialise to zero, signals that fade
-    through a deep random net), draw every all-zero parameter from N(0, 0.02), then re-estimate batch-norm running
-    statistics on random images in training mode. Returns what was done (empty: the model was left as it was)."""
-    import torch  # noqa: PLC0415
-
-    from edgeprune.export.onnx import logit_scale  # noqa: PLC0415
-
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randn(8, 3, size, size, generator=gen)
-    before = logit_scale(model, images[:2])
-    if before >= TINY_OUTPUT:
-        return []
-    done = []
-    with torch.no_grad():
-        zeros = [p for p in model.parameters() if p.is_floating_point() and not p.any()]
-        for p in zeros:
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-        if zeros:
-            done.append(f"{len(zeros)} all-zero parameters drawn from N(0, 0.02)")
-        norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-        if norms and logit_scale(model, images[:2]) < TINY_OUTPUT:
-            momenta = [m.momentum for m in norms]
-            for m in norms:
-                m.reset_running_stats()
-                m.momentum = None  # a cumulative average over the batches below
-            model.train()
-            for batch in images.split(4):
-                model(batch)
-            model.eval()
-            for m, momentum in zip(norms, momenta):
-                m.momentum = momentum
-            done.append(f"running statistics of {len(norms)} batch norms re-estimated on random images")
-    return [*done, f"max |output| {before:.2g} -> {logit_scale(model, images[:2]):.2g}"]
-
-
 def build(spec: str):
     """(model, image size, how it was built) for ``spec``: the smallest setting that builds and runs."""
     from edgeprune import models  # noqa: PLC0415
@@ -212,7 +174,7 @@ def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
     from edgeprune.api_contract import API_STAGES, API_TIMEOUT  # noqa: PLC0415  (registers the public-API stages)
     from edgeprune.errors import EdgepruneError  # noqa: PLC0415
     from edgeprune.measure import param_count  # noqa: PLC0415
-    from edgeprune.runs.contract import EDGE_STAGES, TIMEOUT, run_stage  # noqa: PLC0415
+    from edgeprune.runs.contract import EDGE_STAGES, TIMEOUT, informative, run_stage  # noqa: PLC0415
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -226,10 +188,10 @@ def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
         return {**row, "build": "fail", "note": f"{type(exc).__name__}: {str(exc).splitlines()[0][:250] if str(exc) else ''}",
                 "seconds": time.perf_counter() - t0}
     row.update({"build": "ok", "image_size": size, "options": options, "params": param_count(model)})
-    changed = informative(model, size)
+    example = torch.zeros(1, 3, size, size)
+    changed = informative(model, example)
     if changed:
         row["informative"] = "; ".join(changed)
-    example = torch.zeros(1, 3, size, size)
     boxes = {**dict.fromkeys(API_STAGES, API_TIMEOUT), **dict.fromkeys(EDGE_STAGES, EDGE_TIMEOUT)}
     outcomes = [run_stage(s, model, example, timeout=boxes.get(s, TIMEOUT)) for s in stages]
     row["stages"] = {o.stage: o.as_dict() for o in outcomes}

@@ -1,6 +1,7 @@
 """The zoo contract: every stage of edgeprune on one model, each ending in pass or a one-line refusal.
 
     outcomes = check_model(model, torch.zeros(1, 3, 32, 32))      # [Outcome(stage, status, seconds, note)]
+    informative(model, example)   # before the stages: an untrained model's outputs large enough for parity to mean something
 
 For each stage the model either *passes* (the stage's result runs, has the logits' shape, is smaller where
 the stage removes something and matches the stage's own checks), removes *nothing* and says why
@@ -49,7 +50,7 @@ from edgeprune.errors import DependencyError, EdgepruneError, ModelError
 from edgeprune.export import executorch as et_lib
 from edgeprune.export import litert as lrt_lib
 from edgeprune.export import openvino as ov_lib
-from edgeprune.export.onnx import export_verified
+from edgeprune.export.onnx import export_verified, logit_scale
 from edgeprune.measure import param_count, prunable_weights
 from edgeprune.methods import vbp_core
 from edgeprune.methods.reconvene import CONV_TYPES, generate
@@ -64,6 +65,7 @@ STATUSES = ("pass", "none", "refused", "n/a", "fail")
 TIMEOUT = 60.0  # seconds of CPU time (the stages run at one thread)
 WALL_FACTOR = 4
 HUNG_CPU_SHARE = 0.02  # a stage that used less CPU than this share of a backstop window was waiting, not working
+TINY_OUTPUT = 1e-3  # below this max |output| on random inputs a parity check compares (near-)zeros
 
 
 @dataclass
@@ -338,6 +340,40 @@ def run_stage(stage: str, model: nn.Module, example: torch.Tensor, *, timeout: f
     except Exception as exc:  # noqa: BLE001  (anything else is a bug the contract reports)
         note = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
     return Outcome(stage, status, time.perf_counter() - t0, note)
+
+
+@torch.no_grad()
+def informative(model: nn.Module, example: torch.Tensor) -> list[str]:
+    """Make an untrained model's outputs large enough for a parity check to compare something: when its max |output|
+    on random inputs like ``example`` is below :data:`TINY_OUTPUT` (heads timm and torchvision initialise to zero,
+    signals that fade through a deep random net), draw every all-zero parameter from N(0, 0.02), then, if still
+    needed, re-estimate batch-norm running statistics on random inputs in training mode. Returns what was done
+    (empty: the model was left as it was)."""
+    gen = torch.Generator().manual_seed(0)
+    inputs = torch.randn(8, *example.shape[1:], generator=gen)
+    before = logit_scale(model, inputs[:2])
+    if before >= TINY_OUTPUT:
+        return []
+    done = []
+    zeros = [p for p in model.parameters() if p.is_floating_point() and not p.any()]
+    for p in zeros:
+        p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    if zeros:
+        done.append(f"{len(zeros)} all-zero parameters drawn from N(0, 0.02)")
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if norms and logit_scale(model, inputs[:2]) < TINY_OUTPUT:
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches below
+        model.train()
+        for batch in inputs.split(4):
+            model(batch)
+        model.eval()
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        done.append(f"running statistics of {len(norms)} batch norms re-estimated on random inputs")
+    return [*done, f"max |output| {before:.2g} -> {logit_scale(model, inputs[:2]):.2g}"]
 
 
 def check_model(model: nn.Module, example: torch.Tensor, stages=STAGES, *, timeout: float = TIMEOUT) -> list[Outcome]:
