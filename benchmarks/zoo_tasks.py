@@ -33,6 +33,7 @@ YOLO = ["yolo:yolov8n", "yolo:yolo11n"]
 HF_DET = ["hf-config:detr", "hf-config:yolos"]
 REFUSED = ("maskrcnn", "keypointrcnn")  # targets with masks / keypoints: not the detection task's boxes
 SIZE = {"segmentation": 64, "detection": 128}
+LARGER = (300, 512)  # sizes tried when a model cannot take its task's size (SSD300-VGG16's extra layers need 300 px)
 CLASSES = 11  # 10 digits and the background, as mnist-seg / mnist-det
 
 
@@ -57,15 +58,18 @@ def worker(spec: str, task: str, stages: tuple[str, ...]) -> dict:
     from edgeprune.api_contract import check_api  # noqa: PLC0415
 
     torch.set_num_threads(1)
-    size = SIZE[task]
     started = time.perf_counter()
-    try:
-        model = models.create(spec, num_classes=CLASSES, in_channels=1, image_size=size).eval()
-    except Exception as exc:  # noqa: BLE001  (a builder that fails is a row, not a crash of the run)
-        return {"spec": spec, "task": task, "build": "error", "note": f"{type(exc).__name__}: {exc}"[:300]}
+    for size in (SIZE[task], *LARGER):
+        try:
+            model = models.create(spec, num_classes=CLASSES, in_channels=1, image_size=size).eval()
+            break
+        except Exception as exc:  # noqa: BLE001  (a builder that fails is a row, not a crash of the run)
+            error = f"{type(exc).__name__}: {exc}"[:300]
+    else:
+        return {"spec": spec, "task": task, "build": "error", "note": error}
     outcomes = check_api(model, torch.zeros(1, 1, size, size), stages, task=task)
-    return {"spec": spec, "task": task, "build": "ok", "stages": {o.stage: o.as_dict() for o in outcomes},
-            "seconds": time.perf_counter() - started}
+    return {"spec": spec, "task": task, "build": "ok", "image_size": size,
+            "stages": {o.stage: o.as_dict() for o in outcomes}, "seconds": time.perf_counter() - started}
 
 
 def run_one(spec: str, task: str, stages: tuple[str, ...], time_box: float) -> dict:
@@ -92,6 +96,7 @@ def main(argv=None) -> None:
     parser.add_argument("--time-box", type=float, default=1200.0, help="seconds a model may take in all")
     parser.add_argument("--results", default="zoo_tasks")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--rerun", default="", help="models to run again (comma-separated specs)")
     args = parser.parse_args(argv)
     stages = tuple(args.stages.split(","))
     if args.worker:
@@ -104,7 +109,10 @@ def main(argv=None) -> None:
     rows = {}
     if path.exists():
         rows = {r["spec"]: r for r in map(json.loads, path.read_text().splitlines()) if r["spec"] in specs}
-    todo = [] if args.report_only else [s for s in specs if s not in rows]
+    rerun = [s for s in args.rerun.split(",") if s]
+    if set(rerun) - set(specs):
+        parser.error(f"--rerun: not in the list: {sorted(set(rerun) - set(specs))}")
+    todo = [] if args.report_only else rerun or [s for s in specs if s not in rows]
     print(f"{len(specs)} models, {len(rows)} done, {len(todo)} to run", flush=True)
     for i, spec in enumerate(todo, 1):
         row = run_one(spec, specs[spec], stages, args.time_box)
@@ -115,8 +123,11 @@ def main(argv=None) -> None:
         print(f"[{i}/{len(todo)}] {spec}: {brief or row.get('build')}", flush=True)
     tasks_of = {s: t for s, t in all_specs().items()}
     counts = {t: sum(tasks_of.get(s) == t for s in rows) for t in SIZE}
+    larger = [f"{s} at {r['image_size']} px" for s, r in rows.items() if r.get("image_size", SIZE[tasks_of.get(s, "segmentation")])
+              != SIZE[tasks_of.get(s, "segmentation")]]
     report(args.results, rows, stages, len(all_specs()), script="zoo_tasks.py", title="The task contract",
-           how=f"{counts['segmentation']} segmentation models at 1x64x64 and {counts['detection']} detectors at 1x128x128 under "
+           how=f"{counts['segmentation']} segmentation models at 1x64x64 and {counts['detection']} detectors at 1x128x128 "
+               f"({', '.join(larger) or 'none'} where the task's size is too small) under "
                "their task, stage level (roles; Mix-and-Match magnitude masks at 50 %; 30 % of the channels removed; VBP "
                "where there is an MLP block; ONNX and ExecuTorch parity), random weights, one process per model, one thread.")
 
