@@ -34,7 +34,7 @@ from edgeprune.errors import ConfigError, DamagedFileError, EdgepruneError
 from edgeprune.export import runtimes as runtimes_lib
 from edgeprune.export.et_latency import compare
 from edgeprune.export.onnx import input_shape_of
-from edgeprune.measure.latency import machine_info, spread
+from edgeprune.measure.latency import machine_info, speedup, spread
 from edgeprune.runs.inputs import fingerprint
 from edgeprune.utils.io import read_json, write_json
 
@@ -173,7 +173,7 @@ def _measure(root: Path, chosen: Path, source: Path | None, rounds: int, present
             k = runtime.key
             if f"{k}_ms_b1" in base and f"{k}_ms_b1" in small:
                 # both from the same interleaved rounds: a ratio from one measurement, with its per-round spread
-                result[f"{prefix}_{k}_b1"] = base[f"{k}_ms_b1"] / small[f"{k}_ms_b1"]
+                result[f"{prefix}_{k}_b1"] = speedup(base[f"{k}_rounds_ms"], small[f"{k}_rounds_ms"])
                 ratios = spread([b / c for b, c in zip(base[f"{k}_rounds_ms"], small[f"{k}_rounds_ms"])])
                 result[f"{prefix}_{k}_b1_spread"] = [ratios["p10_ms"], ratios["p90_ms"]]
     if on_device is not None:
@@ -229,5 +229,5 @@ def _time_on(device: Device, paths: dict, shape, rounds: int) -> dict:
     times = device.time(files, shape, batch=1, rounds=rounds)
     base, small = (spread(t)["median_ms"] for t in times)
     ratios = spread([b / c for b, c in zip(*times)])
-    return {**info, "input_ms_b1": base, "chosen_ms_b1": small, "speedup_b1": base / small,
+    return {**info, "input_ms_b1": base, "chosen_ms_b1": small, "speedup_b1": speedup(*times),
             "speedup_b1_spread": [ratios["p10_ms"], ratios["p90_ms"]]}
