@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,6 +20,7 @@ torch.set_num_threads(1)
 os.environ.setdefault("COLUMNS", "250")
 # Latency tables are cached under $EDGEPRUNE_CACHE: a fresh folder per test process, never the user's home.
 os.environ["EDGEPRUNE_CACHE"] = tempfile.mkdtemp(prefix="edgeprune-test-cache-")
+atexit.register(shutil.rmtree, os.environ["EDGEPRUNE_CACHE"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 
