@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,12 @@ class Server:
     commands: list
 
 
-async def _shell(process, commands: list) -> None:
+async def _shell(process, commands: list, folder: Path) -> None:
     commands.append(process.command)
+    # the "device's" temporary files in the test's folder: a client killed before it cleans up leaves nothing in /tmp
     local = await asyncio.create_subprocess_shell(process.command or "true", stdin=asyncio.subprocess.DEVNULL,
-                                                  stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                                                  stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                  env={**os.environ, "TMPDIR": str(folder)})
     out, err = await local.communicate()  # whole, then sent: the exit status never overtakes the output
     process.stdout.write(out.decode(errors="replace"))
     process.stderr.write(err.decode(errors="replace"))
@@ -47,7 +50,7 @@ def ssh_server(folder: Path):
         return await asyncssh.listen("127.0.0.1", 0, server_host_keys=[host_key], sftp_factory=True,
                                      authorized_client_keys=asyncssh.import_authorized_keys(
                                          client_key.export_public_key().decode()),
-                                     process_factory=lambda p: _shell(p, commands))
+                                     process_factory=lambda p: _shell(p, commands, folder))
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
     port = server.sockets[0].getsockname()[1]

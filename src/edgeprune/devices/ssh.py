@@ -66,7 +66,7 @@ class SshDevice(Device):
         except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise DeviceError(f"device {self.name!r} is unreachable at {self.host}:{self.port} ({reason})") from None
-        self._folder = (await self._checked("mktemp -d /tmp/edgeprune-XXXXXX")).strip()
+        self._folder = (await self._checked("mktemp -d -t edgeprune-XXXXXX")).strip()  # in the device's $TMPDIR or /tmp
         atexit.register(self.close)  # the device's temporary folder goes even when no caller closes the device
         return self._conn
 
