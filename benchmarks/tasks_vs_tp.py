@@ -312,7 +312,8 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
     width, met = first_fitting(make_model, fits, setup["narrower"](args.width), plausible)
     torch.manual_seed(args.seed)
     small = make_model(width)
-    result = fit(small, splits.train, splits.val, dense_cfg, task=task, description=f"scratch w{width}")
+    result = fit(small, splits.train, splits.val, dense_cfg.replace(epochs=args.scratch_epochs), task=task,
+                 description=f"scratch w{width}")
     small.eval()
     label = "scratch (narrower)"
     methods[label] = {"width": width, "budget_met": met, **final_metrics(small, splits, task, example, args.seed, intervals),
@@ -338,9 +339,15 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
     collect(args.task, args.name)
 
 
+def scratch_epochs(settings: dict) -> int:
+    """The scratch baseline's epochs (runs before --scratch-epochs trained it for the dense model's)."""
+    return settings.get("scratch_epochs", settings["dense_epochs"])
+
+
 def settings_of(args) -> dict:
     return {"seeds": [args.seed], "train_val_images": args.limit, "test_images": args.test_limit, "width": args.width,
-            "dense_epochs": args.dense_epochs, "finetune_epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
+            "dense_epochs": args.dense_epochs, "finetune_epochs": args.epochs, "scratch_epochs": args.scratch_epochs,
+            "optimizer": args.optimizer, "lr": args.lr,
             "weight_decay": args.weight_decay, "batch_size": args.batch_size, "criteria": args.criteria,
             "strategies": args.strategies, "tp": args.tp, "round_to": args.round_to, "threads": 1,
             "budget": args.budget, **({"tp_steps": args.tp_steps} if args.tp_steps != 6 else {}),
@@ -377,9 +384,12 @@ def collect(task_name: str, name: str | None = None) -> None:
     runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{name}_s[0-9]*.json"))]
     if not runs:
         sys.exit(f"--collect: no results/{name}_sK.json yet")
-    same = {k: v for k, v in runs[0]["settings"].items() if k != "seeds"}
+    def compared(settings: dict) -> dict:
+        return {**{k: v for k, v in settings.items() if k != "seeds"}, "scratch_epochs": scratch_epochs(settings)}
+
+    same = compared(runs[0]["settings"])
     for run in runs[1:]:
-        other = {k: v for k, v in run["settings"].items() if k != "seeds"}
+        other = compared(run["settings"])
         if other != same:
             sys.exit(f"--collect: the seeds of {name} ran with different settings: {same} vs {other}")
     metric = runs[0]["metric"]
@@ -483,7 +493,7 @@ def render(result: dict) -> str:
              f"down to multiples of {st['round_to']} and skips a layer rounded to nothing; no layer loses more). Scratch: "
              f"the widest narrower {setup['family']} ({setup['width_name']} "
              f"{', '.join(map(str, methods['scratch (narrower)']['width']))} per seed instead of {st['width']}) meeting the same "
-             f"latency, trained with the dense recipe. Kept widths multiples of {st['round_to']} (ours and Torch-Pruning). "
+             f"latency, trained from scratch with the dense recipe for {scratch_epochs(st)} epochs. Kept widths multiples of {st['round_to']} (ours and Torch-Pruning). "
              f"Test {' and '.join(LABELS[k] for k in shown)} in points: mean over seeds with its 95 % t-interval; speed-ups "
              "are ONNX Runtime (1 thread) ratios measured side by side at the end of each seed, averaged over seeds.", "",
              f"| method | × b1 | × b32 | params | MACs (M) | test {label} | drop vs dense | test {LABELS[second]} |"
@@ -515,7 +525,7 @@ def render(result: dict) -> str:
     if setup.get("budget_line"):
         lines += ["", budget_line(result)]
     lines += ["", verdict(result), "", f"Read with care: the pruned models get {st['finetune_epochs']} fine-tune epochs, the "
-              f"narrower {setup['family']} {st['dense_epochs']} epochs from scratch (the run is sized for about "
+              f"narrower {setup['family']} {scratch_epochs(st)} epochs from scratch (the run is sized for about "
               f"{setup['minutes']} minutes a seed on 2 shared cores). {note}{'t' if note else 'T'}o meet the budget, "
               f"ours keeps {kept('ours (chosen)')} % of the dense MACs, Torch-Pruning {min(map(kept, tps))}–{max(map(kept, tps))} %, "
               f"scratch {kept('scratch (narrower)')} %; the measured speed-ups are noisy under the shared load.", "",
@@ -653,6 +663,8 @@ def main() -> None:
     p.add_argument("--round-to", type=int, default=8, help="kept widths are multiples of it (ours and Torch-Pruning)")
     p.add_argument("--reconstruct", action="store_true",
                    help="ours: re-fit the layers that lost inputs to the dense outputs before fine-tuning (1,024 images)")
+    p.add_argument("--scratch-epochs", type=int,
+                   help="the narrower model's epochs from scratch (default: dense + fine-tune epochs, the pruned model's total)")
     p.add_argument("--name", help="results/NAME_sK.json, NAME.json and sections/NAME.md (default: tasks_TASK)")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files")
     p.add_argument("--render", action="store_true", help="rewrite the section from the collected results")
@@ -662,6 +674,8 @@ def main() -> None:
     for key, value in SETUPS[args.task]["defaults"].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.scratch_epochs is None:
+        args.scratch_epochs = args.dense_epochs + args.epochs
     if args.remeasure:
         return remeasure(args.task, args.name, args.seed, args.remeasure)
     if args.collect:
