@@ -112,6 +112,17 @@ def test_operator_without_lowering_is_named_in_one_line():
     assert outcome.note == "model 'Determinant' cannot be converted to LiteRT: op aten._linalg_det has no LiteRT lowering"
 
 
+def test_a_refusal_names_the_users_model_not_the_wrapper_export_puts_around_it():
+    class DetWithDictOutput(nn.Module):  # a dict output: export keeps the logits through a wrapper
+        def forward(self, x):
+            return {"logits": torch.linalg.det(x[:, 0, :4, :4]).unsqueeze(1), "aux": x.mean((1, 2, 3))}
+
+    for task in ("classification", "regression"):  # the logits only; every output, flattened
+        with tasks.using(tasks.get(task)):
+            outcome = run_stage("litert", DetWithDictOutput(), torch.randn(1, 1, 8, 8))
+        assert outcome.note.startswith("model 'DetWithDictOutput' cannot be converted to LiteRT"), (task, outcome)
+
+
 def test_an_op_the_converter_rejects_is_named_without_the_machines_paths():
     # the converter's own line on timm's edgenext_xx_small (benchmarks/results/litert_zoo.json)
     exc = ValueError("Failed to run converter passes: /home/u/.venv/lib/python3.11/site-packages/torch/nn/modules/"

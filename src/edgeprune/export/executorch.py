@@ -42,6 +42,7 @@ from edgeprune.export.onnx import (
     check_whole_model,
     describe_export_failure,
     logit_scale,
+    model_name,
     output_structure,
     parity_failure,
     parity_limit,
@@ -148,7 +149,7 @@ def _quantize(program, example, calibration, batch, max_batch: int, name: str):
 
 
 def lower(model: nn.Module, example: torch.Tensor, *, batch=1, max_batch: int = DEFAULT_MAX_BATCH,
-          calibration=None) -> tuple[bytes, dict, nn.Module | None]:
+          calibration=None, name: str | None = None) -> tuple[bytes, dict, nn.Module | None]:
     """(``.pte`` bytes, lowering info, PT2E reference model or None) for ``model`` on inputs like ``example``.
 
     ``calibration`` (an iterable of input batches) switches INT8 on. Raises ModelError naming the operator
@@ -158,7 +159,7 @@ def lower(model: nn.Module, example: torch.Tensor, *, batch=1, max_batch: int = 
     et = executorch()
     batch = parse_batch(batch)
     check_positive("max batch", max_batch)
-    name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
+    name = name or model_name(model)
     was_training = model.training
     model.eval()
     info: dict = {"batch": batch, "max_batch": max_batch if batch == "dynamic" else batch, "int8": calibration is not None}
@@ -335,7 +336,7 @@ def export_executorch(
     neither is enforced (use :func:`et_accuracy` on the test set). Returns a dict with ``bytes``,
     ``outside_delegate`` ({op: count}), ``delegated_subgraphs``, ``max_abs_diff`` and ``seconds``.
     """
-    path = Path(path)
+    path, name = Path(path), model_name(model)
     model = tasks_lib.current().deployable(model)  # a detector: its dense part (see export_onnx)
     if int8 and calibration is None:
         raise ConfigError("INT8 ExecuTorch export needs calibration data; pass --dataset (its training split is used)")
@@ -350,7 +351,7 @@ def export_executorch(
     else:
         model = FlatOutputs(model).train(model.training)  # every output tensor, in pytree order, parity on each
     buffer, info, reference = lower(model, example, batch=batch, max_batch=max_batch,
-                                    calibration=calibration if int8 else None)
+                                    calibration=calibration if int8 else None, name=name)
     program = Program(buffer)
     checked = [(inputs, False)] + ([(inputs[:1], True)] if batch == "dynamic" else [])
     try:
@@ -358,13 +359,12 @@ def export_executorch(
         if int8:
             info["max_abs_diff_fp32"] = max(et_parity(model, program, x, exact_batch=e) for x, e in checked)
     except RuntimeError as exc:
-        name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
         raise ModelError(f"the ExecuTorch program of {name!r} fails in the runtime at batch {batch} "
                          f"({str(exc).splitlines()[0][:120]}); export with a fixed batch (batch=1)") from None
     scale = logit_scale(model, inputs)
     limit = parity_limit(tolerance, scale)
     if not int8 and not diff <= limit:  # also catches NaN
-        raise parity_failure("ExecuTorch", model, diff, limit, scale)
+        raise parity_failure("ExecuTorch", name, diff, limit, scale)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(buffer)
     info.update({"path": str(path), "bytes": len(buffer), "format": "executorch", "backend": "XNNPACK",

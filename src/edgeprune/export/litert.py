@@ -35,6 +35,7 @@ from edgeprune.export.onnx import (
     in_chunks,
     logit_scale,
     max_difference,
+    model_name,
     parity_failure,
     parity_limit,
     quiet_exporters,
@@ -198,13 +199,12 @@ def export_litert(model: nn.Module, path: str | Path, inputs: torch.Tensor, *, b
     check_positive("batch", batch)
     if int8 and calibration is None:
         raise ConfigError("INT8 LiteRT export needs calibration data; pass --dataset (its training split is used)")
-    path = Path(path)
+    path, name = Path(path), model_name(model)
     model = tasks_lib.current().deployable(model)
     if isinstance(tasks_lib.current(), tasks_lib.Classification):
         model = logits_only(model, inputs[:1])  # a dict or tuple output: the program keeps the logits
     else:
         model = FlatOutputs(model).train(model.training)  # every output tensor, in pytree order, parity on each
-    name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
     start = time.perf_counter()
     buffer = convert(model, batch_of(inputs, batch), name)
     info: dict = {"format": "litert", "litert_torch": litert().version, "batch": batch,
@@ -218,7 +218,7 @@ def export_litert(model: nn.Module, path: str | Path, inputs: torch.Tensor, *, b
     scale = logit_scale(model, inputs)
     limit = parity_limit(tolerance, scale)
     if not int8 and not diff <= limit:  # also catches NaN
-        raise parity_failure("LiteRT", model, diff, limit, scale)
+        raise parity_failure("LiteRT", name, diff, limit, scale)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(buffer)
     info.update({"path": str(path), "bytes": len(buffer), "compute_dtypes": compute_dtypes(interpreter),

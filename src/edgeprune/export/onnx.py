@@ -144,13 +144,13 @@ def export_onnx(
     Under a task whose model is not what a runtime runs (a detector), its deployable part is exported
     (:meth:`edgeprune.tasks.Task.deployable`).
     """
+    name = model_name(model)
     model = tasks_lib.current().deployable(model)
     check_opset(opset)
     batch = parse_batch(batch)
     shape = tuple(input_shape or input_shape_of(model))
     example = torch.randn(2 if batch == "dynamic" else batch, *shape)
     dynamic = ({0: torch.export.Dim("batch", min=1)},) if batch == "dynamic" else None
-    name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
     weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     if weights >= PROTOBUF_LIMIT:
         raise ModelError(f"model {name!r} has {weights / 1e9:.2f} GB of weights, over ONNX's 2 GB single-file limit "
@@ -408,8 +408,12 @@ def parity_limit(tolerance: float, scale: float) -> float:
     return tolerance * max(1.0, scale) if math.isfinite(scale) else tolerance
 
 
-def parity_failure(kind: str, model: nn.Module, diff: float, limit: float, scale: float) -> ModelError:
-    name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
+def model_name(model: nn.Module) -> str:
+    """How a message names the user's model: its zoo spec, else its class (taken before export wraps it)."""
+    return getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
+
+
+def parity_failure(kind: str, name: str, diff: float, limit: float, scale: float) -> ModelError:
     scaled = f" (logits up to {scale:.3g})" if scale > 1 else ""
     return ModelError(f"{kind} export of {name!r} does not match PyTorch: max abs logit difference {diff:.3g} > "
                       f"tolerance {limit:.3g}{scaled}")
@@ -429,7 +433,7 @@ def export_verified(
     The file appears only if the check passes (temp file + os.replace); ModelError when the difference
     exceeds ``tolerance`` (relative for logits above 1: :func:`parity_limit`). Returns :func:`export_onnx`'s dict plus ``max_abs_diff`` and ``tolerance``.
     """
-    path = Path(path)
+    path, name = Path(path), model_name(model)
     model = tasks_lib.current().deployable(model)
     with atomic_path(path) as tmp:
         info = export_onnx(model, tmp, opset=opset, batch=batch, input_shape=tuple(inputs.shape[1:]))
@@ -443,7 +447,7 @@ def export_verified(
         diff, scale = max(diffs), logit_scale(model, inputs)
         limit = parity_limit(tolerance, scale)
         if not diff <= limit:  # also catches NaN
-            raise parity_failure("ONNX", model, diff, limit, scale)
+            raise parity_failure("ONNX", name, diff, limit, scale)
     info.update({"path": str(path), "max_abs_diff": diff, "tolerance": limit, "logit_scale": scale,
                  "parity_inputs": len(inputs)})
     return info

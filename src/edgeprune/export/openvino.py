@@ -38,6 +38,7 @@ from edgeprune.export.onnx import (
     in_chunks,
     logit_scale,
     max_difference,
+    model_name,
     parity_failure,
     parity_limit,
     runner_metrics,
@@ -165,9 +166,8 @@ def convert_checked(model: nn.Module, onnx_path: str | Path, xml_path: str | Pat
     OpenVINO on ``inputs`` (the whole batch and batch 1). FP32: within ``tolerance`` of PyTorch (relative above
     logits of 1) or ModelError and nothing is kept; INT8: ``max_abs_diff_fp32`` recorded, not enforced (measure the
     accuracy with :func:`ov_accuracy`)."""
-    xml_path = Path(xml_path)
+    xml_path, name = Path(xml_path), model_name(model)
     model = tasks_lib.current().deployable(model)
-    name = getattr(model, "edgeprune_build", {}).get("spec", type(model).__name__)
     start = time.perf_counter()
     info = convert(onnx_path, xml_path, name)
     try:
@@ -176,7 +176,7 @@ def convert_checked(model: nn.Module, onnx_path: str | Path, xml_path: str | Pat
         scale = logit_scale(model, inputs)
         limit = parity_limit(tolerance, scale)
         if not int8 and not diff <= limit:  # also catches NaN
-            raise parity_failure("OpenVINO", model, diff, limit, scale)
+            raise parity_failure("OpenVINO", name, diff, limit, scale)
         info["compute_precisions"] = compute_precisions(compiled)
     except BaseException:
         xml_path.unlink(missing_ok=True)
@@ -198,7 +198,6 @@ def export_openvino(model: nn.Module, path: str | Path, inputs: torch.Tensor, *,
     openvino()  # the install hint before any export
     if int8 and calibration is None:
         raise ConfigError("INT8 OpenVINO export needs calibration data; pass --dataset (its training split is used)")
-    model = tasks_lib.current().deployable(model)
     with tempfile.TemporaryDirectory(prefix="edgeprune-openvino-") as folder:
         onnx_path = Path(folder) / "model.onnx"
         export_verified(model, onnx_path, inputs, tolerance=tolerance)
