@@ -96,7 +96,8 @@ def main(argv=None) -> None:
     parser.add_argument("--time-box", type=float, default=1200.0, help="seconds a model may take in all")
     parser.add_argument("--results", default="zoo_tasks")
     parser.add_argument("--report-only", action="store_true")
-    parser.add_argument("--rerun", default="", help="models to run again (comma-separated specs)")
+    parser.add_argument("--rerun", default="", help="models to run again (comma-separated specs; with --stages, those "
+                                                    "stages only, the others' outcomes kept)")
     args = parser.parse_args(argv)
     stages = tuple(args.stages.split(","))
     if args.worker:
@@ -116,6 +117,8 @@ def main(argv=None) -> None:
     print(f"{len(specs)} models, {len(rows)} done, {len(todo)} to run", flush=True)
     for i, spec in enumerate(todo, 1):
         row = run_one(spec, specs[spec], stages, args.time_box)
+        if "stages" in row and "stages" in rows.get(spec, {}):  # a rerun of some stages keeps the others' outcomes
+            row["stages"] = {**rows[spec]["stages"], **row["stages"]}
         with path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         rows[spec] = row
