@@ -128,7 +128,7 @@ def main(argv=None) -> None:
     counts = {t: sum(tasks_of.get(s) == t for s in rows) for t in SIZE}
     larger = [f"{s} at {r['image_size']} px" for s, r in rows.items() if r.get("image_size", SIZE[tasks_of.get(s, "segmentation")])
               != SIZE[tasks_of.get(s, "segmentation")]]
-    report(args.results, rows, stages, len(all_specs()), script="zoo_tasks.py", title="The task contract",
+    report(args.results, rows, tuple(dict.fromkeys((*TASK_STAGES, *stages))), len(all_specs()), script="zoo_tasks.py", title="The task contract",
            how=f"{counts['segmentation']} segmentation models at 1x64x64 and {counts['detection']} detectors at 1x128x128 "
                f"({', '.join(larger) or 'none'} where the task's size is too small) under "
                "their task, stage level (roles; Mix-and-Match magnitude masks at 50 %; 30 % of the channels removed; VBP "
