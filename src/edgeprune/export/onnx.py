@@ -26,8 +26,10 @@ from typing import Iterable
 import numpy as np
 import onnxruntime as ort
 import torch
+import torch.nn.functional as F
 import torch.utils._pytree as pytree
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from edgeprune import tasks as tasks_lib
 from edgeprune.data import make_loader
@@ -161,7 +163,7 @@ def export_onnx(
 
     def export(optimize: bool) -> str | None:
         """Export; None, or why the written graph is invalid."""
-        with quiet_exporters(), torch.no_grad():
+        with quiet_exporters(), torch.no_grad(), AttentionInFourDims():
             torch.onnx.export(
                 model, (example,), str(path), dynamo=True, opset_version=opset, dynamic_shapes=dynamic,
                 input_names=[INPUT_NAME], output_names=output_names(model, example[:1]), external_data=False,
@@ -192,6 +194,26 @@ def export_onnx(
     return {"path": str(path), "bytes": Path(path).stat().st_size, "opset": opset, "batch": batch,
             "input_shape": list(shape), "exporter": EXPORTER, "torch": torch.__version__,
             "seconds": time.perf_counter() - start}
+
+
+class AttentionInFourDims(TorchFunctionMode):
+    """While exporting: ``scaled_dot_product_attention`` on inputs of more than 4 dims, which the ONNX exporter
+    cannot translate (timm's Hiera, NesT and Twins attend within windows: [batch, heads, windows, tokens, dim]), as
+    the same call on their leading dims flattened into one, reshaped back: the same attention, an op it translates."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func is not F.scaled_dot_product_attention or args[0].dim() <= 4:
+            return func(*args, **kwargs)
+        q, k, v, *rest = args
+        if rest:  # the mask given by position
+            kwargs["attn_mask"], rest = rest[0], rest[1:]
+        lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        q, k, v = (t.expand(*lead, *t.shape[-2:]).flatten(0, -4) for t in (q, k, v))
+        if kwargs.get("attn_mask") is not None:
+            kwargs["attn_mask"] = kwargs["attn_mask"].expand(*lead, q.shape[-2], k.shape[-2]).flatten(0, -4)
+        out = func(q, k, v, *rest, **kwargs)
+        return out.reshape(*lead, *out.shape[-2:])
 
 
 def export_for_timing(model: nn.Module, path: str | Path, *, input_shape: tuple[int, ...] | None = None) -> dict:
