@@ -24,8 +24,8 @@ class WindowAttention(nn.Module):
         if self.masked:
             mask = torch.ones(4, 4, dtype=torch.bool).tril()  # broadcast over batch, heads and windows, by position
             out = F.scaled_dot_product_attention(q, k, v, mask)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v)
+        else:  # every argument by name
+            out = F.scaled_dot_product_attention(query=q, key=k, value=v, dropout_p=0.0)
         return self.head(out.permute(0, 2, 3, 1, 4).reshape(b, 16, 8).mean(1))
 
 

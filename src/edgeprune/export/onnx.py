@@ -201,18 +201,20 @@ class AttentionInFourDims(TorchFunctionMode):
     cannot translate (timm's Hiera, NesT and Twins attend within windows: [batch, heads, windows, tokens, dim]), as
     the same call on their leading dims flattened into one, reshaped back: the same attention, an op it translates."""
 
+    NAMES = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = dict(kwargs or {})
-        if func is not F.scaled_dot_product_attention or args[0].dim() <= 4:
-            return func(*args, **kwargs)
-        q, k, v, *rest = args
-        if rest:  # the mask given by position
-            kwargs["attn_mask"], rest = rest[0], rest[1:]
+        if func is not F.scaled_dot_product_attention:
+            return func(*args, **(kwargs or {}))
+        call = {**dict(zip(self.NAMES, args)), **(kwargs or {})}
+        q, k, v = call.pop("query"), call.pop("key"), call.pop("value")
+        if q.dim() <= 4:
+            return func(q, k, v, **call)
         lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
         q, k, v = (t.expand(*lead, *t.shape[-2:]).flatten(0, -4) for t in (q, k, v))
-        if kwargs.get("attn_mask") is not None:
-            kwargs["attn_mask"] = kwargs["attn_mask"].expand(*lead, q.shape[-2], k.shape[-2]).flatten(0, -4)
-        out = func(q, k, v, *rest, **kwargs)
+        if call.get("attn_mask") is not None:
+            call["attn_mask"] = call["attn_mask"].expand(*lead, q.shape[-2], k.shape[-2]).flatten(0, -4)
+        out = func(q, k, v, **call)
         return out.reshape(*lead, *out.shape[-2:])
 
 
