@@ -101,12 +101,10 @@ def _edge_lines(edge: dict[str, dict], rows: dict[str, dict]) -> list[str]:
         lines.append(f"| {stage} | {sum(c.values())} | {run} | {c.get('pass', 0)} | {c.get('refused', 0)} | "
                      f"{c.get('fail', 0)} | {c.get('timeout', 0)} | {c.get('not run', 0)} | "
                      f"{100 * c.get('pass', 0) / run:.1f} % |")
-    for stage in edge:
-        for spec, row in rows.items():
-            outcome = row.get("stages", {}).get(stage)
-            if outcome and status_of(outcome) != "pass":
-                lines.append(f"- `{spec}` {stage}: **{status_of(outcome)}** — {outcome['note'][:220]}")
-    return lines
+    problems = [f"- `{spec}` {stage}: **{status_of(outcome)}** — {outcome['note'][:220]}"
+                for stage in edge for spec, row in rows.items()
+                if (outcome := row.get("stages", {}).get(stage)) and status_of(outcome) != "pass"]
+    return lines + ([""] + problems if problems else [])
 
 
 def _counts(c: dict) -> str:
