@@ -72,7 +72,7 @@ def test_every_output_is_checked_under_a_task_with_several(tmp_path, monkeypatch
         # a wrong first output fails the export: parity is checked on every output, not the logits alone
         run_all = Interpreter.run_all
         monkeypatch.setattr(Interpreter, "run_all", lambda self, x: [o + 1 * (i == 0) for i, o in enumerate(run_all(self, x))])
-        with pytest.raises(ModelError, match="LiteRT export of 'FlatOutputs' does not match PyTorch"):
+        with pytest.raises(ModelError, match="LiteRT export of 'TwoOutputs' does not match PyTorch"):
             export_litert(model, tmp_path / "bad.tflite", x, batch=2)
     assert not (tmp_path / "bad.tflite").exists()
 
