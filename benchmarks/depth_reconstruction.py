@@ -1,15 +1,17 @@
-"""Reconstruction after removed residual blocks (issue 30): test accuracy with no fine-tune, paired over seeds.
+"""Reconstruction against none at the same removal (issue 30): test accuracy with no fine-tune, paired over seeds.
 
-For each model trained dense on MNIST here and each depth (residual blocks of least influence removed,
-``drop_blocks=[d]``, under ``macs<=90%``), structured pruning through the public call on 1,024 unlabelled training
-images, no fine-tune, three arms on the same removal:
+For each model trained dense on MNIST here, each budget and each depth (residual blocks of least influence removed,
+``drop_blocks=[d]``; channels as the budget needs), structured pruning through the public call on 1,024 unlabelled
+training images, no fine-tune, one criterion and one strategy (so one candidate: the same removal in every arm):
 
 - ``none``: ``reconstruct=False``;
 - ``channels``: reconstruction of the consumers of removed channels only (what reconstruction did before the layers
-  after a removed block were re-fitted too; an ablation, by patching that step out);
+  after a removed block were re-fitted too; an ablation, by patching that step out; only where blocks are removed);
 - ``full``: ``reconstruct=True``, every conv/linear layer after a removed block re-fitted as well.
 
-    python benchmarks/depth_reconstruction.py --seeds 0,1,2
+    python benchmarks/depth_reconstruction.py --seeds 0,1,2                       # blocks removed, macs<=90%
+    python benchmarks/depth_reconstruction.py --depths 0 --budgets macs<=67%,macs<=50% \
+        --models resnet20,vgg16,vit --name recon_paired                           # channels removed only
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import edgeprune  # noqa: E402
 from common import RESULTS, SECTIONS, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
+from edgeprune.errors import ConfigError  # noqa: E402
+from edgeprune.measure.budget import parse  # noqa: E402
 from edgeprune.methods import structured_mam  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
 from edgeprune.report.stats import t_interval  # noqa: E402
@@ -39,22 +43,22 @@ from edgeprune.train import default_config  # noqa: E402
 from edgeprune.utils.io import write_text  # noqa: E402
 
 ARMS = ("none", "channels", "full")
-LABELS = {"resnet20": "ResNet-20", "vit": "zoo ViT"}
-BUDGET = "macs<=90%"
+LABELS = {"resnet20": "ResNet-20", "vgg16": "VGG-16/2", "vit": "zoo ViT"}
+MODEL_ARGS = {"vgg16": {"width_mult": 0.5}}
 SEARCH = dict(criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False, latency_aware=False, finetune=0)
 
 
-def run_arm(arm: str, dense, images: torch.Tensor, depth: int, test) -> dict:
+def run_arm(arm: str, dense, images: torch.Tensor, budget: str, depth: int, test) -> dict:
     started = time.perf_counter()
     patch = (mock.patch.object(structured_mam, "after_blocks", lambda state, pruned, d: [])
              if arm == "channels" else contextlib.nullcontext())
     with warnings.catch_warnings(), patch:
         warnings.simplefilter("ignore")
-        pruned = edgeprune.prune(dense, images, method="structured", budget=BUDGET, drop_blocks=[depth],
+        pruned = edgeprune.prune(dense, images, method="structured", budget=budget, drop_blocks=[depth],
                                  reconstruct=arm != "none", **SEARCH)
     rec = pruned.decided.get("reconstruction", {})
     return {"test_acc": Classification().primary(pruned.model, test), "macs": pruned.record.get("macs"),
-            "layers": rec.get("layers", 0), "seconds": round(time.perf_counter() - started, 1)}
+            "params": pruned.record.get("params"), "layers": rec.get("layers", 0), "seconds": round(time.perf_counter() - started, 1)}
 
 
 def one_model(spec: str, seed: int, args) -> dict:
@@ -63,15 +67,23 @@ def one_model(spec: str, seed: int, args) -> dict:
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as work:
         dense, _ = train_dense(spec, splits, default_config(spec, epochs=args.dense_epochs[spec]), Path(work),
-                               progress=False)
+                               model_kwargs=MODEL_ARGS.get(spec, {}), progress=False)
     dense.eval()
     order = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(seed))[:1024]
     images = torch.stack([splits.train[int(i)][0] for i in order])
     entry = {"dense_test_acc": Classification().primary(dense, splits.test), "depths": {}}
-    for depth in args.depths:
-        entry["depths"][str(depth)] = {arm: run_arm(arm, dense, images, depth, splits.test) for arm in ARMS}
-        print(spec, seed, depth, entry["depths"][str(depth)], flush=True)
+    for budget in args.budgets:
+        for depth in args.depths:
+            arms = ARMS if depth else ("none", "full")  # no block removed: channels = full
+            key = _key(budget, depth, len(args.budgets))
+            entry["depths"][key] = {arm: run_arm(arm, dense, images, budget, depth, splits.test) for arm in arms}
+            print(spec, seed, key, entry["depths"][key], flush=True)
     return entry
+
+
+def _key(budget: str, depth: int, budgets: int) -> str:
+    """A row's key in the results: the depth alone when there is one budget (the first runs' format)."""
+    return str(depth) if budgets == 1 else f"{budget} {depth}"
 
 
 def _cell(values: list[float]) -> str:
@@ -83,27 +95,39 @@ def _cell(values: list[float]) -> str:
 
 def render(result: dict) -> str:
     seeds = result["seeds"]
-    lines = [f"### Reconstruction after removed residual blocks ({len(seeds)} seed(s), no fine-tune)", "",
-             f"Dense models trained on {result['limit']:,} MNIST images by this script; each loses its `d` residual "
-             f"blocks of least influence (`drop_blocks=[d]`, `{BUDGET}`, channels as the budget needs), pruned by "
-             "`edgeprune.prune(..., method=\"structured\", finetune=0)` on 1,024 unlabelled training images. Test "
-             "accuracy (%, MNIST test), mean over seeds with its 95 % t-interval; the gain is paired per seed "
-             "(full − none). `channels`: only the consumers of removed channels re-fitted (the ablation).", "",
-             "| model | blocks removed | MACs (M) | dense | none | channels | full | gain full − none | layers fitted |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    budgets = result.get("budgets", [result.get("budget")])
+    lines = [f"### Reconstruction against none at the same removal ({len(seeds)} seed(s), no fine-tune)", "",
+             f"Dense models trained on {result['limit']:,} MNIST images by this script "
+             f"({', '.join(f'{LABELS[m]} {e} epochs' for m, e in result['dense_epochs'].items() if m in result['models'])}); "
+             "each loses its `d` residual blocks of least influence (`drop_blocks=[d]`) and the channels the budget "
+             "needs, pruned by `edgeprune.prune(..., method=\"structured\", finetune=0)` on 1,024 unlabelled training "
+             "images, one criterion and one strategy: every arm removes the same channels. Test accuracy (%, MNIST "
+             "test), mean over seeds with its 95 % t-interval; the gain is paired per seed (full − none). `channels`: "
+             "only the consumers of removed channels re-fitted (the ablation; where blocks are removed).", "",
+             "| model | budget | blocks removed | MACs (M) | dense | none | channels | full | gain full − none | "
+             "layers fitted |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    differ = []
     for spec, runs in result["models"].items():
         dense = [100 * r["dense_test_acc"] for r in runs]
-        for depth in runs[0]["depths"]:
-            arms = {a: [100 * r["depths"][depth][a]["test_acc"] for r in runs] for a in ARMS}
+        for key in runs[0]["depths"]:
+            budget, depth = key.split(" ") if " " in key else (budgets[0], key)
+            arms = {a: [100 * r["depths"][key][a]["test_acc"] for r in runs] for a in ARMS if a in runs[0]["depths"][key]}
             gain = [f - n for f, n in zip(arms["full"], arms["none"])]
-            macs = statistics.mean(r["depths"][depth]["full"]["macs"] for r in runs) / 1e6
-            layers = statistics.mean(r["depths"][depth]["full"]["layers"] for r in runs)
-            lines.append(f"| {LABELS[spec]} | {depth} | {macs:.1f} | {_cell(dense)} | {_cell(arms['none'])} | "
-                         f"{_cell(arms['channels'])} | {_cell(arms['full'])} | {_cell(gain)} | {layers:.0f} |")
-    if all(r["depths"][d]["channels"]["layers"] == 0 for runs in result["models"].values() for r in runs
-           for d in r["depths"]):
-        lines += ["", "Under this budget the removed blocks alone meet it: no channel is removed, so reconstruction of "
-                      "the consumers of removed channels alone has nothing to re-fit (`channels` = `none`)."]
+            macs = statistics.mean(r["depths"][key]["full"]["macs"] for r in runs) / 1e6
+            layers = statistics.mean(r["depths"][key]["full"]["layers"] for r in runs)
+            differ += [f"{LABELS[spec]} `{budget}` d={depth}" for r in runs
+                       if r["depths"][key]["none"]["macs"] != r["depths"][key]["full"]["macs"]]
+            channels = _cell(arms["channels"]) if "channels" in arms else "–"
+            lines.append(f"| {LABELS[spec]} | `{budget}` | {depth} | {macs:.1f} | {_cell(dense)} | {_cell(arms['none'])} | "
+                         f"{channels} | {_cell(arms['full'])} | {_cell(gain)} | {layers:.0f} |")
+    if all(r["depths"][k].get("channels", {"layers": 0})["layers"] == 0 for runs in result["models"].values()
+           for r in runs for k in r["depths"] if "channels" in r["depths"][k]) and any(
+            "channels" in r["depths"][k] for runs in result["models"].values() for r in runs for k in r["depths"]):
+        lines += ["", "Where blocks are removed, the removed blocks alone meet the budget: no channel is removed, so "
+                      "reconstruction of the consumers of removed channels alone has nothing to re-fit "
+                      "(`channels` = `none`)."]
+    if differ:
+        lines += ["", f"Not the same removal (MACs differ between the arms): {', '.join(differ)}."]
     return "\n".join(lines)
 
 
@@ -111,9 +135,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--models", default="resnet20")
-    p.add_argument("--depths", default="1,2,3")
+    p.add_argument("--depths", default="1,2,3", help="residual blocks removed (0: channels only)")
+    p.add_argument("--budgets", default="macs<=90%", help="comma-separated")
     p.add_argument("--limit", type=int, default=6000, help="MNIST train+val images of the dense training")
     p.add_argument("--resnet-epochs", type=int, default=3)
+    p.add_argument("--vgg-epochs", type=int, default=2)
     p.add_argument("--vit-epochs", type=int, default=10)
     p.add_argument("--name", default="depth_reconstruction")
     p.add_argument("--render", action="store_true", help="rewrite the section from results/NAME.json")
@@ -125,9 +151,19 @@ def main() -> None:
         sys.exit("MNIST not found: set EDGEPRUNE_DATA")
     torch.set_num_threads(1)
     args.depths = [int(d) for d in args.depths.split(",")]
-    args.dense_epochs = {"resnet20": args.resnet_epochs, "vit": args.vit_epochs}
+    args.budgets = args.budgets.split(",")
+    for budget in args.budgets:
+        try:
+            parse(budget)  # a bad budget fails here, before any training
+        except ConfigError as exc:
+            p.error(f"--budgets: {exc}")
+    unknown = [m for m in args.models.split(",") if m not in LABELS]
+    if unknown:
+        p.error(f"--models: unknown {', '.join(unknown)} (allowed: {', '.join(LABELS)})")
+    args.dense_epochs = {"resnet20": args.resnet_epochs, "vgg16": args.vgg_epochs, "vit": args.vit_epochs}
     seeds = [int(s) for s in args.seeds.split(",")]
-    result = {"seeds": seeds, "limit": args.limit, "budget": BUDGET, "dense_epochs": args.dense_epochs, "models": {}}
+    result = {"seeds": seeds, "limit": args.limit, "budgets": args.budgets, "dense_epochs": args.dense_epochs,
+              "models": {}}
     for spec in args.models.split(","):
         result["models"][spec] = [one_model(spec, seed, args) for seed in seeds]
     save(args.name, result, render(result))
