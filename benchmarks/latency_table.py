@@ -15,7 +15,7 @@ measured latency is the calibration's own confirming timing.
 ``devices``: MobileNetV2 at 64 px calibrated to ``latency<=50%`` (balanced and latency_aware, ``finetune=0``) once on
 this machine at one thread and once on a device running ONNX Runtime at two threads (another configuration of the
 same machine, whose per-operator overhead weighs more); every calibrated model then timed on both, beside the input
-model (relative latency = candidate / input, medians of 30 alternating rounds).
+model (relative latency = the input model's fastest call over the candidate's, 30 alternating rounds).
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ def main(argv=None) -> None:
         lines = ["### Calibrated on one device, timed on another (`benchmarks/latency_table.py --part devices`)", "",
                  f"torchvision MobileNetV2 at 3x64x64 calibrated to `{budget}` (`finetune=0`) on this machine at one "
                  "thread (`host`) and on a device running ONNX Runtime at two threads (`two`); every model then timed "
-                 "beside the input model on both (candidate / input, medians of 30 alternating rounds).", "",
+                 "beside the input model on both (candidate / input: the ratio of the fastest calls of 30 alternating "
+                 "rounds, `Device.paired`).", "",
                  "| calibrated on | strategy | relative latency on host | on two | limit |", "|---|---|---:|---:|---:|"]
         for row in r["rows"]:
             on = row["relative_on"]

@@ -420,6 +420,7 @@ def collect(task_name: str, name: str | None = None) -> None:
                                                    for run, r in zip(runs, rows)])} if goal != metric else {}),
             "params": statistics.fmean(r["params"] for r in rows), "macs": statistics.fmean(r["macs"] for r in rows),
             "speedup_b1": statistics.fmean(run["side_by_side"][method]["speedup_b1"] for run in runs),
+            "speedup_b1_per_seed": [run["side_by_side"][method]["speedup_b1"] for run in runs],
             "speedup_b32": statistics.fmean(run["side_by_side"][method]["speedup_b32"] for run in runs),
             "over_budget_seeds": sum(r.get("budget_met") is False for r in rows),
             **({"width": [r["width"] for r in rows]} if "width" in rows[0] else {}),
@@ -528,12 +529,13 @@ def render(result: dict) -> str:
         return round(100 * methods[method]["macs"] / methods["dense"]["macs"])
 
     note = setup.get("latency_note", "")
+    tp_kept = sorted({kept(m) for m in tps})
     if setup.get("budget_line"):
         lines += ["", budget_line(result)]
     lines += ["", verdict(result), "", f"Read with care: the pruned models get {st['finetune_epochs']} fine-tune epochs, the "
               f"narrower {setup['family']} {scratch_epochs(st)} epochs from scratch (the run is sized for about "
               f"{setup['minutes']} minutes a seed on 2 shared cores). {note}{'t' if note else 'T'}o meet the budget, "
-              f"ours keeps {kept('ours (chosen)')} % of the dense MACs, Torch-Pruning {min(map(kept, tps))}–{max(map(kept, tps))} %, "
+              f"ours keeps {kept('ours (chosen)')} % of the dense MACs, Torch-Pruning {'–'.join(map(str, tp_kept[::max(1, len(tp_kept) - 1)]))} %, "
               f"scratch {kept('scratch (narrower)')} %; the measured speed-ups are noisy under the shared load.", "",
               *candidate_lines(result), "", timing_line(result) + remeasured_text(result)]
     return "\n".join(lines)
@@ -547,9 +549,13 @@ def budget_line(result: dict) -> str:
     methods = result["methods"]
     met = [m for m, v in methods.items() if m != "dense" and v["speedup_b1"] >= need]
     missed = [f"{m} ({v['speedup_b1']:.2f}×)" for m, v in methods.items() if m != "dense" and v["speedup_b1"] < need]
+    seeds = result.get("seeds", [])
+    short = [f"{m} seed {seed} ({x:.2f}×)" for m, v in methods.items() if m != "dense"
+             for seed, x in zip(seeds, v.get("speedup_b1_per_seed", [])) if x < need]
     return (f"By the side-by-side timing (batch 1, mean over seeds), `{result['budget']}` means at least {need:.2f}×: met "
             f"by {', '.join(met) or 'none'}; missed by {', '.join(missed) or 'none'} (accepted during calibration, "
-            "each by its own paired timing at that moment).")
+            "each by its own paired timing at that moment)."
+            + (f" Single seeds below it: {', '.join(short)}." if short else ""))
 
 
 def remeasured_text(result: dict) -> str:
