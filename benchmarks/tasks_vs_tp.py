@@ -263,6 +263,7 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
     # warm-up, patience 3) with the dense run's optimiser and batch size; KD from the dense model
     recipe = train_config(get_method("mix_and_match", granularity="channel"), dense,
                           {"epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr * args.ft_lr_scale,
+                           "patience": args.ft_patience or None,
                            "weight_decay": args.weight_decay, "batch_size": args.batch_size}).replace(seed=args.seed)
 
     t0 = time.perf_counter()
@@ -349,10 +350,19 @@ def ft_lr_scale(settings: dict) -> float:
     return settings.get("ft_lr_scale", 0.2)
 
 
+def ft_patience(settings: dict) -> int:
+    """The fine-tune's early-stopping patience in epochs, 0 for none (runs before --ft-patience used 3)."""
+    return settings.get("ft_patience", 3)
+
+
+def patience_text(settings: dict) -> str:
+    return f"patience {ft_patience(settings)}" if ft_patience(settings) else "no early stopping"
+
+
 def settings_of(args) -> dict:
     return {"seeds": [args.seed], "train_val_images": args.limit, "test_images": args.test_limit, "width": args.width,
             "dense_epochs": args.dense_epochs, "finetune_epochs": args.epochs, "scratch_epochs": args.scratch_epochs,
-            "ft_lr_scale": args.ft_lr_scale, "optimizer": args.optimizer, "lr": args.lr,
+            "ft_lr_scale": args.ft_lr_scale, "ft_patience": args.ft_patience, "optimizer": args.optimizer, "lr": args.lr,
             "weight_decay": args.weight_decay, "batch_size": args.batch_size, "criteria": args.criteria,
             "strategies": args.strategies, "tp": args.tp, "round_to": args.round_to, "threads": 1,
             "budget": args.budget, **({"tp_steps": args.tp_steps} if args.tp_steps != 6 else {}),
@@ -391,7 +401,7 @@ def collect(task_name: str, name: str | None = None) -> None:
         sys.exit(f"--collect: no results/{name}_sK.json yet")
     def compared(settings: dict) -> dict:
         return {**{k: v for k, v in settings.items() if k != "seeds"}, "scratch_epochs": scratch_epochs(settings),
-                "ft_lr_scale": ft_lr_scale(settings)}
+                "ft_lr_scale": ft_lr_scale(settings), "ft_patience": ft_patience(settings)}
 
     same = compared(runs[0]["settings"])
     for run in runs[1:]:
@@ -492,7 +502,7 @@ def render(result: dict) -> str:
              f"{data['val']:,} val {items} ({'x'.join(map(str, data['input_shape']))}, {data['classes']} classes"
              f"{setup['classes_note']}), {st['dense_epochs']} epochs ({st['optimizer']}, lr {st['lr']:g}, batch "
              f"{st['batch_size']}); test on {data['test']:,} test {items}{setup['test_note']}. Every pruned model: "
-             f"{st['finetune_epochs']} fine-tune epochs with KD from the dense model (lr {st['lr'] * ft_lr_scale(st):g}, patience 3). "
+             f"{st['finetune_epochs']} fine-tune epochs with KD from the dense model (lr {st['lr'] * ft_lr_scale(st):g}, {patience_text(st)}, the best validation epoch kept). "
              f"Ours: criteria {st['criteria']} × strategies {strategies_run(result)}, the best by validation {label}"
              f"{', each reconstructed before its fine-tune (layers that lost inputs re-fitted to the dense outputs on 1,024 training images)' if st.get('reconstruct') else ''}. "
              f"Torch-Pruning: BasePruner{setup.get('tp_note', '')}, "
@@ -666,6 +676,8 @@ def main() -> None:
     p.add_argument("--optimizer", help="(adam, adamw)")
     p.add_argument("--lr", type=float, help="dense learning rate, fine-tune: a fifth of it (3e-3, 2e-3)")
     p.add_argument("--ft-lr-scale", type=float, default=0.2, help="the fine-tune's learning rate over the dense one")
+    p.add_argument("--ft-patience", type=int, default=3, help="the fine-tune's early stopping: epochs without a better "
+                   "validation metric (0: none)")
     p.add_argument("--weight-decay", type=float, help="(0, 0.01)")
     p.add_argument("--batch-size", type=int, help="(32, 32)")
     p.add_argument("--criteria", help="(magnitude,product)")
@@ -689,6 +701,8 @@ def main() -> None:
             setattr(args, key, value)
     if args.scratch_epochs is None:
         args.scratch_epochs = args.dense_epochs + args.epochs
+    if args.ft_lr_scale <= 0 or args.ft_patience < 0:
+        p.error(f"--ft-lr-scale must be > 0 (got {args.ft_lr_scale}) and --ft-patience >= 0 (got {args.ft_patience})")
     if args.remeasure:
         return remeasure(args.task, args.name, args.seed, args.remeasure)
     if args.collect:
