@@ -171,8 +171,8 @@ def goal_lines(runs: list[dict]) -> list[str]:
     lost = ", ".join(f"{LABELS[s]} {b}" for s, b, gain in gains if gain <= 0)
     lines.append(f"- Reconstruction alone against no reconstruction at the same budget (each arm's best candidate by "
                  f"validation, so the removed channels may differ): better in {sum(g > 0 for _, _, g in gains)} of "
-                 f"{len(gains)} (model, budget, seed) cases{f'; not in {lost}' if lost else ''}; {len(runs)} seed(s), "
-                 "no paired interval yet.")
+                 f"{len(gains)} (model, budget, seed) cases{f'; not in {lost}' if lost else ''}; {len(runs)} seed(s). "
+                 "At the same removal, paired over seeds: `benchmarks/depth_reconstruction.py --name recon_paired`.")
     return lines
 
 
