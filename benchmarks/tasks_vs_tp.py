@@ -540,12 +540,13 @@ def render(result: dict) -> str:
 
     note = setup.get("latency_note", "")
     tp_kept = sorted({kept(m) for m in tps})
+    tp_range = f"{tp_kept[0]}" if len(tp_kept) == 1 else f"{tp_kept[0]}–{tp_kept[-1]}"
     if setup.get("budget_line"):
         lines += ["", budget_line(result)]
     lines += ["", verdict(result), "", f"Read with care: the pruned models get {st['finetune_epochs']} fine-tune epochs, the "
               f"narrower {setup['family']} {scratch_epochs(st)} epochs from scratch (the run is sized for about "
               f"{setup['minutes']} minutes a seed on 2 shared cores). {note}{'t' if note else 'T'}o meet the budget, "
-              f"ours keeps {kept('ours (chosen)')} % of the dense MACs, Torch-Pruning {'–'.join(map(str, tp_kept[::max(1, len(tp_kept) - 1)]))} %, "
+              f"ours keeps {kept('ours (chosen)')} % of the dense MACs, Torch-Pruning {tp_range} %, "
               f"scratch {kept('scratch (narrower)')} %; the measured speed-ups are noisy under the shared load.", "",
               *candidate_lines(result), "", timing_line(result) + remeasured_text(result)]
     return "\n".join(lines)
@@ -674,7 +675,7 @@ def main() -> None:
     p.add_argument("--dense-epochs", type=int, help="(20, 10)")
     p.add_argument("--epochs", type=int, help="fine-tune epochs, ours and Torch-Pruning alike (3, 3)")
     p.add_argument("--optimizer", help="(adam, adamw)")
-    p.add_argument("--lr", type=float, help="dense learning rate, fine-tune: a fifth of it (3e-3, 2e-3)")
+    p.add_argument("--lr", type=float, help="dense learning rate (3e-3, 2e-3); the fine-tune's: --ft-lr-scale of it")
     p.add_argument("--ft-lr-scale", type=float, default=0.2, help="the fine-tune's learning rate over the dense one")
     p.add_argument("--ft-patience", type=int, default=3, help="the fine-tune's early stopping: epochs without a better "
                    "validation metric (0: none)")
