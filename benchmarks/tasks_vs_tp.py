@@ -134,7 +134,7 @@ def ssdlite_of(data, width: float) -> nn.Module:
 SETUPS = {
     "segmentation": {"data": "mnist-seg", "model": unet_of, "model_name": "U-Net (16/32/64, this script)",
                      "family": "U-Net", "width_name": "base width", "items": "canvases",
-                     "classes_note": " incl. background", "test_note": " (from MNIST test digits)", "minutes": 25,
+                     "classes_note": " incl. background", "test_note": " (from MNIST test digits)",
                      "latency_note": "ONNX Runtime's latency on this CPU is far from monotone in the widths (widths off "
                                      "its 16-channel block can be slower than wider ones): ",
                      "budget": "latency<=50%", "metrics": ("miou", "pixel_acc"), "intervals": (),
@@ -146,7 +146,7 @@ SETUPS = {
     "detection": {"data": "mnist-det", "model": ssdlite_of, "model_name": "SSDlite320 MobileNetV3-Large (torchvision, "
                   "random weights, 1 input channel)", "family": "SSDlite", "width_name": "width_mult",
                   "items": "canvases", "classes_note": " (10 digits + background)",
-                  "test_note": " (from MNIST test digits)", "minutes": 75,
+                  "test_note": " (from MNIST test digits)",
                   "tp_note": " on the detector's dense part (backbone and heads, before box decoding and NMS; pruned in "
                              "place inside the detector), its 12 output convs kept, Taylor importance from the detector's "
                              "own loss",
@@ -544,8 +544,7 @@ def render(result: dict) -> str:
     if setup.get("budget_line"):
         lines += ["", budget_line(result)]
     lines += ["", verdict(result), "", f"Read with care: the pruned models get {st['finetune_epochs']} fine-tune epochs, the "
-              f"narrower {setup['family']} {scratch_epochs(st)} epochs from scratch (the run is sized for about "
-              f"{setup['minutes']} minutes a seed on 2 shared cores). {note}{'t' if note else 'T'}o meet the budget, "
+              f"narrower {setup['family']} {scratch_epochs(st)} epochs from scratch. {note}{'t' if note else 'T'}o meet the budget, "
               f"ours keeps {kept('ours (chosen)')} % of the dense MACs, Torch-Pruning {tp_range} %, "
               f"scratch {kept('scratch (narrower)')} %; the measured speed-ups are noisy under the shared load.", "",
               *candidate_lines(result), "", timing_line(result) + remeasured_text(result)]
