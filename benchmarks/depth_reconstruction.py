@@ -120,9 +120,9 @@ def render(result: dict) -> str:
             channels = _cell(arms["channels"]) if "channels" in arms else "–"
             lines.append(f"| {LABELS[spec]} | `{budget}` | {depth} | {macs:.1f} | {_cell(dense)} | {_cell(arms['none'])} | "
                          f"{channels} | {_cell(arms['full'])} | {_cell(gain)} | {layers:.0f} |")
-    if all(r["depths"][k].get("channels", {"layers": 0})["layers"] == 0 for runs in result["models"].values()
-           for r in runs for k in r["depths"] if "channels" in r["depths"][k]) and any(
-            "channels" in r["depths"][k] for runs in result["models"].values() for r in runs for k in r["depths"]):
+    ablations = [arms["channels"] for runs in result["models"].values() for r in runs for arms in r["depths"].values()
+                 if "channels" in arms]
+    if ablations and all(a["layers"] == 0 for a in ablations):
         lines += ["", "Where blocks are removed, the removed blocks alone meet the budget: no channel is removed, so "
                       "reconstruction of the consumers of removed channels alone has nothing to re-fit "
                       "(`channels` = `none`)."]
