@@ -48,3 +48,17 @@ def test_the_bisections_choice_is_confirmed_by_a_longer_timing(noisy_timing, tmp
     calibrated = state.calibrated[(str(budget), "balanced", 0)]
     _, limit = state.meter.limit(budget)
     assert calibrated["measured"] <= limit
+
+
+def test_a_confirming_timing_keeps_the_worse_of_two(monkeypatch):
+    # issue 29: a model calibrated on a pinned device read 49 % of the input model's latency in its one confirming
+    # timing and 60 % in eleven of twelve timings after: one far-off timing must not decide
+    ratios = iter([1 / 0.37, 1 / 0.60, 1 / 0.37])
+    monkeypatch.setattr(meter_lib, "paired_latency", lambda *a, **kw: {"ratio": next(ratios)})
+    model = models.create("lenet300", num_classes=10, in_channels=1, image_size=8)
+    meter = meter_lib.Meter(model, torch.zeros(1, 1, 8, 8))
+    budget = parse("latency<=50%")
+    dense = meter.dense_value(budget)
+    small = models.create("lenet300", num_classes=10, in_channels=1, image_size=8)
+    assert meter.value(small, budget, confirm=True) == pytest.approx(0.60 * dense)
+    assert meter.value(small, budget) == pytest.approx(0.37 * dense)  # a bisection's step: one timing

@@ -33,6 +33,7 @@ from edgeprune.measure.latency import speedup
 EDGE_RUNTIMES = ("executorch", "openvino", "litert")  # timed by exporting for them (ONNX Runtime: the ONNX paths below)
 LATENCY_BATCHES = (1, 32)  # the batches deploy metrics time
 CONFIRM_FACTOR = 3  # a confirming latency measurement times this many times the runs
+CONFIRM_TIMINGS = 2  # ... that many times over, keeping the worst
 
 
 class Meter:
@@ -51,12 +52,13 @@ class Meter:
     # -- budgets ------------------------------------------------------------------------------------
     def value(self, model: nn.Module, budget, *, confirm: bool = False, shipped: bool | None = None) -> float:
         """The budget's quantity measured on ``model`` (sparsity: fraction of the input's prunable weights removed).
-        ``confirm``: a latency timed with :data:`CONFIRM_FACTOR` times the runs, the last word of a bisection (which
-        keeps the least-pruned model that once timed inside the limit: a noisy timing may have let a slow one in).
+        ``confirm``: a latency timed :data:`CONFIRM_TIMINGS` times with :data:`CONFIRM_FACTOR` times the runs, the worst
+        kept: the last word of a bisection (which keeps the least-pruned model that once timed inside the limit: a noisy
+        timing may have let a slow one in, and one timing can be far off: a stalled reference call made a model timed
+        at 60 % of the input model's latency read 37 %).
         ``shipped``: an ONNX latency times the shipped exporter's file (default: when confirming), else the fast
         exporter's (equal speed in ONNX Runtime, a tenth of the export time)."""
         kind = kind_of(budget)
-        runs = self.latency_runs * (CONFIRM_FACTOR if confirm else 1)
         shipped = confirm if shipped is None else shipped
         if kind == "sparsity":
             return 1.0 - sum(w.numel() for w in prunable_weights(model).values()) / max(self.dense["prunable"], 1)
@@ -65,24 +67,13 @@ class Meter:
         if kind == "macs":
             return float(macs(model, self.example).dense)
         with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
-            if kind == "latency" and budget.device:
-                return self._on_device(model, budget, Path(folder), runs, shipped)
+            if kind == "latency":
+                runs = self.latency_runs * (CONFIRM_FACTOR if confirm else 1)
+                timer = self._timer(model, budget, Path(folder), runs, shipped)
+                return max(timer() for _ in range(CONFIRM_TIMINGS if confirm else 1))
             if kind == "size" and budget.sparse:
                 return float(sparse.save(model, Path(folder) / "model.epz", values=budget.precision)["bytes"])
-            if kind == "latency" and budget.runtime in EDGE_RUNTIMES and budget.relative and model is not self.model:
-                return self.dense_value(budget) / self._paired_ratio(model, budget, Path(folder), runs)
-            if kind == "latency" and budget.runtime in EDGE_RUNTIMES:
-                return latency_ms(model, budget.batch, budget.runtime, input_shape=self.shape, runs=runs)
             path = Path(folder) / "model.onnx"
-            if kind == "latency":  # a bisection's step times a fast export; its confirmation the shipped file
-                (export_onnx if shipped else export_for_timing)(model, path, input_shape=self.shape)
-            if kind == "latency" and budget.relative and model is not self.model:
-                # timed in alternation with the input model and scaled to its reference latency: the fraction a
-                # relative budget limits, robust to load changes between this and the reference measurement
-                timed = paired_latency(self.dense_onnx(shipped=shipped), path, budget.batch, runs=runs)
-                return self.dense_value(budget) / timed["ratio"]
-            if kind == "latency":
-                return float(ort_latency(path, batch_size=budget.batch, runs=runs, threads=1)["median_ms"])
             export_onnx(model, path, input_shape=self.shape)
             if budget.precision == "int8":
                 return float(quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"])
@@ -167,31 +158,41 @@ class Meter:
             self.cache[key] = devices.get(name)
         return self.cache[key]
 
-    def _on_device(self, model: nn.Module, budget: Budget, folder: Path, runs: int, shipped: bool) -> float:
-        """Milliseconds on the budget's device: the input model alone, or (relative budgets) the candidate timed in
-        alternation with the input model there and scaled to its reference."""
-        device = self.device(budget.device)
-        onnx = budget.runtime == "onnxruntime"
-        reference = self.dense_onnx(shipped=shipped) if onnx else self._dense_file(budget.runtime, budget.batch)
-        if model is self.model:
-            return device.latency(reference, self.shape, budget.batch, runs)
-        path = folder / FILE_NAMES[budget.runtime]
-        if onnx:
-            (export_onnx if shipped else export_for_timing)(model, path, input_shape=self.shape)
-        else:
-            export_for(model, path, budget.runtime, batch=budget.batch, input_shape=self.shape)
-        if not budget.relative:
-            return device.latency(path, self.shape, budget.batch, runs)
-        return self.dense_value(budget) / device.paired(reference, path, self.shape, budget.batch, runs)["ratio"]
+    def _timer(self, model: nn.Module, budget: Budget, folder: Path, runs: int, shipped: bool) -> Callable[[], float]:
+        """``model`` exported once for the budget's runtime; each call of the returned function times it: milliseconds,
+        on the budget's device if it names one. A relative budget times the candidate in alternation with the input
+        model (``runs`` rounds) and scales the ratio to the input model's reference, so load that slows both alike
+        does not move it. ``shipped``: an ONNX file by the shipped exporter, else the fast one (equal speed in ONNX
+        Runtime, a tenth of the export time)."""
+        runtime, batch = budget.runtime, budget.batch
+        onnx = runtime == "onnxruntime"
+        def reference() -> Path:  # the input model's file, written once per meter
+            return self.dense_onnx(shipped=shipped) if onnx else self._dense_file(runtime, batch)
 
-    def _paired_ratio(self, model: nn.Module, budget: Budget, folder: Path, runs: int) -> float:
-        """The :func:`speedup` of ``model`` over the input model in the budget's runtime (ExecuTorch, OpenVINO or
-        LiteRT), timed in alternation (``latency_runs`` rounds of one call each, as :func:`paired_latency` does)."""
-        path = folder / FILE_NAMES[budget.runtime]
-        export_for(model, path, budget.runtime, batch=budget.batch, input_shape=self.shape)
-        timed = compare({"dense": self._dense_file(budget.runtime, budget.batch), "candidate": path}, budget.batch,
-                        rounds=runs, runs=1, threads=1)
-        return speedup(timed["dense"]["rounds_ms"], timed["candidate"]["rounds_ms"])
+        if model is self.model:
+            path = reference()
+        else:
+            path = folder / FILE_NAMES[runtime]
+            if onnx:
+                (export_onnx if shipped else export_for_timing)(model, path, input_shape=self.shape)
+            else:
+                export_for(model, path, runtime, batch=batch, input_shape=self.shape)
+        relative = budget.relative and model is not self.model
+        if budget.device:
+            device = self.device(budget.device)
+            if relative:
+                return lambda: self.dense_value(budget) / device.paired(reference(), path, self.shape, batch, runs)["ratio"]
+            return lambda: device.latency(path, self.shape, batch, runs)
+        if relative and onnx:
+            return lambda: self.dense_value(budget) / paired_latency(reference(), path, batch, runs=runs)["ratio"]
+        if relative:
+            def paired() -> float:
+                timed = compare({"dense": reference(), "candidate": path}, batch, rounds=runs, runs=1, threads=1)
+                return self.dense_value(budget) / speedup(timed["dense"]["rounds_ms"], timed["candidate"]["rounds_ms"])
+            return paired
+        if onnx:
+            return lambda: float(ort_latency(path, batch_size=batch, runs=runs, threads=1)["median_ms"])
+        return lambda: latency_ms(path, batch, runtime, input_shape=self.shape, runs=runs)
 
 
 def predictable(budget) -> bool:
