@@ -119,3 +119,24 @@ def test_timm_vit_loses_heads_and_its_recorded_structure_says_so():
     assert attn.num_heads == 1 and attn.qkv.out_features == 3 * 64
     recorded = structure(model)["blocks.0.attn"]
     assert recorded["num_heads"] == 1 and recorded.get("attn_dim", 64) == 64
+
+
+def test_magnitude_keeps_the_channels_batch_norm_scales_up():
+    # a convolution followed by batch norm is scale-free: gamma sets the channel's output scale, and torch-pruning's
+    # group L2 counts it. Here the filters of the channels with gamma 0.01 are the larger ones.
+    torch.manual_seed(0)
+    model, x = TinyCNN().eval(), torch.randn(2, 1, 8, 8)
+    big = torch.zeros(16, dtype=torch.bool)
+    big[torch.randperm(16)[:8]] = True
+    with torch.no_grad():
+        filters = torch.randn(16, 9)
+        filters /= filters.norm(dim=1, keepdim=True)
+        model.c1.weight.copy_((filters * torch.where(big, 1.0, 1.05)[:, None]).view(16, 1, 3, 3))
+        slices = torch.randn(16, 32 * 9)
+        model.c2.weight.copy_((slices / slices.norm(dim=1, keepdim=True)).view(16, 32, 3, 3).transpose(0, 1))
+        model.b1.weight.copy_(torch.where(big, 1.0, 0.01))
+    structure = plan_structure(model, x, frozenset())
+    group = next(g for g in structure.groups if "c1" in g)
+    prune_channels(model, x, structure, dict.fromkeys(group, 0.5))
+    assert model.c1.out_channels == 8
+    assert torch.equal(model.b1.weight, torch.ones(8))
