@@ -11,7 +11,12 @@ For each model (trained dense on MNIST here) and each MACs budget, structured Mi
 - ``free``: data-free (CNNs with batch norm): 1,024 inputs synthesised from the batch-norm statistics, what ``data=None``
   does (made once per model and seed), reconstruction then distillation on them;
 - ``labelled``: the full labelled training split and its fine-tune (the usual call), for reference;
-- ``labelled+recon``: the same with reconstruction before the fine-tune (seeds run after it was added).
+- ``labelled+recon``: the same with reconstruction before the fine-tune (seeds run after it was added);
+- ``tp+kd``: Torch-Pruning at the same measured budget (group magnitude uniform and global, Taylor global on the
+  dense model's labels of the same images; the variant with the best validation agreement after distillation), then
+  the same distillation on the same 1,024 images; ``tp_before_kd`` in its cell is the chosen variant before it;
+- ``scratch``: the same architecture made narrower (the widest of width x0.95, x0.90, ... that fits the budget as
+  measured), trained from scratch on the full labelled split for the dense epochs plus the labelled fine-tune's.
 
 Test accuracy is measured once per model on the MNIST test set (the unlabelled arms never see a label). Results:
 ``results/few_shot_s<seed>.json``; ``--collect`` combines the seeds into ``results/few_shot.json`` and the table.
@@ -38,19 +43,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import edgeprune  # noqa: E402
 from common import RESULTS, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
+from edgeprune import models  # noqa: E402
 from edgeprune.data import inversion  # noqa: E402
 from edgeprune.errors import ConfigError  # noqa: E402
+from edgeprune.measure import macs  # noqa: E402
 from edgeprune.measure.budget import parse  # noqa: E402
+from edgeprune.methods.base import get_method  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
 from edgeprune.report.stats import t_interval  # noqa: E402
+from edgeprune.runs import unlabelled  # noqa: E402
+from edgeprune.runs.inputs import train_config  # noqa: E402
+from edgeprune.scores import calibration_batches  # noqa: E402
 from edgeprune.tasks import Classification  # noqa: E402
-from edgeprune.train import default_config  # noqa: E402
+from edgeprune.train import default_config, fit  # noqa: E402
 from edgeprune.utils.io import write_json  # noqa: E402
+from structured import TP_MAX_RATIO, calibrate_tp, latency_fits  # noqa: E402
 
 MODELS = {"resnet20": {}, "vgg16": {"width_mult": 0.5}, "vit": {}}
 LABELS = {"resnet20": "ResNet-20", "vgg16": "VGG-16/2", "vit": "zoo ViT"}
 BUDGETS = ("macs<=67%", "macs<=50%")  # 1.5x and 2x; --budgets latency<=67%,latency<=50% for measured speed-ups
-ARMS = ("none", "recon", "kd", "recon+kd", "recon+kd-256", "free", "labelled", "labelled+recon")
+ARMS = ("none", "recon", "kd", "recon+kd", "recon+kd-256", "free", "labelled", "labelled+recon", "tp+kd", "scratch")
+TP_VARIANTS = ("magnitude_uniform", "magnitude_global", "taylor_global")
+SCALES = [round(1 - 0.05 * i, 2) for i in range(1, 15)]  # the scratch model's width, widest first: x0.95 ... x0.30
 SEARCH = dict(criteria=["magnitude"], strategies=["balanced", "late_heavy"], deploy_metrics=False, latency_aware=False)
 
 
@@ -63,7 +77,12 @@ def _has_batch_norm(model) -> bool:
     return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def run_arm(arm: str, dense, splits, budget: str, images: dict, kd_epochs: int, ft_epochs: int):
+def run_arm(arm: str, dense, splits, budget: str, images: dict, kd_epochs: int, ft_epochs: int, spec: str = "",
+            epochs: int = 0, seed: int = 0):
+    if arm == "tp+kd":
+        return run_tp(dense, splits, budget, images[1024], kd_epochs, seed)
+    if arm == "scratch":
+        return run_scratch(spec, dense, splits, budget, epochs, seed)
     labelled = arm.startswith("labelled")
     data = splits if labelled else {"free": images.get("free"), "recon+kd-256": images[256]}.get(arm, images[1024])
     if data is None:
@@ -83,6 +102,69 @@ def run_arm(arm: str, dense, splits, budget: str, images: dict, kd_epochs: int, 
             "reconstruction": {k: rec[k] for k in ("layers", "median_error_before", "median_error_after") if k in rec}}
 
 
+def fits_of(dense, budget_text: str, shape: tuple):
+    """Does a model fit the budget, measured as ours measures it (MACs, or latency beside the dense model)."""
+    budget, example = parse(budget_text), torch.zeros(1, *shape)
+    if budget.kind == "macs":
+        limit = float(budget) * macs(dense, example).dense
+        return lambda model: macs(model, example).dense <= limit
+    return latency_fits(dense, shape, budget, None)  # relative budgets: the paired ratio
+
+
+def run_tp(dense, splits, budget: str, images: torch.Tensor, kd_epochs: int, seed: int) -> dict:
+    """Torch-Pruning's variants at the budget, each distilled as ours are on the same images; the best by validation."""
+    task = Classification()
+    data, agreement = unlabelled.labelled_by_model(dense, images, task)
+    recipe = train_config(get_method("structured"), dense, {"epochs": kd_epochs, "batch_size": 64}).replace(seed=seed)
+    shape = tuple(images.shape[1:])
+    fits, batches = fits_of(dense, budget, shape), calibration_batches(data.train, 4, 32)
+    variants = {}
+    for variant in TP_VARIANTS:
+        importance, scope = variant.split("_")
+        started = time.perf_counter()
+        model, ratio, met = calibrate_tp(dense, torch.zeros(1, *shape), importance, scope == "global", fits, batches,
+                                         task=task, max_ratio=TP_MAX_RATIO, layer_cap=TP_MAX_RATIO)
+        before = task.primary(model, splits.test)
+        fit(model, data.train, data.val, recipe, teacher=dense, task=agreement, progress=False)
+        model.eval()
+        variants[variant] = {"test_acc": task.primary(model, splits.test), "tp_before_kd": before,
+                             "val": agreement.primary(model, data.val), "ratio": ratio, "budget_met": met,
+                             "macs": macs(model, torch.zeros(1, *shape)).dense,
+                             "seconds": round(time.perf_counter() - started, 1)}
+        print("  TP", variant, variants[variant], flush=True)
+    chosen = max(variants, key=lambda v: (variants[v]["budget_met"], variants[v]["val"]))
+    return {**variants[chosen], "variant": chosen, "variants": variants, "reconstruction": {}}
+
+
+def run_scratch(spec: str, dense, splits, budget: str, epochs: int, seed: int) -> dict:
+    """The same architecture made narrower to the budget, trained from scratch with every label."""
+    shape = tuple(splits.input_shape)
+    fits = fits_of(dense, budget, shape)
+    started = time.perf_counter()
+    for scale in SCALES:
+        kwargs = narrower(spec, scale)
+        if fits(models.create(spec, num_classes=splits.num_classes, in_channels=shape[0], image_size=shape[-1], **kwargs)):
+            break
+    else:
+        return None
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as work:
+        model, _ = train_dense(spec, splits, default_config(spec, epochs=epochs), Path(work), model_kwargs=kwargs,
+                               progress=False)
+    model.eval()
+    return {"test_acc": Classification().primary(model, splits.test), "scale": scale, "model_kwargs": kwargs,
+            "epochs": epochs, "macs": macs(model, torch.zeros(1, *shape)).dense,
+            "seconds": round(time.perf_counter() - started, 1), "reconstruction": {}}
+
+
+def narrower(spec: str, scale: float) -> dict:
+    """The model's build arguments with its width times ``scale`` (the ViT: its dimension, kept a multiple of its 4
+    heads)."""
+    if spec == "vit":
+        return {"dim": 4 * max(1, round(16 * scale))}
+    return {**MODELS[spec], "width_mult": MODELS[spec].get("width_mult", 1.0) * scale}
+
+
 def one_seed(args) -> None:
     torch.set_num_threads(1)
     root = shared_data_dir()
@@ -99,14 +181,15 @@ def one_seed(args) -> None:
         dense.eval()
         images = {n: _images(splits, n, args.seed) for n in (256, 1024)}
         started = time.perf_counter()
-        if _has_batch_norm(dense):
+        if _has_batch_norm(dense) and "free" in args.arms:
             images["free"] = inversion.synthesize(dense, 1024, (1, 28, 28), seed=args.seed)
         entry = {"dense_test_acc": Classification().primary(dense, splits.test),
                  "synthesis_seconds": round(time.perf_counter() - started, 1) if "free" in images else None, "arms": {}}
         for budget in args.budgets:
-            for arm in ARMS:
+            for arm in args.arms:
                 entry["arms"][f"{budget} {arm}"] = run_arm(arm, dense, splits, budget, images, args.kd_epochs,
-                                                           args.ft_epochs)
+                                                           args.ft_epochs, spec, args.dense_epochs + args.ft_epochs,
+                                                           args.seed)
                 print(spec, budget, arm, entry["arms"][f"{budget} {arm}"], flush=True)
         result["models"][spec] = entry
         write_json(RESULTS / f"{args.name}_s{args.seed}.json", result)
@@ -166,13 +249,23 @@ def goal_lines(runs: list[dict]) -> list[str]:
                 mean = statistics.mean(kept)
                 lines.append(f"- {LABELS[spec]}, `{budget}`, {arm}: {100 * mean:.1f} % kept, goal ≥ {100 * goal:.0f} %: "
                              f"{'met' if mean >= goal else '**not met**'}.")
-    gains = [(spec, b, r["models"][spec]["arms"][f"{b} recon"]["test_acc"] - r["models"][spec]["arms"][f"{b} none"]["test_acc"])
-             for r in runs for spec in r["models"] if spec in models for b in r["budgets"]]
+    gains = [(spec, b, arms[f"{b} recon"]["test_acc"] - arms[f"{b} none"]["test_acc"])
+             for r in runs for spec, entry in r["models"].items() if spec in models for b in r["budgets"]
+             for arms in [entry["arms"]] if arms.get(f"{b} recon") and arms.get(f"{b} none")]
     lost = ", ".join(f"{LABELS[s]} {b}" for s, b, gain in gains if gain <= 0)
     lines.append(f"- Reconstruction alone against no reconstruction at the same budget (each arm's best candidate by "
                  f"validation, so the removed channels may differ): better in {sum(g > 0 for _, _, g in gains)} of "
                  f"{len(gains)} (model, budget, seed) cases{f'; not in {lost}' if lost else ''}; {len(runs)} seed(s). "
                  "At the same removal, paired over seeds: `benchmarks/depth_reconstruction.py --name recon_paired`.")
+    for spec in models:
+        for budget in runs[0]["budgets"]:
+            for other in ("tp+kd", "scratch"):
+                arms = [r["models"][spec]["arms"] for r in runs if spec in r["models"]]
+                diffs = [a[f"{budget} recon+kd"]["test_acc"] - a[f"{budget} {other}"]["test_acc"] for a in arms
+                         if a.get(f"{budget} recon+kd") and a.get(f"{budget} {other}")]
+                if diffs:
+                    lines.append(f"- {LABELS[spec]}, `{budget}`: recon+kd − {other} = {_cell(diffs)} points of test "
+                                 f"accuracy ({len(diffs)} seed(s)).")
     return lines
 
 
@@ -199,9 +292,12 @@ def main() -> None:
     p.add_argument("--ft-epochs", type=int, default=1, help="fine-tune epochs of the labelled arm")
     p.add_argument("--budgets", default=",".join(BUDGETS), help="the 1.5x and the 2x budget, comma-separated (default: MACs)")
     p.add_argument("--name", default="few_shot", help="results/NAME_s<seed>.json; --collect combines them as NAME")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     p.add_argument("--collect", action="store_true")
     args = p.parse_args()
-    args.budgets = args.budgets.split(",")
+    args.budgets, args.arms = args.budgets.split(","), args.arms.split(",")
+    if set(args.arms) - set(ARMS):
+        p.error(f"--arms: {', '.join(sorted(set(args.arms) - set(ARMS)))} unknown; allowed: {', '.join(ARMS)}")
     if len(args.budgets) != 2:
         p.error(f"--budgets: two budgets (1.5x, then 2x), got {len(args.budgets)}")
     for budget in args.budgets:
