@@ -78,7 +78,7 @@ def _has_batch_norm(model) -> bool:
 
 
 def run_arm(arm: str, dense, splits, budget: str, images: dict, kd_epochs: int, ft_epochs: int, spec: str = "",
-            epochs: int = 0, seed: int = 0):
+            epochs: int = 0, seed: int = 0, search: dict | None = None):
     if arm == "tp+kd":
         return run_tp(dense, splits, budget, images[1024], kd_epochs, seed)
     if arm == "scratch":
@@ -93,7 +93,7 @@ def run_arm(arm: str, dense, splits, budget: str, images: dict, kd_epochs: int, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pruned = edgeprune.prune(dense, data, method="structured", budget=budget, finetune=finetune, reconstruct=reconstruct,
-                                 **SEARCH)
+                                 **{**SEARCH, **(search or {})})
     rec = pruned.decided.get("reconstruction", {})
     return {"test_acc": Classification().primary(pruned.model, splits.test), "macs": pruned.record.get("macs"),
             "budget_achieved": pruned.record.get("budget_achieved"),
@@ -173,6 +173,8 @@ def one_seed(args) -> None:
     splits = data_lib.load("mnist", root=root, limit=args.limit, seed=args.seed)
     result = {"seed": args.seed, "limit": args.limit, "dense_epochs": args.dense_epochs, "kd_epochs": args.kd_epochs,
               "ft_epochs": args.ft_epochs, "budgets": args.budgets, "models": {}}
+    search = {"round_to": args.round_to, "drop_blocks": args.drop_blocks}
+    result["search"] = {**SEARCH, **search}
     for spec in args.models.split(","):
         torch.manual_seed(args.seed)
         with tempfile.TemporaryDirectory() as work:
@@ -185,14 +187,17 @@ def one_seed(args) -> None:
             images["free"] = inversion.synthesize(dense, 1024, (1, 28, 28), seed=args.seed)
         entry = {"dense_test_acc": Classification().primary(dense, splits.test),
                  "synthesis_seconds": round(time.perf_counter() - started, 1) if "free" in images else None, "arms": {}}
+        result["models"][spec] = entry
         for budget in args.budgets:
             for arm in args.arms:
-                entry["arms"][f"{budget} {arm}"] = run_arm(arm, dense, splits, budget, images, args.kd_epochs,
-                                                           args.ft_epochs, spec, args.dense_epochs + args.ft_epochs,
-                                                           args.seed)
-                print(spec, budget, arm, entry["arms"][f"{budget} {arm}"], flush=True)
-        result["models"][spec] = entry
-        write_json(RESULTS / f"{args.name}_s{args.seed}.json", result)
+                try:
+                    cell = run_arm(arm, dense, splits, budget, images, args.kd_epochs, args.ft_epochs, spec,
+                                   args.dense_epochs + args.ft_epochs, args.seed, search)
+                except ConfigError as exc:  # an unreachable budget: said in the results, the other arms go on
+                    cell = {"error": str(exc)}
+                entry["arms"][f"{budget} {arm}"] = cell
+                print(spec, budget, arm, cell, flush=True)
+                write_json(RESULTS / f"{args.name}_s{args.seed}.json", result)
     save(f"{args.name}_s{args.seed}", result, render([result]))
 
 
@@ -216,10 +221,14 @@ def render(runs: list[dict]) -> str:
         keys = dict.fromkeys(k for r in runs if spec in r["models"] for k in r["models"][spec]["arms"])
         for key in keys:
             pairs = [(r["models"][spec]["arms"][key], r["models"][spec]["dense_test_acc"]) for r in runs
-                     if spec in r["models"] and r["models"][spec]["arms"].get(key)]
-            if not pairs:
-                continue
+                     if spec in r["models"] and _ok(r["models"][spec]["arms"], key)]
             budget, arm = key.split(" ", 1)
+            if not pairs:
+                errors = [r["models"][spec]["arms"][key]["error"] for r in runs if spec in r["models"]
+                          and "error" in (r["models"][spec]["arms"].get(key) or {})]
+                if errors:
+                    lines.append(f"| {LABELS[spec]} | `{budget}` | {arm} | not met: {errors[0]} | | | |")
+                continue
             cells = [c for c, _ in pairs]
             acc = [c["test_acc"] for c in cells]
             kept = statistics.mean(c["test_acc"] / d for c, d in pairs)
@@ -244,14 +253,14 @@ def goal_lines(runs: list[dict]) -> list[str]:
         budget = runs[0]["budgets"][which]
         for spec in models:
             kept = [r["models"][spec]["arms"][f"{budget} {arm}"]["test_acc"] / r["models"][spec]["dense_test_acc"]
-                    for r in runs if spec in r["models"] and r["models"][spec]["arms"].get(f"{budget} {arm}")]
+                    for r in runs if spec in r["models"] and _ok(r["models"][spec]["arms"], f"{budget} {arm}")]
             if kept:
                 mean = statistics.mean(kept)
                 lines.append(f"- {LABELS[spec]}, `{budget}`, {arm}: {100 * mean:.1f} % kept, goal ≥ {100 * goal:.0f} %: "
                              f"{'met' if mean >= goal else '**not met**'}.")
     gains = [(spec, b, arms[f"{b} recon"]["test_acc"] - arms[f"{b} none"]["test_acc"])
              for r in runs for spec, entry in r["models"].items() if spec in models for b in r["budgets"]
-             for arms in [entry["arms"]] if arms.get(f"{b} recon") and arms.get(f"{b} none")]
+             for arms in [entry["arms"]] if _ok(arms, f"{b} recon") and _ok(arms, f"{b} none")]
     lost = ", ".join(f"{LABELS[s]} {b}" for s, b, gain in gains if gain <= 0)
     lines.append(f"- Reconstruction alone against no reconstruction at the same budget (each arm's best candidate by "
                  f"validation, so the removed channels may differ): better in {sum(g > 0 for _, _, g in gains)} of "
@@ -262,11 +271,17 @@ def goal_lines(runs: list[dict]) -> list[str]:
             for other in ("tp+kd", "scratch"):
                 arms = [r["models"][spec]["arms"] for r in runs if spec in r["models"]]
                 diffs = [a[f"{budget} recon+kd"]["test_acc"] - a[f"{budget} {other}"]["test_acc"] for a in arms
-                         if a.get(f"{budget} recon+kd") and a.get(f"{budget} {other}")]
+                         if _ok(a, f"{budget} recon+kd") and _ok(a, f"{budget} {other}")]
                 if diffs:
                     lines.append(f"- {LABELS[spec]}, `{budget}`: recon+kd − {other} = {_cell(diffs)} points of test "
                                  f"accuracy ({len(diffs)} seed(s)).")
     return lines
+
+
+def _ok(arms: dict, key: str) -> dict | None:
+    """The arm's cell when it ran (not an unreachable budget)."""
+    cell = arms.get(key)
+    return cell if cell and "test_acc" in cell else None
 
 
 def _cell(values: list[float]) -> str:
@@ -292,10 +307,14 @@ def main() -> None:
     p.add_argument("--ft-epochs", type=int, default=1, help="fine-tune epochs of the labelled arm")
     p.add_argument("--budgets", default=",".join(BUDGETS), help="the 1.5x and the 2x budget, comma-separated (default: MACs)")
     p.add_argument("--name", default="few_shot", help="results/NAME_s<seed>.json; --collect combines them as NAME")
+    p.add_argument("--round-to", default="auto", help="ours: kept widths multiples of this (auto: the runtime's block)")
+    p.add_argument("--drop-blocks", default="0", help="ours: numbers of residual blocks removed, comma-separated")
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     p.add_argument("--collect", action="store_true")
     args = p.parse_args()
     args.budgets, args.arms = args.budgets.split(","), args.arms.split(",")
+    args.round_to = args.round_to if args.round_to == "auto" else int(args.round_to)
+    args.drop_blocks = [int(d) for d in args.drop_blocks.split(",")]
     if set(args.arms) - set(ARMS):
         p.error(f"--arms: {', '.join(sorted(set(args.arms) - set(ARMS)))} unknown; allowed: {', '.join(ARMS)}")
     if len(args.budgets) != 2:
