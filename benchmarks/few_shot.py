@@ -211,7 +211,15 @@ def render(runs: list[dict]) -> str:
              f"them, a fifth is held out for selection; distillation {first['kd_epochs']} epochs. `labelled`: the full "
              f"labelled split, {first['ft_epochs']} fine-tune epoch(s). Test accuracy on the 10,000 MNIST test images, "
              "mean over seeds with its 95 % t-interval, and the share of the dense model's accuracy kept; the last two "
-             "columns are the first seed's. Arms added after a seed ran have fewer seeds.", "",
+             "columns are the first seed's. Arms added after a seed ran have fewer seeds."
+             + (" `tp+kd`: Torch-Pruning at the same measured budget (group magnitude uniform or global, or Taylor "
+                "global on the dense model's labels; the best by validation agreement), then the same distillation on "
+                "the same 1,024 images." if any("tp+kd" in k for r in runs for m in r["models"].values() for k in m["arms"])
+                else "")
+             + (f" `scratch`: the same architecture made narrower until it fits the budget as measured, trained from "
+                f"scratch for {first['dense_epochs'] + first['ft_epochs']} epochs on the full labelled split (it sees "
+                "every label, the unlabelled arms none)."
+                if any("scratch" in k for r in runs for m in r["models"].values() for k in m["arms"]) else ""), "",
              "| model | budget | arm | test accuracy (%) | kept of dense | layers refitted | median error before → after |",
              "|---|---|---|---:|---:|---:|---|"]
     for spec in first["models"]:
