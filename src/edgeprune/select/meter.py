@@ -30,7 +30,6 @@ from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.measure.latency import speedup
 
-EDGE_RUNTIMES = ("executorch", "openvino", "litert")  # timed by exporting for them (ONNX Runtime: the ONNX paths below)
 LATENCY_BATCHES = (1, 32)  # the batches deploy metrics time
 CONFIRM_FACTOR = 3  # a confirming latency measurement times this many times the runs
 CONFIRM_TIMINGS = 2  # ... that many times over, keeping the worst
