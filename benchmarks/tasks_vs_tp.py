@@ -288,7 +288,7 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
     if args.task == "detection":  # not in the segmentation runs, which timed every model
         fits = remembered(fits)
     tp_max = tp_max_ratio(dense, args.round_to)
-    for importance, scope in (v.split("_") for v in args.tp.split(",")):
+    for importance, scope in (v.split("_") for v in tp_variants(args.tp)):
         label = f"TP {importance} {scope}"
         t0 = time.perf_counter()
         model, ratio, met = calibrate_tp(dense, example, importance, scope == "global", fits, batches,
@@ -656,6 +656,10 @@ def timing_line(result: dict) -> str:
             f"{LABELS.get(result['metric'], result['metric'])} every {step} epochs, per seed: {curves}.")
 
 
+def tp_variants(text: str) -> list[str]:
+    return [] if text == "none" else text.split(",")
+
+
 def number(text: str) -> int | float:
     value = float(text)
     return int(value) if value.is_integer() and "." not in text else value
@@ -683,7 +687,7 @@ def main() -> None:
     p.add_argument("--criteria", help="(magnitude,product)")
     p.add_argument("--strategies", help="(balanced,late_heavy; balanced)")
     p.add_argument("--tp", default="magnitude_uniform,magnitude_global,taylor_uniform,taylor_global",
-                   help="Torch-Pruning variants: importance_scope, comma-separated")
+                   help="Torch-Pruning variants: importance_scope, comma-separated; none: no Torch-Pruning arm")
     p.add_argument("--tp-steps", type=int, default=6, help="bisection steps of Torch-Pruning's ratio")
     p.add_argument("--round-to", type=int, default=8, help="kept widths are multiples of it (ours and Torch-Pruning)")
     p.add_argument("--reconstruct", action="store_true",
