@@ -436,12 +436,12 @@ def collect(task_name: str, name: str | None = None) -> None:
             **({"width": [r["width"] for r in rows]} if "width" in rows[0] else {}),
         }
     tps = [m for m in table if m.startswith("TP ")]
-    best_tp = max(tps, key=lambda m: table[m][primary]["mean"])
+    best_tp = max(tps, key=lambda m: table[m][primary]["mean"]) if tps else None
     ours_minus_best_tp = interval([run["methods"]["ours (chosen)"][primary] - run["methods"][best_tp][primary]
-                                   for run in runs])
+                                   for run in runs]) if tps else None
     goal_versus = {f"ours_minus_best_tp_{goal}": interval([
         run["methods"]["ours (chosen)"][f"test_{goal}"] - run["methods"][best_tp][f"test_{goal}"] for run in runs])
-    } if goal != metric else {}
+    } if goal != metric and tps else {}
     ours_minus_scratch = interval([run["methods"]["ours (chosen)"][primary] - run["methods"]["scratch (narrower)"][primary]
                                    for run in runs])
     candidates = {}
@@ -456,7 +456,7 @@ def collect(task_name: str, name: str | None = None) -> None:
     timing = {"seed_minutes": [run["seconds"] / 60 for run in runs],
               "dense_seconds_per_epoch": [run["methods"]["dense"]["seconds_per_epoch"] for run in runs],
               "tp_finetune_seconds_per_epoch": [statistics.fmean(run["methods"][m]["seconds_per_epoch"] for m in tps)
-                                                for run in runs],
+                                                for run in runs] if tps else [],
               "load_average_at_save": [run["load_average_at_save"][0] for run in runs]}
     remeasured = [run["remeasured"] for run in runs if "remeasured" in run]
     result = {"task": task_name, "metric": metric, "model": runs[0]["model"], "budget": runs[0]["budget"],
@@ -464,7 +464,7 @@ def collect(task_name: str, name: str | None = None) -> None:
               "revisions": [run["git_revision"] for run in runs], "methods": table, "best_tp": best_tp,
               "ours_minus_best_tp": ours_minus_best_tp, **goal_versus, "ours_minus_scratch": ours_minus_scratch,
               **({"goal": setup["goal"], "intervals": list(setup["intervals"])} if goal != metric else {}),
-              "ours_candidates": candidates, "tp_max_ratio": runs[0]["methods"][tps[0]]["max_ratio"],
+              "ours_candidates": candidates, "tp_max_ratio": runs[0]["methods"][tps[0]]["max_ratio"] if tps else None,
               "dense_curves": [[h[f"val_{metric}"] for h in run["methods"]["dense"]["history"]] for run in runs],
               "timing": timing, **({"remeasured": remeasured} if remeasured else {})}
     save(name, result, render(result))
@@ -505,9 +505,11 @@ def render(result: dict) -> str:
              f"{st['finetune_epochs']} fine-tune epochs with KD from the dense model (lr {st['lr'] * ft_lr_scale(st):g}, {patience_text(st)}, the best validation epoch kept). "
              f"Ours: criteria {st['criteria']} × strategies {strategies_run(result)}, the best by validation {label}"
              f"{', each reconstructed before its fine-tune (layers that lost inputs re-fitted to the dense outputs on 1,024 training images)' if st.get('reconstruct') else ''}. "
-             f"Torch-Pruning: BasePruner{setup.get('tp_note', '')}, "
-             f"ratio bisected to the same measured latency (at most {100 * result['tp_max_ratio']:g} %: it rounds kept widths "
-             f"down to multiples of {st['round_to']} and skips a layer rounded to nothing; no layer loses more). Scratch: "
+             + (f"Torch-Pruning: BasePruner{setup.get('tp_note', '')}, "
+                f"ratio bisected to the same measured latency (at most {100 * result['tp_max_ratio']:g} %: it rounds kept widths "
+                f"down to multiples of {st['round_to']} and skips a layer rounded to nothing; no layer loses more). "
+                if result["best_tp"] else "No Torch-Pruning arm in this run (`--tp none`). ") +
+             f"Scratch: "
              f"the widest narrower {setup['family']} ({setup['width_name']} "
              f"{', '.join(map(str, methods['scratch (narrower)']['width']))} per seed instead of {st['width']}) meeting the same "
              f"latency, trained from scratch with the dense recipe for {scratch_epochs(st)} epochs. Kept widths multiples of {st['round_to']} (ours and Torch-Pruning). "
@@ -540,12 +542,13 @@ def render(result: dict) -> str:
 
     note = setup.get("latency_note", "")
     tp_kept = sorted({kept(m) for m in tps})
-    tp_range = f"{tp_kept[0]}" if len(tp_kept) == 1 else f"{tp_kept[0]}–{tp_kept[-1]}"
+    tp_range = "" if not tps else f"Torch-Pruning {tp_kept[0]} %, " if len(tp_kept) == 1 else \
+        f"Torch-Pruning {tp_kept[0]}–{tp_kept[-1]} %, "
     if setup.get("budget_line"):
         lines += ["", budget_line(result)]
     lines += ["", verdict(result), "", f"Read with care: the pruned models get {st['finetune_epochs']} fine-tune epochs, the "
               f"narrower {setup['family']} {scratch_epochs(st)} epochs from scratch. {note}{'t' if note else 'T'}o meet the budget, "
-              f"ours keeps {kept('ours (chosen)')} % of the dense MACs, Torch-Pruning {tp_range} %, "
+              f"ours keeps {kept('ours (chosen)')} % of the dense MACs, {tp_range}"
               f"scratch {kept('scratch (narrower)')} %; the measured speed-ups are noisy under the shared load.", "",
               *candidate_lines(result), "", timing_line(result) + remeasured_text(result)]
     return "\n".join(lines)
@@ -620,13 +623,15 @@ def verdict(result: dict) -> str:
     methods, n, label = result["methods"], len(result["seeds"]), LABELS.get(result["metric"], result["metric"])
     goal = goal_of(result)
     ours, best = methods["ours (chosen)"], result["best_tp"]
-    if methods[best].get("over_budget_seeds"):
-        best += f", over budget on {methods[best]['over_budget_seeds']} of {n} seeds"
-    best = f"Torch-Pruning's best ({best})"
-    compared = versus(result["ours_minus_best_tp"], best, label)
     goal_label = LABELS.get(goal["metric"], goal["metric"])
-    if goal["metric"] != result["metric"]:
-        compared += f"; on {goal_label}, " + versus(result[f"ours_minus_best_tp_{goal['metric']}"], best, goal_label)
+    compared = "no Torch-Pruning arm ran"
+    if best:
+        if methods[best].get("over_budget_seeds"):
+            best += f", over budget on {methods[best]['over_budget_seeds']} of {n} seeds"
+        best = f"Torch-Pruning's best ({best})"
+        compared = versus(result["ours_minus_best_tp"], best, label)
+        if goal["metric"] != result["metric"]:
+            compared += f"; on {goal_label}, " + versus(result[f"ours_minus_best_tp_{goal['metric']}"], best, goal_label)
     drop_entry = ours["drop_vs_dense"] if goal["metric"] == result["metric"] else ours[f"drop_vs_dense_{goal['metric']}"]
     drop, speed = drop_entry["mean"], ours["speedup_b1"]
     most, speedup = goal["drop_points"], goal["speedup"]
@@ -651,8 +656,9 @@ def timing_line(result: dict) -> str:
     curves = "; ".join(" → ".join(f"{100 * v:.1f}" for v in c[step - 1::step]) for c in result["dense_curves"])
     return (f"Time per seed {', '.join(f'{m:.0f}' for m in t['seed_minutes'])} min (2 shared cores, load average "
             f"{', '.join(f'{v:.1f}' for v in t['load_average_at_save'])} at save); one dense epoch "
-            f"{', '.join(f'{s:.0f}' for s in t['dense_seconds_per_epoch'])} s, one fine-tune epoch of a pruned model "
-            f"{', '.join(f'{s:.0f}' for s in t['tp_finetune_seconds_per_epoch'])} s. Dense validation "
+            f"{', '.join(f'{s:.0f}' for s in t['dense_seconds_per_epoch'])} s"
+            + (f", one fine-tune epoch of a pruned model {', '.join(f'{s:.0f}' for s in t['tp_finetune_seconds_per_epoch'])} s"
+               if t["tp_finetune_seconds_per_epoch"] else "") + ". Dense validation "
             f"{LABELS.get(result['metric'], result['metric'])} every {step} epochs, per seed: {curves}.")
 
 
