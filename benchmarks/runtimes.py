@@ -161,10 +161,18 @@ def add_ratios(rows: list[dict]) -> None:
             r["int8_minus_fp32_pp"] = 100 * (r["acc"] - by_key[r["variant"], r["runtime"], "fp32"]["acc"])
 
 
+def epochs_of(setting: str | int, spec: str) -> int:
+    """``--dense-epochs``: one number for every model, or ``resnet20=8,vit=30`` (a model left out: 2)."""
+    text = str(setting)
+    if "=" not in text:
+        return int(text)
+    return dict((k, int(v)) for k, v in (item.split("=") for item in text.split(","))).get(spec, 2)
+
+
 def measure_model(spec: str, splits, runtimes: dict[str, Runtime], workdir: Path, args) -> list[dict]:
     torch.set_num_threads(1)
     label = f"{spec}{'/2' if MODELS[spec] else ''}"
-    dense = train(spec, MODELS[spec], splits, args.dense_epochs, args.seed).eval()
+    dense = train(spec, MODELS[spec], splits, epochs_of(args.dense_epochs, spec), args.seed).eval()
     pruned = prune(spec, dense, splits, args)
     rows = [row for variant, model in zip(VARIANTS, (dense, pruned))
             for row in export_rows(label, variant, model, splits, runtimes, workdir / f"{spec}-{variant}", args)]
@@ -211,6 +219,11 @@ def ms(row: dict, batch: int, digits: int) -> str:
     return f"{row[f'ms_b{batch}']:.{digits}f}" + ("†" if s["p90_ms"] > BUSY_SPREAD * s["p10_ms"] else "")
 
 
+def dense_epochs_text(settings: dict) -> str:
+    text = str(settings["dense_epochs"])
+    return text if "=" not in text else ", ".join(f"{k} {v}" for k, v in (i.split("=") for i in text.split(",")))
+
+
 def section(result: dict) -> str:
     s, rows = result["settings"], result["rows"]
     ft = f"{s['ft_epochs']} fine-tune epoch(s)"
@@ -218,7 +231,7 @@ def section(result: dict) -> str:
         f"## Runtimes: {', '.join(dict.fromkeys(r['runtime'] for r in rows))} — FP32 and INT8",
         "",
         f"`benchmarks/runtimes.py`: MNIST ({s['limit']:,} train+val images, {rows[0]['test_images']:,} test), "
-        f"{s['dense_epochs']} dense epoch(s); pruned = structured `{s['budget']}` with the structured benchmark's chosen "
+        f"{dense_epochs_text(s)} dense epoch(s); pruned = structured `{s['budget']}` with the structured benchmark's chosen "
         f"criterion and strategy per model + {ft} (not its latency-budgeted, long fine-tuned models); one seed. "
         "INT8: static, calibrated on training images. Accuracy: test top-1 measured in the runtime itself. Latency: one "
         f"thread, medians of {s['rounds']} interleaved rounds × {s['runs']} calls, the files of a dense/pruned pair in "
@@ -291,7 +304,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, of " + ", ".join(MODELS))
     ap.add_argument("--limit", type=int, default=4000, help="MNIST train+val images")
-    ap.add_argument("--dense-epochs", type=int, default=2)
+    ap.add_argument("--dense-epochs", default="2", help="one number, or per model: resnet20=8,vgg16=8,vit=30")
     ap.add_argument("--ft-epochs", type=int, default=1)
     ap.add_argument("--budget", default="macs<=50%")
     ap.add_argument("--calib-batches", type=int, default=16)
