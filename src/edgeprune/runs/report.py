@@ -107,7 +107,7 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False, dev
     else:
         lines += compare.comparison_lines(comparisons, chosen_vs_dense, chosen["label"] if chosen else None)
     scratch = compare.pruned_vs_scratch(groups, members, metric)
-    lines += compare.scratch_lines(scratch)
+    lines += compare.scratch_lines(scratch, structured=config["method"] == "structured")
     lines += [f"## Front ({metric.phrase} vs weights removed)", "", "![front](front.png)", ""] + _table(front, metric)
     lines += ["", "## All settings (mean ± std over seeds)", ""] + _table(sorted(groups, key=lambda g: g["removed"]), metric)
     lines += deploy_lines + edge_lines
