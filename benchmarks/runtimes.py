@@ -161,12 +161,15 @@ def add_ratios(rows: list[dict]) -> None:
             r["int8_minus_fp32_pp"] = 100 * (r["acc"] - by_key[r["variant"], r["runtime"], "fp32"]["acc"])
 
 
-def epochs_of(setting: str | int, spec: str) -> int:
+def parse_epochs(setting: str | int) -> int | dict[str, int]:
     """``--dense-epochs``: one number for every model, or ``resnet20=8,vit=30`` (a model left out: 2)."""
     text = str(setting)
-    if "=" not in text:
-        return int(text)
-    return dict((k, int(v)) for k, v in (item.split("=") for item in text.split(","))).get(spec, 2)
+    return int(text) if "=" not in text else {k: int(v) for k, v in (item.split("=") for item in text.split(","))}
+
+
+def epochs_of(setting: str | int, spec: str) -> int:
+    epochs = parse_epochs(setting)
+    return epochs if isinstance(epochs, int) else epochs.get(spec, 2)
 
 
 def measure_model(spec: str, splits, runtimes: dict[str, Runtime], workdir: Path, args) -> list[dict]:
@@ -220,8 +223,8 @@ def ms(row: dict, batch: int, digits: int) -> str:
 
 
 def dense_epochs_text(settings: dict) -> str:
-    text = str(settings["dense_epochs"])
-    return text if "=" not in text else ", ".join(f"{k} {v}" for k, v in (i.split("=") for i in text.split(",")))
+    epochs = parse_epochs(settings["dense_epochs"])
+    return str(epochs) if isinstance(epochs, int) else ", ".join(f"{k} {v}" for k, v in epochs.items())
 
 
 def section(result: dict) -> str:
