@@ -47,10 +47,9 @@ def test_help_renders_bracketed_words_literally(run_cli, monkeypatch, path, comm
     assert not missing, f"`edgeprune {' '.join(path)} --help` lost {missing}"
 
 
-def test_printed_values_keep_their_brackets(run_cli, monkeypatch, tmp_path):
-    monkeypatch.setenv("COLUMNS", "250")  # a long temporary path is not folded at its bracket
+def test_printed_values_keep_their_brackets(run_cli, tmp_path):
     model = models.create("lenet300", num_classes=10, in_channels=1, image_size=8)
     path = models.save(model, tmp_path / "m[zoo].pt")
     code, out, err = run_cli("measure", path)
     assert code == 0, err
-    assert "m[zoo].pt" in _flat(out)
+    assert "m[zoo].pt" in _flat(out).replace(" ", "")  # a long temporary path may be folded at any character
