@@ -96,20 +96,21 @@ def _merged_groups(model: nn.Module, graph, clean: dict[str, list[int]]) -> list
     return groups
 
 
-def _refuse_emptying(graph, groups: list[tuple[nn.Module, list[int]]]) -> None:
-    """ConfigError naming the first layer some planned group would leave without input or output channels."""
-    for root, idxs in groups:
-        for dep, dep_idxs in group_of(graph, root, idxs):
-            target = dep.target.module
-            side = side_of(graph, dep) if isinstance(target, nn.Module) else None
-            if side is None:
-                continue
-            n_in, n_out = _dim_sizes(target, graph)
-            size = n_out if side == "out" else n_in
-            if size is not None and len(set(dep_idxs)) >= size:
-                name = named(graph, target) or type(target).__name__
-                raise ConfigError(f"refusing to remove all {size} {'output' if side == 'out' else 'input'} channels "
-                                  f"of layer {name!r}; keep at least one channel")
+def _emptying(graph, root: nn.Module, idxs: list[int]) -> str | None:
+    """Why removing ``idxs`` of ``root``'s group would leave some layer without input or output channels (None: it
+    would not)."""
+    for dep, dep_idxs in group_of(graph, root, idxs):
+        target = dep.target.module
+        side = side_of(graph, dep) if isinstance(target, nn.Module) else None
+        if side is None:
+            continue
+        n_in, n_out = _dim_sizes(target, graph)
+        size = n_out if side == "out" else n_in
+        if size is not None and len(set(dep_idxs)) >= size:
+            name = named(graph, target) or type(target).__name__
+            return (f"refusing to remove all {size} {'output' if side == 'out' else 'input'} channels "
+                    f"of layer {name!r}; keep at least one channel")
+    return None
 
 
 class Originals:
@@ -142,7 +143,7 @@ def _apply(graph, groups: list[tuple[nn.Module, list[int]]]) -> Removed:
         if not current:
             continue
         group = group_of(graph, root, current)
-        if not graph.check_pruning_group(group):  # belt and braces: _refuse_emptying should have caught it
+        if not graph.check_pruning_group(group):  # belt and braces: _emptying should have caught it
             raise ConfigError(f"refusing to prune layer {root_name!r}: a coupled layer would lose every channel")
         record = lost(graph, originals, group)
         group.prune()
@@ -170,7 +171,7 @@ def merge(removed: Removed, record: list[tuple[str, str, list[int]]], prefix: st
 
 
 def remove_channels(model: nn.Module, example_input: torch.Tensor, plan: dict[str, Sequence[int]], *,
-                    graph=None) -> Removed:
+                    graph=None, left_alone: dict[str, str] | None = None) -> Removed:
     """Physically remove output channels of the layers named in ``plan`` (and everything coupled to them).
 
     ``plan`` maps a Conv/Linear module name to the ORIGINAL indices of the output channels to remove.
@@ -182,20 +183,29 @@ def remove_channels(model: nn.Module, example_input: torch.Tensor, plan: dict[st
     remove every channel of some layer, or would change the model's output shape. The model is left
     untouched when the plan is refused (all checks run before the first removal). ``graph`` may be a
     DependencyGraph of the unmodified model from :func:`~edgeprune.surgery.graph.build_graph` (saves a second
-    trace); it is modified along with the model.
+    trace); it is modified along with the model. With ``left_alone`` (a dict), a group that would empty a coupled
+    layer is not refused but left alone: ``left_alone[its root layer] = why``, and the other groups are removed.
     """
     graph = graph or build_graph(model, example_input)
-    groups = _merged_groups(model, graph, _check_plan(model, graph, plan))
-    _refuse_emptying(graph, groups)
+    groups = []
+    for root, idxs in _merged_groups(model, graph, _check_plan(model, graph, plan)):
+        why = _emptying(graph, root, idxs)
+        if why is None:
+            groups.append((root, idxs))
+        elif left_alone is None:
+            raise ConfigError(why)
+        else:
+            left_alone[named(graph, root)] = why
     removed = _apply(graph, groups)
     order = {n: i for i, (n, _) in enumerate(model.named_modules())}
     return dict(sorted(removed.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
-def _attempt(model: nn.Module, example: torch.Tensor, plan: dict, graph) -> tuple[str | None, Removed]:
+def _attempt(model: nn.Module, example: torch.Tensor, plan: dict, graph, left_alone: dict[str, str] | None = None
+             ) -> tuple[str | None, Removed]:
     """(None or the failure in one line, removed indices) of removing ``plan`` from ``model`` in place."""
     try:
-        removed = remove_channels(model, example, plan, graph=graph)
+        removed = remove_channels(model, example, plan, graph=graph, left_alone=left_alone)
     except ConfigError as exc:  # a coupled layer torch-pruning would empty (timm's cpubone): that group stays
         return str(exc)[:200], {}
     except Exception as exc:  # noqa: BLE001  (torch-pruning's own failures on layers it mis-handles)
@@ -231,12 +241,14 @@ def remove_checked(model: nn.Module, example: torch.Tensor, plan: dict, graph, w
     model -- possibly a new object --, removed indices, {group root left alone: why})."""
     if not plan:
         return model, {}, {}
-    backup = twin(model)
-    error, removed = _attempt(model, example, plan, graph)
+    backup, emptying = twin(model), {}
+    error, removed = _attempt(model, example, plan, graph, emptying)  # groups that would empty a layer: known untried
     if error is None:
-        return model, removed, {}
+        return model, removed, emptying
+    plan = {root: idxs for root, idxs in plan.items() if root not in emptying}
     broken = _find_broken(backup, example, list(plan.items()), error, time.perf_counter() + BISECT_SECONDS, what)
     kept_plan = {root: idxs for root, idxs in plan.items() if root not in broken}
+    broken.update(emptying)
     error, removed = _attempt(backup, example, kept_plan, None) if kept_plan else (None, {})
     if error is not None:
         raise ModelError(f"{what} cannot prune {type(backup).__name__}: removing channels breaks the model "
