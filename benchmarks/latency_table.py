@@ -3,6 +3,7 @@
 
     python benchmarks/latency_table.py --part error                      # ResNet-20, VGG-16/2, MobileNetV2, ViT (MNIST)
     python benchmarks/latency_table.py --part error --device pinned      # the same through cmd:taskset -c 0 ...
+    python benchmarks/latency_table.py --part error --runtime executorch --models resnet20,vgg16_half   # ExecuTorch
     python benchmarks/latency_table.py --part speed                      # ten strategies, table vs bisection, one run
     python benchmarks/latency_table.py --part devices                    # calibrated on one device, timed on another
 
@@ -56,17 +57,17 @@ def state_for(spec: str, args: dict, channels: int, size: int, **options):
     return structured_mam.prepare(model, None, torch.zeros(2, channels, size, size), opts)
 
 
-def error_part(device_name: str) -> dict:
+def error_part(device_name: str, runtime: str = "onnxruntime", names=tuple(MODELS)) -> dict:
     device = HostDevice(threads=1) if device_name == "host" else CommandDevice(PINNED[len("cmd:"):], name="pinned")
     rows = {}
-    for name, (spec, args, channels, size) in MODELS.items():
+    for name, (spec, args, channels, size) in ((n, MODELS[n]) for n in names):
         os.environ["EDGEPRUNE_CACHE"] = tempfile.mkdtemp(prefix="bench-table-")  # built from scratch
         state = state_for(spec, args, channels, size)
         budget = parse("latency<=50%")
         t0 = time.perf_counter()
         candidates = structured_mam._table_candidates(state, budget)
         table = latency_table.build(structured_mam._split_model(state), state.example, device, state.structure,
-                                    candidates)
+                                    candidates, runtime=runtime)
         rows[name] = {"seconds": time.perf_counter() - t0, "layers": len(table.layers), "c0": table.c0, "k": table.k,
                       "reference_ms": table.reference_ms, **table.error}
         print(name, device_name, {k: v for k, v in rows[name].items() if k != "held_out"}, flush=True)
@@ -129,13 +130,20 @@ def main(argv=None) -> None:
     parser.add_argument("--part", choices=["error", "speed", "devices"], required=True)
     parser.add_argument("--device", choices=["host", "pinned"], default="host")
     parser.add_argument("--budget", default="latency<=60%")
+    parser.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "executorch", "openvino", "litert"],
+                        help="--part error: the runtime the tables are timed in")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"--part error: of {', '.join(MODELS)}")
     args = parser.parse_args(argv)
+    if set(args.models.split(",")) - set(MODELS):
+        parser.error(f"--models: unknown {sorted(set(args.models.split(',')) - set(MODELS))}; allowed: {', '.join(MODELS)}")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     if args.part == "error":
-        rows = error_part(args.device)
-        lines = [f"### Latency table error on `{args.device}` (`benchmarks/latency_table.py --part error --device "
-                 f"{args.device}`)", "",
+        rows = error_part(args.device, args.runtime, args.models.split(","))
+        suffix = "" if args.runtime == "onnxruntime" else f"_{args.runtime}"
+        flags = "" if args.runtime == "onnxruntime" else f" --runtime {args.runtime} --models {args.models}"
+        lines = [f"### Latency table error on `{args.device}`{'' if not suffix else f' in {args.runtime}'} "
+                 f"(`benchmarks/latency_table.py --part error --device {args.device}{flags}`)", "",
                  "Held-out pruned copies (the strategies at random shifts, ranges kept or widened) timed whole in the "
                  "same runner call as the fit; error = |predicted - measured| / measured.", "",
                  "| model | layers | input model ms | fit c0 ms | fit k | fitted on | held out | median error | max error | build s |",
@@ -144,7 +152,8 @@ def main(argv=None) -> None:
             lines.append(f"| {name} | {r['layers']} | {r['reference_ms']:.3f} | {r['c0']:.3f} | {r['k']:.2f} | "
                          f"{r['fitted_on']} | {len(r['held_out'])} | {r['median_abs_pct']:.1f} % | {r['max_abs_pct']:.1f} % | "
                          f"{r['seconds']:.0f} |")
-        save(f"latency_table_error_{args.device}", {"device": args.device, "pinned_command": PINNED if args.device == "pinned" else None,
+        save(f"latency_table_error_{args.device}{suffix}", {"device": args.device, "runtime": args.runtime,
+                                                            "pinned_command": PINNED if args.device == "pinned" else None,
                                                    "models": {k: list(v) for k, v in MODELS.items()}, "rows": rows},
              "\n".join(lines))
     elif args.part == "devices":

@@ -14,7 +14,8 @@ from edgeprune import devices
 from edgeprune.cli import app
 from edgeprune.cli.common import console, table
 from edgeprune.cli.roles import model_and_input
-from edgeprune.errors import check_positive
+from edgeprune.devices.base import RUNTIMES
+from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export.onnx import export_onnx
 from edgeprune.utils.io import check_output
 
@@ -98,6 +99,8 @@ def table_command(
     model: str = typer.Argument(..., help="Model spec (resnet20, vit, timm:..., torchvision:...) or an edgeprune checkpoint."),
     device: str = typer.Option("host", "--device", help="A saved device's name, host, ssh://... or cmd:TEMPLATE."),
     batch: int = typer.Option(1, "--batch", help="Batch size the table is timed at (> 0)."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="onnxruntime | executorch | openvino | litert: the runtime "
+                                          "the table is timed in (default: the device's own; host: onnxruntime)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the sealed table to this file."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Time it again even if a cached table exists (e.g. one timed while the device was busy)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Take channels, image size and classes from this data set."),
@@ -116,6 +119,8 @@ def table_command(
     from edgeprune.select import latency_table  # noqa: PLC0415
 
     check_positive("--batch", batch)
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ConfigError(f"--runtime {runtime!r} is not allowed; allowed: {', '.join(RUNTIMES)}")
     if out is not None:
         check_output(out, "--out")
     net, channels, size = model_and_input(model, dataset, data_dir, in_channels, image_size, num_classes, arg)
@@ -123,9 +128,11 @@ def table_command(
     state = structured_mam.prepare(net.eval(), None, torch.zeros(2, channels, size, size),
                                    get_method("structured", criteria=["magnitude"]).options)
     if name:
-        state.meter.device(name).check()  # unreachable or without ONNX Runtime: one line before any work
+        runtime = runtime or state.meter.device(name).runtime
+        state.meter.device(name).check(runtime)  # unreachable or without the runtime: one line before any work
+    runtime = runtime or "onnxruntime"
     try:
-        t = structured_mam.table_of(state, name, batch, progress=typer.echo, rebuild=rebuild)
+        t = structured_mam.table_of(state, name, batch, progress=typer.echo, rebuild=rebuild, runtime=runtime)
     finally:
         if name:
             state.meter.device(name).close()
@@ -133,7 +140,7 @@ def table_command(
     if out is not None:
         t.save(out)
     error = t.error
-    rows = [["model", f"{model} ({channels}x{size}x{size}, batch {batch})"], ["device", f"{device}"],
+    rows = [["model", f"{model} ({channels}x{size}x{size}, batch {batch})"], ["device", f"{device}"], ["runtime", runtime],
             ["layers timed", str(len(t.layers))],
             ["fit", f"{t.c0:.4f} ms + {t.k:.3f} x sum of layer times (on {error['fitted_on']} models)"],
             ["input model", f"{t.reference_ms:.4f} ms measured"],

@@ -36,7 +36,7 @@ class Device:
 
     def time(self, files: list[Path], shape: tuple | None, batch: int = 1, rounds: int = 20, warmup: int = 5) -> list[list[float]]:
         """Milliseconds per round of each file (all of one runtime), the files run in turn each round. ``shape`` None:
-        each ONNX file's own static input shape, batch included (``batch`` unused)."""
+        each file's own static input shape, batch included (a dynamic batch: ``batch``)."""
         check_positive("batch", batch)
         check_positive("rounds", rounds)
         runtime = runtime_of(files[0], self.runtime)
@@ -55,13 +55,15 @@ class Device:
         ref, cand = self.time([reference, candidate], shape, batch, rounds=runs)
         return {"reference_ms": statistics.median(ref), "candidate_ms": statistics.median(cand), "ratio": speedup(ref, cand)}
 
-    def check(self) -> dict:
-        """What the device has: its runtimes with versions, cores, CPU; DeviceError when it lacks ``runtime``."""
+    def check(self, runtime: str | None = None) -> dict:
+        """What the device has: its runtimes with versions, cores, CPU; DeviceError when it lacks ``runtime``
+        (default: its own)."""
         info = self.run_runner(["--check"], [])
-        if self.runtime not in info.get("runtimes", {}):
+        runtime = runtime or self.runtime
+        if runtime not in info.get("runtimes", {}):
             found = ", ".join(info.get("runtimes", {})) or "none"
-            raise DeviceError(f"device {self.name!r} has no {self.runtime} (runtimes found: {found}); install it there "
-                              f"(pip install {PACKAGES.get(self.runtime, self.runtime)})")
+            raise DeviceError(f"device {self.name!r} has no {runtime} (runtimes found: {found}); install it there "
+                              f"(pip install {PACKAGES.get(runtime, runtime)})")
         return info
 
     def describe(self) -> dict:

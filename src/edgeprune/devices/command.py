@@ -93,13 +93,17 @@ class CommandDevice(Device):
     def run_runner(self, args, files):
         raise DeviceError(f"device {self.name!r} runs a command of its own; it lists no runtimes (time a file with it)")
 
-    def check(self) -> dict:
+    def check(self, runtime: str | None = None) -> dict:
         return {"command": self.template}
 
 
 def static_input(path: Path) -> tuple[tuple, int]:
     """(shape without the batch, batch) of an ONNX file's static input (a latency table's one-operator files)."""
     import onnx  # noqa: PLC0415
+
+    if path.suffix != ".onnx":
+        raise ConfigError(f"{path.name}: a command's {{shape}} is read from ONNX files only; time ONNX Runtime tables "
+                          "with it, or leave {shape} out of the command")
 
     dims = [d.dim_value for d in onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim]
     if not dims or min(dims) < 1:

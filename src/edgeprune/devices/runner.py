@@ -1,7 +1,7 @@
 """edgeprune's latency runner: times model files in alternation on the machine it runs on, prints one JSON line.
 
     python runner.py --runtime onnxruntime --shape 1,28,28 --batch 1 --threads 1 --rounds 20 dense.onnx small.onnx
-    python runner.py --runtime onnxruntime op1.onnx op2.onnx   # no --shape: each ONNX file's own static input shape
+    python runner.py --runtime executorch op1.pte op2.pte      # no --shape: each file's own static input shape
     python runner.py --check          # the runtimes this machine has, its cores and CPU
 
 edgeprune copies this one file to a device (``ssh://`` devices) or runs it in a command (``cmd:`` devices), so it
@@ -76,7 +76,8 @@ def _onnx_call(path: str, shape: tuple | None, batch: int, threads: int):
     return lambda: session.run(None, feed)
 
 
-def _executorch_call(path: str, shape: tuple, batch: int, threads: int):
+def _executorch_call(path: str, shape: tuple | None, batch: int, threads: int):
+    """``shape`` None: the program's own static input shape, batch included (latency tables' one-operator files)."""
     import torch  # noqa: PLC0415
     from executorch.runtime import Runtime  # noqa: PLC0415
 
@@ -88,23 +89,28 @@ def _executorch_call(path: str, shape: tuple, batch: int, threads: int):
     except Exception:  # noqa: BLE001
         pass
     method = Runtime.get().load_program(path).load_method("forward")
-    x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
+    full = (batch, *shape) if shape is not None else tuple(method.metadata.input_tensor_meta(0).sizes())
+    x = torch.randn(full, generator=torch.Generator().manual_seed(0))
     return lambda: method.execute([x])
 
 
-def _openvino_call(path: str, shape: tuple, batch: int, threads: int):
-    """An IR (``.xml`` with its ``.bin`` beside it) compiled as edgeprune compiles it: FP32, the LATENCY hint."""
+def _openvino_call(path: str, shape: tuple | None, batch: int, threads: int):
+    """An IR (``.xml`` with its ``.bin`` beside it) compiled as edgeprune compiles it: FP32, the LATENCY hint.
+    ``shape`` None: the IR's own input shape, a dynamic dimension (the batch) at ``batch``."""
     import numpy as np  # noqa: PLC0415
     import openvino as ov  # noqa: PLC0415
 
     config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-    request = ov.Core().compile_model(path, "CPU", config).create_infer_request()
-    x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
+    compiled = ov.Core().compile_model(path, "CPU", config)
+    full = ((batch, *shape) if shape is not None else
+            tuple(d.get_length() if d.is_static else batch for d in compiled.inputs[0].get_partial_shape()))
+    request = compiled.create_infer_request()
+    x = np.random.default_rng(0).standard_normal(full).astype(np.float32)
     return lambda: request.infer({0: x})
 
 
-def _litert_call(path: str, shape: tuple, batch: int, threads: int):
-    """A ``.tflite`` program in LiteRT's interpreter; it runs the one batch it was converted at."""
+def _litert_call(path: str, shape: tuple | None, batch: int, threads: int):
+    """A ``.tflite`` program in LiteRT's interpreter; it runs the one input shape it was converted at."""
     import numpy as np  # noqa: PLC0415
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
 
@@ -148,7 +154,7 @@ def main(argv=None) -> int:
     parser.add_argument("files", nargs="*")
     parser.add_argument("--check", action="store_true", help="print the runtimes, cores and CPU of this machine")
     parser.add_argument("--runtime", choices=sorted(CALLS), default="onnxruntime")
-    parser.add_argument("--shape", default="", help="one example's shape without the batch, e.g. 3,32,32 (ONNX: default each file's own, batch included)")
+    parser.add_argument("--shape", default="", help="one example's shape without the batch, e.g. 3,32,32 (default: each file's own, batch included)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=20)
@@ -160,8 +166,6 @@ def main(argv=None) -> int:
         else:
             if not args.files or min(args.batch, args.threads, args.rounds) < 1 or args.warmup < 0:
                 raise ValueError("give files and positive --batch/--threads/--rounds")
-            if not args.shape and args.runtime != "onnxruntime":
-                raise ValueError("give --shape (only ONNX files carry a static input shape of their own)")
             shape = tuple(int(d) for d in args.shape.split(",")) if args.shape else None
             out = time_files(args.files, args.runtime, shape, args.batch, args.threads, args.rounds, args.warmup)
     except Exception as exc:  # noqa: BLE001  (the caller gets one line, whatever failed on the device)

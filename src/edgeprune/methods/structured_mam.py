@@ -9,7 +9,7 @@ ranges, layers may leave them (``[0, CEILING]``); if it cannot be met even then,
 smallest reachable value. Channel counts depend on the fractions only, never on the criterion, so one
 calibration serves all three criteria; measurements are cached per set of widths.
 
-A latency budget in ONNX Runtime (``latency_table``, default) is bisected on a latency table instead
+A latency budget (``latency_table``, default; in any runtime) is bisected on a latency table instead
 (:mod:`edgeprune.select.latency_table`: every layer timed on the budget's device at a few widths, an additive model
 fitted to whole-model timings, cached), whose proposal a longer timing of the pruned model confirms; a miss or a
 proposal far inside the limit rescales the table to that timing and bisects again.
@@ -84,8 +84,8 @@ class ChannelState:
     calibrated: dict = field(default_factory=dict)  # (budget text, strategy, blocks removed) -> what calibration found
     warned: set = field(default_factory=set)  # the notes of parts kept whole already warned about
     rounded: dict = field(default_factory=dict)  # (budget text, blocks removed) -> the width multiple "auto" chose
-    latency_table: bool = True  # ONNX Runtime latency budgets proposed from a latency table
-    tables: dict = field(default_factory=dict)  # (device, batch) -> LatencyTable
+    latency_table: bool = True  # latency budgets proposed from a latency table
+    tables: dict = field(default_factory=dict)  # (device, batch, runtime) -> LatencyTable
     batches: list | None = None  # calibration batches (latency-aware allocation's Taylor importance)
     refit: list | None = None  # calibration inputs of the reconstruction after removal (None: no reconstruction)
 
@@ -328,8 +328,8 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
 # ------------------------------------------------------------------------------------------ latency tables
 
 def uses_table(state: ChannelState, budget) -> bool:
-    """Whether calibration to ``budget`` proposes from a latency table (an ONNX Runtime latency, tables on)."""
-    return bool(state.latency_table and _is_latency(budget) and budget.runtime == "onnxruntime")
+    """Whether calibration to ``budget`` proposes from a latency table (a latency, tables on)."""
+    return bool(state.latency_table and _is_latency(budget))
 
 
 def has_table(state: ChannelState, budget) -> bool:
@@ -338,12 +338,12 @@ def has_table(state: ChannelState, budget) -> bool:
 
 
 def _table(state: ChannelState, budget) -> latency_table.LatencyTable | None:
-    """The latency table of ``budget``'s device and batch, or None when the budget is not an ONNX Runtime latency,
-    tables are off, or no table could be built for this model (said once; calibration then times whole models)."""
+    """The latency table of ``budget``'s device, batch and runtime, or None when the budget is not a latency, tables
+    are off, or no table could be built for this model (said once; calibration then times whole models)."""
     if not uses_table(state, budget):
         return None
     try:
-        return table_of(state, budget.device, budget.batch)
+        return table_of(state, budget.device, budget.batch, runtime=budget.runtime)
     except Exception as exc:  # noqa: BLE001  (any failure: the whole-model bisection still calibrates the budget)
         state.latency_table = False
         warnings.warn(f"no latency table for {type(state.model).__name__} ({type(exc).__name__}: "
@@ -353,16 +353,17 @@ def _table(state: ChannelState, budget) -> latency_table.LatencyTable | None:
 
 
 def table_of(state: ChannelState, device: str | None, batch: int = 1, progress=None,
-             rebuild: bool = False) -> latency_table.LatencyTable:
-    """The latency table of the input model on ``device`` (a name; None: this machine, one thread) at ``batch``: read
-    from the cache, else built (:data:`TABLE_CANDIDATES` pruned copies fit and check it) and cached."""
-    key = (device, batch)
+             rebuild: bool = False, runtime: str = "onnxruntime") -> latency_table.LatencyTable:
+    """The latency table of the input model on ``device`` (a name; None: this machine, one thread) at ``batch`` in
+    ``runtime``: read from the cache, else built (:data:`TABLE_CANDIDATES` pruned copies fit and check it) and
+    cached."""
+    key = (device, batch, runtime)
     if key not in state.tables:
         timer = state.meter.device(device) if device else HostDevice(threads=1)
-        budget = Budget(1.0, "latency", relative=True, batch=batch, device=device)
+        budget = Budget(1.0, "latency", relative=True, batch=batch, device=device, runtime=runtime)
         state.tables[key] = latency_table.cached(_split_model(state), state.example, timer, state.structure,
                                                  lambda: _table_candidates(state, budget), batch=batch,
-                                                 progress=progress, rebuild=rebuild)
+                                                 progress=progress, rebuild=rebuild, runtime=runtime)
     return state.tables[key]
 
 
@@ -468,7 +469,7 @@ def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Cali
     layer's mean (:func:`allocation.channel_importance`)."""
     table = _table(state, budget)
     if table is None:
-        raise ConfigError(f"strategy {LATENCY_AWARE!r} needs an ONNX Runtime latency budget and latency_table=True, "
+        raise ConfigError(f"strategy {LATENCY_AWARE!r} needs a latency budget and latency_table=True, "
                           f"got budget {budget}")
     fits, limit = state.meter.limit(budget)
     align(state, budget, depth)
@@ -568,7 +569,8 @@ def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict
         table = _table(state, budget)
         if table is not None:  # what proposed the widths, and how well it predicts held-out candidates
             state.calibrated[(str(budget), name, depth)]["latency_table"] = {
-                "key": table.key, "device": table.device.get("name"), "median_abs_pct": table.error["median_abs_pct"]}
+                "key": table.key, "device": table.device.get("name"), "runtime": budget.runtime,
+                "median_abs_pct": table.error["median_abs_pct"]}
         out[name] = c.vector
     return out
 

@@ -4,9 +4,10 @@
     table.predict(predicted_widths(census(model, example), structure, fractions, round_to, model))  # ms, no timing
     table.error        # {"median_abs_pct": ..., "held_out": [[measured, predicted], ...]}
 
-As NetAdapt and HALP do: every convolution and linear layer of the input model is written as a one-operator ONNX
-file at a grid of kept input and output widths (:data:`GRID`, rounded to ONNX Runtime's channel block) and all of
-them are timed on the device in one call of its runner (identical operators, like a ResNet stage's repeated
+As NetAdapt and HALP do: every convolution and linear layer of the input model is written as a one-operator file of
+the budget's runtime (ONNX built directly; an ExecuTorch, OpenVINO or LiteRT file exported from the one torch layer)
+at a grid of kept input and output widths (:data:`GRID`, rounded to ONNX Runtime's channel block) and all of them
+are timed on the device in one call of its runner (identical operators, like a ResNet stage's repeated
 convolutions, are timed once). A pruned model's latency is then an additive model with a fixed per-model part,
 ``c0 + k * sum(cost of each layer at its widths)`` (bilinear between grid points), ``c0`` and ``k`` fitted to
 whole-model timings of candidates, and its error checked on held-out candidates timed in the same call.
@@ -30,7 +31,9 @@ import torch
 from torch import nn
 
 from edgeprune.devices import Device
+from edgeprune.devices.base import SUFFIX
 from edgeprune.errors import ConfigError
+from edgeprune.export.et_latency import export_for
 from edgeprune.export.onnx import export_for_timing
 from edgeprune.export.ort_latency import channel_block
 from edgeprune.surgery import heads as heads_lib
@@ -145,6 +148,46 @@ def _onnx_file(op: Op | None, batch: int, path: Path) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
+
+
+class _Call(nn.Module):
+    """What a call of the runtime costs whatever it runs: one addition on one number per example."""
+
+    def forward(self, x):
+        return x + 1
+
+
+_CONVS = {("Conv", 1): nn.Conv1d, ("Conv", 2): nn.Conv2d, ("Conv", 3): nn.Conv3d,
+          ("ConvTranspose", 1): nn.ConvTranspose1d, ("ConvTranspose", 2): nn.ConvTranspose2d}
+
+
+def _op_module(op: Op | None) -> tuple[nn.Module, tuple]:
+    """``op`` as a torch layer with random weights and its input shape without the batch (None: :class:`_Call`).
+    Asymmetric padding is padded explicitly before the convolution, as an ONNX file states it."""
+    if op is None:
+        return _Call(), (1,)
+    if op.kind == "Linear":
+        return nn.Linear(op.cin, op.cout, bias=op.bias), (*op.spatial, op.cin)
+    dims = len(op.kernel)
+    begin, end = op.pads[:dims], op.pads[dims:]
+    symmetric = begin == end or op.kind == "ConvTranspose"
+    layer = _CONVS[(op.kind, dims)](op.cin, op.cout, op.kernel, stride=op.stride, padding=begin if symmetric else 0,
+                                    dilation=op.dilation, groups=op.groups, bias=op.bias)
+    if not symmetric:
+        pad = [p for b, e in zip(reversed(begin), reversed(end)) for p in (b, e)]  # F.pad: the last dimension first
+        layer = nn.Sequential(nn.ZeroPad1d(pad) if dims == 1 else nn.ZeroPad2d(pad) if dims == 2 else nn.ZeroPad3d(pad),
+                              layer)
+    return layer, (op.cin, *op.spatial)
+
+
+def _op_file(op: Op | None, batch: int, path: Path, runtime: str) -> None:
+    """``op`` alone as a file of ``runtime`` (None: what a call costs)."""
+    if runtime == "onnxruntime":
+        _onnx_file(op, batch, path)
+        return
+    torch.manual_seed(0)
+    module, shape = _op_module(op)
+    export_for(module.eval(), path, runtime, batch=batch, input_shape=shape)
 
 
 def _grid(channels: int, variable: bool, block: int) -> list[int]:
@@ -325,9 +368,10 @@ def _variable(structure: StructurePlan, ops: dict) -> tuple[set, set]:
     return outs, ins
 
 
-def key_of(ops: dict, device: Device, batch: int) -> str:
-    text = json.dumps([VERSION, sorted((n, asdict(op), c) for n, (op, c) in ops.items()), device.describe(), batch],
-                      sort_keys=True, default=list)
+def key_of(ops: dict, device: Device, batch: int, runtime: str = "onnxruntime") -> str:
+    extra = [] if runtime == "onnxruntime" else [runtime]  # (the tables cached before other runtimes had tables keep their keys)
+    text = json.dumps([VERSION, sorted((n, asdict(op), c) for n, (op, c) in ops.items()), device.describe(), batch,
+                       *extra], sort_keys=True, default=list)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -337,14 +381,16 @@ def cache_path(key: str) -> Path:
 
 
 def build(model: nn.Module, example: torch.Tensor, device: Device, structure: StructurePlan,
-          candidates: list[nn.Module], *, batch: int = 1, held_out: int | None = None, progress=None) -> LatencyTable:
-    """Time ``model``'s layers at the grid widths on ``device`` (one call), then ``model`` and ``candidates`` (pruned
-    copies of it) whole (one call, in alternation), and fit the additive model on ``model`` and the first half of
-    the candidates; its error is measured on the rest (``held_out``: how many; default half)."""
+          candidates: list[nn.Module], *, batch: int = 1, held_out: int | None = None, progress=None,
+          runtime: str = "onnxruntime") -> LatencyTable:
+    """Time ``model``'s layers at the grid widths on ``device`` in ``runtime`` (one call), then ``model`` and
+    ``candidates`` (pruned copies of it) whole (one call, in alternation), and fit the additive model on ``model`` and
+    the first half of the candidates; its error is measured on the rest (``held_out``: how many; default half)."""
     ops = census(model, example)
     outs, ins = _variable(structure, ops)
     block = channel_block()
-    table = LatencyTable(key_of(ops, device, batch), device.describe(), batch, {})
+    suffix = {r: s for s, r in SUFFIX.items()}[runtime]
+    table = LatencyTable(key_of(ops, device, batch, runtime), {**device.describe(), "runtime": runtime}, batch, {})
     files: dict[Op, int] = {}
     with tempfile.TemporaryDirectory(prefix="edgeprune-table-") as folder:
         plan = {}
@@ -356,14 +402,16 @@ def build(model: nn.Module, example: torch.Tensor, device: Device, structure: St
             for ci in cins:
                 for co in couts:
                     files.setdefault(op.at(co if ci is None else ci, co), len(files))
-        paths = [Path(folder) / "call.onnx"]
-        _onnx_file(None, batch, paths[0])
+        if progress and runtime != "onnxruntime":
+            progress(f"exporting {len(files) + 1} one-layer {runtime} files of {len(ops)} layers")
+        paths = [Path(folder) / f"call{suffix}"]
+        _op_file(None, batch, paths[0], runtime)
         for op, i in files.items():
-            path = Path(folder) / f"op{i}.onnx"
-            _onnx_file(op, batch, path)
+            path = Path(folder) / f"op{i}{suffix}"
+            _op_file(op, batch, path, runtime)
             paths.append(path)
         if progress:
-            progress(f"timing {len(paths)} one-layer files of {len(ops)} layers on {device.name}")
+            progress(f"timing {len(paths)} one-layer files of {len(ops)} layers on {device.name} ({runtime})")
         call, *medians = [statistics.median(t) for t in device.time(paths, None, batch, rounds=OP_ROUNDS, warmup=2)]
         medians = [max(m - call, 0.0) for m in medians]
         for name, (op, calls, cins, couts) in plan.items():
@@ -375,8 +423,11 @@ def build(model: nn.Module, example: torch.Tensor, device: Device, structure: St
         sums = [table.layer_sum(widths_of(m, example)) for m in whole]
         model_paths = []
         for i, m in enumerate(whole):
-            path = Path(folder) / f"model{i}.onnx"
-            export_for_timing(m, path, input_shape=tuple(example.shape[1:]))
+            path = Path(folder) / f"model{i}{suffix}"
+            if runtime == "onnxruntime":
+                export_for_timing(m, path, input_shape=tuple(example.shape[1:]))
+            else:
+                export_for(m, path, runtime, batch=batch, input_shape=tuple(example.shape[1:]))
             model_paths.append(path)
         if progress:
             progress(f"timing {len(model_paths)} whole models on {device.name}")
@@ -388,14 +439,14 @@ def build(model: nn.Module, example: torch.Tensor, device: Device, structure: St
 
 
 def cached(model: nn.Module, example: torch.Tensor, device: Device, structure: StructurePlan, candidates,
-           *, batch: int = 1, progress=None, rebuild: bool = False) -> LatencyTable:
-    """The cached table of (``model``'s structure, ``device``, ``batch``), or :func:`build` it and cache it
-    (``rebuild``: build it again, e.g. after timing it on a busy machine); ``candidates``: a callable giving the
+           *, batch: int = 1, progress=None, rebuild: bool = False, runtime: str = "onnxruntime") -> LatencyTable:
+    """The cached table of (``model``'s structure, ``device``, ``batch``, ``runtime``), or :func:`build` it and cache
+    it (``rebuild``: build it again, e.g. after timing it on a busy machine); ``candidates``: a callable giving the
     pruned copies to fit and check on (called only when building)."""
-    path = cache_path(key_of(census(model, example), device, batch))
+    path = cache_path(key_of(census(model, example), device, batch, runtime))
     if path.exists() and not rebuild:
         return LatencyTable.load(path)
-    table = build(model, example, device, structure, candidates(), batch=batch, progress=progress)
+    table = build(model, example, device, structure, candidates(), batch=batch, progress=progress, runtime=runtime)
     table.save(path)
     return table
 

@@ -28,9 +28,9 @@ class Options(ScoredOptions, reconstruction.ReconstructOptions):
                             "else 8), halved while a MACs, params, size or sparsity budget cannot be met with it.")
     latency_runs: int = pydantic.Field(20, gt=0, description="ONNX Runtime runs per latency measurement.")
     latency_table: bool = pydantic.Field(
-        True, description="ONNX Runtime latency budgets: the calibration proposes from a latency table (every layer "
-                          "timed on the device at a few widths, cached) and timing confirms; False: bisect on "
-                          "whole-model timings.")
+        True, description="Latency budgets: the calibration proposes from a latency table (every layer timed on the "
+                          "device, in the budget's runtime, at a few widths, cached) and timing confirms; False: bisect "
+                          "on whole-model timings.")
     latency_aware: bool = pydantic.Field(
         True, description="With a latency table: one more strategy, latency_aware, removing the channels and attention "
                           "heads of least (Taylor) importance per millisecond the table says they save (HALP's greedy "
