@@ -231,6 +231,7 @@ def test_the_cli_writes_a_latency_table_timed_over_ssh(run_cli, server, tmp_path
     (("devices", "check", "pi9"), "unknown device 'pi9'"),
     (("devices", "table", "resnet20", "--device", "pi9"), "unknown device 'pi9'"),
     (("devices", "table", "resnet20", "--batch", "0"), "--batch must be > 0"),
+    (("devices", "table", "resnet20", "--runtime", "tensorrt"), "--runtime 'tensorrt' is not allowed; allowed: onnxruntime"),
     (("prune", "vbp", "--model", "vit", "--dataset", "digits", "--edge-device", "pi9", "--out", "never"),
      "unknown device 'pi9'"),
     (("devices", "add", "host", "cmd:echo 1 ms {model}"), "device name 'host' is not allowed"),
