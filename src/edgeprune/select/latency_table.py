@@ -185,8 +185,7 @@ def _op_file(op: Op | None, batch: int, path: Path, runtime: str) -> None:
     if runtime == "onnxruntime":
         _onnx_file(op, batch, path)
         return
-    torch.manual_seed(0)
-    module, shape = _op_module(op)
+    module, shape = _op_module(op)  # (random weights: the time does not depend on them)
     export_for(module.eval(), path, runtime, batch=batch, input_shape=shape)
 
 
