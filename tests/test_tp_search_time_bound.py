@@ -26,7 +26,7 @@ def test_search_past_its_budget_is_refused():
 
 def test_the_clock_starts_again_with_each_group():
     """The CPU-time bound is one group's search: listing many groups that together take longer than it is slow, not
-    unbounded (timm's ResNeSt-26d: 83 searches of up to 8 s were refused at 30 s in all)."""
+    unbounded (timm's ResNeSt-26d was refused at 30 s for all its searches together)."""
     model = models.create("resnet20", num_classes=10, in_channels=3, image_size=8)
     x = torch.zeros(1, 3, 8, 8)
     graph = build_graph(model, x)

@@ -69,7 +69,7 @@ def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8, per_wi
     EfficientFormer-v2's attention reshapes its flatten mappings multiply the list at every step (millions of
     indices, minutes); or when one group's search used more than ``seconds`` of CPU time (MobileNetV5-300M's
     flatten mappings: 47 million index objects, 70 s, before a list outgrows the bound). The clock starts again
-    with each group: a plan of many groups on a large model (timm's ResNeSt-26d: 83 searches of up to 8 s) is
+    with each group: a plan of many groups on a large model (timm's ResNeSt-26d: dozens of searches of seconds each) is
     slow, not unbounded.
     Such a model is refused with a one-line ModelError naming ``what`` failed. ``graph`` None
     (a pruner that traces the model itself): the node count is taken as twice the number of modules.
