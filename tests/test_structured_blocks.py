@@ -59,3 +59,21 @@ def test_reconvene_removes_channels_inside_shufflenets_blocks():
     model = tv.models.shufflenet_v2_x0_5(num_classes=5).eval()
     outcome = run_stage("reconvene90", model, torch.zeros(1, 3, 32, 32))
     assert outcome.status == "pass" and "blocks that trace alone" in outcome.note, outcome
+
+
+def test_the_default_call_prunes_shufflenet_to_what_it_can_reach_and_says_so():
+    import edgeprune
+    from edgeprune.api_contract import tiny_data
+    from edgeprune.errors import ConfigError
+
+    torch.manual_seed(0)
+    model, example = tv.models.shufflenet_v2_x0_5(num_classes=5).eval(), torch.zeros(1, 3, 32, 32)
+    data = tiny_data(example, 5)
+    with pytest.warns(UserWarning, match=r"default sparsity 0\.8 is out of reach on this model \(the largest reachable sparsity is 0\.3\d+ .*\); pruned to 0\.3\d instead"):
+        pruned = edgeprune.prune(model, data, method="structured", finetune=0, strategies=["balanced"],
+                                 criteria=["magnitude"], deploy_metrics=False)
+    assert 0.3 <= pruned.budget < 0.8 and pruned.budget <= pruned.record["budget_achieved"] < pruned.budget + 0.01
+    assert pruned.model(example).shape == (1, 5)
+    with pytest.raises(ConfigError, match=r"budget 0\.8 cannot be met: the largest reachable sparsity is 0\.3"):
+        edgeprune.prune(model, data, method="structured", budget=0.8, finetune=0, strategies=["balanced"],
+                        criteria=["magnitude"], deploy_metrics=False)  # a budget the user named is met or refused

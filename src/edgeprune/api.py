@@ -94,7 +94,7 @@ def _prune(request: request_lib.Request, progress: bool, method: str) -> Pruned:
     if best is None:
         raise ConfigError(f"every candidate of {method!r} at budget {value:g} failed: {records[0]['error']}")
     record, decision = best
-    return Pruned(decision.model, m.name, value, record,
+    return Pruned(decision.model, m.name, record["budget"], record,  # a default budget may have been lowered
                   dense_record(inputs.model, inputs.data, inputs.example, inputs.task), decision.masks, records)
 
 

@@ -35,6 +35,11 @@ class NoOptions(Config):
     """A method without options of its own."""
 
 
+class DefaultBudget(float):
+    """The method's default budget, taken when the caller named none. A method may lower it to what the model can
+    reach (with a warning); a budget the caller named is met or refused."""
+
+
 @dataclass
 class Candidate:
     """One model a method will produce: a budget, a seed and the method's own setting (JSON-able).

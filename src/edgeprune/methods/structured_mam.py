@@ -506,14 +506,22 @@ def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Cali
     return Calibrated(vector, None, measured, widened[0])
 
 
+class Unreachable(ConfigError):
+    """A budget no calibration can meet; ``best`` is the nearest value the model reaches."""
+
+    def __init__(self, message: str, best: float):
+        super().__init__(message)
+        self.best = best
+
+
 def _unreachable(budget, best: float, round_to: int, depth: int = 0):
     what = kind_of(budget)
     shown = f"{best:.4f}" if what == "sparsity" else budget.describe(best)
     blocks = f", {depth} residual block(s) removed" if depth else ""
     rounded = f", kept widths multiples of {round_to}; round_to=1 allows odd widths" if round_to > 1 else ""
-    raise ConfigError(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
+    raise Unreachable(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
                       f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed"
-                      f"{blocks}{rounded})")
+                      f"{blocks}{rounded})", best)
 
 
 SCRATCH = "uniform"  # the scratch baseline's widths: every prunable layer narrowed by one common fraction

@@ -18,7 +18,7 @@ from edgeprune import tasks as tasks_lib
 from edgeprune.config import MAX_SEED, MAX_SEEDS
 from edgeprune.data.loaders import first_batch
 from edgeprune.errors import CheckpointError, ConfigError, EdgepruneError, ModelError, check_at_most
-from edgeprune.methods.base import Method
+from edgeprune.methods.base import DefaultBudget, Method
 from edgeprune.runs import unlabelled
 from edgeprune.train import TrainConfig, default_config
 
@@ -138,7 +138,7 @@ def check_model_args(model_args: dict | None) -> None:
 
 def budgets_of(method: Method, budgets) -> list[float]:
     if budgets is None:
-        return [method.default_budget]
+        return [DefaultBudget(method.default_budget)]
     values = [budgets] if isinstance(budgets, (int, float, str)) else list(budgets)
     if not values:
         raise ConfigError("budgets must name at least one budget")

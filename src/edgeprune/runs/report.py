@@ -149,6 +149,8 @@ def _copy_chosen(root: Path, chosen_record: dict | None) -> None:
 
 def _headline(config: dict, records: list[dict], dense: dict, failed: list[dict], metric: Metric) -> list[str]:
     """The title, the quick-run warning, the input model's figures and the candidates' count."""
+    # the candidates' budgets: a method may have lowered a default budget the model cannot reach
+    budgets = list(dict.fromkeys(r["budget"] for r in records if r.get("kind") == "candidate")) or config["budgets"]
     return [
         f"# {config['method']} — {config['model'].get('name')} on {config['data'].get('name')}", "",
         *([QUICK_HEADLINE, ""] if config.get("quick") else []),
@@ -156,7 +158,7 @@ def _headline(config: dict, records: list[dict], dense: dict, failed: list[dict]
         + (f", {metric.words('test')} {metric.text(dense[metric.test])}" if metric.test in dense else "")
         + f", {dense['params']:,} parameters, {dense['nonzeros']:,} non-zero, {dense['macs']:,} MACs per image.",
         f"Candidates: {sum(r.get('kind') == 'candidate' for r in records)} finished, {len(failed)} failed; "
-        f"budgets {', '.join(b if isinstance(b, str) else f'{b:g}' for b in config['budgets'])}; seeds {len(config['seeds'])}. "
+        f"budgets {', '.join(b if isinstance(b, str) else f'{b:g}' for b in budgets)}; seeds {len(config['seeds'])}. "
         + ("Selection uses validation accuracy; test accuracy is measured once per final model." if not metric.named else
            f"Selection uses {metric.phrase} ({metric.direction}); " + (
                f"test {metric.label} is measured once per final model." if config["data"].get("test") else

@@ -139,7 +139,9 @@ def make_plan(method: Method, inputs: Inputs, budgets, seeds, candidates, train:
     name = getattr(inputs.model, "edgeprune_build", {}).get("spec") or type(inputs.model).__name__
     return {"method": method.name, "model": name,
             "data": getattr(inputs.data, "name", "data"), "candidates": len(candidates),
-            "budgets": [str(b) for b in budgets], "seeds": list(seeds),
+            # a default budget the model cannot reach was lowered by the method: its candidates say to what
+            "budgets": list(dict.fromkeys(str(c.budget) for c in candidates)) or [str(b) for b in budgets],
+            "seeds": list(seeds),
             "settings": settings_of(candidates), "from_scratch": method.from_scratch,
             "finetune": finetune if train is not None else None, "dense": dense,
             "estimate_seconds": estimate, "quick": quick, "made": time.time()}

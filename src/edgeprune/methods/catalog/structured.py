@@ -6,6 +6,7 @@ input model. ``method="mix_and_match", granularity="channel"`` is the same metho
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Union
 
@@ -16,7 +17,7 @@ from edgeprune import strategies as strategies_lib
 from edgeprune.errors import ConfigError
 from edgeprune.measure import budget as budget_lib
 from edgeprune.methods import reconstruction, structured_mam
-from edgeprune.methods.base import Candidate, Decision, Method, register
+from edgeprune.methods.base import Candidate, Decision, DefaultBudget, Method, register
 from edgeprune.methods.mam_common import ScoredOptions, check_prunable, strategy_candidates
 
 
@@ -68,6 +69,11 @@ class Options(ScoredOptions, reconstruction.ReconstructOptions):
         raise ConfigError(f"round_to must be 'auto' or an integer >= 1 (kept widths are multiples of it), got {value!r}")
 
 
+def _say(recorded: list) -> None:
+    for w in recorded:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 CHANNEL_ONLY = tuple(name for name in Options.model_fields if name not in ScoredOptions.model_fields)
 
 
@@ -101,30 +107,49 @@ class Structured(Method):
     def candidates(self, state, budgets, seeds):
         plan = []
         for budget in budgets:
-            depths, unreachable = self.options.drop_blocks, []
-            for depth in depths:
-                try:
-                    names = list(self.options.strategies or strategies_lib.names_for(state.roles))
-                    if self.options.latency_aware and structured_mam.has_table(state, budget):
-                        names.append(structured_mam.LATENCY_AWARE)
-                    built = structured_mam.strategy_vectors(state, names, budget, depth)
-                    plan += strategy_candidates(built, [n for n in names if n in built], state.criteria, budget, seeds,
-                                                setting={"granularity": "channel", "drop_blocks": depth},
-                                                tag=f"-d{depth}" if depth else "")
-                except ConfigError as exc:  # the budget may be reachable with more blocks removed
-                    if len(depths) == 1:
-                        raise
-                    unreachable.append((depth, exc))
-            if len(unreachable) == len(depths):
-                raise unreachable[0][1]
-            if self.options.scratch_epochs:
-                vector = structured_mam.uniform_vector(state, budget)
-                setting = {"strategy": structured_mam.SCRATCH, "criterion": "scratch", "aliases": [], "sparsities": vector,
-                           "granularity": "channel", "drop_blocks": 0, "scratch": True}
-                plan += [Candidate(f"scratch-{structured_mam.SCRATCH}-b{budget:g}-s{s}", budget, s, setting)
-                         for s in seeds]
-            for depth, exc in unreachable:
-                warnings.warn(f"drop_blocks={depth}: {exc}; its candidates are left out", UserWarning, stacklevel=2)
+            try:
+                with warnings.catch_warnings(record=True) as said:
+                    warnings.simplefilter("always")
+                    built = self._budget_candidates(state, budget, seeds)
+                plan += built
+            except structured_mam.Unreachable as exc:
+                reachable = math.floor(exc.best * 100) / 100
+                if not isinstance(budget, DefaultBudget) or reachable < 0.05:
+                    raise
+                _say([w for w in said if not str(w.message).startswith(f"budget {budget:g} ")])  # the rest is moot
+                said, why = [], str(exc).partition(": ")[2]
+                warnings.warn(f"the default sparsity {budget:g} is out of reach on this model ({why}); pruned to "
+                              f"{reachable:g} instead (name a budget to choose another)", UserWarning, stacklevel=2)
+                plan += self._budget_candidates(state, reachable, seeds)
+            finally:
+                _say(said)
+        return plan
+
+    def _budget_candidates(self, state, budget, seeds):
+        plan, depths, unreachable = [], self.options.drop_blocks, []
+        for depth in depths:
+            try:
+                names = list(self.options.strategies or strategies_lib.names_for(state.roles))
+                if self.options.latency_aware and structured_mam.has_table(state, budget):
+                    names.append(structured_mam.LATENCY_AWARE)
+                built = structured_mam.strategy_vectors(state, names, budget, depth)
+                plan += strategy_candidates(built, [n for n in names if n in built], state.criteria, budget, seeds,
+                                            setting={"granularity": "channel", "drop_blocks": depth},
+                                            tag=f"-d{depth}" if depth else "")
+            except ConfigError as exc:  # the budget may be reachable with more blocks removed
+                if len(depths) == 1:
+                    raise
+                unreachable.append((depth, exc))
+        if len(unreachable) == len(depths):
+            raise unreachable[0][1]
+        if self.options.scratch_epochs:
+            vector = structured_mam.uniform_vector(state, budget)
+            setting = {"strategy": structured_mam.SCRATCH, "criterion": "scratch", "aliases": [], "sparsities": vector,
+                       "granularity": "channel", "drop_blocks": 0, "scratch": True}
+            plan += [Candidate(f"scratch-{structured_mam.SCRATCH}-b{budget:g}-s{s}", budget, s, setting)
+                     for s in seeds]
+        for depth, exc in unreachable:
+            warnings.warn(f"drop_blocks={depth}: {exc}; its candidates are left out", UserWarning, stacklevel=3)
         return plan
 
     def prune(self, state, model, candidate):
