@@ -22,6 +22,7 @@ cannot; its channel strategy is then calibrated to the budget with those blocks 
 from __future__ import annotations
 
 import copy
+import math
 import random
 import warnings
 from dataclasses import dataclass, field, replace
@@ -254,24 +255,45 @@ def _value(state: ChannelState, vector: dict, budget, depth: int, exact: bool) -
     return state.cache[key]
 
 
+def _predicted_sparsity(state: ChannelState, vector: dict, budget, depth: int) -> float:
+    """The sparsity of the model ``vector`` prunes, from the widths its layers will have (no pruned copy): the
+    convolution and linear weights removed over the input model's prunable weights."""
+    ops = _ops(state)
+    widths = latency_table.predicted_widths(ops, state.structure, fractions_from_params(vector),
+                                            rounding(state, budget, depth), _split_model(state), state.blocks[:depth])
+    removed = sum(_weights(op, op.cin, op.cout) - (_weights(op, *widths[n]) if n in widths else 0)
+                  for n, (op, _) in ops.items())
+    return removed / max(state.meter.dense["prunable"], 1)
+
+
+def _weights(op: latency_table.Op, cin: int, cout: int) -> int:
+    """The weight entries of the layer ``op`` with ``cin`` input and ``cout`` output channels."""
+    kernel = math.prod(op.kernel) if op.kernel else 1
+    return cin * cout // op.at(cin, cout).groups * kernel
+
+
 def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Calibrated:
     """Shift ``vector`` by one common amount so the pruned model fits ``budget`` with the least pruning.
 
     FP32 ONNX size is bisected on the file size predicted from the stored numbers (the graph's other bytes
     measured once on the input model's export), then the chosen model is exported and measured; should the
     real file exceed the budget, the shift grows until it fits. An ONNX Runtime latency is bisected on the
-    latency table's prediction and confirmed by timing (:func:`_confirm_proposals`). Every other quantity is
-    measured at every step.
+    latency table's prediction and confirmed by timing (:func:`_confirm`). A sparsity is bisected on the
+    weights the kept widths leave (:func:`_predicted_sparsity`), then measured on the pruned model; should they differ
+    (pruning left a group whole), on measurements. Every other quantity is measured at every step.
     """
     fits, limit = state.meter.limit(budget)
-    predict = predictable(budget)
+    predict = [predictable(budget) or kind_of(budget) == "sparsity"]  # off again if a prediction misses
     align(state, budget, depth)
     table = _table(state, budget)
     scale = [1.0]  # the table's correction, from its last confirmed proposal
 
-    def value(v: dict, exact: bool = not predict and table is None) -> float:
+    def value(v: dict, exact: bool | None = None) -> float:
+        exact = not predict[0] and table is None if exact is None else exact
         if table is not None and not exact:
             return scale[0] * _table_value(state, table, v, budget, depth)
+        if kind_of(budget) == "sparsity" and not exact:
+            return _predicted_sparsity(state, v, budget, depth)
         return _value(state, v, budget, depth, exact)
 
     inside = dict(state.ranges)
@@ -291,7 +313,7 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
 
     def bisect() -> float:
         lo_t, hi_t = -1.0, 1.0
-        steps = DEFAULT_STEPS if predict or table is not None else STEPS.get(kind_of(budget), DEFAULT_STEPS)
+        steps = DEFAULT_STEPS if predict[0] or table is not None else STEPS.get(kind_of(budget), DEFAULT_STEPS)
         for _ in range(steps):
             mid = 0.5 * (lo_t + hi_t)
             if fits(value(_shifted(vector, bounds, mid))):
@@ -311,7 +333,11 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
     else:
         hi_t = bisect()
     measured = value(_shifted(vector, bounds, hi_t), exact=True)
-    for _ in range(6 if predict else 0):  # the real file is a little larger than predicted: prune a bit more
+    if kind_of(budget) == "sparsity" and abs(measured - value(_shifted(vector, bounds, hi_t))) > 1e-6:
+        predict[0] = False  # pruning did not give the widths predicted (a group left whole): measure every step
+        hi_t = bisect()
+        measured = value(_shifted(vector, bounds, hi_t), exact=True)
+    for _ in range(6 if predict[0] else 0):  # the real file is a little larger than predicted: prune a bit more
         if fits(measured):
             break
         hi_t = 0.5 * (hi_t + 1.0)
