@@ -272,7 +272,7 @@ def _weights(op: latency_table.Op, cin: int, cout: int) -> int:
     return cin * cout // op.at(cin, cout).groups * kernel
 
 
-def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Calibrated:
+def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0, predict_sparsity: bool = True) -> Calibrated:
     """Shift ``vector`` by one common amount so the pruned model fits ``budget`` with the least pruning.
 
     FP32 ONNX size is bisected on the file size predicted from the stored numbers (the graph's other bytes
@@ -283,16 +283,16 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
     (pruning left a group whole), on measurements. Every other quantity is measured at every step.
     """
     fits, limit = state.meter.limit(budget)
-    predict = [predictable(budget) or kind_of(budget) == "sparsity"]  # off again if a prediction misses
+    sparsity = kind_of(budget) == "sparsity"
+    predict = predictable(budget) or (sparsity and predict_sparsity)
     align(state, budget, depth)
     table = _table(state, budget)
     scale = [1.0]  # the table's correction, from its last confirmed proposal
 
-    def value(v: dict, exact: bool | None = None) -> float:
-        exact = not predict[0] and table is None if exact is None else exact
+    def value(v: dict, exact: bool = not predict and table is None) -> float:
         if table is not None and not exact:
             return scale[0] * _table_value(state, table, v, budget, depth)
-        if kind_of(budget) == "sparsity" and not exact:
+        if sparsity and not exact:
             return _predicted_sparsity(state, v, budget, depth)
         return _value(state, v, budget, depth, exact)
 
@@ -313,7 +313,7 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
 
     def bisect() -> float:
         lo_t, hi_t = -1.0, 1.0
-        steps = DEFAULT_STEPS if predict[0] or table is not None else STEPS.get(kind_of(budget), DEFAULT_STEPS)
+        steps = DEFAULT_STEPS if predict or table is not None else STEPS.get(kind_of(budget), DEFAULT_STEPS)
         for _ in range(steps):
             mid = 0.5 * (lo_t + hi_t)
             if fits(value(_shifted(vector, bounds, mid))):
@@ -333,11 +333,10 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0) -> Cali
     else:
         hi_t = bisect()
     measured = value(_shifted(vector, bounds, hi_t), exact=True)
-    if kind_of(budget) == "sparsity" and abs(measured - value(_shifted(vector, bounds, hi_t))) > 1e-6:
-        predict[0] = False  # pruning did not give the widths predicted (a group left whole): measure every step
-        hi_t = bisect()
-        measured = value(_shifted(vector, bounds, hi_t), exact=True)
-    for _ in range(6 if predict[0] else 0):  # the real file is a little larger than predicted: prune a bit more
+    if sparsity and predict and abs(measured - value(_shifted(vector, bounds, hi_t))) > 1e-6:
+        # pruning did not give the widths predicted (a group left whole): measure every step
+        return calibrate(state, vector, budget, depth, predict_sparsity=False)
+    for _ in range(6 if predict and not sparsity else 0):  # the real file is a little larger than predicted: prune more
         if fits(measured):
             break
         hi_t = 0.5 * (hi_t + 1.0)
