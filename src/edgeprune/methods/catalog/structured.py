@@ -110,8 +110,7 @@ class Structured(Method):
             try:
                 with warnings.catch_warnings(record=True) as said:
                     warnings.simplefilter("always")
-                    built = self._budget_candidates(state, budget, seeds)
-                plan += built
+                    plan += self._budget_candidates(state, budget, seeds)
             except structured_mam.Unreachable as exc:
                 reachable = math.floor(exc.best * 100) / 100
                 if not isinstance(budget, DefaultBudget) or reachable < 0.05:
