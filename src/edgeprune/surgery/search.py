@@ -22,10 +22,17 @@ SEARCH_SECONDS = 30.0  # CPU time for one group's search
 
 
 def _state(graph) -> tuple:
-    """What torch-pruning's index mappings are computed from: parameter shapes and concat/split sizes."""
-    shapes = tuple(tuple(p.shape) for p in graph.model.parameters())
-    sizes = tuple(tuple(getattr(n.module, "concat_sizes", None) or getattr(n.module, "split_sizes", None) or ())
-                  for n in graph.module2node.values())
+    """What torch-pruning's index mappings are computed from: parameter shapes and concat/split sizes. Asked before
+    every group's search (hundreds of times per pruned copy of a DenseNet), so the modules that hold them are listed
+    once per graph: pruning replaces parameters, not modules."""
+    if not hasattr(graph, "_edgeprune_holders"):
+        graph._edgeprune_holders = (
+            [m for m in graph.model.modules() if m._parameters],
+            [n.module for n in graph.module2node.values()
+             if hasattr(n.module, "concat_sizes") or hasattr(n.module, "split_sizes")])
+    holders, ops = graph._edgeprune_holders
+    shapes = tuple(p.shape for m in holders for p in m._parameters.values() if p is not None)
+    sizes = tuple(tuple(getattr(op, "concat_sizes", None) or getattr(op, "split_sizes", None) or ()) for op in ops)
     return shapes, sizes
 
 
