@@ -25,6 +25,13 @@ def test_a_busy_stage_stops_after_its_cpu_time(monkeypatch):
     assert wall < 0.3 * contract.WALL_FACTOR + 1
 
 
+def test_the_note_says_where_in_edgeprune_the_time_ran_out(monkeypatch):
+    scope = {"__name__": "edgeprune.methods.slow"}  # a function as if defined in an edgeprune module
+    exec("def spin():\n    while True:\n        sum(range(1000))\n\ndef prune():\n    spin()\n", scope)
+    outcome, _ = _run(monkeypatch, scope["prune"])
+    assert outcome.note == "did not finish within 0.3 s of CPU time (stopped in methods.slow:spin < methods.slow:prune)"
+
+
 def test_a_waiting_stage_stops_at_the_wall_clock_backstop(monkeypatch):
     outcome, wall = _run(monkeypatch, lambda: time.sleep(30))
     assert outcome.status == "fail" and "did not finish" in outcome.note

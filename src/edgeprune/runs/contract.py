@@ -328,8 +328,8 @@ def run_stage(stage: str, model: nn.Module, example: torch.Tensor, *, timeout: f
             shape = output_shape(model, example)
             note = _RUN[stage](model, example, shape)
             status = "pass"
-    except _Timeout:
-        note = f"did not finish within {timeout:g} s of CPU time"
+    except _Timeout as exc:
+        note = f"did not finish within {timeout:g} s of CPU time{_stopped_in(exc.__traceback__)}"
     except NotApplicable as exc:
         status, note = "n/a", str(exc)
     except NothingRemoved as exc:
@@ -340,6 +340,19 @@ def run_stage(stage: str, model: nn.Module, example: torch.Tensor, *, timeout: f
     except Exception as exc:  # noqa: BLE001  (anything else is a bug the contract reports)
         note = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
     return Outcome(stage, status, time.perf_counter() - t0, note)
+
+
+def _stopped_in(tb, depth: int = 3) -> str:
+    """Where in edgeprune a stage was when its time ran out: its innermost ``depth`` edgeprune frames outside the
+    contract, innermost first (" (stopped in select.meter:_deploy < methods.structured_mam:deploy_metrics ...)"): a
+    time box that ran out in the fine-tune says something else than one that ran out in the dependency search."""
+    frames = []
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith("edgeprune.") and module not in (__name__, "edgeprune.api_contract"):
+            frames.append(f"{module.removeprefix('edgeprune.')}:{tb.tb_frame.f_code.co_name}")
+        tb = tb.tb_next
+    return f" (stopped in {' < '.join(reversed(frames[-depth:]))})" if frames else ""
 
 
 @torch.no_grad()
