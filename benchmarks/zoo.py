@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 JSONL = ROOT / "results" / "zoo.jsonl"
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
 EDGE_TIMEOUT = 300.0  # CPU seconds of an edge stage (a conversion), as benchmarks/edge_zoo.py gives it
+STAGE_MARK = "zoo-stage: "  # a worker's stderr line before each stage
 NUM_CLASSES = 10
 
 # words in timm names that mark the small members of a family (earlier = preferred)
@@ -193,7 +194,10 @@ def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
     if changed:
         row["informative"] = "; ".join(changed)
     boxes = {**dict.fromkeys(API_STAGES, API_TIMEOUT), **dict.fromkeys(EDGE_STAGES, EDGE_TIMEOUT)}
-    outcomes = [run_stage(s, model, example, timeout=boxes.get(s, TIMEOUT)) for s in stages]
+    outcomes = []
+    for s in stages:
+        print(f"{STAGE_MARK}{s}", file=sys.stderr, flush=True)  # what run_one names should the process be killed
+        outcomes.append(run_stage(s, model, example, timeout=boxes.get(s, TIMEOUT)))
     row["stages"] = {o.stage: o.as_dict() for o in outcomes}
     row["seconds"] = time.perf_counter() - t0
     return row
@@ -243,8 +247,12 @@ def run_one(spec: str, time_box: float, stages: tuple[str, ...] = STAGES) -> dic
         killed = f"killed by signal {-proc.returncode}" + (" (SIGKILL: the kernel's out-of-memory killer?)"
                                                            if proc.returncode == -9 else "")
         silent = killed if proc.returncode < 0 else f"exit code {proc.returncode} and no result line on stdout"
-        tail = (proc.stderr.strip().splitlines() or [silent])[-1][:300]
-        return {"spec": spec, "family": family_of(spec), "build": "crash", "note": tail, "seconds": None}
+        lines = proc.stderr.strip().splitlines()
+        stage = next((line[len(STAGE_MARK):] for line in reversed(lines) if line.startswith(STAGE_MARK)), None)
+        tail = silent if not lines or lines[-1].startswith(STAGE_MARK) else lines[-1][:300]
+        return {"spec": spec, "family": family_of(spec), "build": "crash" if stage is None else "ok",
+                "note": tail + (f" in stage {stage}" if stage else ""), "seconds": None,
+                **({"stages": {stage: {"stage": stage, "status": "fail", "seconds": None, "note": tail}}} if stage else {})}
     return json.loads(lines[-1])
 
 
