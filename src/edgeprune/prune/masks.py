@@ -10,8 +10,10 @@ zeroes the gradients of pruned weights before the optimizer step and re-applies 
 from __future__ import annotations
 
 import math
+import tempfile
 from typing import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
@@ -20,6 +22,8 @@ from edgeprune.errors import ConfigError
 from edgeprune.measure import prunable_weights
 
 Masks = dict[str, torch.Tensor]
+
+SPILL_BYTES = 1 << 30  # a builder's scores above this live in an unlinked temporary file the OS pages in (below)
 
 
 def _params(model: nn.Module, masks: Masks):
@@ -108,6 +112,8 @@ class MaskBuilder:
                 raise ConfigError(f"scores of {name} contain NaN; scores must be comparable numbers")
             self.shapes[name] = score.shape
             self._flat[name] = flat
+        if sum(f.numel() * f.element_size() for f in self._flat.values()) > SPILL_BYTES:
+            self._flat = _spilled(self._flat)
 
     @property
     def names(self) -> list[str]:
@@ -156,6 +162,29 @@ class MaskBuilder:
         if not wanted:
             raise ConfigError("global masks need at least one layer; got an empty layer selection")
         return tuple(n for n in self.shapes if n in wanted)
+
+
+def _spilled(flats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The float32 CPU scores of ``flats`` moved into one unlinked temporary file, mapped into memory (others stay).
+
+    The default Mix-and-Match call holds five criteria's scores, each the size of the model's weights, while it
+    computes GraSP and fine-tunes: on timm's 412M-parameter DeepSeek ViT the kernel's out-of-memory killer ended it
+    on a 24 GB machine. Mapped file pages are written back and dropped under memory pressure, and read again
+    when a mask needs them; the file goes away with the last tensor that maps it."""
+    spill = {n: f for n, f in flats.items() if f.dtype == torch.float32 and f.device.type == "cpu"}
+    total = sum(f.numel() for f in spill.values())
+    if not total:
+        return flats
+    with tempfile.TemporaryFile(prefix="edgeprune-scores-") as file:
+        store = np.memmap(file, dtype=np.float32, mode="w+", shape=(total,))
+    out, offset = dict(flats), 0
+    for name, flat in spill.items():
+        part = store[offset:offset + flat.numel()]
+        part[:] = flat.numpy()
+        out[name] = torch.from_numpy(part)
+        offset += flat.numel()
+    store.flush()
+    return out
 
 
 def layerwise_masks(scores: dict[str, torch.Tensor], sparsities: dict[str, float]) -> Masks:
