@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 JSONL = ROOT / "results" / "zoo.jsonl"
 STAGES = ("roles", "mam50", "structured30", "vbp30", "reconvene90", "onnx")
 EDGE_TIMEOUT = 300.0  # CPU seconds of an edge stage (a conversion), as benchmarks/edge_zoo.py gives it
-STAGE_MARK = "zoo-stage: "  # a worker's stderr line before each stage
+STAGE_MARK, OUTCOME_MARK = "zoo-stage: ", "zoo-outcome: "  # a worker's stderr lines before and after each stage
 NUM_CLASSES = 10
 
 # words in timm names that mark the small members of a family (earlier = preferred)
@@ -195,9 +195,10 @@ def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
         row["informative"] = "; ".join(changed)
     boxes = {**dict.fromkeys(API_STAGES, API_TIMEOUT), **dict.fromkeys(EDGE_STAGES, EDGE_TIMEOUT)}
     outcomes = []
-    for s in stages:
-        print(f"{STAGE_MARK}{s}", file=sys.stderr, flush=True)  # what run_one names should the process be killed
+    for s in stages:  # each stage announced and its outcome said on stderr: what run_one keeps should the process be killed
+        print(f"{STAGE_MARK}{s}", file=sys.stderr, flush=True)
         outcomes.append(run_stage(s, model, example, timeout=boxes.get(s, TIMEOUT)))
+        print(f"{OUTCOME_MARK}{json.dumps(outcomes[-1].as_dict())}", file=sys.stderr, flush=True)
     row["stages"] = {o.stage: o.as_dict() for o in outcomes}
     row["seconds"] = time.perf_counter() - t0
     return row
@@ -248,11 +249,14 @@ def run_one(spec: str, time_box: float, stages: tuple[str, ...] = STAGES) -> dic
                                                            if proc.returncode == -9 else "")
         silent = killed if proc.returncode < 0 else f"exit code {proc.returncode} and no result line on stdout"
         lines = proc.stderr.strip().splitlines()
+        done = [json.loads(line[len(OUTCOME_MARK):]) for line in lines if line.startswith(OUTCOME_MARK)]
         stage = next((line[len(STAGE_MARK):] for line in reversed(lines) if line.startswith(STAGE_MARK)), None)
-        tail = silent if not lines or lines[-1].startswith(STAGE_MARK) else lines[-1][:300]
-        return {"spec": spec, "family": family_of(spec), "build": "crash" if stage is None else "ok",
-                "note": tail + (f" in stage {stage}" if stage else ""), "seconds": None,
-                **({"stages": {stage: {"stage": stage, "status": "fail", "seconds": None, "note": tail}}} if stage else {})}
+        tail = next((line[:300] for line in reversed(lines) if not line.startswith((STAGE_MARK, OUTCOME_MARK))), silent)
+        if stage is None:
+            return {"spec": spec, "family": family_of(spec), "build": "crash", "note": tail, "seconds": None}
+        killed = {"stage": stage, "status": "fail", "seconds": None, "note": tail}
+        return {"spec": spec, "family": family_of(spec), "build": "ok", "note": f"{tail} in stage {stage}", "seconds": None,
+                "stages": {**{o["stage"]: o for o in done}, **({} if any(o["stage"] == stage for o in done) else {stage: killed})}}
     return json.loads(lines[-1])
 
 

@@ -1,4 +1,5 @@
-"""benchmarks/zoo.py: a worker the kernel kills (out of memory) is reported with the stage it was in."""
+"""benchmarks/zoo.py: a worker the kernel kills (out of memory) is reported with the stage it was in and the
+stages it finished."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import zoo  # noqa: E402
 WORKER = """
 import os, signal, sys
 print("zoo-stage: roles", file=sys.stderr, flush=True)
+print('zoo-outcome: {"stage": "roles", "status": "pass", "seconds": 0.5, "note": "conv:2"}', file=sys.stderr, flush=True)
 print("zoo-stage: prune:mix_and_match", file=sys.stderr, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -28,7 +30,8 @@ def test_a_killed_worker_names_the_stage_it_was_in(monkeypatch, tmp_path):
     row = _run(monkeypatch, tmp_path, WORKER)
     note = "killed by signal 9 (SIGKILL: the kernel's out-of-memory killer?)"
     assert row["build"] == "ok" and row["note"] == f"{note} in stage prune:mix_and_match"
-    assert row["stages"] == {"prune:mix_and_match": {"stage": "prune:mix_and_match", "status": "fail",
+    assert row["stages"] == {"roles": {"stage": "roles", "status": "pass", "seconds": 0.5, "note": "conv:2"},
+                             "prune:mix_and_match": {"stage": "prune:mix_and_match", "status": "fail",
                                                      "seconds": None, "note": note}}
 
 
