@@ -8,6 +8,7 @@ variant Mix-and-Match's baseline code ranks by.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Sequence
 
 import torch
@@ -245,14 +246,26 @@ def _synflow_scorer(model: nn.Module, weights: dict, shape: tuple, precision: to
     net = the_task.deployable(model)  # a detector: its dense part (the same parameters under other names)
     names_in = _names_in(net, model)
 
-    def score_once() -> dict[str, torch.Tensor]:
+    def score_once(flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{name: |grad * θ|}, written into ``flat`` (the weights' scores end to end) when given: each gradient is
+        dropped as soon as its score is written, so a round holds one set of gradients at most, not also a dict of
+        scores and their concatenation."""
         state = {names_in.get(n, n): t for n, t in {**abs_params, **buffers}.items() if net is model or n in names_in}
         with KeepPrecision(precision):
             outputs = the_task.scored_outputs(functional_call(net, state, (x,)))
         params = [abs_params[n] for n in names]
-        grads = torch.autograd.grad(sum(o.sum() for o in outputs), params, allow_unused=True)
-        return {n: (g * p).detach().abs() if g is not None else torch.zeros_like(p)
-                for n, p, g in zip(names, params, grads)}
+        grads = list(torch.autograd.grad(sum(o.sum() for o in outputs), params, allow_unused=True))
+        out, offset = {}, 0
+        for i, (n, p) in enumerate(zip(names, params)):
+            g, grads[i] = grads[i], None
+            part = (flat[offset:offset + p.numel()].view(p.shape) if flat is not None
+                    else torch.empty_like(p, requires_grad=False))
+            if g is None:
+                part.zero_()
+            else:
+                torch.mul(g.detach(), p.detach(), out=part).abs_()
+            out[n], offset = part, offset + p.numel()
+        return out
 
     return abs_params, score_once
 
@@ -267,21 +280,24 @@ def _synflow_iterative(score_once, abs_params: dict, weights: dict, sparsity: fl
     pruned_round = torch.zeros(total, dtype=torch.int32, device=device)
     bar = Progress(TextColumn("synflow"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    transient=True, disable=not progress)
+    # one buffer of scores for every round; a weight pruned earlier scores -inf, so the global selection prunes it
+    # again first and then the lowest kept ones (a selection among the kept ones needed their indices, 8 bytes a weight,
+    # and a copy of their scores: a 412M-parameter model's round did not fit in 24 GB)
+    flat = torch.empty(total, dtype=abs_params[names[0]].dtype, device=device)
     with bar:
         task = bar.add_task("synflow", total=rounds)
         for k in range(1, rounds + 1):
-            scores = score_once()
-            flat = torch.cat([scores[n].reshape(-1) for n in names])
+            score_once(flat)
+            flat.masked_fill_(~keep, -math.inf)
             p_k = sparsity if k == rounds else 1.0 - (1.0 - sparsity) ** (k / rounds)
-            # pruned weights stay pruned: select only among the kept ones (cheaper as the mask thins out)
-            kept = torch.nonzero(keep).squeeze(1)
-            new_keep = torch.zeros_like(keep)
-            new_keep[kept[prune_lowest(flat[kept], round(p_k * total) - (total - kept.numel()))]] = True
+            new_keep = prune_lowest(flat, round(p_k * total))
             pruned_round[keep & ~new_keep] = k
             keep = new_keep
             with torch.no_grad():
                 for n, m in zip(names, torch.split(keep, sizes)):
                     abs_params[n].mul_(m.reshape(abs_params[n].shape))
             bar.advance(task)
-    flat = torch.where(keep, flat, (pruned_round - rounds - 1).to(flat.dtype))
-    return to_scores({n: part.reshape(weights[n].shape).clone() for n, part in zip(names, torch.split(flat, sizes))})
+    earlier = pruned_round.to(flat.dtype).sub_(rounds + 1).masked_fill_(keep, 0.0)
+    flat.masked_fill_(~keep, 0.0).add_(earlier)
+    del earlier
+    return to_scores({n: part.reshape(weights[n].shape) for n, part in zip(names, torch.split(flat, sizes))})
