@@ -167,10 +167,10 @@ class MaskBuilder:
 def _spilled(flats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The float32 CPU scores of ``flats`` moved into one unlinked temporary file, mapped into memory (others stay).
 
-    The default Mix-and-Match call holds five criteria's scores, each the size of the model's weights, while it
-    computes GraSP and fine-tunes: on timm's 412M-parameter DeepSeek ViT the kernel's out-of-memory killer ended it
-    on a 24 GB machine. Mapped file pages are written back and dropped under memory pressure, and read again
-    when a mask needs them; the file goes away with the last tensor that maps it."""
+    The default Mix-and-Match call holds five criteria's scores, each the size of the model's weights (8 GB for
+    timm's 412M-parameter DeepSeek ViT), while it computes GraSP and fine-tunes. Mapped file pages are written back
+    and dropped under memory pressure, and read again when a mask needs them; the file goes away with the last
+    tensor that maps it."""
     spill = {n: f for n, f in flats.items() if f.dtype == torch.float32 and f.device.type == "cpu"}
     total = sum(f.numel() for f in spill.values())
     if not total:
