@@ -270,10 +270,11 @@ def goal_lines(runs: list[dict]) -> list[str]:
              for r in runs for spec, entry in r["models"].items() if spec in models for b in r["budgets"]
              for arms in [entry["arms"]] if _ok(arms, f"{b} recon") and _ok(arms, f"{b} none")]
     lost = ", ".join(f"{LABELS[s]} {b}" for s, b, gain in gains if gain <= 0)
-    lines.append(f"- Reconstruction alone against no reconstruction at the same budget (each arm's best candidate by "
-                 f"validation, so the removed channels may differ): better in {sum(g > 0 for _, _, g in gains)} of "
-                 f"{len(gains)} (model, budget, seed) cases{f'; not in {lost}' if lost else ''}; {len(runs)} seed(s). "
-                 "At the same removal, paired over seeds: `benchmarks/depth_reconstruction.py --name recon_paired`.")
+    if gains:  # (runs without the recon arm have none)
+        lines.append(f"- Reconstruction alone against no reconstruction at the same budget (each arm's best candidate by "
+                     f"validation, so the removed channels may differ): better in {sum(g > 0 for _, _, g in gains)} of "
+                     f"{len(gains)} (model, budget, seed) cases{f'; not in {lost}' if lost else ''}; {len(runs)} seed(s). "
+                     "At the same removal, paired over seeds: `benchmarks/depth_reconstruction.py --name recon_paired`.")
     for spec in models:
         for budget in runs[0]["budgets"]:
             for other in ("tp+kd", "scratch"):
