@@ -41,3 +41,20 @@ def test_the_temporary_file_goes_with_the_builder(monkeypatch):
     del builder
     gc.collect()
     assert mapped() == before
+
+
+def test_the_default_call_gives_the_same_candidates_with_its_scores_spilled(monkeypatch):
+    """What users call: every criterion and baseline of the default Mix-and-Match call kept in a mapped file."""
+    import edgeprune
+    from edgeprune import data as data_lib
+    from edgeprune import models
+
+    def call():
+        torch.manual_seed(0)
+        model = models.create("lenet300", num_classes=10, in_channels=1, image_size=8)
+        pruned = edgeprune.prune(model, data_lib.load("digits"), method="mix_and_match", finetune=0)
+        return {r["id"]: (r["status"], r["val_acc"], r["nonzeros"]) for r in pruned.candidates}
+
+    kept = call()
+    monkeypatch.setattr(masks_lib, "SPILL_BYTES", 0)
+    assert call() == kept and len(kept) >= 10

@@ -283,7 +283,7 @@ def _synflow_iterative(score_once, abs_params: dict, weights: dict, sparsity: fl
     # one buffer of scores for every round; a weight pruned earlier scores -inf, so the global selection prunes it
     # again first and then the lowest kept ones. A selection among the kept ones needed their indices (8 bytes a
     # weight) and a copy of their scores: Reconvene on timm's 412M-parameter DeepSeek ViT was killed out of memory
-    # in its first minute on a 24 GB machine; with one buffer it ran SynFlow for minutes at 18.5 GB.
+    # in its first minute on a 24 GB machine; with one buffer it ran to the zoo contract's time box.
     flat = torch.empty(total, dtype=abs_params[names[0]].dtype, device=device)
     with bar:
         task = bar.add_task("synflow", total=rounds)
