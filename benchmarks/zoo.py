@@ -248,15 +248,15 @@ def run_one(spec: str, time_box: float, stages: tuple[str, ...] = STAGES) -> dic
         killed = f"killed by signal {-proc.returncode}" + (" (SIGKILL: the kernel's out-of-memory killer?)"
                                                            if proc.returncode == -9 else "")
         silent = killed if proc.returncode < 0 else f"exit code {proc.returncode} and no result line on stdout"
-        lines = proc.stderr.strip().splitlines()
-        done = [json.loads(line[len(OUTCOME_MARK):]) for line in lines if line.startswith(OUTCOME_MARK)]
-        stage = next((line[len(STAGE_MARK):] for line in reversed(lines) if line.startswith(STAGE_MARK)), None)
-        tail = next((line[:300] for line in reversed(lines) if not line.startswith((STAGE_MARK, OUTCOME_MARK))), silent)
+        err = proc.stderr.strip().splitlines()
+        outcomes = {o["stage"]: o for o in (json.loads(e[len(OUTCOME_MARK):]) for e in err if e.startswith(OUTCOME_MARK))}
+        stage = next((e[len(STAGE_MARK):] for e in reversed(err) if e.startswith(STAGE_MARK)), None)
+        tail = next((e[:300] for e in reversed(err) if not e.startswith((STAGE_MARK, OUTCOME_MARK))), silent)
         if stage is None:
             return {"spec": spec, "family": family_of(spec), "build": "crash", "note": tail, "seconds": None}
-        killed = {"stage": stage, "status": "fail", "seconds": None, "note": tail}
-        return {"spec": spec, "family": family_of(spec), "build": "ok", "note": f"{tail} in stage {stage}", "seconds": None,
-                "stages": {**{o["stage"]: o for o in done}, **({} if any(o["stage"] == stage for o in done) else {stage: killed})}}
+        outcomes.setdefault(stage, {"stage": stage, "status": "fail", "seconds": None, "note": tail})
+        return {"spec": spec, "family": family_of(spec), "build": "ok", "note": f"{tail} in stage {stage}",
+                "seconds": None, "stages": outcomes}
     return json.loads(lines[-1])
 
 
