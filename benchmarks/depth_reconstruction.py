@@ -94,9 +94,9 @@ def _cell(values: list[float]) -> str:
 
 
 def render(result: dict) -> str:
-    seeds = result["seeds"]
     budgets = result.get("budgets", [result.get("budget")])
-    lines = [f"### Reconstruction against none at the same removal ({len(seeds)} seed(s), no fine-tune)", "",
+    counts = sorted({len(runs) for runs in result["models"].values()})
+    lines = [f"### Reconstruction against none at the same removal ({'/'.join(map(str, counts))} seed(s), no fine-tune)", "",
              f"Dense models trained on {result['limit']:,} MNIST images by this script "
              f"({', '.join(f'{LABELS[m]} {e} epochs' for m, e in result['dense_epochs'].items() if m in result['models'])}); "
              "each loses its `d` residual blocks of least influence (`drop_blocks=[d]`) and the channels the budget "
@@ -165,8 +165,10 @@ def main() -> None:
     result = {"seeds": seeds, "limit": args.limit, "budgets": args.budgets, "dense_epochs": args.dense_epochs,
               "models": {}}
     for spec in args.models.split(","):
-        result["models"][spec] = [one_model(spec, seed, args) for seed in seeds]
-    save(args.name, result, render(result))
+        result["models"][spec] = []
+        for seed in seeds:  # saved after every seed, so a stopped run keeps what it finished
+            result["models"][spec].append(one_model(spec, seed, args))
+            save(args.name, result, render(result))
 
 
 if __name__ == "__main__":
