@@ -169,7 +169,7 @@ def build(spec: str):
     raise last
 
 
-def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
+def worker(spec: str, stages: tuple[str, ...] = STAGES, api_box: float | None = None) -> dict:
     import torch  # noqa: PLC0415
 
     from edgeprune.api_contract import API_STAGES, API_TIMEOUT  # noqa: PLC0415  (registers the public-API stages)
@@ -193,7 +193,7 @@ def worker(spec: str, stages: tuple[str, ...] = STAGES) -> dict:
     changed = informative(model, example)
     if changed:
         row["informative"] = "; ".join(changed)
-    boxes = {**dict.fromkeys(API_STAGES, API_TIMEOUT), **dict.fromkeys(EDGE_STAGES, EDGE_TIMEOUT)}
+    boxes = {**dict.fromkeys(API_STAGES, api_box or API_TIMEOUT), **dict.fromkeys(EDGE_STAGES, EDGE_TIMEOUT)}
     outcomes = []
     for s in stages:  # each stage announced and its outcome said on stderr: what run_one keeps should the process be killed
         print(f"{STAGE_MARK}{s}", file=sys.stderr, flush=True)
@@ -234,30 +234,40 @@ def done_specs(path: Path = JSONL) -> dict[str, dict]:
     return rows
 
 
-def run_one(spec: str, time_box: float, stages: tuple[str, ...] = STAGES) -> dict:
+def run_one(spec: str, time_box: float, stages: tuple[str, ...] = STAGES, api_box: float | None = None) -> dict:
+    """``spec``'s stages in a worker process; ``api_box``: CPU seconds of each public-API stage, if not API_TIMEOUT."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    box = ["--api-box", str(api_box)] if api_box else []
     try:
-        proc = subprocess.run([sys.executable, __file__, "--worker", spec, "--stages", ",".join(stages)],
+        proc = subprocess.run([sys.executable, __file__, "--worker", spec, "--stages", ",".join(stages), *box],
                               capture_output=True, text=True,
                               timeout=time_box, env=env, cwd=ROOT.parent)
-    except subprocess.TimeoutExpired:
-        return {"spec": spec, "family": family_of(spec), "build": "timeout",
-                "note": f"did not finish within the {time_box:g} s time box", "seconds": time_box}
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        return _stopped(spec, err, f"did not finish within the {time_box:g} s time box", "timeout", time_box)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         killed = f"killed by signal {-proc.returncode}" + (" (SIGKILL: the kernel's out-of-memory killer?)"
                                                            if proc.returncode == -9 else "")
         silent = killed if proc.returncode < 0 else f"exit code {proc.returncode} and no result line on stdout"
         err = proc.stderr.strip().splitlines()
-        outcomes = {o["stage"]: o for o in (json.loads(e[len(OUTCOME_MARK):]) for e in err if e.startswith(OUTCOME_MARK))}
-        stage = next((e[len(STAGE_MARK):] for e in reversed(err) if e.startswith(STAGE_MARK)), None)
         tail = next((e[:300] for e in reversed(err) if not e.startswith((STAGE_MARK, OUTCOME_MARK))), silent)
-        if stage is None:
-            return {"spec": spec, "family": family_of(spec), "build": "crash", "note": tail, "seconds": None}
-        outcomes.setdefault(stage, {"stage": stage, "status": "fail", "seconds": None, "note": tail})
-        return {"spec": spec, "family": family_of(spec), "build": "ok", "note": f"{tail} in stage {stage}",
-                "seconds": None, "stages": outcomes}
+        return _stopped(spec, proc.stderr, tail, "crash", None)
     return json.loads(lines[-1])
+
+
+def _stopped(spec: str, stderr: str, why: str, build: str, seconds: float | None) -> dict:
+    """The row of a worker that ended without its result line (killed, or stopped at the model's time box): the
+    stages it finished, from what it said on stderr, and the stage it was in, failed with ``why``; ``build``
+    (``timeout`` or ``crash``) if it had not started a stage."""
+    err = stderr.strip().splitlines()
+    outcomes = {o["stage"]: o for o in (json.loads(e[len(OUTCOME_MARK):]) for e in err if e.startswith(OUTCOME_MARK))}
+    stage = next((e[len(STAGE_MARK):] for e in reversed(err) if e.startswith(STAGE_MARK)), None)
+    if stage is None:
+        return {"spec": spec, "family": family_of(spec), "build": build, "note": why, "seconds": seconds}
+    outcomes.setdefault(stage, {"stage": stage, "status": "fail", "seconds": None, "note": why})
+    return {"spec": spec, "family": family_of(spec), "build": "ok", "note": f"{why} in stage {stage}",
+            "seconds": seconds, "stages": outcomes}
 
 
 def main(argv=None) -> None:
@@ -265,6 +275,7 @@ def main(argv=None) -> None:
     parser.add_argument("--worker")
     parser.add_argument("--only", choices=["torchvision", "timm", "hf"])
     parser.add_argument("--time-box", type=float, default=300.0)
+    parser.add_argument("--api-box", type=float, help="CPU seconds of each public-API stage (worker option)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
     parser.add_argument("--specs", help="only these models (comma-separated specs, e.g. timm:densenet264d)")
@@ -276,7 +287,7 @@ def main(argv=None) -> None:
                         help="--redo re-runs its stages where they passed too (after a change to how models are built)")
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, tuple(args.stages.split(",")))), flush=True)
+        print(json.dumps(worker(args.worker, tuple(args.stages.split(",")), args.api_box)), flush=True)
         return
     specs = all_specs(args.only) if not args.report_only else []
     if args.specs:
