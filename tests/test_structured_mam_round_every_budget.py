@@ -12,6 +12,7 @@ import torch
 import edgeprune
 from edgeprune import data as data_lib
 from edgeprune import models
+from edgeprune.errors import EdgepruneError
 from edgeprune.export.ort_latency import channel_block
 from edgeprune.measure.budget import parse
 from edgeprune.methods import structured_mam
@@ -77,6 +78,21 @@ def test_a_counted_budget_the_block_cannot_reach_halves_the_block_and_says_so():
     assert pruned.record["params"] <= 0.3 * pruned.dense["params"]
     if finer < channel_block():
         assert any("params<=30%" in str(w.message) and f"multiples of {finer}" in str(w.message) for w in caught)
+
+
+def test_a_latency_budget_the_block_cannot_reach_tries_finer_widths():
+    """Under a latency budget too, widths in blocks of 16 that cannot reach it are halved down to odd widths (1) before
+    the budget is refused: the refusal names no multiple, and the warning says how fine the widths went."""
+    torch.manual_seed(0)
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=SIZE)
+    data = data_lib.load(f"synthetic:classes=10,channels=1,size={SIZE},n=32,test=16")
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(EdgepruneError) as refused:
+        warnings.simplefilter("always")
+        edgeprune.prune(model, data, method="structured", budget="latency<=1%", drop_blocks=[2], finetune=0,
+                        criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False, latency_table=False)
+    assert "budget latency<=1% cannot be met" in str(refused.value) and "multiples of" not in str(refused.value)
+    if channel_block() > 1:
+        assert any("latency<=1%" in str(w.message) and "multiples of 1," in str(w.message) for w in caught)
 
 
 @pytest.mark.parametrize("measured,expected", [

@@ -141,8 +141,8 @@ def _ranked_blocks(model: nn.Module, example: torch.Tensor, batches, deepest: in
 def rounding(state: ChannelState, budget, depth: int = 0) -> int:
     """The multiple kept widths are rounded to under ``budget`` with ``depth`` blocks removed: ``round_to``, or for
     "auto" ONNX Runtime's channel block under every budget (odd widths save MACs, parameters and bytes but little
-    time; ExecuTorch's XNNPACK has no block of its own we know, so it gets the same). A counted budget (MACs,
-    parameters, size, sparsity) the block cannot reach gets a finer multiple (:func:`align`)."""
+    time; ExecuTorch's XNNPACK has no block of its own we know, so it gets the same). A budget the block cannot
+    reach gets a finer multiple (:func:`align`)."""
     if state.round_to != "auto":
         return state.round_to
     return state.rounded.get((str(budget), depth), channel_block())
@@ -155,15 +155,16 @@ def _is_latency(budget) -> bool:
 def align(state: ChannelState, budget, depth: int = 0) -> int:
     """For round_to="auto": the coarsest of ONNX Runtime's channel block, its half, quarter... down to 1 at which
     ``budget`` can be met (every layer at :data:`CEILING`), kept for :func:`rounding`, with a warning when it is
-    finer than the block. A latency budget keeps the block (finer widths buy MACs, not time: it is refused with the
-    smallest reachable latency instead)."""
+    finer than the block. Under a latency budget too: finer widths save less time per MAC, but where the block stops
+    a narrow layer at one block (ResNet-20's 16-wide stage), they are what reaches a tight budget without removing
+    more blocks, and the measurement says whether they do."""
     key = (str(budget), depth)
     if state.round_to != "auto" or key in state.rounded:
         return rounding(state, budget, depth)
     block = multiple = channel_block()
     fits, _ = state.meter.limit(budget)
     most = {p: 0.0 if hi == 0.0 else CEILING for p, (_, hi) in state.ranges.items()}
-    while multiple > 1 and not _is_latency(budget):
+    while multiple > 1:
         state.rounded[key] = multiple
         if fits(_value(state, most, budget, depth, exact=True)):
             break
