@@ -438,7 +438,8 @@ def main() -> None:
                    help="time the kept ONNX files of results/NAME.json (one seed: add _sK) again, side by side")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of --remeasure")
     args = p.parse_args()
-    args.round_to = channel_block() if args.round_to == "auto" else int(args.round_to)
+    auto = args.round_to == "auto"  # ours: edgeprune's own "auto", finer where a depth cannot reach the budget
+    args.round_to = channel_block() if auto else int(args.round_to)
     tp_round_to = args.round_to if args.tp_round_to is None else int(args.tp_round_to)
     kwargs = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.arg)}
     name = f"structured_{args.model}" + ("_" + "_".join(f"{k}{v}" for k, v in kwargs.items()) if kwargs else "")
@@ -474,7 +475,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ours = edgeprune.prune(dense, splits, method="mix_and_match", budget=budget, finetune=args.epochs, seed=args.seed,
                            granularity="channel", criteria=args.criteria.split(","),
-                           strategies=args.strategies.split(","), calib_batches=4, round_to=args.round_to,
+                           strategies=args.strategies.split(","), calib_batches=4, round_to="auto" if auto else args.round_to,
                            drop_blocks=[int(v) for v in args.drop_blocks.split(",")])
     ours_seconds = time.perf_counter() - t0
     limit_ms = next(r["decided"]["limit"] for r in ours.candidates if r.get("status") == "ok")
@@ -510,6 +511,7 @@ def main() -> None:
                      "finetune_epochs": args.epochs, "seeds": [args.seed], "criteria": args.criteria,
                      "strategies": args.strategies, "threads": 1, "round_to": args.round_to, "tp": args.tp,
                      **({"tp_round_to": tp_round_to} if tp_round_to != args.round_to else {}),
+                     **({"ours_round_to": "auto"} if auto else {}),
                      **({"drop_blocks": args.drop_blocks} if args.drop_blocks != "0" else {}),
                      "note": "one seed per invocation; --collect combines the seeds"},
         "dense": {"test_acc": dense_test, "val_acc": accuracy(dense, splits.val), "params": param_count(dense),
@@ -539,6 +541,7 @@ def render(result: dict) -> str:
     lines = [f"### Structured pruning at a measured latency budget: {result['model']} {result['model_args'] or ''} "
              f"on MNIST, seed {st['seeds'][0]}, {st['dense_epochs']} dense + {st['finetune_epochs']} fine-tune epochs"
              f"{'' if st.get('round_to', 1) == 1 else ', widths multiples of ' + str(st['round_to'])}"
+             f"{' (ours finer where a number of removed blocks cannot reach the budget)' if 'ours_round_to' in st else ''}"
              f"{', Torch-Pruning widths multiples of ' + str(st['tp_round_to']) if 'tp_round_to' in st else ''}"
              f"{', ours also removes ' + st['drop_blocks'] + ' residual blocks' if 'drop_blocks' in st else ''}",
              "",
