@@ -250,9 +250,8 @@ def run_one(spec: str, time_box: float, stages: tuple[str, ...] = STAGES, api_bo
         killed = f"killed by signal {-proc.returncode}" + (" (SIGKILL: the kernel's out-of-memory killer?)"
                                                            if proc.returncode == -9 else "")
         silent = killed if proc.returncode < 0 else f"exit code {proc.returncode} and no result line on stdout"
-        err = proc.stderr.strip().splitlines()
-        tail = next((e[:300] for e in reversed(err) if not e.startswith((STAGE_MARK, OUTCOME_MARK))), silent)
-        return _stopped(spec, proc.stderr, tail, "crash", None)
+        said = [e for e in proc.stderr.strip().splitlines() if not e.startswith((STAGE_MARK, OUTCOME_MARK))]
+        return _stopped(spec, proc.stderr, said[-1][:300] if said else silent, "crash", None)
     return json.loads(lines[-1])
 
 
