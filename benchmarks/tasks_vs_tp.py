@@ -227,6 +227,28 @@ def remembered(fits):
     return check
 
 
+class ArmCache:
+    """Each finished arm of a seed (its model and its figures) kept in ``folder``, so a seed killed partway (a session
+    ends) resumes at the arm it was in; an arm kept under other settings is run again."""
+
+    def __init__(self, folder: Path, settings: dict, make):
+        self.folder, self.settings, self.make = folder, json.loads(json.dumps(settings)), make
+
+    def get(self, label: str, run, make=None) -> tuple[nn.Module, dict]:
+        slug = label.replace(" ", "_").replace("(", "").replace(")", "")
+        weights, meta = self.folder / f"{slug}.pt", self.folder / f"{slug}.json"
+        if meta.exists() and weights.exists():
+            kept = json.loads(meta.read_text())
+            if kept["settings"] == self.settings:
+                print(f"{label}: kept from an earlier run ({weights})", flush=True)
+                return edgeprune.load(weights, model=(make or self.make)()), kept["entry"]
+        model, entry = run()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        edgeprune.save(model, weights)
+        write_json(meta, {"settings": self.settings, "entry": entry})  # written last: the arm is complete
+        return model, entry
+
+
 def run_seed(args) -> None:
     task = tasks.get(args.task)
     torch.set_num_threads(1)
@@ -250,12 +272,19 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
 
     dense_cfg = default_config("cnn", epochs=args.dense_epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                                lr=args.lr, weight_decay=args.weight_decay, seed=args.seed)
-    torch.manual_seed(args.seed)
-    dense = make_model()
-    trained = fit(dense, splits.train, splits.val, dense_cfg, task=task, description="dense")
+    arms = ArmCache(KEPT / f"{name_of(args.task, args.name)}_s{args.seed}_arms", settings_of(args), make_model)
+
+    def train_dense():
+        torch.manual_seed(args.seed)
+        dense = make_model()
+        trained = fit(dense, splits.train, splits.val, dense_cfg, task=task, description="dense")
+        dense.eval()
+        return dense, {**final_metrics(dense, splits, task, example, args.seed, intervals), "history": trained.history,
+                       "seconds": trained.seconds, "seconds_per_epoch": trained.seconds_per_epoch}
+
+    dense, entry = arms.get("dense", train_dense)
     dense.eval()
-    methods = {"dense": {**final_metrics(dense, splits, task, example, args.seed, intervals), "history": trained.history,
-                         "seconds": trained.seconds, "seconds_per_epoch": trained.seconds_per_epoch}}
+    methods = {"dense": entry}
     print(f"dense: {methods['dense']}", flush=True)
     budget = parse(args.budget or setup["budget"])
 
@@ -266,23 +295,28 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
                            "patience": args.ft_patience or None,
                            "weight_decay": args.weight_decay, "batch_size": args.batch_size}).replace(seed=args.seed)
 
-    t0 = time.perf_counter()
-    ours = edgeprune.prune(dense, splits, task=task, method="mix_and_match", granularity="channel", budget=budget,
-                           finetune=recipe, seed=args.seed, criteria=args.criteria.split(","),
-                           strategies=args.strategies.split(","), calib_batches=4, round_to=args.round_to,
-                           reconstruct=args.reconstruct, progress=True)
-    limit_ms = next(r["decided"]["limit"] for r in ours.candidates if r.get("status") == "ok")
-    keys = [f"val_{task.metric}", f"val_{task.metric}_pruned", *(f"test_{k}" for k in setup["metrics"]),
-            f"test_{task.metric}_ci", "params", "macs", "budget_achieved", "speedup_b1", "epochs_run", "seconds"]
-    candidates = [{"id": r["id"], "status": r.get("status"), **{k: r.get(k) for k in keys}} for r in ours.candidates]
-    chosen = next(c for c in candidates if c["id"] == ours.record["id"])
-    ours.model.eval()
-    methods["ours (chosen)"] = {**chosen, "candidate": chosen["id"],
-                                **test_intervals(ours.model, splits, task, intervals, args.seed)}
-    print(f"ours: {len(candidates)} candidates, {time.perf_counter() - t0:.0f}s, limit {limit_ms:.3f} ms, chosen "
-          f"{chosen['id']}", flush=True)
+    def prune_ours():
+        t0 = time.perf_counter()
+        ours = edgeprune.prune(dense, splits, task=task, method="mix_and_match", granularity="channel", budget=budget,
+                               finetune=recipe, seed=args.seed, criteria=args.criteria.split(","),
+                               strategies=args.strategies.split(","), calib_batches=4, round_to=args.round_to,
+                               reconstruct=args.reconstruct, progress=True)
+        limit_ms = next(r["decided"]["limit"] for r in ours.candidates if r.get("status") == "ok")
+        keys = [f"val_{task.metric}", f"val_{task.metric}_pruned", *(f"test_{k}" for k in setup["metrics"]),
+                f"test_{task.metric}_ci", "params", "macs", "budget_achieved", "speedup_b1", "epochs_run", "seconds"]
+        candidates = [{"id": r["id"], "status": r.get("status"), **{k: r.get(k) for k in keys}} for r in ours.candidates]
+        chosen = next(c for c in candidates if c["id"] == ours.record["id"])
+        ours.model.eval()
+        print(f"ours: {len(candidates)} candidates, {time.perf_counter() - t0:.0f}s, limit {limit_ms:.3f} ms, chosen "
+              f"{chosen['id']}", flush=True)
+        return ours.model, {"chosen": {**chosen, "candidate": chosen["id"],
+                                       **test_intervals(ours.model, splits, task, intervals, args.seed)},
+                            "candidates": candidates, "limit_ms": limit_ms}
 
-    finals = {"dense": dense, "ours (chosen)": ours.model}
+    ours_model, entry = arms.get("ours", prune_ours)
+    methods["ours (chosen)"], candidates, limit_ms = entry["chosen"], entry["candidates"], entry["limit_ms"]
+
+    finals = {"dense": dense, "ours (chosen)": ours_model}
     batches = calibration_batches(splits.train, 4, 32)
     fits = latency_fits(dense, shape, budget, limit_ms)
     if args.task == "detection":  # not in the segmentation runs, which timed every model
@@ -290,18 +324,21 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
     tp_max = tp_max_ratio(dense, args.round_to)
     for importance, scope in (v.split("_") for v in tp_variants(args.tp)):
         label = f"TP {importance} {scope}"
-        t0 = time.perf_counter()
-        model, ratio, met = calibrate_tp(dense, example, importance, scope == "global", fits, batches,
-                                         steps=args.tp_steps, round_to=args.round_to if args.round_to > 1 else None,
-                                         task=task, max_ratio=tp_max, layer_cap=tp_max)
-        pruned_val = task.primary(model, splits.val)
-        result = fit(model, splits.train, splits.val, recipe, teacher=dense, task=task, description=label)
-        model.eval()
-        methods[label] = {"ratio": ratio, "budget_met": met, f"val_{task.metric}_pruned": pruned_val,
-                          **final_metrics(model, splits, task, example, args.seed, intervals),
-                          "epochs_run": result.epochs_run, "max_ratio": tp_max,
-                          "seconds_per_epoch": result.seconds_per_epoch, "seconds": time.perf_counter() - t0}
-        finals[label] = model
+
+        def prune_tp(importance=importance, scope=scope, label=label):
+            t0 = time.perf_counter()
+            model, ratio, met = calibrate_tp(dense, example, importance, scope == "global", fits, batches,
+                                             steps=args.tp_steps, round_to=args.round_to if args.round_to > 1 else None,
+                                             task=task, max_ratio=tp_max, layer_cap=tp_max)
+            pruned_val = task.primary(model, splits.val)
+            result = fit(model, splits.train, splits.val, recipe, teacher=dense, task=task, description=label)
+            model.eval()
+            return model, {"ratio": ratio, "budget_met": met, f"val_{task.metric}_pruned": pruned_val,
+                           **final_metrics(model, splits, task, example, args.seed, intervals),
+                           "epochs_run": result.epochs_run, "max_ratio": tp_max,
+                           "seconds_per_epoch": result.seconds_per_epoch, "seconds": time.perf_counter() - t0}
+
+        finals[label], methods[label] = arms.get(label, prune_tp)
         print(label, methods[label], flush=True)
 
     # the plain alternative: the widest narrower model at the same measured latency, trained from scratch
@@ -311,16 +348,20 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
         dense_macs = methods["dense"]["macs"]
         plausible = lambda m: macs(task.deployable(m), example).dense <= float(budget) * dense_macs  # noqa: E731
     width, met = first_fitting(make_model, fits, setup["narrower"](args.width), plausible)
-    torch.manual_seed(args.seed)
-    small = make_model(width)
-    result = fit(small, splits.train, splits.val, dense_cfg.replace(epochs=args.scratch_epochs), task=task,
-                 description=f"scratch w{width}")
-    small.eval()
+
+    def train_scratch():
+        torch.manual_seed(args.seed)
+        small = make_model(width)
+        result = fit(small, splits.train, splits.val, dense_cfg.replace(epochs=args.scratch_epochs), task=task,
+                     description=f"scratch w{width}")
+        small.eval()
+        return small, {"width": width, "budget_met": met,
+                       **final_metrics(small, splits, task, example, args.seed, intervals),
+                       "history": result.history, "seconds_per_epoch": result.seconds_per_epoch,
+                       "seconds": time.perf_counter() - t0}
+
     label = "scratch (narrower)"
-    methods[label] = {"width": width, "budget_met": met, **final_metrics(small, splits, task, example, args.seed, intervals),
-                      "history": result.history, "seconds_per_epoch": result.seconds_per_epoch,
-                      "seconds": time.perf_counter() - t0}
-    finals[label] = small
+    finals[label], methods[label] = arms.get(label, train_scratch, make=lambda: make_model(width))
     print(label, methods[label], flush=True)
 
     name = f"{name_of(args.task, args.name)}_s{args.seed}"
