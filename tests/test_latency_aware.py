@@ -14,6 +14,7 @@ from edgeprune.measure.budget import parse
 from edgeprune.methods import structured_mam
 from edgeprune.methods.base import get_method
 from edgeprune.select import allocation, latency_table
+from edgeprune.surgery import depth as depth_lib
 from edgeprune.surgery.structure import plan
 
 
@@ -58,12 +59,12 @@ def test_the_expensive_group_loses_channels_first_and_the_limit_is_met():
     model, structure, ops, table, importance, group = two_branches()
     dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
     ceilings = dict.fromkeys(importance, 0.9)
-    kept, _, _ = allocation.allocate(table, ops, structure, model, importance, ceilings, 0.6 * dense, round_to=4)
+    kept, _, _, _ = allocation.allocate(table, ops, structure, model, importance, ceilings, 0.6 * dense, round_to=4)
     assert kept[group["a1"]] < 32 and kept[group["b1"]] == 32  # equal importance, 64x the time saved per channel
     members = {m: k for g, k in kept.items() for m in structure.groups[g]}
     assert table.predict(latency_table.widths_from(ops, structure, members, {}, model)) <= 0.6 * dense
     assert all(k % 4 == 0 and k >= 32 * 0.1 for k in kept.values())
-    floor, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
+    floor, _, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
     assert all(k == 16 for g, k in floor.items() if g in (group["a1"], group["b1"]))  # no further than the ceiling
 
 
@@ -72,10 +73,10 @@ def test_a_group_the_table_sees_no_saving_in_still_goes_when_the_limit_needs_it(
     for name in ("b1", "b2"):  # b's times flat in width, as a table fitted on noisy timings can be
         layer = table.layers[name]
         layer["ms"] = [[layer["ms"][-1][-1]] * len(row) for row in layer["ms"]]
-    kept, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
+    kept, _, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.5), 0.0, 4)
     assert kept[group["a1"]] == 16 and kept[group["b1"]] == 16  # both down to their ceilings, not only a
     dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
-    reachable, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
+    reachable, _, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
                                           0.9 * dense, 4)
     assert reachable[group["b1"]] == 32  # a limit the table can meet: b, which it sees saving nothing, keeps all
 
@@ -113,7 +114,7 @@ def test_attention_heads_are_units_of_the_allocation():
     ops = latency_table.census(model, example)
     table = synthetic_table(ops)
     dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
-    _, kept, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
+    _, kept, _, _ = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
                                   0.8 * dense, round_to=8, heads=heads)
     assert kept and min(kept.values()) >= 1 and any(k < heads[a][2] for a, k in kept.items())
     widths = latency_table.widths_from(ops, structure, {}, {a: (heads[a][0], k, heads[a][2]) for a, k in kept.items()},
@@ -150,7 +151,62 @@ def test_after_a_miss_the_table_aims_lower_until_a_proposal_prunes_more(monkeypa
 
     def propose():  # widths in coarse steps: a table aiming 1 % lower keeps them
         pruning = int(10 * scale[0]) / 10
-        return {"pruning": pruning}, pruning
+        return {"pruning": pruning}, pruning, 0
 
-    pruning, vector, measured, timed = structured_mam._confirm(state, None, parse("latency<=1ms"), 0, propose, scale)
+    pruning, vector, measured, _, timed = structured_mam._confirm(state, None, parse("latency<=1ms"), propose, scale)
     assert (pruning, measured, timed) == (1.1, 0.99, 2)
+
+
+def resnet20_allocation(width_mult: float = 1.0):
+    torch.manual_seed(0)
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=width_mult).eval()
+    example = torch.randn(2, 1, 8, 8)
+    structure = plan(model, example)
+    ops = latency_table.census(model, example)
+    table = synthetic_table(ops)
+    importance = allocation.channel_importance(structure, model, None)
+    blocks = allocation.internal_units(depth_lib.removable_blocks(model, example[:1]), structure, importance, {})
+    dense = table.predict({n: (op.cin, op.cout) for n, (op, _) in ops.items()})
+    return model, structure, ops, table, importance, blocks, dense
+
+
+def test_blocks_are_units_of_the_allocation_when_thinning_cannot_reach_the_limit():
+    model, structure, ops, table, importance, blocks, dense = resnet20_allocation()
+    assert len(blocks) == 7 and all(len(units) == 1 for units in blocks.values())  # identity shortcuts: inner group
+    ceilings = dict.fromkeys(importance, 0.5)
+    thin = allocation.allocate(table, ops, structure, model, importance, ceilings, 0.2 * dense, 4)
+    assert thin.ms > 0.2 * dense and thin.blocks == []  # half the channels at most: the limit is out of reach
+    deep = allocation.allocate(table, ops, structure, model, importance, ceilings, 0.2 * dense, 4,
+                               blocks=blocks, max_blocks=6)
+    assert 1 <= len(deep.blocks) <= 6 and set(deep.blocks) <= set(blocks)
+    members = {m: k for g, k in deep.channels.items() for m in structure.groups[g]}
+    assert deep.ms == pytest.approx(table.predict(latency_table.widths_from(ops, structure, members, {}, model,
+                                                                            deep.blocks)))
+    assert deep.ms < thin.ms
+
+
+def test_a_block_whose_channels_matter_least_goes_first():
+    model, structure, ops, table, importance, blocks, dense = resnet20_allocation()
+    idle = sorted(blocks)[4]
+    for u in blocks[idle]:
+        importance[u] = importance[u] * 1e-6  # as if the block barely changed the loss
+    chosen = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
+                                 0.85 * dense, 4, blocks=blocks, max_blocks=1)
+    assert chosen.blocks == [idle]  # thinned first, then gone with what little it kept
+    capped = allocation.allocate(table, ops, structure, model, importance, dict.fromkeys(importance, 0.9),
+                                 0.5 * dense, 4, blocks=blocks, max_blocks=1)
+    assert len(capped.blocks) == 1  # never more than max_blocks
+
+
+def test_latency_aware_blocks_joins_the_front_with_the_blocks_it_chose():
+    digits = data_lib.load("digits")
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8, width_mult=2.0)
+    pruned = edgeprune.prune(model, digits, method="mix_and_match", granularity="channel", budget="latency<=70%",
+                             finetune=0, criteria=["magnitude"], strategies=["balanced"], drop_blocks=[0, 2],
+                             deploy_metrics=False)
+    joint = [r for r in pruned.candidates if r["decided"]["strategy"] == "latency_aware_blocks"]
+    assert len(joint) == 1, [r["decided"]["strategy"] for r in pruned.candidates]
+    decided = joint[0]["decided"]
+    assert decided["measured"] <= decided["limit"] and len(decided["dropped_blocks"]) <= 2
+    depth = len(decided["dropped_blocks"])
+    assert joint[0]["id"].startswith("mam-magnitude-latency_aware_blocks" + (f"-d{depth}" if depth else "") + "-b")

@@ -57,6 +57,7 @@ CLOSE = 0.05  # a table's proposal confirmed within this fraction below the limi
 MISS_MARGIN = 0.03  # after misses in a row, a table's next proposal aims this much lower per miss
 MISS_BUMPS = 10  # after a miss, at most this many steps of MISS_MARGIN lower until a proposal prunes more
 LATENCY_AWARE = "latency_aware"  # the strategy latency-aware allocation adds to an ONNX Runtime latency budget's ten
+LATENCY_AWARE_BLOCKS = "latency_aware_blocks"  # the same knapsack choosing residual blocks too (drop_blocks > 0)
 TABLE_CANDIDATES = 12  # pruned copies timed whole when a latency table is built (half fit it, half check it)
 
 # channel fractions per role: far below the weight ranges (removing a fraction f of channels on both sides
@@ -138,7 +139,15 @@ def _ranked_blocks(model: nn.Module, example: torch.Tensor, batches, deepest: in
     return sorted(names, key=influence.__getitem__)
 
 
-def rounding(state: ChannelState, budget, depth: int = 0) -> int:
+Depth = int | tuple[str, ...]  # residual blocks removed: the first k of ``state.blocks``, or these by name
+
+
+def removed_blocks(state: ChannelState, depth: Depth) -> tuple[str, ...]:
+    """The residual blocks ``depth`` removes."""
+    return tuple(depth) if isinstance(depth, tuple) else tuple(state.blocks[:depth])
+
+
+def rounding(state: ChannelState, budget, depth: Depth = 0) -> int:
     """The multiple kept widths are rounded to under ``budget`` with ``depth`` blocks removed: ``round_to``, or for
     "auto" ONNX Runtime's channel block under every budget (odd widths save MACs, parameters and bytes but little
     time; ExecuTorch's XNNPACK has no block of its own we know, so it gets the same). A budget the block cannot
@@ -152,7 +161,7 @@ def _is_latency(budget) -> bool:
     return isinstance(budget, Budget) and budget.kind == "latency"
 
 
-def align(state: ChannelState, budget, depth: int = 0) -> int:
+def align(state: ChannelState, budget, depth: Depth = 0) -> int:
     """For round_to="auto": the coarsest of ONNX Runtime's channel block, its half, quarter... down to 1 at which
     ``budget`` can be met (every layer at :data:`CEILING`), kept for :func:`rounding`, with a warning when it is
     finer than the block. Under a latency budget too: finer widths save less time per MAC, but where the block stops
@@ -172,21 +181,22 @@ def align(state: ChannelState, budget, depth: int = 0) -> int:
     state.rounded[key] = multiple
     if multiple < block:
         warnings.warn(f"budget {budget} cannot be met with kept widths multiples of {block} (ONNX Runtime's channel "
-                      f"block){f' and {depth} residual block(s) removed' if depth else ''}: kept widths are multiples "
+                      f"block){f' and {len(removed_blocks(state, depth))} residual block(s) removed' if depth else ''}: "
+                      f"kept widths are multiples "
                       f"of {multiple}, which ONNX Runtime runs slower per MAC", UserWarning, stacklevel=3)
     return multiple
 
 
 def pruned_copy(state: ChannelState, model: nn.Module, vector: dict, budget, criterion: str = "magnitude",
-                depth: int = 0):
+                depth: Depth = 0):
     """A copy of ``model`` with the channels of strategy ``vector`` ("<module>.weight" -> fraction) removed,
-    kept widths rounded as :func:`rounding` says for ``budget``, and its ``depth`` residual blocks of least
-    influence replaced by the identity."""
+    kept widths rounded as :func:`rounding` says for ``budget``, and the residual blocks ``depth`` removes (an int:
+    that many of least influence) replaced by the identity."""
     small = heads_lib.split_attention(copy.deepcopy(model))
     widths = prune_channels(small, state.example, state.structure, fractions_from_params(vector),
                             state.scores.get(criterion), round_to=rounding(state, budget, depth))
     _warn_kept_whole(state, widths.skipped)
-    depth_lib.drop_blocks(small, state.blocks[:depth])
+    depth_lib.drop_blocks(small, list(removed_blocks(state, depth)))
     return small, widths
 
 
@@ -195,9 +205,9 @@ def reference(state: ChannelState) -> nn.Module:
     return heads_lib.split_attention(state.model, copied=True)
 
 
-def after_blocks(state: ChannelState, pruned: nn.Module, depth: int) -> list[str]:
+def after_blocks(state: ChannelState, pruned: nn.Module, depth: Depth) -> list[str]:
     """The layers of ``pruned`` that run after its removed residual blocks (their inputs changed)."""
-    return depth_lib.downstream(pruned, state.blocks[:depth], state.example[:1]) if depth else []
+    return depth_lib.downstream(pruned, list(removed_blocks(state, depth)), state.example[:1]) if depth else []
 
 
 def _warn_kept_whole(state: ChannelState, notes: list[str]) -> None:
@@ -244,9 +254,10 @@ class Calibrated:
     shift: float | None  # None: not a shifted strategy (latency-aware allocation)
     measured: float
     widened: bool  # some layers had to leave their ranges
+    depth: Depth  # the residual blocks removed (latency-aware allocation with blocks: the ones it chose)
 
 
-def _value(state: ChannelState, vector: dict, budget, depth: int, exact: bool) -> float:
+def _value(state: ChannelState, vector: dict, budget, depth: Depth, exact: bool) -> float:
     """``budget``'s quantity on the model pruned by ``vector`` (cached per set of widths); FP32 size not ``exact``:
     predicted from the stored numbers and the input model's other bytes."""
     small, widths = pruned_copy(state, state.model, vector, budget, depth=depth)
@@ -256,12 +267,12 @@ def _value(state: ChannelState, vector: dict, budget, depth: int, exact: bool) -
     return state.cache[key]
 
 
-def _predicted_sparsity(state: ChannelState, vector: dict, budget, depth: int) -> float:
+def _predicted_sparsity(state: ChannelState, vector: dict, budget, depth: Depth) -> float:
     """The sparsity of the model ``vector`` prunes, from the widths its layers will have (no pruned copy): the
     convolution and linear weights removed over the input model's prunable weights."""
     ops = _ops(state)
     widths = latency_table.predicted_widths(ops, state.structure, fractions_from_params(vector),
-                                            rounding(state, budget, depth), _split_model(state), state.blocks[:depth])
+                                            rounding(state, budget, depth), _split_model(state), removed_blocks(state, depth))
     removed = sum(_weights(op, op.cin, op.cout) - (_weights(op, *widths[n]) if n in widths else 0)
                   for n, (op, _) in ops.items())
     return removed / max(state.meter.dense["prunable"], 1)
@@ -273,7 +284,7 @@ def _weights(op: latency_table.Op, cin: int, cout: int) -> int:
     return cin * cout // op.at(cin, cout).groups * kernel
 
 
-def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0, predict_sparsity: bool = True) -> Calibrated:
+def calibrate(state: ChannelState, vector: dict, budget, depth: Depth = 0, predict_sparsity: bool = True) -> Calibrated:
     """Shift ``vector`` by one common amount so the pruned model fits ``budget`` with the least pruning.
 
     FP32 ONNX size is bisected on the file size predicted from the stored numbers (the graph's other bytes
@@ -310,7 +321,7 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0, predict
         bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
         if fits(value(_shifted(vector, widened, -1.0))):
             v = _shifted(vector, widened, -1.0)
-            return Calibrated(v, -1.0, value(v, exact=True), True)
+            return Calibrated(v, -1.0, value(v, exact=True), True, depth)
 
     def bisect() -> float:
         lo_t, hi_t = -1.0, 1.0
@@ -324,13 +335,13 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0, predict
         return hi_t
 
     if table is not None:
-        def propose() -> tuple[dict, float]:
+        def propose() -> tuple[dict, float, Depth]:
             t = bisect()
-            return _shifted(vector, bounds, t), t
+            return _shifted(vector, bounds, t), t, depth
 
-        hi_t, _, measured, _ = _confirm(state, table, budget, depth, propose, scale)
+        hi_t, _, measured, _, _ = _confirm(state, table, budget, propose, scale)
         if fits(measured):
-            return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide)
+            return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide, depth)
     else:
         hi_t = bisect()
     measured = value(_shifted(vector, bounds, hi_t), exact=True)
@@ -348,7 +359,7 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: int = 0, predict
         if fits(measured) or hi_t >= 1.0:
             break
         hi_t = 0.5 * (hi_t + 1.0)
-    return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide)
+    return Calibrated(_shifted(vector, bounds, hi_t), hi_t, measured, wide, depth)
 
 
 # ------------------------------------------------------------------------------------------ latency tables
@@ -439,34 +450,34 @@ def _table_candidates(state: ChannelState, budget) -> list[nn.Module]:
     return out
 
 
-def _table_value(state: ChannelState, table, vector: dict, budget, depth: int) -> float:
+def _table_value(state: ChannelState, table, vector: dict, budget, depth: Depth) -> float:
     """``budget``'s latency of the model ``vector`` prunes, as the table predicts it (a relative budget: the input
     model's measured latency times the predicted ratio)."""
     split, ops = _split_model(state), _ops(state)
     widths = latency_table.predicted_widths(ops, state.structure, fractions_from_params(vector),
-                                            rounding(state, budget, depth), split, state.blocks[:depth])
+                                            rounding(state, budget, depth), split, removed_blocks(state, depth))
     if not budget.relative:
         return table.predict(widths)
     dense = table.predict(latency_table.widths_in(ops))
     return state.meter.dense_value(budget) * table.predict(widths) / dense
 
 
-def _confirm(state: ChannelState, table, budget, depth: int, propose, scale: list) -> tuple:
+def _confirm(state: ChannelState, table, budget, propose, scale: list) -> tuple:
     """Time the table's proposal (a confirming, longer timing); when it misses the limit, or fits more than
     :data:`CLOSE` below it, rescale the table to that timing and propose again, up to :data:`CONFIRMATIONS` timings.
-    ``propose()`` gives (vector, how much it prunes) under the current ``scale[0]``; after a miss the table aims lower
-    until a proposal prunes more (:data:`MISS_BUMPS`). Returns (how much, vector, measured) of the least-pruned proposal
-    that fit, else of the last, and the number of timings."""
+    ``propose()`` gives (vector, how much it prunes, blocks removed) under the current ``scale[0]``; after a miss the
+    table aims lower until a proposal prunes more (:data:`MISS_BUMPS`). Returns (how much, vector, measured, blocks
+    removed) of the least-pruned proposal that fit, else of the last, and the number of timings."""
     fits, limit = state.meter.limit(budget)
     best = last = None
     misses = timed = 0
-    vector, pruning = propose()
+    vector, pruning, depth = propose()
     while timed < CONFIRMATIONS:
         timed += 1
         small, _ = pruned_copy(state, state.model, vector, budget, depth=depth)
         # the fast exporter's file: ONNX Runtime runs it as fast as the shipped one, which the deploy metrics time
         measured = state.meter.value(small, budget, confirm=True, shipped=False)
-        last = (pruning, vector, measured)
+        last = (pruning, vector, measured, depth)
         if fits(measured) and (best is None or pruning < best[0]):
             best = last
         if fits(measured) and measured >= limit * (1 - CLOSE):
@@ -474,33 +485,37 @@ def _confirm(state: ChannelState, table, budget, depth: int, propose, scale: lis
         predicted = _table_value(state, table, vector, budget, depth)
         misses = 0 if fits(measured) else misses + 1  # after a second miss in a row, aim a little lower each time
         scale[0] = (measured / predicted if predicted > 0 else scale[0]) * (1 + MISS_MARGIN * max(misses - 1, 0))
-        vector, proposal = propose()
+        vector, proposal, depth = propose()
         for _ in range(MISS_BUMPS):  # a miss must prune more: the rescaled table may round to the same widths
             if fits(measured) or proposal > pruning:
                 break
             scale[0] *= 1 + MISS_MARGIN
-            vector, proposal = propose()
+            vector, proposal, depth = propose()
         if proposal == pruning or (best is not None and proposal >= best[0]):
             break
         pruning = proposal
     return (best or last) + (timed,)
 
 
-def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Calibrated:
+def calibrate_latency_aware(state: ChannelState, budget, depth: Depth = 0, max_blocks: int = 0) -> Calibrated:
     """The ``latency_aware`` strategy: channels removed where they cost least importance per millisecond saved
     (:func:`edgeprune.select.allocation.allocate` on the latency table), within the layers' ranges (widened to
     :data:`CEILING` if the budget needs it), until the table predicts the limit; confirmed by timing as the ten
     strategies are. Importance: first-order Taylor ``|w * dL/dw|`` over the calibration batches (as Torch-Pruning's
     GroupTaylorImportance and HALP), comparable across layers; without data, the weight magnitude relative to each
-    layer's mean (:func:`allocation.channel_importance`)."""
+    layer's mean (:func:`allocation.channel_importance`).
+
+    ``max_blocks`` > 0 (:data:`LATENCY_AWARE_BLOCKS`): up to that many of the removable residual blocks are units of
+    the same knapsack, so the allocation itself chooses how deep, and which blocks, against how thin."""
     table = _table(state, budget)
     if table is None:
         raise ConfigError(f"strategy {LATENCY_AWARE!r} needs a latency budget and latency_table=True, "
                           f"got budget {budget}")
     fits, limit = state.meter.limit(budget)
-    align(state, budget, depth)
-    split, ops, r = _split_model(state), _ops(state), rounding(state, budget, depth)
+    r = align(state, budget, depth if not max_blocks else max_blocks)
+    split, ops = _split_model(state), _ops(state)
     importance, heads = _allocation_importance(state)
+    blocks = allocation.internal_units(state.blocks, state.structure, importance, heads) if max_blocks else {}
     ceilings = {u: min((state.ranges.get(f"{m}.weight", (0.0, 0.0))[1]
                         for m in (heads[u][0] if u in heads else state.structure.groups[u])), default=0.0)
                 for u in importance}
@@ -508,28 +523,35 @@ def calibrate_latency_aware(state: ChannelState, budget, depth: int = 0) -> Cali
     reference = state.meter.dense_value(budget) if budget.relative else None
     scale, widened = [1.0], [False]
 
-    def propose() -> tuple[dict, int]:
+    def propose() -> tuple[dict, int, Depth]:
         target = limit / scale[0] * (dense / reference if reference else 1.0)  # in the table's milliseconds
-        kept, heads_kept, ms = allocation.allocate(table, ops, state.structure, split, importance, ceilings, target, r,
-                                                   state.blocks[:depth], heads)
-        if ms > target:  # not within the ranges: layers may leave them
+        chosen = allocation.allocate(table, ops, state.structure, split, importance, ceilings, target, r,
+                                     removed_blocks(state, depth), heads, blocks, max_blocks)
+        if chosen.ms > target:  # not within the ranges: layers may leave them
             widened[0] = True
-            kept, heads_kept, _ = allocation.allocate(table, ops, state.structure, split, importance,
-                                                      dict.fromkeys(importance, CEILING), target, r,
-                                                      state.blocks[:depth], heads)
+            chosen = allocation.allocate(table, ops, state.structure, split, importance,
+                                         dict.fromkeys(importance, CEILING), target, r, removed_blocks(state, depth),
+                                         heads, blocks, max_blocks)
+        kept, heads_kept = chosen.channels, chosen.heads
         channels = {g: state.structure.channels[state.structure.groups[g][0]] for g in kept}
         vector = {p: 0.0 for p in state.ranges}
         vector.update({f"{m}.weight": max(0.0, 1.0 - (k + 0.5) / channels[g]) for g, k in kept.items()
                        for m in state.structure.groups[g] if f"{m}.weight" in vector})
         vector.update({f"{n}.weight": (heads[a][2] - k) / heads[a][2] for a, k in heads_kept.items()
                        for n in heads[a][0] if f"{n}.weight" in vector})
-        return vector, sum(channels[g] - k for g, k in kept.items()) + sum(heads[a][2] - k for a, k in heads_kept.items())
+        gone = tuple(chosen.blocks) if max_blocks else depth
+        if max_blocks and state.round_to == "auto":
+            state.rounded[(str(budget), gone)] = r
+        inside = {u for b in chosen.blocks for u in blocks[b]}
+        pruning = sum(total - (0 if u in inside else k) for u, k, total in
+                      [*((g, k, channels[g]) for g, k in kept.items()), *((a, k, heads[a][2]) for a, k in heads_kept.items())])
+        return vector, pruning, gone
 
-    _, vector, measured, timed = _confirm(state, table, budget, depth, propose, scale)
+    _, vector, measured, gone, timed = _confirm(state, table, budget, propose, scale)
     if not fits(measured):
         raise ConfigError(f"its last of {timed} proposal(s) timed measured {budget.describe(measured)}, over the limit "
                           f"{budget.describe(limit)}")
-    return Calibrated(vector, None, measured, widened[0])
+    return Calibrated(vector, None, measured, widened[0], gone)
 
 
 class Unreachable(ConfigError):
@@ -587,28 +609,49 @@ def strategy_vectors(state: ChannelState, names, budget, depth: int = 0) -> dict
     out = {}
     for name in names:
         if name == LATENCY_AWARE:
-            try:
-                c = calibrate_latency_aware(state, budget, depth)
-            except ConfigError as exc:  # the ten strategies may still meet it: leave this one out
-                warnings.warn(f"strategy {LATENCY_AWARE} is left out at {budget}: {exc}", UserWarning, stacklevel=2)
+            c = _left_out_if_unmet(lambda: calibrate_latency_aware(state, budget, depth), name, budget)
+            if c is None:
                 continue
         else:
             c = calibrate(state, strategies_lib.build(name, state.ranges, state.roles), budget, depth)
-        _, limit = state.meter.limit(budget)
-        state.calibrated[(str(budget), name, depth)] = {
-            "budget": str(budget), "limit": limit, "shift": None if c.shift is None else round(c.shift, 6), "measured": c.measured,
-            "widened": c.widened, "dropped_blocks": state.blocks[:depth], "round_to": rounding(state, budget, depth)}
-        if name == LATENCY_AWARE:
-            state.calibrated[(str(budget), name, depth)]["importance"] = "taylor" if state.batches else "magnitude"
-        table = _table(state, budget)
-        if table is not None:  # what proposed the widths, and how well it predicts held-out candidates
-            state.calibrated[(str(budget), name, depth)]["latency_table"] = {
-                "key": table.key, "device": table.device.get("name"), "runtime": budget.runtime,
-                "median_abs_pct": table.error["median_abs_pct"]}
+        _record(state, budget, name, c)
         out[name] = c.vector
     return out
 
 
+def blocks_strategy(state: ChannelState, budget, max_blocks: int) -> tuple[dict, tuple[str, ...]] | None:
+    """:data:`LATENCY_AWARE_BLOCKS` calibrated to ``budget``: (its vector, the residual blocks it removes), recorded as
+    :func:`strategy_vectors` records; None, with a warning, when its proposals never met the budget."""
+    c = _left_out_if_unmet(lambda: calibrate_latency_aware(state, budget, max_blocks=max_blocks),
+                           LATENCY_AWARE_BLOCKS, budget)
+    if c is None:
+        return None
+    _record(state, budget, LATENCY_AWARE_BLOCKS, c)
+    return c.vector, c.depth
+
+
+def _left_out_if_unmet(calibrated, name: str, budget) -> Calibrated | None:
+    try:
+        return calibrated()
+    except ConfigError as exc:  # the ten strategies may still meet it: leave this one out
+        warnings.warn(f"strategy {name} is left out at {budget}: {exc}", UserWarning, stacklevel=3)
+        return None
+
+
+def _record(state: ChannelState, budget, name: str, c: Calibrated) -> None:
+    _, limit = state.meter.limit(budget)
+    record = {"budget": str(budget), "limit": limit, "shift": None if c.shift is None else round(c.shift, 6),
+              "measured": c.measured, "widened": c.widened, "dropped_blocks": list(removed_blocks(state, c.depth)),
+              "round_to": rounding(state, budget, c.depth)}
+    if c.shift is None:
+        record["importance"] = "taylor" if state.batches else "magnitude"
+    table = _table(state, budget)
+    if table is not None:  # what proposed the widths, and how well it predicts held-out candidates
+        record["latency_table"] = {"key": table.key, "device": table.device.get("name"), "runtime": budget.runtime,
+                                   "median_abs_pct": table.error["median_abs_pct"]}
+    state.calibrated[(str(budget), name, c.depth)] = record
+
+
 __all__ = ["CHANNEL_RANGES", "ChannelState", "Calibrated", "prepare", "rounding", "align", "pruned_copy", "calibrate",
-           "calibrate_latency_aware", "table_of", "LATENCY_AWARE",
-           "strategy_vectors", "deploy_metrics"]
+           "calibrate_latency_aware", "table_of", "LATENCY_AWARE", "LATENCY_AWARE_BLOCKS", "removed_blocks",
+           "strategy_vectors", "blocks_strategy", "deploy_metrics"]

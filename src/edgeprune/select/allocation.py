@@ -1,7 +1,7 @@
 """Latency-aware allocation: remove the channels of least importance per millisecond saved (HALP's greedy knapsack
 over a latency table, Shen et al. 2022), within each layer's range.
 
-    kept = allocate(table, ops, structure, model, importance, ceilings, limit_ms, round_to=8)
+    kept = allocate(table, ops, structure, model, importance, ceilings, limit_ms, round_to=8).channels
 
 Every coupled group's channels are ranked by importance: for each layer the group's channels pass through (its
 members' outputs, its readers' inputs), the per-weight scores summed per channel, summed over the layers. First-order
@@ -9,12 +9,14 @@ Taylor scores (``|w * dL/dw|``) compare across layers as they are; weight magnit
 mean first, so layers of any fan-in compare, and a channel of a residual stream that seven layers read counts about
 seven times one that a single convolution makes and the next reads. Starting from the whole model, each step removes one ``round_to`` block of channels from
 the group where the importance removed per millisecond the table says it saves is least, until the table predicts
-``limit_ms`` or every group reached its ceiling.
+``limit_ms`` or every group reached its ceiling. Residual blocks may be units too: a block goes whole when the
+importance its channels still keep, per millisecond its operators take, is the least.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -81,46 +83,89 @@ def head_importance(heads: dict, model: nn.Module, scores: dict | None, relative
     return out
 
 
+class Allocation(NamedTuple):
+    channels: dict  # group index -> channels kept
+    heads: dict  # attention -> heads kept
+    ms: float  # the table's milliseconds for them
+    blocks: list  # residual blocks removed
+
+
+def internal_units(blocks: list[str], structure: StructurePlan, units, heads: dict) -> dict[str, list]:
+    """Block -> the allocation units (group indices, attention names) wholly inside it: what removing the block takes
+    with it. Blocks with none are left out (nothing would price their removal)."""
+    out = {}
+    for block in blocks:
+        found = [u for u in units if _inside(block, heads[u][0] if u in heads else
+                                             [*structure.groups[u], *structure.consumers[u]])]
+        if found:
+            out[block] = found
+    return out
+
+
+def _inside(block: str, names) -> bool:
+    return bool(names) and all(n.startswith(f"{block}.") for n in names)
+
+
 def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn.Module,
              importance: dict, ceilings: dict, limit_ms: float, round_to: int, removed: list[str] = (),
-             heads: dict | None = None) -> tuple[dict[int, int], dict[str, int], float]:
-    """(group index -> channels kept, attention -> heads kept, the table's milliseconds for them): blocks of
-    ``round_to`` channels (or one head) removed greedily, least importance per predicted millisecond saved first
-    (blocks the table predicts no saving for last), until the table predicts at most ``limit_ms`` (or nothing may
+             heads: dict | None = None, blocks: dict[str, list] | None = None, max_blocks: int = 0) -> Allocation:
+    """Blocks of ``round_to`` channels (or one head) removed greedily, least importance per predicted millisecond saved
+    first (blocks the table predicts no saving for last), until the table predicts at most ``limit_ms`` (or nothing may
     lose more: each unit keeps at least ``(1 - ceilings[unit])`` of it, and a group ``round_to`` channels, an
     attention one head). ``importance``: group index or attention name -> per channel / head
-    importance; ``heads``: :func:`edgeprune.select.latency_table.kept_heads` for no pruning."""
-    heads = heads or {}
+    importance; ``heads``: :func:`edgeprune.select.latency_table.kept_heads` for no pruning.
+
+    ``blocks`` (:func:`internal_units`): residual blocks that may go whole, at most ``max_blocks`` of them, each priced
+    at the importance its units still keep and saving every operator it runs (what a block costs beyond its channels:
+    the per-operator part of the time, which thinning never removes)."""
+    heads, blocks = heads or {}, blocks or {}
     totals = {u: (heads[u][2] if u in heads else structure.channels[structure.groups[u][0]]) for u in importance}
     steps = {u: 1 if u in heads else round_to for u in importance}
     kept = dict(totals)
     floors = {u: max(min(steps[u], c), math.ceil(c * (1 - ceilings.get(u, 0.0)))) for u, c in totals.items()}
     ranked = {u: np.cumsum(np.sort(v)) for u, v in importance.items()}  # removed importance, least first
+    dropped, frozen = [], set()
 
-    def predict(state: dict) -> float:
+    def removed_importance(u, k: int) -> float:
+        return ranked[u][totals[u] - k - 1] if k < totals[u] else 0.0
+
+    def predict(state: dict, gone: list) -> float:
         channels = {m: k for u, k in state.items() if u not in heads for m in structure.groups[u]}
         attention = {a: (heads[a][0], state[a], heads[a][2]) for a in heads if a in state}
-        return table.predict(widths_from(ops, structure, channels, attention, model, removed))
+        return table.predict(widths_from(ops, structure, channels, attention, model, [*removed, *gone]))
 
-    now = predict(kept)
+    now = predict(kept, dropped)
     while now > limit_ms:
         best = None
         for u, k in kept.items():
             step = (k - 1) // steps[u] * steps[u] if steps[u] > 1 else k - 1
-            if step < floors[u]:
+            if u in frozen or step < floors[u]:
                 continue
-            after = predict({**kept, u: step})
-            saved = now - after
-            cost = ranked[u][totals[u] - step - 1] - (ranked[u][totals[u] - k - 1] if k < totals[u] else 0.0)
+            after = predict({**kept, u: step}, dropped)
+            cost = removed_importance(u, step) - removed_importance(u, k)
             # a step the table sees no saving in ranks last, least importance first: a table fitted on noisy
             # timings can be flat where the device is not, and the confirming timing decides
-            value = (cost / saved if saved > 1e-9 else math.inf, cost)
+            value = (cost / (now - after) if now - after > 1e-9 else math.inf, cost)
             if best is None or value < best[0]:
                 best = (value, u, step, after)
+        for block, units in blocks.items() if len(dropped) < max_blocks else ():
+            if block in dropped:
+                continue
+            after = predict(kept, [*dropped, block])
+            cost = sum(ranked[u][-1] - removed_importance(u, kept[u]) for u in units)
+            value = (cost / (now - after) if now - after > 1e-9 else math.inf, cost)
+            if best is None or value < best[0]:
+                best = (value, block, None, after)
         if best is None:
             break
-        _, u, kept[u], now = best
-    return ({u: k for u, k in kept.items() if u not in heads}, {u: k for u, k in kept.items() if u in heads}, now)
+        _, u, step, now = best
+        if step is None:
+            dropped.append(u)
+            frozen.update(blocks[u])
+        else:
+            kept[u] = step
+    return Allocation({u: k for u, k in kept.items() if u not in heads}, {u: k for u, k in kept.items() if u in heads},
+                      now, dropped)
 
 
-__all__ = ["channel_importance", "head_importance", "allocate"]
+__all__ = ["channel_importance", "head_importance", "internal_units", "allocate", "Allocation"]

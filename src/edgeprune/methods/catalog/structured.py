@@ -35,7 +35,8 @@ class Options(ScoredOptions, reconstruction.ReconstructOptions):
     latency_aware: bool = pydantic.Field(
         True, description="With a latency table: one more strategy, latency_aware, removing the channels and attention "
                           "heads of least (Taylor) importance per millisecond the table says they save (HALP's greedy "
-                          "knapsack).")
+                          "knapsack); with drop_blocks above 0, also latency_aware_blocks, whose knapsack removes up "
+                          "to max(drop_blocks) residual blocks too, choosing which.")
     deploy_metrics: bool = pydantic.Field(
         True, description="ONNX bytes and ONNX Runtime latency (batch 1 and 32) in every record.")
     # removing blocks removes operators, which channels cannot (batch-1 latency)
@@ -141,6 +142,7 @@ class Structured(Method):
                 unreachable.append((depth, exc))
         if len(unreachable) == len(depths):
             raise unreachable[0][1]
+        plan += self._blocks_candidates(state, budget, seeds)
         if self.options.scratch_epochs:
             vector = structured_mam.uniform_vector(state, budget)
             setting = {"strategy": structured_mam.SCRATCH, "criterion": "scratch", "aliases": [], "sparsities": vector,
@@ -151,9 +153,22 @@ class Structured(Method):
             warnings.warn(f"drop_blocks={depth}: {exc}; its candidates are left out", UserWarning, stacklevel=3)
         return plan
 
+    def _blocks_candidates(self, state, budget, seeds):
+        """With blocks to remove and a latency table: latency-aware allocation choosing blocks and widths together."""
+        deepest, name = max(self.options.drop_blocks), structured_mam.LATENCY_AWARE_BLOCKS
+        if not (deepest and self.options.latency_aware and structured_mam.has_table(state, budget)):
+            return []
+        found = structured_mam.blocks_strategy(state, budget, deepest)
+        if found is None:
+            return []
+        vector, blocks = found
+        return strategy_candidates({name: vector}, [name], state.criteria, budget, seeds,
+                                   tag=f"-d{len(blocks)}" if blocks else "",
+                                   setting={"granularity": "channel", "drop_blocks": len(blocks), "blocks": list(blocks)})
+
     def prune(self, state, model, candidate):
         setting = candidate.setting
-        depth = setting.get("drop_blocks", 0)
+        depth = tuple(setting["blocks"]) if "blocks" in setting else setting.get("drop_blocks", 0)
         scratch = setting.get("scratch", False)
         pruned, widths = structured_mam.pruned_copy(state, model, setting["sparsities"], candidate.budget,
                                                     "magnitude" if scratch else setting["criterion"], depth)
