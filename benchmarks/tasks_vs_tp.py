@@ -229,17 +229,26 @@ def remembered(fits):
 
 class ArmCache:
     """Each finished arm of a seed (its model and its figures) kept in ``folder``, so a seed killed partway (a session
-    ends) resumes at the arm it was in; an arm kept under other settings is run again."""
+    ends) resumes at the arm it was in, and an arm added later (a Torch-Pruning variant) reuses the others; an arm
+    kept under other settings, of those that shape it, is run again."""
+
+    OTHER_ARMS = {"tp", "tp_steps", "scratch_epochs"}  # shape the Torch-Pruning and scratch arms only
 
     def __init__(self, folder: Path, settings: dict, make):
         self.folder, self.settings, self.make = folder, json.loads(json.dumps(settings)), make
+
+    def _same(self, kept: dict, label: str) -> bool:
+        own = {"tp_steps"} if label.startswith("TP") else {"scratch_epochs"} if label.startswith("scratch") else set()
+        ignored = self.OTHER_ARMS - own
+        return ({k: v for k, v in kept.items() if k not in ignored}
+                == {k: v for k, v in self.settings.items() if k not in ignored})
 
     def get(self, label: str, run, make=None) -> tuple[nn.Module, dict]:
         slug = label.replace(" ", "_").replace("(", "").replace(")", "")
         weights, meta = self.folder / f"{slug}.pt", self.folder / f"{slug}.json"
         if meta.exists() and weights.exists():
             kept = json.loads(meta.read_text())
-            if kept["settings"] == self.settings:
+            if self._same(kept["settings"], label):
                 print(f"{label}: kept from an earlier run ({weights})", flush=True)
                 return edgeprune.load(weights, model=(make or self.make)()), kept["entry"]
         model, entry = run()
