@@ -277,7 +277,7 @@ def collect(name: str) -> None:
                                  "dense_ms": dense_ms}}
     lines = [f"### Structured pruning at a measured latency budget, {len(runs)} seeds: {runs[0]['model']} "
              f"{runs[0]['model_args'] or ''} on MNIST, {s0['dense_epochs']} dense + {s0['finetune_epochs']} fine-tune epochs"
-             f"{', ours also removes ' + s0['drop_blocks'] + ' residual blocks' if 'drop_blocks' in s0 else ''}",
+             f"{ours_extras(s0)}",
              "",
              f"Budget `{runs[0]['budget']}` (ONNX Runtime, 1 thread), seeds {', '.join(map(str, seeds))} (each seed: its own "
              f"MNIST subset of {s0['mnist_train_val_images']:,} train+val images, dense model and fine-tunes); dense "
@@ -430,6 +430,8 @@ def main() -> None:
                    help="kept widths are multiples of it (ours and Torch-Pruning); auto: this CPU's channel_block()")
     p.add_argument("--tp-round-to", help="Torch-Pruning's kept-width multiple, if not --round-to (e.g. 1 where aligned "
                    "widths cannot reach the budget without removing blocks, which Torch-Pruning does not)")
+    p.add_argument("--reconstruct", action="store_true",
+                   help="ours re-fits each thinned layer to the input model's outputs before fine-tuning (reconstruct=True)")
     p.add_argument("--name", help="results/NAME.json (default: structured_MODEL[_ARGS][_rN]; _sK added for seed K)")
     p.add_argument("--render", action="store_true", help="rewrite sections/NAME.md from results/NAME.json")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files of this setting")
@@ -476,7 +478,7 @@ def main() -> None:
     ours = edgeprune.prune(dense, splits, method="mix_and_match", budget=budget, finetune=args.epochs, seed=args.seed,
                            granularity="channel", criteria=args.criteria.split(","),
                            strategies=args.strategies.split(","), calib_batches=4, round_to="auto" if auto else args.round_to,
-                           drop_blocks=[int(v) for v in args.drop_blocks.split(",")])
+                           drop_blocks=[int(v) for v in args.drop_blocks.split(",")], reconstruct=args.reconstruct)
     ours_seconds = time.perf_counter() - t0
     limit_ms = next(r["decided"]["limit"] for r in ours.candidates if r.get("status") == "ok")
     print(f"ours: {len(ours.candidates)} candidates, {ours_seconds:.0f}s, limit {limit_ms:.3f} ms", flush=True)
@@ -513,6 +515,7 @@ def main() -> None:
                      **({"tp_round_to": tp_round_to} if tp_round_to != args.round_to else {}),
                      **({"ours_round_to": "auto"} if auto else {}),
                      **({"drop_blocks": args.drop_blocks} if args.drop_blocks != "0" else {}),
+                     **({"reconstruct": True} if args.reconstruct else {}),
                      "note": "one seed per invocation; --collect combines the seeds"},
         "dense": {"test_acc": dense_test, "val_acc": accuracy(dense, splits.val), "params": param_count(dense),
                   "macs": dense_macs},
@@ -531,6 +534,12 @@ def main() -> None:
     print(render(result))
 
 
+def ours_extras(settings: dict) -> str:
+    """What ours did beyond thinning channels, for a section's title."""
+    blocks = f", ours also removes {settings['drop_blocks']} residual blocks" if "drop_blocks" in settings else ""
+    return blocks + (", ours re-fits each thinned layer by least squares" if settings.get("reconstruct") else "")
+
+
 def render(result: dict) -> str:
     """The README section of one seed's run, from its result JSON."""
     st, dense, device = result["settings"], result["dense"], result["side_by_side"]
@@ -543,7 +552,7 @@ def render(result: dict) -> str:
              f"{'' if st.get('round_to', 1) == 1 else ', widths multiples of ' + str(st['round_to'])}"
              f"{' (ours finer where a number of removed blocks cannot reach the budget)' if 'ours_round_to' in st else ''}"
              f"{', Torch-Pruning widths multiples of ' + str(st['tp_round_to']) if 'tp_round_to' in st else ''}"
-             f"{', ours also removes ' + st['drop_blocks'] + ' residual blocks' if 'drop_blocks' in st else ''}",
+             f"{ours_extras(st)}",
              "",
              f"Budget `{result['budget']}` (ONNX Runtime, 1 thread: {result['limit_ms']:.3f} ms); MNIST subset of "
              f"{st['mnist_train_val_images']:,} train+val images, dense training {st['dense_epochs']} epochs, fine-tune "
