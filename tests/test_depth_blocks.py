@@ -70,3 +70,20 @@ def test_a_block_that_adds_nothing_is_least_influential_and_goes_cleanly():
     torch.testing.assert_close(model(x), before, atol=1e-2, rtol=0)
     with pytest.raises(ConfigError, match="'9' is not a module"):
         drop_blocks(model, ["9"])
+
+
+def test_blocks_of_a_model_passed_in_train_mode_are_found_through_the_public_api():
+    # a fresh torchvision model is in train mode; at 8 px its last blocks see a 1x1 map, where batch norm in train
+    # mode refuses a single example: the residual probe once crashed edgeprune.prune(..., drop_blocks=[0, 2]) here
+    import edgeprune
+    from edgeprune import data as data_lib
+
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v2(num_classes=10)
+    model.features[0][0] = nn.Conv2d(1, 32, 3, 2, 1, bias=False)
+    pruned = edgeprune.prune(model, data_lib.load("digits"), method="mix_and_match", granularity="channel",
+                             budget="macs<=60%", finetune=0, criteria=["magnitude"], strategies=["balanced"],
+                             deploy_metrics=False, drop_blocks=[0, 2])
+    assert model.training
+    dropped = [r["decided"]["dropped_blocks"] for r in pruned.candidates if r["decided"]["dropped_blocks"]]
+    assert dropped and all(len(d) == 2 and all(n.startswith("features.") for n in d) for d in dropped)

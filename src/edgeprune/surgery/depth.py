@@ -75,7 +75,7 @@ def _residual(block: nn.Module, x: torch.Tensor) -> bool:
 
     Probed on positive values in (0.1, 1) of the input's shape, which a ReLU after the addition (ResNet) keeps
     and a zeroed plain layer does not return (a recorded input may be all zeros after a dead ReLU)."""
-    probe = copy.deepcopy(block)
+    probe = copy.deepcopy(block).eval()  # a model passed in train mode: batch norm on one 1x1 input refuses to run
     for param in probe.parameters():
         param.zero_()
     values = 0.1 + 0.9 * torch.rand(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
