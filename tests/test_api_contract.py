@@ -24,6 +24,7 @@ def user_model():
 @pytest.mark.parametrize("method", sorted(edgeprune.list_methods()))
 def test_method_contract(method, user_model, tmp_path):
     data = loaders()
+    user_model.train()  # as it leaves the user's training loop
     before = copy.deepcopy(user_model.state_dict())
     budget = BUDGETS.get(method, 0.6)
     pruned = edgeprune.prune(user_model, data, method=method, budget=budget, finetune=FINETUNE,
@@ -31,6 +32,7 @@ def test_method_contract(method, user_model, tmp_path):
 
     for key, value in user_model.state_dict().items():  # the input model is untouched
         assert torch.equal(value, before[key]), key
+    assert all(m.training for m in user_model.modules())  # its mode too: the KD teacher once stayed in eval mode
     assert pruned.model is not user_model
     assert abs(pruned.record["budget_achieved"] - budget) <= get_method(method).budget_tolerance
     assert pruned.record["status"] == "ok" and pruned.record["method"] == method

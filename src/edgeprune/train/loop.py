@@ -138,8 +138,23 @@ def fit(
     """
     cfg = config or TrainConfig()
     task = _task_of(task, cfg)
-    with tasks_lib.using(task):
+    with tasks_lib.using(task), _left_as_it_was(teacher):
         return _fit(model, train_data, val_data, cfg, task, teacher, masks, pruning, device, progress, description)
+
+
+@contextlib.contextmanager
+def _left_as_it_was(teacher: nn.Module | None):
+    """The teacher (often the user's own input model) back in its train/eval mode and on its device afterwards."""
+    if teacher is None:
+        yield
+        return
+    was_training, where = teacher.training, next((p.device for p in teacher.parameters()), None)
+    try:
+        yield
+    finally:
+        teacher.train(was_training)
+        if where is not None:
+            teacher.to(where)
 
 
 def _fit(model, train_data, val_data, cfg, task, teacher, masks, pruning, device, progress, description) -> TrainResult:
