@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from pathlib import PurePath
 
@@ -68,6 +69,19 @@ def to_plain(obj, what: str):
 
 
 @torch.no_grad()
+def uncompiled(model):
+    """The module under a ``torch.compile`` wrapper (which shares its parameters), with a warning; else ``model``.
+
+    Pruning the wrapper would recompile it at every changed shape and its export fails; the pruned model is compiled
+    again by the user."""
+    inner = getattr(model, "_orig_mod", None)
+    if type(model).__name__ != "OptimizedModule" or not isinstance(inner, nn.Module):
+        return model
+    warnings.warn(f"the model is a torch.compile wrapper of {type(inner).__name__}: edgeprune works on that module "
+                  "(compile the result again)", UserWarning, stacklevel=3)
+    return inner
+
+
 def first_conv(model: nn.Module) -> nn.Module | None:
     """``model``'s first convolution (its rank tells an image model from a 1-D one), None if it has none."""
     return next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))), None)
