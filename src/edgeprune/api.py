@@ -154,7 +154,7 @@ def save(pruned: Pruned | nn.Module, path: str | os.PathLike) -> Path:
                 **{k: pruned.record[k] for k in (f"val_{metric}", f"test_{metric}", "sparsity", "params") if k in pruned.record}}
         return model_lib.save(pruned.model, path, meta=meta)
     if isinstance(pruned, nn.Module):
-        return model_lib.save(model_lib.uncompiled(pruned), path)
+        return model_lib.save(model_lib.unwrapped(pruned), path)
     raise ConfigError(f"save takes a Pruned result or a torch.nn.Module, got {type(pruned).__name__}")
 
 

@@ -23,7 +23,7 @@ SOURCES = "an nn.Module, a Pruned result, a checkpoint (.pt), a sparse artifact 
 def module_of(source) -> nn.Module | None:
     """The module ``source`` holds (itself, or a ``Pruned`` result's ``.model``); None for a path."""
     if isinstance(source, nn.Module):
-        return models.uncompiled(source)
+        return models.unwrapped(source)
     held = getattr(source, "model", None)
     if isinstance(held, nn.Module) and not isinstance(source, (str, os.PathLike)):
         return held

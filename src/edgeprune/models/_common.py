@@ -69,16 +69,23 @@ def to_plain(obj, what: str):
 
 
 @torch.no_grad()
-def uncompiled(model):
-    """The module under a ``torch.compile`` wrapper (which shares its parameters), with a warning; else ``model``.
+def unwrapped(model):
+    """The module under ``torch.compile``, ``nn.DataParallel`` or ``DistributedDataParallel`` wrappers (which share
+    its parameters), with a warning; else ``model``.
 
-    Pruning the wrapper would recompile it at every changed shape and its export fails; the pruned model is compiled
-    again by the user."""
-    inner = getattr(model, "_orig_mod", None)
-    if type(model).__name__ != "OptimizedModule" or not isinstance(inner, nn.Module):
-        return model
-    warnings.warn(f"the model is a torch.compile wrapper of {type(inner).__name__}: edgeprune works on that module "
-                  "(compile the result again)", UserWarning, stacklevel=3)
+    Pruning a wrapper recompiles it at every changed shape or names its layers ``module.*``, and its export fails;
+    the user wraps the pruned model again."""
+    inner, wrappers = model, []
+    while isinstance(inner, nn.Module):
+        below = getattr(inner, "_orig_mod", None) if type(inner).__name__ == "OptimizedModule" else (
+            inner.module if isinstance(inner, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else None)
+        if not isinstance(below, nn.Module):
+            break
+        wrappers.append("torch.compile" if type(inner).__name__ == "OptimizedModule" else type(inner).__name__)
+        inner = below
+    if wrappers:
+        warnings.warn(f"the model is a {' of a '.join(wrappers)} wrapper of {type(inner).__name__}: edgeprune works "
+                      "on that module (wrap the result again)", UserWarning, stacklevel=3)
     return inner
 
 

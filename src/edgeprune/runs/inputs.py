@@ -43,7 +43,7 @@ def _example(data, example_input) -> torch.Tensor:
 def resolve(model, data, *, task=None, example_input=None, model_args: dict | None = None, data_dir=None) -> Inputs:
     """The user's module (or a spec built for the data), the data as a ``Data``, a checked example and the task
     (``task``: see :func:`edgeprune.tasks.get`; None: the data's own, else classification)."""
-    model = model_lib.uncompiled(model)
+    model = model_lib.unwrapped(model)
     if unlabelled.is_unlabelled(data):
         data, task = unlabelled.labelled_by_model(model, data, tasks_lib.get(task), example_input)
     elif task is None and isinstance(data, str):
