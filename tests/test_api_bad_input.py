@@ -45,6 +45,16 @@ def test_input_shape_the_model_rejects():
     assert "(1, 3, 8, 8)" in one_line(exc)
 
 
+@pytest.mark.parametrize("method", ["mix_and_match", "structured", "snip", "reconvene"])
+def test_a_model_frozen_for_inference(method):
+    # every parameter requires_grad=False: "optimizer got an empty parameter list" for snip, grasp and reconvene,
+    # and no prunable channel for structured (frozen layers are fixed computation, like YOLO's DFL conv)
+    model = build().requires_grad_(False)
+    with pytest.raises(ModelError) as exc:
+        edgeprune.prune(model, loaders(), method=method)
+    assert "requires_grad=False" in one_line(exc) and "model.requires_grad_(True)" in str(exc.value)
+
+
 class AuxHead(torch.nn.Module):
     """Inception-v3's shape of trouble: an auxiliary head, run only in training, whose 5x5 kernel needs a
     feature map larger than small images give."""

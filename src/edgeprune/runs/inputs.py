@@ -61,6 +61,11 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
                                  image_size=example.shape[-1], **(model_args or {}))
     elif not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module or a model spec string, got {type(model).__name__}")
+    params = list(model.parameters())
+    if params and not any(p.requires_grad for p in params):  # frozen layers are fixed computation: none could go
+        raise ModelError(f"every parameter of {type(model).__name__} has requires_grad=False (frozen for inference?): "
+                         "edgeprune prunes and fine-tunes trainable layers; call model.requires_grad_(True) first "
+                         "(layers frozen on purpose may stay frozen)")
     was_training = model.training
     model.eval()
     try:
