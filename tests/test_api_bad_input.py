@@ -45,6 +45,22 @@ def test_input_shape_the_model_rejects():
     assert "(1, 3, 8, 8)" in one_line(exc)
 
 
+def test_labels_beyond_the_models_outputs():
+    x, y = torch.zeros(32, 1, 8, 8), torch.arange(32) % 12  # MyNet has 10 outputs
+    data = (DataLoader(TensorDataset(x, y), 16),) * 2
+    with pytest.raises(DataError) as exc:
+        edgeprune.prune(build(), data, method="magnitude", budget=0.5)
+    assert "label 11" in one_line(exc) and "0 to 9" in str(exc.value)
+
+
+def test_images_of_another_dtype_than_the_model():
+    x, y = torch.zeros(32, 1, 8, 8, dtype=torch.float64), torch.zeros(32, dtype=torch.long)
+    data = (DataLoader(TensorDataset(x, y), 16),) * 2
+    with pytest.raises(ModelError) as exc:
+        edgeprune.prune(build(), data, method="magnitude", budget=0.5)
+    assert "x is float64 and the model's parameters float32" in one_line(exc)
+
+
 @pytest.mark.parametrize("method", ["mix_and_match", "structured", "snip", "reconvene"])
 def test_a_model_frozen_for_inference(method):
     # every parameter requires_grad=False: "optimizer got an empty parameter list" for snip, grasp and reconvene,

@@ -17,7 +17,7 @@ from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.config import MAX_SEED, MAX_SEEDS
 from edgeprune.data.loaders import first_batch
-from edgeprune.errors import CheckpointError, ConfigError, EdgepruneError, ModelError, check_at_most
+from edgeprune.errors import CheckpointError, ConfigError, DataError, EdgepruneError, ModelError, check_at_most
 from edgeprune.methods.base import DefaultBudget, Method
 from edgeprune.runs import unlabelled
 from edgeprune.train import TrainConfig, default_config
@@ -84,6 +84,11 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
             data.num_classes = int(model_lib.logits_of(out).shape[1])
         if data.train is not None:
             x, y = first_batch(data.train, "training data")
+            outputs = int(model_lib.logits_of(out).shape[1])
+            if int(y.min()) < 0 or int(y.max()) >= outputs:
+                bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+                raise DataError(f"training data has the label {bad} but {type(model).__name__} has {outputs} outputs: "
+                                f"class labels must be 0 to {outputs - 1}")
             check_trains(model, x[:2], y[:2], task)
     else:
         check_task_fits(model, data, task)
@@ -110,8 +115,11 @@ def check_trains(model: nn.Module, x, y, task: tasks_lib.Task) -> None:
     except EdgepruneError:
         raise
     except Exception as exc:  # noqa: BLE001  any failure of the user's forward is a shape/type mismatch here
+        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), x.dtype)
+        hint = (f"its x is {str(x.dtype).removeprefix('torch.')} and the model's parameters "
+                f"{str(dtype).removeprefix('torch.')}: cast one to the other" if x.dtype != dtype else "a larger image size?")
         raise ModelError(f"{type(model).__name__} rejects a training batch of shape {tuple(x.shape)} in training mode "
-                         f"({model_lib.first_line(exc)[:200]}); a larger image size?") from None
+                         f"({model_lib.first_line(exc)[:200]}); {hint}") from None
     task.check_loss(loss)
 
 
