@@ -61,6 +61,16 @@ def test_images_of_another_dtype_than_the_model():
     assert "x is float64 and the model's parameters float32" in one_line(exc)
 
 
+@pytest.mark.parametrize("how", ["script", "trace"])
+def test_a_torchscript_module(how):
+    # scripted: a multi-line RuntimeError from deepcopy; traced: "no prunable layer", which hid the reason
+    model = build().eval()
+    compiled = torch.jit.script(model) if how == "script" else torch.jit.trace(model, torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ModelError) as exc:
+        edgeprune.prune(compiled, loaders(), method="mix_and_match")
+    assert "TorchScript" in one_line(exc) and "nn.Module it was made from" in str(exc.value)
+
+
 @pytest.mark.parametrize("method", ["mix_and_match", "structured", "snip", "reconvene"])
 def test_a_model_frozen_for_inference(method):
     # every parameter requires_grad=False: "optimizer got an empty parameter list" for snip, grasp and reconvene,

@@ -61,6 +61,9 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
                                  image_size=example.shape[-1], **(model_args or {}))
     elif not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module or a model spec string, got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise ModelError(f"{type(model).__name__} is a TorchScript module (torch.jit.script or trace): its layers cannot "
+                         "be changed; pass the Python nn.Module it was made from")
     params = list(model.parameters())
     if params and not any(p.requires_grad for p in params):  # frozen layers are fixed computation: none could go
         raise ModelError(f"every parameter of {type(model).__name__} has requires_grad=False (frozen for inference?): "
