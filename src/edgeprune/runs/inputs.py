@@ -22,6 +22,8 @@ from edgeprune.methods.base import DefaultBudget, Method
 from edgeprune.runs import unlabelled
 from edgeprune.train import TrainConfig, default_config
 
+IGNORED = -100  # cross entropy's ignore_index: a label that counts for nothing
+
 
 @dataclass
 class Inputs:
@@ -88,8 +90,9 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
         if data.train is not None:
             x, y = first_batch(data.train, "training data")
             outputs = int(model_lib.logits_of(out).shape[1])
-            if int(y.min()) < 0 or int(y.max()) >= outputs:
-                bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+            labels = y[y != IGNORED]
+            if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= outputs):
+                bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
                 raise DataError(f"training data has the label {bad} but {type(model).__name__} has {outputs} outputs: "
                                 f"class labels must be 0 to {outputs - 1}")
             check_trains(model, x[:2], y[:2], task)
