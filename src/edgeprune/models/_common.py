@@ -68,7 +68,6 @@ def to_plain(obj, what: str):
     )
 
 
-@torch.no_grad()
 def unwrapped(model):
     """The module under ``torch.compile``, ``nn.DataParallel`` or ``DistributedDataParallel`` wrappers (which share
     its parameters), with a warning; else ``model``.
@@ -76,19 +75,22 @@ def unwrapped(model):
     Pruning a wrapper recompiles it at every changed shape or names its layers ``module.*``, and its export fails;
     the user wraps the pruned model again."""
     inner, wrappers = model, []
-    while isinstance(inner, nn.Module):
-        below = getattr(inner, "_orig_mod", None) if type(inner).__name__ == "OptimizedModule" else (
-            inner.module if isinstance(inner, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else None)
-        if not isinstance(below, nn.Module):
+    while True:
+        if type(inner).__name__ == "OptimizedModule" and isinstance(getattr(inner, "_orig_mod", None), nn.Module):
+            wrappers.append("torch.compile")
+            inner = inner._orig_mod
+        elif isinstance(inner, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            wrappers.append(type(inner).__name__)
+            inner = inner.module
+        else:
             break
-        wrappers.append("torch.compile" if type(inner).__name__ == "OptimizedModule" else type(inner).__name__)
-        inner = below
     if wrappers:
         warnings.warn(f"the model is a {' of a '.join(wrappers)} wrapper of {type(inner).__name__}: edgeprune works "
                       "on that module (wrap the result again)", UserWarning, stacklevel=3)
     return inner
 
 
+@torch.no_grad()
 def first_conv(model: nn.Module) -> nn.Module | None:
     """``model``'s first convolution (its rank tells an image model from a 1-D one), None if it has none."""
     return next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))), None)

@@ -85,11 +85,11 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
         model.train(was_training)
     task.check_output(model, out, example, data)
     if isinstance(task, tasks_lib.Classification):
+        outputs = int(model_lib.logits_of(out).shape[1])
         if data.num_classes is None:
-            data.num_classes = int(model_lib.logits_of(out).shape[1])
+            data.num_classes = outputs
         if data.train is not None:
             x, y = first_batch(data.train, "training data")
-            outputs = int(model_lib.logits_of(out).shape[1])
             labels = y[y != IGNORED]
             if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= outputs):
                 bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
