@@ -210,3 +210,49 @@ def test_latency_aware_blocks_joins_the_front_with_the_blocks_it_chose():
     assert decided["measured"] <= decided["limit"] and len(decided["dropped_blocks"]) <= 2
     depth = len(decided["dropped_blocks"])
     assert joint[0]["id"].startswith("mam-magnitude-latency_aware_blocks" + (f"-d{depth}" if depth else "") + "-b")
+
+
+def plain_greedy(table, ops, structure, model, importance, ceilings, limit_ms, round_to, blocks, max_blocks):
+    """The allocation's greedy without its cache: every unit and block priced again at every step."""
+    totals = {u: structure.channels[structure.groups[u][0]] for u in importance}
+    kept, dropped, frozen = dict(totals), [], set()
+    floors = {u: max(min(round_to, c), int(np.ceil(c * (1 - ceilings[u])))) for u, c in totals.items()}
+    ranked = {u: np.cumsum(np.sort(v)) for u, v in importance.items()}
+    gone = lambda u, k: ranked[u][totals[u] - k - 1] if k < totals[u] else 0.0  # noqa: E731
+
+    def predict(state, out):
+        members = {m: k for u, k in state.items() for m in structure.groups[u]}
+        return table.predict(latency_table.widths_from(ops, structure, members, {}, model, out))
+
+    now = predict(kept, dropped)
+    while now > limit_ms:
+        options = []
+        for u, k in kept.items():
+            step = (k - 1) // round_to * round_to if round_to > 1 else k - 1
+            if u not in frozen and step >= floors[u]:
+                options.append((u, step, predict({**kept, u: step}, dropped), gone(u, step) - gone(u, k)))
+        for block, units in blocks.items() if len(dropped) < max_blocks else ():
+            if block not in dropped:
+                options.append((block, None, predict(kept, [*dropped, block]),
+                                sum(ranked[u][-1] - gone(u, kept[u]) for u in units)))
+        if not options:
+            break
+        u, step, now, _ = min(options, key=lambda o: (o[3] / (now - o[2]) if now - o[2] > 1e-9 else np.inf, o[3]))
+        if step is None:
+            dropped.append(u)
+            frozen.update(blocks[u])
+        else:
+            kept[u] = step
+    return kept, dropped
+
+
+@pytest.mark.parametrize("round_to", [1, 4])
+def test_the_cached_greedy_allocates_as_the_plain_one(round_to):
+    # each step prices again only the units sharing a layer with the last one: exact on an additive table
+    model, structure, ops, table, importance, blocks, dense = resnet20_allocation(width_mult=0.5)
+    ceilings = dict.fromkeys(importance, 0.9)
+    for share, max_blocks in ((0.7, 0), (0.4, 2), (0.15, 4)):
+        fast = allocation.allocate(table, ops, structure, model, importance, ceilings, share * dense, round_to,
+                                   blocks=blocks, max_blocks=max_blocks)
+        assert (fast.channels, fast.blocks) == plain_greedy(table, ops, structure, model, importance, ceilings,
+                                                            share * dense, round_to, blocks, max_blocks)

@@ -129,41 +129,64 @@ def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn
     def removed_importance(u, k: int) -> float:
         return ranked[u][totals[u] - k - 1] if k < totals[u] else 0.0
 
-    def predict(state: dict, gone: list) -> float:
+    def widths(state: dict, gone: list) -> dict:
         channels = {m: k for u, k in state.items() if u not in heads for m in structure.groups[u]}
         attention = {a: (heads[a][0], state[a], heads[a][2]) for a in heads if a in state}
-        return table.predict(widths_from(ops, structure, channels, attention, model, [*removed, *gone]))
+        return widths_from(ops, structure, channels, attention, model, [*removed, *gone])
 
-    now = predict(kept, dropped)
+    def step_of(u) -> int:
+        k = kept[u]
+        return (k - 1) // steps[u] * steps[u] if steps[u] > 1 else k - 1
+
+    def value_of(unit):
+        """(value, step, predicted ms saved) of removing ``unit``'s next step (a block: all of it); None if it may not."""
+        if unit in blocks:
+            if unit in dropped or len(dropped) >= max_blocks:
+                return None
+            saved = now - table.predict(widths(kept, [*dropped, unit]))
+            cost = sum(ranked[u][-1] - removed_importance(u, kept[u]) for u in blocks[unit])
+            step = None
+        else:
+            step = step_of(unit)
+            if unit in frozen or step < floors[unit]:
+                return None
+            saved = now - table.predict(widths({**kept, unit: step}, dropped))
+            cost = removed_importance(unit, step) - removed_importance(unit, kept[unit])
+        # a step the table sees no saving in ranks last, least importance first: a table fitted on noisy
+        # timings can be flat where the device is not, and the confirming timing decides
+        return (cost / saved if saved > 1e-9 else math.inf, cost), step, saved
+
+    # the table is additive over layers: a step changes the time of the layers it touches only, so a unit's saving
+    # stays valid until a step of a unit sharing a layer with it (an exact cache; a block's removal resets it)
+    full = widths(kept, [])
+
+    def touched(state: dict, gone: list) -> set:
+        changed = widths(state, gone)
+        return {n for n in {*full, *changed} if full.get(n) != changed.get(n)}
+
+    layers = {u: touched({**kept, u: floors[u]}, []) | touched({**kept, u: max(floors[u], totals[u] - steps[u])}, [])
+              for u in kept}
+    layers.update({b: touched(kept, [b]) for b in blocks})
+    order = [*kept, *blocks]
+    now = table.predict(widths(kept, dropped))
+    values, dirty = {}, set(order)
     while now > limit_ms:
+        values.update({unit: value_of(unit) for unit in dirty})
         best = None
-        for u, k in kept.items():
-            step = (k - 1) // steps[u] * steps[u] if steps[u] > 1 else k - 1
-            if u in frozen or step < floors[u]:
-                continue
-            after = predict({**kept, u: step}, dropped)
-            cost = removed_importance(u, step) - removed_importance(u, k)
-            # a step the table sees no saving in ranks last, least importance first: a table fitted on noisy
-            # timings can be flat where the device is not, and the confirming timing decides
-            value = (cost / (now - after) if now - after > 1e-9 else math.inf, cost)
-            if best is None or value < best[0]:
-                best = (value, u, step, after)
-        for block, units in blocks.items() if len(dropped) < max_blocks else ():
-            if block in dropped:
-                continue
-            after = predict(kept, [*dropped, block])
-            cost = sum(ranked[u][-1] - removed_importance(u, kept[u]) for u in units)
-            value = (cost / (now - after) if now - after > 1e-9 else math.inf, cost)
-            if best is None or value < best[0]:
-                best = (value, block, None, after)
+        for unit in order:
+            if values[unit] is not None and (best is None or values[unit][0] < values[best][0]):
+                best = unit
         if best is None:
             break
-        _, u, step, now = best
+        _, step, _ = values[best]
         if step is None:
-            dropped.append(u)
-            frozen.update(blocks[u])
+            dropped.append(best)
+            frozen.update(blocks[best])
+            dirty = set(order)
         else:
-            kept[u] = step
+            kept[best] = step
+            dirty = {unit for unit in order if layers[unit] & layers[best]} | {best}
+        now = table.predict(widths(kept, dropped))
     return Allocation({u: k for u, k in kept.items() if u not in heads}, {u: k for u, k in kept.items() if u in heads},
                       now, dropped)
 
