@@ -18,6 +18,7 @@ A table is cached per (model structure, device, runtime, threads, batch) in a se
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -204,7 +205,7 @@ def _interp(xs: list[int], x: float) -> tuple[int, int, float]:
     """(lower index, upper index, weight of the upper) of ``x`` among sorted ``xs``, extrapolating linearly."""
     if len(xs) == 1:
         return 0, 0, 0.0
-    i = int(np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2))
+    i = min(max(bisect.bisect_left(xs, x) - 1, 0), len(xs) - 2)  # np.searchsorted on a short list: 10x slower
     return i, i + 1, (x - xs[i]) / (xs[i + 1] - xs[i])
 
 
