@@ -134,12 +134,8 @@ def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn
         attention = {a: (heads[a][0], state[a], heads[a][2]) for a in heads if a in state}
         return widths_from(ops, structure, channels, attention, model, [*removed, *gone])
 
-    def step_of(u) -> int:
-        k = kept[u]
-        return (k - 1) // steps[u] * steps[u] if steps[u] > 1 else k - 1
-
     def value_of(unit):
-        """(value, step, predicted ms saved) of removing ``unit``'s next step (a block: all of it); None if it may not."""
+        """(value, step) of removing ``unit``'s next step (a block: all of it, step None); None if it may not."""
         if unit in blocks:
             if unit in dropped or len(dropped) >= max_blocks:
                 return None
@@ -147,14 +143,14 @@ def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn
             cost = sum(ranked[u][-1] - removed_importance(u, kept[u]) for u in blocks[unit])
             step = None
         else:
-            step = step_of(unit)
+            step = (kept[unit] - 1) // steps[unit] * steps[unit] if steps[unit] > 1 else kept[unit] - 1
             if unit in frozen or step < floors[unit]:
                 return None
             saved = now - table.predict(widths({**kept, unit: step}, dropped))
             cost = removed_importance(unit, step) - removed_importance(unit, kept[unit])
         # a step the table sees no saving in ranks last, least importance first: a table fitted on noisy
         # timings can be flat where the device is not, and the confirming timing decides
-        return (cost / saved if saved > 1e-9 else math.inf, cost), step, saved
+        return (cost / saved if saved > 1e-9 else math.inf, cost), step
 
     # the table is additive over layers: a step changes the time of the layers it touches only, so a unit's saving
     # stays valid until a step of a unit sharing a layer with it (an exact cache; a block's removal resets it)
@@ -164,8 +160,7 @@ def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn
         changed = widths(state, gone)
         return {n for n in {*full, *changed} if full.get(n) != changed.get(n)}
 
-    layers = {u: touched({**kept, u: floors[u]}, []) | touched({**kept, u: max(floors[u], totals[u] - steps[u])}, [])
-              for u in kept}
+    layers = {u: touched({**kept, u: floors[u]}, []) for u in kept}
     layers.update({b: touched(kept, [b]) for b in blocks})
     order = [*kept, *blocks]
     now = table.predict(widths(kept, dropped))
@@ -178,7 +173,7 @@ def allocate(table: LatencyTable, ops: dict, structure: StructurePlan, model: nn
                 best = unit
         if best is None:
             break
-        _, step, _ = values[best]
+        step = values[best][1]
         if step is None:
             dropped.append(best)
             frozen.update(blocks[best])
