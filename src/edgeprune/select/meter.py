@@ -12,7 +12,9 @@ machine load that slows both alike does not move it. The input model's exports a
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +45,14 @@ class Meter:
         self.dense = {"params": param_count(model), "macs": macs(model, self.example).dense,
                       "prunable": sum(w.numel() for w in prunable_weights(model).values())}
         self.cache: dict = {}  # the input model's measured values and exported files
+        self._folder: Path | None = None
+
+    def files(self) -> Path:
+        """The folder of the input model's exports: made once, removed with the meter."""
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="edgeprune-dense-"))
+            weakref.finalize(self, shutil.rmtree, self._folder, True)
+        return self._folder
 
     @property
     def shape(self) -> tuple:
@@ -134,21 +144,20 @@ class Meter:
         written once (its folder lives as long as the meter)."""
         key = ("dense-onnx", shipped)
         if key not in self.cache:
-            folder = tempfile.TemporaryDirectory(prefix="edgeprune-dense-")
-            path = Path(folder.name) / "model.onnx"
+            path = self.files() / ("model.onnx" if shipped else "model-for-timing.onnx")
             (export_onnx if shipped else export_for_timing)(self.model, path, input_shape=self.shape)
-            self.cache[key] = (folder, path)
-        return self.cache[key][1]
+            self.cache[key] = path
+        return self.cache[key]
 
     def _dense_file(self, runtime: str, batch: int) -> Path:
         """The input model's ExecuTorch or LiteRT program (planned for ``batch``) or OpenVINO IR, written once per meter."""
         key = (f"dense-{runtime}", batch)
         if key not in self.cache:
-            folder = tempfile.TemporaryDirectory(prefix="edgeprune-dense-")
-            path = Path(folder.name) / FILE_NAMES[runtime]
+            path = self.files() / f"{runtime}-b{batch}" / FILE_NAMES[runtime]
+            path.parent.mkdir()
             export_for(self.model, path, runtime, batch=batch, input_shape=self.shape)
-            self.cache[key] = (folder, path)
-        return self.cache[key][1]
+            self.cache[key] = path
+        return self.cache[key]
 
     def device(self, name: str) -> Device:
         """The device a budget names, connected once per meter."""
