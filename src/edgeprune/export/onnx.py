@@ -186,6 +186,12 @@ def export_onnx(
     if invalid:
         Path(path).unlink(missing_ok=True)
         raise ModelError(f"model {name!r} cannot be exported to ONNX: the exporter wrote an invalid graph ({invalid})")
+    fixed = _fixed_input_batch(path) if batch == "dynamic" else None
+    if fixed is not None:
+        Path(path).unlink(missing_ok=True)
+        raise ModelError(f"model {name!r} exports to ONNX with its batch fixed at {fixed}: its forward turns the batch "
+                         "size into a Python number (len(x), int(x.shape[0])); use x.shape[0] to get a file that takes "
+                         "any batch")
     produced = _opset_of(path)
     if produced != opset:
         Path(path).unlink(missing_ok=True)
@@ -256,6 +262,12 @@ def output_names(model: nn.Module, example: torch.Tensor) -> list[str]:
     except ModelError:  # not a classifier's output (a segmentation dict, detection tensors): every output numbered
         logits = None
     return [OUTPUT_NAME if leaf is logits else f"output_{k}" for k, leaf in enumerate(_leaves(output))]
+
+
+def _fixed_input_batch(path) -> int | None:
+    """The batch an ONNX file's input is fixed at, None when it is symbolic."""
+    dim = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_value if dim.HasField("dim_value") else None
 
 
 def _opset_of(path) -> int:

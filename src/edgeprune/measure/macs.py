@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from edgeprune.measure.size import PRUNABLE_TYPES
+from edgeprune.models.mha import plain_attention
 
 
 @dataclass
@@ -53,7 +54,7 @@ def macs(model: nn.Module, example: torch.Tensor) -> MacsReport:
     try:
         for p in trainable:
             p.requires_grad_(False)
-        with counter:
+        with counter, plain_attention():
             model(example)
     finally:
         for p in trainable:

@@ -122,7 +122,10 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     batches = scores_lib.calibration_batches(data.train, options.calib_batches, options.calib_batch_size) if needs_data else None
     scores = optional_parts(options.criteria, lambda c: None if c == "magnitude" else scores_lib.compute(c, split, batches),
                             "criterion", need_one=True)
-    return ChannelState(roles, ranges, structure, scores, Meter(model, example, options.latency_runs), options.round_to,
+    meter = Meter(model, example, options.latency_runs)
+    if options.deploy_metrics:  # every candidate is timed beside this file: a model it cannot be is refused untrained
+        meter.dense_onnx()
+    return ChannelState(roles, ranges, structure, scores, meter, options.round_to,
                         options.deploy_metrics, blocks=_ranked_blocks(split, example, batches, deepest),
                         latency_table=getattr(options, "latency_table", True), batches=batches)
 

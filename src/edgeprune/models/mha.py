@@ -10,6 +10,7 @@ It takes ``nn.MultiheadAttention``'s call signature and returns ``(output, weigh
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -20,6 +21,11 @@ from torch import nn
 class SplitMultiheadAttention(nn.Module):
     """Multi-head attention with separate q/k/v Linears; built from an ``nn.MultiheadAttention`` by
     :meth:`from_mha` with equal outputs."""
+
+    # what nn.TransformerEncoderLayer reads to choose its fused kernel (which needs the fused q/k/v): none here, so
+    # it calls forward
+    in_proj_weight = in_proj_bias = None
+    _qkv_same_embed_dim = False
 
     def __init__(self, embed_dim: int, num_heads: int, *, bias: bool = True, dropout: float = 0.0,
                  batch_first: bool = False):
@@ -92,6 +98,18 @@ class SplitMultiheadAttention(nn.Module):
         return out, weights.mean(-3) if average_attn_weights else weights
 
 
+@contextlib.contextmanager
+def plain_attention():
+    """torch's ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` as their plain operators: in eval mode
+    without gradients they take fused kernels, which torch's FLOP counter does not count."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+
+
 def split_mha(model: nn.Module, only: set[str] | None = None) -> list[str]:
     """Replace, in place, every convertible ``nn.MultiheadAttention`` of ``model`` (those named in ``only``,
     when given) by an equal :class:`SplitMultiheadAttention`; returns the replaced modules' names."""
@@ -104,4 +122,4 @@ def split_mha(model: nn.Module, only: set[str] | None = None) -> list[str]:
     return names
 
 
-__all__ = ["SplitMultiheadAttention", "split_mha"]
+__all__ = ["SplitMultiheadAttention", "plain_attention", "split_mha"]

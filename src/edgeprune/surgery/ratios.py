@@ -82,7 +82,8 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
         except ModelError as exc:
             first = first or exc
             continue
-        if i > 0 and _params(candidate) >= _params(original):
+        # a retry seen to remove channels before removes none now only because the fractions are too small
+        if i > 0 and i != structure.retry and _params(candidate) >= _params(original):
             first = first or ModelError(f"structured pruning of {type(model).__name__} removed nothing")
             continue
         if candidate is not model:
