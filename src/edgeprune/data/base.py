@@ -24,6 +24,7 @@ class InMemoryImages:
     normalisation with ``mean``/``std``, and one example read as a batch of one (``__getitems__``)."""
 
     images: torch.Tensor
+    stacks_batches = True  # ``__getitems__`` returns one stacked batch, not torch's list of samples
 
     def _set_stats(self, mean: Sequence[float], std: Sequence[float]) -> None:
         self.mean = tuple(float(m) for m in mean)

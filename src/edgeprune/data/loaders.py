@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from typing import Callable, Iterable, Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from edgeprune.errors import ConfigError, DataError, check_positive
 
@@ -40,6 +40,13 @@ def _pass_batch(batch):
     return batch
 
 
+def _stacks_batches(dataset) -> bool:
+    """Whether ``dataset`` is one of edgeprune's in-memory data sets, or a subset of one."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return getattr(dataset, "stacks_batches", False)
+
+
 def make_loader(
     dataset: Dataset | DataLoader,
     batch_size: int,
@@ -62,6 +69,8 @@ def make_loader(
         if sampler is not None:
             raise ConfigError(f"cannot apply a {type(sampler).__name__} to a user DataLoader; "
                               "build the DataLoader with that sampler, or pass the dataset")
+        if dataset.collate_fn is default_collate and _stacks_batches(dataset.dataset):
+            dataset.collate_fn = _pass_batch  # a plain DataLoader over edgeprune's data: its batches come stacked
         return dataset
     check_positive("batch_size", batch_size)
     if sampler is not None and shuffle:
@@ -122,7 +131,12 @@ def checked(loader: Iterable, what: str, *, labels: bool = True) -> Iterator[tup
         empty = False
         yield check_batch(batch, what, labels=labels)
     if empty:
-        raise DataError(f"{what} is empty: it yielded no batch; expected at least one {EXPECTED.split(' (')[0]} batch")
+        dropped = (isinstance(loader, DataLoader) and loader.drop_last and loader.batch_size
+                   and hasattr(loader.dataset, "__len__") and len(loader.dataset) < loader.batch_size)
+        hint = (f" (its DataLoader drops the last batch, and its {len(loader.dataset)} items are fewer than its batch "
+                f"size {loader.batch_size})" if dropped else "")
+        raise DataError(f"{what} is empty: it yielded no batch{hint}; expected at least one {EXPECTED.split(' (')[0]} "
+                        "batch")
 
 
 def batches(data: Dataset | DataLoader, batch_size: int, what: str, **options) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -60,5 +60,7 @@ def resolve_request(model, data, method: str, options: dict, *, budgets=None, se
         m.check(inputs.model, inputs.example)
         train = inputs_lib.train_config(m, inputs.model, finetune)
     train = quick_config(train) if quick and train is not None else train
+    if train is not None:
+        inputs_lib.check_epoch_length(inputs.data.train, train)
     distil = (m.kd or not inputs.data.labelled) if kd is None else bool(kd)  # without labels: the teacher's outputs
     return Request(m, inputs, budget_list, seed_list, train, distil, plan, quick)

@@ -1,0 +1,157 @@
+"""Models written the way users write them, through the public call: torch's own ``nn.TransformerEncoder`` (whose eval
+mode takes a fused kernel), a forward that turns the batch size into a Python number."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import edgeprune
+from edgeprune import data as data_lib
+from edgeprune.errors import ModelError
+from edgeprune.measure import macs
+from edgeprune.models.mha import split_mha
+
+
+class Encoder(nn.Module):
+    """Patchify conv, class token and torch's nn.TransformerEncoder with its defaults (nested tensors, fused kernel)."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.embed = nn.Conv2d(1, dim, 2, stride=2)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, 17, dim))
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(dim, 4, 64, dropout=0.0, batch_first=True), 2)
+        self.head = nn.Linear(dim, 10)
+
+    def tokens(self, x, batch):
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        return torch.cat([self.cls.expand(batch, -1, -1), t], 1) + self.pos
+
+    def forward(self, x):
+        return self.head(self.enc(self.tokens(x, x.shape[0]))[:, 0])
+
+
+class BatchAsNumber(Encoder):
+    def forward(self, x):
+        return self.head(self.enc(self.tokens(x, len(x)))[:, 0])
+
+
+def test_the_fused_attention_kernel_is_counted_as_the_operators_it_stands_for():
+    model, x = Encoder().eval(), torch.zeros(1, 1, 8, 8)
+    split = copy.deepcopy(model)
+    split_mha(split)
+    assert macs(model, x).dense == macs(split, x).dense > 2 * 17 * 32 * 32 * 4  # q, k, v and out of two layers at least
+
+
+def test_torch_transformer_encoder_loses_channels_under_a_macs_budget():
+    torch.manual_seed(0)
+    pruned = edgeprune.prune(Encoder(), data_lib.load("digits"), method="structured", budget="macs<=50%", finetune=0,
+                             criteria=["magnitude"], strategies=["balanced"])
+    assert pruned.record["macs"] <= 0.5 * pruned.dense["macs"]
+    assert pruned.record["speedup_b1"] > 0  # timed beside the input model's ONNX file
+
+
+def test_a_forward_that_fixes_the_batch_is_refused_before_training(monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the model was refused")
+
+    monkeypatch.setattr("edgeprune.runs.job.fit", no_training)
+    with pytest.raises(ModelError, match=r"batch fixed at 2: .*len\(x\).*use x.shape\[0\]"):
+        edgeprune.prune(BatchAsNumber(), data_lib.load("digits"), method="structured", budget="macs<=50%",
+                        criteria=["magnitude"], strategies=["balanced"])
+
+
+def _small_cnn():
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_model_in_half_precision_is_pruned_as_a_float32_copy(dtype):
+    model = _small_cnn().to(dtype)
+    with pytest.warns(UserWarning, match=f"are {str(dtype)[6:]}: a float32 copy is pruned"):
+        pruned = edgeprune.prune(model, data_lib.load("digits"), method="structured", budget="macs<=50%", finetune=0,
+                                 criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False)
+    assert pruned.record["macs"] <= 0.5 * pruned.dense["macs"]
+    assert next(pruned.model.parameters()).dtype == torch.float32 and next(model.parameters()).dtype == dtype
+
+
+class Stream(torch.utils.data.IterableDataset):
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __iter__(self):
+        return (self.dataset[i] for i in range(len(self.dataset)))
+
+
+@pytest.mark.parametrize("method", ["mix_and_match", "structured"])
+def test_training_data_without_a_length_needs_the_batches_of_an_epoch(method, monkeypatch):
+    digits = data_lib.load("digits")
+    val, test = (torch.utils.data.TensorDataset(*part.__getitems__(range(len(part)))) for part in (digits.val, digits.test))
+    data = tuple(torch.utils.data.DataLoader(part, batch_size=64) for part in (Stream(digits.train), val, test))
+    monkeypatch.setattr("edgeprune.runs.job.fit", lambda *a, **k: pytest.fail("trained before the data was refused"))
+    with pytest.raises(edgeprune.errors.DataError, match=r"training data \(Stream\) has no len\(\).*max_batches"):
+        edgeprune.prune(_small_cnn(), data, method=method)
+    monkeypatch.undo()
+    options = {"deploy_metrics": False} if method == "structured" else {}
+    pruned = edgeprune.prune(_small_cnn(), data, method=method, finetune={"epochs": 1, "max_batches": 3},
+                             criteria=["magnitude"], strategies=["balanced"], **options)
+    assert pruned.record["epochs_run"] == 1
+
+
+class Normed(nn.Module):
+    """Convolutions whose weights a parametrization computes: torch's weight_norm / spectral_norm, new and old."""
+
+    def __init__(self, old: bool):
+        super().__init__()
+        wrap = ((nn.utils.weight_norm, nn.utils.spectral_norm) if old
+                else (nn.utils.parametrizations.weight_norm, nn.utils.parametrizations.spectral_norm))
+        self.c1 = wrap[0](nn.Conv2d(1, 16, 3, padding=1))
+        self.c2 = wrap[1](nn.Conv2d(16, 32, 3, padding=1))
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.c2(torch.relu(self.c1(x)))).mean((2, 3)))
+
+
+@pytest.mark.filterwarnings("ignore:torch.nn.utils.weight_norm is deprecated")
+@pytest.mark.parametrize("old", [False, True], ids=["parametrizations", "old hooks"])
+@pytest.mark.parametrize("method", ["mix_and_match", "structured"])
+def test_weights_computed_by_weight_norm_are_pruned_as_plain_weights(method, old):
+    torch.manual_seed(0)
+    model = Normed(old).eval()
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        before = model(x)
+    with pytest.warns(UserWarning, match=r"computed by a parametrization \(c1 \(WeightNorm\), c2 \(SpectralNorm\)\)"):
+        pruned = edgeprune.prune(model, data_lib.load("digits"), method=method, finetune={"epochs": 1, "max_batches": 2},
+                                 criteria=["magnitude"], strategies=["balanced"])
+    assert pruned.record["epochs_run"] == 1
+    assert not any("weight_g" in k or "original" in k or "weight_orig" in k for k in pruned.model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(model(x), before)  # the user's model keeps its parametrizations
+
+
+def test_validation_data_that_yields_nothing_is_refused_up_front():
+    digits = data_lib.load("digits")
+    few = torch.utils.data.Subset(digits.val, range(30))
+    val = torch.utils.data.DataLoader(few, batch_size=64, drop_last=True)
+    with pytest.raises(edgeprune.errors.DataError, match=r"validation data is empty.*drops the last batch, and its 30 "
+                                                         r"items are fewer than its batch size 64"):
+        edgeprune.prune(_small_cnn(), (digits.train, val, digits.test), finetune=0)
+
+
+def test_a_plain_data_loader_over_edgeprunes_own_data_sets():
+    digits = data_lib.load("digits")
+    loader = torch.utils.data.DataLoader
+    data = (loader(digits.train, batch_size=64, shuffle=True), loader(torch.utils.data.Subset(digits.val, range(100)),
+                                                                      batch_size=50), loader(digits.test, batch_size=100))
+    pruned = edgeprune.prune(_small_cnn(), data, finetune={"epochs": 1, "max_batches": 2}, criteria=["magnitude"],
+                             strategies=["balanced"])
+    assert pruned.record["epochs_run"] == 1 and x_of(next(iter(data[1]))).shape == (50, 1, 8, 8)
+
+
+def x_of(batch):
+    return batch[0]
