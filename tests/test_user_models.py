@@ -155,3 +155,25 @@ def test_a_plain_data_loader_over_edgeprunes_own_data_sets():
 
 def x_of(batch):
     return batch[0]
+
+
+class Hooked(nn.Module):
+    """A feature hook that keeps what it sees on the model (Grad-CAM, feature extraction)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _small_cnn()
+        self.seen = []
+        self.net[2].register_forward_hook(lambda module, inputs, output: self.seen.append(output.shape))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_a_model_with_forward_hooks_is_pruned_as_a_copy_without_them():
+    model = Hooked()
+    with pytest.warns(UserWarning, match=r"Hooked has forward hooks \(net.2\): the copies edgeprune prunes"):
+        pruned = edgeprune.prune(model, data_lib.load("digits"), method="structured", budget="macs<=50%", finetune=0,
+                                 criteria=["magnitude"], strategies=["balanced"])
+    assert pruned.record["macs"] <= 0.5 * pruned.dense["macs"] and pruned.record["speedup_b1"] > 0
+    assert not model.seen and len(model.net[2]._forward_hooks) == 1  # the user's model: its hook, never called by us

@@ -6,14 +6,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize, remove_spectral_norm, remove_weight_norm
-from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook
-from torch.nn.utils.weight_norm import WeightNorm
 
 from edgeprune import data as data_lib
 from edgeprune import devices
@@ -25,10 +21,6 @@ from edgeprune.errors import CheckpointError, ConfigError, DataError, EdgepruneE
 from edgeprune.methods.base import DefaultBudget, Method
 from edgeprune.runs import unlabelled
 from edgeprune.train import TrainConfig, default_config
-
-HALF = (torch.float16, torch.bfloat16)  # parameter types a model is given in and trained out of
-# nn.utils.weight_norm / spectral_norm before parametrizations, and how each is removed
-OLD_WEIGHT_HOOKS = {WeightNorm: remove_weight_norm, SpectralNorm: remove_spectral_norm}
 
 IGNORED = -100  # cross entropy's ignore_index: a label that counts for nothing
 
@@ -74,7 +66,7 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
     if isinstance(model, torch.jit.ScriptModule):
         raise ModelError(f"{type(model).__name__} is a TorchScript module (torch.jit.script or trace): its layers cannot "
                          "be changed; pass the Python nn.Module it was made from")
-    model = _plain(model)
+    model = model_lib.plain(model)
     params = list(model.parameters())
     if params and not any(p.requires_grad for p in params):  # frozen layers are fixed computation: none could go
         raise ModelError(f"every parameter of {type(model).__name__} has requires_grad=False (frozen for inference?): "
@@ -120,56 +112,6 @@ def check_epoch_length(train, config: TrainConfig) -> None:
     except TypeError:  # a DataLoader of an IterableDataset
         raise DataError(f"the training data ({type(getattr(train, 'dataset', train)).__name__}) has no len(), so an "
                         "epoch has no end: pass finetune={'max_batches': N}, the batches of one epoch") from None
-
-
-def _plain(model: nn.Module) -> nn.Module:
-    """``model``, or a copy of it (with a warning) in float32 and with plain weights: edgeprune trains on the CPU and
-    exports in float32, and prunes a layer's weight tensor, not the weight_norm or spectral_norm that computes it."""
-    half = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.dtype in HALF})
-    computed = [(name, kind) for name, m in model.named_modules() for kind in _weight_computations(m)]
-    if not half and not computed:
-        return model
-    for m in model.modules():  # an old hook's weight is a computed tensor, which deepcopy refuses; each forward resets it
-        for hook in m._forward_pre_hooks.values():
-            if isinstance(hook, tuple(OLD_WEIGHT_HOOKS)):
-                setattr(m, hook.name, getattr(m, hook.name).detach())
-    model = copy.deepcopy(model)
-    if half:
-        warnings.warn(f"the parameters of {type(model).__name__} are {' and '.join(half)}: a float32 copy is pruned, "
-                      f"fine-tuned and exported (cast the result back with .to(torch.{half[0]}))", UserWarning, stacklevel=5)
-        model.float()
-    if computed:
-        for m in model.modules():
-            _remove_weight_computations(m)
-        shown = ", ".join(f"{name} ({kind})" for name, kind in computed[:3]) + (" ..." if len(computed) > 3 else "")
-        warnings.warn(f"the weights of {type(model).__name__} computed by a parametrization ({shown}) are pruned as "
-                      "the plain weights they compute now; the result has no parametrization", UserWarning, stacklevel=5)
-    return model
-
-
-def _weight_computations(module: nn.Module) -> list[str]:
-    """What computes ``module``'s parameters: torch.nn.utils.parametrize's parametrizations, or the older
-    ``weight_norm`` / ``spectral_norm`` hooks."""
-    found = [type(p).__name__ for ps in getattr(module, "parametrizations", {}).values() for p in ps]
-    found += [type(h).__name__ for h in module._forward_pre_hooks.values() if isinstance(h, tuple(OLD_WEIGHT_HOOKS))]
-    return [kind.lstrip("_") for kind in found]
-
-
-def _remove_weight_computations(module: nn.Module) -> None:
-    if parametrize.is_parametrized(module):
-        # a copy shares its original's generated class, from which removing deletes the properties: give it its own
-        cls = type(module)
-        module.__class__ = type(cls.__name__, cls.__bases__,
-                                {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")})
-    for name in list(getattr(module, "parametrizations", {})):
-        parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    for hook in list(module._forward_pre_hooks.values()):
-        for kind, remove in OLD_WEIGHT_HOOKS.items():
-            if isinstance(hook, kind):
-                remove(module, hook.name)
-    for key, hook in list(module._load_state_dict_pre_hooks.items()):  # which remove_spectral_norm leaves
-        if isinstance(getattr(hook, "hook", hook), SpectralNormLoadStateDictPreHook):
-            del module._load_state_dict_pre_hooks[key]
 
 
 def check_task_fits(model: nn.Module, data, task: tasks_lib.Task) -> None:
