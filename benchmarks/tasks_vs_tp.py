@@ -390,6 +390,14 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
     collect(args.task, args.name)
 
 
+def model_text(result: dict) -> str:
+    """The dense model, with the U-Net's widths of the run (results before --width say 16/32/64 whatever the width)."""
+    if result["task"] != "segmentation":
+        return result["model"]
+    w = int(result["settings"].get("width") or 16)
+    return f"U-Net ({w}/{2 * w}/{4 * w}, this script)"
+
+
 def scratch_epochs(settings: dict) -> int:
     """The scratch baseline's epochs (runs before --scratch-epochs trained it for the dense model's)."""
     return settings.get("scratch_epochs", settings["dense_epochs"])
@@ -548,7 +556,7 @@ def render(result: dict) -> str:
     data, items = result["data"], setup["items"]
     lines = [f"### Pruning beyond classification: {result['task']} on {data['spec']}, ours vs Torch-Pruning at "
              f"`{result['budget']}` ({n} seed{'s' if n > 1 else ''})", "",
-             f"{result['model']} trained dense by `benchmarks/tasks_vs_tp.py` on {data['train']:,} train / "
+             f"{model_text(result)} trained dense by `benchmarks/tasks_vs_tp.py` on {data['train']:,} train / "
              f"{data['val']:,} val {items} ({'x'.join(map(str, data['input_shape']))}, {data['classes']} classes"
              f"{setup['classes_note']}), {st['dense_epochs']} epochs ({st['optimizer']}, lr {st['lr']:g}, batch "
              f"{st['batch_size']}); test on {data['test']:,} test {items}{setup['test_note']}. Every pruned model: "
