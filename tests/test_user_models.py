@@ -177,3 +177,12 @@ def test_a_model_with_forward_hooks_is_pruned_as_a_copy_without_them():
                                  criteria=["magnitude"], strategies=["balanced"])
     assert pruned.record["macs"] <= 0.5 * pruned.dense["macs"] and pruned.record["speedup_b1"] > 0
     assert not model.seen and len(model.net[2]._forward_hooks) == 1  # the user's model: its hook, never called by us
+
+
+def test_images_without_a_channel_dimension():
+    digits = data_lib.load("digits")
+    x, y = digits.train.__getitems__(range(64))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:, 0], y), batch_size=32)
+    with pytest.raises(ModelError, match=r"shape \(1, 8, 8\).*no channel dimension: yield x as \[B, 1, \.\.\.\] "
+                                         r"\(x.unsqueeze\(1\)\)"):
+        edgeprune.prune(_small_cnn(), (loader, loader))

@@ -19,6 +19,7 @@ from edgeprune.config import MAX_SEED, MAX_SEEDS
 from edgeprune.data.loaders import first_batch
 from edgeprune.errors import CheckpointError, ConfigError, DataError, EdgepruneError, ModelError, check_at_most
 from edgeprune.methods.base import DefaultBudget, Method
+from edgeprune.models._common import first_conv
 from edgeprune.runs import unlabelled
 from edgeprune.train import TrainConfig, default_config
 
@@ -79,6 +80,11 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
             out = model(example)
     except Exception as exc:  # noqa: BLE001  any failure of the user's forward is a shape/type mismatch here
         first = " ".join(str(exc).split())[:200]
+        conv = first_conv(model)
+        if conv is not None and example.dim() == conv.weight.dim() - 1:  # [B, H, W] images for a Conv2d
+            raise ModelError(f"{type(model).__name__} rejects an input of shape {tuple(example.shape)} taken from the "
+                             f"data ({type(exc).__name__}: {first}); its images have no channel dimension: yield x as "
+                             f"[B, {conv.in_channels}, ...] (x.unsqueeze(1))") from None
         raise ModelError(f"{type(model).__name__} rejects an input of shape {tuple(example.shape)} taken from the "
                          f"data ({type(exc).__name__}: {first}); a model built for another data set? (from Python: pass "
                          "example_input= of the shape it expects)") from None
