@@ -68,8 +68,8 @@ def _small_cnn():
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_a_model_in_half_precision_is_pruned_as_a_float32_copy(dtype):
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_a_model_in_another_precision_is_pruned_as_a_float32_copy(dtype):
     model = _small_cnn().to(dtype)
     with pytest.warns(UserWarning, match=f"are {str(dtype)[6:]}: a float32 copy is pruned"):
         pruned = edgeprune.prune(model, data_lib.load("digits"), method="structured", budget="macs<=50%", finetune=0,

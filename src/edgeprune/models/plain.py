@@ -17,26 +17,26 @@ from torch.nn.utils import parametrize, remove_spectral_norm, remove_weight_norm
 from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook
 from torch.nn.utils.weight_norm import WeightNorm
 
-HALF = (torch.float16, torch.bfloat16)
+OTHER_FLOATS = (torch.float16, torch.bfloat16, torch.float64)
 # nn.utils.weight_norm / spectral_norm before parametrizations, and how each is removed
 OLD_WEIGHT_HOOKS = {WeightNorm: remove_weight_norm, SpectralNorm: remove_spectral_norm}
 
 
 def plain(model: nn.Module) -> nn.Module:
     """``model``, or a copy of it in float32, with plain weights and without forward hooks (with a warning for each)."""
-    half = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.dtype in HALF})
+    floats = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.dtype in OTHER_FLOATS})
     computed = [(name, kind) for name, m in model.named_modules() for kind in _weight_computations(m)]
     hooked = [name or "the model" for name, m in model.named_modules() if _user_hooks(m)]
-    if not half and not computed and not hooked:
+    if not floats and not computed and not hooked:
         return model
     for m in model.modules():  # an old hook's weight is a computed tensor, which deepcopy refuses; each forward resets it
         for hook in m._forward_pre_hooks.values():
             if isinstance(hook, tuple(OLD_WEIGHT_HOOKS)):
                 setattr(m, hook.name, getattr(m, hook.name).detach())
     name, model = type(model).__name__, copy.deepcopy(model)
-    if half:
-        _warn(f"the parameters of {name} are {' and '.join(half)}: a float32 copy is pruned, fine-tuned and exported "
-              f"(cast the result back with .to(torch.{half[0]}))")
+    if floats:
+        _warn(f"the parameters of {name} are {' and '.join(floats)}: a float32 copy is pruned, fine-tuned and exported "
+              f"(cast the result back with .to(torch.{floats[0]}))")
         model.float()
     if computed:
         for m in model.modules():
