@@ -116,7 +116,7 @@ class Normed(nn.Module):
         return self.fc(torch.relu(self.c2(torch.relu(self.c1(x)))).mean((2, 3)))
 
 
-@pytest.mark.filterwarnings("ignore:torch.nn.utils.weight_norm is deprecated")
+@pytest.mark.filterwarnings("ignore:.torch.nn.utils.weight_norm. is deprecated")
 @pytest.mark.parametrize("old", [False, True], ids=["parametrizations", "old hooks"])
 @pytest.mark.parametrize("method", ["mix_and_match", "structured"])
 def test_weights_computed_by_weight_norm_are_pruned_as_plain_weights(method, old):
