@@ -20,6 +20,7 @@ from torch.nn.utils.weight_norm import WeightNorm
 OTHER_FLOATS = (torch.float16, torch.bfloat16, torch.float64)
 # nn.utils.weight_norm / spectral_norm before parametrizations, and how each is removed
 OLD_WEIGHT_HOOKS = {WeightNorm: remove_weight_norm, SpectralNorm: remove_spectral_norm}
+OLD_HOOK_TYPES = tuple(OLD_WEIGHT_HOOKS)
 
 
 def plain(model: nn.Module) -> nn.Module:
@@ -31,7 +32,7 @@ def plain(model: nn.Module) -> nn.Module:
         return model
     for m in model.modules():  # an old hook's weight is a computed tensor, which deepcopy refuses; each forward resets it
         for hook in m._forward_pre_hooks.values():
-            if isinstance(hook, tuple(OLD_WEIGHT_HOOKS)):
+            if isinstance(hook, OLD_HOOK_TYPES):
                 setattr(m, hook.name, getattr(m, hook.name).detach())
     name, model = type(model).__name__, copy.deepcopy(model)
     if floats:
@@ -64,14 +65,14 @@ def _some(names) -> str:
 def _user_hooks(module: nn.Module) -> list[dict]:
     """``module``'s forward (pre-)hook tables that hold hooks of the user's (not weight_norm's / spectral_norm's)."""
     tables = (module._forward_hooks, module._forward_pre_hooks)
-    return [t for t in tables if any(not isinstance(h, tuple(OLD_WEIGHT_HOOKS)) for h in t.values())]
+    return [t for t in tables if any(not isinstance(h, OLD_HOOK_TYPES) for h in t.values())]
 
 
 def _weight_computations(module: nn.Module) -> list[str]:
     """What computes ``module``'s parameters: torch.nn.utils.parametrize's parametrizations, or the older
     ``weight_norm`` / ``spectral_norm`` hooks."""
     found = [type(p).__name__ for ps in getattr(module, "parametrizations", {}).values() for p in ps]
-    found += [type(h).__name__ for h in module._forward_pre_hooks.values() if isinstance(h, tuple(OLD_WEIGHT_HOOKS))]
+    found += [type(h).__name__ for h in module._forward_pre_hooks.values() if isinstance(h, OLD_HOOK_TYPES)]
     return [kind.lstrip("_") for kind in found]
 
 
