@@ -350,28 +350,29 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
         finals[label], methods[label] = arms.get(label, prune_tp)
         print(label, methods[label], flush=True)
 
-    # the plain alternative: the widest narrower model at the same measured latency, trained from scratch
-    t0 = time.perf_counter()
-    plausible = None
-    if setup.get("macs_filter"):  # latency is MACs plus a fixed cost: more MACs than the budget's share cannot fit
-        dense_macs = methods["dense"]["macs"]
-        plausible = lambda m: macs(task.deployable(m), example).dense <= float(budget) * dense_macs  # noqa: E731
-    width, met = first_fitting(make_model, fits, setup["narrower"](args.width), plausible)
+    if not args.no_scratch:
+        # the plain alternative: the widest narrower model at the same measured latency, trained from scratch
+        t0 = time.perf_counter()
+        plausible = None
+        if setup.get("macs_filter"):  # latency is MACs plus a fixed cost: more MACs than the budget's share cannot fit
+            dense_macs = methods["dense"]["macs"]
+            plausible = lambda m: macs(task.deployable(m), example).dense <= float(budget) * dense_macs  # noqa: E731
+        width, met = first_fitting(make_model, fits, setup["narrower"](args.width), plausible)
 
-    def train_scratch():
-        torch.manual_seed(args.seed)
-        small = make_model(width)
-        result = fit(small, splits.train, splits.val, dense_cfg.replace(epochs=args.scratch_epochs), task=task,
-                     description=f"scratch w{width}")
-        small.eval()
-        return small, {"width": width, "budget_met": met,
-                       **final_metrics(small, splits, task, example, args.seed, intervals),
-                       "history": result.history, "seconds_per_epoch": result.seconds_per_epoch,
-                       "seconds": time.perf_counter() - t0}
+        def train_scratch():
+            torch.manual_seed(args.seed)
+            small = make_model(width)
+            result = fit(small, splits.train, splits.val, dense_cfg.replace(epochs=args.scratch_epochs), task=task,
+                         description=f"scratch w{width}")
+            small.eval()
+            return small, {"width": width, "budget_met": met,
+                           **final_metrics(small, splits, task, example, args.seed, intervals),
+                           "history": result.history, "seconds_per_epoch": result.seconds_per_epoch,
+                           "seconds": time.perf_counter() - t0}
 
-    label = "scratch (narrower)"
-    finals[label], methods[label] = arms.get(label, train_scratch, make=lambda: make_model(width))
-    print(label, methods[label], flush=True)
+        label = SCRATCH
+        finals[label], methods[label] = arms.get(label, train_scratch, make=lambda: make_model(width))
+        print(label, methods[label], flush=True)
 
     name = f"{name_of(args.task, args.name)}_s{args.seed}"
     paths = export_all(finals, KEPT / name, shape)
@@ -388,6 +389,9 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
     write_json(RESULTS / f"{name}.json", {**provenance(), **result})
     print(f"seed {args.seed} done in {result['seconds'] / 60:.1f} min", flush=True)
     collect(args.task, args.name)
+
+
+SCRATCH = "scratch (narrower)"
 
 
 def model_text(result: dict) -> str:
@@ -477,19 +481,21 @@ def collect(task_name: str, name: str | None = None) -> None:
             "mean": values[0], "lo": None, "hi": None}
 
     table = {}
-    for method in runs[0]["methods"]:
-        rows = [run["methods"][method] for run in runs]
+    for method in dict.fromkeys(m for run in runs for m in run["methods"]):  # a seed run --no-scratch lacks one arm
+        having = [run for run in runs if method in run["methods"]]
+        rows = [run["methods"][method] for run in having]
         table[method] = {
+            "seeds": [run["settings"]["seeds"][0] for run in having],
             "per_seed": {k: [r[k] for r in rows] for k in (*shown, *(f"{k}_ci" for k in shown), f"val_{metric}")
                          if k in rows[0]},
             **{f"test_{k}": interval([r[f"test_{k}"] for r in rows]) for k in setup["metrics"]},
-            "drop_vs_dense": interval([run["methods"]["dense"][primary] - r[primary] for run, r in zip(runs, rows)]),
+            "drop_vs_dense": interval([run["methods"]["dense"][primary] - r[primary] for run, r in zip(having, rows)]),
             **({f"drop_vs_dense_{goal}": interval([run["methods"]["dense"][f"test_{goal}"] - r[f"test_{goal}"]
-                                                   for run, r in zip(runs, rows)])} if goal != metric else {}),
+                                                   for run, r in zip(having, rows)])} if goal != metric else {}),
             "params": statistics.fmean(r["params"] for r in rows), "macs": statistics.fmean(r["macs"] for r in rows),
-            "speedup_b1": statistics.fmean(run["side_by_side"][method]["speedup_b1"] for run in runs),
-            "speedup_b1_per_seed": [run["side_by_side"][method]["speedup_b1"] for run in runs],
-            "speedup_b32": statistics.fmean(run["side_by_side"][method]["speedup_b32"] for run in runs),
+            "speedup_b1": statistics.fmean(run["side_by_side"][method]["speedup_b1"] for run in having),
+            "speedup_b1_per_seed": [run["side_by_side"][method]["speedup_b1"] for run in having],
+            "speedup_b32": statistics.fmean(run["side_by_side"][method]["speedup_b32"] for run in having),
             "over_budget_seeds": sum(r.get("budget_met") is False for r in rows),
             **({"width": [r["width"] for r in rows]} if "width" in rows[0] else {}),
         }
@@ -500,8 +506,8 @@ def collect(task_name: str, name: str | None = None) -> None:
     goal_versus = {f"ours_minus_best_tp_{goal}": interval([
         run["methods"]["ours (chosen)"][f"test_{goal}"] - run["methods"][best_tp][f"test_{goal}"] for run in runs])
     } if goal != metric and tps else {}
-    ours_minus_scratch = interval([run["methods"]["ours (chosen)"][primary] - run["methods"]["scratch (narrower)"][primary]
-                                   for run in runs])
+    ours_minus_scratch = interval([run["methods"]["ours (chosen)"][primary] - run["methods"][SCRATCH][primary]
+                                   for run in runs if SCRATCH in run["methods"]]) if SCRATCH in table else None
     candidates = {}
     for run in runs:
         chosen = run["methods"]["ours (chosen)"]["candidate"]
@@ -527,6 +533,11 @@ def collect(task_name: str, name: str | None = None) -> None:
               "timing": timing, **({"remeasured": remeasured} if remeasured else {})}
     save(name, result, render(result))
     print(render(result))
+
+
+def seeds_of(result: dict, method: dict) -> list[int]:
+    """The seeds a method ran on (every seed for results collected before a seed could lack an arm)."""
+    return method.get("seeds", result["seeds"])
 
 
 def points(value: float | None) -> str:
@@ -567,10 +578,11 @@ def render(result: dict) -> str:
                 f"ratio bisected to the same measured latency (at most {100 * result['tp_max_ratio']:g} %: it rounds kept widths "
                 f"down to multiples of {st['round_to']} and skips a layer rounded to nothing; no layer loses more). "
                 if result["best_tp"] else "No Torch-Pruning arm in this run (`--tp none`). ") +
-             f"Scratch: "
-             f"the widest narrower {setup['family']} ({setup['width_name']} "
-             f"{', '.join(map(str, methods['scratch (narrower)']['width']))} per seed instead of {st['width']}) meeting the same "
-             f"latency, trained from scratch with the dense recipe for {scratch_epochs(st)} epochs. Kept widths multiples of {st['round_to']} (ours and Torch-Pruning). "
+             (f"Scratch: the widest narrower {setup['family']} ({setup['width_name']} "
+                f"{', '.join(map(str, methods[SCRATCH]['width']))} per seed instead of {st['width']}) meeting the same "
+                f"latency, trained from scratch with the dense recipe for {scratch_epochs(st)} epochs. "
+                if SCRATCH in methods else "No scratch arm in this run. ") +
+             f"Kept widths multiples of {st['round_to']} (ours and Torch-Pruning). "
              f"Test {' and '.join(LABELS[k] for k in shown)} in points: mean over seeds with its 95 % t-interval; speed-ups "
              "are ONNX Runtime (1 thread) ratios measured side by side at the end of each seed, averaged over seeds.", "",
              f"| method | × b1 | × b32 | params | MACs (M) | test {label} | drop vs dense | test {LABELS[second]} |"
@@ -578,6 +590,8 @@ def render(result: dict) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|" + ("" if goal == metric else "---:|")]
     for method, m in methods.items():
         over = f" (over budget on {m['over_budget_seeds']} seed(s))" if m["over_budget_seeds"] else ""
+        if len(seeds_of(result, m)) < n:
+            over += f" (seed{'s' if len(seeds_of(result, m)) > 1 else ''} {', '.join(map(str, seeds_of(result, m)))} only)"
         drop = "–" if method == "dense" else with_interval(m["drop_vs_dense"], signed=True)
         other = m.get(f"test_{second}")
         goal_drop = "" if goal == metric else " " + (
@@ -590,8 +604,9 @@ def render(result: dict) -> str:
                   f"resampling {items}):", "", "| method | " + " | ".join(f"seed {s}" for s in result["seeds"]) + " |",
                   "|---|" + "---:|" * n]
         for method, m in methods.items():
-            cells = [f"{points(v)} [{points(ci[0])}, {points(ci[1])}]" for v, ci in
-                     zip(m["per_seed"][f"test_{key}"], m["per_seed"][f"test_{key}_ci"])]
+            ran = {seed: f"{points(v)} [{points(ci[0])}, {points(ci[1])}]" for seed, v, ci in
+                   zip(seeds_of(result, m), m["per_seed"][f"test_{key}"], m["per_seed"][f"test_{key}_ci"])}
+            cells = [ran.get(seed, "–") for seed in result["seeds"]]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     tps = [m for m in methods if m.startswith("TP ")]
 
@@ -600,14 +615,14 @@ def render(result: dict) -> str:
 
     note = setup.get("latency_note", "")
     tp_kept = sorted({kept(m) for m in tps})
-    tp_range = "" if not tps else f"Torch-Pruning {tp_kept[0]} %, " if len(tp_kept) == 1 else \
-        f"Torch-Pruning {tp_kept[0]}–{tp_kept[-1]} %, "
+    shares = [f"ours keeps {kept('ours (chosen)')} % of the dense MACs",
+              *([f"Torch-Pruning {tp_kept[0]}" + ("" if len(tp_kept) == 1 else f"–{tp_kept[-1]}") + " %"] if tps else []),
+              *([f"scratch {kept(SCRATCH)} %"] if SCRATCH in methods else [])]
     if setup.get("budget_line"):
         lines += ["", budget_line(result)]
     lines += ["", verdict(result), "", f"Read with care: the pruned models get {st['finetune_epochs']} fine-tune epochs, the "
               f"narrower {setup['family']} {scratch_epochs(st)} epochs from scratch. {note}{'t' if note else 'T'}o meet the budget, "
-              f"ours keeps {kept('ours (chosen)')} % of the dense MACs, {tp_range}"
-              f"scratch {kept('scratch (narrower)')} %; the measured speed-ups are noisy under the shared load.", "",
+              f"{', '.join(shares)}; the measured speed-ups are noisy under the shared load.", "",
               *candidate_lines(result), "", timing_line(result) + remeasured_text(result)]
     return "\n".join(lines)
 
@@ -620,9 +635,8 @@ def budget_line(result: dict) -> str:
     methods = result["methods"]
     met = [m for m, v in methods.items() if m != "dense" and v["speedup_b1"] >= need]
     missed = [f"{m} ({v['speedup_b1']:.2f}×)" for m, v in methods.items() if m != "dense" and v["speedup_b1"] < need]
-    seeds = result.get("seeds", [])
     short = [f"{m} seed {seed} ({x:.2f}×)" for m, v in methods.items() if m != "dense"
-             for seed, x in zip(seeds, v.get("speedup_b1_per_seed", [])) if x < need]
+             for seed, x in zip(seeds_of(result, v), v.get("speedup_b1_per_seed", [])) if x < need]
     return (f"By the side-by-side timing (batch 1, mean over seeds), `{result['budget']}` means at least {need:.2f}×: met "
             f"by {', '.join(met) or 'none'}; missed by {', '.join(missed) or 'none'} (accepted during calibration, "
             "each by its own paired timing at that moment)."
@@ -704,7 +718,12 @@ def verdict(result: dict) -> str:
     text = (f"the issue's goal (≤ {most:g} {goal_label} point lost at {speedup:g}× measured speed-up, mean of "
             f"3 seeds) is {status}: ours {'loses' if drop >= 0 else 'gains'} {abs(100 * drop):.2f} points "
             f"at {speed:.2f}× (batch 1)" + ("" if met else f" — {' and '.join(reasons)}"))
+    if result["ours_minus_scratch"] is None:
+        return f"**Verdict.** At this speed-up, {compared}; {text}. No narrower model was trained from scratch."
     scratch = versus(result["ours_minus_scratch"], "the narrower model trained from scratch", label)
+    seeds = seeds_of(result, methods[SCRATCH])
+    if len(seeds) < n:
+        scratch += f" (on seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, the seeds it ran)"
     return f"**Verdict.** At this speed-up, {compared}; {text}. Against the plain alternative, {scratch}."
 
 
@@ -758,6 +777,8 @@ def main() -> None:
                    help="ours: re-fit the layers that lost inputs to the dense outputs before fine-tuning (1,024 images)")
     p.add_argument("--scratch-epochs", type=int,
                    help="the narrower model's epochs from scratch (default: dense + fine-tune epochs, the pruned model's total)")
+    p.add_argument("--no-scratch", action="store_true", help="write the seed's results without the scratch arm "
+                   "(the same command without it adds the arm later; the kept arms are reused)")
     p.add_argument("--name", help="results/NAME_sK.json, NAME.json and sections/NAME.md (default: tasks_TASK)")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files")
     p.add_argument("--render", action="store_true", help="rewrite the section from the collected results")
