@@ -186,3 +186,24 @@ def test_images_without_a_channel_dimension():
     with pytest.raises(ModelError, match=r"shape \(1, 8, 8\).*no channel dimension: yield x as \[B, 1, \.\.\.\] "
                                          r"\(x.unsqueeze\(1\)\)"):
         edgeprune.prune(_small_cnn(), (loader, loader))
+
+
+class FunctionalConv(nn.Module):
+    """A convolution written as ``F.conv2d`` on a bare parameter: no conv layer owns it."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(32, 8, 3, 3) * 0.1)
+
+    def forward(self, x):
+        return torch.nn.functional.conv2d(x, self.weight, padding=1)
+
+
+def test_a_macs_budget_out_of_reach_names_the_convolutions_no_layer_owns():
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), FunctionalConv(), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+    assert macs(model, torch.zeros(1, 1, 8, 8)).functional_conv == {"2": 8 * 8 * 32 * 8 * 9}
+    with pytest.raises(edgeprune.errors.ConfigError, match=r"cannot be met.*; 9\d% of the dense MACs are convolutions "
+                                                           r"run outside any conv layer, by '2' \(FunctionalConv\)"):
+        edgeprune.prune(model, data_lib.load("digits"), method="structured", budget="macs<=50%", finetune=0,
+                        criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False)

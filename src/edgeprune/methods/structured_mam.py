@@ -319,7 +319,7 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: Depth = 0, predi
         if not fits(value(_shifted(vector, widened, 1.0))):
             most = value(_shifted(vector, widened, 1.0), exact=True)  # measured: a table's prediction never refuses
             if not fits(most):
-                _unreachable(budget, most, rounding(state, budget, depth), depth)
+                _unreachable(budget, most, rounding(state, budget, depth), depth, _unthinnable(state, budget))
     elif fits(value(_shifted(vector, inside, -1.0))):
         bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
         if fits(value(_shifted(vector, widened, -1.0))):
@@ -565,14 +565,28 @@ class Unreachable(ConfigError):
         self.best = best
 
 
-def _unreachable(budget, best: float, round_to: int, depth: int = 0):
+def _unthinnable(state: ChannelState, budget) -> str:
+    """Where a MACs budget fails on convolutions outside conv layers: their share of the MACs and who runs them."""
+    if kind_of(budget) != "macs":
+        return ""
+    report = macs(state.model, state.meter.example)
+    if not report.functional_conv:
+        return ""
+    where = ", ".join(f"'{name or 'the model'}' ({type(state.model.get_submodule(name)).__name__})"
+                      for name in report.functional_conv)
+    share = sum(report.functional_conv.values()) / report.dense
+    return (f"; {share:.0%} of the dense MACs are convolutions run outside any conv layer, by {where} (F.conv2d on a "
+            "bare parameter), which channel pruning cannot thin")
+
+
+def _unreachable(budget, best: float, round_to: int, depth: int = 0, why: str = ""):
     what = kind_of(budget)
     shown = f"{best:.4f}" if what == "sparsity" else budget.describe(best)
     blocks = f", {depth} residual block(s) removed" if depth else ""
     rounded = f", kept widths multiples of {round_to}; round_to=1 allows odd widths" if round_to > 1 else ""
     raise Unreachable(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
                       f"reachable {what} is {shown} (every layer at {CEILING:.0%} of its channels removed"
-                      f"{blocks}{rounded})", best)
+                      f"{blocks}{rounded}){why}", best)
 
 
 SCRATCH = "uniform"  # the scratch baseline's widths: every prunable layer narrowed by one common fraction

@@ -23,7 +23,7 @@ class ScoreImportance:  # a torch-pruning importance: any callable group -> scor
 
     ``scores`` maps a module of the model being pruned to its score tensor (shape of its unpruned weight);
     a module without a score uses ``weight**2`` (magnitude; without any scores, batch norms count too). A group whose indices torch-pruning mapped out of a
-    layer's range (a channel split or chunk it cannot follow: FasterNet's partial conv, a GLU MLP) gets no
+    layer's range (a channel split or chunk it cannot follow: FasterNet's partial conv, a GLU MLP; an F.conv2d on a bare parameter) gets no
     importance, so it keeps every channel; its first layer's name (``names``: module -> name) goes to ``unmapped``.
     """
 

@@ -224,8 +224,8 @@ def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fr
     check_still_runs(model, example, what, shape)
     unmapped = importance.unmapped
     return Widths(widths_of(model, structure), [
-        f"{len(unmapped)} coupled group(s) kept whole, torch-pruning cannot map their channels through a split or "
-        f"chunk (first: {unmapped[0]})"] if unmapped else [], removed)
+        f"{len(unmapped)} coupled group(s) kept whole, torch-pruning cannot map their channels (through a split, a "
+        f"chunk or a functional operation on a bare parameter; first: {unmapped[0]})"] if unmapped else [], removed)
 
 
 def _prune_blocks(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fractions: dict[str, float],
