@@ -25,3 +25,24 @@ def test_vit_macs_include_attention():
     tokens = (16 // model.patch_embed.proj.kernel_size[0]) ** 2 + 1  # patches + class token
     attention = 2 * tokens * tokens * 32  # per block: Q·Kᵀ and ·V over all heads (head dims sum to 32)
     assert report.dense >= layers + 2 * attention
+
+
+class Recurrent(nn.Module):
+    def __init__(self, rnn: nn.Module):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
+def test_lstm_macs_on_cpu():
+    """oneDNN's LSTM kernel has no formula in torch's counter: per step and direction, each layer's two weight
+    matrices, as GRU and RNN (which reach the counter as matmuls) are counted."""
+    batch, steps, hidden = 3, 7, 6
+    x = torch.zeros(batch, steps, 4)
+    lstm = nn.LSTM(4, hidden, num_layers=2, bidirectional=True, batch_first=True)
+    matrices = 2 * (4 * hidden * (4 + hidden) + 4 * hidden * (2 * hidden + hidden))  # two directions, two layers
+    assert macs(Recurrent(lstm), x).dense == batch * steps * matrices
+    gru = nn.GRU(4, hidden, batch_first=True)
+    assert macs(Recurrent(gru), x).dense >= batch * steps * 3 * hidden * (4 + hidden)

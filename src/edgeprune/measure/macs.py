@@ -6,11 +6,13 @@ MACs are scaled by its weight density; all other MACs (attention matmuls, norms)
 torch's counter has formulas for the CUDA attention kernels only; the CPU kernel of
 ``scaled_dot_product_attention`` (``aten._scaled_dot_product_flash_attention_for_cpu``) gets the same
 formula here (2·B·H·L·S·(E + Ev) FLOPs: Q·Kᵀ and the product with V), so attention matrix products are
-counted on CPU as on GPU.
+counted on CPU as on GPU. An LSTM on CPU runs in oneDNN's ``aten.mkldnn_rnn_layer``, which gets its matrix products'
+formula too.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -39,10 +41,20 @@ def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, 
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
+def _onednn_rnn_flops(input_shape, weight_ih_shape, weight_hh_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of one layer and direction of an LSTM in oneDNN's CPU kernel: both weight matrices multiply one vector
+    per time step and sequence (torch's counter has no formula for the kernel; GRU and RNN reach it as matmuls)."""
+    steps = math.prod(input_shape[:-1])
+    return 2 * steps * (math.prod(weight_ih_shape) + math.prod(weight_hh_shape))
+
+
 def _custom_mapping() -> dict:
     ops = [getattr(torch.ops.aten, name, None) for name in ("_scaled_dot_product_flash_attention_for_cpu",
                                                             "_scaled_dot_product_fused_attention_overrideable")]
-    return {op: _cpu_sdpa_flops for op in ops if op is not None}
+    mapping = {op: _cpu_sdpa_flops for op in ops if op is not None}
+    if hasattr(torch.ops.aten, "mkldnn_rnn_layer"):
+        mapping[torch.ops.aten.mkldnn_rnn_layer] = _onednn_rnn_flops
+    return mapping
 
 
 @torch.no_grad()
