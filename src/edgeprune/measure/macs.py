@@ -28,9 +28,9 @@ class MacsReport:
     dense: int
     effective: int
     per_layer: dict[str, int] = field(default_factory=dict)  # prunable module name -> dense MACs
-    # module name -> MACs of the convolutions its own forward ran outside any conv layer (F.conv2d on a bare
-    # parameter): channel pruning cannot thin them
-    functional_conv: dict[str, int] = field(default_factory=dict)
+    # module name -> MACs channel pruning cannot thin there: the convolutions its own forward ran outside any conv
+    # layer (F.conv2d on a bare parameter), or a recurrent layer's (whose hidden width is kept)
+    fixed: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"macs": self.dense, "effective_macs": self.effective}
@@ -90,22 +90,28 @@ def macs(model: nn.Module, example: torch.Tensor) -> MacsReport:
         density = int(torch.count_nonzero(w)) / w.numel()
         saved += layer * (1.0 - density)
     return MacsReport(dense=int(total), effective=int(round(total - saved)), per_layer=per_layer,
-                      functional_conv=_functional_conv(model, counts))
+                      fixed=_fixed(model, counts))
 
 
-def _functional_conv(model: nn.Module, counts: dict) -> dict[str, int]:
-    """Per module, the convolution MACs counted in it beyond those of its children (the counter counts an
-    operation in every module on the stack), for modules that are not conv layers themselves."""
+def _fixed(model: nn.Module, counts: dict) -> dict[str, int]:
+    """Per module, the MACs of :attr:`MacsReport.fixed`: for a module that is no conv layer, the convolution MACs
+    counted in it beyond those of its children (the counter counts an operation in every module on the stack)."""
     root = type(model).__name__
 
-    def conv(name: str) -> int:
-        return counts.get(f"{root}.{name}" if name else root, {}).get(torch.ops.aten.convolution, 0)
+    def counted(name: str, op=None) -> int:
+        ops = counts.get(f"{root}.{name}" if name else root, {})
+        return sum(ops.values()) if op is None else ops.get(op, 0)
 
     found = {}
     for name, module in model.named_modules():
-        if isinstance(module, nn.modules.conv._ConvNd):
+        if isinstance(module, nn.RNNBase):
+            own = counted(name)
+        elif isinstance(module, nn.modules.conv._ConvNd):
             continue
-        own = conv(name) - sum(conv(f"{name}.{child}" if name else child) for child, _ in module.named_children())
+        else:
+            conv = torch.ops.aten.convolution
+            own = counted(name, conv) - sum(counted(f"{name}.{child}" if name else child, conv)
+                                            for child, _ in module.named_children())
         if own > 0:
             found[name] = own // 2
     return found

@@ -566,17 +566,20 @@ class Unreachable(ConfigError):
 
 
 def _unthinnable(state: ChannelState, budget) -> str:
-    """Where a MACs budget fails on convolutions outside conv layers: their share of the MACs and who runs them."""
+    """Where a MACs budget fails on parts channel pruning cannot thin: their share of the MACs and what they are."""
     if kind_of(budget) != "macs":
         return ""
     report = macs(state.model, state.meter.example)
-    if not report.functional_conv:
+    if not report.fixed:
         return ""
-    where = ", ".join(f"'{name or 'the model'}' ({type(state.model.get_submodule(name)).__name__})"
-                      for name in report.functional_conv)
-    share = sum(report.functional_conv.values()) / report.dense
-    return (f"; {share:.0%} of the dense MACs are convolutions run outside any conv layer, by {where} (F.conv2d on a "
-            "bare parameter), which channel pruning cannot thin")
+    parts = []
+    for name in report.fixed:
+        module = state.model.get_submodule(name)
+        what = f"'{name or 'the model'}' ({type(module).__name__})"
+        parts.append(f"the recurrent layer {what}, whose hidden width is kept" if isinstance(module, nn.RNNBase) else
+                     f"convolutions run outside any conv layer by {what} (F.conv2d on a bare parameter)")
+    share = sum(report.fixed.values()) / report.dense
+    return f"; {share:.0%} of the dense MACs are in parts channel pruning cannot thin: {'; '.join(parts)}"
 
 
 def _unreachable(budget, best: float, round_to: int, depth: int = 0, why: str = ""):

@@ -16,6 +16,7 @@ from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
 from edgeprune.surgery.lazy import tp
+from edgeprune.surgery.recurrent import opaque, recurrent_pruners
 from edgeprune.tasks import current as current_task
 
 #: layers whose output channels a plan may name (the roots of torch-pruning groups)
@@ -33,10 +34,11 @@ def trace_forward(model: nn.Module, x: torch.Tensor):
     """:func:`dense_forward` for torch-pruning's trace, run in train mode when that reaches layers the eval forward
     does not (GoogLeNet's and Inception v3's auxiliary classifiers run only in training: a graph traced without
     them leaves their input widths stale and the fine-tune fails). Buffers (BatchNorm statistics) are restored."""
-    if not _train_only_layers(model, x):
-        return dense_forward(model, x)
-    with in_mode(model, True, after=False):
-        return dense_forward(model, _two(x))
+    with opaque(model):
+        if not _train_only_layers(model, x):
+            return dense_forward(model, x)
+        with in_mode(model, True, after=False):
+            return dense_forward(model, _two(x))
 
 
 def _two(x):
@@ -93,7 +95,7 @@ def build_graph(model: nn.Module, example_input: torch.Tensor):
     try:
         with torch.enable_grad():
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, forward_fn=trace_forward,
-                                                         verbose=False)
+                                                         verbose=False, customized_pruners=recurrent_pruners())
     except Exception as exc:  # tracing failures are model problems, not bugs of ours
         raise ModelError(f"cannot trace {type(model).__name__} for structured pruning: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     finally:

@@ -33,6 +33,7 @@ from edgeprune.surgery.graph import trace_forward
 from edgeprune.surgery.groups import TP_ERRORS, failed
 from edgeprune.surgery.importance import ScoreImportance
 from edgeprune.surgery.lazy import tp
+from edgeprune.surgery.recurrent import recurrent_pruners
 from edgeprune.surgery.search import bounded_groups
 from edgeprune.surgery.structure import Scores, StructurePlan, Widths, group_fractions, widths_of
 
@@ -181,7 +182,7 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
                     prune_num_heads=bool(head_ratios), prune_head_dims=False,
                     head_pruning_ratio_dict=head_ratios or None, in_channel_groups={},
                     out_channel_groups=heads_lib.mha_groups(model),  # (a fresh dict: BasePruner fills it)
-                    forward_fn=trace_forward,
+                    forward_fn=trace_forward, customized_pruners=recurrent_pruners(),
                 )
             originals = Originals(pruner.DG)
             for group in pruner.step(interactive=True):
