@@ -94,8 +94,9 @@ def macs(model: nn.Module, example: torch.Tensor) -> MacsReport:
 
 
 def _fixed(model: nn.Module, counts: dict) -> dict[str, int]:
-    """Per module, the MACs of :attr:`MacsReport.fixed`: for a module that is no conv layer, the convolution MACs
-    counted in it beyond those of its children (the counter counts an operation in every module on the stack)."""
+    """Per module, the MACs of :attr:`MacsReport.fixed`: a recurrent layer's own; for a module that is no conv layer,
+    the convolution MACs counted in it beyond those of its children (the counter counts an operation in every module
+    on the stack)."""
     root = type(model).__name__
 
     def counted(name: str, op=None) -> int:
