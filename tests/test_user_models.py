@@ -211,13 +211,14 @@ def test_a_macs_budget_out_of_reach_names_the_convolutions_no_layer_owns():
 
 
 class ConvGRU(nn.Module):
-    """A CRNN as keyword spotters are written: 1-D convolutions over the rows of a digit, a GRU over them in time."""
+    """A CRNN as keyword spotters are written: 1-D convolutions over the rows of a digit, a bidirectional GRU over
+    them in time."""
 
     def __init__(self):
         super().__init__()
         self.conv = nn.Sequential(nn.Conv1d(8, 32, 3, padding=1), nn.ReLU(), nn.Conv1d(32, 32, 3, padding=1), nn.ReLU())
-        self.rnn = nn.GRU(32, 16, batch_first=True)
-        self.fc = nn.Linear(16, 10)
+        self.rnn = nn.GRU(32, 16, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(32, 10)
 
     def forward(self, x):
         h = self.conv(x[:, 0].transpose(1, 2))
