@@ -727,7 +727,7 @@ def verdict(result: dict) -> str:
     if result["ours_minus_scratch"] is None:
         return f"**Verdict.** At this speed-up, {compared}; {text}. No narrower model was trained from scratch."
     scratch = versus(result["ours_minus_scratch"], "the narrower model trained from scratch", label)
-    seeds = seeds_of(result, methods[SCRATCH])
+    seeds = seeds_of(result, methods.get(SCRATCH, {}))
     if len(seeds) < n:
         scratch += f" (on seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, the seeds it ran)"
     return f"**Verdict.** At this speed-up, {compared}; {text}. Against the plain alternative, {scratch}."
