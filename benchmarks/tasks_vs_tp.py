@@ -517,7 +517,7 @@ def collect(task_name: str, name: str | None = None) -> None:
             row["test"].append(c[primary])
             row["params"].append(c["params"])
             row["chosen"] += c["id"] == chosen
-    timing = {"seed_minutes": [arm_seconds(run) / 60 for run in runs],
+    timing = {"arm_minutes": [arm_seconds(run) / 60 for run in runs],
               "dense_seconds_per_epoch": [run["methods"]["dense"]["seconds_per_epoch"] for run in runs],
               "tp_finetune_seconds_per_epoch": [statistics.fmean(run["methods"][m]["seconds_per_epoch"] for m in tps)
                                                 for run in runs] if tps else [],
@@ -737,7 +737,9 @@ def timing_line(result: dict) -> str:
     t = result["timing"]
     step = max(1, len(result["dense_curves"][0]) // 5)  # about five points per curve, the last epoch included
     curves = "; ".join(" → ".join(f"{100 * v:.1f}" for v in c[step - 1::step]) for c in result["dense_curves"])
-    return (f"Time per seed, its arms' own summed (kept arms count once) {', '.join(f'{m:.0f}' for m in t['seed_minutes'])} min (2 shared cores, load average "
+    minutes = ("Time per seed, its arms' own summed (kept arms count once)", t["arm_minutes"]) if "arm_minutes" in t \
+        else ("Time per seed", t["seed_minutes"])  # results collected before: each seed's one run
+    return (f"{minutes[0]} {', '.join(f'{m:.0f}' for m in minutes[1])} min (2 shared cores, load average "
             f"{', '.join(f'{v:.1f}' for v in t['load_average_at_save'])} at save); one dense epoch "
             f"{', '.join(f'{s:.0f}' for s in t['dense_seconds_per_epoch'])} s"
             + (f", one fine-tune epoch of a pruned model {', '.join(f'{s:.0f}' for s in t['tp_finetune_seconds_per_epoch'])} s"
