@@ -159,6 +159,7 @@ SETUPS = {
                                "criteria": "magnitude,product", "strategies": "balanced"}},
 }
 LABELS = {"miou": "mIoU", "pixel_acc": "pixel acc", "map": "mAP@[.5:.95]", "map50": "mAP@.5"}
+SCRATCH = "scratch (narrower)"  # the plain alternative's label
 
 
 def name_of(task: str, name: str | None = None) -> str:
@@ -391,9 +392,6 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
     collect(args.task, args.name)
 
 
-SCRATCH = "scratch (narrower)"
-
-
 def model_text(result: dict) -> str:
     """The dense model, with the U-Net's widths of the run (results before --width say 16/32/64 whatever the width)."""
     if result["task"] != "segmentation":
@@ -596,8 +594,9 @@ def render(result: dict) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|" + ("" if goal == metric else "---:|")]
     for method, m in methods.items():
         over = f" (over budget on {m['over_budget_seeds']} seed(s))" if m["over_budget_seeds"] else ""
-        if len(seeds_of(result, m)) < n:
-            over += f" (seed{'s' if len(seeds_of(result, m)) > 1 else ''} {', '.join(map(str, seeds_of(result, m)))} only)"
+        ran = seeds_of(result, m)
+        if len(ran) < n:
+            over += f" (seed{'s' if len(ran) > 1 else ''} {', '.join(map(str, ran))} only)"
         drop = "–" if method == "dense" else with_interval(m["drop_vs_dense"], signed=True)
         other = m.get(f"test_{second}")
         goal_drop = "" if goal == metric else " " + (
