@@ -16,19 +16,28 @@ RESULTS = ROOT / "results"
 SECTIONS = ROOT / "sections"
 
 
-def git_revision() -> str:
+def git_revision(where: Path = ROOT) -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=where, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=where).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def package_revision() -> dict:
+    """The edgeprune that ran, where it is not this checkout's (a worktree sharing another tree's install)."""
+    import edgeprune
+
+    source = Path(edgeprune.__file__).resolve().parents[2]
+    return {} if source == ROOT.parent else {"package_revision": git_revision(source)}
 
 
 def provenance() -> dict:
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "git_revision": git_revision(),
+        **package_revision(),
         "machine": machine_info(),
         "load_average_at_save": list(os.getloadavg()),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
