@@ -1,6 +1,8 @@
 """The task contract on a CI subset: segmentation and detection models (torchvision, smp, SegFormer, YOLO, the
 zoo's and a user's own) through roles, masks, 30 % channels and ONNX parity under their task — each stage passes,
-removes nothing and says why, or refuses in one line; none fails. benchmarks/zoo_tasks.py runs every model."""
+removes nothing and says why, or refuses in one line; none fails. And a user's own segmenter and regressor through
+the public API (``edgeprune.prune(model, data, task=...)`` with each method's default options), as users call it.
+benchmarks/zoo_tasks.py runs every model (``--stages prune:...`` for the public API)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import torch
 
 from byom.dense_tasks import TinyRegressor, TinySegNet
 from edgeprune import models
-from edgeprune.api_contract import check_api
+from edgeprune.api_contract import API_STAGES, check_api
 
 STAGES = ("roles", "mam50", "structured30", "onnx")
 CASES = [  # (spec or factory, task, image size, needs)
@@ -40,3 +42,14 @@ def test_task_contract(spec, task, size, needs):
     assert not failed, failed
     assert all("\n" not in o.note for o in outcomes)
     assert {o.stage: o.status for o in outcomes}["roles"] == "pass" and {o.stage: o.status for o in outcomes}["onnx"] == "pass"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory,task,size", [(TinySegNet, "segmentation", 16), (TinyRegressor, "regression", 16)],
+                         ids=["TinySegNet", "TinyRegressor"])
+def test_task_contract_through_the_public_api(factory, task, size):
+    torch.manual_seed(0)
+    outcomes = check_api(factory().eval(), torch.zeros(1, 1, size, size), API_STAGES, task=task)
+    report = "\n".join(f"{o.stage}: {o.status} {o.note}" for o in outcomes)
+    assert {o.stage: o.status for o in outcomes} == {s: "n/a" if s == "prune:vbp" else "pass" for s in API_STAGES}, report
+    assert all("\n" not in o.note for o in outcomes)
