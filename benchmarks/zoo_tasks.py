@@ -4,6 +4,8 @@
     python benchmarks/zoo_tasks.py                        # resumable: rows in results/zoo_tasks.jsonl
     python benchmarks/zoo_tasks.py --specs yolo:yolov8n   # some models only
     python benchmarks/zoo_tasks.py --report-only          # rebuild results/zoo_tasks.json and sections/zoo_tasks.md
+    python benchmarks/zoo_tasks.py --stages prune:mix_and_match,prune:structured --results zoo_tasks_api
+                                                          # through the public API (edgeprune.prune, default options)
 
 Models: every torchvision segmentation and detection builder (Mask and Keypoint R-CNN are refused: their targets
 need masks or keypoints), Ultralytics YOLOv8n / YOLO11n, HF DETR and YOLOS from small local configs, six
@@ -86,7 +88,7 @@ def run_one(spec: str, task: str, stages: tuple[str, ...], time_box: float) -> d
 
 
 def main(argv=None) -> None:
-    from edgeprune.api_contract import TASK_STAGES  # noqa: PLC0415
+    from edgeprune.api_contract import API_STAGES, TASK_STAGES  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker")
@@ -128,12 +130,18 @@ def main(argv=None) -> None:
     counts = {t: sum(tasks_of.get(s) == t for s in rows) for t in SIZE}
     larger = [f"{s} at {r['image_size']} px" for s, r in rows.items() if r.get("image_size", SIZE[tasks_of.get(s, "segmentation")])
               != SIZE[tasks_of.get(s, "segmentation")]]
-    report(args.results, rows, tuple(dict.fromkeys((*TASK_STAGES, *stages))), len(all_specs()), script="zoo_tasks.py", title="The task contract",
+    ran = tuple(s for s in dict.fromkeys((*TASK_STAGES, *API_STAGES, *stages))
+                if any(s in r.get("stages", {}) for r in rows.values()))
+    public = any(s in API_STAGES for s in ran)
+    report(args.results, rows, ran, len(all_specs()), script="zoo_tasks.py",
+           title="The task contract through the public API" if public else "The task contract",
            how=f"{counts['segmentation']} segmentation models at 1x64x64 and {counts['detection']} detectors at 1x128x128 "
-               f"({', '.join(larger) or 'none'} where the task's size is too small) under "
-               "their task, stage level (roles; Mix-and-Match magnitude masks at 50 %; 30 % of the channels removed; VBP "
-               "where there is an MLP block; ONNX and ExecuTorch parity), random weights, one process per model, one thread.")
-
+               f"({', '.join(larger) or 'none'} where the task's size is too small) under their task, "
+               + ("`edgeprune.prune(model, data, task=...)` with each method's default options on a few batches of random "
+                  "images and targets" if public else
+                  "stage level (roles; Mix-and-Match magnitude masks at 50 %; 30 % of the channels removed; VBP where there "
+                  "is an MLP block; ONNX and ExecuTorch parity)")
+               + ", random weights, one process per model, one thread.")
 
 if __name__ == "__main__":
     main()
