@@ -1,6 +1,9 @@
 """Semantic segmentation: per-pixel class logits [B, C, h, w] against masks [B, H, W] (255 = ignore).
 
-Outputs may be a tensor, torchvision's ``{"out", "aux"}`` dict (the auxiliary head adds half its loss, as in
+Masks may come as [B, 1, H, W] (torchvision's ``PILToTensor`` of a mask image). A model with one output channel is a
+binary segmenter (its foreground logit, trained with a sigmoid, as ``segmentation_models_pytorch`` with ``classes=1``):
+its logit z counts as the two classes' logits [0, z], so cross-entropy is the sigmoid's binary cross-entropy, class 1
+is z > 0 and masks hold 0 and 1. Outputs may be a tensor, torchvision's ``{"out", "aux"}`` dict (the auxiliary head adds half its loss, as in
 torchvision's reference recipe) or an object with ``logits`` (HF SegFormer, at a quarter of the resolution:
 logits are resized to the mask). mIoU is the primary metric (classes absent from both prediction and truth
 are left out of the mean), with pixel accuracy; both come from per-image confusion matrices, so a bootstrap
@@ -32,7 +35,14 @@ def dense_logits(output, size=None) -> torch.Tensor:
                          f"or an output with .logits), got {what}")
     if size is not None and tuple(out.shape[-2:]) != tuple(size):
         out = F.interpolate(out, size=tuple(size), mode="bilinear", align_corners=False)
+    if out.shape[1] == 1:  # a binary segmenter's foreground logit z: softmax([0, z]) = [1 - sigmoid(z), sigmoid(z)]
+        out = torch.cat([torch.zeros_like(out), out], 1)
     return out
+
+
+def plain_masks(y: torch.Tensor) -> torch.Tensor:
+    """Masks [B, H, W]; a [B, 1, H, W] mask image loses its channel dimension."""
+    return y[:, 0] if y.ndim == 4 and y.shape[1] == 1 else y
 
 
 class Segmentation(Task):
@@ -45,9 +55,10 @@ class Segmentation(Task):
         self.aux_weight = float(aux_weight)
 
     def check_target(self, x, y, what):
+        y = plain_masks(y) if isinstance(y, torch.Tensor) else y
         if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.ndim != 3 or y.shape[0] != x.shape[0]:
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise DataError(f"{what} yields masks {got}; segmentation expects integer masks [batch, H, W] "
+            raise DataError(f"{what} yields masks {got}; segmentation expects integer masks [batch, H, W] or [batch, 1, H, W] "
                             f"({x.shape[0]} per batch, class per pixel, {IGNORE} = ignore)")
         if tuple(y.shape[-2:]) != tuple(x.shape[-2:]):
             raise DataError(f"{what} yields masks of size {tuple(y.shape[-2:])} for images of size {tuple(x.shape[-2:])}; "
@@ -55,6 +66,7 @@ class Segmentation(Task):
         return y.long()
 
     def _ce(self, logits, y):
+        y = plain_masks(y)
         return F.cross_entropy(dense_logits(logits, y.shape[-2:]).float(), y, ignore_index=IGNORE)
 
     def loss(self, output, y):
@@ -73,6 +85,7 @@ class Segmentation(Task):
         return dense_logits(output, x.shape[-2:]).argmax(1)
 
     def example_statistics(self, output, y):
+        y = plain_masks(y)
         logits = dense_logits(output, y.shape[-2:])
         classes = logits.shape[1]
         pred, keep = logits.argmax(1), y != IGNORE
