@@ -101,3 +101,25 @@ def test_an_edited_multihead_attention_is_refused(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load(forged, model=fresh)
     assert "embed_dim=10" in str(info.value) and "(24, 8)" in str(info.value)
+
+
+class _Recurrent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.GRU(8, 4, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
+def test_an_edited_recurrent_input_width_is_refused(tmp_path):
+    model = _Recurrent()
+    model.rnn.weight_ih_l0 = torch.nn.Parameter(model.rnn.weight_ih_l0.detach()[:, :5].clone())  # as pruning leaves it
+    model.rnn.input_size = 5
+    path = save(model, tmp_path / "pruned.pt")
+    assert load(path, model=_Recurrent()).rnn.input_size == 5  # the honest file loads
+    forged = _forged(path, tmp_path, "rnn", "input_size", 8)
+    with pytest.raises(CheckpointError) as info:
+        load(forged, model=_Recurrent())
+    for needle in ("'rnn'", "input_size=8", "(12, 5)"):
+        assert needle in str(info.value), (needle, str(info.value))

@@ -225,14 +225,29 @@ class ConvGRU(nn.Module):
         return self.fc(self.rnn(h.transpose(1, 2))[0][:, -1])
 
 
+def _pruned_conv_gru():
+    torch.manual_seed(0)
+    return edgeprune.prune(ConvGRU(), data_lib.load("digits"), method="structured", budget="macs<=60%", finetune=0,
+                           criteria=["magnitude"], strategies=["balanced"])
+
+
 def test_a_conv_gru_loses_channels_up_to_its_recurrent_layer():
     """torch-pruning traces a CPU GRU gate by gate and failed on its splits: the whole model was refused."""
-    torch.manual_seed(0)
-    pruned = edgeprune.prune(ConvGRU(), data_lib.load("digits"), method="structured", budget="macs<=60%", finetune=0,
-                             criteria=["magnitude"], strategies=["balanced"])
+    pruned = _pruned_conv_gru()
     assert pruned.record["macs"] <= 0.6 * pruned.dense["macs"]
     assert pruned.model.rnn.input_size == pruned.model.conv[2].out_channels < 32
     assert pruned.model.rnn.hidden_size == 16
+
+
+def test_a_pruned_conv_gru_loads_back_with_its_thinner_recurrent_input(tmp_path):
+    """The checkpoint recorded the convolutions' widths but not the GRU's input_size: the loaded GRU kept 32 and
+    its first call failed (input.size(-1) must be equal to input_size)."""
+    pruned = _pruned_conv_gru()
+    path = edgeprune.save(pruned, tmp_path / "crnn.pt")
+    loaded = edgeprune.load(path, model=ConvGRU())
+    x = torch.randn(3, 1, 8, 8)
+    assert loaded.rnn.input_size == pruned.model.rnn.input_size
+    torch.testing.assert_close(loaded(x), pruned.model.eval()(x))
     assert pruned.record["speedup_b1"] > 0  # its ONNX file timed beside the input model's
 
 

@@ -30,6 +30,7 @@ SHAPE_ATTRS: tuple[tuple[type, tuple[str, ...]], ...] = (
     (nn.MultiheadAttention, ("embed_dim", "kdim", "vdim", "head_dim")),
     (nn.Embedding, ("num_embeddings", "embedding_dim")),
     (nn.PReLU, ("num_parameters",)),
+    (nn.RNNBase, ("input_size", "hidden_size")),  # structured pruning thins a recurrent layer's input
 )
 # head counts that attention layers (ours, HF, nn.MultiheadAttention) read at forward time
 HEAD_ATTRS = ("num_heads", "num_attention_heads", "attention_head_size", "all_head_size", "attn_dim")
@@ -169,6 +170,10 @@ def _layer_rules(module: nn.Module) -> Iterator[Rule]:
         yield f"num_parameters={module.num_parameters}", module.num_parameters, "weight", 0, False
     elif isinstance(module, nn.MultiheadAttention):
         yield from _mha_rules(module)
+    elif isinstance(module, nn.RNNBase):
+        yield f"input_size={module.input_size}", module.input_size, "weight_ih_l0", 1, False
+        if not getattr(module, "proj_size", 0):
+            yield f"hidden_size={module.hidden_size}", module.hidden_size, "weight_hh_l0", 1, False
 
 
 def _mha_rules(module: nn.MultiheadAttention) -> Iterator[Rule]:
