@@ -88,12 +88,47 @@ def test_what_cannot_be_exported_is_refused_in_one_line(tmp_path):
         edgeprune.export(3, tmp_path / "out")
     with pytest.raises(ConfigError, match="does not exist"):
         edgeprune.export(tmp_path / "missing.pt", tmp_path / "out")
-    with pytest.raises(ModelError, match="edgeprune_build"):
+    with pytest.raises(ModelError, match=r"Linear is a model of your own class: pass data=.*or input_shape="):
         edgeprune.export(nn.Linear(64, 10), tmp_path / "out")  # a module of the user's own: its input size is unknown
+    for bad in ((0, 8), "1x8x8", (1.5, 8)):
+        with pytest.raises(ConfigError, match="input_shape must be one input's shape"):
+            edgeprune.export(nn.Linear(64, 10), tmp_path / "out", input_shape=bad)
     with pytest.raises(ConfigError, match="--int8 static needs calibration data"):
         edgeprune.export(models.create("lenet300", num_classes=10, in_channels=1, image_size=8), tmp_path / "out",
                          int8="static")
     assert not (tmp_path / "out").exists()
+
+
+class Crnn(nn.Module):
+    """A model of the user's own class: 1-D convolutions over the rows of a digit, a GRU over them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv1d(8, 32, 3, padding=1), nn.ReLU())
+        self.rnn = nn.GRU(32, 16, batch_first=True)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(self.rnn(self.conv(x[:, 0].transpose(1, 2)).transpose(1, 2))[0][:, -1])
+
+
+@pytest.mark.slow
+def test_a_pruned_model_of_the_users_own_class_exports_with_its_datas_shape(tmp_path):
+    """Was refused: "Crnn has no edgeprune_build; ... pass input_shape=", an argument export did not have."""
+    splits = data.load("digits")
+    model = Crnn()
+    train.fit(model, splits.train, splits.val, train.TrainConfig(epochs=3, lr=0.01, optimizer="adam"))
+    pruned = edgeprune.prune(model, splits, method="structured", budget="macs<=70%", finetune=0,
+                             criteria=["magnitude"], strategies=["balanced"])
+    result = edgeprune.export(pruned, tmp_path / "out", data="digits", latency=False)
+    assert result.record["model"].endswith("Crnn") and result.record["build"]["input_shape"] == [1, 8, 8]
+    assert result.parity["max_abs_diff"] <= result.parity["tolerance"]
+    acc, images = result.accuracy, result.accuracy["images"]
+    assert acc["fp32_torch"] == pytest.approx(pruned.record["test_acc"], abs=1 / images) and acc["fp32_torch"] > 0.3
+    assert acc["fp32_ort"] == pytest.approx(acc["fp32_torch"], abs=1 / images)
+    assert not hasattr(pruned.model, "edgeprune_build")  # the build is on a copy
+    without_data = edgeprune.export(pruned.model, tmp_path / "shape", input_shape=(1, 8, 8), latency=False)
+    assert without_data.parity["max_abs_diff"] <= without_data.parity["tolerance"]
 
 
 @pytest.mark.slow

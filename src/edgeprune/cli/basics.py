@@ -141,7 +141,7 @@ def measure(
     wanted = tasks_lib.get(task) if task is not None else None  # a bad --task: one line before any work
     model = model_lib.load(checkpoint)
     build = model.edgeprune_build
-    shape = task_metrics.input_shape(model)  # (C, H, W), or (C, L) for a 1-D model
+    shape = model_lib.input_shape(model)  # (C, H, W), or (C, L) for a 1-D model
     # the data set must fit the checkpoint before any measurement (a digits model on mnist: one line, not a crash)
     splits = data_lib.load(dataset, root=data_dir) if dataset else None
     chosen = tasks_lib.get(wanted, splits)

@@ -18,7 +18,7 @@ import torch
 from edgeprune import tasks as tasks_lib
 from edgeprune.data import make_loader
 from edgeprune.deploy import edge_parts, task_metrics
-from edgeprune.deploy.source import dataset_for, load_for_export, module_of, resolve_checkpoint
+from edgeprune.deploy.source import dataset_for, load_for_export, module_of, resolve_checkpoint, with_input_shape
 from edgeprune.errors import ConfigError, check_positive
 from edgeprune.export import int8 as int8_lib
 from edgeprune.export import sparse as sparse_lib
@@ -95,7 +95,7 @@ def export(model_or_run, out: str | os.PathLike, *, formats=("onnx",), int8: str
            sparse_onnx: bool = False, data=None, data_dir=None, task=None, candidate: str | None = None,
            opset: int = DEFAULT_OPSET, batch="dynamic", et_batch=1, max_batch: int = 32, latency: bool = True,
            calib_batches: int = 16, calib_batch_size: int = 32, tolerance: float = PARITY_TOLERANCE,
-           model_spec: str | None = None, model_args: dict | None = None) -> Exported:
+           model_spec: str | None = None, model_args: dict | None = None, input_shape=None) -> Exported:
     """Export ``model_or_run`` into the folder ``out`` and verify every file in its runtime; write ``export.json``.
 
     ``model_or_run``: an ``nn.Module`` built by edgeprune (a zoo spec, a loaded checkpoint, ``pruned.model``), a
@@ -111,13 +111,15 @@ def export(model_or_run, out: str | os.PathLike, *, formats=("onnx",), int8: str
     the test accuracy (or ``task``'s metrics) in every runtime and the calibration; default the checkpoint's
     own, else random inputs. ``batch``: "dynamic" or a fixed ONNX batch; ``et_batch``: ExecuTorch's (default 1,
     or "dynamic" up to ``max_batch``). ``model_spec`` / ``model_args``: a checkpoint of your own class is loaded
-    onto a fresh instance built by that ``file.py:factory`` spec. Everything is checked before ``out`` is written.
+    onto a fresh instance built by that ``file.py:factory`` spec. A model of your own class in memory (``pruned.model``
+    of your model) takes one input's shape from ``data``, or from ``input_shape`` ((C, H, W), (C, L)...) without data.
+    Everything is checked before ``out`` is written.
     """
     options = _checked_options(out, formats=formats, int8=int8, sparse=sparse, sparse_onnx=sparse_onnx, opset=opset,
                                batch=batch, et_batch=et_batch, max_batch=max_batch, latency=latency,
                                calib_batches=calib_batches, calib_batch_size=calib_batch_size, tolerance=tolerance)
     wanted = tasks_lib.get(task) if task is not None else None  # a bad task: one line before any work
-    model, head, holder = _source(model_or_run, candidate, model_spec, model_args, data, data_dir)
+    model, head, holder = _source(model_or_run, candidate, model_spec, model_args, data, data_dir, input_shape)
     splits, inputs_note, chosen = dataset_for(model, data, data_dir, holder, wanted)
     if int8 == "static" and splits is None:
         raise ConfigError(f"--int8 static needs calibration data: pass --dataset (and --data-dir); found {inputs_note}")
@@ -156,7 +158,7 @@ def _check_int(name: str, value) -> None:
     check_positive(name, value)
 
 
-def _source(model_or_run, candidate, model_spec, model_args, data, data_dir) -> tuple[object, dict, str]:
+def _source(model_or_run, candidate, model_spec, model_args, data, data_dir, input_shape) -> tuple[object, dict, str]:
     """(the model, the head of export.json, who holds the model for error messages)."""
     model = module_of(model_or_run)
     if model is not None:
@@ -165,7 +167,7 @@ def _source(model_or_run, candidate, model_spec, model_args, data, data_dir) -> 
         if given is not None:
             raise ConfigError(f"{given}= picks or rebuilds a saved model; the model given is already in memory "
                               f"({type(model).__name__}): pass a checkpoint or a run directory instead")
-        input_shape_of(model)  # ModelError unless edgeprune knows its input size (built by edgeprune)
+        model = with_input_shape(model, input_shape, data, data_dir)
         return model, {"source": None, "checkpoint": None, "candidate": None}, f"model {type(model).__name__}"
     path, cand = resolve_checkpoint(Path(model_or_run), candidate)
     model = load_for_export(path, model_spec, dict(model_args or {}), data if isinstance(data, str) else None, data_dir)
@@ -186,7 +188,8 @@ def _export(model, head: dict, out: Path, splits, inputs_note: str, task: tasks_
     """Write the files asked for and export.json (under ``task``)."""
     evaluation = task_metrics.evaluation_of(task, model, splits)
     inputs = _parity_inputs(model, splits, o.batch)
-    record: dict = {**head, "model": model.edgeprune_build["spec"], "build": model.edgeprune_build, "formats": list(o.formats)}
+    build = model.edgeprune_build
+    record: dict = {**head, "model": build["spec"] or build["class"], "build": build, "formats": list(o.formats)}
     rows = [["model", record["model"] + (f" (candidate {head['candidate']})" if head["candidate"] else "")]]
     rows += _torch_part(record, model, splits, task, evaluation)
     if "onnx" in o.formats:

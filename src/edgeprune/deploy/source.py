@@ -3,6 +3,7 @@ candidate of a run directory; a data set spec, a data bundle or the checkpoint's
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from edgeprune import data as data_lib
 from edgeprune import models
 from edgeprune import tasks as tasks_lib
 from edgeprune.deploy import task_metrics
-from edgeprune.errors import CheckpointError, ConfigError, DataError, EdgepruneError
+from edgeprune.errors import CheckpointError, ConfigError, DataError, EdgepruneError, ModelError
 from edgeprune.export import sparse
 from edgeprune.runs.lock import check_not_running
 from edgeprune.runs.store import RunStore
@@ -30,6 +31,31 @@ def module_of(source) -> nn.Module | None:
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigError(f"export takes {SOURCES}; got {type(source).__name__}")
     return None
+
+
+def with_input_shape(model: nn.Module, input_shape, data, data_dir) -> nn.Module:
+    """``model`` as export needs it: built by edgeprune (its build says one input's shape), or a model of the user's own
+    class as a shallow copy whose build takes that shape from ``data`` (a spec, a bundle or loaders), else
+    ``input_shape``; a one-line ModelError when neither is given."""
+    if isinstance(getattr(model, "edgeprune_build", None), dict):
+        return model
+    if data is not None:
+        input_shape = (data_lib.load(data, root=data_dir) if isinstance(data, str) else data_lib.resolve(data)).input_shape
+    shape = _shape(input_shape, type(model).__name__)
+    own = copy.copy(model)  # the build on a copy: the user's module is left as it was
+    own.edgeprune_build = {"spec": None, "class": f"{type(model).__module__}.{type(model).__qualname__}",
+                           "in_channels": shape[0], "image_size": shape[-1], "input_shape": list(shape)}
+    return own
+
+
+def _shape(value, name: str) -> tuple[int, ...]:
+    if value is None:
+        raise ModelError(f"{name} is a model of your own class: pass data= (its data set gives one input's shape) or "
+                         "input_shape=(C, H, W)")
+    shape = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ConfigError(f"input_shape must be one input's shape, positive integers such as (3, 224, 224), got {value!r}")
+    return shape
 
 
 def resolve_checkpoint(source: Path, candidate: str | None = None) -> tuple[Path, str | None]:

@@ -11,10 +11,10 @@ import math
 
 from torch.utils.data import DataLoader
 
-from edgeprune import models as model_lib
 from edgeprune import tasks as tasks_lib
 from edgeprune.data.loaders import first_batch
 from edgeprune.errors import ConfigError, DataError
+from edgeprune.models import input_shape
 from edgeprune.report.metric import Metric, label_of, number
 
 CLASS_TASKS = ("classification", "segmentation", "detection")  # their models predict the data's classes
@@ -22,12 +22,6 @@ CLASS_TASKS = ("classification", "segmentation", "detection")  # their models pr
 
 def is_classification(task: tasks_lib.Task) -> bool:
     return isinstance(task, tasks_lib.Classification)
-
-
-def input_shape(model) -> tuple[int, ...]:
-    """One input of ``model`` as its build describes it: (C, H, W), or (C, L) for a 1-D model."""
-    build = model.edgeprune_build
-    return tuple(model_lib.probe_input(model, int(build["in_channels"]), int(build["image_size"])).shape[1:])
 
 
 def check_fits(model, splits, dataset: str, holder: str, task: tasks_lib.Task) -> None:

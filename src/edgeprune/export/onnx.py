@@ -34,7 +34,7 @@ from torch.overrides import TorchFunctionMode
 from edgeprune import tasks as tasks_lib
 from edgeprune.data import make_loader
 from edgeprune.errors import CheckpointError, ConfigError, ModelError, check_positive
-from edgeprune.models import logits_of, probe_input
+from edgeprune.models import input_shape, logits_of
 from edgeprune.utils.io import atomic_path
 from edgeprune.utils.lazy import OnFirstUse
 
@@ -74,14 +74,12 @@ def parse_batch(value) -> str | int:
 
 
 def input_shape_of(model: nn.Module) -> tuple[int, ...]:
-    """The shape of one input, from ``model.edgeprune_build``: (channels, height, width) of an image, (channels,
-    length) of a sequence for a model whose first convolution is 1-D (``kws-cnn1d``: image_size is the length)."""
+    """The shape of one input, from ``model.edgeprune_build`` (:func:`edgeprune.models.input_shape`)."""
     build = getattr(model, "edgeprune_build", None)
     if not isinstance(build, dict):
         raise ModelError(f"{type(model).__name__} has no edgeprune_build; build it with edgeprune.models.create "
                          f"or pass input_shape=")
-    channels, size = int(build["in_channels"]), int(build["image_size"])
-    return tuple(probe_input(model, channels, size).shape[1:])
+    return input_shape(model)
 
 
 @contextlib.contextmanager

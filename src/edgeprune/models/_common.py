@@ -104,6 +104,15 @@ def probe_input(model: nn.Module, in_channels: int, image_size: int, batch: int 
     return torch.randn(batch, in_channels, *size, generator=generator)
 
 
+def input_shape(model: nn.Module) -> tuple[int, ...]:
+    """One input of a model as its ``edgeprune_build`` describes it: its ``input_shape`` (a model of the user's own
+    class, the shape taken from its data), else (C, H, W), or (C, L) for a 1-D model."""
+    build = model.edgeprune_build
+    if build.get("input_shape"):
+        return tuple(build["input_shape"])
+    return tuple(probe_input(model, int(build["in_channels"]), int(build["image_size"])).shape[1:])
+
+
 def dry_run_shape(module: nn.Module, in_channels: int, image_size: int) -> torch.Size:
     """Shape of ``module``'s output for one zero image; a RuntimeError means the input is too small."""
     was_training = module.training
