@@ -137,6 +137,12 @@ def test_masks_of_another_size_are_one_line_errors(seg_model):
         edgeprune.prune(seg_model, (train, bad, test), task="segmentation", finetune=0, **FAST_MAM)
 
 
+def test_masks_with_more_classes_than_the_model_predicts_are_one_line_errors():
+    # was: "TinySegNet rejects a training batch ... (IndexError: Target 8 is out of bounds.); a larger image size?"
+    with pytest.raises(DataError, match=r"a mask holds class 10 but the model predicts 5 classes \(0..4, 255 = ignore\)"):
+        edgeprune.prune(TinySegNet(classes=5), segmentation_loaders(), task="segmentation", finetune=0, **FAST_MAM)
+
+
 def test_a_task_that_does_not_fit_the_model_is_refused_before_work(seg_model, reg_model):
     with pytest.raises(DataError, match="not class labels\\? pass task="):
         edgeprune.prune(seg_model, segmentation_loaders())  # a segmenter's data under the default task

@@ -45,6 +45,15 @@ def plain_masks(y: torch.Tensor) -> torch.Tensor:
     return y[:, 0] if y.ndim == 4 and y.shape[1] == 1 else y
 
 
+def _check_classes(y: torch.Tensor, classes: int) -> torch.Tensor:
+    """The mask's pixels that count (not ignored); DataError when one holds a class the model does not predict."""
+    keep = y != IGNORE
+    if keep.any() and int(y[keep].max()) >= classes:
+        raise DataError(f"a mask holds class {int(y[keep].max())} but the model predicts {classes} classes "
+                        f"(0..{classes - 1}, {IGNORE} = ignore)")
+    return keep
+
+
 class Segmentation(Task):
     name = "segmentation"
     metric = "miou"
@@ -66,8 +75,12 @@ class Segmentation(Task):
         return y.long()
 
     def _ce(self, logits, y):
-        y = plain_masks(y)
-        return F.cross_entropy(dense_logits(logits, y.shape[-2:]).float(), y, ignore_index=IGNORE)
+        y, logits = plain_masks(y), dense_logits(logits, plain_masks(y).shape[-2:]).float()
+        try:
+            return F.cross_entropy(logits, y, ignore_index=IGNORE)
+        except IndexError:  # a class the model does not predict ("Target 8 is out of bounds")
+            _check_classes(y, logits.shape[1])
+            raise
 
     def loss(self, output, y):
         loss = self._ce(output, y)
@@ -88,10 +101,7 @@ class Segmentation(Task):
         y = plain_masks(y)
         logits = dense_logits(output, y.shape[-2:])
         classes = logits.shape[1]
-        pred, keep = logits.argmax(1), y != IGNORE
-        if keep.any() and int(y[keep].max()) >= classes:
-            raise DataError(f"a mask holds class {int(y[keep].max())} but the model predicts {classes} classes "
-                            f"(0..{classes - 1}, {IGNORE} = ignore)")
+        pred, keep = logits.argmax(1), _check_classes(y, classes)
         image = torch.arange(len(y), device=y.device).view(-1, 1, 1).expand_as(y)
         cell = (image * classes + y) * classes + pred
         counts = torch.bincount(cell[keep], minlength=len(y) * classes * classes)
