@@ -129,6 +129,9 @@ def test_a_pruned_model_of_the_users_own_class_exports_with_its_datas_shape(tmp_
     assert not hasattr(pruned.model, "edgeprune_build")  # the build is on a copy
     without_data = edgeprune.export(pruned.model, tmp_path / "shape", input_shape=(1, 8, 8), latency=False)
     assert without_data.parity["max_abs_diff"] <= without_data.parity["tolerance"]
+    saved = edgeprune.save(pruned, tmp_path / "crnn.pt")  # from a file, the class must be rebuilt: say how, in Python too
+    with pytest.raises(ConfigError, match="own class Crnn; pass --model .*model_spec= and model_args= from Python"):
+        edgeprune.export(saved, tmp_path / "file")
 
 
 @pytest.mark.slow

@@ -144,7 +144,7 @@ def load_for_export(path: Path, user_model: str | None, options: dict, dataset: 
         raise ConfigError(
             f"checkpoint {str(path)!r} holds a model of your own class {own_class}; pass --model "
             f"path/to/file.py:factory (the file.py:factory spec that builds a fresh {own_class}, "
-            "with --arg key=value for its arguments)"
+            "with --arg key=value for its arguments; model_spec= and model_args= from Python)"
         ) from None
 
 
