@@ -319,7 +319,7 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: Depth = 0, predi
         if not fits(value(_shifted(vector, widened, 1.0))):
             most = value(_shifted(vector, widened, 1.0), exact=True)  # measured: a table's prediction never refuses
             if not fits(most):
-                _unreachable(budget, most, rounding(state, budget, depth), depth, _unthinnable(state, budget))
+                _unreachable(budget, most, rounding(state, budget, depth), depth, _unthinnable(state, budget), limit)
     elif fits(value(_shifted(vector, inside, -1.0))):
         bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
         if fits(value(_shifted(vector, widened, -1.0))):
@@ -582,9 +582,11 @@ def _unthinnable(state: ChannelState, budget) -> str:
     return f"; {share:.0%} of the dense MACs are in parts channel pruning cannot thin: {'; '.join(parts)}"
 
 
-def _unreachable(budget, best: float, round_to: int, depth: int = 0, why: str = ""):
+def _unreachable(budget, best: float, round_to: int, depth: int = 0, why: str = "", limit: float | None = None):
     what = kind_of(budget)
     shown = f"{best:.4f}" if what == "sparsity" else budget.describe(best)
+    if limit is not None and what != "sparsity" and budget.relative:  # the relative budget in the quantity's units
+        shown += f" against a limit of {budget.describe(limit)}"
     blocks = f", {depth} residual block(s) removed" if depth else ""
     rounded = f", kept widths multiples of {round_to}; round_to=1 allows odd widths" if round_to > 1 else ""
     raise Unreachable(f"budget {budget} cannot be met: the {'largest' if what == 'sparsity' else 'smallest'} "
