@@ -17,8 +17,9 @@ Y = torch.arange(8) % 2
 GOOD = DataLoader(TensorDataset(X, Y), batch_size=4)
 
 BAD = {
-    "dict": (DataLoader([{"x": x, "y": int(y)} for x, y in zip(X, Y)], batch_size=4),
-             ["training data", "batches that are a dict", "expected (x, y) tensor pairs"]),
+    # a dict batch is (x, y) under their usual keys (pixel_values/labels, image/label, x/y...): not these
+    "dict": (DataLoader([{"img": x, "cls": int(y)} for x, y in zip(X, Y)], batch_size=4),
+             ["training data", "dict batches with keys ['cls', 'img']", "pixel_values", "labels", "or (x, y) tensor pairs"]),
     "single tensor": (DataLoader(X, batch_size=4), ["batches that are a float32 tensor of shape (4, 1, 4, 4)", "(x, y)"]),
     "float labels": (DataLoader(TensorDataset(X, Y.float()), batch_size=4),
                      ["labels y as a float32 tensor of shape (4,)", "expected an integer class tensor of shape (4,)"]),
@@ -66,7 +67,7 @@ def test_evaluation_and_calibration_with_bad_batches_are_data_errors(case):
 
 def test_validation_data_is_checked_too_and_good_data_passes():
     net = model()
-    with pytest.raises(DataError, match="evaluation data yields batches that are a dict"):
+    with pytest.raises(DataError, match="evaluation data yields dict batches with keys"):
         fit(net, GOOD, BAD["dict"][0], TrainConfig(epochs=1), progress=False)
     x, y = data.check_batch((X, Y.to(torch.int32)), "training data")
     assert x is X and y.dtype == torch.int64 and torch.equal(y, Y)
@@ -78,5 +79,5 @@ def test_statistics_need_only_x_but_not_nothing():
     assert moments.count == 8
     with pytest.raises(DataError, match="calibration data is empty"):
         input_statistics(net, {"fc": net[1]}, BAD["empty"][0])
-    with pytest.raises(DataError, match="calibration data yields batches that are a dict"):
+    with pytest.raises(DataError, match="calibration data yields dict batches with keys"):
         input_statistics(net, {"fc": net[1]}, BAD["dict"][0])

@@ -1,10 +1,12 @@
 """Plain ``DataLoader(TensorDataset(...))`` objects work wherever edgeprune takes data: fit, accuracy,
 calibration_batches, INT8 calibration/evaluation and activation statistics use them as they are."""
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import edgeprune
 from edgeprune import data, models, scores
 from edgeprune.export import evaluate_int8
 from edgeprune.measure import accuracy, predict_logits
@@ -90,3 +92,31 @@ def test_activation_statistics_from_a_user_loader():
     torch.testing.assert_close(moments.variance, hidden.var(0), rtol=1e-5, atol=1e-6)
     capped = input_statistics(model, {"out": model[3]}, loader, max_batches=2)["out"]
     assert capped.count == 14
+
+
+class Samples(torch.utils.data.Dataset):
+    """A Hugging Face datasets-style split: every item a dict under the keys given."""
+
+    def __init__(self, dataset, keys):
+        self.x, self.y = tensors(dataset)
+        self.keys = keys
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {self.keys[0]: self.x[i], self.keys[1]: self.y[i], "id": i}
+
+
+def test_dict_batches_are_pairs_under_their_usual_keys():
+    splits = data.load("digits", seed=0)
+    torch.manual_seed(0)
+    model = models.create("lenet5", num_classes=10, in_channels=1, image_size=8)
+    loaders = tuple(DataLoader(Samples(splits.split(n), ("pixel_values", "labels")), batch_size=64) for n in ("train", "val", "test"))
+    pruned = edgeprune.prune(model, loaders, finetune={"epochs": 3, "lr": 0.05})  # was: "yields batches that are a dict"
+    assert pruned.record["status"] == "ok" and pruned.record["test_acc"] > 0.5
+    assert accuracy(pruned.model, loaders[2]) == pytest.approx(pruned.record["test_acc"])
+    odd = DataLoader(Samples(splits.test, ("img", "cls")), batch_size=64)
+    with pytest.raises(edgeprune.errors.DataError, match=r"dict batches with keys \['cls', 'id', 'img'\]; expected its input "
+                                                         r"under one of pixel_values, image"):
+        accuracy(pruned.model, odd)

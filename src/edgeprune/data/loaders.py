@@ -18,6 +18,9 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from edgeprune.errors import ConfigError, DataError, check_positive
 
 EXPECTED = "(x, y) tensor pairs (x float [B, ...] with ndim >= 2, y integer [B])"
+# a dict batch (Hugging Face datasets, torchvision v2 samples) is (x, y) under one of these keys each
+INPUT_KEYS = ("pixel_values", "image", "images", "input", "inputs", "x")
+TARGET_KEYS = ("labels", "label", "target", "targets", "mask", "masks", "y")
 
 
 # How the y of a batch is checked: None is a classifier's labels; a task (edgeprune.tasks) sets its own check
@@ -99,10 +102,13 @@ def _describe(value) -> str:
 def check_batch(batch, what: str, *, labels: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``batch`` as ``(x, y int64)``, or DataError naming what ``what`` (e.g. 'training data') yielded.
 
-    Allowed: a 2-tuple/list ``(x, y)`` with ``x`` a floating-point tensor of ndim >= 2 and ``y`` an
+    Allowed: a 2-tuple/list ``(x, y)`` (or a dict holding them under one of :data:`INPUT_KEYS` and one of
+    :data:`TARGET_KEYS`) with ``x`` a floating-point tensor of ndim >= 2 and ``y`` an
     integer tensor ``[B]`` with the batch length of ``x``. With ``labels=False`` (for users that only read
     ``x``) a bare tensor ``x`` is allowed too, ``y`` is not checked and ``(x, None)`` is returned.
     """
+    if isinstance(batch, dict):
+        batch = _pair_of(batch, what, labels)
     if not labels and isinstance(batch, torch.Tensor):
         x, y = batch, None
     elif isinstance(batch, (tuple, list)) and len(batch) == 2:
@@ -122,6 +128,18 @@ def check_batch(batch, what: str, *, labels: bool = True) -> tuple[torch.Tensor,
         raise DataError(f"{what} yields labels y as {_describe(y)}; expected an integer class tensor "
                         f"of shape ({x.shape[0]},), one label per image of x{hint}")
     return x, y.long()
+
+
+def _pair_of(batch: dict, what: str, labels: bool):
+    """A dict batch as ``(x, y)`` (``x`` alone when labels are not read and it has none)."""
+    x = next((batch[k] for k in INPUT_KEYS if k in batch), None)
+    y = next((batch[k] for k in TARGET_KEYS if k in batch), None)
+    if x is not None and y is None and not labels:
+        return x
+    if x is None or y is None:
+        raise DataError(f"{what} yields dict batches with keys {sorted(map(str, batch))}; expected its input under one of "
+                        f"{', '.join(INPUT_KEYS)} and its target under one of {', '.join(TARGET_KEYS)}, or {EXPECTED}")
+    return x, y
 
 
 def checked(loader: Iterable, what: str, *, labels: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:

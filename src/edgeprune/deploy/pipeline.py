@@ -17,6 +17,7 @@ import torch
 
 from edgeprune import tasks as tasks_lib
 from edgeprune.data import make_loader
+from edgeprune.data.loaders import checked
 from edgeprune.deploy import edge_parts, task_metrics
 from edgeprune.deploy.source import dataset_for, load_for_export, module_of, resolve_checkpoint, with_input_shape
 from edgeprune.errors import ConfigError, check_positive
@@ -176,7 +177,7 @@ def _source(model_or_run, candidate, model_spec, model_args, data, data_dir, inp
 
 def _parity_inputs(model, splits, batch) -> torch.Tensor:
     if splits is not None:
-        inputs = next(iter(make_loader(splits.test, 64)))[0]
+        inputs = next(checked(make_loader(splits.test, 64), "test data", labels=False))[0]
     else:
         inputs = torch.randn(16, *input_shape_of(model), generator=torch.Generator().manual_seed(0))
     if isinstance(batch, int):

@@ -33,6 +33,7 @@ from torch.overrides import TorchFunctionMode
 
 from edgeprune import tasks as tasks_lib
 from edgeprune.data import make_loader
+from edgeprune.data.loaders import checked
 from edgeprune.errors import CheckpointError, ConfigError, ModelError, check_positive
 from edgeprune.models import input_shape, logits_of
 from edgeprune.utils.io import atomic_path
@@ -336,7 +337,7 @@ def in_chunks(run, x: np.ndarray, size: int | None) -> list[np.ndarray]:
 def ort_accuracy(session, dataset, batch_size: int = 256) -> float:
     """Top-1 accuracy in [0, 1] of an ONNX Runtime session on ``dataset``."""
     correct = total = 0
-    for x, y in make_loader(dataset, batch_size):
+    for x, y in checked(make_loader(dataset, batch_size), "test data"):
         correct += int((ort_run(session, x).argmax(1) == y.numpy()).sum())
         total += len(y)
     return correct / total if total else float("nan")
