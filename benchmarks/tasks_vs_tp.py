@@ -233,13 +233,14 @@ class ArmCache:
     ends) resumes at the arm it was in, and an arm added later (a Torch-Pruning variant) reuses the others; an arm
     kept under other settings, of those that shape it, is run again."""
 
-    OTHER_ARMS = {"tp", "tp_steps", "scratch_epochs"}  # shape the Torch-Pruning and scratch arms only
+    OTHER_ARMS = {"tp", "tp_steps", "scratch_epochs", "criteria", "strategies"}  # each shapes one arm only
 
     def __init__(self, folder: Path, settings: dict, make):
         self.folder, self.settings, self.make = folder, json.loads(json.dumps(settings)), make
 
     def _same(self, kept: dict, label: str) -> bool:
-        own = {"tp_steps"} if label.startswith("TP") else {"scratch_epochs"} if label.startswith("scratch") else set()
+        own = ({"tp_steps"} if label.startswith("TP") else {"scratch_epochs"} if label.startswith("scratch")
+               else {"criteria", "strategies"} if label == "ours" else set())
         ignored = self.OTHER_ARMS - own
         return ({k: v for k, v in kept.items() if k not in ignored}
                 == {k: v for k, v in self.settings.items() if k not in ignored})
