@@ -3,9 +3,11 @@ what was found, wherever it enters: fit, accuracy, calibration_batches, Data.fro
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import edgeprune
 from edgeprune import data, scores
 from edgeprune.errors import DataError
 from edgeprune.measure import accuracy
@@ -29,6 +31,9 @@ BAD = {
     "short labels": (DataLoader(list(zip(X, [torch.tensor([0, 1])] * 8)), batch_size=4),
                      ["labels y as a int64 tensor of shape (4, 2)", "shape (4,)"]),
     "empty": (DataLoader(TensorDataset(X[:0], Y[:0]), batch_size=4), ["training data is empty", "no batch"]),
+    # a transform to tensors forgotten: was torch's "TypeError: default_collate: batch must contain tensors ..."
+    "PIL images": (DataLoader([(Image.new("L", (4, 4)), 0)] * 8, batch_size=4),
+                   ["training data holds items its DataLoader cannot stack", "PIL.Image.Image", "ToTensor()"]),
 }
 
 
@@ -81,3 +86,9 @@ def test_statistics_need_only_x_but_not_nothing():
         input_statistics(net, {"fc": net[1]}, BAD["empty"][0])
     with pytest.raises(DataError, match="calibration data yields dict batches with keys"):
         input_statistics(net, {"fc": net[1]}, BAD["dict"][0])
+
+
+def test_the_default_call_on_pil_images_is_one_line():
+    loader = BAD["PIL images"][0]
+    with pytest.raises(DataError, match="cannot stack into a batch: PIL.Image.Image; give the dataset a transform"):
+        edgeprune.prune(model(), (loader, loader))

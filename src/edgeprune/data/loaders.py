@@ -9,6 +9,7 @@ workers are the user's), and iterates it with :func:`checked`, which validates e
 from __future__ import annotations
 
 import contextlib
+import re
 from contextvars import ContextVar
 from typing import Callable, Iterable, Iterator
 
@@ -116,7 +117,9 @@ def check_batch(batch, what: str, *, labels: bool = True) -> tuple[torch.Tensor,
     else:
         raise DataError(f"{what} yields batches that are {_describe(batch)}; expected {EXPECTED}")
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
-        raise DataError(f"{what} yields x as {_describe(x)}; expected a floating-point tensor [B, ...] with ndim >= 2")
+        hint = ("; scale integer images to floats first (x.float() / 255, or torchvision's v2.ToDtype(torch.float32, "
+                "scale=True))" if isinstance(x, torch.Tensor) and x.dtype == torch.uint8 else "")
+        raise DataError(f"{what} yields x as {_describe(x)}; expected a floating-point tensor [B, ...] with ndim >= 2{hint}")
     if not labels:
         return x, None
     check = _TARGET_CHECK.get()
@@ -142,10 +145,27 @@ def _pair_of(batch: dict, what: str, labels: bool):
     return x, y
 
 
+def collated(loader: Iterable, what: str) -> Iterator:
+    """``loader``'s batches; items its collate cannot stack (PIL images: a transform to tensors forgotten) are one line."""
+    batches = iter(loader)
+    while True:
+        try:
+            yield next(batches)
+        except StopIteration:
+            return
+        except TypeError as exc:
+            found = re.search(r"found <class '([\w.]+)'>", str(exc))
+            if "collate" not in str(exc) or found is None:
+                raise
+            raise DataError(f"{what} holds items its DataLoader cannot stack into a batch: {found.group(1)}; give the "
+                            "dataset a transform to tensors (torchvision's transforms.ToTensor(), or v2.ToImage() then "
+                            "v2.ToDtype(torch.float32, scale=True))") from None
+
+
 def checked(loader: Iterable, what: str, *, labels: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """Iterate ``loader``, passing every batch through :func:`check_batch`; DataError if it yields none."""
     empty = True
-    for batch in loader:
+    for batch in collated(loader, what):
         empty = False
         yield check_batch(batch, what, labels=labels)
     if empty:

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from edgeprune import tasks as tasks_lib
 from edgeprune.data import Data, inversion, make_loader
+from edgeprune.data.loaders import collated
 from edgeprune.errors import ConfigError, DataError
 
 MAX_INPUTS = 10_000  # more are not needed to calibrate, and all of them are held in memory
@@ -50,7 +51,7 @@ def is_unlabelled(data) -> bool:
     if isinstance(data, str):
         return data == DATA_FREE or data.startswith(SPEC)
     if isinstance(data, DataLoader):
-        return _inputs_only(next(iter(make_loader(data, 1)), None)) is not None
+        return _inputs_only(next(collated(make_loader(data, 1), "the data"), None)) is not None
     if isinstance(data, Dataset) and not isinstance(data, Data):
         try:
             return _inputs_only(data[0]) is not None
