@@ -53,6 +53,14 @@ def test_labels_beyond_the_models_outputs():
     assert "label 11" in one_line(exc) and "0 to 9" in str(exc.value)
 
 
+def test_a_single_sigmoid_logit_for_two_classes_is_told_what_head_to_give():
+    x, y = torch.zeros(32, 1, 8, 8), torch.arange(32) % 2
+    data = (DataLoader(TensorDataset(x, y), 16),) * 2
+    with pytest.raises(DataError) as exc:
+        edgeprune.prune(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 1)), data, method="magnitude", budget=0.5)
+    assert "label 1" in one_line(exc) and "a single sigmoid logit needs a head of 2 outputs" in str(exc.value)
+
+
 def test_images_of_another_dtype_than_the_model():
     x, y = torch.zeros(32, 1, 8, 8, dtype=torch.float64), torch.zeros(32, dtype=torch.long)
     data = (DataLoader(TensorDataset(x, y), 16),) * 2

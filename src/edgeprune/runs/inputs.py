@@ -101,8 +101,10 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
             labels = y[y != IGNORED]
             if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= outputs):
                 bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
+                one = ("; a classifier here has one logit per class: a single sigmoid logit needs a head of 2 outputs"
+                       if outputs == 1 else "")
                 raise DataError(f"training data has the label {bad} but {type(model).__name__} has {outputs} outputs: "
-                                f"class labels must be 0 to {outputs - 1}")
+                                f"class labels must be 0 to {outputs - 1}{one}")
             check_trains(model, x[:2], y[:2], task)
     else:
         check_task_fits(model, data, task)
