@@ -202,6 +202,17 @@ def test_masks_resize_split_trees_and_classes_file(tmp_path):
         load(f"masks:{tmp_path}")
 
 
+
+def test_black_and_white_masks_read_255_as_the_foreground(tmp_path):
+    # was: 255 read as "ignore", one class left ("predicts 2 classes per pixel but the data has 1")
+    for i in range(6):
+        write_pair(tmp_path, f"img{i}", mode="L", values=(0, 255), seed=i)
+    with pytest.warns(UserWarning, match="hold only 0 and 255: 255 is read as class 1"):
+        splits = load(f"masks:{tmp_path}")
+    assert splits.num_classes == 2 and set(splits.train.masks.unique().tolist()) == {0, 1}
+    (tmp_path / "classes.txt").write_text("background\nroad\n")  # named classes: 255 is ignore, as documented
+    assert set(load(f"masks:{tmp_path}").train.masks.unique().tolist()) == {0, 255}
+
 def test_masks_folder_errors(tmp_path):
     with pytest.raises(DataError, match="has no images/ folder"):
         load(f"masks:{tmp_path}")

@@ -66,6 +66,19 @@ def test_a_one_channel_segmenter_is_binary_foreground_above_zero():
     assert got["miou"] == pytest.approx((float(miou(z[:, 0] > 0, masks)) + float(background)) / 2, abs=1e-6)
 
 
+
+@pytest.mark.slow
+def test_the_default_call_on_a_model_of_few_weights_calibrates_as_close_as_one_weight_allows():
+    # 88 prunable weights: 80 % is 70.4 of them; every strategy once failed "cannot be met within 0.1 pp" and the call
+    # with them
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 2, 1))  # ink or background
+    data = tuple(_binary(loader) for loader in segmentation_loaders())
+    pruned = edgeprune.prune(model, data, task="segmentation", finetune={"epochs": 1, "max_batches": 2})
+    assert pruned.record["status"] == "ok"
+    assert any(c["id"].startswith("mam-") for c in pruned.candidates)
+    assert all(abs(c["sparsity"] - 0.8) <= 1 / 88 for c in pruned.candidates if c["id"].startswith("mam-"))
+
 def _binary(loader):
     x, y = loader.dataset.tensors
     return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, (y > 0).long().unsqueeze(1)), loader.batch_size)

@@ -44,6 +44,10 @@ PERCENTILES = {"p30": 0.3, "p50": 0.5, "p70": 0.7, "p90": 0.9}
 LATE_DEPTH = 0.75  # late_heavy: layers at or past this depth go to hi
 EARLY_DEPTH = 0.5  # early_heavy: feature layers before this depth go to hi
 TOLERANCE = 0.001  # target calibration: |achieved - target| <= 0.1 pp
+
+
+class Coarse(ConfigError):
+    """A strategy's layers are too few or too coarse to land within :data:`TOLERANCE` of the target."""
 CEILING = 0.999  # calibration never pushes a layer beyond this sparsity
 
 Ranges = dict[str, tuple[float, float]]
@@ -226,8 +230,9 @@ def calibrate(vector: dict[str, float], ranges: Ranges, roles: RoleTable, target
         v = _shifted(vector, bounds, t)
         if abs(achieved(v) - target) < best_err:
             best, best_err = v, abs(achieved(v) - target)
-    if best_err > TOLERANCE:
-        raise ConfigError(
+    total = sum(e.numel for e in roles.prunable())
+    if best_err > max(TOLERANCE, 1.0 / max(total, 1)):  # a model of few weights: as close as one weight allows
+        raise Coarse(
             f"target sparsity {target:.4f} cannot be met within 0.1 pp: the closest global sparsity is "
             f"{achieved(best):.4f} (the layers are too few or too coarse for this target)")
     return best

@@ -3,7 +3,8 @@
 Layouts: ``<path>/images/`` + ``<path>/masks/``, or split trees ``<path>/train/{images,masks}`` with optional
 ``<path>/val/...`` and ``<path>/test/...``. Every image (any imagefolder extension, directly in ``images/``)
 needs a mask ``masks/<same stem>.png`` of the same size: a single-channel PNG (PIL modes 1, L, P, I, I;16) whose
-values are class indices, 255 = ignore (not scored). Without a test tree a fixed 20% of the images (seed 0)
+values are class indices, 255 = ignore (not scored); masks holding only 0 and 255 (black and white) read 255 as
+class 1, the foreground, unless ``classes.txt`` names the classes. Without a test tree a fixed 20% of the images (seed 0)
 is the test split; without a val tree val is carved from train with the run's seed.
 
 Classes: the lines of ``<path>/classes.txt`` (one name per line, index = class), else ``max mask value + 1``
@@ -14,6 +15,7 @@ them are, else RGB, and resized (stretched) to the size :func:`~edgeprune.data.f
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +86,17 @@ def read_classes(folder: Path, masks: dict[str, torch.Tensor], files: dict[str, 
     return classes
 
 
+def binary_foreground(masks: dict[str, torch.Tensor], folder: Path) -> dict[str, torch.Tensor]:
+    """Masks holding only 0 and 255 are binary masks saved as black and white (255 the foreground), not a background
+    whose every other pixel is ignored: 255 becomes class 1, with a warning saying so."""
+    values = torch.cat([m.unique() for m in masks.values()]).unique().tolist()
+    if set(values) != {0, IGNORE}:
+        return masks
+    warnings.warn(f"the masks of {folder} hold only 0 and {IGNORE}: {IGNORE} is read as class 1 (the foreground), not as "
+                  f"'ignore'; add {CLASSES_FILE} (background, then your classes) to read it as ignore", stacklevel=3)
+    return {split: torch.where(m == IGNORE, torch.ones_like(m), m) for split, m in masks.items()}
+
+
 def read_masks(path: Path, hw: tuple[int, int]) -> np.ndarray:
     mask = folders.decode(path, None, hw, nearest=True)
     if mask.size and int(mask.max()) > 255:
@@ -113,6 +126,8 @@ def build(arg: str | None, root: Path, download: bool, *, limit: int | None, tes
     images = {split: torch.from_numpy(folders.to_chw([folders.decode(image, mode, hw) for image, _ in pairs]))
               for split, pairs in files.items()}
     masks = {split: torch.from_numpy(np.stack([read_masks(mask, hw) for _, mask in pairs])) for split, pairs in files.items()}
+    if not (folder / CLASSES_FILE).is_file():
+        masks = binary_foreground(masks, folder)
     classes = read_classes(folder, masks, files)
     parts = {split: SegmentationDataset(images[split], masks[split], (0.0,) * images[split].shape[1],
                                         (1.0,) * images[split].shape[1], num_classes=len(classes), classes=classes)

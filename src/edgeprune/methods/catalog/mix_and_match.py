@@ -14,6 +14,7 @@ everything trained, and the chosen model is the best of all, whatever its origin
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -116,11 +117,28 @@ class MixAndMatch(Method):
     def candidates(self, state, budgets, seeds):
         plan = []
         for budget in budgets:
-            built = {s: strategies_lib.build(s, state.ranges, state.roles, budget) for s in state.strategies}
-            plan += strategy_candidates(built, state.strategies, state.criteria, budget, seeds)
+            built = self._calibrated(state, budget)
+            plan += strategy_candidates(built, [s for s in state.strategies if s in built], state.criteria, budget, seeds)
             for name in state.baselines:
                 plan += [Candidate(f"global-{name}-b{budget:g}-s{s}", budget, s, {"baseline": name}) for s in seeds]
         return plan
+
+    @staticmethod
+    def _calibrated(state, budget) -> dict:
+        """Each strategy's per-layer sparsities at ``budget``; one its layers are too coarse to calibrate (a tiny model)
+        is left out with a warning while another strategy or a baseline remains."""
+        built, coarse = {}, []
+        for name in state.strategies:
+            try:
+                built[name] = strategies_lib.build(name, state.ranges, state.roles, budget)
+            except strategies_lib.Coarse as exc:
+                coarse.append((name, exc))
+        if coarse and not built and not state.baselines:
+            raise coarse[0][1]
+        if coarse:
+            warnings.warn(f"strateg{'y' if len(coarse) == 1 else 'ies'} {', '.join(n for n, _ in coarse)} left out at budget "
+                          f"{budget:g}: {coarse[0][1]}", UserWarning, stacklevel=4)
+        return built
 
     def prune(self, state, model, candidate):
         setting = candidate.setting
