@@ -75,7 +75,8 @@ class Segmentation(Task):
         return y.long()
 
     def _ce(self, logits, y):
-        y, logits = plain_masks(y), dense_logits(logits, plain_masks(y).shape[-2:]).float()
+        y = plain_masks(y)
+        logits = dense_logits(logits, y.shape[-2:]).float()
         try:
             return F.cross_entropy(logits, y, ignore_index=IGNORE)
         except IndexError:  # a class the model does not predict ("Target 8 is out of bounds")
