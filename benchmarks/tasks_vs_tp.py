@@ -234,7 +234,7 @@ class ArmCache:
     kept under other settings, of those that shape it, is run again. The dense arm is also looked for in
     ``dense_from`` (another run's arms of the same seed): the fine-tune's settings do not shape it."""
 
-    OTHER_ARMS = {"tp", "tp_steps", "scratch_epochs", "criteria", "strategies"}  # each shapes one arm only
+    OTHER_ARMS = {"tp", "tp_steps", "scratch_epochs", "criteria", "strategies", "residual_range"}  # one arm each
     DENSE = {"seeds", "train_val_images", "test_images", "width", "dense_epochs", "optimizer", "lr", "weight_decay",
              "batch_size", "threads"}
 
@@ -246,7 +246,7 @@ class ArmCache:
         if label == "dense":
             return all(kept.get(k) == self.settings.get(k) for k in self.DENSE)
         own = ({"tp_steps"} if label.startswith("TP") else {"scratch_epochs"} if label.startswith("scratch")
-               else {"criteria", "strategies"} if label == "ours" else set())
+               else {"criteria", "strategies", "residual_range"} if label == "ours" else set())
         ignored = self.OTHER_ARMS - own
         return ({k: v for k, v in kept.items() if k not in ignored}
                 == {k: v for k, v in self.settings.items() if k not in ignored})
@@ -321,7 +321,8 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
         ours = edgeprune.prune(dense, splits, task=task, method="mix_and_match", granularity="channel", budget=budget,
                                finetune=recipe, seed=args.seed, criteria=args.criteria.split(","),
                                strategies=args.strategies.split(","), calib_batches=4, round_to=args.round_to,
-                               reconstruct=args.reconstruct, progress=True)
+                               reconstruct=args.reconstruct, progress=True,
+                               **({"range_rules": {"residual": args.residual_range}} if args.residual_range else {}))
         limit_ms = next(r["decided"]["limit"] for r in ours.candidates if r.get("status") == "ok")
         keys = [f"val_{task.metric}", f"val_{task.metric}_pruned", *(f"test_{k}" for k in setup["metrics"]),
                 f"test_{task.metric}_ci", "params", "macs", "budget_achieved", "speedup_b1", "epochs_run", "seconds"]
@@ -430,6 +431,13 @@ def patience_text(settings: dict) -> str:
     return f"patience {ft_patience(settings)}" if ft_patience(settings) else "no early stopping"
 
 
+def fraction_pair(text: str) -> tuple[float, float]:
+    lo, hi = (float(v) for v in text.split(","))
+    if not 0 <= lo <= hi < 1:
+        raise ValueError(text)
+    return lo, hi
+
+
 def settings_of(args) -> dict:
     return {"seeds": [args.seed], "train_val_images": args.limit, "test_images": args.test_limit, "width": args.width,
             "dense_epochs": args.dense_epochs, "finetune_epochs": args.epochs, "scratch_epochs": args.scratch_epochs,
@@ -437,6 +445,7 @@ def settings_of(args) -> dict:
             "weight_decay": args.weight_decay, "batch_size": args.batch_size, "criteria": args.criteria,
             "strategies": args.strategies, "tp": args.tp, "round_to": args.round_to, "threads": 1,
             "budget": args.budget, **({"tp_steps": args.tp_steps} if args.tp_steps != 6 else {}),
+            **({"residual_range": list(args.residual_range)} if args.residual_range else {}),
             **({"reconstruct": True} if args.reconstruct else {})}
 
 
@@ -789,6 +798,8 @@ def main() -> None:
     p.add_argument("--strategies", help="(balanced,late_heavy; balanced)")
     p.add_argument("--tp", default="magnitude_uniform,magnitude_global,taylor_uniform,taylor_global",
                    help="Torch-Pruning variants: importance_scope, comma-separated; none: no Torch-Pruning arm")
+    p.add_argument("--residual-range", type=fraction_pair, metavar="LO,HI",
+                   help="ours: the channel range of the layers writing a residual stream (default: their role's)")
     p.add_argument("--tp-steps", type=int, default=6, help="bisection steps of Torch-Pruning's ratio")
     p.add_argument("--round-to", type=int, default=8, help="kept widths are multiples of it (ours and Torch-Pruning)")
     p.add_argument("--reconstruct", action="store_true",

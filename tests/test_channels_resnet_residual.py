@@ -52,3 +52,30 @@ def test_removing_from_one_member_removes_from_the_whole_group_and_adds_line_up(
     assert model(x).shape == (2, 10)
     assert len(shapes) == 9
     assert shapes[3][1][1] == 29 and shapes[5][1][1] == 29 and shapes[6][0][1] == 29
+
+
+def test_the_residual_streams_are_flagged_and_nothing_else():
+    model = models.create("resnet20", num_classes=10, in_channels=3, image_size=8)
+    groups = coupled_groups(model, torch.zeros(1, 3, 8, 8))
+    residual = {tuple(g.members) for g in groups if g.residual}
+    assert tuple(STAGE2) in residual and len(residual) == 3  # one stream per stage
+    assert not any(g.residual for g in groups if g.members == ["layer2.1.conv1"])
+
+
+def test_a_residual_range_holds_the_streams_and_leaves_the_inner_convs_their_role():
+    import edgeprune
+    from edgeprune import data as data_lib
+    from edgeprune.methods import structured_mam
+    from edgeprune.methods.base import get_method
+
+    model = models.create("resnet20", num_classes=10, in_channels=1, image_size=8)
+    options = get_method("mix_and_match", granularity="channel", criteria=["magnitude"],
+                         range_rules={"residual": (0.0, 0.1)}).options
+    state = structured_mam.prepare(model, None, torch.zeros(1, 1, 8, 8), options)
+    assert all(state.ranges[f"{m}.weight"] == (0.0, 0.1) for m in STAGE2)
+    assert state.ranges["layer2.1.conv1.weight"][1] > 0.1
+    pruned = edgeprune.prune(model, data_lib.load("digits"), method="mix_and_match", granularity="channel",
+                             budget="macs<=60%", criteria=["magnitude"], strategies=["balanced"], finetune=0,
+                             deploy_metrics=False, round_to=1, range_rules={"residual": (0.0, 0.1)})
+    widths = {n: m.weight.shape[0] for n, m in pruned.model.named_modules() if n in STAGE2 + ["layer2.1.conv1"]}
+    assert widths["layer2.0.conv2"] >= 32 * 0.9 > widths["layer2.1.conv1"]  # the stream within its range, not the rest

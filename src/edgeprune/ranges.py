@@ -69,6 +69,9 @@ class RangeRules(Config):
     linear: RangeSpec = (0.85, 0.98)
     # ... and of models with attention (Swin code's patch-merging reduction: 5-20 %)
     transformer_linear: RangeSpec = (0.05, 0.20)
+    # channel granularity only: the layers writing a residual stream (their channels summed with another layer's),
+    # which every block after them reads (None: their role's range)
+    residual: RangeSpec | None = None
     # highest per-layer sparsity derived ranges and target calibration may reach
     ceiling: float = pydantic.Field(0.999, gt=0, lt=1)
 
@@ -78,9 +81,12 @@ class RangeRules(Config):
         _check_pair(*value)
         return value
 
-    @pydantic.field_validator("conv", "attn_qkv", "attn_proj", "mlp_in", "mlp_out", "linear", "transformer_linear")
+    @pydantic.field_validator("conv", "attn_qkv", "attn_proj", "mlp_in", "mlp_out", "linear", "transformer_linear",
+                              "residual")
     @classmethod
-    def _spec(cls, value: RangeSpec) -> RangeSpec:
+    def _spec(cls, value: RangeSpec | None) -> RangeSpec | None:
+        if value is None:
+            return value
         if isinstance(value, tuple):
             _check_pair(*value)
             return value

@@ -116,6 +116,8 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     ranges = ranges_lib.rules(roles, rules)
     keep = frozenset(e.module_name for e in roles.prunable() if e.role == "patch_embed")
     structure = plan_structure(split, example, keep_embedding=keep)
+    if rules.residual is not None:
+        ranges = _residual_ranges(ranges, roles, structure, rules)
     deepest = max(options.drop_blocks)
     aware = getattr(options, "latency_aware", False) and data is not None  # its Taylor importance needs data
     needs_data = deepest > 0 or aware or any(c != "magnitude" for c in options.criteria)
@@ -128,6 +130,13 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     return ChannelState(roles, ranges, structure, scores, meter, options.round_to,
                         options.deploy_metrics, blocks=_ranked_blocks(split, example, batches, deepest),
                         latency_table=getattr(options, "latency_table", True), batches=batches)
+
+
+def _residual_ranges(ranges: dict, roles: roles_lib.RoleTable, structure: StructurePlan, rules) -> dict:
+    """``ranges`` with the layers writing a residual stream (not kept whole) at ``rules.residual``."""
+    depth = {e.param_name: e.depth for e in roles.prunable()}
+    return {p: (rules.range_for("residual", depth[p]) if p[: -len(".weight")] in structure.residual and hi > 0 else (lo, hi))
+            for p, (lo, hi) in ranges.items()}
 
 
 def _ranked_blocks(model: nn.Module, example: torch.Tensor, batches, deepest: int) -> list[str]:

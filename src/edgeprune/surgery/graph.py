@@ -159,6 +159,11 @@ def named(graph, module) -> str | None:
     return graph._module2name.get(module) if isinstance(module, nn.Module) else None
 
 
+def sums_into_residual(module) -> bool:
+    """Whether ``module`` (a node of a dependency group) is a sum of tensors: channels through it are a residual stream."""
+    return isinstance(module, tp.ops._ElementWiseOp) and str(module._grad_fn).startswith(("Add", "Sub"))
+
+
 def group_of(graph, module: nn.Module, idxs: Sequence[int]):
     """torch-pruning's group removing output channels ``idxs`` of ``module`` (and everything coupled to them)."""
     pruner = graph.get_pruner_of_module(module)

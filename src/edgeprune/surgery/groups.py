@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import EdgepruneError, ModelError
-from edgeprune.surgery.graph import ROOT_TYPES, build_graph, group_of, named, output_modules, widens_input
+from edgeprune.surgery.graph import ROOT_TYPES, build_graph, group_of, named, output_modules, sums_into_residual, widens_input
 from edgeprune.surgery.search import bounded_groups
 
 # what torch-pruning raises on a coupling it cannot follow (ZeroDivisionError: an index mapping of a
@@ -39,6 +39,7 @@ class ChannelGroup:
     consumers: list[str] = field(default_factory=list)
     norms: list[str] = field(default_factory=list)
     protected: bool = False
+    residual: bool = False  # the channels are summed with another producer's (a residual stream)
     failed: str = ""  # torch-pruning failed to find the group (the exception, one line; protected then)
 
 
@@ -75,8 +76,9 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
             groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True,
                                        failed=f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"))
             continue
-        members, consumers, norms = [], [], []
+        members, consumers, norms, residual = [], [], [], False
         for dep, _ in group:
+            residual = residual or sums_into_residual(dep.target.module)
             target = named(graph, dep.target.module)
             if target is None:
                 continue
@@ -97,6 +99,7 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
                 consumers=sorted(consumers, key=order.get),
                 norms=sorted(norms, key=order.get),
                 protected=any(m in outputs or widens_input(graph, modules[m]) for m in members),
+                residual=residual,
             )
         )
     return sorted(groups, key=lambda g: order.get(g.members[0], -1) if g.members else -1)

@@ -38,6 +38,7 @@ class StructurePlan:
     # block name -> its input, when torch-pruning cannot trace the whole model (surgery.blocks); empty otherwise
     blocks: dict[str, torch.Tensor] = field(default_factory=dict)
     consumers: list[list[str]] = field(default_factory=list)  # per group: the layers reading its channels
+    residual: set[str] = field(default_factory=set)  # members of groups whose channels are a residual stream
 
 
 class Widths(dict):
@@ -65,7 +66,7 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
     parts, note = blocks_lib.whole_or_blocks(model, example, _traced)
     skipped = [note] if note else []
     modules = dict(model.named_modules())
-    groups, consumers, protected, channels, failed = [], [], set(), {}, []
+    groups, consumers, protected, channels, failed, residual = [], [], set(), {}, [], set()
     for prefix, (_, (graph, part)) in parts.items():
         inner = dict(modules[prefix].named_modules())
         for g in part:
@@ -75,6 +76,8 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
             channels.update({full: int(graph.get_out_channels(inner[m])) for full, m in zip(members, g.members)})
             if g.protected or keep_embedding & set(members):
                 protected.update(members)
+            if g.residual:
+                residual.update(members)
             if g.failed:
                 failed.append((members[0], g.failed))
     if failed:
@@ -84,7 +87,7 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
     return StructurePlan(
         groups=groups, consumers=consumers, channels=channels, numels={n: modules[n].weight.numel() for n in channels}, protected=protected,
         heads={k: v for k, v in heads_lib.find(model).items() if k not in protected} if whole else {},
-        skipped=skipped, blocks={} if whole else {name: block_input for name, (block_input, _) in parts.items()},
+        skipped=skipped, residual=residual, blocks={} if whole else {name: block_input for name, (block_input, _) in parts.items()},
     )
 
 
