@@ -234,7 +234,7 @@ class ArmCache:
     kept under other settings, of those that shape it, is run again. The dense arm is also looked for in
     ``dense_from`` (another run's arms of the same seed): the fine-tune's settings do not shape it."""
 
-    OTHER_ARMS = {"tp", "tp_steps", "scratch_epochs", "criteria", "strategies", "residual_range"}  # one arm each
+    OTHER_ARMS = {"tp", "tp_steps", "scratch_epochs", "criteria", "strategies", "residual_range", "reconstruct"}  # one arm each
     DENSE = {"seeds", "train_val_images", "test_images", "width", "dense_epochs", "optimizer", "lr", "weight_decay",
              "batch_size", "threads"}
 
@@ -246,7 +246,7 @@ class ArmCache:
         if label == "dense":
             return all(kept.get(k) == self.settings.get(k) for k in self.DENSE)
         own = ({"tp_steps"} if label.startswith("TP") else {"scratch_epochs"} if label.startswith("scratch")
-               else {"criteria", "strategies", "residual_range"} if label == "ours" else set())
+               else {"criteria", "strategies", "residual_range", "reconstruct"} if label == "ours" else set())
         ignored = self.OTHER_ARMS - own
         return ({k: v for k, v in kept.items() if k not in ignored}
                 == {k: v for k, v in self.settings.items() if k not in ignored})
