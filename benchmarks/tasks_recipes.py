@@ -40,8 +40,14 @@ def row(name: str, seed: int, metric: str, test_metric: str) -> dict:
             "ours_candidate": methods["ours (chosen)"].get("candidate"), "tp": figures(tp), "tp_label": tp}
 
 
+def shown(value) -> str:
+    if value is None or isinstance(value, bool):
+        return "on" if value else "off"
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, list) else str(value)
+
+
 def differences(settings: dict, first: dict) -> str:
-    changed = [f"{label} {settings.get(k, '–')}" for k, label in VARIED.items() if settings.get(k) != first.get(k)]
+    changed = [f"{label} {shown(settings.get(k))}" for k, label in VARIED.items() if settings.get(k) != first.get(k)]
     return ", ".join(changed) or "as the first run"
 
 
@@ -62,7 +68,7 @@ def section(rows: list[dict], seed: int, metric: str, test_metric: str) -> str:
     metric, test_metric = LABELS[metric], LABELS[test_metric]
     lines = [f"## {rows[0]['name']}: recipes on seed {seed} (an exploration)", "",
              f"Every row is `tasks_vs_tp.py` on seed {seed} with one setting changed against the first row "
-             f"({', '.join(f'{VARIED[k]} {first.get(k)}' for k in VARIED if k in first)}). Validation {metric} is what a "
+             f"({', '.join(f'{VARIED[k]} {shown(first.get(k))}' for k in VARIED if k in first)}). Validation {metric} is what a "
              f"recipe would be chosen on; test {test_metric} is for reading only. One seed: a difference here is a lead "
              "for a 3-seed run, not a result.", "",
              f"| run | changed | ours val {metric} | ours test {test_metric} | ours × b1 | ours MACs | ours epochs | "

@@ -124,3 +124,33 @@ def test_torch_pruning_prunes_a_detectors_dense_part_in_place(importance):
     # the full detector around the pruned part: boxes in eval mode, its own loss in train mode
     assert pruned.eval()(torch.rand(2, 1, 128, 128))[0].keys() >= {"boxes", "scores", "labels"}
     assert torch.isfinite(task.train_loss(pruned.train(), *batches[0])[0])
+
+
+def test_kept_arms_are_reused_across_the_settings_that_do_not_shape_them(tmp_path):
+    base = {"seeds": [0], "dense_epochs": 30, "lr": 2e-3, "finetune_epochs": 15, "ft_patience": 3, "tp": "taylor_global",
+            "criteria": "product"}
+    made = []
+
+    def arm(folder, settings, label, dense_from=None):
+        cache = tasks_vs_tp.ArmCache(folder, settings, lambda: nn.Linear(2, 2), dense_from=dense_from)
+        return cache.get(label, lambda: (made.append((folder.name, label)) or nn.Linear(2, 2), {"label": label}))[1]
+
+    for label in ("dense", "ours", "TP taylor global"):
+        arm(tmp_path / "a", base, label)
+    assert len(made) == 3
+    recon = {**base, "reconstruct": True, "residual_range": [0.0, 0.2]}
+    arm(tmp_path / "a", recon, "TP taylor global")  # reconstruction and the residual range shape ours only
+    arm(tmp_path / "a", recon, "ours")
+    assert made[3:] == [("a", "ours")]
+    patient = {**base, "ft_patience": 0}
+    arm(tmp_path / "b", patient, "dense", dense_from=tmp_path / "a")  # the fine-tune does not shape the dense model
+    arm(tmp_path / "b", {**patient, "dense_epochs": 10}, "dense", dense_from=tmp_path / "a")
+    assert made[4:] == [("b", "dense")]
+
+
+def test_recipes_name_what_each_run_changed():
+    recipes = pytest.importorskip("tasks_recipes")
+    first = {"ft_patience": 3, "ft_lr_scale": 0.2, "reconstruct": True}
+    assert recipes.differences(first, first) == "as the first run"
+    changed = {**first, "ft_patience": 0, "reconstruct": None, "residual_range": [0.0, 0.2]}
+    assert recipes.differences(changed, first) == "patience 0, reconstruction off, residual range 0,0.2"
