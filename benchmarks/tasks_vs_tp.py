@@ -231,20 +231,23 @@ def remembered(fits):
 class ArmCache:
     """Each finished arm of a seed (its model and its figures) kept in ``folder``, so a seed killed partway (a session
     ends) resumes at the arm it was in, and an arm added later (a Torch-Pruning variant) reuses the others; an arm
-    kept under other settings, of those that shape it, is run again. The dense arm is also looked for in
-    ``dense_from`` (another run's arms of the same seed): the fine-tune's settings do not shape it."""
+    kept under other settings, of those that shape it, is run again. The dense and scratch arms are also looked for
+    in ``arms_from`` (another run's arms of the same seed): the fine-tune's settings shape neither."""
 
     OTHER_ARMS = {"tp", "tp_steps", "scratch_epochs", "criteria", "strategies", "residual_range", "reconstruct"}  # one arm each
     DENSE = {"seeds", "train_val_images", "test_images", "width", "dense_epochs", "optimizer", "lr", "weight_decay",
              "batch_size", "threads"}
+    # the scratch model: the dense recipe at the width the budget allows, for dense + fine-tune epochs by default
+    SCRATCH = DENSE | {"scratch_epochs", "finetune_epochs", "budget", "round_to"}
 
-    def __init__(self, folder: Path, settings: dict, make, dense_from: Path | None = None):
+    def __init__(self, folder: Path, settings: dict, make, arms_from: Path | None = None):
         self.folder, self.settings, self.make = folder, json.loads(json.dumps(settings)), make
-        self.dense_from = dense_from
+        self.arms_from = arms_from
 
     def _same(self, kept: dict, label: str) -> bool:
-        if label == "dense":
-            return all(kept.get(k) == self.settings.get(k) for k in self.DENSE)
+        if label in ("dense", SCRATCH):
+            keys = self.DENSE if label == "dense" else self.SCRATCH
+            return all(kept.get(k) == self.settings.get(k) for k in keys)
         own = ({"tp_steps"} if label.startswith("TP") else {"scratch_epochs"} if label.startswith("scratch")
                else {"criteria", "strategies", "residual_range", "reconstruct"} if label == "ours" else set())
         ignored = self.OTHER_ARMS - own
@@ -253,14 +256,15 @@ class ArmCache:
 
     def get(self, label: str, run, make=None) -> tuple[nn.Module, dict]:
         slug = label.replace(" ", "_").replace("(", "").replace(")", "")
-        folders = [self.folder, *([self.dense_from] if label == "dense" and self.dense_from else [])]
+        folders = [self.folder, *([self.arms_from] if label in ("dense", SCRATCH) and self.arms_from else [])]
         for folder in folders:
             weights, meta = folder / f"{slug}.pt", folder / f"{slug}.json"
             if meta.exists() and weights.exists():
                 kept = json.loads(meta.read_text())
                 if self._same(kept["settings"], label):
                     print(f"{label}: kept from an earlier run ({weights})", flush=True)
-                    return edgeprune.load(weights, model=(make or self.make)()), kept["entry"]
+                    model = make(kept["entry"]) if make else self.make()  # the kept arm's own build (its width)
+                    return edgeprune.load(weights, model=model), kept["entry"]
         weights, meta = self.folder / f"{slug}.pt", self.folder / f"{slug}.json"
         model, entry = run()
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -293,7 +297,7 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
     dense_cfg = default_config("cnn", epochs=args.dense_epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                                lr=args.lr, weight_decay=args.weight_decay, seed=args.seed)
     arms = ArmCache(KEPT / f"{name_of(args.task, args.name)}_s{args.seed}_arms", settings_of(args), make_model,
-                    dense_from=args.dense_from and KEPT / f"{name_of(args.task, args.dense_from)}_s{args.seed}_arms")
+                    arms_from=args.arms_from and KEPT / f"{name_of(args.task, args.arms_from)}_s{args.seed}_arms")
 
     def train_dense():
         torch.manual_seed(args.seed)
@@ -384,7 +388,7 @@ def run_seed_under(args, task: tasks.Task, root: Path) -> None:
                            "seconds": time.perf_counter() - t0}
 
         label = SCRATCH
-        finals[label], methods[label] = arms.get(label, train_scratch, make=lambda: make_model(width))
+        finals[label], methods[label] = arms.get(label, train_scratch, make=lambda kept: make_model(kept["width"]))
         print(label, methods[label], flush=True)
 
     name = f"{name_of(args.task, args.name)}_s{args.seed}"
@@ -809,8 +813,8 @@ def main() -> None:
     p.add_argument("--no-scratch", action="store_true", help="write the seed's results without the scratch arm "
                    "(the same command without it adds the arm later; the kept arms are reused)")
     p.add_argument("--name", help="results/NAME_sK.json, NAME.json and sections/NAME.md (default: tasks_TASK)")
-    p.add_argument("--dense-from", metavar="NAME", help="take the seed's dense model from run NAME's kept arms when "
-                   "its dense settings are these (the fine-tune's settings do not shape it)")
+    p.add_argument("--arms-from", "--dense-from", metavar="NAME", help="take the seed's dense and scratch models from "
+                   "run NAME's kept arms when their settings are these (the fine-tune's settings shape neither)")
     p.add_argument("--collect", action="store_true", help="combine the seeds' result files")
     p.add_argument("--render", action="store_true", help="rewrite the section from the collected results")
     p.add_argument("--remeasure", type=int, metavar="ROUNDS",

@@ -131,9 +131,10 @@ def test_kept_arms_are_reused_across_the_settings_that_do_not_shape_them(tmp_pat
             "criteria": "product"}
     made = []
 
-    def arm(folder, settings, label, dense_from=None):
-        cache = tasks_vs_tp.ArmCache(folder, settings, lambda: nn.Linear(2, 2), dense_from=dense_from)
-        return cache.get(label, lambda: (made.append((folder.name, label)) or nn.Linear(2, 2), {"label": label}))[1]
+    def arm(folder, settings, label, arms_from=None):
+        cache = tasks_vs_tp.ArmCache(folder, settings, lambda: nn.Linear(2, 2), arms_from=arms_from)
+        run = lambda: (made.append((folder.name, label)) or nn.Linear(2, 2), {"label": label, "width": 2})  # noqa: E731
+        return cache.get(label, run, make=lambda kept: nn.Linear(kept["width"], 2))[1]
 
     for label in ("dense", "ours", "TP taylor global"):
         arm(tmp_path / "a", base, label)
@@ -143,9 +144,14 @@ def test_kept_arms_are_reused_across_the_settings_that_do_not_shape_them(tmp_pat
     arm(tmp_path / "a", recon, "ours")
     assert made[3:] == [("a", "ours")]
     patient = {**base, "ft_patience": 0}
-    arm(tmp_path / "b", patient, "dense", dense_from=tmp_path / "a")  # the fine-tune does not shape the dense model
-    arm(tmp_path / "b", {**patient, "dense_epochs": 10}, "dense", dense_from=tmp_path / "a")
+    arm(tmp_path / "b", patient, "dense", arms_from=tmp_path / "a")  # the fine-tune does not shape the dense model
+    arm(tmp_path / "b", {**patient, "dense_epochs": 10}, "dense", arms_from=tmp_path / "a")
     assert made[4:] == [("b", "dense")]
+    scratch = tasks_vs_tp.SCRATCH
+    arm(tmp_path / "a", base, scratch)
+    arm(tmp_path / "c", patient, scratch, arms_from=tmp_path / "a")  # nor the scratch model
+    arm(tmp_path / "c", {**patient, "finetune_epochs": 30}, scratch, arms_from=tmp_path / "a")  # its default epochs
+    assert made[5:] == [("a", scratch), ("c", scratch)]
 
 
 def test_recipes_name_what_each_run_changed():
