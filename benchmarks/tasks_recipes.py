@@ -63,10 +63,10 @@ def mega(value) -> str:
     return "–" if value is None else f"{value / 1e6:.1f} M"
 
 
-def section(rows: list[dict], seed: int, metric: str, test_metric: str) -> str:
+def section(task: str, rows: list[dict], seed: int, metric: str, test_metric: str) -> str:
     first = rows[0]["settings"]
     metric, test_metric = LABELS[metric], LABELS[test_metric]
-    lines = [f"## {rows[0]['name']}: recipes on seed {seed} (an exploration)", "",
+    lines = [f"## {task}: runs of tasks_vs_tp.py side by side on seed {seed} (an exploration)", "",
              f"Every row is `tasks_vs_tp.py` on seed {seed} with one setting changed against the first row "
              f"({', '.join(f'{VARIED[k]} {shown(first.get(k))}' for k in VARIED if k in first)}). Validation {metric} is what a "
              f"recipe would be chosen on; test {test_metric} is for reading only. One seed: a difference here is a lead "
@@ -96,7 +96,7 @@ def main() -> None:
     metric, test_metric = {"detection": ("map", "map50"), "segmentation": ("miou", "miou")}[args.task]
     rows = [row(name, args.seed, metric, test_metric) for name in args.runs.split(",")]
     save(args.name, {"task": args.task, "seed": args.seed, "metric": metric, "test_metric": test_metric,
-                     "rows": rows}, section(rows, args.seed, metric, test_metric))
+                     "rows": rows}, section(args.task, rows, args.seed, metric, test_metric))
 
 
 if __name__ == "__main__":
