@@ -248,7 +248,7 @@ class ArmCache:
         if label in ("dense", SCRATCH):
             keys = self.DENSE if label == "dense" else self.SCRATCH
             return all(kept.get(k) == self.settings.get(k) for k in keys)
-        own = ({"tp_steps"} if label.startswith("TP") else {"scratch_epochs"} if label.startswith("scratch")
+        own = ({"tp_steps"} if label.startswith("TP")
                else {"criteria", "strategies", "residual_range", "reconstruct"} if label == "ours" else set())
         ignored = self.OTHER_ARMS - own
         return ({k: v for k, v in kept.items() if k not in ignored}
