@@ -9,7 +9,7 @@ import torch
 
 import edgeprune
 from byom.userdata import loaders, trained_model
-from edgeprune.train import TrainConfig, fit
+from edgeprune.train import TrainConfig, TrainingDiverged, fit
 
 
 def _prune(lr: float):
@@ -51,3 +51,12 @@ def test_clipped_gradients_bound_every_step():
     fit(model, train, val, cfg, progress=False)
     moved = torch.cat([p.detach().flatten() for p in model.parameters()]) - start
     assert 0 < float(moved.norm()) <= 0.5 * 0.01 * 1.0001
+
+
+def test_weights_made_non_finite_by_the_last_step_are_caught():
+    """One step at lr=1e39 turns finite weights into infinities while the loss that led to it was finite: the
+    epoch's check of the weights catches what the per-step loss check cannot."""
+    train, val, _ = loaders()
+    cfg = TrainConfig(epochs=1, max_batches=1, lr=1e39, momentum=0.0, weight_decay=0.0)
+    with pytest.raises(TrainingDiverged, match="training made weights non-finite in epoch 1"):
+        fit(trained_model(), train, val, cfg, progress=False)
