@@ -601,7 +601,8 @@ def render(result: dict) -> str:
              f"{st['batch_size']}); test on {data['test']:,} test {items}{setup['test_note']}. Every pruned model: "
              f"{st['finetune_epochs']} fine-tune epochs with KD from the dense model (lr {st['lr'] * ft_lr_scale(st):g}, {patience_text(st)}, the best validation epoch kept). "
              f"Ours: criteria {st['criteria']} × strategies {strategies_run(result)}, the best by validation {label}"
-             f"{', each reconstructed before its fine-tune (layers that lost inputs re-fitted to the dense outputs on 1,024 training images)' if st.get('reconstruct') else ''}. "
+             f"{', each reconstructed before its fine-tune (layers that lost inputs re-fitted to the dense outputs on 1,024 training images)' if st.get('reconstruct') else ''}"
+             f"{residual_text(st)}. "
              + (f"Torch-Pruning: BasePruner{setup.get('tp_note', '')}, "
                 f"ratio bisected to the same measured latency (at most {100 * result['tp_max_ratio']:g} %: it rounds kept widths "
                 f"down to multiples of {st['round_to']} and skips a layer rounded to nothing; no layer loses more). "
@@ -680,6 +681,12 @@ def remeasured_text(result: dict) -> str:
     return (f" Speed-ups of {len(again)} of {len(result['seeds'])} seed(s) re-measured after the run on their kept ONNX "
             f"files (`--remeasure`, {again[0]['rounds']} interleaved rounds, load average {min(loads):.1f}–{max(loads):.1f}); "
             "the run's own side-by-side timing is kept in the seed's results file (`side_by_side_at_run`).")
+
+
+def residual_text(settings: dict) -> str:
+    lo_hi = settings.get("residual_range")
+    return (f"; the layers writing a residual stream lose {100 * lo_hi[0]:g}–{100 * lo_hi[1]:g} % of their channels "
+            "(`--residual-range`)") if lo_hi else ""
 
 
 def strategies_run(result: dict) -> str:
