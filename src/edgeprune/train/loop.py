@@ -273,7 +273,7 @@ def _train_epoch(loop: _Loop, loader, steps_per_epoch: int, epoch: int, shown) -
 
 def _finite(params) -> bool:
     """Whether every parameter is finite: one sum per tensor (a NaN or an infinity makes it non-finite) reads the
-    weights once, where isfinite(...).all() also writes a mask of them; 20x faster on a 100M-weight layer."""
+    weights once, where isfinite(...).all() also writes a mask of them (13x faster on VGG-11: benchmarks/step_overhead.py)."""
     return bool(torch.isfinite(torch.stack([p.detach().sum().float() for p in params]).sum()))
 
 
