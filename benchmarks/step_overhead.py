@@ -36,13 +36,10 @@ def _isfinite_all(params) -> bool:  # the check before
     return all(bool(torch.isfinite(p).all()) for p in params)
 
 
-def _median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
+def _ms(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1e3
 
 
 def measure(spec: str, repeats: int) -> dict:
@@ -58,7 +55,7 @@ def measure(spec: str, repeats: int) -> dict:
     times = {k: [] for k in forms}
     for _ in range(repeats):  # alternate: one round of every form, repeated
         for key, fn in forms.items():
-            times[key].append(_median_ms(fn, 1))
+            times[key].append(_ms(fn))
     ms = {k: statistics.median(v) for k, v in times.items()}
     return {"model": spec, "params": sum(p.numel() for p in params), "masked": sum(m.numel() for m in masks.values()),
             **{f"{k}_ms": v for k, v in ms.items()},
