@@ -38,7 +38,7 @@ from edgeprune.export.et_latency import export_for
 from edgeprune.export.onnx import export_for_timing
 from edgeprune.export.ort_latency import channel_block
 from edgeprune.surgery import heads as heads_lib
-from edgeprune.surgery.structure import StructurePlan, group_fractions
+from edgeprune.surgery.structure import StructurePlan, group_fractions, kept_channels
 from edgeprune.utils.io import read_json, write_json
 
 VERSION = 1
@@ -291,18 +291,14 @@ def widths_in(ops: dict[str, tuple[Op, int]]) -> dict[str, tuple[int, int]]:
 def predicted_widths(ops: dict[str, tuple[Op, int]], structure: StructurePlan, fractions: dict[str, float],
                      round_to: int, model: nn.Module, removed: list[str] = ()) -> dict[str, tuple[int, int]]:
     """The widths :func:`edgeprune.surgery.ratios.prune_channels` gives ``model``'s layers for ``fractions``
-    (module name -> fraction) and ``round_to``, computed without pruning: each group keeps ``int(C * (1 - f))``
-    channels rounded down to ``round_to`` (at least ``round_to``), an attention keeps ``heads - round(f * heads)``
-    heads; layers inside ``removed`` blocks are gone."""
+    (module name -> fraction) and ``round_to``, computed without pruning: each group keeps
+    :func:`~edgeprune.surgery.structure.kept_channels`, an attention keeps ``heads - round(f * heads)`` heads; layers
+    inside ``removed`` blocks are gone."""
     heads = kept_heads(structure, fractions, model)
     kept = {}
     for name, f in group_fractions(structure, fractions).items():
         if name in ops and not any(name in names for names, _, _ in heads.values()):
-            channels = structure.channels[name]
-            keep = max(1, min(round_to, channels))
-            f = max(0.0, min(float(f), 1.0 - keep / channels))
-            count = int(channels * (1 - f))
-            kept[name] = max(count - count % round_to, keep) if round_to > 1 else max(count, 1)
+            kept[name] = kept_channels(structure.channels[name], f, round_to, structure.channel_groups.get(name, 1))
     return widths_from(ops, structure, kept, heads, model, removed)
 
 

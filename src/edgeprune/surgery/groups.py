@@ -41,6 +41,7 @@ class ChannelGroup:
     protected: bool = False
     residual: bool = False  # the channels are summed with another producer's (a residual stream)
     failed: str = ""  # torch-pruning failed to find the group (the exception, one line; protected then)
+    channel_groups: int = 1  # a grouped conv or GroupNorm on the way splits the channels into this many equal parts
 
 
 def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
@@ -76,9 +77,10 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
             groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True,
                                        failed=f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"))
             continue
-        members, consumers, norms, residual = [], [], [], False
+        members, consumers, norms, residual, split = [], [], [], False, 1
         for dep, _ in group:
             residual = residual or sums_into_residual(dep.target.module)
+            split = max(split, _channel_groups(graph, dep))
             target = named(graph, dep.target.module)
             if target is None:
                 continue
@@ -100,9 +102,22 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
                 norms=sorted(norms, key=order.get),
                 protected=any(m in outputs or widens_input(graph, modules[m]) for m in members),
                 residual=residual,
+                channel_groups=split,
             )
         )
     return sorted(groups, key=lambda g: order.get(g.members[0], -1) if g.members else -1)
+
+
+def _channel_groups(graph, dep) -> int:
+    """The equal parts a grouped conv (not a depthwise one) or a GroupNorm splits the channels ``dep`` prunes into,
+    as torch-pruning's BasePruner counts them: it removes the same channels from every part."""
+    module = dep.target.module
+    if isinstance(module, nn.modules.conv._ConvNd) and module.groups == module.out_channels:
+        return 1
+    pruner = graph.get_pruner_of_module(module)
+    side = "out" if graph.is_out_channel_pruning_fn(dep.handler) else "in"
+    count = getattr(pruner, f"get_{side}_channel_groups", lambda _: 1)(module) if pruner is not None else 1
+    return int(count) if isinstance(count, int) and count > 1 else 1
 
 
 def traced(model: nn.Module, example: torch.Tensor, what: str,

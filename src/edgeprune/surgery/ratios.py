@@ -35,15 +35,18 @@ from edgeprune.surgery.importance import ScoreImportance
 from edgeprune.surgery.lazy import tp
 from edgeprune.surgery.recurrent import recurrent_pruners
 from edgeprune.surgery.search import bounded_groups
-from edgeprune.surgery.structure import Scores, StructurePlan, Widths, group_fractions, widths_of
+from edgeprune.surgery.structure import Scores, StructurePlan, Widths, group_fractions, kept_channels, widths_of
 
 WHAT = "structured pruning"
 
 
-def _keepable(fraction: float, channels: int, round_to: int) -> float:
-    """``fraction`` capped so at least ``round_to`` channels (and at least one) stay."""
-    keep = max(1, min(round_to, channels))
-    return max(0.0, min(float(fraction), 1.0 - keep / channels))
+def _exact_ratio(fraction: float, channels: int, round_to: int, groups: int) -> float:
+    """The ratio that makes torch-pruning keep exactly :func:`kept_channels` of a group: it keeps
+    ``int(part * (1 - ratio))`` of each of the ``groups`` equal parts (``part`` channels each). Its own ``round_to``
+    rounds a part's count against the whole width: a RegNet group of 48 channels in 2 parts asked to keep 32 in
+    multiples of 16 kept 16."""
+    part = channels // groups
+    return 1.0 - (kept_channels(channels, fraction, round_to, groups) // groups + 0.25) / part
 
 
 def prune_channels(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fractions: dict[str, float],
@@ -163,9 +166,9 @@ def _head_ratios(model: nn.Module, structure: StructurePlan, fractions: dict[str
 
 
 def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImportance, ignored: list, ratios: dict,
-                heads: tuple, round_to: int) -> tuple[dict[str, list[int]], dict]:
-    """BasePruner over ``model`` (in place, eval mode); the heads every attention module lost and the original
-    indices every module lost."""
+                heads: tuple) -> tuple[dict[str, list[int]], dict]:
+    """BasePruner over ``model`` (in place, eval mode) with ``ratios`` that give the widths exactly (no rounding of
+    its own); the heads every attention module lost and the original indices every module lost."""
     head_ratios, num_heads, attention = heads
     gone_heads: dict[str, list[int]] = {}
     removed: dict = {}
@@ -178,7 +181,7 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
             with heads_lib.untraced([t for _, _, tables in attention.values() for t in tables]):
                 pruner = tp.pruner.BasePruner(
                     model, example, importance=importance, pruning_ratio=0.0, pruning_ratio_dict=ratios,
-                    ignored_layers=ignored, round_to=round_to if round_to > 1 else None, num_heads=num_heads,
+                    ignored_layers=ignored, round_to=None, num_heads=num_heads,
                     prune_num_heads=bool(head_ratios), prune_head_dims=False,
                     head_pruning_ratio_dict=head_ratios or None, in_channel_groups={},
                     out_channel_groups=heads_lib.mha_groups(model),  # (a fresh dict: BasePruner fills it)
@@ -209,7 +212,7 @@ def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fr
     for name, value in group_fractions(structure, fractions).items():
         if name in projections or name not in modules:
             continue
-        value = _keepable(value, structure.channels[name], round_to)
+        value = _exact_ratio(value, structure.channels[name], round_to, structure.channel_groups.get(name, 1))
         if value > 0:
             ratios[modules[name]] = value
     if not ratios and not head_ratios:
@@ -218,7 +221,7 @@ def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fr
     ignored = [modules[n] for n in structure.protected if n in modules]
     importance = ScoreImportance(weights, {m: n for n, m in modules.items()})
     what = type(model).__name__
-    gone_heads, removed = _run_pruner(model, example, importance, ignored, ratios, (head_ratios, num_heads, attention), round_to)
+    gone_heads, removed = _run_pruner(model, example, importance, ignored, ratios, (head_ratios, num_heads, attention))
     for attn, (layers, heads, tables) in attention.items():
         gone = sorted(set(gone_heads.get(attn, [])))
         heads_lib.update(modules[attn], layers, heads - len(gone), gone, tables, heads)
@@ -241,6 +244,7 @@ def _prune_blocks(model: nn.Module, example: torch.Tensor, structure: StructureP
             return {k[cut:]: v for k, v in (table or {}).items() if k.startswith(name + ".")}
         sub = StructurePlan(groups=[[m[cut:] for m in g] for g in structure.groups if g[0].startswith(name + ".")],
                             channels=inside(structure.channels), numels=inside(structure.numels),
+                            channel_groups=inside(structure.channel_groups),
                             protected=set(inside(dict.fromkeys(structure.protected))))
         block = modules[name]
         backup = twin(block)

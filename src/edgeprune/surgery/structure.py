@@ -10,6 +10,7 @@ fractions (a residual stream shrinks as a whole).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -39,6 +40,8 @@ class StructurePlan:
     blocks: dict[str, torch.Tensor] = field(default_factory=dict)
     consumers: list[list[str]] = field(default_factory=list)  # per group: the layers reading its channels
     residual: set[str] = field(default_factory=set)  # members of groups whose channels are a residual stream
+    # member -> the equal parts a grouped conv or GroupNorm splits its group's channels into (absent: 1)
+    channel_groups: dict[str, int] = field(default_factory=dict)
 
 
 class Widths(dict):
@@ -66,7 +69,7 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
     parts, note = blocks_lib.whole_or_blocks(model, example, _traced)
     skipped = [note] if note else []
     modules = dict(model.named_modules())
-    groups, consumers, protected, channels, failed, residual = [], [], set(), {}, [], set()
+    groups, consumers, protected, channels, failed, residual, split = [], [], set(), {}, [], set(), {}
     for prefix, (_, (graph, part)) in parts.items():
         inner = dict(modules[prefix].named_modules())
         for g in part:
@@ -78,6 +81,8 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
                 protected.update(members)
             if g.residual:
                 residual.update(members)
+            if g.channel_groups > 1:
+                split.update(dict.fromkeys(members, g.channel_groups))
             if g.failed:
                 failed.append((members[0], g.failed))
     if failed:
@@ -87,7 +92,7 @@ def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | fro
     return StructurePlan(
         groups=groups, consumers=consumers, channels=channels, numels={n: modules[n].weight.numel() for n in channels}, protected=protected,
         heads={k: v for k, v in heads_lib.find(model).items() if k not in protected} if whole else {},
-        skipped=skipped, residual=residual, blocks={} if whole else {name: block_input for name, (block_input, _) in parts.items()},
+        skipped=skipped, residual=residual, channel_groups=split, blocks={} if whole else {name: block_input for name, (block_input, _) in parts.items()},
     )
 
 
@@ -107,6 +112,15 @@ def group_fractions(structure: StructurePlan, fractions: dict[str, float]) -> di
         for m in members:
             out[m] = value
     return out
+
+
+def kept_channels(channels: int, fraction: float, round_to: int, groups: int = 1) -> int:
+    """The output channels a group of ``channels`` keeps when it loses ``fraction``: ``int(channels * (1 - fraction))``
+    rounded down to a multiple of ``round_to`` and of the ``groups`` equal parts a grouped conv or GroupNorm splits
+    it into, and at least one such multiple (all channels when that multiple is more than the group has)."""
+    unit = min(math.lcm(max(round_to, 1), groups), channels)
+    count = int(channels * (1 - min(max(float(fraction), 0.0), 1.0)))
+    return max(count - count % unit, unit)
 
 
 def widths_of(model: nn.Module, structure: StructurePlan) -> dict[str, int]:
