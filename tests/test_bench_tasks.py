@@ -160,3 +160,25 @@ def test_recipes_name_what_each_run_changed():
     assert recipes.differences(first, first) == "as the first run"
     changed = {**first, "ft_patience": 0, "reconstruct": None, "residual_range": [0.0, 0.2]}
     assert recipes.differences(changed, first) == "patience 0, reconstruction off, residual range 0,0.2"
+
+
+def test_the_largest_ratio_is_declared_over_budget_only_after_a_longer_timing_agrees():
+    """A short timing under load refused Torch-Pruning's most pruned MobileNetV2, which then ran 6.3x faster
+    than the dense one for a 4x budget; its bisection never ran. A refusal is now timed again, longer."""
+    torch.manual_seed(0)
+    dense = tasks_vs_tp.UNet(classes=11, width=16).eval()
+    calls = []
+
+    def noisy_fits(model, runs=20):  # the first, short timing of the most pruned model says no; every other yes
+        calls.append(runs)
+        return len(calls) > 1
+
+    _, ratio, met = structured.calibrate_tp(dense, torch.zeros(1, 1, 64, 64), "magnitude", False, noisy_fits, None,
+                                            steps=2, task=tasks.Segmentation())
+    assert met and ratio < structured.TP_MAX_RATIO
+    assert calls[:2] == [20, structured.CONFIRM_RUNS] and len(calls) == 4  # refused, confirmed, two bisection steps
+
+    seen = []
+    remembered = tasks_vs_tp.remembered(lambda model, runs=20: seen.append(runs) or runs > 20)
+    assert not remembered(dense) and remembered(dense, runs=100) and not remembered(dense)
+    assert seen == [20, 100]  # a longer timing of the same architecture is not answered from the short one's memory
