@@ -1,7 +1,7 @@
 """The zoo contract through the public API on a CI subset: ``edgeprune.prune(model, data, method=...)`` with
 default options for every method (and channel granularity), as a user calls it -- pass, ``n/a`` or a one-line
 refusal, never a crash. MobileNetV3 (torchvision and timm: hardsigmoid gates, which GraSP's double backward
-once crashed on), a model with a dict output, a hand-written einsum ViT and zoo models. ``benchmarks/zoo.py --api`` runs the
+once crashed on), a model with a dict output, a hand-written einsum ViT and zoo models. ``benchmarks/zoo_api.py`` runs the
 same stages over every model."""
 
 import pytest
