@@ -117,7 +117,7 @@ def _channel_groups(graph, dep) -> int:
     pruner = graph.get_pruner_of_module(module)
     side = "out" if graph.is_out_channel_pruning_fn(dep.handler) else "in"
     count = getattr(pruner, f"get_{side}_channel_groups", lambda _: 1)(module) if pruner is not None else 1
-    return int(count) if isinstance(count, int) and count > 1 else 1
+    return count if isinstance(count, int) and count > 1 else 1
 
 
 def traced(model: nn.Module, example: torch.Tensor, what: str,
