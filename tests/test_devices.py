@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,23 @@ def test_runner_times_files_in_alternation_and_prints_one_json_line(files):
     assert [len(t) for t in out["times_ms"]] == [4, 4, 4] and out["runtime"] == "onnxruntime" and out["cores"] >= 1
     bad = subprocess.run([sys.executable, runner.__file__, "--shape", "1,8,8", "nope.onnx"], capture_output=True, text=True)
     assert bad.returncode == 2 and "\n" not in bad.stdout.strip() and "nope.onnx" in json.loads(bad.stdout)["error"]
+
+
+def test_the_runner_runs_alternating_files_in_blocks_long_enough_to_run_warm(monkeypatch):
+    counts = {"slow": 0, "fast": 0}
+
+    def fake(path, shape, batch, threads):
+        def call():
+            counts[path] += 1
+            time.sleep(0.011 if path == "slow" else 0.0005)
+        return call
+
+    monkeypatch.setitem(runner.CALLS, "onnxruntime", fake)
+    out = runner.time_files(["slow", "fast"], "onnxruntime", (1,), rounds=3, warmup=1, block_ms=10.0)
+    assert counts["slow"] == 1 + 3 and counts["fast"] >= 1 + 3 * 5 and max(out["times_ms"][1]) < 5.0
+    counts.update(slow=0, fast=0)
+    runner.time_files(["fast"], "onnxruntime", (1,), rounds=3, warmup=1)  # one file: one call per round
+    assert counts["fast"] == 1 + 3
 
 
 def test_host_device_pairs_two_files(files):

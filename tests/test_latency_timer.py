@@ -35,3 +35,25 @@ def test_the_speed_up_holds_when_other_work_delays_most_calls_of_one_side():
     timed = time_paired(lambda: time.sleep(0.006), delayed_candidate, runs=10, warmup=0)
     assert timed["second"]["median_ms"] > timed["first"]["median_ms"]
     assert 2.0 < timed["ratio"] < 3.5
+
+
+def test_alternating_calls_run_in_blocks_long_enough_to_run_warm():
+    """A call much faster than the block runs as many times in a row as fill it; the round's time is the block's
+    median. One call of each in turn timed a small model cold, after the reference had filled the caches."""
+    order = []
+    calls = {"slow": lambda: (order.append("slow"), time.sleep(0.012)), "fast": lambda: (order.append("fast"), time.sleep(0.001))}
+    times = time_rounds(calls, rounds=2, warmup=1, min_block_ms=10.0)
+    timed = order[2:]  # after one warm-up call each
+    assert timed[:1] == ["slow"] and timed[1:].count("fast") >= 10 * timed.count("slow") / 2
+    assert all(t < 6.0 for t in times["fast"]) and all(t >= 12.0 for t in times["slow"])
+
+
+def test_paired_timing_runs_the_fast_side_in_blocks():
+    counts = {"first": 0, "second": 0}
+
+    def call(name, seconds):
+        counts[name] += 1
+        time.sleep(seconds)
+
+    time_paired(lambda: call("first", 0.011), lambda: call("second", 0.0005), runs=3, warmup=1)
+    assert counts["first"] == 1 + 3 and counts["second"] >= 1 + 3 * 5

@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from edgeprune.errors import ConfigError, DeviceError, check_positive
-from edgeprune.measure.latency import speedup
+from edgeprune.measure.latency import ALTERNATION_BLOCK_MS, speedup
 
 RUNTIMES = ("onnxruntime", "executorch", "openvino", "litert")
 SUFFIX = {".onnx": "onnxruntime", ".pte": "executorch", ".xml": "openvino", ".tflite": "litert"}
@@ -34,16 +34,18 @@ class Device:
         """The runner's JSON output for ``args`` followed by ``files`` (as the device sees them)."""
         raise NotImplementedError
 
-    def time(self, files: list[Path], shape: tuple | None, batch: int = 1, rounds: int = 20, warmup: int = 5) -> list[list[float]]:
-        """Milliseconds per round of each file (all of one runtime), the files run in turn each round. ``shape`` None:
-        each file's own static input shape, batch included (a dynamic batch: ``batch``)."""
+    def time(self, files: list[Path], shape: tuple | None, batch: int = 1, rounds: int = 20, warmup: int = 5,
+             block_ms: float = ALTERNATION_BLOCK_MS) -> list[list[float]]:
+        """Milliseconds per round of each file (all of one runtime), the files run in turn each round, each for at
+        least ``block_ms`` where there are several. ``shape`` None: each file's own static input shape, batch
+        included (a dynamic batch: ``batch``)."""
         check_positive("batch", batch)
         check_positive("rounds", rounds)
         runtime = runtime_of(files[0], self.runtime)
         if any(runtime_of(f, self.runtime) != runtime for f in files):
             raise ConfigError(f"files timed together must be of one runtime, got {[Path(f).name for f in files]}")
         args = ["--runtime", runtime, *(["--shape", ",".join(str(int(d)) for d in shape)] if shape else []), "--batch", str(batch),
-                "--threads", str(self.threads), "--rounds", str(rounds), "--warmup", str(warmup)]
+                "--threads", str(self.threads), "--rounds", str(rounds), "--warmup", str(warmup), "--block-ms", str(block_ms)]
         return self.run_runner(args, [Path(f) for f in files])["times_ms"]
 
     def latency(self, path: Path, shape: tuple, batch: int = 1, runs: int = 20) -> float:

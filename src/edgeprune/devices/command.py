@@ -25,8 +25,9 @@ from pathlib import Path
 from edgeprune.devices import runner
 from edgeprune.devices.base import Device, last_json, runtime_of, tail_of
 from edgeprune.errors import ConfigError, DeviceError, check_positive
+from edgeprune.measure.latency import ALTERNATION_BLOCK_MS
 
-PLACEHOLDERS = ("model", "models", "batch", "threads", "shape", "runtime", "python", "runner", "rounds", "warmup")
+PLACEHOLDERS = ("model", "models", "batch", "threads", "shape", "runtime", "python", "runner", "rounds", "warmup", "block_ms")
 _TIME = re.compile(r"([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*(ms|us|µs|s)\b", re.IGNORECASE)
 _TO_MS = {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
 
@@ -47,9 +48,9 @@ class CommandDevice(Device):
                               f"{', '.join(PLACEHOLDERS)}") from None
         self.template, self.timeout, self.rounds = template, float(timeout), int(check_positive("rounds", rounds))
 
-    def time(self, files, shape, batch=1, rounds=20, warmup=5):
+    def time(self, files, shape, batch=1, rounds=20, warmup=5, block_ms=ALTERNATION_BLOCK_MS):
         if "{models}" in self.template:
-            return self.run_all([Path(f) for f in files], shape, batch, rounds, warmup)
+            return self.run_all([Path(f) for f in files], shape, batch, rounds, warmup, block_ms)
         times: list[list[float]] = [[] for _ in files]
         shapes = [(shape, batch) if shape else static_input(Path(f)) for f in files]
         for _ in range(self.rounds):
@@ -62,9 +63,9 @@ class CommandDevice(Device):
         return read_time(self.name, self._run(self._command(path, shape, batch)))
 
     def run_all(self, files: list[Path], shape: tuple | None, batch: int, rounds: int = 20,
-                warmup: int = 5) -> list[list[float]]:
+                warmup: int = 5, block_ms: float = ALTERNATION_BLOCK_MS) -> list[list[float]]:
         """Per-round milliseconds of every file from one run of a ``{models}`` command (the runner's JSON)."""
-        out = last_json(self.name, self._run(self._command(files[0], shape or (), batch, files, rounds, warmup)))
+        out = last_json(self.name, self._run(self._command(files[0], shape or (), batch, files, rounds, warmup, block_ms)))
         times = (out or {}).get("times_ms")
         if not isinstance(times, list) or len(times) != len(files):
             raise DeviceError(f"device {self.name!r}: a {{models}} command must print the runner's JSON with one list of "
@@ -72,10 +73,10 @@ class CommandDevice(Device):
         return times
 
     def _command(self, path: Path, shape: tuple, batch: int, files: list[Path] | None = None, rounds: int | None = None,
-                 warmup: int = 5) -> str:
+                 warmup: int = 5, block_ms: float = ALTERNATION_BLOCK_MS) -> str:
         values = {"model": str(path), "batch": batch, "threads": self.threads, "shape": ",".join(map(str, shape)),
                   "runtime": runtime_of(path, self.runtime), "python": sys.executable, "runner": runner.__file__,
-                  "rounds": rounds or self.rounds, "warmup": warmup}
+                  "rounds": rounds or self.rounds, "warmup": warmup, "block_ms": block_ms}
         quoted = {k: shlex.quote(str(v)) for k, v in values.items()}
         quoted["models"] = " ".join(shlex.quote(str(f)) for f in files or [path])
         return self.template.format(**quoted)

@@ -7,8 +7,9 @@
 edgeprune copies this one file to a device (``ssh://`` devices) or runs it in a command (``cmd:`` devices), so it
 imports nothing of edgeprune and only the standard library at start; numpy, ONNX Runtime or ExecuTorch (with torch)
 (OpenVINO, LiteRT) are imported when a file of theirs is timed. The loop is edgeprune's timer (``measure.latency.time_rounds``) in
-miniature: warm-up calls of each file, then rounds in which each file runs once in turn, so a change of the
-device's load moves every file alike. Output: ``{"times_ms": [[ms per round] per file, in order], "runtime", "version",
+miniature: warm-up calls of each file, then rounds in which each file runs in turn, so a change of the device's
+load moves every file alike; where several files alternate, each runs a block of at least ``--block-ms`` per round
+(the block's median is the round's time), warm as a deployed model runs. Output: ``{"times_ms": [[ms per round] per file, in order], "runtime", "version",
 "threads", "batch", "cores", "cpu", "python"}``; a failure is ``{"error": "one line"}`` and exit code 2.
 """
 
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -129,20 +132,27 @@ CALLS = {"onnxruntime": _onnx_call, "executorch": _executorch_call, "openvino": 
 
 
 def time_files(files: list[str], runtime: str, shape: tuple, batch: int = 1, threads: int = 1, rounds: int = 20,
-               warmup: int = 5) -> dict:
-    """Per-round milliseconds of each file, the files run once each in turn per round after ``warmup`` calls each."""
+               warmup: int = 5, block_ms: float = 10.0) -> dict:
+    """Per-round milliseconds of each file, the files run in turn per round after ``warmup`` calls each: one call
+    each, or where several files alternate, as many as take ``block_ms`` (the median of the block)."""
     calls = [CALLS[runtime](f, shape, batch, threads) for f in files]
+    counts = []
     for call in calls:
-        for _ in range(warmup):
-            call()
+        warm = [_timed(call) for _ in range(max(warmup, 1))]
+        block = len(files) > 1 and block_ms > 0
+        counts.append(max(1, min(1000, math.ceil(block_ms / max(statistics.median(warm), 1e-6)))) if block else 1)
     times: list[list[float]] = [[] for _ in files]
     for _ in range(rounds):
         for i, call in enumerate(calls):
-            t0 = time.perf_counter()
-            call()
-            times[i].append((time.perf_counter() - t0) * 1e3)
+            times[i].append(statistics.median(_timed(call) for _ in range(counts[i])))
     return {"times_ms": times, "runtime": runtime, "version": _versions((runtime,)).get(runtime, "unknown"), "threads": threads,
             "batch": batch, **machine()}
+
+
+def _timed(call) -> float:
+    t0 = time.perf_counter()
+    call()
+    return (time.perf_counter() - t0) * 1e3
 
 
 def machine() -> dict:
@@ -159,15 +169,16 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--block-ms", type=float, default=10.0, help="alternating files: each runs this long per round")
     args = parser.parse_args(argv)
     try:
         if args.check:
             out = {"runtimes": _versions(), **machine()}
         else:
-            if not args.files or min(args.batch, args.threads, args.rounds) < 1 or args.warmup < 0:
+            if not args.files or min(args.batch, args.threads, args.rounds) < 1 or min(args.warmup, args.block_ms) < 0:
                 raise ValueError("give files and positive --batch/--threads/--rounds")
             shape = tuple(int(d) for d in args.shape.split(",")) if args.shape else None
-            out = time_files(args.files, args.runtime, shape, args.batch, args.threads, args.rounds, args.warmup)
+            out = time_files(args.files, args.runtime, shape, args.batch, args.threads, args.rounds, args.warmup, args.block_ms)
     except Exception as exc:  # noqa: BLE001  (the caller gets one line, whatever failed on the device)
         text = " ".join(str(exc).split())[:300]
         print(json.dumps({"error": f"{type(exc).__name__}: {text}"}))

@@ -27,7 +27,7 @@ from edgeprune.export.onnx import export_for_timing, export_verified, input_shap
 from edgeprune.export.openvino import convert_checked
 from edgeprune.export.ort_latency import ort_latency
 from edgeprune.export.ov_latency import ov_call, ov_latency
-from edgeprune.measure.latency import time_rounds, timed_latency
+from edgeprune.measure.latency import ALTERNATION_BLOCK_MS, time_rounds, timed_latency
 from edgeprune.utils.native import native_output_hidden
 
 RUNTIMES = ("onnxruntime", "executorch", "openvino", "litert")
@@ -144,7 +144,8 @@ def compare(paths: dict[str, str | Path], batch: int = 1, *, rounds: int = 7, ru
             threads: int = 1, input_shape: tuple[int, ...] | None = None) -> dict[str, dict]:
     """Time every ``.onnx`` / ``.pte`` / ``.xml`` / ``.tflite`` of ``paths`` ({name: path}) in interleaved rounds at ``batch``.
 
-    Each round times ``runs`` calls of every artifact in turn (after ``warmup`` calls each, once:
+    Each round times ``runs`` calls of every artifact in turn (more where they take less than
+    :data:`~edgeprune.measure.latency.ALTERNATION_BLOCK_MS`; after ``warmup`` calls each, once:
     :func:`edgeprune.measure.latency.time_rounds`); the
     figure is the median of the round medians, with the round medians kept. Returns {name: {"median_ms",
     "rounds_ms", "runtime", "batch_size", "threads"}}.
@@ -170,7 +171,8 @@ def compare(paths: dict[str, str | Path], batch: int = 1, *, rounds: int = 7, ru
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        medians = time_rounds({name: call for name, (_, call) in calls.items()}, rounds=rounds, per_round=runs, warmup=warmup)
+        medians = time_rounds({name: call for name, (_, call) in calls.items()}, rounds=rounds, per_round=runs, warmup=warmup,
+                              min_block_ms=ALTERNATION_BLOCK_MS if len(calls) > 1 else 0.0)
     finally:
         torch.set_num_threads(old)
     return {name: {"median_ms": statistics.median(m), "rounds_ms": m, "runtime": calls[name][0], "batch_size": batch,

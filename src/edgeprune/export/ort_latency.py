@@ -55,9 +55,10 @@ def ort_latency(model: str | os.PathLike, input_shape: tuple[int, ...] | None = 
 
 def paired_latency(first: str | os.PathLike, second: str | os.PathLike, batch_size: int = 1, runs: int = 20,
                    warmup: int = 5, threads: int = 1) -> dict:
-    """Two ``.onnx`` files timed in alternation (one run of each in turn, ``runs`` rounds), so a change of machine
+    """Two ``.onnx`` files timed in alternation (``runs`` rounds; in each, each file runs for at least
+    :data:`edgeprune.measure.latency.ALTERNATION_BLOCK_MS`, warm as a deployed model runs), so a change of machine
     load between measurements moves both alike and their ratio stays meaningful: the one way edgeprune times a
-    model against a reference (speed-ups, relative latency budgets). ``2 * runs`` timed calls.
+    model against a reference (speed-ups, relative latency budgets).
 
     Returns {"first": {...}, "second": {...}} (median/p10/p90/mean ms and runs of each, as
     :func:`edgeprune.measure.latency.time_paired`),

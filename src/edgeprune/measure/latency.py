@@ -5,6 +5,7 @@ alone or side by side) comes from it."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -55,21 +56,38 @@ def speedup(reference: list[float], candidate: list[float]) -> float:
     return min(reference) / min(candidate)
 
 
-def time_rounds(calls: dict[str, Callable[[], object]], rounds: int, per_round: int = 1, warmup: int = 10) -> dict[str, list[float]]:
+MAX_BLOCK_CALLS = 1000
+ALTERNATION_BLOCK_MS = 10.0  # calls timed in alternation run in blocks of at least this long each (see time_rounds)
+
+
+def time_rounds(calls: dict[str, Callable[[], object]], rounds: int, per_round: int = 1, warmup: int = 10,
+                min_block_ms: float = 0.0) -> dict[str, list[float]]:
     """The one latency timer of edgeprune: ``warmup`` untimed calls of each of ``calls`` ({name: call}), then
     ``rounds`` rounds in which each call runs ``per_round`` timed times in turn, so a change of machine load moves
-    them all alike. Returns {name: the median milliseconds of each round} (with ``per_round=1``: every call's time)."""
+    them all alike. Returns {name: the median milliseconds of each round} (with ``per_round=1``: every call's time).
+
+    ``min_block_ms``: each call runs at least this long per round, in as many calls as its warm-up calls say that
+    takes (TVM's ``time_evaluator`` grows its ``number`` to ``min_repeat_ms`` alike). A model that runs once after
+    another model finds the caches full of the other's weights: one call each in turn timed a small MobileNetV2 at
+    twice its time when run on its own, which a deployed model never sees (benchmarks/paired_warm.py)."""
     check_positive("runs", rounds)
     check_positive("runs per round", per_round)
     check_positive("warmup", warmup, allow_zero=True)
-    for fn in calls.values():
-        for _ in range(warmup):
+    counts = {}
+    for name, fn in calls.items():
+        times = []
+        for _ in range(max(warmup, 1 if min_block_ms > 0 else 0)):
+            t0 = time.perf_counter()
             fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        counts[name] = per_round
+        if min_block_ms > 0:
+            counts[name] = max(per_round, min(MAX_BLOCK_CALLS, math.ceil(min_block_ms / max(statistics.median(times), 1e-6))))
     medians: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, fn in calls.items():
             times = []
-            for _ in range(per_round):
+            for _ in range(counts[name]):
                 t0 = time.perf_counter()
                 fn()
                 times.append((time.perf_counter() - t0) * 1e3)
@@ -83,10 +101,10 @@ def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 10) -> di
 
 
 def time_paired(first: Callable[[], object], second: Callable[[], object], runs: int = 20, warmup: int = 5) -> dict:
-    """Two calls timed in alternation (one of each in turn, ``runs`` rounds, after ``warmup`` calls each): a load
-    change moves both alike, so their ratio stays meaningful. {"first": ..., "second": ...} (as :func:`time_calls`),
-    ``ratio`` the :func:`speedup` of second over first, ``ratio_p10`` / ``ratio_p90`` of the per-round ratios."""
-    times = time_rounds({"first": first, "second": second}, rounds=runs, warmup=warmup)
+    """Two calls timed in alternation (a block of at least :data:`ALTERNATION_BLOCK_MS` of each in turn, ``runs``
+    rounds, after ``warmup`` calls each): a load change moves both alike, so their ratio stays meaningful.
+    {"first": ..., "second": ...} (as :func:`time_calls`, over the rounds' medians), ``ratio`` the :func:`speedup` of second over first, ``ratio_p10`` / ``ratio_p90`` of the per-round ratios."""
+    times = time_rounds({"first": first, "second": second}, rounds=runs, warmup=warmup, min_block_ms=ALTERNATION_BLOCK_MS)
     a, b = spread(times["first"]), spread(times["second"])
     ratios = spread([x / y for x, y in zip(times["first"], times["second"])])
     return {"first": a, "second": b, "ratio": speedup(times["first"], times["second"]), "ratio_p10": ratios["p10_ms"],

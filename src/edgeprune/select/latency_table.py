@@ -408,7 +408,7 @@ def build(model: nn.Module, example: torch.Tensor, device: Device, structure: St
             paths.append(path)
         if progress:
             progress(f"timing {len(paths)} one-layer files of {len(ops)} layers on {device.name} ({runtime})")
-        call, *medians = [statistics.median(t) for t in device.time(paths, None, batch, rounds=OP_ROUNDS, warmup=2)]
+        call, *medians = [statistics.median(t) for t in device.time(paths, None, batch, rounds=OP_ROUNDS, warmup=2, block_ms=0)]
         medians = [max(m - call, 0.0) for m in medians]
         for name, (op, calls, cins, couts) in plan.items():
             ms = [[medians[files[op.at(co if ci is None else ci, co)]] for co in couts] for ci in cins]
