@@ -41,7 +41,7 @@ from edgeprune.surgery import heads as heads_lib
 from edgeprune.surgery.structure import StructurePlan, group_fractions, kept_channels
 from edgeprune.utils.io import read_json, write_json
 
-VERSION = 1
+VERSION = 2  # 2: whole models timed warm, in blocks (measure.latency.ALTERNATION_BLOCK_MS)
 GRID = (1.0, 0.75, 0.5, 0.3, 0.1)  # kept fractions of a layer's widths timed (the ceiling removes 90 %)
 OP_ROUNDS = 10  # rounds of every one-operator file
 MODEL_ROUNDS = 20  # rounds of the whole-model timings the fit and its check use
