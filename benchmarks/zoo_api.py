@@ -28,8 +28,11 @@ CHANNEL = ("prune:structured", "prune:structured_latency")
 DEFAULT_STAGES = tuple(s for s in API_STAGES if s not in CHANNEL)  # the channel stages: minutes a model, run by name
 
 
-def params_of(spec: str) -> float:
-    """A torchvision model's parameter count from its weights' metadata (no download); inf if unknown."""
+def params_of(spec: str, known: dict[str, float] | None = None) -> float:
+    """A model's parameter count: as an earlier run of the contract recorded it (``known``), else a torchvision
+    model's from its weights' metadata (no download); inf if unknown."""
+    if known and spec in known:
+        return known[spec]
     kind, _, name = spec.partition(":")
     if kind == "torchvision":
         try:
@@ -89,7 +92,7 @@ def main(argv=None) -> None:
     parser.add_argument("--deadline", help="UTC time (ISO) after which no new model starts")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--rerun", default="", help="models to run again (comma-separated specs; their new stage outcomes win)")
-    parser.add_argument("--smallest-first", action="store_true", help="torchvision models by parameter count")
+    parser.add_argument("--smallest-first", action="store_true", help="models by parameter count (recorded by an earlier run, or torchvision's metadata)")
     args = parser.parse_args(argv)
     stages = tuple(args.stages.split(","))
     unknown = set(stages) - set(API_STAGES)
@@ -97,7 +100,9 @@ def main(argv=None) -> None:
         parser.error(f"--stages: unknown {sorted(unknown)}; allowed: {', '.join(API_STAGES)}")
     specs = all_specs(args.only)
     if args.smallest_first:
-        specs = sorted(specs, key=params_of)
+        known = {spec: float(row["params"]) for path in RESULTS.glob("zoo_api*.jsonl")
+                 for spec, row in done_specs(path).items() if row.get("params")}
+        specs = sorted(specs, key=lambda spec: params_of(spec, known))
     path = RESULTS / f"{args.results}.jsonl"
     rows = done_specs(path)
     deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
