@@ -242,7 +242,7 @@ def _deploy_section(root: Path, records: list[dict], groups: list[dict], dense: 
                    f"{g['speedup_b1']:.2f} | {g['ort_latency_ms_b32']:.2f} | {g['speedup_b32']:.2f} | "
                    f"{g['onnx_bytes'] / 1e3:,.1f} | {g['onnx_bytes_int8'] / 1e3:,.1f} | {g['macs']:,.0f} |")
     out += ["", "Speed-ups: each candidate timed beside the input model's ONNX file in one paired measurement "
-            "(`latency_runs` rounds, one call of each in turn), the ratio of the two medians."]
+            "(`latency_runs` rounds, each file run warm for at least 10 ms per turn), the ratio of their fastest rounds."]
     short = [(g["label"], speedup_warning(g, dense["macs"])) for g in measured]
     out += [""] * any(w for _, w in short) + [f"- Less than half the speed-up its MACs promise: {name}: {warning}"
                                              for name, warning in short if warning]
