@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -56,3 +57,20 @@ def shared_data_dir() -> Path | None:
         if candidate and (Path(candidate) / "mnist").is_dir():
             return Path(candidate)
     return None
+
+
+def timing_parser(description: str, name: str, repeats: int) -> argparse.ArgumentParser:
+    """A timing benchmark's options: the core it runs on, how many timings per condition, its results' name."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--core", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--name", default=name)
+    return parser
+
+
+def pin_to_core(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check --core and --repeats, then run this process on that core alone."""
+    if args.core not in os.sched_getaffinity(0) or args.repeats < 2:
+        parser.error(f"--core {args.core}: allowed {sorted(os.sched_getaffinity(0))}" if args.repeats >= 2
+                     else "--repeats must be >= 2")
+    os.sched_setaffinity(0, {args.core})

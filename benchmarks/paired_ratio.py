@@ -11,7 +11,6 @@ training run shares a core) pinned to the timer's core. Every estimate's mean, s
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import statistics
@@ -24,7 +23,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import pin_to_core, save, timing_parser  # noqa: E402
 from edgeprune.export.onnx import export_onnx  # noqa: E402
 from edgeprune.export.ort_latency import paired_latency  # noqa: E402
 from edgeprune.measure.latency import time_rounds  # noqa: E402
@@ -67,17 +66,11 @@ def timed_pairs(first: Path, second: Path, repeats: int) -> list[tuple[list[floa
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--core", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser = timing_parser(__doc__.splitlines()[0], "paired_ratio", 15)
     parser.add_argument("--loads", default="0,2", help="competing processes per condition")
     parser.add_argument("--widths", default="32,20", help="the reference's and the candidate's width")
-    parser.add_argument("--name", default="paired_ratio")
     args = parser.parse_args(argv)
-    if args.core not in os.sched_getaffinity(0) or args.repeats < 2:
-        parser.error(f"--core {args.core}: allowed {sorted(os.sched_getaffinity(0))}" if args.repeats >= 2
-                     else "--repeats must be >= 2")
-    os.sched_setaffinity(0, {args.core})
+    pin_to_core(parser, args)
     wide, narrow = (int(w) for w in args.widths.split(","))
     rows = []
     with tempfile.TemporaryDirectory() as folder:

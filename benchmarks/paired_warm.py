@@ -16,8 +16,6 @@ Each alternating estimate is the ratio of the fastest rounds (``measure.latency.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -27,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import pin_to_core, save, timing_parser  # noqa: E402
 from edgeprune.export.onnx import export_onnx  # noqa: E402
 from edgeprune.export.ort_latency import _ort_call, ort_latency  # noqa: E402
 from edgeprune.measure.latency import ALTERNATION_BLOCK_MS, speedup, time_rounds  # noqa: E402
@@ -44,15 +42,9 @@ def alone(path: Path) -> float:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--core", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--name", default="paired_warm")
+    parser = timing_parser(__doc__.splitlines()[0], "paired_warm", 5)
     args = parser.parse_args(argv)
-    if args.core not in os.sched_getaffinity(0) or args.repeats < 2:
-        parser.error(f"--core {args.core}: allowed {sorted(os.sched_getaffinity(0))}" if args.repeats >= 2
-                     else "--repeats must be >= 2")
-    os.sched_setaffinity(0, {args.core})
+    pin_to_core(parser, args)
     torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
