@@ -62,3 +62,23 @@ def test_a_confirming_timing_keeps_the_worse_of_two(monkeypatch):
     small = models.create("lenet300", num_classes=10, in_channels=1, image_size=8)
     assert meter.value(small, budget, confirm=True) == pytest.approx(0.60 * dense)
     assert meter.value(small, budget) == pytest.approx(0.37 * dense)  # a bisection's step: one timing
+
+
+@pytest.mark.parametrize("load, warned", [(99.0, True), (0.0, False)])
+def test_a_latency_budget_timed_on_a_busy_machine_warns_once(monkeypatch, load, warned):
+    """Other work slows the input model (weights from memory) more than a small candidate (weights in its core's
+    cache): a speed-up timed beside it reads high, so the user is told, once per calibration."""
+    import os
+    import warnings
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(meter_lib, "paired_latency", lambda *a, **k: {"ratio": 2.0})
+    model = models.create("lenet5", num_classes=10, in_channels=1, image_size=28)
+    meter = meter_lib.Meter(model, torch.zeros(1, 1, 28, 28), latency_runs=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        small = models.create("lenet5", num_classes=10, in_channels=1, image_size=28)
+        values = [meter.value(small, parse("latency<=50%")) for _ in range(2)]
+    busy = [w for w in caught if "looks busy" in str(w.message)]
+    assert len(busy) == (1 if warned else 0) and values[0] > 0
+    assert not busy or "latency<=50%" in str(busy[0].message) and "load average 99.00" in str(busy[0].message)

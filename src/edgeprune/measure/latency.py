@@ -115,10 +115,10 @@ BUSY_SPREAD = 1.5  # p90 / p10 of one timing above this: the calls were not time
 BUSY_LOAD_PER_CORE = 1.0  # 1-minute load average above this many per core: other work competes for the CPU
 
 
-def busy_warning(results: list[dict], load: float | None = None, cores: int | None = None) -> str | None:
-    """One line when the timings in ``results`` (dicts with p10_ms/p90_ms) look disturbed by other work:
-    some p90/p10 above :data:`BUSY_SPREAD`, or the 1-minute load average (``load``, default ``os.getloadavg``)
-    above :data:`BUSY_LOAD_PER_CORE` per core (``cores``, default ``os.cpu_count``). None when neither holds."""
+def busy_reasons(results: list[dict], load: float | None = None, cores: int | None = None) -> list[str]:
+    """Why the timings in ``results`` (dicts with p10_ms/p90_ms) look disturbed by other work: some p90/p10 above
+    :data:`BUSY_SPREAD`, or the 1-minute load average (``load``, default ``os.getloadavg``) above
+    :data:`BUSY_LOAD_PER_CORE` per core (``cores``, default ``os.cpu_count``). Empty when neither holds."""
     load = os.getloadavg()[0] if load is None else load
     cores = cores or os.cpu_count() or 1
     reasons = []
@@ -127,6 +127,12 @@ def busy_warning(results: list[dict], load: float | None = None, cores: int | No
         reasons.append(f"p90/p10 = {widest:.2f} > {BUSY_SPREAD:g}")
     if load > BUSY_LOAD_PER_CORE * cores:
         reasons.append(f"load average {load:.2f} > {BUSY_LOAD_PER_CORE * cores:g} ({cores} cores)")
+    return reasons
+
+
+def busy_warning(results: list[dict], load: float | None = None, cores: int | None = None) -> str | None:
+    """One line when the timings in ``results`` look disturbed by other work (:func:`busy_reasons`), else None."""
+    reasons = busy_reasons(results, load, cores)
     if not reasons:
         return None
     return f"the machine looks busy ({'; '.join(reasons)}): these latencies are upper bounds, time again when it is quiet"

@@ -6,7 +6,7 @@
     meter.deploy(small)                          # ONNX bytes (FP32, INT8), ORT latency and paired speed-ups
 
 Latency is timed with one thread in ONNX Runtime, ExecuTorch, OpenVINO or LiteRT. A relative latency budget is one paired
-measurement of the candidate and the input model (alternating calls), scaled to the input model's reference:
+measurement of the candidate and the input model (alternating blocks of calls), scaled to the input model's reference:
 machine load that slows both alike does not move it. The input model's exports are written once per meter.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 import weakref
 from pathlib import Path
 from typing import Callable
@@ -30,7 +31,7 @@ from edgeprune.export.onnx import export_for_timing, export_onnx
 from edgeprune.export.ort_latency import ort_latency, paired_latency
 from edgeprune.measure import macs, param_count, prunable_weights
 from edgeprune.measure.budget import Budget, kind_of
-from edgeprune.measure.latency import speedup
+from edgeprune.measure.latency import busy_reasons, speedup
 
 LATENCY_BATCHES = (1, 32)  # the batches deploy metrics time
 CONFIRM_FACTOR = 3  # a confirming latency measurement times this many times the runs
@@ -77,6 +78,7 @@ class Meter:
             return float(macs(model, self.example).dense)
         with tempfile.TemporaryDirectory(prefix="edgeprune-budget-") as folder:
             if kind == "latency":
+                self._warn_if_busy(budget)
                 runs = self.latency_runs * (CONFIRM_FACTOR if confirm else 1)
                 timer = self._timer(model, budget, Path(folder), runs, shipped)
                 return max(timer() for _ in range(CONFIRM_TIMINGS if confirm else 1))
@@ -87,6 +89,18 @@ class Meter:
             if budget.precision == "int8":
                 return float(quantize(path, Path(folder) / "int8.onnx", "dynamic", preprocess=False)["bytes"])
             return float(path.stat().st_size)
+
+    def _warn_if_busy(self, budget) -> None:
+        """Once per meter: a warning when a latency budget is timed on this machine while its load average says other
+        work runs (a device's load is its own)."""
+        if budget.device or "busy" in self.cache:
+            return
+        self.cache["busy"] = reasons = busy_reasons([])
+        if reasons:
+            warnings.warn(f"budget {budget} is timed while this machine looks busy ({'; '.join(reasons)}): other work "
+                          "slows the input model, whose weights stream from memory, more than a small candidate whose "
+                          "weights stay in its core's cache, so speed-ups read high; calibrate on a quiet machine or on "
+                          "the device (latency<=...@DEVICE)", stacklevel=2)
 
     def predicted(self, model: nn.Module, budget) -> float:
         """:meth:`value`, except FP32 ONNX bytes: predicted as the input model's other bytes plus 4 per stored number
