@@ -75,24 +75,21 @@ def time_rounds(calls: dict[str, Callable[[], object]], rounds: int, per_round: 
     check_positive("warmup", warmup, allow_zero=True)
     counts = {}
     for name, fn in calls.items():
-        times = []
-        for _ in range(max(warmup, 1 if min_block_ms > 0 else 0)):
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-        counts[name] = per_round
-        if min_block_ms > 0:
-            counts[name] = max(per_round, min(MAX_BLOCK_CALLS, math.ceil(min_block_ms / max(statistics.median(times), 1e-6))))
+        warm = [_ms(fn) for _ in range(max(warmup, 1 if min_block_ms > 0 else 0))]
+        fill = math.ceil(min_block_ms / max(statistics.median(warm), 1e-6)) if min_block_ms > 0 else 1
+        counts[name] = max(per_round, min(MAX_BLOCK_CALLS, fill))
     medians: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, fn in calls.items():
-            times = []
-            for _ in range(counts[name]):
-                t0 = time.perf_counter()
-                fn()
-                times.append((time.perf_counter() - t0) * 1e3)
-            medians[name].append(statistics.median(times))
+            medians[name].append(statistics.median(_ms(fn) for _ in range(counts[name])))
     return medians
+
+
+def _ms(fn: Callable[[], object]) -> float:
+    """Milliseconds one call of ``fn`` takes."""
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
 
 
 def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 10) -> dict:
@@ -103,7 +100,8 @@ def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 10) -> di
 def time_paired(first: Callable[[], object], second: Callable[[], object], runs: int = 20, warmup: int = 5) -> dict:
     """Two calls timed in alternation (a block of at least :data:`ALTERNATION_BLOCK_MS` of each in turn, ``runs``
     rounds, after ``warmup`` calls each): a load change moves both alike, so their ratio stays meaningful.
-    {"first": ..., "second": ...} (as :func:`time_calls`, over the rounds' medians), ``ratio`` the :func:`speedup` of second over first, ``ratio_p10`` / ``ratio_p90`` of the per-round ratios."""
+    {"first": ..., "second": ...} (as :func:`time_calls`, over the rounds' medians), ``ratio`` the :func:`speedup` of
+    second over first, ``ratio_p10`` / ``ratio_p90`` of the per-round ratios."""
     times = time_rounds({"first": first, "second": second}, rounds=runs, warmup=warmup, min_block_ms=ALTERNATION_BLOCK_MS)
     a, b = spread(times["first"]), spread(times["second"])
     ratios = spread([x / y for x, y in zip(times["first"], times["second"])])
