@@ -45,10 +45,12 @@ import edgeprune  # noqa: E402
 from common import RESULTS, ROOT, SECTIONS, provenance, save, shared_data_dir  # noqa: E402
 from edgeprune import data as data_lib  # noqa: E402
 from edgeprune import roles, tasks  # noqa: E402
+from edgeprune.export.et_latency import compare  # noqa: E402
 from edgeprune.export.onnx import export_onnx  # noqa: E402
 from edgeprune.export.ort_latency import channel_block, ort_latency, paired_latency  # noqa: E402
 from edgeprune.measure import accuracy, macs, param_count  # noqa: E402
 from edgeprune.measure.budget import parse  # noqa: E402
+from edgeprune.measure.latency import speedup  # noqa: E402
 from edgeprune.methods.base import get_method  # noqa: E402
 from edgeprune.methods.dense import train_dense  # noqa: E402
 from edgeprune.report.stats import t_interval  # noqa: E402
@@ -127,9 +129,10 @@ def calibrate_tp(dense, example, importance, global_pruning, fits, batches, step
     """The smallest pruning ratio in [0, max_ratio] whose measured latency fits (bisection, like ours). The largest
     ratio is declared over the budget only after a second, longer timing agrees: a single short timing under load
     once refused a Torch-Pruning model that ran 6.3x faster than the dense one for a 4x budget, which left it at
-    the largest ratio instead of the smallest that fits. The bisection's choice is confirmed as ours is (longer
-    timings, every one fitting), else the ratio moves up: a single timing under load once let in a model that ran
-    3.3x faster for a 4x budget."""
+    the largest ratio instead of the smallest that fits. A ratio that fits is confirmed as ours confirms its choice
+    (longer timings, every one fitting) before the bisection keeps it: a single timing under load once let in a
+    model that ran 3.3x faster for a 4x budget, and moving up halfway to the largest ratio after a failed
+    confirmation overshot to 8x."""
     lo, hi = 0.0, max_ratio
     top = tp_prune(dense, example, importance, global_pruning, hi, batches, round_to, task, layer_cap)
     if not fits(top) and not fits(top, runs=CONFIRM_RUNS):
@@ -138,16 +141,11 @@ def calibrate_tp(dense, example, importance, global_pruning, fits, batches, step
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
         model = tp_prune(dense, example, importance, global_pruning, mid, batches, round_to, task, layer_cap)
-        if fits(model):
+        if fits(model) and fits(model, confirm=True):  # accepted only as ours accepts its choice
             hi, best = mid, model
         else:
             lo = mid
-    for _ in range(6):  # the choice confirmed as ours confirms its own (select.knob.calibrate): else up towards the top
-        if best is top or fits(best, confirm=True):
-            return best, hi, True
-        hi = 0.5 * (hi + max_ratio)
-        best = tp_prune(dense, example, importance, global_pruning, hi, batches, round_to, task, layer_cap)
-    return top, max_ratio, True
+    return best, hi, True
 
 
 def export_all(named: dict, folder: Path, shape) -> dict:
@@ -160,19 +158,18 @@ def export_all(named: dict, folder: Path, shape) -> dict:
     return paths
 
 
-def side_by_side(paths: dict, rounds: int = 3, runs: int = 20) -> dict:
-    """Median ORT latency (batch 1 and 32) of every ONNX file, timed in interleaved rounds, with the speed-ups
-    over the first (the dense model)."""
-    times = {n: {1: [], 32: []} for n in paths}
-    for _ in range(rounds):
-        for name, path in paths.items():
-            for b in (1, 32):
-                times[name][b].append(ort_latency(path, batch_size=b, runs=runs, threads=1)["median_ms"])
-    device = {n: {"ms_b1": statistics.median(t[1]), "ms_b32": statistics.median(t[32]),
-                  "onnx_bytes": Path(paths[n]).stat().st_size} for n, t in times.items()}
-    base = next(iter(device.values()))
-    for d in device.values():
-        d["speedup_b1"], d["speedup_b32"] = base["ms_b1"] / d["ms_b1"], base["ms_b32"] / d["ms_b32"]
+def side_by_side(paths: dict, rounds: int = 20, runs: int = 1) -> dict:
+    """ORT latency (batch 1 and 32, one thread) of every ONNX file, all timed in interleaved rounds as calibrations
+    time a candidate beside the input model (each file warm in a block of at least 10 ms per round:
+    ``et_latency.compare``): the median of the round medians, and the speed-up over the first (the dense model) as
+    the ratio of the fastest rounds (``measure.latency.speedup``), the estimate every budget was calibrated with."""
+    device = {n: {"onnx_bytes": Path(p).stat().st_size} for n, p in paths.items()}
+    base = next(iter(paths))
+    for b in (1, 32):
+        timed = compare(paths, b, rounds=rounds, runs=runs, threads=1)
+        for name, t in timed.items():
+            device[name][f"ms_b{b}"] = t["median_ms"]
+            device[name][f"speedup_b{b}"] = speedup(timed[base]["rounds_ms"], t["rounds_ms"])
     return device
 
 
@@ -455,7 +452,7 @@ def main() -> None:
     p.add_argument("--curve", help="NAME1,NAME2,...: collected budgets of one model as one curve, saved as --name")
     p.add_argument("--remeasure", action="store_true",
                    help="time the kept ONNX files of results/NAME.json (one seed: add _sK) again, side by side")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of --remeasure")
+    p.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds of --remeasure")
     args = p.parse_args()
     auto = args.round_to == "auto"  # ours: edgeprune's own "auto", finer where a depth cannot reach the budget
     args.round_to = channel_block() if auto else int(args.round_to)
