@@ -22,7 +22,8 @@ def calibrate(prune_at: Callable[[float], object], meter, budget: Budget, knob: 
     """The decision (``prune_at(k).model`` is the pruned copy) at the smallest knob ``k`` in ``knob`` = (low, high)
     whose model fits ``budget``; its ``info`` gains ``measured`` and ``calibrated`` (the knob, the measured value and
     the limit). FP32 ONNX size is bisected on its prediction (:meth:`Meter.predicted`), then measured; should the
-    real file exceed the budget, the knob grows until it fits."""
+    real file exceed the budget (or a longer timing the latency), the least larger knob that fits when measured so is
+    bisected for."""
     fits, limit = meter.limit(budget)
     low, high = knob
 
@@ -47,15 +48,20 @@ def calibrate(prune_at: Callable[[float], object], meter, budget: Budget, knob: 
             else:
                 low = mid
     # a predicted size is a little below the real file's, a latency timed once may have been lucky: the choice is
-    # measured again (a latency with longer timing) and the knob grows until it fits
-    for _ in range(6):
-        decision, measured = at(chosen, exact=True, confirm=True)
-        if fits(measured):
-            best, value = decision, measured
-            break
-        chosen = 0.5 * (chosen + top)
+    # measured again (a latency with longer timing); if it misses, the least knob above it that such a measurement
+    # accepts is bisected for (growing halfway to the largest knob at each miss overshot a 4x latency budget to 8x)
+    decision, measured = at(chosen, exact=True, confirm=True)
+    if fits(measured):
+        best, value = decision, measured
     else:
-        chosen = top  # the largest knob's model, measured first, is the one that fits
+        low, chosen = chosen, top  # the largest knob's model, measured first, fits
+        for _ in range(STEPS.get(budget.kind, DEFAULT_STEPS) if low < top else 0):
+            mid = 0.5 * (low + chosen)
+            decision, measured = at(mid, exact=True, confirm=True)
+            if fits(measured):
+                chosen, best, value = mid, decision, measured
+            else:
+                low = mid
     best.info = {**best.info, "measured": value,
                  "calibrated": {"budget": str(budget), "limit": limit, knob_name: round(chosen, 6), "measured": value}}
     return best
