@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ from common import save  # noqa: E402
 from edgeprune import models as model_lib  # noqa: E402
 from edgeprune.export.ort_latency import channel_block  # noqa: E402
 from edgeprune.measure import macs  # noqa: E402
-from structured import side_by_side, tp_prune  # noqa: E402
+from structured import export_all, side_by_side, tp_prune  # noqa: E402
 
 MODELS = {"resnet20": {}, "vgg16": {"width_mult": 0.5}, "vit": {}}
 SHAPE = (1, 28, 28)
@@ -49,7 +50,7 @@ def main() -> None:
     p.add_argument("--keep", default="0.4,0.5,0.6,0.75", help="fraction of every layer's channels kept")
     p.add_argument("--round", default="1,8,16", help="kept widths rounded to multiples of these")
     p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (medians)")
+    p.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds")
     args = p.parse_args()
     torch.set_num_threads(1)
     keeps = [float(k) for k in args.keep.split(",")]
@@ -59,14 +60,15 @@ def main() -> None:
               "settings": vars(args), "models": {}}
     for name in args.models.split(","):
         named = variants(name, MODELS[name], keeps, rounds)
-        times = side_by_side(named, SHAPE, rounds=args.rounds)
+        with tempfile.TemporaryDirectory() as folder:
+            times = side_by_side(export_all(named, Path(folder), SHAPE), rounds=args.rounds)
         dense_macs = macs(named["dense"], example).dense
         rows = {}
         for label, model in named.items():
             m = macs(model, example).dense
             t = times[label]
             row = {"macs": m, "mac_ratio": dense_macs / m, "ms_b1": t["ms_b1"], "ms_b32": t["ms_b32"],
-                   "speedup_b1": times["dense"]["ms_b1"] / t["ms_b1"], "speedup_b32": times["dense"]["ms_b32"] / t["ms_b32"],
+                   "speedup_b1": t["speedup_b1"], "speedup_b32": t["speedup_b32"],
                    "onnx_bytes": t["onnx_bytes"]}
             row["per_mac_b1"] = row["speedup_b1"] / row["mac_ratio"]
             row["per_mac_b32"] = row["speedup_b32"] / row["mac_ratio"]
