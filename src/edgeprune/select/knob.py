@@ -37,31 +37,33 @@ def calibrate(prune_at: Callable[[float], object], meter, budget: Budget, knob: 
     if not fits(value):
         raise ConfigError(f"budget {budget} cannot be met by {what}: the smallest reachable {budget.kind} is "
                           f"{budget.describe(value)} ({knob_name} {high:g}, its largest)")
-    top, chosen = high, low
-    _, first_value = at(low)
-    if not fits(first_value):
-        chosen = high
-        for _ in range(STEPS.get(budget.kind, DEFAULT_STEPS)):
+    steps = STEPS.get(budget.kind, DEFAULT_STEPS)
+
+    def least_fitting(low: float, high: float, **how):
+        """Bisection of (low, high] for the least knob whose model fits, measured ``how``: that knob (``high`` if no
+        other) and its (decision, value), None if no step fitted."""
+        found = None
+        for _ in range(steps if low < high else 0):
             mid = 0.5 * (low + high)
-            if fits(at(mid)[1]):
-                high = chosen = mid
+            decision, measured = at(mid, **how)
+            if fits(measured):
+                high, found = mid, (decision, measured)
             else:
                 low = mid
+        return high, found
+
+    chosen = low
+    if not fits(at(low)[1]):
+        chosen, _ = least_fitting(low, high)
     # a predicted size is a little below the real file's, a latency timed once may have been lucky: the choice is
     # measured again (a latency with longer timing); if it misses, the least knob above it that such a measurement
     # accepts is bisected for (growing halfway to the largest knob at each miss overshot a 4x latency budget to 8x)
     decision, measured = at(chosen, exact=True, confirm=True)
     if fits(measured):
         best, value = decision, measured
-    else:
-        low, chosen = chosen, top  # the largest knob's model, measured first, fits
-        for _ in range(STEPS.get(budget.kind, DEFAULT_STEPS) if low < top else 0):
-            mid = 0.5 * (low + chosen)
-            decision, measured = at(mid, exact=True, confirm=True)
-            if fits(measured):
-                chosen, best, value = mid, decision, measured
-            else:
-                low = mid
+    else:  # none fitting: the largest knob's model, measured first
+        chosen, found = least_fitting(chosen, high, exact=True, confirm=True)
+        best, value = found or (best, value)
     best.info = {**best.info, "measured": value,
                  "calibrated": {"budget": str(budget), "limit": limit, knob_name: round(chosen, 6), "measured": value}}
     return best

@@ -45,10 +45,11 @@ VERSION = 1
 GRID = (1.0, 0.75, 0.5, 0.3, 0.1)  # kept fractions of a layer's widths timed (the ceiling removes 90 %)
 OP_ROUNDS = 10  # rounds of every one-operator file
 MODEL_ROUNDS = 20  # rounds of the whole-model timings the fit and its check use
-# IN_TURN: the table times its files one call each in turn (block_ms=0), not warm in blocks as a calibration's
-# confirming timing does: a whole model's layers find the caches full of each other's weights, as a layer timed in turn
-# does, and sums of layers timed warm missed warm whole-model timings by 54 % on MobileNetV2 (in turn: 6 %). The
-# confirming timing rescales the table to the warm figure (structured_mam._confirm).
+# The table times its files one call each in turn, not warm in blocks as a calibration's confirming timing does: a
+# whole model's layers find the caches full of each other's weights, as a layer timed in turn does, and sums of layers
+# timed warm missed warm whole-model timings by 54 % on MobileNetV2 (in turn: 6 %). The confirming timing rescales the
+# table to the warm figure (structured_mam._confirm).
+TABLE_BLOCK_MS = 0.0
 LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
 
 
@@ -412,7 +413,7 @@ def build(model: nn.Module, example: torch.Tensor, device: Device, structure: St
             paths.append(path)
         if progress:
             progress(f"timing {len(paths)} one-layer files of {len(ops)} layers on {device.name} ({runtime})")
-        call, *medians = [statistics.median(t) for t in device.time(paths, None, batch, rounds=OP_ROUNDS, warmup=2, block_ms=0)]
+        call, *medians = [statistics.median(t) for t in device.time(paths, None, batch, rounds=OP_ROUNDS, warmup=2, block_ms=TABLE_BLOCK_MS)]
         medians = [max(m - call, 0.0) for m in medians]
         for name, (op, calls, cins, couts) in plan.items():
             ms = [[medians[files[op.at(co if ci is None else ci, co)]] for co in couts] for ci in cins]
@@ -432,7 +433,7 @@ def build(model: nn.Module, example: torch.Tensor, device: Device, structure: St
         if progress:
             progress(f"timing {len(model_paths)} whole models on {device.name}")
         measured = [statistics.median(t) for t in
-                    device.time(model_paths, tuple(example.shape[1:]), batch, rounds=MODEL_ROUNDS, block_ms=0)]
+                    device.time(model_paths, tuple(example.shape[1:]), batch, rounds=MODEL_ROUNDS, block_ms=TABLE_BLOCK_MS)]
     table.reference_ms = measured[0]
     table.fit(sums, measured, held)
     return table
