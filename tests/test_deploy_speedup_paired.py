@@ -35,3 +35,26 @@ def test_speedup_is_not_divided_by_a_reference_timed_once(state):
         low, high = out[f"speedup_spread_b{b}"]
         assert low <= high
         assert out[f"ort_latency_ms_b{b}"] > 0
+
+
+def test_deploy_metrics_skip_the_shipped_exporter_and_agree_with_its_file(state, tmp_path, monkeypatch):
+    """A candidate's deploy metrics ran the shipped (dynamo) exporter, seconds per candidate: they time and quantize
+    the fast exporter's file, and predict the shipped file's bytes from it within 1 % (FP32) and 2 % (INT8)."""
+    from edgeprune.export import onnx as onnx_lib
+    from edgeprune.export.int8 import quantize
+    from edgeprune.select import meter as meter_lib
+
+    budget = parse("macs<=50%")
+    vector = structured_mam.strategy_vectors(state, ["balanced"], budget)["balanced"]
+    small, _ = structured_mam.pruned_copy(state, state.model, vector, budget)
+    state.meter.dense_onnx()  # the input model's shipped file: written once per run, not per candidate
+    calls = []
+    monkeypatch.setattr(meter_lib, "export_onnx", lambda *a, **k: calls.append(a) or onnx_lib.export_onnx(*a, **k))
+    state.meter.latency_runs = 3
+    out = state.meter.deploy(small)
+    assert calls == []
+    shipped = onnx_lib.export_onnx(small, tmp_path / "small.onnx", input_shape=(1, 8, 8))
+    assert out["onnx_bytes"] == pytest.approx(shipped["bytes"], rel=0.01)
+    int8 = quantize(tmp_path / "small.onnx", tmp_path / "int8.onnx", "dynamic", preprocess=False)["bytes"]
+    assert out["onnx_bytes_int8"] == pytest.approx(int8, rel=0.02)
+    assert out["onnx_bytes"] < state.meter.dense_onnx().stat().st_size

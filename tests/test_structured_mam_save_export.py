@@ -43,7 +43,8 @@ def test_size_budget_is_met_by_the_shipped_file_and_the_report_shows_the_device(
                              strategies=["balanced"], calib_batches=2)
     record = next(r for r in result.records if r.get("kind") == "candidate")
     dense = record["decided"]["deploy"]["dense"]
-    assert record["onnx_bytes"] <= 0.6 * dense["onnx_bytes"] and record["budget_achieved"] == record["onnx_bytes"]
+    assert record["budget_achieved"] <= 0.6 * dense["onnx_bytes"]  # the budget measures the shipped file itself
+    assert record["onnx_bytes"] == pytest.approx(record["budget_achieved"], rel=1e-3)  # deploy metrics predict it
     assert record["onnx_bytes_int8"] < record["onnx_bytes"]
     assert record["ort_latency_ms_b1"] > 0 and record["speedup_b32"] > 0 and record["macs"] > 0
 
