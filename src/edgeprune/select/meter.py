@@ -165,11 +165,14 @@ class Meter:
         dense = self._dense_bytes()
         if model is self.model:
             return {k: dense["shipped"][k] for k in ("onnx_bytes", "onnx_bytes_int8")}
-        if dense["fast"] is None:
-            export_onnx(model, folder / "shipped.onnx", input_shape=self.shape)
-            return _bytes(folder / "shipped.onnx", folder)
-        measured = _bytes(fast, folder)
-        return {k: dense["shipped"][k] + measured[k] - dense["fast"][k] for k in measured}
+        if dense["fast"] is not None:
+            try:
+                measured = _bytes(fast, folder)
+                return {k: dense["shipped"][k] + measured[k] - dense["fast"][k] for k in measured}
+            except ModelError:  # this candidate's fast file does not quantize: its shipped file decides
+                pass
+        export_onnx(model, folder / "shipped.onnx", input_shape=self.shape)
+        return _bytes(folder / "shipped.onnx", folder)
 
     def _dense_bytes(self) -> dict:
         """The FP32 and INT8 bytes of the input model's shipped file and, where both files quantize the same weights
