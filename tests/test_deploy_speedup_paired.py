@@ -58,3 +58,19 @@ def test_deploy_metrics_skip_the_shipped_exporter_and_agree_with_its_file(state,
     int8 = quantize(tmp_path / "small.onnx", tmp_path / "int8.onnx", "dynamic", preprocess=False)["bytes"]
     assert out["onnx_bytes_int8"] == pytest.approx(int8, rel=0.02)
     assert out["onnx_bytes"] < state.meter.dense_onnx().stat().st_size
+
+
+def test_deploy_metrics_measure_the_shipped_file_where_the_two_files_quantize_differently(state, tmp_path):
+    from edgeprune.export import onnx as onnx_lib
+
+    budget = parse("macs<=50%")
+    vector = structured_mam.strategy_vectors(state, ["balanced"], budget)["balanced"]
+    small, _ = structured_mam.pruned_copy(state, state.model, vector, budget)
+    state.meter.latency_runs = 3
+    state.meter.deploy(small)
+    state.meter.cache["dense-bytes"]["fast"] = None  # as on MobileViT, whose fast file does not quantize
+    try:
+        out = state.meter.deploy(small)
+    finally:
+        del state.meter.cache["dense-bytes"]
+    assert out["onnx_bytes"] == onnx_lib.export_onnx(small, tmp_path / "small.onnx", input_shape=(1, 8, 8))["bytes"]
