@@ -160,8 +160,9 @@ class Meter:
     def _shipped_bytes(self, model: nn.Module, fast: Path, folder: Path) -> dict:
         """FP32 and INT8 bytes of ``model``'s shipped ONNX file. Where the two exporters' files of the input model
         quantize alike, predicted without the shipped exporter: the input model's shipped bytes plus what ``fast``
-        (the fast exporter's file of ``model``) gained or lost; else measured on a shipped export (MobileViT's fast
-        file keeps a weight that dynamic quantization cannot take)."""
+        (the fast exporter's file of ``model``) gained or lost; else measured on a shipped export (timm's MobileViT
+        as built: the fast exporter stores layers' equal weights once, behind an Identity node that dynamic
+        quantization cannot take)."""
         dense = self._dense_bytes()
         if model is self.model:
             return {k: dense["shipped"][k] for k in ("onnx_bytes", "onnx_bytes_int8")}
