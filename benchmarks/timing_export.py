@@ -3,11 +3,14 @@ export seconds and ONNX Runtime's paired speed ratio (1 thread, batch 1, alterna
 
     python benchmarks/timing_export.py --runs 60
     python benchmarks/timing_export.py --part deploy     # a candidate's deploy metrics: fast file vs shipped file
+    python benchmarks/timing_export.py --part call --models timm:ghostnet_050   # the default structured call, both ways
 
 ``--part deploy``: seconds of one candidate's deploy metrics (``Meter.deploy``: FP32 and INT8 bytes, paired ORT
 latency at batch 1 and 32) where the fast exporter's file stands in for the shipped one, against the same with every
 candidate's shipped file exported (the fallback, as every candidate did before), and the predicted bytes' error
-against the candidate's shipped file measured.
+against the candidate's shipped file measured. ``--part call``: wall seconds of the zoo contract's default call
+``edgeprune.prune(model, tiny data, method="structured")`` with the fast file standing in, and with every candidate's
+shipped file exported, one after the other in one process.
 """
 
 from __future__ import annotations
@@ -91,15 +94,56 @@ def deploy_part(runs: int) -> None:
     save("timing_export_deploy", {"runs": runs, "rows": rows}, "\n".join(lines))
 
 
+def call_part(specs: list[str]) -> None:
+    from edgeprune import api_contract, prune  # noqa: PLC0415
+    from edgeprune.select import meter as meter_lib  # noqa: PLC0415
+
+    rows = []
+    fast_bytes = meter_lib.Meter._dense_bytes
+
+    def shipped_only(self):
+        out = fast_bytes(self)
+        out["fast"] = None
+        return out
+
+    for spec in specs:
+        model = models.create(spec, num_classes=10, in_channels=3, image_size=64).eval()
+        data = api_contract.tiny_data(torch.zeros(1, 3, 64, 64), 10)
+        row = {"model": spec, "input": [3, 64, 64]}
+        for arm, bytes_of in (("fast", fast_bytes), ("shipped", shipped_only)):
+            meter_lib.Meter._dense_bytes = bytes_of
+            start = time.perf_counter()
+            result = prune(copy.deepcopy(model), data, method="structured", progress=False)
+            row[f"{arm}_s"] = round(time.perf_counter() - start, 1)
+            row[f"{arm}_candidates"] = len(result.candidates)
+        meter_lib.Meter._dense_bytes = fast_bytes
+        rows.append(row)
+        print(row, flush=True)
+    lines = ["## The default structured call: deploy metrics on the fast file against the shipped file", "",
+             "`benchmarks/timing_export.py --part call`: wall seconds of `edgeprune.prune(model, data, "
+             "method=\"structured\")` with default options on the zoo contract's tiny random data (3x64x64), one "
+             "thread, the two arms one after the other in one process. \"shipped\": every candidate's deploy metrics "
+             "export its shipped (dynamo) file, as before this change.", "",
+             "| model | candidates | fast s | shipped s | shipped ÷ fast |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| `{r['model']}` | {r['fast_candidates']} | {r['fast_s']} | {r['shipped_s']} | "
+                     f"{r['shipped_s'] / r['fast_s']:.2f} |")
+    save("timing_export_call", {"rows": rows}, "\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=60, help="paired rounds (--part deploy: the meter's runs, 20 "
                                                                "as structured pruning's default)")
-    parser.add_argument("--part", choices=("export", "deploy"), default="export")
+    parser.add_argument("--part", choices=("export", "deploy", "call"), default="export")
+    parser.add_argument("--models", default="timm:ghostnet_050,torchvision:mobilenet_v3_small",
+                        help="--part call: comma-separated model specs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.part == "deploy":
         return deploy_part(20 if args.runs == 60 else args.runs)
+    if args.part == "call":
+        return call_part(args.models.split(","))
     rows = []
     for spec, classes, channels, size, task in MODELS:
         model = models.create(spec, num_classes=classes, in_channels=channels, image_size=size).eval()
