@@ -185,8 +185,8 @@ class Meter:
                     fast = _bytes(self.dense_onnx(shipped=False), Path(folder), count=True)
                 except ModelError:
                     fast = None
-                quantized = [d["int8_weights"] for d in (shipped, fast or shipped)]
-                alike = abs(quantized[0] - quantized[1]) <= 0.01 * quantized[0]
+                weights = shipped["int8_weights"]
+                alike = fast is not None and abs(fast["int8_weights"] - weights) <= 0.01 * weights
                 self.cache["dense-bytes"] = {"shipped": shipped, "fast": fast if alike else None}
         return self.cache["dense-bytes"]
 
