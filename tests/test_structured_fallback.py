@@ -123,3 +123,20 @@ def test_a_retry_keeps_the_modes_of_the_input_model():
     widths = prune_channels(model, x, structure, {n: 0.3 for g in structure.groups for n in g})
     assert widths.skipped  # the model came from a retry on a copy
     assert [m.training for m in model.modules()] == modes
+
+
+def test_a_group_whose_dependency_search_runs_away_is_kept_whole_and_the_rest_pruned():
+    # ReXNet's partial residuals (x[:, :c] += shortcut) chained block after block: BasePruner's search from the last
+    # block's projection grows without bound; it was refused as a whole
+    torch.manual_seed(0)
+    model = models.create("timm:rexnet_100", num_classes=10, image_size=32, width_mult=0.5).eval()
+    x = torch.randn(1, 3, 32, 32)
+    pruned = copy.deepcopy(model)
+    structure = plan_structure(pruned, x)
+    widths = prune_channels(pruned, x, structure, {n: 0.3 for g in structure.groups for n in g})
+    note = widths.skipped[0]
+    assert note.startswith("Conv2d x2 kept whole (features.15.conv_pwl.conv, features.10.conv_pwl.conv)"), note
+    assert "dependency search from them was stopped" in note and "\n" not in note
+    assert param_count(pruned) < 0.8 * param_count(model)
+    assert pruned(x).shape == model(x).shape
+    assert {"features.15.conv_pwl.conv", "features.10.conv_pwl.conv"} <= structure.protected  # the next call starts there

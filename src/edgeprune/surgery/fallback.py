@@ -16,9 +16,10 @@ pruned, each retry keeping more layers whole (:func:`retries`):
 Each retry says what it kept whole in one line (the structured contract's note, the Mix-and-Match records).
 
 When every retry fails too, the module whose forward failed in the pruned model is what torch-pruning could not
-follow, whatever its head count is called (a hand-written attention reshaping by ``self.h``):
-:func:`failing_modules` names it and every module of its class, :func:`keep_whole` keeps their layers and every
-group coupled to their widths whole, and the full plan is retried without them (:func:`kept_whole_note`).
+follow, whatever its head count is called (a hand-written attention reshaping by ``self.h``) -- or the layer its
+dependency search ran away from (ReXNet's chained partial residuals): :func:`failing_modules` names it and every
+module of its class, :func:`keep_whole` keeps their layers and every group coupled to their widths whole, and the
+full plan is retried without them (:func:`kept_whole_note`).
 """
 
 from __future__ import annotations
@@ -117,11 +118,10 @@ def keep_whole(model: nn.Module, modules: list[str], groups: list[list[str]], co
     return protected | inside | coupled, {k: v for k, v in heads.items() if not _within(v[0], modules)}
 
 
-def kept_whole_note(model: nn.Module, modules: list[str], failure: str) -> str:
-    """One line: which modules were kept whole, and the failure of the pruned model that made it so."""
+def kept_whole_note(model: nn.Module, modules: list[str], why: str) -> str:
+    """One line: which modules were kept whole, and ``why`` (the failure that made it so)."""
     shown = ", ".join(modules[:4]) + (f" and {len(modules) - 4} more" if len(modules) > 4 else "")
-    return (f"{_kinds(model, modules)} kept whole ({shown}): the pruned model fails in their forward ({failure}), "
-            "a reshape by a width or head count torch-pruning cannot see")
+    return f"{_kinds(model, modules)} kept whole ({shown}): {why}"
 
 
 __all__ = ["attention_modules", "retries", "failing_modules", "keep_whole", "kept_whole_note"]

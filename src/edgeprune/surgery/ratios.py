@@ -102,13 +102,13 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
     return widths
 
 
-# how many times the full plan is retried with the module the pruned model failed in kept whole
+# how many times the full plan is retried with the module the pruned model (or the search) failed in kept whole
 MAX_KEPT_WHOLE = 6
 
 
 def _keeping_failures_whole(model, example, structure, fractions, scores, round_to, shape, original, failed):
-    """After every retry failed: the full plan again with the modules whose forward failed kept whole
-    (:func:`edgeprune.surgery.fallback.failing_modules`), until it runs. Once it does, ``structure`` keeps them whole
+    """After every retry failed: the full plan again with the modules whose forward failed, or that torch-pruning's
+    search ran away from, kept whole (:func:`edgeprune.surgery.fallback.failing_modules`), until it runs. Once it does, ``structure`` keeps them whole
     from then on (and says so in ``skipped``); should nothing be left to prune, or the model itself fail, the
     first failure is raised and ``model`` left as it was."""
     first, kept, note = failed, [], ""
@@ -119,7 +119,7 @@ def _keeping_failures_whole(model, example, structure, fractions, scores, round_
         kept += more
         protected, heads = fallback_lib.keep_whole(original, kept, structure.groups, structure.consumers,
                                                    structure.protected, structure.heads)
-        note = fallback_lib.kept_whole_note(original, kept, failed.cause)
+        note = fallback_lib.kept_whole_note(original, kept, failed.why)
         attempt = replace(structure, protected=protected, heads=heads, retry=0, skipped=[*structure.skipped, note])
         if not attempt.heads and all(set(g) & protected for g in structure.groups):
             first = ModelError(f"structured pruning of {type(model).__name__} is not supported: nothing is left to "
