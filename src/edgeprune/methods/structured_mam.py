@@ -328,7 +328,8 @@ def calibrate(state: ChannelState, vector: dict, budget, depth: Depth = 0, predi
         if not fits(value(_shifted(vector, widened, 1.0))):
             most = value(_shifted(vector, widened, 1.0), exact=True)  # measured: a table's prediction never refuses
             if not fits(most):
-                _unreachable(budget, most, rounding(state, budget, depth), depth, _unthinnable(state, budget), limit)
+                _unreachable(budget, most, rounding(state, budget, depth), depth,
+                             _unthinnable(state, budget) + _kept_whole(state), limit)
     elif fits(value(_shifted(vector, inside, -1.0))):
         bounds, wide = widened, True  # looser than the strategy's minimum: prune less than its ranges allow
         if fits(value(_shifted(vector, widened, -1.0))):
@@ -591,8 +592,16 @@ def _unthinnable(state: ChannelState, budget) -> str:
     return f"; {share:.0%} of the dense MACs are in parts channel pruning cannot thin: {'; '.join(parts)}"
 
 
+def _kept_whole(state: ChannelState) -> str:
+    """What structured pruning kept whole of the model so far (the warnings' notes), as the end of a refusal."""
+    return f"; {'; '.join(sorted(state.warned))}" if state.warned else ""
+
+
 def _unreachable(budget, best: float, round_to: int, depth: int = 0, why: str = "", limit: float | None = None):
     what = kind_of(budget)
+    if what == "sparsity" and best <= 0.0:
+        raise Unreachable(f"budget {budget} cannot be met: structured pruning can remove nothing from this model{why}",
+                          best)
     shown = f"{best:.4f}" if what == "sparsity" else budget.describe(best)
     if limit is not None and what != "sparsity" and budget.relative:  # the relative budget in the quantity's units
         shown += f" against a limit of {budget.describe(limit)}"

@@ -340,6 +340,8 @@ def widths_from(ops: dict[str, tuple[Op, int]], structure: StructurePlan, kept: 
     for c, read in feeds.items():
         if len(read) == 1 and cin[c] % read[0][0] == 0:  # (a linear layer after a flatten reads C x H x W)
             cin[c] = cin[c] // read[0][0] * read[0][1]
+        elif len(read) == 1 and read[0][0] % cin[c] == 0:  # (a GLU MLP's second layer reads half its first's outputs)
+            cin[c] = read[0][1] * cin[c] // read[0][0]
         else:  # a concatenation of groups
             cin[c] -= sum(channels - count for channels, count in read)
     for n, (op, _) in ops.items():
@@ -383,10 +385,12 @@ def cache_path(key: str) -> Path:
 
 def build(model: nn.Module, example: torch.Tensor, device: Device, structure: StructurePlan,
           candidates: list[nn.Module], *, batch: int = 1, held_out: int | None = None, progress=None,
-          runtime: str = "onnxruntime") -> LatencyTable:
+          runtime: str = "onnxruntime", layer_block_ms: float = TABLE_BLOCK_MS,
+          model_block_ms: float = TABLE_BLOCK_MS) -> LatencyTable:
     """Time ``model``'s layers at the grid widths on ``device`` in ``runtime`` (one call), then ``model`` and
     ``candidates`` (pruned copies of it) whole (one call, in alternation), and fit the additive model on ``model`` and
-    the first half of the candidates; its error is measured on the rest (``held_out``: how many; default half)."""
+    the first half of the candidates; its error is measured on the rest (``held_out``: how many; default half).
+    ``layer_block_ms``, ``model_block_ms``: the files' blocks of calls (see :data:`TABLE_BLOCK_MS`)."""
     ops = census(model, example)
     outs, ins = _variable(structure, ops)
     block = channel_block()
@@ -413,7 +417,7 @@ def build(model: nn.Module, example: torch.Tensor, device: Device, structure: St
             paths.append(path)
         if progress:
             progress(f"timing {len(paths)} one-layer files of {len(ops)} layers on {device.name} ({runtime})")
-        call, *medians = [statistics.median(t) for t in device.time(paths, None, batch, rounds=OP_ROUNDS, warmup=2, block_ms=TABLE_BLOCK_MS)]
+        call, *medians = [statistics.median(t) for t in device.time(paths, None, batch, rounds=OP_ROUNDS, warmup=2, block_ms=layer_block_ms)]
         medians = [max(m - call, 0.0) for m in medians]
         for name, (op, calls, cins, couts) in plan.items():
             ms = [[medians[files[op.at(co if ci is None else ci, co)]] for co in couts] for ci in cins]
@@ -433,7 +437,7 @@ def build(model: nn.Module, example: torch.Tensor, device: Device, structure: St
         if progress:
             progress(f"timing {len(model_paths)} whole models on {device.name}")
         measured = [statistics.median(t) for t in
-                    device.time(model_paths, tuple(example.shape[1:]), batch, rounds=MODEL_ROUNDS, block_ms=TABLE_BLOCK_MS)]
+                    device.time(model_paths, tuple(example.shape[1:]), batch, rounds=MODEL_ROUNDS, block_ms=model_block_ms)]
     table.reference_ms = measured[0]
     table.fit(sums, measured, held)
     return table

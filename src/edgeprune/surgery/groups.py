@@ -16,7 +16,7 @@ from torch import nn
 
 from edgeprune.errors import EdgepruneError, ModelError
 from edgeprune.surgery.graph import ROOT_TYPES, build_graph, group_of, named, output_modules, sums_into_residual, widens_input
-from edgeprune.surgery.search import bounded_groups
+from edgeprune.surgery.search import bounded_groups, glu_parts
 
 # what torch-pruning raises on a coupling it cannot follow (ZeroDivisionError: an index mapping of a
 # zero-size head dim, as in GCViT's global query)
@@ -109,11 +109,14 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
 
 
 def _channel_groups(graph, dep) -> int:
-    """The equal parts a grouped conv (not a depthwise one) or a GroupNorm splits the channels ``dep`` prunes into,
-    as torch-pruning's BasePruner counts them: it removes the same channels from every part."""
+    """The equal parts a grouped conv (not a depthwise one), a GroupNorm or a GLU MLP's gate (:func:`glu_parts`) splits
+    the channels ``dep`` prunes into, as torch-pruning's BasePruner counts them: it removes the same channels from every
+    part."""
     module = dep.target.module
     if isinstance(module, nn.modules.conv._ConvNd) and module.groups == module.out_channels:
         return 1
+    if module in glu_parts(graph) and graph.is_out_channel_pruning_fn(dep.handler):
+        return glu_parts(graph)[module]
     pruner = graph.get_pruner_of_module(module)
     side = "out" if graph.is_out_channel_pruning_fn(dep.handler) else "in"
     count = getattr(pruner, f"get_{side}_channel_groups", lambda _: 1)(module) if pruner is not None else 1

@@ -34,7 +34,7 @@ from edgeprune.surgery.groups import TP_ERRORS, failed
 from edgeprune.surgery.importance import ScoreImportance
 from edgeprune.surgery.lazy import tp
 from edgeprune.surgery.recurrent import recurrent_pruners
-from edgeprune.surgery.search import bounded_groups
+from edgeprune.surgery.search import bounded_groups, glu_parts
 from edgeprune.surgery.structure import Scores, StructurePlan, Widths, group_fractions, kept_channels, widths_of
 
 WHAT = "structured pruning"
@@ -187,6 +187,7 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
                     out_channel_groups=heads_lib.mha_groups(model),  # (a fresh dict: BasePruner fills it)
                     forward_fn=trace_forward, customized_pruners=recurrent_pruners(),
                 )
+            pruner.out_channel_groups.update(glu_parts(pruner.DG))  # a GLU's halves lose the same neurons
             originals = Originals(pruner.DG)
             for group in pruner.step(interactive=True):
                 for attn, (layers, count, _) in attention.items():

@@ -10,6 +10,7 @@ membership in a list (the two together: timm's DenseNet-264 pruned structurally 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 
 from torch import nn
@@ -41,21 +42,89 @@ def _index_mapping_once():
     """torch-pruning recomputes every concat/split/reshape index mapping of the whole graph each time it
     builds one group (``get_pruning_group``), so listing the groups costs groups x graph: on DenseNet-264's
     hundreds of concats that is two minutes of a structured-pruning call. The mappings depend only on the
-    widths, so recompute them when a width changed since the last time (a pruning step), else reuse them."""
+    widths, so recompute them when a width changed since the last time (a pruning step), else reuse them.
+    GLU MLPs' splits are mapped too (:func:`glu_parts`)."""
     module = tp.dependency.index_mapping
-    original = module.update_index_mapping
+    original, concat, split = (module.update_index_mapping, module.update_concat_index_mapping,
+                               module.update_split_index_mapping)
 
     def update(graph):
+        if not hasattr(graph, "_edgeprune_glu"):
+            graph._edgeprune_glu = _glu_splits(graph)
         if getattr(graph, "_edgeprune_widths", None) != _state(graph):
             original(graph)
             graph._edgeprune_widths = _state(graph)  # after: the first update fills concat/split sizes in
 
-    module.update_index_mapping, concat = update, module.update_concat_index_mapping
-    module.update_concat_index_mapping = _update_concat_index_mapping
+    def update_split(graph, node):
+        if node in graph._edgeprune_glu:
+            _map_split(node)
+        else:
+            split(graph, node)
+
+    module.update_index_mapping, module.update_concat_index_mapping = update, _update_concat_index_mapping
+    module.update_split_index_mapping = update_split
     try:
         yield
     finally:
         module.update_index_mapping, module.update_concat_index_mapping = original, concat
+        module.update_split_index_mapping = split
+
+
+def glu_parts(graph) -> dict[nn.Module, int]:
+    """The Linear layers of ``graph`` whose output a GLU MLP cuts in two and gates (``a, b = fc1(x).chunk(2, -1);
+    act(a) * b``) -> 2: their channels pair up (``j`` with ``j + half``), as a grouped layer's do. Known once
+    torch-pruning's index mappings were computed under :func:`bounded_groups`."""
+    return {next(iter(node.inputs)).module: len(node.outputs) for node in getattr(graph, "_edgeprune_glu", ())}
+
+
+def _glu_splits(graph) -> set:
+    """The split/chunk nodes of GLU MLPs (see :func:`glu_parts`), their sizes and offsets filled in. torch-pruning
+    maps a split only along dimension 1 (a conv's channels, or a 2-d Linear output's features), and turns every split's
+    mapping off in a model with a 3-d parameter (a ViT's position embedding) upstream: the GLU MLPs of EVA-02 and other
+    ViTs could not lose hidden neurons. Found once, on the unpruned graph (the split's recorded input shape is the
+    unpruned one)."""
+    found = set()
+    for node in graph.module2node.values():
+        if node.type != tp.ops.OPTYPE.SPLIT or len(node.inputs) != 1 or len(node.outputs) != 2:
+            continue
+        grad_fn, producer = node.grad_fn, node.inputs[0].module
+        shape = tuple(getattr(grad_fn, "_saved_self_sym_sizes", ()) or ())
+        dim = getattr(grad_fn, "_saved_dim", None)
+        if len(shape) < 3 or dim is None or not isinstance(producer, nn.Linear) or shape[-1] != producer.out_features:
+            continue
+        dim = dim - 2 ** 64 if dim >= 2 ** 63 else dim  # (a negative dimension is saved as an unsigned integer)
+        if dim % len(shape) != len(shape) - 1 or shape[-1] % 2 or not _gated(node):
+            continue
+        node.module.split_sizes = [shape[-1] // 2] * 2
+        node.module.offsets = [0, shape[-1] // 2, shape[-1]]
+        found.add(node)
+    return found
+
+
+def _gated(split) -> bool:
+    """Both outputs of ``split`` meet in one product, directly or through one elementwise operation (the activation)."""
+    def reached(node):
+        return {node, *node.outputs} if node.type == tp.ops.OPTYPE.ELEMENTWISE else {node}
+    first, second = (reached(out) for out in split.outputs)
+    return any(n.type == tp.ops.OPTYPE.ELEMENTWISE and "Mul" in type(n.grad_fn).__name__ for n in first & second)
+
+
+def _map_split(node) -> None:
+    """torch-pruning 1.6's ``update_split_index_mapping`` without its dimension test, for a :func:`_glu_splits`
+    node (its sizes follow the pruning: ``SplitPruner`` updates them)."""
+    im = tp.dependency.index_mapping
+    offsets = [0, *itertools.accumulate(node.module.split_sizes)]
+    node.module.offsets = offsets
+    for reverse in (False, True):
+        addressed = set()
+        for i, out_node in enumerate(node.outputs):
+            deps, target = (node.dependencies, out_node) if not reverse else (out_node.dependencies, node)
+            for dep in deps:
+                if id(dep) in addressed or dep.target != target:
+                    continue
+                dep.index_mapping[0] = im._SplitIndexMapping(offset=offsets[i: i + 2], reverse=reverse)
+                addressed.add(id(dep))
+                break
 
 
 class Unbounded(Exception):
