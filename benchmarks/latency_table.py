@@ -6,6 +6,7 @@
     python benchmarks/latency_table.py --part error --runtime executorch --models resnet20,vgg16_half   # ExecuTorch
     python benchmarks/latency_table.py --part speed                      # ten strategies, table vs bisection, one run
     python benchmarks/latency_table.py --part devices                    # calibrated on one device, timed on another
+    python benchmarks/latency_table.py --part warm                       # raw data: tables timed in turn and warm
 
 ``error``: each model's table is built from scratch (a fresh cache) on the device; its error is on the held-out pruned
 copies (the strategies at random shifts) that :func:`edgeprune.select.latency_table.build` times whole in the same call.
@@ -38,6 +39,7 @@ from common import save  # noqa: E402
 from edgeprune import models, strategies  # noqa: E402
 from edgeprune.devices import CommandDevice, HostDevice  # noqa: E402
 from edgeprune.measure.budget import parse  # noqa: E402
+from edgeprune.measure.latency import ALTERNATION_BLOCK_MS  # noqa: E402
 from edgeprune.methods import structured_mam  # noqa: E402
 from edgeprune.methods.base import get_method  # noqa: E402
 from edgeprune.select import latency_table  # noqa: E402
@@ -125,9 +127,37 @@ def devices_part(budget_text: str) -> dict:
     return {"model": [spec, args, channels, size], "rows": rows}
 
 
+def warm_part(names=tuple(MODELS)) -> dict:
+    """Raw data for a table that predicts warm whole-model timings: each model's table built twice on this machine, its
+    one-layer files and whole models timed one call each in turn (``in_turn``) and warm in blocks (``warm``); per whole
+    model (the input model, then the candidates), both tables' layer sums, both timings and the parameter count."""
+    device = HostDevice(threads=1)
+    rows = {}
+    for name in names:
+        spec, args, channels, size = MODELS[name]
+        os.environ["EDGEPRUNE_CACHE"] = tempfile.mkdtemp(prefix="bench-table-")
+        state = state_for(spec, args, channels, size)
+        candidates = structured_mam._table_candidates(state, parse("latency<=50%"))
+        split = structured_mam._split_model(state)
+        whole = [split, *candidates]
+        widths = [latency_table.widths_of(m, state.example) for m in whole]
+        row = {"params": [sum(p.numel() for p in m.parameters()) for m in whole]}
+        for mode, block in (("in_turn", 0.0), ("warm", ALTERNATION_BLOCK_MS)):
+            t0 = time.perf_counter()
+            table = latency_table.build(split, state.example, device, state.structure, candidates,
+                                        layer_block_ms=block, model_block_ms=block)
+            row[f"sum_{mode}"] = [table.layer_sum(w) for w in widths]
+            row[f"measured_{mode}"] = [point[1] for point in table.error["points"]]
+            row[f"error_{mode}"] = table.error["median_abs_pct"]
+            row[f"seconds_{mode}"] = time.perf_counter() - t0
+        rows[name] = row
+        print(name, {k: v for k, v in row.items() if not isinstance(v, list)}, flush=True)
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["error", "speed", "devices"], required=True)
+    parser.add_argument("--part", choices=["error", "speed", "devices", "warm"], required=True)
     parser.add_argument("--device", choices=["host", "pinned"], default="host")
     parser.add_argument("--budget", default="latency<=60%")
     parser.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "executorch", "openvino", "litert"],
@@ -156,6 +186,17 @@ def main(argv=None) -> None:
                                                             "pinned_command": PINNED if args.device == "pinned" else None,
                                                    "models": {k: list(v) for k, v in MODELS.items()}, "rows": rows},
              "\n".join(lines))
+    elif args.part == "warm":
+        rows = warm_part(args.models.split(","))
+        lines = ["### Tables timed in turn and warm (`benchmarks/latency_table.py --part warm`)", "",
+                 "Each model's table built twice, layers and whole models timed one call each in turn, then warm in "
+                 "blocks of 10 ms; median held-out error of each table against its own whole-model timings.", "",
+                 "| model | whole models | in turn: median error | warm: median error | input model ms in turn / warm |",
+                 "|---|---:|---:|---:|---|"]
+        for name, r in rows.items():
+            lines.append(f"| {name} | {len(r['params'])} | {r['error_in_turn']:.1f} % | {r['error_warm']:.1f} % | "
+                         f"{r['measured_in_turn'][0]:.3f} / {r['measured_warm'][0]:.3f} |")
+        save("latency_table_warm", {"models": {k: list(v) for k, v in MODELS.items()}, "rows": rows}, "\n".join(lines))
     elif args.part == "devices":
         budget = "latency<=50%"
         r = devices_part(budget)
