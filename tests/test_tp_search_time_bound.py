@@ -38,3 +38,23 @@ def test_the_clock_starts_again_with_each_group():
     with bounded_groups(model, graph, "the test", seconds=0.7 * whole):  # no group's search takes half the listing
         for _ in range(2):  # together past the bound
             assert len(coupled_groups(model, x, graph=graph)) == len(groups)
+
+
+def test_a_few_searches_past_the_bound_keep_their_layers_whole_more_refuse(monkeypatch):
+    """iFormer-S has two groups whose search runs past 30 s: they are kept whole and the rest of the model pruned.
+    Past SLOW_GROUPS of them (each costs the bound), the model is refused as before."""
+    from edgeprune.surgery import groups as groups_lib
+    from edgeprune.surgery.search import Unbounded
+
+    model = models.create("resnet20", num_classes=10, in_channels=3, image_size=8)
+    x = torch.zeros(1, 3, 8, 8)
+    graph = build_graph(model, x)
+    with pytest.raises(ModelError, match="ran past 0 s of CPU time"):
+        with bounded_groups(model, graph, "the test", seconds=0):
+            coupled_groups(model, x, graph=graph, failing=(Unbounded,))
+    monkeypatch.setattr(groups_lib, "SLOW_GROUPS", 1000)
+    with bounded_groups(model, graph, "the test", seconds=0):
+        groups = coupled_groups(model, x, graph=graph, failing=(Unbounded,))
+    searched = [g for g in groups if g.failed]
+    assert len(searched) > 3  # (more than the default SLOW_GROUPS: every group, kept whole)
+    assert all(g.protected and "Unbounded: it ran past 0 s" in g.failed for g in searched)

@@ -16,7 +16,7 @@ from torch import nn
 
 from edgeprune.errors import EdgepruneError, ModelError
 from edgeprune.surgery.graph import ROOT_TYPES, build_graph, group_of, named, output_modules, sums_into_residual, widens_input
-from edgeprune.surgery.search import bounded_groups, glu_parts
+from edgeprune.surgery.search import Runaway, Unbounded, bounded_groups, glu_parts
 
 # what torch-pruning raises on a coupling it cannot follow (ZeroDivisionError: an index mapping of a
 # zero-size head dim, as in GCViT's global query)
@@ -44,14 +44,20 @@ class ChannelGroup:
     channel_groups: int = 1  # a grouped conv or GroupNorm on the way splits the channels into this many equal parts
 
 
+# searches stopped at their time limit a model's groups may have (each kept whole; iFormer-S has 2, each 30 s)
+SLOW_GROUPS = 3
+
+
 def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
                    failing: tuple[type[Exception], ...] = ()) -> list[ChannelGroup]:
     """Every set of Conv/Linear layers whose output channels are tied, in module order.
 
     A layer whose output channels are coupled with nothing forms a group of one. Nothing is modified. A layer
     whose group torch-pruning fails to find with one of the ``failing`` exceptions (GCViT's expand of a zero
-    head dim) forms a protected group of one (never pruned).
+    head dim) forms a protected group of one (never pruned). A search stopped at its time limit costs that time:
+    past :data:`SLOW_GROUPS` of them, the last is raised.
     """
+    slow = 0
     graph = graph or build_graph(model, example_input)
     outputs = output_modules(model, graph=graph)
     seen: set[str] = set()
@@ -74,6 +80,9 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
         try:
             group = group_of(graph, module, range(channels))
         except failing as exc:
+            slow += isinstance(exc, Unbounded) and not isinstance(exc, Runaway)
+            if slow > SLOW_GROUPS:
+                raise
             groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True,
                                        failed=f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"))
             continue

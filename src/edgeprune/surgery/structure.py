@@ -19,7 +19,7 @@ from torch import nn
 from edgeprune.surgery import blocks as blocks_lib
 from edgeprune.surgery import heads as heads_lib
 from edgeprune.surgery.groups import traced
-from edgeprune.surgery.search import Runaway
+from edgeprune.surgery.search import Unbounded
 
 Scores = dict[str, torch.Tensor]  # "<module>.weight" -> per-weight score of the unpruned weight's shape
 
@@ -55,8 +55,9 @@ class Widths(dict):
         self.removed = dict(removed or {})
 
 def _traced(model: nn.Module, example: torch.Tensor):
-    # a layer whose own group runs away (YOLO11's attention reshaping qkv by its heads) is kept whole
-    return traced(model, example, "structured pruning", failing=(ZeroDivisionError, Runaway))
+    # a layer whose own group runs away (YOLO11's attention reshaping qkv by its heads) or whose search runs past its
+    # time limit (iFormer's gated value convs) is kept whole
+    return traced(model, example, "structured pruning", failing=(ZeroDivisionError, Unbounded))
 
 
 def plan(model: nn.Module, example: torch.Tensor, keep_embedding: set[str] | frozenset = frozenset()) -> StructurePlan:
