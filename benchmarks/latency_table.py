@@ -30,6 +30,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -155,6 +156,28 @@ def warm_part(names=tuple(MODELS)) -> dict:
     return rows
 
 
+def fit_variants(row: dict) -> dict:
+    """Held-out median and largest error (%) against the warm whole-model timings of additive models fitted (least
+    squares of the relative error) on the input model and the first half of the candidates, as the table's own fit:
+    ``in_turn`` (today's table: ``c0 + k * sum of layers timed in turn``), ``warm`` (layers timed warm), ``both`` (``c0 +
+    a * warm sum + b * (in-turn sum - warm sum)``: what a layer costs when its weights are not in the caches, weighed by
+    the fit) and ``by_size`` (that difference scaled by the model's parameters over the input model's: a small model's
+    weights stay in the caches)."""
+    y = np.array(row["measured_warm"])
+    turn, warm, params = (np.array(row[k], dtype=float) for k in ("sum_in_turn", "sum_warm", "params"))
+    one, n = np.ones_like(y), len(y) - (len(y) - 1) // 2
+    designs = {"in_turn": [one, turn], "warm": [one, warm], "both": [one, warm, turn - warm],
+               "by_size": [one, warm, (turn - warm) * params / params[0]]}
+    out = {}
+    for name, columns in designs.items():
+        x = np.stack(columns, axis=1)
+        coef, *_ = np.linalg.lstsq(x[:n] / y[:n, None], np.ones(n), rcond=None)
+        errors = np.abs(x[n:] @ coef - y[n:]) / y[n:] * 100
+        out[name] = {"median_abs_pct": float(np.median(errors)), "max_abs_pct": float(errors.max()),
+                     "coefficients": coef.tolist()}
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["error", "speed", "devices", "warm"], required=True)
@@ -194,8 +217,15 @@ def main(argv=None) -> None:
                  "| model | whole models | in turn: median error | warm: median error | input model ms in turn / warm |",
                  "|---|---:|---:|---:|---|"]
         for name, r in rows.items():
+            r["fits"] = fit_variants(r)
             lines.append(f"| {name} | {len(r['params'])} | {r['error_in_turn']:.1f} % | {r['error_warm']:.1f} % | "
                          f"{r['measured_in_turn'][0]:.3f} / {r['measured_warm'][0]:.3f} |")
+        lines += ["", "Against the warm whole-model timings, held-out median (largest) error of fits on the layer sums "
+                  "(`fit_variants`):", "", "| model | in-turn layers | warm layers | both | both, by size |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, r in rows.items():
+            cells = [f"{f['median_abs_pct']:.1f} % ({f['max_abs_pct']:.1f} %)" for f in r["fits"].values()]
+            lines.append(f"| {name} | {' | '.join(cells)} |")
         save("latency_table_warm", {"models": {k: list(v) for k, v in MODELS.items()}, "rows": rows}, "\n".join(lines))
     elif args.part == "devices":
         budget = "latency<=50%"
