@@ -17,7 +17,9 @@ import contextlib
 import io
 import logging
 import math
+import os
 import re
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -91,11 +93,38 @@ def quiet_exporters():
     logging.disable(logging.WARNING)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()):
+                contextlib.redirect_stderr(io.StringIO()), _native_output_dropped():
             warnings.simplefilter("ignore")
             yield
     finally:
         logging.disable(previous)
+
+
+@contextlib.contextmanager
+def _native_output_dropped():
+    """Drop what C++ code writes to the process's stdout and stderr: torch's TorchScript exporter turns its ONNX log on
+    for every export and never off (``setup_onnx_logging`` tests the function ``_jit_is_onnx_log_enabled``, not its
+    value), so an export that fails prints the whole TorchScript graph from C++ (660 lines for timm's HaloNet, for
+    every candidate)."""
+    saved = []
+    try:
+        for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+            stream.flush()
+            saved.append((fd, os.dup(fd)))
+    except (OSError, ValueError, AttributeError):  # no such file descriptor (an embedded interpreter)
+        for _, copy in saved:
+            os.close(copy)
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            for fd, _ in saved:
+                os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def describe_export_failure(exc: BaseException) -> str:
