@@ -140,3 +140,39 @@ def test_a_group_whose_dependency_search_runs_away_is_kept_whole_and_the_rest_pr
     assert param_count(pruned) < 0.8 * param_count(model)
     assert pruned(x).shape == model(x).shape
     assert {"features.15.conv_pwl.conv", "features.10.conv_pwl.conv"} <= structure.protected  # the next call starts there
+
+
+class Scale(nn.Module):
+    """timm MetaFormer's layer scale: multiplies by its parameter viewed to a shape it keeps."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.shape, self.scale = (dim, 1, 1), nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * self.scale.view(self.shape)
+
+
+class ScaledResidual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.fc1, self.fc2 = nn.Conv2d(3, 16, 3), nn.Conv2d(16, 32, 1), nn.Conv2d(32, 16, 1)
+        self.scale, self.head = Scale(16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.scale(self.fc2(torch.relu(self.fc1(x))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_shape_kept_beside_a_pruned_parameter_follows_it():
+    # PoolFormer was refused: its Scale's view(self.shape) failed once the residual stream shrank, then every block
+    # was kept whole
+    torch.manual_seed(0)
+    model = ScaledResidual().eval()
+    x = torch.randn(1, 3, 12, 12)
+    structure = plan_structure(model, x)
+    widths = prune_channels(model, x, structure, {n: 0.5 for g in structure.groups for n in g})
+    assert not widths.skipped
+    assert model.scale.scale.shape == (8,) and model.scale.shape == (8, 1, 1) and model.fc1.out_channels == 16
+    assert model(x).shape == (1, 10)

@@ -21,6 +21,7 @@ from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
 from edgeprune.surgery import blocks as blocks_lib
+from edgeprune.surgery.attributes import widths_followed
 from edgeprune.surgery.checks import failure, twin
 from edgeprune.surgery.graph import ROOT_TYPES, build_graph, group_of, named, output_modules
 from edgeprune.surgery.groups import ChannelGroup, one_line
@@ -136,6 +137,12 @@ class Originals:
 def _apply(graph, groups: list[tuple[nn.Module, list[int]]]) -> Removed:
     """Remove every group's channels (in place); the original indices every touched module lost."""
     originals, removed = Originals(graph), {}
+    with widths_followed(graph.model):
+        _apply_groups(graph, groups, originals, removed)
+    return removed
+
+
+def _apply_groups(graph, groups, originals: Originals, removed: Removed) -> None:
     for root, idxs in groups:
         root_name = named(graph, root)
         position = {orig: i for i, orig in enumerate(originals.live(root_name, "out", root))}
@@ -148,7 +155,6 @@ def _apply(graph, groups: list[tuple[nn.Module, list[int]]]) -> Removed:
         record = lost(graph, originals, group)
         group.prune()
         merge(removed, record)
-    return removed
 
 
 def lost(graph, originals: Originals, group) -> list[tuple[str, str, list[int]]]:

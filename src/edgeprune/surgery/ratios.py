@@ -27,6 +27,7 @@ from edgeprune.errors import ConfigError, ModelError
 from edgeprune.surgery import blocks as blocks_lib
 from edgeprune.surgery import fallback as fallback_lib
 from edgeprune.surgery import heads as heads_lib
+from edgeprune.surgery.attributes import widths_followed
 from edgeprune.surgery.channels import Originals, lost, merge
 from edgeprune.surgery.checks import check_still_runs, output_shape, twin
 from edgeprune.surgery.graph import trace_forward
@@ -189,13 +190,14 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
                 )
             pruner.out_channel_groups.update(glu_parts(pruner.DG))  # a GLU's halves lose the same neurons
             originals = Originals(pruner.DG)
-            for group in pruner.step(interactive=True):
-                for attn, (layers, count, _) in attention.items():
-                    gone_heads.setdefault(attn, []).extend(
-                        heads_lib.removed_heads(group, layers[0], count, fused=len(layers) == 1))
-                record = lost(pruner.DG, originals, group)
-                group.prune()
-                merge(removed, record)
+            with widths_followed(model):
+                for group in pruner.step(interactive=True):
+                    for attn, (layers, count, _) in attention.items():
+                        gone_heads.setdefault(attn, []).extend(
+                            heads_lib.removed_heads(group, layers[0], count, fused=len(layers) == 1))
+                    record = lost(pruner.DG, originals, group)
+                    group.prune()
+                    merge(removed, record)
     except TP_ERRORS as exc:
         raise failed(model, exc, WHAT) from None
     finally:
