@@ -55,9 +55,10 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
     A layer whose output channels are coupled with nothing forms a group of one. Nothing is modified. A layer
     whose group torch-pruning fails to find with one of the ``failing`` exceptions (GCViT's expand of a zero
     head dim) forms a protected group of one (never pruned). A search stopped at its time limit costs that time:
-    past :data:`SLOW_GROUPS` of them, the last is raised.
+    the layers of the same name in modules of the same class (the other blocks' ``attn.qkv``) are then kept whole
+    without a search, and past :data:`SLOW_GROUPS` such stops the last is raised.
     """
-    slow = 0
+    slow, slow_kinds = 0, {}
     graph = graph or build_graph(model, example_input)
     outputs = output_modules(model, graph=graph)
     seen: set[str] = set()
@@ -77,14 +78,20 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
         if name in outputs:
             groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True))
             continue
+        if _kind(modules, name) in slow_kinds:  # its twin's search ran out of time: so would this one
+            groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True,
+                                       failed=slow_kinds[_kind(modules, name)]))
+            continue
         try:
             group = group_of(graph, module, range(channels))
         except failing as exc:
-            slow += isinstance(exc, Unbounded) and not isinstance(exc, Runaway)
-            if slow > SLOW_GROUPS:
-                raise
-            groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True,
-                                       failed=f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"))
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"
+            if isinstance(exc, Unbounded) and not isinstance(exc, Runaway):
+                slow += 1
+                if slow > SLOW_GROUPS:
+                    raise
+                slow_kinds[_kind(modules, name)] = f"as {name}, {why}"
+            groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True, failed=why))
             continue
         members, consumers, norms, residual, split = [], [], [], False, 1
         for dep, _ in group:
@@ -115,6 +122,12 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
             )
         )
     return sorted(groups, key=lambda g: order.get(g.members[0], -1) if g.members else -1)
+
+
+def _kind(modules: dict[str, nn.Module], name: str) -> tuple:
+    """A layer's place in a repeated block: its parent's class and its own attribute name."""
+    parent, _, leaf = name.rpartition(".")
+    return type(modules.get(parent)), leaf
 
 
 def _channel_groups(graph, dep) -> int:
