@@ -78,7 +78,7 @@ def glu_parts(graph) -> dict[nn.Module, int]:
 
 
 def _glu_splits(graph) -> set:
-    """The split/chunk nodes of GLU MLPs (see :func:`glu_parts`), their sizes and offsets filled in. torch-pruning
+    """The split/chunk nodes of GLU MLPs (see :func:`glu_parts`), their sizes filled in. torch-pruning
     maps a split only along dimension 1 (a conv's channels, or a 2-d Linear output's features), and turns every split's
     mapping off in a model with a 3-d parameter (a ViT's position embedding) upstream: the GLU MLPs of EVA-02 and other
     ViTs could not lose hidden neurons. Found once, on the unpruned graph (the split's recorded input shape is the
@@ -95,8 +95,7 @@ def _glu_splits(graph) -> set:
         dim = dim - 2 ** 64 if dim >= 2 ** 63 else dim  # (a negative dimension is saved as an unsigned integer)
         if dim % len(shape) != len(shape) - 1 or shape[-1] % 2 or not _gated(node):
             continue
-        node.module.split_sizes = [shape[-1] // 2] * 2
-        node.module.offsets = [0, shape[-1] // 2, shape[-1]]
+        node.module.split_sizes = [shape[-1] // 2] * 2  # (the offsets: :func:`_map_split`)
         found.add(node)
     return found
 
