@@ -138,23 +138,19 @@ def _apply(graph, groups: list[tuple[nn.Module, list[int]]]) -> Removed:
     """Remove every group's channels (in place); the original indices every touched module lost."""
     originals, removed = Originals(graph), {}
     with widths_followed(graph.model):
-        _apply_groups(graph, groups, originals, removed)
+        for root, idxs in groups:
+            root_name = named(graph, root)
+            position = {orig: i for i, orig in enumerate(originals.live(root_name, "out", root))}
+            current = [position[i] for i in idxs if i in position]
+            if not current:
+                continue
+            group = group_of(graph, root, current)
+            if not graph.check_pruning_group(group):  # belt and braces: _emptying should have caught it
+                raise ConfigError(f"refusing to prune layer {root_name!r}: a coupled layer would lose every channel")
+            record = lost(graph, originals, group)
+            group.prune()
+            merge(removed, record)
     return removed
-
-
-def _apply_groups(graph, groups, originals: Originals, removed: Removed) -> None:
-    for root, idxs in groups:
-        root_name = named(graph, root)
-        position = {orig: i for i, orig in enumerate(originals.live(root_name, "out", root))}
-        current = [position[i] for i in idxs if i in position]
-        if not current:
-            continue
-        group = group_of(graph, root, current)
-        if not graph.check_pruning_group(group):  # belt and braces: _emptying should have caught it
-            raise ConfigError(f"refusing to prune layer {root_name!r}: a coupled layer would lose every channel")
-        record = lost(graph, originals, group)
-        group.prune()
-        merge(removed, record)
 
 
 def lost(graph, originals: Originals, group) -> list[tuple[str, str, list[int]]]:

@@ -78,9 +78,9 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
         if name in outputs:
             groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True))
             continue
-        if _kind(modules, name) in slow_kinds:  # its twin's search ran out of time: so would this one
-            groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True,
-                                       failed=slow_kinds[_kind(modules, name)]))
+        kind = _kind(modules, name)
+        if kind in slow_kinds:  # its twin's search ran out of time: so would this one
+            groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True, failed=slow_kinds[kind]))
             continue
         try:
             group = group_of(graph, module, range(channels))
@@ -90,7 +90,7 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
                 slow += 1
                 if slow > SLOW_GROUPS:
                     raise
-                slow_kinds[_kind(modules, name)] = f"as {name}, {why}"
+                slow_kinds[kind] = f"as {name}, {why}"
             groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True, failed=why))
             continue
         members, consumers, norms, residual, split = [], [], [], False, 1
