@@ -17,6 +17,7 @@ from torch import nn
 from edgeprune.errors import EdgepruneError, ModelError
 from edgeprune.surgery.graph import ROOT_TYPES, build_graph, group_of, named, output_modules, sums_into_residual, widens_input
 from edgeprune.surgery.search import Runaway, Unbounded, bounded_groups, glu_parts
+from edgeprune.surgery.token_mixing import token_outputs
 
 # what torch-pruning raises on a coupling it cannot follow (ZeroDivisionError: an index mapping of a
 # zero-size head dim, as in GCViT's global query)
@@ -93,6 +94,7 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
                 slow_kinds[kind] = f"as {name}, {why}"
             groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True, failed=why))
             continue
+        tokens = token_outputs(graph)  # (after a first search: the graph's token-mixing transposes are cut then)
         members, consumers, norms, residual, split = [], [], [], False, 1
         for dep, _ in group:
             residual = residual or sums_into_residual(dep.target.module)
@@ -116,7 +118,7 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
                 channels=int(channels),
                 consumers=sorted(consumers, key=order.get),
                 norms=sorted(norms, key=order.get),
-                protected=any(m in outputs or widens_input(graph, modules[m]) for m in members),
+                protected=any(m in outputs or widens_input(graph, modules[m]) or modules[m] in tokens for m in members),
                 residual=residual,
                 channel_groups=split,
             )

@@ -16,6 +16,7 @@ import time
 from torch import nn
 
 from edgeprune.errors import ModelError
+from edgeprune.surgery import token_mixing
 from edgeprune.surgery.graph import ROOT_TYPES
 from edgeprune.surgery.lazy import tp
 
@@ -50,6 +51,7 @@ def _index_mapping_once():
 
     def update(graph):
         if not hasattr(graph, "_edgeprune_glu"):
+            token_mixing.cut(graph)
             graph._edgeprune_glu = _glu_splits(graph)
         if getattr(graph, "_edgeprune_widths", None) != _state(graph):
             original(graph)
@@ -74,36 +76,48 @@ def glu_parts(graph) -> dict[nn.Module, int]:
     """The Linear layers of ``graph`` whose output a GLU MLP cuts in two and gates (``a, b = fc1(x).chunk(2, -1);
     act(a) * b``) -> 2: their channels pair up (``j`` with ``j + half``), as a grouped layer's do. Known once
     torch-pruning's index mappings were computed under :func:`bounded_groups`."""
-    return {next(iter(node.inputs)).module: len(node.outputs) for node in getattr(graph, "_edgeprune_glu", ())}
+    return {linear: len(node.outputs) for node, linear in getattr(graph, "_edgeprune_glu", {}).items()}
 
 
-def _glu_splits(graph) -> set:
+def _glu_splits(graph) -> dict:
     """The split/chunk nodes of GLU MLPs (see :func:`glu_parts`), their sizes filled in. torch-pruning
     maps a split only along dimension 1 (a conv's channels, or a 2-d Linear output's features), and turns every split's
     mapping off in a model with a 3-d parameter (a ViT's position embedding) upstream: the GLU MLPs of EVA-02 and other
     ViTs could not lose hidden neurons. Found once, on the unpruned graph (the split's recorded input shape is the
-    unpruned one)."""
-    found = set()
+    unpruned one). Split node -> the Linear whose output it cuts (directly or after its activation)."""
+    found = {}
     for node in graph.module2node.values():
         if node.type != tp.ops.OPTYPE.SPLIT or len(node.inputs) != 1 or len(node.outputs) != 2:
             continue
-        grad_fn, producer = node.grad_fn, node.inputs[0].module
+        grad_fn, producer = node.grad_fn, node.inputs[0]
+        while producer.type == tp.ops.OPTYPE.ELEMENTWISE and len(producer.inputs) == 1:  # (the activation)
+            producer = producer.inputs[0]
+        producer = producer.module
         shape = tuple(getattr(grad_fn, "_saved_self_sym_sizes", ()) or ())
         dim = getattr(grad_fn, "_saved_dim", None)
         if len(shape) < 3 or dim is None or not isinstance(producer, nn.Linear) or shape[-1] != producer.out_features:
             continue
         dim = dim - 2 ** 64 if dim >= 2 ** 63 else dim  # (a negative dimension is saved as an unsigned integer)
-        if dim % len(shape) != len(shape) - 1 or shape[-1] % 2 or not _gated(node):
+        if dim % len(shape) != len(shape) - 1 or shape[-1] % 2 or not _gated(graph, node):
             continue
         node.module.split_sizes = [shape[-1] // 2] * 2  # (the offsets: :func:`_map_split`)
-        found.add(node)
+        found[node] = producer
     return found
 
 
-def _gated(split) -> bool:
-    """Both outputs of ``split`` meet in one product, directly or through one elementwise operation (the activation)."""
-    def reached(node):
-        return {node, *node.outputs} if node.type == tp.ops.OPTYPE.ELEMENTWISE else {node}
+def _gated(graph, split) -> bool:
+    """Both outputs of ``split`` meet in one product, directly or through operations that keep each channel where it
+    is: elementwise ones (the activation), a LayerNorm, layers mixing tokens (gMLP's spatial gate,
+    :mod:`~edgeprune.surgery.token_mixing`)."""
+    passing = (tp.ops.OPTYPE.ELEMENTWISE, tp.ops.OPTYPE.LN, tp.ops.OPTYPE.RESHAPE)
+
+    def reached(node, steps=12):
+        found, tokens = {node}, False  # tokens: between two cut transposes, where a Linear mixes tokens
+        while steps and len(node.outputs) == 1 and (node.type in passing or tokens and node.type == tp.ops.OPTYPE.LINEAR):
+            tokens ^= token_mixing.is_cut(graph, node)
+            node, steps = node.outputs[0], steps - 1
+            found.add(node)
+        return found
     first, second = (reached(out) for out in split.outputs)
     return any(n.type == tp.ops.OPTYPE.ELEMENTWISE and "Mul" in type(n.grad_fn).__name__ for n in first & second)
 
