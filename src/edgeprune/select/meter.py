@@ -37,6 +37,8 @@ from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.measure.latency import busy_reasons, speedup
 
 LATENCY_BATCHES = (1, 32)  # the batches deploy metrics time
+DEPLOY_SECONDS = 15.0  # a candidate's paired timing at one batch takes about this long at most ...
+MIN_DEPLOY_RUNS = 3  # ... in fewer rounds than the meter's, but not fewer than this
 CONFIRM_FACTOR = 3  # a confirming latency measurement times this many times the runs
 CONFIRM_TIMINGS = 2  # ... that many times over, keeping the worst
 
@@ -151,11 +153,21 @@ class Meter:
                 if reference is None:
                     out[f"ort_latency_ms_b{b}"] = ort_latency(path, batch_size=b, runs=self.latency_runs, threads=1)["median_ms"]
                     continue
-                timed = paired_latency(reference, path, batch_size=b, runs=self.latency_runs, threads=1)
+                runs = self._deploy_runs(b)
+                timed = paired_latency(reference, path, batch_size=b, runs=runs, warmup=min(5, runs - 2), threads=1)
                 out[f"ort_latency_ms_b{b}"] = timed["second"]["median_ms"]
                 out[f"speedup_b{b}"] = timed["ratio"]
                 out[f"speedup_spread_b{b}"] = [timed["ratio_p10"], timed["ratio_p90"]]
+                if runs < self.latency_runs:
+                    out[f"latency_rounds_b{b}"] = runs
         return out
+
+    def _deploy_runs(self, batch: int) -> int:
+        """The rounds of a candidate's paired timing at ``batch``: the meter's, fewer where the input model is so slow
+        that they would take more than :data:`DEPLOY_SECONDS` (timm's HaloNet-26t at 256 px runs 3.3 s a call at
+        batch 32: 20 rounds beside it took 90 s for every candidate)."""
+        call_s = self.dense_deploy()[f"ort_latency_ms_b{batch}"] / 1000
+        return max(MIN_DEPLOY_RUNS, min(self.latency_runs, int(DEPLOY_SECONDS / (2 * call_s))))
 
     def _shipped_bytes(self, model: nn.Module, fast: Path, folder: Path) -> dict:
         """FP32 and INT8 bytes of ``model``'s shipped ONNX file. Where the two exporters' files of the input model
