@@ -17,7 +17,7 @@ from edgeprune.surgery.graph import ROOT_TYPES
 from edgeprune.surgery.lazy import tp
 
 _TRANSPOSES = ("TransposeBackward", "PermuteBackward")
-_PRODUCTS = ("mm", "Bmm", "MatMul", "Einsum", "Baddbmm")  # attention's q @ k^T: not a layer reading the last axis
+_PRODUCTS = ("mm", "matmul", "einsum")  # (mm, addmm, bmm, baddbmm...: in lower case)
 
 
 def cut(graph) -> None:
@@ -54,29 +54,45 @@ def _is_transpose(node) -> bool:
 
 
 def _walk(start, upstream: bool) -> list:
-    """The nearest sized layers (Conv, Linear, norms) before (``upstream``) or after ``start``, through reshapes and
-    elementwise operations other than transposes and products of two computed tensors; an empty list where another
-    kind of operation comes first."""
-    found, stack, seen = [], list(start.inputs if upstream else start.outputs), {start}
+    """The nearest sized layers (Conv, Linear, norms) before (``upstream``) or after ``start``, through the operations
+    :func:`_passes` allows; an empty list where another kind of operation comes first."""
+    found, stack, seen = [], [(n, start) for n in (start.inputs if upstream else start.outputs)], {start}
     while stack:
-        node = stack.pop()
+        node, before = stack.pop()
         if node in seen:
             continue
         seen.add(node)
         if _size(node, out=True) is not None:
             found.append(node)
-        elif (node.type == tp.ops.OPTYPE.RESHAPE
-              or node.type == tp.ops.OPTYPE.ELEMENTWISE and not _is_transpose(node) and not _products_inputs(node)):
-            stack.extend(node.inputs if upstream else node.outputs)
+        elif _passes(node, before, upstream):
+            stack.extend((n, node) for n in (node.inputs if upstream else node.outputs))
         else:
             return []
     return found
 
 
+def _passes(node, before, upstream: bool) -> bool:
+    """The walk of :func:`_walk` goes on through ``node`` (reached from ``before``): an elementwise operation other than
+    a transpose or a product of two computed tensors, or a Linear's own reshape around its matrix product (a Linear
+    on a transposed input: reshape, product with the weight, reshape), not another reshape (ResNeSt's radix
+    split, Swin's patch merging: those move channels, which torch-pruning maps)."""
+    if node.type == tp.ops.OPTYPE.RESHAPE:
+        return not upstream and (_weight_product(before) or any(_weight_product(n) for n in node.outputs))
+    return node.type == tp.ops.OPTYPE.ELEMENTWISE and not _is_transpose(node) and not _products_inputs(node)
+
+
+def _weight_product(node) -> bool:
+    """``node`` is a Linear's own matrix product (one factor is its weight)."""
+    return _matrix_product(node) and not all(n.inputs for n in node.inputs)
+
+
 def _products_inputs(node) -> bool:
-    """``node`` multiplies two computed tensors as matrices (attention's ``q @ k^T``; a Linear's own matrix product, on a
-    weight, is not one)."""
-    return any(p in type(node.grad_fn).__name__ for p in _PRODUCTS) and all(n.inputs for n in node.inputs)
+    """``node`` multiplies two computed tensors as matrices (attention's ``q @ k^T``)."""
+    return _matrix_product(node) and all(n.inputs for n in node.inputs)
+
+
+def _matrix_product(node) -> bool:
+    return any(p in type(node.grad_fn).__name__.lower() for p in _PRODUCTS)
 
 
 def _size(node, out: bool) -> int | None:
