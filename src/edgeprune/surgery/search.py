@@ -17,7 +17,7 @@ from torch import nn
 
 from edgeprune.errors import ModelError
 from edgeprune.surgery import token_mixing
-from edgeprune.surgery.graph import ROOT_TYPES
+from edgeprune.surgery.graph import ROOT_TYPES, update_concat_index_mapping
 from edgeprune.surgery.lazy import tp
 
 SEARCH_SECONDS = 30.0  # CPU time for one group's search
@@ -63,7 +63,7 @@ def _index_mapping_once():
         else:
             split(graph, node)
 
-    module.update_index_mapping, module.update_concat_index_mapping = update, _update_concat_index_mapping
+    module.update_index_mapping, module.update_concat_index_mapping = update, update_concat_index_mapping
     module.update_split_index_mapping = update_split
     try:
         yield
@@ -206,41 +206,3 @@ def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8, per_wi
                             f"{what} cannot prune this model", str(exc), root[0]) from None
     finally:
         tp.dependency.group.Group.add_dep, tp.DependencyGraph.get_pruning_group = original, original_search
-
-
-def _update_concat_index_mapping(graph, cat_node) -> None:
-    """torch-pruning 1.6's ``update_concat_index_mapping`` with the "already addressed" test on a set of ids
-    instead of ``any(dep is d for d in list)``: O(inputs^2) per concat instead of O(inputs^3), the difference
-    between seconds and minutes on DenseNet's concats of up to 64 inputs. Same mappings otherwise."""
-    im = tp.dependency.index_mapping
-    if cat_node.type != tp.ops.OPTYPE.CONCAT:
-        return
-    dim = getattr(cat_node.grad_fn, "_saved_dim", 1)
-    if dim != 1 and dim < tp.dependency.constants.MAX_VALID_DIM:
-        return
-    if cat_node.module.concat_sizes is None:
-        cat_node.module.concat_sizes = [im.shape_infer.infer_channels_between(graph, n, cat_node)
-                                        for n in cat_node.inputs]
-    chs = cat_node.module.concat_sizes
-    out_size = im.shape_infer.infer_in_channels_recursively(graph, cat_node, recursive_depth=[0])
-    if out_size is not None and out_size != sum(chs):
-        return  # concatenated along another dimension than the channels
-    offsets = [0]
-    for ch in chs:
-        if ch is None:
-            return
-        offsets.append(offsets[-1] + ch)
-    cat_node.module.offsets = offsets
-    if not cat_node.enable_index_mapping:
-        return
-    for reverse in (True, False):
-        addressed = set()
-        for i, in_node in enumerate(cat_node.inputs):
-            deps, target = (cat_node.dependencies, in_node) if reverse else (in_node.dependencies, cat_node)
-            for dep in deps:
-                if id(dep) in addressed:
-                    continue
-                if dep.target == target:
-                    dep.index_mapping[1] = im._ConcatIndexMapping(offset=offsets[i: i + 2], reverse=reverse)
-                    addressed.add(id(dep))
-                    break
