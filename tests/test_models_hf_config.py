@@ -54,3 +54,12 @@ def test_create_arguments_are_not_config_overrides():
 def test_unknown_model_type():
     with pytest.raises(ConfigError, match="'gpt2'"):
         create("hf-config:gpt2")
+
+
+def test_a_config_sized_by_height_and_width_takes_one_side():
+    """Hiera's config holds image_size as (height, width) and refused one side ("invalid overrides for
+    hf-config:hiera (StrictDataclassFieldValidationError: ... 'image_size')"); YOLOS's was listed by hand."""
+    model = create("hf-config:hiera", num_classes=5, in_channels=3, image_size=64, embed_dim=16, depths=[1, 1, 1, 1],
+                   num_heads=[1, 1, 1, 1]).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 5)

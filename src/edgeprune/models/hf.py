@@ -26,7 +26,6 @@ _RESERVED = {"num_labels": "num_classes", "id2label": "num_classes", "label2id":
 # are overridden as config_<key>
 _CREATE_ARGS = ("in_channels", "num_classes", "image_size")
 CONFIG_PREFIX = "config_"
-_PAIR_SIZED = {"yolos"}  # configs whose image_size is (height, width), never one side
 HUB_PROBE_TIMEOUT_S = 5  # one TCP connect to the hub before downloading (a dead network fails fast)
 
 
@@ -171,7 +170,8 @@ def from_model_type(model_type: str, num_classes: int, in_channels: int, image_s
 
     settings = copy.deepcopy({**(defaults or {}), **overrides})  # LeViT appends to its down_ops list while building
     if "image_size" in known:
-        settings["image_size"] = [image_size, image_size] if model_type in _PAIR_SIZED else image_size
+        pair = isinstance(getattr(config_cls(), "image_size", None), (list, tuple))  # (height, width): YOLOS, Hiera
+        settings["image_size"] = [image_size, image_size] if pair else image_size
     if model_type == "levit" and "patch_size" not in settings:
         settings["patch_size"] = _levit_patch_size(settings, image_size)
     try:
