@@ -227,6 +227,8 @@ def _prune(model: nn.Module, example: torch.Tensor, structure: StructurePlan, fr
     gone_heads, removed = _run_pruner(model, example, importance, ignored, ratios, (head_ratios, num_heads, attention))
     for attn, (layers, heads, tables) in attention.items():
         gone = sorted(set(gone_heads.get(attn, [])))
+        if len(gone) >= heads:  # (HF Hiera: groups coupled with its q/k/v through reshapes remove every head)
+            raise ModelError(f"structured pruning of {what} is not supported: torch-pruning removed every head of {attn}")
         heads_lib.update(modules[attn], layers, heads - len(gone), gone, tables, heads)
     check_still_runs(model, example, what, shape)
     unmapped = importance.unmapped
