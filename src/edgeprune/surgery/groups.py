@@ -62,6 +62,7 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
     slow, slow_kinds = 0, {}
     graph = graph or build_graph(model, example_input)
     outputs = output_modules(model, graph=graph)
+    tokens = token_outputs(graph)  # (cuts the graph's token-mixing transposes before any search)
     seen: set[str] = set()
     groups = []
     modules = dict(model.named_modules())
@@ -94,7 +95,6 @@ def coupled_groups(model: nn.Module, example_input: torch.Tensor, *, graph=None,
                 slow_kinds[kind] = f"as {name}, {why}"
             groups.append(ChannelGroup(members=[name], channels=int(channels), protected=True, failed=why))
             continue
-        tokens = token_outputs(graph)  # (after a first search: the graph's token-mixing transposes are cut then)
         members, consumers, norms, residual, split = [], [], [], False, 1
         for dep, _ in group:
             residual = residual or sums_into_residual(dep.target.module)
