@@ -52,7 +52,7 @@ class ForwardFailed(ModelError):
     def __init__(self, what: str, exc: Exception, module: str | None):
         self.cause = one_line(exc)
         self.module = module or None
-        self.why = (f"the pruned model fails in their forward ({self.cause}), a reshape by a width or head count "
+        self.why = (f"the pruned model fails in their forward ({self.cause}), a split or reshape by a width or head count "
                     "torch-pruning cannot see")
         super().__init__(f"structured pruning of {what} is not supported: the pruned model fails ({self.cause}), a "
                          "coupling torch-pruning cannot see (e.g. a reshape by the head count)")

@@ -69,8 +69,8 @@ def retries(model: nn.Module, groups: list[list[str]], protected: set[str], head
     attention = attention_modules(model)
     inside = {layer for layers in attention.values() for layer in layers}
     handled = {attn for attn, _ in heads.values() if attn in attention}
-    q_k_v = {n for n, m in named.items() if any(m is layer for attn in handled
-                                                for layer in heads_lib.projections(named[attn]))}
+    projections = {id(layer) for attn in handled for layer in heads_lib.projections(named[attn])}
+    q_k_v = {n for n, m in named.items() if id(m) in projections}
     if inside - q_k_v - protected:
         kept = [n for n in attention if n not in handled]
         parts = [f"attention kept whole ({_kinds(model, kept)})"] if kept else []
@@ -108,20 +108,30 @@ def failing_modules(model: nn.Module, failing: str | None, kept: list[str]) -> l
     return [n for n, m in named.items() if n and type(m) is kind and not _within(n, kept)]
 
 
-def keep_whole(model: nn.Module, modules: list[str], groups: list[list[str]], consumers: list[list[str]],
-               protected: set[str], heads: dict[str, tuple[str, int]]) -> tuple[set[str], dict[str, tuple[str, int]]]:
-    """``protected`` and ``heads`` with ``modules`` kept whole: their Conv/Linear layers, and every coupled group one
-    of those layers produces or reads (``consumers``: per group, its readers), keep their channels and heads."""
+def failed_on_input(model: nn.Module, modules: list[str]) -> set[str]:
+    """The layers of torch's own among ``modules`` whose forward failed: their weights agree with each other, so their
+    input was cut wrongly (SKNet's paths read a split of a fixed size), not their output."""
     named = dict(model.named_modules())
-    inside = {n for n, m in named.items() if isinstance(m, _LAYERS) and _within(n, modules)}
-    coupled = {m for g, readers in zip(groups, consumers) if inside & {*g, *readers} for m in g}
+    return {n for n in modules if isinstance(named.get(n), _LAYERS) and type(named[n]).__module__.startswith("torch.")}
+
+
+def keep_whole(model: nn.Module, modules: list[str], groups: list[list[str]], consumers: list[list[str]],
+               protected: set[str], heads: dict[str, tuple[str, int]], inputs_only: set[str] = frozenset()
+               ) -> tuple[set[str], dict[str, tuple[str, int]]]:
+    """``protected`` and ``heads`` with ``modules`` kept whole: their Conv/Linear layers, and every coupled group one
+    of those layers produces or reads (``consumers``: per group, its readers), keep their channels and heads. Of the
+    layers in ``inputs_only`` (:func:`failed_on_input`), only the groups they read are kept whole."""
+    named = dict(model.named_modules())
+    inside = {n for n, m in named.items() if isinstance(m, _LAYERS) and _within(n, set(modules) - inputs_only)}
+    coupled = {m for g, readers in zip(groups, consumers) if inside & {*g, *readers} or inputs_only & set(readers)
+               for m in g}
     return protected | inside | coupled, {k: v for k, v in heads.items() if not _within(v[0], modules)}
 
 
-def kept_whole_note(model: nn.Module, modules: list[str], why: str) -> str:
-    """One line: which modules were kept whole, and ``why`` (the failure that made it so)."""
+def kept_whole_note(model: nn.Module, modules: list[str], why: str, inputs_only: set[str] = frozenset()) -> str:
+    """One line: which modules were kept whole (or only their inputs), and ``why`` (the failure that made it so)."""
     shown = ", ".join(modules[:4]) + (f" and {len(modules) - 4} more" if len(modules) > 4 else "")
-    return f"{_kinds(model, modules)} kept whole ({shown}): {why}"
+    return f"{'the inputs of ' if set(modules) <= inputs_only else ''}{_kinds(model, modules)} kept whole ({shown}): {why}"
 
 
-__all__ = ["attention_modules", "retries", "failing_modules", "keep_whole", "kept_whole_note"]
+__all__ = ["attention_modules", "retries", "failing_modules", "failed_on_input", "keep_whole", "kept_whole_note"]

@@ -25,11 +25,12 @@ from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
 from edgeprune.surgery import blocks as blocks_lib
+from edgeprune.surgery import branch_weights
 from edgeprune.surgery import fallback as fallback_lib
 from edgeprune.surgery import heads as heads_lib
 from edgeprune.surgery.attributes import widths_followed
 from edgeprune.surgery.channels import Originals, lost, merge
-from edgeprune.surgery.checks import check_still_runs, output_shape, twin
+from edgeprune.surgery.checks import ForwardFailed, check_still_runs, output_shape, twin
 from edgeprune.surgery.graph import trace_forward
 from edgeprune.surgery.groups import TP_ERRORS, failed
 from edgeprune.surgery.importance import ScoreImportance
@@ -112,15 +113,17 @@ def _keeping_failures_whole(model, example, structure, fractions, scores, round_
     search ran away from, kept whole (:func:`edgeprune.surgery.fallback.failing_modules`), until it runs. Once it does, ``structure`` keeps them whole
     from then on (and says so in ``skipped``); should nothing be left to prune, or the model itself fail, the
     first failure is raised and ``model`` left as it was."""
-    first, kept, note = failed, [], ""
+    first, kept, inputs_only, note = failed, [], set(), ""
     for _ in range(MAX_KEPT_WHOLE):
         more = fallback_lib.failing_modules(original, getattr(failed, "module", None), kept)
         if not more:
             break
         kept += more
+        if isinstance(failed, ForwardFailed):
+            inputs_only |= fallback_lib.failed_on_input(original, more)
         protected, heads = fallback_lib.keep_whole(original, kept, structure.groups, structure.consumers,
-                                                   structure.protected, structure.heads)
-        note = fallback_lib.kept_whole_note(original, kept, failed.why)
+                                                   structure.protected, structure.heads, inputs_only)
+        note = fallback_lib.kept_whole_note(original, kept, failed.why, inputs_only)
         attempt = replace(structure, protected=protected, heads=heads, retry=0, skipped=[*structure.skipped, note])
         if not attempt.heads and all(set(g) & protected for g in structure.groups):
             first = ModelError(f"structured pruning of {type(model).__name__} is not supported: nothing is left to "
@@ -189,6 +192,7 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
                     forward_fn=trace_forward, customized_pruners=recurrent_pruners(),
                 )
             pruner.out_channel_groups.update(glu_parts(pruner.DG))  # a GLU's halves lose the same neurons
+            branch_weights.roots_last(pruner.DG)
             originals = Originals(pruner.DG)
             with widths_followed(model):
                 for group in pruner.step(interactive=True):

@@ -16,7 +16,7 @@ import time
 from torch import nn
 
 from edgeprune.errors import ModelError
-from edgeprune.surgery import token_mixing
+from edgeprune.surgery import branch_weights, token_mixing
 from edgeprune.surgery.graph import ROOT_TYPES, update_concat_index_mapping
 from edgeprune.surgery.lazy import tp
 
@@ -44,7 +44,7 @@ def _index_mapping_once():
     builds one group (``get_pruning_group``), so listing the groups costs groups x graph: on DenseNet-264's
     hundreds of concats that is two minutes of a structured-pruning call. The mappings depend only on the
     widths, so recompute them when a width changed since the last time (a pruning step), else reuse them.
-    GLU MLPs' splits are mapped too (:func:`glu_parts`)."""
+    GLU MLPs' splits are mapped too (:func:`glu_parts`), and per-branch views (:mod:`~edgeprune.surgery.branch_weights`)."""
     module = tp.dependency.index_mapping
     original, concat, split = (module.update_index_mapping, module.update_concat_index_mapping,
                                module.update_split_index_mapping)
@@ -55,6 +55,7 @@ def _index_mapping_once():
             graph._edgeprune_glu = _glu_splits(graph)
         if getattr(graph, "_edgeprune_widths", None) != _state(graph):
             original(graph)
+            branch_weights.map_views(graph)
             graph._edgeprune_widths = _state(graph)  # after: the first update fills concat/split sizes in
 
     def update_split(graph, node):
