@@ -16,6 +16,7 @@ hand-written attention reshaping by ``self.h``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import warnings
 from dataclasses import replace
@@ -169,6 +170,18 @@ def _head_ratios(model: nn.Module, structure: StructurePlan, fractions: dict[str
     return ratios, head_ratios, num_heads, attention, projections
 
 
+@contextlib.contextmanager
+def _uncounted():
+    """BasePruner's constructor lists every group to count the channels of global pruning, which we do not use: half
+    the dependency searches of each pruned copy (Swin-T: 2 s of 4). Inside, that listing is empty."""
+    original = tp.DependencyGraph.get_all_groups
+    tp.DependencyGraph.get_all_groups = lambda self, *args, **kwargs: iter(())
+    try:
+        yield
+    finally:
+        tp.DependencyGraph.get_all_groups = original
+
+
 def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImportance, ignored: list, ratios: dict,
                 heads: tuple) -> tuple[dict[str, list[int]], dict]:
     """BasePruner over ``model`` (in place, eval mode) with ``ratios`` that give the widths exactly (no rounding of
@@ -182,7 +195,7 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
         # bounded: BasePruner's own dependency search can explode where plan()'s did not (timm's ReXNet)
         with warnings.catch_warnings(), bounded_groups(model, None, WHAT):
             warnings.filterwarnings("ignore", message="Unwrapped parameters")  # ViT cls_token/pos_embed: last dim
-            with heads_lib.untraced([t for _, _, tables in attention.values() for t in tables]):
+            with heads_lib.untraced([t for _, _, tables in attention.values() for t in tables]), _uncounted():
                 pruner = tp.pruner.BasePruner(
                     model, example, importance=importance, pruning_ratio=0.0, pruning_ratio_dict=ratios,
                     ignored_layers=ignored, round_to=None, num_heads=num_heads,
@@ -190,6 +203,8 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
                     head_pruning_ratio_dict=head_ratios or None, in_channel_groups={},
                     out_channel_groups=heads_lib.mha_groups(model),  # (a fresh dict: BasePruner fills it)
                     forward_fn=trace_forward, customized_pruners=recurrent_pruners(),
+                    # the plan's roots: searches from an LSTM (timm's Sequencer: 36 of 2 s each) find nothing it prunes
+                    root_module_types=[tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR],
                 )
             pruner.out_channel_groups.update(glu_parts(pruner.DG))  # a GLU's halves lose the same neurons
             branch_weights.roots_last(pruner.DG)
