@@ -10,6 +10,8 @@ the default call was refused (2 % reachable). :func:`map_views` ties branch chan
 
 from __future__ import annotations
 
+import torch
+
 from edgeprune.surgery.graph import ROOT_TYPES
 from edgeprune.surgery.lazy import tp
 
@@ -47,6 +49,19 @@ def _stacked(node, parts: int, steps: int = 4) -> bool:
     return False
 
 
+def _output_shape(view) -> tuple:
+    """The shape a view node produced, as its consumer saved it (a softmax's result, a product's other operand);
+    () if not saved."""
+    for name in ("_saved_result", "_saved_other"):
+        try:
+            saved = getattr(view.outputs[0].grad_fn, name, None)
+        except RuntimeError:  # (freed)
+            continue
+        if isinstance(saved, torch.Tensor):
+            return tuple(saved.shape)
+    return ()
+
+
 def _views(graph) -> dict:
     """View node -> (the layer's node, parts), found once on the unpruned graph."""
     if hasattr(graph, "_edgeprune_views"):
@@ -55,10 +70,8 @@ def _views(graph) -> dict:
     for node in graph.module2node.values():
         if node.type != tp.ops.OPTYPE.RESHAPE or len(node.inputs) != 1 or len(node.outputs) != 1:
             continue
-        layer, consumer = _producer(node.inputs[0]), node.outputs[0].grad_fn
+        layer, shape = _producer(node.inputs[0]), _output_shape(node)
         sizes = tuple(getattr(node.grad_fn, "_saved_self_sym_sizes", ()) or ())
-        shape = tuple(getattr(consumer, "_saved_result", getattr(consumer, "_saved_other", None)).shape
-                      if hasattr(consumer, "_saved_result") or hasattr(consumer, "_saved_other") else ())
         if layer is None or len(sizes) < 2 or len(shape) != len(sizes) + 1 or shape[0] != sizes[0]:
             continue
         parts, width = shape[1], shape[2]
