@@ -120,14 +120,18 @@ class Originals:
     def __init__(self, graph):
         self.graph, self.alive = graph, {}
 
-    def live(self, name: str, side: str, module: nn.Module) -> list[int]:
+    def live(self, name: str, side: str, module: nn.Module) -> list[int] | None:
+        """None: the module has no width of its own on that side (a blur built without a channel count)."""
         if (name, side) not in self.alive:
             n_in, n_out = _dim_sizes(module, self.graph)
-            self.alive[(name, side)] = list(range(int(n_out if side == "out" else n_in)))
+            size = n_out if side == "out" else n_in
+            self.alive[(name, side)] = None if size is None else list(range(int(size)))
         return self.alive[(name, side)]
 
-    def take(self, name: str, side: str, module: nn.Module, current: Sequence[int]) -> list[int]:
+    def take(self, name: str, side: str, module: nn.Module, current: Sequence[int]) -> list[int] | None:
         live = self.live(name, side, module)
+        if live is None:
+            return None
         picked = [live[i] for i in sorted(set(int(i) for i in current))]
         drop = set(picked)
         self.alive[(name, side)] = [i for i in live if i not in drop]
@@ -159,8 +163,9 @@ def lost(graph, originals: Originals, group) -> list[tuple[str, str, list[int]]]
     record = []
     for dep, dep_idxs in group:
         name, side = named(graph, dep.target.module), side_of(graph, dep)
-        if name is not None and side is not None:
-            record.append((name, side, originals.take(name, side, dep.target.module, dep_idxs)))
+        picked = None if name is None or side is None else originals.take(name, side, dep.target.module, dep_idxs)
+        if picked is not None:
+            record.append((name, side, picked))
     return record
 
 

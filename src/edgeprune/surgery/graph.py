@@ -16,7 +16,8 @@ from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
 from edgeprune.surgery.lazy import tp
-from edgeprune.surgery.recurrent import opaque, recurrent_pruners
+from edgeprune.surgery.recurrent import opaque
+from edgeprune.surgery.rules import customized_pruners
 from edgeprune.tasks import current as current_task
 
 #: layers whose output channels a plan may name (the roots of torch-pruning groups)
@@ -98,7 +99,7 @@ def build_graph(model: nn.Module, example_input: torch.Tensor):
     try:
         with torch.enable_grad():
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, forward_fn=trace_forward,
-                                                         verbose=False, customized_pruners=recurrent_pruners())
+                                                         verbose=False, customized_pruners=customized_pruners())
     except Exception as exc:  # tracing failures are model problems, not bugs of ours
         raise ModelError(f"cannot trace {type(model).__name__} for structured pruning: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     finally:

@@ -36,7 +36,7 @@ from edgeprune.surgery.graph import trace_forward
 from edgeprune.surgery.groups import TP_ERRORS, failed
 from edgeprune.surgery.importance import ScoreImportance
 from edgeprune.surgery.lazy import tp
-from edgeprune.surgery.recurrent import recurrent_pruners
+from edgeprune.surgery.rules import customized_pruners
 from edgeprune.surgery.search import bounded_groups, glu_parts
 from edgeprune.surgery.structure import Scores, StructurePlan, Widths, group_fractions, kept_channels, widths_of
 
@@ -202,7 +202,7 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
                     prune_num_heads=bool(head_ratios), prune_head_dims=False,
                     head_pruning_ratio_dict=head_ratios or None, in_channel_groups={},
                     out_channel_groups=heads_lib.mha_groups(model),  # (a fresh dict: BasePruner fills it)
-                    forward_fn=trace_forward, customized_pruners=recurrent_pruners(),
+                    forward_fn=trace_forward, customized_pruners=customized_pruners(),
                     # the plan's roots: searches from an LSTM (timm's Sequencer: 36 of 2 s each) find nothing it prunes
                     root_module_types=[tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR],
                 )
