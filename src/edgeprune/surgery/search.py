@@ -54,7 +54,8 @@ def _index_mapping_once():
             token_mixing.cut(graph)
             graph._edgeprune_glu = _glu_splits(graph)
         if getattr(graph, "_edgeprune_widths", None) != _state(graph):
-            original(graph)
+            with _widths_cached(graph):
+                original(graph)
             branch_weights.map_views(graph)
             graph._edgeprune_widths = _state(graph)  # after: the first update fills concat/split sizes in
 
@@ -71,6 +72,28 @@ def _index_mapping_once():
     finally:
         module.update_index_mapping, module.update_concat_index_mapping = original, concat
         module.update_split_index_mapping = split
+
+
+@contextlib.contextmanager
+def _widths_cached(graph):
+    """Inside, each node's width is asked of torch-pruning once. Its reshape and expand mappings infer widths by
+    walking the graph from every reshape, up to 500 steps each, and ask a width at every step: on torchvision's
+    Swin-T 1.3 million times per pruned copy, 14 of its 24 s. No width changes while the mappings are computed."""
+    cached = {}
+    for name in ("get_out_channels", "get_in_channels"):
+        ask, answers = getattr(graph, name), {}
+
+        def cached_width(node, ask=ask, answers=answers):
+            if node not in answers:
+                answers[node] = ask(node)
+            return answers[node]
+        cached[name] = cached_width
+    vars(graph).update(cached)  # (shadows the methods on this graph alone)
+    try:
+        yield
+    finally:
+        for name in cached:
+            del vars(graph)[name]
 
 
 def glu_parts(graph) -> dict[nn.Module, int]:
