@@ -10,6 +10,7 @@ membership in a list (the two together: timm's DenseNet-264 pruned structurally 
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import time
 
@@ -44,10 +45,12 @@ def _index_mapping_once():
     builds one group (``get_pruning_group``), so listing the groups costs groups x graph: on DenseNet-264's
     hundreds of concats that is two minutes of a structured-pruning call. The mappings depend only on the
     widths, so recompute them when a width changed since the last time (a pruning step), else reuse them.
-    GLU MLPs' splits are mapped too (:func:`glu_parts`), and per-branch views (:mod:`~edgeprune.surgery.branch_weights`)."""
+    GLU MLPs' splits are mapped too (:func:`glu_parts`), and per-branch views (:mod:`~edgeprune.surgery.branch_weights`).
+    A flatten mapping builds its index objects faster (:func:`_flatten`)."""
     module = tp.dependency.index_mapping
     original, concat, split = (module.update_index_mapping, module.update_concat_index_mapping,
                                module.update_split_index_mapping)
+    flatten = module._FlattenIndexMapping.__call__
 
     def update(graph):
         if not hasattr(graph, "_edgeprune_glu"):
@@ -66,12 +69,35 @@ def _index_mapping_once():
             split(graph, node)
 
     module.update_index_mapping, module.update_concat_index_mapping = update, update_concat_index_mapping
-    module.update_split_index_mapping = update_split
+    module.update_split_index_mapping, module._FlattenIndexMapping.__call__ = update_split, _flatten
     try:
         yield
     finally:
         module.update_index_mapping, module.update_concat_index_mapping = original, concat
-        module.update_split_index_mapping = split
+        module.update_split_index_mapping, module._FlattenIndexMapping.__call__ = split, flatten
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cycle collector paused: a search through reshapes builds millions of index tuples (24 million per
+    pruned copy of SAM2-Hiera-Tiny), and each collection walks every one still alive. The search makes no cycles."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _flatten(self, idxs: list) -> list:
+    """torch-pruning's ``_FlattenIndexMapping.__call__`` (a flatten or reshape: index ``i`` stands for ``stride``
+    indices after it), its index tuples built without a Python call each: through SAM2-Hiera's attention reshapes one
+    pruned copy built 24 million of them, 95 of its 110 s under the profiler."""
+    hybrid, new, stride = tp._helpers._HybridIndex, tuple.__new__, self._stride
+    if self.reverse:
+        return list(set([new(hybrid, (i.idx // stride, i.root_idx)) for i in idxs]))  # (torch-pruning's order)
+    return [new(hybrid, (k, i.root_idx)) for i in idxs for k in range(i.idx * stride, (i.idx + 1) * stride)]
 
 
 @contextlib.contextmanager
@@ -210,7 +236,8 @@ def bounded_groups(model: nn.Module, graph, what: str, per_node: int = 8, per_wi
 
     def search(self, module, *args, **kwargs):
         stop[0], root[0] = time.process_time() + seconds, getattr(self, "_module2name", {}).get(module)
-        return original_search(self, module, *args, **kwargs)
+        with _collector_paused():
+            return original_search(self, module, *args, **kwargs)
 
     def add_dep(self, dep, idxs):
         if time.process_time() > stop[0]:
