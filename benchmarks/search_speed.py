@@ -29,7 +29,7 @@ from edgeprune.surgery.lazy import tp  # noqa: E402
 from edgeprune.surgery.ratios import prune_channels  # noqa: E402
 from edgeprune.surgery.structure import plan as plan_structure  # noqa: E402
 
-MODELS = {"torchvision:swin_t": 64, "timm:sam2_hiera_tiny": 64, "timm:vit_small_patch16_224": 64}
+MODELS = {"torchvision:swin_t": 64, "timm:sam2_hiera_tiny": 64}
 MLP_INPUTS = ("mlp.fc1", "mlp.0", "mlp.layers.0")
 
 
