@@ -78,7 +78,8 @@ def main() -> None:
             row[f"copy_s_{kind}"] = statistics.median(r[1] for r in rs)
         rows.append(row)
         print(row, flush=True)
-    lines = [f"CPU seconds, median of {args.repeats}, one thread, plain and ours interleaved; the same widths in both.", "",
+    lines = ["### torch-pruning's dependency search, plain vs ours: `search_speed` (`benchmarks/search_speed.py`)", "",
+             f"CPU seconds, median of {args.repeats}, one thread, plain and ours interleaved; the same widths in both.", "",
              "| model | px | plan, plain | plan, ours | | one pruned copy, plain | copy, ours | |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['model']} | {r['image_size']} | {r['plan_s_plain']:.1f} | {r['plan_s_ours']:.1f} | "
