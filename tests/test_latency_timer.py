@@ -57,3 +57,23 @@ def test_paired_timing_runs_the_fast_side_in_blocks():
 
     time_paired(lambda: call("first", 0.011), lambda: call("second", 0.0005), runs=3, warmup=1)
     assert counts["first"] == 1 + 3 and counts["second"] >= 1 + 3 * 5
+
+
+def test_a_time_cap_cuts_the_warm_up_and_the_rounds_of_slow_calls_only():
+    """MaxViT-T at 224 px runs about 5 s a call at batch 32 on one core: 10 warm-up calls and 20 rounds of the input
+    model took minutes of a default call. Under ``max_seconds`` the warm-up stops after a quarter of it and the rounds
+    fit the rest, never fewer than MIN_ROUNDS; fast calls keep every round."""
+    from edgeprune.measure.latency import MIN_ROUNDS
+
+    count = [0]
+
+    def slow():
+        count[0] += 1
+        time.sleep(0.05)
+
+    timed = time_calls(slow, runs=50, warmup=10, max_seconds=0.5)
+    assert count[0] - timed["runs"] == 3  # warm-up: past 0.125 s after three calls of 50 ms
+    assert MIN_ROUNDS <= timed["runs"] <= 7  # the 0.35 s left
+    assert time_calls(slow, runs=50, warmup=10, max_seconds=0.01)["runs"] == MIN_ROUNDS
+    assert time_calls(lambda: None, runs=50, warmup=10, max_seconds=0.4)["runs"] == 50
+    assert time_paired(slow, slow, runs=20, warmup=5, max_seconds=0.4)["first"]["runs"] == MIN_ROUNDS

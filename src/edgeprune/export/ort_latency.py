@@ -27,8 +27,9 @@ def channel_block() -> int:
 
 
 def ort_latency(model: str | os.PathLike, input_shape: tuple[int, ...] | None = None, batch_size: int = 1, runs: int = 50,
-                warmup: int = 10, threads: int | None = None) -> dict:
-    """Median (and p10/p90/mean) milliseconds per ``session.run`` on a random batch of ``batch_size``.
+                warmup: int = 10, threads: int | None = None, max_seconds: float | None = None) -> dict:
+    """Median (and p10/p90/mean) milliseconds per ``session.run`` on a random batch of ``batch_size`` (fewer runs where
+    they would take more than ``max_seconds``: :func:`edgeprune.measure.latency.time_rounds`).
 
     ``model`` is an ``.onnx`` path; ``input_shape`` (C, H, W) defaults to the model's input shape. The
     returned dict has the keys of :func:`edgeprune.measure.latency` with ``runtime="onnxruntime"``.
@@ -50,11 +51,11 @@ def ort_latency(model: str | os.PathLike, input_shape: tuple[int, ...] | None = 
         feed = {declared.name: np.random.default_rng(0).standard_normal((batch_size, *shape)).astype(np.float32)}
         return lambda: session.run(None, feed)
 
-    return timed_latency("onnxruntime", make_call, batch_size, runs, warmup, threads)
+    return timed_latency("onnxruntime", make_call, batch_size, runs, warmup, threads, max_seconds)
 
 
 def paired_latency(first: str | os.PathLike, second: str | os.PathLike, batch_size: int = 1, runs: int = 20,
-                   warmup: int = 5, threads: int = 1) -> dict:
+                   warmup: int = 5, threads: int = 1, max_seconds: float | None = None) -> dict:
     """Two ``.onnx`` files timed in alternation (``runs`` rounds; in each, each file runs for at least
     :data:`edgeprune.measure.latency.ALTERNATION_BLOCK_MS`, warm as a deployed model runs), so a change of machine
     load between measurements moves both alike and their ratio stays meaningful: the one way edgeprune times a
@@ -63,12 +64,14 @@ def paired_latency(first: str | os.PathLike, second: str | os.PathLike, batch_si
     Returns {"first": {...}, "second": {...}} (median/p10/p90/mean ms and runs of each, as
     :func:`edgeprune.measure.latency.time_paired`),
     ``ratio`` the speed-up of ``second`` over the reference ``first`` (:func:`edgeprune.measure.latency.speedup`),
-    ``ratio_p10`` / ``ratio_p90`` of the per-round ratios, and ``runs``, ``batch_size``, ``threads``.
+    ``ratio_p10`` / ``ratio_p90`` of the per-round ratios, and ``runs`` (the rounds timed: fewer where ``runs`` would
+    take more than ``max_seconds``, see :func:`edgeprune.measure.latency.time_rounds`), ``batch_size``, ``threads``.
     """
     check_positive("runs", runs)
     check_positive("warmup", warmup, allow_zero=True)
-    timed = time_paired(_ort_call(first, batch_size, threads), _ort_call(second, batch_size, threads), runs=runs, warmup=warmup)
-    return {**timed, "runs": runs, "batch_size": batch_size, "threads": threads}
+    timed = time_paired(_ort_call(first, batch_size, threads), _ort_call(second, batch_size, threads), runs=runs,
+                        warmup=warmup, max_seconds=max_seconds)
+    return {**timed, "runs": timed["first"]["runs"], "batch_size": batch_size, "threads": threads}
 
 
 def _ort_call(path: str | os.PathLike, batch_size: int, threads: int):

@@ -60,8 +60,11 @@ MAX_BLOCK_CALLS = 1000
 ALTERNATION_BLOCK_MS = 10.0  # calls timed in alternation run in blocks of at least this long each (see time_rounds)
 
 
+MIN_ROUNDS = 3  # a timing cut short by ``max_seconds`` still has this many rounds
+
+
 def time_rounds(calls: dict[str, Callable[[], object]], rounds: int, per_round: int = 1, warmup: int = 10,
-                min_block_ms: float = 0.0) -> dict[str, list[float]]:
+                min_block_ms: float = 0.0, max_seconds: float | None = None) -> dict[str, list[float]]:
     """The one latency timer of edgeprune: ``warmup`` untimed calls of each of ``calls`` ({name: call}), then
     ``rounds`` rounds in which each call runs ``per_round`` timed times in turn, so a change of machine load moves
     them all alike. Returns {name: the median milliseconds of each round} (with ``per_round=1``: every call's time).
@@ -69,15 +72,31 @@ def time_rounds(calls: dict[str, Callable[[], object]], rounds: int, per_round: 
     ``min_block_ms``: each call runs at least this long per round, in as many calls as its warm-up calls say that
     takes (TVM's ``time_evaluator`` grows its ``number`` to ``min_repeat_ms`` alike). A model that runs once after
     another model finds the caches full of the other's weights: one call each in turn timed a small MobileNetV2 at
-    twice its time when run on its own, which a deployed model never sees (benchmarks/paired_warm.py)."""
+    twice its time when run on its own, which a deployed model never sees (benchmarks/paired_warm.py).
+
+    ``max_seconds``: the whole timing takes about this long at most where calls are slow: the warm-up stops after a
+    quarter of it (one call at least) and the rounds are cut to what the rest holds (:data:`MIN_ROUNDS` at least).
+    A MaxViT-T at 224 px runs about 5 s a call at batch 32 on one core: 30 calls took minutes of a default call."""
     check_positive("runs", rounds)
     check_positive("runs per round", per_round)
     check_positive("warmup", warmup, allow_zero=True)
-    counts = {}
+    if max_seconds is not None:
+        check_positive("max_seconds", max_seconds)
+    started = time.perf_counter()
+    counts, call_ms = {}, {}
     for name, fn in calls.items():
-        warm = [_ms(fn) for _ in range(max(warmup, 1 if min_block_ms > 0 else 0))]
-        fill = math.ceil(min_block_ms / max(statistics.median(warm), 1e-6)) if min_block_ms > 0 else 1
+        warm = []
+        for _ in range(max(warmup, 1 if min_block_ms > 0 or max_seconds else 0)):
+            warm.append(_ms(fn))
+            if max_seconds and sum(warm) > max_seconds * 250 / len(calls):
+                break
+        call_ms[name] = statistics.median(warm) if warm else 0.0
+        fill = math.ceil(min_block_ms / max(call_ms[name], 1e-6)) if min_block_ms > 0 else 1
         counts[name] = max(per_round, min(MAX_BLOCK_CALLS, fill))
+    if max_seconds:
+        left_ms = max_seconds * 1e3 - (time.perf_counter() - started) * 1e3
+        round_ms = sum(counts[name] * call_ms[name] for name in calls)
+        rounds = max(min(rounds, MIN_ROUNDS), min(rounds, int(left_ms / max(round_ms, 1e-6))))
     medians: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, fn in calls.items():
@@ -92,17 +111,20 @@ def _ms(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 10) -> dict:
-    """Time ``fn`` ``runs`` times after ``warmup`` calls; milliseconds: median, p10, p90, mean."""
-    return spread(time_rounds({"fn": fn}, rounds=runs, warmup=warmup)["fn"])
+def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 10, max_seconds: float | None = None) -> dict:
+    """Time ``fn`` ``runs`` times after ``warmup`` calls (fewer of both where they would take more than ``max_seconds``,
+    see :func:`time_rounds`); milliseconds: median, p10, p90, mean, and the runs timed."""
+    return spread(time_rounds({"fn": fn}, rounds=runs, warmup=warmup, max_seconds=max_seconds)["fn"])
 
 
-def time_paired(first: Callable[[], object], second: Callable[[], object], runs: int = 20, warmup: int = 5) -> dict:
+def time_paired(first: Callable[[], object], second: Callable[[], object], runs: int = 20, warmup: int = 5,
+                max_seconds: float | None = None) -> dict:
     """Two calls timed in alternation (a block of at least :data:`ALTERNATION_BLOCK_MS` of each in turn, ``runs``
     rounds, after ``warmup`` calls each): a load change moves both alike, so their ratio stays meaningful.
     {"first": ..., "second": ...} (as :func:`time_calls`, over the rounds' medians), ``ratio`` the :func:`speedup` of
     second over first, ``ratio_p10`` / ``ratio_p90`` of the per-round ratios."""
-    times = time_rounds({"first": first, "second": second}, rounds=runs, warmup=warmup, min_block_ms=ALTERNATION_BLOCK_MS)
+    times = time_rounds({"first": first, "second": second}, rounds=runs, warmup=warmup, min_block_ms=ALTERNATION_BLOCK_MS,
+                        max_seconds=max_seconds)
     a, b = spread(times["first"]), spread(times["second"])
     ratios = spread([x / y for x, y in zip(times["first"], times["second"])])
     return {"first": a, "second": b, "ratio": speedup(times["first"], times["second"]), "ratio_p10": ratios["p10_ms"],
@@ -137,15 +159,15 @@ def busy_warning(results: list[dict], load: float | None = None, cores: int | No
 
 
 def timed_latency(runtime: str, make_call: Callable[[int], Callable[[], object]], batch_size: int = 1, runs: int = 50,
-                  warmup: int = 10, threads: int | None = None) -> dict:
+                  warmup: int = 10, threads: int | None = None, max_seconds: float | None = None) -> dict:
     """The latency record of every runtime: ``batch_size`` and ``threads`` checked, ``threads`` by default torch's
-    thread count, ``make_call(threads)`` the call to time; its median/p10/p90/mean ms with the batch size, threads,
-    ``runtime`` and CPU."""
+    thread count, ``make_call(threads)`` the call to time (see :func:`time_calls` for ``max_seconds``); its
+    median/p10/p90/mean ms and runs with the batch size, threads, ``runtime`` and CPU."""
     check_positive("batch size", batch_size)
     if threads is not None:
         check_positive("threads", threads)
     threads = int(threads or torch.get_num_threads())
-    result = time_calls(make_call(threads), runs=runs, warmup=warmup)
+    result = time_calls(make_call(threads), runs=runs, warmup=warmup, max_seconds=max_seconds)
     return {**result, "batch_size": batch_size, "threads": threads, "runtime": runtime, "cpu": machine_info()["cpu"]}
 
 

@@ -37,8 +37,10 @@ from edgeprune.measure.budget import Budget, kind_of
 from edgeprune.measure.latency import busy_reasons, speedup
 
 LATENCY_BATCHES = (1, 32)  # the batches deploy metrics time
-DEPLOY_SECONDS = 15.0  # a candidate's paired timing at one batch takes about this long at most ...
-MIN_DEPLOY_RUNS = 3  # ... in fewer rounds than the meter's, but not fewer than this
+# a deploy timing at one batch (the input model's, or a candidate's beside it) takes about this long at most, in fewer
+# rounds than the meter's where calls are slow (timm's HaloNet-26t at 256 px runs 3.3 s a call at batch 32: 20 paired
+# rounds took 90 s for every candidate); see measure.latency.time_rounds
+DEPLOY_SECONDS = 15.0
 CONFIRM_FACTOR = 3  # a confirming latency measurement times this many times the runs
 CONFIRM_TIMINGS = 2  # ... that many times over, keeping the worst
 
@@ -151,23 +153,19 @@ class Meter:
             out = self._shipped_bytes(model, path, Path(folder))
             for b in LATENCY_BATCHES:
                 if reference is None:
-                    out[f"ort_latency_ms_b{b}"] = ort_latency(path, batch_size=b, runs=self.latency_runs, threads=1)["median_ms"]
+                    timed = ort_latency(path, batch_size=b, runs=self.latency_runs, threads=1, max_seconds=DEPLOY_SECONDS)
+                    out[f"ort_latency_ms_b{b}"] = timed["median_ms"]
+                    if timed["runs"] < self.latency_runs:
+                        out[f"latency_rounds_b{b}"] = timed["runs"]
                     continue
-                runs = self._deploy_runs(b)
-                timed = paired_latency(reference, path, batch_size=b, runs=runs, warmup=min(5, runs - 2), threads=1)
+                timed = paired_latency(reference, path, batch_size=b, runs=self.latency_runs,
+                                       warmup=min(5, self.latency_runs - 2), threads=1, max_seconds=DEPLOY_SECONDS)
                 out[f"ort_latency_ms_b{b}"] = timed["second"]["median_ms"]
                 out[f"speedup_b{b}"] = timed["ratio"]
                 out[f"speedup_spread_b{b}"] = [timed["ratio_p10"], timed["ratio_p90"]]
-                if runs < self.latency_runs:
-                    out[f"latency_rounds_b{b}"] = runs
+                if timed["runs"] < self.latency_runs:
+                    out[f"latency_rounds_b{b}"] = timed["runs"]
         return out
-
-    def _deploy_runs(self, batch: int) -> int:
-        """The rounds of a candidate's paired timing at ``batch``: the meter's, fewer where the input model is so slow
-        that they would take more than :data:`DEPLOY_SECONDS` (timm's HaloNet-26t at 256 px runs 3.3 s a call at
-        batch 32: 20 rounds beside it took 90 s for every candidate)."""
-        call_s = self.dense_deploy()[f"ort_latency_ms_b{batch}"] / 1000
-        return max(MIN_DEPLOY_RUNS, min(self.latency_runs, int(DEPLOY_SECONDS / (2 * call_s))))
 
     def _shipped_bytes(self, model: nn.Module, fast: Path, folder: Path) -> dict:
         """FP32 and INT8 bytes of ``model``'s shipped ONNX file. Where the two exporters' files of the input model
