@@ -231,9 +231,10 @@ def export_onnx(
 
 
 class AttentionInFourDims(TorchFunctionMode):
-    """While exporting: ``scaled_dot_product_attention`` on inputs of more than 4 dims, which the ONNX exporter
-    cannot translate (timm's Hiera, NesT and Twins attend within windows: [batch, heads, windows, tokens, dim]), as
-    the same call on their leading dims flattened into one, reshaped back: the same attention, an op it translates."""
+    """While exporting: ``scaled_dot_product_attention`` on inputs of other than 4 dims, which the ONNX exporter
+    cannot translate, as the same call on 4-dim inputs, reshaped back: the same attention, an op it translates.
+    More dims (timm's Hiera, NesT and Twins attend within windows: [batch, heads, windows, tokens, dim]): the leading
+    dims flattened into one. Fewer (timm's SAM ViT: [batch x heads, tokens, dim]): a leading dim of one added."""
 
     NAMES = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
 
@@ -242,8 +243,12 @@ class AttentionInFourDims(TorchFunctionMode):
             return func(*args, **(kwargs or {}))
         call = {**dict(zip(self.NAMES, args)), **(kwargs or {})}
         q, k, v = call.pop("query"), call.pop("key"), call.pop("value")
-        if q.dim() <= 4:
+        if q.dim() == 4 or q.dim() < 2:
             return func(q, k, v, **call)
+        if q.dim() < 4:
+            grow = 4 - q.dim()
+            q, k, v = (t.reshape(*(1,) * grow, *t.shape) for t in (q, k, v))
+            return func(q, k, v, **call).reshape(*q.shape[grow:-1], v.shape[-1])
         lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
         q, k, v = (t.expand(*lead, *t.shape[-2:]).flatten(0, -4) for t in (q, k, v))
         if call.get("attn_mask") is not None:
