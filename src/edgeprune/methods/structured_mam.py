@@ -35,7 +35,7 @@ from edgeprune import roles as roles_lib
 from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
 from edgeprune.devices import HostDevice
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, ModelError
 from edgeprune.export.ort_latency import channel_block
 from edgeprune.measure import macs
 from edgeprune.measure.budget import Budget, kind_of
@@ -125,11 +125,25 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
     scores = optional_parts(options.criteria, lambda c: None if c == "magnitude" else scores_lib.compute(c, split, batches),
                             "criterion", need_one=True)
     meter = Meter(model, example, options.latency_runs)
-    if options.deploy_metrics:  # every candidate is timed beside this file: a model it cannot be is refused untrained
-        meter.dense_onnx()
     return ChannelState(roles, ranges, structure, scores, meter, options.round_to,
-                        options.deploy_metrics, blocks=_ranked_blocks(split, example, batches, deepest),
+                        _deploy_metrics(meter, options), blocks=_ranked_blocks(split, example, batches, deepest),
                         latency_table=getattr(options, "latency_table", True), batches=batches)
+
+
+def _deploy_metrics(meter: Meter, options) -> bool:
+    """Whether records carry deploy metrics: every candidate is timed beside the input model's ONNX file, exported
+    here, before anything is trained. A model that cannot be exported is refused where the user asked for the metrics;
+    by default they are left out with a one-line warning naming the operator, and the call goes on."""
+    if not options.deploy_metrics:
+        return False
+    try:
+        meter.dense_onnx()
+    except ModelError as exc:
+        if "deploy_metrics" in options.model_fields_set:
+            raise
+        warnings.warn(f"deploy metrics (ONNX bytes and latency) are left out: {exc}", UserWarning, stacklevel=3)
+        return False
+    return True
 
 
 def _residual_ranges(ranges: dict, roles: roles_lib.RoleTable, structure: StructurePlan, rules) -> dict:
