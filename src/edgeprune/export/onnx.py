@@ -52,6 +52,13 @@ EXPORTER = "torch.onnx.export(dynamo=True)"
 
 PROTOBUF_LIMIT = 2**31  # bytes: one protobuf message, hence one .onnx file without external data
 
+
+class NotExpressible(ModelError):
+    """ONNX cannot express the model: an operator without a translation, a graph the exporter cannot write, weights over
+    the single-file limit. Unlike a model that would run wrong once exported (its batch fixed), pruning can go on
+    without the ONNX figures."""
+
+
 def check_opset(opset: int) -> int:
     """Return ``opset`` if the exporter and ONNX Runtime here support it, else a ConfigError naming the range."""
     lo, hi = OPSET_RANGE
@@ -183,7 +190,7 @@ def export_onnx(
     dynamic = ({0: torch.export.Dim("batch", min=1)},) if batch == "dynamic" else None
     weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     if weights >= PROTOBUF_LIMIT:
-        raise ModelError(f"model {name!r} has {weights / 1e9:.2f} GB of weights, over ONNX's 2 GB single-file limit "
+        raise NotExpressible(f"model {name!r} has {weights / 1e9:.2f} GB of weights, over ONNX's 2 GB single-file limit "
                          "(protobuf); edgeprune keeps weights inside the .onnx file, so it cannot export this model")
     was_training = model.training
     model.eval()
@@ -208,12 +215,12 @@ def export_onnx(
         # such a graph is exported again unoptimised
         invalid = export(optimize=True) and export(optimize=False)
     except Exception as exc:  # noqa: BLE001  (the exporter raises many types; all mean "this model cannot be exported")
-        raise ModelError(f"model {name!r} cannot be exported to ONNX: {describe_export_failure(exc)}") from None
+        raise NotExpressible(f"model {name!r} cannot be exported to ONNX: {describe_export_failure(exc)}") from None
     finally:
         model.train(was_training)
     if invalid:
         Path(path).unlink(missing_ok=True)
-        raise ModelError(f"model {name!r} cannot be exported to ONNX: the exporter wrote an invalid graph ({invalid})")
+        raise NotExpressible(f"model {name!r} cannot be exported to ONNX: the exporter wrote an invalid graph ({invalid})")
     fixed = _fixed_input_batch(path) if batch == "dynamic" else None
     if fixed is not None:
         Path(path).unlink(missing_ok=True)

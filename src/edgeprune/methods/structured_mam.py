@@ -35,7 +35,8 @@ from edgeprune import roles as roles_lib
 from edgeprune import scores as scores_lib
 from edgeprune import strategies as strategies_lib
 from edgeprune.devices import HostDevice
-from edgeprune.errors import ConfigError, ModelError
+from edgeprune.errors import ConfigError
+from edgeprune.export.onnx import NotExpressible
 from edgeprune.export.ort_latency import channel_block
 from edgeprune.measure import macs
 from edgeprune.measure.budget import Budget, kind_of
@@ -132,13 +133,14 @@ def prepare(model: nn.Module, data, example: torch.Tensor, options) -> ChannelSt
 
 def _deploy_metrics(meter: Meter, options) -> bool:
     """Whether records carry deploy metrics: every candidate is timed beside the input model's ONNX file, exported
-    here, before anything is trained. A model that cannot be exported is refused where the user asked for the metrics;
-    by default they are left out with a one-line warning naming the operator, and the call goes on."""
+    here, before anything is trained. A model ONNX cannot express is refused where the user asked for the metrics; by
+    default they are left out with a one-line warning naming the operator, and the call goes on. Any other export
+    refusal (a forward that fixes the batch) stands."""
     if not options.deploy_metrics:
         return False
     try:
         meter.dense_onnx()
-    except ModelError as exc:
+    except NotExpressible as exc:
         if "deploy_metrics" in options.model_fields_set:
             raise
         warnings.warn(f"deploy metrics (ONNX bytes and latency) are left out: {exc}", UserWarning, stacklevel=3)
