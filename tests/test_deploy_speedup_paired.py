@@ -96,3 +96,5 @@ def test_a_slow_input_model_is_timed_in_fewer_rounds_alone_and_beside_each_candi
     assert out["latency_rounds_b1"] == out["latency_rounds_b32"] == MIN_ROUNDS
     assert state.meter.dense_deploy()["latency_rounds_b32"] == MIN_ROUNDS
     assert out["speedup_b32"] > 0
+    state.meter.latency_runs = 1  # (latency_runs takes any positive count)
+    assert state.meter.deploy(small)["speedup_b1"] > 0

@@ -58,8 +58,6 @@ def speedup(reference: list[float], candidate: list[float]) -> float:
 
 MAX_BLOCK_CALLS = 1000
 ALTERNATION_BLOCK_MS = 10.0  # calls timed in alternation run in blocks of at least this long each (see time_rounds)
-
-
 MIN_ROUNDS = 3  # a timing cut short by ``max_seconds`` still has this many rounds
 
 

@@ -158,8 +158,8 @@ class Meter:
                     if timed["runs"] < self.latency_runs:
                         out[f"latency_rounds_b{b}"] = timed["runs"]
                     continue
-                timed = paired_latency(reference, path, batch_size=b, runs=self.latency_runs,
-                                       warmup=min(5, self.latency_runs - 2), threads=1, max_seconds=DEPLOY_SECONDS)
+                timed = paired_latency(reference, path, batch_size=b, runs=self.latency_runs, warmup=5, threads=1,
+                                       max_seconds=DEPLOY_SECONDS)
                 out[f"ort_latency_ms_b{b}"] = timed["second"]["median_ms"]
                 out[f"speedup_b{b}"] = timed["ratio"]
                 out[f"speedup_spread_b{b}"] = [timed["ratio_p10"], timed["ratio_p90"]]
