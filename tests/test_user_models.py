@@ -134,6 +134,28 @@ def test_weights_computed_by_weight_norm_are_pruned_as_plain_weights(method, old
         assert torch.equal(model(x), before)  # the user's model keeps its parametrizations
 
 
+@pytest.mark.parametrize("method", ["mix_and_match", "structured"])
+def test_weights_masked_by_torch_nn_utils_prune_are_pruned_as_the_masked_weights(method):
+    torch.manual_seed(0)
+    model = Normed(old=False).eval()
+    nn.utils.parametrize.remove_parametrizations(model.c1, "weight")
+    nn.utils.parametrize.remove_parametrizations(model.c2, "weight")
+    nn.utils.prune.l1_unstructured(model.c1, "weight", amount=0.3)
+    nn.utils.prune.random_unstructured(model.c2, "weight", amount=0.2)
+    nn.utils.prune.l1_unstructured(model.c2, "weight", amount=0.2)  # twice: a PruningContainer
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        before = model(x)
+    with pytest.warns(UserWarning, match=r"computed by a parametrization \(c1 \(L1Unstructured\), c2 \(PruningContainer\)\)"):
+        pruned = edgeprune.prune(model, data_lib.load("digits"), method=method, finetune={"epochs": 1, "max_batches": 2},
+                                 criteria=["magnitude"], strategies=["balanced"])
+    assert pruned.record["epochs_run"] == 1
+    assert not any("weight_orig" in k or "weight_mask" in k for k in pruned.model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(model(x), before)  # the user's model keeps its masks
+    assert hasattr(model.c1, "weight_mask")
+
+
 def test_validation_data_that_yields_nothing_is_refused_up_front():
     digits = data_lib.load("digits")
     few = torch.utils.data.Subset(digits.val, range(30))

@@ -1,7 +1,7 @@
 """A user's model as edgeprune prunes it: float32, plain weights, no forward hooks.
 
 edgeprune trains on the CPU and exports in float32; it prunes a layer's weight tensor, not the ``weight_norm`` or
-``spectral_norm`` that computes it; and its exporters run forward hooks on fake tensors, so a hook that keeps what it
+``spectral_norm`` (or ``torch.nn.utils.prune`` mask) that computes it; and its exporters run forward hooks on fake tensors, so a hook that keeps what it
 sees (features, shapes) would leave fakes in the user's model. A model with any of these is pruned as a copy without
 them, with a warning; the user's model is left as it was.
 """
@@ -14,12 +14,14 @@ import warnings
 import torch
 from torch import nn
 from torch.nn.utils import parametrize, remove_spectral_norm, remove_weight_norm
+from torch.nn.utils import prune as torch_prune
 from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook
 from torch.nn.utils.weight_norm import WeightNorm
 
 OTHER_FLOATS = (torch.float16, torch.bfloat16, torch.float64)
-# nn.utils.weight_norm / spectral_norm before parametrizations, and how each is removed
-OLD_WEIGHT_HOOKS = {WeightNorm: remove_weight_norm, SpectralNorm: remove_spectral_norm}
+# nn.utils.weight_norm / spectral_norm before parametrizations, and nn.utils.prune's masks: how each is removed
+OLD_WEIGHT_HOOKS = {WeightNorm: remove_weight_norm, SpectralNorm: remove_spectral_norm,
+                    torch_prune.BasePruningMethod: torch_prune.remove}
 OLD_HOOK_TYPES = tuple(OLD_WEIGHT_HOOKS)
 
 
@@ -33,7 +35,7 @@ def plain(model: nn.Module) -> nn.Module:
     for m in model.modules():  # an old hook's weight is a computed tensor, which deepcopy refuses; each forward resets it
         for hook in m._forward_pre_hooks.values():
             if isinstance(hook, OLD_HOOK_TYPES):
-                setattr(m, hook.name, getattr(m, hook.name).detach())
+                setattr(m, _computed(hook), getattr(m, _computed(hook)).detach())
     name, model = type(model).__name__, copy.deepcopy(model)
     if floats:
         _warn(f"the parameters of {name} are {' and '.join(floats)}: a float32 copy is pruned, fine-tuned and exported "
@@ -76,6 +78,11 @@ def _weight_computations(module: nn.Module) -> list[str]:
     return [kind.lstrip("_") for kind in found]
 
 
+def _computed(hook) -> str:
+    """The name of the tensor an old hook computes (``weight``)."""
+    return getattr(hook, "_tensor_name", None) or hook.name
+
+
 def _remove_weight_computations(module: nn.Module) -> None:
     if parametrize.is_parametrized(module):
         # a copy shares its original's generated class, from which removing deletes the properties: give it its own
@@ -87,7 +94,7 @@ def _remove_weight_computations(module: nn.Module) -> None:
     for hook in list(module._forward_pre_hooks.values()):
         for kind, remove in OLD_WEIGHT_HOOKS.items():
             if isinstance(hook, kind):
-                remove(module, hook.name)
+                remove(module, _computed(hook))
     for key, hook in list(module._load_state_dict_pre_hooks.items()):  # which remove_spectral_norm leaves
         if isinstance(getattr(hook, "hook", hook), SpectralNormLoadStateDictPreHook):
             del module._load_state_dict_pre_hooks[key]
