@@ -79,6 +79,13 @@ def test_a_torchscript_module(how):
     assert "TorchScript" in one_line(exc) and "nn.Module it was made from" in str(exc.value)
 
 
+def test_a_torch_export_program():
+    exported = torch.export.export(build().eval(), (torch.zeros(2, 1, 8, 8),))
+    with pytest.raises(ModelError) as exc:
+        edgeprune.prune(exported, loaders(), method="mix_and_match")
+    assert "ExportedProgram" in one_line(exc) and "nn.Module it was exported from" in str(exc.value)
+
+
 @pytest.mark.parametrize("method", ["mix_and_match", "structured", "snip", "reconvene"])
 def test_a_model_frozen_for_inference(method):
     # every parameter requires_grad=False: "optimizer got an empty parameter list" for snip, grasp and reconvene,

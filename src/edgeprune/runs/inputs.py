@@ -62,6 +62,9 @@ def _resolve(model, data, task: tasks_lib.Task, example_input, model_args) -> In
         check_model_args(model_args)
         model = model_lib.create(model, num_classes=data.num_classes or 10, in_channels=example.shape[1],
                                  image_size=example.shape[-1], **(model_args or {}))
+    elif isinstance(model, torch.export.ExportedProgram):
+        raise ModelError("model is a torch.export ExportedProgram: its graph is fixed (batch-norm and dropout as in eval "
+                         "mode), so it cannot be fine-tuned; pass the Python nn.Module it was exported from")
     elif not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module or a model spec string, got {type(model).__name__}")
     if isinstance(model, torch.jit.ScriptModule):
