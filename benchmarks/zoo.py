@@ -33,6 +33,8 @@ NUM_CLASSES = 10
 # words in timm names that mark the small members of a family (earlier = preferred)
 _SMALL = ("atto", "femto", "pico", "nano", "xxs", "tiny", "xs", "small", "s0", "t0", "b0", "_050", "_075", "_100",
           "m0", "t8", "s12", "s16", "_18", "18", "26", "_s", "lite")
+# timm edge models no family's first names reach
+TIMM_EDGE = ("mobilenetv4_conv_small", "mobilenetv4_hybrid_medium")
 # HF config keys shrunk when present (a smaller model of the same family; the config validates them)
 _HF_SHRINK = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2,
               "embed_dim": 32, "width_coefficient": 0.25, "depth_coefficient": 0.25, "depth_multiplier": 0.25}
@@ -55,7 +57,8 @@ def _small_first(name: str) -> tuple:
 
 
 def timm_names(minimum: int = 110) -> list[str]:
-    """The smallest-named model of every timm module (family), then second ones until ``minimum``."""
+    """The smallest-named model of every timm module (family), then second ones until ``minimum``, then the edge
+    models a module holds beside its namesake (MobileNetV4 lives in timm's mobilenetv3 module)."""
     import timm  # noqa: PLC0415  (benchmark script: optional library)
 
     ranked = {m: sorted(timm.list_models(module=m), key=_small_first) for m in timm.list_modules()}
@@ -65,7 +68,8 @@ def timm_names(minimum: int = 110) -> list[str]:
             break
         if len(names) > 1:
             picked.append(names[1])
-    return picked
+    known = set(timm.list_models())
+    return picked + [n for n in TIMM_EDGE if n in known and n not in picked]
 
 
 def hf_names() -> list[str]:
