@@ -1,8 +1,8 @@
 """A user's model as edgeprune prunes it: float32, plain weights, no forward hooks.
 
-edgeprune trains on the CPU and exports in float32; it prunes a layer's weight tensor, not the ``weight_norm`` or
-``spectral_norm`` (or ``torch.nn.utils.prune`` mask) that computes it; and its exporters run forward hooks on fake tensors, so a hook that keeps what it
-sees (features, shapes) would leave fakes in the user's model. A model with any of these is pruned as a copy without
+edgeprune trains on the CPU and exports in float32; it prunes a layer's weight tensor, not the ``weight_norm``,
+``spectral_norm`` or ``torch.nn.utils.prune`` mask that computes it; and its exporters run forward hooks on fake
+tensors, so a hook that keeps what it sees (features, shapes) would leave fakes in the user's model. A model with any of these is pruned as a copy without
 them, with a warning; the user's model is left as it was.
 """
 
