@@ -101,15 +101,31 @@ def test_training_data_without_a_length_needs_the_batches_of_an_epoch(method, mo
     assert pruned.record["epochs_run"] == 1
 
 
-class Normed(nn.Module):
-    """Convolutions whose weights a parametrization computes: torch's weight_norm / spectral_norm, new and old."""
+def _masked(conv, *amounts):
+    for amount in amounts:  # pruned twice: a PruningContainer
+        nn.utils.prune.l1_unstructured(conv, "weight", amount=amount)
+    return conv
 
-    def __init__(self, old: bool):
+
+# how a user's weights are computed: (wrap of c1, wrap of c2, the kinds the warning names)
+COMPUTED = {
+    "parametrizations": (nn.utils.parametrizations.weight_norm, nn.utils.parametrizations.spectral_norm,
+                         "WeightNorm", "SpectralNorm"),
+    "old hooks": (nn.utils.weight_norm, nn.utils.spectral_norm, "WeightNorm", "SpectralNorm"),
+    "nn.utils.prune masks": (lambda c: _masked(c, 0.3), lambda c: _masked(c, 0.2, 0.2),
+                             "L1Unstructured", "PruningContainer"),
+}
+
+
+class Normed(nn.Module):
+    """Convolutions whose weights are computed: torch's weight_norm / spectral_norm, new and old, or masks of
+    torch.nn.utils.prune."""
+
+    def __init__(self, how: str):
         super().__init__()
-        wrap = ((nn.utils.weight_norm, nn.utils.spectral_norm) if old
-                else (nn.utils.parametrizations.weight_norm, nn.utils.parametrizations.spectral_norm))
-        self.c1 = wrap[0](nn.Conv2d(1, 16, 3, padding=1))
-        self.c2 = wrap[1](nn.Conv2d(16, 32, 3, padding=1))
+        wrap1, wrap2, _, _ = COMPUTED[how]
+        self.c1 = wrap1(nn.Conv2d(1, 16, 3, padding=1))
+        self.c2 = wrap2(nn.Conv2d(16, 32, 3, padding=1))
         self.fc = nn.Linear(32, 10)
 
     def forward(self, x):
@@ -117,43 +133,23 @@ class Normed(nn.Module):
 
 
 @pytest.mark.filterwarnings("ignore:.torch.nn.utils.weight_norm. is deprecated")
-@pytest.mark.parametrize("old", [False, True], ids=["parametrizations", "old hooks"])
+@pytest.mark.parametrize("how", sorted(COMPUTED))
 @pytest.mark.parametrize("method", ["mix_and_match", "structured"])
-def test_weights_computed_by_weight_norm_are_pruned_as_plain_weights(method, old):
+def test_computed_weights_are_pruned_as_the_plain_weights_they_compute(method, how):
     torch.manual_seed(0)
-    model = Normed(old).eval()
+    model = Normed(how).eval()
     x = torch.randn(4, 1, 8, 8)
     with torch.no_grad():
         before = model(x)
-    with pytest.warns(UserWarning, match=r"computed by a parametrization \(c1 \(WeightNorm\), c2 \(SpectralNorm\)\)"):
+    kinds = COMPUTED[how][2:]
+    with pytest.warns(UserWarning, match=rf"computed by a parametrization \(c1 \({kinds[0]}\), c2 \({kinds[1]}\)\)"):
         pruned = edgeprune.prune(model, data_lib.load("digits"), method=method, finetune={"epochs": 1, "max_batches": 2},
                                  criteria=["magnitude"], strategies=["balanced"])
     assert pruned.record["epochs_run"] == 1
-    assert not any("weight_g" in k or "original" in k or "weight_orig" in k for k in pruned.model.state_dict())
+    assert not any(word in k for k in pruned.model.state_dict() for word in ("weight_g", "original", "weight_orig",
+                                                                            "weight_mask"))
     with torch.no_grad():
-        assert torch.equal(model(x), before)  # the user's model keeps its parametrizations
-
-
-@pytest.mark.parametrize("method", ["mix_and_match", "structured"])
-def test_weights_masked_by_torch_nn_utils_prune_are_pruned_as_the_masked_weights(method):
-    torch.manual_seed(0)
-    model = Normed(old=False).eval()
-    nn.utils.parametrize.remove_parametrizations(model.c1, "weight")
-    nn.utils.parametrize.remove_parametrizations(model.c2, "weight")
-    nn.utils.prune.l1_unstructured(model.c1, "weight", amount=0.3)
-    nn.utils.prune.random_unstructured(model.c2, "weight", amount=0.2)
-    nn.utils.prune.l1_unstructured(model.c2, "weight", amount=0.2)  # twice: a PruningContainer
-    x = torch.randn(4, 1, 8, 8)
-    with torch.no_grad():
-        before = model(x)
-    with pytest.warns(UserWarning, match=r"computed by a parametrization \(c1 \(L1Unstructured\), c2 \(PruningContainer\)\)"):
-        pruned = edgeprune.prune(model, data_lib.load("digits"), method=method, finetune={"epochs": 1, "max_batches": 2},
-                                 criteria=["magnitude"], strategies=["balanced"])
-    assert pruned.record["epochs_run"] == 1
-    assert not any("weight_orig" in k or "weight_mask" in k for k in pruned.model.state_dict())
-    with torch.no_grad():
-        assert torch.equal(model(x), before)  # the user's model keeps its masks
-    assert hasattr(model.c1, "weight_mask")
+        assert torch.equal(model(x), before)  # the user's model keeps what computes its weights
 
 
 def test_validation_data_that_yields_nothing_is_refused_up_front():
