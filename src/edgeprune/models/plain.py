@@ -2,8 +2,8 @@
 
 edgeprune trains on the CPU and exports in float32; it prunes a layer's weight tensor, not the ``weight_norm``,
 ``spectral_norm`` or ``torch.nn.utils.prune`` mask that computes it; and its exporters run forward hooks on fake
-tensors, so a hook that keeps what it sees (features, shapes) would leave fakes in the user's model. A model with any of these is pruned as a copy without
-them, with a warning; the user's model is left as it was.
+tensors, so a hook that keeps what it sees (features, shapes) would leave fakes in the user's model. A model with any
+of these is pruned as a copy without them, with a warning; the user's model is left as it was.
 """
 
 from __future__ import annotations
