@@ -1,5 +1,7 @@
 """A classifier whose forward returns a dict (``{"embedding": ..., "logits": ...}``) or a tuple
-``(logits, features)``: every method prunes it, and its exports keep every output, checked against PyTorch."""
+``(logits, features)``: every method prunes it, and its exports keep every output, checked against PyTorch. One whose
+eval output is probabilities (``(softmax, logits)`` as Ultralytics' YOLOv8-cls returns) is trained, distilled and
+scored as the plain one."""
 
 from __future__ import annotations
 
@@ -29,6 +31,14 @@ class TupleNet(DictNet):
         return out["logits"], out["embedding"]
 
 
+class ProbabilitiesNet(MyNet):
+    """Logits in train mode; ``(softmax(logits), logits)`` in eval mode, as Ultralytics' ``Classify`` head does."""
+
+    def forward(self, x):
+        logits = super().forward(x)
+        return logits if self.training else (logits.softmax(1), logits)
+
+
 def _trained(cls):
     model = cls()
     model.load_state_dict(trained_model().state_dict())
@@ -53,6 +63,23 @@ def test_every_method_prunes_a_dict_output_classifier_as_it_prunes_the_plain_one
         assert pruned.record[key] == pytest.approx(plain.record[key], abs=1e-6), key
     out = pruned.model.eval()(next(iter(loaders()[2]))[0][:3])
     assert set(out) == {"embedding", "logits"} and out["logits"].shape == (3, 10)
+
+
+def test_probabilities_are_distilled_and_scored_as_the_logits_they_come_from():
+    from edgeprune.scores import weights
+    from edgeprune.tasks import Classification
+
+    plain, probable = trained_model(), _trained(ProbabilitiesNet)
+    x, y = next(iter(loaders()[0]))
+    task = Classification()
+    with torch.no_grad():
+        logits = plain(x)
+        for want, got in ((task.loss(logits, y), task.loss(probable(x), y)),
+                          (task.distil(logits, logits, y, 0.5, 4.0), task.distil(logits, probable(x), y, 0.5, 4.0))):
+            assert float(got) == pytest.approx(float(want), rel=1e-4)  # probabilities taken as logits: 1.83 for 0.92
+    scores = [weights.gradient(m, [(x, y)], loss_fn=None, seed=0, mode="eval") for m in (plain, probable)]
+    for name, want in scores[0].items():
+        assert torch.allclose(scores[1][name], want, rtol=1e-3, atol=1e-9), name
 
 
 @pytest.mark.slow

@@ -155,6 +155,17 @@ def logits_of(output) -> torch.Tensor:
     raise ModelError(f"cannot find logits in a model output of type {type(output).__name__}")
 
 
+def loss_logits(output) -> torch.Tensor:
+    """:func:`logits_of` in float32, fit for a loss: probabilities (a softmax head, as Ultralytics' ``Classify`` returns
+    in eval mode) become their logarithm, which softmax maps back to them; taken as logits, probabilities would make
+    a distillation target almost uniform and a cross-entropy nearly flat."""
+    logits = logits_of(output).float()
+    with torch.no_grad():
+        probabilities = logits.ndim == 2 and logits.shape[1] > 1 and bool((logits >= 0).all()) and bool(
+            torch.allclose(logits.sum(1), torch.ones(len(logits), device=logits.device), atol=1e-4))
+    return logits.clamp_min(torch.finfo(logits.dtype).tiny).log() if probabilities else logits
+
+
 class LogitsOnly(nn.Module):
     """``model`` with its output reduced to the logits (for runtimes that keep one output)."""
 

@@ -17,7 +17,7 @@ from torch import nn
 from edgeprune import tasks as tasks_lib
 from edgeprune.errors import ConfigError
 from edgeprune.measure import prunable_weights
-from edgeprune.models import logits_of
+from edgeprune.models import loss_logits
 from edgeprune.scores.registry import criterion
 
 Scores = dict[str, torch.Tensor]
@@ -86,7 +86,7 @@ def batch_loss(model: nn.Module, batch: Batch, loss_fn: LossFn | None, ref: torc
     if loss_fn is None and not isinstance(task, tasks_lib.Classification):
         return task.check_loss(task.train_loss(model, x, task.to_device(y, ref.device))[0])
     y = torch.as_tensor(y).to(ref.device)
-    logits = logits_of(model(x))
+    logits = loss_logits(model(x))
     if temperature != 1.0:
         logits = logits / temperature
     return (loss_fn or F.cross_entropy)(logits, y)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from edgeprune.errors import ModelError
-from edgeprune.models import logits_of
+from edgeprune.models import logits_of, loss_logits
 from edgeprune.tasks.base import Task
 
 
@@ -20,10 +20,10 @@ class Classification(Task):
         self.label_smoothing = float(label_smoothing)
 
     def loss(self, output, y):
-        return F.cross_entropy(logits_of(output).float(), y, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(loss_logits(output), y, label_smoothing=self.label_smoothing)
 
     def distil(self, student, teacher, y, alpha, temperature):
-        s, t = logits_of(student).float(), logits_of(teacher).float()
+        s, t = loss_logits(student), loss_logits(teacher)
         ce = F.cross_entropy(s, y)
         kl = F.kl_div(F.log_softmax(s / temperature, 1), F.log_softmax(t / temperature, 1), log_target=True,
                       reduction="batchmean")
