@@ -79,7 +79,8 @@ def test_prune_channels_returns_the_kept_parts_and_a_model_that_runs():
 
 
 class WidthInAttribute(nn.Module):
-    """conv2's width is kept in an attribute and read by a reshape: every retry prunes it (a plain conv) and fails."""
+    """Both convs' widths are kept in an attribute and read by reshapes: every retry prunes them (plain convs) and
+    fails, and once each is found to break the forward, nothing is left to prune."""
 
     def __init__(self):
         super().__init__()
@@ -87,7 +88,8 @@ class WidthInAttribute(nn.Module):
         self.head = nn.Linear(16, 10)
 
     def forward(self, x):
-        y = self.conv2(torch.relu(self.conv1(x)))
+        h = torch.relu(self.conv1(x))
+        y = self.conv2(h.reshape(h.shape[0], self.width, -1).reshape(h.shape))
         return self.head(y.reshape(y.shape[0], self.width, -1).mean(-1))
 
 
@@ -97,7 +99,8 @@ def test_a_model_every_retry_fails_on_is_refused_in_one_line_and_left_as_it_was(
     x = torch.randn(1, 3, 16, 16)
     reference, params = model(x), param_count(model)
     structure = plan_structure(model, x)
-    with pytest.raises(ModelError, match="not supported: the pruned model") as info:
+    with pytest.raises(ModelError, match="not supported: nothing is left to prune once output channels of conv1, "
+                                         "conv2 kept whole") as info:
         prune_channels(model, x, structure, {"conv1": 0.3, "conv2": 0.3})
     assert "\n" not in str(info.value)
     assert param_count(model) == params and torch.equal(model(x), reference)

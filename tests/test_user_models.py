@@ -206,6 +206,28 @@ def test_images_without_a_channel_dimension():
         edgeprune.prune(_small_cnn(), (loader, loader))
 
 
+class FlattenByNumber(nn.Module):
+    """PyTorch's classic MNIST example, sized for 8x8 digits: ``x.view(-1, 20)`` flattens by a literal width."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 10, 3), nn.Conv2d(10, 20, 3)
+        self.fc1, self.fc2 = nn.Linear(20, 50), nn.Linear(50, 10)
+
+    def forward(self, x):
+        x = torch.relu(torch.max_pool2d(self.conv1(x), 2))
+        x = torch.relu(self.conv2(x)).view(-1, 20)
+        return torch.log_softmax(self.fc2(torch.relu(self.fc1(x))), 1)
+
+
+def test_a_flatten_by_a_literal_width_keeps_that_layer_whole_and_prunes_the_rest():
+    with pytest.warns(UserWarning, match=r"output channels of conv2 kept whole: .*\[-1, 20\]"):
+        pruned = edgeprune.prune(FlattenByNumber(), data_lib.load("digits"), method="structured", finetune=0,
+                                 criteria=["magnitude"], strategies=["balanced"])
+    widths = {n: m.weight.shape[0] for n, m in pruned.model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    assert widths["conv2"] == 20 and widths["conv1"] < 10 and widths["fc1"] < 50 and widths["fc2"] == 10
+
+
 class FunctionalConv(nn.Module):
     """A convolution written as ``F.conv2d`` on a bare parameter: no conv layer owns it."""
 

@@ -107,24 +107,40 @@ def prune_channels(model: nn.Module, example: torch.Tensor, structure: Structure
 
 # how many times the full plan is retried with the module the pruned model (or the search) failed in kept whole
 MAX_KEPT_WHOLE = 6
+MAX_BISECTED = 3  # groups found by bisection (each log2(groups) pruned copies) before the model is refused
 
 
 def _keeping_failures_whole(model, example, structure, fractions, scores, round_to, shape, original, failed):
     """After every retry failed: the full plan again with the modules whose forward failed, or that torch-pruning's
-    search ran away from, kept whole (:func:`edgeprune.surgery.fallback.failing_modules`), until it runs. Once it does, ``structure`` keeps them whole
-    from then on (and says so in ``skipped``); should nothing be left to prune, or the model itself fail, the
+    search ran away from, kept whole (:func:`edgeprune.surgery.fallback.failing_modules`), until it runs; where the
+    model's own forward fails (no module to name), the group that breaks it is found by bisection
+    (:func:`_breaking_group`). Once it runs, ``structure`` keeps them whole from then on (and says so in ``skipped``); should nothing be left to prune, or the model itself fail, the
     first failure is raised and ``model`` left as it was."""
     first, kept, inputs_only, note = failed, [], set(), ""
+    breaking: list[str] = []  # producers of the groups found by bisection to break the model's own forward
+    bisected = 0
+    protected, heads = structure.protected, structure.heads
     for _ in range(MAX_KEPT_WHOLE):
         more = fallback_lib.failing_modules(original, getattr(failed, "module", None), kept)
-        if not more:
+        if more:
+            kept += more
+            if isinstance(failed, ForwardFailed):
+                inputs_only |= fallback_lib.failed_on_input(original, more)
+            protected, heads = fallback_lib.keep_whole(original, kept, structure.groups, structure.consumers,
+                                                       structure.protected | set(breaking), structure.heads, inputs_only)
+            note = fallback_lib.kept_whole_note(original, kept, failed.why, inputs_only)
+        elif isinstance(failed, ForwardFailed) and failed.module is None and bisected < MAX_BISECTED:
+            group = _breaking_group(original, example, replace(structure, protected=protected, heads=heads), fractions,
+                                    scores, round_to, shape)
+            if not group:
+                break
+            breaking, bisected = breaking + group, bisected + 1
+            protected = protected | set(group)
+            note = (f"output channels of {', '.join(breaking[:4])}{' and more' if len(breaking) > 4 else ''} kept "
+                    f"whole: the model's own forward fails when they lose any ({failed.cause}), a reshape by a fixed "
+                    "width torch-pruning cannot see")
+        else:
             break
-        kept += more
-        if isinstance(failed, ForwardFailed):
-            inputs_only |= fallback_lib.failed_on_input(original, more)
-        protected, heads = fallback_lib.keep_whole(original, kept, structure.groups, structure.consumers,
-                                                   structure.protected, structure.heads, inputs_only)
-        note = fallback_lib.kept_whole_note(original, kept, failed.why, inputs_only)
         attempt = replace(structure, protected=protected, heads=heads, retry=0, skipped=[*structure.skipped, note])
         if not attempt.heads and all(set(g) & protected for g in structure.groups):
             first = ModelError(f"structured pruning of {type(model).__name__} is not supported: nothing is left to "
@@ -141,6 +157,30 @@ def _keeping_failures_whole(model, example, structure, fractions, scores, round_
         return Widths(widths, structure.skipped + widths.skipped, widths.removed)
     blocks_lib.adopt(model, original)  # the failed first attempt may have left it half pruned
     raise first
+
+
+def _breaking_group(original, example, structure, fractions, scores, round_to, shape) -> list[str] | None:
+    """The group whose channels the model's own forward cannot lose (``x.view(-1, 320)`` after the last conv): the
+    plan is cut to the first k of the groups it would thin, k bisected between one that runs and one that fails
+    (log2 of the groups pruned copies); None when pruning every one of them alone still fails elsewhere."""
+    open_groups = [g for g in structure.groups if not set(g) & structure.protected]
+
+    def runs(k: int) -> bool:
+        rest = {m for g in open_groups[k:] for m in g}
+        try:
+            _prune(twin(original), example, replace(structure, protected=structure.protected | rest), fractions,
+                   scores, round_to, shape)
+            return True
+        except ModelError:
+            return False
+
+    lo, hi = 0, len(open_groups)  # pruning the first lo groups runs, the first hi fails
+    if not open_groups or not runs(0):
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if runs(mid) else (lo, mid)
+    return open_groups[hi - 1]
 
 
 def _params(model: nn.Module) -> int:
