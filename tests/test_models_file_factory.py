@@ -68,3 +68,14 @@ def test_file_factory_create_save_load_elsewhere(tmp_path, monkeypatch):
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
     assert torch.equal(again.bn.running_var, model.bn.running_var)
+
+
+def test_a_model_file_imports_its_sibling_modules(tmp_path, monkeypatch):
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / "mynet_parts.py").write_text(MYNET)
+    (folder / "train.py").write_text("from mynet_parts import build\n\n\ndef small():\n    return build(4, 1, 6)\n")
+    monkeypatch.chdir(tmp_path)  # not the model's folder: `python repo/train.py` would still find its siblings
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    model = create("repo/train.py:small", num_classes=4, in_channels=1, image_size=8)
+    assert type(model).__name__ == "MyNet" and model.head.out_features == 4

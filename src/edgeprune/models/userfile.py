@@ -74,6 +74,8 @@ def _import(path: Path, shown: str) -> ModuleType:
         raise ConfigError(f"model file {shown!r} cannot be imported as Python; allowed: a .py file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    if str(path.parent) not in sys.path:  # its own folder first, as `python file.py` has it: sibling imports resolve
+        sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
     except BaseException as exc:  # noqa: BLE001  (SystemExit/KeyboardInterrupt in a user file too)
