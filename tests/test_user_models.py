@@ -220,12 +220,15 @@ class FlattenByNumber(nn.Module):
         return torch.log_softmax(self.fc2(torch.relu(self.fc1(x))), 1)
 
 
-def test_a_flatten_by_a_literal_width_keeps_that_layer_whole_and_prunes_the_rest():
+def test_a_flatten_by_a_literal_width_keeps_that_layer_whole_and_prunes_the_rest(tmp_path):
     with pytest.warns(UserWarning, match=r"output channels of conv2 kept whole: .*\[-1, 20\]"):
-        pruned = edgeprune.prune(FlattenByNumber(), data_lib.load("digits"), method="structured", finetune=0,
-                                 criteria=["magnitude"], strategies=["balanced"])
-    widths = {n: m.weight.shape[0] for n, m in pruned.model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+        result = edgeprune.sweep(FlattenByNumber(), data_lib.load("digits"), method="structured", finetune=0,
+                                 criteria=["magnitude"], strategies=["balanced"], out=tmp_path / "run", progress=False)
+    pruned = edgeprune.load(tmp_path / "run" / "chosen.pt", model=FlattenByNumber())
+    widths = {n: m.weight.shape[0] for n, m in pruned.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     assert widths["conv2"] == 20 and widths["conv1"] < 10 and widths["fc1"] < 50 and widths["fc2"] == 10
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "could not thin:\n\n- output channels of conv2 kept whole: the model's own forward fails" in report, result
 
 
 class FunctionalConv(nn.Module):

@@ -102,6 +102,8 @@ def render(run_dir: str | Path, tolerance: float = 0.01, edge: bool = False, dev
     chosen_vs_dense = _chosen_against_dense(members[chosen["label"]], dense, metric) if chosen else None
     if chosen:
         lines += ["## Chosen model", "", _chosen_text(chosen, members[chosen["label"]], metric, tolerance), ""]
+        kept = (chosen_record or {}).get("decided", {}).get("skipped") or []
+        lines += ["Parts of the model structured pruning could not thin:", "", *(f"- {note}" for note in kept), ""] if kept else []
     if metric.named:
         lines += compare.task_comparison_lines(comparisons, chosen_vs_dense, chosen["label"] if chosen else None, metric)
     else:
