@@ -1,4 +1,5 @@
-"""A model in a wrapper users run it in (``torch.compile`` for speed, ``nn.DataParallel`` for several GPUs): prune,
+"""A model in a wrapper users run it in (``torch.compile`` for speed, ``nn.DataParallel`` for several GPUs, Ultralytics'
+``YOLO`` object): prune,
 save and export work on the module under the wrapper, with a warning, instead of recompiling at every changed shape
 (minutes) or failing in the ONNX export of the pruned candidates."""
 
@@ -29,3 +30,17 @@ def test_a_wrapped_model_is_pruned_saved_and_exported_as_its_module(tmp_path, wr
     with pytest.warns(UserWarning, match=said):
         edgeprune.export(wrapped, tmp_path / "out", latency=False)
     assert (tmp_path / "out" / "model.onnx").is_file()
+
+
+def test_an_ultralytics_yolo_classifier_object_is_pruned_as_its_network():
+    """``YOLO("yolov8n-cls.yaml")`` is an nn.Module whose ``train()`` starts Ultralytics' trainer: the default call
+    crashed with a TypeError from it."""
+    ultralytics = pytest.importorskip("ultralytics")
+    from ultralytics.nn.tasks import ClassificationModel
+
+    yolo = ultralytics.YOLO("yolov8n-cls.yaml")
+    yolo.model = ClassificationModel("yolov8n-cls.yaml", ch=1, nc=10, verbose=False)  # as fine-tuned on the user's data
+    with pytest.warns(UserWarning, match=r"a YOLO \(Ultralytics\) wrapper of ClassificationModel"):
+        pruned = edgeprune.prune(yolo, data_lib.load("digits"), method="structured", finetune=0,
+                                 criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False)
+    assert type(pruned.model).__name__ == "ClassificationModel" and pruned.record["params"] < pruned.dense["params"]

@@ -69,8 +69,8 @@ def to_plain(obj, what: str):
 
 
 def unwrapped(model):
-    """The module under ``torch.compile``, ``nn.DataParallel`` or ``DistributedDataParallel`` wrappers (which share
-    its parameters), with a warning; else ``model``.
+    """The module under ``torch.compile``, ``nn.DataParallel``, ``DistributedDataParallel`` or Ultralytics ``YOLO``
+    wrappers (which share its parameters), with a warning; else ``model``.
 
     Pruning a wrapper recompiles it at every changed shape or names its layers ``module.*``, and its export fails;
     the user wraps the pruned model again."""
@@ -82,12 +82,21 @@ def unwrapped(model):
         elif isinstance(inner, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             wrappers.append(type(inner).__name__)
             inner = inner.module
+        elif _ultralytics_model(inner):  # YOLO("yolov8n-cls.pt"): its train() is Ultralytics' trainer, not nn.Module's
+            wrappers.append(f"{type(inner).__name__} (Ultralytics)")
+            inner = inner.model
         else:
             break
     if wrappers:
         warnings.warn(f"the model is a {' of a '.join(wrappers)} wrapper of {type(inner).__name__}: edgeprune works "
                       "on that module (wrap the result again)", UserWarning, stacklevel=3)
     return inner
+
+
+def _ultralytics_model(model) -> bool:
+    """An Ultralytics ``Model`` (``YOLO(...)``, ``RTDETR(...)``): the user-facing object around its network."""
+    return isinstance(getattr(model, "model", None), nn.Module) and any(
+        c.__name__ == "Model" and c.__module__ == "ultralytics.engine.model" for c in type(model).__mro__)
 
 
 @torch.no_grad()
