@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+import edgeprune
 from edgeprune import models, tasks
 from edgeprune.errors import ConfigError, DataError, DependencyError, ModelError
 from edgeprune.tasks import Detection
@@ -393,3 +394,22 @@ def test_yolo_without_ultralytics_is_a_dependency_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ultralytics", None)  # an import of it now fails
     with pytest.raises(DependencyError, match=r"install edgeprune\[yolo\]"):
         models.create("yolo:yolov8n", num_classes=CLASSES, in_channels=1, image_size=64)
+
+
+def test_a_users_ultralytics_yolo_object_is_pruned_as_a_detector_and_left_as_it_was():
+    """``YOLO(...)`` (or its ``.model``, a DetectionModel returning a tuple) goes behind torchvision's detection API
+    as a copy: it was refused ("returns a tuple of 2 items in eval mode")."""
+    ultralytics = pytest.importorskip("ultralytics")
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    yolo = ultralytics.YOLO("yolov8n.yaml")
+    yolo.model = DetectionModel("yolov8n.yaml", ch=1, nc=CLASSES - 1, verbose=False)  # trained on the user's classes
+    before = {k: v.clone() for k, v in yolo.model.state_dict().items()}
+    data = (loader(Canvases(8, seed=1)), loader(Canvases(8, seed=2)))
+    with pytest.warns(UserWarning, match="an Ultralytics YOLO detector: edgeprune works on a copy"):
+        pruned = edgeprune.prune(yolo, data, task="detection", method="structured", finetune=0,
+                                 criteria=["magnitude"], strategies=["balanced"], deploy_metrics=False)
+    assert type(pruned.model).__name__ == "YoloDetector" and pruned.record["params"] < pruned.dense["params"]
+    after = yolo.model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], v) for k, v in before.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections import OrderedDict
 from pathlib import PurePath
@@ -85,6 +86,13 @@ def unwrapped(model):
         elif _ultralytics_model(inner):  # YOLO("yolov8n-cls.pt"): its train() is Ultralytics' trainer, not nn.Module's
             wrappers.append(f"{type(inner).__name__} (Ultralytics)")
             inner = inner.model
+        elif type(inner).__name__ == "DetectionModel" and type(inner).__module__.startswith("ultralytics."):
+            from edgeprune.models.yolo import detector_of  # noqa: PLC0415  (yolo.py imports this module)
+
+            warnings.warn("the model is an Ultralytics YOLO detector: edgeprune works on a copy behind torchvision's "
+                          "detection API (edgeprune.models.yolo.YoloDetector, its classes as labels 1..nc)",
+                          UserWarning, stacklevel=3)
+            return detector_of(copy.deepcopy(inner), type(inner).__name__)
         else:
             break
     if wrappers:

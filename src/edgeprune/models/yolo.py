@@ -183,8 +183,6 @@ def create_yolo(name: str, num_classes: int, in_channels: int, image_size: int, 
     if unknown:
         raise ConfigError(f"unknown option {unknown[0]!r} for yolo:{name}; allowed: {', '.join(OPTIONS)}")
     tasks = _ultralytics("ultralytics.nn.tasks")
-    head_types = _ultralytics("ultralytics.nn.modules.head")
-    cfg = _ultralytics("ultralytics.cfg")
     file = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
     try:
         recipe = tasks.yaml_model_load(file)
@@ -196,12 +194,20 @@ def create_yolo(name: str, num_classes: int, in_channels: int, image_size: int, 
         yolo = tasks.DetectionModel(recipe, ch=in_channels, nc=num_classes - 1, verbose=False)
     except Exception as exc:  # noqa: BLE001  (a YAML for another architecture fails in Ultralytics' own ways)
         raise ModelError(f"yolo:{name} cannot be built ({first_line(exc)})") from None
+    return check_detector(detector_of(yolo, f"yolo:{name}", **options), f"yolo:{name}", in_channels, image_size)
+
+
+def detector_of(yolo: nn.Module, what: str, **options) -> YoloDetector:
+    """An Ultralytics ``DetectionModel`` (built here, or the user's own: ``YOLO("best.pt").model``, changed in place)
+    as a :class:`YoloDetector`: its classes 0..nc-1 are labels 1..nc, its loss takes Ultralytics' default gains, its
+    CSP blocks are split (:func:`split_stages`)."""
+    head_types = _ultralytics("ultralytics.nn.modules.head")
+    cfg = _ultralytics("ultralytics.cfg")
     head = yolo.model[-1]
     end2end = bool(getattr(head, "end2end", False))
     if type(head) is not head_types.Detect or end2end:
-        raise ConfigError(f"yolo:{name} has a {type(head).__name__} head{' (end-to-end)' if end2end else ''}; "
+        raise ConfigError(f"{what} has a {type(head).__name__} head{' (end-to-end)' if end2end else ''}; "
                           "allowed: plain detection models (Detect head with NMS) such as yolov8n, yolo11n")
     yolo.args = SimpleNamespace(box=cfg.DEFAULT_CFG.box, cls=cfg.DEFAULT_CFG.cls, dfl=cfg.DEFAULT_CFG.dfl)
     split_stages(yolo)
-    model = YoloDetector(yolo, **options)
-    return check_detector(model, f"yolo:{name}", in_channels, image_size)
+    return YoloDetector(yolo, **options)
