@@ -47,3 +47,14 @@ def test_strategies_stay_distinct_on_a_compact_net():
     with pytest.warns(UserWarning, match="identical per-layer sparsities"):
         plan = m.candidates(m.prepare(model, None, example), [0.8], [0])
     assert len(plan) <= 4
+
+
+def test_the_duplicate_warning_names_a_typed_budget_as_the_user_wrote_it():
+    from edgeprune.measure.budget import parse
+    from edgeprune.methods.mam_common import strategy_candidates
+
+    same = {"conv1": 0.5, "fc": 0.2}
+    with pytest.warns(UserWarning, match=r"^at budget latency<=50% these strategies .*: early_heavy = late_heavy"):
+        plan = strategy_candidates({"late_heavy": same, "early_heavy": dict(same)}, ["late_heavy", "early_heavy"],
+                                   ["magnitude"], parse("latency<=50%"), [0])
+    assert len(plan) == 1  # (was "at budget latency50pct", the file-name tag)

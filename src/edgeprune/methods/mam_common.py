@@ -55,7 +55,7 @@ def strategy_candidates(built: dict[str, dict], names, criteria, budget, seeds, 
     same = strategies_lib.duplicates(built)
     groups = sorted({tuple(sorted([n, *same[n]])) for n in same} - {("balanced", "p50")})  # equal by definition
     if groups:
-        warnings.warn(f"at budget {budget:g} these strategies give identical per-layer sparsities and are "
+        warnings.warn(f"at budget {budget} these strategies give identical per-layer sparsities and are "
                       f"trained once each group: {'; '.join(' = '.join(g) for g in groups)} (the layer "
                       "ranges are too alike; see range_rules)", UserWarning, stacklevel=3)
     plan, seen = [], set()

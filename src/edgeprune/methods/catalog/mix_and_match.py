@@ -137,7 +137,7 @@ class MixAndMatch(Method):
             raise coarse[0][1]
         if coarse:
             warnings.warn(f"strateg{'y' if len(coarse) == 1 else 'ies'} {', '.join(n for n, _ in coarse)} left out at budget "
-                          f"{budget:g}: {coarse[0][1]}", UserWarning, stacklevel=4)
+                          f"{budget}: {coarse[0][1]}", UserWarning, stacklevel=4)
         return built
 
     def prune(self, state, model, candidate):
