@@ -21,17 +21,17 @@ from edgeprune.models.registry import create, list_models, register
 # importing the families registers their builders
 from edgeprune.models import kws, lenet, resnet, unet, vgg, vit  # noqa: E402,F401  isort: skip
 from edgeprune.models._common import (  # noqa: E402
-           first_line,
-           input_shape,
-           load_state,
-           logits_of,
-           logits_only,
-           loss_logits,
-           probe_input,
-           unwrapped,
+    first_line,
+    input_shape,
+    load_state,
+    logits_of,
+    logits_only,
+    loss_logits,
+    probe_input,
+    unwrapped,
 )
 from edgeprune.models.hf import HFImageClassifier  # noqa: E402
 from edgeprune.models.plain import plain  # noqa: E402
 
-__all__ = ["create", "list_models", "list_names", "save", "load", "load_meta", "register", "HFImageClassifier", "logits_of", "loss_logits",
-           "first_line", "input_shape", "logits_only", "load_state", "plain", "probe_input", "unwrapped"]
+__all__ = ["create", "list_models", "list_names", "save", "load", "load_meta", "register", "HFImageClassifier", "logits_of",
+           "loss_logits", "first_line", "input_shape", "logits_only", "load_state", "plain", "probe_input", "unwrapped"]

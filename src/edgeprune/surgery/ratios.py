@@ -114,8 +114,9 @@ def _keeping_failures_whole(model, example, structure, fractions, scores, round_
     """After every retry failed: the full plan again with the modules whose forward failed, or that torch-pruning's
     search ran away from, kept whole (:func:`edgeprune.surgery.fallback.failing_modules`), until it runs; where the
     model's own forward fails (no module to name), the group that breaks it is found by bisection
-    (:func:`_breaking_group`). Once it runs, ``structure`` keeps them whole from then on (and says so in ``skipped``); should nothing be left to prune, or the model itself fail, the
-    first failure is raised and ``model`` left as it was."""
+    (:func:`_breaking_group`). Once it runs, ``structure`` keeps them whole from then on (and says so in
+    ``skipped``); should nothing be left to prune, or the model itself fail, the first failure is raised and
+    ``model`` left as it was."""
     first, kept, inputs_only, note = failed, [], set(), ""
     breaking: list[str] = []  # producers of the groups found by bisection to break the model's own forward
     bisected = 0
@@ -162,7 +163,7 @@ def _keeping_failures_whole(model, example, structure, fractions, scores, round_
 def _breaking_group(original, example, structure, fractions, scores, round_to, shape) -> list[str] | None:
     """The group whose channels the model's own forward cannot lose (``x.view(-1, 320)`` after the last conv): the
     plan is cut to the first k of the groups it would thin, k bisected between one that runs and one that fails
-    (log2 of the groups pruned copies); None when pruning every one of them alone still fails elsewhere."""
+    (log2 of the groups pruned copies); None when it fails with none of them pruned (not a width's fault)."""
     open_groups = [g for g in structure.groups if not set(g) & structure.protected]
 
     def runs(k: int) -> bool:
