@@ -4,6 +4,7 @@ import pickle
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from edgeprune.models import create, list_models, load, save
@@ -78,4 +79,15 @@ def test_a_model_file_imports_its_sibling_modules(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the model's folder: `python repo/train.py` would still find its siblings
     monkeypatch.setattr(sys, "path", list(sys.path))
     model = create("repo/train.py:small", num_classes=4, in_channels=1, image_size=8)
+    assert type(model).__name__ == "MyNet" and model.head.out_features == 4
+
+
+def test_a_factory_that_returns_a_wrapper_builds_its_module(tmp_path, monkeypatch):
+    """A factory returning a wrapper (``nn.DataParallel``, an Ultralytics ``YOLO`` object) builds, saves and rebuilds
+    the module inside: the YOLO object's own train() crashed the CLI's default call."""
+    (tmp_path / "wrapped.py").write_text(MYNET + "\n\ndef wrapped(num_classes=10, in_channels=1):\n"
+                                         "    return torch.nn.DataParallel(build(num_classes, in_channels))\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.warns(UserWarning, match="a DataParallel wrapper of MyNet"):
+        model = create(f"{tmp_path / 'wrapped.py'}:wrapped", num_classes=4, in_channels=1, image_size=8)
     assert type(model).__name__ == "MyNet" and model.head.out_features == 4

@@ -20,7 +20,7 @@ from types import ModuleType
 from torch import nn
 
 from edgeprune.errors import ConfigError, ModelError
-from edgeprune.models._common import first_line
+from edgeprune.models._common import first_line, unwrapped
 
 PREFIX_HELP = "<path/to/file.py>:<factory>"
 _BUILD_ARGS = ("num_classes", "in_channels", "image_size")
@@ -154,4 +154,4 @@ def create_from_file(spec: str, num_classes: int, in_channels: int, image_size: 
         raise ModelError(f"factory {spec!r} failed: {first_line(exc)}{f' (line {line})' if line else ''}") from None
     if not isinstance(model, nn.Module):
         raise ModelError(f"factory {spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
-    return model, f"{path}:{name}"
+    return unwrapped(model), f"{path}:{name}"  # a YOLO object's network: built, saved and rebuilt the same way
