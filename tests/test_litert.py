@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from byom.two_outputs import TwoOutputs
 from edgeprune import data as data_lib
 from edgeprune import models, tasks
 from edgeprune.data import make_loader
@@ -44,19 +45,6 @@ def test_fp32_program_matches_pytorch_in_litert(spec, options, tmp_path):
     assert (program.max_batch, program.input_shape) == (1, (1, 8, 8))
     with torch.no_grad():  # 5 images through a batch-1 program: padded chunks
         np.testing.assert_allclose(program.run(x[:5]), model(x[:5]).numpy(), atol=1e-4)
-
-
-class TwoOutputs(nn.Module):
-    """A model returning a dict whose logits are not the first output."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(8, 10)
-
-    def forward(self, x):
-        features = self.body(x)
-        return {"embedding": features, "logits": self.head(features)}
 
 
 def test_every_output_is_checked_under_a_task_with_several(tmp_path, monkeypatch):

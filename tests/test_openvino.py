@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from byom.two_outputs import TwoOutputs
 from edgeprune import data as data_lib
 from edgeprune import models
 from edgeprune.data import make_loader
@@ -41,19 +42,6 @@ def test_fp32_ir_matches_pytorch_in_openvino(spec, options, tmp_path):
     assert set(info["compute_precisions"]) == {"f32"}  # not bfloat16, OpenVINO's default on CPUs with AVX512_BF16
     with torch.no_grad():
         np.testing.assert_allclose(Compiled(tmp_path / "model.xml").run(x[:5]), model(x[:5]).numpy(), atol=1e-4)
-
-
-class TwoOutputs(nn.Module):
-    """A classifier returning a dict whose logits are not the first output."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(8, 10)
-
-    def forward(self, x):
-        features = self.body(x)
-        return {"embedding": features, "logits": self.head(features)}
 
 
 def test_every_output_is_checked_and_the_logits_are_read_by_name(tmp_path, monkeypatch):
