@@ -32,6 +32,7 @@ from edgeprune.runs.store import RunStore
 from edgeprune.select import knob
 from edgeprune.select.meter import Meter
 from edgeprune.train import TrainConfig, TrainingDiverged, deterministic, fit
+from edgeprune.utils.native import release_freed_memory
 
 
 def measure(model: nn.Module, data, example: torch.Tensor, task: tasks_lib.Task | None = None) -> dict:
@@ -122,6 +123,7 @@ class Job:
 
     def run(self, cand: Candidate, progress: bool = False) -> tuple[dict, Decision | None]:
         """:meth:`train`, keeping the method's whole decision (masks included); deterministic for a seed."""
+        release_freed_memory()  # what the previous candidate left
         with deterministic(), tasks_lib.using(self.task):
             return self._run(cand, progress)
 

@@ -1,8 +1,11 @@
-"""Output that native libraries write straight to the process's file descriptors, hidden."""
+"""What native code does behind Python's back: output written straight to the file descriptors (hidden), and freed
+memory the C allocator keeps (given back)."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import os
 import sys
 
@@ -31,3 +34,14 @@ def native_output_hidden():
         os.dup2(saved[1], 2)
         os.close(saved[0])
         os.close(saved[1])
+
+
+def release_freed_memory() -> None:
+    """Hand the pages glibc's allocator keeps after a candidate back to the system (``malloc_trim``): pruned copies of
+    ever other widths fragment the heap, and the resident size grew with every candidate (ResNet-50, 27 structured
+    candidates: 2.4 GB resident for 108 MB of live tensors, 1.0 GB once trimmed). Nothing happens off glibc."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
