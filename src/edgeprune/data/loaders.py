@@ -127,13 +127,13 @@ def check_batch(batch, what: str, *, labels: bool = True) -> tuple[torch.Tensor,
         return x, check(x, y, what)
     integer = isinstance(y, torch.Tensor) and not (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool)
     if not integer or y.ndim != 1 or y.shape[0] != x.shape[0]:
-        if isinstance(y, torch.Tensor) and y.ndim == 1 and y.is_floating_point():
+        if not isinstance(y, torch.Tensor) or y.ndim != 1:
+            hint = "; not class labels? pass task= (segmentation, detection, regression or your own)"
+        elif y.is_floating_point():
             hint = ("; a single sigmoid logit (BCE) or a regression target? pass task='regression' or your own loss and "
                     "metric as task=edgeprune.tasks.Custom(loss_fn, metric_fn), or a head of one logit per class")
-        elif isinstance(y, torch.Tensor) and y.ndim == 1:
-            hint = ""
         else:
-            hint = "; not class labels? pass task= (segmentation, detection, regression or your own)"
+            hint = ""
         raise DataError(f"{what} yields labels y as {_describe(y)}; expected an integer class tensor "
                         f"of shape ({x.shape[0]},), one label per image of x{hint}")
     return x, y.long()

@@ -118,8 +118,7 @@ def _keeping_failures_whole(model, example, structure, fractions, scores, round_
     ``skipped``); should nothing be left to prune, or the model itself fail, the first failure is raised and
     ``model`` left as it was."""
     first, kept, inputs_only, note = failed, [], set(), ""
-    breaking: list[str] = []  # producers of the groups found by bisection to break the model's own forward
-    bisected = 0
+    breaking: list[list[str]] = []  # the groups found by bisection to break the model's own forward
     protected, heads = structure.protected, structure.heads
     for _ in range(MAX_KEPT_WHOLE):
         more = fallback_lib.failing_modules(original, getattr(failed, "module", None), kept)
@@ -128,16 +127,17 @@ def _keeping_failures_whole(model, example, structure, fractions, scores, round_
             if isinstance(failed, ForwardFailed):
                 inputs_only |= fallback_lib.failed_on_input(original, more)
             protected, heads = fallback_lib.keep_whole(original, kept, structure.groups, structure.consumers,
-                                                       structure.protected | set(breaking), structure.heads, inputs_only)
+                                                       structure.protected.union(*breaking), structure.heads, inputs_only)
             note = fallback_lib.kept_whole_note(original, kept, failed.why, inputs_only)
-        elif isinstance(failed, ForwardFailed) and failed.module is None and bisected < MAX_BISECTED:
+        elif isinstance(failed, ForwardFailed) and failed.module is None and len(breaking) < MAX_BISECTED:
             group = _breaking_group(original, example, replace(structure, protected=protected, heads=heads), fractions,
                                     scores, round_to, shape)
             if not group:
                 break
-            breaking, bisected = breaking + group, bisected + 1
+            breaking.append(group)
             protected = protected | set(group)
-            note = (f"output channels of {', '.join(breaking[:4])}{' and more' if len(breaking) > 4 else ''} kept "
+            names = [m for g in breaking for m in g]
+            note = (f"output channels of {', '.join(names[:4])}{' and more' if len(names) > 4 else ''} kept "
                     f"whole: the model's own forward fails when they lose any ({failed.cause}), a reshape by a fixed "
                     "width torch-pruning cannot see")
         else:
