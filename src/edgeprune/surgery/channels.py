@@ -23,7 +23,7 @@ from edgeprune.errors import ConfigError, ModelError
 from edgeprune.surgery import blocks as blocks_lib
 from edgeprune.surgery.attributes import widths_followed
 from edgeprune.surgery.checks import failure, twin
-from edgeprune.surgery.graph import ROOT_TYPES, build_graph, group_of, named, output_modules
+from edgeprune.surgery.graph import ROOT_TYPES, build_graph, dismantle, group_of, named, output_modules
 from edgeprune.surgery.groups import ChannelGroup, one_line
 from edgeprune.surgery.search import bounded_groups
 
@@ -193,7 +193,12 @@ def remove_channels(model: nn.Module, example_input: torch.Tensor, plan: dict[st
     trace); it is modified along with the model. With ``left_alone`` (a dict), a group that would empty a coupled
     layer is not refused but left alone: ``left_alone[its root layer] = why``, and the other groups are removed.
     """
-    graph = graph or build_graph(model, example_input)
+    if graph is None:
+        graph = build_graph(model, example_input)
+        try:
+            return remove_channels(model, example_input, plan, graph=graph, left_alone=left_alone)
+        finally:
+            dismantle(graph)  # (a caller's graph is the caller's to drop)
     groups = []
     for root, idxs in _merged_groups(model, graph, _check_plan(model, graph, plan)):
         why = _emptying(graph, root, idxs)
@@ -267,15 +272,18 @@ def remove_in_parts(model: nn.Module, example: torch.Tensor, parts: dict, plan: 
                     ) -> tuple[Removed, dict[str, str]]:
     """:func:`remove_checked` in every part of ``model`` (in place): ``parts`` is
     :func:`~edgeprune.surgery.blocks.whole_or_blocks`' ``{prefix: (its input, (graph, groups))}`` (``""``: the whole
-    model), ``plan`` keyed by full module names. Returns (removed indices, {group root left alone: why}), both by
+    model; their graphs are dismantled), ``plan`` keyed by full module names. Returns (removed indices, {group root left alone: why}), both by
     full names; a model pruned in blocks that no longer runs as a whole is refused (ModelError)."""
     modules = dict(model.named_modules())
     removed, broken = {}, {}
     for prefix, (part_input, (graph, _)) in parts.items():
         block, cut = modules[prefix], len(prefix) + 1 if prefix else 0
         part_plan = {root[cut:]: idxs for root, idxs in plan.items() if not prefix or root.startswith(prefix + ".")}
-        with bounded_groups(block, graph, what):
-            pruned, gone, bad = remove_checked(block, part_input, part_plan, graph, what)
+        try:
+            with bounded_groups(block, graph, what):
+                pruned, gone, bad = remove_checked(block, part_input, part_plan, graph, what)
+        finally:
+            dismantle(graph)
         if pruned is not block:
             blocks_lib.adopt(block, pruned)
         removed.update({_full(prefix, n): r for n, r in gone.items()})

@@ -108,6 +108,16 @@ def build_graph(model: nn.Module, example_input: torch.Tensor):
     return graph
 
 
+def dismantle(graph) -> None:
+    """Break the reference cycles of a dependency graph that is done with, so what it holds is freed at once rather
+    than at the next full garbage collection: its nodes point at each other, and each holds the autograd function
+    of its layer's traced output, which holds the weights as they were traced. Every pruned copy's pre-pruning
+    weights stayed alive that way (ResNet-50, a structured budget's calibration: 2.6 GB resident instead of 1.6)."""
+    for node in graph.module2node.values():
+        node.inputs, node.outputs, node.dependencies, node.grad_fn = [], [], [], None
+    graph.module2node = {}
+
+
 def update_concat_index_mapping(graph, cat_node) -> None:
     """torch-pruning 1.6's ``update_concat_index_mapping`` with the "already addressed" test on a set of ids
     instead of ``any(dep is d for d in list)``: O(inputs^2) per concat instead of O(inputs^3), the difference

@@ -19,7 +19,7 @@ from torch import nn
 
 from edgeprune.errors import EdgepruneError, ModelError
 from edgeprune.surgery.channels import remove_channels
-from edgeprune.surgery.graph import build_graph, group_of, named
+from edgeprune.surgery.graph import build_graph, dismantle, group_of, named
 from edgeprune.surgery.groups import TP_ERRORS
 from edgeprune.surgery.lazy import tp
 from edgeprune.surgery.search import bounded_groups
@@ -230,6 +230,8 @@ def remove_hidden(model: nn.Module, blocks: Mapping[str, tuple[str, str]], prune
     if plan:
         with bounded_groups(model, graph, WHAT):
             remove_channels(model, example, plan, graph=graph)
+    if graph is not None:
+        dismantle(graph)
     for name, block in todo.items():
         if name in done:
             continue

@@ -32,7 +32,7 @@ from edgeprune.surgery import heads as heads_lib
 from edgeprune.surgery.attributes import widths_followed
 from edgeprune.surgery.channels import Originals, lost, merge
 from edgeprune.surgery.checks import ForwardFailed, check_still_runs, output_shape, twin
-from edgeprune.surgery.graph import trace_forward
+from edgeprune.surgery.graph import dismantle, trace_forward
 from edgeprune.surgery.groups import TP_ERRORS, failed
 from edgeprune.surgery.importance import ScoreImportance
 from edgeprune.surgery.lazy import tp
@@ -232,6 +232,7 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
     removed: dict = {}
     was_training = model.training
     model.eval()
+    pruner = None
     try:
         # bounded: BasePruner's own dependency search can explode where plan()'s did not (timm's ReXNet)
         with warnings.catch_warnings(), bounded_groups(model, None, WHAT):
@@ -262,6 +263,8 @@ def _run_pruner(model: nn.Module, example: torch.Tensor, importance: ScoreImport
         raise failed(model, exc, WHAT) from None
     finally:
         model.train(was_training)
+        if pruner is not None:
+            dismantle(pruner.DG)
     return gone_heads, removed
 
 
