@@ -272,8 +272,9 @@ def remove_in_parts(model: nn.Module, example: torch.Tensor, parts: dict, plan: 
                     ) -> tuple[Removed, dict[str, str]]:
     """:func:`remove_checked` in every part of ``model`` (in place): ``parts`` is
     :func:`~edgeprune.surgery.blocks.whole_or_blocks`' ``{prefix: (its input, (graph, groups))}`` (``""``: the whole
-    model; their graphs are dismantled), ``plan`` keyed by full module names. Returns (removed indices, {group root left alone: why}), both by
-    full names; a model pruned in blocks that no longer runs as a whole is refused (ModelError)."""
+    model; their graphs are dismantled), ``plan`` keyed by full module names. Returns (removed indices, {group root
+    left alone: why}), both by full names; a model pruned in blocks that no longer runs as a whole is refused
+    (ModelError)."""
     modules = dict(model.named_modules())
     removed, broken = {}, {}
     for prefix, (part_input, (graph, _)) in parts.items():
